@@ -1,0 +1,1 @@
+"""Chain access: JSON-RPC, block headers, EIP-1186 proofs, contract bindings, local anvil nodes."""

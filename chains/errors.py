@@ -1,0 +1,215 @@
+"""Exceptions for chain access: JSON-RPC transport and responses, block headers, EIP-1186 proofs.
+
+One tree under `ChainError`; every exception carries typed data (not just a message) so the
+daemon can count it as a metric (`reason`) and decide what to do (fall back to another
+endpoint, reject a snapshot). No exception message or attribute ever holds an endpoint URL:
+only `host` ("host:port"), because URLs of hosted RPC providers carry API keys.
+
+    ChainError
+    ├── RpcError                    method, host, chain, index - a JSON-RPC exchange failed
+    │   ├── RpcTransportError       status, retry_after - no usable HTTP response
+    │   │   └── RpcTimeoutError     the request exceeded its deadline
+    │   ├── RpcResponseError        code, message, data - a JSON-RPC error object
+    │   └── RpcGarbageError         detail - breaks JSON-RPC 2.0 or the method's shape
+    ├── BlockNotFound               number - the node has no block at that height (yet)
+    ├── HeaderError
+    │   ├── MalformedHeader         field, detail - missing or undecodable header field
+    │   └── HeaderMismatch          kind, expected, actual, number - hash or number does not match
+    └── MalformedProof              detail, address - an eth_getProof result of the wrong shape
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ChainError(Exception):
+    """Root of every chain-access error (to be reparented under the relayer's `RelayerError`)."""
+
+    reason: str = "chain_error"
+    """A short, stable, label-safe name for metrics (`..._rejected_total{reason=...}`)."""
+
+
+# --------------------------------------------------------------------------- JSON-RPC
+
+
+class RpcError(ChainError):
+    """A JSON-RPC exchange failed.
+
+    `method`: the JSON-RPC method ("eth_getProof"; "batch" for a batch of mixed methods);
+    `host`: "host:port" of the endpoint (never the URL); `chain`: the client's chain label
+    ("" when none); `index`: the position of the failing item in a batch, else None.
+    """
+
+    reason = "rpc_error"
+
+    def __init__(
+        self, message: str, *, method: str, host: str, chain: str = "", index: int | None = None
+    ) -> None:
+        self.method = method
+        self.host = host
+        self.chain = chain
+        self.index = index
+        self.detail = message
+        where = f"{chain} " if chain else ""
+        item = f" (batch item {index})" if index is not None else ""
+        super().__init__(f"{where}{host} {method}{item}: {message}")
+
+
+class RpcTransportError(RpcError):
+    """No usable HTTP response: connection refused/reset, TLS, timeout, or HTTP status not 2xx.
+
+    `status`: the HTTP status (None when no response arrived); `retry_after`: seconds from a
+    `Retry-After` header (HTTP 429/503), None when absent or unparseable.
+    """
+
+    reason = "rpc_transport"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        host: str,
+        chain: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message, method=method, host=host, chain=chain)
+
+
+class RpcTimeoutError(RpcTransportError):
+    """The request did not complete within the client's `timeout_seconds`."""
+
+    reason = "rpc_timeout"
+
+
+class RpcResponseError(RpcError):
+    """The node answered with a JSON-RPC error object (JSON-RPC 2.0 section 5.1).
+
+    `code` (int), `message` (str) and `data` (any JSON value, or None) as the node sent them.
+    For a batch, `index` is the position of the failing call in the request.
+    """
+
+    reason = "rpc_response"
+
+    def __init__(
+        self,
+        *,
+        method: str,
+        host: str,
+        code: int,
+        message: str,
+        data: Any = None,
+        chain: str = "",
+        index: int | None = None,
+    ) -> None:
+        self.code = code
+        self.message = message
+        self.data = data
+        super().__init__(
+            f"JSON-RPC error {code}: {message[:300]}",
+            method=method,
+            host=host,
+            chain=chain,
+            index=index,
+        )
+
+
+class RpcGarbageError(RpcError):
+    """The response is not valid JSON-RPC 2.0 or not the shape the method returns.
+
+    Examples: not JSON, a non-object reply, wrong or missing `id`, neither `result` nor
+    `error`, a batch reply of the wrong length, a quantity that is not 0x-hex.
+    `detail` says which.
+    """
+
+    reason = "rpc_garbage"
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class BlockNotFound(ChainError):
+    """`eth_getBlockByNumber` returned null: the node has no block `number` (or tag) yet."""
+
+    reason = "block_not_found"
+
+    def __init__(self, number: int | str, *, host: str = "") -> None:
+        self.number = number
+        self.host = host
+        at = f" at {host}" if host else ""
+        super().__init__(f"block {number} not found{at}")
+
+
+class HeaderError(ChainError):
+    """A block header from RPC cannot be trusted."""
+
+    reason = "header_error"
+
+
+class MalformedHeader(HeaderError):
+    """A header field is missing or not decodable (`field` is its JSON-RPC name, "" for the whole).
+
+    Raised for RPC garbage: a non-object block, a field that is absent, not 0x-hex, of the
+    wrong byte length, or fork fields out of order (e.g. blobGasUsed without withdrawalsRoot).
+    """
+
+    reason = "malformed_header"
+
+    def __init__(self, field: str, detail: str) -> None:
+        self.field = field
+        self.detail = detail
+        prefix = f"header field {field!r}" if field else "header"
+        super().__init__(f"{prefix}: {detail}")
+
+
+class HeaderMismatch(HeaderError):
+    """A header does not hash to, or is not at, what was claimed or expected.
+
+    `kind`:
+      - "hash": keccak256(rlp(header)) (`actual`) differs from the block's own `hash` field
+        (`expected`) - the fields were altered or the node lies;
+      - "expected_hash": the block's hash (`actual`) differs from the caller's (`expected`);
+      - "number": the block's number (`actual`) differs from the requested one (`expected`).
+    `expected`/`actual` are 32-byte hashes for the hash kinds and ints for "number";
+    `number` is the block number the header claims.
+    """
+
+    reason = "header_mismatch"
+
+    def __init__(
+        self, kind: str, *, expected: bytes | int, actual: bytes | int, number: int | None
+    ) -> None:
+        self.kind = kind
+        self.expected = expected
+        self.actual = actual
+        self.number = number
+
+        def show(value: bytes | int) -> str:
+            return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+        super().__init__(
+            f"header {kind} mismatch at block {number}: expected {show(expected)}, "
+            f"got {show(actual)}"
+        )
+
+
+# --------------------------------------------------------------------------- proofs
+
+
+class MalformedProof(ChainError):
+    """An `eth_getProof` (EIP-1186) result of the wrong shape, or not what was requested.
+
+    `detail` says which field and why; `address` is the requested account (20 bytes) when known.
+    """
+
+    reason = "malformed_proof"
+
+    def __init__(self, detail: str, *, address: bytes | None = None) -> None:
+        self.detail = detail
+        self.address = address
+        who = f" for 0x{address.hex()}" if address is not None else ""
+        super().__init__(f"malformed eth_getProof result{who}: {detail}")

@@ -1,0 +1,218 @@
+"""EIP-1186 `eth_getProof`: fetch account and storage proofs, parse them strictly; fetch headers.
+
+Parsing checks the JSON shape only (0x-hex, byte lengths, list structure) and that the node
+answered what was asked (address, slots in order). The Merkle-Patricia proofs themselves are
+verified against the header's stateRoot by the native library (`native/`), not here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from chains.errors import BlockNotFound, MalformedProof
+from chains.headers import VerifiedHeader, verify_header
+from chains.rpc import HexDecodeError, RpcMethods, block_param, hex_to_bytes, hex_to_int
+from chains.types import AccountProof, Address, Hash32, StorageProof
+
+_KEY = re.compile(r"0x[0-9a-fA-F]{1,64}\Z")
+
+DEFAULT_CHUNK_SIZE = 256
+"""Storage keys per `eth_getProof` call. Nodes cap the keys per call or the response size
+(geth has no cap, some providers allow ~1000); 256 keeps a reply in the low megabytes."""
+
+
+def _field(result: Mapping[str, Any], name: str, address: bytes | None) -> Any:
+    if name not in result or result[name] is None:
+        raise MalformedProof(f"{name}: missing", address=address)
+    return result[name]
+
+
+def _nodes(value: Any, where: str, address: bytes | None) -> tuple[bytes, ...]:
+    if not isinstance(value, list):
+        raise MalformedProof(f"{where}: expected a list of 0x-hex nodes, got {type(value).__name__}", address=address)
+    nodes = []
+    for index, item in enumerate(value):
+        try:
+            node = hex_to_bytes(item)
+        except HexDecodeError as exc:
+            raise MalformedProof(f"{where}[{index}]: {exc}", address=address) from None
+        if not node:
+            raise MalformedProof(f"{where}[{index}]: empty trie node", address=address)
+        nodes.append(node)
+    return tuple(nodes)
+
+
+def parse_storage_key(value: object) -> Hash32:
+    """An EIP-1186 storage key as 32 bytes: "0x" + 1..64 hex digits, left-padded with zeros.
+
+    Real nodes echo keys as they were sent, so "0x0" and "0x00" occur (execution-apis
+    fixtures); both mean slot 0. Raises HexDecodeError.
+    """
+    if not isinstance(value, str) or _KEY.match(value) is None:
+        raise HexDecodeError(f"not a 0x-hex storage key of at most 32 bytes: {str(value)[:80]!r}")
+    return Hash32(bytes.fromhex(value[2:].rjust(64, "0")))
+
+
+def parse_proof(result: object, block_number: int) -> AccountProof:
+    """Parse an `eth_getProof` result (EIP-1186) for the block at `block_number`.
+
+    Expects `address` (20 bytes), `balance` and `nonce` (quantities), `storageHash` and
+    `codeHash` (32 bytes), `accountProof` (list of RLP trie nodes, hex), `storageProof` (list
+    of `{key, value, proof}`: key up to 32 bytes, left-padded; value a quantity < 2**256).
+    Unknown extra members are ignored. Real-world spellings are accepted: keys "0x0",
+    quantities "0x38" or with leading zeros. Raises MalformedProof with the offending field.
+    """
+    if isinstance(block_number, bool) or not isinstance(block_number, int) or block_number < 0:
+        raise ValueError(f"block_number must be a non-negative int, got {block_number!r}")
+    if not isinstance(result, Mapping):
+        raise MalformedProof(f"expected an object, got {type(result).__name__}")
+    address: bytes | None = None
+    try:
+        address = hex_to_bytes(_field(result, "address", None), size=20)
+    except HexDecodeError as exc:
+        raise MalformedProof(f"address: {exc}") from None
+
+    def decode(name: str, size: int | None) -> Any:
+        raw = _field(result, name, address)
+        try:
+            return hex_to_int(raw) if size is None else hex_to_bytes(raw, size=size)
+        except HexDecodeError as exc:
+            raise MalformedProof(f"{name}: {exc}", address=address) from None
+
+    nonce = decode("nonce", None)
+    balance = decode("balance", None)
+    storage_hash = decode("storageHash", 32)
+    code_hash = decode("codeHash", 32)
+    account_proof = _nodes(_field(result, "accountProof", address), "accountProof", address)
+
+    entries = _field(result, "storageProof", address)
+    if not isinstance(entries, list):
+        raise MalformedProof(f"storageProof: expected a list, got {type(entries).__name__}", address=address)
+    storage = []
+    for index, entry in enumerate(entries):
+        where = f"storageProof[{index}]"
+        if not isinstance(entry, Mapping):
+            raise MalformedProof(f"{where}: expected an object, got {type(entry).__name__}", address=address)
+        try:
+            slot = parse_storage_key(_field(entry, "key", address))
+        except HexDecodeError as exc:
+            raise MalformedProof(f"{where}.key: {exc}", address=address) from None
+        try:
+            value = hex_to_int(_field(entry, "value", address))
+        except HexDecodeError as exc:
+            raise MalformedProof(f"{where}.value: {exc}", address=address) from None
+        proof = _nodes(_field(entry, "proof", address), f"{where}.proof", address)
+        storage.append(StorageProof(slot=slot, value=value, proof=proof))
+
+    return AccountProof(
+        address=Address(address),
+        block_number=block_number,
+        nonce=nonce,
+        balance=balance,
+        storage_hash=Hash32(storage_hash),
+        code_hash=Hash32(code_hash),
+        account_proof=account_proof,
+        storage=tuple(storage),
+    )
+
+
+def _account_part(proof: AccountProof) -> tuple[object, ...]:
+    return (
+        proof.address,
+        proof.nonce,
+        proof.balance,
+        proof.storage_hash,
+        proof.code_hash,
+        proof.account_proof,
+    )
+
+
+async def fetch_proof(
+    client: RpcMethods,
+    address: bytes,
+    slots: Sequence[bytes],
+    block_number: int,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> AccountProof:
+    """Fetch the EIP-1186 proof of `address` and its storage `slots` at `block_number`.
+
+    All keys of the contract go into `eth_getProof` calls of at most `chunk_size` keys
+    each, always sent as 32-byte 0x-hex (anvil rejects shorter); several chunks travel as one
+    JSON-RPC batch request. The chunks are merged into one AccountProof whose `storage` is in
+    the order of `slots` (an absent slot has value 0 and an exclusion proof).
+
+    Raises ValueError for a bad argument (address not 20 bytes, slot not 32 bytes,
+    chunk_size < 1); RpcError subclasses from the client; MalformedProof when a reply is
+    malformed, is for another address, returns other keys or another number of them, or
+    when the account fields or accountProof differ between chunks.
+    """
+    address = bytes(address)
+    if len(address) != 20:
+        raise ValueError(f"address must be 20 bytes, got {len(address)}")
+    keys = [bytes(slot) for slot in slots]
+    for index, key in enumerate(keys):
+        if len(key) != 32:
+            raise ValueError(f"slot {index} must be 32 bytes, got {len(key)}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    block = block_param(block_number)
+    chunks = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)] or [[]]
+    calls = [("eth_getProof", ["0x" + address.hex(), ["0x" + key.hex() for key in chunk], block]) for chunk in chunks]
+    if len(calls) == 1:
+        results = [await client.call(*calls[0])]
+    else:
+        results = await client.batch(calls)
+    if len(results) != len(chunks):
+        raise MalformedProof(f"{len(results)} replies for {len(chunks)} chunks", address=address)
+
+    merged: AccountProof | None = None
+    storage: list[StorageProof] = []
+    for chunk_index, (chunk, result) in enumerate(zip(chunks, results, strict=True)):
+        proof = parse_proof(result, block_number)
+        where = f"chunk {chunk_index}" if len(chunks) > 1 else "reply"
+        if proof.address != address:
+            raise MalformedProof(f"{where} is for address 0x{proof.address.hex()}", address=address)
+        if merged is None:
+            merged = proof
+        elif _account_part(proof) != _account_part(merged):
+            raise MalformedProof(f"{where}: account fields or accountProof differ from chunk 0", address=address)
+        if len(proof.storage) != len(chunk):
+            raise MalformedProof(
+                f"{where}: {len(proof.storage)} storage proofs for {len(chunk)} keys",
+                address=address,
+            )
+        for offset, (key, entry) in enumerate(zip(chunk, proof.storage, strict=True)):
+            if entry.slot != key:
+                raise MalformedProof(
+                    f"{where}: storageProof[{offset}] is for key 0x{entry.slot.hex()}, requested 0x{key.hex()}",
+                    address=address,
+                )
+        storage.extend(proof.storage)
+
+    if merged is None:  # unreachable: at least one chunk
+        raise MalformedProof("no reply", address=address)
+    return AccountProof(
+        address=merged.address,
+        block_number=block_number,
+        nonce=merged.nonce,
+        balance=merged.balance,
+        storage_hash=merged.storage_hash,
+        code_hash=merged.code_hash,
+        account_proof=merged.account_proof,
+        storage=tuple(storage),
+    )
+
+
+async def fetch_header(client: RpcMethods, block_number: int) -> VerifiedHeader:
+    """Fetch block `block_number` (`eth_getBlockByNumber`) and verify its header hash.
+
+    Raises BlockNotFound when the node has no such block; MalformedHeader / HeaderMismatch
+    (kind "hash" or "number") from `verify_header`; RpcError subclasses from the client.
+    """
+    block = await client.get_block(block_number)
+    if block is None:
+        raise BlockNotFound(block_number, host=client.host)
+    return verify_header(block, expected_number=block_number)
