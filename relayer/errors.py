@@ -1,0 +1,36 @@
+"""The relayer's exception tree: every error the daemon raises on purpose derives from RelayerError."""
+
+from __future__ import annotations
+
+
+class RelayerError(Exception):
+    """Root of the relayer's own errors."""
+
+
+class SnapshotRejected(RelayerError):
+    """A snapshot failed verification and is dropped whole; nothing of it is relayed.
+
+    `reason` is a short stable label used in metrics and logs (e.g. "hash_mismatch",
+    "header_mismatch", "malformed_proof", "rpc"); `chain_id` and `block_number` say which.
+    """
+
+    def __init__(self, reason: str, chain_id: int, block_number: int, detail: str) -> None:
+        super().__init__(f"snapshot of chain {chain_id} at block {block_number} rejected ({reason}): {detail}")
+        self.reason = reason
+        self.chain_id = chain_id
+        self.block_number = block_number
+        self.detail = detail
+
+
+class SubmissionError(RelayerError):
+    """A destination transaction could not be built, was reverted, or timed out waiting for its receipt."""
+
+    def __init__(self, what: str, detail: str, tx_hash: str | None = None) -> None:
+        super().__init__(f"{what}: {detail}" + (f" (tx {tx_hash})" if tx_hash else ""))
+        self.what = what
+        self.detail = detail
+        self.tx_hash = tx_hash
+
+
+class StoreError(RelayerError):
+    """The durable store cannot be opened or written."""
