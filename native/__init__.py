@@ -1,0 +1,404 @@
+"""Native core: keccak-256, strict RLP, Merkle-Patricia proof verification, Merkle aggregation.
+
+This module is the only importer of the compiled cffi library (``native._native``, built from
+``native/src/*.c`` by ``native/build_ffi.py``). Every function validates its Python inputs
+(types and lengths) before calling C, and turns the C status code into an exception of one tree
+right at the call site:
+
+    NativeError                 status code + message from ``spr_strerror``
+    +-- RLPError                input is not canonical RLP (Yellow Paper, appendix B)
+    +-- ProofError              Merkle-Patricia proof rejected; ``reason`` says why
+
+Bad argument types raise ``TypeError`` and bad lengths ``ValueError`` before any C runs.
+
+Sources: Yellow Paper appendices B (RLP), C (hex-prefix) and D (Merkle-Patricia trie);
+EIP-1186 (``eth_getProof``); OpenZeppelin ``@openzeppelin/merkle-tree`` StandardMerkleTree and
+``MerkleProof.sol`` (sorted-pair keccak, double-hashed leaves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final, NoReturn
+
+from native._native import ffi, lib
+
+__all__ = [
+    "EMPTY_TRIE_ROOT",
+    "KECCAK_EMPTY",
+    "Account",
+    "MerkleTree",
+    "NativeError",
+    "ProofError",
+    "RLPError",
+    "RLPItem",
+    "Status",
+    "keccak256",
+    "merkle_hash_pair",
+    "merkle_leaf",
+    "merkle_process_proof",
+    "merkle_tree",
+    "merkle_verify",
+    "rlp_decode",
+    "verify_account",
+    "verify_proof",
+    "verify_storage",
+]
+
+RLPItem = bytes | list["RLPItem"]
+"""A decoded RLP item: a byte string or a (nested) list of items."""
+
+EMPTY_TRIE_ROOT: Final = bytes.fromhex("56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421")
+"""keccak256(rlp(b"")): the root of an empty trie (storageHash of an account without storage)."""
+
+KECCAK_EMPTY: Final = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
+"""keccak256(b""): the codeHash of an account without code."""
+
+MAX_KEY_LEN: Final[int] = lib.SPR_MPT_MAX_KEY_LEN
+MAX_DEPTH: Final[int] = lib.SPR_MPT_MAX_DEPTH
+MAX_MERKLE_LEAVES: Final[int] = lib.SPR_MERKLE_MAX_LEAVES
+
+
+class Status(IntEnum):
+    """The C library's status codes (native/include/spr.h)."""
+
+    OK = lib.SPR_OK
+    ABSENT = lib.SPR_ABSENT
+    ERR_ARG = lib.SPR_ERR_ARG
+    ERR_BUFFER = lib.SPR_ERR_BUFFER
+    ERR_RLP_TRUNCATED = lib.SPR_ERR_RLP_TRUNCATED
+    ERR_RLP_NONCANONICAL = lib.SPR_ERR_RLP_NONCANONICAL
+    ERR_RLP_TRAILING = lib.SPR_ERR_RLP_TRAILING
+    ERR_RLP_EMPTY = lib.SPR_ERR_RLP_EMPTY
+    ERR_HASH_MISMATCH = lib.SPR_ERR_HASH_MISMATCH
+    ERR_MISSING_NODE = lib.SPR_ERR_MISSING_NODE
+    ERR_TRAILING_NODES = lib.SPR_ERR_TRAILING_NODES
+    ERR_TOO_DEEP = lib.SPR_ERR_TOO_DEEP
+    ERR_MALFORMED_NODE = lib.SPR_ERR_MALFORMED_NODE
+    ERR_BAD_VALUE = lib.SPR_ERR_BAD_VALUE
+
+
+_RLP_STATUSES: Final = frozenset(
+    {
+        lib.SPR_ERR_RLP_TRUNCATED,
+        lib.SPR_ERR_RLP_NONCANONICAL,
+        lib.SPR_ERR_RLP_TRAILING,
+        lib.SPR_ERR_RLP_EMPTY,
+    }
+)
+
+_PROOF_REASONS: Final[dict[int, str]] = {
+    lib.SPR_ERR_RLP_TRUNCATED: "bad_rlp",
+    lib.SPR_ERR_RLP_NONCANONICAL: "bad_rlp",
+    lib.SPR_ERR_RLP_TRAILING: "bad_rlp",
+    lib.SPR_ERR_RLP_EMPTY: "bad_rlp",
+    lib.SPR_ERR_HASH_MISMATCH: "hash_mismatch",
+    lib.SPR_ERR_MISSING_NODE: "missing_node",
+    lib.SPR_ERR_TRAILING_NODES: "trailing_nodes",
+    lib.SPR_ERR_TOO_DEEP: "too_deep",
+    lib.SPR_ERR_MALFORMED_NODE: "malformed_node",
+    lib.SPR_ERR_BAD_VALUE: "bad_value",
+}
+
+PROOF_REJECT_REASONS: Final = frozenset(_PROOF_REASONS.values())
+"""Every value ``ProofError.reason`` can take (for metrics labels)."""
+
+
+def _strerror(status: int) -> str:
+    return str(ffi.string(lib.spr_strerror(status)).decode("ascii"))
+
+
+class NativeError(Exception):
+    """An error status from the C library: ``status`` (negative int) and its ``message``."""
+
+    status: int
+    message: str
+
+    def __init__(self, status: int, message: str | None = None) -> None:
+        self.status = status
+        self.message = message if message is not None else _strerror(status)
+        super().__init__(f"{self.message} (status {status})")
+
+
+class RLPError(NativeError):
+    """Input is not exactly one canonical RLP item (Yellow Paper, appendix B)."""
+
+
+class ProofError(NativeError):
+    """A Merkle-Patricia proof was rejected (Yellow Paper, appendix D; EIP-1186).
+
+    ``reason`` is one of ``PROOF_REJECT_REASONS``: "bad_rlp", "hash_mismatch",
+    "missing_node", "trailing_nodes", "too_deep", "malformed_node", "bad_value".
+    """
+
+    reason: str
+
+    def __init__(self, status: int, message: str | None = None) -> None:
+        self.reason = _PROOF_REASONS.get(status, "unknown")
+        super().__init__(status, message)
+
+
+def _raise(status: int) -> NoReturn:
+    """Raise the exception for an error status from a proof function."""
+    if status in _PROOF_REASONS:
+        raise ProofError(status)
+    # SPR_ERR_ARG / SPR_ERR_BUFFER: the checks in this module should make them impossible
+    raise NativeError(status)
+
+
+# ---- input validation ---------------------------------------------------------------------
+
+
+def _as_bytes(name: str, value: object, length: int | None = None) -> bytes:
+    if isinstance(value, bytearray):
+        value = bytes(value)
+    if not isinstance(value, bytes):
+        raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
+    if length is not None and len(value) != length:
+        raise ValueError(f"{name} must be {length} bytes, got {len(value)}")
+    return value
+
+
+def _as_byte_list(name: str, values: object, length: int | None = None) -> list[bytes]:
+    if isinstance(values, bytes | bytearray | memoryview | str) or not isinstance(values, Sequence):
+        raise TypeError(f"{name} must be a sequence of bytes, not {type(values).__name__}")
+    items = list(values)
+    for i, item in enumerate(items):  # fast path: exact bytes of the right length
+        if type(item) is not bytes or (length is not None and len(item) != length):
+            items[i] = _as_bytes(f"{name}[{i}]", item, length)
+    return items
+
+
+def _pack_proof(proof: object) -> tuple[bytes, object, int]:
+    """Proof nodes as one buffer plus their lengths (the C interface's shape)."""
+    nodes = _as_byte_list("proof", proof)
+    lens = ffi.new("size_t[]", [len(node) for node in nodes])
+    return b"".join(nodes), lens, len(nodes)
+
+
+# ---- keccak ------------------------------------------------------------------------------------
+
+
+def keccak256(data: bytes) -> bytes:
+    """Keccak-256 of ``data`` as used by Ethereum (Yellow Paper "KEC": original Keccak padding
+    0x01, not FIPS-202 SHA3-256). Returns 32 bytes."""
+    buf = _as_bytes("data", data)
+    out = ffi.new("uint8_t[32]")
+    lib.spr_keccak256(buf, len(buf), out)
+    return bytes(ffi.buffer(out))
+
+
+# ---- RLP ---------------------------------------------------------------------------------------
+
+
+def rlp_decode(data: bytes) -> RLPItem:
+    """Strictly decode exactly one RLP item (Yellow Paper, appendix B).
+
+    Returns ``bytes`` for a string and a list (of bytes / lists) for a list. Raises ``RLPError``
+    for empty input, a length running past its list or the buffer, non-canonical encodings (a
+    single byte < 0x80 encoded as a string, the long form for a payload < 56 bytes, a length
+    with leading zero bytes) or bytes after the item. Nesting depth is unbounded and costs no
+    recursion.
+    """
+    buf = _as_bytes("data", data)
+    n_out = ffi.new("size_t *")
+    # an input of n bytes holds at most n items; most hold far fewer, so try small first
+    cap = min(len(buf), max(64, len(buf) // 16))
+    items = ffi.new("spr_rlp_item[]", max(cap, 1))
+    status = lib.spr_rlp_decode(buf, len(buf), items, cap, n_out)
+    if status == lib.SPR_ERR_BUFFER:
+        cap = len(buf)
+        items = ffi.new("spr_rlp_item[]", cap)
+        status = lib.spr_rlp_decode(buf, len(buf), items, cap, n_out)
+    if status != lib.SPR_OK:
+        if status in _RLP_STATUSES:
+            raise RLPError(status)
+        raise NativeError(status)
+    root: RLPItem = b""
+    stack: list[tuple[list[RLPItem], int]] = []  # (open list, children still expected)
+    for i in range(n_out[0]):
+        item = items[i]
+        obj: RLPItem
+        if item.is_list:
+            obj = []
+        else:
+            obj = buf[item.offset : item.offset + item.length]
+        if stack:
+            parent, remaining = stack[-1]
+            parent.append(obj)
+            stack[-1] = (parent, remaining - 1)
+        else:
+            root = obj
+        if isinstance(obj, list) and item.count > 0:
+            stack.append((obj, item.count))
+        while stack and stack[-1][1] == 0:
+            stack.pop()
+    return root
+
+
+# ---- Merkle-Patricia proofs --------------------------------------------------------------------
+
+
+def verify_proof(root: bytes, path: bytes, proof: Sequence[bytes]) -> bytes | None:
+    """Verify a Merkle-Patricia proof (Yellow Paper, appendix D; EIP-1186 proof format).
+
+    ``root``: 32-byte trie root. ``path``: the trie key, 0..32 bytes (for the state and storage
+    tries the caller passes keccak(address) / keccak(slot); see ``verify_account`` and
+    ``verify_storage``). ``proof``: the RLP-encoded nodes on the path, root first, without the
+    nodes shorter than 32 bytes that are embedded in their parent (as ``eth_getProof`` returns).
+
+    Returns the value stored at ``path`` (inclusion), or ``None`` when the proof shows the key
+    absent (empty branch slot, diverging leaf or extension path, or the empty-trie root with an
+    empty proof). Raises ``ProofError`` (``reason`` in ``PROOF_REJECT_REASONS``) otherwise.
+    """
+    root_b = _as_bytes("root", root, 32)
+    path_b = _as_bytes("path", path)
+    if len(path_b) > MAX_KEY_LEN:
+        raise ValueError(f"path must be at most {MAX_KEY_LEN} bytes, got {len(path_b)}")
+    buf, lens, n = _pack_proof(proof)
+    out = ffi.new("size_t[2]")
+    status = lib.spr_mpt_verify(root_b, path_b, len(path_b), buf, len(buf), lens, n, out, out + 1)
+    if status == lib.SPR_OK:
+        return buf[out[0] : out[0] + out[1]]
+    if status == lib.SPR_ABSENT:
+        return None
+    _raise(status)
+
+
+@dataclass(frozen=True)
+class Account:
+    """An account's state (Yellow Paper 4.1): nonce, balance in wei, storageHash (the storage
+    trie root, 32 bytes) and codeHash (32 bytes)."""
+
+    nonce: int
+    balance: int
+    storage_hash: bytes
+    code_hash: bytes
+
+
+def verify_account(state_root: bytes, address: bytes, proof: Sequence[bytes]) -> Account | None:
+    """Verify an EIP-1186 ``accountProof`` against a block's 32-byte ``stateRoot``.
+
+    The path is keccak256(address) (20-byte ``address``). Returns the proven ``Account``, or
+    ``None`` when the account is proven absent (exclusion proof). The value must be a canonical
+    rlp([nonce, balance, storageRoot, codeHash]) with integers of at most 32 bytes and 32-byte
+    hashes, else ``ProofError(reason="bad_value")``; any other rejection is a ``ProofError``.
+    """
+    root_b = _as_bytes("state_root", state_root, 32)
+    addr_b = _as_bytes("address", address, 20)
+    buf, lens, n = _pack_proof(proof)
+    account = ffi.new("spr_account *")
+    status = lib.spr_verify_account(root_b, addr_b, buf, len(buf), lens, n, account)
+    if status == lib.SPR_OK:
+        raw = bytes(ffi.buffer(account))
+        return Account(
+            nonce=int.from_bytes(raw[0:32], "big"),
+            balance=int.from_bytes(raw[32:64], "big"),
+            storage_hash=raw[64:96],
+            code_hash=raw[96:128],
+        )
+    if status == lib.SPR_ABSENT:
+        return None
+    _raise(status)
+
+
+def verify_storage(storage_hash: bytes, slot: bytes, proof: Sequence[bytes]) -> int:
+    """Verify one EIP-1186 ``storageProof[i].proof`` against an account's 32-byte storageHash.
+
+    ``slot`` is the 32-byte storage key (left-pad short keys such as "0x0"); the path is
+    keccak256(slot). Returns the slot's value as an int, 0 when the slot is proven absent. The
+    leaf must hold a canonical non-zero RLP integer of at most 32 bytes, else
+    ``ProofError(reason="bad_value")``; any other rejection is a ``ProofError``.
+    """
+    root_b = _as_bytes("storage_hash", storage_hash, 32)
+    slot_b = _as_bytes("slot", slot, 32)
+    buf, lens, n = _pack_proof(proof)
+    value = ffi.new("uint8_t[32]")
+    status = lib.spr_verify_storage(root_b, slot_b, buf, len(buf), lens, n, value)
+    if status == lib.SPR_OK:
+        return int.from_bytes(bytes(ffi.buffer(value)), "big")
+    if status == lib.SPR_ABSENT:
+        return 0
+    _raise(status)
+
+
+# ---- OpenZeppelin StandardMerkleTree -----------------------------------------------------------
+
+
+def merkle_leaf(abi_encoded: bytes) -> bytes:
+    """The StandardMerkleTree leaf hash keccak256(keccak256(abi_encoded)) of ABI-encoded
+    values (Solidity: ``keccak256(bytes.concat(keccak256(abi.encode(...))))``). 32 bytes."""
+    buf = _as_bytes("abi_encoded", abi_encoded)
+    out = ffi.new("uint8_t[32]")
+    lib.spr_merkle_leaf(buf, len(buf), out)
+    return bytes(ffi.buffer(out))
+
+
+def merkle_hash_pair(a: bytes, b: bytes) -> bytes:
+    """OpenZeppelin's commutative node hash keccak256(min(a, b) || max(a, b)); 32-byte inputs."""
+    a_b = _as_bytes("a", a, 32)
+    b_b = _as_bytes("b", b, 32)
+    out = ffi.new("uint8_t[32]")
+    lib.spr_merkle_hash_pair(a_b, b_b, out)
+    return bytes(ffi.buffer(out))
+
+
+@dataclass(frozen=True)
+class MerkleTree:
+    """A StandardMerkleTree: ``root`` (32 bytes) and ``proofs[i]``, the proof of the caller's
+    ``leaves[i]`` (sibling hashes from the leaf up, as ``StandardMerkleTree.getProof(i)``)."""
+
+    root: bytes
+    proofs: tuple[tuple[bytes, ...], ...]
+
+
+def merkle_tree(leaves: Sequence[bytes]) -> MerkleTree:
+    """Build the tree ``StandardMerkleTree.of`` (@openzeppelin/merkle-tree 1.x) builds.
+
+    ``leaves``: 32-byte leaf hashes (see ``merkle_leaf``), in the caller's order. As the JS
+    library does, they are sorted by hash (stably), laid out as a complete binary tree in an
+    array (children of i at 2i+1 and 2i+2, sorted leaves at the end in reverse order) and pairs
+    are hashed sorted, so the root and every proof equal the JS library's. Raises ``ValueError``
+    for no leaves, more than ``MAX_MERKLE_LEAVES`` or a leaf that is not 32 bytes.
+    """
+    leaf_list = _as_byte_list("leaves", leaves, 32)
+    n = len(leaf_list)
+    if n == 0:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    if n > MAX_MERKLE_LEAVES:
+        raise ValueError(f"at most {MAX_MERKLE_LEAVES} leaves, got {n}")
+    total = lib.spr_merkle_proofs_size(n)
+    tree = ffi.new("uint8_t[]", (2 * n - 1) * 32)
+    proofs = ffi.new("uint8_t[]", max(total, 1) * 32)
+    lens = ffi.new("size_t[]", n)
+    scratch = ffi.new("size_t[]", 2 * n)
+    status = lib.spr_merkle_build(b"".join(leaf_list), n, tree, proofs, lens, scratch)
+    if status != lib.SPR_OK:
+        raise NativeError(status)
+    flat = bytes(ffi.buffer(proofs, total * 32))
+    out: list[tuple[bytes, ...]] = []
+    pos = 0
+    for i in range(n):
+        count = lens[i]
+        out.append(tuple(flat[pos + 32 * j : pos + 32 * j + 32] for j in range(count)))
+        pos += 32 * count
+    return MerkleTree(root=bytes(ffi.buffer(tree, 32)), proofs=tuple(out))
+
+
+def merkle_process_proof(leaf: bytes, proof: Sequence[bytes]) -> bytes:
+    """The root a proof leads to from a 32-byte leaf hash, folding OpenZeppelin's sorted-pair
+    hash (``MerkleProof.processProof``). Every proof element is 32 bytes."""
+    leaf_b = _as_bytes("leaf", leaf, 32)
+    nodes = _as_byte_list("proof", proof, 32)
+    out = ffi.new("uint8_t[32]")
+    lib.spr_merkle_process_proof(leaf_b, b"".join(nodes), len(nodes), out)
+    return bytes(ffi.buffer(out))
+
+
+def merkle_verify(root: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
+    """True when ``proof`` leads from the 32-byte ``leaf`` hash to the 32-byte ``root``
+    (OpenZeppelin ``MerkleProof.verify`` / ``StandardMerkleTree.verify`` on a leaf hash)."""
+    root_b = _as_bytes("root", root, 32)
+    return merkle_process_proof(leaf, proof) == root_b

@@ -1,0 +1,82 @@
+"""cffi builder (API mode) for the native core: `native._native` from native/src/*.c.
+
+Used by setuptools through ``setup(cffi_modules=["native/build_ffi.py:ffibuilder"])``, so
+``pip install -e .`` / ``pip install .`` compile it. The C is built with
+``-O3 -Wall -Wextra -Werror -std=c11``.
+
+``SPR_SANITIZE=1`` builds with ``-fsanitize=address,undefined`` instead (debugging only). To run
+the native tests under the sanitizers::
+
+    SPR_SANITIZE=1 .venv/bin/python native/build_ffi.py      # writes native/_native.cpython-*.so
+    export PYCRYPTODOME_DISABLE_DEEPBIND=1 ASAN_OPTIONS=detect_leaks=0
+    LD_PRELOAD=$(gcc -print-file-name=libasan.so) .venv/bin/python -m pytest tests/native
+    rm native/_native.cpython-*.so                           # back to the pip-built abi3 module
+
+(``python native/build_ffi.py`` compiles into native/ directly; its file name takes precedence
+over the ``_native.abi3.so`` that pip builds, hence the ``rm``. pycryptodome, the test oracle,
+must not dlopen with RTLD_DEEPBIND under ASan.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cffi import FFI
+
+HERE = Path(__file__).resolve().parent
+
+
+def _rel(path: Path, relative: bool) -> str:
+    """setuptools wants source paths relative to the project directory (the working directory
+    during a pip build); ``FFI.compile`` changes directory, so it needs absolute ones."""
+    if not relative:
+        return str(path)
+    try:
+        return os.path.relpath(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+
+
+CFLAGS = ["-O3", "-Wall", "-Wextra", "-Werror", "-std=c11"]
+LDFLAGS: list[str] = []
+if os.environ.get("SPR_SANITIZE") == "1":
+    CFLAGS = [
+        "-O1",
+        "-g",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-std=c11",
+        "-fsanitize=address,undefined",
+        "-fno-sanitize-recover=all",
+        "-fno-omit-frame-pointer",
+    ]
+    LDFLAGS = ["-fsanitize=address,undefined"]
+
+
+def make_builder(relative: bool = True) -> FFI:
+    """An FFI builder for ``native._native`` over native/src/*.c and native/include/."""
+    builder = FFI()
+    builder.cdef((HERE / "cdef.h").read_text())
+    builder.set_source(
+        "native._native",
+        '#include "spr.h"',
+        sources=sorted(_rel(p, relative) for p in (HERE / "src").glob("*.c")),
+        include_dirs=[_rel(HERE / "include", relative)],
+        depends=sorted(_rel(p, relative) for p in (HERE / "include").glob("*.h")),
+        extra_compile_args=CFLAGS,
+        extra_link_args=LDFLAGS,
+    )
+    return builder
+
+
+ffibuilder = make_builder()
+
+if __name__ == "__main__":
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        built = Path(make_builder(relative=False).compile(tmpdir=tmp, verbose=True))
+        shutil.copy2(built, HERE / built.name)

@@ -1,0 +1,143 @@
+/*
+ * spr.h - the state-proof relayer's native core.
+ *
+ * A small interface over byte buffers: every function takes pointers and lengths, returns an
+ * integer status (SPR_OK = 0, SPR_ABSENT = 1, negative = error) and allocates nothing.
+ * spr_strerror() turns a status into a static message.
+ *
+ *  - keccak-256 as used by Ethereum (original Keccak padding 0x01, not FIPS-202 SHA3's 0x06).
+ *  - strict RLP (Yellow Paper, appendix B): canonical encodings only.
+ *  - Merkle-Patricia proof verification (Yellow Paper, appendix D; EIP-1186 proofs),
+ *    inclusion and exclusion.
+ *  - an OpenZeppelin StandardMerkleTree-compatible Merkle tree (@openzeppelin/merkle-tree).
+ *
+ * Every function is reentrant and thread-safe (no global state).
+ */
+#ifndef SPR_H
+#define SPR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- status codes ---------------------------------------------------------------------- */
+#define SPR_OK 0                    /* success; for proofs: the key is present (inclusion) */
+#define SPR_ABSENT 1                /* valid exclusion proof: the key is proven absent */
+#define SPR_ERR_ARG (-1)            /* bad argument (null pointer, wrong length, inconsistent sizes) */
+#define SPR_ERR_BUFFER (-2)         /* caller's output buffer too small */
+#define SPR_ERR_RLP_TRUNCATED (-10) /* RLP: an item's length runs past its enclosing buffer/list */
+#define SPR_ERR_RLP_NONCANONICAL (-11) /* RLP: non-canonical encoding of a length or a byte */
+#define SPR_ERR_RLP_TRAILING (-12)  /* RLP: bytes after the top-level item */
+#define SPR_ERR_RLP_EMPTY (-13)     /* RLP: empty input */
+#define SPR_ERR_HASH_MISMATCH (-20) /* MPT: a proof node's keccak differs from the reference to it */
+#define SPR_ERR_MISSING_NODE (-21)  /* MPT: a node is referenced by hash but the proof has no more nodes */
+#define SPR_ERR_TRAILING_NODES (-22) /* MPT: proof nodes left over after the walk ended */
+#define SPR_ERR_TOO_DEEP (-23)      /* MPT: more nodes than a path can have (depth > SPR_MPT_MAX_DEPTH) */
+#define SPR_ERR_MALFORMED_NODE (-24) /* MPT: valid RLP but not a canonical trie node */
+#define SPR_ERR_BAD_VALUE (-25)     /* MPT: the proven value is not a canonical account / storage value */
+
+/* ---- limits ------------------------------------------------------------------------------ */
+#define SPR_HASH_LEN 32
+#define SPR_MPT_MAX_KEY_LEN 32      /* keys (paths) of at most 32 bytes = 64 nibbles */
+#define SPR_MPT_MAX_DEPTH 64        /* deepest node on a path; depth 0 is the root node, so a
+                                       path visits at most SPR_MPT_MAX_DEPTH + 1 nodes */
+#define SPR_MERKLE_MAX_LEAVES 0x40000000u /* 2^30 leaves */
+
+/* Message for a status code; never NULL; static storage. */
+const char *spr_strerror(int status);
+
+/* ---- keccak-256 -------------------------------------------------------------------------- */
+/* out = keccak256(data[0..len)). data may be NULL when len == 0. */
+int spr_keccak256(const uint8_t *data, size_t len, uint8_t out[32]);
+
+/* ---- RLP (Yellow Paper, appendix B) ------------------------------------------------------ */
+/* One decoded item in pre-order. For a string, [offset, offset+length) is its payload inside the
+   input; for a list, the payload of its encoding and `count` is the number of direct children.
+   `parent` is the index of the enclosing list, SIZE_MAX for the top-level item. */
+typedef struct {
+    size_t offset;
+    size_t length;
+    size_t count;
+    size_t parent;
+    int is_list;
+} spr_rlp_item;
+
+/* Strictly decode exactly one RLP item spanning data[0..len). Writes the items in pre-order to
+   items[0..*n_items). Any input decodes to at most `len` items, so max_items = len always
+   suffices; fewer slots than needed give SPR_ERR_BUFFER. Errors: SPR_ERR_RLP_* (see above).
+   Iterative: nesting depth costs no stack. */
+int spr_rlp_decode(const uint8_t *data, size_t len, spr_rlp_item *items, size_t max_items,
+                   size_t *n_items);
+
+/* ---- Merkle-Patricia proofs (Yellow Paper, appendix D; EIP-1186) ------------------------- */
+/* A proof is n_nodes RLP-encoded trie nodes, root first, concatenated in `nodes` (nodes_len
+   bytes in total, node i being node_lens[i] bytes long; the lengths must sum to nodes_len).
+   Only nodes referenced by hash are in the proof; nodes whose RLP is shorter than 32 bytes are
+   embedded in their parent, as eth_getProof returns them.
+
+   spr_mpt_verify walks from `root` along the nibbles of key[0..key_len) (key_len <= 32; for the
+   state and storage tries the key is keccak(address) / keccak(slot)).
+   Returns SPR_OK with the value at nodes[*value_off .. *value_off + *value_len) (inclusion),
+   SPR_ABSENT for a valid exclusion proof (empty branch slot, diverging leaf or extension path,
+   or the empty-trie root keccak(rlp("")) with an empty proof), or an error:
+   SPR_ERR_RLP_*, SPR_ERR_HASH_MISMATCH, SPR_ERR_MISSING_NODE, SPR_ERR_TRAILING_NODES,
+   SPR_ERR_TOO_DEEP, SPR_ERR_MALFORMED_NODE, SPR_ERR_ARG. */
+int spr_mpt_verify(const uint8_t root[32], const uint8_t *key, size_t key_len,
+                   const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
+                   size_t n_nodes, size_t *value_off, size_t *value_len);
+
+/* Account state (Yellow Paper 4.1): nonce and balance as 32-byte big-endian integers. */
+typedef struct {
+    uint8_t nonce[32];
+    uint8_t balance[32];
+    uint8_t storage_hash[32];
+    uint8_t code_hash[32];
+} spr_account;
+
+/* Account proof against a stateRoot, along keccak(address). SPR_OK fills *account; SPR_ABSENT
+   (account proven absent) leaves it zeroed. The value must be a canonical
+   rlp([nonce, balance, storageRoot, codeHash]) or SPR_ERR_BAD_VALUE. */
+int spr_verify_account(const uint8_t state_root[32], const uint8_t address[20],
+                       const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
+                       size_t n_nodes, spr_account *account);
+
+/* Storage proof against a storageHash, along keccak(slot). value_out: 32-byte big-endian word,
+   zero when SPR_ABSENT. The leaf value must be a canonical non-zero RLP integer of at most 32
+   bytes, or SPR_ERR_BAD_VALUE. */
+int spr_verify_storage(const uint8_t storage_hash[32], const uint8_t slot[32],
+                       const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
+                       size_t n_nodes, uint8_t value_out[32]);
+
+/* ---- OpenZeppelin StandardMerkleTree (@openzeppelin/merkle-tree 1.x) --------------------- */
+/* out = keccak256(keccak256(data)): the standard leaf hash of ABI-encoded values. */
+int spr_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]);
+
+/* out = keccak256(sort(a, b)): commutative pair hash (OpenZeppelin MerkleProof). */
+int spr_merkle_hash_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);
+
+/* Number of 32-byte hashes in all proofs of a tree of n_leaves leaves together. */
+size_t spr_merkle_proofs_size(size_t n_leaves);
+
+/* Build the tree over n_leaves 32-byte leaf hashes exactly as StandardMerkleTree.of does:
+   leaves sorted by hash (stable), a complete binary tree in an array of 2n-1 nodes with the
+   children of tree[i] at 2i+1 and 2i+2, sorted leaves placed at the end in reverse order.
+   tree:       (2n-1)*32 bytes out; tree[0..32) is the root.
+   proofs:     spr_merkle_proofs_size(n)*32 bytes out: the proof of leaves[i], for i in the
+               caller's order, back to back (sibling hashes from the leaf up).
+   proof_lens: n out: number of hashes in the proof of leaves[i].
+   scratch:    2n size_t of scratch space. */
+int spr_merkle_build(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, uint8_t *proofs,
+                     size_t *proof_lens, size_t *scratch);
+
+/* Fold a proof: root_out = hash_pair(...hash_pair(leaf, proof[0])..., proof[n-1]). */
+int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,
+                             uint8_t root_out[32]);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SPR_H */

@@ -1,0 +1,93 @@
+/*
+ * spr_internal.h - helpers shared by the native sources; not part of the public interface.
+ */
+#ifndef SPR_INTERNAL_H
+#define SPR_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "spr.h"
+
+/* keccak-256 without argument checks (data may be NULL only when len == 0). */
+void spr_keccak256_unchecked(const uint8_t *data, size_t len, uint8_t out[32]);
+
+/* The header of one RLP item (Yellow Paper, appendix B). The item occupies [start, end);
+   its payload is [off, off + len). */
+typedef struct {
+    size_t start;
+    size_t off;
+    size_t len;
+    size_t end;
+    int is_list;
+} spr_rlp_head;
+
+/* Parse the header of the item at d[pos], which must lie entirely inside d[0..limit)
+   (pos <= limit). Strict: rejects a single byte < 0x80 encoded as a string, the long form for
+   payloads shorter than 56 bytes, and length-of-length fields with leading zero bytes. */
+static inline int spr_rlp_head_parse(const uint8_t *d, size_t pos, size_t limit, spr_rlp_head *h)
+{
+    if (pos >= limit) {
+        return SPR_ERR_RLP_TRUNCATED;
+    }
+    const uint8_t b = d[pos];
+    size_t avail = limit - pos - 1; /* bytes after the prefix byte */
+    h->start = pos;
+    if (b < 0x80) {
+        h->off = pos;
+        h->len = 1;
+        h->end = pos + 1;
+        h->is_list = 0;
+        return SPR_OK;
+    }
+    const int is_list = b >= 0xc0;
+    const unsigned small = (unsigned)b - (is_list ? 0xc0u : 0x80u);
+    size_t hdr = 1;
+    size_t len;
+    if (small <= 55) {
+        len = small;
+        if (len > avail) {
+            return SPR_ERR_RLP_TRUNCATED;
+        }
+        if (!is_list && len == 1 && d[pos + 1] < 0x80) {
+            return SPR_ERR_RLP_NONCANONICAL;
+        }
+    } else {
+        const size_t ll = small - 55; /* 1..8 length bytes */
+        if (ll > avail) {
+            return SPR_ERR_RLP_TRUNCATED;
+        }
+        if (d[pos + 1] == 0) {
+            return SPR_ERR_RLP_NONCANONICAL;
+        }
+        uint64_t big = 0;
+        for (size_t i = 0; i < ll; i++) {
+            big = (big << 8) | d[pos + 1 + i];
+        }
+        if (big < 56) {
+            return SPR_ERR_RLP_NONCANONICAL;
+        }
+        avail -= ll;
+        hdr += ll;
+        if (big > (uint64_t)avail) {
+            return SPR_ERR_RLP_TRUNCATED;
+        }
+        len = (size_t)big;
+    }
+    h->off = pos + hdr;
+    h->len = len;
+    h->end = h->off + len;
+    h->is_list = is_list;
+    return SPR_OK;
+}
+
+/* Maximum list nesting accepted inside a trie node (an embedded node is < 32 bytes, so 32
+   levels is more than any canonical node can have). */
+#define SPR_NODE_MAX_NEST 32
+
+/* Strictly validate the sequence of items exactly covering d[start..end), descending into lists
+   up to SPR_NODE_MAX_NEST levels (deeper: SPR_ERR_MALFORMED_NODE). Iterative. */
+int spr_rlp_check_seq(const uint8_t *d, size_t start, size_t end);
+
+#endif /* SPR_INTERNAL_H */

@@ -1,0 +1,50 @@
+"""keccak-256 (Ethereum's: Keccak padding 0x01) against pycryptodome and eth-hash."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from Crypto.Hash import keccak as pycryptodome_keccak
+from eth_hash.auto import keccak as eth_hash_keccak
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import native
+
+
+def reference(data: bytes) -> bytes:
+    return pycryptodome_keccak.new(data=data, digest_bits=256).digest()
+
+
+def test_known_vectors() -> None:
+    assert native.keccak256(b"").hex() == ("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
+    assert native.keccak256(b"") == native.KECCAK_EMPTY
+    assert native.keccak256(b"\x80") == native.EMPTY_TRIE_ROOT
+    # not SHA3-256 (FIPS-202 padding 0x06): sha3_256(b"") = a7ffc6f8...
+    assert native.keccak256(b"").hex()[:8] != "a7ffc6f8"
+
+
+@pytest.mark.parametrize(
+    "length",
+    [*range(0, 140), 143, 144, 200, 271, 272, 273, 407, 408, 409, 544, 1000, 4096, 100_003],
+)
+def test_lengths_around_the_rate(length: int) -> None:
+    data = os.urandom(length)
+    digest = native.keccak256(data)
+    assert digest == reference(data)
+    assert digest == eth_hash_keccak(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000))
+def test_random_inputs(data: bytes) -> None:
+    assert native.keccak256(data) == reference(data)
+
+
+def test_bytearray_accepted_and_types_checked() -> None:
+    untyped: Any = native
+    assert untyped.keccak256(bytearray(b"abc")) == reference(b"abc")
+    with pytest.raises(TypeError):
+        untyped.keccak256("abc")
