@@ -6,7 +6,7 @@ NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.p
 SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
 
-.PHONY: setup demo test lint pytest bench clean
+.PHONY: setup demo test lint pytest clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -28,16 +28,13 @@ demo: setup
 	$(BIN)/relayer devnet --dir $(DEMO_DIR)
 
 lint: setup
-	$(BIN)/ruff check relayer chains native tests bench
+	$(BIN)/ruff check .
 	$(BIN)/mypy relayer chains native
 
 pytest: setup
 	$(BIN)/python -m pytest -q
 
 test: lint pytest
-
-bench: setup
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)

@@ -117,7 +117,7 @@ def start_anvil(
     ]
     if block_time is not None:
         args += ["--block-time", str(block_time)]
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(
         args, stdout=out, stderr=subprocess.STDOUT, start_new_session=detach
     )

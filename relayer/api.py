@@ -1,0 +1,74 @@
+"""The daemon's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (alive), `/readyz`
+(chains reachable and current, store writable) and `/v1/status` (JSON)."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from relayer.daemon import Daemon
+
+STALE_POLLS = 5
+"""A chain is not current when its last successful poll is older than this many poll intervals."""
+
+
+def status(daemon: Daemon) -> dict[str, object]:
+    now = time.time()
+    chains = {}
+    for name, watcher in daemon.watchers.items():
+        chains[name] = {
+            "chain_id": watcher.config.chain_id,
+            "head": watcher.head,
+            "finalized": watcher.finalized,
+            "lag_blocks": max(0, watcher.head - watcher.finalized) if watcher.head >= 0 else None,
+            "last_poll_age_seconds": round(now - watcher.last_ok, 3) if watcher.last_ok else None,
+            "error": watcher.last_error,
+        }
+    return {
+        "chains": chains,
+        "backlog": sum(r.backlog for r in daemon.relays),
+        "last_epoch": daemon.store.last_epoch(),
+        "epochs": daemon.store.epoch_counts(),
+        "snapshots": daemon.store.snapshot_counts(),
+        "settlements": daemon.store.settlement_counts(),
+    }
+
+
+def ready_problems(daemon: Daemon) -> list[str]:
+    problems = []
+    now = time.time()
+    for name, watcher in daemon.watchers.items():
+        limit = STALE_POLLS * watcher.config.poll_interval_seconds + watcher.config.rpc_timeout_seconds
+        if not watcher.last_ok or now - watcher.last_ok > limit:
+            problems.append(f"chain {name}: not reachable ({watcher.last_error or 'no successful poll yet'})")
+    if not daemon.store.writable():
+        problems.append("store: not writable")
+    return problems
+
+
+def make_app(daemon: Daemon) -> web.Application:
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(body=daemon.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        problems = ready_problems(daemon)
+        return web.json_response(
+            {"ready": not problems, "problems": problems}, status=200 if not problems else 503
+        )
+
+    async def status_json(_request: web.Request) -> web.Response:
+        return web.json_response(status(daemon))
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/v1/status", status_json)
+    return app

@@ -1,0 +1,261 @@
+"""`relayer` command line: run, check-config, devnet, deploy, prove, verify, status."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _eth(wei: int) -> str:
+    return f"{wei / 10**18:.4f} ETH"
+
+
+# --- run / check-config -------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from relayer.config import ConfigError, load_config
+    from relayer.daemon import Daemon
+    from relayer.errors import RelayerError
+    from relayer.log import configure
+
+    configure(json=None if args.log_format == "auto" else args.log_format == "json")
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"relayer: invalid config {args.config}:\n{exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        asyncio.run(Daemon(config).run())
+    except RelayerError as exc:
+        print(f"relayer: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from relayer.config import ConfigError, load_config
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return EXIT_USAGE
+    print(f"{args.config}: ok ({len(config.chains)} chains, {len(config.pairs)} pairs)")
+    return EXIT_OK
+
+
+# --- devnet -------------------------------------------------------------------------------
+
+
+def cmd_devnet(args: argparse.Namespace) -> int:
+    from relayer import devnet
+
+    directory = Path(args.dir)
+    if args.stop:
+        stopped = devnet.stop(directory)
+        print(f"devnet: stopped {len(stopped)} node(s)" if stopped else "devnet: nothing running")
+        return EXIT_OK
+    try:
+        net = devnet.provision(directory, accounts=args.accounts, detach=args.no_run)
+    except (devnet.DevnetError, RuntimeError) as exc:
+        print(f"devnet: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"devnet: wrote {net.directory / 'devnet.json'} and {net.config_path}")
+    if args.no_run:
+        print(f"devnet: chains left running; `relayer run --config {net.config_path}` relays, "
+              f"`relayer devnet --stop --dir {args.dir}` stops them")
+        return EXIT_OK
+    try:
+        return _run_devnet_daemon(net.config_path)
+    finally:
+        devnet.stop(net.directory)
+        print("devnet: chains stopped")
+
+
+def _run_devnet_daemon(config_path: Path) -> int:
+    from relayer.config import load_config
+    from relayer.daemon import Daemon
+    from relayer.log import configure
+    from relayer.relay import Settlement
+
+    configure(json=False, level=os.environ.get("RELAYER_LOG_LEVEL", "warning"))
+    print("devnet: relayer running (Ctrl-C stops it and the chains); settlements:", flush=True)
+
+    def show(s: Settlement) -> None:
+        print(
+            f"settled {s.account} chain {s.chain_id} block {s.block_number}: {_eth(s.value)} "
+            f"(epoch {s.epoch}, tx {s.tx_hash[:12]}…, {s.latency_seconds:.1f} s after the block, "
+            f"{s.gas_used // s.batch_size} gas/account)",
+            flush=True,
+        )
+
+    asyncio.run(Daemon(load_config(config_path), on_settled=show).run())
+    return EXIT_OK
+
+
+# --- deploy -------------------------------------------------------------------------------
+
+
+def _key_from_env(name: str) -> Any:
+    from eth_account import Account
+
+    value = os.environ.get(name)
+    if not value:
+        raise SystemExit(f"relayer: environment variable {name} (the deployer key) is not set")
+    return Account.from_key(value.strip())
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from web3 import Web3
+
+    from chains.bindings import contract, deploy_destination, deploy_vault
+
+    w3 = Web3(Web3.HTTPProvider(args.rpc))
+    deployer = _key_from_env(args.key_env)
+    if args.role == "source":
+        vault = deploy_vault(w3, deployer, args.withdraw_delay)
+        slot = int(contract(w3, "CollateralVault", vault).functions.collateralSlot().call())
+        print(json.dumps({"chain_id": w3.eth.chain_id, "vault": vault, "collateral_slot": slot}))
+    else:
+        committee = [m for m in (args.committee or "").split(",") if m]
+        if not committee:
+            print("relayer: --committee ADDR[,ADDR...] is required for --role destination", file=sys.stderr)
+            return EXIT_USAGE
+        verifier, settlement = deploy_destination(w3, deployer, committee, args.threshold)
+        print(json.dumps({"chain_id": w3.eth.chain_id, "verifier": verifier, "settlement": settlement}))
+    return EXIT_OK
+
+
+# --- prove / verify -----------------------------------------------------------------------
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    from relayer.oneshot import prove
+
+    document = asyncio.run(prove(args.rpc, args.contract, args.slot, args.block))
+    text = json.dumps(document, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from relayer.oneshot import VerificationFailed, verify_document
+
+    try:
+        document = json.loads(Path(args.file).read_text())
+        result = verify_document(document)
+    except (OSError, ValueError) as exc:
+        print(f"relayer: cannot read {args.file}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except VerificationFailed as exc:
+        print(f"INVALID: {exc}")
+        return EXIT_FAILURE
+    print(json.dumps(result, indent=2))
+    return EXIT_OK
+
+
+# --- status -------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    url = args.url
+    if url is None:
+        from relayer.config import ConfigError, load_config
+
+        try:
+            config = load_config(args.config)
+        except ConfigError as exc:
+            print(f"relayer: invalid config {args.config}:\n{exc}", file=sys.stderr)
+            return EXIT_USAGE
+        url = f"http://{config.metrics_host}:{config.metrics_port}"
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/v1/status", timeout=5) as response:
+            data = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"relayer: no daemon answering at {url}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"{'chain':<14}{'id':>8}{'head':>10}{'finalized':>11}{'lag':>6}  error")
+    for name, c in data["chains"].items():
+        lag = c["lag_blocks"] or 0
+        print(f"{name:<14}{c['chain_id']:>8}{c['head']:>10}{c['finalized']:>11}{lag:>6}  {c['error'] or ''}")
+    print(f"backlog {data['backlog']}  last epoch {data['last_epoch']}  epochs {data['epochs']}  "
+          f"settlements {data['settlements']}")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relayer",
+        description="Cross-chain state-proof relayer: proves collateral on source chains (EIP-1186), "
+        "verifies and aggregates it natively, attests it (EIP-712) and settles margin on a destination.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", help="run the daemon")
+    p.add_argument("--config", required=True, help="path of the TOML config")
+    p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
+                   help="auto: JSON when not on a terminal or under systemd")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config; exit 2 listing every problem")
+    p.add_argument("--config", required=True)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("devnet", help="start two local anvil chains, deploy, seed and relay")
+    p.add_argument("--dir", default=".devnet", help="working directory (default .devnet)")
+    p.add_argument("--accounts", type=int, default=50, help="depositors to seed (default 50)")
+    p.add_argument("--no-run", action="store_true", help="provision, leave the chains running, exit")
+    p.add_argument("--stop", action="store_true", help="stop the chains of --dir")
+    p.set_defaults(func=cmd_devnet)
+
+    p = sub.add_parser("deploy", help="deploy the reference contracts; prints JSON addresses")
+    p.add_argument("--rpc", required=True)
+    p.add_argument("--role", required=True, choices=["source", "destination"])
+    p.add_argument("--key-env", default="RELAYER_DEPLOYER_KEY", help="env var holding the deployer key")
+    p.add_argument("--withdraw-delay", type=int, default=7200, help="source: seconds (> destination maxAge)")
+    p.add_argument("--committee", help="destination: comma-separated committee addresses")
+    p.add_argument("--threshold", type=int, default=1, help="destination: signatures required")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("prove", help="one-shot EIP-1186 proof of storage slots, verified, as JSON")
+    p.add_argument("--rpc", required=True)
+    p.add_argument("--contract", required=True, help="account address")
+    p.add_argument("--slot", nargs="+", default=[], help="storage slots (hex)")
+    p.add_argument("--block", required=True, help="block number (or latest/finalized/safe)")
+    p.add_argument("--out", help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_prove)
+
+    p = sub.add_parser("verify", help="verify a `prove` file offline")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("status", help="the running daemon's chains, lag and backlog")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--url", help="daemon HTTP address, e.g. http://127.0.0.1:9464")
+    group.add_argument("--config", help="read the address from this config")
+    p.set_defaults(func=cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Every Prometheus metric of the relayer, declared in one place (prefix `relayer_`).
+
+One `Metrics` object per daemon, each with its own registry, so that several daemons can run
+in one process (tests) without clashing.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600)
+VERIFY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class Metrics:
+    """The relayer's metrics. Units are in the names; counters end in `_total`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.chain_head = Gauge(
+            "relayer_chain_head_block", "Latest block number seen per chain.", ["chain"], registry=r
+        )
+        self.chain_finalized = Gauge(
+            "relayer_chain_finalized_block",
+            "Finalized (or confirmed) block number per chain.",
+            ["chain"],
+            registry=r,
+        )
+        self.snapshots_proven = Counter(
+            "relayer_snapshots_proven_total",
+            "Snapshots whose header and every proof verified.",
+            ["chain"],
+            registry=r,
+        )
+        self.proofs_verified = Counter(
+            "relayer_proofs_verified_total",
+            "Account and storage proofs verified natively.",
+            ["chain"],
+            registry=r,
+        )
+        self.proofs_rejected = Counter(
+            "relayer_proofs_rejected_total",
+            "Snapshots rejected, by reason.",
+            ["chain", "reason"],
+            registry=r,
+        )
+        self.verify_seconds = Histogram(
+            "relayer_verify_seconds",
+            "Time to verify one snapshot's header and proofs natively.",
+            ["chain"],
+            buckets=VERIFY_BUCKETS,
+            registry=r,
+        )
+        self.claims_per_batch = Histogram(
+            "relayer_claims_per_epoch",
+            "Claims aggregated into one epoch.",
+            buckets=(1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000),
+            registry=r,
+        )
+        self.epochs_signed = Counter(
+            "relayer_epochs_signed_total", "Epochs signed by the attester.", registry=r
+        )
+        self.epochs_submitted = Counter(
+            "relayer_epochs_submitted_total", "Epoch transactions sent.", registry=r
+        )
+        self.epochs_confirmed = Counter(
+            "relayer_epochs_confirmed_total", "Epochs accepted on the destination.", registry=r
+        )
+        self.settlements_confirmed = Counter(
+            "relayer_settlements_confirmed_total", "Accounts settled on the destination.", registry=r
+        )
+        self.settlement_latency = Histogram(
+            "relayer_settlement_latency_seconds",
+            "From the source block's timestamp to the destination receipt.",
+            ["chain"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.rpc_requests = Counter(
+            "relayer_rpc_requests_total",
+            "JSON-RPC requests by chain, host, method and outcome.",
+            ["chain", "host", "method", "outcome"],
+            registry=r,
+        )
+        self.rpc_latency = Histogram(
+            "relayer_rpc_latency_seconds",
+            "JSON-RPC request latency.",
+            ["chain", "host", "method"],
+            registry=r,
+        )
+        self.tx_gas_used = Counter(
+            "relayer_tx_gas_used_total", "Gas used by confirmed destination transactions.", ["kind"],
+            registry=r,
+        )
+        self.signer_balance = Gauge(
+            "relayer_signer_balance_wei", "Balance of the destination sender.", ["chain"], registry=r
+        )
+        self.backlog = Gauge(
+            "relayer_backlog_snapshots", "Snapshots due but not yet relayed.", registry=r
+        )
+
+    def on_rpc(self, chain: str) -> RpcHook:
+        """A callback for `chains.rpc.RpcClient(on_request=...)` counting into these metrics."""
+        return RpcHook(self, chain)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RpcHook:
+    def __init__(self, metrics: Metrics, chain: str) -> None:
+        self._metrics = metrics
+        self._chain = chain
+
+    def __call__(self, method: str, host: str, outcome: str, seconds: float) -> None:
+        self._metrics.rpc_requests.labels(self._chain, host, method, outcome).inc()
+        self._metrics.rpc_latency.labels(self._chain, host, method).observe(seconds)

@@ -1,0 +1,147 @@
+"""Snapshots: the collateral of every watched account of one vault at one block, proven.
+
+A snapshot is built from `eth_getBlockByNumber` (the header, whose keccak(rlp) must equal
+the block hash) and one EIP-1186 `eth_getProof` of the vault with every account's
+collateral slot, then verified by the native library against the header's stateRoot:
+the account proof gives the vault's storageHash, each storage proof (inclusion, or
+exclusion for value 0) gives one claim. Any mismatch rejects the whole snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eth_abi import encode
+from eth_utils import to_canonical_address, to_checksum_address
+
+import native
+from chains.errors import HeaderMismatch, MalformedHeader, MalformedProof, RpcGarbageError
+from chains.headers import VerifiedHeader
+from chains.proofs import fetch_header, fetch_proof
+from chains.rpc import RpcClient
+from chains.types import AccountProof, Hash32
+from relayer.errors import SnapshotRejected
+
+
+def collateral_slot(account: str, mapping_slot: int) -> Hash32:
+    """Storage slot of `collateral[account]` for a `mapping(address => uint256)` declared at
+    slot `mapping_slot`: keccak256(abi.encode(account, mapping_slot)) (Solidity storage layout)."""
+    return Hash32(native.keccak256(encode(["address", "uint256"], [account, mapping_slot])))
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One proven storage value (DESIGN section 3). `account` is whose collateral slot it is;
+    it is not part of the Merkle leaf, which is (chainId, blockNumber, vault, slot, value)."""
+
+    chain_id: int
+    block_number: int
+    vault: str
+    slot: Hash32
+    value: int
+    account: str
+
+    def leaf_values(self) -> tuple[int, int, str, bytes, int]:
+        return (self.chain_id, self.block_number, self.vault, self.slot, self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Verified collateral of one vault at one block: the header and one claim per account."""
+
+    chain_id: int
+    vault: str
+    header: VerifiedHeader
+    claims: tuple[Claim, ...]
+    verify_seconds: float
+
+
+def verify_snapshot(
+    chain_id: int,
+    vault: str,
+    header: VerifiedHeader,
+    proof: AccountProof,
+    accounts: Sequence[str],
+    mapping_slot: int,
+) -> Snapshot:
+    """Verify an already fetched proof against an already hash-checked header.
+
+    Raises SnapshotRejected (reason "proof:<native reason>", "account_absent",
+    "account_mismatch", "slot_mismatch" or "value_mismatch") on any discrepancy.
+    """
+    number = header.number
+    started = time.perf_counter()
+
+    def reject(reason: str, detail: str) -> SnapshotRejected:
+        return SnapshotRejected(reason, chain_id, number, detail)
+
+    if proof.block_number != number:
+        raise reject("block_mismatch", f"proof is for block {proof.block_number}")
+    if proof.address != to_canonical_address(vault):
+        raise reject("account_mismatch", f"proof is for {to_checksum_address(proof.address)}")
+    try:
+        account = native.verify_account(header.state_root, proof.address, proof.account_proof)
+    except native.ProofError as exc:
+        raise reject(f"proof:{exc.reason}", f"account proof of {vault}: {exc}") from exc
+    if account is None:
+        raise reject("account_absent", f"vault {vault} does not exist at this block")
+    if (account.nonce, account.balance, account.storage_hash, account.code_hash) != (
+        proof.nonce,
+        proof.balance,
+        proof.storage_hash,
+        proof.code_hash,
+    ):
+        raise reject("account_mismatch", "account fields differ from the proven account")
+    if len(proof.storage) != len(accounts):
+        raise reject("slot_mismatch", f"{len(proof.storage)} storage proofs for {len(accounts)} slots")
+    claims = []
+    for holder, entry in zip(accounts, proof.storage, strict=True):
+        slot = collateral_slot(holder, mapping_slot)
+        if entry.slot != slot:
+            raise reject("slot_mismatch", f"storage proof for 0x{entry.slot.hex()}, wanted 0x{slot.hex()}")
+        try:
+            value = native.verify_storage(account.storage_hash, slot, entry.proof)
+        except native.ProofError as exc:
+            raise reject(f"proof:{exc.reason}", f"storage proof of slot 0x{slot.hex()}: {exc}") from exc
+        if value != entry.value:
+            raise reject("value_mismatch", f"slot 0x{slot.hex()}: RPC says {entry.value}, proof {value}")
+        claims.append(Claim(chain_id, number, vault, slot, value, holder))
+    return Snapshot(chain_id, vault, header, tuple(claims), time.perf_counter() - started)
+
+
+async def prove_snapshot(
+    client: RpcClient,
+    *,
+    chain_id: int,
+    vault: str,
+    accounts: Sequence[str],
+    mapping_slot: int,
+    block_number: int,
+    chunk_size: int = 256,
+) -> Snapshot:
+    """Fetch the header and the vault's proof at `block_number` and verify both natively.
+
+    Raises SnapshotRejected for anything forged or malformed; RPC transport and JSON-RPC
+    errors (chains.errors.RpcTransportError / RpcResponseError) pass through: they say
+    nothing about the data and the caller retries later.
+    """
+    try:
+        header = await fetch_header(client, block_number)
+    except HeaderMismatch as exc:
+        raise SnapshotRejected("header_mismatch", chain_id, block_number, str(exc)) from exc
+    except MalformedHeader as exc:
+        raise SnapshotRejected("malformed_header", chain_id, block_number, str(exc)) from exc
+    except RpcGarbageError as exc:
+        raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
+    slots = [collateral_slot(a, mapping_slot) for a in accounts]
+    try:
+        proof = await fetch_proof(
+            client, to_canonical_address(vault), slots, block_number, chunk_size=chunk_size
+        )
+    except MalformedProof as exc:
+        raise SnapshotRejected("malformed_proof", chain_id, block_number, str(exc)) from exc
+    except RpcGarbageError as exc:
+        raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
+    return verify_snapshot(chain_id, vault, header, proof, accounts, mapping_slot)

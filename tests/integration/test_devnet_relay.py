@@ -1,0 +1,168 @@
+"""End to end on two real anvil nodes: 50 depositors on the source chain, the relayer daemon
+as a real process, settlement on the destination checked against the source chain itself."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from eth_abi import encode
+from eth_utils import keccak
+from web3 import Web3
+
+from chains.bindings import contract
+from relayer import devnet
+from tests.integration.proxy import TamperProxy
+
+pytestmark = pytest.mark.integration
+
+ACCOUNTS = 50
+
+
+def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def scrape(url: str, name: str) -> float:
+    """Sum of every sample of metric `name` on the daemon's /metrics."""
+    text = urllib.request.urlopen(url, timeout=5).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and (line[len(name)] in " {"):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    """A provisioned devnet with the daemon running as a process, its source RPC behind a proxy."""
+    directory = tmp_path_factory.mktemp("devnet")
+    net = devnet.provision(directory, accounts=ACCOUNTS, detach=False, progress=False)
+    source_rpc = net.info["chains"]["source"]["rpc"]  # type: ignore[index]
+    proxy = TamperProxy(source_rpc).start()
+    config = net.config_path.read_text().replace(f'rpc = ["{source_rpc}"]', f'rpc = ["{proxy.url}"]')
+    net.config_path.write_text(config)
+    log = open(directory / "daemon.log", "w")
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "relayer.cli", "run", "--config", str(net.config_path),
+         "--log-format", "json"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        yield {"net": net, "proxy": proxy, "daemon": daemon, "log": directory / "daemon.log"}
+    finally:
+        daemon.terminate()
+        try:
+            code = daemon.wait(15)
+        finally:
+            proxy.stop()
+            devnet.stop(directory)
+            log.close()
+        tail = (directory / "daemon.log").read_text()[-3000:]
+        assert code == 0, f"daemon exited with {code} on SIGTERM; log:\n{tail}"
+
+
+def chains(relay: dict[str, object]) -> tuple[Web3, Web3, object, object, object]:
+    info = relay["net"].info  # type: ignore[attr-defined]
+    src = Web3(Web3.HTTPProvider(info["chains"]["source"]["rpc"]))
+    dst = Web3(Web3.HTTPProvider(info["chains"]["destination"]["rpc"]))
+    vault = contract(src, "CollateralVault", info["contracts"]["vault"])
+    settlement = contract(dst, "MarginSettlement", info["contracts"]["settlement"])
+    verifier = contract(dst, "EpochVerifier", info["contracts"]["verifier"])
+    return src, dst, vault, settlement, verifier
+
+
+def source_collateral_at(src: Web3, vault: object, account: str, block: int) -> int:
+    """collateral[account] read straight from the source chain's storage at `block`."""
+    slot = int(vault.functions.collateralSlot().call())  # type: ignore[attr-defined]
+    key = keccak(encode(["address", "uint256"], [account, slot]))
+    return int.from_bytes(src.eth.get_storage_at(vault.address, key, block), "big")  # type: ignore[attr-defined]
+
+
+def test_every_account_settled_at_its_proven_block(relay: dict[str, object]) -> None:
+    src, _dst, vault, settlement, _verifier = chains(relay)
+    accounts: list[str] = relay["net"].info["accounts"]  # type: ignore[attr-defined]
+    assert len(accounts) == ACCOUNTS
+    chain_id = src.eth.chain_id
+    wait_for(
+        "every account settled",
+        lambda: all(settlement.functions.lastSettledBlock(a, chain_id).call() > 0 for a in accounts),  # type: ignore[attr-defined]
+    )
+    for account in accounts:
+        block = settlement.functions.lastSettledBlock(account, chain_id).call()  # type: ignore[attr-defined]
+        expected = source_collateral_at(src, vault, account, block)
+        assert expected > 0
+        assert settlement.functions.collateralOf(account).call() == expected  # type: ignore[attr-defined]
+
+
+def test_request_withdraw_lowers_settled_collateral(relay: dict[str, object]) -> None:
+    src, _dst, vault, settlement, _verifier = chains(relay)
+    account = relay["net"].info["accounts"][3]  # type: ignore[attr-defined]
+    chain_id = src.eth.chain_id
+    wait_for("account settled", lambda: settlement.functions.collateralOf(account).call() > 0)  # type: ignore[attr-defined]
+    before = settlement.functions.collateralOf(account).call()  # type: ignore[attr-defined]
+    amount = before // 4
+    receipt = src.eth.wait_for_transaction_receipt(
+        vault.functions.requestWithdraw(amount).transact({"from": account})  # type: ignore[attr-defined]
+    )
+    wait_for(
+        "lower collateral settled",
+        lambda: settlement.functions.collateralOf(account).call() == before - amount,  # type: ignore[attr-defined]
+    )
+    settled_block = settlement.functions.lastSettledBlock(account, chain_id).call()  # type: ignore[attr-defined]
+    assert settled_block >= receipt["blockNumber"]
+    assert source_collateral_at(src, vault, account, settled_block) == before - amount
+
+
+def test_tampered_proof_byte_rejects_the_snapshot(relay: dict[str, object]) -> None:
+    src, _dst, vault, settlement, verifier = chains(relay)
+    proxy: TamperProxy = relay["proxy"]  # type: ignore[assignment]
+    metrics = relay["net"].info["metrics"]  # type: ignore[attr-defined]
+    account = relay["net"].info["accounts"][7]  # type: ignore[attr-defined]
+    chain_id = src.eth.chain_id
+    wait_for("account settled", lambda: settlement.functions.collateralOf(account).call() > 0)  # type: ignore[attr-defined]
+    rejected_before = scrape(metrics, "relayer_proofs_rejected_total")
+
+    proxy.tamper_proofs = True
+    epoch_before = verifier.functions.latestEpoch().call()  # type: ignore[attr-defined]
+    settled_before = settlement.functions.lastSettledBlock(account, chain_id).call()  # type: ignore[attr-defined]
+    # a change that the relayer would settle, were the snapshot not rejected
+    src.eth.wait_for_transaction_receipt(
+        vault.functions.requestWithdraw(10**15).transact({"from": account})  # type: ignore[attr-defined]
+    )
+    wait_for("two rejected snapshots", lambda: scrape(metrics, "relayer_proofs_rejected_total") >= rejected_before + 2)
+    epoch_during = verifier.functions.latestEpoch().call()  # type: ignore[attr-defined]
+    settled_during = settlement.functions.lastSettledBlock(account, chain_id).call()  # type: ignore[attr-defined]
+    proxy.tamper_proofs = False
+
+    assert proxy.tampered >= 2
+    # an epoch in flight when tampering began may land; none may come from a rejected snapshot
+    assert epoch_during <= epoch_before + 1
+    rejected = [
+        json.loads(line) for line in Path(relay["log"]).read_text().splitlines()  # type: ignore[arg-type]
+        if '"proof.rejected"' in line
+    ]
+    assert rejected and all(r["reason"].startswith("proof:") for r in rejected)
+    rejected_blocks = {r["block"] for r in rejected}
+    assert settled_during not in rejected_blocks
+    assert settled_before not in rejected_blocks
+    assert re.fullmatch(r"proof:[a-z_]+", rejected[0]["reason"])
+    # and relaying resumes once the endpoint answers honestly again
+    wait_for(
+        "settlement after tampering stops",
+        lambda: settlement.functions.lastSettledBlock(account, chain_id).call() > max(rejected_blocks),  # type: ignore[attr-defined]
+    )
+    final_block = settlement.functions.lastSettledBlock(account, chain_id).call()  # type: ignore[attr-defined]
+    assert settlement.functions.collateralOf(account).call() == source_collateral_at(src, vault, account, final_block)  # type: ignore[attr-defined]
