@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from relayer.errors import RelayerError
 
-class ChainError(Exception):
-    """Root of every chain-access error (to be reparented under the relayer's `RelayerError`)."""
+
+class ChainError(RelayerError):
+    """Root of every chain-access error; part of the relayer's one exception tree."""
 
     reason: str = "chain_error"
     """A short, stable, label-safe name for metrics (`..._rejected_total{reason=...}`)."""

@@ -8,6 +8,7 @@ right at the call site:
     NativeError                 status code + message from ``spr_strerror``
     +-- RLPError                input is not canonical RLP (Yellow Paper, appendix B)
     +-- ProofError              Merkle-Patricia proof rejected; ``reason`` says why
+        +-- StorageProofError   one storage proof of a snapshot rejected (``index``, ``slot``)
 
 Bad argument types raise ``TypeError`` and bad lengths ``ValueError`` before any C runs.
 
@@ -18,9 +19,12 @@ EIP-1186 (``eth_getProof``); OpenZeppelin ``@openzeppelin/merkle-tree`` Standard
 
 from __future__ import annotations
 
+import threading
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
+from itertools import chain
 from typing import Final, NoReturn
 
 from native._native import ffi, lib
@@ -34,7 +38,9 @@ __all__ = [
     "ProofError",
     "RLPError",
     "RLPItem",
+    "SnapshotResult",
     "Status",
+    "StorageProofError",
     "keccak256",
     "merkle_hash_pair",
     "merkle_leaf",
@@ -44,6 +50,7 @@ __all__ = [
     "rlp_decode",
     "verify_account",
     "verify_proof",
+    "verify_snapshot",
     "verify_storage",
 ]
 
@@ -79,6 +86,8 @@ class Status(IntEnum):
     ERR_MALFORMED_NODE = lib.SPR_ERR_MALFORMED_NODE
     ERR_BAD_VALUE = lib.SPR_ERR_BAD_VALUE
 
+
+_STATUS_VALUES: Final = frozenset(int(status) for status in Status)
 
 _RLP_STATUSES: Final = frozenset(
     {
@@ -140,6 +149,19 @@ class ProofError(NativeError):
         super().__init__(status, message)
 
 
+class StorageProofError(ProofError):
+    """Storage proof ``index`` (of storage key ``slot``, 32 bytes) of a snapshot was rejected
+    (raised by ``SnapshotResult.require``); ``reason`` as for ``ProofError``."""
+
+    index: int
+    slot: bytes
+
+    def __init__(self, status: int, index: int, slot: bytes) -> None:
+        self.index = index
+        self.slot = slot
+        super().__init__(status, f"storage proof {index} (slot 0x{slot.hex()}): {_strerror(status)}")
+
+
 def _raise(status: int) -> NoReturn:
     """Raise the exception for an error status from a proof function."""
     if status in _PROOF_REASONS:
@@ -169,6 +191,16 @@ def _as_byte_list(name: str, values: object, length: int | None = None) -> list[
         if type(item) is not bytes or (length is not None and len(item) != length):
             items[i] = _as_bytes(f"{name}[{i}]", item, length)
     return items
+
+
+_SIZE_T_CODE: Final = next(code for code in "LQI" if array(code).itemsize == ffi.sizeof("size_t"))
+
+
+def _size_t_array(values: list[int]) -> object:
+    """A C ``size_t[]`` over ``values`` (through array.array: faster than ffi.new for long lists)."""
+    if not values:
+        return ffi.NULL
+    return ffi.from_buffer("size_t[]", array(_SIZE_T_CODE, values))
 
 
 def _pack_proof(proof: object) -> tuple[bytes, object, int]:
@@ -322,6 +354,134 @@ def verify_storage(storage_hash: bytes, slot: bytes, proof: Sequence[bytes]) -> 
     if status == lib.SPR_ABSENT:
         return 0
     _raise(status)
+
+
+@dataclass(frozen=True)
+class SnapshotResult:
+    """What ``verify_snapshot`` proved about one account and its storage slots.
+
+    ``account``: the proven ``Account``, or ``None`` when the account is proven absent (its
+    storage is then the empty trie: every slot reads 0). ``values[i]``: the value of
+    ``slots[i]`` as an int (0 when proven absent), or ``None`` when its storage proof was
+    rejected. ``reasons[i]``: ``None`` when proven, else the rejection reason (one of
+    ``PROOF_REJECT_REASONS``); ``statuses[i]`` the raw ``Status``. ``hashed_nodes`` /
+    ``hashed_bytes``: keccak-256 work done on proof nodes (each distinct node once);
+    ``cached_nodes``: node references satisfied by an already-hashed identical node.
+    """
+
+    account: Account | None
+    slots: tuple[bytes, ...]
+    values: tuple[int | None, ...]
+    statuses: tuple[Status, ...]
+    reasons: tuple[str | None, ...]
+    hashed_nodes: int
+    hashed_bytes: int
+    cached_nodes: int
+
+    @property
+    def ok(self) -> bool:
+        """True when every storage proof was accepted."""
+        return all(reason is None for reason in self.reasons)
+
+    def require(self) -> tuple[int, ...]:
+        """Every slot's value, or ``StorageProofError`` for the first rejected storage proof.
+
+        The relayer's rule (DESIGN.md section 7): any mismatch rejects the whole snapshot."""
+        for index, status in enumerate(self.statuses):
+            if status < 0:
+                raise StorageProofError(int(status), index, self.slots[index])
+        return tuple(value or 0 for value in self.values)
+
+
+_scratch = threading.local()
+
+
+def _scratch_buffer(size: int) -> object:
+    """A per-thread scratch buffer of at least ``size`` bytes (the node cache; C clears it)."""
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = ffi.new_allocator(should_clear_after_alloc=False)("uint8_t[]", size)
+        _scratch.buf = buf
+    return buf
+
+
+def verify_snapshot(
+    state_root: bytes,
+    address: bytes,
+    account_proof: Sequence[bytes],
+    slots: Sequence[bytes],
+    storage_proofs: Sequence[Sequence[bytes]],
+) -> SnapshotResult:
+    """Verify one EIP-1186 ``eth_getProof`` result in one native call.
+
+    ``state_root``: the block's 32-byte stateRoot. ``address``: 20 bytes. ``account_proof``:
+    the ``accountProof`` nodes. ``slots``: 32-byte storage keys; ``storage_proofs[i]``: the
+    ``storageProof[i].proof`` nodes of ``slots[i]`` (same length as ``slots``).
+
+    The account proof is checked as by ``verify_account``, each storage proof as by
+    ``verify_storage`` against the proven storageHash (the empty-trie root if the account is
+    absent), but each distinct trie node is hashed once: a node is accepted unhashed only when
+    byte-identical to a node already hashed to the same 32-byte reference in this call.
+
+    Semantics: a rejected account proof raises ``ProofError`` (nothing below it can be
+    checked). A rejected storage proof does not raise: its slot gets ``values[i] = None`` and a
+    ``reasons[i]``; call ``SnapshotResult.require()`` to reject the whole snapshot on any failure
+    (``StorageProofError`` with ``index`` and ``slot``). Bad types raise ``TypeError``, bad
+    lengths ``ValueError``, before any C runs. Releases the GIL while verifying.
+    """
+    root_b = _as_bytes("state_root", state_root, 32)
+    addr_b = _as_bytes("address", address, 20)
+    acc_buf, acc_lens, acc_n = _pack_proof(account_proof)
+    slot_list = _as_byte_list("slots", slots, 32)
+    if isinstance(storage_proofs, bytes | bytearray | memoryview | str) or not isinstance(storage_proofs, Sequence):
+        raise TypeError(f"storage_proofs must be a sequence of proofs, not {type(storage_proofs).__name__}")
+    proofs = list(storage_proofs)
+    if len(proofs) != len(slot_list):
+        raise ValueError(f"{len(slot_list)} slots but {len(proofs)} storage proofs")
+    for i, proof in enumerate(proofs):
+        if type(proof) is not list or not all(type(node) is bytes for node in proof):
+            proofs[i] = _as_byte_list(f"storage_proofs[{i}]", proof)
+    counts = [len(proof) for proof in proofs]
+    flat = list(chain.from_iterable(proofs))
+    nodes = b"".join(flat)
+    n_slots = len(slot_list)
+    n_nodes = len(flat)
+    scratch_len = lib.spr_snapshot_scratch_size(acc_n + n_nodes)
+    scratch = _scratch_buffer(scratch_len)
+    account = ffi.new("spr_account *")
+    values = ffi.new("uint8_t[]", max(32 * n_slots, 1))
+    statuses = ffi.new("int[]", max(n_slots, 1))
+    stats = ffi.new("spr_snapshot_stats *")
+    status = lib.spr_verify_snapshot(
+        root_b, addr_b, acc_buf, len(acc_buf), acc_lens, acc_n,
+        b"".join(slot_list), n_slots, nodes, len(nodes), _size_t_array([len(n) for n in flat]),
+        n_nodes, _size_t_array(counts), scratch, scratch_len, account, values, statuses, stats,
+    )  # fmt: skip
+    if status < 0:
+        _raise(status)
+    proven: Account | None = None
+    if status == lib.SPR_OK:
+        raw = bytes(ffi.buffer(account))
+        proven = Account(
+            nonce=int.from_bytes(raw[0:32], "big"),
+            balance=int.from_bytes(raw[32:64], "big"),
+            storage_hash=raw[64:96],
+            code_hash=raw[96:128],
+        )
+    words = bytes(ffi.buffer(values, 32 * n_slots))
+    codes = [int(code) for code in ffi.unpack(statuses, n_slots)] if n_slots else []
+    return SnapshotResult(
+        account=proven,
+        slots=tuple(slot_list),
+        values=tuple(
+            int.from_bytes(words[32 * i : 32 * i + 32], "big") if code >= 0 else None for i, code in enumerate(codes)
+        ),
+        statuses=tuple(Status(code) if code in _STATUS_VALUES else Status.ERR_ARG for code in codes),
+        reasons=tuple(None if code >= 0 else _PROOF_REASONS.get(code, "unknown") for code in codes),
+        hashed_nodes=int(stats.hashed_nodes),
+        hashed_bytes=int(stats.hashed_bytes),
+        cached_nodes=int(stats.cached_nodes),
+    )
 
 
 # ---- OpenZeppelin StandardMerkleTree -----------------------------------------------------------

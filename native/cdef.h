@@ -55,6 +55,23 @@ int spr_verify_storage(const uint8_t storage_hash[32], const uint8_t slot[32],
                        const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
                        size_t n_nodes, uint8_t value_out[32]);
 
+typedef struct {
+    uint64_t hashed_nodes;
+    uint64_t hashed_bytes;
+    uint64_t cached_nodes;
+} spr_snapshot_stats;
+
+size_t spr_snapshot_scratch_size(size_t n_nodes);
+
+int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
+                        const uint8_t *account_nodes, size_t account_nodes_len,
+                        const size_t *account_node_lens, size_t account_n_nodes,
+                        const uint8_t *slots, size_t n_slots, const uint8_t *storage_nodes,
+                        size_t storage_nodes_len, const size_t *storage_node_lens,
+                        size_t storage_n_nodes, const size_t *proof_n_nodes, void *scratch,
+                        size_t scratch_len, spr_account *account, uint8_t *values,
+                        int *statuses, spr_snapshot_stats *stats);
+
 int spr_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]);
 
 int spr_merkle_hash_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);

@@ -77,13 +77,15 @@ def cmd_devnet(args: argparse.Namespace) -> int:
               f"`relayer devnet --stop --dir {args.dir}` stops them")
         return EXIT_OK
     try:
-        return _run_devnet_daemon(net.config_path)
+        return _run_devnet_daemon(net)
     finally:
         devnet.stop(net.directory)
         print("devnet: chains stopped")
 
 
-def _run_devnet_daemon(config_path: Path) -> int:
+def _run_devnet_daemon(net: Any) -> int:
+    import threading
+
     from relayer.config import load_config
     from relayer.daemon import Daemon
     from relayer.log import configure
@@ -100,7 +102,18 @@ def _run_devnet_daemon(config_path: Path) -> int:
             flush=True,
         )
 
-    asyncio.run(Daemon(load_config(config_path), on_settled=show).run())
+    from relayer.devnet import simulate_activity
+
+    stop = threading.Event()
+    activity = threading.Thread(
+        target=simulate_activity, args=(net.info, stop), kwargs={"say": lambda m: print(m, flush=True)}, daemon=True
+    )
+    activity.start()
+    try:
+        asyncio.run(Daemon(load_config(net.config_path), on_settled=show).run())
+    finally:
+        stop.set()
+        activity.join(5)
     return EXIT_OK
 
 

@@ -12,9 +12,12 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
@@ -61,14 +64,12 @@ class Devnet:
         return self.directory / "relayer.toml"
 
 
-def _pid_alive(pid: int) -> bool:
+def _is_anvil(pid: int) -> bool:
+    """True while `pid` is a live anvil process (a recorded pid may have been reused since)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return b"anvil" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
 
 
 def stop(directory: Path) -> list[int]:
@@ -79,14 +80,14 @@ def stop(directory: Path) -> list[int]:
     pids = [int(p) for p in json.loads(path.read_text()).get("pids", [])]
     stopped = []
     for pid in pids:
-        if _pid_alive(pid):
+        if _is_anvil(pid):
             os.kill(pid, signal.SIGTERM)
             stopped.append(pid)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_pid_alive(p) for p in stopped):
+    while time.monotonic() < deadline and any(_is_anvil(p) for p in stopped):
         time.sleep(0.05)
     for pid in stopped:
-        if _pid_alive(pid):
+        if _is_anvil(pid):
             os.kill(pid, signal.SIGKILL)
     return stopped
 
@@ -230,3 +231,29 @@ vault_deploy_block = {vault_block}
 collateral_slot = {slot}
 every_blocks = {every_blocks}
 """
+
+
+def simulate_activity(info: dict[str, object], stop_event: threading.Event, *, interval: float = 8.0,
+                      say: Callable[[str], None] = print) -> None:
+    """Keep the demo alive: every `interval` seconds one seeded account deposits 0.05 ETH or asks
+    to withdraw 0.05 ETH (in turn), so the relayer has changes to prove and settle. Runs until
+    `stop_event` is set; RPC failures end it quietly (the chains are being stopped)."""
+    chains = cast(dict[str, dict[str, object]], info["chains"])
+    contracts = cast(dict[str, str], info["contracts"])
+    accounts = cast(list[str], info["accounts"])
+    w3 = Web3(Web3.HTTPProvider(str(chains["source"]["rpc"])))
+    vault = contract(w3, "CollateralVault", contracts["vault"])
+    amount = 5 * 10**16
+    step = 0
+    while not stop_event.wait(interval):
+        who = accounts[(step * 7) % len(accounts)]
+        try:
+            if step % 2 == 0:
+                vault.functions.deposit().transact({"from": who, "value": Wei(amount)})
+                say(f"activity: {who} deposits 0.05 ETH on the source chain")
+            else:
+                vault.functions.requestWithdraw(amount).transact({"from": who})
+                say(f"activity: {who} requests a 0.05 ETH withdrawal on the source chain")
+        except Exception:  # the chains are going away: stop simulating
+            return
+        step += 1

@@ -111,6 +111,54 @@ int spr_verify_storage(const uint8_t storage_hash[32], const uint8_t slot[32],
                        const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
                        size_t n_nodes, uint8_t value_out[32]);
 
+/* ---- batch: one snapshot (one account, many storage slots) ------------------------------ */
+/* Work counters of one spr_verify_snapshot call (may be NULL). */
+typedef struct {
+    uint64_t hashed_nodes; /* keccak-256 calls made on proof nodes */
+    uint64_t hashed_bytes; /* bytes hashed by those calls */
+    uint64_t cached_nodes; /* node references satisfied from the verified-node cache */
+} spr_snapshot_stats;
+
+/* Bytes of scratch that give spr_verify_snapshot a cache large enough for n_nodes distinct
+   proof nodes (account plus storage proofs); at most 48 MiB. */
+size_t spr_snapshot_scratch_size(size_t n_nodes);
+
+/* Verify one EIP-1186 eth_getProof result: the account proof of `address` against
+   `state_root`, then n_slots storage proofs against the proven account's storageHash (the
+   empty-trie root if the account is proven absent, so its storage proofs must be empty).
+
+   Each distinct proof node is hashed once: a node referenced by hash H is accepted without
+   hashing when it is byte-identical (memcmp) to a node already hashed to H in this call.
+   The cache of verified nodes lives in `scratch` (scratch_len bytes, 8-byte aligned, cleared by
+   this function; size it with spr_snapshot_scratch_size; any size works, 0 disables the cache,
+   a full cache only means more hashing). Nothing is allocated.
+
+   account proof: account_n_nodes nodes in account_nodes, lengths in account_node_lens (as
+                  spr_mpt_verify).
+   slots:         n_slots 32-byte storage keys, back to back.
+   storage proofs: all storage proofs' nodes back to back in storage_nodes (storage_n_nodes
+                  nodes, lengths in storage_node_lens); proof i is the next proof_n_nodes[i] of
+                  them. The counts must sum to storage_n_nodes and the lengths to
+                  storage_nodes_len.
+   account:       out; filled when the return value is SPR_OK, zero otherwise.
+   values:        out, n_slots * 32 bytes: slot i's value as a 32-byte big-endian word, zero
+                  when absent or rejected.
+   statuses:      out, n_slots ints: SPR_OK (present), SPR_ABSENT (proven absent, value 0) or
+                  the error rejecting storage proof i (as spr_verify_storage). If the account
+                  proof is rejected, every status is the account proof's error.
+
+   Returns the account proof's status: SPR_OK (present), SPR_ABSENT, or its error (as
+   spr_verify_account); SPR_ERR_ARG for bad arguments (outputs then unspecified). A snapshot is
+   sound only if the return value and every status are >= 0. */
+int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
+                        const uint8_t *account_nodes, size_t account_nodes_len,
+                        const size_t *account_node_lens, size_t account_n_nodes,
+                        const uint8_t *slots, size_t n_slots, const uint8_t *storage_nodes,
+                        size_t storage_nodes_len, const size_t *storage_node_lens,
+                        size_t storage_n_nodes, const size_t *proof_n_nodes, void *scratch,
+                        size_t scratch_len, spr_account *account, uint8_t *values,
+                        int *statuses, spr_snapshot_stats *stats);
+
 /* ---- OpenZeppelin StandardMerkleTree (@openzeppelin/merkle-tree 1.x) --------------------- */
 /* out = keccak256(keccak256(data)): the standard leaf hash of ABI-encoded values. */
 int spr_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]);

@@ -90,4 +90,40 @@ static inline int spr_rlp_head_parse(const uint8_t *d, size_t pos, size_t limit,
    up to SPR_NODE_MAX_NEST levels (deeper: SPR_ERR_MALFORMED_NODE). Iterative. */
 int spr_rlp_check_seq(const uint8_t *d, size_t start, size_t end);
 
+/* ---- verified-node cache (batch verification, batch.c) ------------------------------------ */
+/* One node whose keccak was computed and found equal to `hash`. `node` points into the
+   caller's proof buffer (valid for the duration of one call); node == NULL marks a free entry. */
+typedef struct {
+    uint8_t hash[32];
+    const uint8_t *node;
+    size_t len;
+} spr_cache_entry;
+
+/* An open-addressing table (linear probing, indexed by the first 8 bytes of the hash) over
+   caller-supplied memory. A hit needs the full 32-byte hash and the node bytes to be equal, so
+   a node is accepted from the cache only if byte-identical to one already hashed. When
+   `used` reaches `limit`, nothing more is inserted (nodes are then simply hashed again). */
+typedef struct {
+    spr_cache_entry *entries; /* capacity = mask + 1 (a power of two), or NULL: no cache */
+    size_t mask;
+    size_t used;
+    size_t limit;
+    uint64_t hashed_nodes; /* keccak calls made on proof nodes */
+    uint64_t hashed_bytes; /* bytes those calls hashed */
+    uint64_t cached_nodes; /* references satisfied by a cache hit */
+} spr_hash_cache;
+
+/* spr_mpt_verify with an optional cache (NULL: hash every node, as spr_mpt_verify does). */
+int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
+                 const uint8_t *nodes, size_t nodes_len, const size_t *node_lens, size_t n_nodes,
+                 size_t *value_off, size_t *value_len, spr_hash_cache *cache);
+
+/* Decode a proven account value rlp([nonce, balance, storageRoot, codeHash]) into *account
+   (zeroed on error): SPR_OK or SPR_ERR_BAD_VALUE. */
+int spr_account_from_value(const uint8_t *v, size_t vl, spr_account *account);
+
+/* Decode a proven storage leaf value rlp(non-zero uint256) into a 32-byte word (zeroed on
+   error): SPR_OK or SPR_ERR_BAD_VALUE. */
+int spr_storage_from_value(const uint8_t *v, size_t vl, uint8_t out[32]);
+
 #endif /* SPR_INTERNAL_H */

@@ -75,9 +75,53 @@ static inline int is_child_ref(const spr_rlp_head *c)
     return c->is_list ? (c->end - c->start < 32) : (c->len == 32);
 }
 
+/* Is `node` (len bytes) byte-identical to a node already hashed to `want`? */
+static int cache_hit(const spr_hash_cache *c, const uint8_t want[32], const uint8_t *node,
+                     size_t len)
+{
+    uint64_t h;
+    memcpy(&h, want, sizeof h);
+    for (size_t i = (size_t)h & c->mask;; i = (i + 1) & c->mask) {
+        const spr_cache_entry *e = &c->entries[i];
+        if (e->node == NULL) {
+            return 0;
+        }
+        if (e->len == len && memcmp(e->hash, want, 32) == 0 &&
+            (e->node == node || memcmp(e->node, node, len) == 0)) {
+            return 1;
+        }
+    }
+}
+
+static void cache_insert(spr_hash_cache *c, const uint8_t hash[32], const uint8_t *node,
+                         size_t len)
+{
+    if (c->used >= c->limit) {
+        return; /* full: later nodes are hashed again, never wrongly accepted */
+    }
+    uint64_t h;
+    memcpy(&h, hash, sizeof h);
+    size_t i = (size_t)h & c->mask;
+    while (c->entries[i].node != NULL) {
+        i = (i + 1) & c->mask;
+    }
+    memcpy(c->entries[i].hash, hash, 32);
+    c->entries[i].node = node;
+    c->entries[i].len = len;
+    c->used++;
+}
+
 int spr_mpt_verify(const uint8_t root[32], const uint8_t *key, size_t key_len,
                    const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
                    size_t n_nodes, size_t *value_off, size_t *value_len)
+{
+    return spr_mpt_walk(root, key, key_len, nodes, nodes_len, node_lens, n_nodes, value_off,
+                        value_len, NULL);
+}
+
+int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
+                 const uint8_t *nodes, size_t nodes_len, const size_t *node_lens, size_t n_nodes,
+                 size_t *value_off, size_t *value_len, spr_hash_cache *cache)
 {
     if (root == NULL || value_off == NULL || value_len == NULL || (key == NULL && key_len != 0) ||
         (nodes == NULL && nodes_len != 0) || (node_lens == NULL && n_nodes != 0) ||
@@ -125,10 +169,25 @@ int spr_mpt_verify(const uint8_t root[32], const uint8_t *key, size_t key_len,
             }
             base = next_off;
             nlen = node_lens[next];
-            uint8_t h[32];
-            spr_keccak256_unchecked(nodes + base, nlen, h);
-            if (memcmp(h, want, 32) != 0) {
-                return SPR_ERR_HASH_MISMATCH;
+            if (cache == NULL) {
+                uint8_t h[32];
+                spr_keccak256_unchecked(nodes + base, nlen, h);
+                if (memcmp(h, want, 32) != 0) {
+                    return SPR_ERR_HASH_MISMATCH;
+                }
+            } else if (cache->entries != NULL && cache_hit(cache, want, nodes + base, nlen)) {
+                cache->cached_nodes++;
+            } else {
+                uint8_t h[32];
+                spr_keccak256_unchecked(nodes + base, nlen, h);
+                cache->hashed_nodes++;
+                cache->hashed_bytes += nlen;
+                if (memcmp(h, want, 32) != 0) {
+                    return SPR_ERR_HASH_MISMATCH;
+                }
+                if (cache->entries != NULL) {
+                    cache_insert(cache, h, nodes + base, nlen);
+                }
             }
             if (next > 0 && nlen < 32) {
                 return SPR_ERR_MALFORMED_NODE; /* must have been embedded in its parent */
@@ -280,8 +339,13 @@ int spr_verify_account(const uint8_t state_root[32], const uint8_t address[20],
     if (rc != SPR_OK) {
         return rc;
     }
+    return spr_account_from_value(nodes + vo, vl, account);
+}
+
+int spr_account_from_value(const uint8_t *v, size_t vl, spr_account *account)
+{
     /* rlp([nonce, balance, storageRoot, codeHash]) (Yellow Paper 4.1) */
-    const uint8_t *v = nodes + vo;
+    memset(account, 0, sizeof *account);
     spr_rlp_head top;
     spr_rlp_head f[4];
     if (spr_rlp_head_parse(v, 0, vl, &top) != SPR_OK || !top.is_list || top.end != vl) {
@@ -328,8 +392,13 @@ int spr_verify_storage(const uint8_t storage_hash[32], const uint8_t slot[32],
     if (rc != SPR_OK) {
         return rc;
     }
+    return spr_storage_from_value(nodes + vo, vl, value_out);
+}
+
+int spr_storage_from_value(const uint8_t *v, size_t vl, uint8_t value_out[32])
+{
     /* the leaf holds rlp(value) with value a non-zero 256-bit word (zero slots are deleted) */
-    const uint8_t *v = nodes + vo;
+    memset(value_out, 0, 32);
     spr_rlp_head h;
     if (spr_rlp_head_parse(v, 0, vl, &h) != SPR_OK || h.end != vl || h.len == 0 ||
         canonical_uint(v, &h, value_out) != SPR_OK) {

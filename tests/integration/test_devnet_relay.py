@@ -166,3 +166,20 @@ def test_tampered_proof_byte_rejects_the_snapshot(relay: dict[str, object]) -> N
     )
     final_block = settlement.functions.lastSettledBlock(account, chain_id).call()  # type: ignore[attr-defined]
     assert settlement.functions.collateralOf(account).call() == source_collateral_at(src, vault, account, final_block)  # type: ignore[attr-defined]
+
+
+def test_status_and_health_endpoints(relay: dict[str, object]) -> None:
+    net = relay["net"]
+    base = str(net.info["metrics"]).removesuffix("/metrics")  # type: ignore[attr-defined]
+    wait_for("ready", lambda: urllib.request.urlopen(base + "/readyz", timeout=5).status == 200)
+    assert json.loads(urllib.request.urlopen(base + "/healthz", timeout=5).read()) == {"status": "alive"}
+    done = subprocess.run(
+        [sys.executable, "-m", "relayer.cli", "status", "--config", str(net.config_path)],  # type: ignore[attr-defined]
+        capture_output=True, text=True, timeout=30,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:4] == ["chain", "id", "head", "finalized"]
+    assert any(line.startswith("source") and "31337" in line for line in lines)
+    assert "last epoch" in done.stdout
+    assert scrape(str(net.info["metrics"]), "relayer_chain_head_block") > 0  # type: ignore[attr-defined]
