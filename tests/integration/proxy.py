@@ -2,6 +2,15 @@
 
 Runs an aiohttp server in a background thread; `tamper_proofs = True` flips one byte of a
 storage-proof node in every eth_getProof response (the hex stays well-formed, the hash breaks).
+
+`set_mode(...)` injects endpoint faults (one of `FAULT_MODES`):
+- "ok": forward every request;
+- "down": answer HTTP 502 without asking the node;
+- "refused": stop listening, so connections are refused (the port is reopened by the next mode);
+- "flapping": every other request gets HTTP 502, the others are forwarded;
+- "slow": wait `slow_seconds` (default 2 s), then forward;
+- "rate_limited": HTTP 429 with `Retry-After: <retry_after>` (default "1").
+`hits` counts the requests that reached the proxy (refused connections never do).
 """
 
 from __future__ import annotations
@@ -15,6 +24,8 @@ import aiohttp
 from aiohttp import web
 
 from chains.anvil import free_port
+
+FAULT_MODES = ("ok", "down", "refused", "flapping", "slow", "rate_limited")
 
 
 def flip_proof_byte(result: dict[str, Any]) -> None:
@@ -33,6 +44,13 @@ class TamperProxy:
         self.port = free_port()
         self.tamper_proofs = False
         self.tampered = 0
+        self.mode = "ok"
+        self.slow_seconds = 2.0
+        self.retry_after = "1"
+        self.hits = 0
+        self._site: web.TCPSite | None = None
+        self._runner: web.AppRunner | None = None
+        self._upstream: aiohttp.ClientSession | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -48,17 +66,46 @@ class TamperProxy:
         return self
 
     def stop(self) -> None:
+        if self._thread.is_alive():
+            try:  # close the upstream session first (no "Unclosed client session" noise)
+                asyncio.run_coroutine_threadsafe(self._close_upstream(), self._loop).result(5)
+            except Exception:
+                pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
 
+    async def _close_upstream(self) -> None:
+        if self._upstream is not None:
+            await self._upstream.close()
+
+    def set_mode(self, mode: str) -> None:
+        """Switch the fault mode (see the module docstring); blocks until it is in effect."""
+        if mode not in FAULT_MODES:
+            raise ValueError(f"unknown proxy mode {mode!r}; use one of {FAULT_MODES}")
+        asyncio.run_coroutine_threadsafe(self._apply(mode), self._loop).result(10)
+
+    async def _apply(self, mode: str) -> None:
+        if mode == "refused" and self._site is not None:
+            await self._site.stop()
+            self._site = None
+        elif mode != "refused" and self._site is None and self._runner is not None:
+            self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            await self._site.start()
+        self.mode = mode
+
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
-        session: aiohttp.ClientSession | None = None
 
         async def handle(request: web.Request) -> web.Response:
-            nonlocal session
-            session = session or aiohttp.ClientSession()
+            session = self._upstream = self._upstream or aiohttp.ClientSession()
             body = await request.read()
+            self.hits += 1
+            if self.mode == "down" or (self.mode == "flapping" and self.hits % 2 == 1):
+                return web.Response(status=502, text="bad gateway (fault injected)")
+            if self.mode == "rate_limited":
+                return web.Response(status=429, text="rate limited", headers={"Retry-After": self.retry_after})
+            if self.mode == "slow":
+                await asyncio.sleep(self.slow_seconds)
             async with session.post(self.upstream, data=body, headers={"Content-Type": "application/json"}) as up:
                 payload = await up.read()
             if self.tamper_proofs and b"eth_getProof" in body:
@@ -72,8 +119,9 @@ class TamperProxy:
 
         app = web.Application()
         app.router.add_post("/", handle)
-        runner = web.AppRunner(app)
+        runner = self._runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
-        self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        self._site = web.TCPSite(runner, "127.0.0.1", self.port)
+        self._loop.run_until_complete(self._site.start())
         self._ready.set()
         self._loop.run_forever()

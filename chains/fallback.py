@@ -1,0 +1,462 @@
+"""JSON-RPC over several endpoints of one chain: health-based selection, fallback, retries.
+
+`FallbackClient` is an `RpcMethods` (every helper - `chain_id`, `get_block`, `get_logs` - and
+`chains.proofs.fetch_proof` / `fetch_header` work on it unchanged) that owns one
+`chains.rpc.RpcClient` per configured endpoint.
+
+Selection: per endpoint it tracks consecutive failures, a cooldown (exponential backoff with
+full jitter after each failure; HTTP 429/503 use the `Retry-After` delay when the endpoint gave
+one) and an EWMA of its latency. A call goes to the first endpoint in configured order that is
+not cooling down, so the primary is preferred whenever it is healthy; when every endpoint is
+cooling down, the one whose cooldown ends first is used once that cooldown has run out (the
+wait goes through the injected `sleep`, so tests switch it off with a no-op).
+
+Retries: only idempotent, read-only methods (`IDEMPOTENT_METHODS`; a batch only when every
+call in it is one) are retried, up to `attempts` tries per call across endpoints, on
+`RpcTransportError` (incl. HTTP 429/5xx), `RpcTimeoutError` and `RpcGarbageError`. Within a
+round each endpoint is tried at most once; the next round waits for the cooldowns (the
+backoff). `RpcResponseError` - a JSON-RPC error object such as "execution reverted" - is never
+retried: the node answered. Non-idempotent methods (`eth_sendRawTransaction` and every method
+not in the list) are sent once; a failure propagates, because a timed-out transaction may
+still have been delivered. Each retry is logged once (event `rpc.retry`) and counted through
+the `on_retry(method, host, reason)` hook.
+
+Chain identity: `check_chain_id(expected)` asks every endpoint at start. An endpoint that
+reports another chain id fails the check (`ChainIdMismatch`); an endpoint that cannot be
+reached is logged (`rpc.endpoint_unreachable`) and does not fail the check as long as one
+endpoint reported the right id - one provider's outage must not stop the relayer from
+starting. Such an endpoint stays unverified: before its first use it is asked for its chain
+id, and one that then reports another id is disabled for good (`rpc.chain_id_mismatch`).
+
+Like `RpcClient`, nothing here ever shows an endpoint URL (they carry API keys): errors, logs,
+hooks and `endpoints_status()` only use `host` ("host:port").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+import aiohttp
+import structlog
+
+from chains.errors import ChainError, RpcError, RpcResponseError, RpcTransportError
+from chains.rpc import OnRequest, RpcClient, RpcMethods
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENT_METHODS: Final = frozenset(
+    {
+        "eth_chainId",
+        "eth_blockNumber",
+        "eth_getBlockByNumber",
+        "eth_getProof",
+        "eth_getLogs",
+        "eth_call",
+        "eth_estimateGas",
+        "eth_getTransactionReceipt",
+        "eth_getTransactionCount",
+        "eth_getBalance",
+        "eth_maxPriorityFeePerGas",
+        "eth_feeHistory",
+        "eth_getStorageAt",
+        "eth_getCode",
+        "eth_gasPrice",
+    }
+)
+"""Read-only methods that are safe to send again, to the same or another endpoint."""
+
+OnRetry = Callable[[str, str, str], None]
+"""Metrics hook `on_retry(method, host, reason)`, called once per retry: `host` is the endpoint
+that failed, `reason` the error's `reason` ("rpc_transport", "rpc_timeout", "rpc_garbage").
+Exceptions raised by the hook are logged and swallowed."""
+
+LATENCY_EWMA_ALPHA: Final = 0.3
+"""Weight of the newest sample in the latency EWMA."""
+
+_STATUSES_WITH_RETRY_AFTER: Final = frozenset({429, 503})
+
+
+class ChainIdMismatch(ChainError):
+    """Endpoints report another chain id (EIP-695 `eth_chainId`) than the configured one.
+
+    `expected`: the configured chain id; `actual`: {host: reported chain id} for every
+    endpoint that disagrees; `chain`: the client's chain label. Hosts only, never URLs.
+    """
+
+    reason = "chain_id_mismatch"
+
+    def __init__(self, *, expected: int, actual: Mapping[str, int], chain: str = "") -> None:
+        self.expected = expected
+        self.actual = dict(actual)
+        self.chain = chain
+        where = f"chain {chain}: " if chain else ""
+        found = ", ".join(f"{host} reports {chain_id}" for host, chain_id in self.actual.items())
+        super().__init__(f"{where}expected chain id {expected}, but {found}")
+
+
+class EndpointsUnavailable(ChainError):
+    """No endpoint of the chain can be used: none answered, or all were disabled.
+
+    `errors`: {host: why} for every endpoint (the error text, which never holds a URL);
+    `chain`: the client's chain label.
+    """
+
+    reason = "endpoints_unavailable"
+
+    def __init__(self, message: str, *, errors: Mapping[str, str], chain: str = "") -> None:
+        self.errors = dict(errors)
+        self.chain = chain
+        where = f"chain {chain}: " if chain else ""
+        details = "; ".join(f"{host}: {why}" for host, why in self.errors.items())
+        super().__init__(f"{where}{message}" + (f" ({details})" if details else ""))
+
+
+@dataclass
+class _Endpoint:
+    index: int
+    client: RpcClient
+    consecutive_failures: int = 0
+    cooldown_until: float = 0.0
+    latency_seconds: float | None = None
+    verified: bool = False
+    disabled: bool = False
+
+    @property
+    def host(self) -> str:
+        return self.client.host
+
+
+def _method_label(calls: Sequence[tuple[str, Sequence[Any]]]) -> str:
+    methods = {method for method, _ in calls}
+    return next(iter(methods)) if len(methods) == 1 else "batch"
+
+
+class FallbackClient(RpcMethods):
+    """JSON-RPC 2.0 over several HTTP(S) endpoints of one chain, as an async context manager.
+
+        async with FallbackClient([primary_url, backup_url], chain_label="source") as client:
+            await client.check_chain_id(1)
+            head = await client.block_number()
+
+    `urls`: the endpoints, preferred first (at least one). `timeout_seconds`: the deadline of
+    one HTTP exchange. `on_request`: the per-exchange metrics hook of `RpcClient` (labels:
+    method and host). `on_retry`: see `OnRetry`. `attempts`: tries per idempotent call across
+    endpoints (>= 1). `backoff_base_seconds` / `backoff_max_seconds`: the cooldown after the
+    n-th consecutive failure of an endpoint is min(max, base * 2**(n-1)) seconds, scaled by a
+    uniform random factor in [0, 1) when `jitter` (full jitter). `max_retry_after_seconds`:
+    cap on a server's `Retry-After`. `sleep` / `clock`: injectable for tests (`clock` in
+    seconds, monotonic). `session`: an aiohttp session shared by every endpoint (not closed
+    here); None: each endpoint client owns its own.
+    Raises ValueError for no URL, a URL that is not http(s) (without echoing it), or a bad number.
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        chain_label: str = "",
+        timeout_seconds: float = 10.0,
+        on_request: OnRequest | None = None,
+        on_retry: OnRetry | None = None,
+        attempts: int = 3,
+        backoff_base_seconds: float = 0.2,
+        backoff_max_seconds: float = 5.0,
+        max_retry_after_seconds: float = 60.0,
+        jitter: bool = True,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        if isinstance(urls, str) or not urls:
+            raise ValueError("at least one RPC endpoint URL is required (a sequence of URLs)")
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"attempts must be an int >= 1, got {attempts!r}")
+        if backoff_base_seconds < 0 or backoff_max_seconds < 0 or max_retry_after_seconds < 0:
+            raise ValueError("backoff and retry-after limits must be >= 0 seconds")
+        self._endpoints = [
+            _Endpoint(
+                index,
+                RpcClient(
+                    url,
+                    session=session,
+                    timeout_seconds=timeout_seconds,
+                    chain_label=chain_label,
+                    on_request=on_request,
+                ),
+            )
+            for index, url in enumerate(urls)
+        ]
+        self.chain_label = chain_label
+        self.timeout_seconds = timeout_seconds
+        self.on_retry = on_retry
+        self.attempts = attempts
+        self.backoff_base_seconds = backoff_base_seconds
+        self.backoff_max_seconds = backoff_max_seconds
+        self.max_retry_after_seconds = max_retry_after_seconds
+        self.jitter = jitter
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random.Random()
+        self._expected_chain_id: int | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> FallbackClient:
+        for endpoint in self._endpoints:
+            await endpoint.client.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close every endpoint client's own session (idempotent)."""
+        for endpoint in self._endpoints:
+            await endpoint.client.close()
+
+    def __repr__(self) -> str:
+        label = f" {self.chain_label}" if self.chain_label else ""
+        return f"<FallbackClient{label} {', '.join(e.host for e in self._endpoints)}>"
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def host(self) -> str:
+        """The host ("host:port") of the endpoint the next call would go to."""
+        try:
+            return self._select(set()).host
+        except EndpointsUnavailable:
+            return self._endpoints[0].host
+
+    @property
+    def hosts(self) -> list[str]:
+        """Every endpoint's host, in configured order."""
+        return [endpoint.host for endpoint in self._endpoints]
+
+    def endpoints_status(self) -> list[dict[str, Any]]:
+        """Per endpoint, in configured order, for the status API:
+
+        `host` ("host:port"), `healthy` (bool: enabled and its last exchange did not fail),
+        `consecutive_failures` (int), `cooldown_seconds_left` (float >= 0), `latency_ms`
+        (EWMA of exchange wall time, float, None before the first answer), `disabled` (bool:
+        reported another chain id).
+        """
+        now = self._clock()
+        return [
+            {
+                "host": endpoint.host,
+                "healthy": not endpoint.disabled and endpoint.consecutive_failures == 0,
+                "consecutive_failures": endpoint.consecutive_failures,
+                "cooldown_seconds_left": round(max(0.0, endpoint.cooldown_until - now), 3),
+                "latency_ms": None if endpoint.latency_seconds is None else round(endpoint.latency_seconds * 1000, 3),
+                "disabled": endpoint.disabled,
+            }
+            for endpoint in self._endpoints
+        ]
+
+    def _select(self, tried: set[int]) -> _Endpoint:
+        usable = [e for e in self._endpoints if not e.disabled]
+        if not usable:
+            raise EndpointsUnavailable(
+                "every endpoint was disabled",
+                errors={e.host: "reported another chain id" for e in self._endpoints},
+                chain=self.chain_label,
+            )
+        candidates = [e for e in usable if e.index not in tried] or usable
+        now = self._clock()
+        for endpoint in candidates:
+            if endpoint.cooldown_until <= now:
+                return endpoint
+        return min(candidates, key=lambda e: (e.cooldown_until, e.index))
+
+    def _succeeded(self, endpoint: _Endpoint, seconds: float) -> None:
+        if endpoint.consecutive_failures:
+            log.info(
+                "rpc.endpoint_recovered",
+                chain=self.chain_label,
+                host=endpoint.host,
+                failures=endpoint.consecutive_failures,
+            )
+        endpoint.consecutive_failures = 0
+        endpoint.cooldown_until = 0.0
+        previous = endpoint.latency_seconds
+        endpoint.latency_seconds = (
+            seconds if previous is None else LATENCY_EWMA_ALPHA * seconds + (1 - LATENCY_EWMA_ALPHA) * previous
+        )
+
+    def _failed(self, endpoint: _Endpoint, exc: RpcError) -> None:
+        endpoint.consecutive_failures += 1
+        exponent = min(endpoint.consecutive_failures - 1, 62)
+        delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2.0**exponent)
+        if self.jitter:
+            delay *= self._random.random()
+        if (
+            isinstance(exc, RpcTransportError)
+            and exc.status in _STATUSES_WITH_RETRY_AFTER
+            and exc.retry_after is not None
+        ):
+            delay = min(exc.retry_after, self.max_retry_after_seconds)
+        endpoint.cooldown_until = self._clock() + delay
+
+    def _retry_noted(self, method: str, endpoint: _Endpoint, attempt: int, exc: RpcError) -> None:
+        log.warning(
+            "rpc.retry",
+            chain=self.chain_label,
+            host=endpoint.host,
+            method=method,
+            attempt=attempt,
+            reason=exc.reason,
+            error=str(exc),
+        )
+        if self.on_retry is not None:
+            try:
+                self.on_retry(method, endpoint.host, exc.reason)
+            except Exception as hook_exc:
+                log.warning("rpc.hook_failed", host=endpoint.host, error=repr(hook_exc))
+
+    # ----------------------------------------------------------------- chain id
+
+    async def check_chain_id(self, expected: int) -> None:
+        """Ask every endpoint for `eth_chainId` (EIP-695), concurrently, one try each.
+
+        Returns when no endpoint reports another id and at least one reported `expected`.
+        Unreachable endpoints (any RpcError) are logged as `rpc.endpoint_unreachable` and
+        marked unverified: they are checked again before their first use, and disabled if
+        they then report another id. Raises ChainIdMismatch naming the hosts that report
+        another id; EndpointsUnavailable when no endpoint answered.
+        """
+        self._expected_chain_id = expected
+
+        async def ask(endpoint: _Endpoint) -> int | RpcError:
+            try:
+                return await self._on_endpoint(endpoint, lambda c: c.chain_id())
+            except RpcError as exc:
+                return exc
+
+        answers = await asyncio.gather(*(ask(e) for e in self._endpoints))
+        wrong: dict[str, int] = {}
+        errors: dict[str, str] = {}
+        for endpoint, answer in zip(self._endpoints, answers, strict=True):
+            if isinstance(answer, RpcError):
+                errors[endpoint.host] = str(answer)
+                log.warning(
+                    "rpc.endpoint_unreachable",
+                    chain=self.chain_label,
+                    host=endpoint.host,
+                    reason=answer.reason,
+                    error=str(answer),
+                )
+            elif answer != expected:
+                wrong[endpoint.host] = answer
+            else:
+                endpoint.verified = True
+        if wrong:
+            raise ChainIdMismatch(expected=expected, actual=wrong, chain=self.chain_label)
+        if errors and len(errors) == len(self._endpoints):
+            raise EndpointsUnavailable("no endpoint answered eth_chainId", errors=errors, chain=self.chain_label)
+
+    async def _verify(self, endpoint: _Endpoint) -> bool:
+        """Check an endpoint that was unreachable at start; False (and disabled) on another id."""
+        expected = self._expected_chain_id
+        if expected is None or endpoint.verified:
+            return True
+        reported = await self._on_endpoint(endpoint, lambda client: client.chain_id())
+        if reported != expected:
+            endpoint.disabled = True
+            log.error(
+                "rpc.chain_id_mismatch",
+                chain=self.chain_label,
+                host=endpoint.host,
+                expected=expected,
+                reported=reported,
+            )
+            return False
+        endpoint.verified = True
+        return True
+
+    # ----------------------------------------------------------------- calls
+
+    async def _on_endpoint(self, endpoint: _Endpoint, send: Callable[[RpcClient], Awaitable[Any]]) -> Any:
+        """One exchange with health bookkeeping; RpcResponseError counts as an answer."""
+        start = time.perf_counter()
+        try:
+            result = await send(endpoint.client)
+        except RpcResponseError:
+            self._succeeded(endpoint, time.perf_counter() - start)
+            raise
+        except RpcError as exc:
+            self._failed(endpoint, exc)
+            raise
+        self._succeeded(endpoint, time.perf_counter() - start)
+        return result
+
+    async def _run(self, method: str, idempotent: bool, send: Callable[[RpcClient], Awaitable[Any]]) -> Any:
+        tries = self.attempts if idempotent else 1
+        tried: set[int] = set()
+        attempt = 0
+        while True:
+            endpoint = self._select(tried)
+            if endpoint.index in tried:  # every usable endpoint was tried: a new round
+                tried.clear()
+            tried.add(endpoint.index)
+            wait = endpoint.cooldown_until - self._clock()
+            if wait > 0:
+                await self._sleep(wait)
+            attempt += 1
+            try:
+                if not await self._verify(endpoint):
+                    attempt -= 1  # a disabled endpoint does not use up an attempt
+                    continue
+                return await self._on_endpoint(endpoint, send)
+            except RpcResponseError:
+                raise
+            except RpcError as exc:
+                if attempt >= tries:
+                    raise
+                self._retry_noted(method, endpoint, attempt, exc)
+
+    async def call(
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        decode: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """One JSON-RPC call on the selected endpoint, retried elsewhere when idempotent.
+
+        Returns like `RpcClient.call`. Raises the last RpcError when every attempt failed
+        (RpcResponseError at once); EndpointsUnavailable when every endpoint was disabled.
+        """
+
+        async def send(client: RpcClient) -> Any:
+            if decode is None:
+                return await client.call(method, params)
+            return await client.call(method, params, decode=decode)
+
+        return await self._run(method, method in IDEMPOTENT_METHODS, send)
+
+    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """A JSON-RPC batch on the selected endpoint; retried only when every call is idempotent.
+
+        Returns and raises like `RpcClient.batch` and `call`.
+        """
+        if not calls:
+            return []
+        idempotent = all(method in IDEMPOTENT_METHODS for method, _ in calls)
+
+        async def send(client: RpcClient) -> list[Any]:
+            return await client.batch(calls)
+
+        result: list[Any] = await self._run(_method_label(calls), idempotent, send)
+        return result
