@@ -96,8 +96,39 @@ class Metrics:
         self.signer_balance = Gauge(
             "relayer_signer_balance_wei", "Balance of the destination sender.", ["chain"], registry=r
         )
+        self.reorgs = Counter(
+            "relayer_reorgs_total",
+            "Reorgs seen: `shallow` above the finality setting, `beyond_finality` of a proven block.",
+            ["chain", "depth"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "relayer_backlog_snapshots", "Snapshots due but not yet relayed.", registry=r
+        )
+        self.tx_submitted = Counter(
+            "relayer_tx_submitted_total",
+            "Destination transactions (idempotency keys) first accepted by the node, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.tx_replaced = Counter(
+            "relayer_tx_replaced_total",
+            "Fee-bumped replacements (same nonce) accepted by the node, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.tx_rebroadcast = Counter(
+            "relayer_tx_rebroadcast_total",
+            "Signed transactions sent again unchanged after the node dropped them, by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.tx_failed = Counter(
+            "relayer_tx_failed_total",
+            "Destination transactions that failed, by kind and reason "
+            "(reverted, rejected, timeout, fee_cap).",
+            ["kind", "reason"],
+            registry=r,
         )
 
     def on_rpc(self, chain: str) -> RpcHook:
