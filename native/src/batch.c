@@ -86,7 +86,7 @@ int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
         }
         cache.entries = (spr_cache_entry *)scratch;
         cache.mask = pow2 - 1;
-        cache.limit = pow2 - pow2 / 4; /* < capacity: probing always meets a free entry */
+        cache.limit = pow2 - 1 - pow2 / 4; /* < capacity: probing always meets a free entry */
         memset(cache.entries, 0, pow2 * sizeof(spr_cache_entry));
     }
 

@@ -1,0 +1,367 @@
+"""``python -m bench``: native snapshot verification vs py-trie, on real proofs.
+
+Inputs (built in the run, nothing downloaded):
+- an anvil node, one contract address with VAULT_SLOTS populated storage slots (set with
+  ``anvil_setStorageAt`` in JSON-RPC batches, then a block mined; the proofs are of that later
+  block because ``anvil_set*`` leaves the already-mined block's proofs inconsistent), plus
+  ABSENT_SLOTS never-written slots (exclusion proofs), fetched with ``eth_getProof`` in chunks
+  of 1,000 keys;
+- the mainnet / testnet ``eth_getProof`` vectors in ../shared/vectors/proofs/ (if present).
+
+Figures (one process; "one core" = one thread):
+- claims/s: storage proofs verified per second by ``native.verify_snapshot`` (one thread, two
+  threads: cffi releases the GIL during the C call) and by py-trie ``HexaryTrie.get_from_proof``
+  (one claim per call, proof nodes RLP-decoded inside the timing; measured on a subset);
+- raw keccak MB/s: ``spr_keccak256`` over the distinct proof-node bytes as one buffer;
+- hashing efficiency: (bytes hashed during verification / verification time) / raw MB/s, for the
+  Python call (``verify_snapshot``) and for the bare C call (``spr_verify_snapshot``). Since each
+  distinct node is hashed once, bytes hashed are far fewer than proof bytes; the JSON also gives
+  (proof bytes / verification time) / raw MB/s;
+- Merkle: building the StandardMerkleTree with every proof for MERKLE_CLAIMS claims (ABI encoding,
+  leaf hashing, tree, proofs) vs verifying as many claims at the measured one-core rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rlp
+from eth_hash.auto import keccak
+from native._native import ffi, lib
+from trie import HexaryTrie
+
+import native
+from chains.anvil import start_anvil
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "native.json"
+VECTORS = ROOT.parent / "shared" / "vectors" / "proofs"
+
+VAULT = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")
+VAULT_SLOTS = 10_000
+ABSENT_SLOTS = 1_000
+CHUNK = 1_000
+PYTRIE_SUBSET = 1_000
+MERKLE_CLAIMS = 100_000
+MIN_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One eth_getProof result, in verify_snapshot's shape, with the expected values."""
+
+    state_root: bytes
+    address: bytes
+    account_proof: list[bytes]
+    slots: list[bytes]
+    proofs: list[list[bytes]]
+    expected: list[int]
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+def _unhex(text: str) -> bytes:
+    body = text[2:] if text.startswith("0x") else text
+    return bytes.fromhex(body if len(body) % 2 == 0 else "0" + body)
+
+
+def _batch_rpc(url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
+    request = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        replies = sorted(json.loads(response.read()), key=lambda r: r["id"])
+    for reply in replies:
+        if "error" in reply:
+            raise RuntimeError(f"JSON-RPC error: {reply['error']}")
+    return [reply["result"] for reply in replies]
+
+
+def anvil_snapshot() -> Snapshot:
+    """A vault with VAULT_SLOTS mapping-style slots on a fresh anvil node, proven at a block
+    mined after the writes; plus ABSENT_SLOTS exclusion proofs."""
+    rng = random.Random(1186)
+    node = start_anvil(31337)
+    try:
+        url = node.url
+        model: dict[bytes, int] = {}
+        for _ in range(VAULT_SLOTS):  # collateral[account_i] at mapping slot 0
+            account = rng.randbytes(20)
+            model[keccak(bytes(12) + account + bytes(32))] = rng.getrandbits(rng.choice([64, 96, 128]))
+        items = list(model.items())
+        calls: list[tuple[str, list[Any]]] = [("anvil_setCode", [_hex(VAULT), "0x6000"])]
+        for slot, value in items:
+            calls.append(("anvil_setStorageAt", [_hex(VAULT), _hex(slot), _hex(value.to_bytes(32, "big"))]))
+        for start in range(0, len(calls), CHUNK):
+            _batch_rpc(url, calls[start : start + CHUNK])
+        _batch_rpc(url, [("evm_mine", [])])
+        block = _batch_rpc(url, [("eth_getBlockByNumber", ["latest", False])])[0]
+        absent = [rng.randbytes(32) for _ in range(ABSENT_SLOTS)]
+        keys = [slot for slot, _ in items] + absent
+        rng.shuffle(keys)
+        chunks = [keys[i : i + CHUNK] for i in range(0, len(keys), CHUNK)]
+        replies = _batch_rpc(
+            url, [("eth_getProof", [_hex(VAULT), [_hex(k) for k in chunk], block["number"]]) for chunk in chunks]
+        )
+        account_proof = [_unhex(n) for n in replies[0]["accountProof"]]
+        proofs: list[list[bytes]] = []
+        for reply in replies:
+            if [_unhex(n) for n in reply["accountProof"]] != account_proof:
+                raise RuntimeError("eth_getProof chunks disagree on the account proof")
+            proofs += [[_unhex(n) for n in entry["proof"]] for entry in reply["storageProof"]]
+        return Snapshot(
+            state_root=_unhex(block["stateRoot"]),
+            address=VAULT,
+            account_proof=account_proof,
+            slots=keys,
+            proofs=proofs,
+            expected=[model.get(k, 0) for k in keys],
+        )
+    finally:
+        node.stop()
+
+
+def vector_snapshots() -> list[Snapshot]:
+    """The shared eth_getProof vectors (../shared/vectors/proofs/*.json), one snapshot each."""
+    out: list[Snapshot] = []
+    for path in sorted(VECTORS.glob("*.json")):
+        if path.name == "index.json":
+            continue
+        doc = json.loads(path.read_text())
+        out.append(
+            Snapshot(
+                state_root=_unhex(doc["stateRoot"]),
+                address=_unhex(doc["address"]),
+                account_proof=[_unhex(n) for n in doc["accountProof"]],
+                slots=[int(e["key"], 16).to_bytes(32, "big") for e in doc["storageProof"]],
+                proofs=[[_unhex(n) for n in e["proof"]] for e in doc["storageProof"]],
+                expected=[int(e["value"], 16) for e in doc["storageProof"]],
+            )
+        )
+    return out
+
+
+def _rate(run: Callable[[], int], min_seconds: float = MIN_SECONDS) -> tuple[float, float]:
+    """(units per second, seconds per run): repeat `run` (returns units done) for min_seconds."""
+    run()  # warm-up
+    units = 0
+    runs = 0
+    start = time.perf_counter()
+    while True:
+        units += run()
+        runs += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return units / elapsed, elapsed / runs
+
+
+def _verify_all(snaps: list[Snapshot]) -> int:
+    claims = 0
+    for s in snaps:
+        result = native.verify_snapshot(s.state_root, s.address, s.account_proof, s.slots, s.proofs)
+        if list(result.require()) != s.expected:
+            raise RuntimeError("verify_snapshot disagrees with the expected values")
+        claims += len(s.slots)
+    return claims
+
+
+def _threads_rate(snaps: list[Snapshot], n_threads: int) -> float:
+    per_thread = max(1, int(2.0 / max(_rate(lambda: _verify_all(snaps), 0.2)[1], 1e-6) / n_threads))
+    claims = [0] * n_threads
+
+    def work(i: int) -> None:
+        for _ in range(per_thread):
+            claims[i] += _verify_all(snaps)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(claims) / (time.perf_counter() - start)
+
+
+def _pytrie_rate(snaps: list[Snapshot], limit: int) -> tuple[float, int]:
+    """Claims/s of HexaryTrie.get_from_proof on up to `limit` claims (decoding included)."""
+    work: list[tuple[bytes, bytes, list[bytes], int]] = []
+    for s in snaps:
+        account = native.verify_account(s.state_root, s.address, s.account_proof)
+        storage_hash = account.storage_hash if account else native.EMPTY_TRIE_ROOT
+        for slot, proof, value in zip(s.slots, s.proofs, s.expected, strict=True):
+            work.append((storage_hash, keccak(slot), proof, value))
+    work = work[:limit]
+
+    def run() -> int:
+        for root, key, proof, value in work:
+            raw = HexaryTrie.get_from_proof(root, key, [rlp.decode(node) for node in proof])
+            if (rlp.decode(raw) if raw else b"") != (value.to_bytes(32, "big").lstrip(b"\0") if value else b""):
+                raise RuntimeError("py-trie disagrees")
+        return len(work)
+
+    return _rate(run, MIN_SECONDS)[0], len(work)
+
+
+def _distinct_nodes(snaps: list[Snapshot]) -> bytes:
+    seen: dict[bytes, None] = {}
+    for s in snaps:
+        for node in s.account_proof:
+            seen[node] = None
+        for proof in s.proofs:
+            for node in proof:
+                seen[node] = None
+    return b"".join(seen)
+
+
+def _raw_keccak_mb_s(data: bytes) -> float:
+    out = ffi.new("uint8_t[32]")
+
+    def run() -> int:
+        lib.spr_keccak256(data, len(data), out)
+        return len(data)
+
+    return _rate(run, 0.5)[0] / 1e6
+
+
+def _c_only_seconds(snaps: list[Snapshot]) -> float:
+    """Seconds per pass over `snaps` of the bare spr_verify_snapshot calls (inputs pre-packed)."""
+    packed = []
+    for s in snaps:
+        flat = [n for p in s.proofs for n in p]
+        nodes = b"".join(flat)
+        acc = b"".join(s.account_proof)
+        scratch_len = lib.spr_snapshot_scratch_size(len(flat) + len(s.account_proof))
+        packed.append(
+            (
+                s.state_root, s.address, acc, len(acc), ffi.new("size_t[]", [len(n) for n in s.account_proof]),
+                len(s.account_proof), b"".join(s.slots), len(s.slots), nodes, len(nodes),
+                ffi.new("size_t[]", [len(n) for n in flat] or [0]), len(flat),
+                ffi.new("size_t[]", [len(p) for p in s.proofs] or [0]), ffi.new("uint64_t[]", scratch_len // 8),
+                scratch_len, ffi.new("spr_account *"), ffi.new("uint8_t[]", 32 * len(s.slots) or 1),
+                ffi.new("int[]", len(s.slots) or 1), ffi.NULL,
+            )
+        )  # fmt: skip
+
+    def run() -> int:
+        for args in packed:
+            if lib.spr_verify_snapshot(*args) < 0:
+                raise RuntimeError("spr_verify_snapshot rejected a snapshot")
+        return 1
+
+    return 1.0 / _rate(run, 0.5)[0]
+
+
+def _merkle_seconds(n: int) -> float:
+    """Seconds to ABI-encode n claims, hash their leaves and build the tree with every proof."""
+    rng = random.Random(5)
+    claims = [(31337, 1234, VAULT, rng.randbytes(32), rng.getrandbits(96)) for _ in range(n)]
+    start = time.perf_counter()
+    leaves = [
+        native.merkle_leaf(
+            chain.to_bytes(32, "big") + block.to_bytes(32, "big") + bytes(12) + vault + slot + value.to_bytes(32, "big")
+        )
+        for chain, block, vault, slot, value in claims
+    ]
+    tree = native.merkle_tree(leaves)
+    elapsed = time.perf_counter() - start
+    if len(tree.proofs) != n:
+        raise RuntimeError("merkle_tree returned the wrong number of proofs")
+    return elapsed
+
+
+def measure(name: str, snaps: list[Snapshot]) -> dict[str, Any]:
+    n_claims = sum(len(s.slots) for s in snaps)
+    proof_bytes = sum(sum(map(len, s.account_proof)) + sum(len(n) for p in s.proofs for n in p) for s in snaps)
+    n_proofs = sum(1 + len(s.proofs) for s in snaps)
+    ours, seconds = _rate(lambda: _verify_all(snaps))
+    two = _threads_rate(snaps, 2)
+    pytrie, pytrie_claims = _pytrie_rate(snaps, PYTRIE_SUBSET)
+    hashed = 0
+    for s in snaps:
+        hashed += native.verify_snapshot(s.state_root, s.address, s.account_proof, s.slots, s.proofs).hashed_bytes
+    distinct = _distinct_nodes(snaps)
+    raw = _raw_keccak_mb_s(distinct)
+    c_seconds = _c_only_seconds(snaps)
+    return {
+        "dataset": name,
+        "snapshots": len(snaps),
+        "proofs": n_proofs,
+        "claims": n_claims,
+        "proof_bytes": proof_bytes,
+        "distinct_node_bytes": len(distinct),
+        "hashed_bytes_per_pass": hashed,
+        "claims_per_s_ours_1_thread": round(ours),
+        "claims_per_s_ours_2_threads": round(two),
+        "claims_per_s_pytrie": round(pytrie, 1),
+        "pytrie_claims_measured": pytrie_claims,
+        "ratio_1_thread": round(ours / pytrie, 1),
+        "ratio_2_threads": round(two / pytrie, 1),
+        "raw_keccak_mb_s": round(raw, 1),
+        "hashing_efficiency_python_call": round(hashed / seconds / 1e6 / raw, 3),
+        "hashing_efficiency_c_call": round(hashed / c_seconds / 1e6 / raw, 3),
+        "proof_bytes_mb_s_over_raw_keccak_python_call": round(proof_bytes / seconds / 1e6 / raw, 3),
+        "proof_bytes_mb_s_over_raw_keccak_c_call": round(proof_bytes / c_seconds / 1e6 / raw, 3),
+        "verify_seconds_per_pass": seconds,
+        "verify_c_seconds_per_pass": c_seconds,
+    }
+
+
+def main() -> int:
+    started = time.perf_counter()
+    rows = [measure(f"anvil vault ({VAULT_SLOTS} slots + {ABSENT_SLOTS} absent)", [anvil_snapshot()])]
+    vectors = vector_snapshots() if VECTORS.is_dir() else []
+    if vectors:
+        rows.append(measure(f"shared vectors ({len(vectors)} files)", vectors))
+    else:
+        print(f"note: {VECTORS} absent, vectors row skipped", file=sys.stderr)
+    merkle = _merkle_seconds(MERKLE_CLAIMS)
+    verify = MERKLE_CLAIMS / rows[0]["claims_per_s_ours_1_thread"]
+    merkle_row = {
+        "claims": MERKLE_CLAIMS,
+        "build_seconds": round(merkle, 4),
+        "verify_seconds_at_1_thread_rate": round(verify, 4),
+        "build_over_verify": round(merkle / verify, 3),
+    }
+
+    cols = [
+        ("dataset", "dataset", 36), ("proofs", "proofs", 7), ("bytes", "proof_bytes", 10),
+        ("claims/s ours", "claims_per_s_ours_1_thread", 14), ("ours 2 thr", "claims_per_s_ours_2_threads", 11),
+        ("py-trie", "claims_per_s_pytrie", 9), ("ratio", "ratio_1_thread", 7), ("ratio 2thr", "ratio_2_threads", 10),
+        ("keccak MB/s", "raw_keccak_mb_s", 12), ("hash eff py", "hashing_efficiency_python_call", 12),
+        ("hash eff C", "hashing_efficiency_c_call", 11),
+    ]  # fmt: skip
+    print("  ".join(title.rjust(width) if i else title.ljust(width) for i, (title, _, width) in enumerate(cols)))
+    for row in rows:
+        print("  ".join(str(row[key]).rjust(w) if i else str(row[key]).ljust(w) for i, (_, key, w) in enumerate(cols)))
+    print(
+        f"merkle: {MERKLE_CLAIMS} claims, tree + every proof {merkle_row['build_seconds']} s vs verifying them "
+        f"{merkle_row['verify_seconds_at_1_thread_rate']} s -> {merkle_row['build_over_verify']:.1%}"
+    )
+    print(
+        f"(py-trie measured on the first {PYTRIE_SUBSET} claims of each dataset; "
+        f"total {time.perf_counter() - started:.1f} s)"
+    )
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+        "datasets": rows,
+        "merkle": merkle_row,
+    }
+    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
