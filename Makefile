@@ -6,7 +6,7 @@ NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.p
 SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
 
-.PHONY: setup demo test lint pytest clean
+.PHONY: setup tools demo test lint pytest bench clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -27,14 +27,24 @@ chains/contracts/build/.stamp: $(SOLIDITY) node_modules/.stamp
 demo: setup
 	$(BIN)/relayer devnet --dir $(DEMO_DIR)
 
+# Debian tools the ops tests use: promtool (package prometheus) and systemd-analyze (systemd).
+tools:
+	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus systemd; \
+	  else echo "make: install the Debian packages prometheus and systemd (promtool, systemd-analyze)"; fi; }
+
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy relayer chains native
+	$(BIN)/mypy relayer chains native bench
 
-pytest: setup
+pytest: setup tools
 	$(BIN)/python -m pytest -q
 
 test: lint pytest
+
+bench: setup
+	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)
