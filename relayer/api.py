@@ -27,6 +27,7 @@ def status(daemon: Daemon) -> dict[str, object]:
             "lag_blocks": max(0, watcher.head - watcher.finalized) if watcher.head >= 0 else None,
             "last_poll_age_seconds": round(now - watcher.last_ok, 3) if watcher.last_ok else None,
             "error": watcher.last_error,
+            "endpoints": daemon.clients[name].endpoints_status() if name in daemon.clients else [],
         }
     return {
         "chains": chains,

@@ -1,6 +1,11 @@
-"""The supervisor: one TaskGroup owns the chain watchers, the relay of each destination and
-the HTTP server. SIGTERM/SIGINT set `stop`: rounds in progress finish, then everything is
-cancelled and the process exits 0."""
+"""The supervisor: one TaskGroup owns the chain watchers, the relay of each destination, the
+systemd watchdog and the HTTP server.
+
+SIGTERM/SIGINT set `stop`: rounds in progress get a grace period to finish, then everything is
+cancelled (all state is durable, so a cancelled round resumes on the next start) and `run`
+returns. A store that cannot be written stops the daemon with StoreError: nothing is done
+that cannot be recorded.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from typing import Any
 from aiohttp import web
 
 from chains.errors import ChainError
-from chains.rpc import RpcClient
-from relayer.api import make_app
+from chains.fallback import FallbackClient
+from relayer import sdnotify
+from relayer.api import make_app, ready_problems
 from relayer.config import Config
 from relayer.errors import RelayerError
 from relayer.log import get_logger
@@ -21,11 +27,13 @@ from relayer.metrics import Metrics
 from relayer.relay import DestinationRelay, PairRunner, Settlement
 from relayer.store import Store
 from relayer.submitter import Submitter
+from relayer.txmanager import TxManager
 from relayer.watcher import ChainWatcher
 
 log = get_logger("relayer.daemon")
 
-SHUTDOWN_GRACE_SECONDS = 8.0
+SHUTDOWN_GRACE_SECONDS = 6.0
+"""How long a round in progress may take to finish after SIGTERM (systemd's stop timeout is longer)."""
 
 
 class StartupError(RelayerError):
@@ -38,7 +46,7 @@ class Daemon:
         self.on_settled = on_settled
         self.metrics = Metrics()
         self.store = Store(config.store_path)
-        self.clients: dict[str, RpcClient] = {}
+        self.clients: dict[str, FallbackClient] = {}
         self.watchers: dict[str, ChainWatcher] = {}
         self.relays: list[DestinationRelay] = []
         self.metrics_port: int | None = None
@@ -46,36 +54,40 @@ class Daemon:
 
     async def _open_clients(self) -> None:
         for name, chain in self.config.chains.items():
-            client = RpcClient(
-                chain.rpc[0],
-                timeout_seconds=chain.rpc_timeout_seconds,
+            client = FallbackClient(
+                list(chain.rpc),
                 chain_label=name,
+                timeout_seconds=chain.rpc_timeout_seconds,
                 on_request=self.metrics.on_rpc(name),
             )
             await client.__aenter__()
             self.clients[name] = client
             try:
-                reported = await client.chain_id()
+                await client.check_chain_id(chain.chain_id)
             except ChainError as exc:
-                raise StartupError(f"chain {name}: cannot reach its RPC endpoint: {exc}") from exc
-            if reported != chain.chain_id:
-                raise StartupError(
-                    f"chain {name}: endpoint reports chain id {reported}, configured {chain.chain_id}"
-                )
+                raise StartupError(f"chain {name}: {exc}") from exc
             self.watchers[name] = ChainWatcher(chain, client, self.metrics)
 
-    def _build_relays(self) -> None:
+    async def _build_relays(self) -> None:
         attester = self.config.attester.load()
         for dest_name, dest in self.config.destinations.items():
             chain = self.config.chains[dest.chain]
-            submitter = Submitter(
+            sender = dest.sender.load()
+            txm = TxManager(
                 self.clients[dest.chain],
                 chain_id=chain.chain_id,
-                sender=dest.sender.load(),
-                verifier=dest.verifier,
-                settlement=dest.settlement,
+                sender=sender,
+                store_path=self.config.store_path,
                 metrics=self.metrics,
                 receipt_timeout_seconds=dest.receipt_timeout_seconds,
+            )
+            submitter = Submitter(
+                self.clients[dest.chain],
+                txm,
+                chain_id=chain.chain_id,
+                sender=sender.address,
+                verifier=dest.verifier,
+                settlement=dest.settlement,
             )
             pairs = [
                 PairRunner(
@@ -94,8 +106,18 @@ class Daemon:
                 )
             )
 
+    async def _watchdog(self, interval: float, tasks: list[asyncio.Task[None]]) -> None:
+        """Pet systemd's watchdog while every supervised task is alive and the store writable."""
+        while True:
+            if all(not t.done() for t in tasks) and self.store.writable():
+                sdnotify.watchdog()
+            problems = ready_problems(self)
+            sdnotify.status("ready" if not problems else "; ".join(problems)[:200])
+            await asyncio.sleep(interval)
+
     async def run(self, stop: asyncio.Event | None = None) -> None:
-        """Run until `stop` is set (or SIGTERM/SIGINT). Raises StartupError before any work."""
+        """Run until `stop` is set (or SIGTERM/SIGINT). Raises StartupError before any work,
+        StoreError when the store cannot be written."""
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -106,7 +128,7 @@ class Daemon:
         runner: web.AppRunner | None = None
         try:
             await self._open_clients()
-            self._build_relays()
+            await self._build_relays()
             runner = web.AppRunner(make_app(self))
             await runner.setup()
             site = web.TCPSite(runner, self.config.metrics_host, self.config.metrics_port)
@@ -121,23 +143,42 @@ class Daemon:
                 metrics=f"http://{self.config.metrics_host}:{self.metrics_port}/metrics",
             )
             self.started.set()
-            async with asyncio.TaskGroup() as group:
-                watchers = [group.create_task(w.run(), name=f"watch:{n}") for n, w in self.watchers.items()]
-                relays = [group.create_task(r.run(stop), name=f"relay:{r.config.chain}") for r in self.relays]
-                await stop.wait()
-                log.info("daemon.stopping")
-                _, pending = await asyncio.wait(relays, timeout=SHUTDOWN_GRACE_SECONDS)
-                for task in [*pending, *watchers]:
-                    task.cancel()
+            await self._supervise(stop)
         finally:
+            sdnotify.stopping()
             if runner is not None:
                 await runner.cleanup()
             for client in self.clients.values():
-                await client.__aexit__(None, None, None)
+                await client.close()
             self.store.close()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 try:
                     loop.remove_signal_handler(sig)
-                except (NotImplementedError, RuntimeError):
+                except (NotImplementedError, RuntimeError, ValueError):
                     pass
         log.info("daemon.stopped")
+
+    async def _supervise(self, stop: asyncio.Event) -> None:
+        """Run the tasks until `stop`. A task that fails cancels the others (TaskGroup); a
+        relayer error among the failures (e.g. StoreError) is raised as itself."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                watchers = [group.create_task(w.run(), name=f"watch:{n}") for n, w in self.watchers.items()]
+                relays = [group.create_task(r.run(stop), name=f"relay:{r.config.chain}") for r in self.relays]
+                others: list[asyncio.Task[None]] = []
+                interval = sdnotify.watchdog_interval_seconds()
+                if interval:
+                    others.append(group.create_task(self._watchdog(interval / 3, [*watchers, *relays])))
+                sdnotify.ready()
+                await stop.wait()
+                sdnotify.stopping()
+                log.info("daemon.stopping")
+                _, pending = await asyncio.wait(relays, timeout=SHUTDOWN_GRACE_SECONDS)
+                for task in [*pending, *watchers, *others]:
+                    task.cancel()
+        except BaseExceptionGroup as group:
+            ours = [e for e in group.exceptions if isinstance(e, RelayerError)]
+            if ours:
+                log.error("daemon.failed", error=str(ours[0]))
+                raise ours[0] from group
+            raise

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eth_abi import encode
 from eth_utils import to_canonical_address, to_checksum_address
@@ -20,7 +21,7 @@ import native
 from chains.errors import HeaderMismatch, MalformedHeader, MalformedProof, RpcGarbageError
 from chains.headers import VerifiedHeader
 from chains.proofs import fetch_header, fetch_proof
-from chains.rpc import RpcClient
+from chains.rpc import RpcMethods
 from chains.types import AccountProof, Hash32
 from relayer.errors import SnapshotRejected
 
@@ -66,7 +67,8 @@ def verify_snapshot(
     accounts: Sequence[str],
     mapping_slot: int,
 ) -> Snapshot:
-    """Verify an already fetched proof against an already hash-checked header.
+    """Verify an already fetched proof against an already hash-checked header, in one native
+    call (`native.verify_snapshot`: each distinct trie node hashed once).
 
     Raises SnapshotRejected (reason "proof:<native reason>", "account_absent",
     "account_mismatch", "slot_mismatch" or "value_mismatch") on any discrepancy.
@@ -81,10 +83,22 @@ def verify_snapshot(
         raise reject("block_mismatch", f"proof is for block {proof.block_number}")
     if proof.address != to_canonical_address(vault):
         raise reject("account_mismatch", f"proof is for {to_checksum_address(proof.address)}")
+    slots = [collateral_slot(holder, mapping_slot) for holder in accounts]
+    if len(proof.storage) != len(slots):
+        raise reject("slot_mismatch", f"{len(proof.storage)} storage proofs for {len(slots)} slots")
+    for entry, slot in zip(proof.storage, slots, strict=True):
+        if entry.slot != slot:
+            raise reject("slot_mismatch", f"storage proof for 0x{entry.slot.hex()}, wanted 0x{slot.hex()}")
     try:
-        account = native.verify_account(header.state_root, proof.address, proof.account_proof)
+        result = native.verify_snapshot(
+            header.state_root, proof.address, proof.account_proof, slots, [e.proof for e in proof.storage]
+        )
+        values = result.require()
+    except native.StorageProofError as exc:
+        raise reject(f"proof:{exc.reason}", f"storage proof of slot 0x{exc.slot.hex()}: {exc}") from exc
     except native.ProofError as exc:
         raise reject(f"proof:{exc.reason}", f"account proof of {vault}: {exc}") from exc
+    account = result.account
     if account is None:
         raise reject("account_absent", f"vault {vault} does not exist at this block")
     if (account.nonce, account.balance, account.storage_hash, account.code_hash) != (
@@ -94,17 +108,8 @@ def verify_snapshot(
         proof.code_hash,
     ):
         raise reject("account_mismatch", "account fields differ from the proven account")
-    if len(proof.storage) != len(accounts):
-        raise reject("slot_mismatch", f"{len(proof.storage)} storage proofs for {len(accounts)} slots")
     claims = []
-    for holder, entry in zip(accounts, proof.storage, strict=True):
-        slot = collateral_slot(holder, mapping_slot)
-        if entry.slot != slot:
-            raise reject("slot_mismatch", f"storage proof for 0x{entry.slot.hex()}, wanted 0x{slot.hex()}")
-        try:
-            value = native.verify_storage(account.storage_hash, slot, entry.proof)
-        except native.ProofError as exc:
-            raise reject(f"proof:{exc.reason}", f"storage proof of slot 0x{slot.hex()}: {exc}") from exc
+    for holder, slot, entry, value in zip(accounts, slots, proof.storage, values, strict=True):
         if value != entry.value:
             raise reject("value_mismatch", f"slot 0x{slot.hex()}: RPC says {entry.value}, proof {value}")
         claims.append(Claim(chain_id, number, vault, slot, value, holder))
@@ -112,7 +117,7 @@ def verify_snapshot(
 
 
 async def prove_snapshot(
-    client: RpcClient,
+    client: RpcMethods,
     *,
     chain_id: int,
     vault: str,
@@ -145,3 +150,37 @@ async def prove_snapshot(
     except RpcGarbageError as exc:
         raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
     return verify_snapshot(chain_id, vault, header, proof, accounts, mapping_slot)
+
+
+def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
+    """A JSON-able form of a verified snapshot (what an epoch is rebuilt from after a restart)."""
+    header = snapshot.header
+    return {
+        "chain_id": snapshot.chain_id,
+        "vault": snapshot.vault,
+        "number": header.number,
+        "hash": "0x" + header.hash.hex(),
+        "parent_hash": "0x" + header.parent_hash.hex(),
+        "state_root": "0x" + header.state_root.hex(),
+        "timestamp": header.timestamp,
+        "claims": [[c.account, "0x" + c.slot.hex(), str(c.value)] for c in snapshot.claims],
+    }
+
+
+def snapshot_from_json(data: dict[str, Any]) -> Snapshot:
+    """Inverse of snapshot_to_json (the header's RLP is not kept: it was checked when proven)."""
+    number = int(data["number"])
+    header = VerifiedHeader(
+        number=number,
+        hash=Hash32(bytes.fromhex(data["hash"][2:])),
+        parent_hash=Hash32(bytes.fromhex(data["parent_hash"][2:])),
+        state_root=Hash32(bytes.fromhex(data["state_root"][2:])),
+        timestamp=int(data["timestamp"]),
+        rlp=b"",
+    )
+    chain_id, vault = int(data["chain_id"]), str(data["vault"])
+    claims = tuple(
+        Claim(chain_id, number, vault, Hash32(bytes.fromhex(slot[2:])), int(value), account)
+        for account, slot, value in data["claims"]
+    )
+    return Snapshot(chain_id, vault, header, claims, 0.0)

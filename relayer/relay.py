@@ -1,14 +1,21 @@
 """The relay pipeline of one destination: snapshot every pair at its finalized height,
-verify, aggregate into one epoch, attest, submit, settle.
+verify, aggregate into one epoch, attest, submit, settle — durably.
 
-One round:
+A round:
 1. for each pair whose source has a new due height (a multiple of `every_blocks` at or
    below the finalized height): discover depositors from vault events, prove and verify
    the snapshot (a rejected snapshot is counted and dropped whole);
-2. aggregate the verified snapshots into one epoch (claimsRoot per block, epochRoot);
-3. sign it (EIP-712), record it, submit it unless the destination already has it;
-4. settle every account whose proven collateral differs from what was last settled, in
-   batches bounded by gas and count.
+2. when some account's proven collateral differs from what was last settled, aggregate the
+   verified snapshots into one epoch and store it with its whole content, advancing the
+   pairs in the same transaction (write-ahead);
+3. process the epoch: check its blocks are still canonical (a proven block that is not is
+   a reorg beyond finality: the epoch is dropped and counted), sign it (EIP-712), submit it
+   unless the destination already holds it, then settle the changed accounts in planned,
+   gas-bounded batches, skipping what the destination already has.
+
+Every open epoch in the store is processed again before a new round, so a restart (even
+after kill -9) resumes exactly where the last process stopped; the transaction manager's
+idempotency keys (`epoch:N`, `settle:N:i`) make sure nothing is sent twice.
 """
 
 from __future__ import annotations
@@ -21,18 +28,19 @@ from dataclasses import dataclass
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
-from chains.bindings import load_artifact
+from chains.bindings import ContractReverted, load_artifact
 from chains.errors import ChainError
-from chains.rpc import RpcClient
+from chains.rpc import RpcMethods
 from relayer.aggregator import EpochAggregate, aggregate_epoch
 from relayer.attestation import sign_epoch
 from relayer.config import DestinationConfig, PairConfig
-from relayer.errors import SnapshotRejected, SubmissionError
+from relayer.errors import SnapshotRejected, StoreError, SubmissionError
+from relayer.faults import checkpoint
 from relayer.log import get_logger
 from relayer.metrics import Metrics
-from relayer.prover import Claim, Snapshot, prove_snapshot
-from relayer.store import Store
-from relayer.submitter import GAS_HEADROOM, Receipt, Submitter
+from relayer.prover import Claim, Snapshot, prove_snapshot, snapshot_from_json, snapshot_to_json
+from relayer.store import EpochRecord, Store
+from relayer.submitter import Receipt, Submitter
 from relayer.watcher import ChainWatcher
 
 log = get_logger("relayer.relay")
@@ -67,7 +75,7 @@ class PairRunner:
     """Per-pair state: its source watcher and client, its depositors, its next due height."""
 
     def __init__(
-        self, config: PairConfig, source_chain_id: int, client: RpcClient, watcher: ChainWatcher, store: Store
+        self, config: PairConfig, source_chain_id: int, client: RpcMethods, watcher: ChainWatcher, store: Store
     ) -> None:
         self.config = config
         self.chain_id = source_chain_id
@@ -88,7 +96,9 @@ class PairRunner:
         return height
 
     async def discover(self, up_to: int) -> list[str]:
-        """Accounts of the vault: every `Deposited` depositor up to `up_to`, plus configured ones."""
+        """Accounts of the vault that deposited at or before `up_to` (from `Deposited` events),
+        plus configured ones. The scan progress is stored; accounts first seen after `up_to`
+        (found by an earlier, longer scan) are left out, so a height always has the same set."""
         state = self.store.pair_state(self.key)
         start = max(self.config.vault_deploy_block, (state[0] + 1) if state else 0)
         found: dict[str, int] = {}
@@ -104,9 +114,9 @@ class PairRunner:
             self.store.add_accounts(self.key, found, up_to)
         if found:
             log.info("accounts.discovered", pair=self.key, new=len(found), up_to=up_to)
-        accounts = self.store.accounts(self.key)
-        extra = [a for a in self.config.accounts if a not in set(accounts)]
-        return accounts + extra
+        accounts = self.store.accounts(self.key, up_to=up_to)
+        known = set(accounts)
+        return accounts + [a for a in self.config.accounts if a not in known]
 
 
 class DestinationRelay:
@@ -126,29 +136,40 @@ class DestinationRelay:
     ) -> None:
         self.config = config
         self.pairs = pairs
+        self.sources = {p.chain_id: p for p in pairs}
         self.submitter = submitter
         self.attester = attester
         self.store = store
         self.metrics = metrics
         self.on_settled = on_settled
         self.idle_seconds = idle_seconds
-        self.last_epoch = 0
         self.rounds = 0
         self.backlog = 0
+        self.last_progress = time.time()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run rounds until `stop` is set; a round in progress is finished first."""
+        """Resume open epochs, then run rounds until `stop` is set; a round in progress is
+        finished first (the supervisor cancels it after a grace period; all is durable)."""
         while not stop.is_set():
             try:
+                await self.resume()
                 worked = await self.round()
             except (ChainError, SubmissionError) as exc:
                 log.warning("round.failed", destination=self.config.chain, error=str(exc))
                 worked = False
-            if not worked:
+            if worked:
+                self.last_progress = time.time()
+            else:
                 try:
                     await asyncio.wait_for(stop.wait(), self.idle_seconds)
                 except TimeoutError:
                     pass
+
+    async def resume(self) -> None:
+        """Process every open epoch of the store, oldest first."""
+        for record in self.store.open_epochs():
+            log.info("epoch.resumed", epoch=record.epoch, status=record.status)
+            await self._process(record)
 
     async def round(self) -> bool:
         """One round. Returns False when nothing was due."""
@@ -157,17 +178,32 @@ class DestinationRelay:
         self.metrics.backlog.set(self.backlog)
         if not due:
             return False
-        snapshots: list[tuple[PairRunner, Snapshot]] = []
+        heights = {pair.key: height for pair, height in due}
+        snapshots = []
         for pair, height in due:
             snapshot = await self._prove(pair, height)
             if snapshot is not None:
-                snapshots.append((pair, snapshot))
-        if snapshots:
-            await self._relay([s for _, s in snapshots])
-            self.metrics.signer_balance.labels(self.config.chain).set(await self.submitter.balance())
-        for pair, height in due:
-            self.store.set_snapshot_block(pair.key, height)
-        self.rounds += 1
+                snapshots.append(snapshot)
+        checkpoint("round.proven")
+        changed = self._changed_accounts(snapshots)
+        if not changed:
+            self.store.advance_pairs(heights)
+            log.info("epoch.skipped", why="no collateral changed since the last settlement",
+                     blocks=[(s.chain_id, s.header.number) for s in snapshots])
+            return True
+        aggregate = aggregate_epoch(snapshots)
+        epoch = max(self.store.last_epoch(), await self.submitter.latest_epoch()) + 1
+        content = {"snapshots": [snapshot_to_json(s) for s in snapshots], "settle": changed}
+        self.store.create_epoch(epoch, aggregate.root, content, heights)
+        checkpoint("epoch.created")
+        self.metrics.claims_per_batch.observe(aggregate.claim_count)
+        log.info("epoch.created", epoch=epoch, root=aggregate.root, blocks=len(snapshots),
+                 claims=aggregate.claim_count, to_settle=len(changed))
+        record = self.store.epoch(epoch)
+        if record is None:
+            raise StoreError(f"epoch {epoch} vanished from the store")
+        await self._process(record)
+        self.metrics.signer_balance.labels(self.config.chain).set(await self.submitter.balance())
         return True
 
     async def _prove(self, pair: PairRunner, height: int) -> Snapshot | None:
@@ -212,73 +248,154 @@ class DestinationRelay:
         )
         return snapshot
 
-    def _changed_accounts(self, snapshots: list[Snapshot]) -> tuple[list[str], dict[str, list[Claim]]]:
-        """Accounts with a claim whose value differs from what was last settled (sorted), and
-        every account's claims. An account is settled with all its chains when any changed."""
-        claims_of: dict[str, list[Claim]] = {}
+    def _changed_accounts(self, snapshots: list[Snapshot]) -> list[str]:
+        """Accounts (sorted) with a claim whose value differs from what was last settled.
+        Such an account is settled with all its chains."""
         changed: set[str] = set()
         for snapshot in snapshots:
             settled = self.store.settled_values(snapshot.chain_id)
             for claim in snapshot.claims:
-                claims_of.setdefault(claim.account, []).append(claim)
                 if settled.get(claim.account) != claim.value:
                     changed.add(claim.account)
-        return sorted(changed), claims_of
+        return sorted(changed)
 
-    async def _relay(self, snapshots: list[Snapshot]) -> None:
-        changed, claims_of = self._changed_accounts(snapshots)
-        if not changed:
-            log.info("epoch.skipped", why="no collateral changed since the last settlement",
-                     blocks=[(s.chain_id, s.header.number) for s in snapshots])
-            return
+    # --- one epoch, resumable from any stored state ----------------------------------------
+
+    async def _process(self, record: EpochRecord) -> None:
+        snapshots = [snapshot_from_json(s) for s in record.content["snapshots"]]
         aggregate = aggregate_epoch(snapshots)
-        epoch = max(self.store.last_epoch(), await self.submitter.latest_epoch(), self.last_epoch) + 1
-        signature = sign_epoch(
-            self.attester, self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root
-        )
-        self.metrics.epochs_signed.inc()
-        self.metrics.claims_per_batch.observe(aggregate.claim_count)
-        self.store.save_epoch(epoch, aggregate.root, _describe(aggregate))
-        self.metrics.epochs_submitted.inc()
-        receipt = await self.submitter.submit_epoch(epoch, aggregate.root, [signature])
-        self.store.set_epoch_status(epoch, "confirmed", receipt.tx_hash if receipt else None)
-        self.metrics.epochs_confirmed.inc()
-        self.last_epoch = epoch
-        log.info(
-            "epoch.confirmed",
-            epoch=epoch,
-            root=aggregate.root,
-            blocks=len(aggregate.blocks),
-            claims=aggregate.claim_count,
-            tx=receipt.tx_hash if receipt else None,
-            gas=receipt.gas_used if receipt else None,
-        )
-        await self._settle(epoch, aggregate, changed, claims_of)
+        if aggregate.root != record.root:
+            raise StoreError(f"epoch {record.epoch}: stored content does not rebuild its root")
+        if not await self._canonical(record.epoch, snapshots):
+            return
+        if record.status in ("signed", "submitted") and not await self._submit(record.epoch, aggregate):
+            return
+        await self._settle(record.epoch, aggregate, list(record.content["settle"]))
 
-    async def _settle(
-        self, epoch: int, aggregate: EpochAggregate, changed: list[str], claims_of: dict[str, list[Claim]]
-    ) -> None:
-        """settleBatch the changed accounts, at most `max_accounts_per_batch` a transaction and
-        halving the batch while its gas estimate exceeds `max_gas_per_batch`."""
-        proofs = aggregate.chain_proofs(epoch)
-        timestamps = {b.snapshot.chain_id: b.snapshot.header.timestamp for b in aggregate.blocks}
-        settlement = self.submitter.settlement.contract.address
-        batch_limit = self.config.max_accounts_per_batch
-        index = 0
-        while index < len(changed):
-            batch = changed[index : index + batch_limit]
-            data = self.submitter.settle_data(batch, [proofs[a] for a in batch])
-            gas = await self.submitter.estimate(settlement, data)
-            if gas > self.config.max_gas_per_batch and len(batch) > 1:
-                batch_limit = max(1, len(batch) // 2)
+    async def _canonical(self, epoch: int, snapshots: list[Snapshot]) -> bool:
+        """True while every proven block is still the canonical block at its height. Otherwise
+        the source reorganised below what was taken as final: the epoch is dropped (failed),
+        counted and logged; its accounts are proven again at a later height."""
+        for snapshot in snapshots:
+            source = self.sources.get(snapshot.chain_id)
+            if source is None:
                 continue
-            rows = [(c.account, c.chain_id, c.block_number, c.value, epoch) for a in batch for c in claims_of[a]]
-            self.store.record_settlements(rows, "submitted", None)
-            receipt = await self.submitter.send(settlement, data, kind="settle", gas=int(gas * GAS_HEADROOM))
-            self.store.record_settlements(rows, "confirmed", receipt.tx_hash)
-            self.metrics.settlements_confirmed.inc(len(batch))
-            self._report(rows, receipt, timestamps, len(batch))
+            block = await source.client.get_block(snapshot.header.number)
+            current = str(block.get("hash", "")) if block else ""
+            if current == "0x" + snapshot.header.hash.hex():
+                continue
+            self.metrics.reorgs.labels(source.config.source, "beyond_finality").inc()
+            self.store.set_snapshot_status(
+                snapshot.chain_id, snapshot.header.number, snapshot.vault, "reorged", "not canonical any more"
+            )
+            self.store.set_epoch_status(epoch, "failed", reason="reorg")
+            log.error(
+                "reorg.beyond_finality",
+                chain=source.config.source,
+                block=snapshot.header.number,
+                proven_hash=snapshot.header.hash,
+                canonical_hash=current or None,
+                epoch=epoch,
+            )
+            return False
+        return True
+
+    async def _submit(self, epoch: int, aggregate: EpochAggregate) -> bool:
+        """Get epoch `epoch` accepted on the destination. False when it cannot be (superseded
+        or reverted: marked failed)."""
+        on_chain = await self.submitter.root_of(epoch)
+        if on_chain != aggregate.root:
+            if any(on_chain) or await self.submitter.latest_epoch() >= epoch:
+                self.store.set_epoch_status(epoch, "failed", reason="superseded on the destination")
+                log.warning("epoch.superseded", epoch=epoch)
+                return False
+            signature = sign_epoch(
+                self.attester, self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root
+            )
+            self.metrics.epochs_signed.inc()
+            self.store.set_epoch_status(epoch, "submitted")
+            checkpoint("epoch.signed")
+            try:
+                receipt = await self.submitter.submit_epoch(epoch, aggregate.root, [signature])
+            except ContractReverted as exc:
+                self.store.set_epoch_status(epoch, "failed", reason=exc.error_name or "reverted")
+                log.error("epoch.reverted", epoch=epoch, error=str(exc))
+                return False
+            self.metrics.epochs_submitted.inc()
+            checkpoint("epoch.mined")
+            log.info("epoch.confirmed", epoch=epoch, root=aggregate.root, tx=receipt.tx_hash, gas=receipt.gas_used)
+            self.store.set_epoch_status(epoch, "confirmed", receipt.tx_hash)
+        else:
+            self.store.set_epoch_status(epoch, "confirmed")
+        self.metrics.epochs_confirmed.inc()
+        checkpoint("epoch.confirmed")
+        return True
+
+    async def _plan(self, epoch: int, aggregate: EpochAggregate, accounts: list[str]) -> list[list[str]]:
+        """Split `accounts` into batches of at most `max_accounts_per_batch`, halving a batch
+        while its gas estimate exceeds `max_gas_per_batch`."""
+        proofs = aggregate.chain_proofs(epoch)
+        plan: list[list[str]] = []
+        limit = self.config.max_accounts_per_batch
+        index = 0
+        while index < len(accounts):
+            batch = accounts[index : index + limit]
+            gas = await self.submitter.estimate_settle(batch, [proofs[a] for a in batch])
+            if gas > self.config.max_gas_per_batch and len(batch) > 1:
+                limit = max(1, len(batch) // 2)
+                continue
+            plan.append(batch)
             index += len(batch)
+        return plan
+
+    async def _settle(self, epoch: int, aggregate: EpochAggregate, accounts: list[str]) -> None:
+        batches = self.store.batches(epoch)
+        if not batches:
+            self.store.plan_batches(epoch, await self._plan(epoch, aggregate, accounts))
+            checkpoint("batches.planned")
+            batches = self.store.batches(epoch)
+        proofs = aggregate.chain_proofs(epoch)
+        claims_of: dict[str, list[Claim]] = {}
+        for block in aggregate.blocks:
+            for claim in block.snapshot.claims:
+                claims_of.setdefault(claim.account, []).append(claim)
+        timestamps = {b.snapshot.chain_id: b.snapshot.header.timestamp for b in aggregate.blocks}
+        for batch in batches:
+            if batch.status != "planned":
+                continue
+            if not await self._canonical(epoch, [b.snapshot for b in aggregate.blocks]):
+                return
+            rows = [
+                (c.account, c.chain_id, c.block_number, c.value, epoch) for a in batch.accounts for c in claims_of[a]
+            ]
+            if await self._already_settled(rows):
+                self.store.record_settlements(rows, "confirmed", batch.tx_hash)
+                self.store.set_batch_status(epoch, batch.index, "skipped")
+                log.info("batch.already_settled", epoch=epoch, batch=batch.index)
+                continue
+            self.store.record_settlements(rows, "submitted", None)
+            checkpoint("batch.before_send")
+            try:
+                receipt = await self.submitter.settle(
+                    f"settle:{epoch}:{batch.index}", batch.accounts, [proofs[a] for a in batch.accounts]
+                )
+            except ContractReverted as exc:
+                self.store.set_epoch_status(epoch, "failed", reason=exc.error_name or "reverted")
+                log.error("batch.reverted", epoch=epoch, batch=batch.index, error=str(exc))
+                return
+            checkpoint("batch.mined")
+            self.store.record_settlements(rows, "confirmed", receipt.tx_hash)
+            self.store.set_batch_status(epoch, batch.index, "confirmed", receipt.tx_hash)
+            self.metrics.settlements_confirmed.inc(len(batch.accounts))
+            self._report(rows, receipt, timestamps, len(batch.accounts))
+            checkpoint("batch.recorded")
+        self.store.set_epoch_status(epoch, "settled")
+        checkpoint("epoch.settled")
+
+    async def _already_settled(self, rows: list[tuple[str, int, int, int, int]]) -> bool:
+        """True when the destination already holds every (account, chain) at or past its block."""
+        last = await self.submitter.last_settled_blocks([(a, c) for a, c, _, _, _ in rows])
+        return all(seen >= block for seen, (_, _, block, _, _) in zip(last, rows, strict=True))
 
     def _report(
         self, rows: list[tuple[str, int, int, int, int]], receipt: Receipt, timestamps: dict[int, int], size: int
@@ -302,16 +419,3 @@ class DestinationRelay:
             )
             if self.on_settled:
                 self.on_settled(item)
-
-
-def _describe(aggregate: EpochAggregate) -> list[dict[str, object]]:
-    return [
-        {
-            "chain_id": b.snapshot.chain_id,
-            "block_number": b.snapshot.header.number,
-            "block_hash": "0x" + b.snapshot.header.hash.hex(),
-            "claims_root": "0x" + b.claims_root.hex(),
-            "claims": len(b.snapshot.claims),
-        }
-        for b in aggregate.blocks
-    ]

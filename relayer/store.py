@@ -1,8 +1,16 @@
 """The durable record of what was proven, attested and relayed (SQLite, WAL mode).
 
-Rows are written before the action they describe is taken (write-ahead): an epoch is stored
-as `signed` before its transaction is sent, and as `submitted` with the transaction hash
-before waiting for the receipt.
+Rows are written before the action they describe is taken (write-ahead):
+
+- an epoch is created (`signed`) with its whole content (headers and claims) in the same
+  transaction that advances the pairs past the heights it covers, so a restart neither
+  proves those heights again nor loses the epoch;
+- it moves `signed -> submitted -> confirmed -> settled` (or `failed`: superseded on the
+  destination, or a proven block that is no longer canonical);
+- its settlement batches are planned (accounts per batch) before the first is sent, and
+  each moves `planned -> confirmed` (or `skipped`: already settled on the destination).
+
+Transactions themselves are persisted by the transaction manager (relayer.txstore).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from relayer.errors import StoreError
 
@@ -33,7 +42,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     vault TEXT NOT NULL,
     block_hash TEXT,
     state_root TEXT,
-    status TEXT NOT NULL CHECK (status IN ('proven', 'rejected')),
+    status TEXT NOT NULL CHECK (status IN ('proven', 'rejected', 'reorged')),
     reason TEXT,
     claims INTEGER NOT NULL DEFAULT 0,
     created_at REAL NOT NULL,
@@ -42,11 +51,20 @@ CREATE TABLE IF NOT EXISTS snapshots (
 CREATE TABLE IF NOT EXISTS epochs (
     epoch INTEGER PRIMARY KEY,
     root TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('signed', 'submitted', 'confirmed', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ('signed', 'submitted', 'confirmed', 'settled', 'failed')),
     tx_hash TEXT,
-    blocks TEXT NOT NULL,
+    content TEXT NOT NULL,
+    reason TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batches (
+    epoch INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    accounts TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('planned', 'confirmed', 'skipped')),
+    tx_hash TEXT,
+    PRIMARY KEY (epoch, idx)
 );
 CREATE TABLE IF NOT EXISTS settlements (
     account TEXT NOT NULL,
@@ -62,13 +80,28 @@ CREATE TABLE IF NOT EXISTS settlements (
 """
 
 
+OPEN_EPOCH_STATES = ("signed", "submitted", "confirmed")
+
+
 @dataclass(frozen=True, slots=True)
 class EpochRecord:
+    """An epoch as stored: `content` is the JSON-able description its aggregate is rebuilt from."""
+
     epoch: int
     root: bytes
     status: str
     tx_hash: str | None
-    blocks: list[dict[str, object]]
+    content: dict[str, Any]
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    epoch: int
+    index: int
+    accounts: list[str]
+    status: str
+    tx_hash: str | None
 
 
 class Store:
@@ -134,18 +167,13 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
-    def accounts(self, pair: str) -> list[str]:
+    def accounts(self, pair: str, up_to: int | None = None) -> list[str]:
+        """Accounts of a pair first seen at or before `up_to` (all when None), in discovery order."""
         rows = self._db.execute(
-            "SELECT account FROM accounts WHERE pair = ? ORDER BY first_seen_block, account", (pair,)
+            "SELECT account FROM accounts WHERE pair = ? AND first_seen_block <= ? ORDER BY first_seen_block, account",
+            (pair, up_to if up_to is not None else 2**62),
         ).fetchall()
         return [str(r[0]) for r in rows]
-
-    def set_snapshot_block(self, pair: str, block_number: int) -> None:
-        self._write(
-            "INSERT INTO pair_state (pair, scanned_block, snapshot_block) VALUES (?, -1, ?) "
-            "ON CONFLICT(pair) DO UPDATE SET snapshot_block = excluded.snapshot_block",
-            (pair, block_number),
-        )
 
     # --- snapshots ------------------------------------------------------------------------
 
@@ -177,6 +205,12 @@ class Store:
             ),
         )
 
+    def set_snapshot_status(self, chain_id: int, block_number: int, vault: str, status: str, reason: str) -> None:
+        self._write(
+            "UPDATE snapshots SET status = ?, reason = ? WHERE chain_id = ? AND block_number = ? AND vault = ?",
+            (status, reason, chain_id, block_number, vault),
+        )
+
     def snapshot_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM snapshots GROUP BY status").fetchall()
         return {str(s): int(n) for s, n in rows}
@@ -187,32 +221,86 @@ class Store:
         row = self._db.execute("SELECT MAX(epoch) FROM epochs").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    def save_epoch(self, epoch: int, root: bytes, blocks: list[dict[str, object]]) -> None:
-        """Write-ahead: the epoch as signed, before anything is sent."""
+    def create_epoch(self, epoch: int, root: bytes, content: dict[str, Any], pair_heights: dict[str, int]) -> None:
+        """Write-ahead, in one transaction: the epoch (`signed`) with its content, and the pairs
+        advanced past the heights it covers. Raises StoreError (e.g. the epoch number exists)."""
         now = time.time()
-        self._write(
-            "INSERT INTO epochs (epoch, root, status, tx_hash, blocks, created_at, updated_at) "
-            "VALUES (?, ?, 'signed', NULL, ?, ?, ?)",
-            (epoch, "0x" + root.hex(), json.dumps(blocks), now, now),
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO epochs (epoch, root, status, tx_hash, content, reason, created_at, updated_at) "
+                    "VALUES (?, ?, 'signed', NULL, ?, NULL, ?, ?)",
+                    (epoch, "0x" + root.hex(), json.dumps(content), now, now),
+                )
+                self._advance(pair_heights)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    def advance_pairs(self, pair_heights: dict[str, int]) -> None:
+        """Record that the pairs were snapshotted up to these heights (nothing to relay from them)."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._advance(pair_heights)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    def _advance(self, pair_heights: dict[str, int]) -> None:
+        self._db.executemany(
+            "INSERT INTO pair_state (pair, scanned_block, snapshot_block) VALUES (?, -1, ?) "
+            "ON CONFLICT(pair) DO UPDATE SET snapshot_block = MAX(snapshot_block, excluded.snapshot_block)",
+            list(pair_heights.items()),
         )
 
-    def set_epoch_status(self, epoch: int, status: str, tx_hash: str | None = None) -> None:
+    def set_epoch_status(self, epoch: int, status: str, tx_hash: str | None = None, reason: str | None = None) -> None:
         self._write(
-            "UPDATE epochs SET status = ?, tx_hash = COALESCE(?, tx_hash), updated_at = ? WHERE epoch = ?",
-            (status, tx_hash, time.time(), epoch),
+            "UPDATE epochs SET status = ?, tx_hash = COALESCE(?, tx_hash), reason = COALESCE(?, reason), "
+            "updated_at = ? WHERE epoch = ?",
+            (status, tx_hash, reason, time.time(), epoch),
         )
+
+    def _epoch_rows(self, where: str, params: tuple[object, ...]) -> list[EpochRecord]:
+        rows = self._db.execute(
+            f"SELECT epoch, root, status, tx_hash, content, reason FROM epochs WHERE {where} ORDER BY epoch", params
+        ).fetchall()
+        return [
+            EpochRecord(int(r[0]), bytes.fromhex(r[1][2:]), r[2], r[3], json.loads(r[4]), r[5]) for r in rows
+        ]
 
     def epoch(self, epoch: int) -> EpochRecord | None:
-        row = self._db.execute(
-            "SELECT epoch, root, status, tx_hash, blocks FROM epochs WHERE epoch = ?", (epoch,)
-        ).fetchone()
-        if row is None:
-            return None
-        return EpochRecord(int(row[0]), bytes.fromhex(row[1][2:]), row[2], row[3], json.loads(row[4]))
+        found = self._epoch_rows("epoch = ?", (epoch,))
+        return found[0] if found else None
+
+    def open_epochs(self) -> list[EpochRecord]:
+        """Epochs not yet settled or failed, oldest first (what a restart resumes)."""
+        return self._epoch_rows("status IN (?, ?, ?)", OPEN_EPOCH_STATES)
 
     def epoch_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM epochs GROUP BY status").fetchall()
         return {str(s): int(n) for s, n in rows}
+
+    # --- settlement batches ---------------------------------------------------------------
+
+    def plan_batches(self, epoch: int, batches: list[list[str]]) -> None:
+        """Write-ahead: the accounts of each settlement batch of `epoch`, before any is sent."""
+        self._write(
+            "INSERT INTO batches (epoch, idx, accounts, status, tx_hash) VALUES (?, ?, ?, 'planned', NULL)",
+            [(epoch, i, json.dumps(accounts)) for i, accounts in enumerate(batches)],
+            many=True,
+        )
+
+    def batches(self, epoch: int) -> list[BatchRecord]:
+        rows = self._db.execute(
+            "SELECT epoch, idx, accounts, status, tx_hash FROM batches WHERE epoch = ? ORDER BY idx", (epoch,)
+        ).fetchall()
+        return [BatchRecord(int(r[0]), int(r[1]), json.loads(r[2]), r[3], r[4]) for r in rows]
+
+    def set_batch_status(self, epoch: int, index: int, status: str, tx_hash: str | None = None) -> None:
+        self._write(
+            "UPDATE batches SET status = ?, tx_hash = COALESCE(?, tx_hash) WHERE epoch = ? AND idx = ?",
+            (status, tx_hash, epoch, index),
+        )
 
     # --- settlements ----------------------------------------------------------------------
 

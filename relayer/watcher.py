@@ -10,19 +10,22 @@ from __future__ import annotations
 import asyncio
 import time
 
-from chains.errors import ChainError
-from chains.rpc import RpcClient
+from chains.errors import BlockNotFound, ChainError, MalformedHeader
+from chains.rpc import RpcMethods
 from relayer.config import ChainConfig
 from relayer.log import get_logger
 from relayer.metrics import Metrics
 
 log = get_logger("relayer.watcher")
 
+RECENT_HEADS = 256
+"""Head hashes remembered for reorg detection."""
+
 
 class ChainWatcher:
     """Tracks `head` and `finalized` of one chain. `changed` is set on each advance."""
 
-    def __init__(self, config: ChainConfig, client: RpcClient, metrics: Metrics) -> None:
+    def __init__(self, config: ChainConfig, client: RpcMethods, metrics: Metrics) -> None:
         self.config = config
         self.client = client
         self.metrics = metrics
@@ -31,9 +34,34 @@ class ChainWatcher:
         self.last_ok = 0.0
         self.last_error: str | None = None
         self.changed = asyncio.Event()
+        self.recent: dict[int, str] = {}
+
+    def _note_head(self, number: int, block_hash: str, parent_hash: str) -> None:
+        """Remember recent head hashes; a head whose parent (or whose own height) we saw with
+        another hash means the chain reorganised above us: counted as a shallow reorg."""
+        known_parent = self.recent.get(number - 1)
+        known_self = self.recent.get(number)
+        if (known_parent is not None and known_parent != parent_hash) or (
+            known_self is not None and known_self != block_hash
+        ):
+            self.metrics.reorgs.labels(self.config.name, "shallow").inc()
+            log.warning("reorg.detected", chain=self.config.name, head=number, new_hash=block_hash)
+            for stale in [n for n in self.recent if n >= number]:
+                del self.recent[stale]
+        self.recent[number] = block_hash
+        self.recent[number - 1] = parent_hash
+        for old in [n for n in self.recent if n < number - RECENT_HEADS]:
+            del self.recent[old]
 
     async def poll_once(self) -> None:
-        head = await self.client.block_number()
+        latest = await self.client.get_block("latest")
+        if latest is None:
+            raise BlockNotFound("latest", host=self.client.host)
+        try:
+            head = int(str(latest["number"]), 16)
+            self._note_head(head, str(latest["hash"]), str(latest["parentHash"]))
+        except (KeyError, ValueError) as exc:
+            raise MalformedHeader("", f"latest block: {exc}") from exc
         if self.config.finality == "confirmations":
             finalized = max(head - self.config.confirmations, -1)
         else:
