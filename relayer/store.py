@@ -16,6 +16,7 @@ Transactions themselves are persisted by the transaction manager (relayer.txstor
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -110,6 +111,11 @@ class Store:
     def __init__(self, path: Path) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise StoreError(f"cannot open store {path}: it is read-only (the store must be writable)")
+        try:
             self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")

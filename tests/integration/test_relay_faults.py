@@ -1,0 +1,260 @@
+"""Fault injection on real anvil nodes with the daemon as a real process: failing RPC endpoints,
+forged responses, reorgs shallower and deeper than the finality setting, a base-fee spike."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3 import Web3
+
+from chains.anvil import rpc
+from chains.bindings import contract
+from relayer import devnet
+from tests.integration.proxy import TamperProxy
+from tests.integration.test_devnet_relay import scrape, source_collateral_at, wait_for
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+ACCOUNTS = 8
+
+
+class Harness:
+    """A devnet whose chains are each reached through a proxy (primary) and directly (backup)."""
+
+    def __init__(self, net: devnet.Devnet) -> None:
+        self.net = net
+        info: Any = net.info
+        self.source_rpc = info["chains"]["source"]["rpc"]
+        self.dest_rpc = info["chains"]["destination"]["rpc"]
+        self.source_proxy = TamperProxy(self.source_rpc).start()
+        self.dest_proxy = TamperProxy(self.dest_rpc).start()
+        self.metrics = info["metrics"]
+        self.src = Web3(Web3.HTTPProvider(self.source_rpc))
+        self.dst = Web3(Web3.HTTPProvider(self.dest_rpc))
+        self.vault = contract(self.src, "CollateralVault", info["contracts"]["vault"])
+        self.settlement = contract(self.dst, "MarginSettlement", info["contracts"]["settlement"])
+        self.verifier = contract(self.dst, "EpochVerifier", info["contracts"]["verifier"])
+        self.accounts: list[str] = info["accounts"]
+        self.chain_id = self.src.eth.chain_id
+        self.process: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+        text = net.config_path.read_text()
+        text = text.replace(f'rpc = ["{self.source_rpc}"]', f'rpc = ["{self.source_proxy.url}", "{self.source_rpc}"]')
+        text = text.replace(f'rpc = ["{self.dest_rpc}"]', f'rpc = ["{self.dest_proxy.url}", "{self.dest_rpc}"]')
+        text = text.replace("poll_interval_seconds = 0.5", "poll_interval_seconds = 0.5\nrpc_timeout_seconds = 1.0")
+        text = text.replace("poll_interval_seconds = 1.0", "poll_interval_seconds = 1.0\nrpc_timeout_seconds = 1.0")
+        net.config_path.write_text(text)
+
+    @property
+    def log(self) -> Path:
+        return self.net.directory / f"daemon-{self.runs}.log"
+
+    def start(self, die_at: str | None = None) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if k != "RELAYER_TEST_DIE_AT"}
+        if die_at:
+            env["RELAYER_TEST_DIE_AT"] = die_at
+        self.runs += 1
+        out = open(self.log, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "relayer.cli", "run", "--config", str(self.net.config_path), "--log-format", "json"],
+            stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+        )
+        return self.process
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            assert self.process.wait(timeout=15) == 0
+        self.process = None
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        found = []
+        for run in range(1, self.runs + 1):
+            path = self.net.directory / f"daemon-{run}.log"
+            for line in path.read_text().splitlines():
+                if f'"{name}"' in line:
+                    found.append(json.loads(line))
+        return found
+
+    def settled(self, account: str) -> int:
+        return int(self.settlement.functions.collateralOf(account).call())
+
+    def change(self, account: str, *, deposit: bool) -> int:
+        """Change `account`'s collateral on the source; returns the value the destination must reach."""
+        if deposit:
+            tx = self.vault.functions.deposit().transact({"from": account, "value": 10**15})
+        else:
+            tx = self.vault.functions.requestWithdraw(10**14).transact({"from": account})
+        self.src.eth.wait_for_transaction_receipt(tx)
+        return int(self.vault.functions.collateral(account).call())
+
+    def all_settled_as_source_says(self) -> bool:
+        head = self.src.eth.block_number
+        for account in self.accounts:
+            block = self.settlement.functions.lastSettledBlock(account, self.chain_id).call()
+            value = self.settled(account)
+            if block == 0 or value != source_collateral_at(self.src, self.vault, account, head):
+                return False
+            if value != source_collateral_at(self.src, self.vault, account, block):
+                return False
+        return True
+
+
+@pytest.fixture(scope="module")
+def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
+    directory = tmp_path_factory.mktemp("faults")
+    net = devnet.provision(directory, accounts=ACCOUNTS, detach=False, progress=False, every_blocks=2)
+    h = Harness(net)
+    h.start()
+    try:
+        wait_for("first settlement of every account", h.all_settled_as_source_says, timeout=60)
+        yield h
+    finally:
+        try:
+            h.stop()
+        finally:
+            h.source_proxy.stop()
+            h.dest_proxy.stop()
+            devnet.stop(directory)
+
+
+@pytest.mark.parametrize("mode", ["down", "flapping", "slow", "rate_limited"])
+def test_relaying_continues_through_the_other_endpoint(harness: Harness, mode: str) -> None:
+    account = harness.accounts[1]
+    harness.source_proxy.set_mode(mode)
+    harness.dest_proxy.set_mode(mode)
+    try:
+        target = harness.change(account, deposit=True)
+        wait_for(f"settlement with the primary endpoints {mode}", lambda: harness.settled(account) == target, 60)
+    finally:
+        harness.source_proxy.set_mode("ok")
+        harness.dest_proxy.set_mode("ok")
+    assert harness.source_proxy.hits > 0
+
+
+def rejected_heights(harness: Harness) -> set[int]:
+    with sqlite3.connect(f"file:{harness.net.directory / 'relayer.sqlite'}?mode=ro", uri=True) as db:
+        return {int(n) for (n,) in db.execute("SELECT block_number FROM snapshots WHERE status = 'rejected'")}
+
+
+def epoch_heights(harness: Harness) -> set[int]:
+    with sqlite3.connect(f"file:{harness.net.directory / 'relayer.sqlite'}?mode=ro", uri=True) as db:
+        heights = set()
+        for (content,) in db.execute("SELECT content FROM epochs"):
+            heights |= {int(s["number"]) for s in json.loads(content)["snapshots"]}
+        return heights
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        ("proof_node", "proof:"),
+        ("value", "value_mismatch"),
+        ("header_field", "header_mismatch"),
+        ("other_block", "header_mismatch"),
+    ],
+)
+def test_forged_response_rejects_the_snapshot(harness: Harness, tamper: str, reason: str) -> None:
+    account = harness.accounts[2]
+    before = len([e for e in harness.events("proof.rejected") if e["reason"].startswith(reason)])
+    harness.source_proxy.tamper = tamper
+    try:
+        target = harness.change(account, deposit=False)
+        wait_for(
+            f"a snapshot rejected for {reason}",
+            lambda: len([e for e in harness.events("proof.rejected") if e["reason"].startswith(reason)]) >= before + 2,
+            60,
+        )
+    finally:
+        harness.source_proxy.tamper = None
+    rejected = rejected_heights(harness)
+    assert rejected, "the store records rejected snapshots"
+    assert not rejected & epoch_heights(harness), "a rejected height went into an epoch"
+    samples = scrape(harness.metrics, "relayer_proofs_rejected_total")
+    assert samples >= 2
+    wait_for("settlement once the endpoint is honest again", lambda: harness.settled(account) == target, 60)
+    last = harness.settlement.functions.lastSettledBlock(account, harness.chain_id).call()
+    assert last not in rejected
+
+
+def test_shallow_reorg_is_counted_and_relaying_continues(harness: Harness) -> None:
+    account = harness.accounts[3]
+    before = harness.events("reorg.detected")
+    other = harness.accounts[6]
+    transfer = {"from": other, "to": other, "value": "0x1"}  # so the new block differs from the old
+    rpc(harness.source_rpc, "anvil_reorg", [1, [[transfer, 0]]])  # depth 1 < 2 confirmations
+    wait_for("the watcher to see the reorg", lambda: len(harness.events("reorg.detected")) > len(before), 30)
+    target = harness.change(account, deposit=True)
+    wait_for("settlement after a shallow reorg", lambda: harness.settled(account) == target, 60)
+    assert not harness.events("reorg.beyond_finality")
+
+
+def test_reorg_deeper_than_finality_drops_the_epoch_and_settles_right(harness: Harness) -> None:
+    account = harness.accounts[4]
+    harness.stop()
+    harness.start(die_at="epoch.created")
+    harness.change(account, deposit=False)
+    assert harness.process is not None
+    assert harness.process.wait(timeout=45) == -signal.SIGKILL
+    # Replace the last 8 blocks (finality is 2 confirmations) with blocks holding another deposit.
+    deposit = {"from": account, "to": harness.vault.address, "value": hex(3 * 10**15),
+               "data": harness.vault.encode_abi("deposit", args=[])}
+    rpc(harness.source_rpc, "anvil_reorg", [8, [[deposit, 0]]])
+    harness.start()
+    wait_for("the stale epoch dropped", lambda: bool(harness.events("reorg.beyond_finality")), 30)
+    wait_for("every account settled as the reorganised chain says", harness.all_settled_as_source_says, 60)
+    with sqlite3.connect(f"file:{harness.net.directory / 'relayer.sqlite'}?mode=ro", uri=True) as db:
+        dropped = [e for (e,) in db.execute("SELECT epoch FROM epochs WHERE reason = 'reorg'")]
+    assert dropped
+    accepted = {e["args"]["epoch"] for e in harness.verifier.events.EpochAccepted.get_logs(from_block=0)}
+    assert not set(dropped) & accepted, "an epoch of a reorganised block reached the destination"
+    assert scrape(harness.metrics, "relayer_reorgs_total") >= 1
+
+
+def test_base_fee_spike_strands_a_sent_transaction_and_it_is_replaced(harness: Harness) -> None:
+    """The destination mines a block every 2 s; right after the relayer sends a transaction the
+    next block's base fee jumps 50x above it, so that transaction cannot be included (anvil
+    drops it): the manager must replace it at the new market fee, and the relay completes."""
+    account = harness.accounts[5]
+    dest = harness.dest_rpc
+    base = int(str(rpc(dest, "eth_getBlockByNumber", ["latest", False])["baseFeePerGas"]), 16)  # type: ignore[index]
+    fixed_before = scrape(harness.metrics, "relayer_tx_replaced_total") + scrape(
+        harness.metrics, "relayer_tx_rebroadcast_total"
+    )
+    sent_before = len(harness.events("tx.sent"))
+    rpc(dest, "evm_setAutomine", [False])
+    rpc(dest, "evm_setIntervalMining", [2])
+    try:
+        target = harness.change(account, deposit=True)
+        deadline = time.monotonic() + 40
+        while len(harness.events("tx.sent")) <= sent_before:
+            assert time.monotonic() < deadline, "the relayer sent nothing"
+            time.sleep(0.05)
+        rpc(dest, "anvil_setNextBlockBaseFeePerGas", [hex(max(base, 10**9) * 50)])
+        wait_for("settlement despite the base-fee spike", lambda: harness.settled(account) == target, 90)
+    finally:
+        rpc(dest, "evm_setIntervalMining", [0])
+        rpc(dest, "evm_setAutomine", [True])
+    replaced = scrape(harness.metrics, "relayer_tx_replaced_total")
+    assert replaced >= 1, "no transaction was replaced"
+    assert replaced + scrape(harness.metrics, "relayer_tx_rebroadcast_total") > fixed_before
+    assert harness.all_settled_as_source_says()
+
+
+def test_nothing_doubled_on_the_destination(harness: Harness) -> None:
+    roots = [bytes(e["args"]["root"]) for e in harness.verifier.events.EpochAccepted.get_logs(from_block=0)]
+    assert len(roots) == len(set(roots))
+    settled = harness.settlement.events.Settled.get_logs(from_block=0)
+    keys = [(e["args"]["account"], e["args"]["chainId"], e["args"]["blockNumber"]) for e in settled]
+    assert len(keys) == len(set(keys))
