@@ -25,6 +25,7 @@ def status(daemon: Daemon) -> dict[str, object]:
             "head": watcher.head,
             "finalized": watcher.finalized,
             "lag_blocks": max(0, watcher.head - watcher.finalized) if watcher.head >= 0 else None,
+            "head_lag_seconds": round(now - watcher.head_timestamp, 3) if watcher.head_timestamp else None,
             "last_poll_age_seconds": round(now - watcher.last_ok, 3) if watcher.last_ok else None,
             "error": watcher.last_error,
             "endpoints": daemon.clients[name].endpoints_status() if name in daemon.clients else [],
@@ -32,6 +33,7 @@ def status(daemon: Daemon) -> dict[str, object]:
     return {
         "chains": chains,
         "backlog": sum(r.backlog for r in daemon.relays),
+        "signer_balance_wei": {r.config.chain: r.balance for r in daemon.relays},
         "last_epoch": daemon.store.last_epoch(),
         "epochs": daemon.store.epoch_counts(),
         "snapshots": daemon.store.snapshot_counts(),
@@ -48,6 +50,12 @@ def ready_problems(daemon: Daemon) -> list[str]:
             problems.append(f"chain {name}: not reachable ({watcher.last_error or 'no successful poll yet'})")
     if not daemon.store.writable():
         problems.append("store: not writable")
+    for relay in daemon.relays:
+        floor = relay.config.min_signer_balance_wei
+        if relay.balance is not None and relay.balance < floor:
+            problems.append(
+                f"destination {relay.config.chain}: sender balance {relay.balance} wei is below {floor} wei"
+            )
     return problems
 
 

@@ -164,6 +164,8 @@ class DestinationConfig:
     max_gas_per_batch: int = 8_000_000
     max_accounts_per_batch: int = 20
     receipt_timeout_seconds: float = 120.0
+    min_signer_balance_wei: int = 0
+    max_fee_per_gas_wei: int = 500 * 10**9
 
 
 @dataclass(frozen=True)
@@ -615,6 +617,8 @@ class _Reader:
         max_gas = t.get("max_gas_per_batch", self.integer(MIN_TX_GAS), 8_000_000)
         max_accounts = t.get("max_accounts_per_batch", self.integer(1), 20)
         receipt_timeout = t.get("receipt_timeout_seconds", self.seconds, 120.0)
+        min_balance = t.get("min_signer_balance_wei", self.integer(0), 0)
+        max_fee = t.get("max_fee_per_gas_wei", self.integer(1), 500 * 10**9)
         t.finish()
         ok = True
         if name not in chain_names:
@@ -634,9 +638,13 @@ class _Reader:
             or max_gas is None
             or max_accounts is None
             or receipt_timeout is None
+            or min_balance is None
+            or max_fee is None
         ):
             return None
-        return DestinationConfig(name, verifier, settlement, sender, max_gas, max_accounts, receipt_timeout)
+        return DestinationConfig(
+            name, verifier, settlement, sender, max_gas, max_accounts, receipt_timeout, min_balance, max_fee
+        )
 
     def pair(self, value: Any, path: str, chain_names: set[str], destination_names: set[str]) -> PairConfig | None:
         data = self.table(value, path)

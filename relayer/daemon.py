@@ -59,6 +59,7 @@ class Daemon:
                 chain_label=name,
                 timeout_seconds=chain.rpc_timeout_seconds,
                 on_request=self.metrics.on_rpc(name),
+                on_retry=self.metrics.on_retry(name),
             )
             await client.__aenter__()
             self.clients[name] = client
@@ -80,6 +81,7 @@ class Daemon:
                 store_path=self.config.store_path,
                 metrics=self.metrics,
                 receipt_timeout_seconds=dest.receipt_timeout_seconds,
+                max_fee_cap_wei=dest.max_fee_per_gas_wei,
             )
             submitter = Submitter(
                 self.clients[dest.chain],

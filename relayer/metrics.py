@@ -21,6 +21,12 @@ class Metrics:
         self.chain_head = Gauge(
             "relayer_chain_head_block", "Latest block number seen per chain.", ["chain"], registry=r
         )
+        self.chain_head_lag = Gauge(
+            "relayer_chain_head_lag_seconds",
+            "Seconds between now and the timestamp of the latest block seen per chain.",
+            ["chain"],
+            registry=r,
+        )
         self.chain_finalized = Gauge(
             "relayer_chain_finalized_block",
             "Finalized (or confirmed) block number per chain.",
@@ -102,6 +108,17 @@ class Metrics:
             ["chain", "depth"],
             registry=r,
         )
+        self.backlog_age = Gauge(
+            "relayer_backlog_oldest_age_seconds",
+            "Age of the oldest snapshot height that is due but not yet relayed (0 when none).",
+            registry=r,
+        )
+        self.rpc_retries = Counter(
+            "relayer_rpc_retries_total",
+            "Idempotent JSON-RPC calls retried on another endpoint, by chain, host, method and reason.",
+            ["chain", "host", "method", "reason"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "relayer_backlog_snapshots", "Snapshots due but not yet relayed.", registry=r
         )
@@ -135,6 +152,10 @@ class Metrics:
         """A callback for `chains.rpc.RpcClient(on_request=...)` counting into these metrics."""
         return RpcHook(self, chain)
 
+    def on_retry(self, chain: str) -> RetryHook:
+        """A callback for `chains.fallback.FallbackClient(on_retry=...)`."""
+        return RetryHook(self, chain)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -147,3 +168,12 @@ class RpcHook:
     def __call__(self, method: str, host: str, outcome: str, seconds: float) -> None:
         self._metrics.rpc_requests.labels(self._chain, host, method, outcome).inc()
         self._metrics.rpc_latency.labels(self._chain, host, method).observe(seconds)
+
+
+class RetryHook:
+    def __init__(self, metrics: Metrics, chain: str) -> None:
+        self._metrics = metrics
+        self._chain = chain
+
+    def __call__(self, method: str, host: str, reason: str) -> None:
+        self._metrics.rpc_retries.labels(self._chain, host, method, reason).inc()

@@ -84,15 +84,20 @@ class PairRunner:
         self.store = store
         self.key = f"{config.source}->{config.destination}:{config.vault}"
         self.topic = _deposited_topic()
+        self.due_since: float | None = None
 
     def due_height(self) -> int | None:
-        """The newest finalized multiple of `every_blocks` not yet snapshotted, or None."""
+        """The newest finalized multiple of `every_blocks` not yet snapshotted, or None.
+        `due_since` is when the pair last went from nothing due to something due."""
         every = self.config.every_blocks
         height = self.watcher.finalized // every * every
         state = self.store.pair_state(self.key)
         last = state[1] if state else -1
         if height <= last or height < self.config.vault_deploy_block or height <= 0:
+            self.due_since = None
             return None
+        if self.due_since is None:
+            self.due_since = time.time()
         return height
 
     async def discover(self, up_to: int) -> list[str]:
@@ -145,6 +150,7 @@ class DestinationRelay:
         self.idle_seconds = idle_seconds
         self.rounds = 0
         self.backlog = 0
+        self.balance: int | None = None
         self.last_progress = time.time()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -152,6 +158,8 @@ class DestinationRelay:
         finished first (the supervisor cancels it after a grace period; all is durable)."""
         while not stop.is_set():
             try:
+                if self.balance is None:
+                    await self.refresh_balance()
                 await self.resume()
                 worked = await self.round()
             except (ChainError, SubmissionError) as exc:
@@ -176,6 +184,8 @@ class DestinationRelay:
         due = [(p, h) for p in self.pairs if (h := p.due_height()) is not None]
         self.backlog = len(due)
         self.metrics.backlog.set(self.backlog)
+        since = [p.due_since for p, _ in due if p.due_since is not None]
+        self.metrics.backlog_age.set(time.time() - min(since) if since else 0.0)
         if not due:
             return False
         heights = {pair.key: height for pair, height in due}
@@ -203,8 +213,14 @@ class DestinationRelay:
         if record is None:
             raise StoreError(f"epoch {epoch} vanished from the store")
         await self._process(record)
-        self.metrics.signer_balance.labels(self.config.chain).set(await self.submitter.balance())
+        await self.refresh_balance()
         return True
+
+    async def refresh_balance(self) -> int:
+        """Read the sender's balance (wei) into the metric and `self.balance`."""
+        self.balance = await self.submitter.balance()
+        self.metrics.signer_balance.labels(self.config.chain).set(self.balance)
+        return self.balance
 
     async def _prove(self, pair: PairRunner, height: int) -> Snapshot | None:
         chain = pair.config.source

@@ -35,6 +35,7 @@ class ChainWatcher:
         self.last_error: str | None = None
         self.changed = asyncio.Event()
         self.recent: dict[int, str] = {}
+        self.head_timestamp = 0
 
     def _note_head(self, number: int, block_hash: str, parent_hash: str) -> None:
         """Remember recent head hashes; a head whose parent (or whose own height) we saw with
@@ -59,6 +60,7 @@ class ChainWatcher:
             raise BlockNotFound("latest", host=self.client.host)
         try:
             head = int(str(latest["number"]), 16)
+            self.head_timestamp = int(str(latest["timestamp"]), 16)
             self._note_head(head, str(latest["hash"]), str(latest["parentHash"]))
         except (KeyError, ValueError) as exc:
             raise MalformedHeader("", f"latest block: {exc}") from exc
@@ -82,6 +84,7 @@ class ChainWatcher:
             log.warning("chain.finalized_regressed", chain=name, reported=finalized, known=self.finalized)
         self.last_ok = time.time()
         self.last_error = None
+        self.metrics.chain_head_lag.labels(name).set(max(0.0, self.last_ok - self.head_timestamp))
 
     async def run(self) -> None:
         """Poll forever (until cancelled). RPC failures are logged and retried on the next tick."""
