@@ -198,8 +198,8 @@ class DestinationRelay:
         changed = self._changed_accounts(snapshots)
         if not changed:
             self.store.advance_pairs(heights)
-            log.info("epoch.skipped", why="no collateral changed since the last settlement",
-                     blocks=[(s.chain_id, s.header.number) for s in snapshots])
+            why = "no collateral changed since the last settlement" if snapshots else "no verified snapshot"
+            log.info("epoch.skipped", why=why, blocks=[(s.chain_id, s.header.number) for s in snapshots])
             return True
         aggregate = aggregate_epoch(snapshots)
         epoch = max(self.store.last_epoch(), await self.submitter.latest_epoch()) + 1
