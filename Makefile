@@ -6,7 +6,7 @@ NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.p
 SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
 
-.PHONY: setup tools demo test lint pytest bench clean
+.PHONY: setup tools demo test lint pytest bench fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -27,12 +27,22 @@ chains/contracts/build/.stamp: $(SOLIDITY) node_modules/.stamp
 demo: setup
 	$(BIN)/relayer devnet --dir $(DEMO_DIR)
 
-# Debian tools the ops tests use: promtool (package prometheus) and systemd-analyze (systemd).
+# Debian tools the tests use: promtool (prometheus), systemd-analyze (systemd), clang with
+# libFuzzer (clang-14, libclang-rt-14-dev) and valgrind. Installed when missing and run as root.
+TOOL_PACKAGES := prometheus systemd clang-14 libclang-rt-14-dev valgrind
 tools:
-	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null || { \
+	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v valgrind >/dev/null && \
+	  ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus systemd; \
-	  else echo "make: install the Debian packages prometheus and systemd (promtool, systemd-analyze)"; fi; }
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOL_PACKAGES); \
+	  else echo "make: install the Debian packages $(TOOL_PACKAGES)"; fi; }
+
+FUZZ_SECONDS ?= 600
+fuzz: setup tools
+	native/fuzz/run.sh $(FUZZ_SECONDS)
+
+memcheck: setup tools
+	native/memcheck/run.sh
 
 lint: setup
 	$(BIN)/ruff check .

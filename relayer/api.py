@@ -45,8 +45,10 @@ def ready_problems(daemon: Daemon) -> list[str]:
     problems = []
     now = time.time()
     for name, watcher in daemon.watchers.items():
-        limit = STALE_POLLS * watcher.config.poll_interval_seconds + watcher.config.rpc_timeout_seconds
-        if not watcher.last_ok or now - watcher.last_ok > limit:
+        poll = watcher.config.poll_interval_seconds
+        limit = STALE_POLLS * poll + watcher.config.rpc_timeout_seconds
+        failing = watcher.last_error is not None and now - watcher.last_ok > 2 * poll
+        if not watcher.last_ok or failing or now - watcher.last_ok > limit:
             problems.append(f"chain {name}: not reachable ({watcher.last_error or 'no successful poll yet'})")
     if not daemon.store.writable():
         problems.append("store: not writable")

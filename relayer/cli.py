@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from relayer.errors import RelayerError
     from relayer.log import configure
 
-    configure(json=None if args.log_format == "auto" else args.log_format == "json")
+    configure(json=None if args.log_format == "auto" else args.log_format == "json", level=args.log_level)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -201,12 +201,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"relayer: no daemon answering at {url}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"{'chain':<14}{'id':>8}{'head':>10}{'finalized':>11}{'lag':>6}  error")
+    print(f"{'chain':<14}{'id':>8}{'head':>10}{'finalized':>11}{'lag':>6}{'head age s':>12}  error")
     for name, c in data["chains"].items():
         lag = c["lag_blocks"] or 0
-        print(f"{name:<14}{c['chain_id']:>8}{c['head']:>10}{c['finalized']:>11}{lag:>6}  {c['error'] or ''}")
+        age = c.get("head_lag_seconds")
+        shown = f"{age:.1f}" if age is not None else "-"
+        print(f"{name:<14}{c['chain_id']:>8}{c['head']:>10}{c['finalized']:>11}{lag:>6}{shown:>12}  {c['error'] or ''}")
     print(f"backlog {data['backlog']}  last epoch {data['last_epoch']}  epochs {data['epochs']}  "
           f"settlements {data['settlements']}")
+    for chain, balance in data.get("signer_balance_wei", {}).items():
+        print(f"sender on {chain}: {_eth(balance) if balance is not None else 'unknown'}")
     return EXIT_OK
 
 
@@ -222,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, help="path of the TOML config")
     p.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
                    help="auto: JSON when not on a terminal or under systemd")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("check-config", help="validate a config; exit 2 listing every problem")
@@ -261,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--url", help="daemon HTTP address, e.g. http://127.0.0.1:9464")
     group.add_argument("--config", help="read the address from this config")
     p.set_defaults(func=cmd_status)
+
+    from relayer import keys_cli
+    keys_cli.add_parser(sub)
     return parser
 
 

@@ -11,10 +11,20 @@ from typing import Any
 import structlog
 
 
+def _hex(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, list | tuple):
+        return [_hex(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _hex(v) for k, v in value.items()}
+    return value
+
+
 def _hexify(_logger: object, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Bytes anywhere in an event (nested in lists and dicts too) are shown as 0x-hex."""
     for key, value in event.items():
-        if isinstance(value, bytes | bytearray):
-            event[key] = "0x" + bytes(value).hex()
+        event[key] = _hex(value)
     return event
 
 

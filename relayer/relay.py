@@ -419,7 +419,8 @@ class DestinationRelay:
         now = time.time()
         for account, chain_id, block_number, value, epoch in rows:
             latency = max(0.0, now - timestamps[chain_id])
-            self.metrics.settlement_latency.labels(str(chain_id)).observe(latency)
+            source = self.sources.get(chain_id)
+            self.metrics.settlement_latency.labels(source.config.source if source else str(chain_id)).observe(latency)
             item = Settlement(
                 account, chain_id, block_number, value, epoch, receipt.tx_hash, latency, receipt.gas_used, size
             )

@@ -1,0 +1,235 @@
+"""Seed corpora for the fuzz harnesses and the memcheck driver, derived from ../shared/vectors.
+
+Writes ``OUT/{rlp,mpt,snapshot}/<name>`` (``OUT`` defaults to ``build/fuzz/seeds``, which is
+gitignored: vectors are never copied into the repository), each file one input in the layout
+its harness documents (native/fuzz/fuzz_{rlp,mpt,snapshot}.c):
+
+- rlp: every RLP fixture of ethereum/tests ``RLPTests`` (valid ``out`` and invalid inputs), the
+  full blocks and genesis of ``BlockchainTests``, the hive test chain's blocks and raw headers,
+  and every node and leaf value of the ``eth_getProof`` vectors (EIP-1186).
+- mpt: every account and storage proof of ``proofs/*.json`` (as account / storage / raw walks,
+  each also with the root taken from node 0), plus inclusion and exclusion proofs built with
+  py-trie over the tries of ethereum/tests ``TrieTests``.
+- snapshot: every ``proofs/*.json`` as one ``spr_verify_snapshot`` input, with each scratch size.
+
+Usage: ``python native/fuzz/make_seeds.py [--vectors DIR] [--out DIR]``; prints the counts.
+Exits 2 when the vectors folder is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+from eth_hash.auto import keccak
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_VECTORS = REPO.parent / "shared" / "vectors"
+DEFAULT_OUT = REPO / "build" / "fuzz" / "seeds"
+MAX_NODES = 72  # FZ_MAX_NODES in fuzz_common.h
+
+
+def unhex(text: str) -> bytes:
+    body = text[2:] if text[:2] in ("0x", "0X") else text
+    return bytes.fromhex("0" * (len(body) % 2) + body)
+
+
+def word(text: str) -> bytes:
+    return int(text, 16).to_bytes(32, "big")
+
+
+def nodes_blob(nodes: list[bytes]) -> bytes:
+    """Length-prefixed nodes (u16 LE length, then the bytes), as fz_read_proof reads them."""
+    return b"".join(struct.pack("<H", len(node)) + node for node in nodes if len(node) <= 0xFFFF)
+
+
+def mpt_input(mode: int, root: bytes, key: bytes, nodes: list[bytes]) -> bytes:
+    """fuzz_mpt.c layout: mode byte, root, key (length-prefixed for raw walks), nodes."""
+    kind = mode & 3
+    head = bytes([mode]) + root
+    if kind in (0, 3):
+        head += bytes([len(key)]) + key
+    else:
+        head += key
+    return head + nodes_blob(nodes)
+
+
+def snapshot_input(
+    flags: int, root: bytes, address: bytes, account_proof: list[bytes], storage: list[tuple[bytes, list[bytes]]]
+) -> bytes:
+    """fuzz_snapshot.c layout."""
+    out = bytes([flags]) + root + address + bytes([len(storage)])
+    out += b"".join(slot for slot, _ in storage)
+    out += bytes([len(account_proof)]) + nodes_blob(account_proof)
+    for _, proof in storage:
+        out += bytes([len(proof)]) + nodes_blob(proof)
+    return out
+
+
+def split_rlp_stream(data: bytes) -> list[bytes]:
+    """Top-level RLP items concatenated in ``data`` (the hive chain.rlp holds 54 blocks)."""
+    items = []
+    pos = 0
+    while pos < len(data):
+        b = data[pos]
+        if b < 0x80:
+            end = pos + 1
+        elif b < 0xB8:
+            end = pos + 1 + b - 0x80
+        elif b < 0xC0:
+            ll = b - 0xB7
+            end = pos + 1 + ll + int.from_bytes(data[pos + 1 : pos + 1 + ll], "big")
+        elif b < 0xF8:
+            end = pos + 1 + b - 0xC0
+        else:
+            ll = b - 0xF7
+            end = pos + 1 + ll + int.from_bytes(data[pos + 1 : pos + 1 + ll], "big")
+        items.append(data[pos:end])
+        pos = end
+    return items
+
+
+def trie_key(text: str) -> bytes:
+    return unhex(text) if text.startswith("0x") else text.encode()
+
+
+def trie_cases(vectors: Path) -> list[tuple[str, dict[bytes, bytes], bool]]:
+    """(name, final contents, secure) for each ethereum/tests TrieTests case with roots."""
+    cases = []
+    names = ["trietest", "trieanyorder", "trietest_secureTrie", "trieanyorder_secureTrie"]
+    names.append("hex_encoded_securetrie_test")
+    for name in names:
+        path = vectors / "trie" / f"{name}.json"
+        if not path.is_file():
+            continue
+        secure = "secure" in name.lower()
+        for case, body in json.loads(path.read_text()).items():
+            ops = body["in"]
+            pairs = ops if isinstance(ops, list) else list(ops.items())
+            contents: dict[bytes, bytes] = {}
+            for key, value in pairs:
+                k = trie_key(key)
+                if secure:
+                    k = keccak(k)
+                v = trie_key(value) if value else b""
+                if v:
+                    contents[k] = v
+                else:
+                    contents.pop(k, None)
+            cases.append((f"{name}-{case}", contents, secure))
+    return cases
+
+
+def pytrie_seeds(vectors: Path) -> dict[str, bytes]:
+    """Raw-walk inputs (mode 0) for every key of every trie test, plus an absent key each."""
+    import rlp
+    from trie import HexaryTrie
+
+    seeds: dict[str, bytes] = {}
+    for name, contents, _ in trie_cases(vectors):
+        if not contents or any(len(k) > 32 for k in contents):
+            continue
+        t = HexaryTrie({})
+        for k, v in contents.items():
+            t[k] = v
+        probes = [*contents, b"\x00", b"\xff" * 32, b""]
+        for i, key in enumerate(probes):
+            encoded = [rlp.encode(node) for node in t.get_proof(key)]
+            proof = [node for j, node in enumerate(encoded) if j == 0 or len(node) >= 32]
+            seeds[f"trie-{name}-{i}"] = mpt_input(0, t.root_hash, key, proof)
+    return seeds
+
+
+def build(vectors: Path, out: Path) -> dict[str, int]:
+    corpora: dict[str, dict[str, bytes]] = {"rlp": {}, "mpt": {}, "snapshot": {}}
+    rlp_seeds = corpora["rlp"]
+
+    rlp_dir = vectors / "rlp"
+    for case, body in json.loads((rlp_dir / "rlptest.json").read_text()).items():
+        rlp_seeds[f"rlptest-{case}"] = unhex(body["out"])
+    for case, body in json.loads((rlp_dir / "invalidRLPTest.json").read_text()).items():
+        rlp_seeds[f"invalid-{case}"] = unhex(body["out"])
+    for case, body in json.loads((rlp_dir / "RandomRLPTests" / "example.json").read_text()).items():
+        rlp_seeds[f"random-{case}"] = unhex(body["out"])
+
+    for path in sorted((vectors / "headers" / "ethereum-tests").rglob("*.json")):
+        for case, body in json.loads(path.read_text()).items():
+            if "genesisRLP" in body:
+                rlp_seeds[f"bt-{path.stem}-{case}-genesis"[:200]] = unhex(body["genesisRLP"])
+            for i, block in enumerate(body.get("blocks", [])):
+                if "rlp" in block:
+                    rlp_seeds[f"bt-{path.stem}-{case}-{i}"[:200]] = unhex(block["rlp"])
+    hive = vectors / "headers" / "testchain-hive" / "execution-apis"
+    if (hive / "chain.rlp").is_file():
+        for i, block in enumerate(split_rlp_stream((hive / "chain.rlp").read_bytes())):
+            rlp_seeds[f"hive-block-{i + 1}"] = block
+    for path in sorted(hive.glob("debug_getRaw*/*.io")):
+        for line in path.read_text().splitlines():
+            if line.startswith("<<"):
+                result = json.loads(line[2:]).get("result")
+                if isinstance(result, str):
+                    rlp_seeds[f"hive-{path.parent.name}-{path.stem}"] = unhex(result)
+
+    mpt = corpora["mpt"]
+    snap = corpora["snapshot"]
+    for path in sorted((vectors / "proofs").glob("*.json")):
+        if path.name == "index.json":
+            continue
+        doc: dict[str, Any] = json.loads(path.read_text())
+        stem = path.stem
+        root = unhex(doc["stateRoot"])
+        address = unhex(doc["address"])
+        account_proof = [unhex(n) for n in doc["accountProof"]]
+        storage = [(word(sp["key"]), [unhex(n) for n in sp["proof"]]) for sp in doc.get("storageProof", [])]
+        for i, node in enumerate(account_proof):
+            rlp_seeds[f"node-{stem}-acc-{i}"] = node
+        mpt[f"{stem}-account"] = mpt_input(1, root, address, account_proof)
+        mpt[f"{stem}-account-derived"] = mpt_input(1 | 4, root, address, account_proof)
+        mpt[f"{stem}-raw"] = mpt_input(0, root, keccak(address), account_proof)
+        storage_hash = unhex(doc["storageHash"])
+        for j, (slot, proof) in enumerate(storage):
+            for i, node in enumerate(proof):
+                rlp_seeds[f"node-{stem}-s{j}-{i}"] = node
+            mpt[f"{stem}-storage-{j}"] = mpt_input(2, storage_hash, slot, proof)
+            mpt[f"{stem}-storage-{j}-derived"] = mpt_input(2 | 4, storage_hash, slot, proof)
+            mpt[f"{stem}-storage-{j}-raw"] = mpt_input(3, storage_hash, keccak(slot), proof)
+        for flags in (0, 1, 3):
+            snap[f"{stem}-scratch{flags}"] = snapshot_input(flags, root, address, account_proof, storage[:8])
+
+    mpt.update(pytrie_seeds(vectors))
+
+    counts = {}
+    for kind, seeds in corpora.items():
+        folder = out / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.iterdir():
+            stale.unlink()
+        for name, data in seeds.items():
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+            digest = hashlib.sha1(data).hexdigest()[:8]  # a file name, not security
+            (folder / f"{safe}-{digest}").write_bytes(data)
+        counts[kind] = len(seeds)
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--vectors", type=Path, default=DEFAULT_VECTORS)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if not (args.vectors / "rlp").is_dir() or not (args.vectors / "proofs").is_dir():
+        message = f"make_seeds: vectors folder {args.vectors} is absent (see ../shared/vectors/SOURCES.md)"
+        print(message, file=sys.stderr)
+        return 2
+    counts = build(args.vectors, args.out)
+    print(" ".join(f"{kind}={n}" for kind, n in counts.items()), "seeds in", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
