@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from itertools import chain
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn, overload
 
 from native._native import ffi, lib
 
@@ -33,6 +33,7 @@ __all__ = [
     "EMPTY_TRIE_ROOT",
     "KECCAK_EMPTY",
     "Account",
+    "MerkleProofs",
     "MerkleTree",
     "NativeError",
     "ProofError",
@@ -44,8 +45,10 @@ __all__ = [
     "keccak256",
     "merkle_hash_pair",
     "merkle_leaf",
+    "merkle_leaves",
     "merkle_process_proof",
     "merkle_tree",
+    "merkle_tree_encoded",
     "merkle_verify",
     "rlp_decode",
     "verify_account",
@@ -88,6 +91,7 @@ class Status(IntEnum):
 
 
 _STATUS_VALUES: Final = frozenset(int(status) for status in Status)
+_STATUS_BY_CODE: Final[dict[int, Status]] = {int(status): status for status in Status}
 
 _RLP_STATUSES: Final = frozenset(
     {
@@ -187,7 +191,9 @@ def _as_byte_list(name: str, values: object, length: int | None = None) -> list[
     if isinstance(values, bytes | bytearray | memoryview | str) or not isinstance(values, Sequence):
         raise TypeError(f"{name} must be a sequence of bytes, not {type(values).__name__}")
     items = list(values)
-    for i, item in enumerate(items):  # fast path: exact bytes of the right length
+    if set(map(type, items)) <= {bytes} and (length is None or set(map(len, items)) <= {length}):
+        return items  # fast path (no Python-level loop): exact bytes of the right length
+    for i, item in enumerate(items):
         if type(item) is not bytes or (length is not None and len(item) != length):
             items[i] = _as_bytes(f"{name}[{i}]", item, length)
     return items
@@ -393,6 +399,30 @@ class SnapshotResult:
         return tuple(value or 0 for value in self.values)
 
 
+def _pack_storage_proofs(proofs: Sequence[Sequence[bytes]]) -> tuple[bytes, object, object, int] | None:
+    """(all nodes joined, size_t[] node lengths, size_t[] nodes per proof, node count), with no
+    Python-level loop per node (b"".join, map(len) into array.array); None when the proofs are
+    not all sequences of exact ``bytes`` (the caller then checks each one)."""
+    try:
+        flat: list[bytes] = list(chain.from_iterable(proofs))
+        nodes = b"".join(flat)
+        lens = array(_SIZE_T_CODE, map(len, flat))
+        counts = array(_SIZE_T_CODE, map(len, proofs))
+    except TypeError:
+        return None
+    # bytes-likes other than bytes (bytearray, memoryview, str nodes) are not accepted
+    if sum(lens) != len(nodes) or not all(map(bytes.__instancecheck__, flat)):
+        return None
+    if not set(map(type, proofs)) <= {list, tuple}:
+        return None
+    return (
+        nodes,
+        ffi.from_buffer("size_t[]", lens) if flat else ffi.NULL,
+        (ffi.from_buffer("size_t[]", counts) if proofs else ffi.NULL),
+        len(flat),
+    )
+
+
 _scratch = threading.local()
 
 
@@ -438,24 +468,26 @@ def verify_snapshot(
     proofs = list(storage_proofs)
     if len(proofs) != len(slot_list):
         raise ValueError(f"{len(slot_list)} slots but {len(proofs)} storage proofs")
-    for i, proof in enumerate(proofs):
-        if type(proof) is not list or not all(type(node) is bytes for node in proof):
-            proofs[i] = _as_byte_list(f"storage_proofs[{i}]", proof)
-    counts = [len(proof) for proof in proofs]
-    flat = list(chain.from_iterable(proofs))
-    nodes = b"".join(flat)
+    packed = _pack_storage_proofs(proofs)
+    if packed is None:  # something else than lists of bytes: check each for a precise error
+        for i, proof in enumerate(proofs):
+            if type(proof) is not list or not all(type(node) is bytes for node in proof):
+                proofs[i] = _as_byte_list(f"storage_proofs[{i}]", proof)
+        packed = _pack_storage_proofs(proofs)
+        if packed is None:
+            raise TypeError("storage_proofs must be sequences of bytes")
+    nodes, node_lens, counts, n_nodes = packed
     n_slots = len(slot_list)
-    n_nodes = len(flat)
     scratch_len = lib.spr_snapshot_scratch_size(acc_n + n_nodes)
     scratch = _scratch_buffer(scratch_len)
     account = ffi.new("spr_account *")
-    values = ffi.new("uint8_t[]", max(32 * n_slots, 1))
+    value_words = ffi.new("uint8_t[]", max(32 * n_slots, 1))
     statuses = ffi.new("int[]", max(n_slots, 1))
     stats = ffi.new("spr_snapshot_stats *")
     status = lib.spr_verify_snapshot(
         root_b, addr_b, acc_buf, len(acc_buf), acc_lens, acc_n,
-        b"".join(slot_list), n_slots, nodes, len(nodes), _size_t_array([len(n) for n in flat]),
-        n_nodes, _size_t_array(counts), scratch, scratch_len, account, values, statuses, stats,
+        b"".join(slot_list), n_slots, nodes, len(nodes), node_lens,
+        n_nodes, counts, scratch, scratch_len, account, value_words, statuses, stats,
     )  # fmt: skip
     if status < 0:
         _raise(status)
@@ -468,16 +500,28 @@ def verify_snapshot(
             storage_hash=raw[64:96],
             code_hash=raw[96:128],
         )
-    words = bytes(ffi.buffer(values, 32 * n_slots))
-    codes = [int(code) for code in ffi.unpack(statuses, n_slots)] if n_slots else []
+    words = bytes(ffi.buffer(value_words, 32 * n_slots))
+    codes: list[int] = ffi.unpack(statuses, n_slots) if n_slots else []
+    values: tuple[int | None, ...]
+    reasons: tuple[str | None, ...]
+    statuses_out: tuple[Status, ...]
+    if not codes or min(codes) >= 0:  # the common case: every storage proof accepted
+        from_bytes = int.from_bytes
+        values = tuple([from_bytes(words[i : i + 32], "big") for i in range(0, 32 * n_slots, 32)])
+        reasons = (None,) * n_slots
+        statuses_out = tuple(map(_STATUS_BY_CODE.__getitem__, codes))
+    else:
+        values = tuple(
+            int.from_bytes(words[32 * i : 32 * i + 32], "big") if code >= 0 else None for i, code in enumerate(codes)
+        )
+        reasons = tuple(None if code >= 0 else _PROOF_REASONS.get(code, "unknown") for code in codes)
+        statuses_out = tuple(_STATUS_BY_CODE.get(code, Status.ERR_ARG) for code in codes)
     return SnapshotResult(
         account=proven,
         slots=tuple(slot_list),
-        values=tuple(
-            int.from_bytes(words[32 * i : 32 * i + 32], "big") if code >= 0 else None for i, code in enumerate(codes)
-        ),
-        statuses=tuple(Status(code) if code in _STATUS_VALUES else Status.ERR_ARG for code in codes),
-        reasons=tuple(None if code >= 0 else _PROOF_REASONS.get(code, "unknown") for code in codes),
+        values=values,
+        statuses=statuses_out,
+        reasons=reasons,
         hashed_nodes=int(stats.hashed_nodes),
         hashed_bytes=int(stats.hashed_bytes),
         cached_nodes=int(stats.cached_nodes),
@@ -505,13 +549,101 @@ def merkle_hash_pair(a: bytes, b: bytes) -> bytes:
     return bytes(ffi.buffer(out))
 
 
+class MerkleProofs(Sequence[tuple[bytes, ...]]):
+    """Every proof of one tree, kept in the one native buffer ``spr_merkle_build_flat`` wrote.
+
+    A read-only sequence: ``proofs[i]`` is the proof of the caller's ``leaves[i]``, a tuple of
+    32-byte sibling hashes from the leaf up (``StandardMerkleTree.getProof(i)``), sliced from
+    the buffer when asked for. ``proofs.flat(i)`` gives the same hashes as one bytes object.
+    Compares equal to any sequence of proofs with the same hashes (e.g. a tuple of tuples).
+    """
+
+    __slots__ = ("_buf", "_keep", "_n", "_offsets")
+
+    def __init__(self, buf: Any, offsets: Any, n: int) -> None:
+        """``buf``: the cffi ``uint8_t[]`` spr_merkle_build_flat filled; ``offsets``: its
+        ``size_t[n + 1]`` proof offsets (bytes into ``buf``)."""
+        self._keep = buf  # the buffer view below does not own the memory
+        self._buf = ffi.buffer(buf)
+        self._offsets = offsets
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def _span(self, index: int) -> tuple[int, int]:
+        if index < 0:
+            index += self._n
+        if not 0 <= index < self._n:
+            raise IndexError(f"proof index {index} out of range for {self._n} leaves")
+        offsets = self._offsets
+        return int(offsets[index]), int(offsets[index + 1])
+
+    def flat(self, index: int) -> bytes:
+        """The proof of leaf ``index`` as its hashes back to back (32 * len(proof) bytes)."""
+        start, end = self._span(index)
+        return bytes(self._buf[start:end])
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[bytes, ...]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[tuple[bytes, ...], ...]: ...
+
+    def __getitem__(self, index: int | slice) -> tuple[bytes, ...] | tuple[tuple[bytes, ...], ...]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(self._n)))
+        start, end = self._span(index)
+        raw = bytes(self._buf[start:end])
+        return tuple(raw[i : i + 32] for i in range(0, end - start, 32))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, bytes | bytearray | str) or not isinstance(other, Sequence):
+            return NotImplemented
+        if len(other) != self._n:
+            return False
+        return all(self[i] == tuple(proof) for i, proof in enumerate(other))
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"MerkleProofs(<{self._n} proofs>)"
+
+
 @dataclass(frozen=True)
 class MerkleTree:
     """A StandardMerkleTree: ``root`` (32 bytes) and ``proofs[i]``, the proof of the caller's
-    ``leaves[i]`` (sibling hashes from the leaf up, as ``StandardMerkleTree.getProof(i)``)."""
+    ``leaves[i]`` (sibling hashes from the leaf up, as ``StandardMerkleTree.getProof(i)``).
+
+    ``merkle_tree`` / ``merkle_tree_encoded`` return a ``MerkleProofs`` (all proofs in one
+    buffer, each sliced on demand); a tuple of tuples works too."""
 
     root: bytes
-    proofs: tuple[tuple[bytes, ...], ...]
+    proofs: Sequence[tuple[bytes, ...]]
+
+    def proof(self, index: int) -> tuple[bytes, ...]:
+        """The proof of the caller's leaf ``index`` (32-byte hashes from the leaf up)."""
+        return self.proofs[index]
+
+
+_no_clear = ffi.new_allocator(should_clear_after_alloc=False)
+
+
+def _merkle_build(leaves: bytes, n: int) -> MerkleTree:
+    if n == 0:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    if n > MAX_MERKLE_LEAVES:
+        raise ValueError(f"at most {MAX_MERKLE_LEAVES} leaves, got {n}")
+    size = lib.spr_merkle_flat_size(n)
+    scratch_len = lib.spr_merkle_scratch_size(n)
+    out = _no_clear("uint8_t[]", size)
+    offsets = _no_clear("size_t[]", n + 1)
+    scratch = _no_clear("uint64_t[]", (scratch_len + 7) // 8)
+    status = lib.spr_merkle_build_flat(leaves, n, out, size, offsets, scratch, scratch_len)
+    if status != lib.SPR_OK:
+        raise NativeError(status)
+    return MerkleTree(root=bytes(ffi.buffer(out, 32)), proofs=MerkleProofs(out, offsets, n))
 
 
 def merkle_tree(leaves: Sequence[bytes]) -> MerkleTree:
@@ -520,31 +652,39 @@ def merkle_tree(leaves: Sequence[bytes]) -> MerkleTree:
     ``leaves``: 32-byte leaf hashes (see ``merkle_leaf``), in the caller's order. As the JS
     library does, they are sorted by hash (stably), laid out as a complete binary tree in an
     array (children of i at 2i+1 and 2i+2, sorted leaves at the end in reverse order) and pairs
-    are hashed sorted, so the root and every proof equal the JS library's. Raises ``ValueError``
-    for no leaves, more than ``MAX_MERKLE_LEAVES`` or a leaf that is not 32 bytes.
+    are hashed sorted, so the root and every proof equal the JS library's. The proofs are
+    computed in C into one buffer (``MerkleProofs``). Raises ``ValueError`` for no leaves, more
+    than ``MAX_MERKLE_LEAVES`` or a leaf that is not 32 bytes.
     """
     leaf_list = _as_byte_list("leaves", leaves, 32)
-    n = len(leaf_list)
-    if n == 0:
-        raise ValueError("a Merkle tree needs at least one leaf")
-    if n > MAX_MERKLE_LEAVES:
-        raise ValueError(f"at most {MAX_MERKLE_LEAVES} leaves, got {n}")
-    total = lib.spr_merkle_proofs_size(n)
-    tree = ffi.new("uint8_t[]", (2 * n - 1) * 32)
-    proofs = ffi.new("uint8_t[]", max(total, 1) * 32)
-    lens = ffi.new("size_t[]", n)
-    scratch = ffi.new("size_t[]", 2 * n)
-    status = lib.spr_merkle_build(b"".join(leaf_list), n, tree, proofs, lens, scratch)
+    return _merkle_build(b"".join(leaf_list), len(leaf_list))
+
+
+def merkle_leaves(encoded: bytes, size: int) -> bytes:
+    """Leaf hashes of many ABI encodings of ``size`` bytes each, back to back in ``encoded``:
+    32 bytes per leaf, keccak256(keccak256(encoding)) each (as ``merkle_leaf``), in one call.
+
+    Raises ``ValueError`` when ``size`` < 1 or ``len(encoded)`` is not a multiple of it."""
+    buf = _as_bytes("encoded", encoded)
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be int, not {type(size).__name__}")
+    if size < 1 or len(buf) % size:
+        raise ValueError(f"encoded ({len(buf)} bytes) is not a whole number of {size}-byte encodings")
+    n = len(buf) // size
+    out = _no_clear("uint8_t[]", max(32 * n, 1))
+    status = lib.spr_merkle_leaves(buf, n, size, out)
     if status != lib.SPR_OK:
         raise NativeError(status)
-    flat = bytes(ffi.buffer(proofs, total * 32))
-    out: list[tuple[bytes, ...]] = []
-    pos = 0
-    for i in range(n):
-        count = lens[i]
-        out.append(tuple(flat[pos + 32 * j : pos + 32 * j + 32] for j in range(count)))
-        pos += 32 * count
-    return MerkleTree(root=bytes(ffi.buffer(tree, 32)), proofs=tuple(out))
+    return bytes(ffi.buffer(out, 32 * n))
+
+
+def merkle_tree_encoded(encoded: bytes, size: int) -> MerkleTree:
+    """``merkle_tree`` over the leaves of ABI encodings of ``size`` bytes each, back to back in
+    ``encoded`` (e.g. n Claims of 160 bytes: ``abi.encode`` of a static tuple is its 32-byte
+    words). Leaf hashing, tree and every proof run in C in two calls. ``proofs[i]`` is the
+    proof of encoding i. Raises ``ValueError`` for an empty or ragged ``encoded``."""
+    leaves = merkle_leaves(encoded, size)
+    return _merkle_build(leaves, len(leaves) // 32)
 
 
 def merkle_process_proof(leaf: bytes, proof: Sequence[bytes]) -> bytes:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from eth_abi import encode
+from eth_utils import to_canonical_address
 
 import native
 from chains.bindings import BLOCK_LEAF_TYPES, CLAIM_TYPES
@@ -22,6 +23,57 @@ ChainProofArgs = tuple[int, tuple[object, ...], list[bytes], tuple[object, ...],
 """ABI arguments of one MarginSettlement.ChainProof: (epoch, blockLeaf, blockProof, claim, claimProof)."""
 
 
+CLAIM_ENCODED_SIZE = 32 * len(CLAIM_TYPES)
+"""Bytes of abi.encode(Claim): a static tuple is encoded as its 32-byte words (160 bytes)."""
+
+_U256_LIMIT = 1 << 256
+
+
+def _claim_prefix(claim: Claim) -> bytes:
+    """The words chainId, blockNumber and vault (left-padded) of abi.encode(Claim)."""
+    if not (0 <= claim.chain_id < _U256_LIMIT and 0 <= claim.block_number < _U256_LIMIT):
+        raise ValueError(f"chain id / block number out of uint256 range in {claim}")
+    return (
+        claim.chain_id.to_bytes(32, "big")
+        + claim.block_number.to_bytes(32, "big")
+        + bytes(12)
+        + to_canonical_address(claim.vault)
+    )
+
+
+def encode_claims(claims: Sequence[Claim]) -> bytes:
+    """abi.encode(Claim) of every claim, back to back (CLAIM_ENCODED_SIZE bytes each): the words
+    chainId, blockNumber, vault (left-padded to 32 bytes), slot, value — what eth_abi's
+    ``encode(CLAIM_TYPES, leaf_values)`` gives, built directly. Raises ValueError for an integer
+    outside uint256, a slot that is not 32 bytes or a malformed vault address."""
+    if not claims:
+        return b""
+    first = claims[0]
+    chain_id, number, vault = first.chain_id, first.block_number, first.vault
+    try:
+        if all(c.chain_id == chain_id and c.block_number == number and c.vault == vault for c in claims):
+            # one snapshot's claims: one prefix for all
+            prefix = _claim_prefix(first)
+            encoded = b"".join([prefix + c.slot + c.value.to_bytes(32, "big") for c in claims])
+        else:
+            prefixes: dict[tuple[int, int, str], bytes] = {}
+            parts = []
+            for c in claims:
+                k = (c.chain_id, c.block_number, c.vault)
+                p = prefixes.get(k)
+                if p is None:
+                    p = prefixes[k] = _claim_prefix(c)
+                parts.append(p + c.slot + c.value.to_bytes(32, "big"))
+            encoded = b"".join(parts)
+    except OverflowError as exc:  # int.to_bytes: negative or >= 2**256
+        bad = next(c for c in claims if not 0 <= c.value < _U256_LIMIT)
+        raise ValueError(f"value out of uint256 range in {bad}") from exc
+    if len(encoded) != CLAIM_ENCODED_SIZE * len(claims):
+        bad = next(c for c in claims if len(c.slot) != 32)
+        raise ValueError(f"slot must be 32 bytes, got {len(bad.slot)} in {bad}")
+    return encoded
+
+
 def claim_leaf(claim: Claim) -> bytes:
     """keccak256(bytes.concat(keccak256(abi.encode(Claim)))) — 32 bytes."""
     return native.merkle_leaf(encode(list(CLAIM_TYPES), list(claim.leaf_values())))
@@ -29,11 +81,12 @@ def claim_leaf(claim: Claim) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class BlockAggregate:
-    """One snapshot with its claims tree: `claim_proofs[i]` proves `snapshot.claims[i]`."""
+    """One snapshot with its claims tree: `claim_proofs[i]` proves `snapshot.claims[i]`
+    (a `native.MerkleProofs`: every proof in one buffer, each sliced when asked for)."""
 
     snapshot: Snapshot
     claims_root: bytes
-    claim_proofs: tuple[tuple[bytes, ...], ...]
+    claim_proofs: Sequence[tuple[bytes, ...]]
 
     def leaf_values(self) -> tuple[int, int, bytes, bytes, int, bytes, int]:
         """The BlockLeaf (chainId, blockNumber, blockHash, stateRoot, timestamp, claimsRoot, claimCount)."""
@@ -53,10 +106,12 @@ class BlockAggregate:
 
 
 def aggregate_block(snapshot: Snapshot) -> BlockAggregate:
-    """Build the claims tree of one snapshot. Raises ValueError for a snapshot without claims."""
+    """Build the claims tree of one snapshot: every claim ABI-encoded into one buffer, then leaf
+    hashes, tree and every proof in C (`native.merkle_tree_encoded`). Raises ValueError for a
+    snapshot without claims."""
     if not snapshot.claims:
         raise ValueError("a block leaf needs at least one claim")
-    tree = native.merkle_tree([claim_leaf(c) for c in snapshot.claims])
+    tree = native.merkle_tree_encoded(encode_claims(snapshot.claims), CLAIM_ENCODED_SIZE)
     return BlockAggregate(snapshot, tree.root, tree.proofs)
 
 
@@ -66,7 +121,7 @@ class EpochAggregate:
 
     root: bytes
     blocks: tuple[BlockAggregate, ...]
-    block_proofs: tuple[tuple[bytes, ...], ...]
+    block_proofs: Sequence[tuple[bytes, ...]]
 
     @property
     def claim_count(self) -> int:

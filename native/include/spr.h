@@ -128,7 +128,9 @@ size_t spr_snapshot_scratch_size(size_t n_nodes);
    empty-trie root if the account is proven absent, so its storage proofs must be empty).
 
    Each distinct proof node is hashed once: a node referenced by hash H is accepted without
-   hashing when it is byte-identical (memcmp) to a node already hashed to H in this call.
+   hashing when it is byte-identical (memcmp) to a node already hashed to H in this call; a
+   branch node already checked as canonical in this call is not checked again (only the
+   headers up to the child on the key's path are read).
    The cache of verified nodes lives in `scratch` (scratch_len bytes, 8-byte aligned, cleared by
    this function; size it with spr_snapshot_scratch_size; any size works, 0 disables the cache,
    a full cache only means more hashing). Nothing is allocated.
@@ -179,6 +181,33 @@ size_t spr_merkle_proofs_size(size_t n_leaves);
    scratch:    2n size_t of scratch space. */
 int spr_merkle_build(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, uint8_t *proofs,
                      size_t *proof_lens, size_t *scratch);
+
+/* Bulk leaves: n_leaves ABI encodings of `stride` bytes each, back to back in
+   encoded[0 .. n_leaves * stride) (a Claim, abi.encode of five static words, is 160 bytes);
+   leaves[32i .. 32i + 32) = keccak256(keccak256(encoding i)), as spr_merkle_leaf.
+   leaves: n_leaves * 32 bytes out. On CPUs with AVX-512F, eight leaves are hashed at once
+   (eight keccak-f[1600] states in the lanes of 512-bit registers); the results are the same. */
+int spr_merkle_leaves(const uint8_t *encoded, size_t n_leaves, size_t stride, uint8_t *leaves);
+
+/* Bytes of `out` that spr_merkle_build_flat needs for n_leaves leaves:
+   32 * (2n - 1 + spr_merkle_proofs_size(n)); 0 when n is 0 or above SPR_MERKLE_MAX_LEAVES. */
+size_t spr_merkle_flat_size(size_t n_leaves);
+
+/* Bytes of scratch (8-byte aligned) that spr_merkle_build_flat needs: 2 * n * 16 on LP64. */
+size_t spr_merkle_scratch_size(size_t n_leaves);
+
+/* The tree of spr_merkle_build and every proof in one flat buffer:
+   out[0 .. 32(2n-1)):  the tree array (out[0..32) is the root);
+   then the proofs:     the proof of leaves[i] (caller's order) is
+                        out[proof_offsets[i] .. proof_offsets[i+1]), sibling hashes from the
+                        leaf up, 32 bytes each.
+   proof_offsets: n_leaves + 1 entries out (byte offsets into out; proof_offsets[n] is the end).
+   scratch: scratch_len bytes, at least spr_merkle_scratch_size(n), 8-byte aligned.
+   Sorting is a radix sort on the hashes' first 8 bytes (ties broken by the full hash, then
+   the caller's index), O(n) for distinct leaves. SPR_ERR_BUFFER when out_len or scratch_len
+   is too small. */
+int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
+                          size_t *proof_offsets, void *scratch, size_t scratch_len);
 
 /* Fold a proof: root_out = hash_pair(...hash_pair(leaf, proof[0])..., proof[n-1]). */
 int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,

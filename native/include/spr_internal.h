@@ -13,6 +13,13 @@
 /* keccak-256 without argument checks (data may be NULL only when len == 0). */
 void spr_keccak256_unchecked(const uint8_t *data, size_t len, uint8_t out[32]);
 
+/* out[i] = keccak256(in[i][0..len)) for eight messages of the same length; eight lanes of
+   AVX-512 when spr_keccak_x8_available(), eight scalar calls otherwise. */
+void spr_keccak256_x8(const uint8_t *const in[8], size_t len, uint8_t *const out[8]);
+
+/* 1 when this CPU runs spr_keccak256_x8 with AVX-512, else 0. */
+int spr_keccak_x8_available(void);
+
 /* The header of one RLP item (Yellow Paper, appendix B). The item occupies [start, end);
    its payload is [off, off + len). */
 typedef struct {
@@ -96,8 +103,11 @@ int spr_rlp_check_seq(const uint8_t *d, size_t start, size_t end);
 typedef struct {
     uint8_t hash[32];
     const uint8_t *node;
-    size_t len;
+    size_t len; /* the node's length, plus SPR_CACHE_VALID_BRANCH once it was parsed and
+                   checked as a canonical branch node (a later hit then skips those checks) */
 } spr_cache_entry;
+
+#define SPR_CACHE_VALID_BRANCH ((size_t)1 << (sizeof(size_t) * 8 - 1))
 
 /* An open-addressing table (linear probing, indexed by the first 8 bytes of the hash) over
    caller-supplied memory. A hit needs the full 32-byte hash and the node bytes to be equal, so

@@ -115,10 +115,25 @@ int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
         const uint8_t *storage_root = acc == SPR_OK ? account->storage_hash : EMPTY_TRIE_ROOT;
         size_t node = 0; /* index of proof i's first node */
         size_t off = 0;  /* its offset in storage_nodes */
+        uint8_t paths[8][32]; /* keccak(slot) of slots i .. i+7, hashed eight at a time */
+        const int x8 = spr_keccak_x8_available();
         for (size_t i = 0; i < n_slots; i++) {
             const size_t n = proof_n_nodes[i];
             const size_t len = sum_lens(storage_node_lens + node, n);
-            spr_keccak256_unchecked(slots + 32 * i, 32, path);
+            if (x8 && i % 8 == 0 && n_slots - i >= 8) {
+                const uint8_t *in[8];
+                uint8_t *out[8];
+                for (size_t k = 0; k < 8; k++) {
+                    in[k] = slots + 32 * (i + k);
+                    out[k] = paths[k];
+                }
+                spr_keccak256_x8(in, 32, out);
+            }
+            if (x8 && n_slots - (i - i % 8) >= 8) {
+                memcpy(path, paths[i % 8], 32);
+            } else {
+                spr_keccak256_unchecked(slots + 32 * i, 32, path);
+            }
             int rc = spr_mpt_walk(storage_root, path, 32, storage_nodes + off, len,
                                   storage_node_lens + node, n, &vo, &vl, &cache);
             if (rc == SPR_OK) {

@@ -124,3 +124,135 @@ int spr_keccak256(const uint8_t *data, size_t len, uint8_t out[32])
     spr_keccak256_unchecked(data, len, out);
     return SPR_OK;
 }
+
+/* ---- eight equal-length messages at once (AVX-512, when the CPU has it) ------------------ */
+/* Lane i of each 512-bit word is message i's state: the 24 rounds run on eight states in
+   the same instructions (rotations by vprolq, chi by one ternary-logic op). */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+#define SPR_HAVE_X8 1
+
+__attribute__((target("avx512f"))) static void keccak_f1600_x8(__m512i a[25])
+{
+    __m512i b[25];
+    __m512i c[5];
+    __m512i d[5];
+    for (int round = 0; round < 24; round++) {
+        for (int x = 0; x < 5; x++) {
+            c[x] = _mm512_ternarylogic_epi64(
+                _mm512_ternarylogic_epi64(a[x], a[x + 5], a[x + 10], 0x96), a[x + 15], a[x + 20],
+                0x96);
+        }
+        for (int x = 0; x < 5; x++) {
+            d[x] = _mm512_xor_si512(c[(x + 4) % 5], _mm512_rol_epi64(c[(x + 1) % 5], 1));
+        }
+        b[0] = _mm512_xor_si512(a[0], d[0]);
+        b[16] = _mm512_rol_epi64(_mm512_xor_si512(a[5], d[0]), 36);
+        b[7] = _mm512_rol_epi64(_mm512_xor_si512(a[10], d[0]), 3);
+        b[23] = _mm512_rol_epi64(_mm512_xor_si512(a[15], d[0]), 41);
+        b[14] = _mm512_rol_epi64(_mm512_xor_si512(a[20], d[0]), 18);
+        b[10] = _mm512_rol_epi64(_mm512_xor_si512(a[1], d[1]), 1);
+        b[1] = _mm512_rol_epi64(_mm512_xor_si512(a[6], d[1]), 44);
+        b[17] = _mm512_rol_epi64(_mm512_xor_si512(a[11], d[1]), 10);
+        b[8] = _mm512_rol_epi64(_mm512_xor_si512(a[16], d[1]), 45);
+        b[24] = _mm512_rol_epi64(_mm512_xor_si512(a[21], d[1]), 2);
+        b[20] = _mm512_rol_epi64(_mm512_xor_si512(a[2], d[2]), 62);
+        b[11] = _mm512_rol_epi64(_mm512_xor_si512(a[7], d[2]), 6);
+        b[2] = _mm512_rol_epi64(_mm512_xor_si512(a[12], d[2]), 43);
+        b[18] = _mm512_rol_epi64(_mm512_xor_si512(a[17], d[2]), 15);
+        b[9] = _mm512_rol_epi64(_mm512_xor_si512(a[22], d[2]), 61);
+        b[5] = _mm512_rol_epi64(_mm512_xor_si512(a[3], d[3]), 28);
+        b[21] = _mm512_rol_epi64(_mm512_xor_si512(a[8], d[3]), 55);
+        b[12] = _mm512_rol_epi64(_mm512_xor_si512(a[13], d[3]), 25);
+        b[3] = _mm512_rol_epi64(_mm512_xor_si512(a[18], d[3]), 21);
+        b[19] = _mm512_rol_epi64(_mm512_xor_si512(a[23], d[3]), 56);
+        b[15] = _mm512_rol_epi64(_mm512_xor_si512(a[4], d[4]), 27);
+        b[6] = _mm512_rol_epi64(_mm512_xor_si512(a[9], d[4]), 20);
+        b[22] = _mm512_rol_epi64(_mm512_xor_si512(a[14], d[4]), 39);
+        b[13] = _mm512_rol_epi64(_mm512_xor_si512(a[19], d[4]), 8);
+        b[4] = _mm512_rol_epi64(_mm512_xor_si512(a[24], d[4]), 14);
+        for (int y = 0; y < 25; y += 5) { /* chi: a = b0 ^ (~b1 & b2) */
+            a[y + 0] = _mm512_ternarylogic_epi64(b[y + 0], b[y + 1], b[y + 2], 0xD2);
+            a[y + 1] = _mm512_ternarylogic_epi64(b[y + 1], b[y + 2], b[y + 3], 0xD2);
+            a[y + 2] = _mm512_ternarylogic_epi64(b[y + 2], b[y + 3], b[y + 4], 0xD2);
+            a[y + 3] = _mm512_ternarylogic_epi64(b[y + 3], b[y + 4], b[y + 0], 0xD2);
+            a[y + 4] = _mm512_ternarylogic_epi64(b[y + 4], b[y + 0], b[y + 1], 0xD2);
+        }
+        a[0] = _mm512_xor_si512(a[0], _mm512_set1_epi64((long long)ROUND_CONSTANTS[round]));
+    }
+}
+
+/* Word w (8 bytes, little-endian) of eight blocks, one per lane. */
+__attribute__((target("avx512f"))) static inline __m512i load_x8(const uint8_t *const p[8],
+                                                                size_t off)
+{
+    return _mm512_set_epi64((long long)load64_le(p[7] + off), (long long)load64_le(p[6] + off),
+                            (long long)load64_le(p[5] + off), (long long)load64_le(p[4] + off),
+                            (long long)load64_le(p[3] + off), (long long)load64_le(p[2] + off),
+                            (long long)load64_le(p[1] + off), (long long)load64_le(p[0] + off));
+}
+
+__attribute__((target("avx512f"))) static void keccak256_x8_avx512(const uint8_t *const in[8],
+                                                                   size_t len, uint8_t *const out[8])
+{
+    __m512i a[25];
+    for (int i = 0; i < 25; i++) {
+        a[i] = _mm512_setzero_si512();
+    }
+    size_t pos = 0;
+    for (; len - pos >= KECCAK_RATE; pos += KECCAK_RATE) {
+        for (int w = 0; w < KECCAK_RATE / 8; w++) {
+            a[w] = _mm512_xor_si512(a[w], load_x8(in, pos + 8 * (size_t)w));
+        }
+        keccak_f1600_x8(a);
+    }
+    uint8_t blocks[8][KECCAK_RATE];
+    const uint8_t *last[8];
+    const size_t rest = len - pos;
+    for (int i = 0; i < 8; i++) {
+        memset(blocks[i], 0, KECCAK_RATE);
+        if (rest > 0) {
+            memcpy(blocks[i], in[i] + pos, rest);
+        }
+        blocks[i][rest] ^= 0x01;
+        blocks[i][KECCAK_RATE - 1] ^= 0x80;
+        last[i] = blocks[i];
+    }
+    for (int w = 0; w < KECCAK_RATE / 8; w++) {
+        a[w] = _mm512_xor_si512(a[w], load_x8(last, 8 * (size_t)w));
+    }
+    keccak_f1600_x8(a);
+    for (int w = 0; w < 4; w++) {
+        uint64_t lanes[8];
+        _mm512_storeu_si512((void *)lanes, a[w]);
+        for (int i = 0; i < 8; i++) {
+            store64_le(out[i] + 8 * w, lanes[i]);
+        }
+    }
+}
+#endif
+
+int spr_keccak_x8_available(void)
+{
+#ifdef SPR_HAVE_X8
+    __builtin_cpu_init(); /* idempotent; fills libgcc's CPU model once */
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+void spr_keccak256_x8(const uint8_t *const in[8], size_t len, uint8_t *const out[8])
+{
+#ifdef SPR_HAVE_X8
+    if (spr_keccak_x8_available()) {
+        keccak256_x8_avx512(in, len, out);
+        return;
+    }
+#endif
+    for (int i = 0; i < 8; i++) {
+        spr_keccak256_unchecked(in[i], len, out[i]);
+    }
+}

@@ -155,3 +155,228 @@ int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_
     memcpy(root_out, acc, 32);
     return SPR_OK;
 }
+
+/* ---- bulk interface: many leaves in one call, the tree and every proof in one buffer ------ */
+
+int spr_merkle_leaves(const uint8_t *encoded, size_t n_leaves, size_t stride, uint8_t *leaves)
+{
+    if (leaves == NULL || (encoded == NULL && n_leaves != 0 && stride != 0) ||
+        (stride != 0 && n_leaves > SIZE_MAX / stride)) {
+        return SPR_ERR_ARG;
+    }
+    size_t i = 0;
+    if (stride != 0 && spr_keccak_x8_available()) {
+        for (; n_leaves - i >= 8; i += 8) { /* eight leaves per pass */
+            uint8_t inner[8][32];
+            const uint8_t *in[8];
+            uint8_t *mid[8];
+            uint8_t *out[8];
+            for (int k = 0; k < 8; k++) {
+                in[k] = encoded + (i + (size_t)k) * stride;
+                mid[k] = inner[k];
+                out[k] = leaves + 32 * (i + (size_t)k);
+            }
+            spr_keccak256_x8(in, stride, mid);
+            spr_keccak256_x8((const uint8_t *const *)mid, 32, out);
+        }
+    }
+    for (; i < n_leaves; i++) {
+        uint8_t inner[32];
+        spr_keccak256_unchecked(stride != 0 ? encoded + i * stride : NULL, stride, inner);
+        spr_keccak256_unchecked(inner, 32, leaves + 32 * i);
+    }
+    return SPR_OK;
+}
+
+/* Sort key of a leaf: its first 8 bytes as a big-endian integer, so that key order is the
+   order of memcmp on those bytes. */
+typedef struct {
+    uint64_t key;
+    size_t index;
+} leaf_key;
+
+static inline uint64_t load64_be(const uint8_t *p)
+{
+    return ((uint64_t)p[0] << 56) | ((uint64_t)p[1] << 48) | ((uint64_t)p[2] << 40) |
+           ((uint64_t)p[3] << 32) | ((uint64_t)p[4] << 24) | ((uint64_t)p[5] << 16) |
+           ((uint64_t)p[6] << 8) | (uint64_t)p[7];
+}
+
+static inline int key_less(const uint8_t *leaves, const leaf_key *a, const leaf_key *b)
+{
+    if (a->key != b->key) {
+        return a->key < b->key;
+    }
+    return leaf_less(leaves, a->index, b->index);
+}
+
+static void key_sift_down(const uint8_t *leaves, leaf_key *k, size_t root, size_t end)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= end) {
+            return;
+        }
+        if (child + 1 < end && key_less(leaves, &k[child], &k[child + 1])) {
+            child++;
+        }
+        if (!key_less(leaves, &k[root], &k[child])) {
+            return;
+        }
+        const leaf_key tmp = k[root];
+        k[root] = k[child];
+        k[child] = tmp;
+        root = child;
+    }
+}
+
+/* Sort a run of keys sharing their first 8 bytes by (full hash, caller index). */
+static void sort_run(const uint8_t *leaves, leaf_key *k, size_t n)
+{
+    if (n <= 16) { /* insertion sort */
+        for (size_t i = 1; i < n; i++) {
+            const leaf_key x = k[i];
+            size_t j = i;
+            while (j > 0 && key_less(leaves, &x, &k[j - 1])) {
+                k[j] = k[j - 1];
+                j--;
+            }
+            k[j] = x;
+        }
+        return;
+    }
+    for (size_t start = n / 2; start-- > 0;) { /* heapsort: O(n log n) even for equal leaves */
+        key_sift_down(leaves, k, start, n);
+    }
+    for (size_t end = n - 1; end > 0; end--) {
+        const leaf_key tmp = k[0];
+        k[0] = k[end];
+        k[end] = tmp;
+        key_sift_down(leaves, k, 0, end);
+    }
+}
+
+/* Stable order of the leaves by (hash, caller index): LSD radix sort on the first 8 bytes
+   (8 passes of one byte, stable), then runs with equal first 8 bytes sorted in full.
+   keys and tmp: n entries each. Returns the sorted array (keys or tmp). */
+static leaf_key *sort_leaves(const uint8_t *leaves, size_t n, leaf_key *keys, leaf_key *tmp)
+{
+    for (size_t i = 0; i < n; i++) {
+        keys[i].key = load64_be(leaves + 32 * i);
+        keys[i].index = i;
+    }
+    leaf_key *src = keys;
+    leaf_key *dst = tmp;
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t count[256] = {0};
+        for (size_t i = 0; i < n; i++) {
+            count[(src[i].key >> shift) & 0xff]++;
+        }
+        if (count[(src[0].key >> shift) & 0xff] == n) {
+            continue; /* every key has this byte: the pass would not move anything */
+        }
+        size_t sum = 0;
+        for (size_t b = 0; b < 256; b++) {
+            const size_t c = count[b];
+            count[b] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++) {
+            dst[count[(src[i].key >> shift) & 0xff]++] = src[i];
+        }
+        leaf_key *t = src;
+        src = dst;
+        dst = t;
+    }
+    for (size_t i = 0; i < n;) {
+        size_t j = i + 1;
+        while (j < n && src[j].key == src[i].key) {
+            j++;
+        }
+        if (j - i > 1) {
+            sort_run(leaves, src + i, j - i);
+        }
+        i = j;
+    }
+    return src;
+}
+
+size_t spr_merkle_scratch_size(size_t n_leaves)
+{
+    if (n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES) {
+        return 0;
+    }
+    return 2 * n_leaves * sizeof(leaf_key);
+}
+
+size_t spr_merkle_flat_size(size_t n_leaves)
+{
+    if (n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES) {
+        return 0;
+    }
+    return 32 * (2 * n_leaves - 1 + spr_merkle_proofs_size(n_leaves));
+}
+
+int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
+                          size_t *proof_offsets, void *scratch, size_t scratch_len)
+{
+    if (leaves == NULL || out == NULL || proof_offsets == NULL || scratch == NULL ||
+        n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES ||
+        ((uintptr_t)scratch % _Alignof(leaf_key)) != 0) {
+        return SPR_ERR_ARG;
+    }
+    const size_t n = n_leaves;
+    if (out_len < spr_merkle_flat_size(n) || scratch_len < spr_merkle_scratch_size(n)) {
+        return SPR_ERR_BUFFER;
+    }
+    leaf_key *keys = (leaf_key *)scratch;
+    const leaf_key *sorted = sort_leaves(leaves, n, keys, keys + n);
+
+    /* the k-th smallest leaf at tree[2n-2-k]; the leaves' tree positions go into
+       proof_offsets[0..n) until the proofs are written (position < 2n-1 <= offsets) */
+    uint8_t *tree = out;
+    const size_t size = 2 * n - 1;
+    for (size_t k = 0; k < n; k++) {
+        const size_t t = size - 1 - k;
+        memcpy(tree + 32 * t, leaves + 32 * sorted[k].index, 32);
+        proof_offsets[sorted[k].index] = t;
+    }
+    size_t i = size - n; /* inner nodes i-1 .. 0 are still to hash, children first */
+    if (spr_keccak_x8_available()) {
+        /* eight at a time while their children (>= 2(i-8)+1) are all above the batch (>= i) */
+        while (i >= 8 && 2 * (i - 8) + 1 >= i) {
+            uint8_t pairs[8][64];
+            const uint8_t *in[8];
+            uint8_t *dst[8];
+            for (size_t k = 0; k < 8; k++) {
+                const size_t j = i - 1 - k;
+                const uint8_t *a = tree + 32 * (2 * j + 1);
+                const uint8_t *b = tree + 32 * (2 * j + 2);
+                const int swap = memcmp(a, b, 32) > 0;
+                memcpy(pairs[k], swap ? b : a, 32);
+                memcpy(pairs[k] + 32, swap ? a : b, 32);
+                in[k] = pairs[k];
+                dst[k] = tree + 32 * j;
+            }
+            spr_keccak256_x8(in, 64, dst);
+            i -= 8;
+        }
+    }
+    while (i-- > 0) {
+        hash_pair(tree + 32 * (2 * i + 1), tree + 32 * (2 * i + 2), tree + 32 * i);
+    }
+
+    size_t off = 32 * size;
+    for (size_t i = 0; i < n; i++) {
+        size_t t = proof_offsets[i];
+        proof_offsets[i] = off;
+        while (t > 0) {
+            const size_t sibling = (t & 1) ? t + 1 : t - 1;
+            memcpy(out + off, tree + 32 * sibling, 32);
+            off += 32;
+            t = (t - 1) / 2;
+        }
+    }
+    proof_offsets[n] = off;
+    return SPR_OK;
+}

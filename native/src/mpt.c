@@ -75,29 +75,30 @@ static inline int is_child_ref(const spr_rlp_head *c)
     return c->is_list ? (c->end - c->start < 32) : (c->len == 32);
 }
 
-/* Is `node` (len bytes) byte-identical to a node already hashed to `want`? */
-static int cache_hit(const spr_hash_cache *c, const uint8_t want[32], const uint8_t *node,
-                     size_t len)
+/* The entry of a node byte-identical to `node` (len bytes) already hashed to `want`, or NULL. */
+static spr_cache_entry *cache_hit(const spr_hash_cache *c, const uint8_t want[32],
+                                  const uint8_t *node, size_t len)
 {
     uint64_t h;
     memcpy(&h, want, sizeof h);
     for (size_t i = (size_t)h & c->mask;; i = (i + 1) & c->mask) {
-        const spr_cache_entry *e = &c->entries[i];
+        spr_cache_entry *e = &c->entries[i];
         if (e->node == NULL) {
-            return 0;
+            return NULL;
         }
-        if (e->len == len && memcmp(e->hash, want, 32) == 0 &&
+        if ((e->len & ~SPR_CACHE_VALID_BRANCH) == len && memcmp(e->hash, want, 32) == 0 &&
             (e->node == node || memcmp(e->node, node, len) == 0)) {
-            return 1;
+            return e;
         }
     }
 }
 
-static void cache_insert(spr_hash_cache *c, const uint8_t hash[32], const uint8_t *node,
-                         size_t len)
+/* Insert a node that hashed to `hash`; its entry, or NULL when the table is full. */
+static spr_cache_entry *cache_insert(spr_hash_cache *c, const uint8_t hash[32],
+                                     const uint8_t *node, size_t len)
 {
     if (c->used >= c->limit) {
-        return; /* full: later nodes are hashed again, never wrongly accepted */
+        return NULL; /* full: later nodes are hashed again, never wrongly accepted */
     }
     uint64_t h;
     memcpy(&h, hash, sizeof h);
@@ -109,6 +110,24 @@ static void cache_insert(spr_hash_cache *c, const uint8_t hash[32], const uint8_
     c->entries[i].node = node;
     c->entries[i].len = len;
     c->used++;
+    return &c->entries[i];
+}
+
+/* Item `index` (0..16) of a branch node d[0..len) already checked by parse_node and the
+   branch rules (so its headers parse): only the headers before it are read. */
+static int branch_item(const uint8_t *d, size_t len, unsigned index, spr_rlp_head *item)
+{
+    spr_rlp_head top;
+    int rc = spr_rlp_head_parse(d, 0, len, &top);
+    size_t pos = top.off;
+    for (unsigned k = 0; rc == SPR_OK; k++) {
+        rc = spr_rlp_head_parse(d, pos, top.end, item);
+        if (k == index) {
+            break;
+        }
+        pos = item->end;
+    }
+    return rc;
 }
 
 int spr_mpt_verify(const uint8_t root[32], const uint8_t *key, size_t key_len,
@@ -163,6 +182,7 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
         if (depth > SPR_MPT_MAX_DEPTH) {
             return SPR_ERR_TOO_DEEP;
         }
+        spr_cache_entry *entry = NULL; /* the cache entry of the current node, if any */
         if (hashed) {
             if (next == n_nodes) {
                 return SPR_ERR_MISSING_NODE;
@@ -175,7 +195,8 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
                 if (memcmp(h, want, 32) != 0) {
                     return SPR_ERR_HASH_MISMATCH;
                 }
-            } else if (cache->entries != NULL && cache_hit(cache, want, nodes + base, nlen)) {
+            } else if (cache->entries != NULL &&
+                       (entry = cache_hit(cache, want, nodes + base, nlen)) != NULL) {
                 cache->cached_nodes++;
             } else {
                 uint8_t h[32];
@@ -186,7 +207,7 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
                     return SPR_ERR_HASH_MISMATCH;
                 }
                 if (cache->entries != NULL) {
-                    cache_insert(cache, h, nodes + base, nlen);
+                    entry = cache_insert(cache, h, nodes + base, nlen);
                 }
             }
             if (next > 0 && nlen < 32) {
@@ -196,6 +217,37 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
             next++;
         }
         const uint8_t *d = nodes + base;
+        spr_rlp_head it;
+        if (entry != NULL && (entry->len & SPR_CACHE_VALID_BRANCH) != 0 &&
+            branch_item(d, nlen, nib == total_nib ? 16u : nibble_at(key, nib), &it) == SPR_OK) {
+            /* a branch already checked in this call: the same steps as below, without
+               re-validating its encoding and its other children */
+            if (nib == total_nib) {
+                if (it.len == 0) {
+                    result = SPR_ABSENT;
+                } else {
+                    vo = base + it.off;
+                    vl = it.len;
+                    result = SPR_OK;
+                }
+                break;
+            }
+            nib++;
+            after_ext = 0;
+            if (!it.is_list && it.len == 0) {
+                result = SPR_ABSENT;
+                break;
+            }
+            if (it.is_list) {
+                base += it.start;
+                nlen = it.end - it.start;
+                hashed = 0;
+            } else {
+                want = d + it.off;
+                hashed = 1;
+            }
+            continue;
+        }
         node_items nd;
         int rc = parse_node(d, nlen, &nd);
         if (rc != SPR_OK) {
@@ -219,6 +271,9 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
             nonempty += bv->len != 0;
             if (nonempty < 2) {
                 return SPR_ERR_MALFORMED_NODE; /* would have been a leaf or an extension */
+            }
+            if (entry != NULL) {
+                entry->len |= SPR_CACHE_VALID_BRANCH;
             }
             if (nib == total_nib) { /* key ends here: the branch's own value */
                 if (bv->len == 0) {

@@ -1,0 +1,133 @@
+"""The bulk Merkle interface (spr_merkle_leaves, spr_merkle_build_flat): the same leaves, root
+and proofs as the one-leaf-at-a-time path and spr_merkle_build (itself checked against
+@openzeppelin/merkle-tree in test_merkle.py), including equal leaves and leaves sharing their
+first 8 bytes (the radix sort's tie-break), plus the C argument checks."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from eth_hash.auto import keccak
+from native._native import ffi, lib
+
+import native
+
+SIZES = [*range(1, 40), 63, 64, 65, 255, 256, 257, 1000, 4097]
+
+
+def _reference(leaves: list[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
+    """Root and proofs from spr_merkle_build (heapsort, per-leaf lengths)."""
+    n = len(leaves)
+    total = lib.spr_merkle_proofs_size(n)
+    tree = ffi.new("uint8_t[]", (2 * n - 1) * 32)
+    proofs = ffi.new("uint8_t[]", max(total, 1) * 32)
+    lens = ffi.new("size_t[]", n)
+    scratch = ffi.new("size_t[]", 2 * n)
+    assert lib.spr_merkle_build(b"".join(leaves), n, tree, proofs, lens, scratch) == lib.SPR_OK
+    flat = bytes(ffi.buffer(proofs, total * 32))
+    out, pos = [], 0
+    for i in range(n):
+        out.append(tuple(flat[pos + 32 * j : pos + 32 * j + 32] for j in range(lens[i])))
+        pos += 32 * lens[i]
+    return bytes(ffi.buffer(tree, 32)), out
+
+
+def _tricky_leaves(rng: random.Random, n: int) -> list[bytes]:
+    """Random leaves, some equal, some sharing their first 8 bytes with another one."""
+    leaves = [rng.randbytes(32) for _ in range(n)]
+    for i in range(1, n, 3):
+        leaves[i] = leaves[rng.randrange(i)][:8] + rng.randbytes(24)
+    for i in range(2, n, 5):
+        leaves[i] = leaves[rng.randrange(i)]
+    return leaves
+
+
+@pytest.mark.parametrize("n", SIZES)
+def test_flat_build_equals_reference(n: int) -> None:
+    leaves = _tricky_leaves(random.Random(n), n)
+    root, proofs = _reference(leaves)
+    tree = native.merkle_tree(leaves)
+    assert tree.root == root
+    assert len(tree.proofs) == n
+    assert list(tree.proofs) == proofs
+    assert tree.proofs == tuple(proofs)
+    for i in (0, n - 1, n // 2):
+        assert native.merkle_verify(root, leaves[i], tree.proof(i))
+        assert tree.proofs.flat(i) == b"".join(proofs[i])  # type: ignore[attr-defined]
+
+
+def test_many_equal_leaves_keep_caller_order() -> None:
+    """A run of 300 equal leaves (sorted by heapsort on (hash, index)) and a run sharing only
+    the first 8 bytes."""
+    rng = random.Random(3)
+    same = rng.randbytes(32)
+    prefix = rng.randbytes(8)
+    leaves = [same] * 300 + [prefix + rng.randbytes(24) for _ in range(300)] + [rng.randbytes(32) for _ in range(50)]
+    rng.shuffle(leaves)
+    root, proofs = _reference(leaves)
+    tree = native.merkle_tree(leaves)
+    assert tree.root == root
+    assert list(tree.proofs) == proofs
+
+
+@pytest.mark.parametrize("size", [1, 32, 135, 136, 137, 160, 224])
+def test_bulk_leaves_equal_one_at_a_time(size: int) -> None:
+    rng = random.Random(size)
+    encodings = [rng.randbytes(size) for _ in range(37)]
+    leaves = native.merkle_leaves(b"".join(encodings), size)
+    assert leaves == b"".join(native.merkle_leaf(e) for e in encodings)
+    assert leaves[:32] == keccak(keccak(encodings[0]))
+    tree = native.merkle_tree_encoded(b"".join(encodings), size)
+    assert tree == native.merkle_tree([leaves[i : i + 32] for i in range(0, len(leaves), 32)])
+
+
+def test_proofs_sequence_behaviour() -> None:
+    leaves = [keccak(bytes([i])) for i in range(5)]
+    proofs = native.merkle_tree(leaves).proofs
+    assert isinstance(proofs, native.MerkleProofs)
+    assert proofs[-1] == proofs[4]
+    assert proofs[1:3] == (proofs[1], proofs[2])
+    with pytest.raises(IndexError):
+        proofs[5]
+    with pytest.raises(IndexError):
+        proofs[-6]
+    assert proofs != tuple(proofs)[:4]
+    assert proofs != b"x"
+    assert hash(proofs) == hash(tuple(proofs))
+    assert all(len(h) == 32 and type(h) is bytes for p in proofs for h in p)
+
+
+def test_bulk_argument_errors() -> None:
+    with pytest.raises(ValueError):
+        native.merkle_leaves(b"\x00" * 161, 160)
+    with pytest.raises(ValueError):
+        native.merkle_leaves(b"\x00" * 160, 0)
+    with pytest.raises(TypeError):
+        native.merkle_leaves("00" * 160, 160)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one leaf"):
+        native.merkle_tree_encoded(b"", 160)
+    assert native.merkle_leaves(b"", 160) == b""
+
+
+def test_c_flat_build_checks_buffers() -> None:
+    n = 10
+    leaves = b"".join(keccak(bytes([i])) for i in range(n))
+    size = lib.spr_merkle_flat_size(n)
+    assert size == 32 * (2 * n - 1 + lib.spr_merkle_proofs_size(n))
+    scratch_len = lib.spr_merkle_scratch_size(n)
+    out = ffi.new("uint8_t[]", size)
+    offsets = ffi.new("size_t[]", n + 1)
+    scratch = ffi.new("uint64_t[]", scratch_len // 8 + 1)
+    build = lib.spr_merkle_build_flat
+    assert build(leaves, n, out, size - 1, offsets, scratch, scratch_len) == lib.SPR_ERR_BUFFER
+    assert build(leaves, n, out, size, offsets, scratch, scratch_len - 1) == lib.SPR_ERR_BUFFER
+    misaligned = ffi.cast("uint8_t *", scratch) + 1
+    assert build(leaves, n, out, size, offsets, misaligned, scratch_len) == lib.SPR_ERR_ARG
+    assert build(leaves, 0, out, size, offsets, scratch, scratch_len) == lib.SPR_ERR_ARG
+    assert build(ffi.NULL, n, out, size, offsets, scratch, scratch_len) == lib.SPR_ERR_ARG
+    assert build(leaves, n, out, size, offsets, scratch, scratch_len) == lib.SPR_OK
+    assert offsets[n] == size
+    assert lib.spr_merkle_flat_size(0) == 0 and lib.spr_merkle_scratch_size(0) == 0
+    assert lib.spr_merkle_leaves(ffi.NULL, 1, 160, out) == lib.SPR_ERR_ARG
+    assert lib.spr_merkle_leaves(leaves, 1, 160, ffi.NULL) == lib.SPR_ERR_ARG
