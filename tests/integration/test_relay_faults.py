@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -192,8 +193,17 @@ def test_shallow_reorg_is_counted_and_relaying_continues(harness: Harness) -> No
     account = harness.accounts[3]
     before = harness.events("reorg.detected")
     other = harness.accounts[6]
-    transfer = {"from": other, "to": other, "value": "0x1"}  # so the new block differs from the old
-    rpc(harness.source_rpc, "anvil_reorg", [1, [[transfer, 0]]])  # depth 1 < 2 confirmations
+    transfer = {"from": other, "to": other, "value": "0x1"}  # so the new blocks differ from the old
+    head = harness.src.eth.block_number
+    status_url = harness.metrics.removesuffix("/metrics") + "/v1/status"
+    wait_for(
+        "the watcher at the current head",
+        lambda: json.loads(urllib.request.urlopen(status_url, timeout=5).read())["chains"]["source"]["head"] >= head,
+        30,
+    )
+    # replace the 2 newest blocks: above the finalized height (head - 2 confirmations), and
+    # including at least one block the watcher has seen
+    rpc(harness.source_rpc, "anvil_reorg", [2, [[transfer, 0]]])
     wait_for("the watcher to see the reorg", lambda: len(harness.events("reorg.detected")) > len(before), 30)
     target = harness.change(account, deposit=True)
     wait_for("settlement after a shallow reorg", lambda: harness.settled(account) == target, 60)
