@@ -331,13 +331,13 @@ class DestinationRelay:
             self.metrics.epochs_signed.inc()
             self.store.set_epoch_status(epoch, "submitted")
             checkpoint("epoch.signed")
+            self.metrics.epochs_submitted.inc()
             try:
                 receipt = await self.submitter.submit_epoch(epoch, aggregate.root, [signature])
             except ContractReverted as exc:
                 self.store.set_epoch_status(epoch, "failed", reason=exc.error_name or "reverted")
                 log.error("epoch.reverted", epoch=epoch, error=str(exc))
                 return False
-            self.metrics.epochs_submitted.inc()
             checkpoint("epoch.mined")
             log.info("epoch.confirmed", epoch=epoch, root=aggregate.root, tx=receipt.tx_hash, gas=receipt.gas_used)
             self.store.set_epoch_status(epoch, "confirmed", receipt.tx_hash)
