@@ -151,7 +151,6 @@ class DestinationRelay:
         self.rounds = 0
         self.backlog = 0
         self.balance: int | None = None
-        self.last_progress = time.time()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Resume open epochs, then run rounds until `stop` is set; a round in progress is
@@ -165,9 +164,7 @@ class DestinationRelay:
             except (ChainError, SubmissionError) as exc:
                 log.warning("round.failed", destination=self.config.chain, error=str(exc))
                 worked = False
-            if worked:
-                self.last_progress = time.time()
-            else:
+            if not worked:
                 try:
                     await asyncio.wait_for(stop.wait(), self.idle_seconds)
                 except TimeoutError:
