@@ -752,21 +752,24 @@ class _Reader:
         pairs_ok = True
         pair_list = top.get("pairs", self._pair_array)
         if pair_list is not None:
-            seen: dict[tuple[str, str, str], int] = {}
+            seen: dict[tuple[str, str], int] = {}
             for i, value in enumerate(pair_list):
                 pair = self.pair(value, f"pairs[{i}]", chain_names, destination_names)
                 if pair is None:
                     pairs_ok = False
                     continue
-                identity = (pair.source, pair.destination, pair.vault)
-                if identity in seen:
+                # MarginSettlement registers one vault per source chain, and a settle call
+                # takes one claim per chain: one pair per (source, destination).
+                route = (pair.source, pair.destination)
+                if route in seen:
                     self.problem(
                         f"pairs[{i}]",
-                        f"duplicate of pairs[{seen[identity]}] (same source, destination and vault)",
+                        f"same source and destination as pairs[{seen[route]}] (one vault per source chain "
+                        "and destination)",
                     )
                     pairs_ok = False
                     continue
-                seen[identity] = i
+                seen[route] = i
                 pairs.append(pair)
         top.finish()
 

@@ -167,8 +167,11 @@ collateral_slot = 3
 every_blocks = 1
 accounts = ["{ADDR0.lower()}", "{ADDR1}"]
 proof_chunk_size = 1024
+[chains.l1b]
+chain_id = 10
+rpc = ["https://c.example"]
 [[pairs]]
-source = "l1"
+source = "l1b"
 destination = "l2-dest"
 vault = "{SETTLEMENT}"
 proof_chunk_size = 1
@@ -372,7 +375,11 @@ def test_pair_source_equal_to_destination(tmp_path: Path) -> None:
 def test_duplicate_pairs(tmp_path: Path) -> None:
     pair = MINIMAL[MINIMAL.index("[[pairs]]") :]
     text = MINIMAL + pair.replace(VAULT, VAULT.lower()) + pair.replace(VAULT, SETTLEMENT)
-    assert _problems(tmp_path, text) == ("pairs[1]: duplicate of pairs[0] (same source, destination and vault)",)
+    # a second vault on the same route is refused too: one vault per source chain and destination
+    assert _problems(tmp_path, text) == (
+        "pairs[1]: same source and destination as pairs[0] (one vault per source chain and destination)",
+        "pairs[2]: same source and destination as pairs[0] (one vault per source chain and destination)",
+    )
 
 
 def test_destination_must_be_a_chain(tmp_path: Path) -> None:
