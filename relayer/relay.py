@@ -31,7 +31,7 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from chains.bindings import ContractReverted, load_artifact
 from chains.errors import ChainError
 from chains.rpc import RpcMethods
-from relayer.aggregator import EpochAggregate, aggregate_epoch
+from relayer.aggregator import ChainProofArgs, EpochAggregate, aggregate_epoch
 from relayer.attestation import sign_epoch
 from relayer.config import DestinationConfig, PairConfig
 from relayer.errors import SnapshotRejected, StoreError, SubmissionError
@@ -209,7 +209,7 @@ class DestinationRelay:
         record = self.store.epoch(epoch)
         if record is None:
             raise StoreError(f"epoch {epoch} vanished from the store")
-        await self._process(record)
+        await self._process(record, aggregate)
         await self.refresh_balance()
         return True
 
@@ -274,11 +274,14 @@ class DestinationRelay:
 
     # --- one epoch, resumable from any stored state ----------------------------------------
 
-    async def _process(self, record: EpochRecord) -> None:
-        snapshots = [snapshot_from_json(s) for s in record.content["snapshots"]]
-        aggregate = aggregate_epoch(snapshots)
-        if aggregate.root != record.root:
-            raise StoreError(f"epoch {record.epoch}: stored content does not rebuild its root")
+    async def _process(self, record: EpochRecord, aggregate: EpochAggregate | None = None) -> None:
+        """Drive one epoch on from its stored state. A resumed epoch (`aggregate` None) is
+        rebuilt from its stored content, which must rebuild its stored root."""
+        if aggregate is None:
+            aggregate = aggregate_epoch([snapshot_from_json(s) for s in record.content["snapshots"]])
+            if aggregate.root != record.root:
+                raise StoreError(f"epoch {record.epoch}: stored content does not rebuild its root")
+        snapshots = [b.snapshot for b in aggregate.blocks]
         if not await self._canonical(record.epoch, snapshots):
             return
         if record.status in ("signed", "submitted") and not await self._submit(record.epoch, aggregate):
@@ -344,10 +347,9 @@ class DestinationRelay:
         checkpoint("epoch.confirmed")
         return True
 
-    async def _plan(self, epoch: int, aggregate: EpochAggregate, accounts: list[str]) -> list[list[str]]:
+    async def _plan(self, accounts: list[str], proofs: dict[str, list[ChainProofArgs]]) -> list[list[str]]:
         """Split `accounts` into batches of at most `max_accounts_per_batch`, halving a batch
         while its gas estimate exceeds `max_gas_per_batch`."""
-        proofs = aggregate.chain_proofs(epoch)
         plan: list[list[str]] = []
         limit = self.config.max_accounts_per_batch
         index = 0
@@ -362,12 +364,12 @@ class DestinationRelay:
         return plan
 
     async def _settle(self, epoch: int, aggregate: EpochAggregate, accounts: list[str]) -> None:
+        proofs = aggregate.chain_proofs(epoch)
         batches = self.store.batches(epoch)
         if not batches:
-            self.store.plan_batches(epoch, await self._plan(epoch, aggregate, accounts))
+            self.store.plan_batches(epoch, await self._plan(accounts, proofs))
             checkpoint("batches.planned")
             batches = self.store.batches(epoch)
-        proofs = aggregate.chain_proofs(epoch)
         claims_of: dict[str, list[Claim]] = {}
         for block in aggregate.blocks:
             for claim in block.snapshot.claims:
