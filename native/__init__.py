@@ -399,28 +399,50 @@ class SnapshotResult:
         return tuple(value or 0 for value in self.values)
 
 
-def _pack_storage_proofs(proofs: Sequence[Sequence[bytes]]) -> tuple[bytes, object, object, int] | None:
-    """(all nodes joined, size_t[] node lengths, size_t[] nodes per proof, node count), with no
-    Python-level loop per node (b"".join, map(len) into array.array); None when the proofs are
-    not all sequences of exact ``bytes`` (the caller then checks each one)."""
-    try:
-        flat: list[bytes] = list(chain.from_iterable(proofs))
-        nodes = b"".join(flat)
-        lens = array(_SIZE_T_CODE, map(len, flat))
-        counts = array(_SIZE_T_CODE, map(len, proofs))
-    except TypeError:
+_ACCOUNT_BYTES: Final = ffi.sizeof("spr_account")
+_PROOF_TYPES: Final = frozenset((list, tuple))
+_BYTES_ONLY: Final = frozenset((bytes,))
+
+
+def _pack_snapshot(
+    account_proof: object, slots: object, storage_proofs: object
+) -> tuple[list[bytes], bytes, array[int], int, array[int]] | None:
+    """The C interface's shape for one snapshot, with no Python-level loop per node: (slots,
+    account then storage nodes joined, every node's length, account node count, nodes per
+    storage proof). None unless the proofs are lists / tuples of exact ``bytes``, the
+    slots 32-byte ``bytes`` and there are as many storage proofs as slots (the caller then
+    checks each argument for a precise error)."""
+    if (
+        type(account_proof) not in _PROOF_TYPES
+        or type(slots) not in _PROOF_TYPES
+        or type(storage_proofs) not in _PROOF_TYPES
+        or len(storage_proofs) != len(slots)  # type: ignore[arg-type]
+        or not set(map(type, storage_proofs)) <= _PROOF_TYPES  # type: ignore[call-overload]
+    ):
         return None
-    # bytes-likes other than bytes (bytearray, memoryview, str nodes) are not accepted
-    if sum(lens) != len(nodes) or not all(map(bytes.__instancecheck__, flat)):
+    flat: list[bytes] = [*account_proof, *chain.from_iterable(storage_proofs)]  # type: ignore[misc, arg-type]
+    slot_list: list[bytes] = list(slots)  # type: ignore[call-overload]
+    if not set(map(type, flat)) <= _BYTES_ONLY or not set(map(type, slot_list)) <= _BYTES_ONLY:
         return None
-    if not set(map(type, proofs)) <= {list, tuple}:
+    if not set(map(len, slot_list)) <= {32}:
         return None
     return (
-        nodes,
-        ffi.from_buffer("size_t[]", lens) if flat else ffi.NULL,
-        (ffi.from_buffer("size_t[]", counts) if proofs else ffi.NULL),
-        len(flat),
+        slot_list,
+        b"".join(flat),
+        array(_SIZE_T_CODE, map(len, flat)),
+        len(account_proof),  # type: ignore[arg-type]
+        array(_SIZE_T_CODE, map(len, storage_proofs)),  # type: ignore[call-overload]
     )
+
+
+def _checked_storage_proofs(storage_proofs: object, n_slots: int) -> list[list[bytes]]:
+    """storage_proofs as lists of bytes, or TypeError / ValueError naming what is wrong."""
+    if isinstance(storage_proofs, bytes | bytearray | memoryview | str) or not isinstance(storage_proofs, Sequence):
+        raise TypeError(f"storage_proofs must be a sequence of proofs, not {type(storage_proofs).__name__}")
+    proofs = list(storage_proofs)
+    if len(proofs) != n_slots:
+        raise ValueError(f"{n_slots} slots but {len(proofs)} storage proofs")
+    return [_as_byte_list(f"storage_proofs[{i}]", proof) for i, proof in enumerate(proofs)]
 
 
 _scratch = threading.local()
@@ -433,6 +455,19 @@ def _scratch_buffer(size: int) -> object:
         buf = ffi.new_allocator(should_clear_after_alloc=False)("uint8_t[]", size)
         _scratch.buf = buf
     return buf
+
+
+def _snapshot_buffers(scratch_len: int, n_slots: int) -> tuple[Any, Any, Any, Any]:
+    """Per-thread (scratch, out, statuses, stats) for spr_verify_snapshot_packed, grown as needed
+    (C writes every byte that is read back; results are copied out before the thread's next call)."""
+    scratch = _scratch_buffer(scratch_len)
+    out = getattr(_scratch, "out", None)
+    if out is None or len(out) < _ACCOUNT_BYTES + 32 * n_slots:
+        capacity = max(n_slots, 64)
+        out = _scratch.out = ffi.new("uint8_t[]", _ACCOUNT_BYTES + 32 * capacity)
+        _scratch.statuses = ffi.new("int[]", capacity)
+        _scratch.stats = ffi.new("spr_snapshot_stats *")
+    return scratch, out, _scratch.statuses, _scratch.stats
 
 
 def verify_snapshot(
@@ -459,73 +494,60 @@ def verify_snapshot(
     (``StorageProofError`` with ``index`` and ``slot``). Bad types raise ``TypeError``, bad
     lengths ``ValueError``, before any C runs. Releases the GIL while verifying.
     """
-    root_b = _as_bytes("state_root", state_root, 32)
-    addr_b = _as_bytes("address", address, 20)
-    acc_buf, acc_lens, acc_n = _pack_proof(account_proof)
-    slot_list = _as_byte_list("slots", slots, 32)
-    if isinstance(storage_proofs, bytes | bytearray | memoryview | str) or not isinstance(storage_proofs, Sequence):
-        raise TypeError(f"storage_proofs must be a sequence of proofs, not {type(storage_proofs).__name__}")
-    proofs = list(storage_proofs)
-    if len(proofs) != len(slot_list):
-        raise ValueError(f"{len(slot_list)} slots but {len(proofs)} storage proofs")
-    packed = _pack_storage_proofs(proofs)
-    if packed is None:  # something else than lists of bytes: check each for a precise error
-        for i, proof in enumerate(proofs):
-            if type(proof) is not list or not all(type(node) is bytes for node in proof):
-                proofs[i] = _as_byte_list(f"storage_proofs[{i}]", proof)
-        packed = _pack_storage_proofs(proofs)
+    root_b = (
+        state_root if type(state_root) is bytes and len(state_root) == 32 else _as_bytes("state_root", state_root, 32)
+    )
+    addr_b = address if type(address) is bytes and len(address) == 20 else _as_bytes("address", address, 20)
+    packed = _pack_snapshot(account_proof, slots, storage_proofs)
+    if packed is None:  # not plain lists of exact bytes: check each argument for a precise error
+        packed = _pack_snapshot(
+            _as_byte_list("account_proof", account_proof),
+            _as_byte_list("slots", slots, 32),
+            _checked_storage_proofs(storage_proofs, len(slots)),
+        )
         if packed is None:
             raise TypeError("storage_proofs must be sequences of bytes")
-    nodes, node_lens, counts, n_nodes = packed
+    slot_list, joined, lens, acc_n, counts = packed
     n_slots = len(slot_list)
-    scratch_len = lib.spr_snapshot_scratch_size(acc_n + n_nodes)
-    scratch = _scratch_buffer(scratch_len)
-    account = ffi.new("spr_account *")
-    value_words = ffi.new("uint8_t[]", max(32 * n_slots, 1))
-    statuses = ffi.new("int[]", max(n_slots, 1))
-    stats = ffi.new("spr_snapshot_stats *")
-    status = lib.spr_verify_snapshot(
-        root_b, addr_b, acc_buf, len(acc_buf), acc_lens, acc_n,
-        b"".join(slot_list), n_slots, nodes, len(nodes), node_lens,
-        n_nodes, counts, scratch, scratch_len, account, value_words, statuses, stats,
+    n_nodes = len(lens)
+    scratch_len = lib.spr_snapshot_scratch_size(n_nodes)
+    scratch, out, statuses, stats = _snapshot_buffers(scratch_len, n_slots)
+    status = lib.spr_verify_snapshot_packed(
+        root_b, addr_b, joined, len(joined), ffi.from_buffer("size_t[]", lens) if n_nodes else ffi.NULL,
+        n_nodes, acc_n, b"".join(slot_list), n_slots, ffi.from_buffer("size_t[]", counts) if n_slots else ffi.NULL,
+        scratch, scratch_len, out, statuses, stats,
     )  # fmt: skip
     if status < 0:
         _raise(status)
+    raw = ffi.buffer(out, _ACCOUNT_BYTES + 32 * n_slots)[:]
     proven: Account | None = None
     if status == lib.SPR_OK:
-        raw = bytes(ffi.buffer(account))
-        proven = Account(
-            nonce=int.from_bytes(raw[0:32], "big"),
-            balance=int.from_bytes(raw[32:64], "big"),
-            storage_hash=raw[64:96],
-            code_hash=raw[96:128],
-        )
-    words = bytes(ffi.buffer(value_words, 32 * n_slots))
+        from_bytes = int.from_bytes
+        proven = Account(from_bytes(raw[0:32], "big"), from_bytes(raw[32:64], "big"), raw[64:96], raw[96:128])
     codes: list[int] = ffi.unpack(statuses, n_slots) if n_slots else []
     values: tuple[int | None, ...]
     reasons: tuple[str | None, ...]
     statuses_out: tuple[Status, ...]
     if not codes or min(codes) >= 0:  # the common case: every storage proof accepted
         from_bytes = int.from_bytes
-        values = tuple([from_bytes(words[i : i + 32], "big") for i in range(0, 32 * n_slots, 32)])
+        end = _ACCOUNT_BYTES + 32 * n_slots
+        values = tuple([from_bytes(raw[i : i + 32], "big") for i in range(_ACCOUNT_BYTES, end, 32)])
         reasons = (None,) * n_slots
-        statuses_out = tuple(map(_STATUS_BY_CODE.__getitem__, codes))
+        if codes.count(lib.SPR_OK) == n_slots:
+            statuses_out = (Status.OK,) * n_slots
+        else:
+            statuses_out = tuple(map(_STATUS_BY_CODE.__getitem__, codes))
     else:
         values = tuple(
-            int.from_bytes(words[32 * i : 32 * i + 32], "big") if code >= 0 else None for i, code in enumerate(codes)
+            int.from_bytes(raw[_ACCOUNT_BYTES + 32 * i : _ACCOUNT_BYTES + 32 * i + 32], "big") if code >= 0 else None
+            for i, code in enumerate(codes)
         )
         reasons = tuple(None if code >= 0 else _PROOF_REASONS.get(code, "unknown") for code in codes)
         statuses_out = tuple(_STATUS_BY_CODE.get(code, Status.ERR_ARG) for code in codes)
     return SnapshotResult(
-        account=proven,
-        slots=tuple(slot_list),
-        values=values,
-        statuses=statuses_out,
-        reasons=reasons,
-        hashed_nodes=int(stats.hashed_nodes),
-        hashed_bytes=int(stats.hashed_bytes),
-        cached_nodes=int(stats.cached_nodes),
-    )
+        proven, tuple(slot_list), values, statuses_out, reasons,
+        stats.hashed_nodes, stats.hashed_bytes, stats.cached_nodes,
+    )  # fmt: skip
 
 
 # ---- OpenZeppelin StandardMerkleTree -----------------------------------------------------------

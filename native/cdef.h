@@ -24,6 +24,7 @@
 const char *spr_strerror(int status);
 
 int spr_keccak256(const uint8_t *data, size_t len, uint8_t out[32]);
+int spr_keccak256_many(const uint8_t *data, const size_t *lens, size_t n, uint8_t *out);
 
 typedef struct {
     size_t offset;
@@ -71,6 +72,13 @@ int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
                         size_t storage_n_nodes, const size_t *proof_n_nodes, void *scratch,
                         size_t scratch_len, spr_account *account, uint8_t *values,
                         int *statuses, spr_snapshot_stats *stats);
+
+int spr_verify_snapshot_packed(const uint8_t state_root[32], const uint8_t address[20],
+                               const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
+                               size_t n_nodes, size_t account_n_nodes, const uint8_t *slots,
+                               size_t n_slots, const size_t *proof_n_nodes, void *scratch,
+                               size_t scratch_len, uint8_t *out, int *statuses,
+                               spr_snapshot_stats *stats);
 
 int spr_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]);
 

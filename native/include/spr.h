@@ -53,6 +53,11 @@ const char *spr_strerror(int status);
 /* out = keccak256(data[0..len)). data may be NULL when len == 0. */
 int spr_keccak256(const uint8_t *data, size_t len, uint8_t out[32]);
 
+/* out[32i .. 32i + 32) = keccak256 of message i, for n messages back to back in data (lengths
+   in lens): eight at a time in AVX-512 lanes when the CPU has it (a group of eight costs the
+   permutations of its longest message), one by one otherwise. */
+int spr_keccak256_many(const uint8_t *data, const size_t *lens, size_t n, uint8_t *out);
+
 /* ---- RLP (Yellow Paper, appendix B) ------------------------------------------------------ */
 /* One decoded item in pre-order. For a string, [offset, offset+length) is its payload inside the
    input; for a list, the payload of its encoding and `count` is the number of direct children.
@@ -160,6 +165,18 @@ int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
                         size_t storage_n_nodes, const size_t *proof_n_nodes, void *scratch,
                         size_t scratch_len, spr_account *account, uint8_t *values,
                         int *statuses, spr_snapshot_stats *stats);
+
+/* spr_verify_snapshot with every node in one buffer: the account proof's account_n_nodes nodes
+   first, then the storage proofs' (n_nodes in all, lengths in node_lens, summing to nodes_len).
+   out: 128 + 32 * n_slots bytes: the account (nonce, balance, storageHash, codeHash as 32-byte
+   words; zero unless the return value is SPR_OK), then each slot's value as a 32-byte
+   big-endian word. Other arguments and the return value as spr_verify_snapshot. */
+int spr_verify_snapshot_packed(const uint8_t state_root[32], const uint8_t address[20],
+                               const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
+                               size_t n_nodes, size_t account_n_nodes, const uint8_t *slots,
+                               size_t n_slots, const size_t *proof_n_nodes, void *scratch,
+                               size_t scratch_len, uint8_t *out, int *statuses,
+                               spr_snapshot_stats *stats);
 
 /* ---- OpenZeppelin StandardMerkleTree (@openzeppelin/merkle-tree 1.x) --------------------- */
 /* out = keccak256(keccak256(data)): the standard leaf hash of ABI-encoded values. */

@@ -17,6 +17,11 @@ void spr_keccak256_unchecked(const uint8_t *data, size_t len, uint8_t out[32]);
    AVX-512 when spr_keccak_x8_available(), eight scalar calls otherwise. */
 void spr_keccak256_x8(const uint8_t *const in[8], size_t len, uint8_t *const out[8]);
 
+/* As spr_keccak256_x8 for eight messages of any lengths len[i]; costs as many eight-lane
+   permutations as the longest message needs (lengths in the same 136-byte block count waste
+   nothing). */
+void spr_keccak256_x8v(const uint8_t *const in[8], const size_t len[8], uint8_t *const out[8]);
+
 /* 1 when this CPU runs spr_keccak256_x8 with AVX-512, else 0. */
 int spr_keccak_x8_available(void);
 
@@ -115,6 +120,9 @@ typedef struct {
    `used` reaches `limit`, nothing more is inserted (nodes are then simply hashed again). */
 typedef struct {
     spr_cache_entry *entries; /* capacity = mask + 1 (a power of two), or NULL: no cache */
+    const uint8_t *const *reps; /* NULL, or for each node of the proof being walked the first
+                                   byte-identical node of the call (an entry whose `node` is
+                                   that pointer holds these very bytes: no memcmp needed) */
     size_t mask;
     size_t used;
     size_t limit;
@@ -122,6 +130,11 @@ typedef struct {
     uint64_t hashed_bytes; /* bytes those calls hashed */
     uint64_t cached_nodes; /* references satisfied by a cache hit */
 } spr_hash_cache;
+
+/* Insert a node (len bytes) whose keccak-256 is `hash`; its entry, or NULL when the table is
+   full (`used` reached `limit`). */
+spr_cache_entry *spr_cache_insert(spr_hash_cache *c, const uint8_t hash[32], const uint8_t *node,
+                                  size_t len);
 
 /* spr_mpt_verify with an optional cache (NULL: hash every node, as spr_mpt_verify does). */
 int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,

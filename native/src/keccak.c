@@ -194,41 +194,63 @@ __attribute__((target("avx512f"))) static inline __m512i load_x8(const uint8_t *
                             (long long)load64_le(p[1] + off), (long long)load64_le(p[0] + off));
 }
 
-__attribute__((target("avx512f"))) static void keccak256_x8_avx512(const uint8_t *const in[8],
-                                                                   size_t len, uint8_t *const out[8])
+/* Eight messages of any lengths: block k of every lane is absorbed in the k-th permutation
+   (full blocks straight from the input, the padded last block from a copy, zeros once a lane
+   is done); a lane's digest is read right after the permutation of its last block. */
+__attribute__((target("avx512f"))) static void keccak256_x8v_avx512(const uint8_t *const in[8],
+                                                                    const size_t len[8],
+                                                                    uint8_t *const out[8])
 {
+    static const uint8_t zero_block[KECCAK_RATE];
+    uint8_t lastblk[8][KECCAK_RATE];
+    size_t full[8]; /* full blocks of each lane; its last (padded) block is block full[i] */
+    size_t rounds = 0;
+    for (int i = 0; i < 8; i++) {
+        full[i] = len[i] / KECCAK_RATE;
+        const size_t rest = len[i] - full[i] * KECCAK_RATE;
+        memset(lastblk[i], 0, KECCAK_RATE);
+        if (rest > 0) {
+            memcpy(lastblk[i], in[i] + full[i] * KECCAK_RATE, rest);
+        }
+        lastblk[i][rest] ^= 0x01;
+        lastblk[i][KECCAK_RATE - 1] ^= 0x80;
+        if (full[i] + 1 > rounds) {
+            rounds = full[i] + 1;
+        }
+    }
     __m512i a[25];
     for (int i = 0; i < 25; i++) {
         a[i] = _mm512_setzero_si512();
     }
-    size_t pos = 0;
-    for (; len - pos >= KECCAK_RATE; pos += KECCAK_RATE) {
+    for (size_t k = 0; k < rounds; k++) {
+        const uint8_t *blk[8];
+        int done = 0;
+        for (int i = 0; i < 8; i++) {
+            if (k < full[i]) {
+                blk[i] = in[i] + k * KECCAK_RATE;
+            } else if (k == full[i]) {
+                blk[i] = lastblk[i];
+                done = 1;
+            } else {
+                blk[i] = zero_block;
+            }
+        }
         for (int w = 0; w < KECCAK_RATE / 8; w++) {
-            a[w] = _mm512_xor_si512(a[w], load_x8(in, pos + 8 * (size_t)w));
+            a[w] = _mm512_xor_si512(a[w], load_x8(blk, 8 * (size_t)w));
         }
         keccak_f1600_x8(a);
-    }
-    uint8_t blocks[8][KECCAK_RATE];
-    const uint8_t *last[8];
-    const size_t rest = len - pos;
-    for (int i = 0; i < 8; i++) {
-        memset(blocks[i], 0, KECCAK_RATE);
-        if (rest > 0) {
-            memcpy(blocks[i], in[i] + pos, rest);
-        }
-        blocks[i][rest] ^= 0x01;
-        blocks[i][KECCAK_RATE - 1] ^= 0x80;
-        last[i] = blocks[i];
-    }
-    for (int w = 0; w < KECCAK_RATE / 8; w++) {
-        a[w] = _mm512_xor_si512(a[w], load_x8(last, 8 * (size_t)w));
-    }
-    keccak_f1600_x8(a);
-    for (int w = 0; w < 4; w++) {
-        uint64_t lanes[8];
-        _mm512_storeu_si512((void *)lanes, a[w]);
-        for (int i = 0; i < 8; i++) {
-            store64_le(out[i] + 8 * w, lanes[i]);
+        if (done) {
+            uint64_t lanes[4][8];
+            for (int w = 0; w < 4; w++) {
+                _mm512_storeu_si512((void *)lanes[w], a[w]);
+            }
+            for (int i = 0; i < 8; i++) {
+                if (k == full[i]) {
+                    for (int w = 0; w < 4; w++) {
+                        store64_le(out[i] + 8 * w, lanes[w][i]);
+                    }
+                }
+            }
         }
     }
 }
@@ -244,15 +266,57 @@ int spr_keccak_x8_available(void)
 #endif
 }
 
-void spr_keccak256_x8(const uint8_t *const in[8], size_t len, uint8_t *const out[8])
+void spr_keccak256_x8v(const uint8_t *const in[8], const size_t len[8], uint8_t *const out[8])
 {
 #ifdef SPR_HAVE_X8
     if (spr_keccak_x8_available()) {
-        keccak256_x8_avx512(in, len, out);
+        keccak256_x8v_avx512(in, len, out);
         return;
     }
 #endif
     for (int i = 0; i < 8; i++) {
-        spr_keccak256_unchecked(in[i], len, out[i]);
+        spr_keccak256_unchecked(in[i], len[i], out[i]);
     }
+}
+
+void spr_keccak256_x8(const uint8_t *const in[8], size_t len, uint8_t *const out[8])
+{
+    const size_t lens[8] = {len, len, len, len, len, len, len, len};
+    spr_keccak256_x8v(in, lens, out);
+}
+
+int spr_keccak256_many(const uint8_t *data, const size_t *lens, size_t n, uint8_t *out)
+{
+    if (out == NULL || (lens == NULL && n != 0)) {
+        return SPR_ERR_ARG;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (lens[i] > SIZE_MAX - total) {
+            return SPR_ERR_ARG;
+        }
+        total += lens[i];
+    }
+    if (data == NULL && total != 0) {
+        return SPR_ERR_ARG;
+    }
+    size_t i = 0;
+    size_t off = 0;
+    if (spr_keccak_x8_available()) {
+        for (; n - i >= 8; i += 8) {
+            const uint8_t *in[8];
+            uint8_t *dst[8];
+            for (size_t k = 0; k < 8; k++) {
+                in[k] = data + off;
+                dst[k] = out + 32 * (i + k);
+                off += lens[i + k];
+            }
+            spr_keccak256_x8v(in, lens + i, dst);
+        }
+    }
+    for (; i < n; i++) {
+        spr_keccak256_unchecked(data + off, lens[i], out + 32 * i);
+        off += lens[i];
+    }
+    return SPR_OK;
 }

@@ -75,9 +75,10 @@ static inline int is_child_ref(const spr_rlp_head *c)
     return c->is_list ? (c->end - c->start < 32) : (c->len == 32);
 }
 
-/* The entry of a node byte-identical to `node` (len bytes) already hashed to `want`, or NULL. */
+/* The entry of a node byte-identical to `node` (len bytes) already hashed to `want`, or NULL.
+   `rep` (may be NULL) is a node known to be byte-identical to `node`. */
 static spr_cache_entry *cache_hit(const spr_hash_cache *c, const uint8_t want[32],
-                                  const uint8_t *node, size_t len)
+                                  const uint8_t *node, const uint8_t *rep, size_t len)
 {
     uint64_t h;
     memcpy(&h, want, sizeof h);
@@ -87,15 +88,14 @@ static spr_cache_entry *cache_hit(const spr_hash_cache *c, const uint8_t want[32
             return NULL;
         }
         if ((e->len & ~SPR_CACHE_VALID_BRANCH) == len && memcmp(e->hash, want, 32) == 0 &&
-            (e->node == node || memcmp(e->node, node, len) == 0)) {
+            (e->node == node || e->node == rep || memcmp(e->node, node, len) == 0)) {
             return e;
         }
     }
 }
 
-/* Insert a node that hashed to `hash`; its entry, or NULL when the table is full. */
-static spr_cache_entry *cache_insert(spr_hash_cache *c, const uint8_t hash[32],
-                                     const uint8_t *node, size_t len)
+spr_cache_entry *spr_cache_insert(spr_hash_cache *c, const uint8_t hash[32], const uint8_t *node,
+                                  size_t len)
 {
     if (c->used >= c->limit) {
         return NULL; /* full: later nodes are hashed again, never wrongly accepted */
@@ -196,7 +196,9 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
                     return SPR_ERR_HASH_MISMATCH;
                 }
             } else if (cache->entries != NULL &&
-                       (entry = cache_hit(cache, want, nodes + base, nlen)) != NULL) {
+                       (entry = cache_hit(cache, want, nodes + base,
+                                          cache->reps != NULL ? cache->reps[next] : NULL, nlen)) !=
+                           NULL) {
                 cache->cached_nodes++;
             } else {
                 uint8_t h[32];
@@ -207,7 +209,7 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
                     return SPR_ERR_HASH_MISMATCH;
                 }
                 if (cache->entries != NULL) {
-                    entry = cache_insert(cache, h, nodes + base, nlen);
+                    entry = spr_cache_insert(cache, h, nodes + base, nlen);
                 }
             }
             if (next > 0 && nlen < 32) {

@@ -91,7 +91,8 @@ def test_random_tries_equal_per_call_and_model(seed: int) -> None:
     distinct = {node for proof in proofs for node in proof} | set(account_proof)
     assert result.hashed_nodes == len(distinct)
     assert result.hashed_bytes == sum(len(node) for node in distinct)
-    assert result.cached_nodes == sum(len(p) for p in proofs) + len(account_proof) - len(distinct)
+    # pre-hashed (full scratch): every node the walks reach is found in the cache
+    assert result.cached_nodes == sum(len(p) for p in proofs) + len(account_proof)
 
 
 def _tamper(node: bytes, pos: int) -> bytes:
@@ -190,11 +191,15 @@ def _c_snapshot(
     account_proof: list[bytes],
     slots: list[bytes],
     proofs: list[list[bytes]],
-    scratch_entries: int,
+    scratch_entries: int | None,
 ) -> tuple[int, list[int], bytes, int]:
-    """spr_verify_snapshot called directly, with a cache of `scratch_entries` 48-byte entries."""
+    """spr_verify_snapshot called directly, with a cache of `scratch_entries` 48-byte entries
+    (None: spr_snapshot_scratch_size, the size with which every distinct node is pre-hashed)."""
     flat = [node for proof in proofs for node in proof]
-    scratch_len = 48 * scratch_entries
+    if scratch_entries is None:
+        scratch_len = lib.spr_snapshot_scratch_size(len(flat) + len(account_proof))
+    else:
+        scratch_len = 48 * scratch_entries
     scratch = ffi.new("uint64_t[]", max(scratch_len // 8, 1))
     account = ffi.new("spr_account *")
     values = ffi.new("uint8_t[]", 32 * len(slots))
@@ -211,12 +216,14 @@ def _c_snapshot(
     return rc, list(ffi.unpack(statuses, len(slots))), bytes(ffi.buffer(values)), int(stats.hashed_nodes)
 
 
-@pytest.mark.parametrize("entries", [0, 1, 2, 4, 16])
+@pytest.mark.parametrize("entries", [0, 1, 2, 4, 16, 4096])
 def test_small_or_no_cache_same_results(entries: int) -> None:
     state_root, address, account_proof, slots, proofs, _ = _random_snapshot(11, 200, 10)
     proofs = [list(p) for p in proofs]
     proofs[5][0] = _tamper(proofs[5][0], 40)
-    full = _c_snapshot(state_root, address, account_proof, slots, proofs, 4096)
+    proofs[9][-1] = _tamper(proofs[9][-1], 7)
+    full = _c_snapshot(state_root, address, account_proof, slots, proofs, None)
+    assert full[1][9] == lib.SPR_ERR_HASH_MISMATCH
     small = _c_snapshot(state_root, address, account_proof, slots, proofs, entries)
     assert small[:3] == full[:3]
     assert small[1][5] == lib.SPR_ERR_HASH_MISMATCH

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from Crypto.Hash import keccak as pycryptodome_keccak
 from eth_hash.auto import keccak as eth_hash_keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from native._native import ffi, lib
 
 import native
 
@@ -48,3 +50,21 @@ def test_bytearray_accepted_and_types_checked() -> None:
     assert untyped.keccak256(bytearray(b"abc")) == reference(b"abc")
     with pytest.raises(TypeError):
         untyped.keccak256("abc")
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_many_messages_in_lanes_equal_one_by_one(seed: int) -> None:
+    """spr_keccak256_many (eight messages per AVX-512 pass, mixed lengths, including lengths
+    that end on and around the 136-byte rate) gives each message's keccak-256."""
+    rng = random.Random(seed)
+    lengths = [0, 1, 135, 136, 137, 271, 272, 532, 1100] + [rng.randrange(0, 700) for _ in range(rng.randrange(0, 40))]
+    rng.shuffle(lengths)
+    messages = [rng.randbytes(n) for n in lengths]
+    out = ffi.new("uint8_t[]", 32 * len(messages) or 1)
+    lens = ffi.new("size_t[]", lengths)
+    assert lib.spr_keccak256_many(b"".join(messages), lens, len(messages), out) == lib.SPR_OK
+    got = bytes(ffi.buffer(out, 32 * len(messages)))
+    assert [got[32 * i : 32 * i + 32] for i in range(len(messages))] == [reference(m) for m in messages]
+    assert lib.spr_keccak256_many(ffi.NULL, ffi.new("size_t[]", [5]), 1, out) == lib.SPR_ERR_ARG
+    assert lib.spr_keccak256_many(b"", ffi.NULL, 1, out) == lib.SPR_ERR_ARG
+    assert lib.spr_keccak256_many(b"", lens, 0, ffi.NULL) == lib.SPR_ERR_ARG
