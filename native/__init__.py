@@ -43,6 +43,7 @@ __all__ = [
     "Status",
     "StorageProofError",
     "keccak256",
+    "merkle_claim_tree",
     "merkle_hash_pair",
     "merkle_leaf",
     "merkle_leaves",
@@ -373,6 +374,8 @@ class SnapshotResult:
     ``PROOF_REJECT_REASONS``); ``statuses[i]`` the raw ``Status``. ``hashed_nodes`` /
     ``hashed_bytes``: keccak-256 work done on proof nodes (each distinct node once);
     ``cached_nodes``: node references satisfied by an already-hashed identical node.
+    ``slot_words`` / ``value_words``: the slots and the values (0 where rejected) as 32-byte
+    big-endian words back to back, as ``merkle_claim_tree`` takes them.
     """
 
     account: Account | None
@@ -383,6 +386,8 @@ class SnapshotResult:
     hashed_nodes: int
     hashed_bytes: int
     cached_nodes: int
+    slot_words: bytes = b""
+    value_words: bytes = b""
 
     @property
     def ok(self) -> bool:
@@ -512,9 +517,10 @@ def verify_snapshot(
     n_nodes = len(lens)
     scratch_len = lib.spr_snapshot_scratch_size(n_nodes)
     scratch, out, statuses, stats = _snapshot_buffers(scratch_len, n_slots)
+    slot_words = b"".join(slot_list)
     status = lib.spr_verify_snapshot_packed(
         root_b, addr_b, joined, len(joined), ffi.from_buffer("size_t[]", lens) if n_nodes else ffi.NULL,
-        n_nodes, acc_n, b"".join(slot_list), n_slots, ffi.from_buffer("size_t[]", counts) if n_slots else ffi.NULL,
+        n_nodes, acc_n, slot_words, n_slots, ffi.from_buffer("size_t[]", counts) if n_slots else ffi.NULL,
         scratch, scratch_len, out, statuses, stats,
     )  # fmt: skip
     if status < 0:
@@ -546,7 +552,7 @@ def verify_snapshot(
         statuses_out = tuple(_STATUS_BY_CODE.get(code, Status.ERR_ARG) for code in codes)
     return SnapshotResult(
         proven, tuple(slot_list), values, statuses_out, reasons,
-        stats.hashed_nodes, stats.hashed_bytes, stats.cached_nodes,
+        stats.hashed_nodes, stats.hashed_bytes, stats.cached_nodes, slot_words, raw[_ACCOUNT_BYTES:],
     )  # fmt: skip
 
 
@@ -572,39 +578,38 @@ def merkle_hash_pair(a: bytes, b: bytes) -> bytes:
 
 
 class MerkleProofs(Sequence[tuple[bytes, ...]]):
-    """Every proof of one tree, kept in the one native buffer ``spr_merkle_build_flat`` wrote.
+    """Every proof of one tree, read from the tree array (``spr_merkle_build_tree``) on demand.
 
     A read-only sequence: ``proofs[i]`` is the proof of the caller's ``leaves[i]``, a tuple of
-    32-byte sibling hashes from the leaf up (``StandardMerkleTree.getProof(i)``), sliced from
-    the buffer when asked for. ``proofs.flat(i)`` gives the same hashes as one bytes object.
-    Compares equal to any sequence of proofs with the same hashes (e.g. a tuple of tuples).
+    32-byte sibling hashes from the leaf up (``StandardMerkleTree.getProof(i)``), copied out of
+    the tree when asked for (``spr_merkle_tree_proof``: O(log n)), as OpenZeppelin's JS
+    library does. ``proofs.flat(i)`` gives the same hashes as one bytes object. Compares equal
+    to any sequence of proofs with the same hashes (e.g. a tuple of tuples).
     """
 
-    __slots__ = ("_buf", "_keep", "_n", "_offsets")
+    __slots__ = ("_n", "_positions", "_tree")
 
-    def __init__(self, buf: Any, offsets: Any, n: int) -> None:
-        """``buf``: the cffi ``uint8_t[]`` spr_merkle_build_flat filled; ``offsets``: its
-        ``size_t[n + 1]`` proof offsets (bytes into ``buf``)."""
-        self._keep = buf  # the buffer view below does not own the memory
-        self._buf = ffi.buffer(buf)
-        self._offsets = offsets
+    def __init__(self, tree: Any, positions: Any, n: int) -> None:
+        """``tree``: the cffi ``uint8_t[]`` spr_merkle_build_tree filled; ``positions``: its
+        ``size_t[n]`` tree index of each caller leaf."""
+        self._tree = tree
+        self._positions = positions
         self._n = n
 
     def __len__(self) -> int:
         return self._n
 
-    def _span(self, index: int) -> tuple[int, int]:
+    def flat(self, index: int) -> bytes:
+        """The proof of leaf ``index`` as its hashes back to back (32 * len(proof) bytes)."""
         if index < 0:
             index += self._n
         if not 0 <= index < self._n:
             raise IndexError(f"proof index {index} out of range for {self._n} leaves")
-        offsets = self._offsets
-        return int(offsets[index]), int(offsets[index + 1])
-
-    def flat(self, index: int) -> bytes:
-        """The proof of leaf ``index`` as its hashes back to back (32 * len(proof) bytes)."""
-        start, end = self._span(index)
-        return bytes(self._buf[start:end])
+        out = _proof_buffer()
+        count = lib.spr_merkle_tree_proof(self._tree, self._n, self._positions[index], out, _MAX_PROOF_BYTES)
+        if count < 0:
+            raise NativeError(count)
+        return ffi.buffer(out, 32 * count)[:]
 
     @overload
     def __getitem__(self, index: int) -> tuple[bytes, ...]: ...
@@ -615,9 +620,8 @@ class MerkleProofs(Sequence[tuple[bytes, ...]]):
     def __getitem__(self, index: int | slice) -> tuple[bytes, ...] | tuple[tuple[bytes, ...], ...]:
         if isinstance(index, slice):
             return tuple(self[i] for i in range(*index.indices(self._n)))
-        start, end = self._span(index)
-        raw = bytes(self._buf[start:end])
-        return tuple(raw[i : i + 32] for i in range(0, end - start, 32))
+        raw = self.flat(index)
+        return tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, bytes | bytearray | str) or not isinstance(other, Sequence):
@@ -638,8 +642,8 @@ class MerkleTree:
     """A StandardMerkleTree: ``root`` (32 bytes) and ``proofs[i]``, the proof of the caller's
     ``leaves[i]`` (sibling hashes from the leaf up, as ``StandardMerkleTree.getProof(i)``).
 
-    ``merkle_tree`` / ``merkle_tree_encoded`` return a ``MerkleProofs`` (all proofs in one
-    buffer, each sliced on demand); a tuple of tuples works too."""
+    ``merkle_tree`` / ``merkle_tree_encoded`` / ``merkle_claim_tree`` return a ``MerkleProofs``
+    (the tree array, each proof read from it on demand); a tuple of tuples works too."""
 
     root: bytes
     proofs: Sequence[tuple[bytes, ...]]
@@ -652,20 +656,32 @@ class MerkleTree:
 _no_clear = ffi.new_allocator(should_clear_after_alloc=False)
 
 
-def _merkle_build(leaves: bytes, n: int) -> MerkleTree:
+_MAX_PROOF_BYTES: Final = 32 * 64  # a proof has at most 30 hashes (SPR_MERKLE_MAX_LEAVES = 2^30)
+
+
+def _proof_buffer() -> Any:
+    """A per-thread buffer for one proof read out of a tree."""
+    buf = getattr(_scratch, "proof", None)
+    if buf is None:
+        buf = _scratch.proof = ffi.new("uint8_t[]", _MAX_PROOF_BYTES)
+    return buf
+
+
+def _merkle_build(leaves: Any, n: int) -> MerkleTree:
+    """The tree over n 32-byte leaf hashes (bytes or a cffi buffer), proofs read on demand."""
     if n == 0:
         raise ValueError("a Merkle tree needs at least one leaf")
     if n > MAX_MERKLE_LEAVES:
         raise ValueError(f"at most {MAX_MERKLE_LEAVES} leaves, got {n}")
-    size = lib.spr_merkle_flat_size(n)
+    tree_len = 32 * (2 * n - 1)
     scratch_len = lib.spr_merkle_scratch_size(n)
-    out = _no_clear("uint8_t[]", size)
-    offsets = _no_clear("size_t[]", n + 1)
+    tree = _no_clear("uint8_t[]", tree_len)
+    positions = _no_clear("size_t[]", n)
     scratch = _no_clear("uint64_t[]", (scratch_len + 7) // 8)
-    status = lib.spr_merkle_build_flat(leaves, n, out, size, offsets, scratch, scratch_len)
+    status = lib.spr_merkle_build_tree(leaves, n, tree, tree_len, positions, scratch, scratch_len)
     if status != lib.SPR_OK:
         raise NativeError(status)
-    return MerkleTree(root=bytes(ffi.buffer(out, 32)), proofs=MerkleProofs(out, offsets, n))
+    return MerkleTree(root=ffi.buffer(tree, 32)[:], proofs=MerkleProofs(tree, positions, n))
 
 
 def merkle_tree(leaves: Sequence[bytes]) -> MerkleTree:
@@ -674,8 +690,8 @@ def merkle_tree(leaves: Sequence[bytes]) -> MerkleTree:
     ``leaves``: 32-byte leaf hashes (see ``merkle_leaf``), in the caller's order. As the JS
     library does, they are sorted by hash (stably), laid out as a complete binary tree in an
     array (children of i at 2i+1 and 2i+2, sorted leaves at the end in reverse order) and pairs
-    are hashed sorted, so the root and every proof equal the JS library's. The proofs are
-    computed in C into one buffer (``MerkleProofs``). Raises ``ValueError`` for no leaves, more
+    are hashed sorted, so the root and every proof equal the JS library's. The tree is built in
+    C; each proof is read from it when asked for (``MerkleProofs``). Raises ``ValueError`` for no leaves, more
     than ``MAX_MERKLE_LEAVES`` or a leaf that is not 32 bytes.
     """
     leaf_list = _as_byte_list("leaves", leaves, 32)
@@ -703,10 +719,36 @@ def merkle_leaves(encoded: bytes, size: int) -> bytes:
 def merkle_tree_encoded(encoded: bytes, size: int) -> MerkleTree:
     """``merkle_tree`` over the leaves of ABI encodings of ``size`` bytes each, back to back in
     ``encoded`` (e.g. n Claims of 160 bytes: ``abi.encode`` of a static tuple is its 32-byte
-    words). Leaf hashing, tree and every proof run in C in two calls. ``proofs[i]`` is the
+    words). Leaf hashing and the tree run in C in two calls. ``proofs[i]`` is the
     proof of encoding i. Raises ``ValueError`` for an empty or ragged ``encoded``."""
     leaves = merkle_leaves(encoded, size)
     return _merkle_build(leaves, len(leaves) // 32)
+
+
+def merkle_claim_tree(prefix: bytes, slot_words: bytes, value_words: bytes) -> MerkleTree:
+    """``merkle_tree`` over n Claims (DESIGN section 3) of one block and vault, built in C from
+    their words: ``prefix`` is the 96 bytes chainId, blockNumber, vault of ``abi.encode(Claim)``
+    (shared by every claim), ``slot_words`` and ``value_words`` n 32-byte words each (slot and
+    value of claim i at [32i, 32i + 32)). The same root and proofs as ``merkle_tree_encoded``
+    over the 160-byte encodings, without building them. Raises ``ValueError`` for a prefix that
+    is not 96 bytes, word buffers of different or ragged lengths, or no claims."""
+    prefix_b = _as_bytes("prefix", prefix, 96)
+    slots_b = _as_bytes("slot_words", slot_words)
+    values_b = _as_bytes("value_words", value_words)
+    if len(slots_b) % 32 or len(slots_b) != len(values_b):
+        raise ValueError(
+            f"slot_words ({len(slots_b)} bytes) and value_words ({len(values_b)} bytes) must be n 32-byte words each"
+        )
+    n = len(slots_b) // 32
+    if n == 0:
+        raise ValueError("a Merkle tree needs at least one leaf")
+    if n > MAX_MERKLE_LEAVES:
+        raise ValueError(f"at most {MAX_MERKLE_LEAVES} leaves, got {n}")
+    leaves = _no_clear("uint8_t[]", 32 * n)
+    status = lib.spr_merkle_claim_leaves(prefix_b, slots_b, values_b, n, leaves)
+    if status != lib.SPR_OK:
+        raise NativeError(status)
+    return _merkle_build(leaves, n)
 
 
 def merkle_process_proof(leaf: bytes, proof: Sequence[bytes]) -> bytes:

@@ -98,5 +98,11 @@ size_t spr_merkle_scratch_size(size_t n_leaves);
 int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
                           size_t *proof_offsets, void *scratch, size_t scratch_len);
 
+int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, size_t tree_len,
+                          size_t *positions, void *scratch, size_t scratch_len);
+int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position, uint8_t *out,
+                          size_t out_len);
+int spr_merkle_claim_leaves(const uint8_t prefix[96], const uint8_t *slots, const uint8_t *values,
+                            size_t n, uint8_t *leaves);
 int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,
                              uint8_t root_out[32]);

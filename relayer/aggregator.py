@@ -23,9 +23,6 @@ ChainProofArgs = tuple[int, tuple[object, ...], list[bytes], tuple[object, ...],
 """ABI arguments of one MarginSettlement.ChainProof: (epoch, blockLeaf, blockProof, claim, claimProof)."""
 
 
-CLAIM_ENCODED_SIZE = 32 * len(CLAIM_TYPES)
-"""Bytes of abi.encode(Claim): a static tuple is encoded as its 32-byte words (160 bytes)."""
-
 _U256_LIMIT = 1 << 256
 
 
@@ -41,39 +38,6 @@ def _claim_prefix(claim: Claim) -> bytes:
     )
 
 
-def encode_claims(claims: Sequence[Claim]) -> bytes:
-    """abi.encode(Claim) of every claim, back to back (CLAIM_ENCODED_SIZE bytes each): the words
-    chainId, blockNumber, vault (left-padded to 32 bytes), slot, value — what eth_abi's
-    ``encode(CLAIM_TYPES, leaf_values)`` gives, built directly. Raises ValueError for an integer
-    outside uint256, a slot that is not 32 bytes or a malformed vault address."""
-    if not claims:
-        return b""
-    first = claims[0]
-    chain_id, number, vault = first.chain_id, first.block_number, first.vault
-    try:
-        if all(c.chain_id == chain_id and c.block_number == number and c.vault == vault for c in claims):
-            # one snapshot's claims: one prefix for all
-            prefix = _claim_prefix(first)
-            encoded = b"".join([prefix + c.slot + c.value.to_bytes(32, "big") for c in claims])
-        else:
-            prefixes: dict[tuple[int, int, str], bytes] = {}
-            parts = []
-            for c in claims:
-                k = (c.chain_id, c.block_number, c.vault)
-                p = prefixes.get(k)
-                if p is None:
-                    p = prefixes[k] = _claim_prefix(c)
-                parts.append(p + c.slot + c.value.to_bytes(32, "big"))
-            encoded = b"".join(parts)
-    except OverflowError as exc:  # int.to_bytes: negative or >= 2**256
-        bad = next(c for c in claims if not 0 <= c.value < _U256_LIMIT)
-        raise ValueError(f"value out of uint256 range in {bad}") from exc
-    if len(encoded) != CLAIM_ENCODED_SIZE * len(claims):
-        bad = next(c for c in claims if len(c.slot) != 32)
-        raise ValueError(f"slot must be 32 bytes, got {len(bad.slot)} in {bad}")
-    return encoded
-
-
 def claim_leaf(claim: Claim) -> bytes:
     """keccak256(bytes.concat(keccak256(abi.encode(Claim)))) — 32 bytes."""
     return native.merkle_leaf(encode(list(CLAIM_TYPES), list(claim.leaf_values())))
@@ -82,7 +46,7 @@ def claim_leaf(claim: Claim) -> bytes:
 @dataclass(frozen=True, slots=True)
 class BlockAggregate:
     """One snapshot with its claims tree: `claim_proofs[i]` proves `snapshot.claims[i]`
-    (a `native.MerkleProofs`: every proof in one buffer, each sliced when asked for)."""
+    (a `native.MerkleProofs`: each proof read from the tree when asked for)."""
 
     snapshot: Snapshot
     claims_root: bytes
@@ -105,13 +69,40 @@ class BlockAggregate:
         return native.merkle_leaf(encode(list(BLOCK_LEAF_TYPES), list(self.leaf_values())))
 
 
+def claim_words(claims: Sequence[Claim]) -> tuple[bytes, bytes, bytes]:
+    """(prefix, slot words, value words) of claims of one (chainId, blockNumber, vault): the 96
+    shared bytes of their encoding and their slots and values as 32-byte words, what
+    `native.merkle_claim_tree` takes. Raises ValueError for mixed chains / blocks / vaults, an
+    integer outside uint256 or a slot that is not 32 bytes."""
+    first = claims[0]
+    if not all(
+        c.chain_id == first.chain_id and c.block_number == first.block_number and c.vault == first.vault for c in claims
+    ):
+        raise ValueError("claims of one block tree must share chain id, block number and vault")
+    slots = b"".join([c.slot for c in claims])
+    if len(slots) != 32 * len(claims):
+        bad = next(c for c in claims if len(c.slot) != 32)
+        raise ValueError(f"slot must be 32 bytes, got {len(bad.slot)} in {bad}")
+    try:
+        values = b"".join([c.value.to_bytes(32, "big") for c in claims])
+    except OverflowError as exc:  # int.to_bytes: negative or >= 2**256
+        bad = next(c for c in claims if not 0 <= c.value < _U256_LIMIT)
+        raise ValueError(f"value out of uint256 range in {bad}") from exc
+    return _claim_prefix(first), slots, values
+
+
 def aggregate_block(snapshot: Snapshot) -> BlockAggregate:
-    """Build the claims tree of one snapshot: every claim ABI-encoded into one buffer, then leaf
-    hashes, tree and every proof in C (`native.merkle_tree_encoded`). Raises ValueError for a
-    snapshot without claims."""
+    """Build the claims tree of one snapshot in C from the claims' words (the verifier's
+    `snapshot.claim_words` when present; `native.merkle_claim_tree`: leaf hashes eight at a
+    time, then the tree; each proof is read from the tree when asked for). Raises ValueError
+    for a snapshot without claims."""
     if not snapshot.claims:
         raise ValueError("a block leaf needs at least one claim")
-    tree = native.merkle_tree_encoded(encode_claims(snapshot.claims), CLAIM_ENCODED_SIZE)
+    if snapshot.claim_words is None:
+        tree = native.merkle_claim_tree(*claim_words(snapshot.claims))
+    else:  # the verifier's own words: only the shared prefix is encoded here
+        slots, values = snapshot.claim_words
+        tree = native.merkle_claim_tree(claim_words(snapshot.claims[:1])[0], slots, values)
     return BlockAggregate(snapshot, tree.root, tree.proofs)
 
 

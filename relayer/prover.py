@@ -50,13 +50,17 @@ class Claim:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Verified collateral of one vault at one block: the header and one claim per account."""
+    """Verified collateral of one vault at one block: the header and one claim per account.
+    `claim_words`: (slots, values) of the claims as 32-byte words back to back, as the native
+    verifier returned them (what the claims tree is built from), or None (computed from
+    `claims` when needed, e.g. for a snapshot read back from the store)."""
 
     chain_id: int
     vault: str
     header: VerifiedHeader
     claims: tuple[Claim, ...]
     verify_seconds: float
+    claim_words: tuple[bytes, bytes] | None = None
 
 
 def verify_snapshot(
@@ -113,7 +117,8 @@ def verify_snapshot(
         if value != entry.value:
             raise reject("value_mismatch", f"slot 0x{slot.hex()}: RPC says {entry.value}, proof {value}")
         claims.append(Claim(chain_id, number, vault, slot, value, holder))
-    return Snapshot(chain_id, vault, header, tuple(claims), time.perf_counter() - started)
+    words = (result.slot_words, result.value_words)
+    return Snapshot(chain_id, vault, header, tuple(claims), time.perf_counter() - started, words)
 
 
 async def prove_snapshot(

@@ -124,8 +124,9 @@ typedef struct {
     uint64_t cached_nodes; /* node references satisfied from the verified-node cache */
 } spr_snapshot_stats;
 
-/* Bytes of scratch that give spr_verify_snapshot a cache large enough for n_nodes distinct
-   proof nodes (account plus storage proofs); at most 48 MiB. */
+/* Bytes of scratch with which spr_verify_snapshot pre-hashes every distinct node of n_nodes
+   proof nodes (account plus storage proofs) and caches them all: the cache (at most 48 MiB)
+   plus 12 to 16 bytes per node. Pre-hashing applies up to 2^20 nodes. */
 size_t spr_snapshot_scratch_size(size_t n_nodes);
 
 /* Verify one EIP-1186 eth_getProof result: the account proof of `address` against
@@ -135,7 +136,11 @@ size_t spr_snapshot_scratch_size(size_t n_nodes);
    Each distinct proof node is hashed once: a node referenced by hash H is accepted without
    hashing when it is byte-identical (memcmp) to a node already hashed to H in this call; a
    branch node already checked as canonical in this call is not checked again (only the
-   headers up to the child on the key's path are read).
+   headers up to the child on the key's path are read). With scratch_len of at least
+   spr_snapshot_scratch_size(account_n_nodes + storage_n_nodes), every distinct node (by
+   content) is hashed before the walks, eight at a time in AVX-512 lanes where the CPU has
+   them, together with the trie paths keccak(address) and keccak(slot); the results are the
+   same, only faster.
    The cache of verified nodes lives in `scratch` (scratch_len bytes, 8-byte aligned, cleared by
    this function; size it with spr_snapshot_scratch_size; any size works, 0 disables the cache,
    a full cache only means more hashing). Nothing is allocated.
@@ -225,6 +230,26 @@ size_t spr_merkle_scratch_size(size_t n_leaves);
    is too small. */
 int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
                           size_t *proof_offsets, void *scratch, size_t scratch_len);
+
+/* The tree of spr_merkle_build only (no proofs): tree gets (2n-1)*32 bytes (tree[0..32) is the
+   root), positions[i] the tree index of the caller's leaves[i]; a proof is then read with
+   spr_merkle_tree_proof. scratch as spr_merkle_build_flat. SPR_ERR_BUFFER when tree_len or
+   scratch_len is too small. */
+int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, size_t tree_len,
+                          size_t *positions, void *scratch, size_t scratch_len);
+
+/* The proof of the leaf at tree index `position` (n_leaves - 1 <= position < 2n - 1) of a tree
+   built by spr_merkle_build_tree: sibling hashes from the leaf up, 32 bytes each, into out.
+   Returns their count (at most 64 for any n), SPR_ERR_BUFFER when out_len is too small. */
+int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position, uint8_t *out,
+                          size_t out_len);
+
+/* Leaves of n Claims (DESIGN section 3: abi.encode(chainId, blockNumber, vault, slot, value))
+   that share chainId, blockNumber and vault: prefix is their 96 bytes of encoding (the three
+   words), slots and values n 32-byte words each. leaves[32i .. 32i + 32) = the standard leaf
+   of claim i, as spr_merkle_leaves over the 160-byte encodings (eight at a time). */
+int spr_merkle_claim_leaves(const uint8_t prefix[96], const uint8_t *slots, const uint8_t *values,
+                            size_t n, uint8_t *leaves);
 
 /* Fold a proof: root_out = hash_pair(...hash_pair(leaf, proof[0])..., proof[n-1]). */
 int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,

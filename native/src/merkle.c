@@ -317,29 +317,27 @@ size_t spr_merkle_flat_size(size_t n_leaves)
     return 32 * (2 * n_leaves - 1 + spr_merkle_proofs_size(n_leaves));
 }
 
-int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
-                          size_t *proof_offsets, void *scratch, size_t scratch_len)
+int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, size_t tree_len,
+                          size_t *positions, void *scratch, size_t scratch_len)
 {
-    if (leaves == NULL || out == NULL || proof_offsets == NULL || scratch == NULL ||
+    if (leaves == NULL || tree == NULL || positions == NULL || scratch == NULL ||
         n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES ||
         ((uintptr_t)scratch % _Alignof(leaf_key)) != 0) {
         return SPR_ERR_ARG;
     }
     const size_t n = n_leaves;
-    if (out_len < spr_merkle_flat_size(n) || scratch_len < spr_merkle_scratch_size(n)) {
+    const size_t size = 2 * n - 1;
+    if (tree_len < 32 * size || scratch_len < spr_merkle_scratch_size(n)) {
         return SPR_ERR_BUFFER;
     }
     leaf_key *keys = (leaf_key *)scratch;
     const leaf_key *sorted = sort_leaves(leaves, n, keys, keys + n);
 
-    /* the k-th smallest leaf at tree[2n-2-k]; the leaves' tree positions go into
-       proof_offsets[0..n) until the proofs are written (position < 2n-1 <= offsets) */
-    uint8_t *tree = out;
-    const size_t size = 2 * n - 1;
+    /* the k-th smallest leaf at tree[2n-2-k] */
     for (size_t k = 0; k < n; k++) {
         const size_t t = size - 1 - k;
         memcpy(tree + 32 * t, leaves + 32 * sorted[k].index, 32);
-        proof_offsets[sorted[k].index] = t;
+        positions[sorted[k].index] = t;
     }
     size_t i = size - n; /* inner nodes i-1 .. 0 are still to hash, children first */
     if (spr_keccak_x8_available()) {
@@ -365,18 +363,79 @@ int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, 
     while (i-- > 0) {
         hash_pair(tree + 32 * (2 * i + 1), tree + 32 * (2 * i + 2), tree + 32 * i);
     }
+    return SPR_OK;
+}
 
+int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position, uint8_t *out,
+                          size_t out_len)
+{
+    if (tree == NULL || out == NULL || n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES ||
+        position >= 2 * n_leaves - 1 || position < n_leaves - 1) {
+        return SPR_ERR_ARG;
+    }
+    size_t count = 0;
+    for (size_t t = position; t > 0; t = (t - 1) / 2) {
+        if (32 * (count + 1) > out_len) {
+            return SPR_ERR_BUFFER;
+        }
+        const size_t sibling = (t & 1) ? t + 1 : t - 1;
+        memcpy(out + 32 * count, tree + 32 * sibling, 32);
+        count++;
+    }
+    return (int)count;
+}
+
+int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
+                          size_t *proof_offsets, void *scratch, size_t scratch_len)
+{
+    if (leaves == NULL || out == NULL || proof_offsets == NULL || scratch == NULL ||
+        n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES ||
+        ((uintptr_t)scratch % _Alignof(leaf_key)) != 0) {
+        return SPR_ERR_ARG;
+    }
+    const size_t n = n_leaves;
+    const size_t size = 2 * n - 1;
+    if (out_len < spr_merkle_flat_size(n) || scratch_len < spr_merkle_scratch_size(n)) {
+        return SPR_ERR_BUFFER;
+    }
+    /* the leaves' tree positions go into proof_offsets[0..n) until the proofs are written
+       (position < 2n-1 <= offsets) */
+    int rc = spr_merkle_build_tree(leaves, n, out, 32 * size, proof_offsets, scratch, scratch_len);
+    if (rc != SPR_OK) {
+        return rc;
+    }
     size_t off = 32 * size;
     for (size_t i = 0; i < n; i++) {
         size_t t = proof_offsets[i];
         proof_offsets[i] = off;
         while (t > 0) {
             const size_t sibling = (t & 1) ? t + 1 : t - 1;
-            memcpy(out + off, tree + 32 * sibling, 32);
+            memcpy(out + off, out + 32 * sibling, 32);
             off += 32;
             t = (t - 1) / 2;
         }
     }
     proof_offsets[n] = off;
+    return SPR_OK;
+}
+
+int spr_merkle_claim_leaves(const uint8_t prefix[96], const uint8_t *slots, const uint8_t *values,
+                            size_t n, uint8_t *leaves)
+{
+    if (prefix == NULL || leaves == NULL || (n != 0 && (slots == NULL || values == NULL))) {
+        return SPR_ERR_ARG;
+    }
+    uint8_t chunk[8][160]; /* eight Claim encodings: prefix | slot | value */
+    for (size_t k = 0; k < 8; k++) {
+        memcpy(chunk[k], prefix, 96);
+    }
+    for (size_t i = 0; i < n; i += 8) {
+        const size_t m = n - i < 8 ? n - i : 8;
+        for (size_t k = 0; k < m; k++) {
+            memcpy(chunk[k] + 96, slots + 32 * (i + k), 32);
+            memcpy(chunk[k] + 128, values + 32 * (i + k), 32);
+        }
+        (void)spr_merkle_leaves(&chunk[0][0], m, 160, leaves + 32 * i);
+    }
     return SPR_OK;
 }

@@ -87,6 +87,8 @@ def test_random_tries_equal_per_call_and_model(seed: int) -> None:
     assert result.account is not None
     assert _batch(result) == _per_call(result.account.storage_hash, slots, proofs)
     assert list(result.require()) == [model.get(slot, 0) for slot in slots]
+    assert result.slot_words == b"".join(slots)
+    assert result.value_words == b"".join(model.get(slot, 0).to_bytes(32, "big") for slot in slots)
     # every distinct node (by content) hashed exactly once
     distinct = {node for proof in proofs for node in proof} | set(account_proof)
     assert result.hashed_nodes == len(distinct)

@@ -131,3 +131,36 @@ def test_c_flat_build_checks_buffers() -> None:
     assert lib.spr_merkle_flat_size(0) == 0 and lib.spr_merkle_scratch_size(0) == 0
     assert lib.spr_merkle_leaves(ffi.NULL, 1, 160, out) == lib.SPR_ERR_ARG
     assert lib.spr_merkle_leaves(leaves, 1, 160, ffi.NULL) == lib.SPR_ERR_ARG
+
+
+def test_c_tree_build_and_proof_reading_check_their_arguments() -> None:
+    n = 10
+    leaves = b"".join(keccak(bytes([i])) for i in range(n))
+    tree_len = 32 * (2 * n - 1)
+    scratch_len = lib.spr_merkle_scratch_size(n)
+    tree = ffi.new("uint8_t[]", tree_len)
+    positions = ffi.new("size_t[]", n)
+    scratch = ffi.new("uint64_t[]", scratch_len // 8 + 1)
+    build = lib.spr_merkle_build_tree
+    assert build(leaves, n, tree, tree_len - 1, positions, scratch, scratch_len) == lib.SPR_ERR_BUFFER
+    assert build(leaves, n, tree, tree_len, positions, scratch, scratch_len - 1) == lib.SPR_ERR_BUFFER
+    assert build(leaves, 0, tree, tree_len, positions, scratch, scratch_len) == lib.SPR_ERR_ARG
+    assert build(leaves, n, tree, tree_len, ffi.NULL, scratch, scratch_len) == lib.SPR_ERR_ARG
+    assert build(leaves, n, tree, tree_len, positions, scratch, scratch_len) == lib.SPR_OK
+    reference = native.merkle_tree([leaves[i : i + 32] for i in range(0, 32 * n, 32)])
+    assert bytes(ffi.buffer(tree, 32)) == reference.root
+    out = ffi.new("uint8_t[]", 32 * 64)
+    proof = lib.spr_merkle_tree_proof
+    for i in range(n):
+        count = proof(tree, n, positions[i], out, 32 * 64)
+        assert bytes(ffi.buffer(out, 32 * count)) == b"".join(reference.proofs[i])
+    assert proof(tree, n, positions[0], out, 31) == lib.SPR_ERR_BUFFER
+    assert proof(tree, n, n - 2, out, 32 * 64) == lib.SPR_ERR_ARG  # an inner node, not a leaf
+    assert proof(tree, n, 2 * n - 1, out, 32 * 64) == lib.SPR_ERR_ARG
+    assert proof(tree, 0, 0, out, 32 * 64) == lib.SPR_ERR_ARG
+    assert proof(ffi.NULL, n, positions[0], out, 32 * 64) == lib.SPR_ERR_ARG
+    words = bytes(32 * 3)
+    assert lib.spr_merkle_claim_leaves(ffi.NULL, words, words, 3, out) == lib.SPR_ERR_ARG
+    assert lib.spr_merkle_claim_leaves(bytes(96), ffi.NULL, words, 3, out) == lib.SPR_ERR_ARG
+    assert lib.spr_merkle_claim_leaves(bytes(96), words, words, 3, ffi.NULL) == lib.SPR_ERR_ARG
+    assert lib.spr_merkle_claim_leaves(bytes(96), ffi.NULL, ffi.NULL, 0, out) == lib.SPR_OK

@@ -1,5 +1,6 @@
-"""relayer.aggregator.encode_claims builds abi.encode(Claim) directly from 32-byte words; it
-must equal eth_abi's encoding byte for byte, and reject what eth_abi rejects."""
+"""relayer.aggregator.claim_words gives abi.encode(Claim) as 32-byte words (a shared prefix,
+slots, values) for native.merkle_claim_tree; they must equal eth_abi's encoding byte for byte,
+and what eth_abi rejects is rejected."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from eth_utils import to_checksum_address
 import native
 from chains.bindings import CLAIM_TYPES
 from chains.types import Hash32
-from relayer.aggregator import CLAIM_ENCODED_SIZE, aggregate_block, claim_leaf, encode_claims
+from relayer.aggregator import aggregate_block, claim_leaf, claim_words
 from relayer.prover import Claim
 
 
@@ -35,16 +36,25 @@ def _claims(rng: random.Random, n: int) -> list[Claim]:
     return out
 
 
-def test_encoding_equals_eth_abi() -> None:
-    claims = _claims(random.Random(160), 200)
-    encoded = encode_claims(claims)
-    assert CLAIM_ENCODED_SIZE == 160
+def test_words_equal_eth_abi_and_the_claim_tree_equals_the_encoded_tree() -> None:
+    rng = random.Random(160)
+    base = _claims(rng, 1)[0]
+    claims = [
+        replace(c, chain_id=base.chain_id, block_number=base.block_number, vault=base.vault) for c in _claims(rng, 200)
+    ]
+    prefix, slots, values = claim_words(claims)
+    encoded = b"".join(prefix + slots[32 * i : 32 * i + 32] + values[32 * i : 32 * i + 32] for i in range(len(claims)))
     assert encoded == b"".join(encode(list(CLAIM_TYPES), list(c.leaf_values())) for c in claims)
-    leaves = native.merkle_leaves(encoded, CLAIM_ENCODED_SIZE)
+    leaves = native.merkle_leaves(encoded, 160)
     assert [leaves[i : i + 32] for i in range(0, len(leaves), 32)] == [claim_leaf(c) for c in claims]
+    for n in (1, 2, 7, 8, 9, 200):  # around the eight-lane grouping
+        tree = native.merkle_claim_tree(prefix, slots[: 32 * n], values[: 32 * n])
+        reference = native.merkle_tree_encoded(encoded[: 160 * n], 160)
+        assert tree.root == reference.root
+        assert tree.proofs == reference.proofs
 
 
-def test_out_of_range_values_are_rejected() -> None:
+def test_out_of_range_values_and_mixed_blocks_are_rejected() -> None:
     claim = _claims(random.Random(1), 1)[0]
     for bad in (
         replace(claim, value=-1),
@@ -55,9 +65,24 @@ def test_out_of_range_values_are_rejected() -> None:
         replace(claim, vault="0x1234"),
     ):
         with pytest.raises(ValueError):
-            encode_claims([bad])
-        with pytest.raises(ValueError):  # mixed chains: the general path
-            encode_claims([replace(claim, chain_id=claim.chain_id ^ 1), bad])
+            claim_words([bad])
+        with pytest.raises(ValueError):
+            claim_words([claim, bad])
+    with pytest.raises(ValueError, match="share chain id"):
+        claim_words([claim, replace(claim, block_number=claim.block_number + 1)])
+
+
+def test_claim_tree_argument_errors() -> None:
+    with pytest.raises(ValueError):
+        native.merkle_claim_tree(bytes(95), bytes(32), bytes(32))
+    with pytest.raises(ValueError):
+        native.merkle_claim_tree(bytes(96), bytes(32), bytes(64))
+    with pytest.raises(ValueError):
+        native.merkle_claim_tree(bytes(96), bytes(33), bytes(33))
+    with pytest.raises(ValueError):
+        native.merkle_claim_tree(bytes(96), b"", b"")
+    with pytest.raises(TypeError):
+        native.merkle_claim_tree(bytes(96), "00" * 32, bytes(32))  # type: ignore[arg-type]
 
 
 def test_block_tree_is_the_tree_of_single_leaves() -> None:
@@ -68,3 +93,15 @@ def test_block_tree_is_the_tree_of_single_leaves() -> None:
     reference = native.merkle_tree([claim_leaf(c) for c in snap.claims])
     assert block.claims_root == reference.root
     assert block.claim_proofs == reference.proofs
+
+
+def test_block_tree_from_the_verifiers_words_equals_the_tree_from_the_claims() -> None:
+    from tests.relayer.test_aggregator import snapshot
+
+    snap = snapshot(31337, 7, 40, random.Random(10))
+    assert snap.claim_words is None
+    _, slots, values = claim_words(snap.claims)
+    with_words = aggregate_block(replace(snap, claim_words=(slots, values)))
+    plain = aggregate_block(snap)
+    assert with_words.claims_root == plain.claims_root
+    assert with_words.claim_proofs == plain.claim_proofs
