@@ -126,7 +126,7 @@ typedef struct {
 
 /* Bytes of scratch with which spr_verify_snapshot pre-hashes every distinct node of n_nodes
    proof nodes (account plus storage proofs) and caches them all: the cache (at most 48 MiB)
-   plus 12 to 16 bytes per node. Pre-hashing applies up to 2^20 nodes. */
+   plus 16 to 24 bytes per node. Pre-hashing applies up to 2^20 nodes. */
 size_t spr_snapshot_scratch_size(size_t n_nodes);
 
 /* Verify one EIP-1186 eth_getProof result: the account proof of `address` against
