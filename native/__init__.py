@@ -290,7 +290,8 @@ def verify_proof(root: bytes, path: bytes, proof: Sequence[bytes]) -> bytes | No
 
     Returns the value stored at ``path`` (inclusion), or ``None`` when the proof shows the key
     absent (empty branch slot, diverging leaf or extension path, or the empty-trie root with an
-    empty proof). Raises ``ProofError`` (``reason`` in ``PROOF_REJECT_REASONS``) otherwise.
+    empty proof or with its root node ``b"\\x80"`` as the lone node, as anvil and Hardhat return
+    it). Raises ``ProofError`` (``reason`` in ``PROOF_REJECT_REASONS``) otherwise.
     """
     root_b = _as_bytes("root", root, 32)
     path_b = _as_bytes("path", path)
@@ -348,8 +349,11 @@ def verify_storage(storage_hash: bytes, slot: bytes, proof: Sequence[bytes]) -> 
 
     ``slot`` is the 32-byte storage key (left-pad short keys such as "0x0"); the path is
     keccak256(slot). Returns the slot's value as an int, 0 when the slot is proven absent. The
-    leaf must hold a canonical non-zero RLP integer of at most 32 bytes, else
-    ``ProofError(reason="bad_value")``; any other rejection is a ``ProofError``.
+    leaf must hold a canonical RLP integer of at most 32 bytes, else
+    ``ProofError(reason="bad_value")``; any other rejection is a ``ProofError``. Accepted as 0
+    too, as some dev nodes return them (DESIGN section 3): a leaf holding rlp(0) = 0x80 (anvil
+    keeps a slot set back to zero as such a leaf), and, against the empty-trie root, the
+    one-node proof ``[b"\\x80"]`` (the empty trie's root node; anvil and Hardhat) as well as ``[]``.
     """
     root_b = _as_bytes("storage_hash", storage_hash, 32)
     slot_b = _as_bytes("slot", slot, 32)

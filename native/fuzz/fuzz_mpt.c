@@ -106,7 +106,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FZ_CHECK(raw == rc);
         FZ_CHECK(memcmp(value, again, 32) == 0);
-        FZ_CHECK(rc == SPR_OK ? !fz_is_zero(value, 32) : fz_is_zero(value, 32));
+        /* a zero word with SPR_OK only from a leaf holding rlp(0) = 0x80 (anvil's zeroed slot) */
+        FZ_CHECK(rc == SPR_OK ? (!fz_is_zero(value, 32) || (vl == 1 && pf.bytes[vo] == 0x80))
+                              : fz_is_zero(value, 32));
     }
     free(pf.bytes);
     return 0;

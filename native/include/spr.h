@@ -87,7 +87,8 @@ int spr_rlp_decode(const uint8_t *data, size_t len, spr_rlp_item *items, size_t 
    state and storage tries the key is keccak(address) / keccak(slot)).
    Returns SPR_OK with the value at nodes[*value_off .. *value_off + *value_len) (inclusion),
    SPR_ABSENT for a valid exclusion proof (empty branch slot, diverging leaf or extension path,
-   or the empty-trie root keccak(rlp("")) with an empty proof), or an error:
+   or the empty-trie root keccak(rlp("")) with an empty proof or with the empty trie's root
+   node 0x80 as the only node, as anvil and Hardhat return it), or an error:
    SPR_ERR_RLP_*, SPR_ERR_HASH_MISMATCH, SPR_ERR_MISSING_NODE, SPR_ERR_TRAILING_NODES,
    SPR_ERR_TOO_DEEP, SPR_ERR_MALFORMED_NODE, SPR_ERR_ARG. */
 int spr_mpt_verify(const uint8_t root[32], const uint8_t *key, size_t key_len,
@@ -110,8 +111,9 @@ int spr_verify_account(const uint8_t state_root[32], const uint8_t address[20],
                        size_t n_nodes, spr_account *account);
 
 /* Storage proof against a storageHash, along keccak(slot). value_out: 32-byte big-endian word,
-   zero when SPR_ABSENT. The leaf value must be a canonical non-zero RLP integer of at most 32
-   bytes, or SPR_ERR_BAD_VALUE. */
+   zero when SPR_ABSENT. The leaf value must be a canonical RLP integer of at most 32 bytes, or
+   SPR_ERR_BAD_VALUE. A leaf holding rlp(0) = 0x80 (a slot set back to zero that the node
+   kept as a leaf instead of deleting it, as anvil does) is SPR_OK with a zero word. */
 int spr_verify_storage(const uint8_t storage_hash[32], const uint8_t slot[32],
                        const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
                        size_t n_nodes, uint8_t value_out[32]);
@@ -131,7 +133,8 @@ size_t spr_snapshot_scratch_size(size_t n_nodes);
 
 /* Verify one EIP-1186 eth_getProof result: the account proof of `address` against
    `state_root`, then n_slots storage proofs against the proven account's storageHash (the
-   empty-trie root if the account is proven absent, so its storage proofs must be empty).
+   empty-trie root if the account is proven absent, so its storage proofs must be empty or
+   the lone node 0x80, as spr_mpt_verify).
 
    Each distinct proof node is hashed once: a node referenced by hash H is accepted without
    hashing when it is byte-identical (memcmp) to a node already hashed to H in this call; a

@@ -12,7 +12,9 @@
  * branch nodes have 17 items and at least two non-empty ones, references are empty, a 32-byte
  * hash, or an embedded list shorter than 32 bytes; a node referenced by hash is at least 32
  * bytes long; extensions have a non-empty path and lead to a branch; leaves hold a non-empty
- * value; hex-prefix flags are 0..3 with a zero pad nibble for even paths.
+ * value; hex-prefix flags are 0..3 with a zero pad nibble for even paths. Two shapes some dev
+ * nodes produce are accepted because they are unambiguous: the empty trie's root node 0x80 as
+ * a one-node proof against the empty root, and a storage leaf holding rlp(0) = 0x80.
  */
 #include "spr_internal.h"
 
@@ -163,7 +165,12 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
         return SPR_ERR_TOO_DEEP; /* longer than any path of a 64-nibble key */
     }
     if (memcmp(root, EMPTY_TRIE_ROOT, 32) == 0) {
-        return n_nodes == 0 ? SPR_ABSENT : SPR_ERR_TRAILING_NODES;
+        /* the empty trie: no node (geth, ganache), or its root node rlp("") = 0x80 alone
+           (anvil, Hardhat), which hashes to the empty root; anything else is left over */
+        if (n_nodes == 0 || (n_nodes == 1 && node_lens[0] == 1 && nodes[0] == 0x80)) {
+            return SPR_ABSENT;
+        }
+        return SPR_ERR_TRAILING_NODES;
     }
 
     const uint8_t *want = root; /* hash the next proof node must have */
@@ -454,10 +461,12 @@ int spr_verify_storage(const uint8_t storage_hash[32], const uint8_t slot[32],
 
 int spr_storage_from_value(const uint8_t *v, size_t vl, uint8_t value_out[32])
 {
-    /* the leaf holds rlp(value) with value a non-zero 256-bit word (zero slots are deleted) */
+    /* the leaf holds rlp(value) with value a non-zero 256-bit word (zero slots are deleted),
+       or rlp(0) = 0x80 alone: a slot set back to zero that the node kept as a leaf (anvil
+       does), value 0 */
     memset(value_out, 0, 32);
     spr_rlp_head h;
-    if (spr_rlp_head_parse(v, 0, vl, &h) != SPR_OK || h.end != vl || h.len == 0 ||
+    if (spr_rlp_head_parse(v, 0, vl, &h) != SPR_OK || h.end != vl ||
         canonical_uint(v, &h, value_out) != SPR_OK) {
         memset(value_out, 0, 32);
         return SPR_ERR_BAD_VALUE;

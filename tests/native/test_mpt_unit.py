@@ -63,7 +63,6 @@ def test_storage_inclusion_and_exclusion(value: int) -> None:
 @pytest.mark.parametrize(
     "leaf_value",
     [
-        rlp.encode(0),  # 0x80: zero is never stored
         b"\x00",  # a zero byte as a single-byte integer (leading zero)
         rlp.encode(b"\x00\x01"),  # leading zero
         rlp.encode(b"\x01" * 33),  # more than 32 bytes
@@ -247,7 +246,9 @@ def test_deeply_nested_garbage_inside_a_node() -> None:
 
 def test_empty_root() -> None:
     assert native.verify_proof(native.EMPTY_TRIE_ROOT, PATH, []) is None
-    assert reason_of(native.EMPTY_TRIE_ROOT, PATH, [b"\x80"]) == "trailing_nodes"
+    assert native.verify_proof(native.EMPTY_TRIE_ROOT, PATH, [b"\x80"]) is None  # its root node alone
+    assert reason_of(native.EMPTY_TRIE_ROOT, PATH, [b"\x80", b"\x80"]) == "trailing_nodes"
+    assert reason_of(native.EMPTY_TRIE_ROOT, PATH, [b"\xc0"]) == "trailing_nodes"
     assert reason_of(keccak(b"x"), PATH, []) == "missing_node"
 
 
