@@ -35,6 +35,7 @@ __all__ = [
     "Account",
     "MerkleProofs",
     "MerkleTree",
+    "MultiProof",
     "NativeError",
     "ProofError",
     "RLPError",
@@ -47,6 +48,7 @@ __all__ = [
     "merkle_hash_pair",
     "merkle_leaf",
     "merkle_leaves",
+    "merkle_multiproof_verify",
     "merkle_process_proof",
     "merkle_tree",
     "merkle_tree_encoded",
@@ -89,6 +91,7 @@ class Status(IntEnum):
     ERR_TOO_DEEP = lib.SPR_ERR_TOO_DEEP
     ERR_MALFORMED_NODE = lib.SPR_ERR_MALFORMED_NODE
     ERR_BAD_VALUE = lib.SPR_ERR_BAD_VALUE
+    ERR_MULTIPROOF = lib.SPR_ERR_MULTIPROOF
 
 
 _STATUS_VALUES: Final = frozenset(int(status) for status in Status)
@@ -379,7 +382,7 @@ class SnapshotResult:
     ``hashed_bytes``: keccak-256 work done on proof nodes (each distinct node once);
     ``cached_nodes``: node references satisfied by an already-hashed identical node.
     ``slot_words`` / ``value_words``: the slots and the values (0 where rejected) as 32-byte
-    big-endian words back to back, as ``merkle_claim_tree`` takes them.
+    big-endian words back to back (``value_words`` as ``merkle_claim_tree`` takes them).
     """
 
     account: Account | None
@@ -627,6 +630,41 @@ class MerkleProofs(Sequence[tuple[bytes, ...]]):
         raw = self.flat(index)
         return tuple(raw[i : i + 32] for i in range(0, len(raw), 32))
 
+    def multiproof(self, indices: Sequence[int]) -> MultiProof:
+        """The multiproof of the caller's leaves ``indices`` (see ``MerkleTree.multiproof``)."""
+        if isinstance(indices, bytes | bytearray | str) or not isinstance(indices, Sequence):
+            raise TypeError(f"indices must be a sequence of int, not {type(indices).__name__}")
+        idx = list(indices)
+        for i in idx:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise TypeError(f"indices must be ints, got {type(i).__name__}")
+        n = self._n
+        k = len(idx)
+        if k and (min(idx) < 0 or max(idx) >= n):
+            bad = next(i for i in idx if not 0 <= i < n)
+            raise ValueError(f"leaf index {bad} out of range for {n} leaves")
+        if len(set(idx)) != k:
+            raise ValueError("the same leaf index twice in a multiproof")
+        proof_cap = max(n - k, 1)
+        flags_cap = max(n - 1, 1)
+        order = _no_clear("size_t[]", max(k, 1))
+        proof = _no_clear("uint8_t[]", 32 * proof_cap)
+        flags = _no_clear("uint8_t[]", flags_cap)
+        counts = ffi.new("size_t[2]")
+        scratch = _no_clear("size_t[]", max(k, 1))
+        status = lib.spr_merkle_multiproof(
+            self._tree, n, self._positions, _size_t_array(idx), k, order,
+            proof, proof_cap, counts, flags, flags_cap, counts + 1, scratch,
+        )  # fmt: skip
+        if status != lib.SPR_OK:
+            raise NativeError(status)
+        raw = ffi.buffer(proof, 32 * counts[0])[:]
+        return MultiProof(
+            order=tuple(ffi.unpack(order, k)) if k else (),
+            proof=tuple(raw[i : i + 32] for i in range(0, len(raw), 32)),
+            flags=tuple(map(bool, ffi.buffer(flags, counts[1])[:])),
+        )
+
     def __eq__(self, other: object) -> bool:
         if isinstance(other, bytes | bytearray | str) or not isinstance(other, Sequence):
             return NotImplemented
@@ -639,6 +677,21 @@ class MerkleProofs(Sequence[tuple[bytes, ...]]):
 
     def __repr__(self) -> str:
         return f"MerkleProofs(<{self._n} proofs>)"
+
+
+@dataclass(frozen=True)
+class MultiProof:
+    """An OpenZeppelin multiproof (``StandardMerkleTree.getMultiProof``; checked on chain by
+    ``MerkleProof.multiProofVerify`` / ``multiProofVerifyCalldata``).
+
+    ``order``: the caller's leaf indices in the multiproof's leaf order (tree index descending,
+    i.e. leaf hash ascending): the leaves must be given to the verifier in this order.
+    ``proof``: 32-byte hashes. ``flags``: ``proofFlags``, ``len(order) + len(proof) - 1`` of
+    them (none, and the root as the lone proof hash, for an empty set of leaves)."""
+
+    order: tuple[int, ...]
+    proof: tuple[bytes, ...]
+    flags: tuple[bool, ...]
 
 
 @dataclass(frozen=True)
@@ -655,6 +708,20 @@ class MerkleTree:
     def proof(self, index: int) -> tuple[bytes, ...]:
         """The proof of the caller's leaf ``index`` (32-byte hashes from the leaf up)."""
         return self.proofs[index]
+
+    def multiproof(self, indices: Sequence[int]) -> MultiProof:
+        """The multiproof of the caller's leaves ``indices`` (positions in the order the leaves
+        were given to the tree), identical to ``StandardMerkleTree.getMultiProof`` of the same
+        leaves (@openzeppelin/merkle-tree 1.x, core ``getMultiProof``), computed in C from the
+        tree array in O(k log k + k log n) for k indices.
+
+        ``indices`` may be empty (as in OpenZeppelin: the proof is then the root alone) and in
+        any order. Raises ``ValueError`` for an index out of range or given twice, ``TypeError``
+        for a non-int index or a tree whose proofs are not a ``MerkleProofs`` (only the trees
+        this module builds carry the tree array)."""
+        if not isinstance(self.proofs, MerkleProofs):
+            raise TypeError("multiproof needs a tree built by this module (proofs: MerkleProofs)")
+        return self.proofs.multiproof(indices)
 
 
 _no_clear = ffi.new_allocator(should_clear_after_alloc=False)
@@ -722,34 +789,36 @@ def merkle_leaves(encoded: bytes, size: int) -> bytes:
 
 def merkle_tree_encoded(encoded: bytes, size: int) -> MerkleTree:
     """``merkle_tree`` over the leaves of ABI encodings of ``size`` bytes each, back to back in
-    ``encoded`` (e.g. n Claims of 160 bytes: ``abi.encode`` of a static tuple is its 32-byte
+    ``encoded`` (e.g. n Claims of 64 bytes: ``abi.encode`` of a static tuple is its 32-byte
     words). Leaf hashing and the tree run in C in two calls. ``proofs[i]`` is the
     proof of encoding i. Raises ``ValueError`` for an empty or ragged ``encoded``."""
     leaves = merkle_leaves(encoded, size)
     return _merkle_build(leaves, len(leaves) // 32)
 
 
-def merkle_claim_tree(prefix: bytes, slot_words: bytes, value_words: bytes) -> MerkleTree:
-    """``merkle_tree`` over n Claims (DESIGN section 3) of one block and vault, built in C from
-    their words: ``prefix`` is the 96 bytes chainId, blockNumber, vault of ``abi.encode(Claim)``
-    (shared by every claim), ``slot_words`` and ``value_words`` n 32-byte words each (slot and
-    value of claim i at [32i, 32i + 32)). The same root and proofs as ``merkle_tree_encoded``
-    over the 160-byte encodings, without building them. Raises ``ValueError`` for a prefix that
-    is not 96 bytes, word buffers of different or ragged lengths, or no claims."""
-    prefix_b = _as_bytes("prefix", prefix, 96)
-    slots_b = _as_bytes("slot_words", slot_words)
+def merkle_claim_tree(accounts: bytes, value_words: bytes) -> MerkleTree:
+    """``merkle_tree`` over n Claims (DESIGN section 3: ``Claim = (address account, uint256
+    value)``), built in C: ``accounts`` n 20-byte addresses back to back, ``value_words`` n
+    32-byte big-endian words back to back. Leaf i is
+    ``keccak256(bytes.concat(keccak256(abi.encode(account i, value i))))`` (the 64-byte
+    encoding), the leaf ``StandardMerkleTree.of(values, ["address", "uint256"])`` makes, so the
+    root and proofs equal OpenZeppelin's. Raises ``TypeError`` for non-bytes arguments and
+    ``ValueError`` for ragged buffers (not 20 / 32 bytes per claim), different claim counts,
+    no claims or more than ``MAX_MERKLE_LEAVES``."""
+    accounts_b = _as_bytes("accounts", accounts)
     values_b = _as_bytes("value_words", value_words)
-    if len(slots_b) % 32 or len(slots_b) != len(values_b):
+    if len(accounts_b) % 20 or len(values_b) % 32 or len(accounts_b) // 20 != len(values_b) // 32:
         raise ValueError(
-            f"slot_words ({len(slots_b)} bytes) and value_words ({len(values_b)} bytes) must be n 32-byte words each"
+            f"accounts ({len(accounts_b)} bytes) and value_words ({len(values_b)} bytes) must be "
+            "n 20-byte addresses and n 32-byte words"
         )
-    n = len(slots_b) // 32
+    n = len(accounts_b) // 20
     if n == 0:
         raise ValueError("a Merkle tree needs at least one leaf")
     if n > MAX_MERKLE_LEAVES:
         raise ValueError(f"at most {MAX_MERKLE_LEAVES} leaves, got {n}")
     leaves = _no_clear("uint8_t[]", 32 * n)
-    status = lib.spr_merkle_claim_leaves(prefix_b, slots_b, values_b, n, leaves)
+    status = lib.spr_merkle_claim_leaves(accounts_b, values_b, n, leaves)
     if status != lib.SPR_OK:
         raise NativeError(status)
     return _merkle_build(leaves, n)
@@ -770,3 +839,38 @@ def merkle_verify(root: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
     (OpenZeppelin ``MerkleProof.verify`` / ``StandardMerkleTree.verify`` on a leaf hash)."""
     root_b = _as_bytes("root", root, 32)
     return merkle_process_proof(leaf, proof) == root_b
+
+
+def merkle_multiproof_verify(
+    root: bytes, leaves: Sequence[bytes], proof: Sequence[bytes], flags: Sequence[bool]
+) -> bool:
+    """True when the multiproof (``proof``, ``flags``) leads from the 32-byte leaf hashes
+    ``leaves`` (in the multiproof's order, ``MultiProof.order``) to the 32-byte ``root``:
+    OpenZeppelin ``MerkleProof.multiProofVerify`` / the JS library's ``processMultiProof``,
+    computed in C (``spr_merkle_process_multiproof``).
+
+    False, as OpenZeppelin rejects them, also for a malformed multiproof: ``len(flags)`` other
+    than ``len(leaves) + len(proof) - 1``, a step with nothing left to hash, or proof hashes
+    left unused. No flags: the root must be the lone leaf, or the lone proof hash when there is
+    no leaf. Raises ``TypeError`` for non-bytes hashes or non-bool flags, ``ValueError`` for a
+    hash that is not 32 bytes."""
+    root_b = _as_bytes("root", root, 32)
+    leaf_list = _as_byte_list("leaves", leaves, 32)
+    proof_list = _as_byte_list("proof", proof, 32)
+    if isinstance(flags, bytes | bytearray | str) or not isinstance(flags, Sequence):
+        raise TypeError(f"flags must be a sequence of bool, not {type(flags).__name__}")
+    for flag in flags:
+        if not isinstance(flag, bool):
+            raise TypeError(f"flags must be bools, got {type(flag).__name__}")
+    flag_bytes = bytes(flags)
+    hashes = _no_clear("uint8_t[]", max(32 * len(flag_bytes), 1))
+    out = ffi.new("uint8_t[32]")
+    status = lib.spr_merkle_process_multiproof(
+        b"".join(leaf_list), len(leaf_list), b"".join(proof_list), len(proof_list),
+        flag_bytes, len(flag_bytes), hashes, out,
+    )  # fmt: skip
+    if status == lib.SPR_ERR_MULTIPROOF:
+        return False
+    if status != lib.SPR_OK:
+        raise NativeError(status)
+    return bytes(ffi.buffer(out)) == root_b

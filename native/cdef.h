@@ -15,6 +15,7 @@
 #define SPR_ERR_TOO_DEEP ...
 #define SPR_ERR_MALFORMED_NODE ...
 #define SPR_ERR_BAD_VALUE ...
+#define SPR_ERR_MULTIPROOF ...
 
 #define SPR_HASH_LEN ...
 #define SPR_MPT_MAX_KEY_LEN ...
@@ -102,7 +103,14 @@ int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree,
                           size_t *positions, void *scratch, size_t scratch_len);
 int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position, uint8_t *out,
                           size_t out_len);
-int spr_merkle_claim_leaves(const uint8_t prefix[96], const uint8_t *slots, const uint8_t *values,
-                            size_t n, uint8_t *leaves);
+int spr_merkle_claim_leaves(const uint8_t *accounts, const uint8_t *values, size_t n,
+                            uint8_t *leaves);
+int spr_merkle_multiproof(const uint8_t *tree, size_t n_leaves, const size_t *positions,
+                          const size_t *indices, size_t n_indices, size_t *order,
+                          uint8_t *proof, size_t proof_cap, size_t *n_proof, uint8_t *flags,
+                          size_t flags_cap, size_t *n_flags, size_t *scratch);
+int spr_merkle_process_multiproof(const uint8_t *leaves, size_t n_leaves, const uint8_t *proof,
+                                  size_t n_proof, const uint8_t *flags, size_t n_flags,
+                                  uint8_t *hashes, uint8_t root_out[32]);
 int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,
                              uint8_t root_out[32]);

@@ -38,6 +38,7 @@ extern "C" {
 #define SPR_ERR_TOO_DEEP (-23)      /* MPT: more nodes than a path can have (depth > SPR_MPT_MAX_DEPTH) */
 #define SPR_ERR_MALFORMED_NODE (-24) /* MPT: valid RLP but not a canonical trie node */
 #define SPR_ERR_BAD_VALUE (-25)     /* MPT: the proven value is not a canonical account / storage value */
+#define SPR_ERR_MULTIPROOF (-30)    /* Merkle: multiproof shape invalid (lengths, or hashes missing/unused) */
 
 /* ---- limits ------------------------------------------------------------------------------ */
 #define SPR_HASH_LEN 32
@@ -208,7 +209,7 @@ int spr_merkle_build(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, uint
                      size_t *proof_lens, size_t *scratch);
 
 /* Bulk leaves: n_leaves ABI encodings of `stride` bytes each, back to back in
-   encoded[0 .. n_leaves * stride) (a Claim, abi.encode of five static words, is 160 bytes);
+   encoded[0 .. n_leaves * stride) (a Claim, abi.encode of two static words, is 64 bytes);
    leaves[32i .. 32i + 32) = keccak256(keccak256(encoding i)), as spr_merkle_leaf.
    leaves: n_leaves * 32 bytes out. On CPUs with AVX-512F, eight leaves are hashed at once
    (eight keccak-f[1600] states in the lanes of 512-bit registers); the results are the same. */
@@ -247,12 +248,45 @@ int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree,
 int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position, uint8_t *out,
                           size_t out_len);
 
-/* Leaves of n Claims (DESIGN section 3: abi.encode(chainId, blockNumber, vault, slot, value))
-   that share chainId, blockNumber and vault: prefix is their 96 bytes of encoding (the three
-   words), slots and values n 32-byte words each. leaves[32i .. 32i + 32) = the standard leaf
-   of claim i, as spr_merkle_leaves over the 160-byte encodings (eight at a time). */
-int spr_merkle_claim_leaves(const uint8_t prefix[96], const uint8_t *slots, const uint8_t *values,
-                            size_t n, uint8_t *leaves);
+/* Leaves of n Claims (DESIGN section 3: Claim = (address account, uint256 value)):
+   accounts n 20-byte addresses back to back, values n 32-byte big-endian words back to back.
+   leaves[32i .. 32i + 32) = keccak256(keccak256(abi.encode(account i, value i))), the 64-byte
+   encoding 12 zero bytes | account | value, as spr_merkle_leaves over those encodings (eight at
+   a time in AVX-512 lanes). leaves: n * 32 bytes out. SPR_ERR_ARG for NULL pointers (accounts
+   and values may be NULL when n is 0) or n above SPR_MERKLE_MAX_LEAVES. */
+int spr_merkle_claim_leaves(const uint8_t *accounts, const uint8_t *values, size_t n,
+                            uint8_t *leaves);
+
+/* OpenZeppelin multiproof (core getMultiProof of @openzeppelin/merkle-tree 1.x, as
+   StandardMerkleTree.getMultiProof uses it) of the caller's leaves indices[0..n_indices) of a
+   tree built by spr_merkle_build_tree (tree: (2n-1)*32 bytes, positions: its n tree indices).
+   order:   n_indices out: the caller indices in the multiproof's leaf order (tree index
+            descending, which is leaf hash ascending).
+   proof:   proof_cap 32-byte hashes out, *n_proof written; at most max(n - n_indices, 1) are
+            needed (the proof and the leaves are the leaves of a subtree with
+            n_indices + n_proof - 1 <= n - 1 inner nodes).
+   flags:   flags_cap bytes out (0 or 1), *n_flags = n_indices + *n_proof - 1 written (0 when
+            n_indices is 0); at most n - 1 are needed.
+   scratch: n_indices size_t (the queue of the algorithm).
+   n_indices == 0 is allowed, as in OpenZeppelin: the proof is the root alone, no flags.
+   O(k log k + k log n) for k = n_indices. SPR_ERR_ARG for NULL pointers, an index >= n, the
+   same index twice or n_indices > n; SPR_ERR_BUFFER when proof_cap or flags_cap is too small. */
+int spr_merkle_multiproof(const uint8_t *tree, size_t n_leaves, const size_t *positions,
+                          const size_t *indices, size_t n_indices, size_t *order,
+                          uint8_t *proof, size_t proof_cap, size_t *n_proof, uint8_t *flags,
+                          size_t flags_cap, size_t *n_flags, size_t *scratch);
+
+/* The root a multiproof leads to (OpenZeppelin MerkleProof.processMultiProof and the JS
+   library's processMultiProof): n_leaves 32-byte leaf hashes in the multiproof's order,
+   n_proof 32-byte proof hashes, n_flags flags (bytes, 0 or 1).
+   hashes: 32 * n_flags bytes of scratch. root_out: 32 bytes out (zero unless SPR_OK).
+   SPR_ERR_MULTIPROOF unless n_flags == n_leaves + n_proof - 1, every step finds a leaf or
+   hash to take, and the proof is used exactly (no flags: the root is the lone leaf, or the
+   lone proof hash when there is no leaf); SPR_ERR_ARG for NULL pointers or a flag byte
+   other than 0 and 1. */
+int spr_merkle_process_multiproof(const uint8_t *leaves, size_t n_leaves, const uint8_t *proof,
+                                  size_t n_proof, const uint8_t *flags, size_t n_flags,
+                                  uint8_t *hashes, uint8_t root_out[32]);
 
 /* Fold a proof: root_out = hash_pair(...hash_pair(leaf, proof[0])..., proof[n-1]). */
 int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,

@@ -419,23 +419,192 @@ int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, 
     return SPR_OK;
 }
 
-int spr_merkle_claim_leaves(const uint8_t prefix[96], const uint8_t *slots, const uint8_t *values,
-                            size_t n, uint8_t *leaves)
+int spr_merkle_claim_leaves(const uint8_t *accounts, const uint8_t *values, size_t n,
+                            uint8_t *leaves)
 {
-    if (prefix == NULL || leaves == NULL || (n != 0 && (slots == NULL || values == NULL))) {
+    if (leaves == NULL || (n != 0 && (accounts == NULL || values == NULL)) ||
+        n > SPR_MERKLE_MAX_LEAVES) {
         return SPR_ERR_ARG;
     }
-    uint8_t chunk[8][160]; /* eight Claim encodings: prefix | slot | value */
-    for (size_t k = 0; k < 8; k++) {
-        memcpy(chunk[k], prefix, 96);
-    }
+    uint8_t chunk[8][64]; /* eight Claim encodings: 12 zero bytes | account | value */
+    memset(chunk, 0, sizeof chunk);
     for (size_t i = 0; i < n; i += 8) {
         const size_t m = n - i < 8 ? n - i : 8;
         for (size_t k = 0; k < m; k++) {
-            memcpy(chunk[k] + 96, slots + 32 * (i + k), 32);
-            memcpy(chunk[k] + 128, values + 32 * (i + k), 32);
+            memcpy(chunk[k] + 12, accounts + 20 * (i + k), 20);
+            memcpy(chunk[k] + 32, values + 32 * (i + k), 32);
         }
-        (void)spr_merkle_leaves(&chunk[0][0], m, 160, leaves + 32 * i);
+        (void)spr_merkle_leaves(&chunk[0][0], m, 64, leaves + 32 * i);
     }
+    return SPR_OK;
+}
+
+/* ---- multiproofs (OpenZeppelin core getMultiProof / processMultiProof) -------------------- */
+
+/* order[] (caller indices) by tree position descending: heapsort, no recursion */
+static void mp_sift_down(const size_t *positions, size_t *order, size_t root, size_t end)
+{
+    for (;;) {
+        size_t child = 2 * root + 1;
+        if (child >= end) {
+            return;
+        }
+        /* a max-heap on "comes later in the descending order", i.e. smaller position */
+        if (child + 1 < end && positions[order[child + 1]] < positions[order[child]]) {
+            child++;
+        }
+        if (positions[order[root]] <= positions[order[child]]) {
+            return;
+        }
+        const size_t tmp = order[root];
+        order[root] = order[child];
+        order[child] = tmp;
+        root = child;
+    }
+}
+
+int spr_merkle_multiproof(const uint8_t *tree, size_t n_leaves, const size_t *positions,
+                          const size_t *indices, size_t n_indices, size_t *order,
+                          uint8_t *proof, size_t proof_cap, size_t *n_proof, uint8_t *flags,
+                          size_t flags_cap, size_t *n_flags, size_t *scratch)
+{
+    if (tree == NULL || positions == NULL || n_proof == NULL || n_flags == NULL ||
+        proof == NULL || n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES ||
+        n_indices > n_leaves ||
+        (n_indices != 0 && (indices == NULL || order == NULL || scratch == NULL)) ||
+        (flags == NULL && flags_cap != 0)) {
+        return SPR_ERR_ARG;
+    }
+    const size_t n = n_leaves;
+    const size_t k = n_indices;
+    *n_proof = 0;
+    *n_flags = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (indices[i] >= n || positions[indices[i]] < n - 1 ||
+            positions[indices[i]] >= 2 * n - 1) {
+            return SPR_ERR_ARG;
+        }
+        order[i] = indices[i];
+    }
+    if (k == 0) { /* OpenZeppelin: no leaves, the proof is the root itself */
+        if (proof_cap < 1) {
+            return SPR_ERR_BUFFER;
+        }
+        memcpy(proof, tree, 32);
+        *n_proof = 1;
+        return SPR_OK;
+    }
+    /* heapsort into ascending "descending-position" order: build a heap whose top is the
+       smallest position, move it to the end, so order[] ends with positions descending */
+    for (size_t start = k / 2; start-- > 0;) {
+        mp_sift_down(positions, order, start, k);
+    }
+    for (size_t end = k - 1; end > 0; end--) {
+        const size_t tmp = order[0];
+        order[0] = order[end];
+        order[end] = tmp;
+        mp_sift_down(positions, order, 0, end);
+    }
+    for (size_t i = 1; i < k; i++) {
+        if (positions[order[i]] == positions[order[i - 1]]) {
+            return SPR_ERR_ARG; /* the same leaf twice */
+        }
+    }
+    /* the queue of tree indices (a ring of k entries: it never holds more than k, and stays
+       sorted descending because a parent is smaller than every node behind it) */
+    size_t *queue = scratch;
+    for (size_t i = 0; i < k; i++) {
+        queue[i] = positions[order[i]];
+    }
+    size_t head = 0;
+    size_t len = k;
+    size_t np = 0;
+    size_t nf = 0;
+    while (len > 0 && queue[head] > 0) {
+        const size_t j = queue[head];
+        head = head + 1 == k ? 0 : head + 1;
+        len--;
+        const size_t s = (j & 1) ? j + 1 : j - 1;
+        const size_t p = (j - 1) / 2;
+        if (nf == flags_cap) {
+            return SPR_ERR_BUFFER;
+        }
+        if (len > 0 && queue[head] == s) {
+            flags[nf++] = 1;
+            head = head + 1 == k ? 0 : head + 1;
+            len--;
+        } else {
+            if (np == proof_cap) {
+                return SPR_ERR_BUFFER;
+            }
+            flags[nf++] = 0;
+            memcpy(proof + 32 * np, tree + 32 * s, 32);
+            np++;
+        }
+        size_t tail = head + len;
+        if (tail >= k) {
+            tail -= k;
+        }
+        queue[tail] = p;
+        len++;
+    }
+    *n_proof = np;
+    *n_flags = nf;
+    return SPR_OK;
+}
+
+int spr_merkle_process_multiproof(const uint8_t *leaves, size_t n_leaves, const uint8_t *proof,
+                                  size_t n_proof, const uint8_t *flags, size_t n_flags,
+                                  uint8_t *hashes, uint8_t root_out[32])
+{
+    if (root_out == NULL || (leaves == NULL && n_leaves != 0) ||
+        (proof == NULL && n_proof != 0) || (flags == NULL && n_flags != 0) ||
+        (hashes == NULL && n_flags != 0) || n_leaves > SIZE_MAX - n_proof) {
+        return SPR_ERR_ARG;
+    }
+    memset(root_out, 0, 32);
+    if (n_leaves + n_proof != n_flags + 1) {
+        return SPR_ERR_MULTIPROOF;
+    }
+    if (n_flags == 0) { /* one leaf that is the root, or no leaf and the root as the proof */
+        memcpy(root_out, n_leaves != 0 ? leaves : proof, 32);
+        return SPR_OK;
+    }
+    /* a queue: the leaves, then the hashes as they are made (hashes[i] by step i) */
+    size_t leaf_pos = 0;
+    size_t hash_pos = 0;
+    size_t proof_pos = 0;
+    for (size_t i = 0; i < n_flags; i++) {
+        const uint8_t *a;
+        const uint8_t *b;
+        if (leaf_pos < n_leaves) {
+            a = leaves + 32 * leaf_pos++;
+        } else if (hash_pos < i) {
+            a = hashes + 32 * hash_pos++;
+        } else {
+            return SPR_ERR_MULTIPROOF; /* nothing left to hash */
+        }
+        if (flags[i] > 1) {
+            return SPR_ERR_ARG;
+        }
+        if (flags[i]) {
+            if (leaf_pos < n_leaves) {
+                b = leaves + 32 * leaf_pos++;
+            } else if (hash_pos < i) {
+                b = hashes + 32 * hash_pos++;
+            } else {
+                return SPR_ERR_MULTIPROOF;
+            }
+        } else if (proof_pos < n_proof) {
+            b = proof + 32 * proof_pos++;
+        } else {
+            return SPR_ERR_MULTIPROOF; /* more proof hashes asked for than given */
+        }
+        hash_pair(a, b, hashes + 32 * i);
+    }
+    if (proof_pos != n_proof) {
+        return SPR_ERR_MULTIPROOF; /* proof hashes left unused */
+    }
+    memcpy(root_out, hashes + 32 * (n_flags - 1), 32);
     return SPR_OK;
 }

@@ -32,6 +32,8 @@ const char *spr_strerror(int status)
         return "malformed trie node";
     case SPR_ERR_BAD_VALUE:
         return "proven value is not a canonical account or storage value";
+    case SPR_ERR_MULTIPROOF:
+        return "invalid Merkle multiproof (lengths, or proof hashes missing or unused)";
     default:
         return "unknown status";
     }

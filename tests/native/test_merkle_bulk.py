@@ -159,8 +159,3 @@ def test_c_tree_build_and_proof_reading_check_their_arguments() -> None:
     assert proof(tree, n, 2 * n - 1, out, 32 * 64) == lib.SPR_ERR_ARG
     assert proof(tree, 0, 0, out, 32 * 64) == lib.SPR_ERR_ARG
     assert proof(ffi.NULL, n, positions[0], out, 32 * 64) == lib.SPR_ERR_ARG
-    words = bytes(32 * 3)
-    assert lib.spr_merkle_claim_leaves(ffi.NULL, words, words, 3, out) == lib.SPR_ERR_ARG
-    assert lib.spr_merkle_claim_leaves(bytes(96), ffi.NULL, words, 3, out) == lib.SPR_ERR_ARG
-    assert lib.spr_merkle_claim_leaves(bytes(96), words, words, 3, ffi.NULL) == lib.SPR_ERR_ARG
-    assert lib.spr_merkle_claim_leaves(bytes(96), ffi.NULL, ffi.NULL, 0, out) == lib.SPR_OK

@@ -1,11 +1,12 @@
 """relayer.aggregator.claim_words gives abi.encode(Claim) as 32-byte words (a shared prefix,
-slots, values) for native.merkle_claim_tree; they must equal eth_abi's encoding byte for byte,
+slots, values) for the block tree; they must equal eth_abi's encoding byte for byte,
 and what eth_abi rejects is rejected."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from eth_abi import encode
@@ -36,6 +37,12 @@ def _claims(rng: random.Random, n: int) -> list[Claim]:
     return out
 
 
+def aggregate_block_of(claims: list[Claim]) -> Any:
+    from tests.relayer.test_aggregator import snapshot
+
+    return aggregate_block(replace(snapshot(31337, 7, 1, random.Random(0)), claims=tuple(claims)))
+
+
 def test_words_equal_eth_abi_and_the_claim_tree_equals_the_encoded_tree() -> None:
     rng = random.Random(160)
     base = _claims(rng, 1)[0]
@@ -48,10 +55,10 @@ def test_words_equal_eth_abi_and_the_claim_tree_equals_the_encoded_tree() -> Non
     leaves = native.merkle_leaves(encoded, 160)
     assert [leaves[i : i + 32] for i in range(0, len(leaves), 32)] == [claim_leaf(c) for c in claims]
     for n in (1, 2, 7, 8, 9, 200):  # around the eight-lane grouping
-        tree = native.merkle_claim_tree(prefix, slots[: 32 * n], values[: 32 * n])
+        tree = aggregate_block_of(claims[:n])
         reference = native.merkle_tree_encoded(encoded[: 160 * n], 160)
-        assert tree.root == reference.root
-        assert tree.proofs == reference.proofs
+        assert tree.claims_root == reference.root
+        assert tree.claim_proofs == reference.proofs
 
 
 def test_out_of_range_values_and_mixed_blocks_are_rejected() -> None:
@@ -70,19 +77,6 @@ def test_out_of_range_values_and_mixed_blocks_are_rejected() -> None:
             claim_words([claim, bad])
     with pytest.raises(ValueError, match="share chain id"):
         claim_words([claim, replace(claim, block_number=claim.block_number + 1)])
-
-
-def test_claim_tree_argument_errors() -> None:
-    with pytest.raises(ValueError):
-        native.merkle_claim_tree(bytes(95), bytes(32), bytes(32))
-    with pytest.raises(ValueError):
-        native.merkle_claim_tree(bytes(96), bytes(32), bytes(64))
-    with pytest.raises(ValueError):
-        native.merkle_claim_tree(bytes(96), bytes(33), bytes(33))
-    with pytest.raises(ValueError):
-        native.merkle_claim_tree(bytes(96), b"", b"")
-    with pytest.raises(TypeError):
-        native.merkle_claim_tree(bytes(96), "00" * 32, bytes(32))  # type: ignore[arg-type]
 
 
 def test_block_tree_is_the_tree_of_single_leaves() -> None:
