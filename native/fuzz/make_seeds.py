@@ -1,8 +1,8 @@
 """Seed corpora for the fuzz harnesses and the memcheck driver, derived from ../shared/vectors.
 
-Writes ``OUT/{rlp,mpt,snapshot}/<name>`` (``OUT`` defaults to ``build/fuzz/seeds``, which is
+Writes ``OUT/{rlp,mpt,snapshot,merkle}/<name>`` (``OUT`` defaults to ``build/fuzz/seeds``, which is
 gitignored: vectors are never copied into the repository), each file one input in the layout
-its harness documents (native/fuzz/fuzz_{rlp,mpt,snapshot}.c):
+its harness documents (native/fuzz/fuzz_{rlp,mpt,snapshot,merkle}.c):
 
 - rlp: every RLP fixture of ethereum/tests ``RLPTests`` (valid ``out`` and invalid inputs), the
   full blocks and genesis of ``BlockchainTests``, the hive test chain's blocks and raw headers,
@@ -11,6 +11,10 @@ its harness documents (native/fuzz/fuzz_{rlp,mpt,snapshot}.c):
   each also with the root taken from node 0), plus inclusion and exclusion proofs built with
   py-trie over the tries of ethereum/tests ``TrieTests``.
 - snapshot: every ``proofs/*.json`` as one ``spr_verify_snapshot`` input, with each scratch size.
+- mpt and snapshot also get the dev-node shapes (DESIGN section 3): the lone empty-trie root
+  node 0x80 against the empty root, and storage leaves holding rlp(0) (anvil's zeroed slots).
+- merkle: generated trees (claim leaves and raw leaves, equal leaves, 1 to 300 of them) with
+  subsets from empty to every leaf and each tampering kind.
 
 Usage: ``python native/fuzz/make_seeds.py [--vectors DIR] [--out DIR]``; prints the counts.
 Exits 2 when the vectors folder is absent.
@@ -145,6 +149,72 @@ def pytrie_seeds(vectors: Path) -> dict[str, bytes]:
     return seeds
 
 
+def dev_node_seeds() -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Proof shapes anvil / Hardhat return: [0x80] for the empty trie, rlp(0) storage leaves."""
+    import random
+
+    import rlp
+    from trie import HexaryTrie
+
+    empty_root = keccak(b"\x80")
+    rng = random.Random(1186)
+    slots = [bytes(32), b"\x01" * 32, rng.randbytes(32)]
+    storage = HexaryTrie({})
+    for i, slot in enumerate(slots):
+        storage.set(keccak(slot), b"\x80" if i != 1 else rlp.encode(7))
+
+    def proof(t: HexaryTrie, key: bytes) -> list[bytes]:
+        encoded = [rlp.encode(node) for node in t.get_proof(key)]
+        return [node for j, node in enumerate(encoded) if j == 0 or len(node) >= 32]
+
+    mpt = {
+        "dev-empty-root-node-raw": mpt_input(0, empty_root, keccak(slots[0]), [b"\x80"]),
+        "dev-empty-root-node-storage": mpt_input(2, empty_root, slots[0], [b"\x80"]),
+        "dev-empty-root-node-account": mpt_input(1, empty_root, b"\x44" * 20, [b"\x80"]),
+        "dev-empty-root-two-nodes": mpt_input(2, empty_root, slots[0], [b"\x80", b"\x80"]),
+    }
+    for i, slot in enumerate(slots):
+        mpt[f"dev-zero-leaf-{i}"] = mpt_input(2, storage.root_hash, slot, proof(storage, keccak(slot)))
+    eoa, vault = b"\xee" * 20, b"\x0a" * 20
+    state = HexaryTrie({})
+    kec_empty = keccak(b"")
+    state.set(keccak(eoa), rlp.encode([1, 10**18, empty_root, kec_empty]))
+    state.set(keccak(vault), rlp.encode([1, 0, storage.root_hash, kec_empty]))
+    snapshot = {}
+    for flags in (0, 3):
+        snapshot[f"dev-eoa-scratch{flags}"] = snapshot_input(
+            flags, state.root_hash, eoa, proof(state, keccak(eoa)), [(s, [b"\x80"]) for s in slots] + [(slots[0], [])]
+        )
+        snapshot[f"dev-zero-leaves-scratch{flags}"] = snapshot_input(
+            flags, state.root_hash, vault, proof(state, keccak(vault)),
+            [(s, proof(storage, keccak(s))) for s in slots],
+        )  # fmt: skip
+    return mpt, snapshot
+
+
+def merkle_seeds() -> dict[str, bytes]:
+    """fuzz_merkle.c inputs: trees of several sizes and leaf sources, subsets, tamperings."""
+    import random
+
+    rng = random.Random(712)
+    seeds = {}
+    for n in (1, 2, 3, 7, 8, 9, 16, 33, 100, 300):
+        for source in (0, 1, 3):
+            if source == 0:
+                body = rng.randbytes(20 * n) + rng.randbytes(32 * n)
+            elif source == 1:
+                body = rng.randbytes(32 * n)
+            else:
+                body = bytes(rng.randrange(4) for _ in range(n))
+            for density in (0.0, 0.3, 1.0):
+                subset = bytes(int(rng.random() < density) for _ in range(n))
+                how = rng.randrange(6)
+                tamper = bytes([how]) + struct.pack("<H", rng.randrange(65536))
+                data = struct.pack("<H", n - 1) + bytes([source]) + body + subset + tamper
+                seeds[f"merkle-n{n}-src{source}-d{density}"] = data
+    return seeds
+
+
 def build(vectors: Path, out: Path) -> dict[str, int]:
     corpora: dict[str, dict[str, bytes]] = {"rlp": {}, "mpt": {}, "snapshot": {}}
     rlp_seeds = corpora["rlp"]
@@ -202,6 +272,10 @@ def build(vectors: Path, out: Path) -> dict[str, int]:
             snap[f"{stem}-scratch{flags}"] = snapshot_input(flags, root, address, account_proof, storage[:8])
 
     mpt.update(pytrie_seeds(vectors))
+    dev_mpt, dev_snapshot = dev_node_seeds()
+    mpt.update(dev_mpt)
+    snap.update(dev_snapshot)
+    corpora["merkle"] = merkle_seeds()
 
     counts = {}
     for kind, seeds in corpora.items():
