@@ -1,6 +1,8 @@
 """OpenZeppelin StandardMerkleTree compatibility: roots and proofs equal @openzeppelin/merkle-tree
-(run by node) for every size, with Claim leaves (uint256 chainId, uint256 blockNumber,
-address vault, bytes32 slot, uint256 value), double-hashed as keccak256(keccak256(abi.encode))."""
+(run by node) for every size, with five-field leaves (uint256, uint256, address, bytes32,
+uint256: the v1 Claim layout, a generic tuple here), double-hashed as
+keccak256(keccak256(abi.encode)). v2 Claim trees (address, uint256) and multiproofs:
+test_merkle_multiproof.py."""
 
 from __future__ import annotations
 
