@@ -12,7 +12,7 @@
  *                 tampering bytes (which element of the multiproof to change, and how)
  *
  * Invariants (abort = crash): claim leaves equal spr_merkle_leaves over the 64-byte
- * abi.encode(address, uint256) encodings; every single proof folds to the root; the
+ * abi.encode(address, uint256) encodings; single proofs fold to the root; the
  * multiproof has n_flags = k + n_proof - 1 (k = subset size; for k = 0 the root alone), at
  * most max(n - k, 1) hashes, its leaf order is the subset by tree index descending, and
  * spr_merkle_process_multiproof of it gives the root; a tampered multiproof returns only
@@ -21,7 +21,7 @@
  */
 #include "fuzz_common.h"
 
-#define FZ_MAX_CLAIMS 300
+#define FZ_MAX_CLAIMS 100
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -83,8 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             indices[k++] = i;
         }
     }
-    /* single proofs of the subset's leaves fold to the root */
-    for (size_t j = 0; j < k; j++) {
+    /* single proofs of (the first eight of) the subset's leaves fold to the root */
+    for (size_t j = 0; j < k && j < 8; j++) {
         uint8_t single[32 * 64];
         uint8_t root[32];
         const int count = spr_merkle_tree_proof(tree, n, positions[indices[j]], single, sizeof single);

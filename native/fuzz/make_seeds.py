@@ -13,7 +13,7 @@ its harness documents (native/fuzz/fuzz_{rlp,mpt,snapshot,merkle}.c):
 - snapshot: every ``proofs/*.json`` as one ``spr_verify_snapshot`` input, with each scratch size.
 - mpt and snapshot also get the dev-node shapes (DESIGN section 3): the lone empty-trie root
   node 0x80 against the empty root, and storage leaves holding rlp(0) (anvil's zeroed slots).
-- merkle: generated trees (claim leaves and raw leaves, equal leaves, 1 to 300 of them) with
+- merkle: generated trees (claim leaves and raw leaves, equal leaves, 1 to 100 of them) with
   subsets from empty to every leaf and each tampering kind.
 
 Usage: ``python native/fuzz/make_seeds.py [--vectors DIR] [--out DIR]``; prints the counts.
@@ -198,7 +198,7 @@ def merkle_seeds() -> dict[str, bytes]:
 
     rng = random.Random(712)
     seeds = {}
-    for n in (1, 2, 3, 7, 8, 9, 16, 33, 100, 300):
+    for n in (1, 2, 3, 7, 8, 9, 16, 33, 64, 100):
         for source in (0, 1, 3):
             if source == 0:
                 body = rng.randbytes(20 * n) + rng.randbytes(32 * n)
