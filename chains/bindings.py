@@ -4,8 +4,10 @@ Artifacts are `chains/contracts/build/<Name>.json` = {"abi", "bytecode", "storag
 by `node chains/contracts/compile.js` (`make setup`). The contracts (DESIGN sections 3 and 4):
 
 - `CollateralVault` (source chain): `collateral[account]` at storage slot `collateralSlot()`.
-- `EpochVerifier` (destination): committee, threshold, EIP-712 `Epoch(uint256 epoch,bytes32 root)`.
-- `MarginSettlement` (destination): settles claims against accepted epoch roots.
+- `EpochVerifier` (destination): committee, threshold, generations, revocation, EIP-712
+  `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` (version "2").
+- `MarginSettlement` (destination): settles the claims of a proven block (one multiproof) against
+  accepted epoch roots; one packed slot per account and chain.
 
 The deploy helpers are synchronous (CLI `relayer deploy`, devnet, tests): they sign locally with an
 eth_account `LocalAccount`, send the raw transaction and wait for its receipt. A revert raises
@@ -37,12 +39,21 @@ BUILD_DIR = Path(__file__).resolve().parent / "contracts" / "build"
 CONTRACT_NAMES = ("CollateralVault", "EpochVerifier", "MarginSettlement")
 
 # ABI types of the Merkle leaves (DESIGN section 3); one source of truth for the aggregator.
-CLAIM_FIELDS = ("chainId", "blockNumber", "vault", "slot", "value")
-CLAIM_TYPES = ("uint256", "uint256", "address", "bytes32", "uint256")
+# A claim binds only what its block leaf does not: the vault is in the block leaf, the slot is
+# derived from the account and the registered collateral slot.
+CLAIM_FIELDS = ("account", "value")
+CLAIM_TYPES = ("address", "uint256")
 BLOCK_LEAF_FIELDS = (
-    "chainId", "blockNumber", "blockHash", "stateRoot", "timestamp", "claimsRoot", "claimCount",
+    "chainId", "blockNumber", "blockHash", "stateRoot", "timestamp", "vault", "claimsRoot", "claimCount",
 )
-BLOCK_LEAF_TYPES = ("uint256", "uint256", "bytes32", "bytes32", "uint256", "bytes32", "uint256")
+BLOCK_LEAF_TYPES = (
+    "uint256", "uint256", "bytes32", "bytes32", "uint256", "address", "bytes32", "uint256",
+)
+# Bounds enforced by the contracts (CollateralVault / MarginSettlement), in seconds.
+MIN_WITHDRAW_DELAY = 1
+MAX_WITHDRAW_DELAY = 365 * 24 * 3600
+MAX_MAX_AGE = 30 * 24 * 3600
+FUTURE_TOLERANCE = 300
 
 DEFAULT_RECEIPT_TIMEOUT = 120.0
 
@@ -320,10 +331,14 @@ def deploy(w3: Web3, account: LocalAccount, name: str, *args: Any) -> ChecksumAd
 def deploy_vault(w3: Web3, deployer: LocalAccount, withdraw_delay: int) -> ChecksumAddress:
     """Deploy a CollateralVault (source chain) with `withdraw_delay` seconds.
 
-    The delay must exceed the destination's `maxAge` for this chain (DESIGN section 4).
+    The delay must be MIN_WITHDRAW_DELAY..MAX_WITHDRAW_DELAY (the constructor reverts
+    InvalidWithdrawDelay otherwise; checked here first, BindingsError) and should exceed the
+    destination's `maxAge` for this chain plus FUTURE_TOLERANCE (DESIGN section 4).
     """
-    if withdraw_delay < 0:
-        raise BindingsError(f"withdraw_delay must be >= 0 seconds, got {withdraw_delay}")
+    if not MIN_WITHDRAW_DELAY <= withdraw_delay <= MAX_WITHDRAW_DELAY:
+        raise BindingsError(
+            f"withdraw_delay must be {MIN_WITHDRAW_DELAY}..{MAX_WITHDRAW_DELAY} seconds, got {withdraw_delay}"
+        )
     return deploy(w3, deployer, "CollateralVault", withdraw_delay)
 
 
@@ -335,10 +350,11 @@ def deploy_destination(
     *,
     owner: str | None = None,
 ) -> tuple[ChecksumAddress, ChecksumAddress]:
-    """Deploy EpochVerifier(committee, threshold) and MarginSettlement(verifier).
+    """Deploy EpochVerifier(owner, committee, threshold) and MarginSettlement(owner, verifier).
 
-    Both are owned by `owner` (default: the deployer). Returns (verifier, settlement) addresses.
-    An invalid committee reverts with InvalidCommittee / InvalidMember (ContractReverted).
+    Both are owned by `owner` (default: the deployer; two-step ownership, so a later transfer must be
+    accepted by the new owner). Returns (verifier, settlement) addresses. An invalid committee
+    reverts with InvalidCommittee / InvalidMember (ContractReverted).
     """
     owner_address = to_checksum_address(owner or deployer.address)
     members = [to_checksum_address(m) for m in committee]
@@ -359,14 +375,24 @@ def register_vault(
 ) -> TxReceipt:
     """`MarginSettlement.registerVault`: register (or update) the vault of source chain `chain_id`.
 
-    `haircut_bps` 0..10000 (weight of the collateral), `max_age` seconds > 0. Reverts with
-    InvalidVaultConfig / OwnableUnauthorizedAccount (ContractReverted).
+    `haircut_bps` 0..10000 (weight of the collateral), `max_age` 1..MAX_MAX_AGE seconds. A new
+    chain, vault or collateral slot gets a new registration number (older positions count zero).
+    Reverts with InvalidVaultConfig / TooManyChains / OwnableUnauthorizedAccount (ContractReverted).
     """
     target = contract(w3, "MarginSettlement", settlement)
     call = target.functions.registerVault(
         chain_id, to_checksum_address(vault), collateral_slot, haircut_bps, max_age
     )
     return transact(w3, owner, call, what=f"registerVault(chain {chain_id})")
+
+
+def remove_chain(w3: Web3, owner: LocalAccount, settlement: str, chain_id: int) -> TxReceipt:
+    """`MarginSettlement.removeChain`: unregister source chain `chain_id` (its positions count zero).
+
+    Reverts with UnknownChain / OwnableUnauthorizedAccount (ContractReverted).
+    """
+    target = contract(w3, "MarginSettlement", settlement)
+    return transact(w3, owner, target.functions.removeChain(chain_id), what=f"removeChain(chain {chain_id})")
 
 
 def set_requirement(

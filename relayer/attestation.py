@@ -1,10 +1,11 @@
 """EIP-712 attestation of epochs: what a committee member signs and how signatures are ordered.
 
-Typed struct (DESIGN section 3): `Epoch(uint256 epoch,bytes32 root)` in the domain
-{name: "StateProofRelayer", version: "1", chainId: destination chain id,
-verifyingContract: the EpochVerifier}. The digest is
+Typed struct (DESIGN section 3): `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` in the
+domain {name: "StateProofRelayer", version: "2", chainId: destination chain id,
+verifyingContract: the EpochVerifier}; `previous` is the root recorded for `epoch - 1` (32 zero
+bytes for epoch 1), so each epoch commits to the history before it. The digest is
 keccak256("\\x19\\x01" || domainSeparator || hashStruct(Epoch)) (EIP-712), the same value as
-`EpochVerifier.epochDigest(epoch, root)`. Signatures are 65-byte r || s || v (v = 27/28, low s),
+`EpochVerifier.epochDigest(epoch, root, previous)`. Signatures are 65-byte r || s || v (v = 27/28, low s),
 as OpenZeppelin's ECDSA.recover accepts them.
 """
 
@@ -22,8 +23,8 @@ from eth_utils import to_canonical_address, to_checksum_address
 from relayer.errors import RelayerError
 
 DOMAIN_NAME = "StateProofRelayer"
-DOMAIN_VERSION = "1"
-EPOCH_TYPE = "Epoch(uint256 epoch,bytes32 root)"
+DOMAIN_VERSION = "2"
+EPOCH_TYPE = "Epoch(uint256 epoch,bytes32 root,bytes32 previous)"
 SIGNATURE_LENGTH = 65
 
 _TYPES: dict[str, Any] = {
@@ -36,6 +37,7 @@ _TYPES: dict[str, Any] = {
     "Epoch": [
         {"name": "epoch", "type": "uint256"},
         {"name": "root", "type": "bytes32"},
+        {"name": "previous", "type": "bytes32"},
     ],
 }
 
@@ -44,17 +46,20 @@ class AttestationError(RelayerError):
     """An epoch attestation is malformed: bad root, bad signature, duplicate signer."""
 
 
-def _root_bytes(root: bytes) -> bytes:
+def _root_bytes(root: bytes, what: str = "epoch root") -> bytes:
     if not isinstance(root, bytes | bytearray) or len(root) != 32:
-        raise AttestationError(f"epoch root must be 32 bytes, got {root!r}")
+        raise AttestationError(f"{what} must be 32 bytes, got {root!r}")
     return bytes(root)
 
 
-def epoch_message(chain_id: int, verifier: str | bytes, epoch: int, root: bytes) -> SignableMessage:
-    """The EIP-712 signable message of `Epoch(epoch, root)` for the verifier on `chain_id`.
+def epoch_message(
+    chain_id: int, verifier: str | bytes, epoch: int, root: bytes, previous: bytes
+) -> SignableMessage:
+    """The EIP-712 signable message of `Epoch(epoch, root, previous)` for the verifier on `chain_id`.
 
-    `epoch` >= 0 (the verifier accepts only >= 1 and strictly increasing), `root` 32 bytes,
-    `verifier` 20 bytes or 0x-hex. Raises AttestationError on malformed input.
+    `epoch` >= 0 (the verifier accepts only `latestEpoch + 1`), `root` 32 bytes, `previous` the
+    32-byte root recorded for `epoch - 1` (zeros for epoch 1), `verifier` 20 bytes or 0x-hex.
+    Raises AttestationError on malformed input.
     """
     if epoch < 0 or epoch >= 2**256:
         raise AttestationError(f"epoch out of uint256 range: {epoch}")
@@ -74,28 +79,44 @@ def epoch_message(chain_id: int, verifier: str | bytes, epoch: int, root: bytes)
                 "chainId": chain_id,
                 "verifyingContract": contract,
             },
-            "message": {"epoch": epoch, "root": _root_bytes(root)},
+            "message": {
+                "epoch": epoch,
+                "root": _root_bytes(root),
+                "previous": _root_bytes(previous, "previous root"),
+            },
         }
     )
 
 
-def epoch_digest(chain_id: int, verifier: str | bytes, epoch: int, root: bytes) -> bytes:
-    """The 32-byte EIP-712 digest of `Epoch(epoch, root)`; equals `EpochVerifier.epochDigest`."""
-    return bytes(_hash_eip191_message(epoch_message(chain_id, verifier, epoch, root)))
+def epoch_digest(
+    chain_id: int, verifier: str | bytes, epoch: int, root: bytes, previous: bytes
+) -> bytes:
+    """The 32-byte EIP-712 digest of `Epoch(epoch, root, previous)`; equals `EpochVerifier.epochDigest`."""
+    return bytes(_hash_eip191_message(epoch_message(chain_id, verifier, epoch, root, previous)))
 
 
 def sign_epoch(
-    account: LocalAccount, chain_id: int, verifier: str | bytes, epoch: int, root: bytes
+    account: LocalAccount,
+    chain_id: int,
+    verifier: str | bytes,
+    epoch: int,
+    root: bytes,
+    previous: bytes,
 ) -> bytes:
-    """Sign `Epoch(epoch, root)` with `account`; returns the 65-byte signature r || s || v."""
-    signed = account.sign_message(epoch_message(chain_id, verifier, epoch, root))
+    """Sign `Epoch(epoch, root, previous)` with `account`; returns the 65-byte signature r || s || v."""
+    signed = account.sign_message(epoch_message(chain_id, verifier, epoch, root, previous))
     return bytes(signed.signature)
 
 
 def recover_signer(
-    chain_id: int, verifier: str | bytes, epoch: int, root: bytes, signature: bytes
+    chain_id: int,
+    verifier: str | bytes,
+    epoch: int,
+    root: bytes,
+    previous: bytes,
+    signature: bytes,
 ) -> str:
-    """The checksum address that produced `signature` over `Epoch(epoch, root)`.
+    """The checksum address that produced `signature` over `Epoch(epoch, root, previous)`.
 
     Raises AttestationError for a signature that is not 65 bytes or does not recover
     (invalid v, r, s or a high s, which the contract would reject as malleable too).
@@ -105,7 +126,7 @@ def recover_signer(
     try:
         return str(
             Account.recover_message(
-                epoch_message(chain_id, verifier, epoch, root), signature=bytes(signature)
+                epoch_message(chain_id, verifier, epoch, root, previous), signature=bytes(signature)
             )
         )
     except (ValueError, TypeError) as exc:  # eth-keys BadSignature is a ValueError

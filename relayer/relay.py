@@ -325,8 +325,17 @@ class DestinationRelay:
                 self.store.set_epoch_status(epoch, "failed", reason="superseded on the destination")
                 log.warning("epoch.superseded", epoch=epoch)
                 return False
+            # Minimal v2 adaptation (contracts-v2 branch); the relay rewrite owns the real logic:
+            # `previous` must be the root *recorded* for epoch - 1 (EpochVerifier.epochRecord),
+            # which rootOf equals unless that root was revoked or is of an older generation.
+            previous = bytes(32) if epoch == 1 else await self.submitter.root_of(epoch - 1)
             signature = sign_epoch(
-                self.attester, self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root
+                self.attester,
+                self.submitter.chain_id,
+                self.submitter.verifier.contract.address,
+                epoch,
+                aggregate.root,
+                previous,
             )
             self.metrics.epochs_signed.inc()
             self.store.set_epoch_status(epoch, "submitted")

@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title CollateralVault
 /// @notice Source-chain vault holding ETH collateral. `collateral[account]` is the provable balance:
@@ -29,6 +30,10 @@ contract CollateralVault is ReentrancyGuardTransient {
 
     /// @notice Seconds between `requestWithdraw` and the earliest `withdraw` of that amount.
     uint256 public immutable withdrawDelay;
+    /// @notice Lower bound of `withdrawDelay`, in seconds.
+    uint256 public constant MIN_WITHDRAW_DELAY = 1;
+    /// @notice Upper bound of `withdrawDelay`, in seconds (365 days).
+    uint256 public constant MAX_WITHDRAW_DELAY = 365 days;
 
     event Deposited(address indexed account, uint256 amount, uint256 collateral);
     event WithdrawRequested(address indexed account, uint256 amount, uint256 availableAt);
@@ -38,8 +43,16 @@ contract CollateralVault is ReentrancyGuardTransient {
     error AmountTooLarge(uint256 amount);
     error InsufficientCollateral(uint256 requested, uint256 available);
     error NothingToWithdraw();
+    /// @notice `withdrawDelay` outside MIN_WITHDRAW_DELAY..MAX_WITHDRAW_DELAY seconds.
+    error InvalidWithdrawDelay(uint256 withdrawDelay);
 
+    /// @param withdrawDelay_ seconds, MIN_WITHDRAW_DELAY..MAX_WITHDRAW_DELAY; must exceed the
+    /// destination's `maxAge` for this chain plus its FUTURE_TOLERANCE (300 s).
+    /// @dev Reverts InvalidWithdrawDelay.
     constructor(uint256 withdrawDelay_) {
+        if (withdrawDelay_ < MIN_WITHDRAW_DELAY || withdrawDelay_ > MAX_WITHDRAW_DELAY) {
+            revert InvalidWithdrawDelay(withdrawDelay_);
+        }
         withdrawDelay = withdrawDelay_;
     }
 
@@ -61,6 +74,7 @@ contract CollateralVault is ReentrancyGuardTransient {
 
     /// @notice Remove `amount` wei from the caller's provable collateral now and queue it for
     /// payout at `block.timestamp + withdrawDelay`.
+    /// @dev Reverts ZeroAmount, AmountTooLarge (above 2^128 - 1 wei), InsufficientCollateral.
     function requestWithdraw(uint256 amount) external {
         if (amount == 0) revert ZeroAmount();
         if (amount > type(uint128).max) revert AmountTooLarge(amount);
@@ -68,7 +82,7 @@ contract CollateralVault is ReentrancyGuardTransient {
         if (amount > available) revert InsufficientCollateral(amount, available);
         collateral[msg.sender] = available - amount;
         uint256 availableAt = block.timestamp + withdrawDelay;
-        _pending[msg.sender].push(PendingWithdrawal(uint128(amount), uint64(availableAt)));
+        _pending[msg.sender].push(PendingWithdrawal(uint128(amount), SafeCast.toUint64(availableAt)));
         emit WithdrawRequested(msg.sender, amount, availableAt);
     }
 

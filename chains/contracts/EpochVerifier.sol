@@ -2,56 +2,81 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title EpochVerifier
 /// @notice Destination-chain registry of epoch roots attested by an M-of-N committee.
 /// An epoch root is the OpenZeppelin StandardMerkleTree root over the block leaves of one round
-/// (DESIGN section 3). Committee members sign the EIP-712 struct `Epoch(uint256 epoch,bytes32 root)`
-/// in the domain {name: "StateProofRelayer", version: "1", chainId, verifyingContract: this}.
-contract EpochVerifier is Ownable, EIP712 {
-    /// @notice keccak256("Epoch(uint256 epoch,bytes32 root)")
-    bytes32 public constant EPOCH_TYPEHASH = keccak256("Epoch(uint256 epoch,bytes32 root)");
+/// (DESIGN section 3). Committee members sign the EIP-712 struct
+/// `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` in the domain
+/// {name: "StateProofRelayer", version: "2", chainId, verifyingContract: this}.
+/// Epochs form a hash chain: epoch `e` is accepted only as `latestEpoch + 1` and only when
+/// `previous` equals the root recorded for `e - 1` (zero for epoch 1).
+/// Every committee change starts a new generation; roots accepted under an older generation, and
+/// roots the owner revoked, are no longer usable for settlement (`rootOf` returns zero).
+contract EpochVerifier is Ownable2Step, EIP712 {
+    /// @notice keccak256("Epoch(uint256 epoch,bytes32 root,bytes32 previous)")
+    bytes32 public constant EPOCH_TYPEHASH = keccak256("Epoch(uint256 epoch,bytes32 root,bytes32 previous)");
 
+    /// @dev Counters read together by `submitEpoch` and `rootOf`, packed in one slot.
+    struct State {
+        uint64 latestEpoch; // highest accepted epoch, 0 before the first
+        uint64 generation; // committee generation, 1 at deployment
+        uint64 generationStart; // first epoch number that can be accepted under `generation`
+        uint64 threshold; // signatures needed per epoch
+    }
+
+    State private _state;
     address[] private _members;
     mapping(address => bool) private _isMember;
-    uint256 private _threshold;
+    /// @dev Root of an accepted epoch while it is not revoked (zero once revoked).
+    mapping(uint256 => bytes32) private _roots;
+    /// @dev Root of a revoked epoch (as it was recorded).
+    mapping(uint256 => bytes32) private _revokedRoots;
+    /// @dev `_generationStarts[g - 1]`: first epoch number accepted under generation g (non-decreasing).
+    uint64[] private _generationStarts;
 
-    /// @notice The highest accepted epoch (0 before the first one).
-    uint256 public latestEpoch;
-    /// @notice The accepted root of an epoch; zero means "not accepted".
-    mapping(uint256 => bytes32) public rootOf;
-
-    event CommitteeChanged(address[] members, uint256 threshold);
-    event EpochAccepted(uint256 indexed epoch, bytes32 root, address submitter);
+    event CommitteeChanged(uint64 indexed generation, address[] members, uint256 threshold);
+    event EpochAccepted(uint256 indexed epoch, bytes32 root, bytes32 previous, uint64 generation, address submitter);
+    event RootRevoked(uint256 indexed epoch, bytes32 root);
 
     /// @notice `threshold` is 0, or larger than the committee.
     error InvalidCommittee(uint256 size, uint256 threshold);
     /// @notice A committee member is the zero address or appears twice.
     error InvalidMember(address member);
-    /// @notice `epoch` is not greater than `latest` (epochs start at 1 and strictly increase).
-    error EpochNotIncreasing(uint256 epoch, uint256 latest);
+    /// @notice `epoch` is not `latestEpoch + 1` (`expected`).
+    error UnexpectedEpoch(uint256 epoch, uint256 expected);
     /// @notice The zero root is reserved for "not accepted".
     error EmptyRoot();
+    /// @notice `given` differs from the root recorded for `epoch - 1` (`expected`).
+    error PreviousMismatch(bytes32 expected, bytes32 given);
     /// @notice Fewer signatures than the threshold.
     error BelowThreshold(uint256 signatures, uint256 threshold);
     /// @notice A signature recovered to an address outside the committee.
     error UnknownSigner(address signer);
     /// @notice Signers must be strictly increasing by address; `signer` came after `previous`.
     error DuplicateOrUnsortedSigner(address signer, address previous);
+    /// @notice No root was ever recorded for `epoch`.
+    error EpochNotAccepted(uint256 epoch);
+    /// @notice The root of `epoch` is already revoked.
+    error AlreadyRevoked(uint256 epoch);
 
     constructor(address owner_, address[] memory committee, uint256 threshold_)
         Ownable(owner_)
-        EIP712("StateProofRelayer", "1")
+        EIP712("StateProofRelayer", "2")
     {
         _setCommittee(committee, threshold_);
     }
 
     // ----------------------------------------------------------------------------- committee
 
-    /// @notice Replace the committee and threshold. Members must be distinct and nonzero,
-    /// `1 <= threshold <= members.length`. Emits `CommitteeChanged`.
+    /// @notice Replace the committee and threshold and start a new generation: roots accepted
+    /// before are no longer usable (`rootOf` returns zero for them). Members must be distinct and
+    /// nonzero, `1 <= threshold <= members.length`. Emits `CommitteeChanged`.
+    /// @dev Reverts InvalidCommittee, InvalidMember, OwnableUnauthorizedAccount.
     function setCommittee(address[] calldata members_, uint256 threshold_) external onlyOwner {
         _setCommittee(members_, threshold_);
     }
@@ -71,55 +96,127 @@ contract EpochVerifier is Ownable, EIP712 {
             _isMember[m] = true;
             _members.push(m);
         }
-        _threshold = threshold_;
-        emit CommitteeChanged(members_, threshold_);
+        State memory s = _state;
+        s.generation += 1;
+        s.generationStart = s.latestEpoch + 1;
+        s.threshold = uint64(threshold_); // <= members_.length
+        _state = s;
+        _generationStarts.push(s.generationStart);
+        emit CommitteeChanged(s.generation, members_, threshold_);
     }
 
-    /// @notice Whether `account` is a committee member.
+    /// @notice Whether `account` is a member of the current committee.
     function isMember(address account) external view returns (bool) {
         return _isMember[account];
     }
 
     /// @notice Minimum number of member signatures per epoch.
     function threshold() external view returns (uint256) {
-        return _threshold;
+        return _state.threshold;
     }
 
-    /// @notice The committee, in the order it was set.
+    /// @notice The current committee, in the order it was set.
     function members() external view returns (address[] memory) {
         return _members;
     }
 
+    /// @notice The current committee generation (1 at deployment, +1 per `setCommittee`).
+    function generation() external view returns (uint64) {
+        return _state.generation;
+    }
+
+    /// @notice The highest accepted epoch (0 before the first one).
+    function latestEpoch() external view returns (uint256) {
+        return _state.latestEpoch;
+    }
+
     // ----------------------------------------------------------------------------- epochs
 
-    /// @notice The EIP-712 digest a member signs for `(epoch, root)`:
-    /// keccak256("\x19\x01" || domainSeparator || keccak256(abi.encode(EPOCH_TYPEHASH, epoch, root))).
-    function epochDigest(uint256 epoch, bytes32 root) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(EPOCH_TYPEHASH, epoch, root)));
+    /// @notice The EIP-712 digest a member signs for `(epoch, root, previous)`:
+    /// keccak256("\x19\x01" || domainSeparator || keccak256(abi.encode(EPOCH_TYPEHASH, epoch, root, previous))).
+    function epochDigest(uint256 epoch, bytes32 root, bytes32 previous) public view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(EPOCH_TYPEHASH, epoch, root, previous)));
     }
 
     /// @notice Accept `root` for `epoch` on at least `threshold` member signatures.
-    /// @param signatures 65-byte (r, s, v) ECDSA signatures over `epochDigest(epoch, root)`,
+    /// @param epoch must be `latestEpoch + 1`.
+    /// @param previous must equal the root recorded for `epoch - 1` (revoked or not; zero for epoch 1).
+    /// @param signatures 65-byte (r, s, v) ECDSA signatures over `epochDigest(epoch, root, previous)`,
     /// ordered by signer address strictly ascending (this is how distinct signers are enforced
     /// without storage; `relayer.attestation.order_signatures` sorts them). Every signature must be
-    /// valid and from a member; malleable (high-s) or malformed signatures revert with OpenZeppelin's
-    /// ECDSA errors.
-    /// @dev Reverts EpochNotIncreasing, EmptyRoot, BelowThreshold, UnknownSigner,
-    /// DuplicateOrUnsortedSigner, ECDSAInvalidSignature*.
-    function submitEpoch(uint256 epoch, bytes32 root, bytes[] calldata signatures) external {
-        if (epoch <= latestEpoch) revert EpochNotIncreasing(epoch, latestEpoch);
+    /// valid and from a current member; malleable (high-s) or malformed signatures revert with
+    /// OpenZeppelin's ECDSA errors.
+    /// @dev Reverts UnexpectedEpoch, EmptyRoot, PreviousMismatch, BelowThreshold, UnknownSigner,
+    /// DuplicateOrUnsortedSigner, ECDSAInvalidSignature*. Emits EpochAccepted.
+    function submitEpoch(uint256 epoch, bytes32 root, bytes32 previous, bytes[] calldata signatures) external {
+        State memory s = _state;
+        uint256 expected = uint256(s.latestEpoch) + 1;
+        if (epoch != expected) revert UnexpectedEpoch(epoch, expected);
         if (root == bytes32(0)) revert EmptyRoot();
-        if (signatures.length < _threshold) revert BelowThreshold(signatures.length, _threshold);
-        bytes32 digest = epochDigest(epoch, root);
-        address previous = address(0);
+        bytes32 recorded = _recordedRoot(epoch - 1);
+        if (previous != recorded) revert PreviousMismatch(recorded, previous);
+        if (signatures.length < s.threshold) revert BelowThreshold(signatures.length, s.threshold);
+        bytes32 digest = epochDigest(epoch, root, previous);
+        address last = address(0);
         for (uint256 i = 0; i < signatures.length; i++) {
             address signer = ECDSA.recoverCalldata(digest, signatures[i]);
             if (!_isMember[signer]) revert UnknownSigner(signer);
-            if (signer <= previous) revert DuplicateOrUnsortedSigner(signer, previous);
-            previous = signer;
+            if (signer <= last) revert DuplicateOrUnsortedSigner(signer, last);
+            last = signer;
         }
-        rootOf[epoch] = root;
-        latestEpoch = epoch;
-        emit EpochAccepted(epoch, root, msg.sender);
+        _roots[epoch] = root;
+        s.latestEpoch = SafeCast.toUint64(epoch);
+        _state = s;
+        emit EpochAccepted(epoch, root, previous, s.generation, msg.sender);
+    }
+
+    /// @notice Revoke the accepted root of `epoch`: `rootOf(epoch)` returns zero from now on.
+    /// Positions already settled from it are not undone. The hash chain is unaffected (the next
+    /// epoch's `previous` is still the recorded root).
+    /// @dev Reverts EpochNotAccepted, AlreadyRevoked, OwnableUnauthorizedAccount. Emits RootRevoked.
+    function revokeRoot(uint256 epoch) external onlyOwner {
+        if (epoch == 0 || epoch > _state.latestEpoch) revert EpochNotAccepted(epoch);
+        bytes32 root = _roots[epoch];
+        if (root == bytes32(0)) revert AlreadyRevoked(epoch);
+        _revokedRoots[epoch] = root;
+        delete _roots[epoch];
+        emit RootRevoked(epoch, root);
+    }
+
+    /// @notice The root usable for settlement of `epoch`: zero when not accepted, revoked, or
+    /// accepted under an older committee generation than the current one.
+    function rootOf(uint256 epoch) external view returns (bytes32) {
+        if (epoch < _state.generationStart) return bytes32(0);
+        return _roots[epoch];
+    }
+
+    /// @notice `epoch` as recorded: its root (also when revoked or of an older generation; zero
+    /// when never accepted), the committee generation that accepted it, and whether it is revoked.
+    function epochRecord(uint256 epoch) external view returns (bytes32 root, uint64 generation_, bool revoked) {
+        if (epoch == 0 || epoch > _state.latestEpoch) return (bytes32(0), 0, false);
+        root = _roots[epoch];
+        if (root == bytes32(0)) {
+            root = _revokedRoots[epoch];
+            revoked = true;
+        }
+        generation_ = _generationOf(epoch);
+    }
+
+    function _recordedRoot(uint256 epoch) private view returns (bytes32 root) {
+        root = _roots[epoch];
+        if (root == bytes32(0)) root = _revokedRoots[epoch];
+    }
+
+    /// @dev The generation under which accepted epoch `epoch` was submitted: the last generation
+    /// whose first epoch is <= `epoch` (binary search over the non-decreasing starts).
+    function _generationOf(uint256 epoch) private view returns (uint64) {
+        uint256 lo = 0;
+        uint256 hi = _generationStarts.length; // starts[0] == 1 <= epoch
+        while (hi - lo > 1) {
+            uint256 mid = (lo + hi) / 2;
+            if (_generationStarts[mid] <= epoch) lo = mid;
+            else hi = mid;
+        }
+        return uint64(lo + 1);
     }
 }

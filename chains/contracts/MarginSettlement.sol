@@ -2,59 +2,57 @@
 pragma solidity ^0.8.24;
 
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
+import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {EpochVerifier} from "./EpochVerifier.sol";
 
 /// @title MarginSettlement
 /// @notice Destination-chain margin ledger fed with collateral proven on source chains.
-/// A claim `(chainId, blockNumber, vault, slot, value)` is a leaf of the block's claimsRoot;
-/// the block leaf `(chainId, blockNumber, blockHash, stateRoot, timestamp, claimsRoot, claimCount)`
-/// is a leaf of an epoch root accepted by the EpochVerifier. Both trees are OpenZeppelin
-/// StandardMerkleTrees: leaves `keccak256(bytes.concat(keccak256(abi.encode(...))))`, sorted pairs
-/// (DESIGN section 3).
-contract MarginSettlement is Ownable {
-    struct Claim {
-        uint256 chainId;
-        uint256 blockNumber;
-        address vault;
-        bytes32 slot;
-        uint256 value;
-    }
-
+/// A block leaf `(chainId, blockNumber, blockHash, stateRoot, timestamp, vault, claimsRoot, claimCount)`
+/// is a leaf of an epoch root accepted by the EpochVerifier; a claim `(account, value)` is a leaf of
+/// the block's claimsRoot: `value` wei is `collateral[account]` of `vault` at that block. Both trees
+/// are OpenZeppelin StandardMerkleTrees: leaves `keccak256(bytes.concat(keccak256(abi.encode(...))))`,
+/// sorted pairs (DESIGN section 3). Many claims of one block settle at once with an OpenZeppelin
+/// multiproof; an account whose stored position is already as new is skipped with an event (never a
+/// revert), so no third party can make a batch fail by settling one of its accounts first.
+/// A position counts only while `timestamp + maxAge >= block.timestamp` and only under the chain's
+/// current registration (a changed vault or collateral slot, or a removed chain, voids positions).
+contract MarginSettlement is Ownable2Step {
     struct BlockLeaf {
         uint256 chainId;
         uint256 blockNumber;
         bytes32 blockHash;
         bytes32 stateRoot;
         uint256 timestamp;
+        address vault;
         bytes32 claimsRoot;
         uint256 claimCount;
     }
 
-    struct ChainProof {
+    struct Claim {
+        address account;
+        uint256 value;
+    }
+
+    /// @notice Claims of one block: `blockProof` proves `blockLeaf` in `verifier.rootOf(epoch)`;
+    /// `claims` (in `StandardMerkleTree.getMultiProof` leaf order), `claimProof` and
+    /// `claimProofFlags` form an OpenZeppelin multiproof against `blockLeaf.claimsRoot`.
+    struct BlockSettlement {
         uint256 epoch;
         BlockLeaf blockLeaf;
         bytes32[] blockProof;
-        Claim claim;
+        Claim[] claims;
         bytes32[] claimProof;
+        bool[] claimProofFlags;
     }
 
-    /// @notice A registered source chain: its vault, the vault's `collateral` mapping slot,
-    /// the weight of its collateral in basis points and the maximum age of a block in seconds.
+    /// @dev A registered source chain. The first four fields share one slot (read once per block).
     struct VaultConfig {
         address vault;
         uint16 haircutBps;
-        uint64 maxAge;
+        uint32 maxAge; // seconds, <= MAX_MAX_AGE
+        uint24 registration; // per chain, never reused; 0 = not registered
         uint256 collateralSlot;
-    }
-
-    /// @notice The last settled collateral of one account on one chain (two storage slots).
-    struct Position {
-        uint256 value;
-        uint64 blockNumber;
-        uint64 timestamp;
-        uint64 epoch;
     }
 
     /// @notice Basis-point denominator of `haircutBps` (10000 = full weight).
@@ -63,40 +61,67 @@ contract MarginSettlement is Ownable {
     uint256 public constant MAX_CHAINS = 32;
     /// @notice Seconds a block timestamp may lie ahead of this chain's clock.
     uint256 public constant FUTURE_TOLERANCE = 300;
+    /// @notice Upper bound of a chain's `maxAge`, in seconds (30 days).
+    uint64 public constant MAX_MAX_AGE = 30 days;
 
+    // Position word: uint128 value | uint64 blockNumber << 128 | uint40 timestamp << 192 | uint24 registration << 232
+    uint256 private constant _VALUE_MASK = (1 << 128) - 1;
+    uint256 private constant _U64_MASK = (1 << 64) - 1;
+    uint256 private constant _U40_MASK = (1 << 40) - 1;
+    uint256 private constant _BLOCK_SHIFT = 128;
+    uint256 private constant _TIME_SHIFT = 192;
+    uint256 private constant _REG_SHIFT = 232;
+
+    /// @notice The EpochVerifier whose accepted roots this contract settles against.
     EpochVerifier public immutable verifier;
 
     uint256[] private _chainIds;
     mapping(uint256 => VaultConfig) private _vaults;
-    mapping(address => mapping(uint256 => Position)) private _positions;
+    /// @dev Last registration number handed out per chain (kept across removal).
+    mapping(uint256 => uint24) private _registrations;
+    /// @dev chainId => account => packed position word (see the constants above).
+    mapping(uint256 => mapping(address => uint256)) private _positions;
     /// @notice Margin requirement of an account, in wei (compared with weighted collateral).
     mapping(address => uint256) public requirementOf;
 
     event VaultRegistered(
-        uint256 indexed chainId, address vault, uint256 collateralSlot, uint16 haircutBps, uint64 maxAge
+        uint256 indexed chainId,
+        address vault,
+        uint256 collateralSlot,
+        uint16 haircutBps,
+        uint64 maxAge,
+        uint24 registration
     );
+    event ChainRemoved(uint256 indexed chainId);
     event RequirementSet(address indexed account, uint256 amountWei);
-    event Settled(
-        address indexed account, uint256 indexed chainId, uint256 blockNumber, uint256 value, uint256 epoch
+    event BlockSettled(
+        uint256 indexed chainId, uint256 indexed blockNumber, uint256 indexed epoch, uint256 settled, uint256 skipped
     );
-    event AccountSettled(address indexed account, uint256 collateral, uint256 weightedCollateral);
+    event SettlementSkipped(address indexed account, uint256 indexed chainId, uint256 blockNumber, uint256 lastBlock);
+    event ValueTooLarge(address indexed account, uint256 indexed chainId, uint256 value);
 
+    /// @notice chainId 0, vault 0, haircutBps > 10000, maxAge 0 or > MAX_MAX_AGE.
     error InvalidVaultConfig();
+    /// @notice Registering one more chain would exceed MAX_CHAINS.
     error TooManyChains();
-    error EmptyProofs();
-    error LengthMismatch(uint256 accounts, uint256 proofs);
+    /// @notice `chainId` is not registered.
     error UnknownChain(uint256 chainId);
-    error ChainMismatch(uint256 claimChainId, uint256 blockChainId);
-    error BlockMismatch(uint256 claimBlockNumber, uint256 blockNumber);
-    error DuplicateChain(uint256 chainId);
+    /// @notice The block leaf names `actual` as vault, the registration says `expected`.
     error WrongVault(uint256 chainId, address expected, address actual);
-    error WrongSlot(bytes32 expected, bytes32 actual);
+    /// @notice `verifier.rootOf(epoch)` is zero (not accepted, revoked, or of an older generation).
     error EpochNotAccepted(uint256 epoch);
-    error ClaimNotInBlock(uint256 chainId, uint256 blockNumber);
+    /// @notice The block leaf is not in the epoch root.
     error BlockNotInEpoch(uint256 chainId, uint256 blockNumber, uint256 epoch);
+    /// @notice The claims (multiproof or single proof) do not verify against the block's claimsRoot.
+    error ClaimsNotInBlock(uint256 chainId, uint256 blockNumber);
+    /// @notice The block is older than `maxAge` seconds.
     error StaleBlock(uint256 chainId, uint256 timestamp, uint256 maxAge);
+    /// @notice The block timestamp lies more than FUTURE_TOLERANCE seconds ahead.
     error FutureBlock(uint256 chainId, uint256 timestamp);
-    error BlockNotNewer(uint256 chainId, uint256 blockNumber, uint256 lastSettled);
+    /// @notice A block number above 2^64 - 1.
+    error BlockNumberTooLarge(uint256 blockNumber);
+    /// @notice A settlement without claims.
+    error EmptyClaims();
 
     constructor(address owner_, EpochVerifier verifier_) Ownable(owner_) {
         verifier = verifier_;
@@ -105,21 +130,50 @@ contract MarginSettlement is Ownable {
     // ----------------------------------------------------------------------------- config
 
     /// @notice Register (or update) the vault of source chain `chainId`.
+    /// A new chain, or a changed `vault` or `collateralSlot`, gets a new registration number: the
+    /// positions settled under the previous one count zero and are overwritten by the next
+    /// settlement. Changing only `haircutBps` / `maxAge` keeps the registration.
     /// @param collateralSlot the slot `p` of the vault's `mapping(address => uint256) collateral`.
     /// @param haircutBps weight of this chain's collateral, 0..10000 (9000 counts 90%).
-    /// @param maxAge seconds a settled block may be old at settlement (> 0); the vault's
-    /// `withdrawDelay` must exceed it.
+    /// @param maxAge seconds a settled block counts (1..MAX_MAX_AGE); the vault's `withdrawDelay`
+    /// must exceed `maxAge + FUTURE_TOLERANCE`.
+    /// @dev Reverts InvalidVaultConfig, TooManyChains, OwnableUnauthorizedAccount. Emits VaultRegistered.
     function registerVault(uint256 chainId, address vault, uint256 collateralSlot, uint16 haircutBps, uint64 maxAge)
         external
         onlyOwner
     {
-        if (chainId == 0 || vault == address(0) || haircutBps > BPS || maxAge == 0) revert InvalidVaultConfig();
-        if (_vaults[chainId].vault == address(0)) {
+        if (chainId == 0 || vault == address(0) || haircutBps > BPS || maxAge == 0 || maxAge > MAX_MAX_AGE) {
+            revert InvalidVaultConfig();
+        }
+        VaultConfig storage cfg = _vaults[chainId];
+        uint24 registration = cfg.registration;
+        if (registration == 0) {
             if (_chainIds.length >= MAX_CHAINS) revert TooManyChains();
             _chainIds.push(chainId);
         }
-        _vaults[chainId] = VaultConfig(vault, haircutBps, maxAge, collateralSlot);
-        emit VaultRegistered(chainId, vault, collateralSlot, haircutBps, maxAge);
+        if (registration == 0 || cfg.vault != vault || cfg.collateralSlot != collateralSlot) {
+            registration = _registrations[chainId] + 1;
+            _registrations[chainId] = registration;
+        }
+        _vaults[chainId] = VaultConfig(vault, haircutBps, uint32(maxAge), registration, collateralSlot);
+        emit VaultRegistered(chainId, vault, collateralSlot, haircutBps, maxAge, registration);
+    }
+
+    /// @notice Unregister source chain `chainId`: its positions count zero from now on (also after
+    /// a later re-registration, which gets a new registration number).
+    /// @dev Reverts UnknownChain, OwnableUnauthorizedAccount. Emits ChainRemoved.
+    function removeChain(uint256 chainId) external onlyOwner {
+        if (_vaults[chainId].registration == 0) revert UnknownChain(chainId);
+        delete _vaults[chainId];
+        uint256 n = _chainIds.length;
+        for (uint256 i = 0; i < n; i++) {
+            if (_chainIds[i] == chainId) {
+                _chainIds[i] = _chainIds[n - 1];
+                _chainIds.pop();
+                break;
+            }
+        }
+        emit ChainRemoved(chainId);
     }
 
     /// @notice Set the margin requirement of `account` in wei.
@@ -130,71 +184,163 @@ contract MarginSettlement is Ownable {
 
     // ----------------------------------------------------------------------------- settlement
 
-    /// @notice Settle `account` against one proven claim per source chain (distinct chains).
-    /// All or nothing: any failing proof reverts the whole call.
-    function settle(address account, ChainProof[] calldata proofs) external {
-        _settle(account, proofs);
+    /// @notice Settle the claims of one proven block. The block and the claims are checked once
+    /// (reverting on failure); then per claim, never reverting: skipped with `SettlementSkipped`
+    /// when the account's position (same registration) is of this block or a newer one, skipped
+    /// with `ValueTooLarge` when `value >= 2^128`, else written. Emits one `BlockSettled`.
+    /// @return settled the number of positions written.
+    /// @dev Reverts EpochNotAccepted, UnknownChain, WrongVault, FutureBlock, StaleBlock,
+    /// BlockNumberTooLarge, BlockNotInEpoch, EmptyClaims, ClaimsNotInBlock, and OpenZeppelin's
+    /// MerkleProofInvalidMultiproof for a multiproof of inconsistent shape.
+    function settle(BlockSettlement calldata s) external returns (uint256 settled) {
+        return _settle(s);
     }
 
-    /// @notice `settle(accounts[i], proofs[i])` for every i, all or nothing.
-    function settleBatch(address[] calldata accounts, ChainProof[][] calldata proofs) external {
-        if (accounts.length != proofs.length) revert LengthMismatch(accounts.length, proofs.length);
-        if (accounts.length == 0) revert EmptyProofs();
-        for (uint256 i = 0; i < accounts.length; i++) {
-            _settle(accounts[i], proofs[i]);
+    /// @notice `settle` each block settlement in turn (each one reverts the whole call on failure).
+    /// @return settled the number of positions written over all of them.
+    function settleMany(BlockSettlement[] calldata batch) external returns (uint256 settled) {
+        for (uint256 i = 0; i < batch.length; i++) {
+            settled += _settle(batch[i]);
         }
     }
 
-    function _settle(address account, ChainProof[] calldata proofs) private {
-        if (proofs.length == 0) revert EmptyProofs();
-        for (uint256 i = 0; i < proofs.length; i++) {
-            ChainProof calldata p = proofs[i];
-            uint256 chainId = p.blockLeaf.chainId;
-            for (uint256 j = 0; j < i; j++) {
-                if (proofs[j].blockLeaf.chainId == chainId) revert DuplicateChain(chainId);
+    /// @notice Submit `(epoch, root, previous, signatures)` to the verifier, unless the verifier
+    /// has already recorded `root` for `epoch` (someone submitted it first: not an error), then
+    /// `settle` each of `batch`.
+    /// @return settled the number of positions written.
+    /// @dev Reverts as `EpochVerifier.submitEpoch` and `settle`.
+    function submitAndSettle(
+        uint256 epoch,
+        bytes32 root,
+        bytes32 previous,
+        bytes[] calldata signatures,
+        BlockSettlement[] calldata batch
+    ) external returns (uint256 settled) {
+        (bytes32 recorded,,) = verifier.epochRecord(epoch);
+        if (recorded != root) verifier.submitEpoch(epoch, root, previous, signatures);
+        for (uint256 i = 0; i < batch.length; i++) {
+            settled += _settle(batch[i]);
+        }
+    }
+
+    function _settle(BlockSettlement calldata s) private returns (uint256 settled) {
+        BlockLeaf calldata b = s.blockLeaf;
+        uint256 chainId = b.chainId;
+        uint256 blockNumber = b.blockNumber;
+        uint256 registration = _checkBlock(s.epoch, b, s.blockProof);
+
+        Claim[] calldata claims = s.claims;
+        uint256 n = claims.length;
+        if (n == 0) revert EmptyClaims();
+        bytes32[] memory leaves = new bytes32[](n);
+        assembly ("memory-safe") {
+            let src := claims.offset
+            let dst := add(leaves, 0x20)
+            let end := add(src, shl(6, n))
+            for {} lt(src, end) {
+                src := add(src, 0x40)
+                dst := add(dst, 0x20)
+            } {
+                // keccak256(bytes.concat(keccak256(abi.encode(account, value)))) over scratch space
+                calldatacopy(0, src, 0x40)
+                mstore(0, keccak256(0, 0x40))
+                mstore(dst, keccak256(0, 0x20))
             }
-            _checkProof(account, p);
-            _positions[account][chainId] = Position(
-                p.claim.value,
-                SafeCast.toUint64(p.blockLeaf.blockNumber),
-                SafeCast.toUint64(p.blockLeaf.timestamp),
-                SafeCast.toUint64(p.epoch)
-            );
-            emit Settled(account, chainId, p.blockLeaf.blockNumber, p.claim.value, p.epoch);
         }
-        (uint256 total, uint256 weighted) = _collateral(account);
-        emit AccountSettled(account, total, weighted);
+        if (!MerkleProof.multiProofVerifyCalldata(s.claimProof, s.claimProofFlags, b.claimsRoot, leaves)) {
+            revert ClaimsNotInBlock(chainId, blockNumber);
+        }
+
+        uint256 skipped;
+        (settled, skipped) = _store(claims, chainId, blockNumber, b.timestamp, registration);
+        emit BlockSettled(chainId, blockNumber, s.epoch, settled, skipped);
     }
 
-    function _checkProof(address account, ChainProof calldata p) private view {
-        BlockLeaf calldata b = p.blockLeaf;
-        Claim calldata c = p.claim;
-        if (c.chainId != b.chainId) revert ChainMismatch(c.chainId, b.chainId);
-        if (c.blockNumber != b.blockNumber) revert BlockMismatch(c.blockNumber, b.blockNumber);
-        VaultConfig storage cfg = _vaults[b.chainId];
-        if (cfg.vault == address(0)) revert UnknownChain(b.chainId);
-        if (c.vault != cfg.vault) revert WrongVault(b.chainId, cfg.vault, c.vault);
-        bytes32 slot = keccak256(abi.encode(account, cfg.collateralSlot));
-        if (c.slot != slot) revert WrongSlot(slot, c.slot);
-        if (b.timestamp > block.timestamp + FUTURE_TOLERANCE) revert FutureBlock(b.chainId, b.timestamp);
-        if (b.timestamp + cfg.maxAge < block.timestamp) revert StaleBlock(b.chainId, b.timestamp, cfg.maxAge);
-        uint256 last = _positions[account][b.chainId].blockNumber;
-        if (b.blockNumber <= last) revert BlockNotNewer(b.chainId, b.blockNumber, last);
-        if (!MerkleProof.verifyCalldata(p.claimProof, b.claimsRoot, claimLeaf(c))) {
-            revert ClaimNotInBlock(b.chainId, b.blockNumber);
+    /// @dev Writes the verified `claims` of block `blockNumber` of `chainId`: one SLOAD and at most
+    /// one SSTORE per claim, an event only for a skipped one. The multiproof bound each claim to a
+    /// leaf of abi.encode(address, uint256), so the account words are clean addresses.
+    function _store(
+        Claim[] calldata claims,
+        uint256 chainId,
+        uint256 blockNumber,
+        uint256 timestamp,
+        uint256 registration
+    ) private returns (uint256 settled, uint256 skipped) {
+        mapping(address => uint256) storage positions = _positions[chainId];
+        uint256 stamp = (blockNumber << _BLOCK_SHIFT) | (timestamp << _TIME_SHIFT) | (registration << _REG_SHIFT);
+        uint256 n = claims.length;
+        for (uint256 i = 0; i < n;) {
+            address account = claims[i].account;
+            uint256 value = claims[i].value;
+            unchecked {
+                ++i;
+            }
+            if (value > _VALUE_MASK) {
+                emit ValueTooLarge(account, chainId, value);
+                unchecked {
+                    ++skipped;
+                }
+                continue;
+            }
+            uint256 word = positions[account];
+            if (word >> _REG_SHIFT == registration) {
+                uint256 last = (word >> _BLOCK_SHIFT) & _U64_MASK;
+                if (last >= blockNumber) {
+                    emit SettlementSkipped(account, chainId, blockNumber, last);
+                    unchecked {
+                        ++skipped;
+                    }
+                    continue;
+                }
+            }
+            positions[account] = stamp | value;
+            unchecked {
+                ++settled;
+            }
         }
-        bytes32 root = verifier.rootOf(p.epoch);
-        if (root == bytes32(0)) revert EpochNotAccepted(p.epoch);
-        if (!MerkleProof.verifyCalldata(p.blockProof, root, blockLeafHash(b))) {
-            revert BlockNotInEpoch(b.chainId, b.blockNumber, p.epoch);
+    }
+
+    /// @dev Checks a block leaf against the verifier's usable root of `epoch` and the chain's
+    /// registration; returns the registration number. After it, blockNumber < 2^64 and
+    /// timestamp <= block.timestamp + FUTURE_TOLERANCE (< 2^40).
+    function _checkBlock(uint256 epoch, BlockLeaf calldata b, bytes32[] calldata blockProof)
+        private
+        view
+        returns (uint256 registration)
+    {
+        bytes32 root = verifier.rootOf(epoch);
+        if (root == bytes32(0)) revert EpochNotAccepted(epoch);
+        uint256 chainId = b.chainId;
+        (address vault, uint256 maxAge, uint256 reg) = _configOf(chainId);
+        if (reg == 0) revert UnknownChain(chainId);
+        if (b.vault != vault) revert WrongVault(chainId, vault, b.vault);
+        uint256 timestamp = b.timestamp;
+        if (timestamp > block.timestamp + FUTURE_TOLERANCE) revert FutureBlock(chainId, timestamp);
+        if (timestamp + maxAge < block.timestamp) revert StaleBlock(chainId, timestamp, maxAge);
+        if (b.blockNumber > type(uint64).max) revert BlockNumberTooLarge(b.blockNumber);
+        if (!MerkleProof.verifyCalldata(blockProof, root, blockLeafHash(b))) {
+            revert BlockNotInEpoch(chainId, b.blockNumber, epoch);
         }
+        return reg;
+    }
+
+    /// @dev The packed first slot of a chain's VaultConfig, read with one SLOAD.
+    function _configOf(uint256 chainId) private view returns (address vault, uint256 maxAge, uint256 registration) {
+        VaultConfig storage cfg = _vaults[chainId];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(cfg.slot)
+        }
+        vault = address(uint160(word));
+        maxAge = (word >> 176) & 0xffffffff;
+        registration = (word >> 208) & 0xffffff;
     }
 
     // ----------------------------------------------------------------------------- leaves
 
-    /// @notice StandardMerkleTree leaf of a claim: keccak256(bytes.concat(keccak256(abi.encode(claim fields)))).
+    /// @notice StandardMerkleTree leaf of a claim: keccak256(bytes.concat(keccak256(abi.encode(account, value)))).
     function claimLeaf(Claim calldata c) public pure returns (bytes32) {
-        return keccak256(bytes.concat(keccak256(abi.encode(c.chainId, c.blockNumber, c.vault, c.slot, c.value))));
+        return keccak256(bytes.concat(keccak256(abi.encode(c.account, c.value))));
     }
 
     /// @notice StandardMerkleTree leaf of a block leaf (same double hashing as `claimLeaf`).
@@ -203,7 +349,14 @@ contract MarginSettlement is Ownable {
             bytes.concat(
                 keccak256(
                     abi.encode(
-                        b.chainId, b.blockNumber, b.blockHash, b.stateRoot, b.timestamp, b.claimsRoot, b.claimCount
+                        b.chainId,
+                        b.blockNumber,
+                        b.blockHash,
+                        b.stateRoot,
+                        b.timestamp,
+                        b.vault,
+                        b.claimsRoot,
+                        b.claimCount
                     )
                 )
             )
@@ -212,23 +365,50 @@ contract MarginSettlement is Ownable {
 
     // ----------------------------------------------------------------------------- views
 
+    /// @notice The pull path: check that `account` held `value` wei in the registered vault of
+    /// `blockLeaf.chainId` at that block, against the usable root of `epoch`, without writing
+    /// anything (a margin engine calls this inside its own transaction).
+    /// @param claimProof single StandardMerkleTree proof of `(account, value)` in `blockLeaf.claimsRoot`.
+    /// @return `value` (wei, before haircut).
+    /// @dev Reverts as `settle`: EpochNotAccepted, UnknownChain, WrongVault, FutureBlock,
+    /// StaleBlock, BlockNumberTooLarge, BlockNotInEpoch, ClaimsNotInBlock.
+    function provenCollateral(
+        uint256 epoch,
+        BlockLeaf calldata blockLeaf,
+        bytes32[] calldata blockProof,
+        address account,
+        uint256 value,
+        bytes32[] calldata claimProof
+    ) external view returns (uint256) {
+        _checkBlock(epoch, blockLeaf, blockProof);
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, value))));
+        if (!MerkleProof.verifyCalldata(claimProof, blockLeaf.claimsRoot, leaf)) {
+            revert ClaimsNotInBlock(blockLeaf.chainId, blockLeaf.blockNumber);
+        }
+        return value;
+    }
+
     function _collateral(address account) private view returns (uint256 total, uint256 weighted) {
-        for (uint256 i = 0; i < _chainIds.length; i++) {
+        uint256 n = _chainIds.length;
+        for (uint256 i = 0; i < n; i++) {
             uint256 chainId = _chainIds[i];
-            uint256 value = _positions[account][chainId].value;
-            if (value == 0) continue;
+            VaultConfig storage cfg = _vaults[chainId];
+            uint256 word = _positions[chainId][account];
+            if (word >> _REG_SHIFT != cfg.registration) continue;
+            if (((word >> _TIME_SHIFT) & _U40_MASK) + cfg.maxAge < block.timestamp) continue;
+            uint256 value = word & _VALUE_MASK;
             total += value;
-            weighted += (value * _vaults[chainId].haircutBps) / BPS;
+            weighted += (value * cfg.haircutBps) / BPS;
         }
     }
 
-    /// @notice Proven collateral of `account` summed over registered chains, in wei, before haircuts
-    /// (the values of the last settled block of each chain).
+    /// @notice Proven collateral of `account` summed over registered chains, in wei, before
+    /// haircuts: positions of the current registration whose block is not older than `maxAge`.
     function collateralOf(address account) external view returns (uint256 total) {
         (total,) = _collateral(account);
     }
 
-    /// @notice Proven collateral after haircuts: sum of value * haircutBps / 10000 per chain, in wei.
+    /// @notice As `collateralOf`, after haircuts: sum of value * haircutBps / 10000 per chain, in wei.
     function weightedCollateralOf(address account) public view returns (uint256 weighted) {
         (, weighted) = _collateral(account);
     }
@@ -238,17 +418,51 @@ contract MarginSettlement is Ownable {
         return weightedCollateralOf(account) >= requirementOf[account];
     }
 
-    /// @notice Block number of the last settlement of `account` on `chainId` (0 if never).
+    /// @notice Block number of the last settlement of `account` on `chainId` under the current
+    /// registration (0 if none).
     function lastSettledBlock(address account, uint256 chainId) external view returns (uint256) {
-        return _positions[account][chainId].blockNumber;
+        uint256 word = _positions[chainId][account];
+        if (word >> _REG_SHIFT != _vaults[chainId].registration) return 0;
+        return (word >> _BLOCK_SHIFT) & _U64_MASK;
     }
 
-    /// @notice The last settled value, block, block timestamp and epoch of `account` on `chainId`.
-    function positionOf(address account, uint256 chainId) external view returns (Position memory) {
-        return _positions[account][chainId];
+    /// @notice The settled position of `account` on `chainId`: value in wei, block number, block
+    /// timestamp (unix seconds) and whether it still counts (`timestamp + maxAge >= now`). All
+    /// zero when nothing is settled under the chain's current registration.
+    function positionOf(address account, uint256 chainId)
+        external
+        view
+        returns (uint256 value, uint256 blockNumber, uint256 timestamp, bool fresh)
+    {
+        uint256 word = _positions[chainId][account];
+        VaultConfig storage cfg = _vaults[chainId];
+        if (word >> _REG_SHIFT != cfg.registration || cfg.registration == 0) return (0, 0, 0, false);
+        value = word & _VALUE_MASK;
+        blockNumber = (word >> _BLOCK_SHIFT) & _U64_MASK;
+        timestamp = (word >> _TIME_SHIFT) & _U40_MASK;
+        fresh = timestamp + cfg.maxAge >= block.timestamp;
     }
 
-    /// @notice Registered source chain ids, in registration order.
+    /// @notice Bulk read for the relayer: values (wei) and block numbers of `accounts` on
+    /// `chainId` under the current registration, stale or not (zeros where none).
+    function positionsOf(address[] calldata accounts, uint256 chainId)
+        external
+        view
+        returns (uint256[] memory values, uint256[] memory blockNumbers)
+    {
+        uint256 registration = _vaults[chainId].registration;
+        mapping(address => uint256) storage positions = _positions[chainId];
+        values = new uint256[](accounts.length);
+        blockNumbers = new uint256[](accounts.length);
+        for (uint256 i = 0; i < accounts.length; i++) {
+            uint256 word = positions[accounts[i]];
+            if (registration == 0 || word >> _REG_SHIFT != registration) continue;
+            values[i] = word & _VALUE_MASK;
+            blockNumbers[i] = (word >> _BLOCK_SHIFT) & _U64_MASK;
+        }
+    }
+
+    /// @notice Registered source chain ids (order changes on removal).
     function chainIds() external view returns (uint256[] memory) {
         return _chainIds;
     }
@@ -259,7 +473,12 @@ contract MarginSettlement is Ownable {
     }
 
     /// @notice Full registration of `chainId` (all zero if none).
-    function vaultConfig(uint256 chainId) external view returns (VaultConfig memory) {
-        return _vaults[chainId];
+    function vaultConfig(uint256 chainId)
+        external
+        view
+        returns (address vault, uint16 haircutBps, uint64 maxAge, uint24 registration, uint256 collateralSlot)
+    {
+        VaultConfig storage cfg = _vaults[chainId];
+        return (cfg.vault, cfg.haircutBps, cfg.maxAge, cfg.registration, cfg.collateralSlot);
     }
 }

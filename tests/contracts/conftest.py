@@ -129,23 +129,53 @@ def reverts(name: str, call: Callable[[], object]) -> ContractReverted:
     return info.value
 
 
-def oz_tree(encoding: Sequence[str], values: Sequence[Sequence[Any]]) -> tuple[bytes, list[list[bytes]]]:
-    """Root and proofs of an OpenZeppelin StandardMerkleTree (tests/js/oz_merkle.mjs oracle).
+@dataclass(frozen=True)
+class MultiProof:
+    """An OpenZeppelin multiproof: `order` = the value indices in the multiproof's leaf order."""
 
-    Values: ints, 0x-hex strings or bytes (bytes become 0x-hex). Returns (root, proofs[i]).
-    """
+    order: list[int]
+    proof: list[bytes]
+    flags: list[bool]
 
-    def jsonable(v: Any) -> str:
-        if isinstance(v, bool):
-            raise TypeError("bool leaves are not used")
-        if isinstance(v, int):
-            return str(v)
-        if isinstance(v, bytes | bytearray):
-            return "0x" + bytes(v).hex()
+
+@dataclass(frozen=True)
+class OzTree:
+    """Root, single proofs (`proofs[i]` of values[i]) and requested multiproofs of a StandardMerkleTree."""
+
+    root: bytes
+    proofs: list[list[bytes]]
+    multiproofs: list[MultiProof]
+
+
+def _jsonable(v: Any) -> str:
+    if isinstance(v, bool):
+        raise TypeError("bool leaves are not used")
+    if isinstance(v, int):
         return str(v)
+    if isinstance(v, bytes | bytearray):
+        return "0x" + bytes(v).hex()
+    return str(v)
 
+
+def oz_merkle(
+    encoding: Sequence[str],
+    values: Sequence[Sequence[Any]],
+    multiproofs: Sequence[Sequence[int]] = (),
+    *,
+    proofs: bool = True,
+) -> OzTree:
+    """Build an OpenZeppelin StandardMerkleTree with `@openzeppelin/merkle-tree` (tests/js/oz_merkle.mjs).
+
+    Values: ints, 0x-hex strings or bytes. `multiproofs`: lists of value indices, each answered with
+    `getMultiProof`. `proofs=False` skips the single proofs (large trees).
+    """
     payload = json.dumps(
-        {"encoding": list(encoding), "values": [[jsonable(v) for v in row] for row in values]}
+        {
+            "encoding": list(encoding),
+            "values": [[_jsonable(v) for v in row] for row in values],
+            "proofs": proofs,
+            "multiproofs": [list(m) for m in multiproofs],
+        }
     )
     result = subprocess.run(
         ["node", str(OZ_MERKLE)],
@@ -153,15 +183,30 @@ def oz_tree(encoding: Sequence[str], values: Sequence[Sequence[Any]]) -> tuple[b
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
     if result.returncode != 0:
-        pytest.fail(f"oz_merkle.mjs failed: {result.stderr}")
+        raise RuntimeError(f"oz_merkle.mjs failed: {result.stderr}")
     out = json.loads(result.stdout)
-    root = bytes.fromhex(out["root"][2:])
-    proofs = [[bytes.fromhex(h[2:]) for h in proof] for proof in out["proofs"]]
-    return root, proofs
+
+    def b32(h: str) -> bytes:
+        return bytes.fromhex(h[2:])
+
+    return OzTree(
+        root=b32(out["root"]),
+        proofs=[[b32(h) for h in proof] for proof in out["proofs"]],
+        multiproofs=[
+            MultiProof(list(m["order"]), [b32(h) for h in m["proof"]], [bool(f) for f in m["proofFlags"]])
+            for m in out["multiproofs"]
+        ],
+    )
+
+
+def oz_tree(encoding: Sequence[str], values: Sequence[Sequence[Any]]) -> tuple[bytes, list[list[bytes]]]:
+    """Root and proofs of an OpenZeppelin StandardMerkleTree (tests/js/oz_merkle.mjs oracle)."""
+    tree = oz_merkle(encoding, values)
+    return tree.root, tree.proofs
 
 
 _COMPILE_ONE = r"""

@@ -18,9 +18,10 @@ from tests.contracts.conftest import dev_account
 CHAIN_ID = 31337
 VERIFIER = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 ROOT = bytes.fromhex("ab" * 32)
+PREV = bytes.fromhex("cd" * 32)
 
 
-def manual_digest(chain_id: int, verifier: str, epoch: int, root: bytes) -> bytes:
+def manual_digest(chain_id: int, verifier: str, epoch: int, root: bytes, previous: bytes) -> bytes:
     """EIP-712 spelled out: keccak256(0x1901 || domainSeparator || hashStruct(Epoch))."""
     domain_type = keccak(
         b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
@@ -28,64 +29,75 @@ def manual_digest(chain_id: int, verifier: str, epoch: int, root: bytes) -> byte
     separator = keccak(
         encode(
             ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [domain_type, keccak(b"StateProofRelayer"), keccak(b"1"), chain_id, verifier],
+            [domain_type, keccak(b"StateProofRelayer"), keccak(b"2"), chain_id, verifier],
         )
     )
     struct_hash = keccak(
-        encode(["bytes32", "uint256", "bytes32"], [keccak(b"Epoch(uint256 epoch,bytes32 root)"), epoch, root])
+        encode(
+            ["bytes32", "uint256", "bytes32", "bytes32"],
+            [keccak(b"Epoch(uint256 epoch,bytes32 root,bytes32 previous)"), epoch, root, previous],
+        )
     )
     return keccak(b"\x19\x01" + separator + struct_hash)
 
 
 @pytest.mark.parametrize("epoch", [0, 1, 2**40, 2**256 - 1])
 def test_digest_is_eip712(epoch: int) -> None:
-    assert epoch_digest(CHAIN_ID, VERIFIER, epoch, ROOT) == manual_digest(CHAIN_ID, VERIFIER, epoch, ROOT)
+    for previous in (bytes(32), PREV):
+        assert epoch_digest(CHAIN_ID, VERIFIER, epoch, ROOT, previous) == manual_digest(
+            CHAIN_ID, VERIFIER, epoch, ROOT, previous
+        )
 
 
 def test_digest_binds_domain_and_message() -> None:
-    base = epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT)
-    assert epoch_digest(CHAIN_ID + 1, VERIFIER, 1, ROOT) != base
-    assert epoch_digest(CHAIN_ID, "0x" + "11" * 20, 1, ROOT) != base
-    assert epoch_digest(CHAIN_ID, VERIFIER, 2, ROOT) != base
-    assert epoch_digest(CHAIN_ID, VERIFIER, 1, bytes(32)) != base
+    base = epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, PREV)
+    assert epoch_digest(CHAIN_ID + 1, VERIFIER, 1, ROOT, PREV) != base
+    assert epoch_digest(CHAIN_ID, "0x" + "11" * 20, 1, ROOT, PREV) != base
+    assert epoch_digest(CHAIN_ID, VERIFIER, 2, ROOT, PREV) != base
+    assert epoch_digest(CHAIN_ID, VERIFIER, 1, bytes(32), PREV) != base
+    assert epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, bytes(32)) != base
+    assert epoch_digest(CHAIN_ID, VERIFIER, 1, PREV, ROOT) != base  # root and previous not interchangeable
     # the verifier may be given as 20 raw bytes
-    assert epoch_digest(CHAIN_ID, bytes.fromhex(VERIFIER[2:]), 1, ROOT) == base
+    assert epoch_digest(CHAIN_ID, bytes.fromhex(VERIFIER[2:]), 1, ROOT, PREV) == base
 
 
 def test_sign_and_recover() -> None:
     member = dev_account(1)
-    signature = sign_epoch(member, CHAIN_ID, VERIFIER, 7, ROOT)
+    signature = sign_epoch(member, CHAIN_ID, VERIFIER, 7, ROOT, PREV)
     assert len(signature) == 65 and signature[64] in (27, 28)
     # low s, as OpenZeppelin ECDSA requires
     assert int.from_bytes(signature[32:64], "big") <= 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
-    assert recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, signature) == member.address
-    assert recover_signer(CHAIN_ID, VERIFIER, 8, ROOT, signature) != member.address
+    assert recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, PREV, signature) == member.address
+    assert recover_signer(CHAIN_ID, VERIFIER, 8, ROOT, PREV, signature) != member.address
+    assert recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, bytes(32), signature) != member.address
 
 
 def test_recover_rejects_malformed_signatures() -> None:
-    signature = sign_epoch(dev_account(1), CHAIN_ID, VERIFIER, 7, ROOT)
+    signature = sign_epoch(dev_account(1), CHAIN_ID, VERIFIER, 7, ROOT, PREV)
     with pytest.raises(AttestationError):
-        recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, signature[:64])
+        recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, PREV, signature[:64])
     with pytest.raises(AttestationError):
-        recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, signature[:64] + b"\x05")
+        recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, PREV, signature[:64] + b"\x05")
 
 
 def test_bad_inputs_are_typed_errors() -> None:
     with pytest.raises(AttestationError):
-        epoch_digest(CHAIN_ID, VERIFIER, 1, b"\x01" * 31)
+        epoch_digest(CHAIN_ID, VERIFIER, 1, b"\x01" * 31, PREV)
+    with pytest.raises(AttestationError, match="previous"):
+        epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, b"\x01" * 33)
     with pytest.raises(AttestationError):
-        epoch_digest(CHAIN_ID, VERIFIER, -1, ROOT)
+        epoch_digest(CHAIN_ID, VERIFIER, -1, ROOT, PREV)
     with pytest.raises(AttestationError):
-        epoch_digest(0, VERIFIER, 1, ROOT)
+        epoch_digest(0, VERIFIER, 1, ROOT, PREV)
     with pytest.raises(AttestationError):
-        epoch_digest(CHAIN_ID, "0x1234", 1, ROOT)
+        epoch_digest(CHAIN_ID, "0x1234", 1, ROOT, PREV)
 
 
 def test_order_signatures_sorts_by_signer_address() -> None:
     members = [dev_account(i) for i in range(5)]
-    pairs = [(m.address, sign_epoch(m, CHAIN_ID, VERIFIER, 1, ROOT)) for m in members]
+    pairs = [(m.address, sign_epoch(m, CHAIN_ID, VERIFIER, 1, ROOT, PREV)) for m in members]
     ordered = order_signatures(reversed(pairs))
-    signers = [recover_signer(CHAIN_ID, VERIFIER, 1, ROOT, s) for s in ordered]
+    signers = [recover_signer(CHAIN_ID, VERIFIER, 1, ROOT, PREV, s) for s in ordered]
     assert [int(a, 16) for a in signers] == sorted(int(a, 16) for a in signers)
     assert set(signers) == {m.address for m in members}
     # raw 20-byte and lowercase addresses sort the same way
@@ -95,7 +107,7 @@ def test_order_signatures_sorts_by_signer_address() -> None:
 
 def test_order_signatures_rejects_duplicate_signers() -> None:
     member = dev_account(1)
-    signature = sign_epoch(member, CHAIN_ID, VERIFIER, 1, ROOT)
+    signature = sign_epoch(member, CHAIN_ID, VERIFIER, 1, ROOT, PREV)
     with pytest.raises(AttestationError, match="duplicate signer"):
         order_signatures([(member.address, signature), (member.address.lower(), signature)])
     with pytest.raises(AttestationError):

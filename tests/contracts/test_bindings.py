@@ -46,8 +46,9 @@ def test_missing_artifact_says_make_setup() -> None:
 
 
 def test_leaf_types_match_the_solidity_structs() -> None:
-    assert len(CLAIM_FIELDS) == len(CLAIM_TYPES) == 5
-    assert len(BLOCK_LEAF_FIELDS) == len(BLOCK_LEAF_TYPES) == 7
+    assert CLAIM_FIELDS == ("account", "value") and CLAIM_TYPES == ("address", "uint256")
+    assert len(BLOCK_LEAF_FIELDS) == len(BLOCK_LEAF_TYPES) == 8
+    assert BLOCK_LEAF_FIELDS.index("vault") == BLOCK_LEAF_FIELDS.index("timestamp") + 1
     abi = {e.get("name"): e for e in load_artifact("MarginSettlement").abi}
     claim_inputs = abi["claimLeaf"]["inputs"][0]["components"]
     leaf_inputs = abi["blockLeafHash"]["inputs"][0]["components"]
@@ -58,7 +59,7 @@ def test_leaf_types_match_the_solidity_structs() -> None:
 
 
 def test_leaf_hash_and_mapping_slot() -> None:
-    values = (1, 2, "0x" + "ab" * 20, b"\x01" * 32, 3)
+    values = ("0x" + "ab" * 20, 3)
     assert leaf_hash(CLAIM_TYPES, values) == keccak(keccak(encode(list(CLAIM_TYPES), list(values))))
     account = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
     expected = keccak(bytes(12) + bytes.fromhex(account[2:]) + (5).to_bytes(32, "big"))
@@ -67,9 +68,9 @@ def test_leaf_hash_and_mapping_slot() -> None:
 
 
 def test_decode_revert() -> None:
-    selector = keccak(b"WrongSlot(bytes32,bytes32)")[:4]
+    selector = keccak(b"PreviousMismatch(bytes32,bytes32)")[:4]
     data = selector + encode(["bytes32", "bytes32"], [b"\x01" * 32, b"\x02" * 32])
-    assert decode_revert(data) == ("WrongSlot", (b"\x01" * 32, b"\x02" * 32))
+    assert decode_revert(data) == ("PreviousMismatch", (b"\x01" * 32, b"\x02" * 32))
     assert decode_revert("0x" + data.hex()) == decode_revert(data)
     address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
     data = keccak(b"UnknownSigner(address)")[:4] + encode(["address"], [address])
@@ -80,15 +81,16 @@ def test_decode_revert() -> None:
     assert decode_revert(data) == ("Panic", (0x11,))
     assert decode_revert(b"\xde\xad\xbe\xef") == ("", ())
     assert decode_revert(b"") == ("", ()) and decode_revert(None) == ("", ())
-    assert decode_revert(keccak(b"EmptyProofs()")[:4]) == ("EmptyProofs", ())
+    assert decode_revert(keccak(b"EmptyClaims()")[:4]) == ("EmptyClaims", ())
+    assert decode_revert(keccak(b"MerkleProofInvalidMultiproof()")[:4]) == ("MerkleProofInvalidMultiproof", ())
     # a known selector with truncated arguments keeps the name
-    assert decode_revert(keccak(b"WrongSlot(bytes32,bytes32)")[:4] + b"\x00") == ("WrongSlot", ())
+    assert decode_revert(keccak(b"PreviousMismatch(bytes32,bytes32)")[:4] + b"\x00") == ("PreviousMismatch", ())
 
 
 def test_contract_reverted_is_a_submission_error() -> None:
-    err = ContractReverted("settle", "WrongSlot", (1, 2), b"\x00" * 4, "0xab")
+    err = ContractReverted("settle", "WrongVault", (1, 2), b"\x00" * 4, "0xab")
     assert isinstance(err, SubmissionError) and isinstance(err, RelayerError)
-    assert "WrongSlot" in str(err) and err.tx_hash == "0xab"
+    assert "WrongVault" in str(err) and err.tx_hash == "0xab"
 
 
 @pytest.mark.integration

@@ -1,4 +1,5 @@
-"""EpochVerifier on a real anvil node: EIP-712 digests, M-of-N signatures, committee changes."""
+"""EpochVerifier on a real anvil node: EIP-712 digests, M-of-N signatures, the epoch hash chain,
+committee generations, root revocation, two-step ownership."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
+from eth_utils import keccak
 from web3.contract import Contract
 from web3.types import TxReceipt
 
@@ -25,7 +27,13 @@ from tests.contracts.conftest import Chain, dev_account, reverts
 pytestmark = pytest.mark.integration
 
 ROOT = bytes.fromhex("11" * 32)
+ZERO = bytes(32)
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def root_n(n: int) -> bytes:
+    """A distinct nonzero root per epoch number."""
+    return n.to_bytes(2, "big") * 16
 
 
 @dataclass
@@ -36,16 +44,36 @@ class VerifierEnv:
     committee: list[LocalAccount]  # sorted by address
     outsider: LocalAccount
 
-    def sign(self, signer: LocalAccount, epoch: int, root: bytes = ROOT) -> bytes:
-        return sign_epoch(signer, self.chain.chain_id, self.verifier.address, epoch, root)
+    def sign(self, signer: LocalAccount, epoch: int, root: bytes = ROOT, previous: bytes = ZERO) -> bytes:
+        return sign_epoch(signer, self.chain.chain_id, self.verifier.address, epoch, root, previous)
 
-    def signed(self, signers: Sequence[LocalAccount], epoch: int, root: bytes = ROOT) -> list[bytes]:
+    def signed(
+        self, signers: Sequence[LocalAccount], epoch: int, root: bytes = ROOT, previous: bytes = ZERO
+    ) -> list[bytes]:
         """Signatures of `signers` in the contract's order (ascending signer address)."""
-        return order_signatures((s.address, self.sign(s, epoch, root)) for s in signers)
+        return order_signatures((s.address, self.sign(s, epoch, root, previous)) for s in signers)
 
-    def submit(self, epoch: int, signatures: Sequence[bytes], root: bytes = ROOT, **kw: Any) -> TxReceipt:
-        call = self.verifier.functions.submitEpoch(epoch, root, list(signatures))
-        return transact(self.chain.w3, self.owner, call, what=f"submitEpoch({epoch})", **kw)
+    def submit(
+        self,
+        epoch: int,
+        signatures: Sequence[bytes],
+        root: bytes = ROOT,
+        previous: bytes = ZERO,
+        *,
+        sender: LocalAccount | None = None,
+        **kw: Any,
+    ) -> TxReceipt:
+        call = self.verifier.functions.submitEpoch(epoch, root, previous, list(signatures))
+        return transact(self.chain.w3, sender or self.owner, call, what=f"submitEpoch({epoch})", **kw)
+
+    def submit_chain(self, first: int, last: int, signers: Sequence[LocalAccount] | None = None) -> None:
+        """Submit epochs first..last with roots root_n(e), each chained to the previous one."""
+        for e in range(first, last + 1):
+            previous = root_n(e - 1) if e > 1 else ZERO
+            self.submit(e, self.signed(signers or self.committee[:2], e, root_n(e), previous), root_n(e), previous)
+
+    def owner_call(self, call: Any, who: LocalAccount | None = None) -> TxReceipt:
+        return transact(self.chain.w3, who or self.owner, call, what="owner call")
 
 
 @pytest.fixture(scope="module")
@@ -67,46 +95,58 @@ def env(env_module: VerifierEnv) -> Iterator[VerifierEnv]:
 
 
 def test_digest_matches_contract(env: VerifierEnv) -> None:
-    for epoch, root in ((1, ROOT), (2**64 + 5, bytes(range(32))), (2**256 - 1, b"\xff" * 32)):
-        on_chain = env.verifier.functions.epochDigest(epoch, root).call()
-        assert bytes(on_chain) == epoch_digest(env.chain.chain_id, env.verifier.address, epoch, root)
+    cases = ((1, ROOT, ZERO), (2**64 + 5, bytes(range(32)), ROOT), (2**256 - 1, b"\xff" * 32, b"\xee" * 32))
+    for epoch, root, previous in cases:
+        on_chain = env.verifier.functions.epochDigest(epoch, root, previous).call()
+        assert bytes(on_chain) == epoch_digest(env.chain.chain_id, env.verifier.address, epoch, root, previous)
     # another chain id or verifier gives another digest (domain separation)
-    assert epoch_digest(1, env.verifier.address, 1, ROOT) != bytes(
-        env.verifier.functions.epochDigest(1, ROOT).call()
+    assert epoch_digest(1, env.verifier.address, 1, ROOT, ZERO) != bytes(
+        env.verifier.functions.epochDigest(1, ROOT, ZERO).call()
     )
+    typehash = keccak(b"Epoch(uint256 epoch,bytes32 root,bytes32 previous)")
+    assert env.verifier.functions.EPOCH_TYPEHASH().call() == typehash
 
 
 def test_initial_state(env: VerifierEnv) -> None:
     f = env.verifier.functions
     assert f.owner().call() == env.owner.address
+    assert f.pendingOwner().call() == "0x" + "00" * 20
     assert f.threshold().call() == 2
+    assert f.generation().call() == 1
     assert f.members().call() == [a.address for a in env.committee]
     assert all(f.isMember(a.address).call() for a in env.committee)
     assert not f.isMember(env.outsider.address).call()
     assert f.latestEpoch().call() == 0
-    assert f.rootOf(1).call() == bytes(32)
+    assert f.rootOf(1).call() == ZERO
+    assert f.rootOf(0).call() == ZERO
+    assert tuple(f.epochRecord(1).call()) == (ZERO, 0, False)
 
 
 def test_submit_epoch_threshold_and_full_committee(env: VerifierEnv) -> None:
+    f = env.verifier.functions
     receipt = env.submit(1, env.signed(env.committee[:2], 1))
     (event,) = env.verifier.events.EpochAccepted().process_receipt(receipt)
-    assert event["args"]["epoch"] == 1
-    assert event["args"]["root"] == ROOT
-    assert event["args"]["submitter"] == env.owner.address
-    assert env.verifier.functions.rootOf(1).call() == ROOT
-    assert env.verifier.functions.latestEpoch().call() == 1
+    assert dict(event["args"]) == {
+        "epoch": 1, "root": ROOT, "previous": ZERO, "generation": 1, "submitter": env.owner.address,
+    }
+    assert f.rootOf(1).call() == ROOT
+    assert f.latestEpoch().call() == 1
+    assert tuple(f.epochRecord(1).call()) == (ROOT, 1, False)
 
-    root5 = bytes.fromhex("22" * 32)
-    env.submit(5, env.signed(env.committee, 5, root5), root=root5)  # gaps are fine
-    assert env.verifier.functions.latestEpoch().call() == 5
-    assert env.verifier.functions.rootOf(5).call() == root5
-    assert env.verifier.functions.rootOf(1).call() == ROOT
+    root2 = bytes.fromhex("22" * 32)
+    # anyone may submit; the full committee is fine too
+    receipt = env.submit(2, env.signed(env.committee, 2, root2, ROOT), root2, ROOT, sender=env.outsider)
+    (event,) = env.verifier.events.EpochAccepted().process_receipt(receipt)
+    assert event["args"]["submitter"] == env.outsider.address and event["args"]["previous"] == ROOT
+    assert f.latestEpoch().call() == 2
+    assert f.rootOf(2).call() == root2
+    assert f.rootOf(1).call() == ROOT
 
 
 def test_signatures_recover_to_the_signer(env: VerifierEnv) -> None:
     member = env.committee[0]
     signature = env.sign(member, 3)
-    assert recover_signer(env.chain.chain_id, env.verifier.address, 3, ROOT, signature) == member.address
+    assert recover_signer(env.chain.chain_id, env.verifier.address, 3, ROOT, ZERO, signature) == member.address
 
 
 def test_malformed_signatures_revert(env: VerifierEnv) -> None:
@@ -132,6 +172,9 @@ def test_signature_over_other_data_is_an_unknown_signer(env: VerifierEnv) -> Non
     assert err.error_args[0] not in {m.address for m in env.committee}
     # a signature for another epoch number is just as foreign
     signatures = order_signatures([(a.address, env.sign(a, 2)), (b.address, env.sign(b, 1))])
+    reverts("UnknownSigner", lambda: env.submit(1, signatures))
+    # and so is one for another previous root
+    signatures = order_signatures([(a.address, env.sign(a, 1, ROOT, ROOT)), (b.address, env.sign(b, 1))])
     reverts("UnknownSigner", lambda: env.submit(1, signatures))
 
 
@@ -159,22 +202,117 @@ def test_below_threshold_reverts(env: VerifierEnv) -> None:
     reverts("BelowThreshold", lambda: env.submit(1, []))
 
 
-def test_epochs_strictly_increase(env: VerifierEnv) -> None:
-    err = reverts("EpochNotIncreasing", lambda: env.submit(0, env.signed(env.committee[:2], 0)))
-    assert err.error_args == (0, 0)
-    env.submit(3, env.signed(env.committee[:2], 3))
-    err = reverts("EpochNotIncreasing", lambda: env.submit(3, env.signed(env.committee[:2], 3)))
-    assert err.error_args == (3, 3)  # replay of the same epoch
-    err = reverts("EpochNotIncreasing", lambda: env.submit(2, env.signed(env.committee[:2], 2)))
-    assert err.error_args == (2, 3)  # an older epoch
-    root = bytes.fromhex("44" * 32)  # same number, other root: still a replay
-    reverts("EpochNotIncreasing", lambda: env.submit(3, env.signed(env.committee[:2], 3, root), root=root))
-    assert env.verifier.functions.rootOf(3).call() == ROOT
+def test_epoch_must_be_latest_plus_one(env: VerifierEnv) -> None:
+    f = env.verifier.functions
+    err = reverts("UnexpectedEpoch", lambda: env.submit(0, env.signed(env.committee[:2], 0)))
+    assert err.error_args == (0, 1)
+    err = reverts("UnexpectedEpoch", lambda: env.submit(2, env.signed(env.committee[:2], 2)))
+    assert err.error_args == (2, 1)  # a jump
+    # 2^256 - 1 would brick the verifier if it were accepted (no epoch after it): refused
+    top = 2**256 - 1
+    err = reverts("UnexpectedEpoch", lambda: env.submit(top, env.signed(env.committee[:2], top)))
+    assert err.error_args == (top, 1)
+    env.submit_chain(1, 3)
+    assert f.latestEpoch().call() == 3
+    # replay of the same epoch, same or other root
+    err = reverts(
+        "UnexpectedEpoch",
+        lambda: env.submit(3, env.signed(env.committee[:2], 3, root_n(3), root_n(2)), root_n(3), root_n(2)),
+    )
+    assert err.error_args == (3, 4)
+    older = env.signed(env.committee[:2], 2, ROOT, root_n(1))
+    reverts("UnexpectedEpoch", lambda: env.submit(2, older, ROOT, root_n(1)))
+    jump = env.signed(env.committee[:2], 5, ROOT, root_n(4))
+    err = reverts("UnexpectedEpoch", lambda: env.submit(5, jump, ROOT, root_n(4)))
+    assert err.error_args == (5, 4)
+    assert [f.rootOf(e).call() for e in (1, 2, 3, 4)] == [root_n(1), root_n(2), root_n(3), ZERO]
+
+
+def test_previous_must_be_the_recorded_root(env: VerifierEnv) -> None:
+    # epoch 1: previous must be zero
+    err = reverts("PreviousMismatch", lambda: env.submit(1, env.signed(env.committee[:2], 1, ROOT, ROOT), ROOT, ROOT))
+    assert err.error_args == (ZERO, ROOT)
+    env.submit_chain(1, 1)
+    wrong = bytes.fromhex("99" * 32)
+    err = reverts("PreviousMismatch", lambda: env.submit(2, env.signed(env.committee[:2], 2, ROOT, wrong), ROOT, wrong))
+    assert err.error_args == (root_n(1), wrong)
+    # signatures over previous X do not carry a submission claiming previous Y
+    signatures = env.signed(env.committee[:2], 2, ROOT, wrong)
+    reverts("UnknownSigner", lambda: env.submit(2, signatures, ROOT, root_n(1)))
+    env.submit(2, env.signed(env.committee[:2], 2, ROOT, root_n(1)), ROOT, root_n(1))
 
 
 def test_empty_root_reverts(env: VerifierEnv) -> None:
-    zero = bytes(32)
-    reverts("EmptyRoot", lambda: env.submit(1, env.signed(env.committee[:2], 1, zero), root=zero))
+    reverts("EmptyRoot", lambda: env.submit(1, env.signed(env.committee[:2], 1, ZERO), root=ZERO))
+
+
+def test_revoke_root(env: VerifierEnv) -> None:
+    f = env.verifier.functions
+    env.submit_chain(1, 2)
+    receipt = env.owner_call(f.revokeRoot(2))
+    (event,) = env.verifier.events.RootRevoked().process_receipt(receipt)
+    assert event["args"]["epoch"] == 2 and event["args"]["root"] == root_n(2)
+    assert f.rootOf(2).call() == ZERO
+    assert f.rootOf(1).call() == root_n(1)
+    assert tuple(f.epochRecord(2).call()) == (root_n(2), 1, True)
+    err = reverts("AlreadyRevoked", lambda: env.owner_call(f.revokeRoot(2)))
+    assert err.error_args == (2,)
+    for epoch in (0, 3, 2**256 - 1):
+        err = reverts("EpochNotAccepted", lambda e=epoch: env.owner_call(f.revokeRoot(e)))  # type: ignore[misc]
+        assert err.error_args == (epoch,)
+    err = reverts("OwnableUnauthorizedAccount", lambda: env.owner_call(f.revokeRoot(1), env.outsider))
+    assert err.error_args == (env.outsider.address,)
+    # the chain continues from the recorded (revoked) root
+    reverts("PreviousMismatch", lambda: env.submit(3, env.signed(env.committee[:2], 3, ROOT, ZERO), ROOT, ZERO))
+    env.submit_chain(3, 3)
+    assert f.rootOf(3).call() == root_n(3)
+
+
+def test_committee_change_starts_a_generation(env: VerifierEnv) -> None:
+    f = env.verifier.functions
+    env.submit_chain(1, 2)
+    new = sorted((env.committee[0], env.outsider), key=lambda a: int(a.address, 16))
+    receipt = env.owner_call(f.setCommittee([a.address for a in new], 1))
+    (event,) = env.verifier.events.CommitteeChanged().process_receipt(receipt)
+    assert event["args"]["generation"] == 2
+    assert f.generation().call() == 2
+    # roots accepted under generation 1 are no longer usable, but stay recorded
+    assert f.rootOf(1).call() == ZERO and f.rootOf(2).call() == ZERO
+    assert tuple(f.epochRecord(2).call()) == (root_n(2), 1, False)
+    # the new committee continues the chain
+    env.submit(3, env.signed([env.outsider], 3, root_n(3), root_n(2)), root_n(3), root_n(2))
+    assert f.rootOf(3).call() == root_n(3)
+    assert tuple(f.epochRecord(3).call()) == (root_n(3), 2, False)
+    # two changes without an epoch in between, then one more epoch: generation 4 accepted epoch 4
+    env.owner_call(f.setCommittee([env.outsider.address], 1))
+    env.owner_call(f.setCommittee([env.outsider.address], 1))
+    assert f.generation().call() == 4 and f.rootOf(3).call() == ZERO
+    env.submit(4, env.signed([env.outsider], 4, root_n(4), root_n(3)), root_n(4), root_n(3))
+    assert [tuple(f.epochRecord(e).call())[1] for e in (1, 2, 3, 4)] == [1, 1, 2, 4]
+    assert f.rootOf(4).call() == root_n(4)
+
+
+def test_old_generation_signatures_are_refused(env: VerifierEnv) -> None:
+    """Signatures of removed members do not count, even for an epoch they signed before the change."""
+    old = env.signed(env.committee[1:3], 1)
+    env.owner_call(env.verifier.functions.setCommittee([env.committee[0].address, env.outsider.address], 2))
+    err = reverts("UnknownSigner", lambda: env.submit(1, old))
+    assert err.error_args[0] in {env.committee[1].address, env.committee[2].address}
+
+
+def test_two_step_ownership(env: VerifierEnv) -> None:
+    f = env.verifier.functions
+    new_owner = env.outsider
+    env.owner_call(f.transferOwnership(new_owner.address))
+    assert f.owner().call() == env.owner.address  # not yet
+    assert f.pendingOwner().call() == new_owner.address
+    err = reverts("OwnableUnauthorizedAccount", lambda: env.owner_call(f.acceptOwnership(), env.committee[0]))
+    assert err.error_args == (env.committee[0].address,)
+    env.owner_call(f.acceptOwnership(), new_owner)
+    assert f.owner().call() == new_owner.address
+    reverts("OwnableUnauthorizedAccount", lambda: env.owner_call(f.setCommittee([new_owner.address], 1)))
+    env.owner_call(f.setCommittee([new_owner.address], 1), new_owner)
+    assert f.members().call() == [new_owner.address]
 
 
 def test_set_committee(env: VerifierEnv) -> None:
@@ -193,6 +331,7 @@ def test_set_committee(env: VerifierEnv) -> None:
     assert err.error_args == (env.committee[1].address,)
     env.submit(1, env.signed([env.outsider], 1))
     assert f.latestEpoch().call() == 1
+    assert f.rootOf(1).call() == ROOT
 
 
 @pytest.mark.parametrize(

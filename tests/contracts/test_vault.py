@@ -11,7 +11,17 @@ from eth_account.signers.local import LocalAccount
 from web3.contract import Contract
 from web3.types import BlockIdentifier, TxReceipt
 
-from chains.bindings import contract, deploy_vault, load_artifact, mapping_slot, transact
+from chains.bindings import (
+    MAX_WITHDRAW_DELAY,
+    MIN_WITHDRAW_DELAY,
+    BindingsError,
+    contract,
+    deploy,
+    deploy_vault,
+    load_artifact,
+    mapping_slot,
+    transact,
+)
 from tests.contracts.conftest import Chain, compile_test_contract, dev_account, reverts
 
 pytestmark = pytest.mark.integration
@@ -161,3 +171,26 @@ def test_withdraw_is_reentrancy_safe(env: VaultEnv) -> None:
     transact(w3, env.alice, attacker.functions.withdraw(False), what="honest")
     assert attacker.functions.received().call() == 2 * ETH
     assert w3.eth.get_balance(env.vault.address) == 0
+
+
+@pytest.mark.parametrize("delay", [0, 365 * 24 * 3600 + 1, 2**64, 2**256 - 1])
+def test_withdraw_delay_is_bounded(env: VaultEnv, delay: int) -> None:
+    err = reverts("InvalidWithdrawDelay", lambda: deploy(env.chain.w3, dev_account(0), "CollateralVault", delay))
+    assert err.error_args == (delay,)
+    with pytest.raises(BindingsError, match="withdraw_delay"):
+        deploy_vault(env.chain.w3, dev_account(0), delay)
+
+
+def test_withdraw_delay_bounds_are_accepted(env: VaultEnv) -> None:
+    for delay in (1, 365 * 24 * 3600):
+        vault = contract(env.chain.w3, "CollateralVault", deploy_vault(env.chain.w3, dev_account(0), delay))
+        assert vault.functions.withdrawDelay().call() == delay
+    assert env.vault.functions.MIN_WITHDRAW_DELAY().call() == MIN_WITHDRAW_DELAY == 1
+    assert env.vault.functions.MAX_WITHDRAW_DELAY().call() == MAX_WITHDRAW_DELAY
+
+
+def test_request_withdraw_above_uint128_reverts(env: VaultEnv) -> None:
+    deposit(env, env.alice, ETH)
+    call = env.vault.functions.requestWithdraw(2**128)
+    err = reverts("AmountTooLarge", lambda: transact(env.chain.w3, env.alice, call, what="rw"))
+    assert err.error_args == (2**128,)
