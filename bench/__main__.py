@@ -21,12 +21,13 @@ Figures (one process; "one core" = one thread):
   (every node hashed: the hashing bound proper). With the cache each distinct node is hashed
   once, so the first two can exceed 1; the JSON also gives bytes actually hashed / time / raw;
 - Merkle: what the relayer does per block (``relayer.aggregator.aggregate_block``) for
-  MERKLE_CLAIMS claims -- the claims' 32-byte words, the leaves (eight at a time) and the tree
-  in C, every proof then readable from the tree in O(log n) -- vs verifying as many claims at
-  the anvil row's one-core rate; with its parts, the C build that writes every proof out, the
-  cost of reading all proofs from the tree, and the keccak-f floor (about 4 permutations per
-  claim, which no implementation of DESIGN's double-hashed 160-byte leaves avoids, at the
-  library's best permutation rate: ``spr_merkle_leaves``, 8 lanes of AVX-512 if present).
+  MERKLE_CLAIMS claims -- the claims' accounts and value words, the leaves (eight at a time)
+  and the tree in C, every proof then readable from the tree in O(log n) -- vs verifying as
+  many claims at the anvil row's one-core rate; with its parts, the C build that writes every
+  proof out, the cost of reading all proofs from the tree, and the keccak-f floor (about 3
+  permutations per claim, which no implementation of DESIGN's double-hashed 64-byte claim
+  leaves avoids, at the library's best permutation rate: ``spr_merkle_leaves``, 8 lanes of
+  AVX-512 if present).
 """
 
 from __future__ import annotations
@@ -310,20 +311,20 @@ def _c_only_seconds(snaps: list[Snapshot], cache: bool = True) -> float:
 
 def _merkle_parts(n: int) -> dict[str, float]:
     """Seconds for what the relayer does per block (relayer.aggregator.aggregate_block) on n
-    claims of one freshly verified snapshot: the leaves from the verifier's slot and value words
-    and the tree, in C (native.merkle_claim_tree; each proof is then read from the tree on
-    demand); best of 3. Also: the words rebuilt from the claims in Python (claim_words: what a
-    snapshot read back from the store costs more), the parts, the same tree with every proof
-    written out (spr_merkle_build_flat), and the keccak-f floor."""
+    claims of one freshly verified snapshot: the leaves from the accounts and the verifier's
+    value words and the tree, in C (native.merkle_claim_tree; each proof is then read from the
+    tree on demand); best of 3. Also: the words rebuilt from the claims in Python (claim_words),
+    the parts, the same tree with every proof written out (spr_merkle_build_flat), and the
+    keccak-f floor."""
     rng = random.Random(5)
     vault = to_checksum_address(VAULT)
-    claims = tuple(Claim(31337, 1234, vault, Hash32(rng.randbytes(32)), rng.getrandbits(96), vault) for _ in range(n))
+    claims = tuple(
+        Claim(to_checksum_address("0x" + rng.randbytes(20).hex()), rng.getrandbits(96)) for _ in range(n)
+    )
     header = VerifiedHeader(1234, Hash32(bytes(32)), Hash32(bytes(32)), Hash32(bytes(32)), 0, b"")
-    # as relayer.prover.verify_snapshot returns it: with the verifier's slot and value words
-    words = (b"".join(c.slot for c in claims), b"".join(c.value.to_bytes(32, "big") for c in claims))
-    snapshot = ProverSnapshot(31337, vault, header, claims, 0.0, words)
-    # v2 claim leaves (account, value); aggregate_block still hashes the v1 encodings
-    accounts = b"".join(bytes.fromhex(c.account[2:]) for c in claims)
+    # as relayer.prover.verify_snapshot returns it: with the verifier's value words
+    value_words = b"".join(c.value.to_bytes(32, "big") for c in claims)
+    snapshot = ProverSnapshot(31337, vault, header, claims, 0.0, value_words)
     keys = ("aggregate_block", "words", "leaves", "tree", "tree_and_every_proof", "read_every_proof")
     best = dict.fromkeys(keys, float("inf"))
     flat_size = lib.spr_merkle_flat_size(n)
@@ -333,12 +334,12 @@ def _merkle_parts(n: int) -> dict[str, float]:
     scratch = ffi.new("uint64_t[]", scratch_len // 8 + 1)
     for _ in range(3):
         start = time.perf_counter()
-        aggregate_block(snapshot)
+        block = aggregate_block(snapshot)
         best["aggregate_block"] = min(best["aggregate_block"], time.perf_counter() - start)
         t0 = time.perf_counter()
-        _, slots, values = claim_words(claims)
+        accounts, values = claim_words(claims)
         t1 = time.perf_counter()
-        if (slots, values) != words:
+        if values != value_words:
             raise RuntimeError("claim_words disagrees with the verifier's words")
         leaves = ffi.new("uint8_t[]", 32 * n)
         lib.spr_merkle_claim_leaves(accounts, values, n, leaves)
@@ -350,7 +351,7 @@ def _merkle_parts(n: int) -> dict[str, float]:
         t4 = time.perf_counter()
         read = [tree.proofs.flat(i) for i in range(n)]  # type: ignore[attr-defined]
         t5 = time.perf_counter()
-        if bytes(ffi.buffer(flat, 32)) != tree.root:
+        if bytes(ffi.buffer(flat, 32)) != tree.root or block.claims_root != tree.root:
             raise RuntimeError("Merkle builds disagree")
         if b"".join(read) != bytes(ffi.buffer(flat, offsets[n]))[32 * (2 * n - 1) :]:
             raise RuntimeError("proofs read from the tree differ from the proofs written out")

@@ -1,5 +1,6 @@
 """The daemon's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (alive), `/readyz`
-(chains reachable and current, store writable) and `/v1/status` (JSON)."""
+(chains reachable and current, store writable, rounds not failing in a row), `/v1/status`
+(JSON) and `/v1/proofs/{account}` (the pull path for keepers, `relayer.keeper`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
+
+from relayer.relay import FAILURES_UNREADY
 
 if TYPE_CHECKING:
     from relayer.daemon import Daemon
@@ -53,6 +56,11 @@ def ready_problems(daemon: Daemon) -> list[str]:
     if not daemon.store.writable():
         problems.append("store: not writable")
     for relay in daemon.relays:
+        if relay.consecutive_failures >= FAILURES_UNREADY:
+            problems.append(
+                f"destination {relay.config.chain}: {relay.consecutive_failures} rounds failed in a row "
+                f"(last: {relay.last_failure})"
+            )
         floor = relay.config.min_signer_balance_wei
         if relay.balance is not None and relay.balance < floor:
             problems.append(
@@ -77,9 +85,23 @@ def make_app(daemon: Daemon) -> web.Application:
     async def status_json(_request: web.Request) -> web.Response:
         return web.json_response(status(daemon))
 
+    async def account_proofs(request: web.Request) -> web.Response:
+        account = request.match_info["account"]
+        answers = []
+        for relay in daemon.relays:
+            try:
+                answer = await relay.proof_server.proofs(account)
+            except ValueError:
+                return web.json_response({"error": f"not an address: {account!r}"}, status=400)
+            answers.append({"destination": relay.config.chain, **answer})
+        if len(answers) == 1:
+            return web.json_response(answers[0])
+        return web.json_response({"destinations": answers})
+
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/status", status_json)
+    app.router.add_get("/v1/proofs/{account}", account_proofs)
     return app

@@ -1,4 +1,5 @@
-"""`relayer` command line: run, check-config, devnet, deploy, prove, verify, status."""
+"""`relayer` command line: run, check-config, devnet, deploy, register-vault, remove-chain, prove,
+verify, status, keys."""
 
 from __future__ import annotations
 
@@ -67,7 +68,9 @@ def cmd_devnet(args: argparse.Namespace) -> int:
         print(f"devnet: stopped {len(stopped)} node(s)" if stopped else "devnet: nothing running")
         return EXIT_OK
     try:
-        net = devnet.provision(directory, accounts=args.accounts, detach=args.no_run)
+        net = devnet.provision(
+            directory, accounts=args.accounts, detach=args.no_run, dest_block_time=args.dest_block_time
+        )
     except (devnet.DevnetError, RuntimeError) as exc:
         print(f"devnet: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -89,7 +92,7 @@ def _run_devnet_daemon(net: Any) -> int:
     from relayer.config import load_config
     from relayer.daemon import Daemon
     from relayer.log import configure
-    from relayer.relay import Settlement
+    from relayer.settlement import Settlement
 
     configure(json=False, level=os.environ.get("RELAYER_LOG_LEVEL", "warning"))
     print("devnet: relayer running (Ctrl-C stops it and the chains); settlements:", flush=True)
@@ -125,8 +128,12 @@ def _key_from_env(name: str) -> Any:
 
     value = os.environ.get(name)
     if not value:
-        raise SystemExit(f"relayer: environment variable {name} (the deployer key) is not set")
+        raise SystemExit(f"relayer: environment variable {name} (the deployer or owner key) is not set")
     return Account.from_key(value.strip())
+
+
+FUTURE_TOLERANCE_SECONDS = 300
+"""MarginSettlement.FUTURE_TOLERANCE: how far a block's timestamp may run ahead of the destination."""
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
@@ -134,6 +141,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     from chains.bindings import contract, deploy_destination, deploy_vault
 
+    if args.role == "source" and args.withdraw_delay <= args.max_age + FUTURE_TOLERANCE_SECONDS:
+        print(
+            f"relayer: --withdraw-delay {args.withdraw_delay} s must exceed the destination's maxAge "
+            f"({args.max_age} s, --max-age) plus its future tolerance ({FUTURE_TOLERANCE_SECONDS} s): "
+            "otherwise collateral counted on the destination could already have left the vault",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     w3 = Web3(Web3.HTTPProvider(args.rpc))
     deployer = _key_from_env(args.key_env)
     if args.role == "source":
@@ -150,13 +165,57 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_register_vault(args: argparse.Namespace) -> int:
+    from web3 import Web3
+
+    from chains.bindings import register_vault
+    from relayer.errors import RelayerError
+
+    w3 = Web3(Web3.HTTPProvider(args.rpc))
+    owner = _key_from_env(args.key_env)
+    try:
+        receipt = register_vault(
+            w3, owner, args.settlement, args.chain_id, args.vault, args.collateral_slot, args.haircut_bps, args.max_age
+        )
+    except RelayerError as exc:
+        print(f"relayer: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    tx = "0x" + bytes(receipt["transactionHash"]).hex()
+    print(json.dumps({"chain_id": args.chain_id, "vault": args.vault, "tx": tx}))
+    return EXIT_OK
+
+
+def cmd_remove_chain(args: argparse.Namespace) -> int:
+    from web3 import Web3
+
+    from chains.bindings import remove_chain
+    from relayer.errors import RelayerError
+
+    w3 = Web3(Web3.HTTPProvider(args.rpc))
+    owner = _key_from_env(args.key_env)
+    try:
+        receipt = remove_chain(w3, owner, args.settlement, args.chain_id)
+    except RelayerError as exc:
+        print(f"relayer: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    tx = "0x" + bytes(receipt["transactionHash"]).hex()
+    print(json.dumps({"chain_id": args.chain_id, "removed": True, "tx": tx}))
+    return EXIT_OK
+
+
 # --- prove / verify -----------------------------------------------------------------------
 
 
 def cmd_prove(args: argparse.Namespace) -> int:
+    from chains.errors import ChainError
+    from relayer.errors import RelayerError
     from relayer.oneshot import prove
 
-    document = asyncio.run(prove(args.rpc, args.contract, args.slot, args.block))
+    try:
+        document = asyncio.run(prove(args.rpc, args.contract, args.slot, args.block))
+    except (RelayerError, ChainError, ValueError, OSError) as exc:
+        print(f"relayer: prove failed: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     text = json.dumps(document, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -236,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("devnet", help="start two local anvil chains, deploy, seed and relay")
     p.add_argument("--dir", default=".devnet", help="working directory (default .devnet)")
     p.add_argument("--accounts", type=int, default=50, help="depositors to seed (default 50)")
+    p.add_argument("--dest-block-time", type=float, default=0.0, metavar="S",
+                   help="seconds between destination blocks (default 0: a block per transaction; "
+                   "2 shows an L2's pace)")
     p.add_argument("--no-run", action="store_true", help="provision, leave the chains running, exit")
     p.add_argument("--stop", action="store_true", help="stop the chains of --dir")
     p.set_defaults(func=cmd_devnet)
@@ -244,10 +306,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rpc", required=True)
     p.add_argument("--role", required=True, choices=["source", "destination"])
     p.add_argument("--key-env", default="RELAYER_DEPLOYER_KEY", help="env var holding the deployer key")
-    p.add_argument("--withdraw-delay", type=int, default=7200, help="source: seconds (> destination maxAge)")
+    p.add_argument("--withdraw-delay", type=int, default=7200,
+                   help="source: seconds, must exceed --max-age + 300 (default 7200)")
+    p.add_argument("--max-age", type=int, default=3600,
+                   help="source: the destination's maxAge for this chain, seconds (default 3600)")
     p.add_argument("--committee", help="destination: comma-separated committee addresses")
     p.add_argument("--threshold", type=int, default=1, help="destination: signatures required")
     p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("register-vault", help="register (or update) a source chain's vault on MarginSettlement")
+    p.add_argument("--rpc", required=True, help="destination JSON-RPC URL")
+    p.add_argument("--settlement", required=True, help="MarginSettlement address")
+    p.add_argument("--chain-id", required=True, type=int, help="the source chain's id")
+    p.add_argument("--vault", required=True, help="the CollateralVault address on the source chain")
+    p.add_argument("--collateral-slot", type=int, default=0, help="slot of the vault's collateral mapping (default 0)")
+    p.add_argument("--haircut-bps", type=int, default=10_000, help="weight of its collateral, 0..10000 (default 10000)")
+    p.add_argument("--max-age", type=int, required=True, help="seconds a proven block counts (< the vault's delay)")
+    p.add_argument("--key-env", default="RELAYER_OWNER_KEY", help="env var holding the owner key")
+    p.set_defaults(func=cmd_register_vault)
+
+    p = sub.add_parser("remove-chain", help="remove a source chain from MarginSettlement (its positions count zero)")
+    p.add_argument("--rpc", required=True, help="destination JSON-RPC URL")
+    p.add_argument("--settlement", required=True, help="MarginSettlement address")
+    p.add_argument("--chain-id", required=True, type=int)
+    p.add_argument("--key-env", default="RELAYER_OWNER_KEY", help="env var holding the owner key")
+    p.set_defaults(func=cmd_remove_chain)
 
     p = sub.add_parser("prove", help="one-shot EIP-1186 proof of storage slots, verified, as JSON")
     p.add_argument("--rpc", required=True)

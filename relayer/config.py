@@ -51,8 +51,9 @@ __all__ = [
     "load_config",
 ]
 
-FINALITY_MODES: Final = ("finalized", "safe", "confirmations")
-"""`finalized` / `safe`: the node's block tags of those names; `confirmations`: head - N."""
+FINALITY_MODES: Final = ("finalized", "safe", "confirmations", "head")
+"""`finalized` / `safe`: the node's block tags of those names; `confirmations`: head - N;
+`head`: the head itself (only for a chain that cannot reorg, e.g. an instantly mining devnet)."""
 
 MAX_PROOF_CHUNK_SIZE: Final = 1024
 MIN_TX_GAS: Final = 21_000
@@ -137,7 +138,8 @@ class ChainConfig:
     """One EVM chain, `[chains.<name>]`.
 
     `finality` picks the height the relayer treats as final: the node's `finalized` or
-    `safe` block tag, or head - `confirmations` (>= 1, used only in that mode). `rpc` holds
+    `safe` block tag, head - `confirmations` (>= 1, used only in that mode), or the head itself
+    (`head`: a chain that cannot reorg, such as an instantly mining devnet). `rpc` holds
     one or more http(s) JSON-RPC endpoints, tried in order. Times are in seconds.
     """
 
@@ -154,18 +156,26 @@ class ChainConfig:
 class DestinationConfig:
     """The contracts on a destination chain, `[destinations.<chain name>]`: the
     EpochVerifier (EIP-712 verifyingContract) and the MarginSettlement, the key that
-    signs destination transactions, and the batch limits for `settle` calls (gas units,
-    accounts per batch; receipt timeout in seconds)."""
+    signs destination transactions, and how settlements are sent: gas per transaction (at
+    most half the destination's block gas limit is used either way), accounts per
+    transaction, transactions in flight at once, the receipt timeout (seconds), the
+    smallest increase of a position worth a settlement (wei; decreases always settle), how
+    long before a position expires (`maxAge`) it is refreshed (seconds), and how many times
+    a failing epoch is retried before it is given up (its accounts are proven again later)."""
 
     chain: str
     verifier: ChecksumAddress
     settlement: ChecksumAddress
     sender: KeySource
     max_gas_per_batch: int = 8_000_000
-    max_accounts_per_batch: int = 20
+    max_accounts_per_batch: int = 2_000
     receipt_timeout_seconds: float = 120.0
     min_signer_balance_wei: int = 0
     max_fee_per_gas_wei: int = 500 * 10**9
+    max_in_flight: int = 4
+    min_change_wei: int = 0
+    refresh_before_expiry_seconds: int = 600
+    max_epoch_attempts: int = 5
 
 
 @dataclass(frozen=True)
@@ -615,10 +625,14 @@ class _Reader:
         settlement = t.get("settlement", self.address)
         sender = t.get("sender", self.key_source)
         max_gas = t.get("max_gas_per_batch", self.integer(MIN_TX_GAS), 8_000_000)
-        max_accounts = t.get("max_accounts_per_batch", self.integer(1), 20)
+        max_accounts = t.get("max_accounts_per_batch", self.integer(1, 10_000), 2_000)
         receipt_timeout = t.get("receipt_timeout_seconds", self.seconds, 120.0)
         min_balance = t.get("min_signer_balance_wei", self.integer(0), 0)
         max_fee = t.get("max_fee_per_gas_wei", self.integer(1), 500 * 10**9)
+        in_flight = t.get("max_in_flight", self.integer(1, 64), 4)
+        min_change = t.get("min_change_wei", self.integer(0, 2**256 - 1), 0)
+        refresh = t.get("refresh_before_expiry_seconds", self.integer(0, 30 * 86_400), 600)
+        attempts = t.get("max_epoch_attempts", self.integer(1, 1_000), 5)
         t.finish()
         ok = True
         if name not in chain_names:
@@ -640,11 +654,16 @@ class _Reader:
             or receipt_timeout is None
             or min_balance is None
             or max_fee is None
+            or in_flight is None
+            or min_change is None
+            or refresh is None
+            or attempts is None
         ):
             return None
         return DestinationConfig(
-            name, verifier, settlement, sender, max_gas, max_accounts, receipt_timeout, min_balance, max_fee
-        )
+            name, verifier, settlement, sender, max_gas, max_accounts, receipt_timeout, min_balance, max_fee,
+            in_flight, min_change, refresh, attempts,
+        )  # fmt: skip
 
     def pair(self, value: Any, path: str, chain_names: set[str], destination_names: set[str]) -> PairConfig | None:
         data = self.table(value, path)

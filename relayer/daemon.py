@@ -24,7 +24,8 @@ from relayer.config import Config
 from relayer.errors import RelayerError
 from relayer.log import get_logger
 from relayer.metrics import Metrics
-from relayer.relay import DestinationRelay, PairRunner, Settlement
+from relayer.relay import DestinationRelay, PairRunner
+from relayer.settlement import Settlement
 from relayer.store import Store
 from relayer.submitter import Submitter
 from relayer.txmanager import TxManager
@@ -34,6 +35,15 @@ log = get_logger("relayer.daemon")
 
 SHUTDOWN_GRACE_SECONDS = 6.0
 """How long a round in progress may take to finish after SIGTERM (systemd's stop timeout is longer)."""
+
+
+def _final_height(watcher: ChainWatcher) -> Callable[[], int]:
+    """A getter of the watcher's current final height."""
+
+    def final() -> int:
+        return watcher.finalized
+
+    return final
 
 
 class StartupError(RelayerError):
@@ -102,9 +112,17 @@ class Daemon:
                 for pair in self.config.pairs
                 if pair.destination == dest_name
             ]
+            watcher = self.watchers[dest.chain]
             self.relays.append(
                 DestinationRelay(
-                    dest, pairs, submitter, attester, self.store, self.metrics, on_settled=self.on_settled
+                    dest,
+                    pairs,
+                    submitter,
+                    attester,
+                    self.store,
+                    self.metrics,
+                    finalized=None if chain.finality == "head" else _final_height(watcher),
+                    on_settled=self.on_settled,
                 )
             )
 

@@ -122,6 +122,19 @@ class Metrics:
         self.backlog = Gauge(
             "relayer_backlog_snapshots", "Snapshots due but not yet relayed.", registry=r
         )
+        self.round_failures = Counter(
+            "relayer_round_failures_total",
+            "Relay rounds that failed (chain or submission errors), by destination; retried after a pause.",
+            ["destination"],
+            registry=r,
+        )
+        self.epochs_failed = Counter(
+            "relayer_epochs_failed_total",
+            "Epochs given up, by reason (reorg, stale, superseded, revoked, reverted errors, "
+            "retries_exhausted, ...); their accounts are proven again at a later height.",
+            ["reason"],
+            registry=r,
+        )
         self.tx_submitted = Counter(
             "relayer_tx_submitted_total",
             "Destination transactions (idempotency keys) first accepted by the node, by kind.",

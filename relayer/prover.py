@@ -4,7 +4,8 @@ A snapshot is built from `eth_getBlockByNumber` (the header, whose keccak(rlp) m
 the block hash) and one EIP-1186 `eth_getProof` of the vault with every account's
 collateral slot, then verified by the native library against the header's stateRoot:
 the account proof gives the vault's storageHash, each storage proof (inclusion, or
-exclusion for value 0) gives one claim. Any mismatch rejects the whole snapshot.
+exclusion for value 0) gives one claim. A mismatch in the header or the account proof
+rejects the whole snapshot; a storage proof that fails on its own excludes its account only.
 """
 
 from __future__ import annotations
@@ -34,33 +35,35 @@ def collateral_slot(account: str, mapping_slot: int) -> Hash32:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """One proven storage value (DESIGN section 3). `account` is whose collateral slot it is;
-    it is not part of the Merkle leaf, which is (chainId, blockNumber, vault, slot, value)."""
+    """One proven collateral value (DESIGN section 3): `Claim = (address account, uint256 value)`,
+    the value of storage slot keccak256(abi.encode(account, p)) of the vault in the block its
+    block leaf names (chain, block and vault are bound by the block leaf, not repeated here)."""
 
-    chain_id: int
-    block_number: int
-    vault: str
-    slot: Hash32
-    value: int
     account: str
+    value: int
 
-    def leaf_values(self) -> tuple[int, int, str, bytes, int]:
-        return (self.chain_id, self.block_number, self.vault, self.slot, self.value)
+    def leaf_values(self) -> tuple[str, int]:
+        return (self.account, self.value)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Verified collateral of one vault at one block: the header and one claim per account.
-    `claim_words`: (slots, values) of the claims as 32-byte words back to back, as the native
-    verifier returned them (what the claims tree is built from), or None (computed from
-    `claims` when needed, e.g. for a snapshot read back from the store)."""
+    """Verified collateral of one vault at one block: the header and one claim per account
+    whose storage proof verified, in the order the accounts were asked for.
+
+    `excluded`: (account, reason) of accounts whose own storage proof was rejected (DESIGN
+    section 7: one account's bad claim never blocks the others of its vault); they are left
+    out of the claims tree and proven again at the next height. `value_words`: the claims'
+    values as 32-byte words back to back as the native verifier returned them, or None
+    (computed from `claims` when needed)."""
 
     chain_id: int
     vault: str
     header: VerifiedHeader
     claims: tuple[Claim, ...]
     verify_seconds: float
-    claim_words: tuple[bytes, bytes] | None = None
+    value_words: bytes | None = None
+    excluded: tuple[tuple[str, str], ...] = ()
 
 
 def verify_snapshot(
@@ -74,8 +77,11 @@ def verify_snapshot(
     """Verify an already fetched proof against an already hash-checked header, in one native
     call (`native.verify_snapshot`: each distinct trie node hashed once).
 
-    Raises SnapshotRejected (reason "proof:<native reason>", "account_absent",
-    "account_mismatch", "slot_mismatch" or "value_mismatch") on any discrepancy.
+    The header, the account proof of the vault and the shape of the response bind every
+    claim: any problem there raises SnapshotRejected (reason "proof:<native reason>",
+    "account_absent", "account_mismatch", "block_mismatch" or "slot_mismatch"). A storage
+    proof that fails on its own (native reason, or the RPC's `value` differing from the
+    proven one: "value_mismatch") excludes only that account (`Snapshot.excluded`).
     """
     number = header.number
     started = time.perf_counter()
@@ -97,9 +103,6 @@ def verify_snapshot(
         result = native.verify_snapshot(
             header.state_root, proof.address, proof.account_proof, slots, [e.proof for e in proof.storage]
         )
-        values = result.require()
-    except native.StorageProofError as exc:
-        raise reject(f"proof:{exc.reason}", f"storage proof of slot 0x{exc.slot.hex()}: {exc}") from exc
     except native.ProofError as exc:
         raise reject(f"proof:{exc.reason}", f"account proof of {vault}: {exc}") from exc
     account = result.account
@@ -112,13 +115,19 @@ def verify_snapshot(
         proof.code_hash,
     ):
         raise reject("account_mismatch", "account fields differ from the proven account")
-    claims = []
-    for holder, slot, entry, value in zip(accounts, slots, proof.storage, values, strict=True):
-        if value != entry.value:
-            raise reject("value_mismatch", f"slot 0x{slot.hex()}: RPC says {entry.value}, proof {value}")
-        claims.append(Claim(chain_id, number, vault, slot, value, holder))
-    words = (result.slot_words, result.value_words)
-    return Snapshot(chain_id, vault, header, tuple(claims), time.perf_counter() - started, words)
+    claims: list[Claim] = []
+    excluded: list[tuple[str, str]] = []
+    for holder, entry, value, reason in zip(accounts, proof.storage, result.values, result.reasons, strict=True):
+        if reason is not None or value is None:
+            excluded.append((holder, f"proof:{reason}"))
+        elif value != entry.value:
+            excluded.append((holder, "value_mismatch"))
+        else:
+            claims.append(Claim(holder, value))
+    words = result.value_words if not excluded else None
+    return Snapshot(
+        chain_id, vault, header, tuple(claims), time.perf_counter() - started, words, tuple(excluded)
+    )
 
 
 async def prove_snapshot(
@@ -168,7 +177,7 @@ def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
         "parent_hash": "0x" + header.parent_hash.hex(),
         "state_root": "0x" + header.state_root.hex(),
         "timestamp": header.timestamp,
-        "claims": [[c.account, "0x" + c.slot.hex(), str(c.value)] for c in snapshot.claims],
+        "claims": [[c.account, str(c.value)] for c in snapshot.claims],
     }
 
 
@@ -183,9 +192,5 @@ def snapshot_from_json(data: dict[str, Any]) -> Snapshot:
         timestamp=int(data["timestamp"]),
         rlp=b"",
     )
-    chain_id, vault = int(data["chain_id"]), str(data["vault"])
-    claims = tuple(
-        Claim(chain_id, number, vault, Hash32(bytes.fromhex(slot[2:])), int(value), account)
-        for account, slot, value in data["claims"]
-    )
-    return Snapshot(chain_id, vault, header, claims, 0.0)
+    claims = tuple(Claim(str(account), int(value)) for account, value in data["claims"])
+    return Snapshot(int(data["chain_id"]), str(data["vault"]), header, claims, 0.0)

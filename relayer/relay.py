@@ -4,18 +4,21 @@ verify, aggregate into one epoch, attest, submit, settle — durably.
 A round:
 1. for each pair whose source has a new due height (a multiple of `every_blocks` at or
    below the finalized height): discover depositors from vault events, prove and verify
-   the snapshot (a rejected snapshot is counted and dropped whole);
-2. when some account's proven collateral differs from what was last settled, aggregate the
-   verified snapshots into one epoch and store it with its whole content, advancing the
-   pairs in the same transaction (write-ahead);
+   the snapshot (a header or account proof that fails rejects the snapshot whole; a storage
+   proof that fails excludes its account only);
+2. when the destination needs some claim (`relayer.settlement.needs_settlement`, read from
+   the destination's positions), aggregate the snapshots into one epoch numbered after the
+   destination's latest, sign it (EIP-712, chained to the previous root) and store it with
+   its content and signature, advancing the pairs in the same transaction (write-ahead);
 3. process the epoch: check its blocks are still canonical (a proven block that is not is
-   a reorg beyond finality: the epoch is dropped and counted), sign it (EIP-712), submit it
-   unless the destination already holds it, then settle the changed accounts in planned,
-   gas-bounded batches, skipping what the destination already has.
+   a reorg beyond finality: the epoch is dropped and counted) and still fresh enough for the
+   destination (else dropped: a newer height is proven instead), then submit it together
+   with its first settlements and settle the rest (`relayer.settlement`).
 
 Every open epoch in the store is processed again before a new round, so a restart (even
 after kill -9) resumes exactly where the last process stopped; the transaction manager's
-idempotency keys (`epoch:N`, `settle:N:i`) make sure nothing is sent twice.
+idempotency keys make sure nothing is sent twice. A reverted transaction fails its epoch at
+once; an epoch whose processing keeps failing is given up after `max_epoch_attempts`.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
@@ -31,16 +33,18 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from chains.bindings import ContractReverted, load_artifact
 from chains.errors import ChainError
 from chains.rpc import RpcMethods
-from relayer.aggregator import ChainProofArgs, EpochAggregate, aggregate_epoch
-from relayer.attestation import sign_epoch
+from relayer.aggregator import EpochAggregate, aggregate_epoch
+from relayer.attestation import order_signatures, sign_epoch
 from relayer.config import DestinationConfig, PairConfig
 from relayer.errors import SnapshotRejected, StoreError, SubmissionError
 from relayer.faults import checkpoint
+from relayer.keeper import ProofServer
 from relayer.log import get_logger
 from relayer.metrics import Metrics
-from relayer.prover import Claim, Snapshot, prove_snapshot, snapshot_from_json, snapshot_to_json
+from relayer.prover import Snapshot, prove_snapshot, snapshot_from_json, snapshot_to_json
+from relayer.settlement import EpochSignature, Settlement, Settler
 from relayer.store import EpochRecord, Store
-from relayer.submitter import Receipt, Submitter
+from relayer.submitter import Submitter
 from relayer.watcher import ChainWatcher
 
 log = get_logger("relayer.relay")
@@ -48,27 +52,19 @@ log = get_logger("relayer.relay")
 LOG_RANGE = 5_000
 """Blocks per eth_getLogs request when discovering depositors."""
 
+EPOCH_FORMAT = 2
+"""Format of a stored epoch's content (DESIGN section 3, formats v2); epochs stored in another
+format are failed at resume, their accounts are proven again."""
+
+FAILURES_UNREADY = 3
+"""Rounds failing in a row after which /readyz reports the destination unready."""
+
 
 def _deposited_topic() -> str:
     for item in load_artifact("CollateralVault").abi:
         if item.get("type") == "event" and item.get("name") == "Deposited":
             return "0x" + event_abi_to_log_topic(item).hex()  # type: ignore[arg-type]
     raise RuntimeError("CollateralVault ABI has no Deposited event")
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """One account settled on the destination (passed to the `on_settled` callback)."""
-
-    account: str
-    chain_id: int
-    block_number: int
-    value: int
-    epoch: int
-    tx_hash: str
-    latency_seconds: float
-    gas_used: int
-    batch_size: int
 
 
 class PairRunner:
@@ -136,9 +132,12 @@ class DestinationRelay:
         store: Store,
         metrics: Metrics,
         *,
+        finalized: Callable[[], int] | None = None,
         on_settled: Callable[[Settlement], None] | None = None,
         idle_seconds: float = 0.5,
     ) -> None:
+        """`finalized()`: the destination's final height (its watcher), None when the head is
+        final; `on_settled` is called for each account settled."""
         self.config = config
         self.pairs = pairs
         self.sources = {p.chain_id: p for p in pairs}
@@ -146,23 +145,42 @@ class DestinationRelay:
         self.attester = attester
         self.store = store
         self.metrics = metrics
-        self.on_settled = on_settled
         self.idle_seconds = idle_seconds
+        self.settler = Settler(
+            config, submitter, store, metrics, finalized=finalized, chain_label=self._chain_label, on_settled=on_settled
+        )
+        self.proof_server = ProofServer(store, submitter)
         self.rounds = 0
         self.backlog = 0
         self.balance: int | None = None
+        self.consecutive_failures = 0
+        self.last_failure: str | None = None
+
+    def _chain_label(self, chain_id: int) -> str:
+        source = self.sources.get(chain_id)
+        return source.config.source if source else str(chain_id)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Resume open epochs, then run rounds until `stop` is set; a round in progress is
-        finished first (the supervisor cancels it after a grace period; all is durable)."""
+        finished first (the supervisor cancels it after a grace period; all is durable).
+        A failing round is counted (`relayer_round_failures_total`, readiness after
+        FAILURES_UNREADY in a row) and retried after a pause; an epoch that keeps failing is
+        given up after `max_epoch_attempts` (see `_process`), so nothing loops for good."""
         while not stop.is_set():
             try:
                 if self.balance is None:
                     await self.refresh_balance()
                 await self.resume()
                 worked = await self.round()
+                self.consecutive_failures = 0
+                self.last_failure = None
             except (ChainError, SubmissionError) as exc:
-                log.warning("round.failed", destination=self.config.chain, error=str(exc))
+                self.consecutive_failures += 1
+                self.last_failure = str(exc)
+                self.metrics.round_failures.labels(self.config.chain).inc()
+                log.warning(
+                    "round.failed", destination=self.config.chain, error=str(exc), in_a_row=self.consecutive_failures
+                )
                 worked = False
             if not worked:
                 try:
@@ -189,23 +207,44 @@ class DestinationRelay:
         snapshots = []
         for pair, height in due:
             snapshot = await self._prove(pair, height)
-            if snapshot is not None:
+            if snapshot is not None and snapshot.claims:
                 snapshots.append(snapshot)
         checkpoint("round.proven")
-        changed = self._changed_accounts(snapshots)
-        if not changed:
+        if not snapshots:
             self.store.advance_pairs(heights)
-            why = "no collateral changed since the last settlement" if snapshots else "no verified snapshot"
-            log.info("epoch.skipped", why=why, blocks=[(s.chain_id, s.header.number) for s in snapshots])
+            log.info("epoch.skipped", why="no verified snapshot with claims")
             return True
         aggregate = aggregate_epoch(snapshots)
-        epoch = max(self.store.last_epoch(), await self.submitter.latest_epoch()) + 1
-        content = {"snapshots": [snapshot_to_json(s) for s in snapshots], "settle": changed}
+        if await self.settler.stale(aggregate):
+            self.store.advance_pairs(heights)
+            log.warning("epoch.skipped", why="proven blocks already older than maxAge on the destination")
+            return True
+        pending = await self.settler.pending(aggregate)
+        if not pending:
+            self.store.advance_pairs(heights)
+            log.info("epoch.skipped", why="the destination needs no change",
+                     blocks=[(s.chain_id, s.header.number) for s in snapshots])  # fmt: skip
+            return True
+        epoch = await self.submitter.latest_epoch() + 1
+        previous = await self.submitter.recorded_root(epoch - 1)
+        held = self.store.epoch(epoch)
+        if held is not None and held.status != "failed":  # the destination lost it (a reorg there)
+            self._fail(epoch, "lost_on_destination", previous_status=held.status)
+        signature = sign_epoch(
+            self.attester, self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root,
+            previous,
+        )  # fmt: skip
+        self.metrics.epochs_signed.inc()
+        content = {
+            "format": EPOCH_FORMAT,
+            "snapshots": [snapshot_to_json(s) for s in snapshots],
+            "previous": "0x" + previous.hex(),
+            "signatures": [[self.attester.address, "0x" + signature.hex()]],
+        }
         self.store.create_epoch(epoch, aggregate.root, content, heights)
         checkpoint("epoch.created")
-        self.metrics.claims_per_batch.observe(aggregate.claim_count)
         log.info("epoch.created", epoch=epoch, root=aggregate.root, blocks=len(snapshots),
-                 claims=aggregate.claim_count, to_settle=len(changed))
+                 claims=aggregate.claim_count, to_settle=sum(len(v) for v in pending.values()))  # fmt: skip
         record = self.store.epoch(epoch)
         if record is None:
             raise StoreError(f"epoch {epoch} vanished from the store")
@@ -240,6 +279,9 @@ class DestinationRelay:
             self.store.record_snapshot(pair.chain_id, height, pair.config.vault, status="rejected", reason=exc.reason)
             log.error("proof.rejected", chain=chain, block=height, reason=exc.reason, detail=exc.detail)
             return None
+        for account, reason in snapshot.excluded:
+            self.metrics.proofs_rejected.labels(chain, reason).inc()
+            log.error("claim.rejected", chain=chain, block=height, account=account, reason=reason)
         self.metrics.snapshots_proven.labels(chain).inc()
         self.metrics.proofs_verified.labels(chain).inc(1 + len(snapshot.claims))
         self.metrics.verify_seconds.labels(chain).observe(snapshot.verify_seconds)
@@ -257,36 +299,79 @@ class DestinationRelay:
             chain=chain,
             block=height,
             claims=len(snapshot.claims),
+            excluded=len(snapshot.excluded),
             verify_ms=round(snapshot.verify_seconds * 1000, 2),
         )
         return snapshot
 
-    def _changed_accounts(self, snapshots: list[Snapshot]) -> list[str]:
-        """Accounts (sorted) with a claim whose value differs from what was last settled.
-        Such an account is settled with all its chains."""
-        changed: set[str] = set()
-        for snapshot in snapshots:
-            settled = self.store.settled_values(snapshot.chain_id)
-            for claim in snapshot.claims:
-                if settled.get(claim.account) != claim.value:
-                    changed.add(claim.account)
-        return sorted(changed)
-
     # --- one epoch, resumable from any stored state ----------------------------------------
+
+    def _fail(self, epoch: int, reason: str, **details: object) -> None:
+        record = self.store.epoch(epoch)
+        self.store.set_epoch_status(epoch, "failed", reason=reason)
+        self.metrics.epochs_failed.labels(reason).inc()
+        log.error("epoch.failed", epoch=epoch, root=record.root if record else None, reason=reason, **details)
 
     async def _process(self, record: EpochRecord, aggregate: EpochAggregate | None = None) -> None:
         """Drive one epoch on from its stored state. A resumed epoch (`aggregate` None) is
-        rebuilt from its stored content, which must rebuild its stored root."""
+        rebuilt from its stored content, which must rebuild its stored root; its stored
+        signature (made when its proofs were verified) is used, never a new one. An epoch
+        that fails `max_epoch_attempts` times (chain or submission errors) is given up."""
+        epoch = record.epoch
+        if record.content.get("format") != EPOCH_FORMAT:
+            self._fail(epoch, "old_format")
+            return
         if aggregate is None:
             aggregate = aggregate_epoch([snapshot_from_json(s) for s in record.content["snapshots"]])
             if aggregate.root != record.root:
-                raise StoreError(f"epoch {record.epoch}: stored content does not rebuild its root")
-        snapshots = [b.snapshot for b in aggregate.blocks]
-        if not await self._canonical(record.epoch, snapshots):
+                self._fail(epoch, "corrupt", detail="stored content does not rebuild its root")
+                return
+        try:
+            await self._drive(record, aggregate)
+        except ContractReverted as exc:
+            self._fail(epoch, exc.error_name or "reverted", error=str(exc))
+        except (ChainError, SubmissionError) as exc:
+            attempts = self.store.count_attempt(epoch, record.root, str(exc))
+            if attempts >= self.config.max_epoch_attempts:
+                self._fail(epoch, "retries_exhausted", attempts=attempts, error=str(exc))
+                return
+            raise
+
+    async def _drive(self, record: EpochRecord, aggregate: EpochAggregate) -> None:
+        """Checks before anything is sent, then the settlement stage. Fails the epoch when a
+        proven block is no longer canonical, when its number holds another root or cannot be
+        reached any more (the destination moved on: `previous` differs), when its root was
+        revoked or belongs to an older committee generation, or when its blocks are stale."""
+        epoch = record.epoch
+        if not await self._canonical(epoch, [b.snapshot for b in aggregate.blocks]):
             return
-        if record.status in ("signed", "submitted") and not await self._submit(record.epoch, aggregate):
+        previous = bytes.fromhex(str(record.content["previous"])[2:])
+        recorded = await self.submitter.recorded_root(epoch)
+        if recorded == aggregate.root:
+            if await self.submitter.root_of(epoch) != aggregate.root:
+                self._fail(epoch, "revoked")
+                return
+        elif any(recorded):
+            self._fail(epoch, "superseded", on_chain="0x" + recorded.hex())
             return
-        await self._settle(record.epoch, aggregate, list(record.content["settle"]))
+        else:
+            latest = await self.submitter.latest_epoch()
+            if latest != epoch - 1 or await self.submitter.recorded_root(epoch - 1) != previous:
+                self._fail(epoch, "superseded", latest=latest)
+                return
+            self.metrics.epochs_submitted.inc()
+        if await self.settler.stale(aggregate):
+            self._fail(epoch, "stale")
+            return
+        signatures = order_signatures(
+            (signer, bytes.fromhex(sig[2:])) for signer, sig in record.content.get("signatures", [])
+        )
+        done = await self.settler.settle_epoch(epoch, aggregate, EpochSignature(previous, tuple(signatures)))
+        if not done:
+            self._fail(epoch, "settle_rounds_exhausted")
+            return
+        self.store.set_epoch_status(epoch, "settled")
+        checkpoint("epoch.settled")
 
     async def _canonical(self, epoch: int, snapshots: list[Snapshot]) -> bool:
         """True while every proven block is still the canonical block at its height. Otherwise
@@ -304,143 +389,8 @@ class DestinationRelay:
             self.store.set_snapshot_status(
                 snapshot.chain_id, snapshot.header.number, snapshot.vault, "reorged", "not canonical any more"
             )
-            self.store.set_epoch_status(epoch, "failed", reason="reorg")
-            log.error(
-                "reorg.beyond_finality",
-                chain=source.config.source,
-                block=snapshot.header.number,
-                proven_hash=snapshot.header.hash,
-                canonical_hash=current or None,
-                epoch=epoch,
-            )
+            log.error("reorg.beyond_finality", chain=source.config.source, block=snapshot.header.number,
+                      proven_hash=snapshot.header.hash, canonical_hash=current or None, epoch=epoch)  # fmt: skip
+            self._fail(epoch, "reorg")
             return False
         return True
-
-    async def _submit(self, epoch: int, aggregate: EpochAggregate) -> bool:
-        """Get epoch `epoch` accepted on the destination. False when it cannot be (superseded
-        or reverted: marked failed)."""
-        on_chain = await self.submitter.root_of(epoch)
-        if on_chain != aggregate.root:
-            if any(on_chain) or await self.submitter.latest_epoch() >= epoch:
-                self.store.set_epoch_status(epoch, "failed", reason="superseded on the destination")
-                log.warning("epoch.superseded", epoch=epoch)
-                return False
-            # Minimal v2 adaptation (contracts-v2 branch); the relay rewrite owns the real logic:
-            # `previous` must be the root *recorded* for epoch - 1 (EpochVerifier.epochRecord),
-            # which rootOf equals unless that root was revoked or is of an older generation.
-            previous = bytes(32) if epoch == 1 else await self.submitter.root_of(epoch - 1)
-            signature = sign_epoch(
-                self.attester,
-                self.submitter.chain_id,
-                self.submitter.verifier.contract.address,
-                epoch,
-                aggregate.root,
-                previous,
-            )
-            self.metrics.epochs_signed.inc()
-            self.store.set_epoch_status(epoch, "submitted")
-            checkpoint("epoch.signed")
-            self.metrics.epochs_submitted.inc()
-            try:
-                receipt = await self.submitter.submit_epoch(epoch, aggregate.root, [signature])
-            except ContractReverted as exc:
-                self.store.set_epoch_status(epoch, "failed", reason=exc.error_name or "reverted")
-                log.error("epoch.reverted", epoch=epoch, error=str(exc))
-                return False
-            checkpoint("epoch.mined")
-            log.info("epoch.confirmed", epoch=epoch, root=aggregate.root, tx=receipt.tx_hash, gas=receipt.gas_used)
-            self.store.set_epoch_status(epoch, "confirmed", receipt.tx_hash)
-        else:
-            self.store.set_epoch_status(epoch, "confirmed")
-        self.metrics.epochs_confirmed.inc()
-        checkpoint("epoch.confirmed")
-        return True
-
-    async def _plan(self, accounts: list[str], proofs: dict[str, list[ChainProofArgs]]) -> list[list[str]]:
-        """Split `accounts` into batches of at most `max_accounts_per_batch`, halving a batch
-        while its gas estimate exceeds `max_gas_per_batch`."""
-        plan: list[list[str]] = []
-        limit = self.config.max_accounts_per_batch
-        index = 0
-        while index < len(accounts):
-            batch = accounts[index : index + limit]
-            gas = await self.submitter.estimate_settle(batch, [proofs[a] for a in batch])
-            if gas > self.config.max_gas_per_batch and len(batch) > 1:
-                limit = max(1, len(batch) // 2)
-                continue
-            plan.append(batch)
-            index += len(batch)
-        return plan
-
-    async def _settle(self, epoch: int, aggregate: EpochAggregate, accounts: list[str]) -> None:
-        proofs = aggregate.chain_proofs(epoch)
-        batches = self.store.batches(epoch)
-        if not batches:
-            self.store.plan_batches(epoch, await self._plan(accounts, proofs))
-            checkpoint("batches.planned")
-            batches = self.store.batches(epoch)
-        claims_of: dict[str, list[Claim]] = {}
-        for block in aggregate.blocks:
-            for claim in block.snapshot.claims:
-                claims_of.setdefault(claim.account, []).append(claim)
-        timestamps = {b.snapshot.chain_id: b.snapshot.header.timestamp for b in aggregate.blocks}
-        for batch in batches:
-            if batch.status != "planned":
-                continue
-            if not await self._canonical(epoch, [b.snapshot for b in aggregate.blocks]):
-                return
-            rows = [
-                (c.account, c.chain_id, c.block_number, c.value, epoch) for a in batch.accounts for c in claims_of[a]
-            ]
-            if await self._already_settled(rows):
-                self.store.record_settlements(rows, "confirmed", batch.tx_hash)
-                self.store.set_batch_status(epoch, batch.index, "skipped")
-                log.info("batch.already_settled", epoch=epoch, batch=batch.index)
-                continue
-            self.store.record_settlements(rows, "submitted", None)
-            checkpoint("batch.before_send")
-            try:
-                receipt = await self.submitter.settle(
-                    f"settle:{epoch}:{batch.index}", batch.accounts, [proofs[a] for a in batch.accounts]
-                )
-            except ContractReverted as exc:
-                self.store.set_epoch_status(epoch, "failed", reason=exc.error_name or "reverted")
-                log.error("batch.reverted", epoch=epoch, batch=batch.index, error=str(exc))
-                return
-            checkpoint("batch.mined")
-            self.store.record_settlements(rows, "confirmed", receipt.tx_hash)
-            self.store.set_batch_status(epoch, batch.index, "confirmed", receipt.tx_hash)
-            self.metrics.settlements_confirmed.inc(len(batch.accounts))
-            self._report(rows, receipt, timestamps, len(batch.accounts))
-            checkpoint("batch.recorded")
-        self.store.set_epoch_status(epoch, "settled")
-        checkpoint("epoch.settled")
-
-    async def _already_settled(self, rows: list[tuple[str, int, int, int, int]]) -> bool:
-        """True when the destination already holds every (account, chain) at or past its block."""
-        last = await self.submitter.last_settled_blocks([(a, c) for a, c, _, _, _ in rows])
-        return all(seen >= block for seen, (_, _, block, _, _) in zip(last, rows, strict=True))
-
-    def _report(
-        self, rows: list[tuple[str, int, int, int, int]], receipt: Receipt, timestamps: dict[int, int], size: int
-    ) -> None:
-        now = time.time()
-        for account, chain_id, block_number, value, epoch in rows:
-            latency = max(0.0, now - timestamps[chain_id])
-            source = self.sources.get(chain_id)
-            self.metrics.settlement_latency.labels(source.config.source if source else str(chain_id)).observe(latency)
-            item = Settlement(
-                account, chain_id, block_number, value, epoch, receipt.tx_hash, latency, receipt.gas_used, size
-            )
-            log.info(
-                "settlement.confirmed",
-                account=account,
-                chain_id=chain_id,
-                block=block_number,
-                value_wei=value,
-                epoch=epoch,
-                tx=receipt.tx_hash,
-                latency_s=round(latency, 2),
-            )
-            if self.on_settled:
-                self.on_settled(item)

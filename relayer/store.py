@@ -2,13 +2,14 @@
 
 Rows are written before the action they describe is taken (write-ahead):
 
-- an epoch is created (`signed`) with its whole content (headers and claims) in the same
-  transaction that advances the pairs past the heights it covers, so a restart neither
-  proves those heights again nor loses the epoch;
-- it moves `signed -> submitted -> confirmed -> settled` (or `failed`: superseded on the
-  destination, or a proven block that is no longer canonical);
-- its settlement batches are planned (accounts per batch) before the first is sent, and
-  each moves `planned -> confirmed` (or `skipped`: already settled on the destination).
+- an epoch is created (`signed`: its content, headers and claims, with the member's
+  signature over it) in the same transaction that advances the pairs past the heights it
+  covers, so a restart neither proves those heights again nor loses the epoch;
+- it moves `signed -> confirmed -> settled` (or `failed`: superseded or refused on the
+  destination, stale, a proven block that is no longer canonical, or retries exhausted); a
+  failed epoch that never reached the destination gives its number to the next one;
+- its settlement batches (one block's accounts each) are planned before they are sent, and
+  each moves `planned -> mined` (or `skipped`: nothing left to settle; `failed`: reverted).
 
 Transactions themselves are persisted by the transaction manager (relayer.txstore).
 """
@@ -59,13 +60,24 @@ CREATE TABLE IF NOT EXISTS epochs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS batches (
+CREATE TABLE IF NOT EXISTS settle_batches (
     epoch INTEGER NOT NULL,
+    root TEXT NOT NULL,
     idx INTEGER NOT NULL,
+    chain_id INTEGER NOT NULL,
     accounts TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('planned', 'confirmed', 'skipped')),
+    with_epoch INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('planned', 'mined', 'skipped', 'failed')),
     tx_hash TEXT,
-    PRIMARY KEY (epoch, idx)
+    block_number INTEGER,
+    PRIMARY KEY (epoch, root, idx)
+);
+CREATE TABLE IF NOT EXISTS epoch_attempts (
+    epoch INTEGER NOT NULL,
+    root TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    last_error TEXT,
+    PRIMARY KEY (epoch, root)
 );
 CREATE TABLE IF NOT EXISTS settlements (
     account TEXT NOT NULL,
@@ -97,12 +109,19 @@ class EpochRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class BatchRecord:
+class SettleBatch:
+    """One planned settlement transaction: accounts of one source chain's block of an epoch
+    (identified by number and root); `with_epoch` when it also submits the epoch."""
+
     epoch: int
+    root: bytes
     index: int
-    accounts: list[str]
+    chain_id: int
+    accounts: tuple[str, ...]
+    with_epoch: bool
     status: str
     tx_hash: str | None
+    block_number: int | None
 
 
 class Store:
@@ -229,11 +248,14 @@ class Store:
 
     def create_epoch(self, epoch: int, root: bytes, content: dict[str, Any], pair_heights: dict[str, int]) -> None:
         """Write-ahead, in one transaction: the epoch (`signed`) with its content, and the pairs
-        advanced past the heights it covers. Raises StoreError (e.g. the epoch number exists)."""
+        advanced past the heights it covers. A `failed` epoch of the same number (it never
+        reached the destination: the number comes from the destination's latest epoch) is
+        replaced. Raises StoreError (e.g. the number is held by an epoch that did not fail)."""
         now = time.time()
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("DELETE FROM epochs WHERE epoch = ? AND status = 'failed'", (epoch,))
                 self._db.execute(
                     "INSERT INTO epochs (epoch, root, status, tx_hash, content, reason, created_at, updated_at) "
                     "VALUES (?, ?, 'signed', NULL, ?, NULL, ?, ?)",
@@ -278,6 +300,10 @@ class Store:
         found = self._epoch_rows("epoch = ?", (epoch,))
         return found[0] if found else None
 
+    def recent_epochs(self, count: int) -> list[EpochRecord]:
+        """The newest `count` epochs, oldest first."""
+        return self._epoch_rows("epoch > (SELECT COALESCE(MAX(epoch), 0) FROM epochs) - ?", (count,))
+
     def open_epochs(self) -> list[EpochRecord]:
         """Epochs not yet settled or failed, oldest first (what a restart resumes)."""
         return self._epoch_rows("status IN (?, ?, ?)", OPEN_EPOCH_STATES)
@@ -286,39 +312,66 @@ class Store:
         rows = self._db.execute("SELECT status, COUNT(*) FROM epochs GROUP BY status").fetchall()
         return {str(s): int(n) for s, n in rows}
 
+    def count_attempt(self, epoch: int, root: bytes, error: str) -> int:
+        """Count one failed attempt at processing an epoch; returns the attempts so far."""
+        self._write(
+            "INSERT INTO epoch_attempts (epoch, root, attempts, last_error) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT(epoch, root) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error",
+            (epoch, "0x" + root.hex(), error[:500]),
+        )
+        row = self._db.execute(
+            "SELECT attempts FROM epoch_attempts WHERE epoch = ? AND root = ?", (epoch, "0x" + root.hex())
+        ).fetchone()
+        return int(row[0]) if row else 0
+
     # --- settlement batches ---------------------------------------------------------------
 
-    def plan_batches(self, epoch: int, batches: list[list[str]]) -> None:
-        """Write-ahead: the accounts of each settlement batch of `epoch`, before any is sent."""
-        self._write(
-            "INSERT INTO batches (epoch, idx, accounts, status, tx_hash) VALUES (?, ?, ?, 'planned', NULL)",
-            [(epoch, i, json.dumps(accounts)) for i, accounts in enumerate(batches)],
-            many=True,
-        )
+    def plan_settle_batches(
+        self, epoch: int, root: bytes, batches: list[tuple[int, list[str], bool]]
+    ) -> list[SettleBatch]:
+        """Write-ahead: append batches (chain id, accounts, with_epoch) to the epoch's plan,
+        numbered after every earlier batch of the epoch; returns them as stored."""
+        hex_root = "0x" + root.hex()
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                row = self._db.execute(
+                    "SELECT COALESCE(MAX(idx), -1) FROM settle_batches WHERE epoch = ? AND root = ?", (epoch, hex_root)
+                ).fetchone()
+                first = int(row[0]) + 1
+                self._db.executemany(
+                    "INSERT INTO settle_batches (epoch, root, idx, chain_id, accounts, with_epoch, status) "
+                    "VALUES (?, ?, ?, ?, ?, ?, 'planned')",
+                    [
+                        (epoch, hex_root, first + i, chain_id, json.dumps(accounts), int(with_epoch))
+                        for i, (chain_id, accounts, with_epoch) in enumerate(batches)
+                    ],
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+        return [b for b in self.settle_batches(epoch, root) if b.index >= first]
 
-    def batches(self, epoch: int) -> list[BatchRecord]:
+    def settle_batches(self, epoch: int, root: bytes) -> list[SettleBatch]:
         rows = self._db.execute(
-            "SELECT epoch, idx, accounts, status, tx_hash FROM batches WHERE epoch = ? ORDER BY idx", (epoch,)
+            "SELECT idx, chain_id, accounts, with_epoch, status, tx_hash, block_number FROM settle_batches "
+            "WHERE epoch = ? AND root = ? ORDER BY idx",
+            (epoch, "0x" + root.hex()),
         ).fetchall()
-        return [BatchRecord(int(r[0]), int(r[1]), json.loads(r[2]), r[3], r[4]) for r in rows]
+        return [
+            SettleBatch(epoch, root, int(r[0]), int(r[1]), tuple(json.loads(r[2])), bool(r[3]), r[4], r[5], r[6])
+            for r in rows
+        ]
 
-    def set_batch_status(self, epoch: int, index: int, status: str, tx_hash: str | None = None) -> None:
+    def set_settle_batch(
+        self, batch: SettleBatch, status: str, tx_hash: str | None = None, block_number: int | None = None
+    ) -> None:
         self._write(
-            "UPDATE batches SET status = ?, tx_hash = COALESCE(?, tx_hash) WHERE epoch = ? AND idx = ?",
-            (status, tx_hash, epoch, index),
+            "UPDATE settle_batches SET status = ?, tx_hash = COALESCE(?, tx_hash), "
+            "block_number = COALESCE(?, block_number) WHERE epoch = ? AND root = ? AND idx = ?",
+            (status, tx_hash, block_number, batch.epoch, "0x" + batch.root.hex(), batch.index),
         )
 
     # --- settlements ----------------------------------------------------------------------
-
-    def settled_values(self, chain_id: int) -> dict[str, int]:
-        """The latest confirmed settled value per account on the destination for one source chain."""
-        rows = self._db.execute(
-            "SELECT account, value FROM settlements s WHERE chain_id = ? AND status = 'confirmed' "
-            "AND block_number = (SELECT MAX(block_number) FROM settlements t WHERE t.account = s.account "
-            "AND t.chain_id = s.chain_id AND t.status = 'confirmed')",
-            (chain_id,),
-        ).fetchall()
-        return {str(a): int(v) for a, v in rows}
 
     def record_settlements(
         self, rows: list[tuple[str, int, int, int, int]], status: str, tx_hash: str | None

@@ -1,10 +1,11 @@
 """Destination contract calls: reads of the EpochVerifier and MarginSettlement through our RPC
-client, and the two transactions the relay sends — `submitEpoch` and `settleBatch` — handed to
-the transaction manager under idempotency keys (`epoch:N`, `settle:N:i`)."""
+client, and the transactions the relay sends — `submitAndSettle` (the epoch with its first
+settlements) and `settleMany` — handed to the transaction manager under idempotency keys."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode
@@ -14,11 +15,21 @@ from web3.contract import Contract
 
 from chains.bindings import ContractReverted, decode_revert, load_artifact
 from chains.errors import RpcResponseError
-from chains.rpc import RpcMethods
-from relayer.aggregator import ChainProofArgs
+from chains.rpc import RpcMethods, hex_to_int
+from relayer.aggregator import BlockSettlementArgs
 from relayer.txmanager import Receipt, TxManager
 
 GAS_HEADROOM = 1.25
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A settled position on the destination: value in wei, source block number, block
+    timestamp (Unix seconds); all zero when never settled (or of an older registration)."""
+
+    value: int
+    block_number: int
+    timestamp: int
 
 
 class ContractReader:
@@ -68,15 +79,45 @@ class Submitter:
         return int(await self.verifier.call("latestEpoch"))
 
     async def root_of(self, epoch: int) -> bytes:
-        """The accepted root of `epoch` (32 zero bytes when none)."""
+        """The root of `epoch` usable for settlement (32 zero bytes when none, revoked, or of an
+        older committee generation)."""
         return bytes(await self.verifier.call("rootOf", epoch))
 
-    async def last_settled_blocks(self, pairs: Sequence[tuple[str, int]]) -> list[int]:
-        """`lastSettledBlock(account, chainId)` for each pair, in one JSON-RPC batch."""
-        if not pairs:
+    async def recorded_root(self, epoch: int) -> bytes:
+        """The root recorded for `epoch` (revoked or not; zero when none): what `previous` of
+        epoch + 1 must be. Zero for epoch 0."""
+        if epoch <= 0:
+            return bytes(32)
+        root, _generation, _revoked = await self.verifier.call("epochRecord", epoch)
+        return bytes(root)
+
+    async def positions(self, chain_id: int, accounts: Sequence[str], chunk: int = 2_000) -> list[Position]:
+        """The settled position of each account on `chain_id` (current registration only,
+        stale or not; zeros when never settled), `chunk` accounts per eth_call, all in one
+        JSON-RPC batch."""
+        if not accounts:
             return []
-        calls = [("eth_call", self.settlement.call_params("lastSettledBlock", a, c)) for a, c in pairs]
-        return [int(self.settlement.decode("lastSettledBlock", raw)) for raw in await self.client.batch(calls)]
+        groups = [list(accounts[i : i + chunk]) for i in range(0, len(accounts), chunk)]
+        calls = [("eth_call", self.settlement.call_params("positionsOf", g, chain_id)) for g in groups]
+        out: list[Position] = []
+        for raw in await self.client.batch(calls):
+            values, blocks, timestamps = self.settlement.decode("positionsOf", raw)
+            out.extend(Position(int(v), int(b), int(t)) for v, b, t in zip(values, blocks, timestamps, strict=True))
+        return out
+
+    async def max_age(self, chain_id: int) -> int:
+        """`maxAge` (seconds) of `chain_id`'s registration; 0 when the chain is not registered."""
+        config = await self.settlement.call("vaultConfig", chain_id)
+        return int(config[2])
+
+    async def head(self) -> tuple[int, int, int]:
+        """(number, timestamp, gasLimit) of the destination's latest block."""
+        block = await self.client.get_block("latest") or {}
+        return (
+            hex_to_int(block.get("number", "0x0")),
+            hex_to_int(block.get("timestamp", "0x0")),
+            hex_to_int(block.get("gasLimit", "0x0")),
+        )
 
     async def balance(self) -> int:
         return int(str(await self.client.call("eth_getBalance", [self.sender, "latest"])), 16)
@@ -93,28 +134,38 @@ class Submitter:
 
     # --- transactions ---------------------------------------------------------------------
 
-    async def submit_epoch(self, epoch: int, root: bytes, signatures: Sequence[bytes]) -> Receipt:
-        """`submitEpoch(epoch, root, signatures)` under key `epoch:N`. Raises ContractReverted."""
-        to = self.verifier.contract.address
-        data = self.verifier.encode("submitEpoch", epoch, root, list(signatures))
-        return await self._send(f"epoch:{epoch}", to, data, kind="epoch")
+    def settle_data(
+        self,
+        settlements: Sequence[BlockSettlementArgs],
+        epoch: tuple[int, bytes, bytes, Sequence[bytes]] | None = None,
+    ) -> str:
+        """Calldata of `settleMany(settlements)`, or of `submitAndSettle(epoch, root, previous,
+        signatures, settlements)` when `epoch` = (epoch, root, previous, signatures) is given."""
+        items = [list(s) for s in settlements]
+        if epoch is None:
+            return self.settlement.encode("settleMany", items)
+        number, root, previous, signatures = epoch
+        return self.settlement.encode("submitAndSettle", number, root, previous, list(signatures), items)
 
-    def settle_data(self, accounts: Sequence[str], proofs: Sequence[Sequence[ChainProofArgs]]) -> str:
-        return self.settlement.encode("settleBatch", list(accounts), [list(p) for p in proofs])
+    async def estimate_settle(
+        self,
+        settlements: Sequence[BlockSettlementArgs],
+        epoch: tuple[int, bytes, bytes, Sequence[bytes]] | None = None,
+    ) -> int:
+        """eth_estimateGas of `settle_data(...)`. Raises ContractReverted."""
+        return await self.estimate(self.settlement.contract.address, self.settle_data(settlements, epoch))
 
-    async def estimate_settle(self, accounts: Sequence[str], proofs: Sequence[Sequence[ChainProofArgs]]) -> int:
-        return await self.estimate(self.settlement.contract.address, self.settle_data(accounts, proofs))
+    async def settle(self, key: str, data: str, *, gas: int | None = None, kind: str = "settle") -> Receipt:
+        """Send settlement calldata (`settle_data`) under idempotency key `key` with `gas`
+        (estimated with headroom when None). Raises ContractReverted, SubmissionError."""
+        return await self._send(key, self.settlement.contract.address, data, kind=kind, gas=gas)
 
-    async def settle(
-        self, key: str, accounts: Sequence[str], proofs: Sequence[Sequence[ChainProofArgs]]
-    ) -> Receipt:
-        """`settleBatch(accounts, proofs)` under idempotency key `key`. Raises ContractReverted."""
-        to = self.settlement.contract.address
-        return await self._send(key, to, self.settle_data(accounts, proofs), kind="settle")
-
-    async def _send(self, key: str, to: str, data: str, *, kind: str) -> Receipt:
+    async def _send(self, key: str, to: str, data: str, *, kind: str, gas: int | None = None) -> Receipt:
         """Hand a transaction to the manager. A key it already holds (a restart) is resumed as
         stored, without a new gas estimate (which could revert once the first one is mined)."""
         existing = self.txm.intent(key)
-        gas = existing.gas if existing is not None else int(await self.estimate(to, data) * GAS_HEADROOM)
+        if existing is not None:
+            gas = existing.gas
+        elif gas is None:
+            gas = int(await self.estimate(to, data) * GAS_HEADROOM)
         return await self.txm.send(key, to, data, gas=gas, kind=kind)

@@ -64,7 +64,9 @@ class ChainWatcher:
             self._note_head(head, str(latest["hash"]), str(latest["parentHash"]))
         except (KeyError, ValueError) as exc:
             raise MalformedHeader("", f"latest block: {exc}") from exc
-        if self.config.finality == "confirmations":
+        if self.config.finality == "head":
+            finalized = head
+        elif self.config.finality == "confirmations":
             finalized = max(head - self.config.confirmations, -1)
         else:
             block = await self.client.get_block(self.config.finality)

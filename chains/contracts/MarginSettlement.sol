@@ -443,22 +443,25 @@ contract MarginSettlement is Ownable2Step {
         fresh = timestamp + cfg.maxAge >= block.timestamp;
     }
 
-    /// @notice Bulk read for the relayer: values (wei) and block numbers of `accounts` on
-    /// `chainId` under the current registration, stale or not (zeros where none).
+    /// @notice Bulk read for the relayer: values (wei), block numbers and block timestamps (unix
+    /// seconds) of `accounts` on `chainId` under the current registration, stale or not (zeros
+    /// where none). The relayer decides from them what to settle and which positions to refresh.
     function positionsOf(address[] calldata accounts, uint256 chainId)
         external
         view
-        returns (uint256[] memory values, uint256[] memory blockNumbers)
+        returns (uint256[] memory values, uint256[] memory blockNumbers, uint256[] memory timestamps)
     {
         uint256 registration = _vaults[chainId].registration;
         mapping(address => uint256) storage positions = _positions[chainId];
         values = new uint256[](accounts.length);
         blockNumbers = new uint256[](accounts.length);
+        timestamps = new uint256[](accounts.length);
         for (uint256 i = 0; i < accounts.length; i++) {
             uint256 word = positions[accounts[i]];
             if (registration == 0 || word >> _REG_SHIFT != registration) continue;
             values[i] = word & _VALUE_MASK;
             blockNumbers[i] = (word >> _BLOCK_SHIFT) & _U64_MASK;
+            timestamps[i] = (word >> _TIME_SHIFT) & _U40_MASK;
         }
     }
 

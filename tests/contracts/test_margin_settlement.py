@@ -328,9 +328,10 @@ def test_settle_a_subset_with_a_multiproof(env: Env) -> None:
     assert f.lastSettledBlock(u0, CHAIN_B).call() == 0
     assert tuple(f.positionOf(u0, CHAIN_A).call()) == (5 * ETH, a.leaf.block_number, a.leaf.timestamp, True)
     assert tuple(f.positionOf(u0, CHAIN_B).call()) == (0, 0, 0, False)
-    values, numbers = f.positionsOf([u2, env.users[1].address, u0], CHAIN_A).call()
+    values, numbers, stamps = f.positionsOf([u2, env.users[1].address, u0], CHAIN_A).call()
     assert values == [3 * ETH, 0, 5 * ETH]
     assert numbers == [a.leaf.block_number, 0, a.leaf.block_number]
+    assert stamps == [a.leaf.timestamp, 0, a.leaf.timestamp]
 
 
 @pytest.mark.parametrize("which", ["one", "all"])
@@ -458,7 +459,7 @@ def test_stale_position_counts_zero(env: Env) -> None:
     assert not f.isHealthy(u).call()
     assert tuple(f.positionOf(u, CHAIN_A).call()) == (5 * ETH, a.leaf.block_number, a.leaf.timestamp, False)
     # the bulk read still reports it (the relayer refreshes it)
-    assert f.positionsOf([u], CHAIN_A).call() == [[5 * ETH], [a.leaf.block_number]]
+    assert f.positionsOf([u], CHAIN_A).call() == [[5 * ETH], [a.leaf.block_number], [a.leaf.timestamp]]
     # and the stale block itself can no longer be settled
     err = reverts("StaleBlock", lambda: env.settle(env.epoch1.settlement(a, [env.users[1].address])))
     assert err.error_args == (CHAIN_A, a.leaf.timestamp, MAX_AGE)
@@ -716,7 +717,7 @@ def test_reregistering_another_vault_voids_old_positions(env: Env) -> None:
     assert env.collateral(u) == 0
     assert tuple(f.positionOf(u, CHAIN_A).call()) == (0, 0, 0, False)
     assert f.lastSettledBlock(u, CHAIN_A).call() == 0
-    assert f.positionsOf([u], CHAIN_A).call() == [[0], [0]]
+    assert f.positionsOf([u], CHAIN_A).call() == [[0], [0], [0]]
     # the old vault's block is refused now; the new vault's block (same number) overwrites the slot
     reverts("WrongVault", lambda: env.settle(env.epoch1.settlement(block_a(env), [u])))
     rogue = env.epoch1.block(CHAIN_A, env.rogue_vault)

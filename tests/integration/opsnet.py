@@ -188,7 +188,7 @@ def opsnet(directory: Path, *, accounts: int = 4, every_blocks: int = 2) -> Iter
     log_path = directory / "daemon.log"
     log = log_path.open("wb")
     try:
-        sender, attester = devnet.dev_account(0), devnet.dev_account(1)
+        sender, attester = devnet.dev_account(2), devnet.dev_account(1)
         password = "pw-" + secrets.token_urlsafe(12)
         keystore = write_keystore(attester, directory / "keys" / "attester.json", password, kdf="pbkdf2",
                                   iterations=16)

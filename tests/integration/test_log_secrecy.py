@@ -31,7 +31,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsNet]:
 
 
 def confirmed(net: OpsNet) -> int:
-    return sum(1 for e in net.log_events() if e.get("event") == "settlement.confirmed")
+    return sum(1 for e in net.log_events() if e.get("event") == "batch.settled")
 
 
 def variants(secret: str) -> set[str]:
@@ -97,7 +97,7 @@ def test_no_secret_in_logs_metrics_or_status(ops: OpsNet) -> None:
     events = ops.log_events()
     names = {e.get("event") for e in events}
     # the paths that handle URLs and keys did run: start-up, signing, sending, errors on both chains
-    assert {"daemon.started", "epoch.confirmed", "settlement.confirmed", "chain.poll_failed"} <= names, names
+    assert {"daemon.started", "epoch.confirmed", "batch.settled", "chain.poll_failed"} <= names, names
     assert {e.get("chain") for e in events if e.get("event") == "chain.poll_failed"} >= {"source", "destination"}
     # errors name the endpoint by host:port only
     for chain in ("source", "destination"):

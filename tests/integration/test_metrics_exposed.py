@@ -152,9 +152,10 @@ def test_backlog(scrape: str) -> None:
 
 
 def test_destination_transactions(scrape: str) -> None:
-    for kind in ("epoch", "settle"):
-        assert value(scrape, "relayer_tx_gas_used_total", kind=kind) > 21_000
-        assert value(scrape, "relayer_tx_submitted_total", kind=kind) >= 1
+    # an epoch goes out with its first settlements (submitAndSettle, kind "epoch"); a handful of
+    # accounts fits in that one transaction, so "settle" transactions may not have been needed
+    assert value(scrape, "relayer_tx_gas_used_total", kind="epoch") > 21_000
+    assert value(scrape, "relayer_tx_submitted_total", kind="epoch") >= 1
     assert declared(scrape, "relayer_tx_replaced_total", "counter")
     assert declared(scrape, "relayer_tx_failed_total", "counter")
     assert sum(v for _, v in samples(scrape, "relayer_tx_failed_total")) == 0
@@ -163,7 +164,7 @@ def test_destination_transactions(scrape: str) -> None:
 def test_signer_balance(ops: OpsNet, scrape: str) -> None:
     balance = value(scrape, "relayer_signer_balance_wei", chain="destination")
     w3 = Web3(Web3.HTTPProvider(ops.net.info["chains"]["destination"]["rpc"]))  # type: ignore[index]
-    now = w3.eth.get_balance(devnet.dev_account(0).address)
+    now = w3.eth.get_balance(devnet.dev_account(2).address)  # the devnet's sender
     # the gauge was read after a round; the sender only spends since (float: ~16 digits)
     assert 0 < balance and now <= balance * (1 + 1e-12)
 

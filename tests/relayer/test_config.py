@@ -111,7 +111,7 @@ def test_minimal_config_takes_every_default(tmp_path: Path) -> None:
                 SETTLEMENT,
                 KeySource(key_env="SENDER_KEY"),
                 8_000_000,
-                20,
+                2_000,
                 120.0,
             )
         },
@@ -155,6 +155,10 @@ settlement = "{SETTLEMENT.upper().replace("0X", "0x")}"
 max_gas_per_batch = 3000000
 max_accounts_per_batch = 5
 receipt_timeout_seconds = 30.5
+max_in_flight = 7
+min_change_wei = 1000
+refresh_before_expiry_seconds = 90
+max_epoch_attempts = 2
 [destinations.l2-dest.sender]
 keystore = "{tmp_path / "sender.json"}"
 password_file = "sender.pw"
@@ -196,6 +200,8 @@ proof_chunk_size = 1
     assert destination.sender == KeySource(keystore=tmp_path / "sender.json", password_file=tmp_path / "sender.pw")
     assert (destination.max_gas_per_batch, destination.max_accounts_per_batch) == (3_000_000, 5)
     assert destination.receipt_timeout_seconds == 30.5
+    assert (destination.max_in_flight, destination.min_change_wei) == (7, 1000)
+    assert (destination.refresh_before_expiry_seconds, destination.max_epoch_attempts) == (90, 2)
     assert config.pairs[0] == PairConfig("l1", "l2-dest", VAULT, 1234, 3, 1, (ADDR0, ADDR1), 1024)
     assert config.pairs[1].vault == SETTLEMENT and config.pairs[1].proof_chunk_size == 1
     assert config.attester.load().address == ADDR0
@@ -439,7 +445,7 @@ def test_finality_and_confirmations(tmp_path: Path) -> None:
     text = _replace(MINIMAL, "chain_id = 1\n", 'chain_id = 1\nfinality = "latest"\n')
     text = _replace(text, "chain_id = 10\n", 'chain_id = 10\nfinality = "confirmations"\n')
     assert _problems(tmp_path, text) == (
-        "chains.source.finality: must be one of 'finalized', 'safe', 'confirmations'",
+        "chains.source.finality: must be one of 'finalized', 'safe', 'confirmations', 'head'",
         'chains.destination.confirmations: must be >= 1 when finality = "confirmations"',
     )
     # confirmations is ignored (but kept) unless finality = "confirmations"
@@ -472,6 +478,11 @@ def test_finality_and_confirmations(tmp_path: Path) -> None:
         ),
         ("settlement =", "destinations.destination.max_gas_per_batch", "20999", "must be >= 21000"),
         ("settlement =", "destinations.destination.max_accounts_per_batch", "0", "must be >= 1"),
+        ("settlement =", "destinations.destination.max_accounts_per_batch", "10001", "must be <= 10000"),
+        ("settlement =", "destinations.destination.max_in_flight", "0", "must be >= 1"),
+        ("settlement =", "destinations.destination.min_change_wei", "-1", "must be >= 0"),
+        ("settlement =", "destinations.destination.refresh_before_expiry_seconds", "2592001", "must be <= 2592000"),
+        ("settlement =", "destinations.destination.max_epoch_attempts", "0", "must be >= 1"),
         (
             "settlement =",
             "destinations.destination.receipt_timeout_seconds",

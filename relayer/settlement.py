@@ -1,0 +1,408 @@
+"""Settlement of one accepted (or about to be accepted) epoch on the destination (DESIGN 1.7, 4, 7).
+
+What the destination holds is read from the destination: before anything is planned, the
+settled position of every claimed account is read back (`MarginSettlement.positionsOf`), and
+a claim is pending when the destination needs it (`needs_settlement`): a decrease, an increase
+of at least `min_change_wei`, or a position that expires within `refresh_before_expiry_seconds`.
+
+Pending claims are settled per proven block in batches sized from `eth_estimateGas` against
+the destination's block gas limit (and `max_gas_per_batch`), several transactions in flight at
+once (`max_in_flight`, consecutive nonces from the transaction manager). A batch is written to
+the store before it is sent (write-ahead, idempotency key `settle:<epoch>:<root>:<index>`), so a
+restart resumes it instead of sending it twice; a batch that was planned but not yet built is
+re-planned down to the accounts still pending, so a third party that settled some of them first
+costs nothing. The contract skips (never reverts on) an account whose position is already at or
+past the block, so racing settlements are harmless.
+
+When nothing is pending at the destination's head, the stage waits until the last receipt is
+final at the destination's finality setting and reads the positions again: a settlement
+dropped by a destination reorg is pending again and is sent again, under a new key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from chains.bindings import ContractReverted
+from relayer.aggregator import BlockSettlementArgs, EpochAggregate
+from relayer.config import DestinationConfig
+from relayer.errors import SubmissionError
+from relayer.faults import checkpoint
+from relayer.log import get_logger
+from relayer.metrics import Metrics
+from relayer.store import SettleBatch, Store
+from relayer.submitter import Position, Receipt, Submitter
+
+log = get_logger("relayer.settlement")
+
+MAX_SETTLE_ROUNDS = 8
+"""Plan -> send -> read back rounds of one epoch before it is given up (a reorg, a race or a
+changed gas price each cost one round)."""
+
+GAS_TARGET_SHARE = 0.5
+"""A settlement transaction uses at most this share of the destination's block gas limit, so
+two or more fit in one block."""
+
+SIZING_PROBES = 5
+"""At most this many gas estimates to size the batches of one block."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """One account settled on the destination (passed to the `on_settled` callback)."""
+
+    account: str
+    chain_id: int
+    block_number: int
+    value: int
+    epoch: int
+    tx_hash: str
+    latency_seconds: float
+    gas_used: int
+    batch_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class EpochSignature:
+    """What `submitAndSettle` needs besides the settlements: the epoch's `previous` root and
+    the committee's signatures (ordered by signer)."""
+
+    previous: bytes
+    signatures: tuple[bytes, ...]
+
+
+def needs_settlement(
+    claim_value: int,
+    claim_block: int,
+    position: Position,
+    *,
+    now: int,
+    max_age: int,
+    min_change_wei: int,
+    refresh_before_expiry_seconds: int,
+) -> bool:
+    """Whether the destination needs a claim of `claim_value` wei proven at `claim_block`
+    given the account's settled `position` there (DESIGN section 7: decided against on-chain
+    positions). True for a decrease (always at once), an increase of at least
+    `min_change_wei`, or a non-zero position that expires within
+    `refresh_before_expiry_seconds` of `now` (Unix seconds; a position counts while
+    `timestamp + max_age >= now`). False when the position is already at or past the block."""
+    if position.block_number >= claim_block:
+        return False
+    if claim_value < position.value:
+        return True
+    if claim_value > position.value and claim_value - position.value >= max(1, min_change_wei):
+        return True
+    expiring = position.timestamp + max_age - refresh_before_expiry_seconds <= now
+    return expiring and position.value > 0  # (a zero position counts zero, expired or not)
+
+
+class Settler:
+    """Settles epochs of one destination; see the module doc."""
+
+    def __init__(
+        self,
+        config: DestinationConfig,
+        submitter: Submitter,
+        store: Store,
+        metrics: Metrics,
+        *,
+        finalized: Callable[[], int] | None = None,
+        chain_label: Callable[[int], str] = str,
+        on_settled: Callable[[Settlement], None] | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        """`finalized()`: the destination's final height at its finality setting (None: the
+        head is final, e.g. an instantly mining devnet); `chain_label(chain_id)`: the source's
+        name for metrics and logs."""
+        self.config = config
+        self.submitter = submitter
+        self.store = store
+        self.metrics = metrics
+        self.finalized = finalized
+        self.chain_label = chain_label
+        self.on_settled = on_settled
+        self._sleep = sleep
+        self._max_age: dict[int, int] = {}
+
+    # --- what the destination needs ----------------------------------------------------
+
+    async def max_age(self, chain_id: int) -> int:
+        """`maxAge` of the chain's registration, read once per process (seconds)."""
+        if chain_id not in self._max_age:
+            self._max_age[chain_id] = await self.submitter.max_age(chain_id)
+        return self._max_age[chain_id]
+
+    async def pending(self, aggregate: EpochAggregate) -> dict[int, list[int]]:
+        """Claim indices per block index that the destination needs (`needs_settlement`),
+        read from the destination's positions at its head."""
+        _number, now, _gas = await self.submitter.head()
+        out: dict[int, list[int]] = {}
+        for index, block in enumerate(aggregate.blocks):
+            snapshot = block.snapshot
+            max_age = await self.max_age(snapshot.chain_id)
+            positions = await self.submitter.positions(snapshot.chain_id, [c.account for c in snapshot.claims])
+            wanted = [
+                i
+                for i, (claim, position) in enumerate(zip(snapshot.claims, positions, strict=True))
+                if needs_settlement(
+                    claim.value,
+                    snapshot.header.number,
+                    position,
+                    now=now,
+                    max_age=max_age,
+                    min_change_wei=self.config.min_change_wei,
+                    refresh_before_expiry_seconds=self.config.refresh_before_expiry_seconds,
+                )
+            ]
+            if wanted:
+                out[index] = wanted
+        return out
+
+    async def stale(self, aggregate: EpochAggregate) -> list[int]:
+        """Chain ids of blocks that the destination would refuse as stale by now (block
+        timestamp + maxAge below the destination's clock, with a few seconds of margin)."""
+        _number, now, _gas = await self.submitter.head()
+        out = []
+        for block in aggregate.blocks:
+            max_age = await self.max_age(block.snapshot.chain_id)
+            if max_age and block.snapshot.header.timestamp + max_age < now + 5:
+                out.append(block.snapshot.chain_id)
+        return out
+
+    # --- planning ------------------------------------------------------------------------
+
+    async def _gas_target(self) -> int:
+        _number, _now, gas_limit = await self.submitter.head()
+        share = int(gas_limit * GAS_TARGET_SHARE) if gas_limit else self.config.max_gas_per_batch
+        return max(100_000, min(self.config.max_gas_per_batch, share))
+
+    async def _batch_size(
+        self,
+        epoch: int,
+        aggregate: EpochAggregate,
+        block: int,
+        claims: list[int],
+        submission: tuple[int, bytes, bytes, Sequence[bytes]] | None,
+    ) -> int:
+        """Accounts per batch for this block: the largest count whose gas estimate stays under
+        the target, found by scaling from estimates (at most SIZING_PROBES). An estimate that
+        fails without revert data (the call ran out of gas: above the block gas limit) halves
+        the count; a revert with an error raises ContractReverted."""
+        target = await self._gas_target()
+        size = min(len(claims), self.config.max_accounts_per_batch)
+        for _ in range(SIZING_PROBES):
+            item = aggregate.block_settlement(epoch, block, claims[:size])
+            try:
+                gas = await self.submitter.estimate_settle([item], submission)
+            except ContractReverted as exc:
+                if exc.error_name or size == 1:
+                    raise
+                size //= 2
+                continue
+            if gas <= target or size == 1:
+                return size
+            size = max(1, min(size - 1, int(size * target / gas * 0.95)))
+        return size
+
+    async def plan(
+        self,
+        epoch: int,
+        aggregate: EpochAggregate,
+        pending: dict[int, list[int]],
+        *,
+        submission: tuple[int, bytes, bytes, Sequence[bytes]] | None,
+    ) -> list[SettleBatch]:
+        """Write-ahead: split the pending claims into batches and store them (not sent yet).
+        With `submission` (the epoch is not accepted yet) only one batch is planned: the
+        epoch's submission with the first batch of its first block (`submitAndSettle`); the
+        rest is planned once the epoch is accepted (their gas cannot be estimated before)."""
+        planned: list[tuple[int, list[str], bool]] = []
+        for block, claims in sorted(pending.items()):
+            chain_id = aggregate.blocks[block].snapshot.chain_id
+            accounts = aggregate.blocks[block].snapshot.claims
+            size = await self._batch_size(epoch, aggregate, block, claims, submission)
+            for start in range(0, len(claims), size):
+                chunk = claims[start : start + size]
+                planned.append((chain_id, [accounts[i].account for i in chunk], submission is not None))
+                if submission is not None:
+                    break
+            if submission is not None:
+                break
+        batches = self.store.plan_settle_batches(epoch, aggregate.root, planned)
+        checkpoint("batches.planned")
+        log.info(
+            "batches.planned",
+            epoch=epoch,
+            batches=len(batches),
+            accounts=sum(len(b.accounts) for b in batches),
+            with_epoch=submission is not None,
+        )
+        return batches
+
+    # --- sending -------------------------------------------------------------------------
+
+    @staticmethod
+    def key(batch: SettleBatch) -> str:
+        """Idempotency key of a batch: the epoch, the first bytes of its root, the index."""
+        return f"settle:{batch.epoch}:{batch.root.hex()[:16]}:{batch.index}"
+
+    def _item(
+        self, epoch: int, aggregate: EpochAggregate, chain_id: int, accounts: Sequence[str]
+    ) -> BlockSettlementArgs:
+        block = aggregate.block_index(chain_id)
+        index = {c.account: i for i, c in enumerate(aggregate.blocks[block].snapshot.claims)}
+        return aggregate.block_settlement(epoch, block, [index[a] for a in accounts])
+
+    async def send(
+        self,
+        aggregate: EpochAggregate,
+        batches: Sequence[SettleBatch],
+        *,
+        submission: tuple[int, bytes, bytes, Sequence[bytes]] | None,
+    ) -> list[Receipt]:
+        """Send planned batches, at most `max_in_flight` at once, and wait for their receipts.
+        Raises ContractReverted (a batch reverted: the epoch is unusable, e.g. stale or revoked)
+        or SubmissionError; batches mined before that are recorded."""
+        gate = asyncio.Semaphore(self.config.max_in_flight)
+        timestamps = {b.snapshot.chain_id: b.snapshot.header.timestamp for b in aggregate.blocks}
+
+        async def one(batch: SettleBatch) -> Receipt | None:
+            async with gate:
+                return await self._send_one(aggregate, batch, submission if batch.with_epoch else None, timestamps)
+
+        results = await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)
+        receipts: list[Receipt] = []
+        for result in results:
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                raise result
+            if result is not None:
+                receipts.append(result)
+        return receipts
+
+    async def _send_one(
+        self,
+        aggregate: EpochAggregate,
+        batch: SettleBatch,
+        submission: tuple[int, bytes, bytes, Sequence[bytes]] | None,
+        timestamps: dict[int, int],
+    ) -> Receipt | None:
+        epoch = batch.epoch
+        key = self.key(batch)
+        accounts = list(batch.accounts)
+        if self.submitter.txm.intent(key) is None:
+            # not built yet: settle only what the destination still needs (a third party may
+            # have settled some accounts since the plan)
+            positions = await self.submitter.positions(batch.chain_id, accounts)
+            number = aggregate.blocks[aggregate.block_index(batch.chain_id)].snapshot.header.number
+            accounts = [a for a, p in zip(accounts, positions, strict=True) if p.block_number < number]
+            if not accounts and submission is None:
+                self.store.set_settle_batch(batch, "skipped")
+                log.info("batch.already_settled", epoch=epoch, batch=batch.index)
+                return None
+            if not accounts:  # the epoch still has to be submitted: carry one claim with it
+                accounts = list(batch.accounts[:1])
+        item = self._item(epoch, aggregate, batch.chain_id, accounts)
+        data = self.submitter.settle_data([item], submission)
+        checkpoint("batch.before_send")
+        try:
+            receipt = await self.submitter.settle(key, data, kind="epoch" if submission else "settle")
+        except ContractReverted as exc:
+            self.store.set_settle_batch(batch, "failed")
+            log.error("batch.reverted", epoch=epoch, batch=batch.index, error=str(exc))
+            raise
+        checkpoint("batch.mined")
+        self.store.set_settle_batch(batch, "mined", receipt.tx_hash, receipt.block_number)
+        if submission is not None:
+            self.metrics.epochs_confirmed.inc()
+            log.info("epoch.confirmed", epoch=epoch, root=aggregate.root, tx=receipt.tx_hash, gas=receipt.gas_used)
+        block = aggregate.blocks[aggregate.block_index(batch.chain_id)]
+        values = {c.account: c.value for c in block.snapshot.claims}
+        rows = [(a, batch.chain_id, block.snapshot.header.number, values[a], epoch) for a in accounts]
+        self.store.record_settlements(rows, "confirmed", receipt.tx_hash)
+        self.metrics.settlements_confirmed.inc(len(rows))
+        self.metrics.claims_per_batch.observe(len(rows))
+        self._report(rows, receipt, timestamps, len(rows))
+        checkpoint("batch.recorded")
+        return receipt
+
+    async def wait_final(self, block_number: int, limit_seconds: float) -> None:
+        """Wait until the destination's final height reaches `block_number`. Raises
+        SubmissionError after `limit_seconds`."""
+        if self.finalized is None:
+            return
+        deadline = time.monotonic() + limit_seconds
+        while self.finalized() < block_number:
+            if time.monotonic() > deadline:
+                raise SubmissionError(
+                    "settle", f"destination block {block_number} not final within {limit_seconds} s"
+                )
+            await self._sleep(0.1)
+
+    def _report(
+        self, rows: list[tuple[str, int, int, int, int]], receipt: Receipt, timestamps: dict[int, int], size: int
+    ) -> None:
+        now = time.time()
+        for account, chain_id, block_number, value, epoch in rows:
+            latency = max(0.0, now - timestamps[chain_id])
+            self.metrics.settlement_latency.labels(self.chain_label(chain_id)).observe(latency)
+            item = Settlement(
+                account, chain_id, block_number, value, epoch, receipt.tx_hash, latency, receipt.gas_used, size
+            )
+            log.debug(
+                "settlement.confirmed", account=account, chain_id=chain_id, block=block_number, value_wei=value,
+                epoch=epoch, tx=receipt.tx_hash, latency_s=round(latency, 2),
+            )  # fmt: skip
+            if self.on_settled:
+                self.on_settled(item)
+        log.info(
+            "batch.settled", accounts=size, tx=receipt.tx_hash, gas_used=receipt.gas_used,
+            gas_per_account=receipt.gas_used // max(1, size), block=receipt.block_number,
+        )  # fmt: skip
+
+    # --- one epoch -----------------------------------------------------------------------
+
+    async def settle_epoch(self, epoch: int, aggregate: EpochAggregate, signature: EpochSignature | None) -> bool:
+        """Drive the settlement of `epoch` until the destination holds every claim it needs,
+        final at its finality setting. While the destination does not accept the epoch's root,
+        the next transaction submits it too (`submitAndSettle`, with `signature`), also after
+        a destination reorg dropped an earlier submission. Returns True when done, False when
+        MAX_SETTLE_ROUNDS ran out. Raises SubmissionError when the epoch cannot be submitted
+        (no signature, or another root recorded for its number), ContractReverted for a
+        reverted transaction, chain errors for the caller to count and retry."""
+        full = None if signature is None else (epoch, aggregate.root, signature.previous, signature.signatures)
+        last_block = 0
+        for _ in range(MAX_SETTLE_ROUNDS):
+            batches = [b for b in self.store.settle_batches(epoch, aggregate.root) if b.status == "planned"]
+            if not batches:
+                submission = None
+                if await self.submitter.root_of(epoch) != aggregate.root:
+                    recorded = await self.submitter.recorded_root(epoch)
+                    if any(recorded) and recorded != aggregate.root:
+                        raise SubmissionError(f"epoch:{epoch}", f"another root is recorded: 0x{recorded.hex()}")
+                    if recorded == aggregate.root:
+                        raise SubmissionError(f"epoch:{epoch}", "root revoked or of an older committee generation")
+                    if full is None:
+                        raise SubmissionError(f"epoch:{epoch}", "not accepted and no signatures to submit it with")
+                    submission = full
+                pending = await self.pending(aggregate)
+                if not pending and submission is None:
+                    if last_block:
+                        await self.wait_final(last_block, self.config.receipt_timeout_seconds)
+                        last_block = 0
+                        if await self.submitter.root_of(epoch) != aggregate.root or await self.pending(aggregate):
+                            log.warning("settlement.reorged", epoch=epoch)
+                            continue
+                    return True
+                if not pending:  # nothing to settle, but the epoch must still be accepted
+                    pending = {0: [0]}
+                batches = await self.plan(epoch, aggregate, pending, submission=submission)
+            receipts = await self.send(aggregate, batches, submission=full)
+            if receipts:
+                last_block = max(last_block, max(r.block_number for r in receipts))
+        return False

@@ -1,0 +1,234 @@
+"""The settlement stage in process, against a fake destination that applies settlements as
+MarginSettlement does (skip an account already at or past the block, never revert the batch):
+what counts as pending, batch sizing from gas estimates, several transactions in flight, a
+third party settling first, a settlement lost to a destination reorg, and rounds running out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from relayer.aggregator import BlockSettlementArgs, aggregate_epoch
+from relayer.config import DestinationConfig, KeySource
+from relayer.metrics import Metrics
+from relayer.settlement import EpochSignature, Settler, needs_settlement
+from relayer.store import Store
+from relayer.submitter import Position, Receipt
+from tests.relayer.test_aggregator import snapshot
+
+BASE_GAS = 60_000
+GAS_PER_ACCOUNT = 25_000
+MAX_AGE = 3600
+
+
+def test_pending_rules() -> None:
+    def needs(value: int, position: Position, *, now: int = 10_000, min_change: int = 0, refresh: int = 600) -> bool:
+        return needs_settlement(
+            value, 100, position, now=now, max_age=MAX_AGE, min_change_wei=min_change,
+            refresh_before_expiry_seconds=refresh,
+        )  # fmt: skip
+
+    fresh = Position(500, 90, 9_990)
+    assert needs(400, fresh)  # a decrease always settles
+    assert needs(400, fresh, min_change=10**18)
+    assert needs(501, fresh) and not needs(501, fresh, min_change=2)  # small increases wait
+    assert not needs(500, fresh)  # nothing changed, far from expiry
+    assert needs(500, Position(500, 90, 10_000 - MAX_AGE + 599))  # expires within the margin: refresh
+    assert not needs(0, Position(0, 90, 0))  # a zero position needs no refresh
+    assert not needs(0, Position(0, 0, 0))  # never settled and nothing to settle
+    assert needs(1, Position(0, 0, 0)) and not needs(1, Position(0, 0, 0), min_change=10)
+    assert not needs(400, Position(500, 100, 9_990))  # already at this block
+    assert not needs(400, Position(500, 120, 9_990))  # already past it (a newer settlement)
+
+
+@dataclass
+class FakeIntent:
+    gas: int
+
+
+@dataclass
+class FakeTxm:
+    intents: dict[str, FakeIntent] = field(default_factory=dict)
+
+    def intent(self, key: str) -> FakeIntent | None:
+        return self.intents.get(key)
+
+
+class FakeDestination:
+    """Positions keyed by (account, chain); epochs accepted by number; a block per transaction."""
+
+    def __init__(self, gas_limit: int = 2_000_000) -> None:
+        self.state: dict[tuple[str, int], Position] = {}
+        self.roots: dict[int, bytes] = {}
+        self.txm = FakeTxm()
+        self.gas_limit = gas_limit
+        self.block = 100
+        self.now = 1_700_000_500
+        self.sent: list[tuple[str, int]] = []  # (key, accounts)
+        self.skipped = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.estimates = 0
+        self.first_sent = asyncio.Event()
+
+    # reads
+    async def head(self) -> tuple[int, int, int]:
+        return self.block, self.now, self.gas_limit
+
+    async def max_age(self, chain_id: int) -> int:
+        return MAX_AGE
+
+    async def positions(self, chain_id: int, accounts: Sequence[str]) -> list[Position]:
+        return [self.state.get((a, chain_id), Position(0, 0, 0)) for a in accounts]
+
+    async def root_of(self, epoch: int) -> bytes:
+        return self.roots.get(epoch, bytes(32))
+
+    async def recorded_root(self, epoch: int) -> bytes:
+        return self.roots.get(epoch, bytes(32))
+
+    # writes
+    def settle_data(self, settlements: Sequence[BlockSettlementArgs], epoch: Any = None) -> str:
+        items = [
+            {"chain": s[1][0], "block": s[1][1], "timestamp": s[1][4], "claims": [[a, v] for a, v in s[3]]}
+            for s in settlements
+        ]
+        return json.dumps({"items": items, "epoch": [epoch[0], "0x" + epoch[1].hex()] if epoch else None})
+
+    async def estimate_settle(self, settlements: Sequence[BlockSettlementArgs], epoch: Any = None) -> int:
+        self.estimates += 1
+        return BASE_GAS + GAS_PER_ACCOUNT * sum(len(s[3]) for s in settlements)
+
+    async def settle(self, key: str, data: str, *, gas: int | None = None, kind: str = "settle") -> Receipt:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            decoded = json.loads(data)
+            if decoded["epoch"]:
+                number, root = decoded["epoch"]
+                self.roots.setdefault(number, bytes.fromhex(root[2:]))
+            count = 0
+            for item in decoded["items"]:
+                for account, value in item["claims"]:
+                    old = self.state.get((account, item["chain"]), Position(0, 0, 0))
+                    if old.block_number >= item["block"]:
+                        self.skipped += 1
+                        continue
+                    self.state[(account, item["chain"])] = Position(value, item["block"], item["timestamp"])
+                    count += 1
+            gas = BASE_GAS + GAS_PER_ACCOUNT * count
+            if gas > self.gas_limit:
+                raise AssertionError(f"a transaction of {gas} gas does not fit a {self.gas_limit} gas block")
+            self.txm.intents[key] = FakeIntent(gas)
+            self.block += 1
+            self.sent.append((key, count))
+            self.first_sent.set()
+            return Receipt(f"0x{len(self.sent):064x}", self.block, gas, self.now, 1)
+        finally:
+            self.in_flight -= 1
+
+
+def config(**overrides: Any) -> DestinationConfig:
+    base = DestinationConfig(
+        "destination", "0x" + "11" * 20, "0x" + "22" * 20, KeySource(key_env="X"),  # type: ignore[arg-type]
+        max_gas_per_batch=8_000_000, max_accounts_per_batch=2_000, max_in_flight=3,
+    )  # fmt: skip
+    return DestinationConfig(**{**base.__dict__, **overrides})
+
+
+def settler(tmp_path: Path, dest: FakeDestination, **overrides: Any) -> tuple[Settler, Store]:
+    store = Store(tmp_path / "s.sqlite")
+    return Settler(config(**overrides), dest, store, Metrics(), finalized=lambda: dest.block), store  # type: ignore[arg-type]
+
+
+SIGNATURE = EpochSignature(bytes(32), (b"\x01" * 65,))
+
+
+def test_settles_every_account_in_gas_sized_batches_several_in_flight(tmp_path: Path) -> None:
+    snap = snapshot(31337, 500, 300, random.Random(3))
+    snap = snap.__class__(snap.chain_id, snap.vault, snap.header, tuple(
+        c.__class__(c.account, c.value or 1) for c in snap.claims), 0.0)  # fmt: skip
+    aggregate = aggregate_epoch([snap])
+    dest = FakeDestination(gas_limit=2_000_000)
+    stage, store = settler(tmp_path, dest)
+    done = asyncio.run(stage.settle_epoch(1, aggregate, SIGNATURE))
+    assert done
+    assert dest.roots[1] == aggregate.root
+    for claim in snap.claims:
+        assert dest.state[(claim.account, 31337)] == Position(claim.value, 500, snap.header.timestamp)
+    per_tx = (dest.gas_limit // 2 - BASE_GAS) // GAS_PER_ACCOUNT
+    assert all(count <= per_tx for _, count in dest.sent)  # sized to half a block's gas
+    assert len(dest.sent) == -(-300 // per_tx) or len(dest.sent) == -(-300 // per_tx) + 1
+    assert dest.max_in_flight > 1  # several transactions in flight
+    assert dest.skipped == 0  # nothing sent twice
+    assert all(b.status == "mined" for b in store.settle_batches(1, aggregate.root))
+    assert len({key for key, _ in dest.sent}) == len(dest.sent)
+
+
+def test_a_third_party_settling_first_costs_nothing(tmp_path: Path) -> None:
+    snap = snapshot(31337, 500, 40, random.Random(4))
+    aggregate = aggregate_epoch([snap])
+    dest = FakeDestination()
+    dest.roots[1] = aggregate.root  # already accepted
+    stage, _store = settler(tmp_path, dest)
+    changed = [c for c in snap.claims if c.value]
+    # someone rebuilt the epoch and settled half of the accounts in front of us
+    for claim in changed[::2]:
+        dest.state[(claim.account, 31337)] = Position(claim.value, 500, snap.header.timestamp)
+    assert asyncio.run(stage.settle_epoch(1, aggregate, None))
+    assert sum(count for _, count in dest.sent) == len(changed) - len(changed[::2])
+    assert dest.skipped == 0
+    for claim in changed:
+        assert dest.state[(claim.account, 31337)].block_number == 500
+
+
+def test_a_settlement_dropped_by_a_destination_reorg_is_sent_again(tmp_path: Path) -> None:
+    snap = snapshot(31337, 500, 30, random.Random(5))
+    aggregate = aggregate_epoch([snap])
+    dest = FakeDestination()
+    dest.roots[1] = aggregate.root
+    final = {"height": 0}
+    store = Store(tmp_path / "s.sqlite")
+    stage = Settler(config(), dest, store, Metrics(), finalized=lambda: final["height"])  # type: ignore[arg-type]
+
+    async def scenario() -> bool:
+        task = asyncio.create_task(stage.settle_epoch(1, aggregate, None))
+        await asyncio.wait_for(dest.first_sent.wait(), 5)
+        await asyncio.sleep(0.05)
+        # the destination reorganises: the settlement's block is gone before it was final
+        dest.state.clear()
+        final["height"] = dest.block + 10
+        return await task
+
+    assert asyncio.run(scenario())
+    assert len(dest.sent) == 2  # sent again, under a new key
+    assert dest.sent[0][0] != dest.sent[1][0]
+    for claim in snap.claims:
+        if claim.value:
+            assert dest.state[(claim.account, 31337)].block_number == 500
+
+
+def test_an_epoch_not_accepted_on_chain_is_not_settled_without_signatures(tmp_path: Path) -> None:
+    aggregate = aggregate_epoch([snapshot(31337, 500, 3, random.Random(6))])
+    stage, _ = settler(tmp_path, FakeDestination())
+    with pytest.raises(Exception, match="no signatures"):
+        asyncio.run(stage.settle_epoch(1, aggregate, None))
+
+
+def test_stale_blocks_are_reported(tmp_path: Path) -> None:
+    snap = snapshot(31337, 500, 3, random.Random(7))
+    aggregate = aggregate_epoch([snap])
+    dest = FakeDestination()
+    stage, _ = settler(tmp_path, dest)
+    dest.now = snap.header.timestamp + MAX_AGE - 60
+    assert asyncio.run(stage.stale(aggregate)) == []
+    dest.now = snap.header.timestamp + MAX_AGE + 1
+    assert asyncio.run(stage.stale(aggregate)) == [31337]
