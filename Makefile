@@ -6,7 +6,7 @@ NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.p
 SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
 
-.PHONY: setup tools demo test lint pytest bench fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-scale fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -55,6 +55,12 @@ test: lint pytest
 
 bench: setup
 	$(BIN)/python -m bench
+
+# 3,000 fresh depositors, then each deposits again, with the destination mining every 2 s.
+SCALE_ACCOUNTS ?= 3000
+SCALE_DEST_BLOCK_TIME ?= 2
+bench-scale: setup
+	$(BIN)/python -m bench.scale --accounts $(SCALE_ACCOUNTS) --dest-block-time $(SCALE_DEST_BLOCK_TIME)
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)
