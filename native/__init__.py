@@ -766,3 +766,15 @@ def merkle_verify(root: bytes, leaf: bytes, proof: Sequence[bytes]) -> bool:
     (OpenZeppelin ``MerkleProof.verify`` / ``StandardMerkleTree.verify`` on a leaf hash)."""
     root_b = _as_bytes("root", root, 32)
     return merkle_process_proof(leaf, proof) == root_b
+
+
+# ---- Verkle (EIP-6800): native/verkle.py, re-exported here ---------------------------------------
+from native.verkle import (  # noqa: E402
+    VERKLE_REJECT_REASONS,
+    VerkleError,
+    VerkleResult,
+    tree_key,
+    verify_execution_witness,
+)
+
+__all__ += ["VERKLE_REJECT_REASONS", "VerkleError", "VerkleResult", "tree_key", "verify_execution_witness"]

@@ -1,5 +1,6 @@
 /* status.c - messages for the status codes of spr.h. */
 #include "spr_internal.h"
+#include "verkle_internal.h"
 
 const char *spr_strerror(int status)
 {
@@ -33,6 +34,6 @@ const char *spr_strerror(int status)
     case SPR_ERR_BAD_VALUE:
         return "proven value is not a canonical account or storage value";
     default:
-        return "unknown status";
+        return vk_strerror(status); /* Verkle statuses, else "unknown status" */
     }
 }
