@@ -1,12 +1,12 @@
 /*
  * driver.c - replay driver for the fuzz harnesses without libFuzzer: runs each harness's
- * LLVMFuzzerTestOneInput (native/fuzz/fuzz_{rlp,mpt,snapshot}.c, with every invariant they
+ * LLVMFuzzerTestOneInput (native/fuzz/fuzz_{rlp,mpt,snapshot,verkle}.c, with every invariant they
  * check) over files. Built with -g -O1 and run under valgrind memcheck over the seed corpus
  * that native/fuzz/make_seeds.py derives from every vector (RLP fixtures, block RLP, proofs);
  * built with -fsanitize=address,undefined it replays tests/native/regressions/.
  *
- *   driver DIR                   DIR/{rlp,mpt,snapshot}/ *: each file through its harness
- *   driver KIND PATH...          KIND in rlp|mpt|snapshot; PATH a file or a directory
+ *   driver DIR                   DIR/{rlp,mpt,snapshot,verkle}/ *: each file through its harness
+ *   driver KIND PATH...          KIND in rlp|mpt|snapshot|verkle; PATH a file or a directory
  *
  * Prints how many inputs of each kind ran; exits 1 if none ran (an empty corpus must not pass),
  * 2 on a usage or I/O error. An invariant violation aborts.
@@ -27,13 +27,16 @@
 #define LLVMFuzzerTestOneInput fz_snapshot_one
 #include "../fuzz/fuzz_snapshot.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fz_verkle_one
+#include "../fuzz/fuzz_verkle.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fz_entry)(const uint8_t *, size_t);
 
 static const struct {
     const char *name;
     fz_entry run;
-} KINDS[] = {{"rlp", fz_rlp_one}, {"mpt", fz_mpt_one}, {"snapshot", fz_snapshot_one}};
+} KINDS[] = {{"rlp", fz_rlp_one}, {"mpt", fz_mpt_one}, {"snapshot", fz_snapshot_one}, {"verkle", fz_verkle_one}};
 
 static int run_file(fz_entry run, const char *path)
 {
@@ -156,7 +159,7 @@ int main(int argc, char **argv)
             }
         }
         if (run == NULL) {
-            fprintf(stderr, "unknown kind %s (rlp, mpt, snapshot)\n", argv[1]);
+            fprintf(stderr, "unknown kind %s (rlp, mpt, snapshot, verkle)\n", argv[1]);
             return 2;
         }
         for (int i = 2; i < argc; i++) {
@@ -168,7 +171,7 @@ int main(int argc, char **argv)
         }
         printf("%s: %ld inputs\n", argv[1], total);
     } else {
-        fprintf(stderr, "usage: %s CORPUS_DIR | %s rlp|mpt|snapshot PATH...\n", argv[0], argv[0]);
+        fprintf(stderr, "usage: %s CORPUS_DIR | %s rlp|mpt|snapshot|verkle PATH...\n", argv[0], argv[0]);
         return 2;
     }
     printf("total: %ld inputs\n", total);
