@@ -27,6 +27,9 @@ Figures (one process; "one core" = one thread):
   cost of reading all proofs from the tree, and the keccak-f floor (about 4 permutations per
   claim, which no implementation of DESIGN's double-hashed 160-byte leaves avoids, at the
   library's best permutation rate: ``spr_merkle_leaves``, 8 lanes of AVX-512 if present).
+- Verkle (bench/verkle.py): real Kaustinen execution witnesses verified per second on one core,
+  ours vs the npm oracle verkle-cryptography-wasm in the same run, and the share of our C time in
+  multi-scalar multiplication.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from native._native import ffi, lib
 from trie import HexaryTrie
 
 import native
+from bench import verkle as bench_verkle
 from chains.anvil import start_anvil
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
@@ -478,11 +482,15 @@ def main() -> int:
         f"(py-trie measured on the first {PYTRIE_SUBSET} claims of each dataset; "
         f"total {time.perf_counter() - started:.1f} s)"
     )
+    verkle_row = bench_verkle.measure()  # Verkle (EIP-6800) witnesses: ours vs the npm oracle
+    if verkle_row is not None:
+        bench_verkle.report(verkle_row)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
         "datasets": rows,
         "merkle": merkle_row,
+        "verkle": verkle_row,
     }
     RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
