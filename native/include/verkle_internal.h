@@ -108,36 +108,50 @@ static inline void fe_neg(fe *o, const fe *a, const fe_field *F)
     }
 }
 
-/* Montgomery product a * b / R mod m (CIOS); valid for a < 2^256 and b < m. */
+/* Montgomery product a * b / R mod m: CIOS without the extra carry word ("no-carry"
+   optimisation, valid because both moduli's top limb is below 2^63 - 1), unrolled. Both
+   operands must be below m (fe_from_raw reduces an arbitrary 256-bit integer first); the result
+   is fully reduced. */
+#define VK_MUL_ROUND(bi, FIRST)                                                                \
+    do {                                                                                       \
+        vk_u128 c_ = (vk_u128)a0 * (bi) + (FIRST ? 0 : t0);                                    \
+        uint64_t A_ = (uint64_t)(c_ >> 64);                                                    \
+        uint64_t lo_ = (uint64_t)c_;                                                           \
+        uint64_t q_ = lo_ * inv;                                                               \
+        c_ = (vk_u128)q_ * m0 + lo_;                                                           \
+        uint64_t C_ = (uint64_t)(c_ >> 64);                                                    \
+        c_ = (vk_u128)a1 * (bi) + A_ + (FIRST ? 0 : t1);                                       \
+        A_ = (uint64_t)(c_ >> 64);                                                             \
+        c_ = (vk_u128)q_ * m1 + (uint64_t)c_ + C_;                                             \
+        C_ = (uint64_t)(c_ >> 64);                                                             \
+        t0 = (uint64_t)c_;                                                                     \
+        c_ = (vk_u128)a2 * (bi) + A_ + (FIRST ? 0 : t2);                                       \
+        A_ = (uint64_t)(c_ >> 64);                                                             \
+        c_ = (vk_u128)q_ * m2 + (uint64_t)c_ + C_;                                             \
+        C_ = (uint64_t)(c_ >> 64);                                                             \
+        t1 = (uint64_t)c_;                                                                     \
+        c_ = (vk_u128)a3 * (bi) + A_ + (FIRST ? 0 : t3);                                       \
+        A_ = (uint64_t)(c_ >> 64);                                                             \
+        c_ = (vk_u128)q_ * m3 + (uint64_t)c_ + C_;                                             \
+        C_ = (uint64_t)(c_ >> 64);                                                             \
+        t2 = (uint64_t)c_;                                                                     \
+        t3 = A_ + C_;                                                                          \
+    } while (0)
+
 static inline void fe_mul(fe *o, const fe *a, const fe *b, const fe_field *F)
 {
-    uint64_t t[6] = {0, 0, 0, 0, 0, 0};
-    for (int i = 0; i < 4; i++) {
-        vk_u128 c = 0;
-        for (int j = 0; j < 4; j++) {
-            c += (vk_u128)a->v[j] * b->v[i] + t[j];
-            t[j] = (uint64_t)c;
-            c >>= 64;
-        }
-        c += t[4];
-        t[4] = (uint64_t)c;
-        t[5] = (uint64_t)(c >> 64);
-        uint64_t q = t[0] * F->inv;
-        c = (vk_u128)q * F->m[0] + t[0];
-        c >>= 64;
-        for (int j = 1; j < 4; j++) {
-            c += (vk_u128)q * F->m[j] + t[j];
-            t[j - 1] = (uint64_t)c;
-            c >>= 64;
-        }
-        c += t[4];
-        t[3] = (uint64_t)c;
-        t[4] = t[5] + (uint64_t)(c >> 64);
-    }
-    if (t[4] != 0 || fe_raw_geq(t, F->m)) {
+    const uint64_t m0 = F->m[0], m1 = F->m[1], m2 = F->m[2], m3 = F->m[3], inv = F->inv;
+    const uint64_t a0 = a->v[0], a1 = a->v[1], a2 = a->v[2], a3 = a->v[3];
+    uint64_t t0 = 0, t1 = 0, t2 = 0, t3 = 0;
+    VK_MUL_ROUND(b->v[0], 1);
+    VK_MUL_ROUND(b->v[1], 0);
+    VK_MUL_ROUND(b->v[2], 0);
+    VK_MUL_ROUND(b->v[3], 0);
+    uint64_t t[4] = {t0, t1, t2, t3};
+    if (fe_raw_geq(t, F->m)) {
         fe_raw_sub(t, t, F->m);
     }
-    memcpy(o->v, t, 4 * sizeof(uint64_t));
+    memcpy(o->v, t, sizeof t);
 }
 
 static inline void fe_sqr(fe *o, const fe *a, const fe_field *F)
@@ -147,6 +161,8 @@ static inline void fe_sqr(fe *o, const fe *a, const fe_field *F)
 
 /* field.c */
 void fe_from_u64(fe *o, uint64_t x, const fe_field *F);
+/* Any 256-bit integer (limbs little-endian), reduced mod m, into Montgomery form. */
+void fe_from_raw(fe *o, const uint64_t raw[4], const fe_field *F);
 /* Any 256-bit little-endian integer, reduced mod m, into Montgomery form. */
 void fe_from_bytes_le_reduce(fe *o, const uint8_t in[32], const fe_field *F);
 /* Canonical decoding: 0 when the integer is not below the modulus (nothing written). */

@@ -35,18 +35,26 @@ void fe_from_u64(fe *o, uint64_t x, const fe_field *F)
     fe_mul(o, &raw, &F->r2, F);
 }
 
+void fe_from_raw(fe *o, const uint64_t raw[4], const fe_field *F)
+{
+    fe t = {{raw[0], raw[1], raw[2], raw[3]}};
+    while (fe_raw_geq(t.v, F->m)) { /* at most 2^256 / m (< 9) times */
+        fe_raw_sub(t.v, t.v, F->m);
+    }
+    fe_mul(o, &t, &F->r2, F);
+}
+
 void fe_from_bytes_le_reduce(fe *o, const uint8_t in[32], const fe_field *F)
 {
-    fe raw;
+    uint64_t raw[4];
     for (int i = 0; i < 4; i++) {
         uint64_t w = 0;
         for (int j = 7; j >= 0; j--) {
             w = (w << 8) | in[8 * i + j];
         }
-        raw.v[i] = w;
+        raw[i] = w;
     }
-    /* raw < 2^256 = R and r2 < m, so raw * r2 / R < m * R / R: one final subtraction suffices */
-    fe_mul(o, &raw, &F->r2, F);
+    fe_from_raw(o, raw, F);
 }
 
 int fe_from_bytes_le(fe *o, const uint8_t in[32], const fe_field *F)
@@ -411,8 +419,7 @@ void vk_map_to_fr(fe *o, const fe *x, const fe *y)
     fe_inv(&yi, y, FP);
     fe_mul(&q, x, &yi, FP);
     fe_to_raw(raw, &q, FP);
-    fe t = {{raw[0], raw[1], raw[2], raw[3]}};
-    fe_mul(o, &t, &VK_FR.r2, &VK_FR);
+    fe_from_raw(o, raw, &VK_FR);
 }
 
 /* ---- multi-scalar multiplication --------------------------------------------------------------- */

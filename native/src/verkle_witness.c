@@ -752,8 +752,7 @@ static int verify_witness(const uint8_t root[32], const uint8_t *w, size_t len, 
         uint64_t raw[4];
         fe_mul(&q, &m->comms[i].x, &m->maps[i], FP);
         fe_to_raw(raw, &q, FP);
-        fe t = {{raw[0], raw[1], raw[2], raw[3]}};
-        fe_mul(&m->maps[i], &t, &VK_FR.r2, FR);
+        fe_from_raw(&m->maps[i], raw, FR);
     }
     uint64_t decode_ns = vk_now_ns() - t_dec;
 
