@@ -17,11 +17,17 @@ Documents:
   A `prove` document also names ``address`` and ``slots``: their tree keys (EIP-6800) are
   derived and their proven values reported (account header fields and storage).
 
-Errors: ``VerificationFailed`` (relayer.oneshot) with the reason, for either scheme.
+For the daemon's prover, ``verify_verkle_snapshot`` turns a verified witness into the same
+``relayer.prover.Snapshot`` (one claim per account's collateral slot) that ``verify_snapshot``
+builds from an EIP-1186 proof, so the pipeline after proving is the same for both schemes.
+
+Errors: ``VerificationFailed`` (relayer.oneshot) with the reason, for either scheme;
+``SnapshotRejected`` from the snapshot functions.
 """
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -29,11 +35,14 @@ from typing import Any, ClassVar
 from eth_utils import to_canonical_address, to_checksum_address
 
 from chains.errors import MalformedWitness
+from chains.headers import VerifiedHeader
 from chains.rpc import RpcClient
 from chains.verkle import ACCOUNT_FIELDS, account_field_key, parse_witness, storage_slot_key
 from native.verkle import VerkleError, VerkleResult
+from relayer.errors import SnapshotRejected
 from relayer.oneshot import VerificationFailed, _slot_hex, verify_document
 from relayer.oneshot import prove as prove_eip1186
+from relayer.prover import Claim, Snapshot, collateral_slot
 
 
 class ProofScheme(ABC):
@@ -200,3 +209,43 @@ def scheme_for(document: Any) -> ProofScheme:
             if scheme.matches(document):
                 return scheme
     raise VerificationFailed("neither an EIP-1186 proof document nor a Verkle execution witness")
+
+
+def verify_verkle_snapshot(
+    chain_id: int,
+    vault: str,
+    header: VerifiedHeader,
+    witness: Mapping[str, Any],
+    pre_state_root: bytes,
+    accounts: Sequence[str],
+    mapping_slot: int,
+) -> Snapshot:
+    """A snapshot of a Verkle chain: the block's execution witness verified against
+    ``pre_state_root`` (the parent block's state root) in one native call, then one claim per
+    account: the value of its collateral slot (``collateral_slot``, the Solidity mapping layout)
+    at the slot's EIP-6800 tree key in the vault's storage, a 32-byte big-endian word; a leaf
+    the witness proves absent is 0.
+
+    Raises SnapshotRejected: "malformed_witness", "proof:<VerkleError reason>" (rejected by the
+    native verifier), "slot_not_covered" (the witness proves nothing about a slot).
+    """
+    number = header.number
+    started = time.perf_counter()
+    try:
+        result = parse_witness(witness).verify(pre_state_root)
+    except MalformedWitness as exc:
+        raise SnapshotRejected("malformed_witness", chain_id, number, str(exc)) from exc
+    except VerkleError as exc:
+        raise SnapshotRejected(f"proof:{exc.reason}", chain_id, number, f"witness of block {number}: {exc}") from exc
+    address = to_canonical_address(vault)
+    claims = []
+    for holder in accounts:
+        slot = collateral_slot(holder, mapping_slot)
+        try:
+            value = result.get(storage_slot_key(address, int.from_bytes(slot, "big")))
+        except KeyError:
+            raise SnapshotRejected(
+                "slot_not_covered", chain_id, number, f"the witness proves nothing about slot 0x{slot.hex()} of {vault}"
+            ) from None
+        claims.append(Claim(chain_id, number, vault, slot, int.from_bytes(value or bytes(32), "big"), holder))
+    return Snapshot(chain_id, vault, header, tuple(claims), time.perf_counter() - started)

@@ -143,3 +143,47 @@ def test_verkle_prover(kaustinen_rpc: str, vectors: Path) -> None:
     assert SCHEMES["verkle"].verify(document) == document["verified"]
     with pytest.raises(VerificationFailed, match="no executionWitness"):
         asyncio.run(SCHEMES["verkle"].prove(kaustinen_rpc, coinbase, [], "72"))
+
+
+def _empty_tree_witness(keys: list[bytes], present: bytes | None = None) -> dict[str, Any]:
+    """A witness against the empty tree (root = the identity point): every stem proven absent
+    at depth 1 (an empty root slot), the all-zero multiproof (D, cl, cr the identity, a = 0)
+    being a valid opening of the zero polynomial. `present`: claim this value for keys[0]."""
+    stems = sorted({k[:31] for k in keys})
+    zero = "0x" + bytes(32).hex()
+    diffs = [
+        {"stem": "0x" + stem.hex(), "suffixDiffs": [
+            {"suffix": k[31], "currentValue": ("0x" + present.hex()) if present and k == keys[0] else None,
+             "newValue": None} for k in keys if k[:31] == stem]}
+        for stem in stems
+    ]  # fmt: skip
+    proof = {"otherStems": [], "depthExtensionPresent": "0x" + "08" * len(stems), "commitmentsByPath": [], "d": zero,
+             "ipaProof": {"cl": [zero] * 8, "cr": [zero] * 8, "finalEvaluation": zero}}  # fmt: skip
+    return {"stateDiff": diffs, "verkleProof": proof}
+
+
+def test_verkle_snapshot_for_the_prover() -> None:
+    from chains.headers import VerifiedHeader
+    from chains.types import Hash32
+    from chains.verkle import storage_slot_key
+    from relayer.errors import SnapshotRejected
+    from relayer.proofscheme import verify_verkle_snapshot
+    from relayer.prover import collateral_slot
+
+    vault = "0x00000000000000000000000000000000000000aa"
+    accounts = ["0x" + f"{i:040x}" for i in (1, 2, 3)]
+    keys = [storage_slot_key(bytes.fromhex(vault[2:]), int.from_bytes(collateral_slot(a, 0), "big")) for a in accounts]
+    header = VerifiedHeader(7, Hash32(b"\x01" * 32), Hash32(b"\x02" * 32), Hash32(b"\x03" * 32), 0, b"")
+    snap = verify_verkle_snapshot(1, vault, header, _empty_tree_witness(keys), bytes(32), accounts, 0)
+    assert [(c.account, c.value) for c in snap.claims] == [(a, 0) for a in accounts]
+    assert [c.slot for c in snap.claims] == [collateral_slot(a, 0) for a in accounts]
+    # a value the empty tree cannot hold is rejected, and so is a slot the witness does not cover
+    with pytest.raises(SnapshotRejected) as info:
+        verify_verkle_snapshot(1, vault, header, _empty_tree_witness(keys, b"\x07" * 32), bytes(32), accounts, 0)
+    assert info.value.reason == "proof:inconsistent"
+    with pytest.raises(SnapshotRejected) as info:
+        verify_verkle_snapshot(1, vault, header, _empty_tree_witness(keys[:2]), bytes(32), accounts, 0)
+    assert info.value.reason == "slot_not_covered"
+    with pytest.raises(SnapshotRejected) as info:  # the same witness under a non-empty root
+        verify_verkle_snapshot(1, vault, header, _empty_tree_witness(keys), bytes.fromhex(ROOT_71[2:]), accounts, 0)
+    assert info.value.reason == "proof:proof_mismatch"
