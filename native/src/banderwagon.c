@@ -456,7 +456,7 @@ int vk_msm(vk_point *o, const vk_affine *points, const fe *scalars, size_t n)
     const unsigned c = msm_window(n);
     const size_t n_buckets = (size_t)1 << (c - 1);
     const unsigned n_windows = (253 + 1 + c - 1) / c + 1;
-    int32_t *digits = malloc(n * n_windows * sizeof *digits);
+    int16_t *digits = malloc(n * n_windows * sizeof *digits); /* |digit| <= 2^11 */
     vk_point *buckets = malloc(n_buckets * sizeof *buckets);
     uint8_t *used = malloc(n_buckets);
     if (digits == NULL || buckets == NULL || used == NULL) {
@@ -489,7 +489,7 @@ int vk_msm(vk_point *o, const vk_affine *points, const fe *scalars, size_t n)
             } else {
                 carry = 0;
             }
-            digits[i * n_windows + w] = (int32_t)d;
+            digits[i * n_windows + w] = (int16_t)d;
         }
     }
     vk_point acc;
@@ -500,7 +500,7 @@ int vk_msm(vk_point *o, const vk_affine *points, const fe *scalars, size_t n)
         }
         memset(used, 0, n_buckets);
         for (size_t i = 0; i < n; i++) {
-            int32_t d = digits[i * n_windows + w];
+            int d = digits[i * n_windows + w];
             if (d == 0) {
                 continue;
             }

@@ -393,6 +393,36 @@ typedef struct {
     uint8_t ext; /* 0 empty, 1 other stem, 2 present */
 } stem_info;
 
+/* First index of the sorted stems whose first `len` bytes are >= key's. */
+static size_t prefix_lower_bound(const stem_info *stems, size_t n, const uint8_t *key, size_t len)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(stems[mid].stem, key, len) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* The same over the sorted other stems (31 bytes each, back to back). */
+static size_t other_lower_bound(const uint8_t *others, size_t n, const uint8_t *key, size_t len)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (memcmp(others + 31 * mid, key, len) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
 static void push_item(vk_item *items, size_t *n, const uint8_t *stem, size_t plen, int tail,
                       uint8_t z, const fe *y)
 {
@@ -594,12 +624,12 @@ static int verify_witness(const uint8_t root[32], const uint8_t *w, size_t len, 
             fe_from_bytes_le(&sv, b, FR); /* < 2^248 < r */
             push_item(m->items, &n_items, stem, d, -1, 1, &sv);
         } else if (si->ext == 1) {
-            /* the stem found at stem[0..d]: a present stem of the witness, else an other stem */
+            /* the stem found at stem[0..d]: a present stem of the witness, else an other stem
+               (both lists are sorted: the candidates sharing stem[0..d] are contiguous) */
             size_t found = 0;
-            for (size_t t = 0; t < n_stems; t++) {
-                if (m->stems[t].ext == 2 && memcmp(m->stems[t].stem, stem, d) == 0) {
-                    found++;
-                }
+            for (size_t t = prefix_lower_bound(m->stems, n_stems, stem, d);
+                 t < n_stems && memcmp(m->stems[t].stem, stem, d) == 0 && found < 2; t++) {
+                found += m->stems[t].ext == 2;
             }
             if (found > 1) {
                 return SPR_ERR_VERKLE_INCONSISTENT;
@@ -607,24 +637,17 @@ static int verify_witness(const uint8_t root[32], const uint8_t *w, size_t len, 
             if (found == 1) {
                 push_item(m->items, &n_items, stem, d, -1, 1, NULL);
             } else {
-                long hit = -1;
-                size_t hits = 0;
-                for (size_t o = 0; o < n_other; o++) {
-                    if (memcmp(m->others_sorted + 31 * o, stem, d) == 0) {
-                        hit = (long)o;
-                        hits++;
-                    }
+                size_t o = other_lower_bound(m->others_sorted, n_other, stem, d);
+                if (o >= n_other || memcmp(m->others_sorted + 31 * o, stem, d) != 0 ||
+                    (o + 1 < n_other && memcmp(m->others_sorted + 31 * (o + 1), stem, d) == 0)) {
+                    return SPR_ERR_VERKLE_INCONSISTENT; /* none, or more than one */
                 }
-                if (hits != 1) {
-                    return SPR_ERR_VERKLE_INCONSISTENT;
+                const uint8_t *os = m->others_sorted + 31 * o;
+                size_t t = prefix_lower_bound(m->stems, n_stems, os, 31);
+                if (t < n_stems && memcmp(m->stems[t].stem, os, 31) == 0) {
+                    return SPR_ERR_VERKLE_INCONSISTENT; /* the "other" stem is one of ours */
                 }
-                const uint8_t *os = m->others_sorted + 31 * (size_t)hit;
-                for (size_t t = 0; t < n_stems; t++) {
-                    if (memcmp(m->stems[t].stem, os, 31) == 0) {
-                        return SPR_ERR_VERKLE_INCONSISTENT; /* the "other" stem is one of ours */
-                    }
-                }
-                m->other_used[hit] = 1;
+                m->other_used[o] = 1;
                 uint8_t b[32] = {0};
                 memcpy(b, os, 31);
                 fe sv;
