@@ -18,14 +18,15 @@ transcript), the Banderwagon note.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from native import NativeError, _as_bytes
 from native._native import ffi, lib
 
 __all__ = [
+    "MAX_COMMITMENTS",
     "MAX_KEYS",
     "PROOF_LEN",
     "VERKLE_REJECT_REASONS",
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 MAX_KEYS: Final[int] = lib.SPR_VERKLE_MAX_KEYS
+MAX_COMMITMENTS: Final[int] = lib.SPR_VERKLE_MAX_COMMITMENTS
 PROOF_LEN: Final[int] = lib.SPR_VERKLE_PROOF_LEN
 
 _REASONS: Final[dict[int, str]] = {
@@ -69,7 +71,7 @@ class VerkleError(NativeError):
     scalar >= r), "not_on_curve" (a point off the curve or outside Banderwagon), "inconsistent"
     (claims contradict the extension hints), "proof_mismatch" (the multiproof does not open the
     commitments under the given root to the claimed values: wrong root, value or proof),
-    "limits_exceeded" (more than ``MAX_KEYS`` keys).
+    "limits_exceeded" (more than ``MAX_KEYS`` keys or ``MAX_COMMITMENTS`` commitments).
     """
 
     reason: str
@@ -239,14 +241,15 @@ class VerkleResult:
     pre_state_root: bytes
     values: tuple[VerkleKeyValue, ...]
     stats: dict[str, int]
+    by_key: Mapping[bytes, bytes | None] = field(default_factory=dict, repr=False, compare=False)
+    """32-byte tree key -> proven value (keys are distinct: the verifier rejects duplicates)."""
 
     def get(self, key: bytes) -> bytes | None:
         """The proven value of a 32-byte tree key; None when proven absent. KeyError when the
         witness does not cover the key (nothing is proven about it)."""
-        for kv in self.values:
-            if kv.key == key:
-                return kv.value
-        raise KeyError(key.hex())
+        if key not in self.by_key:
+            raise KeyError(key.hex())
+        return self.by_key[key]
 
 
 def pack_witness(keys: Sequence[tuple[bytes, int, bytes | None]], depth_extension_present: bytes,
@@ -298,4 +301,4 @@ def verify_execution_witness(pre_state_root: bytes, keys: Sequence[tuple[bytes, 
     )
     counters = {name: int(getattr(stats, name)) for name in
                 ("n_keys", "n_commitments", "n_queries", "total_ns", "msm_ns", "decode_ns")}  # fmt: skip
-    return VerkleResult(root, values, counters)
+    return VerkleResult(root, values, counters, {kv.key: kv.value for kv in values})

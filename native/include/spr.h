@@ -277,10 +277,13 @@ int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_
 #define SPR_ERR_VERKLE_PROOF_MISMATCH (-44) /* the multiproof does not open the commitments
                                                (rooted at the given pre-state root) to the
                                                claimed values: wrong root, value or proof */
-#define SPR_ERR_VERKLE_LIMIT (-45)        /* more keys than SPR_VERKLE_MAX_KEYS */
+#define SPR_ERR_VERKLE_LIMIT (-45)        /* more keys than SPR_VERKLE_MAX_KEYS or commitments
+                                             than SPR_VERKLE_MAX_COMMITMENTS */
 #define SPR_ERR_VERKLE_NOMEM (-46)        /* out of memory */
 
 #define SPR_VERKLE_MAX_KEYS 16384         /* (stem, suffix) keys in one witness */
+#define SPR_VERKLE_MAX_COMMITMENTS 65536  /* commitmentsByPath entries (each costs two square
+                                             roots to decode: this bounds the work, about 2 s) */
 #define SPR_VERKLE_PROOF_LEN 576          /* D || L[8] || R[8] || a (a little-endian) */
 #define SPR_VERKLE_KEY_RECORD_LEN 65      /* stem[31] || suffix || present flag || value[32] */
 

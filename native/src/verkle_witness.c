@@ -533,6 +533,9 @@ static int verify_witness(const uint8_t root[32], const uint8_t *w, size_t len, 
     off += n_other * 31;
     size_t n_comms = rd32(w + off);
     off += 4;
+    if (n_comms > SPR_VERKLE_MAX_COMMITMENTS) {
+        return SPR_ERR_VERKLE_LIMIT;
+    }
     if (n_comms > n_keys * 34 || len - off != n_comms * 32 + SPR_VERKLE_PROOF_LEN) {
         return SPR_ERR_VERKLE_ENCODING;
     }

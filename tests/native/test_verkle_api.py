@@ -108,6 +108,14 @@ def test_limits() -> None:
     blob = struct.pack("<I", verkle.MAX_KEYS + 1)
     out = ffi.new("uint8_t[33]")
     assert lib.spr_verkle_verify_witness(bytes(32), blob, len(blob), out, 33, ffi.NULL) == lib.SPR_ERR_VERKLE_LIMIT
+    # one key, one hint byte, no other stems, then more commitments than the limit: refused
+    # before any of them is read
+    blob = (
+        struct.pack("<I", 1) + bytes(65) + struct.pack("<IBI", 1, 8, 0) + struct.pack("<I", verkle.MAX_COMMITMENTS + 1)
+    )
+    assert lib.spr_verkle_verify_witness(bytes(32), blob, len(blob), out, 33, ffi.NULL) == lib.SPR_ERR_VERKLE_LIMIT
+    blob = blob[:-4] + struct.pack("<I", verkle.MAX_COMMITMENTS)  # within the limit: a layout error
+    assert lib.spr_verkle_verify_witness(bytes(32), blob, len(blob), out, 33, ffi.NULL) == lib.SPR_ERR_VERKLE_ENCODING
 
 
 @FAST
