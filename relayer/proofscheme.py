@@ -172,7 +172,9 @@ class VerkleScheme(ProofScheme):
 
     async def prove(self, rpc: str, contract: str, slots: Sequence[str], block: str) -> dict[str, Any]:
         """The block's ``executionWitness`` (a Kaustinen-style node serves it in
-        eth_getBlockByNumber) checked against the parent block's stateRoot."""
+        eth_getBlockByNumber) checked against the parent block's stateRoot. The parent must be
+        the block's parent (its hash is the block's parentHash); the headers' own hashes are not
+        recomputed here (Kaustinen headers are not among chains.headers' fork codecs)."""
         target = to_checksum_address(contract)
         keys = [_slot_hex(s) for s in slots]
         tag: int | str = int(block, 0) if block[:1].isdigit() else block
@@ -185,6 +187,8 @@ class VerkleScheme(ProofScheme):
             parent = await client.get_block(number - 1) if number > 0 else None
         if parent is None or "executionWitness" not in raw:
             raise VerificationFailed(f"block {number} has no executionWitness (not a Verkle chain?)")
+        if parent.get("hash") is None or parent.get("hash") != raw.get("parentHash"):
+            raise VerificationFailed(f"block {number - 1}'s hash is not block {number}'s parentHash")
         document: dict[str, Any] = {
             "scheme": self.name,
             "chainId": chain_id,

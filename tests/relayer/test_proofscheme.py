@@ -143,6 +143,9 @@ def test_verkle_prover(kaustinen_rpc: str, vectors: Path) -> None:
     assert SCHEMES["verkle"].verify(document) == document["verified"]
     with pytest.raises(VerificationFailed, match="no executionWitness"):
         asyncio.run(SCHEMES["verkle"].prove(kaustinen_rpc, coinbase, [], "72"))
+    _Kaustinen.blocks[72] = {**_Kaustinen.blocks[72], "hash": "0x" + "11" * 32}  # not 73's parent
+    with pytest.raises(VerificationFailed, match="parentHash"):
+        asyncio.run(SCHEMES["verkle"].prove(kaustinen_rpc, coinbase, [], "73"))
 
 
 def _empty_tree_witness(keys: list[bytes], present: bytes | None = None) -> dict[str, Any]:
