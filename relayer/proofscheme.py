@@ -34,9 +34,9 @@ from typing import Any, ClassVar
 
 from eth_utils import to_canonical_address, to_checksum_address
 
-from chains.errors import MalformedWitness
-from chains.headers import VerifiedHeader
-from chains.rpc import RpcClient
+from chains.errors import BlockNotFound, HeaderMismatch, MalformedHeader, MalformedWitness, RpcGarbageError
+from chains.headers import VerifiedHeader, verify_header
+from chains.rpc import RpcClient, RpcMethods
 from chains.verkle import ACCOUNT_FIELDS, account_field_key, parse_witness, storage_slot_key
 from native.verkle import VerkleError, VerkleResult
 from relayer.errors import SnapshotRejected
@@ -253,3 +253,50 @@ def verify_verkle_snapshot(
             ) from None
         claims.append(Claim(chain_id, number, vault, slot, int.from_bytes(value or bytes(32), "big"), holder))
     return Snapshot(chain_id, vault, header, tuple(claims), time.perf_counter() - started)
+
+
+PROOF_SCHEMES = ("eip1186", "verkle")
+"""Values of a chain's ``proof_scheme`` setting (relayer/config.py)."""
+
+
+async def prove_verkle_snapshot(
+    client: RpcMethods,
+    *,
+    chain_id: int,
+    vault: str,
+    accounts: Sequence[str],
+    mapping_slot: int,
+    block_number: int,
+) -> Snapshot:
+    """The Verkle counterpart of ``relayer.prover.prove_snapshot``: fetch block
+    ``block_number`` (its ``executionWitness``) and its parent, check both header hashes
+    (keccak(rlp(header)), chains.headers) and that the parent's hash is the block's parentHash,
+    then ``verify_verkle_snapshot`` against the parent's stateRoot (the pre-state root).
+
+    Raises SnapshotRejected ("header_mismatch", "malformed_header", "rpc_garbage",
+    "malformed_witness", or those of verify_verkle_snapshot); RPC transport and JSON-RPC errors
+    pass through (the caller retries later), as in prove_snapshot.
+    """
+
+    def reject(reason: str, detail: str) -> SnapshotRejected:
+        return SnapshotRejected(reason, chain_id, block_number, detail)
+
+    try:
+        raw = await client.get_block(block_number)
+        parent_raw = await client.get_block(block_number - 1) if block_number > 0 else None
+        if raw is None:
+            raise BlockNotFound(block_number, host=client.host)
+        if parent_raw is None:
+            raise reject("header_mismatch", f"block {block_number} has no parent block")
+        header = verify_header(raw, expected_number=block_number)
+        parent = verify_header(parent_raw, expected_number=block_number - 1, expected_hash=header.parent_hash)
+    except HeaderMismatch as exc:
+        raise reject("header_mismatch", str(exc)) from exc
+    except MalformedHeader as exc:
+        raise reject("malformed_header", str(exc)) from exc
+    except RpcGarbageError as exc:
+        raise reject("rpc_garbage", str(exc)) from exc
+    witness = raw.get("executionWitness")
+    if not isinstance(witness, Mapping):
+        raise reject("malformed_witness", f"block {block_number} has no executionWitness object")
+    return verify_verkle_snapshot(chain_id, vault, header, witness, parent.state_root, accounts, mapping_slot)

@@ -190,3 +190,77 @@ def test_verkle_snapshot_for_the_prover() -> None:
     with pytest.raises(SnapshotRejected) as info:  # the same witness under a non-empty root
         verify_verkle_snapshot(1, vault, header, _empty_tree_witness(keys), bytes.fromhex(ROOT_71[2:]), accounts, 0)
     assert info.value.reason == "proof:proof_mismatch"
+
+
+class _VerkleNode:
+    """RpcMethods stand-in for a Verkle chain: get_block by number from a dict."""
+
+    host = "verkle.test:0"
+
+    def __init__(self, blocks: dict[int, dict[str, Any]]) -> None:
+        self.blocks = blocks
+
+    async def get_block(self, block: int | str, full: bool = False) -> dict[str, Any] | None:
+        return self.blocks.get(int(block))
+
+
+def _header(template: dict[str, Any], number: int, parent_hash: str, state_root: bytes) -> dict[str, Any]:
+    """A real Cancun header with number, parentHash and stateRoot replaced and its hash recomputed."""
+    from eth_hash.auto import keccak
+
+    from chains.headers import build_header, encode_header
+
+    block = {k: v for k, v in template.items() if k not in ("transactions", "uncles", "withdrawals")}
+    block.update(number=hex(number), parentHash=parent_hash, stateRoot="0x" + state_root.hex())
+    block["hash"] = "0x" + keccak(encode_header(build_header(block))).hex()
+    return block
+
+
+def test_prove_verkle_snapshot_checks_headers_and_witness(vectors: Path) -> None:
+    """The daemon's Verkle path (a chain with proof_scheme = "verkle"): block 8's witness is
+    verified against block 7's stateRoot, both headers hash-checked and linked."""
+    from chains.verkle import storage_slot_key
+    from relayer.errors import SnapshotRejected
+    from relayer.proofscheme import prove_verkle_snapshot
+    from relayer.prover import collateral_slot
+
+    template = json.loads((vectors / "headers" / "mainnet" / "21925176_Cancun.json").read_text())
+    vault = "0x00000000000000000000000000000000000000aa"
+    accounts = ["0x" + f"{i:040x}" for i in (1, 2)]
+    keys = [storage_slot_key(bytes.fromhex(vault[2:]), int.from_bytes(collateral_slot(a, 0), "big")) for a in accounts]
+    parent = _header(template, 7, template["parentHash"], bytes(32))  # the empty tree's root
+    block8 = {**_header(template, 8, parent["hash"], b"\x05" * 32), "executionWitness": _empty_tree_witness(keys)}
+
+    def prove(blocks: dict[int, dict[str, Any]]) -> Any:
+        return asyncio.run(prove_verkle_snapshot(_VerkleNode(blocks), chain_id=1, vault=vault, accounts=accounts,
+                                                 mapping_slot=0, block_number=8))  # fmt: skip
+
+    snap = prove({7: parent, 8: block8})
+    assert snap.header.number == 8 and [c.value for c in snap.claims] == [0, 0]
+    # a parent that is not block 8's parent, a forged header hash, a block without a witness
+    other = _header(template, 7, template["parentHash"], b"\x01" * 32)
+    for blocks, reason in (
+        ({7: other, 8: block8}, "header_mismatch"),
+        ({7: parent, 8: {**block8, "gasUsed": "0x1"}}, "header_mismatch"),
+        ({7: parent, 8: {k: v for k, v in block8.items() if k != "executionWitness"}}, "malformed_witness"),
+    ):
+        with pytest.raises(SnapshotRejected) as info:
+            prove(blocks)
+        assert info.value.reason == reason
+    # a non-empty pre-state root: the empty tree's proof does not open it
+    rooted = _header(template, 7, template["parentHash"], bytes.fromhex(ROOT_71[2:]))
+    forged = {**_header(template, 8, rooted["hash"], b"\x05" * 32), "executionWitness": _empty_tree_witness(keys)}
+    with pytest.raises(SnapshotRejected) as info:
+        prove({7: rooted, 8: forged})
+    assert info.value.reason == "proof:proof_mismatch"
+
+
+def test_config_proof_scheme(tmp_path: Path) -> None:
+    from relayer.config import load_config
+    from tests.relayer.test_config import ENV, MINIMAL, _problems, _write
+
+    assert load_config(_write(tmp_path, MINIMAL), environ=ENV).chains["source"].proof_scheme == "eip1186"
+    verkle = MINIMAL.replace("chain_id = 1\n", 'chain_id = 1\nproof_scheme = "verkle"\n')
+    assert load_config(_write(tmp_path, verkle), environ=ENV).chains["source"].proof_scheme == "verkle"
+    bad = MINIMAL.replace("chain_id = 1\n", 'chain_id = 1\nproof_scheme = "zk"\n')
+    assert any("chains.source.proof_scheme" in p for p in _problems(tmp_path, bad))
