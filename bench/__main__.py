@@ -28,6 +28,9 @@ Figures (one process; "one core" = one thread):
   permutations per claim, which no implementation of DESIGN's double-hashed 64-byte claim
   leaves avoids, at the library's best permutation rate: ``spr_merkle_leaves``, 8 lanes of
   AVX-512 if present).
+- Verkle (bench/verkle.py): real Kaustinen execution witnesses verified per second on one core,
+  ours vs the npm oracle verkle-cryptography-wasm in the same run, and the share of our C time in
+  multi-scalar multiplication.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from native._native import ffi, lib
 from trie import HexaryTrie
 
 import native
+from bench import verkle as bench_verkle
 from chains.anvil import start_anvil
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
@@ -481,6 +485,10 @@ def main() -> int:
         f"(py-trie measured on the first {PYTRIE_SUBSET} claims of each dataset; "
         f"total {time.perf_counter() - started:.1f} s)"
     )
+    verkle_row = bench_verkle.measure()  # Verkle (EIP-6800) witnesses: ours vs the npm oracle
+    if verkle_row is not None:
+        bench_verkle.report(verkle_row)
+        bench_verkle.write(verkle_row)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},

@@ -215,3 +215,16 @@ class MalformedProof(ChainError):
         self.address = address
         who = f" for 0x{address.hex()}" if address is not None else ""
         super().__init__(f"malformed eth_getProof result{who}: {detail}")
+
+
+class MalformedWitness(ChainError):
+    """An EIP-6800 execution witness (``stateDiff`` + ``verkleProof``) of the wrong JSON shape.
+
+    `detail` says which field and why (a JSON path such as ``verkleProof.ipaProof.cl[3]``).
+    """
+
+    reason = "malformed_witness"
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"malformed execution witness: {detail}")

@@ -874,3 +874,15 @@ def merkle_multiproof_verify(
     if status != lib.SPR_OK:
         raise NativeError(status)
     return bytes(ffi.buffer(out)) == root_b
+
+
+# ---- Verkle (EIP-6800): native/verkle.py, re-exported here ---------------------------------------
+from native.verkle import (  # noqa: E402
+    VERKLE_REJECT_REASONS,
+    VerkleError,
+    VerkleResult,
+    tree_key,
+    verify_execution_witness,
+)
+
+__all__ += ["VERKLE_REJECT_REASONS", "VerkleError", "VerkleResult", "tree_key", "verify_execution_witness"]

@@ -114,3 +114,45 @@ int spr_merkle_process_multiproof(const uint8_t *leaves, size_t n_leaves, const 
                                   uint8_t *hashes, uint8_t root_out[32]);
 int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,
                              uint8_t root_out[32]);
+
+/* ---- Verkle (EIP-6800) ------------------------------------------------------------------- */
+#define SPR_ERR_VERKLE_ENCODING ...
+#define SPR_ERR_VERKLE_NONCANONICAL ...
+#define SPR_ERR_VERKLE_NOT_ON_CURVE ...
+#define SPR_ERR_VERKLE_INCONSISTENT ...
+#define SPR_ERR_VERKLE_PROOF_MISMATCH ...
+#define SPR_ERR_VERKLE_LIMIT ...
+#define SPR_ERR_VERKLE_NOMEM ...
+#define SPR_VERKLE_MAX_KEYS ...
+#define SPR_VERKLE_MAX_COMMITMENTS ...
+#define SPR_VERKLE_PROOF_LEN ...
+#define SPR_VERKLE_KEY_RECORD_LEN ...
+
+int spr_banderwagon_decode(const uint8_t in[32], uint8_t out[64]);
+int spr_banderwagon_encode(const uint8_t in[64], uint8_t out[32]);
+int spr_banderwagon_add(const uint8_t a[64], const uint8_t b[64], uint8_t out[64]);
+int spr_banderwagon_mul(const uint8_t p[64], const uint8_t scalar[32], uint8_t out[64]);
+int spr_banderwagon_map_to_field(const uint8_t p[64], uint8_t out[32]);
+int spr_verkle_commit(const uint8_t *scalars, size_t n, uint8_t out[64]);
+int spr_verkle_tree_key(const uint8_t address[32], const uint8_t tree_index[32],
+                        uint8_t sub_index, uint8_t out[32]);
+int spr_verkle_transcript(const uint8_t *ops, size_t ops_len, uint8_t out[32]);
+int spr_verkle_ipa_verify(const uint8_t *label, size_t label_len, const uint8_t commitment[32],
+                          const uint8_t input[32], const uint8_t output[32],
+                          const uint8_t proof[544]);
+int spr_verkle_multiproof_verify(const uint8_t *label, size_t label_len,
+                                 const uint8_t *commitments, const uint8_t *zs, const uint8_t *ys,
+                                 size_t n, const uint8_t proof[576]);
+
+typedef struct {
+    uint64_t n_keys;
+    uint64_t n_commitments;
+    uint64_t n_queries;
+    uint64_t total_ns;
+    uint64_t msm_ns;
+    uint64_t decode_ns;
+} spr_verkle_stats;
+
+int spr_verkle_verify_witness(const uint8_t pre_state_root[32], const uint8_t *witness,
+                              size_t witness_len, uint8_t *out, size_t out_len,
+                              spr_verkle_stats *stats);

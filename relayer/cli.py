@@ -209,10 +209,10 @@ def cmd_remove_chain(args: argparse.Namespace) -> int:
 def cmd_prove(args: argparse.Namespace) -> int:
     from chains.errors import ChainError
     from relayer.errors import RelayerError
-    from relayer.oneshot import prove
+    from relayer.proofscheme import SCHEMES
 
     try:
-        document = asyncio.run(prove(args.rpc, args.contract, args.slot, args.block))
+        document = asyncio.run(SCHEMES[args.scheme].prove(args.rpc, args.contract, args.slot, args.block))
     except (RelayerError, ChainError, ValueError, OSError) as exc:
         print(f"relayer: prove failed: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -225,11 +225,17 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from relayer.oneshot import VerificationFailed, verify_document
+    from relayer.oneshot import VerificationFailed
+    from relayer.proofscheme import scheme_for
 
     try:
+        root = None
+        if args.root is not None:
+            root = bytes.fromhex(args.root.removeprefix("0x"))
+            if len(root) != 32:
+                raise ValueError("--root must be 32 bytes of hex")
         document = json.loads(Path(args.file).read_text())
-        result = verify_document(document)
+        result = scheme_for(document).verify(document, root)
     except (OSError, ValueError) as exc:
         print(f"relayer: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -332,16 +338,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--key-env", default="RELAYER_OWNER_KEY", help="env var holding the owner key")
     p.set_defaults(func=cmd_remove_chain)
 
-    p = sub.add_parser("prove", help="one-shot EIP-1186 proof of storage slots, verified, as JSON")
+    p = sub.add_parser("prove", help="one-shot proof of storage slots (EIP-1186 or Verkle), verified, as JSON")
     p.add_argument("--rpc", required=True)
     p.add_argument("--contract", required=True, help="account address")
     p.add_argument("--slot", nargs="+", default=[], help="storage slots (hex)")
     p.add_argument("--block", required=True, help="block number (or latest/finalized/safe)")
     p.add_argument("--out", help="write to this file instead of stdout")
+    p.add_argument("--scheme", choices=["eip1186", "verkle"], default="eip1186",
+                   help="eip1186: eth_getProof (Merkle-Patricia); verkle: the block's EIP-6800 executionWitness")
     p.set_defaults(func=cmd_prove)
 
-    p = sub.add_parser("verify", help="verify a `prove` file offline")
+    p = sub.add_parser("verify", help="verify a `prove` file or a Verkle execution witness offline")
     p.add_argument("file")
+    p.add_argument("--root", help="Verkle: the pre-state root (parent stateRoot) when the file has none")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("status", help="the running daemon's chains, lag and backlog")

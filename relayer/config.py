@@ -13,7 +13,8 @@ existence here; the secrets themselves are read only by `KeySource.load()`.
 Layout (see config/relayer.example.toml for every key, its unit and default):
 
     [relayer] store            [metrics] listen              [attester] <KeySource>
-    [chains.<name>]            chain_id, rpc, finality, confirmations, poll/timeout seconds
+    [chains.<name>]            chain_id, rpc, finality, confirmations, poll/timeout seconds,
+                               proof_scheme
     [destinations.<chain>]     verifier, settlement, batch limits; [destinations.<chain>.sender]
     [[pairs]]                  source, destination, vault, collateral_slot, every_blocks, ...
 """
@@ -54,6 +55,9 @@ __all__ = [
 FINALITY_MODES: Final = ("finalized", "safe", "confirmations", "head")
 """`finalized` / `safe`: the node's block tags of those names; `confirmations`: head - N;
 `head`: the head itself (only for a chain that cannot reorg, e.g. an instantly mining devnet)."""
+
+PROOF_SCHEMES: Final = ("eip1186", "verkle")
+"""`eip1186`: eth_getProof (Merkle-Patricia); `verkle`: the blocks' EIP-6800 executionWitness."""
 
 MAX_PROOF_CHUNK_SIZE: Final = 1024
 MIN_TX_GAS: Final = 21_000
@@ -150,6 +154,9 @@ class ChainConfig:
     confirmations: int = 0
     poll_interval_seconds: float = 2.0
     rpc_timeout_seconds: float = 10.0
+    proof_scheme: str = "eip1186"
+    """How the chain proves its state: "eip1186" (eth_getProof, Merkle-Patricia) or "verkle"
+    (the blocks' EIP-6800 executionWitness), relayer/proofscheme.py."""
 
 
 @dataclass(frozen=True)
@@ -595,7 +602,11 @@ class _Reader:
         confirmations = t.get("confirmations", self.integer(0), 0)
         poll = t.get("poll_interval_seconds", self.seconds, 2.0)
         timeout = t.get("rpc_timeout_seconds", self.seconds, 10.0)
+        scheme = t.get("proof_scheme", self.string, "eip1186")
         t.finish()
+        if scheme is not None and scheme not in PROOF_SCHEMES:
+            self.problem(t.at("proof_scheme"), f"must be one of {', '.join(map(repr, PROOF_SCHEMES))}")
+            scheme = None
         if finality is not None and finality not in FINALITY_MODES:
             self.problem(t.at("finality"), f"must be one of {', '.join(map(repr, FINALITY_MODES))}")
             finality = None
@@ -612,9 +623,10 @@ class _Reader:
             or confirmations is None
             or poll is None
             or timeout is None
+            or scheme is None
         ):
             return None
-        return ChainConfig(name, chain_id, rpc, finality, confirmations, poll, timeout)
+        return ChainConfig(name, chain_id, rpc, finality, confirmations, poll, timeout, scheme)
 
     def destination(self, name: str, value: Any, path: str, chain_names: set[str]) -> DestinationConfig | None:
         data = self.table(value, path)

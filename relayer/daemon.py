@@ -108,6 +108,7 @@ class Daemon:
                     self.clients[pair.source],
                     self.watchers[pair.source],
                     self.store,
+                    self.config.chains[pair.source].proof_scheme,
                 )
                 for pair in self.config.pairs
                 if pair.destination == dest_name

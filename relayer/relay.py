@@ -41,6 +41,7 @@ from relayer.faults import checkpoint
 from relayer.keeper import ProofServer
 from relayer.log import get_logger
 from relayer.metrics import Metrics
+from relayer.proofscheme import prove_verkle_snapshot
 from relayer.prover import Snapshot, prove_snapshot, snapshot_from_json, snapshot_to_json
 from relayer.settlement import EpochSignature, Settlement, Settler
 from relayer.store import EpochRecord, Store
@@ -71,10 +72,17 @@ class PairRunner:
     """Per-pair state: its source watcher and client, its depositors, its next due height."""
 
     def __init__(
-        self, config: PairConfig, source_chain_id: int, client: RpcMethods, watcher: ChainWatcher, store: Store
+        self,
+        config: PairConfig,
+        source_chain_id: int,
+        client: RpcMethods,
+        watcher: ChainWatcher,
+        store: Store,
+        proof_scheme: str = "eip1186",
     ) -> None:
         self.config = config
         self.chain_id = source_chain_id
+        self.proof_scheme = proof_scheme  # the source chain's (relayer/proofscheme.py)
         self.client = client
         self.watcher = watcher
         self.store = store
@@ -265,15 +273,25 @@ class DestinationRelay:
             log.info("snapshot.skipped", chain=chain, block=height, why="no accounts yet")
             return None
         try:
-            snapshot = await prove_snapshot(
-                pair.client,
-                chain_id=pair.chain_id,
-                vault=pair.config.vault,
-                accounts=accounts,
-                mapping_slot=pair.config.collateral_slot,
-                block_number=height,
-                chunk_size=pair.config.proof_chunk_size,
-            )
+            if pair.proof_scheme == "verkle":
+                snapshot = await prove_verkle_snapshot(
+                    pair.client,
+                    chain_id=pair.chain_id,
+                    vault=pair.config.vault,
+                    accounts=accounts,
+                    mapping_slot=pair.config.collateral_slot,
+                    block_number=height,
+                )
+            else:
+                snapshot = await prove_snapshot(
+                    pair.client,
+                    chain_id=pair.chain_id,
+                    vault=pair.config.vault,
+                    accounts=accounts,
+                    mapping_slot=pair.config.collateral_slot,
+                    block_number=height,
+                    chunk_size=pair.config.proof_chunk_size,
+                )
         except SnapshotRejected as exc:
             self.metrics.proofs_rejected.labels(chain, exc.reason).inc()
             self.store.record_snapshot(pair.chain_id, height, pair.config.vault, status="rejected", reason=exc.reason)

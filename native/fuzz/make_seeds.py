@@ -15,6 +15,10 @@ its harness documents (native/fuzz/fuzz_{rlp,mpt,snapshot,merkle}.c):
   node 0x80 against the empty root, and storage leaves holding rlp(0) (anvil's zeroed slots).
 - merkle: generated trees (claim leaves and raw leaves, equal leaves, 1 to 100 of them) with
   subsets from empty to every leaf and each tampering kind.
+- verkle: every execution witness of ``verkle/kaustinen`` (cases.json and negative_cases.json)
+  against its pre-state root, every Banderwagon encoding of ``verkle/crypto/banderwagon.json``,
+  the transcript vectors as scripts, and multiproof-shaped inputs built from the real proofs
+  (native/fuzz/fuzz_verkle.c layouts).
 
 Usage: ``python native/fuzz/make_seeds.py [--vectors DIR] [--out DIR]``; prints the counts.
 Exits 2 when the vectors folder is absent.
@@ -215,8 +219,89 @@ def merkle_seeds() -> dict[str, bytes]:
     return seeds
 
 
+def _verkle_hex(value: str | None, size: int | None = None) -> bytes:
+    raw = bytes(32) if value is None else unhex(value)
+    return raw if size is None else raw.rjust(size, b"\0")[:size]
+
+
+def verkle_witness_input(root: bytes, witness: dict[str, Any]) -> bytes:
+    """fuzz_verkle.c mode 0: root, then the spr_verkle_verify_witness layout (spr.h). Accepts
+    camelCase or snake_case and decimal-string suffixes, as chains/verkle.py does."""
+
+    def get(obj: dict[str, Any], camel: str, snake: str) -> Any:
+        return obj[camel] if camel in obj else obj[snake]
+
+    keys = []
+    for sd in get(witness, "stateDiff", "state_diff"):
+        stem = _verkle_hex(sd["stem"], 31)
+        for d in get(sd, "suffixDiffs", "suffix_diffs"):
+            cur = get(d, "currentValue", "current_value")
+            flag = 0 if cur is None else 1
+            keys.append(stem + bytes([int(d["suffix"]) & 0xFF, flag]) + _verkle_hex(cur, 32))
+    vp = get(witness, "verkleProof", "verkle_proof")
+    ipa = get(vp, "ipaProof", "ipa_proof")
+    hints = unhex(get(vp, "depthExtensionPresent", "depth_extension_present"))
+    others = [_verkle_hex(s, 31) for s in get(vp, "otherStems", "other_stems")]
+    comms = [_verkle_hex(c, 32) for c in get(vp, "commitmentsByPath", "commitments_by_path")]
+    proof = (
+        _verkle_hex(vp["d"], 32)
+        + b"".join(_verkle_hex(c, 32) for c in ipa["cl"][:8])
+        + b"".join(_verkle_hex(c, 32) for c in ipa["cr"][:8])
+        + _verkle_hex(get(ipa, "finalEvaluation", "final_evaluation"), 32)[::-1]
+    )
+    return (
+        b"\0"
+        + root
+        + struct.pack("<I", len(keys))
+        + b"".join(keys)
+        + struct.pack("<I", len(hints))
+        + hints
+        + struct.pack("<I", len(others))
+        + b"".join(others)
+        + struct.pack("<I", len(comms))
+        + b"".join(comms)
+        + proof
+    )
+
+
+def verkle_seeds(vectors: Path) -> dict[str, bytes]:
+    seeds: dict[str, bytes] = {}
+    base = vectors / "verkle"
+    if not base.is_dir():
+        return seeds
+    proofs = []
+    for case in json.loads((base / "kaustinen" / "cases.json").read_text())["cases"]:
+        doc: Any = json.loads((base / case["file"]).read_text())
+        for part in case["witness_pointer"].split("/")[1:]:
+            doc = doc[int(part)] if isinstance(doc, list) else doc[part]
+        seed = verkle_witness_input(unhex(case["pre_state_root"]), doc)
+        seeds[f"witness-{case['id']}"] = seed
+        proofs.append(seed[-576:])
+    for case in json.loads((base / "kaustinen" / "negative_cases.json").read_text())["cases"]:
+        witness = case["executionWitness"]
+        seeds[f"negative-{case['id']}"] = verkle_witness_input(unhex(case["pre_state_root"]), witness)
+    bw = json.loads((base / "crypto" / "banderwagon.json").read_text())
+    points = bw["generator_multiples_compressed"]["values"] + bw["invalid_compressed_not_in_subgroup"]["values"]
+    for i, value in enumerate(points):
+        seeds[f"decode-{i}"] = b"\1" + unhex(value)
+    for vec in json.loads((base / "crypto" / "transcript.json").read_text())["vectors"]:
+        script = b""
+        for op in vec["ops"]:
+            kind = ["new", "domain_sep", "append_scalar", "append_point", "challenge"].index(op[0]) + 1
+            script += bytes([kind, len(op[1])]) + op[1].encode()
+            if op[0] == "append_scalar":
+                script += (5).to_bytes(32, "little")
+            elif op[0] == "append_point":
+                script += unhex(points[0])
+        seeds[f"transcript-{vec['name']}"] = b"\3" + script
+    for i, proof in enumerate(proofs[:4]):
+        queries = b"".join(unhex(points[k]) + bytes([k]) + k.to_bytes(32, "little") for k in range(2))
+        seeds[f"multiproof-{i}"] = b"\2" + bytes([2]) + b"vt" + bytes([2]) + queries + proof
+    return seeds
+
+
 def build(vectors: Path, out: Path) -> dict[str, int]:
-    corpora: dict[str, dict[str, bytes]] = {"rlp": {}, "mpt": {}, "snapshot": {}}
+    corpora: dict[str, dict[str, bytes]] = {"rlp": {}, "mpt": {}, "snapshot": {}, "verkle": verkle_seeds(vectors)}
     rlp_seeds = corpora["rlp"]
 
     rlp_dir = vectors / "rlp"

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # native/fuzz/run.sh SECONDS - build the libFuzzer harnesses under ASan + UBSan and fuzz each
-# of them (fuzz_rlp, fuzz_mpt, fuzz_snapshot, fuzz_merkle) for SECONDS/4 seconds, seeded from the
-# vectors (fuzz_merkle from generated trees).
+# of them (fuzz_rlp, fuzz_mpt, fuzz_snapshot, fuzz_merkle, fuzz_verkle) for SECONDS/5 seconds,
+# seeded from the vectors (fuzz_merkle from generated trees).
 #
 # Prints, per harness, the executions, coverage (libFuzzer's final cov: edges and ft:
 # features), corpus size and wall time. Exits non-zero on any crash, leak, UB report, timeout or
 # out-of-memory; the input that caused it is saved as build/fuzz/crashes/<harness>-<kind>-<sha1>
 # (replay: build/fuzz/bin/<harness> FILE; keep it as a regression test by copying it to
-# tests/native/regressions/<rlp|mpt|snapshot|merkle>/).
+# tests/native/regressions/<rlp|mpt|snapshot|merkle|verkle>/).
 #
 # Environment: CC (default: clang, else clang-14), PYTHON (default .venv/bin/python, for the
 # seed builder), VECTORS (default ../shared/vectors), FUZZ_JOBS_DIR (default build/fuzz).
@@ -15,12 +15,13 @@
 # is kept between runs.
 set -euo pipefail
 
-if [[ $# -ne 1 || ! $1 =~ ^[0-9]+$ || $1 -lt 4 ]]; then
-    echo "usage: $0 SECONDS   (total fuzzing time, >= 4, split evenly over the 4 harnesses)" >&2
+HARNESSES=(rlp mpt snapshot merkle verkle)
+if [[ $# -ne 1 || ! $1 =~ ^[0-9]+$ || $1 -lt ${#HARNESSES[@]} ]]; then
+    echo "usage: $0 SECONDS   (total fuzzing time, >= ${#HARNESSES[@]}, split evenly over the ${#HARNESSES[@]} harnesses)" >&2
     exit 2
 fi
 TOTAL=$1
-PER=$((TOTAL / 4))
+PER=$((TOTAL / ${#HARNESSES[@]}))
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -41,7 +42,6 @@ mkdir -p "$OUT/bin" "$OUT/crashes" "$OUT/logs"
 
 CFLAGS=(-std=c11 -g -O1 -Wall -Wextra -Werror -fno-omit-frame-pointer
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Inative/include)
-HARNESSES=(rlp mpt snapshot merkle)
 for h in "${HARNESSES[@]}"; do
     "$CC" "${CFLAGS[@]}" "native/fuzz/fuzz_$h.c" native/src/*.c -o "$OUT/bin/fuzz_$h"
 done

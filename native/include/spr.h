@@ -12,6 +12,7 @@
  *  - an OpenZeppelin StandardMerkleTree-compatible Merkle tree (@openzeppelin/merkle-tree).
  *
  * Every function is reentrant and thread-safe (no global state).
+ *  - Verkle (EIP-6800) execution-witness verification over Banderwagon (section at the end).
  */
 #ifndef SPR_H
 #define SPR_H
@@ -291,6 +292,107 @@ int spr_merkle_process_multiproof(const uint8_t *leaves, size_t n_leaves, const 
 /* Fold a proof: root_out = hash_pair(...hash_pair(leaf, proof[0])..., proof[n-1]). */
 int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,
                              uint8_t root_out[32]);
+
+/* ---- Verkle state proofs (EIP-6800 execution witnesses; Banderwagon IPA multiproofs) -------
+ * Sources: EIP-6800; the Verkle multiproof and IPA as specified by crate-crypto/verkle-spec and
+ * implemented in go-ipa / rust-verkle (transcript labels "multiproof", "ipa", challenges over
+ * SHA-256); Banderwagon (the quotient of Bandersnatch by its 2-torsion point (0, -1)).
+ * Encodings: a compressed point is 32 bytes big-endian (x, or -x when y is not
+ * lexicographically largest); an uncompressed point is x || y, 32 bytes little-endian each; a
+ * scalar is 32 bytes little-endian. Decoding is strict: a coordinate not below p, a scalar not
+ * below r, a point off the curve or outside the subgroup (1 + 5x^2 not a square) is rejected.
+ * Unlike the functions above, the Verkle verifiers allocate working memory (malloc), freed
+ * before they return; SPR_ERR_VERKLE_NOMEM when that fails. */
+#define SPR_ERR_VERKLE_ENCODING (-40)     /* malformed witness or proof layout (counts, flags,
+                                             depth / extension byte, duplicate keys, commitments
+                                             that do not match the proof's paths) */
+#define SPR_ERR_VERKLE_NONCANONICAL (-41) /* a field element >= p or a scalar >= r */
+#define SPR_ERR_VERKLE_NOT_ON_CURVE (-42) /* a point not on the curve or not in Banderwagon */
+#define SPR_ERR_VERKLE_INCONSISTENT (-43) /* claims contradict the proof's hints (a value for a
+                                             key proven absent, an unused or ambiguous other stem,
+                                             two different openings of one slot) */
+#define SPR_ERR_VERKLE_PROOF_MISMATCH (-44) /* the multiproof does not open the commitments
+                                               (rooted at the given pre-state root) to the
+                                               claimed values: wrong root, value or proof */
+#define SPR_ERR_VERKLE_LIMIT (-45)        /* more keys than SPR_VERKLE_MAX_KEYS or commitments
+                                             than SPR_VERKLE_MAX_COMMITMENTS */
+#define SPR_ERR_VERKLE_NOMEM (-46)        /* out of memory */
+
+#define SPR_VERKLE_MAX_KEYS 16384         /* (stem, suffix) keys in one witness */
+#define SPR_VERKLE_MAX_COMMITMENTS 65536  /* commitmentsByPath entries (each costs two square
+                                             roots to decode: this bounds the work, about 2 s) */
+#define SPR_VERKLE_PROOF_LEN 576          /* D || L[8] || R[8] || a (a little-endian) */
+#define SPR_VERKLE_KEY_RECORD_LEN 65      /* stem[31] || suffix || present flag || value[32] */
+
+/* Decode a compressed point into its uncompressed form (y lexicographically largest). */
+int spr_banderwagon_decode(const uint8_t in[32], uint8_t out[64]);
+/* Compressed encoding of an uncompressed point (checked to be on the curve: else
+   SPR_ERR_VERKLE_NOT_ON_CURVE; coordinates must be canonical). */
+int spr_banderwagon_encode(const uint8_t in[64], uint8_t out[32]);
+/* out = a + b, uncompressed in and out (inputs checked on the curve). */
+int spr_banderwagon_add(const uint8_t a[64], const uint8_t b[64], uint8_t out[64]);
+/* out = scalar * p (scalar < r, little-endian). */
+int spr_banderwagon_mul(const uint8_t p[64], const uint8_t scalar[32], uint8_t out[64]);
+/* map_to_field(P) = x / y in Fp, reduced into Fr, 32 bytes little-endian ("hash_commitment"). */
+int spr_banderwagon_map_to_field(const uint8_t p[64], uint8_t out[32]);
+
+/* Pedersen vector commitment sum_i s_i * G_i over the CRS (G_0..G_255 derived from the seed
+   "eth_verkle_oct_2021"), n <= 256 scalars (32 bytes LE each, < r). out: uncompressed. */
+int spr_verkle_commit(const uint8_t *scalars, size_t n, uint8_t out[64]);
+
+/* EIP-6800 tree key: the first 31 bytes of map_to_field(commit(2 + 256 * 64, address[0:16],
+   address[16:32], tree_index[0:16], tree_index[16:32])) (16-byte halves read little-endian),
+   then sub_index. address: 32 bytes (an address left-padded with zeros); tree_index: 32 bytes
+   little-endian. */
+int spr_verkle_tree_key(const uint8_t address[32], const uint8_t tree_index[32],
+                        uint8_t sub_index, uint8_t out[32]);
+
+/* Replay a transcript script and return its last challenge (32 bytes LE). ops: records
+   kind(1) || label_len(1) || label || payload, kind 1 = new (first record only), 2 =
+   domain_sep, 3 = append_scalar (32-byte LE payload, < r), 4 = append_point (32-byte
+   compressed payload), 5 = challenge. SPR_ERR_VERKLE_ENCODING for a malformed script. */
+int spr_verkle_transcript(const uint8_t *ops, size_t ops_len, uint8_t out[32]);
+
+/* IPA opening check: commitment (compressed) opens to `output` at `input` (both 32-byte LE
+   scalars), proof = L[8] || R[8] || a (544 bytes, a little-endian), transcript label. SPR_OK or
+   SPR_ERR_VERKLE_PROOF_MISMATCH (or a decoding error). */
+int spr_verkle_ipa_verify(const uint8_t *label, size_t label_len, const uint8_t commitment[32],
+                          const uint8_t input[32], const uint8_t output[32],
+                          const uint8_t proof[544]);
+
+/* Multiproof check of n queries (commitment i compressed at commitments[32i], opened at domain
+   point zs[i] in 0..255 to ys[32i] (LE scalar)), proof of SPR_VERKLE_PROOF_LEN bytes,
+   transcript label (the execution witness uses "vt"). */
+int spr_verkle_multiproof_verify(const uint8_t *label, size_t label_len,
+                                 const uint8_t *commitments, const uint8_t *zs, const uint8_t *ys,
+                                 size_t n, const uint8_t proof[576]);
+
+/* Counters of one spr_verkle_verify_witness call (may be NULL). */
+typedef struct {
+    uint64_t n_keys;
+    uint64_t n_commitments; /* commitments opened, the root included */
+    uint64_t n_queries;     /* openings checked by the multiproof */
+    uint64_t total_ns;      /* wall time of the call */
+    uint64_t msm_ns;        /* of which multi-scalar multiplications */
+    uint64_t decode_ns;     /* of which point decompression */
+} spr_verkle_stats;
+
+/* Verify an EIP-6800 execution witness against pre_state_root (compressed root commitment).
+   witness (witness_len bytes, little-endian counts, nothing after the proof):
+     u32 n_keys, n_keys records of SPR_VERKLE_KEY_RECORD_LEN bytes
+         (stem[31] || suffix || flag: 0 absent (value all zero) / 1 present || value[32]),
+     u32 n_hints, n_hints bytes: depthExtensionPresent, one per distinct stem in sorted order
+         (bits 0-1: 0 empty slot, 1 other stem, 2 present; bit 2 zero; bits 3-7: depth >= 1),
+     u32 n_other, n_other stems of 31 bytes (otherStems, distinct, each used),
+     u32 n_comms, n_comms compressed commitments (commitmentsByPath, sorted by path),
+     the multiproof, SPR_VERKLE_PROOF_LEN bytes.
+   Queries as the Verkle spec (rust-verkle create_verifier_queries), checked with one
+   multiproof under transcript label "vt". Keys must be distinct; their order is free.
+   out: n_keys * 33 bytes (flag || value of each key in witness order), written only on SPR_OK.
+   Returns SPR_OK or an SPR_ERR_VERKLE_* status. */
+int spr_verkle_verify_witness(const uint8_t pre_state_root[32], const uint8_t *witness,
+                              size_t witness_len, uint8_t *out, size_t out_len,
+                              spr_verkle_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -1,12 +1,12 @@
 /*
  * driver.c - replay driver for the fuzz harnesses without libFuzzer: runs each harness's
- * LLVMFuzzerTestOneInput (native/fuzz/fuzz_{rlp,mpt,snapshot,merkle}.c, with every invariant they
+ * LLVMFuzzerTestOneInput (native/fuzz/fuzz_{rlp,mpt,snapshot,merkle,verkle}.c, with every invariant they
  * check) over files. Built with -g -O1 and run under valgrind memcheck over the seed corpus
  * that native/fuzz/make_seeds.py derives from every vector (RLP fixtures, block RLP, proofs);
  * built with -fsanitize=address,undefined it replays tests/native/regressions/.
  *
- *   driver DIR                   DIR/{rlp,mpt,snapshot,merkle}/ *: each file through its harness
- *   driver KIND PATH...          KIND in rlp|mpt|snapshot|merkle; PATH a file or a directory
+ *   driver DIR                   DIR/{rlp,mpt,snapshot,merkle,verkle}/ *: each file through its harness
+ *   driver KIND PATH...          KIND in rlp|mpt|snapshot|merkle|verkle; PATH a file or a directory
  *
  * Prints how many inputs of each kind ran; exits 1 if none ran (an empty corpus must not pass),
  * 2 on a usage or I/O error. An invariant violation aborts.
@@ -30,6 +30,9 @@
 #define LLVMFuzzerTestOneInput fz_merkle_one
 #include "../fuzz/fuzz_merkle.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fz_verkle_one
+#include "../fuzz/fuzz_verkle.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*fz_entry)(const uint8_t *, size_t);
 
@@ -37,7 +40,7 @@ static const struct {
     const char *name;
     fz_entry run;
 } KINDS[] = {{"rlp", fz_rlp_one}, {"mpt", fz_mpt_one}, {"snapshot", fz_snapshot_one},
-             {"merkle", fz_merkle_one}};
+             {"merkle", fz_merkle_one}, {"verkle", fz_verkle_one}};
 
 static int run_file(fz_entry run, const char *path)
 {
@@ -160,7 +163,7 @@ int main(int argc, char **argv)
             }
         }
         if (run == NULL) {
-            fprintf(stderr, "unknown kind %s (rlp, mpt, snapshot)\n", argv[1]);
+            fprintf(stderr, "unknown kind %s (rlp, mpt, snapshot, verkle)\n", argv[1]);
             return 2;
         }
         for (int i = 2; i < argc; i++) {
@@ -172,7 +175,7 @@ int main(int argc, char **argv)
         }
         printf("%s: %ld inputs\n", argv[1], total);
     } else {
-        fprintf(stderr, "usage: %s CORPUS_DIR | %s rlp|mpt|snapshot PATH...\n", argv[0], argv[0]);
+        fprintf(stderr, "usage: %s CORPUS_DIR | %s rlp|mpt|snapshot|verkle PATH...\n", argv[0], argv[0]);
         return 2;
     }
     printf("total: %ld inputs\n", total);

@@ -1,5 +1,6 @@
 /* status.c - messages for the status codes of spr.h. */
 #include "spr_internal.h"
+#include "verkle_internal.h"
 
 const char *spr_strerror(int status)
 {
@@ -35,6 +36,6 @@ const char *spr_strerror(int status)
     case SPR_ERR_MULTIPROOF:
         return "invalid Merkle multiproof (lengths, or proof hashes missing or unused)";
     default:
-        return "unknown status";
+        return vk_strerror(status); /* Verkle statuses, else "unknown status" */
     }
 }

@@ -2,11 +2,12 @@
 
 - ``native/fuzz/run.sh 60``: the four libFuzzer harnesses (RLP decoder, MPT / account /
   storage verification, snapshot verification with the node cache, Merkle trees and
-  multiproofs) under ASan + UBSan, 15 s each, seeded from ../shared/vectors and generated
-  trees; any crash, leak, UB or violated invariant fails;
+  multiproofs, Verkle witness / point / multiproof / transcript) under ASan + UBSan, 12 s each,
+  seeded from ../shared/vectors and generated trees; any crash, leak, UB or violated invariant
+  fails;
 - ``native/memcheck/run.sh``: valgrind memcheck (``--error-exitcode=1 --leak-check=full``)
   over every vector through the same harness entry points;
-- every input in tests/native/regressions/<rlp|mpt|snapshot|merkle>/ replayed through its harness
+- every input in tests/native/regressions/<rlp|mpt|snapshot|merkle|verkle>/ replayed through its harness
   built with gcc's ASan + UBSan (no clang needed).
 
 A missing tool (clang with libFuzzer, valgrind, gcc) fails under CI=true and skips with the
@@ -25,7 +26,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"
-KINDS = ("rlp", "mpt", "snapshot", "merkle")
+KINDS = ("rlp", "mpt", "snapshot", "merkle", "verkle")
 
 
 def require(tool: str, *alternatives: str, hint: str) -> str:
@@ -122,7 +123,7 @@ def test_replay_driver_runs_each_kind(asan_driver: Path, tmp_path: Path) -> None
         (tmp_path / kind / "zero").write_bytes(b"\x00" * 64)
     proc = subprocess.run([str(asan_driver), str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "total: 4 inputs" in proc.stdout
+    assert f"total: {len(KINDS)} inputs" in proc.stdout
     empty = tmp_path / "empty"
     empty.mkdir()
     assert subprocess.run([str(asan_driver), str(empty)], capture_output=True, timeout=60).returncode == 1

@@ -1,0 +1,540 @@
+/* banderwagon.c - prime-field arithmetic (Fp = BLS12-381 scalar field, Fr = Banderwagon scalar
+ * field), Bandersnatch points in extended twisted Edwards coordinates (a = -5), strict
+ * Banderwagon encoding and decoding, map_to_field and multi-scalar multiplication.
+ * Sources: the Banderwagon note (crate-crypto, "Banderwagon: a prime-order group from
+ * Bandersnatch"), go-ipa banderwagon/element.go semantics, Hisil-Wong-Carter-Dawson 2008
+ * (add-2008-hwcd, dbl-2008-hwcd). */
+#include <stdlib.h>
+
+#include "spr.h"
+#include "verkle_internal.h"
+
+const fe_field VK_FP = {
+    {0xffffffff00000001ULL, 0x53bda402fffe5bfeULL, 0x3339d80809a1d805ULL, 0x73eda753299d7d48ULL},
+    0xfffffffeffffffffULL,
+    {{0x00000001fffffffeULL, 0x5884b7fa00034802ULL, 0x998c4fefecbc4ff5ULL, 0x1824b159acc5056fULL}},
+    {{0xc999e990f3f29c6dULL, 0x2b6cedcb87925c23ULL, 0x05d314967254398fULL, 0x0748d9d99f59ff11ULL}},
+};
+
+const fe_field VK_FR = {
+    {0x74fd06b52876e7e1ULL, 0xff8f870074190471ULL, 0x0cce760202687600ULL, 0x1cfb69d4ca675f52ULL},
+    0xf19f22295cc063dfULL,
+    {{0x5817ca56bc48c0f8ULL, 0x0383c7fc5f37dc74ULL, 0x998c4fefecbc4ff8ULL, 0x1824b159acc5056fULL}},
+    {{0xdbb4f5d658db47cbULL, 0x40fa7ca27fecb938ULL, 0xaa9e6daec0055ceaULL, 0x0ae793ddb14aec7dULL}},
+};
+
+/* 7^((p-1)/2^32) in Montgomery form: a primitive 2^32-th root of unity (7 is a non-residue). */
+static const fe FP_ROOT_2_32 = {
+    {0xb9b58d8c5f0e466aULL, 0x5b1b4c801819d7ecULL, 0x0af53ae352a31e64ULL, 0x5bf3adda19e9b27bULL}};
+
+/* ---- field ----------------------------------------------------------------------------------- */
+
+void fe_from_u64(fe *o, uint64_t x, const fe_field *F)
+{
+    fe raw = {{x, 0, 0, 0}};
+    fe_mul(o, &raw, &F->r2, F);
+}
+
+void fe_from_raw(fe *o, const uint64_t raw[4], const fe_field *F)
+{
+    fe t = {{raw[0], raw[1], raw[2], raw[3]}};
+    while (fe_raw_geq(t.v, F->m)) { /* at most 2^256 / m (< 9) times */
+        fe_raw_sub(t.v, t.v, F->m);
+    }
+    fe_mul(o, &t, &F->r2, F);
+}
+
+void fe_from_bytes_le_reduce(fe *o, const uint8_t in[32], const fe_field *F)
+{
+    uint64_t raw[4];
+    for (int i = 0; i < 4; i++) {
+        uint64_t w = 0;
+        for (int j = 7; j >= 0; j--) {
+            w = (w << 8) | in[8 * i + j];
+        }
+        raw[i] = w;
+    }
+    fe_from_raw(o, raw, F);
+}
+
+int fe_from_bytes_le(fe *o, const uint8_t in[32], const fe_field *F)
+{
+    uint64_t raw[4];
+    for (int i = 0; i < 4; i++) {
+        uint64_t w = 0;
+        for (int j = 7; j >= 0; j--) {
+            w = (w << 8) | in[8 * i + j];
+        }
+        raw[i] = w;
+    }
+    if (fe_raw_geq(raw, F->m)) {
+        return 0;
+    }
+    fe_from_bytes_le_reduce(o, in, F);
+    return 1;
+}
+
+int fe_from_bytes_be(fe *o, const uint8_t in[32], const fe_field *F)
+{
+    uint8_t le[32];
+    for (int i = 0; i < 32; i++) {
+        le[i] = in[31 - i];
+    }
+    return fe_from_bytes_le(o, le, F);
+}
+
+void fe_to_raw(uint64_t out[4], const fe *a, const fe_field *F)
+{
+    static const fe ONE_RAW = {{1, 0, 0, 0}};
+    fe t;
+    fe_mul(&t, a, &ONE_RAW, F);
+    memcpy(out, t.v, sizeof t.v);
+}
+
+void fe_to_bytes_le(uint8_t out[32], const fe *a, const fe_field *F)
+{
+    uint64_t raw[4];
+    fe_to_raw(raw, a, F);
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < 8; j++) {
+            out[8 * i + j] = (uint8_t)(raw[i] >> (8 * j));
+        }
+    }
+}
+
+void fe_to_bytes_be(uint8_t out[32], const fe *a, const fe_field *F)
+{
+    uint8_t le[32];
+    fe_to_bytes_le(le, a, F);
+    for (int i = 0; i < 32; i++) {
+        out[i] = le[31 - i];
+    }
+}
+
+/* o = a^e, e a 256-bit exponent (limbs little-endian); left to right. */
+static void fe_pow(fe *o, const fe *a, const uint64_t e[4], const fe_field *F)
+{
+    fe acc = F->one;
+    int started = 0;
+    for (int i = 255; i >= 0; i--) {
+        if (started) {
+            fe_sqr(&acc, &acc, F);
+        }
+        if ((e[i / 64] >> (i % 64)) & 1) {
+            if (started) {
+                fe_mul(&acc, &acc, a, F);
+            } else {
+                acc = *a;
+                started = 1;
+            }
+        }
+    }
+    *o = acc;
+}
+
+void fe_inv(fe *o, const fe *a, const fe_field *F)
+{
+    uint64_t e[4];
+    static const uint64_t two[4] = {2, 0, 0, 0};
+    fe_raw_sub(e, F->m, two);
+    fe_pow(o, a, e, F);
+}
+
+int fe_batch_inv(fe *a, size_t n, fe *tmp, const fe_field *F)
+{
+    if (n == 0) {
+        return 1;
+    }
+    fe acc = F->one;
+    for (size_t i = 0; i < n; i++) {
+        if (fe_is_zero(&a[i])) {
+            return 0;
+        }
+        tmp[i] = acc;
+        fe_mul(&acc, &acc, &a[i], F);
+    }
+    fe inv;
+    fe_inv(&inv, &acc, F);
+    for (size_t i = n; i-- > 0;) {
+        fe t;
+        fe_mul(&t, &inv, &tmp[i], F);
+        fe_mul(&inv, &inv, &a[i], F);
+        a[i] = t;
+    }
+    return 1;
+}
+
+/* Tonelli-Shanks with p - 1 = 2^32 * q. */
+int fp_sqrt(fe *o, const fe *a)
+{
+    const fe_field *F = &VK_FP;
+    if (fe_is_zero(a)) {
+        *o = *a;
+        return 1;
+    }
+    /* (q - 1) / 2, q = (p - 1) >> 32 */
+    static const uint64_t E[4] = {0x7fff2dff7fffffffULL, 0x04d0ec02a9ded201ULL,
+                                  0x94cebea4199cec04ULL, 0x0000000039f6d3a9ULL};
+    fe u;
+    fe_pow(&u, a, E, F);
+    fe x, b;
+    fe_mul(&x, a, &u, F); /* a^((q+1)/2) */
+    fe_mul(&b, &x, &u, F); /* a^q */
+    fe z = FP_ROOT_2_32;
+    int v = 32;
+    while (!fe_eq(&b, &F->one)) {
+        int k = 0;
+        fe t = b;
+        while (!fe_eq(&t, &F->one)) {
+            fe_sqr(&t, &t, F);
+            k++;
+            if (k == v) {
+                return 0;
+            }
+        }
+        fe w = z;
+        for (int i = 0; i < v - k - 1; i++) {
+            fe_sqr(&w, &w, F);
+        }
+        fe_sqr(&z, &w, F);
+        fe_mul(&b, &b, &z, F);
+        fe_mul(&x, &x, &w, F);
+        v = k;
+    }
+    *o = x;
+    return 1;
+}
+
+int fp_lex_largest(const fe *y)
+{
+    /* (p - 1) / 2 */
+    static const uint64_t H[4] = {0x7fffffff80000000ULL, 0xa9ded2017fff2dffULL,
+                                  0x199cec0404d0ec02ULL, 0x39f6d3a994cebea4ULL};
+    uint64_t raw[4];
+    fe_to_raw(raw, y, &VK_FP);
+    for (int i = 3; i >= 0; i--) {
+        if (raw[i] != H[i]) {
+            return raw[i] > H[i];
+        }
+    }
+    return 0;
+}
+
+/* ---- points ---------------------------------------------------------------------------------- */
+
+/* d = 0x6389c12633c267cbc66e3bf86be3b6d8cb66677177e54f92b369f2f5188d58e7, Montgomery form:
+   filled by the generated tables (verkle_tables.c). */
+
+#define FP (&VK_FP)
+
+void vk_point_identity(vk_point *o)
+{
+    memset(o, 0, sizeof *o);
+    o->Y = VK_FP.one;
+    o->Z = VK_FP.one;
+}
+
+void vk_point_from_affine(vk_point *o, const vk_affine *a)
+{
+    o->X = a->x;
+    o->Y = a->y;
+    fe_mul(&o->T, &a->x, &a->y, FP);
+    o->Z = VK_FP.one;
+}
+
+void vk_affine_from_xy(vk_affine *o, const fe *x, const fe *y)
+{
+    o->x = *x;
+    o->y = *y;
+    fe_mul(&o->td, x, y, FP);
+    fe_mul(&o->td, &o->td, &VK_D, FP);
+}
+
+static inline void times5(fe *o, const fe *a)
+{
+    fe t;
+    fe_add(&t, a, a, FP);
+    fe_add(&t, &t, &t, FP);
+    fe_add(o, &t, a, FP);
+}
+
+/* add-2008-hwcd with a = -5: H = B - aA = B + 5A. */
+static inline void add_core(vk_point *o, const vk_point *p, const fe *x2, const fe *y2,
+                            const fe *c, const fe *z2)
+{
+    fe A, B, D, E, F, G, H, t1, t2;
+    fe_mul(&A, &p->X, x2, FP);
+    fe_mul(&B, &p->Y, y2, FP);
+    if (z2 != NULL) {
+        fe_mul(&D, &p->Z, z2, FP);
+    } else {
+        D = p->Z;
+    }
+    fe_add(&t1, &p->X, &p->Y, FP);
+    fe_add(&t2, x2, y2, FP);
+    fe_mul(&E, &t1, &t2, FP);
+    fe_sub(&E, &E, &A, FP);
+    fe_sub(&E, &E, &B, FP);
+    fe_sub(&F, &D, c, FP);
+    fe_add(&G, &D, c, FP);
+    times5(&H, &A);
+    fe_add(&H, &H, &B, FP);
+    fe_mul(&o->X, &E, &F, FP);
+    fe_mul(&o->Y, &G, &H, FP);
+    fe_mul(&o->T, &E, &H, FP);
+    fe_mul(&o->Z, &F, &G, FP);
+}
+
+void vk_point_add(vk_point *o, const vk_point *a, const vk_point *b)
+{
+    fe c;
+    fe_mul(&c, &a->T, &b->T, FP);
+    fe_mul(&c, &c, &VK_D, FP);
+    add_core(o, a, &b->X, &b->Y, &c, &b->Z);
+}
+
+void vk_point_add_affine(vk_point *o, const vk_point *a, const vk_affine *b)
+{
+    fe c;
+    fe_mul(&c, &a->T, &b->td, FP);
+    add_core(o, a, &b->x, &b->y, &c, NULL);
+}
+
+void vk_point_sub_affine(vk_point *o, const vk_point *a, const vk_affine *b)
+{
+    fe c, nx;
+    fe_neg(&nx, &b->x, FP);
+    fe_mul(&c, &a->T, &b->td, FP);
+    fe_neg(&c, &c, FP);
+    add_core(o, a, &nx, &b->y, &c, NULL);
+}
+
+/* dbl-2008-hwcd with a = -5. */
+void vk_point_dbl(vk_point *o, const vk_point *p)
+{
+    fe A, B, C, D, E, F, G, H, t;
+    fe_sqr(&A, &p->X, FP);
+    fe_sqr(&B, &p->Y, FP);
+    fe_sqr(&C, &p->Z, FP);
+    fe_add(&C, &C, &C, FP);
+    times5(&D, &A);
+    fe_neg(&D, &D, FP);
+    fe_add(&t, &p->X, &p->Y, FP);
+    fe_sqr(&E, &t, FP);
+    fe_sub(&E, &E, &A, FP);
+    fe_sub(&E, &E, &B, FP);
+    fe_add(&G, &D, &B, FP);
+    fe_sub(&F, &G, &C, FP);
+    fe_sub(&H, &D, &B, FP);
+    fe_mul(&o->X, &E, &F, FP);
+    fe_mul(&o->Y, &G, &H, FP);
+    fe_mul(&o->T, &E, &H, FP);
+    fe_mul(&o->Z, &F, &G, FP);
+}
+
+void vk_point_neg(vk_point *o, const vk_point *a)
+{
+    fe_neg(&o->X, &a->X, FP);
+    o->Y = a->Y;
+    fe_neg(&o->T, &a->T, FP);
+    o->Z = a->Z;
+}
+
+int vk_point_is_identity(const vk_point *a)
+{
+    return fe_is_zero(&a->X);
+}
+
+void vk_point_to_xy(fe *x, fe *y, const vk_point *a)
+{
+    fe zi;
+    fe_inv(&zi, &a->Z, FP);
+    fe_mul(x, &a->X, &zi, FP);
+    fe_mul(y, &a->Y, &zi, FP);
+}
+
+void vk_xy_encode(uint8_t out[32], const fe *x, const fe *y)
+{
+    fe ex = *x;
+    if (!fp_lex_largest(y)) {
+        fe_neg(&ex, x, FP);
+    }
+    fe_to_bytes_be(out, &ex, FP);
+}
+
+void vk_point_encode(uint8_t out[32], const vk_point *a)
+{
+    fe x, y;
+    vk_point_to_xy(&x, &y, a);
+    vk_xy_encode(out, &x, &y);
+}
+
+int vk_decode_partial(fe *x, fe *y_num, fe *y_den, const uint8_t in[32])
+{
+    if (!fe_from_bytes_be(x, in, FP)) {
+        return SPR_ERR_VERKLE_NONCANONICAL;
+    }
+    fe x2, num, den;
+    fe_sqr(&x2, x, FP);
+    times5(&num, &x2);
+    fe_add(&num, &num, &VK_FP.one, FP); /* 1 - a x^2 = 1 + 5 x^2 */
+    fe_mul(&den, &x2, &VK_D, FP);
+    fe_sub(&den, &VK_FP.one, &den, FP); /* 1 - d x^2 */
+    /* subgroup check: 1 - a x^2 must be a non-zero square; then y^2 = num / den needs den square */
+    if (fe_is_zero(&num) || !fp_sqrt(y_num, &num)) {
+        return SPR_ERR_VERKLE_NOT_ON_CURVE;
+    }
+    if (fe_is_zero(&den) || !fp_sqrt(y_den, &den)) {
+        return SPR_ERR_VERKLE_NOT_ON_CURVE;
+    }
+    return SPR_OK;
+}
+
+void vk_decode_finish(vk_affine *o, const fe *x, const fe *y_num, const fe *y_den_inv)
+{
+    fe y;
+    fe_mul(&y, y_num, y_den_inv, FP);
+    if (!fp_lex_largest(&y)) {
+        fe_neg(&y, &y, FP);
+    }
+    vk_affine_from_xy(o, x, &y);
+}
+
+int vk_decode(vk_affine *o, const uint8_t in[32])
+{
+    fe x, yn, yd, ydi;
+    int st = vk_decode_partial(&x, &yn, &yd, in);
+    if (st != SPR_OK) {
+        return st;
+    }
+    fe_inv(&ydi, &yd, FP);
+    vk_decode_finish(o, &x, &yn, &ydi);
+    return SPR_OK;
+}
+
+void vk_map_to_fr(fe *o, const fe *x, const fe *y)
+{
+    fe yi, q;
+    uint64_t raw[4];
+    fe_inv(&yi, y, FP);
+    fe_mul(&q, x, &yi, FP);
+    fe_to_raw(raw, &q, FP);
+    fe_from_raw(o, raw, &VK_FR);
+}
+
+/* ---- multi-scalar multiplication --------------------------------------------------------------- */
+
+static unsigned msm_window(size_t n)
+{
+    if (n < 4) {
+        return 3;
+    }
+    if (n < 32) {
+        return 5;
+    }
+    if (n < 128) {
+        return 6;
+    }
+    if (n < 512) {
+        return 7;
+    }
+    if (n < 2048) {
+        return 8;
+    }
+    if (n < 8192) {
+        return 10;
+    }
+    return 12;
+}
+
+int vk_msm(vk_point *o, const vk_affine *points, const fe *scalars, size_t n)
+{
+    vk_point_identity(o);
+    if (n == 0) {
+        return SPR_OK;
+    }
+    const unsigned c = msm_window(n);
+    const size_t n_buckets = (size_t)1 << (c - 1);
+    const unsigned n_windows = (253 + 1 + c - 1) / c + 1;
+    int16_t *digits = malloc(n * n_windows * sizeof *digits); /* |digit| <= 2^11 */
+    vk_point *buckets = malloc(n_buckets * sizeof *buckets);
+    uint8_t *used = malloc(n_buckets);
+    if (digits == NULL || buckets == NULL || used == NULL) {
+        free(digits);
+        free(buckets);
+        free(used);
+        return SPR_ERR_VERKLE_NOMEM;
+    }
+    /* signed digits in [-2^(c-1), 2^(c-1)] */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t raw[4];
+        fe_to_raw(raw, &scalars[i], &VK_FR);
+        int64_t carry = 0;
+        for (unsigned w = 0; w < n_windows; w++) {
+            unsigned bit = w * c;
+            int64_t d = 0;
+            if (bit < 256) {
+                unsigned limb = bit / 64;
+                unsigned off = bit % 64;
+                uint64_t v = raw[limb] >> off;
+                if (off + c > 64 && limb + 1 < 4) {
+                    v |= raw[limb + 1] << (64 - off);
+                }
+                d = (int64_t)(v & (((uint64_t)1 << c) - 1));
+            }
+            d += carry;
+            if (d > (int64_t)n_buckets) {
+                d -= (int64_t)1 << c;
+                carry = 1;
+            } else {
+                carry = 0;
+            }
+            digits[i * n_windows + w] = (int16_t)d;
+        }
+    }
+    vk_point acc;
+    vk_point_identity(&acc);
+    for (unsigned w = n_windows; w-- > 0;) {
+        for (unsigned k = 0; k < c && w + 1 < n_windows; k++) {
+            vk_point_dbl(&acc, &acc);
+        }
+        memset(used, 0, n_buckets);
+        for (size_t i = 0; i < n; i++) {
+            int d = digits[i * n_windows + w];
+            if (d == 0) {
+                continue;
+            }
+            size_t b = (size_t)(d > 0 ? d : -d) - 1;
+            if (!used[b]) {
+                vk_point_from_affine(&buckets[b], &points[i]);
+                if (d < 0) {
+                    vk_point_neg(&buckets[b], &buckets[b]);
+                }
+                used[b] = 1;
+            } else if (d > 0) {
+                vk_point_add_affine(&buckets[b], &buckets[b], &points[i]);
+            } else {
+                vk_point_sub_affine(&buckets[b], &buckets[b], &points[i]);
+            }
+        }
+        vk_point running, sum;
+        vk_point_identity(&running);
+        vk_point_identity(&sum);
+        int any = 0;
+        for (size_t b = n_buckets; b-- > 0;) {
+            if (used[b]) {
+                vk_point_add(&running, &running, &buckets[b]);
+                any = 1;
+            }
+            if (any) {
+                vk_point_add(&sum, &sum, &running);
+            }
+        }
+        vk_point_add(&acc, &acc, &sum);
+    }
+    free(digits);
+    free(buckets);
+    free(used);
+    *o = acc;
+    return SPR_OK;
+}
