@@ -574,13 +574,17 @@ def test_tampered_multiproofs_fail(env: Env) -> None:
     assert attempt(proof=[b"\x55" * 32, *proof[1:]]) == "ClaimsNotInBlock"
     for i in range(len(flags)):
         flipped = [not f if k == i else f for k, f in enumerate(flags)]
-        # a flipped flag either hashes the wrong pair or leaves proof nodes unused / overdrawn
-        assert attempt(flags=flipped) in {"ClaimsNotInBlock", "MerkleProofInvalidMultiproof", "Panic"}
-    assert attempt(flags=flags[:-1]) == "MerkleProofInvalidMultiproof"
+        assert attempt(flags=flipped) == "ClaimsNotInBlock"
+    assert attempt(flags=flags[:-1]) == "ClaimsNotInBlock"  # inconsistent shape
+    assert attempt(proof=proof[:-1], flags=[*flags[:-1]]) == "ClaimsNotInBlock"
     # an extra claim the proof does not cover
     extra = [*claims, (env.users[1].address, 4 * ETH)]
-    assert attempt(claims=extra) == "MerkleProofInvalidMultiproof"
+    assert attempt(claims=extra) == "ClaimsNotInBlock"
     assert attempt(claims=extra, flags=[*flags, True]) == "ClaimsNotInBlock"
+    # the right shape, but the root of another block
+    other = env.a2.multiproof(accounts)
+    other_claims = [(env.a2.claims[i][0], env.a2.claims[i][1]) for i in other.order]
+    assert attempt(claims=other_claims, proof=other.proof, flags=other.flags) == "ClaimsNotInBlock"
     assert all(env.collateral(x) == 0 for x in accounts)
 
 
