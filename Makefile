@@ -6,7 +6,7 @@ NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.p
 SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
 
-.PHONY: setup tools demo test lint pytest bench fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -55,6 +55,11 @@ test: lint pytest
 
 bench: setup
 	$(BIN)/python -m bench
+
+# Gas per settled account: v2 vs v1, single proofs, on-chain MPT and the storage floor, on a fresh
+# anvil (Prague, 30M gas limit); writes bench/results/gas.json (bench/gas.py).
+bench-gas: setup
+	$(BIN)/python -m bench.gas
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)
