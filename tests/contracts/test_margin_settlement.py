@@ -452,8 +452,8 @@ def test_stale_position_counts_zero(env: Env) -> None:
     env.dest.rpc("evm_setNextBlockTimestamp", [a.leaf.timestamp + MAX_AGE])
     env.dest.rpc("evm_mine")
     assert env.collateral(u) == 5 * ETH and f.positionOf(u, CHAIN_A).call()[3] is True
-    env.dest.increase_time(1)
-    assert env.dest.latest_timestamp() == a.leaf.timestamp + MAX_AGE + 1
+    env.dest.rpc("evm_setNextBlockTimestamp", [a.leaf.timestamp + MAX_AGE + 1])
+    env.dest.rpc("evm_mine")
     assert env.collateral(u) == 0 and f.weightedCollateralOf(u).call() == 0
     assert not f.isHealthy(u).call()
     assert tuple(f.positionOf(u, CHAIN_A).call()) == (5 * ETH, a.leaf.block_number, a.leaf.timestamp, False)
@@ -475,13 +475,14 @@ def test_block_exactly_max_age_old_is_settled(env: Env) -> None:
 def test_future_block(env: Env) -> None:
     now = env.dest.latest_timestamp()
     u = env.users[0].address
+    later = now + 60  # the settling block's timestamp, set explicitly (ahead of the wall clock)
     early = make_block(CHAIN_A, 10**6, now + 3_600, env.vault_a, [(u, ETH)])
-    edge = make_block(CHAIN_A, 10**6 + 1, now + 1 + 300, env.vault_a, [(u, 2 * ETH)])
+    edge = make_block(CHAIN_A, 10**6 + 1, later + 300, env.vault_a, [(u, 2 * ETH)])
     epoch = env.next_epoch([early, edge])
     env.submit(epoch)
     err = reverts("FutureBlock", lambda: env.settle(epoch.settlement(early, [u])))
     assert err.error_args == (CHAIN_A, now + 3_600)
-    env.dest.rpc("evm_setNextBlockTimestamp", [now + 1])
+    env.dest.rpc("evm_setNextBlockTimestamp", [later])
     env.settle(epoch.settlement(edge, [u]), gas=1_000_000)  # FUTURE_TOLERANCE ahead is accepted
     assert env.collateral(u) == 2 * ETH
 
