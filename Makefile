@@ -6,7 +6,7 @@ NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.p
 SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
 
-.PHONY: setup tools demo test lint pytest bench bench-scale fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -61,6 +61,10 @@ SCALE_ACCOUNTS ?= 3000
 SCALE_DEST_BLOCK_TIME ?= 2
 bench-scale: setup
 	$(BIN)/python -m bench.scale --accounts $(SCALE_ACCOUNTS) --dest-block-time $(SCALE_DEST_BLOCK_TIME)
+# Gas per settled account: v2 vs v1, single proofs, on-chain MPT and the storage floor, on a fresh
+# anvil (Prague, 30M gas limit); writes bench/results/gas.json (bench/gas.py).
+bench-gas: setup
+	$(BIN)/python -m bench.gas
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)

@@ -212,13 +212,22 @@ def oz_tree(encoding: Sequence[str], values: Sequence[Sequence[Any]]) -> tuple[b
 _COMPILE_ONE = r"""
 const solc = require("solc");
 const fs = require("fs");
+const path = require("path");
 const [file, name] = process.argv.slice(1);
 const input = {
   language: "Solidity",
   sources: { [file]: { content: fs.readFileSync(file, "utf8") } },
-  settings: { evmVersion: "cancun", outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
+  settings: {
+    optimizer: { enabled: true, runs: 200 },
+    evmVersion: "cancun",
+    outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
+  },
 };
-const out = JSON.parse(solc.compile(JSON.stringify(input)));
+function findImports(p) {  // @openzeppelin/... from the repository's node_modules
+  const full = path.join(process.cwd(), "node_modules", p);
+  return fs.existsSync(full) ? { contents: fs.readFileSync(full, "utf8") } : { error: `not found: ${p}` };
+}
+const out = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
 const errors = (out.errors || []).filter((e) => e.severity === "error");
 if (errors.length) { console.error(errors.map((e) => e.formattedMessage).join("\n")); process.exit(1); }
 const c = out.contracts[file][name];
@@ -227,7 +236,7 @@ process.stdout.write(JSON.stringify({ abi: c.abi, bytecode: "0x" + c.evm.bytecod
 
 
 def compile_test_contract(path: Path, name: str) -> tuple[list[dict[str, Any]], str]:
-    """Compile a self-contained test-only contract with solc-js; returns (abi, 0x-bytecode)."""
+    """Compile a test-only contract (imports from node_modules) with solc-js; returns (abi, 0x-bytecode)."""
     result = subprocess.run(
         ["node", "-e", _COMPILE_ONE, str(path), name],
         cwd=REPO_ROOT,

@@ -82,7 +82,6 @@ def test_decode_revert() -> None:
     assert decode_revert(b"\xde\xad\xbe\xef") == ("", ())
     assert decode_revert(b"") == ("", ()) and decode_revert(None) == ("", ())
     assert decode_revert(keccak(b"EmptyClaims()")[:4]) == ("EmptyClaims", ())
-    assert decode_revert(keccak(b"MerkleProofInvalidMultiproof()")[:4]) == ("MerkleProofInvalidMultiproof", ())
     # a known selector with truncated arguments keeps the name
     assert decode_revert(keccak(b"PreviousMismatch(bytes32,bytes32)")[:4] + b"\x00") == ("PreviousMismatch", ())
 

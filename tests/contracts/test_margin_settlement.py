@@ -453,8 +453,8 @@ def test_stale_position_counts_zero(env: Env) -> None:
     env.dest.rpc("evm_setNextBlockTimestamp", [a.leaf.timestamp + MAX_AGE])
     env.dest.rpc("evm_mine")
     assert env.collateral(u) == 5 * ETH and f.positionOf(u, CHAIN_A).call()[3] is True
-    env.dest.increase_time(1)
-    assert env.dest.latest_timestamp() == a.leaf.timestamp + MAX_AGE + 1
+    env.dest.rpc("evm_setNextBlockTimestamp", [a.leaf.timestamp + MAX_AGE + 1])
+    env.dest.rpc("evm_mine")
     assert env.collateral(u) == 0 and f.weightedCollateralOf(u).call() == 0
     assert not f.isHealthy(u).call()
     assert tuple(f.positionOf(u, CHAIN_A).call()) == (5 * ETH, a.leaf.block_number, a.leaf.timestamp, False)
@@ -476,13 +476,14 @@ def test_block_exactly_max_age_old_is_settled(env: Env) -> None:
 def test_future_block(env: Env) -> None:
     now = env.dest.latest_timestamp()
     u = env.users[0].address
+    later = now + 60  # the settling block's timestamp, set explicitly (ahead of the wall clock)
     early = make_block(CHAIN_A, 10**6, now + 3_600, env.vault_a, [(u, ETH)])
-    edge = make_block(CHAIN_A, 10**6 + 1, now + 1 + 300, env.vault_a, [(u, 2 * ETH)])
+    edge = make_block(CHAIN_A, 10**6 + 1, later + 300, env.vault_a, [(u, 2 * ETH)])
     epoch = env.next_epoch([early, edge])
     env.submit(epoch)
     err = reverts("FutureBlock", lambda: env.settle(epoch.settlement(early, [u])))
     assert err.error_args == (CHAIN_A, now + 3_600)
-    env.dest.rpc("evm_setNextBlockTimestamp", [now + 1])
+    env.dest.rpc("evm_setNextBlockTimestamp", [later])
     env.settle(epoch.settlement(edge, [u]), gas=1_000_000)  # FUTURE_TOLERANCE ahead is accepted
     assert env.collateral(u) == 2 * ETH
 
@@ -575,13 +576,17 @@ def test_tampered_multiproofs_fail(env: Env) -> None:
     assert attempt(proof=[b"\x55" * 32, *proof[1:]]) == "ClaimsNotInBlock"
     for i in range(len(flags)):
         flipped = [not f if k == i else f for k, f in enumerate(flags)]
-        # a flipped flag either hashes the wrong pair or leaves proof nodes unused / overdrawn
-        assert attempt(flags=flipped) in {"ClaimsNotInBlock", "MerkleProofInvalidMultiproof", "Panic"}
-    assert attempt(flags=flags[:-1]) == "MerkleProofInvalidMultiproof"
+        assert attempt(flags=flipped) == "ClaimsNotInBlock"
+    assert attempt(flags=flags[:-1]) == "ClaimsNotInBlock"  # inconsistent shape
+    assert attempt(proof=proof[:-1], flags=[*flags[:-1]]) == "ClaimsNotInBlock"
     # an extra claim the proof does not cover
     extra = [*claims, (env.users[1].address, 4 * ETH)]
-    assert attempt(claims=extra) == "MerkleProofInvalidMultiproof"
+    assert attempt(claims=extra) == "ClaimsNotInBlock"
     assert attempt(claims=extra, flags=[*flags, True]) == "ClaimsNotInBlock"
+    # the right shape, but the root of another block
+    other = env.a2.multiproof(accounts)
+    other_claims = [(env.a2.claims[i][0], env.a2.claims[i][1]) for i in other.order]
+    assert attempt(claims=other_claims, proof=other.proof, flags=other.flags) == "ClaimsNotInBlock"
     assert all(env.collateral(x) == 0 for x in accounts)
 
 

@@ -194,3 +194,18 @@ def test_request_withdraw_above_uint128_reverts(env: VaultEnv) -> None:
     call = env.vault.functions.requestWithdraw(2**128)
     err = reverts("AmountTooLarge", lambda: transact(env.chain.w3, env.alice, call, what="rw"))
     assert err.error_args == (2**128,)
+
+
+def test_payout_to_an_account_that_refuses_eth_reverts(env: VaultEnv) -> None:
+    """The payout is a plain value call: a depositor without a receive function gets FailedCall, and
+    its pending withdrawal stays queued (nothing is marked paid)."""
+    w3 = env.chain.w3
+    abi, bytecode = compile_test_contract(Path(__file__).parent / "solidity" / "Refuser.sol", "Refuser")
+    factory = w3.eth.contract(abi=abi, bytecode=bytecode)
+    receipt = transact(w3, env.alice, factory.constructor(env.vault.address), what="deploy")
+    refuser = w3.eth.contract(address=receipt["contractAddress"], abi=abi)
+    transact(w3, env.alice, refuser.functions.depositAndRequest(ETH), what="dr", value=ETH)
+    env.chain.increase_time(DELAY + 1)
+    reverts("FailedCall", lambda: transact(w3, env.alice, refuser.functions.withdraw(), what="withdraw"))
+    amounts, _ = env.vault.functions.pendingWithdrawals(refuser.address).call()
+    assert amounts == [ETH] and w3.eth.get_balance(env.vault.address) == ETH

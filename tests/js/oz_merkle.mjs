@@ -3,7 +3,8 @@
 //          "proofs": true,                                           (optional, default true)
 //          "multiproofs": [[i, j, ...], ...]}                        (optional: value indices)
 // stdout: {"root": "0x..", "proofs": [["0x..", ...], ...],   proofs[i] is the proof of values[i] ([] if off)
-//          "multiproofs": [{"order": [...], "proof": [...], "proofFlags": [...]}, ...]}
+//          "multiproofs": [{"order": [...], "proof": [...], "proofFlags": [...]}, ...],
+//          "treeIndex": [...]}                                      treeIndex[i]: tree index of values[i]
 //          `order` lists the requested value indices in the multiproof's leaf order (tree index
 //          descending), i.e. the order `getMultiProof` returns its `leaves` in.
 import { StandardMerkleTree } from "@openzeppelin/merkle-tree";
@@ -24,5 +25,5 @@ process.stdin.on("end", () => {
     if (!same) throw new Error("multiproof leaf order differs from tree-index-descending order");
     return { order, proof: mp.proof, proofFlags: mp.proofFlags };
   });
-  process.stdout.write(JSON.stringify({ root: tree.root, proofs, multiproofs: multi }));
+  process.stdout.write(JSON.stringify({ root: tree.root, proofs, multiproofs: multi, treeIndex }));
 });

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+/// @title StorageFloor (bench reference only): the cheapest conceivable settlement storage, one
+/// plain SSTORE per account and nothing else, measured fresh (zero to nonzero) and as an update.
+contract StorageFloor {
+    mapping(address => uint256) private _words;
+
+    function write(address[] calldata accounts, uint256 word) external {
+        for (uint256 i = 0; i < accounts.length; i++) {
+            _words[accounts[i]] = word;
+        }
+    }
+}
+
+/// @title PullProbe (bench reference only): gas of static calls as a margin engine would make them
+/// inside its own transaction: the first with the target and its storage cold, the second (another
+/// claim) right after it in the same transaction (calldata already in memory).
+contract PullProbe {
+    function probe(address target, bytes calldata first, bytes calldata second)
+        external
+        view
+        returns (uint256 usedFirst, uint256 usedSecond, bytes memory resultFirst, bytes memory resultSecond)
+    {
+        (usedFirst, resultFirst) = _call(target, first);
+        (usedSecond, resultSecond) = _call(target, second);
+    }
+
+    function _call(address target, bytes memory data) private view returns (uint256 used, bytes memory out) {
+        uint256 before = gasleft();
+        (bool ok, bytes memory result) = target.staticcall(data);
+        used = before - gasleft();
+        require(ok, "probe: call reverted");
+        out = result;
+    }
+}
