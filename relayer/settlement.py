@@ -221,9 +221,10 @@ class Settler:
         epoch's submission with the first batch of its first block (`submitAndSettle`); the
         rest is planned once the epoch is accepted (their gas cannot be estimated before)."""
         planned: list[tuple[int, list[str], bool]] = []
-        for block, claims in sorted(pending.items()):
+        for block, unordered in sorted(pending.items()):
             chain_id = aggregate.blocks[block].snapshot.chain_id
             accounts = aggregate.blocks[block].snapshot.claims
+            claims = aggregate.blocks[block].tree_order(unordered)  # contiguous in the tree
             size = await self._batch_size(epoch, aggregate, block, claims, submission)
             for start in range(0, len(claims), size):
                 chunk = claims[start : start + size]

@@ -92,6 +92,17 @@ def test_epoch_root_equals_openzeppelin_and_every_settlement_reaches_it() -> Non
             assert native.merkle_verify(block.claims_root, leaf_hash, epoch.claim_proof(index, claim_index))
 
 
+def test_tree_order_is_the_multiproof_leaf_order() -> None:
+    snap = snapshot(31337, 100, 40, random.Random(11))
+    epoch = aggregate_epoch([snap])
+    block = epoch.blocks[0]
+    chosen = list(range(0, 40, 3))
+    ordered = block.tree_order(chosen)
+    assert sorted(ordered) == chosen
+    assert ordered == list(block.tree.multiproof(chosen).order)
+    assert block.tree_order([]) == []
+
+
 def test_one_snapshot_per_chain_and_no_empty_epoch_or_settlement() -> None:
     rng = random.Random(1)
     with pytest.raises(ValueError, match="one snapshot per chain"):
