@@ -156,10 +156,13 @@ def provision(
         register_vault(w3_dest, deployer, settlement, SOURCE_CHAIN_ID, vault, slot, HAIRCUT_BPS, MAX_AGE_SECONDS)
         say(f"deployed vault {vault} (source), verifier {verifier} and settlement {settlement} (destination)")
 
-        depositors = [w3_source.eth.accounts[FIRST_SEEDED + i] for i in range(accounts)]
+        depositors = list(w3_source.eth.accounts[FIRST_SEEDED : FIRST_SEEDED + accounts])
         vault_contract = contract(w3_source, "CollateralVault", vault)
-        hashes = [
-            vault_contract.functions.deposit().transact({"from": who, "value": Wei(deposit_of(i))})
+        deposit_data = vault_contract.encode_abi("deposit", args=[])
+        hashes = [  # unlocked dev accounts; a fixed gas limit spares an estimate per deposit
+            w3_source.eth.send_transaction(
+                {"from": who, "to": vault, "value": Wei(deposit_of(i)), "data": deposit_data, "gas": 120_000}
+            )
             for i, who in enumerate(depositors)
         ]
         for tx_hash in hashes:

@@ -385,6 +385,10 @@ class DestinationRelay:
             (signer, bytes.fromhex(sig[2:])) for signer, sig in record.content.get("signatures", [])
         )
         done = await self.settler.settle_epoch(epoch, aggregate, EpochSignature(previous, tuple(signatures)))
+        if done is None:  # settled at the destination's head, not final yet: looked at again next loop
+            if record.status != "confirmed":
+                self.store.set_epoch_status(epoch, "confirmed")
+            return
         if not done:
             self._fail(epoch, "settle_rounds_exhausted")
             return

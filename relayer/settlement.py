@@ -14,9 +14,10 @@ re-planned down to the accounts still pending, so a third party that settled som
 costs nothing. The contract skips (never reverts on) an account whose position is already at or
 past the block, so racing settlements are harmless.
 
-When nothing is pending at the destination's head, the stage waits until the last receipt is
-final at the destination's finality setting and reads the positions again: a settlement
-dropped by a destination reorg is pending again and is sent again, under a new key.
+When nothing is pending at the destination's head, the epoch waits (without blocking the next
+round) until the last receipt is final at the destination's finality setting, then the
+positions are read again: a settlement dropped by a destination reorg is pending again and is
+sent again, under a new key. Only then are its settlements confirmed and reported.
 """
 
 from __future__ import annotations
@@ -63,6 +64,11 @@ class Settlement:
     latency_seconds: float
     gas_used: int
     batch_size: int
+
+
+_Awaiting = tuple[tuple[str, int, int, int, int], Receipt, int, int]
+"""A settlement mined but not final yet: (its store row, the receipt, the source block's
+timestamp, the number of accounts in its batch)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,9 @@ class Settler:
         self.on_settled = on_settled
         self._sleep = sleep
         self._max_age: dict[int, int] = {}
+        # settlements mined but not final yet, per epoch: (account, chain, block) ->
+        # (row, receipt, source block time, accounts in its batch)
+        self._awaiting: dict[int, dict[tuple[str, int, int], _Awaiting]] = {}
 
     # --- what the destination needs ----------------------------------------------------
 
@@ -325,59 +334,65 @@ class Settler:
         block = aggregate.blocks[aggregate.block_index(batch.chain_id)]
         values = {c.account: c.value for c in block.snapshot.claims}
         rows = [(a, batch.chain_id, block.snapshot.header.number, values[a], epoch) for a in accounts]
-        self.store.record_settlements(rows, "confirmed", receipt.tx_hash)
-        self.metrics.settlements_confirmed.inc(len(rows))
+        self.store.record_settlements(rows, "submitted", receipt.tx_hash)
         self.metrics.claims_per_batch.observe(len(rows))
-        self._report(rows, receipt, timestamps, len(rows))
+        log.info(
+            "batch.settled", epoch=epoch, batch=batch.index, accounts=len(rows), tx=receipt.tx_hash,
+            gas_used=receipt.gas_used, gas_per_account=receipt.gas_used // max(1, len(rows)),
+            block=receipt.block_number,
+        )  # fmt: skip
+        awaiting = self._awaiting.setdefault(epoch, {})
+        for row in rows:
+            awaiting[(row[0], row[1], row[2])] = (row, receipt, timestamps[batch.chain_id], len(rows))
         checkpoint("batch.recorded")
         return receipt
 
-    async def wait_final(self, block_number: int, limit_seconds: float) -> None:
-        """Wait until the destination's final height reaches `block_number`. Raises
-        SubmissionError after `limit_seconds`."""
-        if self.finalized is None:
-            return
-        deadline = time.monotonic() + limit_seconds
-        while self.finalized() < block_number:
-            if time.monotonic() > deadline:
-                raise SubmissionError(
-                    "settle", f"destination block {block_number} not final within {limit_seconds} s"
-                )
-            await self._sleep(0.1)
-
-    def _report(
-        self, rows: list[tuple[str, int, int, int, int]], receipt: Receipt, timestamps: dict[int, int], size: int
-    ) -> None:
+    def _confirm(self, epoch: int) -> None:
+        """The epoch's settlements are final on the destination: mark them confirmed, count
+        them, observe their latency (source block time to now) and report each account."""
+        confirmed = self.store.confirm_settlements(epoch)
         now = time.time()
-        for account, chain_id, block_number, value, epoch in rows:
-            latency = max(0.0, now - timestamps[chain_id])
+        for (account, chain_id, block_number, value, _epoch), receipt, block_time, size in (
+            self._awaiting.pop(epoch, {}).values()
+        ):
+            latency = max(0.0, now - block_time)
             self.metrics.settlement_latency.labels(self.chain_label(chain_id)).observe(latency)
-            item = Settlement(
-                account, chain_id, block_number, value, epoch, receipt.tx_hash, latency, receipt.gas_used, size
-            )
             log.debug(
                 "settlement.confirmed", account=account, chain_id=chain_id, block=block_number, value_wei=value,
                 epoch=epoch, tx=receipt.tx_hash, latency_s=round(latency, 2),
             )  # fmt: skip
             if self.on_settled:
-                self.on_settled(item)
-        log.info(
-            "batch.settled", accounts=size, tx=receipt.tx_hash, gas_used=receipt.gas_used,
-            gas_per_account=receipt.gas_used // max(1, size), block=receipt.block_number,
-        )  # fmt: skip
+                self.on_settled(
+                    Settlement(
+                        account, chain_id, block_number, value, epoch, receipt.tx_hash, latency, receipt.gas_used, size
+                    )
+                )
+        self.metrics.settlements_confirmed.inc(confirmed)
+        if confirmed:
+            log.info("settlement.final", epoch=epoch, accounts=confirmed)
 
     # --- one epoch -----------------------------------------------------------------------
 
-    async def settle_epoch(self, epoch: int, aggregate: EpochAggregate, signature: EpochSignature | None) -> bool:
+    async def settle_epoch(
+        self, epoch: int, aggregate: EpochAggregate, signature: EpochSignature | None
+    ) -> bool | None:
         """Drive the settlement of `epoch` until the destination holds every claim it needs,
         final at its finality setting. While the destination does not accept the epoch's root,
         the next transaction submits it too (`submitAndSettle`, with `signature`), also after
-        a destination reorg dropped an earlier submission. Returns True when done, False when
-        MAX_SETTLE_ROUNDS ran out. Raises SubmissionError when the epoch cannot be submitted
-        (no signature, or another root recorded for its number), ContractReverted for a
-        reverted transaction, chain errors for the caller to count and retry."""
+        a destination reorg dropped an earlier submission.
+
+        Returns True when done (every settlement final), None when everything is settled at
+        the destination's head but not final yet (call again later: it does not wait, so the
+        next round can start meanwhile; a settlement a reorg dropped by then is sent again),
+        False when MAX_SETTLE_ROUNDS ran out. Raises SubmissionError when the epoch cannot be
+        submitted (no signature, or another root recorded for its number), ContractReverted for
+        a reverted transaction, chain errors for the caller to count and retry."""
         full = None if signature is None else (epoch, aggregate.root, signature.previous, signature.signatures)
-        last_block = 0
+        # blocks of batches mined before a restart still have to become final
+        last_block = max(
+            (b.block_number or 0 for b in self.store.settle_batches(epoch, aggregate.root) if b.status == "mined"),
+            default=0,
+        )
         for _ in range(MAX_SETTLE_ROUNDS):
             batches = [b for b in self.store.settle_batches(epoch, aggregate.root) if b.status == "planned"]
             if not batches:
@@ -394,11 +409,13 @@ class Settler:
                 pending = await self.pending(aggregate)
                 if not pending and submission is None:
                     if last_block:
-                        await self.wait_final(last_block, self.config.receipt_timeout_seconds)
+                        if self.finalized is not None and self.finalized() < last_block:
+                            return None
                         last_block = 0
                         if await self.submitter.root_of(epoch) != aggregate.root or await self.pending(aggregate):
                             log.warning("settlement.reorged", epoch=epoch)
                             continue
+                    self._confirm(epoch)
                     return True
                 if not pending:  # nothing to settle, but the epoch must still be accepted
                     pending = {0: [0]}

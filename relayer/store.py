@@ -387,6 +387,21 @@ class Store:
             many=True,
         )
 
+    def confirm_settlements(self, epoch: int) -> int:
+        """Mark the epoch's `submitted` settlement rows `confirmed` (final on the destination);
+        returns how many."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                cursor = self._db.execute(
+                    "UPDATE settlements SET status = 'confirmed', updated_at = ? "
+                    "WHERE epoch = ? AND status = 'submitted'",
+                    (time.time(), epoch),
+                )
+                return int(cursor.rowcount)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
     def settlement_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM settlements GROUP BY status").fetchall()
         return {str(s): int(n) for s, n in rows}

@@ -199,16 +199,25 @@ def test_a_settlement_dropped_by_a_destination_reorg_is_sent_again(tmp_path: Pat
     store = Store(tmp_path / "s.sqlite")
     stage = Settler(config(), dest, store, Metrics(), finalized=lambda: final["height"])  # type: ignore[arg-type]
 
-    async def scenario() -> bool:
-        task = asyncio.create_task(stage.settle_epoch(1, aggregate, None))
-        await asyncio.wait_for(dest.first_sent.wait(), 5)
-        await asyncio.sleep(0.05)
+    async def scenario() -> bool | None:
+        # mined, not final: settle_epoch returns at once (the next round may start), recorded
+        # as submitted, nothing reported as settled yet
+        assert await stage.settle_epoch(1, aggregate, None) is None
+        assert store.settlement_counts() == {"submitted": changed}
+        assert reported == []
+        assert await stage.settle_epoch(1, aggregate, None) is None  # still not final: nothing sent
+        assert len(dest.sent) == 1
         # the destination reorganises: the settlement's block is gone before it was final
         dest.state.clear()
         final["height"] = dest.block + 10
-        return await task
+        return await stage.settle_epoch(1, aggregate, None)
 
-    assert asyncio.run(scenario())
+    changed = sum(1 for c in snap.claims if c.value)
+    reported: list[str] = []
+    stage.on_settled = lambda s: reported.append(s.account)
+    assert asyncio.run(scenario()) is True
+    assert store.settlement_counts() == {"confirmed": changed}
+    assert sorted(reported) == sorted(c.account for c in snap.claims if c.value)
     assert len(dest.sent) == 2  # sent again, under a new key
     assert dest.sent[0][0] != dest.sent[1][0]
     for claim in snap.claims:

@@ -89,3 +89,12 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open store"):
         Store(blocker / "s.sqlite")
 
+
+
+def test_settlements_are_confirmed_per_epoch(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    store.record_settlements([("0xA", 1, 10, 5, 1), ("0xB", 1, 10, 6, 1)], "submitted", "0x1")
+    store.record_settlements([("0xA", 1, 12, 7, 2)], "submitted", "0x2")
+    assert store.confirm_settlements(1) == 2
+    assert store.confirm_settlements(1) == 0  # only what is still submitted
+    assert store.settlement_counts() == {"confirmed": 2, "submitted": 1}
