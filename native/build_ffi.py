@@ -2,7 +2,9 @@
 
 Used by setuptools through ``setup(cffi_modules=["native/build_ffi.py:ffibuilder"])``, so
 ``pip install -e .`` / ``pip install .`` compile it. The C is built with
-``-O3 -Wall -Wextra -Werror -std=c11``.
+``-O3 -Wall -Wextra -Werror -std=c11 -fvisibility=hidden``: the module exports only
+``PyInit__native`` and the functions ``include/spr.h`` marks ``SPR_API`` (checked by
+tests/native/test_interface.py).
 
 ``SPR_SANITIZE=1`` builds with ``-fsanitize=address,undefined`` instead (debugging only). To run
 the native tests under the sanitizers::
@@ -20,11 +22,37 @@ must not dlopen with RTLD_DEEPBIND under ASan.)
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
+HEADER = HERE / "include" / "spr.h"
+
+_COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+_DECLARED = re.compile(r"\b(spr_\w+)\s*\(")  # a function name where a declaration names it
+
+
+def strip_comments(text: str) -> str:
+    """C source without its comments (spr.h has no string literals holding comment marks)."""
+    return _COMMENT.sub(" ", text)
+
+
+def public_functions(header: str) -> list[str]:
+    """The functions spr.h declares, in order: the public interface. Each must be marked
+    ``SPR_API`` (exported from the otherwise hidden library); ValueError if one is not."""
+    names = []
+    for statement in strip_comments(header).split(";"):
+        found = _DECLARED.search(statement)
+        if found is None:
+            continue  # a typedef, or the end of the header
+        lines = statement[: found.start()].splitlines()
+        head = " ".join(line for line in lines if not line.lstrip().startswith("#") and "extern" not in line)
+        if not " ".join(head.split()).startswith("SPR_API "):
+            raise ValueError(f"spr.h: {found.group(1)} is declared without SPR_API")
+        names.append(found.group(1))
+    return names
 
 
 def _rel(path: Path, relative: bool) -> str:
@@ -38,7 +66,7 @@ def _rel(path: Path, relative: bool) -> str:
         return str(path)
 
 
-CFLAGS = ["-O3", "-Wall", "-Wextra", "-Werror", "-std=c11"]
+CFLAGS = ["-O3", "-Wall", "-Wextra", "-Werror", "-std=c11", "-fvisibility=hidden"]
 LDFLAGS: list[str] = []
 if os.environ.get("SPR_SANITIZE") == "1":
     CFLAGS = [
@@ -48,6 +76,7 @@ if os.environ.get("SPR_SANITIZE") == "1":
         "-Wextra",
         "-Werror",
         "-std=c11",
+        "-fvisibility=hidden",
         "-fsanitize=address,undefined",
         "-fno-sanitize-recover=all",
         "-fno-omit-frame-pointer",
