@@ -85,19 +85,9 @@ int spr_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]);
 
 int spr_merkle_hash_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);
 
-size_t spr_merkle_proofs_size(size_t n_leaves);
-
-int spr_merkle_build(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, uint8_t *proofs,
-                     size_t *proof_lens, size_t *scratch);
-
 int spr_merkle_leaves(const uint8_t *encoded, size_t n_leaves, size_t stride, uint8_t *leaves);
 
-size_t spr_merkle_flat_size(size_t n_leaves);
-
 size_t spr_merkle_scratch_size(size_t n_leaves);
-
-int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
-                          size_t *proof_offsets, void *scratch, size_t scratch_len);
 
 int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, size_t tree_len,
                           size_t *positions, void *scratch, size_t scratch_len);

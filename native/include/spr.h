@@ -191,8 +191,9 @@ SPR_API int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t addr
    words; zero unless the return value is SPR_OK), then each slot's value as a 32-byte
    big-endian word. Other arguments and the return value as spr_verify_snapshot. */
 SPR_API int spr_verify_snapshot_packed(const uint8_t state_root[32], const uint8_t address[20],
-                                       const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
-                                       size_t n_nodes, size_t account_n_nodes, const uint8_t *slots,
+                                       const uint8_t *nodes, size_t nodes_len,
+                                       const size_t *node_lens, size_t n_nodes,
+                                       size_t account_n_nodes, const uint8_t *slots,
                                        size_t n_slots, const size_t *proof_n_nodes, void *scratch,
                                        size_t scratch_len, uint8_t *out, int *statuses,
                                        spr_snapshot_stats *stats);
@@ -204,59 +205,38 @@ SPR_API int spr_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]);
 /* out = keccak256(sort(a, b)): commutative pair hash (OpenZeppelin MerkleProof). */
 SPR_API int spr_merkle_hash_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);
 
-/* Number of 32-byte hashes in all proofs of a tree of n_leaves leaves together. */
-SPR_API size_t spr_merkle_proofs_size(size_t n_leaves);
-
-/* Build the tree over n_leaves 32-byte leaf hashes exactly as StandardMerkleTree.of does:
-   leaves sorted by hash (stable), a complete binary tree in an array of 2n-1 nodes with the
-   children of tree[i] at 2i+1 and 2i+2, sorted leaves placed at the end in reverse order.
-   tree:       (2n-1)*32 bytes out; tree[0..32) is the root.
-   proofs:     spr_merkle_proofs_size(n)*32 bytes out: the proof of leaves[i], for i in the
-               caller's order, back to back (sibling hashes from the leaf up).
-   proof_lens: n out: number of hashes in the proof of leaves[i].
-   scratch:    2n size_t of scratch space. */
-SPR_API int spr_merkle_build(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, uint8_t *proofs,
-                             size_t *proof_lens, size_t *scratch);
-
 /* Bulk leaves: n_leaves ABI encodings of `stride` bytes each, back to back in
    encoded[0 .. n_leaves * stride) (a Claim, abi.encode of two static words, is 64 bytes);
    leaves[32i .. 32i + 32) = keccak256(keccak256(encoding i)), as spr_merkle_leaf.
    leaves: n_leaves * 32 bytes out. On CPUs with AVX-512F, eight leaves are hashed at once
    (eight keccak-f[1600] states in the lanes of 512-bit registers); the results are the same. */
-SPR_API int spr_merkle_leaves(const uint8_t *encoded, size_t n_leaves, size_t stride, uint8_t *leaves);
+SPR_API int spr_merkle_leaves(const uint8_t *encoded, size_t n_leaves, size_t stride,
+                              uint8_t *leaves);
 
-/* Bytes of `out` that spr_merkle_build_flat needs for n_leaves leaves:
-   32 * (2n - 1 + spr_merkle_proofs_size(n)); 0 when n is 0 or above SPR_MERKLE_MAX_LEAVES. */
-SPR_API size_t spr_merkle_flat_size(size_t n_leaves);
-
-/* Bytes of scratch (8-byte aligned) that spr_merkle_build_flat needs: 2 * n * 16 on LP64. */
+/* Bytes of scratch (8-byte aligned) that spr_merkle_build_tree needs: 2 * n * 16 on LP64;
+   0 when n is 0 or above SPR_MERKLE_MAX_LEAVES. */
 SPR_API size_t spr_merkle_scratch_size(size_t n_leaves);
 
-/* The tree of spr_merkle_build and every proof in one flat buffer:
-   out[0 .. 32(2n-1)):  the tree array (out[0..32) is the root);
-   then the proofs:     the proof of leaves[i] (caller's order) is
-                        out[proof_offsets[i] .. proof_offsets[i+1]), sibling hashes from the
-                        leaf up, 32 bytes each.
-   proof_offsets: n_leaves + 1 entries out (byte offsets into out; proof_offsets[n] is the end).
-   scratch: scratch_len bytes, at least spr_merkle_scratch_size(n), 8-byte aligned.
+/* Build the tree over n_leaves 32-byte leaf hashes exactly as StandardMerkleTree.of does:
+   leaves sorted by hash (stable), a complete binary tree in an array of 2n-1 nodes with the
+   children of tree[i] at 2i+1 and 2i+2, sorted leaves placed at the end in reverse order.
+   tree:      (2n-1)*32 bytes out (tree_len at least that); tree[0..32) is the root.
+   positions: n out: positions[i] is the tree index of the caller's leaves[i]; its proof is
+              then read with spr_merkle_tree_proof.
+   scratch:   scratch_len bytes, at least spr_merkle_scratch_size(n), 8-byte aligned.
    Sorting is a radix sort on the hashes' first 8 bytes (ties broken by the full hash, then
-   the caller's index), O(n) for distinct leaves. SPR_ERR_BUFFER when out_len or scratch_len
-   is too small. */
-SPR_API int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
-                                  size_t *proof_offsets, void *scratch, size_t scratch_len);
-
-/* The tree of spr_merkle_build only (no proofs): tree gets (2n-1)*32 bytes (tree[0..32) is the
-   root), positions[i] the tree index of the caller's leaves[i]; a proof is then read with
-   spr_merkle_tree_proof. scratch as spr_merkle_build_flat. SPR_ERR_BUFFER when tree_len or
-   scratch_len is too small. */
-SPR_API int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, size_t tree_len,
-                                  size_t *positions, void *scratch, size_t scratch_len);
+   the caller's index), O(n) for distinct leaves. SPR_ERR_BUFFER when tree_len or
+   scratch_len is too small; SPR_ERR_ARG for NULL pointers, misaligned scratch or n_leaves 0
+   or above SPR_MERKLE_MAX_LEAVES. */
+SPR_API int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree,
+                                  size_t tree_len, size_t *positions, void *scratch,
+                                  size_t scratch_len);
 
 /* The proof of the leaf at tree index `position` (n_leaves - 1 <= position < 2n - 1) of a tree
    built by spr_merkle_build_tree: sibling hashes from the leaf up, 32 bytes each, into out.
    Returns their count (at most 64 for any n), SPR_ERR_BUFFER when out_len is too small. */
-SPR_API int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position, uint8_t *out,
-                                  size_t out_len);
+SPR_API int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position,
+                                  uint8_t *out, size_t out_len);
 
 /* Leaves of n Claims (DESIGN section 3: Claim = (address account, uint256 value)):
    accounts n 20-byte addresses back to back, values n 32-byte big-endian words back to back.
@@ -294,9 +274,10 @@ SPR_API int spr_merkle_multiproof(const uint8_t *tree, size_t n_leaves, const si
    hash to take, and the proof is used exactly (no flags: the root is the lone leaf, or the
    lone proof hash when there is no leaf); SPR_ERR_ARG for NULL pointers or a flag byte
    other than 0 and 1. */
-SPR_API int spr_merkle_process_multiproof(const uint8_t *leaves, size_t n_leaves, const uint8_t *proof,
-                                          size_t n_proof, const uint8_t *flags, size_t n_flags,
-                                          uint8_t *hashes, uint8_t root_out[32]);
+SPR_API int spr_merkle_process_multiproof(const uint8_t *leaves, size_t n_leaves,
+                                          const uint8_t *proof, size_t n_proof,
+                                          const uint8_t *flags, size_t n_flags, uint8_t *hashes,
+                                          uint8_t root_out[32]);
 
 /* Fold a proof: root_out = hash_pair(...hash_pair(leaf, proof[0])..., proof[n-1]). */
 SPR_API int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,
@@ -365,16 +346,16 @@ SPR_API int spr_verkle_transcript(const uint8_t *ops, size_t ops_len, uint8_t ou
 /* IPA opening check: commitment (compressed) opens to `output` at `input` (both 32-byte LE
    scalars), proof = L[8] || R[8] || a (544 bytes, a little-endian), transcript label. SPR_OK or
    SPR_ERR_VERKLE_PROOF_MISMATCH (or a decoding error). */
-SPR_API int spr_verkle_ipa_verify(const uint8_t *label, size_t label_len, const uint8_t commitment[32],
-                                  const uint8_t input[32], const uint8_t output[32],
-                                  const uint8_t proof[544]);
+SPR_API int spr_verkle_ipa_verify(const uint8_t *label, size_t label_len,
+                                  const uint8_t commitment[32], const uint8_t input[32],
+                                  const uint8_t output[32], const uint8_t proof[544]);
 
 /* Multiproof check of n queries (commitment i compressed at commitments[32i], opened at domain
    point zs[i] in 0..255 to ys[32i] (LE scalar)), proof of SPR_VERKLE_PROOF_LEN bytes,
    transcript label (the execution witness uses "vt"). */
 SPR_API int spr_verkle_multiproof_verify(const uint8_t *label, size_t label_len,
-                                         const uint8_t *commitments, const uint8_t *zs, const uint8_t *ys,
-                                         size_t n, const uint8_t proof[576]);
+                                         const uint8_t *commitments, const uint8_t *zs,
+                                         const uint8_t *ys, size_t n, const uint8_t proof[576]);
 
 /* Counters of one spr_verkle_verify_witness call (may be NULL). */
 typedef struct {
