@@ -57,6 +57,20 @@ extern "C" {
                                        path visits at most SPR_MPT_MAX_DEPTH + 1 nodes */
 #define SPR_MERKLE_MAX_LEAVES 0x40000000u /* 2^30 leaves */
 
+/* ---- version ------------------------------------------------------------------------------ */
+/* The interface's version, SPR_VERSION = major * 10000 + minor * 100 + patch. A binding written
+   for version M.m.p works with a library of version M.n.q when n >= m: the major changes when
+   a function is removed or changes its signature or meaning, the minor when one is added, the
+   patch for fixes that change no interface. */
+#define SPR_VERSION_MAJOR 1
+#define SPR_VERSION_MINOR 0
+#define SPR_VERSION_PATCH 0
+#define SPR_VERSION (SPR_VERSION_MAJOR * 10000 + SPR_VERSION_MINOR * 100 + SPR_VERSION_PATCH)
+
+/* SPR_VERSION of the spr.h the library was compiled from (native/__init__.py checks it at
+   import: a binding newer than its compiled library fails with a clear ImportError). */
+SPR_API int spr_version(void);
+
 /* Message for a status code; never NULL; static storage. */
 SPR_API const char *spr_strerror(int status);
 

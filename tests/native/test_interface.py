@@ -1,17 +1,19 @@
 """The C library's interface (issue 11, item 2): the built module exports exactly the functions
-include/spr.h declares with SPR_API (everything else is hidden), and the binding sees each of
-them through cffi."""
+include/spr.h declares with SPR_API (everything else is hidden), the binding sees each of them
+through cffi, and importing the binding checks the library's version (spr_version)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import native._native
 import pytest
 from native._native import lib
 
+import native
 from native import build_ffi
 
 HEADER = build_ffi.HEADER.read_text()
@@ -35,8 +37,7 @@ def test_module_exports_exactly_the_public_functions() -> None:
     is a leak: the module exports the public functions and its Python entry point, nothing else."""
     exported = exported_symbols(MODULE)
     assert exported - {"PyInit__native"} == set(PUBLIC), (
-        f"leaked: {sorted(exported - set(PUBLIC) - {'PyInit__native'})}, "
-        f"not exported: {sorted(set(PUBLIC) - exported)}"
+        f"leaked: {sorted(exported - set(PUBLIC) - {'PyInit__native'})}, not exported: {sorted(set(PUBLIC) - exported)}"
     )
 
 
@@ -50,3 +51,57 @@ def test_public_functions_are_unique_and_reach_the_binding() -> None:
 def test_a_declaration_without_spr_api_is_rejected() -> None:
     with pytest.raises(ValueError, match="spr_keccak256 is declared without SPR_API"):
         build_ffi.public_functions(HEADER.replace("SPR_API int spr_keccak256(", "int spr_keccak256("))
+
+
+def test_library_version_is_what_the_binding_expects() -> None:
+    version = lib.spr_version()
+    assert version == lib.SPR_VERSION
+    assert version == lib.SPR_VERSION_MAJOR * 10000 + lib.SPR_VERSION_MINOR * 100 + lib.SPR_VERSION_PATCH
+    # the binding in this tree is kept at its library's major.minor
+    assert version // 100 == native.EXPECTED_VERSION // 100
+    native.check_version(version)
+
+
+@pytest.mark.parametrize(
+    ("found", "expected", "shown"),
+    [
+        (20000, 10000, "is version 2.0.0 but the binding expects 1.0.0"),  # another major
+        (10000, 20000, "is version 1.0.0 but the binding expects 2.0.0"),
+        (10000, 10100, "is version 1.0.0 but the binding expects 1.1.0"),  # library older than binding
+        (None, 10000, "has no spr_version() but the binding expects 1.0.0"),  # built before versioning
+    ],
+)
+def test_an_incompatible_library_is_an_import_error(found: int | None, expected: int, shown: str) -> None:
+    with pytest.raises(ImportError) as info:
+        native.check_version(found, expected)
+    assert isinstance(info.value, native.NativeVersionError)
+    assert (info.value.found, info.value.expected) == (found, expected)
+    assert shown in str(info.value) and "make setup" in str(info.value)
+
+
+@pytest.mark.parametrize(("found", "expected"), [(10000, 10000), (10100, 10000), (10003, 10000), (10001, 10002)])
+def test_a_compatible_library_passes(found: int, expected: int) -> None:
+    native.check_version(found, expected)  # newer minor (added functions) or another patch
+
+
+@pytest.mark.parametrize("library", ["lib = SimpleNamespace(spr_version=lambda: 20000)", "lib = SimpleNamespace()"])
+def test_import_fails_on_a_stale_library(library: str) -> None:
+    """Importing the binding over a compiled module of another version (stood in for by a fake
+    native._native) raises NativeVersionError before any other use of the library."""
+    script = (
+        "import sys, types\n"
+        "from types import SimpleNamespace\n"
+        "fake = types.ModuleType('native._native')\n"
+        "fake.ffi = None\n"
+        f"fake.{library}\n"
+        "sys.modules['native._native'] = fake\n"
+        "try:\n"
+        "    import native\n"
+        "except ImportError as e:\n"
+        "    print(type(e).__name__, e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=MODULE.parents[1]
+    )
+    assert out.stdout.startswith("NativeVersionError the native library"), out.stdout + out.stderr
+    assert "make setup" in out.stdout
