@@ -1,9 +1,11 @@
 """The C library's interface (issue 11, item 2): the built module exports exactly the functions
-include/spr.h declares with SPR_API (everything else is hidden), the binding sees each of them
-through cffi, and importing the binding checks the library's version (spr_version)."""
+include/spr.h declares with SPR_API (everything else is hidden), the cffi declarations generated
+from that header give the binding each of them and every constant, and importing the binding
+checks the library's version (spr_version)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -46,6 +48,32 @@ def test_public_functions_are_unique_and_reach_the_binding() -> None:
     assert all(name.startswith("spr_") for name in PUBLIC)
     missing = [name for name in PUBLIC if not callable(getattr(lib, name, None))]
     assert not missing
+
+
+def test_cdef_is_generated_from_the_header() -> None:
+    """Every function and integer constant of spr.h reaches cffi, declared as in the header."""
+    cdef = build_ffi.header_cdef(HEADER)
+    assert "SPR_API" not in cdef and "extern" not in cdef and "/*" not in cdef
+    squeeze = " ".join  # whitespace-insensitive comparison of declarations
+    header = squeeze(build_ffi.strip_comments(HEADER).replace("SPR_API ", "").split())
+    for name in PUBLIC:
+        declaration = re.search(rf"^[^;#\n]*\b{name}\([^;]*;", cdef, re.M)
+        assert declaration is not None, name
+        assert squeeze(declaration.group(0).split()) in header, name
+    constants = re.findall(r"^#define (SPR_\w+) ", build_ffi.strip_comments(HEADER), re.M)
+    constants = [name for name in constants if name != "SPR_API"]
+    assert re.findall(r"^#define (\w+) \.\.\.$", cdef, re.M) == constants
+    assert all(isinstance(getattr(lib, name), int) for name in constants)
+    assert {"SPR_OK", "SPR_ERR_ARG", "SPR_ERR_VERKLE_NOMEM", "SPR_VERSION"} <= set(constants)
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['#define SPR_NAME "text"', "#define SPR_TWICE(x) ((x) * 2)", "#define SPR_SIZE sizeof(int)"],
+)
+def test_cdef_generation_rejects_what_cdef_cannot_take(line: str) -> None:
+    with pytest.raises(ValueError, match="is not an integer constant"):
+        build_ffi.header_cdef(HEADER.replace("#define SPR_HASH_LEN 32", line))
 
 
 def test_a_declaration_without_spr_api_is_rejected() -> None:
