@@ -1,18 +1,32 @@
 /*
- * spr.h - the state-proof relayer's native core.
+ * spr.h - the state-proof relayer's native core, and its whole public interface.
  *
  * A small interface over byte buffers: every function takes pointers and lengths, returns an
- * integer status (SPR_OK = 0, SPR_ABSENT = 1, negative = error) and allocates nothing.
- * spr_strerror() turns a status into a static message.
+ * integer status (SPR_OK = 0, SPR_ABSENT = 1, negative = error) and allocates nothing (the
+ * Verkle verifiers excepted: see their section). spr_strerror() turns a status into a static
+ * message. Every function is reentrant and thread-safe (no global state).
  *
  *  - keccak-256 as used by Ethereum (original Keccak padding 0x01, not FIPS-202 SHA3's 0x06).
  *  - strict RLP (Yellow Paper, appendix B): canonical encodings only.
  *  - Merkle-Patricia proof verification (Yellow Paper, appendix D; EIP-1186 proofs),
- *    inclusion and exclusion.
- *  - an OpenZeppelin StandardMerkleTree-compatible Merkle tree (@openzeppelin/merkle-tree).
- *
- * Every function is reentrant and thread-safe (no global state).
+ *    inclusion and exclusion, one proof or a whole eth_getProof snapshot at once.
+ *  - an OpenZeppelin StandardMerkleTree-compatible Merkle tree (@openzeppelin/merkle-tree):
+ *    leaves, the tree, single proofs and multiproofs read from it, proof checking.
  *  - Verkle (EIP-6800) execution-witness verification over Banderwagon (section at the end).
+ *
+ * What is public: exactly the functions declared here, each marked SPR_API, and the #define
+ * constants. They are what the Python binding (native/__init__.py, native/verkle.py), the
+ * benchmarks and the tests call; nothing else is. The library is built with
+ * -fvisibility=hidden, so only SPR_API functions are exported (tests/native/test_interface.py
+ * compares the built module's dynamic symbols with this header); the helpers shared between
+ * the sources (spr_internal.h, verkle_internal.h) stay hidden, for the fuzz harnesses and the
+ * memcheck driver to call by compiling the sources in native/src themselves. The cffi
+ * declarations are generated from this file (native/build_ffi.py), so a declaration here must
+ * stay within what cffi's cdef parses: plain prototypes, typedef'd structs and integer
+ * #define constants.
+ *
+ * Versions: SPR_VERSION (below) and spr_version(); the binding refuses to import a library
+ * whose major differs from, or whose minor is below, the version it was written for.
  */
 #ifndef SPR_H
 #define SPR_H
@@ -20,9 +34,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The public interface: the only symbols the built library exports. native/build_ffi.py
-   compiles with -fvisibility=hidden, so every function without SPR_API (all of
-   spr_internal.h and verkle_internal.h) stays inside the library. */
+/* Marks a function of the public interface: exported from the library built with
+   -fvisibility=hidden (everything without it, all of spr_internal.h and verkle_internal.h,
+   stays inside). */
 #if defined(__GNUC__) || defined(__clang__)
 #define SPR_API __attribute__((visibility("default")))
 #else
