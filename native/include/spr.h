@@ -1,24 +1,47 @@
 /*
- * spr.h - the state-proof relayer's native core.
+ * spr.h - the state-proof relayer's native core, and its whole public interface.
  *
  * A small interface over byte buffers: every function takes pointers and lengths, returns an
- * integer status (SPR_OK = 0, SPR_ABSENT = 1, negative = error) and allocates nothing.
- * spr_strerror() turns a status into a static message.
+ * integer status (SPR_OK = 0, SPR_ABSENT = 1, negative = error) and allocates nothing (the
+ * Verkle verifiers excepted: see their section). spr_strerror() turns a status into a static
+ * message. Every function is reentrant and thread-safe (no global state).
  *
  *  - keccak-256 as used by Ethereum (original Keccak padding 0x01, not FIPS-202 SHA3's 0x06).
  *  - strict RLP (Yellow Paper, appendix B): canonical encodings only.
  *  - Merkle-Patricia proof verification (Yellow Paper, appendix D; EIP-1186 proofs),
- *    inclusion and exclusion.
- *  - an OpenZeppelin StandardMerkleTree-compatible Merkle tree (@openzeppelin/merkle-tree).
- *
- * Every function is reentrant and thread-safe (no global state).
+ *    inclusion and exclusion, one proof or a whole eth_getProof snapshot at once.
+ *  - an OpenZeppelin StandardMerkleTree-compatible Merkle tree (@openzeppelin/merkle-tree):
+ *    leaves, the tree, single proofs and multiproofs read from it, proof checking.
  *  - Verkle (EIP-6800) execution-witness verification over Banderwagon (section at the end).
+ *
+ * What is public: exactly the functions declared here, each marked SPR_API, and the #define
+ * constants. They are what the Python binding (native/__init__.py, native/verkle.py), the
+ * benchmarks and the tests call; nothing else is. The library is built with
+ * -fvisibility=hidden, so only SPR_API functions are exported (tests/native/test_interface.py
+ * compares the built module's dynamic symbols with this header); the helpers shared between
+ * the sources (spr_internal.h, verkle_internal.h) stay hidden, for the fuzz harnesses and the
+ * memcheck driver to call by compiling the sources in native/src themselves. The cffi
+ * declarations are generated from this file (native/build_ffi.py), so a declaration here must
+ * stay within what cffi's cdef parses: plain prototypes, typedef'd structs and integer
+ * #define constants.
+ *
+ * Versions: SPR_VERSION (below) and spr_version(); the binding refuses to import a library
+ * whose major differs from, or whose minor is below, the version it was written for.
  */
 #ifndef SPR_H
 #define SPR_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+/* Marks a function of the public interface: exported from the library built with
+   -fvisibility=hidden (everything without it, all of spr_internal.h and verkle_internal.h,
+   stays inside). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SPR_API __attribute__((visibility("default")))
+#else
+#define SPR_API
+#endif
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,17 +71,31 @@ extern "C" {
                                        path visits at most SPR_MPT_MAX_DEPTH + 1 nodes */
 #define SPR_MERKLE_MAX_LEAVES 0x40000000u /* 2^30 leaves */
 
+/* ---- version ------------------------------------------------------------------------------ */
+/* The interface's version, SPR_VERSION = major * 10000 + minor * 100 + patch. A binding written
+   for version M.m.p works with a library of version M.n.q when n >= m: the major changes when
+   a function is removed or changes its signature or meaning, the minor when one is added, the
+   patch for fixes that change no interface. */
+#define SPR_VERSION_MAJOR 1
+#define SPR_VERSION_MINOR 0
+#define SPR_VERSION_PATCH 0
+#define SPR_VERSION (SPR_VERSION_MAJOR * 10000 + SPR_VERSION_MINOR * 100 + SPR_VERSION_PATCH)
+
+/* SPR_VERSION of the spr.h the library was compiled from (native/__init__.py checks it at
+   import: a binding newer than its compiled library fails with a clear ImportError). */
+SPR_API int spr_version(void);
+
 /* Message for a status code; never NULL; static storage. */
-const char *spr_strerror(int status);
+SPR_API const char *spr_strerror(int status);
 
 /* ---- keccak-256 -------------------------------------------------------------------------- */
 /* out = keccak256(data[0..len)). data may be NULL when len == 0. */
-int spr_keccak256(const uint8_t *data, size_t len, uint8_t out[32]);
+SPR_API int spr_keccak256(const uint8_t *data, size_t len, uint8_t out[32]);
 
 /* out[32i .. 32i + 32) = keccak256 of message i, for n messages back to back in data (lengths
    in lens): eight at a time in AVX-512 lanes when the CPU has it (a group of eight costs the
    permutations of its longest message), one by one otherwise. */
-int spr_keccak256_many(const uint8_t *data, const size_t *lens, size_t n, uint8_t *out);
+SPR_API int spr_keccak256_many(const uint8_t *data, const size_t *lens, size_t n, uint8_t *out);
 
 /* ---- RLP (Yellow Paper, appendix B) ------------------------------------------------------ */
 /* One decoded item in pre-order. For a string, [offset, offset+length) is its payload inside the
@@ -76,8 +113,8 @@ typedef struct {
    items[0..*n_items). Any input decodes to at most `len` items, so max_items = len always
    suffices; fewer slots than needed give SPR_ERR_BUFFER. Errors: SPR_ERR_RLP_* (see above).
    Iterative: nesting depth costs no stack. */
-int spr_rlp_decode(const uint8_t *data, size_t len, spr_rlp_item *items, size_t max_items,
-                   size_t *n_items);
+SPR_API int spr_rlp_decode(const uint8_t *data, size_t len, spr_rlp_item *items, size_t max_items,
+                           size_t *n_items);
 
 /* ---- Merkle-Patricia proofs (Yellow Paper, appendix D; EIP-1186) ------------------------- */
 /* A proof is n_nodes RLP-encoded trie nodes, root first, concatenated in `nodes` (nodes_len
@@ -93,9 +130,9 @@ int spr_rlp_decode(const uint8_t *data, size_t len, spr_rlp_item *items, size_t 
    node 0x80 as the only node, as anvil and Hardhat return it), or an error:
    SPR_ERR_RLP_*, SPR_ERR_HASH_MISMATCH, SPR_ERR_MISSING_NODE, SPR_ERR_TRAILING_NODES,
    SPR_ERR_TOO_DEEP, SPR_ERR_MALFORMED_NODE, SPR_ERR_ARG. */
-int spr_mpt_verify(const uint8_t root[32], const uint8_t *key, size_t key_len,
-                   const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
-                   size_t n_nodes, size_t *value_off, size_t *value_len);
+SPR_API int spr_mpt_verify(const uint8_t root[32], const uint8_t *key, size_t key_len,
+                           const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
+                           size_t n_nodes, size_t *value_off, size_t *value_len);
 
 /* Account state (Yellow Paper 4.1): nonce and balance as 32-byte big-endian integers. */
 typedef struct {
@@ -108,17 +145,17 @@ typedef struct {
 /* Account proof against a stateRoot, along keccak(address). SPR_OK fills *account; SPR_ABSENT
    (account proven absent) leaves it zeroed. The value must be a canonical
    rlp([nonce, balance, storageRoot, codeHash]) or SPR_ERR_BAD_VALUE. */
-int spr_verify_account(const uint8_t state_root[32], const uint8_t address[20],
-                       const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
-                       size_t n_nodes, spr_account *account);
+SPR_API int spr_verify_account(const uint8_t state_root[32], const uint8_t address[20],
+                               const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
+                               size_t n_nodes, spr_account *account);
 
 /* Storage proof against a storageHash, along keccak(slot). value_out: 32-byte big-endian word,
    zero when SPR_ABSENT. The leaf value must be a canonical RLP integer of at most 32 bytes, or
    SPR_ERR_BAD_VALUE. A leaf holding rlp(0) = 0x80 (a slot set back to zero that the node
    kept as a leaf instead of deleting it, as anvil does) is SPR_OK with a zero word. */
-int spr_verify_storage(const uint8_t storage_hash[32], const uint8_t slot[32],
-                       const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
-                       size_t n_nodes, uint8_t value_out[32]);
+SPR_API int spr_verify_storage(const uint8_t storage_hash[32], const uint8_t slot[32],
+                               const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
+                               size_t n_nodes, uint8_t value_out[32]);
 
 /* ---- batch: one snapshot (one account, many storage slots) ------------------------------ */
 /* Work counters of one spr_verify_snapshot call (may be NULL). */
@@ -131,7 +168,7 @@ typedef struct {
 /* Bytes of scratch with which spr_verify_snapshot pre-hashes every distinct node of n_nodes
    proof nodes (account plus storage proofs) and caches them all: the cache (at most 48 MiB)
    plus 16 to 24 bytes per node. Pre-hashing applies up to 2^20 nodes. */
-size_t spr_snapshot_scratch_size(size_t n_nodes);
+SPR_API size_t spr_snapshot_scratch_size(size_t n_nodes);
 
 /* Verify one EIP-1186 eth_getProof result: the account proof of `address` against
    `state_root`, then n_slots storage proofs against the proven account's storageHash (the
@@ -167,87 +204,67 @@ size_t spr_snapshot_scratch_size(size_t n_nodes);
    Returns the account proof's status: SPR_OK (present), SPR_ABSENT, or its error (as
    spr_verify_account); SPR_ERR_ARG for bad arguments (outputs then unspecified). A snapshot is
    sound only if the return value and every status are >= 0. */
-int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
-                        const uint8_t *account_nodes, size_t account_nodes_len,
-                        const size_t *account_node_lens, size_t account_n_nodes,
-                        const uint8_t *slots, size_t n_slots, const uint8_t *storage_nodes,
-                        size_t storage_nodes_len, const size_t *storage_node_lens,
-                        size_t storage_n_nodes, const size_t *proof_n_nodes, void *scratch,
-                        size_t scratch_len, spr_account *account, uint8_t *values,
-                        int *statuses, spr_snapshot_stats *stats);
+SPR_API int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
+                                const uint8_t *account_nodes, size_t account_nodes_len,
+                                const size_t *account_node_lens, size_t account_n_nodes,
+                                const uint8_t *slots, size_t n_slots, const uint8_t *storage_nodes,
+                                size_t storage_nodes_len, const size_t *storage_node_lens,
+                                size_t storage_n_nodes, const size_t *proof_n_nodes, void *scratch,
+                                size_t scratch_len, spr_account *account, uint8_t *values,
+                                int *statuses, spr_snapshot_stats *stats);
 
 /* spr_verify_snapshot with every node in one buffer: the account proof's account_n_nodes nodes
    first, then the storage proofs' (n_nodes in all, lengths in node_lens, summing to nodes_len).
    out: 128 + 32 * n_slots bytes: the account (nonce, balance, storageHash, codeHash as 32-byte
    words; zero unless the return value is SPR_OK), then each slot's value as a 32-byte
    big-endian word. Other arguments and the return value as spr_verify_snapshot. */
-int spr_verify_snapshot_packed(const uint8_t state_root[32], const uint8_t address[20],
-                               const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
-                               size_t n_nodes, size_t account_n_nodes, const uint8_t *slots,
-                               size_t n_slots, const size_t *proof_n_nodes, void *scratch,
-                               size_t scratch_len, uint8_t *out, int *statuses,
-                               spr_snapshot_stats *stats);
+SPR_API int spr_verify_snapshot_packed(const uint8_t state_root[32], const uint8_t address[20],
+                                       const uint8_t *nodes, size_t nodes_len,
+                                       const size_t *node_lens, size_t n_nodes,
+                                       size_t account_n_nodes, const uint8_t *slots,
+                                       size_t n_slots, const size_t *proof_n_nodes, void *scratch,
+                                       size_t scratch_len, uint8_t *out, int *statuses,
+                                       spr_snapshot_stats *stats);
 
 /* ---- OpenZeppelin StandardMerkleTree (@openzeppelin/merkle-tree 1.x) --------------------- */
 /* out = keccak256(keccak256(data)): the standard leaf hash of ABI-encoded values. */
-int spr_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]);
+SPR_API int spr_merkle_leaf(const uint8_t *data, size_t len, uint8_t out[32]);
 
 /* out = keccak256(sort(a, b)): commutative pair hash (OpenZeppelin MerkleProof). */
-int spr_merkle_hash_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);
-
-/* Number of 32-byte hashes in all proofs of a tree of n_leaves leaves together. */
-size_t spr_merkle_proofs_size(size_t n_leaves);
-
-/* Build the tree over n_leaves 32-byte leaf hashes exactly as StandardMerkleTree.of does:
-   leaves sorted by hash (stable), a complete binary tree in an array of 2n-1 nodes with the
-   children of tree[i] at 2i+1 and 2i+2, sorted leaves placed at the end in reverse order.
-   tree:       (2n-1)*32 bytes out; tree[0..32) is the root.
-   proofs:     spr_merkle_proofs_size(n)*32 bytes out: the proof of leaves[i], for i in the
-               caller's order, back to back (sibling hashes from the leaf up).
-   proof_lens: n out: number of hashes in the proof of leaves[i].
-   scratch:    2n size_t of scratch space. */
-int spr_merkle_build(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, uint8_t *proofs,
-                     size_t *proof_lens, size_t *scratch);
+SPR_API int spr_merkle_hash_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[32]);
 
 /* Bulk leaves: n_leaves ABI encodings of `stride` bytes each, back to back in
    encoded[0 .. n_leaves * stride) (a Claim, abi.encode of two static words, is 64 bytes);
    leaves[32i .. 32i + 32) = keccak256(keccak256(encoding i)), as spr_merkle_leaf.
    leaves: n_leaves * 32 bytes out. On CPUs with AVX-512F, eight leaves are hashed at once
    (eight keccak-f[1600] states in the lanes of 512-bit registers); the results are the same. */
-int spr_merkle_leaves(const uint8_t *encoded, size_t n_leaves, size_t stride, uint8_t *leaves);
+SPR_API int spr_merkle_leaves(const uint8_t *encoded, size_t n_leaves, size_t stride,
+                              uint8_t *leaves);
 
-/* Bytes of `out` that spr_merkle_build_flat needs for n_leaves leaves:
-   32 * (2n - 1 + spr_merkle_proofs_size(n)); 0 when n is 0 or above SPR_MERKLE_MAX_LEAVES. */
-size_t spr_merkle_flat_size(size_t n_leaves);
+/* Bytes of scratch (8-byte aligned) that spr_merkle_build_tree needs: 2 * n * 16 on LP64;
+   0 when n is 0 or above SPR_MERKLE_MAX_LEAVES. */
+SPR_API size_t spr_merkle_scratch_size(size_t n_leaves);
 
-/* Bytes of scratch (8-byte aligned) that spr_merkle_build_flat needs: 2 * n * 16 on LP64. */
-size_t spr_merkle_scratch_size(size_t n_leaves);
-
-/* The tree of spr_merkle_build and every proof in one flat buffer:
-   out[0 .. 32(2n-1)):  the tree array (out[0..32) is the root);
-   then the proofs:     the proof of leaves[i] (caller's order) is
-                        out[proof_offsets[i] .. proof_offsets[i+1]), sibling hashes from the
-                        leaf up, 32 bytes each.
-   proof_offsets: n_leaves + 1 entries out (byte offsets into out; proof_offsets[n] is the end).
-   scratch: scratch_len bytes, at least spr_merkle_scratch_size(n), 8-byte aligned.
+/* Build the tree over n_leaves 32-byte leaf hashes exactly as StandardMerkleTree.of does:
+   leaves sorted by hash (stable), a complete binary tree in an array of 2n-1 nodes with the
+   children of tree[i] at 2i+1 and 2i+2, sorted leaves placed at the end in reverse order.
+   tree:      (2n-1)*32 bytes out (tree_len at least that); tree[0..32) is the root.
+   positions: n out: positions[i] is the tree index of the caller's leaves[i]; its proof is
+              then read with spr_merkle_tree_proof.
+   scratch:   scratch_len bytes, at least spr_merkle_scratch_size(n), 8-byte aligned.
    Sorting is a radix sort on the hashes' first 8 bytes (ties broken by the full hash, then
-   the caller's index), O(n) for distinct leaves. SPR_ERR_BUFFER when out_len or scratch_len
-   is too small. */
-int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
-                          size_t *proof_offsets, void *scratch, size_t scratch_len);
-
-/* The tree of spr_merkle_build only (no proofs): tree gets (2n-1)*32 bytes (tree[0..32) is the
-   root), positions[i] the tree index of the caller's leaves[i]; a proof is then read with
-   spr_merkle_tree_proof. scratch as spr_merkle_build_flat. SPR_ERR_BUFFER when tree_len or
-   scratch_len is too small. */
-int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, size_t tree_len,
-                          size_t *positions, void *scratch, size_t scratch_len);
+   the caller's index), O(n) for distinct leaves. SPR_ERR_BUFFER when tree_len or
+   scratch_len is too small; SPR_ERR_ARG for NULL pointers, misaligned scratch or n_leaves 0
+   or above SPR_MERKLE_MAX_LEAVES. */
+SPR_API int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree,
+                                  size_t tree_len, size_t *positions, void *scratch,
+                                  size_t scratch_len);
 
 /* The proof of the leaf at tree index `position` (n_leaves - 1 <= position < 2n - 1) of a tree
    built by spr_merkle_build_tree: sibling hashes from the leaf up, 32 bytes each, into out.
    Returns their count (at most 64 for any n), SPR_ERR_BUFFER when out_len is too small. */
-int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position, uint8_t *out,
-                          size_t out_len);
+SPR_API int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position,
+                                  uint8_t *out, size_t out_len);
 
 /* Leaves of n Claims (DESIGN section 3: Claim = (address account, uint256 value)):
    accounts n 20-byte addresses back to back, values n 32-byte big-endian words back to back.
@@ -255,8 +272,8 @@ int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position,
    encoding 12 zero bytes | account | value, as spr_merkle_leaves over those encodings (eight at
    a time in AVX-512 lanes). leaves: n * 32 bytes out. SPR_ERR_ARG for NULL pointers (accounts
    and values may be NULL when n is 0) or n above SPR_MERKLE_MAX_LEAVES. */
-int spr_merkle_claim_leaves(const uint8_t *accounts, const uint8_t *values, size_t n,
-                            uint8_t *leaves);
+SPR_API int spr_merkle_claim_leaves(const uint8_t *accounts, const uint8_t *values, size_t n,
+                                    uint8_t *leaves);
 
 /* OpenZeppelin multiproof (core getMultiProof of @openzeppelin/merkle-tree 1.x, as
    StandardMerkleTree.getMultiProof uses it) of the caller's leaves indices[0..n_indices) of a
@@ -272,10 +289,10 @@ int spr_merkle_claim_leaves(const uint8_t *accounts, const uint8_t *values, size
    n_indices == 0 is allowed, as in OpenZeppelin: the proof is the root alone, no flags.
    O(k log k + k log n) for k = n_indices. SPR_ERR_ARG for NULL pointers, an index >= n, the
    same index twice or n_indices > n; SPR_ERR_BUFFER when proof_cap or flags_cap is too small. */
-int spr_merkle_multiproof(const uint8_t *tree, size_t n_leaves, const size_t *positions,
-                          const size_t *indices, size_t n_indices, size_t *order,
-                          uint8_t *proof, size_t proof_cap, size_t *n_proof, uint8_t *flags,
-                          size_t flags_cap, size_t *n_flags, size_t *scratch);
+SPR_API int spr_merkle_multiproof(const uint8_t *tree, size_t n_leaves, const size_t *positions,
+                                  const size_t *indices, size_t n_indices, size_t *order,
+                                  uint8_t *proof, size_t proof_cap, size_t *n_proof, uint8_t *flags,
+                                  size_t flags_cap, size_t *n_flags, size_t *scratch);
 
 /* The root a multiproof leads to (OpenZeppelin MerkleProof.processMultiProof and the JS
    library's processMultiProof): n_leaves 32-byte leaf hashes in the multiproof's order,
@@ -285,13 +302,14 @@ int spr_merkle_multiproof(const uint8_t *tree, size_t n_leaves, const size_t *po
    hash to take, and the proof is used exactly (no flags: the root is the lone leaf, or the
    lone proof hash when there is no leaf); SPR_ERR_ARG for NULL pointers or a flag byte
    other than 0 and 1. */
-int spr_merkle_process_multiproof(const uint8_t *leaves, size_t n_leaves, const uint8_t *proof,
-                                  size_t n_proof, const uint8_t *flags, size_t n_flags,
-                                  uint8_t *hashes, uint8_t root_out[32]);
+SPR_API int spr_merkle_process_multiproof(const uint8_t *leaves, size_t n_leaves,
+                                          const uint8_t *proof, size_t n_proof,
+                                          const uint8_t *flags, size_t n_flags, uint8_t *hashes,
+                                          uint8_t root_out[32]);
 
 /* Fold a proof: root_out = hash_pair(...hash_pair(leaf, proof[0])..., proof[n-1]). */
-int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,
-                             uint8_t root_out[32]);
+SPR_API int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,
+                                     uint8_t root_out[32]);
 
 /* ---- Verkle state proofs (EIP-6800 execution witnesses; Banderwagon IPA multiproofs) -------
  * Sources: EIP-6800; the Verkle multiproof and IPA as specified by crate-crypto/verkle-spec and
@@ -325,47 +343,47 @@ int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_
 #define SPR_VERKLE_KEY_RECORD_LEN 65      /* stem[31] || suffix || present flag || value[32] */
 
 /* Decode a compressed point into its uncompressed form (y lexicographically largest). */
-int spr_banderwagon_decode(const uint8_t in[32], uint8_t out[64]);
+SPR_API int spr_banderwagon_decode(const uint8_t in[32], uint8_t out[64]);
 /* Compressed encoding of an uncompressed point (checked to be on the curve: else
    SPR_ERR_VERKLE_NOT_ON_CURVE; coordinates must be canonical). */
-int spr_banderwagon_encode(const uint8_t in[64], uint8_t out[32]);
+SPR_API int spr_banderwagon_encode(const uint8_t in[64], uint8_t out[32]);
 /* out = a + b, uncompressed in and out (inputs checked on the curve). */
-int spr_banderwagon_add(const uint8_t a[64], const uint8_t b[64], uint8_t out[64]);
+SPR_API int spr_banderwagon_add(const uint8_t a[64], const uint8_t b[64], uint8_t out[64]);
 /* out = scalar * p (scalar < r, little-endian). */
-int spr_banderwagon_mul(const uint8_t p[64], const uint8_t scalar[32], uint8_t out[64]);
+SPR_API int spr_banderwagon_mul(const uint8_t p[64], const uint8_t scalar[32], uint8_t out[64]);
 /* map_to_field(P) = x / y in Fp, reduced into Fr, 32 bytes little-endian ("hash_commitment"). */
-int spr_banderwagon_map_to_field(const uint8_t p[64], uint8_t out[32]);
+SPR_API int spr_banderwagon_map_to_field(const uint8_t p[64], uint8_t out[32]);
 
 /* Pedersen vector commitment sum_i s_i * G_i over the CRS (G_0..G_255 derived from the seed
    "eth_verkle_oct_2021"), n <= 256 scalars (32 bytes LE each, < r). out: uncompressed. */
-int spr_verkle_commit(const uint8_t *scalars, size_t n, uint8_t out[64]);
+SPR_API int spr_verkle_commit(const uint8_t *scalars, size_t n, uint8_t out[64]);
 
 /* EIP-6800 tree key: the first 31 bytes of map_to_field(commit(2 + 256 * 64, address[0:16],
    address[16:32], tree_index[0:16], tree_index[16:32])) (16-byte halves read little-endian),
    then sub_index. address: 32 bytes (an address left-padded with zeros); tree_index: 32 bytes
    little-endian. */
-int spr_verkle_tree_key(const uint8_t address[32], const uint8_t tree_index[32],
-                        uint8_t sub_index, uint8_t out[32]);
+SPR_API int spr_verkle_tree_key(const uint8_t address[32], const uint8_t tree_index[32],
+                                uint8_t sub_index, uint8_t out[32]);
 
 /* Replay a transcript script and return its last challenge (32 bytes LE). ops: records
    kind(1) || label_len(1) || label || payload, kind 1 = new (first record only), 2 =
    domain_sep, 3 = append_scalar (32-byte LE payload, < r), 4 = append_point (32-byte
    compressed payload), 5 = challenge. SPR_ERR_VERKLE_ENCODING for a malformed script. */
-int spr_verkle_transcript(const uint8_t *ops, size_t ops_len, uint8_t out[32]);
+SPR_API int spr_verkle_transcript(const uint8_t *ops, size_t ops_len, uint8_t out[32]);
 
 /* IPA opening check: commitment (compressed) opens to `output` at `input` (both 32-byte LE
    scalars), proof = L[8] || R[8] || a (544 bytes, a little-endian), transcript label. SPR_OK or
    SPR_ERR_VERKLE_PROOF_MISMATCH (or a decoding error). */
-int spr_verkle_ipa_verify(const uint8_t *label, size_t label_len, const uint8_t commitment[32],
-                          const uint8_t input[32], const uint8_t output[32],
-                          const uint8_t proof[544]);
+SPR_API int spr_verkle_ipa_verify(const uint8_t *label, size_t label_len,
+                                  const uint8_t commitment[32], const uint8_t input[32],
+                                  const uint8_t output[32], const uint8_t proof[544]);
 
 /* Multiproof check of n queries (commitment i compressed at commitments[32i], opened at domain
    point zs[i] in 0..255 to ys[32i] (LE scalar)), proof of SPR_VERKLE_PROOF_LEN bytes,
    transcript label (the execution witness uses "vt"). */
-int spr_verkle_multiproof_verify(const uint8_t *label, size_t label_len,
-                                 const uint8_t *commitments, const uint8_t *zs, const uint8_t *ys,
-                                 size_t n, const uint8_t proof[576]);
+SPR_API int spr_verkle_multiproof_verify(const uint8_t *label, size_t label_len,
+                                         const uint8_t *commitments, const uint8_t *zs,
+                                         const uint8_t *ys, size_t n, const uint8_t proof[576]);
 
 /* Counters of one spr_verkle_verify_witness call (may be NULL). */
 typedef struct {
@@ -390,9 +408,9 @@ typedef struct {
    multiproof under transcript label "vt". Keys must be distinct; their order is free.
    out: n_keys * 33 bytes (flag || value of each key in witness order), written only on SPR_OK.
    Returns SPR_OK or an SPR_ERR_VERKLE_* status. */
-int spr_verkle_verify_witness(const uint8_t pre_state_root[32], const uint8_t *witness,
-                              size_t witness_len, uint8_t *out, size_t out_len,
-                              spr_verkle_stats *stats);
+SPR_API int spr_verkle_verify_witness(const uint8_t pre_state_root[32], const uint8_t *witness,
+                                      size_t witness_len, uint8_t *out, size_t out_len,
+                                      spr_verkle_stats *stats);
 
 #ifdef __cplusplus
 }

@@ -10,6 +10,9 @@
 
 #include "spr.h"
 
+/* Hidden even in a build without -fvisibility=hidden: not part of the interface (spr.h). */
+#pragma GCC visibility push(hidden)
+
 /* keccak-256 without argument checks (data may be NULL only when len == 0). */
 void spr_keccak256_unchecked(const uint8_t *data, size_t len, uint8_t out[32]);
 
@@ -148,5 +151,7 @@ int spr_account_from_value(const uint8_t *v, size_t vl, spr_account *account);
 /* Decode a proven storage leaf value rlp(non-zero uint256) into a 32-byte word (zeroed on
    error): SPR_OK or SPR_ERR_BAD_VALUE. */
 int spr_storage_from_value(const uint8_t *v, size_t vl, uint8_t out[32]);
+
+#pragma GCC visibility pop
 
 #endif /* SPR_INTERNAL_H */

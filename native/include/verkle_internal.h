@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Hidden even in a build without -fvisibility=hidden: not part of the interface (spr.h). */
+#pragma GCC visibility push(hidden)
+
 typedef unsigned __int128 vk_u128;
 
 typedef struct {
@@ -285,5 +288,7 @@ int vk_multiproof_verify(vk_transcript *tr, const vk_affine *comms, const uint8_
 uint64_t vk_now_ns(void);
 /* Messages of the SPR_ERR_VERKLE_* statuses (status.c falls back to it). */
 const char *vk_strerror(int status);
+
+#pragma GCC visibility pop
 
 #endif

@@ -43,102 +43,11 @@ int spr_merkle_hash_pair(const uint8_t a[32], const uint8_t b[32], uint8_t out[3
     return SPR_OK;
 }
 
-static inline size_t floor_log2(size_t v)
-{
-    size_t r = 0;
-    while (v >>= 1) {
-        r++;
-    }
-    return r;
-}
-
-size_t spr_merkle_proofs_size(size_t n_leaves)
-{
-    if (n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES) {
-        return 0;
-    }
-    /* leaf positions t = n-1 .. 2n-2 have depth floor(log2(t + 1)), i.e. floor(log2(u)) for
-       u = n .. 2n-1: k = floor(log2(n)) for all, plus one for the u >= 2^(k+1) */
-    const size_t k = floor_log2(n_leaves);
-    return n_leaves * k + (2 * n_leaves - ((size_t)2 << k));
-}
-
 /* order: leaf hash, then caller index (makes the unstable heapsort equal to a stable sort) */
 static inline int leaf_less(const uint8_t *leaves, size_t a, size_t b)
 {
     const int c = memcmp(leaves + 32 * a, leaves + 32 * b, 32);
     return c < 0 || (c == 0 && a < b);
-}
-
-static void sift_down(const uint8_t *leaves, size_t *order, size_t root, size_t end)
-{
-    for (;;) {
-        size_t child = 2 * root + 1;
-        if (child >= end) {
-            return;
-        }
-        if (child + 1 < end && leaf_less(leaves, order[child], order[child + 1])) {
-            child++;
-        }
-        if (!leaf_less(leaves, order[root], order[child])) {
-            return;
-        }
-        const size_t tmp = order[root];
-        order[root] = order[child];
-        order[child] = tmp;
-        root = child;
-    }
-}
-
-int spr_merkle_build(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, uint8_t *proofs,
-                     size_t *proof_lens, size_t *scratch)
-{
-    if (leaves == NULL || tree == NULL || proof_lens == NULL || scratch == NULL ||
-        n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES || (proofs == NULL && n_leaves > 1)) {
-        return SPR_ERR_ARG;
-    }
-    const size_t n = n_leaves;
-    size_t *order = scratch;         /* order[k] = caller index of the k-th smallest leaf */
-    size_t *position = scratch + n;  /* position[i] = tree index of leaves[i] */
-
-    /* heapsort (no recursion, no allocation) */
-    for (size_t i = 0; i < n; i++) {
-        order[i] = i;
-    }
-    for (size_t start = n / 2; start-- > 0;) {
-        sift_down(leaves, order, start, n);
-    }
-    for (size_t end = n - 1; end > 0; end--) {
-        const size_t tmp = order[0];
-        order[0] = order[end];
-        order[end] = tmp;
-        sift_down(leaves, order, 0, end);
-    }
-
-    const size_t size = 2 * n - 1;
-    for (size_t k = 0; k < n; k++) {
-        const size_t t = size - 1 - k;
-        memcpy(tree + 32 * t, leaves + 32 * order[k], 32);
-        position[order[k]] = t;
-    }
-    for (size_t i = size - n; i-- > 0;) {
-        hash_pair(tree + 32 * (2 * i + 1), tree + 32 * (2 * i + 2), tree + 32 * i);
-    }
-
-    uint8_t *out = proofs;
-    for (size_t i = 0; i < n; i++) {
-        size_t t = position[i];
-        size_t count = 0;
-        while (t > 0) {
-            const size_t sibling = (t & 1) ? t + 1 : t - 1;
-            memcpy(out, tree + 32 * sibling, 32);
-            out += 32;
-            count++;
-            t = (t - 1) / 2;
-        }
-        proof_lens[i] = count;
-    }
-    return SPR_OK;
 }
 
 int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_t n_proof,
@@ -156,7 +65,7 @@ int spr_merkle_process_proof(const uint8_t leaf[32], const uint8_t *proof, size_
     return SPR_OK;
 }
 
-/* ---- bulk interface: many leaves in one call, the tree and every proof in one buffer ------ */
+/* ---- bulk interface: many leaves in one call, the tree, proofs read from it ---------------- */
 
 int spr_merkle_leaves(const uint8_t *encoded, size_t n_leaves, size_t stride, uint8_t *leaves)
 {
@@ -309,14 +218,6 @@ size_t spr_merkle_scratch_size(size_t n_leaves)
     return 2 * n_leaves * sizeof(leaf_key);
 }
 
-size_t spr_merkle_flat_size(size_t n_leaves)
-{
-    if (n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES) {
-        return 0;
-    }
-    return 32 * (2 * n_leaves - 1 + spr_merkle_proofs_size(n_leaves));
-}
-
 int spr_merkle_build_tree(const uint8_t *leaves, size_t n_leaves, uint8_t *tree, size_t tree_len,
                           size_t *positions, void *scratch, size_t scratch_len)
 {
@@ -383,40 +284,6 @@ int spr_merkle_tree_proof(const uint8_t *tree, size_t n_leaves, size_t position,
         count++;
     }
     return (int)count;
-}
-
-int spr_merkle_build_flat(const uint8_t *leaves, size_t n_leaves, uint8_t *out, size_t out_len,
-                          size_t *proof_offsets, void *scratch, size_t scratch_len)
-{
-    if (leaves == NULL || out == NULL || proof_offsets == NULL || scratch == NULL ||
-        n_leaves == 0 || n_leaves > SPR_MERKLE_MAX_LEAVES ||
-        ((uintptr_t)scratch % _Alignof(leaf_key)) != 0) {
-        return SPR_ERR_ARG;
-    }
-    const size_t n = n_leaves;
-    const size_t size = 2 * n - 1;
-    if (out_len < spr_merkle_flat_size(n) || scratch_len < spr_merkle_scratch_size(n)) {
-        return SPR_ERR_BUFFER;
-    }
-    /* the leaves' tree positions go into proof_offsets[0..n) until the proofs are written
-       (position < 2n-1 <= offsets) */
-    int rc = spr_merkle_build_tree(leaves, n, out, 32 * size, proof_offsets, scratch, scratch_len);
-    if (rc != SPR_OK) {
-        return rc;
-    }
-    size_t off = 32 * size;
-    for (size_t i = 0; i < n; i++) {
-        size_t t = proof_offsets[i];
-        proof_offsets[i] = off;
-        while (t > 0) {
-            const size_t sibling = (t & 1) ? t + 1 : t - 1;
-            memcpy(out + off, out + 32 * sibling, 32);
-            off += 32;
-            t = (t - 1) / 2;
-        }
-    }
-    proof_offsets[n] = off;
-    return SPR_OK;
 }
 
 int spr_merkle_claim_leaves(const uint8_t *accounts, const uint8_t *values, size_t n,

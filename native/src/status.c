@@ -1,6 +1,11 @@
-/* status.c - messages for the status codes of spr.h. */
+/* status.c - the interface version and the messages for the status codes of spr.h. */
 #include "spr_internal.h"
 #include "verkle_internal.h"
+
+int spr_version(void)
+{
+    return SPR_VERSION;
+}
 
 const char *spr_strerror(int status)
 {

@@ -1,7 +1,8 @@
-"""The bulk Merkle interface (spr_merkle_leaves, spr_merkle_build_flat): the same leaves, root
-and proofs as the one-leaf-at-a-time path and spr_merkle_build (itself checked against
-@openzeppelin/merkle-tree in test_merkle.py), including equal leaves and leaves sharing their
-first 8 bytes (the radix sort's tie-break), plus the C argument checks."""
+"""The bulk Merkle interface (spr_merkle_leaves, spr_merkle_build_tree with proofs read from the
+tree): the same leaves, root and proofs as the one-leaf-at-a-time path and a plain-Python
+StandardMerkleTree (checked itself against @openzeppelin/merkle-tree in test_merkle.py through
+the binding), including equal leaves and leaves sharing their first 8 bytes (the radix sort's
+tie-break), plus the C argument checks."""
 
 from __future__ import annotations
 
@@ -17,20 +18,29 @@ SIZES = [*range(1, 40), 63, 64, 65, 255, 256, 257, 1000, 4097]
 
 
 def _reference(leaves: list[bytes]) -> tuple[bytes, list[tuple[bytes, ...]]]:
-    """Root and proofs from spr_merkle_build (heapsort, per-leaf lengths)."""
+    """Root and proofs of StandardMerkleTree.of in plain Python: leaves sorted by hash with a
+    stable sort (equal hashes keep the caller's order), the tree array with the k-th sorted leaf
+    at 2n-2-k and the children of i at 2i+1 and 2i+2, pairs hashed sorted, each proof the
+    siblings from the leaf up. (It replaces spr_merkle_build, the C heapsort builder that only
+    the tests used.)"""
     n = len(leaves)
-    total = lib.spr_merkle_proofs_size(n)
-    tree = ffi.new("uint8_t[]", (2 * n - 1) * 32)
-    proofs = ffi.new("uint8_t[]", max(total, 1) * 32)
-    lens = ffi.new("size_t[]", n)
-    scratch = ffi.new("size_t[]", 2 * n)
-    assert lib.spr_merkle_build(b"".join(leaves), n, tree, proofs, lens, scratch) == lib.SPR_OK
-    flat = bytes(ffi.buffer(proofs, total * 32))
-    out, pos = [], 0
+    size = 2 * n - 1
+    tree = [b""] * size
+    position = [0] * n
+    for k, i in enumerate(sorted(range(n), key=leaves.__getitem__)):
+        tree[size - 1 - k] = leaves[i]
+        position[i] = size - 1 - k
+    for t in range(size - n - 1, -1, -1):
+        a, b = tree[2 * t + 1], tree[2 * t + 2]
+        tree[t] = keccak(min(a, b) + max(a, b))
+    proofs = []
     for i in range(n):
-        out.append(tuple(flat[pos + 32 * j : pos + 32 * j + 32] for j in range(lens[i])))
-        pos += 32 * lens[i]
-    return bytes(ffi.buffer(tree, 32)), out
+        proof, t = [], position[i]
+        while t > 0:
+            proof.append(tree[t + 1] if t % 2 else tree[t - 1])
+            t = (t - 1) // 2
+        proofs.append(tuple(proof))
+    return tree[0], proofs
 
 
 def _tricky_leaves(rng: random.Random, n: int) -> list[bytes]:
@@ -44,7 +54,7 @@ def _tricky_leaves(rng: random.Random, n: int) -> list[bytes]:
 
 
 @pytest.mark.parametrize("n", SIZES)
-def test_flat_build_equals_reference(n: int) -> None:
+def test_tree_build_equals_reference(n: int) -> None:
     leaves = _tricky_leaves(random.Random(n), n)
     root, proofs = _reference(leaves)
     tree = native.merkle_tree(leaves)
@@ -110,27 +120,13 @@ def test_bulk_argument_errors() -> None:
     assert native.merkle_leaves(b"", 160) == b""
 
 
-def test_c_flat_build_checks_buffers() -> None:
-    n = 10
-    leaves = b"".join(keccak(bytes([i])) for i in range(n))
-    size = lib.spr_merkle_flat_size(n)
-    assert size == 32 * (2 * n - 1 + lib.spr_merkle_proofs_size(n))
-    scratch_len = lib.spr_merkle_scratch_size(n)
-    out = ffi.new("uint8_t[]", size)
-    offsets = ffi.new("size_t[]", n + 1)
-    scratch = ffi.new("uint64_t[]", scratch_len // 8 + 1)
-    build = lib.spr_merkle_build_flat
-    assert build(leaves, n, out, size - 1, offsets, scratch, scratch_len) == lib.SPR_ERR_BUFFER
-    assert build(leaves, n, out, size, offsets, scratch, scratch_len - 1) == lib.SPR_ERR_BUFFER
-    misaligned = ffi.cast("uint8_t *", scratch) + 1
-    assert build(leaves, n, out, size, offsets, misaligned, scratch_len) == lib.SPR_ERR_ARG
-    assert build(leaves, 0, out, size, offsets, scratch, scratch_len) == lib.SPR_ERR_ARG
-    assert build(ffi.NULL, n, out, size, offsets, scratch, scratch_len) == lib.SPR_ERR_ARG
-    assert build(leaves, n, out, size, offsets, scratch, scratch_len) == lib.SPR_OK
-    assert offsets[n] == size
-    assert lib.spr_merkle_flat_size(0) == 0 and lib.spr_merkle_scratch_size(0) == 0
+def test_c_bulk_leaves_and_scratch_size_check_arguments() -> None:
+    out = ffi.new("uint8_t[]", 32)
+    assert lib.spr_merkle_scratch_size(0) == 0
+    assert lib.spr_merkle_scratch_size(lib.SPR_MERKLE_MAX_LEAVES + 1) == 0
+    assert lib.spr_merkle_scratch_size(10) >= 2 * 10 * 16
     assert lib.spr_merkle_leaves(ffi.NULL, 1, 160, out) == lib.SPR_ERR_ARG
-    assert lib.spr_merkle_leaves(leaves, 1, 160, ffi.NULL) == lib.SPR_ERR_ARG
+    assert lib.spr_merkle_leaves(b"\x00" * 160, 1, 160, ffi.NULL) == lib.SPR_ERR_ARG
 
 
 def test_c_tree_build_and_proof_reading_check_their_arguments() -> None:
