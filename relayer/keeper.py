@@ -23,7 +23,7 @@ from eth_utils import to_checksum_address
 
 from chains.bindings import BLOCK_LEAF_FIELDS
 from relayer.aggregator import EpochAggregate, aggregate_epoch
-from relayer.prover import snapshot_from_json
+from relayer.prover import EPOCH_FORMAT, snapshot_from_json
 from relayer.store import Store
 from relayer.submitter import Submitter
 
@@ -72,7 +72,11 @@ class ProofServer:
         holder = to_checksum_address(account)
         found: dict[int, dict[str, Any]] = {}
         settlement = self.submitter.settlement
-        records = [r for r in reversed(self.store.recent_epochs(SCAN_EPOCHS)) if r.status in SERVED_STATES]
+        records = [
+            r
+            for r in reversed(self.store.recent_epochs(SCAN_EPOCHS))
+            if r.status in SERVED_STATES and r.content.get("format") == EPOCH_FORMAT
+        ]
         for record in records:
             aggregate = self._aggregate(record.epoch, record.root, record.content)
             if aggregate is None:

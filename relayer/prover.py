@@ -166,6 +166,11 @@ async def prove_snapshot(
     return verify_snapshot(chain_id, vault, header, proof, accounts, mapping_slot)
 
 
+EPOCH_FORMAT = 2
+"""Format of a stored epoch's content (DESIGN section 3, formats v2: claims are (account, value));
+epochs stored in another format are failed at resume, their accounts are proven again."""
+
+
 def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
     """A JSON-able form of a verified snapshot (what an epoch is rebuilt from after a restart)."""
     header = snapshot.header

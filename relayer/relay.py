@@ -42,7 +42,7 @@ from relayer.keeper import ProofServer
 from relayer.log import get_logger
 from relayer.metrics import Metrics
 from relayer.proofscheme import prove_verkle_snapshot
-from relayer.prover import Snapshot, prove_snapshot, snapshot_from_json, snapshot_to_json
+from relayer.prover import EPOCH_FORMAT, Snapshot, prove_snapshot, snapshot_from_json, snapshot_to_json
 from relayer.settlement import EpochSignature, Settlement, Settler
 from relayer.store import EpochRecord, Store
 from relayer.submitter import Submitter
@@ -53,9 +53,6 @@ log = get_logger("relayer.relay")
 LOG_RANGE = 5_000
 """Blocks per eth_getLogs request when discovering depositors."""
 
-EPOCH_FORMAT = 2
-"""Format of a stored epoch's content (DESIGN section 3, formats v2); epochs stored in another
-format are failed at resume, their accounts are proven again."""
 
 FAILURES_UNREADY = 3
 """Rounds failing in a row after which /readyz reports the destination unready."""

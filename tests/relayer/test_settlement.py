@@ -241,3 +241,17 @@ def test_stale_blocks_are_reported(tmp_path: Path) -> None:
     assert asyncio.run(stage.stale(aggregate)) == []
     dest.now = snap.header.timestamp + MAX_AGE + 1
     assert asyncio.run(stage.stale(aggregate)) == [31337]
+
+
+def test_an_epoch_stored_in_another_format_is_given_up_not_crashed_on(tmp_path: Path) -> None:
+    from eth_account import Account
+
+    from relayer.relay import DestinationRelay
+
+    store = Store(tmp_path / "s.sqlite")
+    store.create_epoch(4, b"\x01" * 32, {"snapshots": [], "settle": ["0xA"]}, {"p": 8})  # a v1 epoch
+    relay = DestinationRelay(config(), [], FakeDestination(), Account.create(), store, Metrics())  # type: ignore[arg-type]
+    asyncio.run(relay.resume())
+    record = store.epoch(4)
+    assert record is not None and (record.status, record.reason) == ("failed", "old_format")
+    assert store.open_epochs() == []
