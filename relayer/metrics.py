@@ -51,6 +51,14 @@ class Metrics:
             ["chain", "reason"],
             registry=r,
         )
+        self.block_hash_confirmations = Counter(
+            "relayer_block_hash_confirmations_total",
+            "Proven block hashes checked with an endpoint on another host, by chain and outcome: "
+            "confirmed, mismatch (snapshot rejected), unavailable (no other endpoint answered: "
+            "retried later), single_endpoint (the chain has no other host: not cross-checked).",
+            ["chain", "outcome"],
+            registry=r,
+        )
         self.verify_seconds = Histogram(
             "relayer_verify_seconds",
             "Time to verify one snapshot's header and proofs natively.",

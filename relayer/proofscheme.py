@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from eth_utils import to_canonical_address, to_checksum_address
@@ -279,17 +280,18 @@ async def prove_verkle_snapshot(
 
     Raises SnapshotRejected ("header_mismatch", "malformed_header", "rpc_garbage",
     "malformed_witness", or those of verify_verkle_snapshot); RPC transport and JSON-RPC errors
-    pass through (the caller retries later), as in prove_snapshot.
+    pass through (the caller retries later), as in prove_snapshot. `header_host` is set as there.
     """
 
     def reject(reason: str, detail: str) -> SnapshotRejected:
         return SnapshotRejected(reason, chain_id, block_number, detail)
 
     try:
-        raw = await client.get_block(block_number)
+        served = await client.get_block_answered(block_number)
+        raw = served.result
         parent_raw = await client.get_block(block_number - 1) if block_number > 0 else None
         if raw is None:
-            raise BlockNotFound(block_number, host=client.host)
+            raise BlockNotFound(block_number, host=served.host)
         if parent_raw is None:
             raise reject("header_mismatch", f"block {block_number} has no parent block")
         header = verify_header(raw, expected_number=block_number)
@@ -303,4 +305,5 @@ async def prove_verkle_snapshot(
     witness = raw.get("executionWitness")
     if not isinstance(witness, Mapping):
         raise reject("malformed_witness", f"block {block_number} has no executionWitness object")
-    return verify_verkle_snapshot(chain_id, vault, header, witness, parent.state_root, accounts, mapping_slot)
+    snapshot = verify_verkle_snapshot(chain_id, vault, header, witness, parent.state_root, accounts, mapping_slot)
+    return replace(snapshot, header_host=served.host)

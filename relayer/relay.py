@@ -42,7 +42,7 @@ from relayer.keeper import ProofServer
 from relayer.log import get_logger
 from relayer.metrics import Metrics
 from relayer.proofscheme import prove_verkle_snapshot
-from relayer.prover import Snapshot, prove_snapshot, snapshot_from_json, snapshot_to_json
+from relayer.prover import Snapshot, confirm_block_hash, prove_snapshot, snapshot_from_json, snapshot_to_json
 from relayer.settlement import EpochSignature, Settlement, Settler
 from relayer.store import EpochRecord, Store
 from relayer.submitter import Submitter
@@ -292,10 +292,11 @@ class DestinationRelay:
                     block_number=height,
                     chunk_size=pair.config.proof_chunk_size,
                 )
+            confirmed_by = await self._confirm(pair, snapshot)
         except SnapshotRejected as exc:
             self.metrics.proofs_rejected.labels(chain, exc.reason).inc()
             self.store.record_snapshot(pair.chain_id, height, pair.config.vault, status="rejected", reason=exc.reason)
-            log.error("proof.rejected", chain=chain, block=height, reason=exc.reason, detail=exc.detail)
+            log.error("proof.rejected", chain=chain, block=height, reason=exc.reason, detail=exc.detail, **exc.evidence)
             return None
         for account, reason in snapshot.excluded:
             self.metrics.proofs_rejected.labels(chain, reason).inc()
@@ -319,8 +320,32 @@ class DestinationRelay:
             claims=len(snapshot.claims),
             excluded=len(snapshot.excluded),
             verify_ms=round(snapshot.verify_seconds * 1000, 2),
+            header_host=snapshot.header_host,
+            confirmed_by=confirmed_by,
         )
         return snapshot
+
+    async def _confirm(self, pair: PairRunner, snapshot: Snapshot) -> str | None:
+        """Have an endpoint on another host confirm the proven block hash before anything of the
+        snapshot is signed (`relayer.prover.confirm_block_hash`); counted by outcome. A mismatch
+        raises SnapshotRejected ("block_hash_unconfirmed"); when no other endpoint can answer,
+        the ChainError propagates and fails the round: nothing is signed for the height now and
+        it is proven again in a later round. Returns the confirming host, None for a chain with
+        a single endpoint host (not cross-checked)."""
+        chain = pair.config.source
+        outcomes = self.metrics.block_hash_confirmations
+        try:
+            host = await confirm_block_hash(pair.client, snapshot)
+        except SnapshotRejected:
+            outcomes.labels(chain, "mismatch").inc()
+            raise
+        except ChainError as exc:
+            outcomes.labels(chain, "unavailable").inc()
+            log.warning("block_hash.unconfirmable", chain=chain, block=snapshot.header.number,
+                        header_host=snapshot.header_host, error=str(exc))  # fmt: skip
+            raise
+        outcomes.labels(chain, "confirmed" if host is not None else "single_endpoint").inc()
+        return host
 
     # --- one epoch, resumable from any stored state ----------------------------------------
 

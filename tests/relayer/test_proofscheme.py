@@ -204,6 +204,11 @@ class _VerkleNode:
     async def get_block(self, block: int | str, full: bool = False) -> dict[str, Any] | None:
         return self.blocks.get(int(block))
 
+    async def get_block_answered(self, block: int | str, full: bool = False) -> Any:
+        from chains.rpc import Answered
+
+        return Answered(await self.get_block(block, full), self.host)
+
 
 def _header(template: dict[str, Any], number: int, parent_hash: str, state_root: bytes) -> dict[str, Any]:
     """A real Cancun header with number, parentHash and stateRoot replaced and its hash recomputed."""
@@ -238,6 +243,7 @@ def test_prove_verkle_snapshot_checks_headers_and_witness(vectors: Path) -> None
 
     snap = prove({7: parent, 8: block8})
     assert snap.header.number == 8 and [c.value for c in snap.claims] == [0, 0]
+    assert snap.header_host == "verkle.test:0"  # the endpoint another one must confirm
     # a parent that is not block 8's parent, a forged header hash, a block without a witness
     other = _header(template, 7, template["parentHash"], b"\x01" * 32)
     for blocks, reason in (
