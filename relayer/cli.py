@@ -225,7 +225,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from relayer.oneshot import VerificationFailed
+    from chains.errors import ChainError
+    from relayer.oneshot import Unconfirmed, VerificationFailed
     from relayer.proofscheme import scheme_for
 
     try:
@@ -235,14 +236,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if len(root) != 32:
                 raise ValueError("--root must be 32 bytes of hex")
         document = json.loads(Path(args.file).read_text())
-        result = scheme_for(document).verify(document, root)
+        scheme = scheme_for(document)
+        result = scheme.verify(document, root)
     except (OSError, ValueError) as exc:
         print(f"relayer: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except VerificationFailed as exc:
         print(f"INVALID: {exc}")
         return EXIT_FAILURE
+    if args.rpc is not None:
+        try:
+            result["confirmed"] = asyncio.run(scheme.confirm(result, args.rpc))
+        except Unconfirmed as exc:
+            print(f"UNCONFIRMED: {exc}")
+            return EXIT_FAILURE
+        except (ChainError, ValueError, OSError) as exc:
+            print(f"relayer: cannot confirm with --rpc: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
     print(json.dumps(result, indent=2))
+    number = result.get("blockNumber", result.get("block", "?"))
+    checked = f"chain {result.get('chainId', '?')} block {number} hash {result.get('blockHash', '?')}"
+    if "confirmed" in result:
+        print(f"verified: {checked}, confirmed by {result['confirmed']['host']}", file=sys.stderr)
+    else:
+        print(f"verified offline: {checked} (not confirmed by a node: pass --rpc URL)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -351,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="verify a `prove` file or a Verkle execution witness offline")
     p.add_argument("file")
     p.add_argument("--root", help="Verkle: the pre-state root (parent stateRoot) when the file has none")
+    p.add_argument("--rpc", metavar="URL",
+                   help="confirm the chain id and block hash against this node (exit 1 if it disagrees)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("status", help="the running daemon's chains, lag and backlog")
