@@ -32,6 +32,8 @@ def status(daemon: Daemon) -> dict[str, object]:
             "last_poll_age_seconds": round(now - watcher.last_ok, 3) if watcher.last_ok else None,
             "error": watcher.last_error,
             "endpoints": daemon.clients[name].endpoints_status() if name in daemon.clients else [],
+            # proven block hashes are confirmed by a second endpoint only with two hosts or more
+            "endpoint_hosts": len(set(daemon.clients[name].hosts)) if name in daemon.clients else 0,
         }
     return {
         "chains": chains,

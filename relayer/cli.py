@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from relayer.config import ConfigError, load_config
+    from relayer.config import ConfigError, load_config, notes
 
     try:
         config = load_config(args.config)
@@ -53,6 +53,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(problem)
         return EXIT_USAGE
     print(f"{args.config}: ok ({len(config.chains)} chains, {len(config.pairs)} pairs)")
+    for note in notes(config):
+        print(f"note: {note}")
     return EXIT_OK
 
 
