@@ -126,6 +126,7 @@ class Daemon:
                     self.metrics,
                     finalized=None if chain.finality == "head" else _final_height(watcher),
                     on_settled=self.on_settled,
+                    committee_refresh_seconds=chain.poll_interval_seconds,
                 )
             )
 

@@ -127,6 +127,34 @@ class Metrics:
             ["chain", "host", "method", "reason"],
             registry=r,
         )
+        self.committee_generation = Gauge(
+            "relayer_committee_generation",
+            "Committee generation of the destination's EpochVerifier (+1 per setCommittee).",
+            ["destination"],
+            registry=r,
+        )
+        self.committee_threshold = Gauge(
+            "relayer_committee_threshold",
+            "Member signatures an epoch needs on the destination's EpochVerifier.",
+            ["destination"],
+            registry=r,
+        )
+        self.committee_size = Gauge(
+            "relayer_committee_size", "Members of the destination's current committee.", ["destination"], registry=r
+        )
+        self.committee_member = Gauge(
+            "relayer_committee_member",
+            "1 when this daemon's attester is a member of the destination's current committee, else 0.",
+            ["destination", "attester"],
+            registry=r,
+        )
+        self.committee_signatures_missing = Gauge(
+            "relayer_committee_signatures_missing",
+            "Member signatures the threshold needs beyond those this daemon can collect (0: it can "
+            "submit epochs; above 0 it creates none).",
+            ["destination"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "relayer_backlog_snapshots", "Snapshots due but not yet relayed.", registry=r
         )

@@ -24,6 +24,7 @@ once; an epoch whose processing keeps failing is given up after `max_epoch_attem
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
@@ -45,7 +46,7 @@ from relayer.proofscheme import prove_verkle_snapshot
 from relayer.prover import Snapshot, confirm_block_hash, prove_snapshot, snapshot_from_json, snapshot_to_json
 from relayer.settlement import EpochSignature, Settlement, Settler
 from relayer.store import EpochRecord, Store
-from relayer.submitter import Submitter
+from relayer.submitter import Committee, Submitter
 from relayer.watcher import ChainWatcher
 
 log = get_logger("relayer.relay")
@@ -143,9 +144,11 @@ class DestinationRelay:
         finalized: Callable[[], int] | None = None,
         on_settled: Callable[[Settlement], None] | None = None,
         idle_seconds: float = 0.5,
+        committee_refresh_seconds: float = 2.0,
     ) -> None:
         """`finalized()`: the destination's final height (its watcher), None when the head is
-        final; `on_settled` is called for each account settled."""
+        final; `on_settled` is called for each account settled; the committee is read again
+        every `committee_refresh_seconds` while idle, and before every round with work due."""
         self.config = config
         self.pairs = pairs
         self.sources = {p.chain_id: p for p in pairs}
@@ -163,6 +166,11 @@ class DestinationRelay:
         self.balance: int | None = None
         self.consecutive_failures = 0
         self.last_failure: str | None = None
+        self.committee: Committee | None = None
+        self.committee_refresh_seconds = committee_refresh_seconds
+        self._committee_read_at = -math.inf
+        self._committee_noted: tuple[str, ...] = ()
+        self._held: set[int] = set()
 
     def _chain_label(self, chain_id: int) -> str:
         source = self.sources.get(chain_id)
@@ -178,6 +186,7 @@ class DestinationRelay:
             try:
                 if self.balance is None:
                     await self.refresh_balance()
+                await self.refresh_committee()
                 await self.resume()
                 worked = await self.round()
                 self.consecutive_failures = 0
@@ -211,6 +220,9 @@ class DestinationRelay:
         self.metrics.backlog_age.set(time.time() - min(since) if since else 0.0)
         if not due:
             return False
+        await self.refresh_committee(force=True)
+        if self.committee_problems():
+            return False  # an epoch would only revert: prove nothing now, the heights wait
         heights = {pair.key: height for pair, height in due}
         snapshots = []
         for pair, height in due:
@@ -259,6 +271,64 @@ class DestinationRelay:
         await self._process(record, aggregate)
         await self.refresh_balance()
         return True
+
+    # --- the committee, read from the destination's EpochVerifier ---------------------------
+
+    def signers(self) -> list[str]:
+        """Attesters whose signatures this daemon can collect for an epoch: its own today (an
+        attestation exchange between members would add its peers here)."""
+        return [self.attester.address]
+
+    def committee_problems(self) -> list[str]:
+        """Why this daemon cannot have an epoch accepted under the current committee, in plain
+        words (empty when it can, or before the committee was first read)."""
+        committee = self.committee
+        if committee is None:
+            return []
+        problems = []
+        signers = self.signers()
+        if committee.is_member(self.attester.address):
+            missing = committee.missing_signatures(signers)
+        else:  # said first; then what the threshold would still need were it a member again
+            problems.append(
+                f"attester {self.attester.address} is not in the committee of generation {committee.generation}"
+            )
+            missing = max(0, committee.threshold - len({s.lower() for s in signers}))
+        if missing:
+            whose = "member's signature" if missing == 1 else "members' signatures"
+            problems.append(f"threshold {committee.threshold} needs {missing} more {whose}; this daemon has no peers")
+        return problems
+
+    async def refresh_committee(self, *, force: bool = False) -> Committee:
+        """Read generation, threshold and members from the EpochVerifier (one JSON-RPC batch),
+        at most every `committee_refresh_seconds` unless `force`; update the metrics and log a
+        change (`committee.read` first, then `committee.changed`) and, once per change, why no
+        epoch can be submitted (`committee.unable`). Raises ChainError (RPC trouble)."""
+        now = time.monotonic()
+        if self.committee is not None and not force and now - self._committee_read_at < self.committee_refresh_seconds:
+            return self.committee
+        committee = await self.submitter.committee()
+        self._committee_read_at = now
+        previous, self.committee = self.committee, committee
+        destination = self.config.chain
+        member = committee.is_member(self.attester.address)
+        self.metrics.committee_generation.labels(destination).set(committee.generation)
+        self.metrics.committee_threshold.labels(destination).set(committee.threshold)
+        self.metrics.committee_size.labels(destination).set(len(committee.members))
+        self.metrics.committee_member.labels(destination, self.attester.address).set(1 if member else 0)
+        self.metrics.committee_signatures_missing.labels(destination).set(committee.missing_signatures(self.signers()))
+        if committee != previous:
+            log.info("committee.read" if previous is None else "committee.changed", destination=destination,
+                     generation=committee.generation, threshold=committee.threshold, members=list(committee.members),
+                     attester=self.attester.address, attester_is_member=member)  # fmt: skip
+        problems = tuple(self.committee_problems())
+        if problems != self._committee_noted:
+            self._committee_noted = problems
+            if problems:
+                log.warning("committee.unable", destination=destination, problems=list(problems))
+            else:
+                log.info("committee.able", destination=destination, generation=committee.generation)
+        return committee
 
     async def refresh_balance(self) -> int:
         """Read the sender's balance (wei) into the metric and `self.balance`."""
@@ -402,6 +472,13 @@ class DestinationRelay:
             if latest != epoch - 1 or await self.submitter.recorded_root(epoch - 1) != previous:
                 self._fail(epoch, "superseded", latest=latest)
                 return
+            problems = self.committee_problems()
+            if problems:  # submitting would only revert: keep it open until the committee allows it
+                if epoch not in self._held:
+                    self._held.add(epoch)
+                    log.warning("epoch.held", epoch=epoch, root=record.root, problems=problems)
+                return
+            self._held.discard(epoch)
             self.metrics.epochs_submitted.inc()
         if await self.settler.stale(aggregate):
             self._fail(epoch, "stale")

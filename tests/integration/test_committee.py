@@ -1,0 +1,123 @@
+"""Committee from the chain, on real anvil nodes with the daemon as a process: it reads members,
+threshold and generation from the EpochVerifier and follows a `setCommittee` rotation without
+a restart - readiness and metrics change, no epoch is created while this member cannot have one
+accepted, and after rotating back it settles again."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from relayer import devnet
+from tests.integration.daemon_runs import DaemonRuns
+from tests.integration.test_devnet_relay import wait_for
+
+pytestmark = pytest.mark.integration
+
+ACCOUNTS = 3
+
+
+def readyz(runs: DaemonRuns) -> tuple[int, dict[str, Any]]:
+    url = runs.metrics.removesuffix("/metrics") + "/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def status(runs: DaemonRuns) -> dict[str, Any]:
+    url = runs.metrics.removesuffix("/metrics") + "/v1/status"
+    data: dict[str, Any] = json.loads(urllib.request.urlopen(url, timeout=5).read())
+    return data
+
+
+def gauge(runs: DaemonRuns, sample: str) -> float | None:
+    for line in urllib.request.urlopen(runs.metrics, timeout=5).read().decode().splitlines():
+        if line.startswith(sample + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonRuns]:
+    directory = tmp_path_factory.mktemp("committee")
+    net = devnet.provision(directory, accounts=ACCOUNTS, detach=False, progress=False, every_blocks=2)
+    daemon = DaemonRuns(net)
+    daemon.start()
+    try:
+        wait_for("first settlement of every account", daemon.all_settled_as_source_says, 60)
+        yield daemon
+    finally:
+        try:
+            daemon.stop()
+        finally:
+            devnet.stop(directory)
+
+
+def test_a_committee_rotation_is_followed_without_restart(runs: DaemonRuns) -> None:
+    attester = devnet.dev_account(1).address
+    other = devnet.dev_account(5).address
+    owner = runs.dst.eth.accounts[0]  # dev account 0 deployed and owns the verifier
+    member = f'relayer_committee_member{{attester="{attester}",destination="destination"}}'
+    generation = 'relayer_committee_generation{destination="destination"}'
+    threshold = 'relayer_committee_threshold{destination="destination"}'
+    assert gauge(runs, generation) == 1 and gauge(runs, threshold) == 1 and gauge(runs, member) == 1
+    assert readyz(runs)[0] == 200
+    committee = status(runs)["committee"]["destination"]
+    assert committee["members"] == [attester] and committee["attester_is_member"] is True
+
+    def rotate(members: list[str], needed: int) -> None:
+        tx = runs.verifier.functions.setCommittee(members, needed).transact({"from": owner})
+        assert runs.dst.eth.wait_for_transaction_receipt(tx)["status"] == 1
+
+    def accepted() -> int:
+        return len(runs.verifier.events.EpochAccepted.get_logs(from_block=0))
+
+    # 1. this member's attester is rotated out
+    rotate([other], 1)
+    wait_for("readiness to name the rotation", lambda: readyz(runs)[0] == 503, 30)
+    assert f"destination destination: attester {attester} is not in the committee of generation 2" in readyz(runs)[1][
+        "problems"
+    ]
+    assert gauge(runs, member) == 0 and gauge(runs, generation) == 2
+    epochs_before, created_before = accepted(), len(runs.events("epoch.created"))
+    account = runs.accounts[0]
+    settled_before = runs.settled(account)
+    tx = runs.vault.functions.deposit().transact({"from": account, "value": 10**15})
+    runs.src.eth.wait_for_transaction_receipt(tx)
+    changed_at = runs.src.eth.block_number
+    wait_for("the change to become final and due", lambda: runs.src.eth.block_number >= changed_at + 6, 30)
+
+    # 2. back in, but the threshold needs a signature this daemon cannot collect
+    rotate([attester, other], 2)
+    wait_for("readiness to name the threshold", lambda: gauge(runs, generation) == 3, 30)
+    code, body = readyz(runs)
+    assert code == 503
+    assert "destination destination: threshold 2 needs 1 more member's signature; this daemon has no peers" in body[
+        "problems"
+    ]
+    assert gauge(runs, threshold) == 2 and gauge(runs, member) == 1
+    assert gauge(runs, 'relayer_committee_signatures_missing{destination="destination"}') == 1
+    wait_for("a few more source blocks", lambda: runs.src.eth.block_number >= changed_at + 10, 30)
+    assert accepted() == epochs_before, "an epoch was submitted under a committee it cannot satisfy"
+    assert len(runs.events("epoch.created")) == created_before, "an epoch was created that could only revert"
+    assert runs.settled(account) == settled_before
+    assert not [e for e in runs.events("epoch.failed") if e.get("reason") in ("UnknownSigner", "BelowThreshold")]
+    assert [e["problems"] for e in runs.events("committee.unable")][-2:] == [
+        [f"attester {attester} is not in the committee of generation 2"],
+        ["threshold 2 needs 1 more member's signature; this daemon has no peers"],
+    ]
+
+    # 3. rotated back to a committee it can satisfy: ready again, and it settles the change
+    rotate([attester], 1)
+    wait_for("ready again", lambda: readyz(runs)[0] == 200, 30)
+    assert gauge(runs, generation) == 4 and gauge(runs, threshold) == 1 and gauge(runs, member) == 1
+    wait_for("settlement after rotating back", runs.all_settled_as_source_says, 60)
+    assert runs.settled(account) > settled_before
+    assert accepted() > epochs_before
