@@ -295,6 +295,15 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"settlements {data['settlements']}")
     for chain, balance in data.get("signer_balance_wei", {}).items():
         print(f"sender on {chain}: {_eth(balance) if balance is not None else 'unknown'}")
+    for chain, committee in data.get("committee", {}).items():
+        if committee.get("generation") is None:
+            print(f"committee on {chain}: not read yet")
+            continue
+        member = "a member" if committee["attester_is_member"] else "NOT a member"
+        print(f"committee on {chain}: generation {committee['generation']}, threshold {committee['threshold']} "
+              f"of {len(committee['members'])}; attester {committee['attester']} is {member}")
+        for problem in committee.get("problems", []):
+            print(f"  cannot attest: {problem}")
     return EXIT_OK
 
 

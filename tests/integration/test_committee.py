@@ -6,6 +6,8 @@ accepted, and after rotating back it settles again."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -86,6 +88,14 @@ def test_a_committee_rotation_is_followed_without_restart(runs: DaemonRuns) -> N
         "problems"
     ]
     assert gauge(runs, member) == 0 and gauge(runs, generation) == 2
+    shown = subprocess.run(
+        [sys.executable, "-m", "relayer.cli", "status", "--url", runs.metrics.removesuffix("/metrics")],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    expected = f"committee on destination: generation 2, threshold 1 of 1; attester {attester} is NOT a member"
+    assert expected in shown.stdout
+    assert f"cannot attest: attester {attester} is not in the committee of generation 2" in shown.stdout
     epochs_before, created_before = accepted(), len(runs.events("epoch.created"))
     account = runs.accounts[0]
     settled_before = runs.settled(account)
