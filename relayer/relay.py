@@ -5,7 +5,10 @@ A round:
 1. for each pair whose source has a new due height (a multiple of `every_blocks` at or
    below the finalized height): discover depositors from vault events, prove and verify
    the snapshot (a header or account proof that fails rejects the snapshot whole; a storage
-   proof that fails excludes its account only);
+   proof that fails excludes its account only), then have an endpoint on another host confirm
+   its block hash (another hash rejects it; no answer fails the round, the height is proven
+   again later); nothing is proven while this member cannot satisfy the destination's
+   committee (read from its EpochVerifier each round: membership, threshold, generation);
 2. when the destination needs some claim (`relayer.settlement.needs_settlement`, read from
    the destination's positions), aggregate the snapshots into one epoch numbered after the
    destination's latest, sign it (EIP-712, chained to the previous root) and store it with

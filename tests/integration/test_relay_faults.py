@@ -85,6 +85,8 @@ def test_relaying_continues_through_the_other_endpoint(harness: Harness, mode: s
     assert harness.source_proxy.hits > 0
     if mode == "down":  # the header came from the direct endpoint: confirmed through the second proxy
         assert harness.source_second.hits > 0
+    metrics = urllib.request.urlopen(harness.metrics, timeout=5).read().decode()
+    assert 'relayer_block_hash_confirmations_total{chain="source",outcome="confirmed"}' in metrics
 
 
 def rejected_heights(harness: Harness) -> set[int]:
