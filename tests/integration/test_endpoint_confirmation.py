@@ -16,6 +16,7 @@ from chains.anvil import AnvilNode, start_anvil
 from chains.bindings import contract, deploy_vault
 from relayer import devnet
 from tests.integration.daemon_runs import DaemonRuns
+from tests.integration.proxy import TamperProxy
 from tests.integration.test_devnet_relay import wait_for
 
 pytestmark = pytest.mark.integration
@@ -92,3 +93,57 @@ def test_a_fake_first_endpoint_is_rejected_as_unconfirmed(fake_first: tuple[Daem
     assert 'relayer_proofs_rejected_total{chain="source",reason="block_hash_unconfirmed"}' in metrics
     assert 'relayer_block_hash_confirmations_total{chain="source",outcome="mismatch"}' in metrics
     assert 'outcome="confirmed"' not in metrics
+
+
+@pytest.fixture(scope="module")
+def second_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonRuns, TamperProxy]]:
+    """The honest source node first, and a second endpoint (a proxy in front of the same node)
+    that can be switched off."""
+    directory = tmp_path_factory.mktemp("second-down")
+    net = devnet.provision(directory, accounts=ACCOUNTS, detach=False, progress=False, every_blocks=2)
+    runs = DaemonRuns(net)
+    second = TamperProxy(runs.source_rpc).start()
+    try:
+        text = net.config_path.read_text()
+        net.config_path.write_text(
+            text.replace(f'rpc = ["{runs.source_rpc}"]', f'rpc = ["{runs.source_rpc}", "{second.url}"]')
+            .replace("poll_interval_seconds = 0.5", "poll_interval_seconds = 0.5\nrpc_timeout_seconds = 1.0")
+        )
+        runs.start()
+        wait_for("first settlement of every account", runs.all_settled_as_source_says, 60)
+        yield runs, second
+    finally:
+        try:
+            runs.stop()
+        finally:
+            second.stop()
+            devnet.stop(directory)
+
+
+def test_no_second_endpoint_answering_postpones_the_height(second_down: tuple[DaemonRuns, TamperProxy]) -> None:
+    """A second endpoint that cannot answer is transient, not a rejection: nothing is signed for
+    the height while it is down, and the change settles once it is back."""
+    runs, second = second_down
+    account = runs.accounts[1]
+    settled_before = runs.settled(account)
+    created_before = len(runs.events("epoch.created"))
+    second.set_mode("down")
+    try:
+        tx = runs.vault.functions.deposit().transact({"from": account, "value": 10**15})
+        deposited_at = runs.src.eth.wait_for_transaction_receipt(tx)["blockNumber"]
+        target = int(runs.vault.functions.collateral(account).call())
+
+        def postponed() -> list[dict[str, object]]:  # heights that hold the deposit
+            return [e for e in runs.events("block_hash.unconfirmable") if int(str(e["block"])) >= deposited_at]
+
+        wait_for("rounds failing for want of a confirmation", lambda: len(postponed()) >= 2, 60)
+        assert len(runs.events("epoch.created")) == created_before, "signed without a confirmation"
+        assert runs.settled(account) == settled_before
+        assert not [e for e in runs.events("proof.rejected") if e["reason"] == "block_hash_unconfirmed"]
+        assert runs.events("round.failed")
+    finally:
+        second.set_mode("ok")
+    wait_for("settlement once the second endpoint answers again", lambda: runs.settled(account) == target, 60)
+    metrics = urllib.request.urlopen(runs.metrics, timeout=5).read().decode()
+    assert 'relayer_block_hash_confirmations_total{chain="source",outcome="unavailable"}' in metrics
+    assert 'relayer_block_hash_confirmations_total{chain="source",outcome="confirmed"}' in metrics
