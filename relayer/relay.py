@@ -211,7 +211,8 @@ class DestinationRelay:
     async def resume(self) -> None:
         """Process every open epoch of the store, oldest first."""
         for record in self.store.open_epochs():
-            log.info("epoch.resumed", epoch=record.epoch, status=record.status)
+            if record.epoch not in self._held:  # a held epoch was logged once (`epoch.held`)
+                log.info("epoch.resumed", epoch=record.epoch, status=record.status)
             await self._process(record)
 
     async def round(self) -> bool:
@@ -223,6 +224,8 @@ class DestinationRelay:
         self.metrics.backlog_age.set(time.time() - min(since) if since else 0.0)
         if not due:
             return False
+        if any(record.epoch in self._held for record in self.store.open_epochs()):
+            return False  # a stored epoch waits for the committee: it goes first, nothing new is signed
         await self.refresh_committee(force=True)
         if self.committee_problems():
             return False  # an epoch would only revert: prove nothing now, the heights wait

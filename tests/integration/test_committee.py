@@ -6,8 +6,11 @@ accepted, and after rotating back it settles again."""
 from __future__ import annotations
 
 import json
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -131,3 +134,51 @@ def test_a_committee_rotation_is_followed_without_restart(runs: DaemonRuns) -> N
     wait_for("settlement after rotating back", runs.all_settled_as_source_says, 60)
     assert runs.settled(account) > settled_before
     assert accepted() > epochs_before
+
+
+def test_a_stored_epoch_is_held_while_the_committee_excludes_it(runs: DaemonRuns) -> None:
+    """An epoch signed and stored before a rotation (the daemon killed right after creating it)
+    is not sent, and not given up, while this member is out of the committee; once it is back
+    in, the stored epoch (signed at creation, not re-signed) is submitted and settles."""
+    attester = devnet.dev_account(1).address
+    other = devnet.dev_account(5).address
+    owner = runs.dst.eth.accounts[0]
+    account = runs.accounts[2]
+    runs.stop()
+    runs.start(die_at="epoch.created")
+    tx = runs.vault.functions.deposit().transact({"from": account, "value": 2 * 10**15})
+    runs.src.eth.wait_for_transaction_receipt(tx)
+    target = int(runs.vault.functions.collateral(account).call())
+    assert runs.process is not None
+    assert runs.process.wait(timeout=45) == -signal.SIGKILL
+    with sqlite3.connect(f"file:{runs.net.directory / 'relayer.sqlite'}?mode=ro", uri=True) as db:
+        (number, root, content) = db.execute(
+            "SELECT epoch, root, content FROM epochs WHERE status = 'signed' ORDER BY epoch DESC LIMIT 1"
+        ).fetchone()
+    created = {"epoch": number, "root": root}
+    signatures = json.loads(content)["signatures"]
+    assert [signer for signer, _ in signatures] == [attester]
+    tx = runs.verifier.functions.setCommittee([other], 1).transact({"from": owner})
+    runs.dst.eth.wait_for_transaction_receipt(tx)
+    accepted_before = len(runs.verifier.events.EpochAccepted.get_logs(from_block=0))
+
+    runs.start()
+    def held() -> list[dict[str, Any]]:
+        return [e for e in runs.events("epoch.held") if e["epoch"] == created["epoch"]]
+
+    wait_for("the stored epoch held", lambda: bool(held()), 30)
+    assert held()[0]["root"] == created["root"]
+    assert held()[0]["problems"] == [f"attester {attester} is not in the committee of generation 5"]
+    time.sleep(3)  # several rounds: held, not given up, nothing sent
+    assert not [e for e in runs.events("epoch.failed") if e.get("epoch") == created["epoch"]]
+    assert len(runs.verifier.events.EpochAccepted.get_logs(from_block=0)) == accepted_before
+
+    tx = runs.verifier.functions.setCommittee([attester], 1).transact({"from": owner})
+    runs.dst.eth.wait_for_transaction_receipt(tx)
+    wait_for("the held epoch settled", lambda: runs.settled(account) == target, 60)
+    roots = {"0x" + bytes(e["args"]["root"]).hex() for e in runs.verifier.events.EpochAccepted.get_logs(from_block=0)}
+    assert created["root"] in roots, "the epoch stored before the rotation was not the one accepted"
+    assert not [e for e in runs.events("epoch.created") if e["epoch"] == created["epoch"]], "signed again"
+    with sqlite3.connect(f"file:{runs.net.directory / 'relayer.sqlite'}?mode=ro", uri=True) as db:
+        (stored,) = db.execute("SELECT content FROM epochs WHERE epoch = ?", (created["epoch"],)).fetchone()
+    assert json.loads(stored)["signatures"] == signatures  # resumed with its signature, not re-signed
