@@ -146,6 +146,19 @@ class BlockNotFound(ChainError):
         super().__init__(f"block {number} not found{at}")
 
 
+class NoOtherEndpoint(ChainError):
+    """`call_elsewhere` was asked for an endpoint other than `host`, and the chain has none (one
+    endpoint, or every endpoint on that host): nothing can confirm what `host` said."""
+
+    reason = "no_other_endpoint"
+
+    def __init__(self, host: str, *, chain: str = "") -> None:
+        self.host = host
+        self.chain = chain
+        where = f"chain {chain}: " if chain else ""
+        super().__init__(f"{where}no endpoint other than {host} is configured")
+
+
 class HeaderError(ChainError):
     """A block header from RPC cannot be trusted."""
 

@@ -21,6 +21,11 @@ not in the list) are sent once; a failure propagates, because a timed-out transa
 still have been delivered. Each retry is logged once (event `rpc.retry`) and counted through
 the `on_retry(method, host, reason)` hook.
 
+Confirmation: `call_answered` names the endpoint (host) that answered a call, and
+`call_elsewhere(host, ...)` sends a call to the endpoints on any other host only, so that what
+one endpoint said (a proven block's hash) is confirmed by another, never by itself
+(DESIGN section 2, "one endpoint is never the truth"). Endpoints on one host count as one.
+
 Chain identity: `check_chain_id(expected)` asks every endpoint at start. An endpoint that
 reports another chain id fails the check (`ChainIdMismatch`); an endpoint that cannot be
 reached is logged (`rpc.endpoint_unreachable`) and does not fail the check as long as one
@@ -45,8 +50,8 @@ from typing import Any, Final
 import aiohttp
 import structlog
 
-from chains.errors import ChainError, RpcError, RpcResponseError, RpcTransportError
-from chains.rpc import OnRequest, RpcClient, RpcMethods
+from chains.errors import ChainError, NoOtherEndpoint, RpcError, RpcResponseError, RpcTransportError
+from chains.rpc import Answered, OnRequest, RpcClient, RpcMethods
 
 log = structlog.get_logger(__name__)
 
@@ -265,12 +270,13 @@ class FallbackClient(RpcMethods):
             for endpoint in self._endpoints
         ]
 
-    def _select(self, tried: set[int]) -> _Endpoint:
-        usable = [e for e in self._endpoints if not e.disabled]
+    def _select(self, tried: set[int], exclude: frozenset[str] = frozenset()) -> _Endpoint:
+        usable = [e for e in self._endpoints if not e.disabled and e.host not in exclude]
         if not usable:
+            which = "every endpoint" if not exclude else f"every endpoint other than {', '.join(sorted(exclude))}"
             raise EndpointsUnavailable(
-                "every endpoint was disabled",
-                errors={e.host: "reported another chain id" for e in self._endpoints},
+                f"{which} was disabled",
+                errors={e.host: "reported another chain id" for e in self._endpoints if e.host not in exclude},
                 chain=self.chain_label,
             )
         candidates = [e for e in usable if e.index not in tried] or usable
@@ -401,12 +407,20 @@ class FallbackClient(RpcMethods):
         self._succeeded(endpoint, time.perf_counter() - start)
         return result
 
-    async def _run(self, method: str, idempotent: bool, send: Callable[[RpcClient], Awaitable[Any]]) -> Any:
+    async def _run(
+        self,
+        method: str,
+        idempotent: bool,
+        send: Callable[[RpcClient], Awaitable[Any]],
+        exclude: frozenset[str] = frozenset(),
+    ) -> Answered[Any]:
+        """Send on the selected endpoint (never one on a host in `exclude`), retrying elsewhere
+        when idempotent; returns the result with the host that answered."""
         tries = self.attempts if idempotent else 1
         tried: set[int] = set()
         attempt = 0
         while True:
-            endpoint = self._select(tried)
+            endpoint = self._select(tried, exclude)
             if endpoint.index in tried:  # every usable endpoint was tried: a new round
                 tried.clear()
             tried.add(endpoint.index)
@@ -418,7 +432,7 @@ class FallbackClient(RpcMethods):
                 if not await self._verify(endpoint):
                     attempt -= 1  # a disabled endpoint does not use up an attempt
                     continue
-                return await self._on_endpoint(endpoint, send)
+                return Answered(await self._on_endpoint(endpoint, send), endpoint.host)
             except RpcResponseError:
                 raise
             except RpcError as exc:
@@ -439,12 +453,61 @@ class FallbackClient(RpcMethods):
         (RpcResponseError at once); EndpointsUnavailable when every endpoint was disabled.
         """
 
+        return (await self.call_answered(method, params, decode=decode)).result
+
+    async def call_answered(
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        decode: Callable[[Any], Any] | None = None,
+    ) -> Answered[Any]:
+        """`call`, with the host ("host:port") of the endpoint that gave the result (after a
+        fallback, not the first one tried). Raises like `call`."""
+        return await self._run(method, method in IDEMPOTENT_METHODS, self._sender(method, params, decode))
+
+    def hosts_other_than(self, host: str) -> list[str]:
+        """Distinct hosts of the endpoints on another host than `host`, in configured order,
+        disabled ones (another chain id) left out. Endpoints on one host count as one: two API
+        keys of one provider do not confirm each other."""
+        hosts: list[str] = []
+        for endpoint in self._endpoints:
+            if endpoint.host != host and not endpoint.disabled and endpoint.host not in hosts:
+                hosts.append(endpoint.host)
+        return hosts
+
+    async def call_elsewhere(
+        self,
+        host: str,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        decode: Callable[[Any], Any] | None = None,
+    ) -> Answered[Any]:
+        """One call answered by an endpoint on another host than `host`: to confirm what `host`
+        said (e.g. a block hash), never by asking it again. Selection, health bookkeeping and
+        retries are those of `call`, restricted to the other endpoints (an idempotent method is
+        retried among them only).
+
+        Raises NoOtherEndpoint when every endpoint is on `host` (a single-endpoint chain);
+        EndpointsUnavailable when every other endpoint is disabled; the last RpcError when none
+        of the others answered (RpcResponseError at once, as `call`).
+        """
+        if not any(endpoint.host != host for endpoint in self._endpoints):
+            raise NoOtherEndpoint(host, chain=self.chain_label)
+        send = self._sender(method, params, decode)
+        return await self._run(method, method in IDEMPOTENT_METHODS, send, exclude=frozenset({host}))
+
+    @staticmethod
+    def _sender(
+        method: str, params: Sequence[Any], decode: Callable[[Any], Any] | None
+    ) -> Callable[[RpcClient], Awaitable[Any]]:
         async def send(client: RpcClient) -> Any:
             if decode is None:
                 return await client.call(method, params)
             return await client.call(method, params, decode=decode)
 
-        return await self._run(method, method in IDEMPOTENT_METHODS, send)
+        return send
 
     async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """A JSON-RPC batch on the selected endpoint; retried only when every call is idempotent.
@@ -458,5 +521,6 @@ class FallbackClient(RpcMethods):
         async def send(client: RpcClient) -> list[Any]:
             return await client.batch(calls)
 
-        result: list[Any] = await self._run(_method_label(calls), idempotent, send)
+        answer = await self._run(_method_label(calls), idempotent, send)
+        result: list[Any] = answer.result
         return result

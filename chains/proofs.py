@@ -13,7 +13,7 @@ from typing import Any
 
 from chains.errors import BlockNotFound, MalformedProof
 from chains.headers import VerifiedHeader, verify_header
-from chains.rpc import HexDecodeError, RpcMethods, block_param, hex_to_bytes, hex_to_int
+from chains.rpc import Answered, HexDecodeError, RpcMethods, block_param, hex_to_bytes, hex_to_int
 from chains.types import AccountProof, Address, Hash32, StorageProof
 
 _KEY = re.compile(r"0x[0-9a-fA-F]{1,64}\Z")
@@ -212,7 +212,13 @@ async def fetch_header(client: RpcMethods, block_number: int) -> VerifiedHeader:
     Raises BlockNotFound when the node has no such block; MalformedHeader / HeaderMismatch
     (kind "hash" or "number") from `verify_header`; RpcError subclasses from the client.
     """
-    block = await client.get_block(block_number)
-    if block is None:
-        raise BlockNotFound(block_number, host=client.host)
-    return verify_header(block, expected_number=block_number)
+    return (await fetch_header_answered(client, block_number)).result
+
+
+async def fetch_header_answered(client: RpcMethods, block_number: int) -> Answered[VerifiedHeader]:
+    """`fetch_header`, with the host of the endpoint that served the header (the one whose word
+    a second endpoint must confirm). Raises like `fetch_header`."""
+    answer = await client.get_block_answered(block_number)
+    if answer.result is None:
+        raise BlockNotFound(block_number, host=answer.host)
+    return Answered(verify_header(answer.result, expected_number=block_number), answer.host)

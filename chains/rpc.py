@@ -27,15 +27,17 @@ import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import aiohttp
 import structlog
 import yarl
 
 from chains.errors import (
+    NoOtherEndpoint,
     RpcError,
     RpcGarbageError,
     RpcResponseError,
@@ -133,6 +135,15 @@ def block_param(block: int | str) -> str:
 # --------------------------------------------------------------------------- interface
 
 
+@dataclass(frozen=True, slots=True)
+class Answered(Generic[T]):
+    """A JSON-RPC `result` with the endpoint that gave it (`host`, "host:port", never a URL)."""
+
+    result: T
+    host: str
+
+
+
 class RpcMethods(ABC):
     """What chain access needs from a JSON-RPC endpoint: `call`, `batch` and typed helpers.
 
@@ -175,6 +186,43 @@ class RpcMethods(ABC):
         Raises like `call`; a JSON-RPC error of one item raises RpcResponseError with
         `index` set to that item's position (the first failing item when several fail).
         """
+
+    async def call_answered(
+        self,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        decode: Callable[[Any], Any] | None = None,
+    ) -> Answered[Any]:
+        """Like `call`, and say which endpoint answered. One endpoint: always `host`; a client
+        over several endpoints (`chains.fallback.FallbackClient`) names the one that did."""
+        if decode is None:
+            return Answered(await self.call(method, params), self.host)
+        return Answered(await self.call(method, params, decode=decode), self.host)
+
+    def hosts_other_than(self, host: str) -> list[str]:
+        """The hosts `call_elsewhere(host, ...)` may ask, in preference order: none here (one
+        endpoint); `FallbackClient` lists its endpoints on another host."""
+        return []
+
+    async def call_elsewhere(
+        self,
+        host: str,
+        method: str,
+        params: Sequence[Any] = (),
+        *,
+        decode: Callable[[Any], Any] | None = None,
+    ) -> Answered[Any]:
+        """One call answered by an endpoint on another host than `host` (to confirm what `host`
+        said). Raises NoOtherEndpoint here: a single endpoint has no other."""
+        raise NoOtherEndpoint(host, chain=self.chain_label)
+
+    async def get_block_answered(self, block: int | str, full: bool = False) -> Answered[dict[str, Any] | None]:
+        """`get_block`, with the host that answered."""
+        answer: Answered[dict[str, Any] | None] = await self.call_answered(
+            "eth_getBlockByNumber", [block_param(block), bool(full)], decode=_object_or_none
+        )
+        return answer
 
     def _garbage(self, method: str, message: str) -> RpcGarbageError:
         return RpcGarbageError(message, method=method, host=self.host, chain=self.chain_label)

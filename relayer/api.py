@@ -1,5 +1,6 @@
 """The daemon's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (alive), `/readyz`
-(chains reachable and current, store writable, rounds not failing in a row), `/v1/status`
+(chains reachable and current, store writable, rounds not failing in a row, this member able to
+have an epoch accepted by the destination's current committee), `/v1/status`
 (JSON) and `/v1/proofs/{account}` (the pull path for keepers, `relayer.keeper`)."""
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from relayer.relay import FAILURES_UNREADY
+from relayer.relay import FAILURES_UNREADY, DestinationRelay
 
 if TYPE_CHECKING:
     from relayer.daemon import Daemon
@@ -32,15 +33,35 @@ def status(daemon: Daemon) -> dict[str, object]:
             "last_poll_age_seconds": round(now - watcher.last_ok, 3) if watcher.last_ok else None,
             "error": watcher.last_error,
             "endpoints": daemon.clients[name].endpoints_status() if name in daemon.clients else [],
+            # proven block hashes are confirmed by a second endpoint only with two hosts or more
+            "endpoint_hosts": len(set(daemon.clients[name].hosts)) if name in daemon.clients else 0,
         }
     return {
         "chains": chains,
         "backlog": sum(r.backlog for r in daemon.relays),
         "signer_balance_wei": {r.config.chain: r.balance for r in daemon.relays},
+        "committee": {r.config.chain: committee_status(r) for r in daemon.relays},
         "last_epoch": daemon.store.last_epoch(),
         "epochs": daemon.store.epoch_counts(),
         "snapshots": daemon.store.snapshot_counts(),
         "settlements": daemon.store.settlement_counts(),
+    }
+
+
+def committee_status(relay: DestinationRelay) -> dict[str, object]:
+    """The destination's committee as last read from its EpochVerifier (None values before the
+    first read): generation, threshold, members, this daemon's attester and whether it is one,
+    the signatures still missing and, in plain words, why no epoch can be submitted."""
+    committee = relay.committee
+    attester = relay.attester.address
+    return {
+        "generation": committee.generation if committee else None,
+        "threshold": committee.threshold if committee else None,
+        "members": list(committee.members) if committee else None,
+        "attester": attester,
+        "attester_is_member": committee.is_member(attester) if committee else None,
+        "signatures_missing": committee.missing_signatures(relay.signers()) if committee else None,
+        "problems": relay.committee_problems(),
     }
 
 
@@ -61,6 +82,8 @@ def ready_problems(daemon: Daemon) -> list[str]:
                 f"destination {relay.config.chain}: {relay.consecutive_failures} rounds failed in a row "
                 f"(last: {relay.last_failure})"
             )
+        for problem in relay.committee_problems():
+            problems.append(f"destination {relay.config.chain}: {problem}")
         floor = relay.config.min_signer_balance_wei
         if relay.balance is not None and relay.balance < floor:
             problems.append(

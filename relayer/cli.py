@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from relayer.config import ConfigError, load_config
+    from relayer.config import ConfigError, load_config, notes
 
     try:
         config = load_config(args.config)
@@ -53,6 +53,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(problem)
         return EXIT_USAGE
     print(f"{args.config}: ok ({len(config.chains)} chains, {len(config.pairs)} pairs)")
+    for note in notes(config):
+        print(f"note: {note}")
     return EXIT_OK
 
 
@@ -225,7 +227,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from relayer.oneshot import VerificationFailed
+    from chains.errors import ChainError
+    from relayer.oneshot import Unconfirmed, VerificationFailed
     from relayer.proofscheme import scheme_for
 
     try:
@@ -235,14 +238,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
             if len(root) != 32:
                 raise ValueError("--root must be 32 bytes of hex")
         document = json.loads(Path(args.file).read_text())
-        result = scheme_for(document).verify(document, root)
+        scheme = scheme_for(document)
+        result = scheme.verify(document, root)
     except (OSError, ValueError) as exc:
         print(f"relayer: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except VerificationFailed as exc:
         print(f"INVALID: {exc}")
         return EXIT_FAILURE
+    if args.rpc is not None:
+        try:
+            result["confirmed"] = asyncio.run(scheme.confirm(result, args.rpc))
+        except Unconfirmed as exc:
+            print(f"UNCONFIRMED: {exc}")
+            return EXIT_FAILURE
+        except (ChainError, ValueError, OSError) as exc:
+            print(f"relayer: cannot confirm with --rpc: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
     print(json.dumps(result, indent=2))
+    number = result.get("blockNumber", result.get("block", "?"))
+    checked = f"chain {result.get('chainId', '?')} block {number} hash {result.get('blockHash', '?')}"
+    if "confirmed" in result:
+        print(f"verified: {checked}, confirmed by {result['confirmed']['host']}", file=sys.stderr)
+    else:
+        print(f"verified offline: {checked} (not confirmed by a node: pass --rpc URL)", file=sys.stderr)
     return EXIT_OK
 
 
@@ -276,6 +295,15 @@ def cmd_status(args: argparse.Namespace) -> int:
           f"settlements {data['settlements']}")
     for chain, balance in data.get("signer_balance_wei", {}).items():
         print(f"sender on {chain}: {_eth(balance) if balance is not None else 'unknown'}")
+    for chain, committee in data.get("committee", {}).items():
+        if committee.get("generation") is None:
+            print(f"committee on {chain}: not read yet")
+            continue
+        member = "a member" if committee["attester_is_member"] else "NOT a member"
+        print(f"committee on {chain}: generation {committee['generation']}, threshold {committee['threshold']} "
+              f"of {len(committee['members'])}; attester {committee['attester']} is {member}")
+        for problem in committee.get("problems", []):
+            print(f"  cannot attest: {problem}")
     return EXIT_OK
 
 
@@ -351,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="verify a `prove` file or a Verkle execution witness offline")
     p.add_argument("file")
     p.add_argument("--root", help="Verkle: the pre-state root (parent stateRoot) when the file has none")
+    p.add_argument("--rpc", metavar="URL",
+                   help="confirm the chain id and block hash against this node (exit 1 if it disagrees)")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("status", help="the running daemon's chains, lag and backlog")

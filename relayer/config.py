@@ -50,6 +50,7 @@ __all__ = [
     "KeySource",
     "PairConfig",
     "load_config",
+    "notes",
 ]
 
 FINALITY_MODES: Final = ("finalized", "safe", "confirmations", "head")
@@ -250,6 +251,30 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     if reader.problems or config is None:
         raise ConfigError(reader.problems or ["configuration is invalid"], path)
     return config
+
+
+def endpoint_host(url: str) -> str:
+    """An endpoint's "host:port" (default port by scheme), as the RPC clients label it; never
+    the URL (it may carry an API key)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def notes(config: Config) -> list[str]:
+    """Set-ups that are valid but weaker than they could be, as "key.path: note" lines (printed
+    by `check-config`, logged at start): a source chain whose endpoints are all on one host
+    cannot have a proven block hash confirmed by a second endpoint (DESIGN section 2)."""
+    out = []
+    sources = {pair.source for pair in config.pairs}
+    for name, chain in config.chains.items():
+        if name in sources and len({endpoint_host(url) for url in chain.rpc}) < 2:
+            out.append(
+                f"chains.{_key(name)}.rpc: one endpoint host: proven block hashes are not confirmed by a second "
+                "endpoint (a single RPC could serve a self-consistent fake chain); list an independent one"
+            )
+    return out
 
 
 # --- reading ---------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from chains.errors import ChainError
 from chains.fallback import FallbackClient
 from relayer import sdnotify
 from relayer.api import make_app, ready_problems
-from relayer.config import Config
+from relayer.config import Config, notes
 from relayer.errors import RelayerError
 from relayer.log import get_logger
 from relayer.metrics import Metrics
@@ -78,6 +78,8 @@ class Daemon:
             except ChainError as exc:
                 raise StartupError(f"chain {name}: {exc}") from exc
             self.watchers[name] = ChainWatcher(chain, client, self.metrics)
+        for note in notes(self.config):
+            log.warning("config.note", note=note)
 
     async def _build_relays(self) -> None:
         attester = self.config.attester.load()
@@ -124,6 +126,7 @@ class Daemon:
                     self.metrics,
                     finalized=None if chain.finality == "head" else _final_height(watcher),
                     on_settled=self.on_settled,
+                    committee_refresh_seconds=chain.poll_interval_seconds,
                 )
             )
 

@@ -51,6 +51,14 @@ class Metrics:
             ["chain", "reason"],
             registry=r,
         )
+        self.block_hash_confirmations = Counter(
+            "relayer_block_hash_confirmations_total",
+            "Proven block hashes checked with an endpoint on another host, by chain and outcome: "
+            "confirmed, mismatch (snapshot rejected), unavailable (no other endpoint answered: "
+            "retried later), single_endpoint (the chain has no other host: not cross-checked).",
+            ["chain", "outcome"],
+            registry=r,
+        )
         self.verify_seconds = Histogram(
             "relayer_verify_seconds",
             "Time to verify one snapshot's header and proofs natively.",
@@ -117,6 +125,34 @@ class Metrics:
             "relayer_rpc_retries_total",
             "Idempotent JSON-RPC calls retried on another endpoint, by chain, host, method and reason.",
             ["chain", "host", "method", "reason"],
+            registry=r,
+        )
+        self.committee_generation = Gauge(
+            "relayer_committee_generation",
+            "Committee generation of the destination's EpochVerifier (+1 per setCommittee).",
+            ["destination"],
+            registry=r,
+        )
+        self.committee_threshold = Gauge(
+            "relayer_committee_threshold",
+            "Member signatures an epoch needs on the destination's EpochVerifier.",
+            ["destination"],
+            registry=r,
+        )
+        self.committee_size = Gauge(
+            "relayer_committee_size", "Members of the destination's current committee.", ["destination"], registry=r
+        )
+        self.committee_member = Gauge(
+            "relayer_committee_member",
+            "1 when this daemon's attester is a member of the destination's current committee, else 0.",
+            ["destination", "attester"],
+            registry=r,
+        )
+        self.committee_signatures_missing = Gauge(
+            "relayer_committee_signatures_missing",
+            "Member signatures the threshold needs beyond those this daemon can collect (0: it can "
+            "submit epochs; above 0 it creates none).",
+            ["destination"],
             registry=r,
         )
         self.backlog = Gauge(

@@ -27,6 +27,12 @@ class VerificationFailed(RelayerError):
     """A proof document does not verify; the message says which part."""
 
 
+class Unconfirmed(RelayerError):
+    """A verified proof document is not confirmed by a node (`relayer verify --rpc`): the node
+    follows another chain id, holds another block hash at that height, or the document names
+    no block to confirm; the message says which."""
+
+
 def _slot_hex(slot: str) -> str:
     value = int(slot, 16)
     if not 0 <= value < 2**256:
@@ -54,7 +60,9 @@ async def prove(rpc: str, address: str, slots: Sequence[str], block: str) -> dic
 
 
 def verify_document(document: dict[str, Any]) -> dict[str, Any]:
-    """Verify a proof document offline; returns the proven account and slot values.
+    """Verify a proof document offline; returns the proven account and slot values with what
+    they were checked against: `chainId` (as the document states it: no header field binds it,
+    `relayer verify --rpc` confirms it), `block`, `blockHash`, `stateRoot`.
     Raises VerificationFailed."""
     try:
         number = int(document["blockNumber"])
@@ -69,7 +77,14 @@ def verify_document(document: dict[str, Any]) -> dict[str, Any]:
         if account is None:
             if proof.storage and any(s.value for s in proof.storage):
                 raise VerificationFailed("account proven absent but storage values claimed")
-            return {"address": to_checksum_address(proof.address), "block": number, "exists": False}
+            return {
+                "chainId": document.get("chainId"),
+                "address": to_checksum_address(proof.address),
+                "block": number,
+                "blockHash": "0x" + header.hash.hex(),
+                "stateRoot": "0x" + header.state_root.hex(),
+                "exists": False,
+            }
         if (account.nonce, account.balance, account.storage_hash, account.code_hash) != (
             proof.nonce, proof.balance, proof.storage_hash, proof.code_hash
         ):
@@ -83,6 +98,7 @@ def verify_document(document: dict[str, Any]) -> dict[str, Any]:
     except native.NativeError as exc:
         raise VerificationFailed(f"proof rejected: {exc}") from exc
     return {
+        "chainId": document.get("chainId"),
         "address": to_checksum_address(to_canonical_address(proof.address)),
         "block": number,
         "blockHash": "0x" + header.hash.hex(),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from eth_utils import to_canonical_address, to_checksum_address
@@ -40,7 +41,7 @@ from chains.rpc import RpcClient, RpcMethods
 from chains.verkle import ACCOUNT_FIELDS, account_field_key, parse_witness, storage_slot_key
 from native.verkle import VerkleError, VerkleResult
 from relayer.errors import SnapshotRejected
-from relayer.oneshot import VerificationFailed, _slot_hex, verify_document
+from relayer.oneshot import Unconfirmed, VerificationFailed, _slot_hex, verify_document
 from relayer.oneshot import prove as prove_eip1186
 from relayer.prover import Claim, Snapshot, collateral_slot
 
@@ -63,6 +64,36 @@ class ProofScheme(ABC):
     async def prove(self, rpc: str, contract: str, slots: Sequence[str], block: str) -> dict[str, Any]:
         """Fetch a proof document of ``slots`` of ``contract`` at ``block`` and verify it."""
 
+    async def confirm(self, result: Mapping[str, Any], rpc: str) -> dict[str, Any]:
+        """Confirm a verified document against the node at ``rpc`` (`relayer verify --rpc`):
+        the node reports the document's chain id (EIP-695) and, at the document's block number,
+        the block hash the proofs were checked under. A self-consistent fake chain passes the
+        offline check; a node of the real chain does not confirm it.
+
+        ``result``: what ``verify`` returned. Returns {"host", "chainId", "blockNumber",
+        "blockHash"}. Raises Unconfirmed (another chain id or hash, or no block named);
+        chains.errors.ChainError when the node cannot be asked.
+        """
+        chain_id, number, block_hash = _checked_block(result)
+        async with RpcClient(rpc) as client:
+            reported = await client.chain_id()
+            if reported != chain_id:
+                raise Unconfirmed(f"node {client.host} is chain {reported}, the file is for chain {chain_id}")
+            block = await client.get_block(number)
+            await self._confirm_more(client, result, number)
+        found = str(block.get("hash")) if block else None
+        if found is None or found.lower() != block_hash.lower():
+            raise Unconfirmed(
+                f"node {client.host} has block {number} hash {found or 'none (no such block)'}, "
+                f"the file was checked under {block_hash}"
+            )
+        return {"host": client.host, "chainId": chain_id, "blockNumber": number, "blockHash": block_hash}
+
+    async def _confirm_more(self, client: RpcClient, result: Mapping[str, Any], number: int) -> None:
+        """Scheme-specific checks against the node, after the chain id; raises Unconfirmed.
+        None for EIP-1186: the block hash binds the stateRoot the proofs were checked against."""
+        return None
+
 
 class Eip1186Scheme(ProofScheme):
     """Merkle-Patricia proofs (Yellow Paper appendix D, EIP-1186), verified in native/."""
@@ -82,6 +113,17 @@ class Eip1186Scheme(ProofScheme):
 
     async def prove(self, rpc: str, contract: str, slots: Sequence[str], block: str) -> dict[str, Any]:
         return {"scheme": self.name, **await prove_eip1186(rpc, contract, slots, block)}
+
+
+def _checked_block(result: Mapping[str, Any]) -> tuple[int, int, str]:
+    """(chain id, block number, 0x block hash) a verified document was checked under; raises
+    Unconfirmed when it does not name them (e.g. a bare Verkle witness)."""
+    chain_id = result.get("chainId")
+    number = result.get("blockNumber", result.get("block"))
+    block_hash = result.get("blockHash")
+    if not isinstance(chain_id, int) or not isinstance(number, int) or not isinstance(block_hash, str):
+        raise Unconfirmed("the file names no chainId, block number and blockHash: nothing to confirm against a node")
+    return chain_id, number, block_hash
 
 
 def _witness_and_root(document: Mapping[str, Any]) -> tuple[Any, str | None]:
@@ -148,6 +190,18 @@ class VerkleScheme(ProofScheme):
             if key in document:
                 out[key] = document[key]
         return out
+
+    async def _confirm_more(self, client: RpcClient, result: Mapping[str, Any], number: int) -> None:
+        """The witness was checked against ``preStateRoot``: it must be the stateRoot of the
+        node's block ``number - 1``."""
+        root = str(result.get("preStateRoot", ""))
+        parent = await client.get_block(number - 1) if number > 0 else None
+        found = str(parent.get("stateRoot")) if parent else None
+        if found is None or found.lower() != root.lower():
+            raise Unconfirmed(
+                f"node {client.host} has stateRoot {found or 'none'} at block {number - 1}, "
+                f"the witness was checked against {root}"
+            )
 
     def _account(self, result: VerkleResult, document: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -279,17 +333,18 @@ async def prove_verkle_snapshot(
 
     Raises SnapshotRejected ("header_mismatch", "malformed_header", "rpc_garbage",
     "malformed_witness", or those of verify_verkle_snapshot); RPC transport and JSON-RPC errors
-    pass through (the caller retries later), as in prove_snapshot.
+    pass through (the caller retries later), as in prove_snapshot. `header_host` is set as there.
     """
 
     def reject(reason: str, detail: str) -> SnapshotRejected:
         return SnapshotRejected(reason, chain_id, block_number, detail)
 
     try:
-        raw = await client.get_block(block_number)
+        served = await client.get_block_answered(block_number)
+        raw = served.result
         parent_raw = await client.get_block(block_number - 1) if block_number > 0 else None
         if raw is None:
-            raise BlockNotFound(block_number, host=client.host)
+            raise BlockNotFound(block_number, host=served.host)
         if parent_raw is None:
             raise reject("header_mismatch", f"block {block_number} has no parent block")
         header = verify_header(raw, expected_number=block_number)
@@ -303,4 +358,5 @@ async def prove_verkle_snapshot(
     witness = raw.get("executionWitness")
     if not isinstance(witness, Mapping):
         raise reject("malformed_witness", f"block {block_number} has no executionWitness object")
-    return verify_verkle_snapshot(chain_id, vault, header, witness, parent.state_root, accounts, mapping_slot)
+    snapshot = verify_verkle_snapshot(chain_id, vault, header, witness, parent.state_root, accounts, mapping_slot)
+    return replace(snapshot, header_host=served.host)

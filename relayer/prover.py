@@ -11,18 +11,18 @@ rejects the whole snapshot; a storage proof that fails on its own excludes its a
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from eth_abi import encode
 from eth_utils import to_canonical_address, to_checksum_address
 
 import native
-from chains.errors import HeaderMismatch, MalformedHeader, MalformedProof, RpcGarbageError
+from chains.errors import BlockNotFound, HeaderMismatch, MalformedHeader, MalformedProof, RpcGarbageError
 from chains.headers import VerifiedHeader
-from chains.proofs import fetch_header, fetch_proof
-from chains.rpc import RpcMethods
+from chains.proofs import fetch_header_answered, fetch_proof
+from chains.rpc import RpcMethods, block_param, hex_to_bytes, hex_to_int
 from chains.types import AccountProof, Hash32
 from relayer.errors import SnapshotRejected
 
@@ -64,6 +64,8 @@ class Snapshot:
     verify_seconds: float
     value_words: bytes | None = None
     excluded: tuple[tuple[str, str], ...] = ()
+    header_host: str = ""
+    """The endpoint ("host:port") that served the header: `confirm_block_hash` asks another."""
 
 
 def verify_snapshot(
@@ -144,10 +146,12 @@ async def prove_snapshot(
 
     Raises SnapshotRejected for anything forged or malformed; RPC transport and JSON-RPC
     errors (chains.errors.RpcTransportError / RpcResponseError) pass through: they say
-    nothing about the data and the caller retries later.
+    nothing about the data and the caller retries later. The snapshot's `header_host` names
+    the endpoint that served the header; `confirm_block_hash` has another one confirm it.
     """
     try:
-        header = await fetch_header(client, block_number)
+        served = await fetch_header_answered(client, block_number)
+        header = served.result
     except HeaderMismatch as exc:
         raise SnapshotRejected("header_mismatch", chain_id, block_number, str(exc)) from exc
     except MalformedHeader as exc:
@@ -163,7 +167,67 @@ async def prove_snapshot(
         raise SnapshotRejected("malformed_proof", chain_id, block_number, str(exc)) from exc
     except RpcGarbageError as exc:
         raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
-    return verify_snapshot(chain_id, vault, header, proof, accounts, mapping_slot)
+    snapshot = verify_snapshot(chain_id, vault, header, proof, accounts, mapping_slot)
+    return replace(snapshot, header_host=served.host)
+
+
+def _block_hash_at(number: int) -> Callable[[Any], bytes | None]:
+    """Decoder of an `eth_getBlockByNumber(number)` result to its 32-byte hash (None: no such
+    block). Another number, or no valid hash, is garbage (ValueError)."""
+
+    def decode(result: Any) -> bytes | None:
+        if result is None:
+            return None
+        if not isinstance(result, dict):
+            raise TypeError(f"expected a block object or null, got {type(result).__name__}")
+        if hex_to_int(result.get("number"), max_bits=64) != number:
+            raise ValueError(f"asked for block {number}, got block {result.get('number')!r}")
+        return hex_to_bytes(result.get("hash"), size=32)
+
+    return decode
+
+
+async def confirm_block_hash(client: RpcMethods, snapshot: Snapshot) -> str | None:
+    """Confirm the snapshot's block hash with an endpoint on another host than the one that
+    served its header (DESIGN section 2: one endpoint is never the truth). A single source
+    RPC can serve a self-consistent fake chain - same chain id, same addresses, other
+    balances - against which every proof verifies; a second, independent endpoint that
+    reports the same hash at that height binds the proofs to the chain it follows.
+
+    Returns the host that confirmed; None when the chain has no endpoint on another host
+    (nothing to ask: the weaker guarantee of a single-endpoint chain).
+    Raises SnapshotRejected "block_hash_unconfirmed" when the other endpoint reports another
+    hash at that height (`evidence`: both hashes, both hosts). Raises chains.errors.ChainError
+    when no other endpoint could answer (transport errors, garbage, a JSON-RPC error, no
+    block at that height yet: BlockNotFound): transient, nothing may be signed for the
+    height now, the caller retries later.
+    """
+    header = snapshot.header
+    if not client.hosts_other_than(snapshot.header_host):
+        return None
+    answer = await client.call_elsewhere(
+        snapshot.header_host,
+        "eth_getBlockByNumber",
+        [block_param(header.number), False],
+        decode=_block_hash_at(header.number),
+    )
+    if answer.result is None:
+        raise BlockNotFound(header.number, host=answer.host)
+    if answer.result != header.hash:
+        proven, other = "0x" + header.hash.hex(), "0x" + bytes(answer.result).hex()
+        raise SnapshotRejected(
+            "block_hash_unconfirmed",
+            snapshot.chain_id,
+            header.number,
+            f"{snapshot.header_host} served block hash {proven}, {answer.host} reports {other} at that height",
+            evidence={
+                "proven_hash": proven,
+                "proven_host": snapshot.header_host,
+                "other_hash": other,
+                "other_host": answer.host,
+            },
+        )
+    return answer.host
 
 
 EPOCH_FORMAT = 2

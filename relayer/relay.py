@@ -5,7 +5,10 @@ A round:
 1. for each pair whose source has a new due height (a multiple of `every_blocks` at or
    below the finalized height): discover depositors from vault events, prove and verify
    the snapshot (a header or account proof that fails rejects the snapshot whole; a storage
-   proof that fails excludes its account only);
+   proof that fails excludes its account only), then have an endpoint on another host confirm
+   its block hash (another hash rejects it; no answer fails the round, the height is proven
+   again later); nothing is proven while this member cannot satisfy the destination's
+   committee (read from its EpochVerifier each round: membership, threshold, generation);
 2. when the destination needs some claim (`relayer.settlement.needs_settlement`, read from
    the destination's positions), aggregate the snapshots into one epoch numbered after the
    destination's latest, sign it (EIP-712, chained to the previous root) and store it with
@@ -24,6 +27,7 @@ once; an epoch whose processing keeps failing is given up after `max_epoch_attem
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 
@@ -42,10 +46,17 @@ from relayer.keeper import ProofServer
 from relayer.log import get_logger
 from relayer.metrics import Metrics
 from relayer.proofscheme import prove_verkle_snapshot
-from relayer.prover import EPOCH_FORMAT, Snapshot, prove_snapshot, snapshot_from_json, snapshot_to_json
+from relayer.prover import (
+    EPOCH_FORMAT,
+    Snapshot,
+    confirm_block_hash,
+    prove_snapshot,
+    snapshot_from_json,
+    snapshot_to_json,
+)
 from relayer.settlement import EpochSignature, Settlement, Settler
 from relayer.store import EpochRecord, Store
-from relayer.submitter import Submitter
+from relayer.submitter import Committee, Submitter
 from relayer.watcher import ChainWatcher
 
 log = get_logger("relayer.relay")
@@ -140,9 +151,11 @@ class DestinationRelay:
         finalized: Callable[[], int] | None = None,
         on_settled: Callable[[Settlement], None] | None = None,
         idle_seconds: float = 0.5,
+        committee_refresh_seconds: float = 2.0,
     ) -> None:
         """`finalized()`: the destination's final height (its watcher), None when the head is
-        final; `on_settled` is called for each account settled."""
+        final; `on_settled` is called for each account settled; the committee is read again
+        every `committee_refresh_seconds` while idle, and before every round with work due."""
         self.config = config
         self.pairs = pairs
         self.sources = {p.chain_id: p for p in pairs}
@@ -160,6 +173,11 @@ class DestinationRelay:
         self.balance: int | None = None
         self.consecutive_failures = 0
         self.last_failure: str | None = None
+        self.committee: Committee | None = None
+        self.committee_refresh_seconds = committee_refresh_seconds
+        self._committee_read_at = -math.inf
+        self._committee_noted: tuple[str, ...] = ()
+        self._held: set[int] = set()
 
     def _chain_label(self, chain_id: int) -> str:
         source = self.sources.get(chain_id)
@@ -175,6 +193,7 @@ class DestinationRelay:
             try:
                 if self.balance is None:
                     await self.refresh_balance()
+                await self.refresh_committee()
                 await self.resume()
                 worked = await self.round()
                 self.consecutive_failures = 0
@@ -196,7 +215,8 @@ class DestinationRelay:
     async def resume(self) -> None:
         """Process every open epoch of the store, oldest first."""
         for record in self.store.open_epochs():
-            log.info("epoch.resumed", epoch=record.epoch, status=record.status)
+            if record.epoch not in self._held:  # a held epoch was logged once (`epoch.held`)
+                log.info("epoch.resumed", epoch=record.epoch, status=record.status)
             await self._process(record)
 
     async def round(self) -> bool:
@@ -208,6 +228,11 @@ class DestinationRelay:
         self.metrics.backlog_age.set(time.time() - min(since) if since else 0.0)
         if not due:
             return False
+        if any(record.epoch in self._held for record in self.store.open_epochs()):
+            return False  # a stored epoch waits for the committee: it goes first, nothing new is signed
+        await self.refresh_committee(force=True)
+        if self.committee_problems():
+            return False  # an epoch would only revert: prove nothing now, the heights wait
         heights = {pair.key: height for pair, height in due}
         snapshots = []
         for pair, height in due:
@@ -257,6 +282,64 @@ class DestinationRelay:
         await self.refresh_balance()
         return True
 
+    # --- the committee, read from the destination's EpochVerifier ---------------------------
+
+    def signers(self) -> list[str]:
+        """Attesters whose signatures this daemon can collect for an epoch: its own today (an
+        attestation exchange between members would add its peers here)."""
+        return [self.attester.address]
+
+    def committee_problems(self) -> list[str]:
+        """Why this daemon cannot have an epoch accepted under the current committee, in plain
+        words (empty when it can, or before the committee was first read)."""
+        committee = self.committee
+        if committee is None:
+            return []
+        problems = []
+        signers = self.signers()
+        if committee.is_member(self.attester.address):
+            missing = committee.missing_signatures(signers)
+        else:  # said first; then what the threshold would still need were it a member again
+            problems.append(
+                f"attester {self.attester.address} is not in the committee of generation {committee.generation}"
+            )
+            missing = max(0, committee.threshold - len({s.lower() for s in signers}))
+        if missing:
+            whose = "member's signature" if missing == 1 else "members' signatures"
+            problems.append(f"threshold {committee.threshold} needs {missing} more {whose}; this daemon has no peers")
+        return problems
+
+    async def refresh_committee(self, *, force: bool = False) -> Committee:
+        """Read generation, threshold and members from the EpochVerifier (one JSON-RPC batch),
+        at most every `committee_refresh_seconds` unless `force`; update the metrics and log a
+        change (`committee.read` first, then `committee.changed`) and, once per change, why no
+        epoch can be submitted (`committee.unable`). Raises ChainError (RPC trouble)."""
+        now = time.monotonic()
+        if self.committee is not None and not force and now - self._committee_read_at < self.committee_refresh_seconds:
+            return self.committee
+        committee = await self.submitter.committee()
+        self._committee_read_at = now
+        previous, self.committee = self.committee, committee
+        destination = self.config.chain
+        member = committee.is_member(self.attester.address)
+        self.metrics.committee_generation.labels(destination).set(committee.generation)
+        self.metrics.committee_threshold.labels(destination).set(committee.threshold)
+        self.metrics.committee_size.labels(destination).set(len(committee.members))
+        self.metrics.committee_member.labels(destination, self.attester.address).set(1 if member else 0)
+        self.metrics.committee_signatures_missing.labels(destination).set(committee.missing_signatures(self.signers()))
+        if committee != previous:
+            log.info("committee.read" if previous is None else "committee.changed", destination=destination,
+                     generation=committee.generation, threshold=committee.threshold, members=list(committee.members),
+                     attester=self.attester.address, attester_is_member=member)  # fmt: skip
+        problems = tuple(self.committee_problems())
+        if problems != self._committee_noted:
+            self._committee_noted = problems
+            if problems:
+                log.warning("committee.unable", destination=destination, problems=list(problems))
+            else:
+                log.info("committee.able", destination=destination, generation=committee.generation)
+        return committee
+
     async def refresh_balance(self) -> int:
         """Read the sender's balance (wei) into the metric and `self.balance`."""
         self.balance = await self.submitter.balance()
@@ -289,10 +372,11 @@ class DestinationRelay:
                     block_number=height,
                     chunk_size=pair.config.proof_chunk_size,
                 )
+            confirmed_by = await self._confirm(pair, snapshot)
         except SnapshotRejected as exc:
             self.metrics.proofs_rejected.labels(chain, exc.reason).inc()
             self.store.record_snapshot(pair.chain_id, height, pair.config.vault, status="rejected", reason=exc.reason)
-            log.error("proof.rejected", chain=chain, block=height, reason=exc.reason, detail=exc.detail)
+            log.error("proof.rejected", chain=chain, block=height, reason=exc.reason, detail=exc.detail, **exc.evidence)
             return None
         for account, reason in snapshot.excluded:
             self.metrics.proofs_rejected.labels(chain, reason).inc()
@@ -316,8 +400,32 @@ class DestinationRelay:
             claims=len(snapshot.claims),
             excluded=len(snapshot.excluded),
             verify_ms=round(snapshot.verify_seconds * 1000, 2),
+            header_host=snapshot.header_host,
+            confirmed_by=confirmed_by,
         )
         return snapshot
+
+    async def _confirm(self, pair: PairRunner, snapshot: Snapshot) -> str | None:
+        """Have an endpoint on another host confirm the proven block hash before anything of the
+        snapshot is signed (`relayer.prover.confirm_block_hash`); counted by outcome. A mismatch
+        raises SnapshotRejected ("block_hash_unconfirmed"); when no other endpoint can answer,
+        the ChainError propagates and fails the round: nothing is signed for the height now and
+        it is proven again in a later round. Returns the confirming host, None for a chain with
+        a single endpoint host (not cross-checked)."""
+        chain = pair.config.source
+        outcomes = self.metrics.block_hash_confirmations
+        try:
+            host = await confirm_block_hash(pair.client, snapshot)
+        except SnapshotRejected:
+            outcomes.labels(chain, "mismatch").inc()
+            raise
+        except ChainError as exc:
+            outcomes.labels(chain, "unavailable").inc()
+            log.warning("block_hash.unconfirmable", chain=chain, block=snapshot.header.number,
+                        header_host=snapshot.header_host, error=str(exc))  # fmt: skip
+            raise
+        outcomes.labels(chain, "confirmed" if host is not None else "single_endpoint").inc()
+        return host
 
     # --- one epoch, resumable from any stored state ----------------------------------------
 
@@ -374,6 +482,13 @@ class DestinationRelay:
             if latest != epoch - 1 or await self.submitter.recorded_root(epoch - 1) != previous:
                 self._fail(epoch, "superseded", latest=latest)
                 return
+            problems = self.committee_problems()
+            if problems:  # submitting would only revert: keep it open until the committee allows it
+                if epoch not in self._held:
+                    self._held.add(epoch)
+                    log.warning("epoch.held", epoch=epoch, root=record.root, problems=problems)
+                return
+            self._held.discard(epoch)
             self.metrics.epochs_submitted.inc()
         if await self.settler.stale(aggregate):
             self._fail(epoch, "stale")

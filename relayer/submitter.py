@@ -4,7 +4,7 @@ settlements) and `settleMany` — handed to the transaction manager under idempo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,27 @@ class Position:
     value: int
     block_number: int
     timestamp: int
+
+
+@dataclass(frozen=True, slots=True)
+class Committee:
+    """The EpochVerifier's current committee: `generation` (1 at deployment, +1 per
+    `setCommittee`), `threshold` (member signatures an epoch needs) and `members` (checksummed
+    addresses, in the order they were set)."""
+
+    generation: int
+    threshold: int
+    members: tuple[str, ...]
+
+    def is_member(self, address: str) -> bool:
+        return to_checksum_address(address) in self.members
+
+    def missing_signatures(self, signers: Iterable[str]) -> int:
+        """How many more member signatures the threshold needs than the distinct members among
+        `signers` (the attesters whose signatures this daemon can collect) can give; 0 when
+        they suffice."""
+        have = {to_checksum_address(s) for s in signers} & set(self.members)
+        return max(0, self.threshold - len(have))
 
 
 class ContractReader:
@@ -74,6 +95,17 @@ class Submitter:
         )
 
     # --- reads ----------------------------------------------------------------------------
+
+    async def committee(self) -> Committee:
+        """`generation()`, `threshold()` and `members()` of the EpochVerifier, read in one JSON-RPC
+        batch (one consistent block is not guaranteed across the three calls; a rotation between
+        them is seen at the next read)."""
+        functions = ("generation", "threshold", "members")
+        calls = [("eth_call", self.verifier.call_params(name)) for name in functions]
+        generation, threshold, members = (
+            self.verifier.decode(name, raw) for name, raw in zip(functions, await self.client.batch(calls), strict=True)
+        )
+        return Committee(int(generation), int(threshold), tuple(to_checksum_address(m) for m in members))
 
     async def latest_epoch(self) -> int:
         return int(await self.verifier.call("latestEpoch"))

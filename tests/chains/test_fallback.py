@@ -534,3 +534,88 @@ async def test_api_keys_never_in_errors_logs_or_status(nodes: Callable[..., Any]
     assert len(seen) >= 2 and any(isinstance(exc, ChainIdMismatch) for exc in seen)
     assert len(logs) >= 3 and retries.calls
     assert_no_secret(*seen, logs, status, text, retries.calls)
+
+
+# --------------------------------------------------------------------------- confirmation elsewhere
+
+
+async def test_call_answered_names_the_endpoint_that_answered(nodes: Callable[..., Any]) -> None:
+    primary: Node = await nodes()
+    secondary: Node = await nodes()
+    fake = FakeTime()
+    async with client_for([primary.url, secondary.url], fake) as client:
+        answer = await client.call_answered("eth_blockNumber")
+        assert (answer.result, answer.host) == ("0x10", primary.host)
+        primary.mode = "down"
+        answer = await client.call_answered("eth_blockNumber", decode=lambda r: int(r, 16))
+        assert (answer.result, answer.host) == (16, secondary.host)  # after the fallback, not the first tried
+        assert_no_secret(answer)
+
+
+async def test_call_elsewhere_never_asks_the_excluded_host(nodes: Callable[..., Any]) -> None:
+    a: Node = await nodes()
+    b: Node = await nodes()
+    c: Node = await nodes()
+    fake, retries = FakeTime(), Retries()
+    async with client_for([a.url, b.url, c.url], fake, retries) as client:
+        assert client.hosts_other_than(a.host) == [b.host, c.host]
+        answer = await client.call_elsewhere(a.host, "eth_blockNumber")
+        assert answer.host == b.host and a.hits["eth_blockNumber"] == 0
+        # the preferred other endpoint fails: the call moves on to the next other one, never to `a`
+        b.mode = "down"
+        answer = await client.call_elsewhere(a.host, "eth_blockNumber")
+        assert answer.host == c.host
+        assert a.hits["eth_blockNumber"] == 0
+        assert retries.calls == [("eth_blockNumber", b.host, "rpc_transport")]
+        # excluding b: a is preferred again (b is cooling down anyway)
+        assert (await client.call_elsewhere(b.host, "eth_blockNumber")).host == a.host
+
+
+async def test_call_elsewhere_every_other_endpoint_failing_raises(nodes: Callable[..., Any]) -> None:
+    a: Node = await nodes()
+    b: Node = await nodes()
+    b.mode = "down"
+    fake = FakeTime()
+    async with client_for([a.url, b.url], fake, attempts=3) as client:
+        with pytest.raises(RpcTransportError) as info:
+            await client.call_elsewhere(a.host, "eth_blockNumber")
+        assert info.value.host == b.host
+        assert a.hits["eth_blockNumber"] == 0  # a healthy `a` is not a confirmation of itself
+        assert b.requests == 3  # retried among the others only (with backoff)
+        assert_no_secret(info.value)
+        b.mode = "revert"  # the node answered with an error: not retried
+        with pytest.raises(RpcResponseError):
+            await client.call_elsewhere(a.host, "eth_getBlockByNumber", ["0x1", False])
+
+
+async def test_call_elsewhere_without_another_host(nodes: Callable[..., Any]) -> None:
+    from chains.errors import NoOtherEndpoint
+    from chains.rpc import RpcClient
+
+    a: Node = await nodes()
+    fake = FakeTime()
+    # two URLs (two API keys) on one host are one endpoint for confirmation purposes
+    same_host_urls = [a.url, a.url.replace(SECRET, "otherKey")]
+    async with client_for(same_host_urls, fake) as client:
+        assert client.hosts_other_than(a.host) == []
+        with pytest.raises(NoOtherEndpoint) as info:
+            await client.call_elsewhere(a.host, "eth_blockNumber")
+        assert info.value.host == a.host and "source" in str(info.value)
+        assert a.requests == 0
+    async with RpcClient(a.url) as single:  # a single-endpoint client has no other either
+        assert single.hosts_other_than(a.host) == []
+        with pytest.raises(NoOtherEndpoint):
+            await single.call_elsewhere(a.host, "eth_blockNumber")
+        assert (await single.call_answered("eth_blockNumber")).host == a.host
+
+
+async def test_call_elsewhere_skips_an_endpoint_of_another_chain(nodes: Callable[..., Any]) -> None:
+    a: Node = await nodes()
+    wrong: Node = await nodes(chain_id=1)
+    fake = FakeTime()
+    async with client_for([a.url, wrong.url], fake) as client:
+        client._expected_chain_id = CHAIN_ID  # as after check_chain_id with `wrong` unreachable at start
+        with pytest.raises(EndpointsUnavailable):
+            await client.call_elsewhere(a.host, "eth_blockNumber")
+        assert wrong.hits["eth_blockNumber"] == 0 and wrong.hits["eth_chainId"] == 1
+        assert client.hosts_other_than(a.host) == []  # disabled for good

@@ -70,3 +70,52 @@ def test_help_answers() -> None:
     assert done.returncode == 0
     for command in ("run", "check-config", "devnet", "deploy", "prove", "verify", "status"):
         assert command in done.stdout
+
+
+@pytest.mark.integration
+def test_verify_prints_what_it_checked_and_confirms_it_with_a_node(anvil: AnvilNode, tmp_path: Path) -> None:
+    """`relayer verify FILE --rpc URL`: the offline check cannot tell a self-consistent fake chain
+    from the real one; a node of the real chain confirms the chain id and the block hash."""
+    from chains.anvil import start_anvil
+
+    target = "0x00000000000000000000000000000000000000aa"
+    rpc(anvil.url, "anvil_setStorageAt", [target, "0x" + "00" * 31 + "05", "0x" + "00" * 31 + "2a"])
+    rpc(anvil.url, "anvil_mine", ["0x3"])
+    block = int(str(rpc(anvil.url, "eth_blockNumber")), 16)
+    block_hash = str(rpc(anvil.url, "eth_getBlockByNumber", [hex(block), False])["hash"])  # type: ignore[index]
+    out = tmp_path / "proof.json"
+    done = relayer("prove", "--rpc", anvil.url, "--contract", target, "--slot", "0x5", "--block", str(block),
+                   "--out", str(out))  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+    offline = relayer("verify", str(out))
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    result = json.loads(offline.stdout)
+    assert (result["chainId"], result["block"], result["blockHash"]) == (31337, block, block_hash)
+    assert f"chain 31337 block {block} hash {block_hash}" in offline.stderr
+    assert "not confirmed" in offline.stderr
+
+    confirmed = relayer("verify", str(out), "--rpc", anvil.url)
+    assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
+    host = anvil.url.removeprefix("http://")
+    assert json.loads(confirmed.stdout)["confirmed"] == {
+        "host": host, "chainId": 31337, "blockNumber": block, "blockHash": block_hash
+    }
+    assert f"confirmed by {host}" in confirmed.stderr
+
+    same_id = start_anvil(31337)  # the same chain id, another chain: another hash at that height
+    other_id = start_anvil(5)
+    try:
+        rpc(same_id.url, "anvil_mine", [hex(block + 2)])
+        other = relayer("verify", str(out), "--rpc", same_id.url)
+        assert other.returncode == 1
+        assert other.stdout.startswith("UNCONFIRMED:") and block_hash in other.stdout, other.stdout
+        assert f"block {block} hash 0x" in other.stdout
+        wrong_chain = relayer("verify", str(out), "--rpc", other_id.url)
+        assert wrong_chain.returncode == 1
+        assert "is chain 5, the file is for chain 31337" in wrong_chain.stdout, wrong_chain.stdout
+    finally:
+        same_id.stop()
+        other_id.stop()
+    dead = relayer("verify", str(out), "--rpc", "http://127.0.0.1:1")
+    assert dead.returncode == 1 and "cannot confirm" in dead.stderr

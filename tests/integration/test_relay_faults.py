@@ -24,14 +24,20 @@ ACCOUNTS = 8
 
 
 class Harness(DaemonRuns):
-    """A devnet whose chains are each reached through a proxy (primary) and directly (backup)."""
+    """A devnet whose chains are each reached through a proxy (primary) and directly (backup);
+    the source also through a second, honest proxy, so that a proven block hash can still be
+    confirmed by an endpoint on another host while the primary is failing."""
 
     def __init__(self, net: devnet.Devnet) -> None:
         super().__init__(net)
         self.source_proxy = TamperProxy(self.source_rpc).start()
+        self.source_second = TamperProxy(self.source_rpc).start()
         self.dest_proxy = TamperProxy(self.dest_rpc).start()
         text = net.config_path.read_text()
-        text = text.replace(f'rpc = ["{self.source_rpc}"]', f'rpc = ["{self.source_proxy.url}", "{self.source_rpc}"]')
+        text = text.replace(
+            f'rpc = ["{self.source_rpc}"]',
+            f'rpc = ["{self.source_proxy.url}", "{self.source_rpc}", "{self.source_second.url}"]',
+        )
         text = text.replace(f'rpc = ["{self.dest_rpc}"]', f'rpc = ["{self.dest_proxy.url}", "{self.dest_rpc}"]')
         text = text.replace("poll_interval_seconds = 0.5", "poll_interval_seconds = 0.5\nrpc_timeout_seconds = 1.0")
         net.config_path.write_text(text)
@@ -60,6 +66,7 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
             h.stop()
         finally:
             h.source_proxy.stop()
+            h.source_second.stop()
             h.dest_proxy.stop()
             devnet.stop(directory)
 
@@ -76,6 +83,10 @@ def test_relaying_continues_through_the_other_endpoint(harness: Harness, mode: s
         harness.source_proxy.set_mode("ok")
         harness.dest_proxy.set_mode("ok")
     assert harness.source_proxy.hits > 0
+    if mode == "down":  # the header came from the direct endpoint: confirmed through the second proxy
+        assert harness.source_second.hits > 0
+    metrics = urllib.request.urlopen(harness.metrics, timeout=5).read().decode()
+    assert 'relayer_block_hash_confirmations_total{chain="source",outcome="confirmed"}' in metrics
 
 
 def rejected_heights(harness: Harness) -> set[int]:

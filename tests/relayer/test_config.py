@@ -25,6 +25,7 @@ from relayer.config import (
     KeySource,
     PairConfig,
     load_config,
+    notes,
 )
 from relayer.errors import RelayerError
 
@@ -825,3 +826,14 @@ def test_write_keystore_scrypt_default_is_readable(tmp_path: Path) -> None:
     path = keys.write_keystore(account, tmp_path / "s.json", "pw", iterations=2)  # scrypt, n=2: fast
     assert json.loads(path.read_text())["crypto"]["kdf"] == "scrypt"
     assert keys.read_keystore(path, "pw").address == ADDR1
+
+
+def test_notes_name_a_source_chain_without_a_second_endpoint_host(tmp_path: Path) -> None:
+    """Not an error: a single-endpoint source works, with the weaker guarantee (its proven block
+    hashes are not confirmed by a second endpoint); check-config and the daemon say so."""
+    (single,) = notes(load_config(_write(tmp_path, MINIMAL), environ=ENV))
+    assert single.startswith("chains.source.rpc: one endpoint host")
+    same_host = _replace(MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545/a", "http://127.0.0.1:8545/b"]')
+    assert len(notes(load_config(_write(tmp_path, same_host), environ=ENV))) == 1  # two keys, one provider
+    two = _replace(MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545", "https://b.example/k"]')
+    assert notes(load_config(_write(tmp_path, two), environ=ENV)) == []  # the destination is no source: no note

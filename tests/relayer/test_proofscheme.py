@@ -148,6 +148,38 @@ def test_verkle_prover(kaustinen_rpc: str, vectors: Path) -> None:
         asyncio.run(SCHEMES["verkle"].prove(kaustinen_rpc, coinbase, [], "73"))
 
 
+def test_verkle_document_confirmed_against_a_node(kaustinen_rpc: str, vectors: Path, tmp_path: Path) -> None:
+    """`relayer verify --rpc` for a Verkle `prove` document: the chain id, the block hash at its
+    number and the parent's stateRoot (the witness's pre-state root) must be the node's."""
+    from relayer.oneshot import Unconfirmed
+
+    scheme = SCHEMES["verkle"]
+    coinbase = block(vectors, 73)["header"]["coinbase"]
+    document = asyncio.run(scheme.prove(kaustinen_rpc, coinbase, [], "73"))
+    result = scheme.verify(document)
+    host = kaustinen_rpc.removeprefix("http://")
+    assert asyncio.run(scheme.confirm(result, kaustinen_rpc)) == {
+        "host": host, "chainId": 0x10F2C, "blockNumber": 73, "blockHash": document["blockHash"]
+    }
+    path = tmp_path / "witness.json"
+    path.write_text(json.dumps(document))
+    done = relayer("verify", str(path), "--rpc", kaustinen_rpc)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"chain {0x10F2C} block 73 hash {document['blockHash']}, confirmed by {host}" in done.stderr
+    original = dict(_Kaustinen.blocks[72])
+    _Kaustinen.blocks[72] = {**original, "stateRoot": "0x" + "22" * 32}  # another pre-state on the node
+    with pytest.raises(Unconfirmed, match="stateRoot"):
+        asyncio.run(scheme.confirm(result, kaustinen_rpc))
+    _Kaustinen.blocks[72] = original
+    _Kaustinen.blocks[73] = {**_Kaustinen.blocks[73], "hash": "0x" + "33" * 32}  # another block 73
+    done = relayer("verify", str(path), "--rpc", kaustinen_rpc)
+    assert done.returncode == 1 and done.stdout.startswith("UNCONFIRMED:") and "0x" + "33" * 32 in done.stdout
+    # a bare witness (a test vector) names no block: nothing to confirm, said plainly
+    bare = vectors / "verkle" / "kaustinen" / "ethereumjs_verkleKaustinen6Block72.json"
+    done = relayer("verify", str(bare), "--root", ROOT_71, "--rpc", kaustinen_rpc)
+    assert done.returncode == 1 and "nothing to confirm" in done.stdout, done.stdout
+
+
 def _empty_tree_witness(keys: list[bytes], present: bytes | None = None) -> dict[str, Any]:
     """A witness against the empty tree (root = the identity point): every stem proven absent
     at depth 1 (an empty root slot), the all-zero multiproof (D, cl, cr the identity, a = 0)
@@ -204,6 +236,11 @@ class _VerkleNode:
     async def get_block(self, block: int | str, full: bool = False) -> dict[str, Any] | None:
         return self.blocks.get(int(block))
 
+    async def get_block_answered(self, block: int | str, full: bool = False) -> Any:
+        from chains.rpc import Answered
+
+        return Answered(await self.get_block(block, full), self.host)
+
 
 def _header(template: dict[str, Any], number: int, parent_hash: str, state_root: bytes) -> dict[str, Any]:
     """A real Cancun header with number, parentHash and stateRoot replaced and its hash recomputed."""
@@ -238,6 +275,7 @@ def test_prove_verkle_snapshot_checks_headers_and_witness(vectors: Path) -> None
 
     snap = prove({7: parent, 8: block8})
     assert snap.header.number == 8 and [c.value for c in snap.claims] == [0, 0]
+    assert snap.header_host == "verkle.test:0"  # the endpoint another one must confirm
     # a parent that is not block 8's parent, a forged header hash, a block without a witness
     other = _header(template, 7, template["parentHash"], b"\x01" * 32)
     for blocks, reason in (

@@ -7,8 +7,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from relayer.api import ready_problems
-from relayer.relay import FAILURES_UNREADY
+from relayer.relay import FAILURES_UNREADY, DestinationRelay
 from relayer.store import Store
+from relayer.submitter import Committee
 
 
 def test_rounds_failing_in_a_row_make_the_destination_unready(tmp_path: Path) -> None:
@@ -17,6 +18,7 @@ def test_rounds_failing_in_a_row_make_the_destination_unready(tmp_path: Path) ->
         consecutive_failures=0,
         last_failure=None,
         balance=None,
+        committee_problems=lambda: [],
     )
     daemon = SimpleNamespace(watchers={}, store=Store(tmp_path / "s.sqlite"), relays=[relay])
     assert ready_problems(daemon) == []  # type: ignore[arg-type]
@@ -28,4 +30,61 @@ def test_rounds_failing_in_a_row_make_the_destination_unready(tmp_path: Path) ->
         f"destination l2: {FAILURES_UNREADY} rounds failed in a row (last: settle: reverted)"
     ]
     relay.consecutive_failures = 0
+    assert ready_problems(daemon) == []  # type: ignore[arg-type]
+
+
+ATTESTER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+OTHER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+THIRD = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+
+
+def _relay(committee: Committee | None) -> SimpleNamespace:
+    """The state `DestinationRelay.committee_problems` reads, around the real method."""
+    relay = SimpleNamespace(
+        config=SimpleNamespace(chain="l2", min_signer_balance_wei=0),
+        consecutive_failures=0,
+        last_failure=None,
+        balance=None,
+        committee=committee,
+        attester=SimpleNamespace(address=ATTESTER),
+    )
+    relay.signers = lambda: DestinationRelay.signers(relay)  # type: ignore[arg-type]
+    relay.committee_problems = lambda: DestinationRelay.committee_problems(relay)  # type: ignore[arg-type]
+    return relay
+
+
+def test_committee_missing_signatures() -> None:
+    committee = Committee(3, 2, (ATTESTER, OTHER, THIRD))
+    assert committee.is_member(ATTESTER.lower())
+    assert committee.missing_signatures([ATTESTER]) == 1
+    assert committee.missing_signatures([ATTESTER, ATTESTER.lower()]) == 1  # distinct signers only
+    assert committee.missing_signatures([ATTESTER, OTHER]) == 0
+    assert committee.missing_signatures(["0x" + "11" * 20]) == 2  # a non-member's signature counts nothing
+
+
+def test_committee_that_this_member_cannot_satisfy_makes_it_unready(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    relay = _relay(None)
+    daemon = SimpleNamespace(watchers={}, store=store, relays=[relay])
+    assert ready_problems(daemon) == []  # type: ignore[arg-type]  # not read yet: nothing known against it
+    relay.committee = Committee(1, 1, (ATTESTER,))
+    assert ready_problems(daemon) == []  # type: ignore[arg-type]
+    relay.committee = Committee(3, 1, (OTHER,))
+    assert ready_problems(daemon) == [  # type: ignore[arg-type]
+        f"destination l2: attester {ATTESTER} is not in the committee of generation 3",
+    ]
+    relay.committee = Committee(4, 2, (ATTESTER, OTHER))
+    assert ready_problems(daemon) == [  # type: ignore[arg-type]
+        "destination l2: threshold 2 needs 1 more member's signature; this daemon has no peers",
+    ]
+    relay.committee = Committee(5, 2, (OTHER, THIRD))
+    assert ready_problems(daemon) == [  # type: ignore[arg-type]
+        f"destination l2: attester {ATTESTER} is not in the committee of generation 5",
+        "destination l2: threshold 2 needs 1 more member's signature; this daemon has no peers",
+    ]
+    relay.committee = Committee(7, 3, (ATTESTER, OTHER, THIRD))
+    assert ready_problems(daemon) == [  # type: ignore[arg-type]
+        "destination l2: threshold 3 needs 2 more members' signatures; this daemon has no peers",
+    ]
+    relay.committee = Committee(6, 1, (OTHER, ATTESTER))
     assert ready_problems(daemon) == []  # type: ignore[arg-type]
