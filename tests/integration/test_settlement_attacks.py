@@ -96,8 +96,12 @@ def test_a_third_party_settling_first_never_fails_a_batch(net: Net) -> None:
     thread.start()
     try:
         for step in range(4):
-            for account in net.accounts[:6]:
+            hashes = [
                 net.vault.functions.deposit().transact({"from": account, "value": 10**15 + step})
+                for account in net.accounts[:6]
+            ]
+            for tx_hash in hashes:  # mined, or "settled as the source says" could hold before they land
+                net.src.eth.wait_for_transaction_receipt(tx_hash)
             wait_for("the changes settled", net.all_settled_as_source_says, 60)
     finally:
         stop.set()
@@ -108,7 +112,7 @@ def test_a_third_party_settling_first_never_fails_a_batch(net: Net) -> None:
     assert scrape(net.metrics, "relayer_epochs_failed_total") == failed_before
     assert scrape(net.metrics, "relayer_round_failures_total") == rounds_before
     assert not [e for e in net.events("batch.reverted")]
-    assert net.all_settled_as_source_says()
+    wait_for("every account as the source says", net.all_settled_as_source_says, 60)
     skips = net.settlement.events.SettlementSkipped.get_logs(from_block=0)
     relayer = devnet.dev_account(2).address
     skipped_in_relayer_batches = [
@@ -176,7 +180,8 @@ def test_a_settlement_dropped_by_a_destination_reorg_is_sent_again(net: Net) -> 
 def test_down_longer_than_max_age_positions_expire_and_restart_settles_fresh(net: Net) -> None:
     account = net.accounts[6]
     owner = devnet.dev_account(0).address
-    net.settlement.functions.setRequirement(account, 1).transact({"from": owner})
+    requirement = net.settlement.functions.setRequirement(account, 1).transact({"from": owner})
+    net.dst.eth.wait_for_transaction_receipt(requirement)
     assert net.settlement.functions.isHealthy(account).call() is True
     net.stop()
     net.start(die_at="epoch.created")  # an epoch stored but never sent: it goes stale meanwhile
