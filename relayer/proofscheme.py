@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from eth_utils import to_canonical_address, to_checksum_address
 
-from chains.errors import BlockNotFound, HeaderMismatch, MalformedHeader, MalformedWitness, RpcGarbageError
+from chains.errors import BlockNotFound, MalformedWitness
 from chains.headers import VerifiedHeader, verify_header
 from chains.rpc import RpcClient, RpcMethods
 from chains.verkle import ACCOUNT_FIELDS, account_field_key, parse_witness, storage_slot_key
@@ -43,7 +43,7 @@ from native.verkle import VerkleError, VerkleResult
 from relayer.errors import SnapshotRejected
 from relayer.oneshot import Unconfirmed, VerificationFailed, _slot_hex, verify_document
 from relayer.oneshot import prove as prove_eip1186
-from relayer.prover import Claim, Snapshot, collateral_slot
+from relayer.prover import Claim, Snapshot, collateral_slot, rejecting_bad_headers
 
 
 class ProofScheme(ABC):
@@ -339,7 +339,7 @@ async def prove_verkle_snapshot(
     def reject(reason: str, detail: str) -> SnapshotRejected:
         return SnapshotRejected(reason, chain_id, block_number, detail)
 
-    try:
+    with rejecting_bad_headers(chain_id, block_number):
         served = await client.get_block_answered(block_number)
         raw = served.result
         parent_raw = await client.get_block(block_number - 1) if block_number > 0 else None
@@ -349,12 +349,6 @@ async def prove_verkle_snapshot(
             raise reject("header_mismatch", f"block {block_number} has no parent block")
         header = verify_header(raw, expected_number=block_number)
         parent = verify_header(parent_raw, expected_number=block_number - 1, expected_hash=header.parent_hash)
-    except HeaderMismatch as exc:
-        raise reject("header_mismatch", str(exc)) from exc
-    except MalformedHeader as exc:
-        raise reject("malformed_header", str(exc)) from exc
-    except RpcGarbageError as exc:
-        raise reject("rpc_garbage", str(exc)) from exc
     witness = raw.get("executionWitness")
     if not isinstance(witness, Mapping):
         raise reject("malformed_witness", f"block {block_number} has no executionWitness object")

@@ -11,7 +11,8 @@ rejects the whole snapshot; a storage proof that fails on its own excludes its a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -132,6 +133,20 @@ def verify_snapshot(
     )
 
 
+@contextmanager
+def rejecting_bad_headers(chain_id: int, block_number: int) -> Iterator[None]:
+    """Turn what a forged or garbled header or block says into SnapshotRejected
+    ("header_mismatch", "malformed_header", "rpc_garbage"); transport errors pass through."""
+    try:
+        yield
+    except HeaderMismatch as exc:
+        raise SnapshotRejected("header_mismatch", chain_id, block_number, str(exc)) from exc
+    except MalformedHeader as exc:
+        raise SnapshotRejected("malformed_header", chain_id, block_number, str(exc)) from exc
+    except RpcGarbageError as exc:
+        raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
+
+
 async def prove_snapshot(
     client: RpcMethods,
     *,
@@ -149,15 +164,9 @@ async def prove_snapshot(
     nothing about the data and the caller retries later. The snapshot's `header_host` names
     the endpoint that served the header; `confirm_block_hash` has another one confirm it.
     """
-    try:
+    with rejecting_bad_headers(chain_id, block_number):
         served = await fetch_header_answered(client, block_number)
-        header = served.result
-    except HeaderMismatch as exc:
-        raise SnapshotRejected("header_mismatch", chain_id, block_number, str(exc)) from exc
-    except MalformedHeader as exc:
-        raise SnapshotRejected("malformed_header", chain_id, block_number, str(exc)) from exc
-    except RpcGarbageError as exc:
-        raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
+    header = served.result
     slots = [collateral_slot(a, mapping_slot) for a in accounts]
     try:
         proof = await fetch_proof(

@@ -278,7 +278,7 @@ class DestinationRelay:
         record = self.store.epoch(epoch)
         if record is None:
             raise StoreError(f"epoch {epoch} vanished from the store")
-        await self._process(record, aggregate)
+        await self._process(record, aggregate, pending)
         await self.refresh_balance()
         return True
 
@@ -435,9 +435,15 @@ class DestinationRelay:
         self.metrics.epochs_failed.labels(reason).inc()
         log.error("epoch.failed", epoch=epoch, root=record.root if record else None, reason=reason, **details)
 
-    async def _process(self, record: EpochRecord, aggregate: EpochAggregate | None = None) -> None:
+    async def _process(
+        self,
+        record: EpochRecord,
+        aggregate: EpochAggregate | None = None,
+        pending: dict[int, list[int]] | None = None,
+    ) -> None:
         """Drive one epoch on from its stored state. A resumed epoch (`aggregate` None) is
-        rebuilt from its stored content, which must rebuild its stored root; its stored
+        rebuilt from its stored content, which must rebuild its stored root (a fresh one brings
+        the `pending` claims its round just read from the destination); its stored
         signature (made when its proofs were verified) is used, never a new one. An epoch
         that fails `max_epoch_attempts` times (chain or submission errors) is given up."""
         epoch = record.epoch
@@ -450,7 +456,7 @@ class DestinationRelay:
                 self._fail(epoch, "corrupt", detail="stored content does not rebuild its root")
                 return
         try:
-            await self._drive(record, aggregate)
+            await self._drive(record, aggregate, pending)
         except ContractReverted as exc:
             self._fail(epoch, exc.error_name or "reverted", error=str(exc))
         except (ChainError, SubmissionError) as exc:
@@ -460,7 +466,9 @@ class DestinationRelay:
                 return
             raise
 
-    async def _drive(self, record: EpochRecord, aggregate: EpochAggregate) -> None:
+    async def _drive(
+        self, record: EpochRecord, aggregate: EpochAggregate, pending: dict[int, list[int]] | None = None
+    ) -> None:
         """Checks before anything is sent, then the settlement stage. Fails the epoch when a
         proven block is no longer canonical, when its number holds another root or cannot be
         reached any more (the destination moved on: `previous` differs), when its root was
@@ -496,7 +504,7 @@ class DestinationRelay:
         signatures = order_signatures(
             (signer, bytes.fromhex(sig[2:])) for signer, sig in record.content.get("signatures", [])
         )
-        done = await self.settler.settle_epoch(epoch, aggregate, EpochSignature(previous, tuple(signatures)))
+        done = await self.settler.settle_epoch(epoch, aggregate, EpochSignature(previous, tuple(signatures)), pending)
         if done is None:  # settled at the destination's head, not final yet: looked at again next loop
             if record.status != "confirmed":
                 self.store.set_epoch_status(epoch, "confirmed")

@@ -374,7 +374,11 @@ class Settler:
     # --- one epoch -----------------------------------------------------------------------
 
     async def settle_epoch(
-        self, epoch: int, aggregate: EpochAggregate, signature: EpochSignature | None
+        self,
+        epoch: int,
+        aggregate: EpochAggregate,
+        signature: EpochSignature | None,
+        pending: dict[int, list[int]] | None = None,
     ) -> bool | None:
         """Drive the settlement of `epoch` until the destination holds every claim it needs,
         final at its finality setting. While the destination does not accept the epoch's root,
@@ -386,7 +390,9 @@ class Settler:
         next round can start meanwhile; a settlement a reorg dropped by then is sent again),
         False when MAX_SETTLE_ROUNDS ran out. Raises SubmissionError when the epoch cannot be
         submitted (no signature, or another root recorded for its number), ContractReverted for
-        a reverted transaction, chain errors for the caller to count and retry."""
+        a reverted transaction, chain errors for the caller to count and retry. `pending`: what
+        `pending(aggregate)` just returned, if the caller read it (it is not read again first)."""
+        known = pending
         full = None if signature is None else (epoch, aggregate.root, signature.previous, signature.signatures)
         # blocks of batches mined before a restart still have to become final
         last_block = max(
@@ -406,7 +412,8 @@ class Settler:
                     if full is None:
                         raise SubmissionError(f"epoch:{epoch}", "not accepted and no signatures to submit it with")
                     submission = full
-                pending = await self.pending(aggregate)
+                pending = known if known is not None else await self.pending(aggregate)
+                known = None
                 if not pending and submission is None:
                     if last_block:
                         if self.finalized is not None and self.finalized() < last_block:
