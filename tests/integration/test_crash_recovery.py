@@ -161,8 +161,8 @@ def check_final_state(net: devnet.Devnet) -> None:
 
     def settled_as_source_says() -> bool:
         for account in accounts:
-            block = settlement.functions.lastSettledBlock(account, chain_id).call()
-            settled = settlement.functions.collateralOf(account).call()
+            # value and block in one read: the daemon may settle between two separate calls
+            settled, block, _timestamp, _fresh = settlement.functions.positionOf(account, chain_id).call()
             if block == 0 or settled != source_collateral_at(src, vault, account, head):
                 return False
             assert settled == source_collateral_at(src, vault, account, block)
