@@ -101,7 +101,10 @@ async def test_proofs_survive_a_failing_primary(chain: tuple[AnvilNode, int], mo
                 await prove(client, number)
                 rounds += 1
                 await asyncio.sleep(0.06)
-            assert secondary.hits >= 2 * rounds
+            if mode == "flapping":  # the primary answers every other request: each failure fails over
+                assert secondary.hits >= len(retries.calls)
+            else:  # the primary never answers: every header and proof batch went to the secondary
+                assert secondary.hits >= 2 * rounds
             assert {host for _, host, _ in retries.calls} == {primary_host}
             assert {reason for _, _, reason in retries.calls} == EXPECTED_REASONS[mode]
 
