@@ -60,7 +60,7 @@ def committee_status(relay: DestinationRelay) -> dict[str, object]:
         "members": list(committee.members) if committee else None,
         "attester": attester,
         "attester_is_member": committee.is_member(attester) if committee else None,
-        "signatures_missing": committee.missing_signatures(relay.signers()) if committee else None,
+        "signatures_missing": relay.signatures_missing() if committee else None,
         "problems": relay.committee_problems(),
     }
 

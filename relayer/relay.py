@@ -1,22 +1,26 @@
-"""The relay pipeline of one destination: snapshot every pair at its finalized height,
-verify, aggregate into one epoch, attest, submit, settle — durably.
+"""The relay pipeline of one destination: plan each epoch by the deterministic rule, prove and
+verify its snapshots, aggregate, attest, submit, settle — durably.
 
 A round:
-1. for each pair whose source has a new due height (a multiple of `every_blocks` at or
-   below the finalized height): discover depositors from vault events, prove and verify
-   the snapshot (a header or account proof that fails rejects the snapshot whole; a storage
-   proof that fails excludes its account only), then have an endpoint on another host confirm
-   its block hash (another hash rejects it; no answer fails the round, the height is proven
-   again later); nothing is proven while this member cannot satisfy the destination's
-   committee (read from its EpochVerifier each round: membership, threshold, generation);
-2. when the destination needs some claim (`relayer.settlement.needs_settlement`, read from
-   the destination's positions), aggregate the snapshots into one epoch numbered after the
-   destination's latest, sign it (EIP-712, chained to the previous root) and store it with
-   its content and signature, advancing the pairs in the same transaction (write-ahead);
-3. process the epoch: check its blocks are still canonical (a proven block that is not is
-   a reorg beyond finality: the epoch is dropped and counted) and still fresh enough for the
-   destination (else dropped: a newer height is proven instead), then submit it together
-   with its first settlements and settle the rest (`relayer.settlement`).
+1. plan the next epoch (the destination's latest + 1) by the deterministic epoch rule of
+   `relayer.schedule`: the same heights for every committee member, from the chains alone;
+   nothing is planned while this member cannot take part in the destination's committee
+   (read from its EpochVerifier each round: membership, threshold, generation, peers);
+2. for each pair with a height in the plan: discover depositors from vault events, prove and
+   verify the snapshot, then have an endpoint on another host confirm its block hash. A
+   snapshot that fails anything (a header, an account proof, a block hash that another host
+   does not confirm; in a committee of more than one also a single storage proof) leaves the
+   epoch unsigned: the same heights are proven again in a later round, so that this member
+   never signs a root the others could not compute;
+3. aggregate the snapshots into one epoch, sign it (EIP-712, chained to the previous root),
+   store it with its content and signature and publish the attestation to the committee;
+4. process the epoch: check its blocks are still canonical (a proven block that is not is a
+   reorg beyond finality: the epoch is dropped and counted), collect the members' signatures
+   until the threshold is met, and when it is this member's turn (the submitter rotates with
+   the epoch number; the others take over after `takeover_seconds` each) submit it together
+   with its first settlements and settle the rest (`relayer.settlement`). An epoch whose blocks
+   are already too old for the destination is submitted alone (the sequence must go on; its
+   positions would only be refused).
 
 Every open epoch in the store is processed again before a new round, so a restart (even
 after kill -9) resumes exactly where the last process stopped; the transaction manager's
@@ -30,6 +34,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
@@ -54,10 +59,14 @@ from relayer.prover import (
     snapshot_from_json,
     snapshot_to_json,
 )
+from relayer.schedule import EpochSchedule
 from relayer.settlement import EpochSignature, Settlement, Settler
-from relayer.store import EpochRecord, Store
+from relayer.store import OPEN_EPOCH_STATES, EpochRecord, Store
 from relayer.submitter import Committee, Submitter
 from relayer.watcher import ChainWatcher
+
+if TYPE_CHECKING:
+    from relayer.committee import AttestationExchange
 
 log = get_logger("relayer.relay")
 
@@ -67,6 +76,9 @@ LOG_RANGE = 5_000
 
 FAILURES_UNREADY = 3
 """Rounds failing in a row after which /readyz reports the destination unready."""
+
+REJECTED = object()
+"""`DestinationRelay._prove`: the snapshot failed verification."""
 
 
 def _deposited_topic() -> str:
@@ -96,21 +108,6 @@ class PairRunner:
         self.store = store
         self.key = f"{config.source}->{config.destination}:{config.vault}"
         self.topic = _deposited_topic()
-        self.due_since: float | None = None
-
-    def due_height(self) -> int | None:
-        """The newest finalized multiple of `every_blocks` not yet snapshotted, or None.
-        `due_since` is when the pair last went from nothing due to something due."""
-        every = self.config.every_blocks
-        height = self.watcher.finalized // every * every
-        state = self.store.pair_state(self.key)
-        last = state[1] if state else -1
-        if height <= last or height < self.config.vault_deploy_block or height <= 0:
-            self.due_since = None
-            return None
-        if self.due_since is None:
-            self.due_since = time.time()
-        return height
 
     async def discover(self, up_to: int) -> list[str]:
         """Accounts of the vault that deposited at or before `up_to` (from `Deposited` events),
@@ -152,10 +149,15 @@ class DestinationRelay:
         on_settled: Callable[[Settlement], None] | None = None,
         idle_seconds: float = 0.5,
         committee_refresh_seconds: float = 2.0,
+        peers: int = 0,
+        takeover_seconds: float = 20.0,
     ) -> None:
         """`finalized()`: the destination's final height (its watcher), None when the head is
         final; `on_settled` is called for each account settled; the committee is read again
-        every `committee_refresh_seconds` while idle, and before every round with work due."""
+        every `committee_refresh_seconds` while idle, and before every round with work due.
+        `peers`: how many other members this daemon exchanges attestations with (`[committee]`);
+        `takeover_seconds`: how long a member waits for each member before it in an epoch's
+        submission order before it submits (and settles) the epoch itself."""
         self.config = config
         self.pairs = pairs
         self.sources = {p.chain_id: p for p in pairs}
@@ -178,6 +180,21 @@ class DestinationRelay:
         self._committee_read_at = -math.inf
         self._committee_noted: tuple[str, ...] = ()
         self._held: set[int] = set()
+        self.peers = peers
+        self.takeover_seconds = takeover_seconds
+        self.exchange: AttestationExchange | None = None  # set by the daemon (`[committee]`)
+        self.schedule = EpochSchedule(
+            pairs,
+            submitter,
+            store,
+            max_age=self.settler.max_age,
+            refresh_before_expiry_seconds=config.refresh_before_expiry_seconds,
+            finalized_destination=finalized,
+        )
+        self._turn_since: dict[int, float] = {}  # epoch -> when this member was first ready to send it
+        self._taken_over: dict[int, bytes] = {}
+        self._awaiting_noted: dict[int, int] = {}
+        self._signers: dict[int, tuple[str, ...]] = {}  # epoch -> the members whose signatures it carries
 
     def _chain_label(self, chain_id: int) -> str:
         source = self.sources.get(chain_id)
@@ -220,44 +237,39 @@ class DestinationRelay:
             await self._process(record)
 
     async def round(self) -> bool:
-        """One round. Returns False when nothing was due."""
-        due = [(p, h) for p in self.pairs if (h := p.due_height()) is not None]
-        self.backlog = len(due)
+        """One round. Returns False when nothing was due (or this member waits for something)."""
+        latest = await self.submitter.latest_epoch()
+        epoch = latest + 1
+        held = self.store.epoch(epoch)
+        if held is not None and held.status in OPEN_EPOCH_STATES:
+            return False  # being processed (`resume`): nothing new is signed meanwhile
+        plan = await self.schedule.plan(epoch)
+        self.backlog = len(plan.heights) if plan else 0
         self.metrics.backlog.set(self.backlog)
-        since = [p.due_since for p, _ in due if p.due_since is not None]
-        self.metrics.backlog_age.set(time.time() - min(since) if since else 0.0)
-        if not due:
+        self.metrics.backlog_age.set(max(0.0, time.time() - plan.time) if plan else 0.0)
+        if plan is None:
             return False
-        if any(record.epoch in self._held for record in self.store.open_epochs()):
-            return False  # a stored epoch waits for the committee: it goes first, nothing new is signed
         await self.refresh_committee(force=True)
         if self.committee_problems():
-            return False  # an epoch would only revert: prove nothing now, the heights wait
-        heights = {pair.key: height for pair, height in due}
+            return False  # an epoch would only revert: prove nothing now, the plan waits
         snapshots = []
-        for pair, height in due:
+        for pair in self.pairs:
+            height = plan.heights.get(pair.chain_id)
+            if height is None:
+                continue
             snapshot = await self._prove(pair, height)
-            if snapshot is not None and snapshot.claims:
+            if snapshot is REJECTED:
+                log.warning("epoch.deferred", epoch=epoch, chain=pair.config.source, block=height,
+                            why="a snapshot of the plan was rejected: proven again in a later round")  # fmt: skip
+                return False
+            if isinstance(snapshot, Snapshot) and snapshot.claims:
                 snapshots.append(snapshot)
         checkpoint("round.proven")
         if not snapshots:
-            self.store.advance_pairs(heights)
-            log.info("epoch.skipped", why="no verified snapshot with claims")
-            return True
+            return False
+        heights = {p.key: h for p in self.pairs if (h := plan.heights.get(p.chain_id)) is not None}
         aggregate = aggregate_epoch(snapshots)
-        if await self.settler.stale(aggregate):
-            self.store.advance_pairs(heights)
-            log.warning("epoch.skipped", why="proven blocks already older than maxAge on the destination")
-            return True
-        pending = await self.settler.pending(aggregate)
-        if not pending:
-            self.store.advance_pairs(heights)
-            log.info("epoch.skipped", why="the destination needs no change",
-                     blocks=[(s.chain_id, s.header.number) for s in snapshots])  # fmt: skip
-            return True
-        epoch = await self.submitter.latest_epoch() + 1
-        previous = await self.submitter.recorded_root(epoch - 1)
-        held = self.store.epoch(epoch)
+        previous = await self.submitter.recorded_root(latest)
         if held is not None and held.status != "failed":  # the destination lost it (a reorg there)
             self._fail(epoch, "lost_on_destination", previous_status=held.status)
         signature = sign_epoch(
@@ -267,27 +279,43 @@ class DestinationRelay:
         self.metrics.epochs_signed.inc()
         content = {
             "format": EPOCH_FORMAT,
+            "plan": {"time": plan.time, "why": plan.why, "heights": {str(c): h for c, h in plan.heights.items()}},
             "snapshots": [snapshot_to_json(s) for s in snapshots],
             "previous": "0x" + previous.hex(),
             "signatures": [[self.attester.address, "0x" + signature.hex()]],
         }
         self.store.create_epoch(epoch, aggregate.root, content, heights)
         checkpoint("epoch.created")
-        log.info("epoch.created", epoch=epoch, root=aggregate.root, blocks=len(snapshots),
-                 claims=aggregate.claim_count, to_settle=sum(len(v) for v in pending.values()))  # fmt: skip
+        if self.exchange is not None:
+            from relayer.committee import Attestation  # TEMP until the exchange lands
+
+            self.exchange.publish(
+                Attestation(self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root,
+                            previous, self.attester.address, signature)
+            )  # fmt: skip
+        log.info("epoch.created", epoch=epoch, root=aggregate.root, blocks=len(snapshots), time=plan.time,
+                 why=plan.why, claims=aggregate.claim_count)  # fmt: skip
         record = self.store.epoch(epoch)
         if record is None:
             raise StoreError(f"epoch {epoch} vanished from the store")
-        await self._process(record, aggregate, pending)
+        await self._process(record, aggregate)
         await self.refresh_balance()
         return True
 
     # --- the committee, read from the destination's EpochVerifier ---------------------------
 
     def signers(self) -> list[str]:
-        """Attesters whose signatures this daemon can collect for an epoch: its own today (an
-        attestation exchange between members would add its peers here)."""
+        """This member's attester address (its peers' come with their attestations)."""
         return [self.attester.address]
+
+    def signatures_missing(self) -> int:
+        """How many more member signatures the threshold needs than this member (counted as a
+        member: not being one is a problem of its own) and its configured peers can give at
+        most; 0 when they suffice, or before the committee was first read."""
+        committee = self.committee
+        if committee is None:
+            return 0
+        return max(0, committee.threshold - 1 - self.peers)
 
     def committee_problems(self) -> list[str]:
         """Why this daemon cannot have an epoch accepted under the current committee, in plain
@@ -296,17 +324,17 @@ class DestinationRelay:
         if committee is None:
             return []
         problems = []
-        signers = self.signers()
-        if committee.is_member(self.attester.address):
-            missing = committee.missing_signatures(signers)
-        else:  # said first; then what the threshold would still need were it a member again
+        if not committee.is_member(self.attester.address):
             problems.append(
                 f"attester {self.attester.address} is not in the committee of generation {committee.generation}"
             )
-            missing = max(0, committee.threshold - len({s.lower() for s in signers}))
+        missing = self.signatures_missing()
         if missing:
             whose = "member's signature" if missing == 1 else "members' signatures"
-            problems.append(f"threshold {committee.threshold} needs {missing} more {whose}; this daemon has no peers")
+            problems.append(
+                f"threshold {committee.threshold} needs {missing} more {whose} than this daemon and its "
+                f"{self.peers} configured peer(s) can give"
+            )
         return problems
 
     async def refresh_committee(self, *, force: bool = False) -> Committee:
@@ -326,7 +354,7 @@ class DestinationRelay:
         self.metrics.committee_threshold.labels(destination).set(committee.threshold)
         self.metrics.committee_size.labels(destination).set(len(committee.members))
         self.metrics.committee_member.labels(destination, self.attester.address).set(1 if member else 0)
-        self.metrics.committee_signatures_missing.labels(destination).set(committee.missing_signatures(self.signers()))
+        self.metrics.committee_signatures_missing.labels(destination).set(self.signatures_missing())
         if committee != previous:
             log.info("committee.read" if previous is None else "committee.changed", destination=destination,
                      generation=committee.generation, threshold=committee.threshold, members=list(committee.members),
@@ -346,7 +374,11 @@ class DestinationRelay:
         self.metrics.signer_balance.labels(self.config.chain).set(self.balance)
         return self.balance
 
-    async def _prove(self, pair: PairRunner, height: int) -> Snapshot | None:
+    async def _prove(self, pair: PairRunner, height: int) -> Snapshot | object | None:
+        """The pair's verified snapshot at `height`; None when the vault has no accounts yet;
+        REJECTED when anything failed verification (counted, logged, recorded in the store).
+        In a committee of more than one member a snapshot with an excluded account is rejected
+        whole: a root without that claim would differ from the other members' roots."""
         chain = pair.config.source
         accounts = await pair.discover(height)
         if not accounts:
@@ -377,10 +409,16 @@ class DestinationRelay:
             self.metrics.proofs_rejected.labels(chain, exc.reason).inc()
             self.store.record_snapshot(pair.chain_id, height, pair.config.vault, status="rejected", reason=exc.reason)
             log.error("proof.rejected", chain=chain, block=height, reason=exc.reason, detail=exc.detail, **exc.evidence)
-            return None
+            return REJECTED
         for account, reason in snapshot.excluded:
             self.metrics.proofs_rejected.labels(chain, reason).inc()
             log.error("claim.rejected", chain=chain, block=height, account=account, reason=reason)
+        if snapshot.excluded and self.committee is not None and len(self.committee.members) > 1:
+            reason = "claims_excluded"
+            self.store.record_snapshot(pair.chain_id, height, pair.config.vault, status="rejected", reason=reason)
+            log.error("proof.rejected", chain=chain, block=height, reason=reason, excluded=len(snapshot.excluded),
+                      detail="a member signs only a root every member computes: all claims or none")  # fmt: skip
+            return REJECTED
         self.metrics.snapshots_proven.labels(chain).inc()
         self.metrics.proofs_verified.labels(chain).inc(1 + len(snapshot.claims))
         self.metrics.verify_seconds.labels(chain).observe(snapshot.verify_seconds)
@@ -470,19 +508,30 @@ class DestinationRelay:
         self, record: EpochRecord, aggregate: EpochAggregate, pending: dict[int, list[int]] | None = None
     ) -> None:
         """Checks before anything is sent, then the settlement stage. Fails the epoch when a
-        proven block is no longer canonical, when its number holds another root or cannot be
-        reached any more (the destination moved on: `previous` differs), when its root was
-        revoked or belongs to an older committee generation, or when its blocks are stale."""
+        proven block is no longer canonical, when its number holds another root (counted as an
+        attestation conflict) or cannot be reached any more (the destination moved on:
+        `previous` differs), or when its root was revoked or belongs to an older committee
+        generation. Holds it (looked at again next loop) while the committee cannot accept it,
+        while fewer member signatures than the threshold are collected, and while it is
+        another member's turn to submit or settle it."""
         epoch = record.epoch
         if not await self._canonical(epoch, [b.snapshot for b in aggregate.blocks]):
             return
         previous = bytes.fromhex(str(record.content["previous"])[2:])
         recorded = await self.submitter.recorded_root(epoch)
+        signature: EpochSignature | None = None
         if recorded == aggregate.root:
             if await self.submitter.root_of(epoch) != aggregate.root:
                 self._fail(epoch, "revoked")
                 return
+            if not self._my_turn(epoch, record.root):  # another member submitted it and settles it
+                if not await self.settler.pending(aggregate):
+                    self.store.set_epoch_status(epoch, "settled")
+                    self._turn_since.pop(epoch, None)
+                return
         elif any(recorded):
+            if self.exchange is not None:
+                self.exchange.note_onchain_conflict(epoch, aggregate.root, recorded)
             self._fail(epoch, "superseded", on_chain="0x" + recorded.hex())
             return
         else:
@@ -491,20 +540,27 @@ class DestinationRelay:
                 self._fail(epoch, "superseded", latest=latest)
                 return
             problems = self.committee_problems()
-            if problems:  # submitting would only revert: keep it open until the committee allows it
-                if epoch not in self._held:
-                    self._held.add(epoch)
+            signatures = None if problems else await self._signatures(record, previous)
+            if signatures is None or not self._my_turn(epoch, record.root):
+                if problems and epoch not in self._held:
                     log.warning("epoch.held", epoch=epoch, root=record.root, problems=problems)
-                return
+                if problems:
+                    self._held.add(epoch)
+                return  # submitting would only revert, or it is another member's turn
             self._held.discard(epoch)
+            signature = EpochSignature(previous, tuple(signatures))
             self.metrics.epochs_submitted.inc()
+            if await self.settler.stale(aggregate):  # the sequence goes on; its positions would be refused
+                receipt = await self.submitter.submit_epoch(
+                    f"epoch:{epoch}:{aggregate.root.hex()[:16]}", epoch, aggregate.root, previous, signatures
+                )
+                log.warning("epoch.submitted_stale", epoch=epoch, root=aggregate.root, tx=receipt.tx_hash)
+                self.store.set_epoch_status(epoch, "settled", tx_hash=receipt.tx_hash, reason="stale")
+                return
         if await self.settler.stale(aggregate):
-            self._fail(epoch, "stale")
+            self.store.set_epoch_status(epoch, "settled", reason="stale")
             return
-        signatures = order_signatures(
-            (signer, bytes.fromhex(sig[2:])) for signer, sig in record.content.get("signatures", [])
-        )
-        done = await self.settler.settle_epoch(epoch, aggregate, EpochSignature(previous, tuple(signatures)), pending)
+        done = await self.settler.settle_epoch(epoch, aggregate, signature, pending)
         if done is None:  # settled at the destination's head, not final yet: looked at again next loop
             if record.status != "confirmed":
                 self.store.set_epoch_status(epoch, "confirmed")
@@ -513,7 +569,55 @@ class DestinationRelay:
             self._fail(epoch, "settle_rounds_exhausted")
             return
         self.store.set_epoch_status(epoch, "settled")
+        self._turn_since.pop(epoch, None)
         checkpoint("epoch.settled")
+
+    async def _signatures(self, record: EpochRecord, previous: bytes) -> list[bytes] | None:
+        """The signatures to submit `record` with: this member's stored one (made when its proofs
+        were verified) and its peers' collected by the attestation exchange, each checked there
+        (recovers, a member of the current committee, over this member's own root); exactly
+        `threshold` of them, ordered by signer. None (logged once) while fewer are at hand."""
+        committee = self.committee
+        own = [(str(signer), bytes.fromhex(str(sig)[2:])) for signer, sig in record.content.get("signatures", [])]
+        by_signer = {to_checksum_address(signer): sig for signer, sig in own}
+        if self.exchange is not None and committee is not None and committee.threshold > 1:
+            collected = await self.exchange.collect(
+                chain_id=self.submitter.chain_id, verifier=self.submitter.verifier.contract.address,
+                epoch=record.epoch, root=record.root, previous=previous, committee=committee,
+            )  # fmt: skip
+            for signer, sig in collected.signatures:
+                by_signer.setdefault(to_checksum_address(signer), sig)
+        if committee is not None:
+            by_signer = {s: sig for s, sig in by_signer.items() if committee.is_member(s)}
+        need = committee.threshold if committee is not None else 1
+        if len(by_signer) < need:
+            if self._awaiting_noted.get(record.epoch) != len(by_signer):
+                self._awaiting_noted[record.epoch] = len(by_signer)
+                log.info("epoch.awaiting_signatures", epoch=record.epoch, root=record.root, have=len(by_signer),
+                         threshold=need, signers=sorted(by_signer))  # fmt: skip
+            return None
+        chosen = sorted(by_signer)[:need]
+        self._signers[record.epoch] = tuple(chosen)
+        return order_signatures((s, by_signer[s]) for s in chosen)
+
+    def _my_turn(self, epoch: int, root: bytes) -> bool:
+        """Whether this member submits (or settles) `epoch` now: the members take turns in the
+        committee's order, starting at member `epoch mod N`; member k after that waits
+        k x `takeover_seconds` from when it was first ready, so a member that is down is
+        taken over and one that is alive is not raced."""
+        committee = self.committee
+        if committee is None or len(committee.members) <= 1 or not committee.is_member(self.attester.address):
+            return True
+        members = committee.members
+        position = (members.index(to_checksum_address(self.attester.address)) - epoch) % len(members)
+        since = self._turn_since.setdefault(epoch, time.monotonic())
+        if position == 0 or time.monotonic() - since >= position * self.takeover_seconds:
+            if position and self._taken_over.get(epoch) != root:
+                self._taken_over[epoch] = root
+                log.warning("epoch.takeover", epoch=epoch, root=root, designated=members[epoch % len(members)],
+                            waited_seconds=round(time.monotonic() - since, 1))  # fmt: skip
+            return True
+        return False
 
     async def _canonical(self, epoch: int, snapshots: list[Snapshot]) -> bool:
         """True while every proven block is still the canonical block at its height. Otherwise

@@ -187,6 +187,14 @@ class Submitter:
         """eth_estimateGas of `settle_data(...)`. Raises ContractReverted."""
         return await self.estimate(self.settlement.contract.address, self.settle_data(settlements, epoch))
 
+    async def submit_epoch(
+        self, key: str, epoch: int, root: bytes, previous: bytes, signatures: Sequence[bytes]
+    ) -> Receipt:
+        """Send `EpochVerifier.submitEpoch(epoch, root, previous, signatures)` alone (no
+        settlement) under idempotency key `key`. Raises ContractReverted, SubmissionError."""
+        data = self.verifier.encode("submitEpoch", epoch, root, previous, list(signatures))
+        return await self._send(key, self.verifier.contract.address, data, kind="epoch")
+
     async def settle(self, key: str, data: str, *, gas: int | None = None, kind: str = "settle") -> Receipt:
         """Send settlement calldata (`settle_data`) under idempotency key `key` with `gas`
         (estimated with headroom when None). Raises ContractReverted, SubmissionError."""

@@ -142,23 +142,36 @@ def test_tampered_proof_byte_keeps_only_that_claim_out(relay: dict[str, object])
                                                   for a in accounts))  # type: ignore[attr-defined]  # fmt: skip
     before = len(rejected())
     rejected_metric = scrape(metrics, "relayer_proofs_rejected_total")
+
+    def withdraw(account: str) -> int:
+        """Ask to withdraw 0.001 ETH (an epoch is due at the next snapshot height); returns the
+        account's collateral after it."""
+        target = int(vault.functions.collateral(account).call()) - 10**15  # type: ignore[attr-defined]
+        src.eth.wait_for_transaction_receipt(vault.functions.requestWithdraw(10**15).transact({"from": account}))  # type: ignore[attr-defined]
+        return target
+
     proxy.tamper_proofs = True
     try:
-        wait_for("two rejected claims", lambda: len(rejected()) >= before + 2)
+        first = withdraw(accounts[-1])
+        wait_for("a rejected claim", lambda: len(rejected()) >= before + 1)
         victim = str(rejected()[-1]["account"])
         assert all(r["reason"] and str(r["reason"]).startswith("proof:") for r in rejected()[before:])
         victim_block = settlement.functions.lastSettledBlock(victim, chain_id).call()  # type: ignore[attr-defined]
-        other = next(a for a in accounts if a != victim)
-        target = int(vault.functions.collateral(other).call()) - 10**15  # type: ignore[attr-defined]
-        src.eth.wait_for_transaction_receipt(vault.functions.requestWithdraw(10**15).transact({"from": other}))  # type: ignore[attr-defined]
-        src.eth.wait_for_transaction_receipt(vault.functions.requestWithdraw(10**15).transact({"from": victim}))  # type: ignore[attr-defined]
+        if victim != accounts[-1]:
+            wait_for("the changed account settled meanwhile",
+                     lambda: settlement.functions.collateralOf(accounts[-1]).call() == first)  # type: ignore[attr-defined]  # fmt: skip
+        other = next(a for a in accounts[1:-1] if a != victim)
+        target = withdraw(other)
+        withdraw(victim)
         wait_for("the other account settled meanwhile",
                  lambda: settlement.functions.collateralOf(other).call() == target)  # type: ignore[attr-defined]  # fmt: skip
+        wait_for("two rejected claims", lambda: len(rejected()) >= before + 2)
         assert settlement.functions.lastSettledBlock(victim, chain_id).call() == victim_block  # type: ignore[attr-defined]
     finally:
         proxy.tamper_proofs = False
     assert proxy.tampered >= 2
     assert scrape(metrics, "relayer_proofs_rejected_total") >= rejected_metric + 2
+    withdraw(victim)  # the next epoch (due at a change) proves it again
     wait_for(
         "the victim settled once the endpoint is honest again",
         lambda: settlement.functions.lastSettledBlock(victim, chain_id).call() > victim_block,  # type: ignore[attr-defined]

@@ -47,8 +47,11 @@ def _relay(committee: Committee | None) -> SimpleNamespace:
         balance=None,
         committee=committee,
         attester=SimpleNamespace(address=ATTESTER),
+        peers=0,
+        exchange=None,
     )
     relay.signers = lambda: DestinationRelay.signers(relay)  # type: ignore[arg-type]
+    relay.signatures_missing = lambda: DestinationRelay.signatures_missing(relay)  # type: ignore[arg-type]
     relay.committee_problems = lambda: DestinationRelay.committee_problems(relay)  # type: ignore[arg-type]
     return relay
 
@@ -60,6 +63,9 @@ def test_committee_missing_signatures() -> None:
     assert committee.missing_signatures([ATTESTER, ATTESTER.lower()]) == 1  # distinct signers only
     assert committee.missing_signatures([ATTESTER, OTHER]) == 0
     assert committee.missing_signatures(["0x" + "11" * 20]) == 2  # a non-member's signature counts nothing
+
+
+NO_PEERS = "than this daemon and its 0 configured peer(s) can give"
 
 
 def test_committee_that_this_member_cannot_satisfy_makes_it_unready(tmp_path: Path) -> None:
@@ -75,16 +81,16 @@ def test_committee_that_this_member_cannot_satisfy_makes_it_unready(tmp_path: Pa
     ]
     relay.committee = Committee(4, 2, (ATTESTER, OTHER))
     assert ready_problems(daemon) == [  # type: ignore[arg-type]
-        "destination l2: threshold 2 needs 1 more member's signature; this daemon has no peers",
+        f"destination l2: threshold 2 needs 1 more member's signature {NO_PEERS}",
     ]
     relay.committee = Committee(5, 2, (OTHER, THIRD))
     assert ready_problems(daemon) == [  # type: ignore[arg-type]
         f"destination l2: attester {ATTESTER} is not in the committee of generation 5",
-        "destination l2: threshold 2 needs 1 more member's signature; this daemon has no peers",
+        f"destination l2: threshold 2 needs 1 more member's signature {NO_PEERS}",
     ]
     relay.committee = Committee(7, 3, (ATTESTER, OTHER, THIRD))
     assert ready_problems(daemon) == [  # type: ignore[arg-type]
-        "destination l2: threshold 3 needs 2 more members' signatures; this daemon has no peers",
+        f"destination l2: threshold 3 needs 2 more members' signatures {NO_PEERS}",
     ]
     relay.committee = Committee(6, 1, (OTHER, ATTESTER))
     assert ready_problems(daemon) == []  # type: ignore[arg-type]
