@@ -119,7 +119,7 @@ class Daemon:
                 if pair.destination == dest_name
             ]
             watcher = self.watchers[dest.chain]
-            self.exchanges[chain.chain_id] = AttestationExchange(
+            exchange = self.exchanges[chain.chain_id] = AttestationExchange(
                 store=self.store,
                 metrics=self.metrics,
                 peers=self.config.committee.peers,
@@ -127,19 +127,22 @@ class Daemon:
                 timeout_seconds=self.config.committee.fetch_timeout_seconds,
                 destination=dest_name,
             )
-            self.relays.append(
-                DestinationRelay(
-                    dest,
-                    pairs,
-                    submitter,
-                    attester,
-                    self.store,
-                    self.metrics,
-                    finalized=None if chain.finality == "head" else _final_height(watcher),
-                    on_settled=self.on_settled,
-                    committee_refresh_seconds=chain.poll_interval_seconds,
-                )
+            committee = self.config.committee
+            relay = DestinationRelay(
+                dest,
+                pairs,
+                submitter,
+                attester,
+                self.store,
+                self.metrics,
+                finalized=None if chain.finality == "head" else _final_height(watcher),
+                on_settled=self.on_settled,
+                committee_refresh_seconds=chain.poll_interval_seconds,
+                peers=None if committee.directory is not None else len(committee.peers),
+                takeover_seconds=committee.takeover_seconds,
             )
+            relay.exchange = exchange
+            self.relays.append(relay)
 
     async def _watchdog(self, interval: float, tasks: list[asyncio.Task[None]]) -> None:
         """Pet systemd's watchdog while every supervised task is alive and the store writable."""

@@ -34,7 +34,6 @@ import asyncio
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import event_abi_to_log_topic, to_checksum_address
@@ -44,6 +43,7 @@ from chains.errors import ChainError
 from chains.rpc import RpcMethods
 from relayer.aggregator import EpochAggregate, aggregate_epoch
 from relayer.attestation import order_signatures, sign_epoch
+from relayer.committee import Attestation, AttestationExchange
 from relayer.config import DestinationConfig, PairConfig
 from relayer.errors import SnapshotRejected, StoreError, SubmissionError
 from relayer.faults import checkpoint
@@ -64,9 +64,6 @@ from relayer.settlement import EpochSignature, Settlement, Settler
 from relayer.store import OPEN_EPOCH_STATES, EpochRecord, Store
 from relayer.submitter import Committee, Submitter
 from relayer.watcher import ChainWatcher
-
-if TYPE_CHECKING:
-    from relayer.committee import AttestationExchange
 
 log = get_logger("relayer.relay")
 
@@ -149,13 +146,14 @@ class DestinationRelay:
         on_settled: Callable[[Settlement], None] | None = None,
         idle_seconds: float = 0.5,
         committee_refresh_seconds: float = 2.0,
-        peers: int = 0,
+        peers: int | None = 0,
         takeover_seconds: float = 20.0,
     ) -> None:
         """`finalized()`: the destination's final height (its watcher), None when the head is
         final; `on_settled` is called for each account settled; the committee is read again
         every `committee_refresh_seconds` while idle, and before every round with work due.
-        `peers`: how many other members this daemon exchanges attestations with (`[committee]`);
+        `peers`: how many other members this daemon exchanges attestations with (`[committee]`;
+        None: unknown, a shared directory);
         `takeover_seconds`: how long a member waits for each member before it in an epoch's
         submission order before it submits (and settles) the epoch itself."""
         self.config = config
@@ -287,8 +285,6 @@ class DestinationRelay:
         self.store.create_epoch(epoch, aggregate.root, content, heights)
         checkpoint("epoch.created")
         if self.exchange is not None:
-            from relayer.committee import Attestation  # TEMP until the exchange lands
-
             self.exchange.publish(
                 Attestation(self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root,
                             previous, self.attester.address, signature)
@@ -313,7 +309,7 @@ class DestinationRelay:
         member: not being one is a problem of its own) and its configured peers can give at
         most; 0 when they suffice, or before the committee was first read."""
         committee = self.committee
-        if committee is None:
+        if committee is None or self.peers is None:
             return 0
         return max(0, committee.threshold - 1 - self.peers)
 
@@ -333,7 +329,7 @@ class DestinationRelay:
             whose = "member's signature" if missing == 1 else "members' signatures"
             problems.append(
                 f"threshold {committee.threshold} needs {missing} more {whose} than this daemon and its "
-                f"{self.peers} configured peer(s) can give"
+                f"{self.peers or 0} configured peer(s) can give"
             )
         return problems
 
