@@ -1,0 +1,152 @@
+"""The deterministic epoch rule (relayer/schedule.py) on in-process chains: block timestamps and
+vault logs are given, so every expected height is worked out by hand in the test."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from relayer.schedule import EpochSchedule
+from relayer.store import Store
+
+VAULT = "0x" + "aa" * 20
+VERIFIER = "0x" + "bb" * 20
+
+
+class Chain:
+    """Blocks 0..head with the given timestamps, vault logs at the given blocks; `finalized`."""
+
+    def __init__(self, timestamps: list[int], log_blocks: list[int], finalized: int | None = None) -> None:
+        self.timestamps = timestamps
+        self.log_blocks = log_blocks
+        self.finalized = len(timestamps) - 1 if finalized is None else finalized
+        self.host = "fake"
+        self.calls = 0
+
+    async def get_block(self, number: int | str, full: bool = False) -> dict[str, Any] | None:
+        self.calls += 1
+        n = int(number)
+        if n >= len(self.timestamps):
+            return None
+        return {"number": hex(n), "timestamp": hex(self.timestamps[n])}
+
+    async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
+        self.calls += 1
+        low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
+        return [{"blockNumber": hex(b), "topics": []} for b in self.log_blocks if low <= b <= high]
+
+    async def block_number(self) -> int:
+        return len(self.timestamps) - 1
+
+
+class Destination(Chain):
+    """Acceptances: epoch -> destination block (its timestamp in `timestamps`)."""
+
+    def __init__(self, timestamps: list[int], accepted: dict[int, int], roots: dict[int, bytes]) -> None:
+        super().__init__(timestamps, [])
+        self.accepted = accepted
+        self.roots = roots
+
+    async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
+        low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
+        return [
+            {"blockNumber": hex(b), "topics": ["0x" + "00" * 32, "0x" + e.to_bytes(32, "big").hex()]}
+            for e, b in self.accepted.items()
+            if low <= b <= high
+        ]
+
+
+def pair(chain_id: int, chain: Chain, *, every: int = 4, deploy: int = 0, accounts: tuple[str, ...] = ()) -> Any:
+    config = SimpleNamespace(every_blocks=every, vault_deploy_block=deploy, accounts=accounts, vault=VAULT,
+                             source=f"chain{chain_id}")  # fmt: skip
+    return SimpleNamespace(chain_id=chain_id, config=config, client=chain, watcher=chain)
+
+
+def schedule(pairs: list[Any], destination: Destination, store: Store, *, max_age: int = 0) -> EpochSchedule:
+    async def recorded_root(epoch: int) -> bytes:
+        return destination.roots.get(epoch, bytes(32))
+
+    async def read_max_age(_chain_id: int) -> int:
+        return max_age
+
+    submitter = SimpleNamespace(
+        client=destination, verifier=SimpleNamespace(contract=SimpleNamespace(address=VERIFIER)),
+        recorded_root=recorded_root,
+    )  # fmt: skip
+    return EpochSchedule(pairs, submitter, store, max_age=read_max_age, refresh_before_expiry_seconds=10)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(tmp_path / "s.sqlite")
+
+
+def seconds(start: int, count: int, step: int = 2) -> list[int]:
+    return [start + step * i for i in range(count)]
+
+
+async def test_first_epoch_is_at_the_snapshot_height_of_the_first_vault_log(store: Store) -> None:
+    source = Chain(seconds(1000, 30), log_blocks=[7, 9])  # block n at 1000 + 2n
+    plan = await schedule([pair(1, source)], Destination([0], {}, {}), store).plan(1)
+    assert plan is not None
+    assert plan.time == 1016 and plan.heights == {1: 8} and plan.why == "change"  # block 8: first multiple of 4 >= 7
+
+
+async def test_not_due_until_every_source_is_final_past_the_epoch_time(store: Store) -> None:
+    fast = Chain(seconds(1000, 30), log_blocks=[7])
+    slow = Chain(seconds(1000, 30, step=12), log_blocks=[], finalized=1)  # final only up to t = 1012
+    pairs = [pair(1, fast), pair(2, slow)]
+    assert await schedule(pairs, Destination([0], {}, {}), store).plan(1) is None
+    slow.finalized = 2  # t = 1024 >= 1016: nothing at or before 1016 can appear any more
+    plan = await schedule(pairs, Destination([0], {}, {}), store).plan(1)
+    assert plan is not None and plan.time == 1016
+    assert plan.heights == {1: 8}  # chain 2 has no multiple of 4 at or before t = 1016 (block 4 is at 1048)
+
+
+async def test_next_epoch_waits_for_a_change_and_starts_no_earlier_than_the_acceptance(store: Store) -> None:
+    source = Chain(seconds(1000, 60), log_blocks=[7, 30])
+    dest = Destination(seconds(1000, 40, step=1), {1: 25}, {1: b"\x01" * 32})  # epoch 1 accepted at t = 1025
+    ours = schedule([pair(1, source)], dest, store)
+    first = await ours.plan(1)
+    assert first is not None and first.heights == {1: 8}
+    plan = await ours.plan(2)  # replays epoch 1 (not in this store): heights {1: 8}; change at 30 -> block 32
+    assert plan is not None and plan.time == 1064 and plan.heights == {1: 32} and plan.why == "change"
+    source.log_blocks = [7, 8]  # no change after block 8
+    quiet = schedule([pair(1, source)], dest, store)
+    assert await quiet.plan(2) is None
+
+
+async def test_a_late_change_is_planned_at_the_acceptance_time(store: Store) -> None:
+    source = Chain(seconds(1000, 60), log_blocks=[7, 9])  # the change at 9 comes before epoch 1 is accepted
+    dest = Destination(seconds(1000, 60, step=1), {1: 50}, {1: b"\x01" * 32})  # accepted at t = 1050
+    plan = await schedule([pair(1, source)], dest, store).plan(2)
+    assert plan is not None and plan.time == 1050 and plan.heights == {1: 24}  # block 24 at 1048 <= 1050 < 1056
+
+
+async def test_refresh_before_expiry_is_due_without_a_change(store: Store) -> None:
+    source = Chain(seconds(1000, 60), log_blocks=[7])
+    dest = Destination(seconds(1000, 40, step=1), {1: 20}, {1: b"\x01" * 32})
+    plan = await schedule([pair(1, source)], dest, store, max_age=60).plan(2)
+    # epoch 1 at block 8 (t = 1016) expires at 1076, refreshed 10 s before: t = 1066 -> block 32 (1064)
+    assert plan is not None and plan.why == "refresh" and plan.time == 1066 and plan.heights == {1: 32}
+
+
+async def test_configured_accounts_make_the_first_snapshot_height_due(store: Store) -> None:
+    source = Chain(seconds(1000, 30), log_blocks=[])
+    plan = await schedule([pair(1, source, deploy=5, accounts=("0x" + "11" * 20,))], Destination([0], {}, {}),
+                          store).plan(1)  # fmt: skip
+    assert plan is not None and plan.heights == {1: 8}
+
+
+async def test_two_members_with_different_views_of_time_plan_the_same_epoch(tmp_path: Path) -> None:
+    """Members that poll at different moments (one sees more final blocks) plan the same epoch."""
+    ahead = Chain(seconds(1000, 80), log_blocks=[13, 40])
+    behind = Chain(seconds(1000, 80), log_blocks=[13, 40], finalized=20)
+    dest = Destination(seconds(1000, 40, step=1), {}, {})
+    plans = [await schedule([pair(1, c)], dest, Store(tmp_path / f"{i}.sqlite")).plan(1) for i, c in
+             enumerate([ahead, behind])]  # fmt: skip
+    assert plans[0] == plans[1] and plans[0] is not None and plans[0].heights == {1: 16}
