@@ -21,7 +21,7 @@ from chains.fallback import FallbackClient
 from relayer import sdnotify
 from relayer.api import make_app, ready_problems
 from relayer.config import Config, notes
-from relayer.errors import RelayerError
+from relayer.errors import EXPECTED_ERRORS, RelayerError
 from relayer.log import get_logger
 from relayer.metrics import Metrics
 from relayer.relay import DestinationRelay, PairRunner
@@ -184,7 +184,7 @@ class Daemon:
 
     async def _supervise(self, stop: asyncio.Event) -> None:
         """Run the tasks until `stop`. A task that fails cancels the others (TaskGroup); a
-        relayer error among the failures (e.g. StoreError) is raised as itself."""
+        relayer or chain error among the failures (e.g. StoreError) is raised as itself."""
         try:
             async with asyncio.TaskGroup() as group:
                 watchers = [group.create_task(w.run(), name=f"watch:{n}") for n, w in self.watchers.items()]
@@ -201,7 +201,7 @@ class Daemon:
                 for task in [*pending, *watchers, *others]:
                     task.cancel()
         except BaseExceptionGroup as group:
-            ours = [e for e in group.exceptions if isinstance(e, RelayerError)]
+            ours = [e for e in group.exceptions if isinstance(e, EXPECTED_ERRORS)]
             if ours:
                 log.error("daemon.failed", error=str(ours[0]))
                 raise ours[0] from group

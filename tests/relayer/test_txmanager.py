@@ -11,9 +11,10 @@ from eth_account import Account
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relayer.errors import StoreError
+from chains.errors import ChainError, TransactionError
+from relayer.errors import EXPECTED_ERRORS, RelayerError, StoreError
 from relayer.store import Store
-from relayer.txmanager import Fees, TxManager, bumped, classify, market_fees, replacement_fees
+from relayer.txmanager import Fees, TxManager, TxTimeout, bumped, classify, market_fees, replacement_fees
 from relayer.txstore import Attempt, TxStore
 
 GWEI = 10**9
@@ -105,6 +106,13 @@ def test_replacement_invariants(
 )
 def test_classify(message: str, outcome: str) -> None:
     assert classify(message) == outcome
+
+
+def test_submission_errors_are_the_daemons_transaction_errors() -> None:
+    err = TxTimeout("settle:5:0", "no receipt within 120 s", "0xab")
+    assert isinstance(err, RelayerError) and isinstance(err, TransactionError) and isinstance(err, ChainError)
+    assert (err.what, err.tx_hash, err.reason) == ("settle:5:0", "0xab", "transaction_failed")
+    assert isinstance(err, EXPECTED_ERRORS) and str(err) == "settle:5:0: no receipt within 120 s (tx 0xab)"
 
 
 def test_bump_below_ten_percent_refused(tmp_path: Path) -> None:
