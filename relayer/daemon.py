@@ -4,7 +4,8 @@ systemd watchdog and the HTTP server.
 SIGTERM/SIGINT set `stop`: rounds in progress get a grace period to finish, then everything is
 cancelled (all state is durable, so a cancelled round resumes on the next start) and `run`
 returns. A store that cannot be written stops the daemon with StoreError: nothing is done
-that cannot be recorded.
+that cannot be recorded. The daemon opens the one store (one SQLite connection, shared by the
+relays and the transaction managers) and closes it last, after every writer has stopped.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Daemon:
         self.clients: dict[str, FallbackClient] = {}
         self.watchers: dict[str, ChainWatcher] = {}
         self.relays: list[DestinationRelay] = []
+        self.tx_managers: list[TxManager] = []
         self.metrics_port: int | None = None
         self.started = asyncio.Event()
 
@@ -90,11 +92,12 @@ class Daemon:
                 self.clients[dest.chain],
                 chain_id=chain.chain_id,
                 sender=sender,
-                store_path=self.config.store_path,
+                store=self.store,
                 metrics=self.metrics,
                 receipt_timeout_seconds=dest.receipt_timeout_seconds,
                 max_fee_cap_wei=dest.max_fee_per_gas_wei,
             )
+            self.tx_managers.append(txm)
             submitter = Submitter(
                 self.clients[dest.chain],
                 txm,
@@ -172,6 +175,8 @@ class Daemon:
             sdnotify.stopping()
             if runner is not None:
                 await runner.cleanup()
+            for txm in self.tx_managers:
+                await txm.close()
             for client in self.clients.values():
                 await client.close()
             self.store.close()
