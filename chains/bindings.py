@@ -33,7 +33,7 @@ from web3.contract import Contract
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 from web3.types import TxParams, TxReceipt
 
-from relayer.errors import RelayerError, SubmissionError
+from chains.errors import ChainError, TransactionError
 
 BUILD_DIR = Path(__file__).resolve().parent / "contracts" / "build"
 CONTRACT_NAMES = ("CollateralVault", "EpochVerifier", "MarginSettlement")
@@ -58,12 +58,16 @@ FUTURE_TOLERANCE = 300
 DEFAULT_RECEIPT_TIMEOUT = 120.0
 
 
-class BindingsError(RelayerError):
+class BindingsError(ChainError):
     """A contract artifact or contract interaction problem."""
+
+    reason = "bindings"
 
 
 class ArtifactMissing(BindingsError):
     """A compiled artifact is absent or unreadable; `make setup` (node chains/contracts/compile.js) builds it."""
+
+    reason = "artifact_missing"
 
     def __init__(self, name: str, path: Path, detail: str) -> None:
         super().__init__(
@@ -74,13 +78,15 @@ class ArtifactMissing(BindingsError):
         self.path = path
 
 
-class ContractReverted(SubmissionError):
+class ContractReverted(TransactionError):
     """A transaction (or its gas estimate) reverted.
 
     `error_name` is the decoded custom error ("WrongSlot", "ECDSAInvalidSignature", "Error" for
     `Error(string)`, "Panic"), or "" when the revert data is empty or unknown; `error_args` its
     decoded arguments; `revert_data` the raw revert bytes.
     """
+
+    reason = "contract_reverted"
 
     def __init__(
         self,
@@ -256,7 +262,7 @@ def send_transaction(
 
     `tx` is a built transaction (to/data/value/gas/fees); `from`, `nonce` (pending count) and
     `chainId` are filled in when absent. Raises ContractReverted on a failed receipt (the revert
-    data is recovered by replaying the call at that block), SubmissionError on timeout.
+    data is recovered by replaying the call at that block), TransactionError on timeout.
     """
     filled: dict[str, Any] = dict(tx)
     filled.setdefault("from", account.address)
@@ -268,14 +274,14 @@ def send_transaction(
         signed = account.sign_transaction(filled)
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     except (Web3RPCError, OSError) as exc:  # rejected by the node (funds, nonce, fee) or unreachable
-        raise SubmissionError(what, f"send failed: {exc}") from exc
+        raise TransactionError(what, f"send failed: {exc}") from exc
     hex_hash = "0x" + bytes(tx_hash).hex()
     try:
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)
     except TimeExhausted as exc:
-        raise SubmissionError(what, f"no receipt within {timeout} s", hex_hash) from exc
+        raise TransactionError(what, f"no receipt within {timeout} s", hex_hash) from exc
     except (Web3RPCError, OSError) as exc:
-        raise SubmissionError(what, f"waiting for the receipt failed: {exc}", hex_hash) from exc
+        raise TransactionError(what, f"waiting for the receipt failed: {exc}", hex_hash) from exc
     if receipt["status"] != 1:
         replay: dict[str, Any] = {k: filled[k] for k in ("from", "to", "data", "value") if k in filled}
         try:
@@ -302,7 +308,7 @@ def transact(
 
     Gas is estimated unless given; an estimate that reverts raises ContractReverted before anything
     is sent; a node that refuses the estimate or the transaction otherwise (funds, nonce, fee) or
-    cannot be reached raises SubmissionError. Returns the successful receipt.
+    cannot be reached raises TransactionError. Returns the successful receipt.
     """
     params: dict[str, Any] = {"from": account.address, "value": value}
     if gas is not None:
@@ -313,7 +319,7 @@ def transact(
     except ContractLogicError as exc:
         raise _reverted(what, exc) from exc
     except (Web3RPCError, OSError) as exc:  # gas estimate refused for another reason, or no node
-        raise SubmissionError(what, f"could not build the transaction: {exc}") from exc
+        raise TransactionError(what, f"could not build the transaction: {exc}") from exc
     return send_transaction(w3, account, tx, what=what, timeout=timeout)
 
 

@@ -1,9 +1,11 @@
 """Exceptions for chain access: JSON-RPC transport and responses, block headers, EIP-1186 proofs.
 
-One tree under `ChainError`; every exception carries typed data (not just a message) so the
-daemon can count it as a metric (`reason`) and decide what to do (fall back to another
-endpoint, reject a snapshot). No exception message or attribute ever holds an endpoint URL:
-only `host` ("host:port"), because URLs of hosted RPC providers carry API keys.
+One tree under `ChainError`, the root of chain access: it derives from nothing of the daemon
+(`chains` imports nothing from `relayer`); the daemon decides what each error means to it.
+Every exception carries typed data (not just a message) so the daemon can count it as a
+metric (`reason`) and decide what to do (fall back to another endpoint, reject a snapshot).
+No exception message or attribute ever holds an endpoint URL: only `host` ("host:port"),
+because URLs of hosted RPC providers carry API keys.
 
     ChainError
     ├── RpcError                    method, host, chain, index - a JSON-RPC exchange failed
@@ -12,21 +14,25 @@ only `host` ("host:port"), because URLs of hosted RPC providers carry API keys.
     │   ├── RpcResponseError        code, message, data - a JSON-RPC error object
     │   └── RpcGarbageError         detail - breaks JSON-RPC 2.0 or the method's shape
     ├── BlockNotFound               number - the node has no block at that height (yet)
+    ├── NoOtherEndpoint             host - no endpoint can confirm what `host` said
     ├── HeaderError
     │   ├── MalformedHeader         field, detail - missing or undecodable header field
     │   └── HeaderMismatch          kind, expected, actual, number - hash or number does not match
-    └── MalformedProof              detail, address - an eth_getProof result of the wrong shape
+    ├── MalformedProof              detail, address - an eth_getProof result of the wrong shape
+    ├── MalformedWitness            detail - an EIP-6800 execution witness of the wrong shape
+    ├── TransactionError            what, detail, tx_hash - a transaction was not built, sent or mined
+    │   └── ContractReverted        (chains.bindings) error_name, error_args, revert_data - it reverted
+    └── BindingsError               (chains.bindings) a contract artifact or interaction problem
+        └── ArtifactMissing         (chains.bindings) name, path - an artifact is absent or unreadable
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from relayer.errors import RelayerError
 
-
-class ChainError(RelayerError):
-    """Root of every chain-access error; part of the relayer's one exception tree."""
+class ChainError(Exception):
+    """Root of every chain-access error."""
 
     reason: str = "chain_error"
     """A short, stable, label-safe name for metrics (`..._rejected_total{reason=...}`)."""
@@ -241,3 +247,23 @@ class MalformedWitness(ChainError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(f"malformed execution witness: {detail}")
+
+
+# --------------------------------------------------------------------------- transactions
+
+
+class TransactionError(ChainError):
+    """A transaction could not be built or sent, or no receipt came in time.
+
+    `what` names the transaction ("deploy EpochVerifier", "settle:5:0"), `detail` says what went
+    wrong, `tx_hash` is its 0x-hex hash once it has one. A revert is the subclass
+    `chains.bindings.ContractReverted` (with the decoded custom error).
+    """
+
+    reason = "transaction_failed"
+
+    def __init__(self, what: str, detail: str, tx_hash: str | None = None) -> None:
+        super().__init__(f"{what}: {detail}" + (f" (tx {tx_hash})" if tx_hash else ""))
+        self.what = what
+        self.detail = detail
+        self.tx_hash = tx_hash

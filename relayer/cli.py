@@ -26,7 +26,7 @@ def _eth(wei: int) -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     from relayer.config import ConfigError, load_config
     from relayer.daemon import Daemon
-    from relayer.errors import RelayerError
+    from relayer.errors import EXPECTED_ERRORS
     from relayer.log import configure
 
     configure(json=None if args.log_format == "auto" else args.log_format == "json", level=args.log_level)
@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         asyncio.run(Daemon(config).run())
-    except RelayerError as exc:
+    except EXPECTED_ERRORS as exc:
         print(f"relayer: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return EXIT_OK
@@ -171,7 +171,7 @@ def cmd_register_vault(args: argparse.Namespace) -> int:
     from web3 import Web3
 
     from chains.bindings import register_vault
-    from relayer.errors import RelayerError
+    from chains.errors import ChainError
 
     w3 = Web3(Web3.HTTPProvider(args.rpc))
     owner = _key_from_env(args.key_env)
@@ -179,7 +179,7 @@ def cmd_register_vault(args: argparse.Namespace) -> int:
         receipt = register_vault(
             w3, owner, args.settlement, args.chain_id, args.vault, args.collateral_slot, args.haircut_bps, args.max_age
         )
-    except RelayerError as exc:
+    except ChainError as exc:
         print(f"relayer: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     tx = "0x" + bytes(receipt["transactionHash"]).hex()
@@ -191,13 +191,13 @@ def cmd_remove_chain(args: argparse.Namespace) -> int:
     from web3 import Web3
 
     from chains.bindings import remove_chain
-    from relayer.errors import RelayerError
+    from chains.errors import ChainError
 
     w3 = Web3(Web3.HTTPProvider(args.rpc))
     owner = _key_from_env(args.key_env)
     try:
         receipt = remove_chain(w3, owner, args.settlement, args.chain_id)
-    except RelayerError as exc:
+    except ChainError as exc:
         print(f"relayer: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     tx = "0x" + bytes(receipt["transactionHash"]).hex()

@@ -4,7 +4,8 @@ systemd watchdog and the HTTP server.
 SIGTERM/SIGINT set `stop`: rounds in progress get a grace period to finish, then everything is
 cancelled (all state is durable, so a cancelled round resumes on the next start) and `run`
 returns. A store that cannot be written stops the daemon with StoreError: nothing is done
-that cannot be recorded.
+that cannot be recorded. The daemon opens the one store (one SQLite connection, shared by the
+relays and the transaction managers) and closes it last, after every writer has stopped.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from relayer import sdnotify
 from relayer.api import make_app, ready_problems
 from relayer.committee import AttestationExchange
 from relayer.config import Config, notes
-from relayer.errors import RelayerError
+from relayer.errors import EXPECTED_ERRORS, RelayerError
 from relayer.log import get_logger
 from relayer.metrics import Metrics
 from relayer.relay import DestinationRelay, PairRunner
@@ -62,6 +63,7 @@ class Daemon:
         self.relays: list[DestinationRelay] = []
         self.exchanges: dict[int, AttestationExchange] = {}
         """The attestation exchange of each destination, keyed by the destination's chain id."""
+        self.tx_managers: list[TxManager] = []
         self.metrics_port: int | None = None
         self.started = asyncio.Event()
 
@@ -93,11 +95,12 @@ class Daemon:
                 self.clients[dest.chain],
                 chain_id=chain.chain_id,
                 sender=sender,
-                store_path=self.config.store_path,
+                store=self.store,
                 metrics=self.metrics,
                 receipt_timeout_seconds=dest.receipt_timeout_seconds,
                 max_fee_cap_wei=dest.max_fee_per_gas_wei,
             )
+            self.tx_managers.append(txm)
             submitter = Submitter(
                 self.clients[dest.chain],
                 txm,
@@ -186,6 +189,8 @@ class Daemon:
             sdnotify.stopping()
             if runner is not None:
                 await runner.cleanup()
+            for txm in self.tx_managers:
+                await txm.close()
             for client in self.clients.values():
                 await client.close()
             self.store.close()
@@ -198,7 +203,7 @@ class Daemon:
 
     async def _supervise(self, stop: asyncio.Event) -> None:
         """Run the tasks until `stop`. A task that fails cancels the others (TaskGroup); a
-        relayer error among the failures (e.g. StoreError) is raised as itself."""
+        relayer or chain error among the failures (e.g. StoreError) is raised as itself."""
         try:
             async with asyncio.TaskGroup() as group:
                 watchers = [group.create_task(w.run(), name=f"watch:{n}") for n, w in self.watchers.items()]
@@ -215,7 +220,7 @@ class Daemon:
                 for task in [*pending, *watchers, *others]:
                     task.cancel()
         except BaseExceptionGroup as group:
-            ours = [e for e in group.exceptions if isinstance(e, RelayerError)]
+            ours = [e for e in group.exceptions if isinstance(e, EXPECTED_ERRORS)]
             if ours:
                 log.error("daemon.failed", error=str(ours[0]))
                 raise ours[0] from group

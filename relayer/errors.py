@@ -1,8 +1,17 @@
-"""The relayer's exception tree: every error the daemon raises on purpose derives from RelayerError."""
+"""The relayer's exception tree: every error the daemon raises on purpose derives from RelayerError.
+
+Chain access (`chains`) has its own root, `chains.errors.ChainError` (RPC, headers, proofs,
+contract bindings: `ContractReverted` is one), and knows nothing of the daemon. The daemon maps
+chain errors where it meets them (a bad proof rejects a snapshot, a wrong chain id stops the
+start); what is left of both trees is an expected failure, reported as a message, not a crash:
+`except EXPECTED_ERRORS`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+
+from chains.errors import ChainError, TransactionError
 
 
 class RelayerError(Exception):
@@ -34,15 +43,16 @@ class SnapshotRejected(RelayerError):
         self.evidence = dict(evidence or {})
 
 
-class SubmissionError(RelayerError):
-    """A destination transaction could not be built, was reverted, or timed out waiting for its receipt."""
-
-    def __init__(self, what: str, detail: str, tx_hash: str | None = None) -> None:
-        super().__init__(f"{what}: {detail}" + (f" (tx {tx_hash})" if tx_hash else ""))
-        self.what = what
-        self.detail = detail
-        self.tx_hash = tx_hash
+class SubmissionError(RelayerError, TransactionError):
+    """A destination transaction of the daemon's could not be sent or submitted, or timed out
+    waiting for its receipt: `what`, `detail`, `tx_hash` as in chains.errors.TransactionError,
+    of which it is the daemon's kind (a revert is chains.bindings.ContractReverted)."""
 
 
 class StoreError(RelayerError):
     """The durable store cannot be opened or written."""
+
+
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (RelayerError, ChainError)
+"""The daemon's own errors and those of chain access: what the daemon and the CLI report as
+a message (and an exit status), never as a traceback."""

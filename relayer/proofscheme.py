@@ -43,7 +43,7 @@ from native.verkle import VerkleError, VerkleResult
 from relayer.errors import SnapshotRejected
 from relayer.oneshot import Unconfirmed, VerificationFailed, _slot_hex, verify_document
 from relayer.oneshot import prove as prove_eip1186
-from relayer.prover import Claim, Snapshot, collateral_slot, rejecting_bad_headers
+from relayer.prover import Claim, Snapshot, collateral_storage_key, rejecting_bad_headers
 
 
 class ProofScheme(ABC):
@@ -280,11 +280,12 @@ def verify_verkle_snapshot(
 ) -> Snapshot:
     """A snapshot of a Verkle chain: the block's execution witness verified against
     ``pre_state_root`` (the parent block's state root) in one native call, then one claim per
-    account: the value of its collateral slot (``collateral_slot``, the Solidity mapping layout)
-    at the slot's EIP-6800 tree key in the vault's storage, a 32-byte big-endian word; a leaf
-    the witness proves absent is 0. An account whose slot the witness proves nothing about (a
-    block's witness covers only what the block touched) is left out (`Snapshot.excluded`,
-    reason "slot_not_covered"), as an account with a bad storage proof is for EIP-1186.
+    account: the value of its collateral (storage key ``collateral_storage_key``, the Solidity
+    mapping layout) at that key's EIP-6800 tree key in the vault's storage, a 32-byte big-endian
+    word; a leaf the witness proves absent is 0. An account whose slot the witness proves
+    nothing about (a block's witness covers only what the block touched) is left out
+    (`Snapshot.excluded`, reason "slot_not_covered"), as an account with a bad storage proof is
+    for EIP-1186.
 
     Raises SnapshotRejected: "malformed_witness", "proof:<VerkleError reason>" (rejected by the
     native verifier).
@@ -301,9 +302,9 @@ def verify_verkle_snapshot(
     claims: list[Claim] = []
     excluded: list[tuple[str, str]] = []
     for holder in accounts:
-        slot = collateral_slot(holder, mapping_slot)
+        key = collateral_storage_key(holder, mapping_slot)
         try:
-            value = result.get(storage_slot_key(address, int.from_bytes(slot, "big")))
+            value = result.get(storage_slot_key(address, int.from_bytes(key, "big")))
         except KeyError:
             excluded.append((holder, "slot_not_covered"))
             continue

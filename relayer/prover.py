@@ -1,11 +1,12 @@
 """Snapshots: the collateral of every watched account of one vault at one block, proven.
 
 A snapshot is built from `eth_getBlockByNumber` (the header, whose keccak(rlp) must equal
-the block hash) and one EIP-1186 `eth_getProof` of the vault with every account's
-collateral slot, then verified by the native library against the header's stateRoot:
-the account proof gives the vault's storageHash, each storage proof (inclusion, or
-exclusion for value 0) gives one claim. A mismatch in the header or the account proof
-rejects the whole snapshot; a storage proof that fails on its own excludes its account only.
+the block hash) and one EIP-1186 `eth_getProof` of the vault with the storage key of every
+account's collateral (`collateral_storage_key`), then verified by the native library against
+the header's stateRoot: the account proof gives the vault's storageHash, each storage proof
+(inclusion, or exclusion for value 0) gives one claim. A mismatch in the header or the
+account proof rejects the whole snapshot; a storage proof that fails on its own excludes its
+account only.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from chains.types import AccountProof, Hash32
 from relayer.errors import SnapshotRejected
 
 
-def collateral_slot(account: str, mapping_slot: int) -> Hash32:
-    """Storage slot of `collateral[account]` for a `mapping(address => uint256)` declared at
-    slot `mapping_slot`: keccak256(abi.encode(account, mapping_slot)) (Solidity storage layout)."""
+def collateral_storage_key(account: str, mapping_slot: int) -> Hash32:
+    """The storage key (EIP-1186 `storageKeys`) of `collateral[account]` for a
+    `mapping(address => uint256)` declared at slot index `mapping_slot` (a pair's
+    `collateral_slot` setting): keccak256(abi.encode(account, mapping_slot)) (Solidity storage
+    layout). Returns 32 bytes."""
     return Hash32(native.keccak256(encode(["address", "uint256"], [account, mapping_slot])))
 
 
@@ -96,15 +99,15 @@ def verify_snapshot(
         raise reject("block_mismatch", f"proof is for block {proof.block_number}")
     if proof.address != to_canonical_address(vault):
         raise reject("account_mismatch", f"proof is for {to_checksum_address(proof.address)}")
-    slots = [collateral_slot(holder, mapping_slot) for holder in accounts]
-    if len(proof.storage) != len(slots):
-        raise reject("slot_mismatch", f"{len(proof.storage)} storage proofs for {len(slots)} slots")
-    for entry, slot in zip(proof.storage, slots, strict=True):
-        if entry.slot != slot:
-            raise reject("slot_mismatch", f"storage proof for 0x{entry.slot.hex()}, wanted 0x{slot.hex()}")
+    keys = [collateral_storage_key(holder, mapping_slot) for holder in accounts]
+    if len(proof.storage) != len(keys):
+        raise reject("slot_mismatch", f"{len(proof.storage)} storage proofs for {len(keys)} storage keys")
+    for entry, key in zip(proof.storage, keys, strict=True):
+        if entry.slot != key:
+            raise reject("slot_mismatch", f"storage proof for 0x{entry.slot.hex()}, wanted 0x{key.hex()}")
     try:
         result = native.verify_snapshot(
-            header.state_root, proof.address, proof.account_proof, slots, [e.proof for e in proof.storage]
+            header.state_root, proof.address, proof.account_proof, keys, [e.proof for e in proof.storage]
         )
     except native.ProofError as exc:
         raise reject(f"proof:{exc.reason}", f"account proof of {vault}: {exc}") from exc
@@ -167,10 +170,10 @@ async def prove_snapshot(
     with rejecting_bad_headers(chain_id, block_number):
         served = await fetch_header_answered(client, block_number)
     header = served.result
-    slots = [collateral_slot(a, mapping_slot) for a in accounts]
+    keys = [collateral_storage_key(a, mapping_slot) for a in accounts]
     try:
         proof = await fetch_proof(
-            client, to_canonical_address(vault), slots, block_number, chunk_size=chunk_size
+            client, to_canonical_address(vault), keys, block_number, chunk_size=chunk_size
         )
     except MalformedProof as exc:
         raise SnapshotRejected("malformed_proof", chain_id, block_number, str(exc)) from exc

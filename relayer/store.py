@@ -15,7 +15,10 @@ Committee attestations (relayer.committee) are kept too: this member's own and t
 signatures it checked (`attestations`), and evidence of any other root a member signed or the
 destination accepted for an epoch (`attestation_conflicts`), so both survive a restart.
 
-Transactions themselves are persisted by the transaction manager (relayer.txstore).
+The store is one SQLite file and one connection, opened and closed by the daemon. Beside these
+tables it holds the transaction manager's (`tx_`, relayer.txstore), created at open and handed
+out as `Store.transactions(chain_id=, sender=)`: every table is written through the one
+connection, so one writability check covers them all.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relayer import txstore
 from relayer.errors import StoreError
 
 SCHEMA = """
@@ -204,7 +208,9 @@ def _unhex(text: str | None) -> bytes | None:
 
 
 class Store:
-    """A SQLite store. Every method commits before it returns. Raises StoreError on I/O failure."""
+    """A SQLite store: the file at `path` with this module's tables and the transaction
+    manager's, through one connection. Every method commits before it returns. Raises
+    StoreError when the file cannot be opened or written (checked at open) and on I/O failure."""
 
     def __init__(self, path: Path) -> None:
         try:
@@ -218,12 +224,18 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
+            self._db.executescript(txstore.SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self.path = path
 
     def close(self) -> None:
+        """Close the connection (the daemon does, once everything that writes has stopped)."""
         self._db.close()
+
+    def transactions(self, *, chain_id: int, sender: str) -> txstore.TxStore:
+        """The transaction manager's tables for one (chain id, checksum sender), on this connection."""
+        return txstore.TxStore(self._db, chain_id=chain_id, sender=sender)
 
     def _write(self, sql: str, params: tuple[object, ...] | list[tuple[object, ...]], many: bool = False) -> None:
         try:

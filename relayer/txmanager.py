@@ -37,7 +37,6 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -50,7 +49,8 @@ from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.log import get_logger
 from relayer.metrics import Metrics
-from relayer.txstore import Attempt, Intent, TxStore
+from relayer.store import Store
+from relayer.txstore import Attempt, Intent
 
 log = get_logger("relayer.txmanager")
 
@@ -168,7 +168,7 @@ class TxManager:
     """Sends and tracks the transactions of one sender key on one chain (see the module doc).
 
     `client`: the destination RPC; `chain_id` (EIP-155) is signed into every transaction;
-    `store_path`: the relayer's SQLite file (the `tx_` tables are created there);
+    `store`: the relayer's store, whose `tx_` tables the manager writes (`Store.transactions`);
     `receipt_timeout_seconds`: how long one `send` waits; `stuck_after_seconds`: time without a
     receipt after a broadcast before the transaction is looked up and re-broadcast or replaced;
     `fee_bump_percent` (>= 10): minimum raise of both fees per replacement; `max_fee_cap_wei`:
@@ -182,7 +182,7 @@ class TxManager:
         *,
         chain_id: int,
         sender: LocalAccount,
-        store_path: Path,
+        store: Store,
         metrics: Metrics | None = None,
         receipt_timeout_seconds: float = 120.0,
         stuck_after_seconds: float = 6.0,
@@ -202,7 +202,7 @@ class TxManager:
         self.chain_id = chain_id
         self.sender = sender
         self.address = to_checksum_address(sender.address)
-        self.store = TxStore(store_path, chain_id=chain_id, sender=self.address)
+        self.store = store.transactions(chain_id=chain_id, sender=self.address)
         self.metrics = metrics
         self.receipt_timeout_seconds = receipt_timeout_seconds
         self.stuck_after_seconds = stuck_after_seconds
@@ -214,8 +214,14 @@ class TxManager:
         self._nonce_lock = asyncio.Lock()
         self._inflight: dict[str, asyncio.Task[Receipt]] = {}
 
-    def close(self) -> None:
-        self.store.close()
+    async def close(self) -> None:
+        """Stop: cancel the sends in flight and wait until they have stopped, so that nothing
+        writes to the store after this returns (the daemon closes the store next). Every stage
+        is durable: a restart resumes what was cut short (`resume`)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def intent(self, key: str) -> Intent | None:
         """The stored intent of `key` (state, nonce, attempts, outcome), or None."""

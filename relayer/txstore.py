@@ -1,8 +1,8 @@
-"""Durable state of the transaction manager (SQLite, WAL mode), in the relayer's store file.
+"""Durable state of the transaction manager (SQLite, WAL mode), in the relayer's store.
 
 The tables are the manager's own (prefix `tx_`) and live beside `relayer.store`'s tables in the
-same SQLite file, through a separate connection (WAL allows one writer and many readers at once;
-writers wait up to `timeout` seconds for each other).
+same SQLite file, on the store's one connection: `relayer.store.Store` creates them at open and
+hands out a `TxStore` per (chain id, sender) with `Store.transactions`.
 
     tx_nonces   (chain_id, sender) -> next_nonce             the nonce manager's high-water mark
     tx_intents  (chain_id, sender, key) -> to, data, gas,    one logical transaction per
@@ -22,7 +22,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from relayer.errors import StoreError
 
@@ -120,24 +119,15 @@ class Intent:
 class TxStore:
     """The `tx_` tables for one (chain_id, sender). Every method commits before it returns.
 
-    `sender` is the checksum address. Raises StoreError on I/O failure.
+    `db`: the store's connection (autocommit, `isolation_level=None`), whose file holds the
+    tables (`SCHEMA`); the store opens and closes it. `sender` is the checksum address.
+    Raises StoreError on I/O failure.
     """
 
-    def __init__(self, path: Path, *, chain_id: int, sender: str) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open transaction store {path}: {exc}") from exc
-        self.path = path
+    def __init__(self, db: sqlite3.Connection, *, chain_id: int, sender: str) -> None:
+        self._db = db
         self.chain_id = chain_id
         self.sender = sender
-
-    def close(self) -> None:
-        self._db.close()
 
     def _run(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
         try:

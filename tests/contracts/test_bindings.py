@@ -25,7 +25,7 @@ from chains.bindings import (
     load_artifact,
     mapping_slot,
 )
-from relayer.errors import RelayerError, SubmissionError
+from chains.errors import ChainError, TransactionError
 from tests.contracts.conftest import Chain, dev_account
 
 
@@ -42,7 +42,7 @@ def test_artifacts_have_abi_bytecode_and_layout() -> None:
 def test_missing_artifact_says_make_setup() -> None:
     with pytest.raises(ArtifactMissing, match="make setup") as info:
         load_artifact("NoSuchContract")
-    assert isinstance(info.value, RelayerError)
+    assert isinstance(info.value, ChainError)
 
 
 def test_leaf_types_match_the_solidity_structs() -> None:
@@ -86,24 +86,24 @@ def test_decode_revert() -> None:
     assert decode_revert(keccak(b"PreviousMismatch(bytes32,bytes32)")[:4] + b"\x00") == ("PreviousMismatch", ())
 
 
-def test_contract_reverted_is_a_submission_error() -> None:
+def test_contract_reverted_is_a_transaction_error() -> None:
     err = ContractReverted("settle", "WrongVault", (1, 2), b"\x00" * 4, "0xab")
-    assert isinstance(err, SubmissionError) and isinstance(err, RelayerError)
+    assert isinstance(err, TransactionError) and isinstance(err, ChainError)
     assert "WrongVault" in str(err) and err.tx_hash == "0xab"
 
 
 @pytest.mark.integration
-def test_unfunded_deployer_is_a_submission_error(chain_factory: Callable[[int], Chain]) -> None:
+def test_unfunded_deployer_is_a_transaction_error(chain_factory: Callable[[int], Chain]) -> None:
     chain = chain_factory(31337)
     pauper = Account.create()
-    with pytest.raises(SubmissionError) as info:
+    with pytest.raises(TransactionError) as info:
         deploy_vault(chain.w3, pauper, 60)
     assert not isinstance(info.value, ContractReverted)
     assert deploy_vault(chain.w3, dev_account(0), 60).startswith("0x")
 
 
 @pytest.mark.integration
-def test_unreachable_node_is_a_submission_error() -> None:
+def test_unreachable_node_is_a_transaction_error() -> None:
     w3 = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{free_port()}", request_kwargs={"timeout": 2}))
-    with pytest.raises(SubmissionError):
+    with pytest.raises(TransactionError):
         deploy_vault(w3, dev_account(0), 60)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from chains.anvil import AnvilNode, rpc, start_anvil
 from chains.bindings import ContractReverted
 from chains.rpc import RpcClient
 from relayer.metrics import Metrics
+from relayer.store import Store
 from relayer.txmanager import FeeCapReached, TxManager
 
 pytestmark = pytest.mark.integration
@@ -51,12 +52,26 @@ async def client(node: AnvilNode) -> AsyncIterator[RpcClient]:
         yield c
 
 
+@pytest.fixture
+def open_store(tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the test's store file (again, as a restarted process would); closes them all at the end."""
+    opened: list[Store] = []
+
+    def open_again() -> Store:
+        opened.append(Store(tmp_path / "relayer.db"))
+        return opened[-1]
+
+    yield open_again
+    for store in opened:
+        store.close()
+
+
 def manager(
-    client: RpcClient, sender: LocalAccount, path: Path, metrics: Metrics | None = None, **kw: Any
+    client: RpcClient, sender: LocalAccount, store: Store, metrics: Metrics | None = None, **kw: Any
 ) -> TxManager:
     options: dict[str, Any] = {"stuck_after_seconds": 0.6, "poll_seconds": 0.05, "receipt_timeout_seconds": 15.0}
     options.update(kw)
-    return TxManager(client, chain_id=31337, sender=sender, store_path=path, metrics=metrics, **options)
+    return TxManager(client, chain_id=31337, sender=sender, store=store, metrics=metrics, **options)
 
 
 async def call(url: str, method: str, params: list[object] | None = None) -> Any:
@@ -95,10 +110,10 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float:
 
 
 async def test_normal_send_and_same_key_twice(
-    node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
 ) -> None:
     metrics = Metrics()
-    txm = manager(client, sender, tmp_path / "relayer.db", metrics)
+    txm = manager(client, sender, open_store(), metrics)
     mining = asyncio.create_task(miner(node.url, 0.2))
     try:
         first, again = await asyncio.gather(
@@ -120,10 +135,10 @@ async def test_normal_send_and_same_key_twice(
 
 
 async def test_base_fee_spike_replaces_stuck_transaction(
-    node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
 ) -> None:
     metrics = Metrics()
-    txm = manager(client, sender, tmp_path / "relayer.db", metrics)
+    txm = manager(client, sender, open_store(), metrics)
     sending = asyncio.create_task(txm.send("settle:1:0", TO, "0x", gas=21_000, kind="settle"))
     await wait_pending(node.url, sender.address, 1)
     first = txm.intent("settle:1:0")
@@ -153,12 +168,12 @@ async def test_base_fee_spike_replaces_stuck_transaction(
 
 
 async def test_pending_too_long_is_replaced_with_bumped_fees(
-    node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
 ) -> None:
     """No block for longer than `stuck_after_seconds`: the pooled transaction is replaced at the
     same nonce (the node still knows the old one), and only one of them is mined."""
     metrics = Metrics()
-    txm = manager(client, sender, tmp_path / "relayer.db", metrics, stuck_after_seconds=0.3)
+    txm = manager(client, sender, open_store(), metrics, stuck_after_seconds=0.3)
     sending = asyncio.create_task(txm.send("epoch:6", TO, "0x", gas=21_000, kind="epoch"))
     await wait_pending(node.url, sender.address, 1)
     deadline = time.monotonic() + 5
@@ -179,10 +194,10 @@ async def test_pending_too_long_is_replaced_with_bumped_fees(
 
 
 async def test_dropped_transaction_is_rebroadcast(
-    node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
 ) -> None:
     metrics = Metrics()
-    txm = manager(client, sender, tmp_path / "relayer.db", metrics)
+    txm = manager(client, sender, open_store(), metrics)
     sending = asyncio.create_task(txm.send("epoch:7", TO, "0x", gas=21_000, kind="epoch"))
     await wait_pending(node.url, sender.address, 1)
     intent = txm.intent("epoch:7")
@@ -201,10 +216,10 @@ async def test_dropped_transaction_is_rebroadcast(
 
 
 async def test_dropped_under_a_base_fee_spike_is_replaced(
-    node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
 ) -> None:
     """Re-broadcasting the dropped bytes is refused (max fee under the base fee): replace."""
-    txm = manager(client, sender, tmp_path / "relayer.db", stuck_after_seconds=0.3)
+    txm = manager(client, sender, open_store(), stuck_after_seconds=0.3)
     sending = asyncio.create_task(txm.send("epoch:8", TO, "0x", gas=21_000, kind="epoch"))
     await wait_pending(node.url, sender.address, 1)
     intent = txm.intent("epoch:8")
@@ -223,10 +238,13 @@ async def test_dropped_under_a_base_fee_spike_is_replaced(
 
 
 async def test_restart_after_write_ahead_resumes_without_a_second_nonce(
-    node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    node: AnvilNode,
+    client: RpcClient,
+    sender: LocalAccount,
+    open_store: Callable[[], Store],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    path = tmp_path / "relayer.db"
-    crashed = manager(client, sender, path)
+    crashed = manager(client, sender, open_store())
 
     class Crash(Exception):
         pass
@@ -242,12 +260,12 @@ async def test_restart_after_write_ahead_resumes_without_a_second_nonce(
         patch.setattr(client, "call", call_or_crash)
         with pytest.raises(Crash):
             await crashed.send("epoch:3", TO, "0x", gas=21_000, kind="epoch")
-    crashed.close()
-    stored = manager(client, sender, path).intent("epoch:3")
+    await crashed.close()
+    stored = manager(client, sender, open_store()).intent("epoch:3")
     assert stored is not None and stored.state == "built" and stored.nonce == 0
     assert rpc(node.url, "eth_getTransactionCount", [sender.address, "pending"]) == "0x0"
 
-    restarted = manager(client, sender, path)
+    restarted = manager(client, sender, open_store())
     mining = asyncio.create_task(miner(node.url, 0.2))
     try:
         assert await restarted.resume() == ["epoch:3"]
@@ -265,12 +283,13 @@ async def test_restart_after_write_ahead_resumes_without_a_second_nonce(
 
 
 async def test_restart_after_broadcast_mined_while_down(
-    node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path, open_store: Callable[[], Store]
 ) -> None:
     """The crash came after the broadcast but before `sent` was stored; the transaction was mined
     meanwhile. Resuming re-broadcasts, hears "nonce too low", finds its own receipt."""
     path = tmp_path / "relayer.db"
-    first = manager(client, sender, path)
+    first_store = open_store()
+    first = manager(client, sender, first_store)
     sending = asyncio.create_task(first.send("epoch:9", TO, "0x", gas=21_000, kind="epoch"))
     await wait_pending(node.url, sender.address, 1)
     sending.cancel()
@@ -278,24 +297,27 @@ async def test_restart_after_broadcast_mined_while_down(
         await sending
     intent = first.intent("epoch:9")
     assert intent is not None
-    first.close()
+    await first.close()
+    first_store.close()
     with sqlite3.connect(path) as db:  # as if the process died before storing `sent`
         db.execute("UPDATE tx_intents SET state = 'built' WHERE key = 'epoch:9'")
         db.execute("UPDATE tx_attempts SET state = 'built' WHERE key = 'epoch:9'")
     await call(node.url, "evm_mine")
-    restarted = manager(client, sender, path)
+    restarted = manager(client, sender, open_store())
     assert await restarted.resume() == ["epoch:9"]
     done = restarted.intent("epoch:9")
     assert done is not None and done.state == "mined" and done.tx_hash == intent.attempts[0].tx_hash
     assert len(done.attempts) == 1
 
 
-async def test_revert_is_final(node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path) -> None:
+async def test_revert_is_final(
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
+) -> None:
     # a contract whose code is `PUSH1 0 PUSH1 0 REVERT`: every call reverts with empty data
     reverter = "0x00000000000000000000000000000000000000aa"
     await call(node.url, "anvil_setCode", [reverter, "0x60006000fd"])
     metrics = Metrics()
-    txm = manager(client, sender, tmp_path / "relayer.db", metrics)
+    txm = manager(client, sender, open_store(), metrics)
     mining = asyncio.create_task(miner(node.url, 0.2))
     try:
         with pytest.raises(ContractReverted) as first:
@@ -312,11 +334,11 @@ async def test_revert_is_final(node: AnvilNode, client: RpcClient, sender: Local
 
 
 async def test_fee_cap_refuses_to_raise_and_keeps_watching(
-    node: AnvilNode, client: RpcClient, sender: LocalAccount, tmp_path: Path
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
 ) -> None:
     metrics = Metrics()
     cap = 4 * GWEI  # the market fee (2 * 1 gwei base + 1 gwei tip = 3 gwei) fits, a 12.5% bump does not
-    txm = manager(client, sender, tmp_path / "relayer.db", metrics, max_fee_cap_wei=cap, receipt_timeout_seconds=2.5)
+    txm = manager(client, sender, open_store(), metrics, max_fee_cap_wei=cap, receipt_timeout_seconds=2.5)
     sending = asyncio.create_task(txm.send("epoch:5", TO, "0x", gas=21_000, kind="epoch"))
     await wait_pending(node.url, sender.address, 1)
     intent = txm.intent("epoch:5")

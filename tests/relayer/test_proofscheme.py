@@ -203,11 +203,12 @@ def test_verkle_snapshot_for_the_prover() -> None:
     from chains.verkle import storage_slot_key
     from relayer.errors import SnapshotRejected
     from relayer.proofscheme import verify_verkle_snapshot
-    from relayer.prover import collateral_slot
+    from relayer.prover import collateral_storage_key
 
     vault = "0x00000000000000000000000000000000000000aa"
     accounts = ["0x" + f"{i:040x}" for i in (1, 2, 3)]
-    keys = [storage_slot_key(bytes.fromhex(vault[2:]), int.from_bytes(collateral_slot(a, 0), "big")) for a in accounts]
+    address = bytes.fromhex(vault[2:])
+    keys = [storage_slot_key(address, int.from_bytes(collateral_storage_key(a, 0), "big")) for a in accounts]
     header = VerifiedHeader(7, Hash32(b"\x01" * 32), Hash32(b"\x02" * 32), Hash32(b"\x03" * 32), 0, b"")
     snap = verify_verkle_snapshot(1, vault, header, _empty_tree_witness(keys), bytes(32), accounts, 0)
     assert [(c.account, c.value) for c in snap.claims] == [(a, 0) for a in accounts]
@@ -260,12 +261,13 @@ def test_prove_verkle_snapshot_checks_headers_and_witness(vectors: Path) -> None
     from chains.verkle import storage_slot_key
     from relayer.errors import SnapshotRejected
     from relayer.proofscheme import prove_verkle_snapshot
-    from relayer.prover import collateral_slot
+    from relayer.prover import collateral_storage_key
 
     template = json.loads((vectors / "headers" / "mainnet" / "21925176_Cancun.json").read_text())
     vault = "0x00000000000000000000000000000000000000aa"
     accounts = ["0x" + f"{i:040x}" for i in (1, 2)]
-    keys = [storage_slot_key(bytes.fromhex(vault[2:]), int.from_bytes(collateral_slot(a, 0), "big")) for a in accounts]
+    address = bytes.fromhex(vault[2:])
+    keys = [storage_slot_key(address, int.from_bytes(collateral_storage_key(a, 0), "big")) for a in accounts]
     parent = _header(template, 7, template["parentHash"], bytes(32))  # the empty tree's root
     block8 = {**_header(template, 8, parent["hash"], b"\x05" * 32), "executionWitness": _empty_tree_witness(keys)}
 

@@ -3,17 +3,20 @@ transitions of the `tx_` tables on a temporary SQLite file."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relayer.errors import StoreError
+from chains.errors import ChainError, TransactionError
+from relayer.errors import EXPECTED_ERRORS, RelayerError, StoreError
 from relayer.store import Store
-from relayer.txmanager import Fees, TxManager, bumped, classify, market_fees, replacement_fees
+from relayer.txmanager import Fees, TxManager, TxTimeout, bumped, classify, market_fees, replacement_fees
 from relayer.txstore import Attempt, TxStore
 
 GWEI = 10**9
@@ -107,22 +110,53 @@ def test_classify(message: str, outcome: str) -> None:
     assert classify(message) == outcome
 
 
+def test_submission_errors_are_the_daemons_transaction_errors() -> None:
+    err = TxTimeout("settle:5:0", "no receipt within 120 s", "0xab")
+    assert isinstance(err, RelayerError) and isinstance(err, TransactionError) and isinstance(err, ChainError)
+    assert (err.what, err.tx_hash, err.reason) == ("settle:5:0", "0xab", "transaction_failed")
+    assert isinstance(err, EXPECTED_ERRORS) and str(err) == "settle:5:0: no receipt within 120 s (tx 0xab)"
+
+
 def test_bump_below_ten_percent_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="fee_bump_percent"):
         TxManager(
             None,  # type: ignore[arg-type]
             chain_id=1,
             sender=Account.create(),
-            store_path=tmp_path / "r.db",
+            store=Store(tmp_path / "r.db"),
             fee_bump_percent=5,
         )
+
+
+async def test_close_stops_the_sends_in_flight(tmp_path: Path) -> None:
+    """The daemon closes each manager before the store: a send still waiting on its node is
+    cancelled and has stopped when `close` returns, so nothing writes to a closed store."""
+    asked = asyncio.Event()
+
+    class SilentNode:
+        async def call(self, method: str, params: Any = (), **kw: Any) -> Any:
+            asked.set()
+            await asyncio.Event().wait()  # never answers
+
+    store = Store(tmp_path / "r.db")
+    txm = TxManager(SilentNode(), chain_id=1, sender=Account.create(), store=store)  # type: ignore[arg-type]
+    sending = asyncio.create_task(txm.send("epoch:1", "0xaa", "0x", gas=21_000, kind="epoch"))
+    await asyncio.wait_for(asked.wait(), 5)
+    await txm.close()
+    await asyncio.sleep(0)
+    assert sending.done() and sending.cancelled()
+    store.close()
 
 
 # --------------------------------------------------------------------------- store
 
 
+def tx_tables(path: Path, chain_id: int = 31337) -> TxStore:
+    return Store(path).transactions(chain_id=chain_id, sender=SENDER)
+
+
 def test_write_ahead_then_sent_replaced_mined(tmp_path: Path) -> None:
-    store = TxStore(tmp_path / "r.db", chain_id=31337, sender=SENDER)
+    store = tx_tables(tmp_path / "r.db")
     assert store.next_nonce() is None
     store.create("epoch:1", kind="epoch", to="0xaa", data="0x", gas=21_000, first=attempt(0, nonce=4))
     intent = store.intent("epoch:1")
@@ -156,7 +190,7 @@ def test_write_ahead_then_sent_replaced_mined(tmp_path: Path) -> None:
 
 
 def test_revert_stored_and_delete_frees_the_key(tmp_path: Path) -> None:
-    store = TxStore(tmp_path / "r.db", chain_id=31337, sender=SENDER)
+    store = tx_tables(tmp_path / "r.db")
     store.create("settle:1:0", kind="settle", to="0xbb", data="0x01", gas=90_000, first=attempt(0, nonce=0))
     store.mark_accepted("settle:1:0", 0)
     store.mark_mined(
@@ -174,22 +208,25 @@ def test_revert_stored_and_delete_frees_the_key(tmp_path: Path) -> None:
 
 
 def test_senders_and_chains_are_separate(tmp_path: Path) -> None:
-    path = tmp_path / "r.db"
-    a = TxStore(path, chain_id=1, sender=SENDER)
-    b = TxStore(path, chain_id=2, sender=SENDER)
+    store = Store(tmp_path / "r.db")
+    a = store.transactions(chain_id=1, sender=SENDER)
+    b = store.transactions(chain_id=2, sender=SENDER)
     a.create("epoch:1", kind="epoch", to="0xaa", data="0x", gas=1, first=attempt(0, nonce=0))
     assert b.intent("epoch:1") is None and b.next_nonce() is None and a.next_nonce() == 1
 
 
 def test_shares_the_relayer_store_file(tmp_path: Path) -> None:
-    """The `tx_` tables live in the same WAL-mode SQLite file as relayer.store's tables."""
+    """The `tx_` tables live in the same WAL-mode SQLite file as relayer.store's tables, created
+    when the store opens, and are written through the store's one connection."""
     path = tmp_path / "relayer.db"
     relayer_store = Store(path)
-    txs = TxStore(path, chain_id=31337, sender=SENDER)
-    txs.create("epoch:1", kind="epoch", to="0xaa", data="0x", gas=1, first=attempt(0))
     with sqlite3.connect(path) as db:
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {"tx_nonces", "tx_intents", "tx_attempts", "epochs"} <= tables
+    txs = relayer_store.transactions(chain_id=31337, sender=SENDER)
+    txs.create("epoch:1", kind="epoch", to="0xaa", data="0x", gas=1, first=attempt(0))
     relayer_store.close()
-    txs.close()
+    with pytest.raises(StoreError):  # closed with the store: nothing writes behind its back
+        txs.create("epoch:2", kind="epoch", to="0xaa", data="0x", gas=1, first=attempt(1, nonce=1))
+    assert tx_tables(path).intent("epoch:1") is not None
