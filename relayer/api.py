@@ -8,25 +8,42 @@ members, `relayer.committee`)."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from chains.fallback import FallbackClient
+from relayer.committee import AttestationExchange
+from relayer.metrics import Metrics
 from relayer.relay import FAILURES_UNREADY, DestinationRelay
-from relayer.store import ON_CHAIN
+from relayer.store import ON_CHAIN, Store
+from relayer.watcher import ChainWatcher
 
-if TYPE_CHECKING:
-    from relayer.daemon import Daemon
+
+@dataclass(frozen=True, slots=True)
+class HealthView:
+    """What the HTTP endpoints read, and nothing else of the daemon: its live watchers and
+    clients (by chain name), relays, attestation exchanges (by destination chain id), store and
+    metrics. The daemon hands over its own mappings, so later changes to them show through."""
+
+    watchers: Mapping[str, ChainWatcher]
+    clients: Mapping[str, FallbackClient]
+    relays: Sequence[DestinationRelay]
+    exchanges: Mapping[int, AttestationExchange]
+    store: Store
+    metrics: Metrics
+
 
 STALE_POLLS = 5
 """A chain is not current when its last successful poll is older than this many poll intervals."""
 
 
-def status(daemon: Daemon) -> dict[str, object]:
+def status(view: HealthView) -> dict[str, object]:
     now = time.time()
     chains = {}
-    for name, watcher in daemon.watchers.items():
+    for name, watcher in view.watchers.items():
         chains[name] = {
             "chain_id": watcher.config.chain_id,
             "head": watcher.head,
@@ -35,19 +52,19 @@ def status(daemon: Daemon) -> dict[str, object]:
             "head_lag_seconds": round(now - watcher.head_timestamp, 3) if watcher.head_timestamp else None,
             "last_poll_age_seconds": round(now - watcher.last_ok, 3) if watcher.last_ok else None,
             "error": watcher.last_error,
-            "endpoints": daemon.clients[name].endpoints_status() if name in daemon.clients else [],
+            "endpoints": view.clients[name].endpoints_status() if name in view.clients else [],
             # proven block hashes are confirmed by a second endpoint only with two hosts or more
-            "endpoint_hosts": len(set(daemon.clients[name].hosts)) if name in daemon.clients else 0,
+            "endpoint_hosts": len(set(view.clients[name].hosts)) if name in view.clients else 0,
         }
     return {
         "chains": chains,
-        "backlog": sum(r.backlog for r in daemon.relays),
-        "signer_balance_wei": {r.config.chain: r.balance for r in daemon.relays},
-        "committee": {r.config.chain: committee_status(r) for r in daemon.relays},
-        "last_epoch": daemon.store.last_epoch(),
-        "epochs": daemon.store.epoch_counts(),
-        "snapshots": daemon.store.snapshot_counts(),
-        "settlements": daemon.store.settlement_counts(),
+        "backlog": sum(r.backlog for r in view.relays),
+        "signer_balance_wei": {r.config.chain: r.balance for r in view.relays},
+        "committee": {r.config.chain: committee_status(r) for r in view.relays},
+        "last_epoch": view.store.last_epoch(),
+        "epochs": view.store.epoch_counts(),
+        "snapshots": view.store.snapshot_counts(),
+        "settlements": view.store.settlement_counts(),
     }
 
 
@@ -68,25 +85,25 @@ def committee_status(relay: DestinationRelay) -> dict[str, object]:
     }
 
 
-def ready_problems(daemon: Daemon) -> list[str]:
+def ready_problems(view: HealthView) -> list[str]:
     problems = []
     now = time.time()
-    for name, watcher in daemon.watchers.items():
+    for name, watcher in view.watchers.items():
         poll = watcher.config.poll_interval_seconds
         limit = STALE_POLLS * poll + watcher.config.rpc_timeout_seconds
         failing = watcher.last_error is not None and now - watcher.last_ok > 2 * poll
         if not watcher.last_ok or failing or now - watcher.last_ok > limit:
             problems.append(f"chain {name}: not reachable ({watcher.last_error or 'no successful poll yet'})")
-    if not daemon.store.writable():
+    if not view.store.writable():
         problems.append("store: not writable")
-    for exchange in daemon.exchanges.values():
+    for exchange in view.exchanges.values():
         for c in exchange.conflicts():
             whose = "the destination accepted" if c.signer == ON_CHAIN else f"member {c.signer} signed ({c.source})"
             problems.append(
                 f"destination {c.destination}: epoch {c.epoch} root conflict: ours 0x{c.ours.hex()}, "
                 f"{whose} 0x{c.theirs.hex()}"
             )
-    for relay in daemon.relays:
+    for relay in view.relays:
         if relay.consecutive_failures >= FAILURES_UNREADY:
             problems.append(
                 f"destination {relay.config.chain}: {relay.consecutive_failures} rounds failed in a row "
@@ -102,26 +119,26 @@ def ready_problems(daemon: Daemon) -> list[str]:
     return problems
 
 
-def make_app(daemon: Daemon) -> web.Application:
+def make_app(view: HealthView) -> web.Application:
     async def metrics(_request: web.Request) -> web.Response:
-        return web.Response(body=daemon.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return web.Response(body=view.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"status": "alive"})
 
     async def readyz(_request: web.Request) -> web.Response:
-        problems = ready_problems(daemon)
+        problems = ready_problems(view)
         return web.json_response(
             {"ready": not problems, "problems": problems}, status=200 if not problems else 503
         )
 
     async def status_json(_request: web.Request) -> web.Response:
-        return web.json_response(status(daemon))
+        return web.json_response(status(view))
 
     async def account_proofs(request: web.Request) -> web.Response:
         account = request.match_info["account"]
         answers = []
-        for relay in daemon.relays:
+        for relay in view.relays:
             try:
                 answer = await relay.proof_server.proofs(account)
             except ValueError:
@@ -135,7 +152,7 @@ def make_app(daemon: Daemon) -> web.Application:
         chain, epoch = request.match_info["chain_id"], request.match_info["epoch"]
         if not (chain.isascii() and chain.isdigit() and epoch.isascii() and epoch.isdigit()):
             return web.json_response({"error": "chain id and epoch must be decimal integers"}, status=400)
-        exchange = daemon.exchanges.get(int(chain))
+        exchange = view.exchanges.get(int(chain))
         if exchange is None:
             return web.json_response({"error": f"no destination with chain id {int(chain)}"}, status=404)
         return web.json_response({"attestations": exchange.served(int(chain), int(epoch))})

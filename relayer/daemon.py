@@ -20,13 +20,14 @@ from aiohttp import web
 from chains.errors import ChainError
 from chains.fallback import FallbackClient
 from relayer import sdnotify
-from relayer.api import make_app, ready_problems
+from relayer.api import HealthView, make_app, ready_problems
 from relayer.committee import AttestationExchange
 from relayer.config import Config, notes
 from relayer.errors import EXPECTED_ERRORS, RelayerError
 from relayer.log import get_logger
 from relayer.metrics import Metrics
-from relayer.relay import DestinationRelay, PairRunner
+from relayer.pairs import PairRunner
+from relayer.relay import DestinationRelay
 from relayer.settlement import Settlement
 from relayer.store import Store
 from relayer.submitter import Submitter
@@ -65,6 +66,8 @@ class Daemon:
         """The attestation exchange of each destination, keyed by the destination's chain id."""
         self.tx_managers: list[TxManager] = []
         self.metrics_port: int | None = None
+        self.health = HealthView(self.watchers, self.clients, self.relays, self.exchanges, self.store, self.metrics)
+        """What the HTTP API and the watchdog read (the same mappings as the daemon's)."""
         self.started = asyncio.Event()
 
     async def _open_clients(self) -> None:
@@ -152,7 +155,7 @@ class Daemon:
         while True:
             if all(not t.done() for t in tasks) and self.store.writable():
                 sdnotify.watchdog()
-            problems = ready_problems(self)
+            problems = ready_problems(self.health)
             sdnotify.status("ready" if not problems else "; ".join(problems)[:200])
             await asyncio.sleep(interval)
 
@@ -170,7 +173,7 @@ class Daemon:
         try:
             await self._open_clients()
             await self._build_relays()
-            runner = web.AppRunner(make_app(self))
+            runner = web.AppRunner(make_app(self.health))
             await runner.setup()
             site = web.TCPSite(runner, self.config.metrics_host, self.config.metrics_port)
             await site.start()

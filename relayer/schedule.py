@@ -40,7 +40,7 @@ from relayer.log import get_logger
 from relayer.prover import EPOCH_FORMAT
 
 if TYPE_CHECKING:
-    from relayer.relay import PairRunner
+    from relayer.pairs import PairRunner
     from relayer.store import Store
     from relayer.submitter import Submitter
 
