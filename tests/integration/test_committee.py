@@ -115,6 +115,12 @@ def test_a_committee_rotation_is_followed_without_restart(runs: DaemonRuns) -> N
     needs = "threshold 2 needs 1 more member's signature than this daemon and its 0 configured peer(s) can give"
     assert f"destination destination: {needs}" in body["problems"]
     assert gauge(runs, threshold) == 2 and gauge(runs, member) == 1
+    checked = subprocess.run(
+        [sys.executable, "-m", "relayer.cli", "check-config", "--config", str(runs.net.config_path), "--online"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert "threshold 2 needs more signatures than this member and its 0 [committee] peer(s) can give" in checked.stdout
     assert gauge(runs, 'relayer_committee_signatures_missing{destination="destination"}') == 1
     wait_for("a few more source blocks", lambda: runs.src.eth.block_number >= changed_at + 10, 30)
     assert accepted() == epochs_before, "an epoch was submitted under a committee it cannot satisfy"
