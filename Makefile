@@ -6,7 +6,7 @@ NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.p
 SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
 
-.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -65,6 +65,13 @@ bench-scale: setup
 # anvil (Prague, 30M gas limit); writes bench/results/gas.json (bench/gas.py).
 bench-gas: setup
 	$(BIN)/python -m bench.gas
+# CHAINS source anvils x ACCOUNTS depositors each into one destination, the daemon as a process:
+# seconds per stage, proving rate against anvil's own eth_getProof, peak RSS (bench/relay.py);
+# adds its entry to bench/results/relay.json. Smaller: make bench-relay CHAINS=2 ACCOUNTS=1000
+CHAINS ?= 10
+ACCOUNTS ?= 10000
+bench-relay: setup
+	$(BIN)/python -m bench.relay --chains $(CHAINS) --accounts $(ACCOUNTS)
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)
