@@ -61,7 +61,7 @@ from chains.types import Hash32
 from relayer import devnet
 from relayer.aggregator import aggregate_epoch
 from relayer.attestation import sign_epoch
-from relayer.prover import Claim, Snapshot, collateral_slot
+from relayer.prover import Claim, Snapshot, collateral_storage_key
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "relay.json"
@@ -497,7 +497,7 @@ def baseline(net: Net, slot: int) -> list[dict[str, Any]]:
     source's head (its state is the one the daemon proves later: nothing changes after seeding, the
     proven blocks' stateRoot is compared afterwards), one JSON-RPC batch of PROOF_CHUNK-key calls per
     chain as the daemon sends them, timed until the reply's last byte (JSON decoding not included)."""
-    keys = ["0x" + collateral_slot(a, slot).hex() for a in net.accounts]
+    keys = ["0x" + collateral_storage_key(a, slot).hex() for a in net.accounts]
     out = []
     for source in net.sources:
         (head,), _ = post(source.node.url, [{"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}])
