@@ -1,7 +1,9 @@
 """The daemon's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (alive), `/readyz`
 (chains reachable and current, store writable, rounds not failing in a row, this member able to
 have an epoch accepted by the destination's current committee), `/v1/status`
-(JSON) and `/v1/proofs/{account}` (the pull path for keepers, `relayer.keeper`)."""
+(JSON), `/v1/proofs/{account}` (the pull path for keepers, `relayer.keeper`) and
+`/v1/attestations/{chain_id}/{epoch}` (this member's checked attestations, for the other committee
+members, `relayer.committee`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from relayer.relay import FAILURES_UNREADY, DestinationRelay
+from relayer.store import ON_CHAIN
 
 if TYPE_CHECKING:
     from relayer.daemon import Daemon
@@ -76,6 +79,13 @@ def ready_problems(daemon: Daemon) -> list[str]:
             problems.append(f"chain {name}: not reachable ({watcher.last_error or 'no successful poll yet'})")
     if not daemon.store.writable():
         problems.append("store: not writable")
+    for exchange in daemon.exchanges.values():
+        for c in exchange.conflicts():
+            whose = "the destination accepted" if c.signer == ON_CHAIN else f"member {c.signer} signed ({c.source})"
+            problems.append(
+                f"destination {c.destination}: epoch {c.epoch} root conflict: ours 0x{c.ours.hex()}, "
+                f"{whose} 0x{c.theirs.hex()}"
+            )
     for relay in daemon.relays:
         if relay.consecutive_failures >= FAILURES_UNREADY:
             problems.append(
@@ -121,10 +131,20 @@ def make_app(daemon: Daemon) -> web.Application:
             return web.json_response(answers[0])
         return web.json_response({"destinations": answers})
 
+    async def attestations(request: web.Request) -> web.Response:
+        chain, epoch = request.match_info["chain_id"], request.match_info["epoch"]
+        if not (chain.isascii() and chain.isdigit() and epoch.isascii() and epoch.isdigit()):
+            return web.json_response({"error": "chain id and epoch must be decimal integers"}, status=400)
+        exchange = daemon.exchanges.get(int(chain))
+        if exchange is None:
+            return web.json_response({"error": f"no destination with chain id {int(chain)}"}, status=404)
+        return web.json_response({"attestations": exchange.served(int(chain), int(epoch))})
+
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/status", status_json)
     app.router.add_get("/v1/proofs/{account}", account_proofs)
+    app.router.add_get("/v1/attestations/{chain_id}/{epoch}", attestations)
     return app

@@ -18,7 +18,8 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import SignableMessage, _hash_eip191_message, encode_typed_data
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_canonical_address, to_checksum_address
+from eth_keys.exceptions import BadSignature
+from eth_utils import ValidationError, to_canonical_address, to_checksum_address
 
 from relayer.errors import RelayerError
 
@@ -129,7 +130,8 @@ def recover_signer(
                 epoch_message(chain_id, verifier, epoch, root, previous), signature=bytes(signature)
             )
         )
-    except (ValueError, TypeError) as exc:  # eth-keys BadSignature is a ValueError
+    except (ValueError, TypeError, BadSignature, ValidationError) as exc:
+        # eth-keys raises BadSignature (not a ValueError) for r or s out of range
         raise AttestationError(f"signature does not recover: {exc}") from exc
 
 

@@ -17,6 +17,7 @@ Layout (see config/relayer.example.toml for every key, its unit and default):
                                proof_scheme
     [destinations.<chain>]     verifier, settlement, batch limits; [destinations.<chain>.sender]
     [[pairs]]                  source, destination, vault, collateral_slot, every_blocks, ...
+    [committee]                peers, directory, fetch_timeout_seconds, takeover_seconds (optional)
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
@@ -43,6 +44,7 @@ from relayer.keys import KeyLoadError
 __all__ = [
     "FINALITY_MODES",
     "ChainConfig",
+    "CommitteeConfig",
     "Config",
     "ConfigError",
     "DestinationConfig",
@@ -208,12 +210,27 @@ class PairConfig:
 
 
 @dataclass(frozen=True)
+class CommitteeConfig:
+    """How this member exchanges attestations with the other committee members, `[committee]`
+    (optional; relayer.committee). `peers`: base http(s) URLs of the other members' listeners
+    (their `[metrics] listen`), asked for attestations with a timeout of
+    `fetch_timeout_seconds`; `directory`: a directory shared by the members (one JSON file per
+    attestation), None when not used; `takeover_seconds`: how long a member waits for the
+    epoch's designated submitter before it submits the epoch itself. Times in seconds."""
+
+    peers: tuple[str, ...] = ()
+    directory: Path | None = None
+    fetch_timeout_seconds: float = 2.0
+    takeover_seconds: float = 20.0
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration. `path` is the absolute path of the file read; `store_path`
     the SQLite store; `metrics_host` / `metrics_port` the Prometheus listener (port 0 = any
     free port; an IPv6 host is given without brackets); `attester` the committee member key
     that signs epochs (EIP-712). `chains` and `destinations` are read-only mappings keyed by
-    chain name, in file order."""
+    chain name, in file order; `committee` the attestation exchange (defaults: no peers)."""
 
     path: Path
     store_path: Path
@@ -223,6 +240,7 @@ class Config:
     chains: Mapping[str, ChainConfig]
     destinations: Mapping[str, DestinationConfig]
     pairs: tuple[PairConfig, ...]
+    committee: CommitteeConfig = field(default_factory=CommitteeConfig)
 
 
 def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -488,11 +506,19 @@ class _Reader:
         return tuple(out) if ok else None
 
     def urls(self, value: Any, path: str) -> tuple[str, ...] | None:
+        return self._urls(value, path, "at least one RPC URL is required")
+
+    def peer_urls(self, value: Any, path: str) -> tuple[str, ...] | None:
+        return self._urls(value, path, None)
+
+    def _urls(self, value: Any, path: str, required: str | None) -> tuple[str, ...] | None:
+        """A tuple of distinct http(s) URLs; `required` is the problem of an empty array (None:
+        an empty array is fine)."""
         if not isinstance(value, list):
             self.problem(path, f"expected an array of http(s) URLs, got {_kind(value)}")
             return None
-        if not value:
-            self.problem(path, "at least one RPC URL is required")
+        if not value and required is not None:
+            self.problem(path, required)
             return None
         out: list[str] = []
         first: dict[str, int] = {}
@@ -541,6 +567,18 @@ class _Reader:
             self.problem(path, f"{resolved} is not a regular file")
         elif not os.access(resolved, os.R_OK):
             self.problem(path, f"file {resolved} is not readable by this user")
+        return resolved
+
+    def directory(self, value: Any, path: str) -> Path | None:
+        resolved = self.local_path(value, path)
+        if resolved is None:
+            return None
+        if not resolved.exists():
+            self.problem(path, f"directory {resolved} does not exist (create it, or mount the shared directory)")
+        elif not resolved.is_dir():
+            self.problem(path, f"{resolved} is not a directory")
+        elif not os.access(resolved, os.R_OK | os.W_OK | os.X_OK):
+            self.problem(path, f"directory {resolved} is not readable and writable by this user")
         return resolved
 
     def env_name(self, value: Any, path: str) -> str | None:
@@ -744,6 +782,20 @@ class _Reader:
             return None
         return PairConfig(source, destination, vault, deploy_block, slot, every, accounts, chunk)
 
+    def committee(self, value: Any, path: str) -> CommitteeConfig | None:
+        data = self.table(value, path)
+        if data is None:
+            return None
+        t = _Table(self, data, path)
+        peers = t.get("peers", self.peer_urls, ())
+        directory = t.get("directory", self.directory, None)
+        fetch_timeout = t.get("fetch_timeout_seconds", self.seconds, 2.0)
+        takeover = t.get("takeover_seconds", self.seconds, 20.0)
+        t.finish()
+        if peers is None or fetch_timeout is None or takeover is None or (t.has("directory") and directory is None):
+            return None
+        return CommitteeConfig(peers, directory, fetch_timeout, takeover)
+
     def config(self, path: Path, document: dict[str, Any]) -> Config | None:
         top = _Table(self, document, "")
 
@@ -762,6 +814,7 @@ class _Reader:
             t.finish()
 
         attester = top.get("attester", self.key_source)
+        committee = top.get("committee", self.committee, CommitteeConfig())
 
         chains: dict[str, ChainConfig] = {}
         chain_names: set[str] = set()
@@ -833,6 +886,7 @@ class _Reader:
             store is None
             or listen is None
             or attester is None
+            or committee is None
             or chain_table is None
             or destination_table is None
             or pair_list is None
@@ -848,6 +902,7 @@ class _Reader:
             chains=MappingProxyType(chains),
             destinations=MappingProxyType(destinations),
             pairs=tuple(pairs),
+            committee=committee,
         )
 
     def _pair_array(self, value: Any, path: str) -> list[Any] | None:

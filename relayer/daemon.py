@@ -20,6 +20,7 @@ from chains.errors import ChainError
 from chains.fallback import FallbackClient
 from relayer import sdnotify
 from relayer.api import make_app, ready_problems
+from relayer.committee import AttestationExchange
 from relayer.config import Config, notes
 from relayer.errors import RelayerError
 from relayer.log import get_logger
@@ -59,6 +60,8 @@ class Daemon:
         self.clients: dict[str, FallbackClient] = {}
         self.watchers: dict[str, ChainWatcher] = {}
         self.relays: list[DestinationRelay] = []
+        self.exchanges: dict[int, AttestationExchange] = {}
+        """The attestation exchange of each destination, keyed by the destination's chain id."""
         self.metrics_port: int | None = None
         self.started = asyncio.Event()
 
@@ -116,6 +119,14 @@ class Daemon:
                 if pair.destination == dest_name
             ]
             watcher = self.watchers[dest.chain]
+            self.exchanges[chain.chain_id] = AttestationExchange(
+                store=self.store,
+                metrics=self.metrics,
+                peers=self.config.committee.peers,
+                directory=self.config.committee.directory,
+                timeout_seconds=self.config.committee.fetch_timeout_seconds,
+                destination=dest_name,
+            )
             self.relays.append(
                 DestinationRelay(
                     dest,

@@ -155,6 +155,28 @@ class Metrics:
             ["destination"],
             registry=r,
         )
+        self.attestation_conflicts = Counter(
+            "relayer_attestation_conflicts_total",
+            "Epochs for which a committee member signed, or the destination accepted, another root "
+            "than this member computed (each distinct signer and root counted once); evidence in "
+            "/readyz and the store.",
+            ["destination"],
+            registry=r,
+        )
+        self.attestations_refused = Counter(
+            "relayer_attestations_refused_total",
+            "Attestations from peers or the shared directory refused and never used, by destination "
+            "and reason (malformed, wrong_domain, wrong_epoch, bad_signature, not_member).",
+            ["destination", "reason"],
+            registry=r,
+        )
+        self.attestation_fetches = Counter(
+            "relayer_attestation_fetches_total",
+            "Requests for attestations to other committee members, by destination, peer host and "
+            "outcome (ok, error, timeout, garbage).",
+            ["destination", "host", "outcome"],
+            registry=r,
+        )
         self.backlog = Gauge(
             "relayer_backlog_snapshots", "Snapshots due but not yet relayed.", registry=r
         )

@@ -11,6 +11,10 @@ Rows are written before the action they describe is taken (write-ahead):
 - its settlement batches (one block's accounts each) are planned before they are sent, and
   each moves `planned -> mined` (or `skipped`: nothing left to settle; `failed`: reverted).
 
+Committee attestations (relayer.committee) are kept too: this member's own and the peers'
+signatures it checked (`attestations`), and evidence of any other root a member signed or the
+destination accepted for an epoch (`attestation_conflicts`), so both survive a restart.
+
 Transactions themselves are persisted by the transaction manager (relayer.txstore).
 """
 
@@ -90,6 +94,31 @@ CREATE TABLE IF NOT EXISTS settlements (
     updated_at REAL NOT NULL,
     PRIMARY KEY (account, chain_id, block_number)
 );
+CREATE TABLE IF NOT EXISTS attestations (
+    chain_id INTEGER NOT NULL,
+    verifier TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    signer TEXT NOT NULL,
+    root TEXT NOT NULL,
+    previous TEXT NOT NULL,
+    signature TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (chain_id, verifier, epoch, signer, root)
+);
+CREATE TABLE IF NOT EXISTS attestation_conflicts (
+    destination TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    ours TEXT NOT NULL,
+    theirs TEXT NOT NULL,
+    our_previous TEXT,
+    their_previous TEXT,
+    signer TEXT NOT NULL,
+    signature TEXT,
+    source TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (destination, epoch, signer, theirs, their_previous)
+);
 """
 
 
@@ -122,6 +151,56 @@ class SettleBatch:
     status: str
     tx_hash: str | None
     block_number: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationRecord:
+    """A checked committee signature as stored: `Epoch(epoch, root, previous)` (32-byte roots)
+    signed by `signer` (checksum address) in the EIP-712 domain of `verifier` on `chain_id`,
+    `signature` 65 bytes; `source` says where it came from ("self" for this member's own)."""
+
+    chain_id: int
+    verifier: str
+    epoch: int
+    root: bytes
+    previous: bytes
+    signer: str
+    signature: bytes
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttestationConflict:
+    """Evidence that another root was signed by a committee member, or accepted by the
+    destination, for an epoch this member computed (DESIGN section 2): `ours` / `theirs` are
+    32-byte roots, `our_previous` / `their_previous` the roots they commit to for `epoch - 1`
+    (None when not known, e.g. on-chain). `signer` is the member's checksum address, or
+    ON_CHAIN when the destination accepted the other root; `signature` the member's 65-byte
+    signature over theirs (None on-chain); `source` where it was seen (a peer's host:port, a
+    file, "on-chain"); `seen_at` Unix seconds when first recorded."""
+
+    destination: str
+    epoch: int
+    ours: bytes
+    theirs: bytes
+    our_previous: bytes | None
+    their_previous: bytes | None
+    signer: str
+    signature: bytes | None
+    source: str
+    seen_at: float
+
+
+ON_CHAIN = "on-chain"
+"""`AttestationConflict.signer` of a root the destination accepted (no member signature at hand)."""
+
+
+def _hex(data: bytes | None) -> str | None:
+    return "0x" + data.hex() if data is not None else None
+
+
+def _unhex(text: str | None) -> bytes | None:
+    return bytes.fromhex(text[2:]) if text is not None else None
 
 
 class Store:
@@ -405,3 +484,93 @@ class Store:
     def settlement_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM settlements GROUP BY status").fetchall()
         return {str(s): int(n) for s, n in rows}
+
+    # --- committee attestations -----------------------------------------------------------
+
+    def add_attestation(self, record: AttestationRecord) -> bool:
+        """Keep a checked attestation, keyed by (chain_id, verifier, epoch, signer, root); the
+        first one kept of a key stays. Returns True when it was new."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO attestations (chain_id, verifier, epoch, signer, root, previous, "
+                    "signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        record.chain_id,
+                        record.verifier,
+                        record.epoch,
+                        record.signer,
+                        _hex(record.root),
+                        _hex(record.previous),
+                        _hex(record.signature),
+                        record.source,
+                        time.time(),
+                    ),
+                )
+                return cursor.rowcount > 0
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    def attestations(self, chain_id: int, verifier: str | None, epoch: int) -> list[AttestationRecord]:
+        """The attestations kept for an epoch of the verifier (of every verifier on `chain_id`
+        when None), in the order they were first kept."""
+        where = "chain_id = ? AND epoch = ?"
+        params: list[object] = [chain_id, epoch]
+        if verifier is not None:
+            where += " AND verifier = ?"
+            params.append(verifier)
+        rows = self._db.execute(
+            "SELECT chain_id, verifier, epoch, root, previous, signer, signature, source FROM attestations "
+            f"WHERE {where} ORDER BY created_at, rowid",
+            tuple(params),
+        ).fetchall()
+        return [
+            AttestationRecord(
+                int(r[0]), r[1], int(r[2]), bytes.fromhex(r[3][2:]), bytes.fromhex(r[4][2:]), r[5],
+                bytes.fromhex(r[6][2:]), r[7],
+            )
+            for r in rows
+        ]
+
+    def add_conflict(self, conflict: AttestationConflict) -> bool:
+        """Keep conflict evidence, once per (destination, epoch, signer, their root, their
+        previous). Returns True when it was new."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO attestation_conflicts (destination, epoch, ours, theirs, our_previous, "
+                    "their_previous, signer, signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        conflict.destination,
+                        conflict.epoch,
+                        _hex(conflict.ours),
+                        _hex(conflict.theirs),
+                        _hex(conflict.our_previous),
+                        # NULL never equals NULL in a key: an unknown previous is stored as ""
+                        _hex(conflict.their_previous) or "",
+                        conflict.signer,
+                        _hex(conflict.signature),
+                        conflict.source,
+                        conflict.seen_at,
+                    ),
+                )
+                return cursor.rowcount > 0
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    def conflicts(self, destination: str) -> list[AttestationConflict]:
+        """The conflict evidence kept for a destination, oldest first."""
+        rows = self._db.execute(
+            "SELECT destination, epoch, ours, theirs, our_previous, their_previous, signer, signature, source, "
+            "created_at FROM attestation_conflicts WHERE destination = ? ORDER BY created_at, rowid",
+            (destination,),
+        ).fetchall()
+        return [
+            AttestationConflict(
+                r[0], int(r[1]), bytes.fromhex(r[2][2:]), bytes.fromhex(r[3][2:]), _unhex(r[4]), _unhex(r[5] or None),
+                r[6], _unhex(r[7]), r[8], float(r[9]),
+            )
+            for r in rows
+        ]

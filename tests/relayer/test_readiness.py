@@ -20,7 +20,7 @@ def test_rounds_failing_in_a_row_make_the_destination_unready(tmp_path: Path) ->
         balance=None,
         committee_problems=lambda: [],
     )
-    daemon = SimpleNamespace(watchers={}, store=Store(tmp_path / "s.sqlite"), relays=[relay])
+    daemon = SimpleNamespace(watchers={}, exchanges={}, store=Store(tmp_path / "s.sqlite"), relays=[relay])
     assert ready_problems(daemon) == []  # type: ignore[arg-type]
     relay.consecutive_failures = FAILURES_UNREADY - 1
     relay.last_failure = "settle: reverted"
@@ -65,7 +65,7 @@ def test_committee_missing_signatures() -> None:
 def test_committee_that_this_member_cannot_satisfy_makes_it_unready(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite")
     relay = _relay(None)
-    daemon = SimpleNamespace(watchers={}, store=store, relays=[relay])
+    daemon = SimpleNamespace(watchers={}, exchanges={}, store=store, relays=[relay])
     assert ready_problems(daemon) == []  # type: ignore[arg-type]  # not read yet: nothing known against it
     relay.committee = Committee(1, 1, (ATTESTER,))
     assert ready_problems(daemon) == []  # type: ignore[arg-type]

@@ -1,0 +1,547 @@
+"""The attestation exchange between committee members (DESIGN section 2, trust model).
+
+Each member computes an epoch from the chains itself and signs the EIP-712 struct
+`Epoch(uint256 epoch,bytes32 root,bytes32 previous)` in the domain of the destination's
+EpochVerifier (relayer.attestation). Members exchange only these signatures, over a transport
+that needs no trust:
+
+- HTTP: every daemon serves `GET /v1/attestations/{chain_id}/{epoch}` ->
+  `{"attestations": [<Attestation JSON>, ...]}` (relayer.api); `collect` asks each peer;
+- a shared directory: each attestation one JSON file `att-{chain_id}-{epoch}-{verifier}-
+  {signer}-{root}.json`, written atomically (temp file + rename).
+
+An attestation is self-authenticating, so each one is checked before use: it must be for the
+destination chain id, verifier and epoch asked for, its signature must recover (EIP-712) to the
+signer it claims, and that signer must be in the destination's current committee. One over the
+root and previous this member computed is accepted: kept in the store, served to the other
+members and counted towards the threshold. A member's valid signature over another root (or
+previous) for the same epoch is a conflict: evidence is kept (store table
+`attestation_conflicts`, it survives a restart), `relayer_attestation_conflicts_total` counted,
+`attestation.conflict` logged at error level with both roots, and /readyz names it. Everything
+else is refused (`relayer_attestations_refused_total{reason}`) and never used. A peer that is
+down, slow or serving garbage is logged and skipped; it never fails a collection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+
+from relayer.attestation import SIGNATURE_LENGTH, AttestationError, recover_signer, sign_epoch
+from relayer.config import endpoint_host
+from relayer.log import get_logger
+from relayer.metrics import Metrics
+from relayer.store import ON_CHAIN, AttestationConflict, AttestationRecord, Store
+from relayer.submitter import Committee
+
+__all__ = [
+    "ON_CHAIN",
+    "SELF",
+    "Attestation",
+    "AttestationExchange",
+    "Collected",
+    "Conflict",
+]
+
+log = get_logger("relayer.committee")
+
+Conflict = AttestationConflict
+"""Evidence of another root for an epoch this member computed (see relayer.store.AttestationConflict)."""
+
+SELF = "self"
+"""The `source` of this member's own attestations in the store."""
+
+MAX_UINT256 = 2**256 - 1
+MAX_RESPONSE_BYTES = 1 << 20
+"""A peer's answer larger than this (bytes) is garbage: a committee is far smaller."""
+MAX_ATTESTATIONS_PER_SOURCE = 1024
+"""At most this many attestations are checked from one answer (each costs a signature recovery)."""
+MAX_FILE_BYTES = 4096
+"""A file in the shared directory larger than this (bytes) is refused unread."""
+
+_FIELDS = ("chain_id", "verifier", "epoch", "root", "previous", "signer", "signature")
+_ADDRESS = re.compile(r"0x([0-9a-fA-F]{40})")
+_HEX = re.compile(r"0x([0-9a-fA-F]*)")
+_NOTED_LIMIT = 10_000
+
+
+def _kind(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "null" if value is None else type(value).__name__
+
+
+def _address(value: object, what: str) -> str:
+    """A checksum address from 0x-hex (a mixed-case one must be a valid EIP-55 checksum)."""
+    if not isinstance(value, str):
+        raise AttestationError(f"{what}: expected a 0x-hex address string, got {_kind(value)}")
+    match = _ADDRESS.fullmatch(value)
+    if match is None:
+        raise AttestationError(f"{what}: not a 20-byte hex address (0x followed by 40 hex digits)")
+    digits = match.group(1)
+    checksummed = str(to_checksum_address("0x" + digits))
+    if digits not in (digits.lower(), digits.upper()) and checksummed[2:] != digits:
+        raise AttestationError(f"{what}: bad EIP-55 checksum")
+    if int(digits, 16) == 0:
+        raise AttestationError(f"{what}: the zero address")
+    return checksummed
+
+
+def _hex_bytes(value: object, what: str, length: int) -> bytes:
+    if not isinstance(value, str):
+        raise AttestationError(f"{what}: expected a 0x-hex string of {length} bytes, got {_kind(value)}")
+    match = _HEX.fullmatch(value)
+    if match is None or len(match.group(1)) != 2 * length:
+        raise AttestationError(f"{what}: expected 0x followed by {2 * length} hex digits ({length} bytes)")
+    return bytes.fromhex(match.group(1))
+
+
+def _uint(value: object, what: str, lo: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise AttestationError(f"{what}: expected an integer, got {_kind(value)}")
+    if not lo <= value <= MAX_UINT256:
+        raise AttestationError(f"{what}: out of range {lo}..2**256-1")
+    return value
+
+
+@dataclass(frozen=True)
+class Attestation:
+    """One committee member's signature over `Epoch(epoch, root, previous)` (EIP-712) in the
+    domain of the EpochVerifier `verifier` on destination chain `chain_id`.
+
+    `chain_id` and `epoch` >= 1 (uint256), `verifier` and `signer` checksum addresses (any
+    valid spelling is normalised), `root` / `previous` 32 bytes, `signature` 65 bytes
+    r || s || v. Construction checks shapes only (raises AttestationError); `check_signature`
+    checks that the signature recovers to `signer`."""
+
+    chain_id: int
+    verifier: str
+    epoch: int
+    root: bytes
+    previous: bytes
+    signer: str
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        _uint(self.chain_id, "chain_id", 1)
+        _uint(self.epoch, "epoch", 1)
+        object.__setattr__(self, "verifier", _address(self.verifier, "verifier"))
+        object.__setattr__(self, "signer", _address(self.signer, "signer"))
+        for name, length in (("root", 32), ("previous", 32), ("signature", SIGNATURE_LENGTH)):
+            value = getattr(self, name)
+            if not isinstance(value, bytes | bytearray) or len(value) != length:
+                raise AttestationError(f"{name}: must be {length} bytes")
+            object.__setattr__(self, name, bytes(value))
+
+    @classmethod
+    def signed(
+        cls, account: LocalAccount, *, chain_id: int, verifier: str, epoch: int, root: bytes, previous: bytes
+    ) -> Attestation:
+        """`account`'s attestation of `Epoch(epoch, root, previous)` for `verifier` on `chain_id`."""
+        signature = sign_epoch(account, chain_id, verifier, epoch, root, previous)
+        return cls(chain_id, verifier, epoch, root, previous, account.address, signature)
+
+    def recover(self) -> str:
+        """The checksum address the signature recovers to (EIP-712). Raises AttestationError
+        when it does not recover (bad v, r, s or a high s)."""
+        return recover_signer(self.chain_id, self.verifier, self.epoch, self.root, self.previous, self.signature)
+
+    def check_signature(self) -> None:
+        """Raise AttestationError unless the signature recovers to `signer`."""
+        recovered = self.recover()
+        if recovered != self.signer:
+            raise AttestationError(f"signature recovers to {recovered}, not to the claimed signer {self.signer}")
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"chain_id": int, "verifier": "0x..", "epoch": int, "root": "0x..", "previous":
+        "0x..", "signer": "0x..", "signature": "0x.."}` (bytes as lower-case 0x-hex)."""
+        return {
+            "chain_id": self.chain_id,
+            "verifier": self.verifier,
+            "epoch": self.epoch,
+            "root": "0x" + self.root.hex(),
+            "previous": "0x" + self.previous.hex(),
+            "signer": self.signer,
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    @classmethod
+    def from_json(cls, obj: object) -> Attestation:
+        """Parse `to_json`'s shape strictly: an object with exactly those keys; integers (not
+        booleans, not strings) in range; addresses 0x + 40 hex digits (EIP-55 when mixed case,
+        not zero); roots 0x + 64 and the signature 0x + 130 hex digits. Raises
+        AttestationError naming the field. The signature is not checked here."""
+        if not isinstance(obj, dict):
+            raise AttestationError(f"attestation: expected an object, got {_kind(obj)}")
+        missing = [k for k in _FIELDS if k not in obj]
+        if missing:
+            raise AttestationError(f"attestation: missing {', '.join(missing)}")
+        unknown = sorted(str(k)[:40] for k in obj if k not in _FIELDS)
+        if unknown:
+            raise AttestationError(f"attestation: unknown key(s) {', '.join(map(repr, unknown[:5]))}")
+        return cls(
+            chain_id=_uint(obj["chain_id"], "chain_id", 1),
+            verifier=_address(obj["verifier"], "verifier"),
+            epoch=_uint(obj["epoch"], "epoch", 1),
+            root=_hex_bytes(obj["root"], "root", 32),
+            previous=_hex_bytes(obj["previous"], "previous", 32),
+            signer=_address(obj["signer"], "signer"),
+            signature=_hex_bytes(obj["signature"], "signature", SIGNATURE_LENGTH),
+        )
+
+    def record(self, source: str) -> AttestationRecord:
+        return AttestationRecord(
+            self.chain_id, self.verifier, self.epoch, self.root, self.previous, self.signer, self.signature, source
+        )
+
+    @classmethod
+    def from_record(cls, record: AttestationRecord) -> Attestation:
+        return cls(
+            record.chain_id, record.verifier, record.epoch, record.root, record.previous, record.signer,
+            record.signature,
+        )  # fmt: skip
+
+    def file_name(self) -> str:
+        """Its file name in the shared directory: `att-{chain_id}-{epoch}-{verifier}-{signer}-{root}.json`."""
+        return f"att-{self.chain_id}-{self.epoch}-{self.verifier}-{self.signer}-{self.root.hex()}.json"
+
+
+@dataclass(frozen=True)
+class Collected:
+    """What `collect` found for an epoch: `signatures`, the distinct committee members'
+    (signer, 65-byte signature) pairs over this member's root and previous, ascending by
+    signer address (the order `EpochVerifier.submitEpoch` takes; this member's own included
+    once published); `conflicts`, the evidence of other roots for the epoch (never submit
+    or settle against an epoch with conflicts before an operator looked)."""
+
+    signatures: list[tuple[str, bytes]]
+    conflicts: list[Conflict]
+
+    @property
+    def signers(self) -> list[str]:
+        return [signer for signer, _ in self.signatures]
+
+
+class AttestationExchange:
+    """Publishes this member's attestations and collects and checks the other members', for
+    one destination (`destination`: its chain name, used in metric labels and logs).
+
+    `peers`: base URLs of other members' HTTP listeners (e.g. "http://10.0.0.2:9464"), each
+    asked with a timeout of `timeout_seconds`; `directory`: a shared directory (or None).
+    Checked attestations and conflict evidence are kept in `store`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        metrics: Metrics,
+        peers: Sequence[str],
+        directory: Path | None,
+        timeout_seconds: float,
+        destination: str,
+    ) -> None:
+        if not timeout_seconds > 0:
+            raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds}")
+        self.store = store
+        self.metrics = metrics
+        self.peers = tuple(peer.rstrip("/") for peer in peers)
+        self.directory = directory
+        self.timeout_seconds = timeout_seconds
+        self.destination = destination
+        self._peer_failing: dict[str, str] = {}
+        self._noted: set[tuple[object, ...]] = set()
+        metrics.attestation_conflicts.labels(destination)  # exported as 0 from the start
+
+    # --- this member's own ---------------------------------------------------------------
+
+    def publish(self, att: Attestation) -> None:
+        """Keep this member's own attestation durably (before it is served) and write it to the
+        shared directory, if any. Raises AttestationError when its signature does not recover
+        to its signer, StoreError when the store cannot be written. A directory that cannot be
+        written is logged (`attestation.publish_failed`); `collect` writes the file again."""
+        att.check_signature()
+        self.store.add_attestation(att.record(SELF))
+        if self.directory is not None:
+            self._write_file(att)
+
+    def _write_file(self, att: Attestation) -> None:
+        directory = self.directory
+        if directory is None:
+            return
+        tmp: str | None = None
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".att-", suffix=".tmp", dir=directory)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(att.to_json(), handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)  # other members may run as other users
+            os.replace(tmp, directory / att.file_name())
+            tmp = None
+        except OSError as exc:
+            log.warning(
+                "attestation.publish_failed", destination=self.destination, epoch=att.epoch,
+                directory=str(directory), error=str(exc),
+            )  # fmt: skip
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+
+    def served(self, chain_id: int, epoch: int) -> list[dict[str, Any]]:
+        """The attestations this member serves for `epoch` of destination `chain_id`, as JSON
+        objects (`Attestation.to_json`): its own and every member's it checked and accepted
+        (relaying them helps: they are self-authenticating). Conflicting ones are evidence,
+        not served."""
+        return [Attestation.from_record(r).to_json() for r in self.store.attestations(chain_id, None, epoch)]
+
+    # --- the others' ---------------------------------------------------------------------
+
+    async def collect(
+        self,
+        *,
+        chain_id: int,
+        verifier: str,
+        epoch: int,
+        root: bytes,
+        previous: bytes,
+        committee: Committee,
+    ) -> Collected:
+        """Fetch the peers' attestations for `epoch` (concurrently, each within the timeout) and
+        read the shared directory's, check each, keep the accepted ones and record conflicts;
+        return the distinct member signatures over (`root`, `previous`) and the epoch's
+        conflict evidence. Never raises for what a peer or file holds; raises StoreError when
+        the store cannot be written."""
+        verifier = str(to_checksum_address(verifier))
+        members = {str(to_checksum_address(m)) for m in committee.members}
+        known = {
+            (r.signer, r.root, r.previous, r.signature)
+            for r in self.store.attestations(chain_id, verifier, epoch)
+        }
+        if self.directory is not None:
+            self._republish(chain_id, verifier, epoch)
+        answers: list[tuple[str, list[object]]] = []
+        if self.peers:
+            timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                answers += await asyncio.gather(*(self._fetch(session, peer, chain_id, epoch) for peer in self.peers))
+        answers += self._read_directory(chain_id, epoch)
+        for source, items in answers:
+            for item in items:
+                self._check(item, source, chain_id, verifier, epoch, root, previous, members, known)
+        signatures: dict[str, bytes] = {}
+        for r in self.store.attestations(chain_id, verifier, epoch):
+            if r.root == root and r.previous == previous and r.signer in members:
+                signatures.setdefault(r.signer, r.signature)
+        ordered = sorted(signatures.items(), key=lambda pair: bytes.fromhex(pair[0][2:]))
+        return Collected(ordered, [c for c in self.conflicts() if c.epoch == epoch])
+
+    def _check(
+        self,
+        item: object,
+        source: str,
+        chain_id: int,
+        verifier: str,
+        epoch: int,
+        root: bytes,
+        previous: bytes,
+        members: set[str],
+        known: set[tuple[str, bytes, bytes, bytes]],
+    ) -> None:
+        try:
+            att = Attestation.from_json(item)
+        except AttestationError as exc:
+            self._refuse("malformed", source, epoch, str(exc))
+            return
+        if att.chain_id != chain_id or att.verifier != verifier:
+            self._refuse(
+                "wrong_domain", source, epoch,
+                f"for chain {att.chain_id} verifier {att.verifier}, not chain {chain_id} verifier {verifier}",
+            )  # fmt: skip
+            return
+        if att.epoch != epoch:
+            self._refuse("wrong_epoch", source, epoch, f"for epoch {att.epoch}")
+            return
+        if (att.signer, att.root, att.previous, att.signature) not in known:
+            try:
+                att.check_signature()
+            except AttestationError as exc:
+                self._refuse("bad_signature", source, epoch, str(exc), signer=att.signer)
+                return
+        if att.signer not in members:
+            self._refuse("not_member", source, epoch, f"{att.signer} is not in the committee", signer=att.signer)
+            return
+        if att.root == root and att.previous == previous:
+            known.add((att.signer, att.root, att.previous, att.signature))
+            if self.store.add_attestation(att.record(source)):
+                log.debug("attestation.accepted", destination=self.destination, epoch=epoch, signer=att.signer,
+                          source=source)  # fmt: skip
+            return
+        self._conflict(
+            Conflict(
+                self.destination, epoch, root, att.root, previous, att.previous, att.signer, att.signature, source,
+                time.time(),
+            )
+        )
+
+    def _refuse(self, reason: str, source: str, epoch: int, detail: str, signer: str | None = None) -> None:
+        self.metrics.attestations_refused.labels(self.destination, reason).inc()
+        key = ("refused", source, epoch, reason, signer)
+        first = self._note(key)
+        (log.warning if first else log.debug)(
+            "attestation.refused", destination=self.destination, epoch=epoch, source=source, reason=reason,
+            detail=detail[:300], signer=signer,
+        )  # fmt: skip
+
+    def _note(self, key: tuple[object, ...]) -> bool:
+        """True the first time `key` is seen (bounded memory: forgotten wholesale when full)."""
+        if key in self._noted:
+            return False
+        if len(self._noted) >= _NOTED_LIMIT:
+            self._noted.clear()
+        self._noted.add(key)
+        return True
+
+    def _conflict(self, conflict: Conflict) -> None:
+        if not self.store.add_conflict(conflict):
+            return
+        self.metrics.attestation_conflicts.labels(self.destination).inc()
+        log.error(
+            "attestation.conflict", destination=self.destination, epoch=conflict.epoch, ours=conflict.ours,
+            theirs=conflict.theirs, our_previous=conflict.our_previous, their_previous=conflict.their_previous,
+            signer=conflict.signer, source=conflict.source,
+        )  # fmt: skip
+
+    def note_onchain_conflict(self, epoch: int, ours: bytes, on_chain: bytes) -> None:
+        """Record that the destination accepted `on_chain` (32 bytes) as the root of `epoch`
+        while this member computed `ours`: conflict evidence, counted and logged once. Equal
+        roots are no conflict and are ignored."""
+        if bytes(ours) == bytes(on_chain):
+            return
+        self._conflict(Conflict(self.destination, epoch, bytes(ours), bytes(on_chain), None, None, ON_CHAIN, None,
+                                ON_CHAIN, time.time()))  # fmt: skip
+
+    def conflicts(self) -> list[Conflict]:
+        """Every conflict recorded for this destination, oldest first (kept in the store: they
+        survive a restart; readiness lists them)."""
+        return self.store.conflicts(self.destination)
+
+    # --- transports ----------------------------------------------------------------------
+
+    async def _fetch(
+        self, session: aiohttp.ClientSession, peer: str, chain_id: int, epoch: int
+    ) -> tuple[str, list[object]]:
+        """(source, raw items) of one peer; no items when it is down, slow or serves garbage."""
+        host = endpoint_host(peer)
+        source = f"peer {host}"
+        outcome, detail = "ok", ""
+        items: list[object] = []
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                async with session.get(f"{peer}/v1/attestations/{chain_id}/{epoch}", allow_redirects=False) as answer:
+                    body = bytearray()
+                    async for chunk in answer.content.iter_chunked(65536):
+                        body += chunk
+                        if len(body) > MAX_RESPONSE_BYTES:
+                            break
+            if answer.status != 200:
+                outcome, detail = "error", f"HTTP {answer.status}"
+            elif len(body) > MAX_RESPONSE_BYTES:
+                outcome, detail = "garbage", f"answer larger than {MAX_RESPONSE_BYTES} bytes"
+            else:
+                items, problem = _parse_answer(bytes(body))
+                if problem:
+                    outcome, detail = "garbage", problem
+        except TimeoutError:
+            outcome, detail = "timeout", f"no answer within {self.timeout_seconds} s"
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            outcome, detail = "error", f"{type(exc).__name__}: {exc}"[:300]
+        self.metrics.attestation_fetches.labels(self.destination, host, outcome).inc()
+        previous = self._peer_failing.get(host)
+        if outcome == "ok":
+            if previous is not None:
+                self._peer_failing.pop(host)
+                log.info("attestation.peer_back", destination=self.destination, peer=host)
+        else:
+            self._peer_failing[host] = outcome
+            (log.warning if previous != outcome else log.debug)(
+                "attestation.peer_failed", destination=self.destination, peer=host, epoch=epoch, outcome=outcome,
+                reason=detail,
+            )  # fmt: skip
+        if len(items) > MAX_ATTESTATIONS_PER_SOURCE:
+            log.warning("attestation.too_many", destination=self.destination, source=source, count=len(items))
+            items = items[:MAX_ATTESTATIONS_PER_SOURCE]
+        return source, items
+
+    def _read_directory(self, chain_id: int, epoch: int) -> list[tuple[str, list[object]]]:
+        """(source, [item]) for each attestation file of the epoch in the shared directory."""
+        directory = self.directory
+        if directory is None:
+            return []
+        try:
+            paths = sorted(directory.glob(f"att-{chain_id}-{epoch}-*.json"))
+        except OSError as exc:
+            if self._note(("directory", str(exc))):
+                log.warning("attestation.directory_unreadable", destination=self.destination,
+                            directory=str(directory), error=str(exc))  # fmt: skip
+            return []
+        out: list[tuple[str, list[object]]] = []
+        for path in paths[:MAX_ATTESTATIONS_PER_SOURCE]:
+            source = f"file {path.name}"
+            try:
+                if path.stat().st_size > MAX_FILE_BYTES:
+                    self._refuse("malformed", source, epoch, f"file larger than {MAX_FILE_BYTES} bytes")
+                    continue
+                data = path.read_bytes()
+            except OSError as exc:
+                log.debug("attestation.file_unreadable", destination=self.destination, source=source, error=str(exc))
+                continue
+            try:
+                out.append((source, [json.loads(data)]))
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                self._refuse("malformed", source, epoch, f"not JSON: {exc}")
+        return out
+
+    def _republish(self, chain_id: int, verifier: str, epoch: int) -> None:
+        """Write this member's own attestations of the epoch that are missing from the directory."""
+        directory = self.directory
+        if directory is None:
+            return
+        for record in self.store.attestations(chain_id, verifier, epoch):
+            if record.source == SELF:
+                att = Attestation.from_record(record)
+                if not (directory / att.file_name()).exists():
+                    self._write_file(att)
+
+
+def _parse_answer(body: bytes) -> tuple[list[object], str]:
+    """(items, "") of a peer's `{"attestations": [...]}` answer, or ([], why it is garbage)."""
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        return [], f"not JSON: {exc}"[:200]
+    if not isinstance(document, dict) or not isinstance(document.get("attestations"), list):
+        return [], 'expected {"attestations": [...]}'
+    return list(document["attestations"]), ""
