@@ -17,6 +17,7 @@ from web3 import Web3
 from chains.bindings import contract
 from relayer import devnet
 from relayer.cli import settlement_line
+from relayer.config import load_config
 from relayer.settlement import Settlement
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,6 +88,9 @@ def test_a_committee_devnet_gives_each_member_its_own_keys_store_port_and_peers(
             assert member["api"] == f"http://{listen}"
             ports.add(listen)
             assert document["committee"]["peers"] == [m["api"] for m in members if m is not member]
+            config = load_config(home / "relayer.toml")
+            assert config.committee.peers == tuple(m["api"] for m in members if m is not member)
+            assert config.store_path == home / "relayer.sqlite"
             assert (home / "keys" / "attester.key").read_text().strip() == (
                 "0x" + bytes(devnet.member_keys(i)[0].key).hex()
             )
