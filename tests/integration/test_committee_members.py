@@ -33,7 +33,7 @@ FIRST_SETTLEMENT = 90.0
 SETTLE = 45.0
 """Seconds a source change may take to settle: two confirmations, the next multiple of
 every_blocks (1 block/s), the signatures, a takeover (3 s) and the destination's receipt."""
-QUIET = 15.0
+QUIET = 10.0
 """Seconds in which a change would have settled had the committee been able to."""
 
 
@@ -109,6 +109,13 @@ def test_two_of_three_down_nothing_settles_and_readiness_says_why(honest: Commit
             return code == 503 and ("signature" in problems or "peer" in problems)
 
         wait_until("member-0's readiness to name the missing signatures", says_why, 30)
+        for peer in (1, 2):  # the metrics name the members that do not answer
+            host = runs.members[peer].api.removeprefix("http://")
+            failed = sum(
+                runs.metric(0, "relayer_attestation_fetches_total", f'host="{host}",outcome="{outcome}"') or 0
+                for outcome in ("error", "timeout")
+            )
+            assert failed > 0, f"no failed attestation fetch from {runs.members[peer].name} counted"
         missing = runs.metric(0, "relayer_committee_signatures_missing", 'destination="destination"')
         assert missing is not None and missing >= 1, f"relayer_committee_signatures_missing = {missing}"
         assert runs.metric(0, "relayer_committee_threshold", 'destination="destination"') == THRESHOLD
@@ -175,7 +182,6 @@ def test_a_member_behind_a_hostile_endpoint_signs_nothing(hostile: tuple[Committ
     assert runs.events(2, "proof.rejected"), "the tampered proofs were not rejected"
     assert (runs.metric(2, "relayer_proofs_rejected_total") or 0) > 0
     assert (runs.metric(2, "relayer_epochs_signed_total") or 0) == 0, "member-2 signed a root it could not prove"
-    assert not runs.events(2, "epoch.created")
     accepted = runs.check_end_state()
     tampered = runs.members[2].attester
     for a in accepted:
