@@ -255,6 +255,9 @@ async def test_lying_garbage_slow_and_down_peers_are_refused_or_skipped(tmp_path
     async def garbage(_request: web.Request) -> web.Response:
         return web.Response(body=b"\x00not json{", content_type="application/json")
 
+    async def nested(_request: web.Request) -> web.Response:
+        return web.Response(body=b"[" * 100_000, content_type="application/json")
+
     async def slow(_request: web.Request) -> web.Response:
         await asyncio.sleep(10)
         return web.json_response({"attestations": []})
@@ -290,6 +293,7 @@ async def test_lying_garbage_slow_and_down_peers_are_refused_or_skipped(tmp_path
         await servers.static({"not": "the shape"}),
         await servers.static({"attestations": liar_items}),
         await servers.static({"attestations": [valid_c]}),  # the same attestation relayed by another peer
+        await servers.handler(nested),
     )
     mine = _exchange(tmp_path, "a", peers=peers, timeout=0.5)
     mine.publish(_sign(a))
@@ -309,6 +313,7 @@ async def test_lying_garbage_slow_and_down_peers_are_refused_or_skipped(tmp_path
     assert _sample(mine, "relayer_attestation_fetches_total", host=host(peers[2]), outcome="error") == 1
     assert _sample(mine, "relayer_attestation_fetches_total", host=host(peers[3]), outcome="error") == 1
     assert _sample(mine, "relayer_attestation_fetches_total", host=host(peers[4]), outcome="garbage") == 1
+    assert _sample(mine, "relayer_attestation_fetches_total", host=host(peers[7]), outcome="garbage") == 1
     refused = {
         reason: _sample(mine, "relayer_attestations_refused_total", reason=reason)
         for reason in ("malformed", "wrong_domain", "wrong_epoch", "bad_signature", "not_member")
@@ -394,13 +399,14 @@ async def test_shared_directory(tmp_path: Path) -> None:
     (shared / f"att-{CHAIN}-{EPOCH}-outsider.json").write_text(json.dumps(_sign(Account.create()).to_json()))
     (shared / f"att-{CHAIN}-{EPOCH}-conflict.json").write_text(json.dumps(_sign(c, root=OTHER_ROOT).to_json()))
     (shared / f"att-{CHAIN}-{EPOCH}-huge.json").write_text(" " * 10_000)
+    (shared / f"att-{CHAIN}-{EPOCH}-nested.json").write_text("[" * 4000)
     (shared / own.file_name()).unlink()  # lost: this member writes it again
     collected = await mine.collect(
         chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT, previous=PREVIOUS, committee=committee
     )
     assert sorted(collected.signers) == sorted([a.address, b.address])
     assert (shared / own.file_name()).exists()
-    assert _sample(mine, "relayer_attestations_refused_total", reason="malformed") == 2
+    assert _sample(mine, "relayer_attestations_refused_total", reason="malformed") == 3
     assert _sample(mine, "relayer_attestations_refused_total", reason="not_member") == 1
     [conflict] = collected.conflicts
     source = f"file att-{CHAIN}-{EPOCH}-conflict.json"

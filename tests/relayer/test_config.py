@@ -18,6 +18,7 @@ from eth_typing import ChecksumAddress
 from relayer import keys
 from relayer.config import (
     ChainConfig,
+    CommitteeConfig,
     Config,
     ConfigError,
     DestinationConfig,
@@ -235,9 +236,12 @@ def test_example_config_documents_every_key() -> None:
     """Every schema field appears in the example with a comment above it."""
     lines = EXAMPLE.read_text().splitlines()
     assigned = {line.split("=")[0].strip() for line in lines if "=" in line and not line.startswith("#")}
-    fields = {f.name for cls in (ChainConfig, DestinationConfig, PairConfig) for f in dataclasses.fields(cls)}
-    fields -= {"name", "chain", "sender"}
+    fields = {
+        f.name for cls in (ChainConfig, DestinationConfig, PairConfig, CommitteeConfig) for f in dataclasses.fields(cls)
+    }
+    fields -= {"name", "chain", "sender", "directory"}
     assert fields <= assigned, fields - assigned
+    assert "# directory = " in EXAMPLE.read_text()  # optional, shown commented out (it must exist)
     assert "[destinations.destination.sender]" in EXAMPLE.read_text()
     assert {"store", "listen", "keystore", "password_file", "key_env"} <= assigned
 
