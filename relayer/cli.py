@@ -152,6 +152,11 @@ def _run_devnet_daemon(net: Any) -> int:
                           f"{net.directory / name / 'daemon.log'}", flush=True)
                     del others[name]
 
+    def say(message: str) -> None:
+        print(message, flush=True)
+
+    threads = [threading.Thread(target=devnet.simulate_activity, args=(net.info, stop), kwargs={"say": say},
+                                daemon=True)]  # fmt: skip
     try:
         for i in range(1, len(members)):
             others[members[i]["name"]] = devnet.start_member(net.directory, i)
@@ -159,14 +164,15 @@ def _run_devnet_daemon(net: Any) -> int:
             print(f"devnet: committee of {len(members)}, threshold {net.threshold}: member-0 runs here, "
                   f"member-1..{len(members) - 1} as processes (logs in {net.directory}/member-<i>/daemon.log)",
                   flush=True)
+            devnet.wait_members_up(net, timeout=20)
+            threads.append(threading.Thread(target=watch_members, daemon=True))
+            threads.append(threading.Thread(  # the other members' settlements, read from the destination
+                target=devnet.watch_settlements, args=(net.info, stop),
+                kwargs={"skip_sender": members[0]["sender"], "say": say}, daemon=True,
+            ))  # fmt: skip
         print("devnet: relayer running (Ctrl-C stops it and the chains); settlements:", flush=True)
-        activity = threading.Thread(
-            target=devnet.simulate_activity, args=(net.info, stop),
-            kwargs={"say": lambda m: print(m, flush=True)}, daemon=True,
-        )  # fmt: skip
-        activity.start()
-        watcher = threading.Thread(target=watch_members, daemon=True)
-        watcher.start()
+        for thread in threads:
+            thread.start()
         try:
             asyncio.run(Daemon(load_config(net.config_path), on_settled=show).run())
         except RelayerError as exc:  # ConfigError included
@@ -174,8 +180,9 @@ def _run_devnet_daemon(net: Any) -> int:
             return EXIT_FAILURE
         finally:
             stop.set()
-            activity.join(5)
-            watcher.join(5)
+            for thread in threads:
+                if thread.is_alive():
+                    thread.join(5)
     finally:
         stop.set()
         if members:

@@ -24,18 +24,21 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.contract import Contract
 from web3.types import Wei
 
 from chains.anvil import DEV_MNEMONIC, AnvilNode, free_port, rpc, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
+from relayer.attestation import recover_signer
 
 SOURCE_CHAIN_ID = 31337
 DESTINATION_CHAIN_ID = 31338
@@ -154,6 +157,23 @@ def start_member(directory: Path, index: int, *, env: dict[str, str] | None = No
         log.close()
     (home / "daemon.pid").write_text(f"{process.pid}\n")
     return process
+
+
+def wait_members_up(net: Devnet, *, timeout: float = 20.0, first: int = 1) -> bool:
+    """Wait until members `first`.. answer `/healthz` (at most `timeout` seconds, so members
+    that never come up are reported by their logs, not waited for); True when all answer."""
+    pending = [m["api"] for m in net.members[first:]]
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for api in list(pending):
+            try:
+                with urllib.request.urlopen(api + "/healthz", timeout=1):
+                    pending.remove(api)
+            except OSError:
+                pass
+        if pending:
+            time.sleep(0.2)
+    return not pending
 
 
 def stop_members(directory: Path, timeout: float = 15.0) -> list[int]:
@@ -436,3 +456,60 @@ def simulate_activity(info: dict[str, object], stop_event: threading.Event, *, i
         except Exception:  # the chains are going away: stop simulating
             return
         step += 1
+
+
+def epoch_signers(w3: Web3, verifier: Contract, settlement: Contract, accepted: Mapping[str, Any]) -> tuple[str, ...]:
+    """The committee members whose signatures an `EpochAccepted` event's transaction carried
+    (recovered, EIP-712, from the `signatures` of submitEpoch on the verifier or submitAndSettle
+    on the settlement contract); () for a transaction that called neither directly. Raises
+    AttestationError for a signature that does not recover (the verifier would have reverted)."""
+    args = accepted["args"]
+    epoch, root, previous = int(args["epoch"]), bytes(args["root"]), bytes(args["previous"])
+    tx = w3.eth.get_transaction(accepted["transactionHash"])
+    for target in (settlement, verifier):
+        if str(tx.get("to", "")).lower() == target.address.lower():
+            _, params = target.decode_function_input(tx["input"])
+            return tuple(
+                recover_signer(w3.eth.chain_id, verifier.address, epoch, root, previous, bytes(signature))
+                for signature in params.get("signatures", [])
+            )
+    return ()
+
+
+def watch_settlements(info: dict[str, object], stop_event: threading.Event, *, skip_sender: str,
+                      say: Callable[[str], None] = print, interval: float = 1.0) -> None:
+    """Say each block settled on the destination by a transaction not from `skip_sender` (the
+    in-process member, which prints its own per account): one line per `BlockSettled` with its
+    epoch, the member that sent it and the members that signed the epoch. Runs until
+    `stop_event` is set; RPC failures end it quietly (the chains are being stopped)."""
+    chains = cast(dict[str, dict[str, object]], info["chains"])
+    contracts = cast(dict[str, str], info["contracts"])
+    committee = cast(dict[str, object], info.get("committee", {}))
+    members = cast(list[dict[str, str]], committee.get("members", []))
+    names = {m["sender"].lower(): m["name"] for m in members} | {m["attester"].lower(): m["name"] for m in members}
+    w3 = Web3(Web3.HTTPProvider(str(chains["destination"]["rpc"])))
+    verifier = contract(w3, "EpochVerifier", contracts["verifier"])
+    settlement = contract(w3, "MarginSettlement", contracts["settlement"])
+    signed_by: dict[int, str] = {}
+    next_block = 0
+    while not stop_event.wait(interval):
+        try:
+            head = w3.eth.block_number
+            if head < next_block:
+                continue
+            for accepted in verifier.events.EpochAccepted.get_logs(from_block=next_block, to_block=head):
+                signers = epoch_signers(w3, verifier, settlement, accepted)
+                signed_by[int(accepted["args"]["epoch"])] = ", ".join(names.get(s.lower(), s) for s in signers)
+            for event in settlement.events.BlockSettled.get_logs(from_block=next_block, to_block=head):
+                sender = str(w3.eth.get_transaction(event["transactionHash"])["from"])
+                args = event["args"]
+                if sender.lower() == skip_sender.lower() or int(args["settled"]) == 0:
+                    continue
+                epoch = int(args["epoch"])
+                signed = f", signed by {signed_by[epoch]}" if signed_by.get(epoch) else ""
+                say(f"settled {args['settled']} account(s) of chain {args['chainId']} block {args['blockNumber']} "
+                    f"(epoch {epoch}, sent by {names.get(sender.lower(), sender)}{signed}, "
+                    f"tx {event['transactionHash'].to_0x_hex()[:12]}…)")
+            next_block = head + 1
+        except Exception:  # the chains are going away: stop watching
+            return

@@ -37,7 +37,6 @@ from web3.types import Wei
 from chains.anvil import AnvilNode, rpc, start_anvil
 from chains.bindings import contract, deploy_vault
 from relayer import devnet
-from relayer.attestation import recover_signer
 from relayer.errors import RelayerError
 from tests.integration.proxy import TamperProxy
 from tests.integration.test_devnet_relay import source_collateral_at, wait_for
@@ -368,19 +367,10 @@ class CommitteeRuns:
             args = event["args"]
             epoch, root, previous = int(args["epoch"]), bytes(args["root"]), bytes(args["previous"])
             tx = self.dst.eth.get_transaction(event["transactionHash"])
-            signers: tuple[str, ...] = ()
-            for target in (self.settlement, self.verifier):
-                if str(tx["to"]).lower() != target.address.lower():
-                    continue
-                _, params = target.decode_function_input(tx["input"])
-                signatures = params.get("signatures", [])
-                try:
-                    signers = tuple(
-                        recover_signer(self.dest_chain_id, self.verifier.address, epoch, root, previous, bytes(s))
-                        for s in signatures
-                    )
-                except RelayerError:
-                    signers = ("unrecoverable",)
+            try:
+                signers = devnet.epoch_signers(self.dst, self.verifier, self.settlement, event)
+            except RelayerError:
+                signers = ("unrecoverable",)
             found.append(Accepted(
                 epoch, "0x" + root.hex(), "0x" + previous.hex(), int(args["generation"]), str(tx["from"]),
                 signers, "0x" + bytes(event["transactionHash"]).hex(),
