@@ -103,12 +103,18 @@ def test_two_of_three_down_nothing_settles_and_readiness_says_why(honest: Commit
             assert runs.settled(account) == settled_before
             time.sleep(1)
 
+        seen: list[tuple[int, dict[str, object]]] = []
+
         def says_why() -> bool:
-            code, body = runs.readyz(0)
-            problems = " ".join(body["problems"]).lower()
+            seen.append(runs.readyz(0))
+            code, body = seen[-1]
+            problems = " ".join(str(p) for p in body["problems"]).lower()  # type: ignore[attr-defined]
             return code == 503 and ("signature" in problems or "peer" in problems)
 
-        wait_until("member-0's readiness to name the missing signatures", says_why, 30)
+        try:
+            wait_until("member-0's readiness to name the missing signatures", says_why, 30)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last /readyz: {seen[-1] if seen else 'no answer'}") from None
         for peer in (1, 2):  # the metrics name the members that do not answer
             host = runs.members[peer].api.removeprefix("http://")
             failed = sum(
