@@ -66,11 +66,16 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir)
     if args.stop:
+        foreground = devnet.stop_foreground(directory)
+        if foreground:
+            print(f"devnet: stopped the `relayer devnet` in the foreground (pid {foreground}), "
+                  "with its member daemons and chains")
         members = devnet.stop_members(directory)
         if members:
             print(f"devnet: stopped {len(members)} member daemon(s)")
         stopped = devnet.stop(directory)
-        print(f"devnet: stopped {len(stopped)} node(s)" if stopped else "devnet: no chains running")
+        if stopped or not foreground:
+            print(f"devnet: stopped {len(stopped)} node(s)" if stopped else "devnet: no chains running")
         return EXIT_OK
     if not 1 <= args.committee <= devnet.MAX_COMMITTEE:
         print(f"devnet: --committee must be 1..{devnet.MAX_COMMITTEE} members, got {args.committee}", file=sys.stderr)
@@ -157,6 +162,8 @@ def _run_devnet_daemon(net: Any) -> int:
 
     threads = [threading.Thread(target=devnet.simulate_activity, args=(net.info, stop), kwargs={"say": say},
                                 daemon=True)]  # fmt: skip
+    pid_file = net.directory / devnet.FOREGROUND_PID
+    pid_file.write_text(f"{os.getpid()}\n")  # for `relayer devnet --stop` from another shell
     try:
         for i in range(1, len(members)):
             others[members[i]["name"]] = devnet.start_member(net.directory, i)
@@ -185,6 +192,7 @@ def _run_devnet_daemon(net: Any) -> int:
                     thread.join(5)
     finally:
         stop.set()
+        pid_file.unlink(missing_ok=True)
         if members:
             stopped = devnet.stop_members(net.directory)
             if stopped:

@@ -198,9 +198,42 @@ def stop_members(directory: Path, timeout: float = 15.0) -> list[int]:
     return [pid for pid, _ in running]
 
 
+FOREGROUND_PID = "devnet.pid"
+"""Written by `relayer devnet` while it runs a devnet in the foreground (member 0 in-process)."""
+
+
+def _is_foreground(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return pid != os.getpid() and b"devnet" in argv
+
+
+def stop_foreground(directory: Path, timeout: float = 15.0) -> int | None:
+    """SIGTERM a `relayer devnet` running this devnet in another process (its in-process
+    daemon parks its work and it stops its member daemons and chains); SIGKILL after `timeout`
+    seconds. Returns the pid signalled, None when none runs."""
+    path = directory / FOREGROUND_PID
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    path.unlink(missing_ok=True)
+    if not _is_foreground(pid):
+        return None
+    os.kill(pid, signal.SIGTERM)
+    _wait_gone([pid], _is_foreground, timeout)
+    if _is_foreground(pid):
+        os.kill(pid, signal.SIGKILL)
+    return pid
+
+
 def stop(directory: Path) -> list[int]:
-    """Stop the member daemons (`stop_members`), then the anvil nodes recorded in
-    `directory/devnet.json`; returns the anvil pids signalled."""
+    """Stop a `relayer devnet` running in the foreground (`stop_foreground`), the member
+    daemons (`stop_members`), then the anvil nodes recorded in `directory/devnet.json`;
+    returns the anvil pids signalled."""
+    stop_foreground(directory)
     stop_members(directory)
     path = directory / "devnet.json"
     if not path.exists():
