@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.py)
 SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
+# The demo runs a committee: DEMO_COMMITTEE member daemons, DEMO_THRESHOLD signatures per epoch.
+DEMO_COMMITTEE ?= 3
+DEMO_THRESHOLD ?= 2
 
 .PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay fuzz memcheck clean
 
@@ -25,7 +28,7 @@ chains/contracts/build/.stamp: $(SOLIDITY) node_modules/.stamp
 	touch $@
 
 demo: setup
-	$(BIN)/relayer devnet --dir $(DEMO_DIR)
+	$(BIN)/relayer devnet --dir $(DEMO_DIR) --committee $(DEMO_COMMITTEE) --threshold $(DEMO_THRESHOLD)
 
 # Debian tools the tests use: promtool (prometheus), systemd-analyze (systemd), clang with
 # libFuzzer (clang-14, libclang-rt-14-dev) and valgrind. Installed when missing and run as root.

@@ -4,28 +4,41 @@
 CollateralVault on the source and EpochVerifier + MarginSettlement on the destination,
 registers the vault, lets N dev accounts deposit collateral, and writes `dir/devnet.json`
 (for tools and tests) and `dir/relayer.toml` (for `relayer run`). The keys it writes are
-anvil's public dev keys: they fund nothing outside this devnet.
+derived from anvil's public dev mnemonic: they fund nothing outside this devnet.
+
+With `committee=N` (N > 1) the EpochVerifier gets N members and a threshold M (default the
+majority N // 2 + 1), and each member gets its own directory `dir/member-<i>/` with its own
+`relayer.toml`, attester and sender keys, SQLite store and HTTP port, its `[committee] peers`
+listing the other members' API URLs; `devnet.json` records the members under "committee".
+`start_member` runs one as a `relayer run` process (log `member-<i>/daemon.log`, pid
+`member-<i>/daemon.pid`); `stop` ends those before the chains.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.contract import Contract
 from web3.types import Wei
 
-from chains.anvil import DEV_MNEMONIC, AnvilNode, free_port, start_anvil
+from chains.anvil import DEV_MNEMONIC, AnvilNode, free_port, rpc, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
+from relayer.attestation import recover_signer
 
 SOURCE_CHAIN_ID = 31337
 DESTINATION_CHAIN_ID = 31338
@@ -37,6 +50,9 @@ CONFIRMATIONS = 2
 FIRST_SEEDED = 3
 """Dev account 0 deploys and owns the contracts (its key stays out of the relayer's config),
 1 attests, 2 sends destination transactions; depositors start at 3."""
+MAX_COMMITTEE = 16
+SENDER_FUNDS_WEI = 10_000 * 10**18
+"""What each committee member's sender holds on the destination (set with anvil_setBalance)."""
 
 
 class DevnetError(RuntimeError):
@@ -50,6 +66,27 @@ def dev_account(index: int) -> LocalAccount:
     return account
 
 
+def member_keys(index: int) -> tuple[LocalAccount, LocalAccount]:
+    """Committee member `index`'s (attester, sender) keys. Member 0 has dev accounts 1 and 2;
+    member i >= 1 has m/44'/60'/i'/0/0 and m/44'/60'/i'/0/1 of the dev mnemonic: another BIP-44
+    account than the dev accounts (m/44'/60'/0'/0/k), so never a depositor's key."""
+    if index == 0:
+        return dev_account(1), dev_account(2)
+    Account.enable_unaudited_hdwallet_features()
+    attester: LocalAccount = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/{index}'/0/0")
+    sender: LocalAccount = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/{index}'/0/1")
+    return attester, sender
+
+
+def member_name(index: int) -> str:
+    return f"member-{index}"
+
+
+def majority(members: int) -> int:
+    """The default threshold of an N-member committee: N // 2 + 1."""
+    return members // 2 + 1
+
+
 def deposit_of(i: int) -> int:
     """Collateral deposited by the i-th seeded account, in wei: 0.1 ETH x (i + 1), plus i wei."""
     return (i + 1) * 10**17 + i
@@ -57,12 +94,28 @@ def deposit_of(i: int) -> int:
 
 @dataclass
 class Devnet:
+    """A provisioned devnet: its directory and the content of its devnet.json."""
+
     directory: Path
     info: dict[str, object]
 
     @property
+    def members(self) -> list[dict[str, str]]:
+        """The committee members (name, attester, sender, config, api, metrics), [] for a
+        devnet of one relayer (its config is `config_path`)."""
+        committee = cast(dict[str, object], self.info.get("committee", {}))
+        return cast(list[dict[str, str]], committee.get("members", []))
+
+    @property
+    def threshold(self) -> int:
+        committee = cast(dict[str, object], self.info.get("committee", {}))
+        return int(cast(int, committee.get("threshold", 1)))
+
+    @property
     def config_path(self) -> Path:
-        return self.directory / "relayer.toml"
+        """The relayer's config (member 0's in a committee)."""
+        members = self.members
+        return Path(members[0]["config"]) if members else self.directory / "relayer.toml"
 
 
 def _is_anvil(pid: int) -> bool:
@@ -73,8 +126,115 @@ def _is_anvil(pid: int) -> bool:
         return False
 
 
+def _is_member_daemon(pid: int, config: Path) -> bool:
+    """True while `pid` is a live `relayer run` of the member config `config`."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"run" in argv and str(config).encode() in argv
+
+
+def _wait_gone(pids: list[int], alive: Callable[[int], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(alive(p) for p in pids):
+        time.sleep(0.05)
+
+
+def start_member(directory: Path, index: int, *, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Run committee member `index` of the devnet in `directory` as `relayer run` with JSON
+    logs appended to `member-<i>/daemon.log`; its pid goes to `member-<i>/daemon.pid` (for
+    `stop`). The caller waits for (or stops) the process."""
+    home = directory / member_name(index)
+    config = home / "relayer.toml"
+    log = open(home / "daemon.log", "ab")
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "relayer.cli", "run", "--config", str(config), "--log-format", "json"],
+            stdout=log, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    finally:
+        log.close()
+    (home / "daemon.pid").write_text(f"{process.pid}\n")
+    return process
+
+
+def wait_members_up(net: Devnet, *, timeout: float = 20.0, first: int = 1) -> bool:
+    """Wait until members `first`.. answer `/healthz` (at most `timeout` seconds, so members
+    that never come up are reported by their logs, not waited for); True when all answer."""
+    pending = [m["api"] for m in net.members[first:]]
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        for api in list(pending):
+            try:
+                with urllib.request.urlopen(api + "/healthz", timeout=1):
+                    pending.remove(api)
+            except OSError:
+                pass
+        if pending:
+            time.sleep(0.2)
+    return not pending
+
+
+def stop_members(directory: Path, timeout: float = 15.0) -> list[int]:
+    """SIGTERM the member daemons recorded in `directory/member-*/daemon.pid` (SIGKILL after
+    `timeout` seconds); returns the pids signalled."""
+    running: list[tuple[int, Path]] = []
+    for pid_file in sorted(directory.glob("member-*/daemon.pid")):
+        config = pid_file.parent / "relayer.toml"
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if _is_member_daemon(pid, config):
+            os.kill(pid, signal.SIGTERM)
+            running.append((pid, config))
+        pid_file.unlink(missing_ok=True)
+    configs = dict(running)
+    _wait_gone(list(configs), lambda p: _is_member_daemon(p, configs[p]), timeout)
+    for pid, config in running:
+        if _is_member_daemon(pid, config):
+            os.kill(pid, signal.SIGKILL)
+    return [pid for pid, _ in running]
+
+
+FOREGROUND_PID = "devnet.pid"
+"""Written by `relayer devnet` while it runs a devnet in the foreground (member 0 in-process)."""
+
+
+def _is_foreground(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return pid != os.getpid() and b"devnet" in argv
+
+
+def stop_foreground(directory: Path, timeout: float = 15.0) -> int | None:
+    """SIGTERM a `relayer devnet` running this devnet in another process (its in-process
+    daemon parks its work and it stops its member daemons and chains); SIGKILL after `timeout`
+    seconds. Returns the pid signalled, None when none runs."""
+    path = directory / FOREGROUND_PID
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    path.unlink(missing_ok=True)
+    if not _is_foreground(pid):
+        return None
+    os.kill(pid, signal.SIGTERM)
+    _wait_gone([pid], _is_foreground, timeout)
+    if _is_foreground(pid):
+        os.kill(pid, signal.SIGKILL)
+    return pid
+
+
 def stop(directory: Path) -> list[int]:
-    """Stop the anvil nodes recorded in `directory/devnet.json`; returns the pids signalled."""
+    """Stop a `relayer devnet` running in the foreground (`stop_foreground`), the member
+    daemons (`stop_members`), then the anvil nodes recorded in `directory/devnet.json`;
+    returns the anvil pids signalled."""
+    stop_foreground(directory)
+    stop_members(directory)
     path = directory / "devnet.json"
     if not path.exists():
         return []
@@ -84,9 +244,7 @@ def stop(directory: Path) -> list[int]:
         if _is_anvil(pid):
             os.kill(pid, signal.SIGTERM)
             stopped.append(pid)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_is_anvil(p) for p in stopped):
-        time.sleep(0.05)
+    _wait_gone(stopped, _is_anvil, 5)
     for pid in stopped:
         if _is_anvil(pid):
             os.kill(pid, signal.SIGKILL)
@@ -109,17 +267,32 @@ def provision(
     every_blocks: int = EVERY_BLOCKS,
     detach: bool = True,
     progress: bool = True,
+    committee: int = 1,
+    threshold: int | None = None,
+    takeover_seconds: float | None = None,
 ) -> Devnet:
     """Start and seed a devnet in `directory` (an earlier devnet there is stopped and replaced).
 
     `accounts` depositors (1..10000); `dest_block_time` seconds between destination blocks
     (0: a block per transaction; then the destination's head counts as final, else one
-    confirmation). Raises DevnetError or chains.anvil.AnvilNotFound.
+    confirmation). `committee` members (1..16) of which `threshold` must sign an epoch
+    (1..committee, default the majority committee // 2 + 1); with more than one member each
+    gets `member-<i>/relayer.toml` (and `takeover_seconds`, when given, in its `[committee]`
+    table). Raises DevnetError or chains.anvil.AnvilNotFound.
     """
     if not 1 <= accounts <= 10_000:
         raise DevnetError(f"--accounts must be 1..10000, got {accounts}")
     if not 0 <= dest_block_time <= 60:
         raise DevnetError(f"--dest-block-time must be 0..60 seconds, got {dest_block_time}")
+    if not 1 <= committee <= MAX_COMMITTEE:
+        raise DevnetError(f"--committee must be 1..{MAX_COMMITTEE} members, got {committee}")
+    if threshold is None:
+        threshold = majority(committee)
+    if not 1 <= threshold <= committee:
+        raise DevnetError(
+            f"--threshold must be 1..{committee} (at least one signature, at most the committee's "
+            f"{committee} members), got {threshold}"
+        )
 
     def say(message: str) -> None:
         if progress:
@@ -131,6 +304,9 @@ def provision(
         say("stopped the previous devnet in this directory")
     for stale in ("relayer.sqlite", "relayer.sqlite-wal", "relayer.sqlite-shm", "devnet.json"):
         (directory / stale).unlink(missing_ok=True)
+    for stale_member in directory.glob("member-*"):
+        if stale_member.is_dir():
+            shutil.rmtree(stale_member)
 
     total = FIRST_SEEDED + accounts
     source = start_anvil(
@@ -146,13 +322,16 @@ def provision(
         nodes.append(destination)
         say(f"source chain {SOURCE_CHAIN_ID} at {source.url}, "
             f"destination chain {DESTINATION_CHAIN_ID} at {destination.url}")
-        deployer, attester, sender = dev_account(0), dev_account(1), dev_account(2)
+        deployer = dev_account(0)
+        keys_of = [member_keys(i) for i in range(committee)]
         w3_source = Web3(Web3.HTTPProvider(source.url))
         w3_dest = Web3(Web3.HTTPProvider(destination.url))
         vault = deploy_vault(w3_source, deployer, WITHDRAW_DELAY_SECONDS)
         vault_block = w3_source.eth.block_number
         slot = int(contract(w3_source, "CollateralVault", vault).functions.collateralSlot().call())
-        verifier, settlement = deploy_destination(w3_dest, deployer, [attester.address], 1)
+        verifier, settlement = deploy_destination(w3_dest, deployer, [a.address for a, _ in keys_of], threshold)
+        for _, member_sender in keys_of[1:]:  # member 0's sender is a funded dev account
+            rpc(destination.url, "anvil_setBalance", [member_sender.address, hex(SENDER_FUNDS_WEI)])
         register_vault(w3_dest, deployer, settlement, SOURCE_CHAIN_ID, vault, slot, HAIRCUT_BPS, MAX_AGE_SECONDS)
         say(f"deployed vault {vault} (source), verifier {verifier} and settlement {settlement} (destination)")
 
@@ -171,14 +350,33 @@ def provision(
                 raise DevnetError(f"deposit {tx_hash.hex()} failed")
         say(f"{accounts} accounts deposited collateral (0.1 to {deposit_of(accounts - 1) / 1e18:.1f} ETH)")
 
-        keys = directory / "keys"
-        _write_secret(keys / "attester.key", "0x" + bytes(attester.key).hex())
-        _write_secret(keys / "sender.key", "0x" + bytes(sender.key).hex())
-        metrics_port = free_port()
-        (directory / "relayer.toml").write_text(
-            _config_text(source.url, destination.url, vault, vault_block, slot, verifier, settlement,
-                         metrics_port, every_blocks, dest_block_time)
-        )
+        ports = _free_ports(committee)
+        metrics_port = ports[0]
+        members: list[dict[str, str]] = []
+        for i, (member_attester, member_sender) in enumerate(keys_of):
+            home = directory if committee == 1 else directory / member_name(i)
+            keys = home / "keys"
+            _write_secret(keys / "attester.key", "0x" + bytes(member_attester.key).hex())
+            _write_secret(keys / "sender.key", "0x" + bytes(member_sender.key).hex())
+            peers = [f"http://127.0.0.1:{port}" for j, port in enumerate(ports) if j != i]
+            text = _config_text(source.url, destination.url, vault, vault_block, slot, verifier, settlement,
+                                ports[i], every_blocks, dest_block_time)
+            if committee > 1:
+                text = text.replace("anvil's public dev keys", f"derived from anvil's public dev mnemonic "
+                                    f"(committee member {i} of {committee}, threshold {threshold})")
+                text += _committee_text(peers, takeover_seconds)
+            (home / "relayer.toml").write_text(text)
+            members.append({
+                "name": member_name(i),
+                "attester": member_attester.address,
+                "sender": member_sender.address,
+                "config": str(home / "relayer.toml"),
+                "api": f"http://127.0.0.1:{ports[i]}",
+                "metrics": f"http://127.0.0.1:{ports[i]}/metrics",
+            })
+        if committee > 1:
+            say(f"committee of {committee} members, threshold {threshold}: "
+                + ", ".join(f"{m['name']} {m['attester']}" for m in members))
         info: dict[str, object] = {
             "chains": {
                 "source": {"rpc": source.url, "chain_id": SOURCE_CHAIN_ID},
@@ -189,12 +387,36 @@ def provision(
             "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
             "pids": [n.pid for n in nodes],
         }
+        if committee > 1:
+            info["committee"] = {"threshold": threshold, "members": members}
         (directory / "devnet.json").write_text(json.dumps(info, indent=2) + "\n")
         return Devnet(directory, info)
     except BaseException:
         for node in nodes:
             node.stop()
         raise
+
+
+def _free_ports(count: int) -> list[int]:
+    """`count` distinct TCP ports free on 127.0.0.1 right now."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _committee_text(peers: list[str], takeover_seconds: float | None) -> str:
+    listed = ", ".join(f'"{peer}"' for peer in peers)
+    text = f"""
+# The other members' HTTP APIs (their [metrics] listen addresses): attestations are fetched there.
+[committee]
+peers = [{listed}]
+"""
+    if takeover_seconds is not None:
+        text += f"takeover_seconds = {takeover_seconds}\n"
+    return text
 
 
 def _config_text(
@@ -267,3 +489,60 @@ def simulate_activity(info: dict[str, object], stop_event: threading.Event, *, i
         except Exception:  # the chains are going away: stop simulating
             return
         step += 1
+
+
+def epoch_signers(w3: Web3, verifier: Contract, settlement: Contract, accepted: Mapping[str, Any]) -> tuple[str, ...]:
+    """The committee members whose signatures an `EpochAccepted` event's transaction carried
+    (recovered, EIP-712, from the `signatures` of submitEpoch on the verifier or submitAndSettle
+    on the settlement contract); () for a transaction that called neither directly. Raises
+    AttestationError for a signature that does not recover (the verifier would have reverted)."""
+    args = accepted["args"]
+    epoch, root, previous = int(args["epoch"]), bytes(args["root"]), bytes(args["previous"])
+    tx = w3.eth.get_transaction(accepted["transactionHash"])
+    for target in (settlement, verifier):
+        if str(tx.get("to", "")).lower() == target.address.lower():
+            _, params = target.decode_function_input(tx["input"])
+            return tuple(
+                recover_signer(w3.eth.chain_id, verifier.address, epoch, root, previous, bytes(signature))
+                for signature in params.get("signatures", [])
+            )
+    return ()
+
+
+def watch_settlements(info: dict[str, object], stop_event: threading.Event, *, skip_sender: str,
+                      say: Callable[[str], None] = print, interval: float = 1.0) -> None:
+    """Say each block settled on the destination by a transaction not from `skip_sender` (the
+    in-process member, which prints its own per account): one line per `BlockSettled` with its
+    epoch, the member that sent it and the members that signed the epoch. Runs until
+    `stop_event` is set; RPC failures end it quietly (the chains are being stopped)."""
+    chains = cast(dict[str, dict[str, object]], info["chains"])
+    contracts = cast(dict[str, str], info["contracts"])
+    committee = cast(dict[str, object], info.get("committee", {}))
+    members = cast(list[dict[str, str]], committee.get("members", []))
+    names = {m["sender"].lower(): m["name"] for m in members} | {m["attester"].lower(): m["name"] for m in members}
+    w3 = Web3(Web3.HTTPProvider(str(chains["destination"]["rpc"])))
+    verifier = contract(w3, "EpochVerifier", contracts["verifier"])
+    settlement = contract(w3, "MarginSettlement", contracts["settlement"])
+    signed_by: dict[int, str] = {}
+    next_block = 0
+    while not stop_event.wait(interval):
+        try:
+            head = w3.eth.block_number
+            if head < next_block:
+                continue
+            for accepted in verifier.events.EpochAccepted.get_logs(from_block=next_block, to_block=head):
+                signers = epoch_signers(w3, verifier, settlement, accepted)
+                signed_by[int(accepted["args"]["epoch"])] = ", ".join(names.get(s.lower(), s) for s in signers)
+            for event in settlement.events.BlockSettled.get_logs(from_block=next_block, to_block=head):
+                sender = str(w3.eth.get_transaction(event["transactionHash"])["from"])
+                args = event["args"]
+                if sender.lower() == skip_sender.lower() or int(args["settled"]) == 0:
+                    continue
+                epoch = int(args["epoch"])
+                signed = f", signed by {signed_by[epoch]}" if signed_by.get(epoch) else ""
+                say(f"settled {args['settled']} account(s) of chain {args['chainId']} block {args['blockNumber']} "
+                    f"(epoch {epoch}, sent by {names.get(sender.lower(), sender)}{signed}, "
+                    f"tx {event['transactionHash'].to_0x_hex()[:12]}…)")
+            next_block = head + 1
+        except Exception:  # the chains are going away: stop watching
+            return

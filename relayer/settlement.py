@@ -64,6 +64,9 @@ class Settlement:
     latency_seconds: float
     gas_used: int
     batch_size: int
+    signers: tuple[str, ...] = ()
+    """Checksum addresses of the committee members whose signatures the epoch was accepted
+    with (empty when not known)."""
 
 
 _Awaiting = tuple[tuple[str, int, int, int, int], Receipt, int, int]

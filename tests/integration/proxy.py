@@ -3,6 +3,8 @@
 Runs an aiohttp server in a background thread. `tamper` (one of `TAMPER_MODES`, or None)
 forges what the node says, keeping the JSON well-formed:
 - "proof_node": one byte flipped in a storage-proof node of every eth_getProof response;
+- "account_proof": one byte flipped in the deepest account-proof node of every eth_getProof
+  response (the contract's account proof fails: the whole snapshot is rejected);
 - "value": the first storage value of every eth_getProof response raised by one;
 - "header_field": the stateRoot of every eth_getBlockByNumber(number) response changed;
 - "other_block": eth_getBlockByNumber(N) answered with block N-1 (a genuine header, another block).
@@ -32,7 +34,7 @@ from aiohttp import web
 from chains.anvil import free_port
 
 FAULT_MODES = ("ok", "down", "refused", "flapping", "slow", "rate_limited")
-TAMPER_MODES = ("proof_node", "value", "header_field", "other_block")
+TAMPER_MODES = ("proof_node", "account_proof", "value", "header_field", "other_block")
 
 
 def _items(message: Any) -> list[Any]:
@@ -63,6 +65,9 @@ def forge_reply(mode: str | None, body: bytes, payload: bytes) -> tuple[bytes, i
             continue
         if mode == "proof_node" and "accountProof" in result:
             flip_proof_byte(result)
+            forged += 1
+        elif mode == "account_proof" and result.get("accountProof"):
+            flip_proof_byte({"accountProof": result["accountProof"]})
             forged += 1
         elif mode == "value" and result.get("storageProof"):
             entry = result["storageProof"][0]
