@@ -135,7 +135,6 @@ class DestinationRelay:
         self._turn_since: dict[int, float] = {}  # epoch -> when this member was first ready to send it
         self._taken_over: dict[int, bytes] = {}
         self._awaiting_noted: dict[int, int] = {}
-        self._signers: dict[int, tuple[str, ...]] = {}  # epoch -> the members whose signatures it carries
 
     def _chain_label(self, chain_id: int) -> str:
         source = self.sources.get(chain_id)
@@ -536,7 +535,7 @@ class DestinationRelay:
                          threshold=need, signers=sorted(by_signer))  # fmt: skip
             return None
         chosen = sorted(by_signer)[:need]
-        self._signers[record.epoch] = tuple(chosen)
+        self.settler.epoch_signers[record.epoch] = tuple(chosen)
         return order_signatures((s, by_signer[s]) for s in chosen)
 
     def _my_turn(self, epoch: int, root: bytes) -> bool:

@@ -136,6 +136,8 @@ class Settler:
         self.on_settled = on_settled
         self._sleep = sleep
         self._max_age: dict[int, int] = {}
+        self.epoch_signers: dict[int, tuple[str, ...]] = {}
+        """Per epoch, the members whose signatures this daemon submitted it with (for `Settlement`)."""
         # settlements mined but not final yet, per epoch: (account, chain, block) ->
         # (row, receipt, source block time, accounts in its batch)
         self._awaiting: dict[int, dict[tuple[str, int, int], _Awaiting]] = {}
@@ -365,11 +367,9 @@ class Settler:
                 epoch=epoch, tx=receipt.tx_hash, latency_s=round(latency, 2),
             )  # fmt: skip
             if self.on_settled:
-                self.on_settled(
-                    Settlement(
-                        account, chain_id, block_number, value, epoch, receipt.tx_hash, latency, receipt.gas_used, size
-                    )
-                )
+                tx, gas, signers = receipt.tx_hash, receipt.gas_used, self.epoch_signers.get(epoch, ())
+                block = block_number
+                self.on_settled(Settlement(account, chain_id, block, value, epoch, tx, latency, gas, size, signers))
         self.metrics.settlements_confirmed.inc(confirmed)
         if confirmed:
             log.info("settlement.final", epoch=epoch, accounts=confirmed)
