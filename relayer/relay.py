@@ -69,6 +69,10 @@ log = get_logger("relayer.relay")
 FAILURES_UNREADY = 3
 """Rounds failing in a row after which /readyz reports the destination unready."""
 
+SHORT_GRACE_SECONDS = 5.0
+"""An epoch short of member signatures for this long (or a takeover turn, if longer) makes the
+member unready, saying so."""
+
 REJECTED = object()
 """`DestinationRelay._prove`: the snapshot failed verification."""
 
@@ -135,6 +139,7 @@ class DestinationRelay:
         self._turn_since: dict[int, float] = {}  # epoch -> when this member was first ready to send it
         self._taken_over: dict[int, bytes] = {}
         self._awaiting_noted: dict[int, int] = {}
+        self._short: dict[int, tuple[int, float]] = {}  # epoch -> (signatures missing, since when)
 
     def _chain_label(self, chain_id: int) -> str:
         source = self.sources.get(chain_id)
@@ -251,9 +256,19 @@ class DestinationRelay:
         member: not being one is a problem of its own) and its configured peers can give at
         most; 0 when they suffice, or before the committee was first read."""
         committee = self.committee
-        if committee is None or self.peers is None:
+        if committee is None:
             return 0
-        return max(0, committee.threshold - 1 - self.peers)
+        configured = 0 if self.peers is None else max(0, committee.threshold - 1 - self.peers)
+        return max([configured] + [missing for _epoch, missing, _seconds in self._short_of_signatures()])
+
+    def _short_of_signatures(self) -> list[tuple[int, int, float]]:
+        """(epoch, signatures missing, seconds waited) of each epoch that has waited for its
+        threshold longer than a takeover turn (at least SHORT_GRACE_SECONDS): the other members
+        are down, unreachable, or computed another root."""
+        now = time.monotonic()
+        grace = max(SHORT_GRACE_SECONDS, self.takeover_seconds)
+        waited = [(epoch, missing, now - since) for epoch, (missing, since) in sorted(self._short.items())]
+        return [entry for entry in waited if entry[2] >= grace]
 
     def committee_problems(self) -> list[str]:
         """Why this daemon cannot have an epoch accepted under the current committee, in plain
@@ -266,12 +281,18 @@ class DestinationRelay:
             problems.append(
                 f"attester {self.attester.address} is not in the committee of generation {committee.generation}"
             )
-        missing = self.signatures_missing()
+        missing = 0 if self.peers is None else max(0, committee.threshold - 1 - self.peers)
         if missing:
             whose = "member's signature" if missing == 1 else "members' signatures"
             problems.append(
                 f"threshold {committee.threshold} needs {missing} more {whose} than this daemon and its "
                 f"{self.peers or 0} configured peer(s) can give"
+            )
+        for epoch, short, waited in self._short_of_signatures():
+            problems.append(
+                f"epoch {epoch} waits for {short} more member signature(s) over its root (threshold "
+                f"{committee.threshold}) since {waited:.0f} s: the other members are down, unreachable, or signed "
+                "another root"
             )
         return problems
 
@@ -406,6 +427,7 @@ class DestinationRelay:
     # --- one epoch, resumable from any stored state ----------------------------------------
 
     def _fail(self, epoch: int, reason: str, **details: object) -> None:
+        self._short.pop(epoch, None)
         record = self.store.epoch(epoch)
         self.store.set_epoch_status(epoch, "failed", reason=reason)
         self.metrics.epochs_failed.labels(reason).inc()
@@ -459,6 +481,7 @@ class DestinationRelay:
         recorded = await self.submitter.recorded_root(epoch)
         signature: EpochSignature | None = None
         if recorded == aggregate.root:
+            self._short.pop(epoch, None)
             if await self.submitter.root_of(epoch) != aggregate.root:
                 self._fail(epoch, "revoked")
                 return
@@ -529,11 +552,14 @@ class DestinationRelay:
             by_signer = {s: sig for s, sig in by_signer.items() if committee.is_member(s)}
         need = committee.threshold if committee is not None else 1
         if len(by_signer) < need:
+            since = self._short.get(record.epoch, (0, time.monotonic()))[1]
+            self._short[record.epoch] = (need - len(by_signer), since)
             if self._awaiting_noted.get(record.epoch) != len(by_signer):
                 self._awaiting_noted[record.epoch] = len(by_signer)
                 log.info("epoch.awaiting_signatures", epoch=record.epoch, root=record.root, have=len(by_signer),
                          threshold=need, signers=sorted(by_signer))  # fmt: skip
             return None
+        self._short.pop(record.epoch, None)
         chosen = sorted(by_signer)[:need]
         self.settler.epoch_signers[record.epoch] = tuple(chosen)
         return order_signatures((s, by_signer[s]) for s in chosen)

@@ -3,6 +3,7 @@ make a destination unready, and say why."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -49,7 +50,10 @@ def _relay(committee: Committee | None) -> SimpleNamespace:
         attester=SimpleNamespace(address=ATTESTER),
         peers=0,
         exchange=None,
+        takeover_seconds=20.0,
+        _short={},
     )
+    relay._short_of_signatures = lambda: DestinationRelay._short_of_signatures(relay)  # type: ignore[arg-type]
     relay.signers = lambda: DestinationRelay.signers(relay)  # type: ignore[arg-type]
     relay.signatures_missing = lambda: DestinationRelay.signatures_missing(relay)  # type: ignore[arg-type]
     relay.committee_problems = lambda: DestinationRelay.committee_problems(relay)  # type: ignore[arg-type]
@@ -94,3 +98,19 @@ def test_committee_that_this_member_cannot_satisfy_makes_it_unready(tmp_path: Pa
     ]
     relay.committee = Committee(6, 1, (OTHER, ATTESTER))
     assert ready_problems(daemon) == []  # type: ignore[arg-type]
+
+
+def test_an_epoch_short_of_signatures_for_a_turn_makes_the_member_unready(tmp_path: Path) -> None:
+    """Peers configured but not answering (or signing another root): once an epoch has waited
+    longer than a takeover turn for its threshold, readiness and the metric say so."""
+    store = Store(tmp_path / "s.sqlite")
+    relay = _relay(Committee(2, 2, (ATTESTER, OTHER, THIRD)))
+    relay.peers = 2
+    daemon = SimpleNamespace(watchers={}, store=store, relays=[relay], exchanges={})
+    relay._short = {7: (1, time.monotonic() - 5)}  # waiting, but not a turn yet
+    assert ready_problems(daemon) == []  # type: ignore[arg-type]
+    assert relay.signatures_missing() == 0
+    relay._short = {7: (1, time.monotonic() - 25)}
+    (problem,) = ready_problems(daemon)  # type: ignore[arg-type]
+    assert problem.startswith("destination l2: epoch 7 waits for 1 more member signature(s) over its root")
+    assert relay.signatures_missing() == 1
