@@ -235,3 +235,23 @@ def test_a_member_on_a_fake_chain_gets_no_quorum_and_the_honest_raise_the_alarm(
         value, block, _timestamp, _fresh = runs.settlement.functions.positionOf(account, runs.chain_id).call()
         assert value != fake.values[account], f"{account}: the destination shows the fake value"
         assert block > 0
+
+
+def test_members_reading_different_endpoints_compute_the_same_root(hostile: tuple[CommitteeRuns, TamperProxy]) -> None:
+    """The deterministic epoch rule: member-2 reads the source through its own endpoint (the
+    proxy, honest now), member-0 and member-1 directly; every epoch member-2 creates from now on
+    has the root the destination accepted from the others' signatures."""
+    runs, proxy = hostile
+    proxy.tamper = None
+    before = runs.latest_epoch()
+    settles_within(runs, runs.accounts[1], 2 * 10**15, SETTLE)
+    settles_within(runs, runs.accounts[2], 3 * 10**15, SETTLE)
+    accepted = {a.epoch: a.root for a in runs.accepted() if a.epoch > before}
+    assert accepted
+    wait_until(
+        "member-2 creating the accepted epochs too",
+        lambda: {int(e["epoch"]) for e in runs.events(2, "epoch.created")} >= set(accepted),
+        30,
+    )
+    mine = {int(e["epoch"]): str(e["root"]) for e in runs.events(2, "epoch.created") if int(e["epoch"]) in accepted}
+    assert mine == accepted, "member-2 computed another root from another endpoint"
