@@ -512,3 +512,22 @@ def test_committee_directory_must_be_an_existing_directory(tmp_path: Path) -> No
     assert _problems(tmp_path, '\n[committee]\ndirectory = "file"\n') == (
         f"committee.directory: {tmp_path / 'file'} is not a directory",
     )
+
+
+async def test_a_rotated_out_members_signature_is_refused(tmp_path: Path) -> None:
+    """An old generation's signature: after `setCommittee` drops member c, its signature over the
+    same root (already collected or newly served) no longer counts toward the threshold."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    a, b, c = Account.create(), Account.create(), Account.create()
+    mine = _exchange(tmp_path, "a", directory=shared)
+    mine.publish(_sign(a))
+    _exchange(tmp_path, "c", directory=shared).publish(_sign(c))
+    old = Committee(1, 2, (a.address, b.address, c.address))
+    collected = await mine.collect(chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT, previous=PREVIOUS,
+                                   committee=old)  # fmt: skip
+    assert sorted(collected.signers) == sorted([a.address, c.address])
+    new = Committee(2, 2, (a.address, b.address))
+    collected = await mine.collect(chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT, previous=PREVIOUS,
+                                   committee=new)  # fmt: skip
+    assert collected.signers == [a.address], "a rotated-out member's signature still counts"
