@@ -195,7 +195,7 @@ class DestinationRelay:
         if plan is None:
             return False
         await self.refresh_committee(force=True)
-        if self.committee_problems():
+        if self.committee_problems(waiting=False):
             return False  # an epoch would only revert: prove nothing now, the plan waits
         snapshots = []
         for pair in self.pairs:
@@ -270,9 +270,11 @@ class DestinationRelay:
         waited = [(epoch, missing, now - since) for epoch, (missing, since) in sorted(self._short.items())]
         return [entry for entry in waited if entry[2] >= grace]
 
-    def committee_problems(self) -> list[str]:
+    def committee_problems(self, *, waiting: bool = True) -> list[str]:
         """Why this daemon cannot have an epoch accepted under the current committee, in plain
-        words (empty when it can, or before the committee was first read)."""
+        words (empty when it can, or before the committee was first read): not a member, a
+        threshold its configured peers cannot meet and, with `waiting`, epochs short of member
+        signatures for longer than a takeover turn (readiness; not a reason to stop collecting)."""
         committee = self.committee
         if committee is None:
             return []
@@ -288,7 +290,7 @@ class DestinationRelay:
                 f"threshold {committee.threshold} needs {missing} more {whose} than this daemon and its "
                 f"{self.peers or 0} configured peer(s) can give"
             )
-        for epoch, short, waited in self._short_of_signatures():
+        for epoch, short, waited in self._short_of_signatures() if waiting else []:
             problems.append(
                 f"epoch {epoch} waits for {short} more member signature(s) over its root (threshold "
                 f"{committee.threshold}) since {waited:.0f} s: the other members are down, unreachable, or signed "
@@ -318,7 +320,7 @@ class DestinationRelay:
             log.info("committee.read" if previous is None else "committee.changed", destination=destination,
                      generation=committee.generation, threshold=committee.threshold, members=list(committee.members),
                      attester=self.attester.address, attester_is_member=member)  # fmt: skip
-        problems = tuple(self.committee_problems())
+        problems = tuple(self.committee_problems(waiting=False))
         if problems != self._committee_noted:
             self._committee_noted = problems
             if problems:
@@ -427,7 +429,7 @@ class DestinationRelay:
     # --- one epoch, resumable from any stored state ----------------------------------------
 
     def _fail(self, epoch: int, reason: str, **details: object) -> None:
-        self._short.pop(epoch, None)
+        self._forget(epoch)
         record = self.store.epoch(epoch)
         self.store.set_epoch_status(epoch, "failed", reason=reason)
         self.metrics.epochs_failed.labels(reason).inc()
@@ -488,7 +490,7 @@ class DestinationRelay:
             if not self._my_turn(epoch, record.root):  # another member submitted it and settles it
                 if not await self.settler.pending(aggregate):
                     self.store.set_epoch_status(epoch, "settled")
-                    self._turn_since.pop(epoch, None)
+                    self._forget(epoch)
                 return
         elif any(recorded):
             if self.exchange is not None:
@@ -500,7 +502,7 @@ class DestinationRelay:
             if latest != epoch - 1 or await self.submitter.recorded_root(epoch - 1) != previous:
                 self._fail(epoch, "superseded", latest=latest)
                 return
-            problems = self.committee_problems()
+            problems = self.committee_problems(waiting=False)
             signatures = None if problems else await self._signatures(record, previous)
             if signatures is None or not self._my_turn(epoch, record.root):
                 if problems and epoch not in self._held:
@@ -517,9 +519,11 @@ class DestinationRelay:
                 )
                 log.warning("epoch.submitted_stale", epoch=epoch, root=aggregate.root, tx=receipt.tx_hash)
                 self.store.set_epoch_status(epoch, "settled", tx_hash=receipt.tx_hash, reason="stale")
+                self._forget(epoch)
                 return
         if await self.settler.stale(aggregate):
             self.store.set_epoch_status(epoch, "settled", reason="stale")
+            self._forget(epoch)
             return
         done = await self.settler.settle_epoch(epoch, aggregate, signature, pending)
         if done is None:  # settled at the destination's head, not final yet: looked at again next loop
@@ -530,8 +534,13 @@ class DestinationRelay:
             self._fail(epoch, "settle_rounds_exhausted")
             return
         self.store.set_epoch_status(epoch, "settled")
-        self._turn_since.pop(epoch, None)
+        self._forget(epoch)
         checkpoint("epoch.settled")
+
+    def _forget(self, epoch: int) -> None:
+        """Drop what this process kept about an epoch it is done with."""
+        for kept in (self._turn_since, self._taken_over, self._awaiting_noted, self._short):
+            kept.pop(epoch, None)
 
     async def _signatures(self, record: EpochRecord, previous: bytes) -> list[bytes] | None:
         """The signatures to submit `record` with: this member's stored one (made when its proofs
