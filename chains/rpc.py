@@ -257,6 +257,20 @@ class RpcMethods(ABC):
         return await self.call("eth_getLogs", [params], decode=_list_of_objects)
 
 
+    async def eth_call(self, call: Mapping[str, Any], block: int | str = "latest") -> bytes:
+        """`eth_call(call, block)`: the returned bytes (a revert raises RpcResponseError, its
+        `data` holding the revert reason). `call`: {"to", "data", optionally "from", ...}."""
+        return await self.call("eth_call", [dict(call), block_param(block)], decode=hex_to_bytes)
+
+    async def get_balance(self, address: str, block: int | str = "latest") -> int:
+        """`eth_getBalance(address, block)` in wei."""
+        return await self.call("eth_getBalance", [address, block_param(block)], decode=hex_to_int)
+
+    async def estimate_gas(self, call: Mapping[str, Any]) -> int:
+        """`eth_estimateGas(call)`: gas units (a revert raises RpcResponseError, see `eth_call`)."""
+        return await self.call("eth_estimateGas", [dict(call)], decode=lambda r: hex_to_int(r, max_bits=64))
+
+
 def _object_or_none(result: Any) -> dict[str, Any] | None:
     if result is None or isinstance(result, dict):
         return result

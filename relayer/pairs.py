@@ -7,7 +7,7 @@ from __future__ import annotations
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from chains.bindings import load_artifact
-from chains.rpc import RpcMethods
+from chains.rpc import RpcMethods, hex_to_int
 from relayer.config import PairConfig
 from relayer.log import get_logger
 from relayer.store import Store
@@ -61,7 +61,7 @@ class PairRunner:
             )
             for entry in logs:
                 account = to_checksum_address("0x" + str(entry["topics"][1])[-40:])
-                found.setdefault(account, int(str(entry["blockNumber"]), 16))
+                found.setdefault(account, hex_to_int(entry.get("blockNumber"), max_bits=64))
         if start <= up_to:
             self.store.add_accounts(self.key, found, up_to)
         if found:

@@ -15,7 +15,7 @@ from web3.contract import Contract
 
 from chains.bindings import ContractReverted, decode_revert, load_artifact
 from chains.errors import RpcResponseError
-from chains.rpc import RpcMethods, hex_to_int
+from chains.rpc import RpcMethods, hex_to_bytes, hex_to_int
 from relayer.aggregator import BlockSettlementArgs
 from relayer.txmanager import Receipt, TxManager
 
@@ -65,15 +65,19 @@ class ContractReader:
         return data
 
     def decode(self, function: str, raw: object) -> Any:
+        """The return values of `function` from `raw` (bytes, or a JSON-RPC 0x-hex result of a
+        batch); one value unwrapped. Raises HexDecodeError / eth-abi's DecodingError on garbage."""
         fn_abi = self.contract.get_function_by_name(function).abi
-        values = decode(list(get_abi_output_types(fn_abi)), bytes.fromhex(str(raw)[2:]))
+        data = raw if isinstance(raw, bytes) else hex_to_bytes(raw)
+        values = decode(list(get_abi_output_types(fn_abi)), data)
         return values[0] if len(values) == 1 else values
 
     def call_params(self, function: str, *args: Any) -> list[object]:
         return [{"to": self.contract.address, "data": self.encode(function, *args)}, "latest"]
 
     async def call(self, function: str, *args: Any) -> Any:
-        return self.decode(function, await self.client.call("eth_call", self.call_params(function, *args)))
+        call = {"to": self.contract.address, "data": self.encode(function, *args)}
+        return self.decode(function, await self.client.eth_call(call))
 
 
 class Submitter:
@@ -152,17 +156,17 @@ class Submitter:
         )
 
     async def balance(self) -> int:
-        return int(str(await self.client.call("eth_getBalance", [self.sender, "latest"])), 16)
+        return await self.client.get_balance(self.sender)
 
     async def estimate(self, to: str, data: str) -> int:
         """eth_estimateGas; a revert becomes ContractReverted with the decoded custom error."""
         try:
-            gas = await self.client.call("eth_estimateGas", [{"from": self.sender, "to": to, "data": data}])
+            gas = await self.client.estimate_gas({"from": self.sender, "to": to, "data": data})
         except RpcResponseError as exc:
             raw = exc.data if isinstance(exc.data, str) else None
             name, args = decode_revert(raw)
             raise ContractReverted("estimate", name, args, bytes.fromhex(raw[2:]) if raw else b"") from exc
-        return int(str(gas), 16)
+        return gas
 
     # --- transactions ---------------------------------------------------------------------
 
