@@ -58,7 +58,7 @@ from chains.bindings import (
     ContractReverted,
     contract,
     deploy,
-    mapping_slot,
+    mapping_storage_key,
     transact,
 )
 from relayer.attestation import order_signatures, sign_epoch
@@ -419,7 +419,7 @@ class V1(Stack):
                 block.timestamp, claims_root, len(block.accounts))
 
     def claim(self, block: Block, i: int) -> tuple[Any, ...]:
-        return (SOURCE_CHAIN, block.number, self.vault, mapping_slot(block.accounts[i], 0), block.values[i])
+        return (SOURCE_CHAIN, block.number, self.vault, mapping_storage_key(block.accounts[i], 0), block.values[i])
 
     def claims_tree(self, block: Block, subsets: Sequence[Sequence[int]]) -> Tree:
         return oz_tree(V1_CLAIM_TYPES, [self.claim(block, i) for i in range(len(block.accounts))], proofs=True)
@@ -614,7 +614,7 @@ def measure_mpt(ctx: Ctx) -> dict[str, Any]:
     vault = deploy(ctx.w3, ctx.sender, "CollateralVault", 7_200)
     depositors = random_accounts(ctx.rng, MPT_STORAGE_ENTRIES)
     calls: list[tuple[str, list[Any]]] = [
-        ("anvil_setStorageAt", [vault, "0x" + mapping_slot(a, 0).hex(), "0x" + (i + 1).to_bytes(32, "big").hex()])
+        ("anvil_setStorageAt", [vault, "0x" + mapping_storage_key(a, 0).hex(), "0x%064x" % (i + 1)])
         for i, a in enumerate(depositors)
     ]
     calls += [("anvil_setBalance", [a, hex(ETH)]) for a in random_accounts(ctx.rng, MPT_STATE_ACCOUNTS)]
@@ -622,7 +622,7 @@ def measure_mpt(ctx: Ctx) -> dict[str, Any]:
     rpc(url, "evm_mine")
     block = ctx.w3.eth.get_block("latest")
     chosen = depositors[:MPT_ACCOUNTS]
-    proof: Any = rpc(url, "eth_getProof", [vault, ["0x" + mapping_slot(a, 0).hex() for a in chosen],
+    proof: Any = rpc(url, "eth_getProof", [vault, ["0x" + mapping_storage_key(a, 0).hex() for a in chosen],
                                             hex(block["number"])])
     mpt = ctx.deploy_ref("MptSettlement")
     gas, nodes = [], []

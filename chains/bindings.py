@@ -158,7 +158,7 @@ def leaf_hash(types: Sequence[str], values: Sequence[Any]) -> bytes:
     return keccak(keccak(abi_encode(list(types), list(values))))
 
 
-def mapping_slot(key: str | bytes, slot: int) -> bytes:
+def mapping_storage_key(key: str | bytes, slot: int) -> bytes:
     """Storage key of `mapping(address => T)` at slot `slot` for `key`: keccak256(abi.encode(key, slot)).
 
     This is the slot the relayer proves with EIP-1186 for `collateral[key]`. Returns 32 bytes.

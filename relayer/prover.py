@@ -17,10 +17,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from eth_abi import encode
 from eth_utils import to_canonical_address, to_checksum_address
 
 import native
+from chains.bindings import mapping_storage_key
 from chains.errors import BlockNotFound, HeaderMismatch, MalformedHeader, MalformedProof, RpcGarbageError
 from chains.headers import VerifiedHeader
 from chains.proofs import fetch_header_answered, fetch_proof
@@ -34,7 +34,7 @@ def collateral_storage_key(account: str, mapping_slot: int) -> Hash32:
     `mapping(address => uint256)` declared at slot index `mapping_slot` (a pair's
     `collateral_slot` setting): keccak256(abi.encode(account, mapping_slot)) (Solidity storage
     layout). Returns 32 bytes."""
-    return Hash32(native.keccak256(encode(["address", "uint256"], [account, mapping_slot])))
+    return Hash32(mapping_storage_key(account, mapping_slot))
 
 
 @dataclass(frozen=True, slots=True)

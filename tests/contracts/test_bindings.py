@@ -23,7 +23,7 @@ from chains.bindings import (
     deploy_vault,
     leaf_hash,
     load_artifact,
-    mapping_slot,
+    mapping_storage_key,
 )
 from chains.errors import ChainError, TransactionError
 from tests.contracts.conftest import Chain, dev_account
@@ -58,13 +58,13 @@ def test_leaf_types_match_the_solidity_structs() -> None:
     assert tuple(c["type"] for c in leaf_inputs) == BLOCK_LEAF_TYPES
 
 
-def test_leaf_hash_and_mapping_slot() -> None:
+def test_leaf_hash_and_mapping_storage_key() -> None:
     values = ("0x" + "ab" * 20, 3)
     assert leaf_hash(CLAIM_TYPES, values) == keccak(keccak(encode(list(CLAIM_TYPES), list(values))))
     account = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
     expected = keccak(bytes(12) + bytes.fromhex(account[2:]) + (5).to_bytes(32, "big"))
-    assert mapping_slot(account, 5) == expected
-    assert mapping_slot(bytes.fromhex(account[2:]), 5) == expected
+    assert mapping_storage_key(account, 5) == expected
+    assert mapping_storage_key(bytes.fromhex(account[2:]), 5) == expected
 
 
 def test_decode_revert() -> None:

@@ -19,7 +19,7 @@ from chains.bindings import (
     deploy,
     deploy_vault,
     load_artifact,
-    mapping_slot,
+    mapping_storage_key,
     transact,
 )
 from tests.contracts.conftest import Chain, compile_test_contract, dev_account, reverts
@@ -61,7 +61,7 @@ def deposit(env: VaultEnv, who: LocalAccount, amount: int) -> TxReceipt:
 def stored_collateral(env: VaultEnv, account: str, block: BlockIdentifier = "latest") -> int:
     """collateral[account] read from raw storage (what eth_getProof proves)."""
     slot = env.vault.functions.collateralSlot().call()
-    key = int.from_bytes(mapping_slot(account, slot), "big")
+    key = int.from_bytes(mapping_storage_key(account, slot), "big")
     return int.from_bytes(env.chain.w3.eth.get_storage_at(env.vault.address, key, block), "big")
 
 

@@ -16,7 +16,7 @@ from web3 import Web3
 
 import native
 from chains.anvil import DEV_MNEMONIC, rpc
-from chains.bindings import contract, deploy_vault, mapping_slot, transact
+from chains.bindings import contract, deploy_vault, mapping_storage_key, transact
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def test_zeroed_vault_slot_is_a_leaf_holding_rlp_zero(anvil: Any) -> None:
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     vault_address = deploy_vault(w3, owner, 60)
     vault = contract(w3, "CollateralVault", vault_address)
-    slot = mapping_slot(owner.address, int(vault.functions.collateralSlot().call()))
+    slot = mapping_storage_key(owner.address, int(vault.functions.collateralSlot().call()))
 
     transact(w3, owner, vault.functions.deposit(), value=10**18, what="deposit")
     proof, result = _snapshot(anvil.url, vault_address, [slot])
