@@ -25,6 +25,8 @@ Anvil integration tests (tests/integration) keep covering the end-to-end behavio
 from __future__ import annotations
 
 import asyncio
+import json
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,7 @@ from trie import HexaryTrie
 import relayer.relay as relay_module
 import relayer.settlement as settlement_module
 from chains.bindings import BLOCK_LEAF_FIELDS, BLOCK_LEAF_TYPES, ContractReverted, leaf_hash
+from chains.errors import RpcTransportError
 from chains.headers import build_header, encode_header
 from chains.rpc import RpcMethods, hex_to_int
 from relayer.attestation import AttestationError, recover_signer
@@ -97,7 +100,7 @@ class SourceChain(RpcMethods):
     chain whose vault's collateral changes at the blocks of `deposits` (block -> account ->
     new value), each change with a `Deposited` log. `reorged` blocks (and their descendants)
     have another hash; `corrupt_proofs` answers that many `eth_getProof` with a damaged account
-    proof node."""
+    proof node; the storage proof of `corrupt_storage_of` (an account) is always damaged."""
 
     def __init__(self, deposits: Mapping[int, Mapping[str, int]], head: int = 60) -> None:
         self.deposits = {b: dict(d) for b, d in deposits.items()}
@@ -105,6 +108,7 @@ class SourceChain(RpcMethods):
         self.finalized = head  # the pair's watcher too
         self.reorged: set[int] = set()
         self.corrupt_proofs = 0
+        self.corrupt_storage_of: str | None = None
         self.calls: list[str] = []
         self._states: dict[tuple[tuple[str, int], ...], State] = {}
         self._blocks: dict[tuple[int, tuple[int, ...]], dict[str, Any]] = {}
@@ -164,10 +168,13 @@ class SourceChain(RpcMethods):
         for key in keys:
             path = keccak(bytes.fromhex(key[2:]))
             raw = state.storage.get(path)
+            nodes = pytrie_proof(state.storage, path)
+            if self.corrupt_storage_of and key[2:] == collateral_storage_key(self.corrupt_storage_of, SLOT).hex():
+                nodes[-1] = nodes[-1][:-1] + bytes([nodes[-1][-1] ^ 1])
             entries.append({
                 "key": key,
                 "value": hex(rlp.decode(raw, sedes=rlp.sedes.big_endian_int) if raw else 0),
-                "proof": ["0x" + node.hex() for node in pytrie_proof(state.storage, path)],
+                "proof": ["0x" + node.hex() for node in nodes],
             })  # fmt: skip
         account_proof = pytrie_proof(state.accounts, keccak(to_canonical_address(VAULT)))
         if self.corrupt_proofs:
@@ -305,6 +312,8 @@ class Destination(Submitter):
         self.accepted: dict[int, int] = {}  # epoch -> block of its EpochAccepted
         self.signers: dict[int, list[str]] = {}  # epoch -> the signers it was accepted with
         self.state: dict[tuple[str, int], Position] = {}
+        self.rpc_failures = 0  # eth_estimateGas calls that fail with a transport error first
+        self.ignore_settlements = False  # settlements are mined but change nothing (never final)
         super().__init__(
             DestinationClient(self), FakeTxm(self), chain_id=DEST_ID, sender=SENDER, verifier=VERIFIER,  # type: ignore[arg-type]
             settlement=SETTLEMENT,
@@ -350,6 +359,9 @@ class Destination(Submitter):
         return 10**18
 
     async def estimate(self, to: str, data: str) -> int:
+        if self.rpc_failures:
+            self.rpc_failures -= 1
+            raise RpcTransportError("connection refused", method="eth_estimateGas", host=DestinationClient.host)
         receipt = self.execute(to, data, commit=False)
         return receipt.gas_used
 
@@ -395,7 +407,7 @@ class Destination(Submitter):
                 if self.state.get(key, Position(0, 0, 0)).block_number >= leaf["blockNumber"]:
                     continue  # SettlementSkipped, never a revert
                 settled += 1
-                if commit:
+                if commit and not self.ignore_settlements:
                     self.state[key] = Position(claim["value"], leaf["blockNumber"], leaf["timestamp"])
         return settled
 
@@ -407,7 +419,9 @@ class Destination(Submitter):
         usable = {e: r.root for e, r in self.records.items() if not r.revoked}
         signers: list[str] = []
         settled = 0
-        if name in ("submitEpoch", "submitAndSettle"):
+        recorded = self.records.get(args.get("epoch", 0))
+        if name == "submitEpoch" or (name == "submitAndSettle" and (recorded is None or recorded.root != args["root"])):
+            # (submitAndSettle submits the epoch only while another root, or none, is recorded)
             signers = self._accept(args["epoch"], args["root"], args["previous"], args["signatures"])
             usable[args["epoch"]] = args["root"]
         if name in ("submitAndSettle", "settleMany"):
@@ -695,6 +709,31 @@ async def test_a_rejected_snapshot_signs_nothing_and_the_same_heights_are_proven
     assert me.sample("relayer_epochs_signed_total") == 1
 
 
+async def test_an_excluded_claim_is_left_out_alone_but_rejects_the_snapshot_in_a_committee(
+    tmp_path: Path, source: SourceChain
+) -> None:
+    source.corrupt_storage_of = BOB  # BOB's storage proof never verifies
+    destination = Destination(solo())
+    me = member(tmp_path, source, destination)
+    with capture_logs() as logs:
+        assert await me.relay.round() is True
+    record = me.store.epoch(1)
+    assert record is not None and me.status() == ("settled", None)
+    assert [c[0] for s in record.content["snapshots"] for c in s["claims"]] == [ALICE, CAROL]
+    (excluded,) = events(logs, "claim.rejected")
+    assert excluded["account"] == BOB and str(excluded["reason"]).startswith("proof:")
+    assert (BOB, SOURCE_ID) not in destination.state
+
+    # a member of a larger committee signs all claims or none: the other members' root has BOB
+    peer_destination = Destination(Committee(1, 1, (A.address, B.address)))
+    other = member(tmp_path, source, peer_destination, name="committee")
+    with capture_logs() as logs:
+        assert await other.relay.round() is False
+    assert other.store.epoch(1) is None and other.store.snapshot_counts() == {"rejected": 1}
+    assert [e["reason"] for e in events(logs, "proof.rejected")] == ["claims_excluded"]
+    assert other.sample("relayer_epochs_signed_total") == 0
+
+
 # --- the committee ------------------------------------------------------------------------
 
 
@@ -793,6 +832,28 @@ async def test_not_this_members_turn_waits_then_takes_over(
     record = me.store.epoch(1)
     assert record is not None and me.status() == ("settled", None)
     assert destination.txm.mined == [(key_of(1, record.root), "epoch")]
+
+
+async def test_losing_a_takeover_race_to_the_same_root_costs_nothing(
+    tmp_path: Path, source: SourceChain, stages: Stages
+) -> None:
+    """A takes over; B's submission of the same root is mined between A's checks and A's
+    transaction: submitAndSettle does not submit a recorded root again, A's batch only settles."""
+    destination = Destination(Committee(1, 1, (A.address, B.address)))
+    me = member(tmp_path, source, destination, A, takeover_seconds=0)
+
+    def designated_submits_the_same_root() -> None:
+        record = me.store.epoch(1)
+        assert record is not None
+        destination.record(1, record.root, [B.address])
+
+    stages.actions["batch.before_send"] = designated_submits_the_same_root
+    assert await me.relay.round() is True
+    record = me.store.epoch(1)
+    assert record is not None and me.status() == ("settled", None)
+    assert destination.signers[1] == [B.address]  # accepted once, with B's signature
+    assert destination.txm.mined == [(key_of(1, record.root), "epoch")]
+    assert destination.state[(ALICE, SOURCE_ID)].block_number == EPOCH1_BLOCK
 
 
 async def test_accepted_by_another_member_is_settled_here_without_sending(
@@ -906,6 +967,41 @@ async def test_a_proven_block_that_is_no_longer_canonical_fails_the_epoch_as_a_r
     assert destination.txm.mined == [(key_of(1, record.root), "epoch")]
 
 
+async def test_stored_content_that_does_not_rebuild_its_root_fails_as_corrupt(
+    tmp_path: Path, source: SourceChain, stages: Stages
+) -> None:
+    destination = Destination(solo())
+    stages.crash_at("epoch.created")
+    with pytest.raises(Crash):
+        await member(tmp_path, source, destination).relay.round()
+    record = Store(tmp_path / "a.sqlite").epoch(1)
+    assert record is not None
+    content = dict(record.content)
+    content["snapshots"][0]["claims"][0][1] = str(10**30)  # ALICE's value altered on disk
+    db = sqlite3.connect(tmp_path / "a.sqlite")
+    with db:
+        db.execute("UPDATE epochs SET content = ? WHERE epoch = 1", (json.dumps(content),))
+    db.close()
+    me = member(tmp_path, source, destination)
+    await me.relay.resume()
+    assert me.status() == ("failed", "corrupt")
+    assert destination.txm.mined == []
+    assert me.sample("relayer_epochs_failed_total", reason="corrupt") == 1
+
+
+async def test_settlements_that_never_hold_exhaust_the_settle_rounds(tmp_path: Path, source: SourceChain) -> None:
+    destination = Destination(solo())
+    destination.ignore_settlements = True  # mined, but the positions never change (e.g. reorged away each time)
+    me = member(tmp_path, source, destination)
+    assert await me.relay.round() is True
+    record = me.store.epoch(1)
+    assert record is not None and me.status() == ("failed", "settle_rounds_exhausted")
+    keys = [key for key, _ in destination.txm.mined]
+    assert keys == [key_of(1, record.root, i) for i in range(settlement_module.MAX_SETTLE_ROUNDS)]
+    assert [kind for _, kind in destination.txm.mined] == ["epoch"] + ["settle"] * (len(keys) - 1)
+    assert me.sample("relayer_epochs_failed_total", reason="settle_rounds_exhausted") == 1
+
+
 # --- staleness, errors, restarts ------------------------------------------------------------
 
 
@@ -925,16 +1021,21 @@ async def test_a_stale_epoch_is_submitted_alone_and_settled(tmp_path: Path, sour
     assert len(destination.txm.mined) == 1
 
 
+@pytest.mark.parametrize("failing", ["transaction", "rpc"])
 async def test_chain_errors_are_counted_per_attempt_until_retries_are_exhausted(
-    tmp_path: Path, source: SourceChain
+    tmp_path: Path, source: SourceChain, failing: str
 ) -> None:
     destination = Destination(solo())
-    destination.txm.failures = 100
+    if failing == "transaction":
+        destination.txm.failures = 100  # SubmissionError: no receipt in time
+    else:
+        destination.rpc_failures = 100  # RpcTransportError from eth_estimateGas
+    error = SubmissionError if failing == "transaction" else RpcTransportError
     me = member(tmp_path, source, destination)
-    with pytest.raises(SubmissionError):
+    with pytest.raises(error):
         await me.relay.round()  # attempt 1
     assert me.status() == ("signed", None)
-    with pytest.raises(SubmissionError):
+    with pytest.raises(error):
         await me.relay.resume()  # attempt 2
     with capture_logs() as logs:
         await me.relay.resume()  # attempt 3 of max_epoch_attempts = 3: given up
@@ -943,7 +1044,7 @@ async def test_chain_errors_are_counted_per_attempt_until_retries_are_exhausted(
     assert failed["attempts"] == 3
     assert me.sample("relayer_epochs_failed_total", reason="retries_exhausted") == 1
     assert destination.txm.mined == []
-    assert len(destination.txm.intents) == 1  # one key, tried three times
+    assert len(destination.txm.intents) == (1 if failing == "transaction" else 0)  # one key, tried three times
 
 
 async def test_a_round_failure_is_counted_by_the_daemon_loop(tmp_path: Path, source: SourceChain) -> None:
@@ -1020,3 +1121,4 @@ async def test_a_reverted_transaction_fails_the_epoch_at_once(
     assert destination.txm.mined == []
     assert len(events(logs, "batch.reverted")) == 1
     assert me.sample("relayer_epochs_failed_total", reason="UnexpectedEpoch") == 1
+
