@@ -55,7 +55,6 @@ from relayer.metrics import Metrics
 from relayer.pairs import PairRunner
 from relayer.prover import collateral_storage_key
 from relayer.relay import DestinationRelay
-from relayer.schedule import _accepted_topic
 from relayer.settlement import Settlement
 from relayer.store import Store
 from relayer.submitter import Committee, Position, Submitter
@@ -219,14 +218,9 @@ class SourceChain(RpcMethods):
         return [await self.call(method, params) for method, params in calls]
 
 
-def _deposited_topic() -> str:
-    from relayer.pairs import _deposited_topic as topic
-
-    return topic()
-
-
-DEPOSITED = _deposited_topic()
-ACCEPTED = _accepted_topic()
+# event topics from the contracts' event signatures (chains/contracts/*.sol)
+DEPOSITED = "0x" + keccak(text="Deposited(address,uint256,uint256)").hex()
+ACCEPTED = "0x" + keccak(text="EpochAccepted(uint256,bytes32,bytes32,uint64,address)").hex()
 
 
 # --- the destination ----------------------------------------------------------------------
@@ -1122,3 +1116,31 @@ async def test_a_reverted_transaction_fails_the_epoch_at_once(
     assert len(events(logs, "batch.reverted")) == 1
     assert me.sample("relayer_epochs_failed_total", reason="UnexpectedEpoch") == 1
 
+
+# --- a bug found while writing these tests: this test fails today ---------------------------
+
+
+async def test_bug_a_given_up_epoch_does_not_make_the_daemon_loop_spin(tmp_path: Path, source: SourceChain) -> None:
+    """Fails today. `run` promises that an epoch which keeps failing is given up "so nothing
+    loops for good". But the attempts are counted per (epoch, root) (`Store.count_attempt`) and
+    the count outlives the failed row: the next round plans the same epoch at the same heights
+    (the rule is deterministic), proves and signs it again with the same root, which inherits
+    the exhausted count, is given up at its first error without raising, and `round` returns
+    True: the loop starts the next round at once, without the idle pause, proving and signing
+    the same epoch again and again for as long as the destination refuses it (and readiness
+    sees successful rounds: `consecutive_failures` is reset to 0). Here every transaction times
+    out while the destination's reads work; with max_epoch_attempts = 1 the first error already
+    gives the epoch up, and the idle pause (30 s) is longer than the test."""
+    destination = Destination(solo())
+    destination.txm.failures = 10**9
+    me = member(tmp_path, source, destination)
+    me.relay.config = destination_config(max_epoch_attempts=1)
+    me.relay.idle_seconds = 30
+    stop = asyncio.Event()
+    task = asyncio.create_task(me.relay.run(stop))
+    await asyncio.sleep(1.0)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert me.status() == ("failed", "retries_exhausted")
+    # given up once, then the pause; today: signed (and given up) again every few milliseconds
+    assert me.sample("relayer_epochs_signed_total") <= 2
