@@ -188,8 +188,8 @@ class Metrics:
         )
         self.epochs_failed = Counter(
             "relayer_epochs_failed_total",
-            "Epochs given up, by reason (reorg, stale, superseded, revoked, reverted errors, "
-            "retries_exhausted, ...); their accounts are proven again at a later height.",
+            "Epochs given up, by reason (reorg, superseded, revoked, reverted errors, retries_exhausted, "
+            "...); the epoch number is planned again by the epoch rule (after a pause unless the plan changed).",
             ["reason"],
             registry=r,
         )

@@ -73,6 +73,12 @@ SHORT_GRACE_SECONDS = 5.0
 """An epoch short of member signatures for this long (or a takeover turn, if longer) makes the
 member unready, saying so."""
 
+GIVEN_UP_PAUSE_SECONDS = 60.0
+"""After an epoch is given up, the same plan is not proven and signed again for this long."""
+
+PLANNED_AGAIN_AT_ONCE = frozenset({"reorg", "superseded", "lost_on_destination", "revoked", "old_format", "corrupt"})
+"""Failures after which the next plan differs (or must be rebuilt now): no pause."""
+
 REJECTED = object()
 """`DestinationRelay._prove`: the snapshot failed verification."""
 
@@ -140,6 +146,7 @@ class DestinationRelay:
         self._taken_over: dict[int, bytes] = {}
         self._awaiting_noted: dict[int, int] = {}
         self._short: dict[int, tuple[int, float]] = {}  # epoch -> (signatures missing, since when)
+        self._given_up: dict[int, tuple[float, str]] = {}  # epoch -> (when, why)
 
     def _chain_label(self, chain_id: int) -> str:
         source = self.sources.get(chain_id)
@@ -158,8 +165,13 @@ class DestinationRelay:
                 await self.refresh_committee()
                 await self.resume()
                 worked = await self.round()
-                self.consecutive_failures = 0
-                self.last_failure = None
+                given_up = self._given_up_recently()
+                if given_up:  # the epoch is planned again after a pause: unready meanwhile
+                    self.consecutive_failures = max(self.consecutive_failures, FAILURES_UNREADY)
+                    self.last_failure = given_up
+                else:
+                    self.consecutive_failures = 0
+                    self.last_failure = None
             except (ChainError, SubmissionError) as exc:
                 self.consecutive_failures += 1
                 self.last_failure = str(exc)
@@ -188,6 +200,8 @@ class DestinationRelay:
         held = self.store.epoch(epoch)
         if held is not None and held.status in OPEN_EPOCH_STATES:
             return False  # being processed (`resume`): nothing new is signed meanwhile
+        if epoch in self._given_up and time.monotonic() - self._given_up[epoch][0] < GIVEN_UP_PAUSE_SECONDS:
+            return False  # the same plan would fail the same way now
         plan = await self.schedule.plan(epoch)
         self.backlog = len(plan.heights) if plan else 0
         self.metrics.backlog.set(self.backlog)
@@ -428,8 +442,19 @@ class DestinationRelay:
 
     # --- one epoch, resumable from any stored state ----------------------------------------
 
+    def _given_up_recently(self) -> str | None:
+        """Why the next epoch waits: one given up less than GIVEN_UP_PAUSE_SECONDS ago."""
+        now = time.monotonic()
+        for epoch, (since, reason) in sorted(self._given_up.items()):
+            if now - since < GIVEN_UP_PAUSE_SECONDS:
+                wait = GIVEN_UP_PAUSE_SECONDS - (now - since)
+                return f"epoch {epoch} was given up ({reason}); it is planned again in {wait:.0f} s"
+        return None
+
     def _fail(self, epoch: int, reason: str, **details: object) -> None:
         self._forget(epoch)
+        if reason not in PLANNED_AGAIN_AT_ONCE:
+            self._given_up[epoch] = (time.monotonic(), reason)
         record = self.store.epoch(epoch)
         self.store.set_epoch_status(epoch, "failed", reason=reason)
         self.metrics.epochs_failed.labels(reason).inc()
@@ -458,6 +483,9 @@ class DestinationRelay:
         try:
             await self._drive(record, aggregate, pending)
         except ContractReverted as exc:
+            if await self.submitter.recorded_root(epoch) == aggregate.root:
+                log.info("epoch.accepted_meanwhile", epoch=epoch, error=str(exc))  # another member's landed first
+                return
             self._fail(epoch, exc.error_name or "reverted", error=str(exc))
         except (ChainError, SubmissionError) as exc:
             attempts = self.store.count_attempt(epoch, record.root, str(exc))
@@ -484,6 +512,8 @@ class DestinationRelay:
         signature: EpochSignature | None = None
         if recorded == aggregate.root:
             self._short.pop(epoch, None)
+            if record.status == "signed":
+                self.store.set_epoch_status(epoch, "submitted")
             if await self.submitter.root_of(epoch) != aggregate.root:
                 self._fail(epoch, "revoked")
                 return

@@ -341,12 +341,14 @@ class Store:
         """Write-ahead, in one transaction: the epoch (`signed`) with its content, and the pairs
         advanced past the heights it covers. A `failed` epoch of the same number (it never
         reached the destination: the number comes from the destination's latest epoch) is
-        replaced. Raises StoreError (e.g. the number is held by an epoch that did not fail)."""
+        replaced, and its counted attempts start again. Raises StoreError (e.g. the number is
+        held by an epoch that did not fail)."""
         now = time.time()
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute("DELETE FROM epochs WHERE epoch = ? AND status = 'failed'", (epoch,))
+                self._db.execute("DELETE FROM epoch_attempts WHERE epoch = ?", (epoch,))  # a new try
                 self._db.execute(
                     "INSERT INTO epochs (epoch, root, status, tx_hash, content, reason, created_at, updated_at) "
                     "VALUES (?, ?, 'signed', NULL, ?, NULL, ?, ?)",
