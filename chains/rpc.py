@@ -24,6 +24,7 @@ import email.utils
 import itertools
 import json
 import re
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -269,6 +270,24 @@ class RpcMethods(ABC):
     async def estimate_gas(self, call: Mapping[str, Any]) -> int:
         """`eth_estimateGas(call)`: gas units (a revert raises RpcResponseError, see `eth_call`)."""
         return await self.call("eth_estimateGas", [dict(call)], decode=lambda r: hex_to_int(r, max_bits=64))
+
+
+JSON_RECURSION_LIMIT = 1_000
+"""While untrusted JSON is parsed, Python's recursion limit is at most this."""
+
+
+def loads_untrusted(data: bytes | str) -> Any:
+    """`json.loads` of bytes from the network (NaN and Infinity refused). The recursion limit is
+    lowered to JSON_RECURSION_LIMIT meanwhile: py_ecc (under eth-account) raises it to 100000,
+    and with that limit the C JSON parser overflows the thread's stack on a deeply nested
+    document (`[` x 100000 from a lying endpoint would kill the process) instead of raising
+    RecursionError. Raises ValueError (JSONDecodeError), UnicodeDecodeError, RecursionError."""
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(min(limit, JSON_RECURSION_LIMIT))
+    try:
+        return json.loads(data, parse_constant=_no_nan)
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def _object_or_none(result: Any) -> dict[str, Any] | None:
@@ -555,7 +574,7 @@ class RpcClient(RpcMethods):
                 chain=self.chain_label,
             ) from None
         try:
-            return json.loads(raw, parse_constant=_no_nan)
+            return loads_untrusted(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
             raise self._garbage(method, f"response is not JSON: {_preview(raw)}") from None
 

@@ -39,6 +39,7 @@ import aiohttp
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
+from chains.rpc import loads_untrusted
 from relayer.attestation import SIGNATURE_LENGTH, AttestationError, recover_signer, sign_epoch
 from relayer.config import endpoint_host
 from relayer.log import get_logger
@@ -71,31 +72,10 @@ MAX_ATTESTATIONS_PER_SOURCE = 1024
 MAX_FILE_BYTES = 4096
 """A file in the shared directory larger than this (bytes) is refused unread."""
 
-MAX_JSON_DEPTH = 16
-"""Deeper JSON from a peer or file is refused before it is parsed (see `_loads`)."""
-
 _FIELDS = ("chain_id", "verifier", "epoch", "root", "previous", "signer", "signature")
 _ADDRESS = re.compile(r"0x([0-9a-fA-F]{40})")
 _HEX = re.compile(r"0x([0-9a-fA-F]*)")
 _NOTED_LIMIT = 10_000
-_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_JSON_BRACKET = re.compile(rb"[\[\]{}]")
-
-
-def _loads(data: bytes) -> object:
-    """`json.loads` of untrusted bytes, refusing nesting deeper than MAX_JSON_DEPTH first: py_ecc
-    (under eth-account) raises the process's recursion limit to 100000, so the C JSON parser
-    would overflow the stack (a crash, not a RecursionError) on a deeply nested document.
-    Raises ValueError (JSONDecodeError, UnicodeDecodeError, too deep)."""
-    depth = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b"", data)):
-        if match.group() in (b"[", b"{"):
-            depth += 1
-            if depth > MAX_JSON_DEPTH:
-                raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
-        else:
-            depth -= 1
-    return json.loads(data)
 
 
 def _kind(value: object) -> str:
@@ -540,7 +520,7 @@ class AttestationExchange:
                 log.debug("attestation.file_unreadable", destination=self.destination, source=source, error=str(exc))
                 continue
             try:
-                out.append((source, [_loads(data)]))
+                out.append((source, [loads_untrusted(data)]))
             except (ValueError, RecursionError) as exc:
                 self._refuse("malformed", source, epoch, f"not JSON: {exc}")
         return out
@@ -560,7 +540,7 @@ class AttestationExchange:
 def _parse_answer(body: bytes) -> tuple[list[object], str]:
     """(items, "") of a peer's `{"attestations": [...]}` answer, or ([], why it is garbage)."""
     try:
-        document = _loads(body)
+        document = loads_untrusted(body)
     except (ValueError, RecursionError) as exc:
         return [], f"not JSON: {exc}"[:200]
     if not isinstance(document, dict) or not isinstance(document.get("attestations"), list):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -273,6 +274,20 @@ async def test_not_json_is_garbage(scripted: Scripted, body: bytes) -> None:
         with pytest.raises(RpcGarbageError, match="not JSON"):
             await client.call("eth_blockNumber", [])
     assert hook.outcomes == ["garbage"]
+
+
+async def test_deeply_nested_json_is_garbage_not_a_crash(scripted: Scripted) -> None:
+    """A lying endpoint answering `[` x 200,000: with eth-account imported (py_ecc raises the
+    recursion limit to 100000) a plain json.loads overflows the C stack and kills the process;
+    the client refuses it as garbage, and the recursion limit is as it was."""
+    import eth_account  # noqa: F401  (what raises the recursion limit)
+
+    limit = sys.getrecursionlimit()
+    scripted.raw(b"[" * 200_000, content_type="application/json")
+    async with RpcClient(scripted.url) as client:
+        with pytest.raises(RpcGarbageError, match="not JSON"):
+            await client.call("eth_blockNumber", [])
+    assert sys.getrecursionlimit() == limit
 
 
 async def test_http_429_with_retry_after_seconds(scripted: Scripted) -> None:
