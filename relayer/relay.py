@@ -231,6 +231,7 @@ class DestinationRelay:
         previous = await self.submitter.recorded_root(latest)
         if held is not None and held.status != "failed":  # the destination lost it (a reorg there)
             self._fail(epoch, "lost_on_destination", previous_status=held.status)
+            self.schedule.forget_acceptances()
         signature = sign_epoch(
             self.attester, self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root,
             previous,
