@@ -39,17 +39,29 @@ def test_expected_height_is_the_first_multiple_at_or_above() -> None:
     assert committee.expected_height(1, 1) == 1
 
 
-def test_table_has_a_ratio_per_destination() -> None:
+def test_table_has_both_measures_and_a_ratio_per_destination() -> None:
     def run(n: int, m: int, dest: float, p50: float) -> dict[str, Any]:
+        stats = {"p50": p50, "p90": p50, "max": p50}
         return {
             "setting": f"{m}-of-{n}",
             "committee": n,
             "destination_block_time_s": dest,
-            "latency_s": {"p50": p50, "p90": p50, "max": p50},
+            "latency_s": stats,
+            "latency_from_seen_block_s": {k: v / 2 for k, v in stats.items()},
+            "block_seen_after_timestamp_s": 0.7,
             "samples": [{}] * 3,
         }
 
-    lines = committee.table([run(1, 1, 0.0, 4.0), run(3, 2, 0.0, 5.0), run(3, 2, 2.0, 6.0)], 2.0)
-    assert lines[2].startswith("| 1-of-1 | instant | 3 | 4.00 |") and lines[2].endswith("| baseline |")
-    assert lines[3].endswith("| 1.25 / 1.25 / 1.25 |")
-    assert "a block every 2 s" in lines[4] and lines[4].endswith("| no baseline run |")
+    runs = [run(1, 1, 0.0, 4.0), run(3, 2, 0.0, 5.0), run(3, 2, 2.0, 6.0)]
+    assert committee.committee_ratios(runs, "latency_s") == {
+        "2-of-3, destination 0 s": {"p50": 1.25, "p90": 1.25, "max": 1.25}
+    }
+    lines = committee.table(runs, 2.0)
+    assert (
+        lines[2]
+        == "| 1-of-1 | instant | 3 | 4.00 / 4.00 / 4.00 | baseline | 2.00 / 2.00 / 2.00 | baseline | 0.70 | 2 |"
+    )
+    assert lines[3].startswith(
+        "| 2-of-3 | instant | 3 | 5.00 / 5.00 / 5.00 | 1.25 / 1.25 / 1.25 | 2.50 / 2.50 / 2.50 |"
+    )
+    assert "a block every 2 s" in lines[4] and lines[4].count("no baseline run") == 2
