@@ -9,7 +9,7 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -75,6 +75,12 @@ CHAINS ?= 10
 ACCOUNTS ?= 10000
 bench-relay: setup
 	$(BIN)/python -m bench.relay --chains $(CHAINS) --accounts $(ACCOUNTS)
+# Proven block to settlement, a 2-of-3 committee (three member daemons) against one relayer, the
+# destination instant and mining every 2 s: COMMITTEE_DEPOSITS deposits each, p50 / p90 / max and
+# the ratio; appends to bench/results/committee.json (bench/committee.py). About 5 minutes.
+COMMITTEE_DEPOSITS ?= 20
+bench-committee: setup
+	$(BIN)/python -m bench.committee --deposits $(COMMITTEE_DEPOSITS)
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)
