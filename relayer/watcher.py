@@ -23,7 +23,8 @@ RECENT_HEADS = 256
 
 
 class ChainWatcher:
-    """Tracks `head` and `finalized` of one chain. `changed` is set on each advance."""
+    """Tracks `head` and `finalized` of one chain. `changed` is set on each advance (and never
+    cleared here); `wait_finalized_above` lets any number of waiters wake on the next one."""
 
     def __init__(self, config: ChainConfig, client: RpcMethods, metrics: Metrics) -> None:
         self.config = config
@@ -34,6 +35,7 @@ class ChainWatcher:
         self.last_ok = 0.0
         self.last_error: str | None = None
         self.changed = asyncio.Event()
+        self._advanced = asyncio.Event()  # set, then replaced, on each advance of `finalized`
         self.recent: dict[int, str] = {}
         self.head_timestamp = 0
 
@@ -82,11 +84,20 @@ class ChainWatcher:
             self.finalized = finalized
             self.metrics.chain_finalized.labels(name).set(finalized)
             self.changed.set()
+            self._advanced.set()
+            self._advanced = asyncio.Event()
         elif finalized < self.finalized:
             log.warning("chain.finalized_regressed", chain=name, reported=finalized, known=self.finalized)
         self.last_ok = time.time()
         self.last_error = None
         self.metrics.chain_head_lag.labels(name).set(max(0.0, self.last_ok - self.head_timestamp))
+
+    async def wait_finalized_above(self, height: int) -> int:
+        """Return the finalized height as soon as it is above `height` (at once if it already
+        is). Each caller waits on its own terms: nothing is cleared that another waiter needs."""
+        while self.finalized <= height:
+            await self._advanced.wait()
+        return self.finalized
 
     async def run(self) -> None:
         """Poll forever (until cancelled). RPC failures are logged and retried on the next tick."""
