@@ -17,6 +17,7 @@ eth_account `LocalAccount`, send the raw transaction and wait for its receipt. A
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -158,11 +159,17 @@ def leaf_hash(types: Sequence[str], values: Sequence[Any]) -> bytes:
     return keccak(keccak(abi_encode(list(types), list(values))))
 
 
+_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
 def mapping_storage_key(key: str | bytes, slot: int) -> bytes:
     """Storage key of `mapping(address => T)` at slot `slot` for `key`: keccak256(abi.encode(key, slot)).
 
     This is the slot the relayer proves with EIP-1186 for `collateral[key]`. Returns 32 bytes.
     """
+    if isinstance(key, str) and _HEX_ADDRESS.fullmatch(key) and isinstance(slot, int) and 0 <= slot < 2**256:
+        # abi.encode(address, uint256) directly: the common case, without eth_abi's per-call cost
+        return keccak(b"\x00" * 12 + bytes.fromhex(key[2:]) + slot.to_bytes(32, "big"))
     return keccak(abi_encode(["address", "uint256"], [to_checksum_address(key), slot]))
 
 

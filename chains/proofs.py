@@ -7,8 +7,10 @@ verified against the header's stateRoot by the native library (`native/`), not h
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 from chains.errors import BlockNotFound, MalformedProof
@@ -21,6 +23,11 @@ _KEY = re.compile(r"0x[0-9a-fA-F]{1,64}\Z")
 DEFAULT_CHUNK_SIZE = 256
 """Storage keys per `eth_getProof` call. Nodes cap the keys per call or the response size
 (geth has no cap, some providers allow ~1000); 256 keeps a reply in the low megabytes."""
+
+DEFAULT_CHUNKS_IN_FLIGHT = 2
+"""`eth_getProof` chunks of one contract requested at once by `iter_proof_chunks`: the node
+builds the next while this process parses and verifies the last (measured on anvil, 2 cores:
+two in flight halve the wall time of 2,000 keys; more gain nothing)."""
 
 
 def _field(result: Mapping[str, Any], name: str, address: bytes | None) -> Any:
@@ -150,14 +157,7 @@ async def fetch_proof(
     when the account fields or accountProof differ between chunks.
     """
     address = bytes(address)
-    if len(address) != 20:
-        raise ValueError(f"address must be 20 bytes, got {len(address)}")
-    keys = [bytes(slot) for slot in slots]
-    for index, key in enumerate(keys):
-        if len(key) != 32:
-            raise ValueError(f"slot {index} must be 32 bytes, got {len(key)}")
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    keys = _check_args(address, slots, chunk_size)
     block = block_param(block_number)
     chunks = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)] or [[]]
     calls = [("eth_getProof", ["0x" + address.hex(), ["0x" + key.hex() for key in chunk], block]) for chunk in chunks]
@@ -204,6 +204,85 @@ async def fetch_proof(
         account_proof=merged.account_proof,
         storage=tuple(storage),
     )
+
+
+def _check_args(address: bytes, slots: Sequence[bytes], chunk_size: int) -> list[bytes]:
+    if len(address) != 20:
+        raise ValueError(f"address must be 20 bytes, got {len(address)}")
+    keys = [bytes(slot) for slot in slots]
+    for index, key in enumerate(keys):
+        if len(key) != 32:
+            raise ValueError(f"slot {index} must be 32 bytes, got {len(key)}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    return keys
+
+
+async def iter_proof_chunks(
+    client: RpcMethods,
+    address: bytes,
+    slots: Sequence[bytes],
+    block_number: int,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
+) -> AsyncGenerator[AccountProof, None]:
+    """The EIP-1186 proof of `address` and its storage `slots` at `block_number`, streamed: one
+    AccountProof per chunk of at most `chunk_size` keys (its `storage` for that chunk's slots,
+    in order; one chunk with no keys when `slots` is empty), yielded in order as the replies
+    arrive, with up to `in_flight` `eth_getProof` calls outstanding. A caller that verifies and
+    drops each chunk holds at most `in_flight` + 1 replies, never the whole contract's proof.
+
+    Each chunk is checked as `fetch_proof` checks it (address, keys in order, account fields
+    and accountProof equal to chunk 0's). Use with `contextlib.aclosing`: leaving early
+    cancels the calls still outstanding. Raises like `fetch_proof`, and ValueError for
+    `in_flight` < 1.
+    """
+    address = bytes(address)
+    keys = _check_args(address, slots, chunk_size)
+    if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
+        raise ValueError(f"in_flight must be a positive int, got {in_flight!r}")
+    block = block_param(block_number)
+    chunks = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)] or [[]]
+    address_hex = "0x" + address.hex()
+
+    async def fetch(chunk: list[bytes]) -> AccountProof:
+        result = await client.call("eth_getProof", [address_hex, ["0x" + key.hex() for key in chunk], block])
+        return parse_proof(result, block_number)
+
+    outstanding: deque[asyncio.Task[AccountProof]] = deque()
+    started = 0
+    first: tuple[object, ...] | None = None
+    try:
+        for chunk_index, chunk in enumerate(chunks):
+            while started < len(chunks) and len(outstanding) < in_flight:
+                outstanding.append(asyncio.ensure_future(fetch(chunks[started])))
+                started += 1
+            proof = await outstanding.popleft()
+            where = f"chunk {chunk_index}" if len(chunks) > 1 else "reply"
+            if proof.address != address:
+                raise MalformedProof(f"{where} is for address 0x{proof.address.hex()}", address=address)
+            if first is None:
+                first = _account_part(proof)
+            elif _account_part(proof) != first:
+                raise MalformedProof(f"{where}: account fields or accountProof differ from chunk 0", address=address)
+            if len(proof.storage) != len(chunk):
+                raise MalformedProof(
+                    f"{where}: {len(proof.storage)} storage proofs for {len(chunk)} keys", address=address
+                )
+            for offset, (key, entry) in enumerate(zip(chunk, proof.storage, strict=True)):
+                if entry.slot != key:
+                    raise MalformedProof(
+                        f"{where}: storageProof[{offset}] is for key 0x{entry.slot.hex()}, requested 0x{key.hex()}",
+                        address=address,
+                    )
+            yield proof
+            del proof
+    finally:
+        for task in outstanding:
+            task.cancel()
+        if outstanding:
+            await asyncio.gather(*outstanding, return_exceptions=True)
 
 
 async def fetch_header(client: RpcMethods, block_number: int) -> VerifiedHeader:

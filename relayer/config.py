@@ -160,6 +160,10 @@ class ChainConfig:
     proof_scheme: str = "eip1186"
     """How the chain proves its state: "eip1186" (eth_getProof, Merkle-Patricia) or "verkle"
     (the blocks' EIP-6800 executionWitness), relayer/proofscheme.py."""
+    ws: str | None = None
+    """A ws(s):// endpoint whose `eth_subscribe("newHeads")` wakes the watcher at each new head
+    (the heights are still read over `rpc`); None: the watcher polls every
+    `poll_interval_seconds`, as it also does while the subscription is down."""
 
 
 @dataclass(frozen=True)
@@ -550,6 +554,24 @@ class _Reader:
                 out.append(item)
         return tuple(out) if ok else None
 
+    def ws_url(self, value: Any, path: str) -> str | None:
+        """A ws(s) URL (never quoted back: it may carry an API key)."""
+        if isinstance(value, _Redacted):
+            return None
+        if not isinstance(value, str):
+            self.problem(path, f"expected a ws(s) URL string, got {_kind(value)}")
+            return None
+        try:
+            parts = urlsplit(value)
+            valid = parts.scheme in ("ws", "wss") and bool(parts.hostname)
+            _ = parts.port
+        except ValueError:
+            valid = False
+        if not valid or value != value.strip() or any(c.isspace() for c in value):
+            self.problem(path, "not a ws(s) URL (expected ws://host[:port]/... or wss://...)")
+            return None
+        return value
+
     def local_path(self, value: Any, path: str) -> Path | None:
         text = self.string(value, path)
         if text is None:
@@ -666,6 +688,8 @@ class _Reader:
         poll = t.get("poll_interval_seconds", self.seconds, 2.0)
         timeout = t.get("rpc_timeout_seconds", self.seconds, 10.0)
         scheme = t.get("proof_scheme", self.string, "eip1186")
+        ws = t.get("ws", self.ws_url, None)
+        ws_ok = not t.has("ws") or ws is not None
         t.finish()
         if scheme is not None and scheme not in PROOF_SCHEMES:
             self.problem(t.at("proof_scheme"), f"must be one of {', '.join(map(repr, PROOF_SCHEMES))}")
@@ -687,9 +711,10 @@ class _Reader:
             or poll is None
             or timeout is None
             or scheme is None
+            or not ws_ok
         ):
             return None
-        return ChainConfig(name, chain_id, rpc, finality, confirmations, poll, timeout, scheme)
+        return ChainConfig(name, chain_id, rpc, finality, confirmations, poll, timeout, scheme, ws)
 
     def destination(self, name: str, value: Any, path: str, chain_names: set[str]) -> DestinationConfig | None:
         data = self.table(value, path)

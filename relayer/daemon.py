@@ -148,6 +148,7 @@ class Daemon:
                 takeover_seconds=committee.takeover_seconds,
             )
             relay.exchange = exchange
+            relay.wake_watchers = [watcher]  # a settlement waits for the destination's finality
             self.relays.append(relay)
 
     async def _watchdog(self, interval: float, tasks: list[asyncio.Task[None]]) -> None:

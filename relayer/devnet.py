@@ -419,6 +419,11 @@ peers = [{listed}]
     return text
 
 
+def _ws_url(http_url: str) -> str:
+    """anvil serves WebSocket JSON-RPC on its HTTP port: the head subscription's URL."""
+    return "ws://" + http_url.removeprefix("http://")
+
+
 def _config_text(
     source_rpc: str, destination_rpc: str, vault: str, vault_block: int, slot: int,
     verifier: str, settlement: str, metrics_port: int, every_blocks: int, dest_block_time: float = 0.0,
@@ -438,6 +443,7 @@ key_file = "keys/attester.key"
 [chains.source]
 chain_id = {SOURCE_CHAIN_ID}
 rpc = ["{source_rpc}"]
+ws = "{_ws_url(source_rpc)}"
 finality = "confirmations"
 confirmations = {CONFIRMATIONS}
 poll_interval_seconds = 0.5

@@ -11,10 +11,11 @@ account only.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from contextlib import aclosing, contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from eth_utils import to_canonical_address, to_checksum_address
@@ -23,7 +24,7 @@ import native
 from chains.bindings import mapping_storage_key
 from chains.errors import BlockNotFound, HeaderMismatch, MalformedHeader, MalformedProof, RpcGarbageError
 from chains.headers import VerifiedHeader
-from chains.proofs import fetch_header_answered, fetch_proof
+from chains.proofs import DEFAULT_CHUNKS_IN_FLIGHT, fetch_header_answered, iter_proof_chunks
 from chains.rpc import RpcMethods, block_param, hex_to_bytes, hex_to_int
 from chains.types import AccountProof, Hash32
 from relayer.errors import SnapshotRejected
@@ -72,23 +73,26 @@ class Snapshot:
     """The endpoint ("host:port") that served the header: `confirm_block_hash` asks another."""
 
 
-def verify_snapshot(
+@dataclass(slots=True)
+class _Verified:
+    """What the verification of one proof (or one chunk of it) leaves: nothing of the proof."""
+
+    claims: list[Claim]
+    excluded: list[tuple[str, str]]
+    words: bytes | None
+    seconds: float
+
+
+def _verify_part(
     chain_id: int,
     vault: str,
     header: VerifiedHeader,
     proof: AccountProof,
     accounts: Sequence[str],
-    mapping_slot: int,
-) -> Snapshot:
-    """Verify an already fetched proof against an already hash-checked header, in one native
-    call (`native.verify_snapshot`: each distinct trie node hashed once).
-
-    The header, the account proof of the vault and the shape of the response bind every
-    claim: any problem there raises SnapshotRejected (reason "proof:<native reason>",
-    "account_absent", "account_mismatch", "block_mismatch" or "slot_mismatch"). A storage
-    proof that fails on its own (native reason, or the RPC's `value` differing from the
-    proven one: "value_mismatch") excludes only that account (`Snapshot.excluded`).
-    """
+    keys: Sequence[bytes],
+) -> _Verified:
+    """`verify_snapshot` of the accounts of one proof (or one chunk of a contract's proof),
+    whose storage keys are `keys`; raises and excludes as it does."""
     number = header.number
     started = time.perf_counter()
 
@@ -99,7 +103,6 @@ def verify_snapshot(
         raise reject("block_mismatch", f"proof is for block {proof.block_number}")
     if proof.address != to_canonical_address(vault):
         raise reject("account_mismatch", f"proof is for {to_checksum_address(proof.address)}")
-    keys = [collateral_storage_key(holder, mapping_slot) for holder in accounts]
     if len(proof.storage) != len(keys):
         raise reject("slot_mismatch", f"{len(proof.storage)} storage proofs for {len(keys)} storage keys")
     for entry, key in zip(proof.storage, keys, strict=True):
@@ -131,8 +134,31 @@ def verify_snapshot(
         else:
             claims.append(Claim(holder, value))
     words = result.value_words if not excluded else None
+    return _Verified(claims, excluded, words, time.perf_counter() - started)
+
+
+def verify_snapshot(
+    chain_id: int,
+    vault: str,
+    header: VerifiedHeader,
+    proof: AccountProof,
+    accounts: Sequence[str],
+    mapping_slot: int,
+) -> Snapshot:
+    """Verify an already fetched proof against an already hash-checked header, in one native
+    call (`native.verify_snapshot`: each distinct trie node hashed once).
+
+    The header, the account proof of the vault and the shape of the response bind every
+    claim: any problem there raises SnapshotRejected (reason "proof:<native reason>",
+    "account_absent", "account_mismatch", "block_mismatch" or "slot_mismatch"). A storage
+    proof that fails on its own (native reason, or the RPC's `value` differing from the
+    proven one: "value_mismatch") excludes only that account (`Snapshot.excluded`).
+    """
+    started = time.perf_counter()
+    keys = [collateral_storage_key(holder, mapping_slot) for holder in accounts]
+    part = _verify_part(chain_id, vault, header, proof, accounts, keys)
     return Snapshot(
-        chain_id, vault, header, tuple(claims), time.perf_counter() - started, words, tuple(excluded)
+        chain_id, vault, header, tuple(part.claims), time.perf_counter() - started, part.words, tuple(part.excluded)
     )
 
 
@@ -159,8 +185,15 @@ async def prove_snapshot(
     mapping_slot: int,
     block_number: int,
     chunk_size: int = 256,
+    chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
 ) -> Snapshot:
     """Fetch the header and the vault's proof at `block_number` and verify both natively.
+
+    The proof is streamed (`chains.proofs.iter_proof_chunks`: up to `chunks_in_flight`
+    `eth_getProof` calls of `chunk_size` keys outstanding); each chunk is verified as it
+    arrives, in a worker thread (the native verifier releases the GIL, so the next chunk is
+    parsed meanwhile), and its proof nodes are dropped: only the claims are kept. Verifying a
+    chunk is what `verify_snapshot` does for the whole proof, with the same outcomes.
 
     Raises SnapshotRejected for anything forged or malformed; RPC transport and JSON-RPC
     errors (chains.errors.RpcTransportError / RpcResponseError) pass through: they say
@@ -171,16 +204,44 @@ async def prove_snapshot(
         served = await fetch_header_answered(client, block_number)
     header = served.result
     keys = [collateral_storage_key(a, mapping_slot) for a in accounts]
+    claims: list[Claim] = []
+    excluded: list[tuple[str, str]] = []
+    words: list[bytes] | None = []
+    seconds = 0.0
+    done = 0
+    chunks = iter_proof_chunks(
+        client, to_canonical_address(vault), keys, block_number, chunk_size=chunk_size, in_flight=chunks_in_flight
+    )
     try:
-        proof = await fetch_proof(
-            client, to_canonical_address(vault), keys, block_number, chunk_size=chunk_size
-        )
+        async with aclosing(chunks):
+            async for proof in chunks:
+                upto = done + len(proof.storage)
+                part = await asyncio.to_thread(
+                    _verify_part, chain_id, vault, header, proof, accounts[done:upto], keys[done:upto]
+                )
+                del proof  # the chunk's proof nodes go now; its claims stay
+                done = upto
+                claims.extend(part.claims)
+                excluded.extend(part.excluded)
+                seconds += part.seconds
+                if words is not None and part.words is not None and not excluded:
+                    words.append(part.words)
+                else:
+                    words = None
     except MalformedProof as exc:
         raise SnapshotRejected("malformed_proof", chain_id, block_number, str(exc)) from exc
     except RpcGarbageError as exc:
         raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
-    snapshot = verify_snapshot(chain_id, vault, header, proof, accounts, mapping_slot)
-    return replace(snapshot, header_host=served.host)
+    return Snapshot(
+        chain_id,
+        vault,
+        header,
+        tuple(claims),
+        seconds,
+        b"".join(words) if words is not None else None,
+        tuple(excluded),
+        header_host=served.host,
+    )
 
 
 def _block_hash_at(number: int) -> Callable[[Any], bytes | None]:

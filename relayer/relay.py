@@ -6,8 +6,10 @@ A round:
    `relayer.schedule`: the same heights for every committee member, from the chains alone;
    nothing is planned while this member cannot take part in the destination's committee
    (read from its EpochVerifier each round: membership, threshold, generation, peers);
-2. for each pair with a height in the plan: discover depositors from vault events, prove and
-   verify the snapshot, then have an endpoint on another host confirm its block hash. A
+2. for each pair with a height in the plan, concurrently (bounded overall and per chain):
+   discover depositors from vault events, prove and verify the snapshot (streamed: each
+   eth_getProof chunk verified as it arrives, its proof nodes dropped), then have an endpoint
+   on another host confirm its block hash. A
    snapshot that fails anything (a header, an account proof, a block hash that another host
    does not confirm; in a committee of more than one also a single storage proof) leaves the
    epoch unsigned: the same heights are proven again in a later round, so that this member
@@ -44,7 +46,7 @@ from relayer.aggregator import EpochAggregate, aggregate_epoch
 from relayer.attestation import order_signatures, sign_epoch
 from relayer.committee import Attestation, AttestationExchange
 from relayer.config import DestinationConfig
-from relayer.errors import SnapshotRejected, StoreError, SubmissionError
+from relayer.errors import SnapshotRejected, SubmissionError
 from relayer.faults import checkpoint
 from relayer.keeper import ProofServer
 from relayer.log import get_logger
@@ -63,6 +65,7 @@ from relayer.schedule import EpochSchedule
 from relayer.settlement import EpochSignature, Settlement, Settler
 from relayer.store import OPEN_EPOCH_STATES, EpochRecord, Store
 from relayer.submitter import Committee, Submitter
+from relayer.watcher import ChainWatcher
 
 log = get_logger("relayer.relay")
 
@@ -81,6 +84,13 @@ PLANNED_AGAIN_AT_ONCE = frozenset({"reorg", "superseded", "lost_on_destination",
 
 REJECTED = object()
 """`DestinationRelay._prove`: the snapshot failed verification."""
+
+SNAPSHOTS_IN_FLIGHT = 4
+"""Snapshots of one round proven at once, over all chains (`DestinationRelay.round`)."""
+
+SNAPSHOTS_IN_FLIGHT_PER_CHAIN = 2
+"""Snapshots of one round proven at once on one source chain (its pairs of several vaults);
+each streams its proof chunks (relayer.prover.prove_snapshot: a few calls in flight)."""
 
 
 class DestinationRelay:
@@ -147,6 +157,7 @@ class DestinationRelay:
         self._awaiting_noted: dict[int, int] = {}
         self._short: dict[int, tuple[int, float]] = {}  # epoch -> (signatures missing, since when)
         self._given_up: dict[int, tuple[float, str]] = {}  # epoch -> (when, why)
+        self.wake_watchers: list[ChainWatcher] = []  # besides the sources': the destination's (set by the daemon)
 
     def _chain_label(self, chain_id: int) -> str:
         source = self.sources.get(chain_id)
@@ -159,6 +170,7 @@ class DestinationRelay:
         FAILURES_UNREADY in a row) and retried after a pause; an epoch that keeps failing is
         given up after `max_epoch_attempts` (see `_process`), so nothing loops for good."""
         while not stop.is_set():
+            seen = self._finalized_now()
             try:
                 if self.balance is None:
                     await self.refresh_balance()
@@ -181,10 +193,27 @@ class DestinationRelay:
                 )
                 worked = False
             if not worked:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.idle_seconds)
-                except TimeoutError:
-                    pass
+                await self._idle(stop, seen)
+
+    def _finalized_now(self) -> dict[ChainWatcher, int]:
+        """The finalized height of every watcher whose advance wakes this relay: its sources'
+        and `wake_watchers` (the destination's: a settlement waits for it to become final)."""
+        watchers = [*(p.watcher for p in self.pairs), *self.wake_watchers]
+        return {w: w.finalized for w in watchers}
+
+    async def _idle(self, stop: asyncio.Event, seen: dict[ChainWatcher, int]) -> None:
+        """Wait until `stop` is set, or a watcher's finalized height is above what it was in
+        `seen` (taken before the loop's work, so that an advance during it is not missed): an
+        epoch can become due, or a settlement final, at once; at most `idle_seconds` (the
+        committee, peers' signatures and takeovers are looked at again meanwhile)."""
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+        waits += [asyncio.ensure_future(w.wait_finalized_above(h)) for w, h in seen.items()]
+        try:
+            await asyncio.wait(waits, timeout=self.idle_seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def resume(self) -> None:
         """Process every open epoch of the store, oldest first."""
@@ -211,12 +240,9 @@ class DestinationRelay:
         await self.refresh_committee(force=True)
         if self.committee_problems(waiting=False):
             return False  # an epoch would only revert: prove nothing now, the plan waits
+        due = [(pair, height) for pair in self.pairs if (height := plan.heights.get(pair.chain_id)) is not None]
         snapshots = []
-        for pair in self.pairs:
-            height = plan.heights.get(pair.chain_id)
-            if height is None:
-                continue
-            snapshot = await self._prove(pair, height)
+        for (pair, height), snapshot in zip(due, await self._prove_due(due), strict=True):
             if snapshot is REJECTED:
                 log.warning("epoch.deferred", epoch=epoch, chain=pair.config.source, block=height,
                             why="a snapshot of the plan was rejected: proven again in a later round")  # fmt: skip
@@ -253,12 +279,32 @@ class DestinationRelay:
             )  # fmt: skip
         log.info("epoch.created", epoch=epoch, root=aggregate.root, blocks=len(snapshots), time=plan.time,
                  why=plan.why, claims=aggregate.claim_count)  # fmt: skip
-        record = self.store.epoch(epoch)
-        if record is None:
-            raise StoreError(f"epoch {epoch} vanished from the store")
+        # The record as just stored, without re-reading it: `aggregate` holds the claims, so the
+        # stored content's snapshots (a second copy of every claim) are not kept while it settles.
+        del content["snapshots"]
+        record = EpochRecord(epoch, aggregate.root, "signed", None, content, None)
         await self._process(record, aggregate)
         await self.refresh_balance()
         return True
+
+    async def _prove_due(self, due: list[tuple[PairRunner, int]]) -> list[object]:
+        """`_prove` every (pair, height) of a plan concurrently, at most SNAPSHOTS_IN_FLIGHT at
+        once and SNAPSHOTS_IN_FLIGHT_PER_CHAIN per source chain; results in the order of `due`.
+        Every snapshot is finished (proven and recorded, or rejected) before this returns; the
+        first error in the order of `due` (ChainError, StoreError, ...) is then raised."""
+        overall = asyncio.Semaphore(SNAPSHOTS_IN_FLIGHT)
+        per_chain: dict[int, asyncio.Semaphore] = {}
+
+        async def prove(pair: PairRunner, height: int) -> object:
+            chain = per_chain.setdefault(pair.chain_id, asyncio.Semaphore(SNAPSHOTS_IN_FLIGHT_PER_CHAIN))
+            async with chain, overall:
+                return await self._prove(pair, height)
+
+        results = await asyncio.gather(*(prove(pair, height) for pair, height in due), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return list(results)
 
     # --- the committee, read from the destination's EpochVerifier ---------------------------
 

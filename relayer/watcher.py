@@ -1,4 +1,9 @@
-"""Chain watchers: poll each chain's head and finalized height.
+"""Chain watchers: follow each chain's head and finalized height.
+
+Heads are polled every `poll_interval_seconds`; where the chain has a `ws` endpoint, its
+`eth_subscribe("newHeads")` pushes wake the watcher at once instead (it then reads the heights
+over HTTP as a poll does), and while the subscription is down it polls, retrying the socket
+every WS_RETRY_SECONDS.
 
 Finality is either a block tag (`finalized`, `safe`: the node's own view, post-merge
 semantics) or N confirmations below the head. The finalized height never moves backwards
@@ -9,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import aclosing
 
 from chains.errors import BlockNotFound, ChainError, MalformedHeader
+from chains.heads import new_heads, ws_host
 from chains.rpc import RpcMethods
 from relayer.config import ChainConfig
 from relayer.log import get_logger
@@ -21,9 +28,13 @@ log = get_logger("relayer.watcher")
 RECENT_HEADS = 256
 """Head hashes remembered for reorg detection."""
 
+WS_RETRY_SECONDS = 10.0
+"""Polling time after a head subscription failed, before the socket is tried again."""
+
 
 class ChainWatcher:
-    """Tracks `head` and `finalized` of one chain. `changed` is set on each advance."""
+    """Tracks `head` and `finalized` of one chain. `changed` is set on each advance (and never
+    cleared here); `wait_finalized_above` lets any number of waiters wake on the next one."""
 
     def __init__(self, config: ChainConfig, client: RpcMethods, metrics: Metrics) -> None:
         self.config = config
@@ -34,6 +45,9 @@ class ChainWatcher:
         self.last_ok = 0.0
         self.last_error: str | None = None
         self.changed = asyncio.Event()
+        self._advanced = asyncio.Event()  # set, then replaced, on each advance of `finalized`
+        self._ws_up = False
+        self._ws_error: str | None = None
         self.recent: dict[int, str] = {}
         self.head_timestamp = 0
 
@@ -82,19 +96,63 @@ class ChainWatcher:
             self.finalized = finalized
             self.metrics.chain_finalized.labels(name).set(finalized)
             self.changed.set()
+            self._advanced.set()
+            self._advanced = asyncio.Event()
         elif finalized < self.finalized:
             log.warning("chain.finalized_regressed", chain=name, reported=finalized, known=self.finalized)
         self.last_ok = time.time()
         self.last_error = None
         self.metrics.chain_head_lag.labels(name).set(max(0.0, self.last_ok - self.head_timestamp))
 
+    async def wait_finalized_above(self, height: int) -> int:
+        """Return the finalized height as soon as it is above `height` (at once if it already
+        is). Each caller waits on its own terms: nothing is cleared that another waiter needs."""
+        while self.finalized <= height:
+            await self._advanced.wait()
+        return self.finalized
+
     async def run(self) -> None:
-        """Poll forever (until cancelled). RPC failures are logged and retried on the next tick."""
+        """Follow the chain forever (until cancelled): by its head subscription where it has a
+        `ws` endpoint, by polling otherwise and meanwhile. RPC failures are logged once and
+        retried on the next tick."""
+        retry_ws_at = 0.0
         while True:
-            try:
-                await self.poll_once()
-            except ChainError as exc:
-                if str(exc) != self.last_error:
-                    log.warning("chain.poll_failed", chain=self.config.name, error=str(exc))
-                self.last_error = str(exc)
+            if self.config.ws is not None and time.monotonic() >= retry_ws_at:
+                await self._follow_heads(self.config.ws)
+                retry_ws_at = time.monotonic() + WS_RETRY_SECONDS
+            await self._poll_logged()
             await asyncio.sleep(self.config.poll_interval_seconds)
+
+    async def _poll_logged(self) -> None:
+        try:
+            await self.poll_once()
+        except ChainError as exc:
+            if str(exc) != self.last_error:
+                log.warning("chain.poll_failed", chain=self.config.name, error=str(exc))
+            self.last_error = str(exc)
+
+    async def _follow_heads(self, url: str) -> None:
+        """Poll at each head the node pushes, and after `poll_interval_seconds` without one (a
+        quiet chain, or a socket that stalls); returns when the subscription fails (logged
+        once per kind of failure: the caller polls, then tries again)."""
+        heads = new_heads(
+            url,
+            timeout_seconds=self.config.rpc_timeout_seconds,
+            quiet_seconds=self.config.poll_interval_seconds,
+            chain=self.config.name,
+        )
+        try:
+            async with aclosing(heads):
+                await self._poll_logged()
+                async for _head in heads:  # a head, or None after a quiet poll interval
+                    if not self._ws_up:
+                        self._ws_up = True
+                        log.info("chain.subscribed", chain=self.config.name, host=ws_host(url))
+                    await self._poll_logged()
+            raise ChainError("the head subscription ended")
+        except ChainError as exc:
+            if self._ws_up or str(exc) != self._ws_error:
+                log.warning("chain.subscription_failed", chain=self.config.name, host=ws_host(url), error=str(exc),
+                            then=f"polling every {self.config.poll_interval_seconds} s")  # fmt: skip
+            self._ws_up = False
+            self._ws_error = str(exc)

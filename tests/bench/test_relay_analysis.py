@@ -44,9 +44,9 @@ def test_parse_event_reads_the_utc_timestamp() -> None:
 def test_stages_and_first_round_from_events() -> None:
     events = [
         _event(100.0, "daemon.started"),
-        _event(101.0, "accounts.discovered", pair="a", new=10),
+        _event(101.0, "accounts.discovered", pair="source0->destination:0xaa", new=10),
         _event(102.0, "snapshot.proven", chain="source0", block=8, claims=10, verify_ms=200.0),
-        _event(102.5, "accounts.discovered", pair="b", new=10),
+        _event(102.5, "accounts.discovered", pair="source1->destination:0xbb", new=10),
         _event(104.0, "snapshot.proven", chain="source1", block=8, claims=10, verify_ms=300.0),
         _event(105.0, "epoch.created", epoch=1),
         _event(107.0, "epoch.confirmed", epoch=1),
@@ -66,3 +66,18 @@ def test_stages_and_first_round_from_events() -> None:
     assert stages["claims_proven"] == 20 and stages["note"] == ""
     firsts = relay.first_round(events)
     assert [(f["chain"], f["seconds"], f["claims"]) for f in firsts] == [("source0", 1.0, 10), ("source1", 1.5, 10)]
+    assert relay.first_round_wall(firsts) == 3.0
+
+
+def test_first_round_of_chains_proven_concurrently() -> None:
+    """Interleaved events (the daemon proves a round's chains at once): each chain from its own
+    discovery, the round's wall from the first discovery to the last proof."""
+    events = [
+        _event(101.0, "accounts.discovered", pair="source0->destination:0xaa", new=10),
+        _event(101.2, "accounts.discovered", pair="source1->destination:0xbb", new=10),
+        _event(101.8, "snapshot.proven", chain="source1", block=8, claims=10, verify_ms=20.0),
+        _event(102.0, "snapshot.proven", chain="source0", block=8, claims=10, verify_ms=20.0),
+    ]
+    firsts = relay.first_round(events)
+    assert sorted((f["chain"], round(f["seconds"], 3)) for f in firsts) == [("source0", 1.0), ("source1", 0.6)]
+    assert relay.first_round_wall(firsts) == 1.0

@@ -191,6 +191,10 @@ def test_shallow_reorg_is_counted_and_relaying_continues(harness: Harness) -> No
 
 def test_reorg_deeper_than_finality_drops_the_epoch_and_settles_right(harness: Harness) -> None:
     account = harness.accounts[4]
+    # The reorg below replaces the last 8 blocks: keep the accepted epochs (the previous test's,
+    # settled as soon as it was final) below them, so that only the unsubmitted epoch is reorged.
+    start = harness.src.eth.block_number
+    wait_for("the source 8 blocks past the last accepted epoch", lambda: harness.src.eth.block_number >= start + 8, 30)
     harness.stop()
     harness.start(die_at="epoch.created")
     harness.change(account, deposit=False)
