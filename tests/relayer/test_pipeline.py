@@ -116,6 +116,13 @@ class SourceChain(RpcMethods):
     def host(self) -> str:
         return "source.test:8545"
 
+    async def wait_finalized_above(self, height: int) -> int:
+        """The watcher's wake-up (relayer.watcher.ChainWatcher): polled here, the fake's
+        `finalized` is set directly by the tests."""
+        while self.finalized <= height:
+            await asyncio.sleep(0.01)
+        return self.finalized
+
     def collateral(self, number: int) -> dict[str, int]:
         out: dict[str, int] = {}
         for block in sorted(self.deposits):

@@ -52,6 +52,7 @@ def bare_relay(pairs: list[Any], idle_seconds: float = 5.0) -> DestinationRelay:
     relay.pairs = pairs
     relay.idle_seconds = idle_seconds
     relay.wake_watchers = []
+    relay._given_up = {}
     return relay
 
 
