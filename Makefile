@@ -6,7 +6,7 @@ NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.p
 SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
 
-.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-latency fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -72,6 +72,13 @@ CHAINS ?= 10
 ACCOUNTS ?= 10000
 bench-relay: setup
 	$(BIN)/python -m bench.relay --chains $(CHAINS) --accounts $(ACCOUNTS)
+
+# The relayer's own share of block-to-settlement time on the demo devnet (50 accounts, one source):
+# from the moment an epoch is due by the rule to its settlement.final, p50 (bench/latency.py);
+# writes bench/results/latency.json. LATENCY_ARGS=--poll-only: without the WebSocket heads.
+LATENCY_ARGS ?=
+bench-latency: setup
+	$(BIN)/python -m bench.latency $(LATENCY_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)
