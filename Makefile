@@ -9,7 +9,7 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -81,6 +81,13 @@ bench-relay: setup
 COMMITTEE_DEPOSITS ?= 20
 bench-committee: setup
 	$(BIN)/python -m bench.committee --deposits $(COMMITTEE_DEPOSITS)
+
+# The relayer's own share of block-to-settlement time on the demo devnet (50 accounts, one source):
+# from the moment an epoch is due by the rule to its settlement.final, p50 (bench/latency.py);
+# writes bench/results/latency.json. LATENCY_ARGS=--poll-only: without the WebSocket heads.
+LATENCY_ARGS ?=
+bench-latency: setup
+	$(BIN)/python -m bench.latency $(LATENCY_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)

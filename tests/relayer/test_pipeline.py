@@ -117,11 +117,13 @@ class SourceChain(RpcMethods):
         return "source.test:8545"
 
     async def wait_finalized_above(self, height: int) -> int:
-        """The watcher's wake-up (relayer.watcher.ChainWatcher): polled here, the fake's
-        `finalized` is set directly by the tests."""
-        while self.finalized <= height:
-            await asyncio.sleep(0.01)
-        return self.finalized
+        """The watcher's wake-up (relayer.watcher.ChainWatcher): the tests set the fake's
+        `finalized` directly, so this only answers at once when it is already above; else the
+        relay's idle wait runs its course (`idle_seconds`)."""
+        if self.finalized > height:
+            return self.finalized
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
 
     def collateral(self, number: int) -> dict[str, int]:
         out: dict[str, int] = {}

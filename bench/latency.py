@@ -1,0 +1,154 @@
+"""``python -m bench.latency`` (``make bench-latency``): the relayer's own share of block-to-settlement
+time on the demo devnet (``relayer devnet``: one source, a block a second, 50 accounts, the demo's
+settings: every 4 blocks, 2 confirmations; the destination mining a block per transaction).
+
+The devnet is provisioned, the daemon run as a real process (JSON logs) while one account changes
+its collateral every ``--interval`` seconds (``relayer.devnet.simulate_activity``), and this process
+polls the source node every 10 ms to note when each block is first served. For every epoch:
+
+- T: its plan time (``epoch.created`` ``time``), B: the first source block with timestamp >= T;
+- due: when block B + confirmations was first served, i.e. when the epoch became due by the
+  deterministic rule (the finalized block's timestamp >= T), the earliest any relayer could act;
+- the relayer's share: ``settlement.final`` of the epoch minus due (noticing the final height,
+  planning, proving, signing, submitting and settling; the destination mines at once).
+
+The block's own wait (to the next multiple of ``every_blocks``, then to finality) is the chain's,
+not the relayer's, and is not counted. Epochs that were due before the daemon had started are left
+out. Prints each epoch and the p50 (target: <= 300 ms); adds an entry to
+``bench/results/latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from relayer import devnet
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "latency.json"
+RELAYER = [sys.executable, "-m", "relayer.cli"]
+
+
+def _rpc(url: str, method: str, params: list[Any]) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.loads(response.read())["result"]
+
+
+def measure(directory: Path, seconds: float, interval: float, websocket: bool) -> dict[str, Any]:
+    subprocess.run([*RELAYER, "devnet", "--dir", str(directory), "--no-run"], check=True, capture_output=True)
+    try:
+        info = json.loads((directory / "devnet.json").read_text())
+        config = directory / "relayer.toml"
+        if not websocket:  # the watcher polls only
+            lines = config.read_text().splitlines(True)
+            config.write_text("".join(line for line in lines if not line.startswith("ws = ")))
+        source = str(info["chains"]["source"]["rpc"])
+        seen: dict[int, float] = {}
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.is_set():
+                try:
+                    seen.setdefault(int(_rpc(source, "eth_blockNumber", []), 16), time.time())
+                except OSError:
+                    pass
+                time.sleep(0.01)
+
+        threading.Thread(target=poll, daemon=True).start()
+        activity = threading.Thread(target=devnet.simulate_activity, args=(info, stop),
+                                    kwargs={"interval": interval, "say": lambda _: None}, daemon=True)  # fmt: skip
+        daemon = subprocess.Popen([*RELAYER, "run", "--config", str(config), "--log-format", "json"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+        events: list[dict[str, Any]] = []
+
+        def read() -> None:
+            for line in daemon.stdout or ():
+                try:
+                    event = json.loads(line)
+                    event["_t"] = datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+                except (ValueError, KeyError):
+                    continue
+                events.append(event)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        activity.start()
+        time.sleep(seconds)
+        stop.set()
+        daemon.send_signal(2)
+        daemon.wait(timeout=30)
+        reader.join(timeout=5)
+        stamps = {n: int(_rpc(source, "eth_getBlockByNumber", [hex(n), False])["timestamp"], 16) for n in sorted(seen)}
+    finally:
+        subprocess.run([*RELAYER, "devnet", "--stop", "--dir", str(directory)], capture_output=True)
+    started = min(e["_t"] for e in events if e["event"] == "daemon.started")
+    final: dict[int, float] = {}
+    for event in events:
+        if event["event"] == "settlement.final":
+            final.setdefault(int(event["epoch"]), event["_t"])
+    rows = []
+    for event in events:
+        if event["event"] != "epoch.created":
+            continue
+        epoch, plan_time = int(event["epoch"]), int(event["time"])
+        first = min((n for n, t in stamps.items() if t >= plan_time), default=None)
+        if first is None or first + devnet.CONFIRMATIONS not in seen or epoch not in final:
+            continue
+        due = seen[first + devnet.CONFIRMATIONS]
+        if due < started:
+            continue
+        rows.append({"epoch": epoch, "due_block": first + devnet.CONFIRMATIONS,
+                     "created_after_due_seconds": round(event["_t"] - due, 3),
+                     "settled_after_due_seconds": round(final[epoch] - due, 3)})  # fmt: skip
+    shares = [r["settled_after_due_seconds"] for r in rows]
+    return {
+        "websocket_heads": websocket,
+        "epochs": rows,
+        "relayer_share_p50_seconds": round(statistics.median(shares), 3) if shares else None,
+        "relayer_share_max_seconds": max(shares) if shares else None,
+        "target_p50_max_seconds": 0.3,
+        "run_seconds": seconds,
+        "activity_every_seconds": interval,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=75.0, help="how long the daemon runs")
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between collateral changes")
+    parser.add_argument("--poll-only", action="store_true", help="without the devnet's WebSocket head subscription")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-latency-") as folder:
+        result = measure(Path(folder), args.seconds, args.interval, not args.poll_only)
+    print("  epoch  due block  created after due (s)  settled after due (s)")
+    for row in result["epochs"]:
+        print(f"  {row['epoch']:>5}  {row['due_block']:>9}  {row['created_after_due_seconds']:>21.3f}  "
+              f"{row['settled_after_due_seconds']:>21.3f}")  # fmt: skip
+    p50 = result["relayer_share_p50_seconds"]
+    met = "met" if p50 is not None and p50 <= 0.3 else "MISSED"
+    print(f"relayer's share of block-to-settlement, p50 over {len(result['epochs'])} epochs: {p50} s "
+          f"(target <= 0.3 s: {met}); heads {'polled' if args.poll_only else 'by WebSocket'}")  # fmt: skip
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["devnet_ws" if not args.poll_only else "devnet_poll"] = result
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
