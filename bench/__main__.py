@@ -20,7 +20,7 @@ Figures (one process; "one core" = one thread):
   (``spr_verify_snapshot`` on pre-packed inputs) and the bare C call without the node cache
   (every node hashed: the hashing bound proper). With the cache each distinct node is hashed
   once, so the first two can exceed 1; the JSON also gives bytes actually hashed / time / raw;
-- Merkle: what the relayer does per block (``relayer.aggregator.aggregate_block``) for
+- Merkle: what the relayer does per block (``relayer.aggregation.aggregator.aggregate_block``) for
   MERKLE_CLAIMS claims -- the claims' accounts and value words, the leaves (eight at a time)
   and the tree in C, every proof then readable from the tree in O(log n) -- vs verifying as
   many claims at the anvil row's one-core rate; with its parts, the cost of reading all proofs
@@ -58,9 +58,9 @@ from bench import verkle as bench_verkle
 from chains.anvil import start_anvil
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
-from relayer.aggregator import aggregate_block, claim_words
-from relayer.prover import Claim
-from relayer.prover import Snapshot as ProverSnapshot
+from relayer.aggregation.aggregator import aggregate_block, claim_words
+from relayer.proving.prover import Claim
+from relayer.proving.prover import Snapshot as ProverSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "native.json"
@@ -314,7 +314,7 @@ def _c_only_seconds(snaps: list[Snapshot], cache: bool = True) -> float:
 
 
 def _merkle_parts(n: int) -> dict[str, float]:
-    """Seconds for what the relayer does per block (relayer.aggregator.aggregate_block) on n
+    """Seconds for what the relayer does per block (relayer.aggregation.aggregator.aggregate_block) on n
     claims of one freshly verified snapshot: the leaves from the accounts and the verifier's
     value words and the tree, in C (native.merkle_claim_tree; each proof is then read from the
     tree on demand); best of 3. Also: the words rebuilt from the claims in Python (claim_words),
@@ -325,7 +325,7 @@ def _merkle_parts(n: int) -> dict[str, float]:
         Claim(to_checksum_address("0x" + rng.randbytes(20).hex()), rng.getrandbits(96)) for _ in range(n)
     )
     header = VerifiedHeader(1234, Hash32(bytes(32)), Hash32(bytes(32)), Hash32(bytes(32)), 0, b"")
-    # as relayer.prover.verify_snapshot returns it: with the verifier's value words
+    # as relayer.proving.prover.verify_snapshot returns it: with the verifier's value words
     value_words = b"".join(c.value.to_bytes(32, "big") for c in claims)
     snapshot = ProverSnapshot(31337, vault, header, claims, 0.0, value_words)
     keys = ("aggregate_block", "words", "leaves", "tree", "read_every_proof")

@@ -61,7 +61,7 @@ from chains.bindings import (
     mapping_storage_key,
     transact,
 )
-from relayer.attestation import order_signatures, sign_epoch
+from relayer.attestation.eip712 import order_signatures, sign_epoch
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_CONTRACTS = ROOT / "bench" / "contracts"
@@ -517,7 +517,7 @@ def measure_committees(ctx: Ctx) -> list[dict[str, Any]]:
     """submitEpoch gasUsed with `threshold` signatures, epoch 2 (steady state) and epoch 1, v2 and v1.
 
     The v2 signatures are ECDSA (eth-account) over the EIP-712 digest, made with
-    ``relayer.attestation.sign_epoch`` and ordered with ``order_signatures`` as the daemon does.
+    ``relayer.attestation.eip712.sign_epoch`` and ordered with ``order_signatures`` as the daemon does.
     For the steady-state v2 epoch the receipt's gasUsed is also split into the intrinsic part
     (21,000 base + EIP-2028 calldata, computed from the transaction's input) and the rest, the
     contract's execution (checked: the EIP-7623 calldata floor is below gasUsed, so not binding).
@@ -588,7 +588,7 @@ def committee_gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def print_committee_gas(summary: dict[str, Any]) -> None:
     design = summary["design"]
     print(f"\nsubmitEpoch gas by committee size (v2 EpochVerifier, steady-state epoch, ECDSA signatures from "
-          f"relayer.attestation.sign_epoch,\n  ordered with order_signatures; baseline: DESIGN section 2, "
+          f"relayer.attestation.eip712.sign_epoch,\n  ordered with order_signatures; baseline: DESIGN section 2, "
           f"about {design['base']:,} + {design['per_signature']:,} per signature)")
     print(f"  {'committee':<10} {'sigs':>4} {'gasUsed':>8} {'base+data':>10} {'execution':>10} "
           f"{'marginal/sig':>13} {'DESIGN est.':>12} {'gasUsed/est':>12} {'exec/est':>9}")

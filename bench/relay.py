@@ -60,9 +60,9 @@ from chains.bindings import contract, deploy_destination, deploy_vault, register
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
 from relayer import devnet
-from relayer.aggregator import aggregate_epoch
-from relayer.attestation import sign_epoch
-from relayer.prover import Claim, Snapshot, collateral_storage_key
+from relayer.aggregation.aggregator import aggregate_epoch
+from relayer.attestation.eip712 import sign_epoch
+from relayer.proving.prover import Claim, Snapshot, collateral_storage_key
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "relay.json"
@@ -543,7 +543,7 @@ def same_state(net: Net, base: list[dict[str, Any]]) -> bool:
 
 def reference_aggregate_sign(net: Net, firsts: list[dict[str, Any]]) -> dict[str, float]:
     """aggregate and sign cannot be told apart from outside the daemon: the same functions
-    (``relayer.aggregator.aggregate_epoch``, ``relayer.attestation.sign_epoch``) timed in this
+    (``relayer.aggregation.aggregator.aggregate_epoch``, ``relayer.attestation.eip712.sign_epoch``) timed in this
     process on the same claims (every chain's accounts with their deposits, value words given as
     the native verifier hands them over) as a reference, not a measurement of the daemon."""
     claims = tuple(Claim(a, devnet.deposit_of(i)) for i, a in enumerate(net.accounts))

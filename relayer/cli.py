@@ -27,7 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from relayer.config import ConfigError, load_config
     from relayer.daemon import Daemon
     from relayer.errors import EXPECTED_ERRORS
-    from relayer.log import configure
+    from relayer.observability.log import configure
 
     configure(json=None if args.log_format == "auto" else args.log_format == "json", level=args.log_level)
     try:
@@ -158,7 +158,7 @@ def signer_names(signers: tuple[str, ...], members: list[dict[str, str]]) -> lis
 
 
 def settlement_line(s: Any, members: list[dict[str, str]]) -> str:
-    """One printed line per settled account (`relayer.settlement.Settlement`)."""
+    """One printed line per settled account (`relayer.settlement.settler.Settlement`)."""
     signed = f", signed by {', '.join(signer_names(s.signers, members))}" if s.signers else ""
     return (
         f"settled {s.account} chain {s.chain_id} block {s.block_number}: {_eth(s.value)} "
@@ -178,8 +178,8 @@ def _run_devnet_daemon(net: Any) -> int:
     from relayer.config import load_config
     from relayer.daemon import Daemon
     from relayer.errors import RelayerError
-    from relayer.log import configure
-    from relayer.settlement import Settlement
+    from relayer.observability.log import configure
+    from relayer.settlement.settler import Settlement
 
     configure(json=False, level=os.environ.get("RELAYER_LOG_LEVEL", "warning"))
     members: list[dict[str, str]] = net.members
@@ -330,7 +330,7 @@ def cmd_remove_chain(args: argparse.Namespace) -> int:
 def cmd_prove(args: argparse.Namespace) -> int:
     from chains.errors import ChainError
     from relayer.errors import RelayerError
-    from relayer.proofscheme import SCHEMES
+    from relayer.proving.proofscheme import SCHEMES
 
     try:
         document = asyncio.run(SCHEMES[args.scheme].prove(args.rpc, args.contract, args.slot, args.block))
@@ -347,8 +347,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from chains.errors import ChainError
-    from relayer.oneshot import Unconfirmed, VerificationFailed
-    from relayer.proofscheme import scheme_for
+    from relayer.proving.oneshot import Unconfirmed, VerificationFailed
+    from relayer.proving.proofscheme import scheme_for
 
     try:
         root = None

@@ -159,7 +159,7 @@ class ChainConfig:
     rpc_timeout_seconds: float = 10.0
     proof_scheme: str = "eip1186"
     """How the chain proves its state: "eip1186" (eth_getProof, Merkle-Patricia) or "verkle"
-    (the blocks' EIP-6800 executionWitness), relayer/proofscheme.py."""
+    (the blocks' EIP-6800 executionWitness), relayer/proving/proofscheme.py."""
     ws: str | None = None
     """A ws(s):// endpoint whose `eth_subscribe("newHeads")` wakes the watcher at each new head
     (the heights are still read over `rpc`); None: the watcher polls every
@@ -216,7 +216,7 @@ class PairConfig:
 @dataclass(frozen=True)
 class CommitteeConfig:
     """How this member exchanges attestations with the other committee members, `[committee]`
-    (optional; relayer.committee). `peers`: base http(s) URLs of the other members' listeners
+    (optional; relayer.attestation.committee). `peers`: base http(s) URLs of the other members' listeners
     (their `[metrics] listen`), asked for attestations with a timeout of
     `fetch_timeout_seconds`; `directory`: a directory shared by the members (one JSON file per
     attestation), None when not used; `takeover_seconds`: how long a member waits for the

@@ -19,20 +19,20 @@ from aiohttp import web
 
 from chains.errors import ChainError
 from chains.fallback import FallbackClient
-from relayer import sdnotify
-from relayer.api import HealthView, make_app, ready_problems
-from relayer.committee import AttestationExchange
+from relayer.attestation.committee import AttestationExchange
 from relayer.config import Config, notes
 from relayer.errors import EXPECTED_ERRORS, RelayerError
-from relayer.log import get_logger
-from relayer.metrics import Metrics
-from relayer.pairs import PairRunner
+from relayer.observability import sdnotify
+from relayer.observability.api import HealthView, make_app, ready_problems
+from relayer.observability.log import get_logger
+from relayer.observability.metrics import Metrics
 from relayer.relay import DestinationRelay
-from relayer.settlement import Settlement
-from relayer.store import Store
-from relayer.submitter import Submitter
-from relayer.txmanager import TxManager
-from relayer.watcher import ChainWatcher
+from relayer.scheduling.pairs import PairRunner
+from relayer.scheduling.watcher import ChainWatcher
+from relayer.settlement.settler import Settlement
+from relayer.storage.store import Store
+from relayer.submission.submitter import Submitter
+from relayer.submission.txmanager import TxManager
 
 log = get_logger("relayer.daemon")
 

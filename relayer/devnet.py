@@ -38,7 +38,7 @@ from web3.types import Wei
 
 from chains.anvil import DEV_MNEMONIC, AnvilNode, free_port, rpc, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
-from relayer.attestation import recover_signer
+from relayer.attestation.eip712 import recover_signer
 
 SOURCE_CHAIN_ID = 31337
 DESTINATION_CHAIN_ID = 31338

@@ -3,7 +3,7 @@ verify its snapshots, aggregate, attest, submit, settle — durably.
 
 A round:
 1. plan the next epoch (the destination's latest + 1) by the deterministic epoch rule of
-   `relayer.schedule`: the same heights for every committee member, from the chains alone;
+   `relayer.scheduling.schedule`: the same heights for every committee member, from the chains alone;
    nothing is planned while this member cannot take part in the destination's committee
    (read from its EpochVerifier each round: membership, threshold, generation, peers);
 2. for each pair with a height in the plan, concurrently (bounded overall and per chain):
@@ -20,7 +20,7 @@ A round:
    reorg beyond finality: the epoch is dropped and counted), collect the members' signatures
    until the threshold is met, and when it is this member's turn (the submitter rotates with
    the epoch number; the others take over after `takeover_seconds` each) submit it together
-   with its first settlements and settle the rest (`relayer.settlement`). An epoch whose blocks
+   with its first settlements and settle the rest (`relayer.settlement.settler`). An epoch whose blocks
    are already too old for the destination is submitted alone (the sequence must go on; its
    positions would only be refused).
 
@@ -42,18 +42,16 @@ from eth_utils import to_checksum_address
 
 from chains.bindings import ContractReverted
 from chains.errors import ChainError
-from relayer.aggregator import EpochAggregate, aggregate_epoch
-from relayer.attestation import order_signatures, sign_epoch
-from relayer.committee import Attestation, AttestationExchange
+from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
+from relayer.attestation.committee import Attestation, AttestationExchange
+from relayer.attestation.eip712 import order_signatures, sign_epoch
 from relayer.config import DestinationConfig
 from relayer.errors import SnapshotRejected, SubmissionError
 from relayer.faults import checkpoint
-from relayer.keeper import ProofServer
-from relayer.log import get_logger
-from relayer.metrics import Metrics
-from relayer.pairs import PairRunner
-from relayer.proofscheme import prove_verkle_snapshot
-from relayer.prover import (
+from relayer.observability.log import get_logger
+from relayer.observability.metrics import Metrics
+from relayer.proving.proofscheme import prove_verkle_snapshot
+from relayer.proving.prover import (
     EPOCH_FORMAT,
     Snapshot,
     confirm_block_hash,
@@ -61,11 +59,13 @@ from relayer.prover import (
     snapshot_from_json,
     snapshot_to_json,
 )
-from relayer.schedule import EpochSchedule
-from relayer.settlement import EpochSignature, Settlement, Settler
-from relayer.store import OPEN_EPOCH_STATES, EpochRecord, Store
-from relayer.submitter import Committee, Submitter
-from relayer.watcher import ChainWatcher
+from relayer.scheduling.pairs import PairRunner
+from relayer.scheduling.schedule import EpochSchedule
+from relayer.scheduling.watcher import ChainWatcher
+from relayer.settlement.keeper import ProofServer
+from relayer.settlement.settler import EpochSignature, Settlement, Settler
+from relayer.storage.store import OPEN_EPOCH_STATES, EpochRecord, Store
+from relayer.submission.submitter import Committee, Submitter
 
 log = get_logger("relayer.relay")
 
@@ -90,7 +90,7 @@ SNAPSHOTS_IN_FLIGHT = 4
 
 SNAPSHOTS_IN_FLIGHT_PER_CHAIN = 2
 """Snapshots of one round proven at once on one source chain (its pairs of several vaults);
-each streams its proof chunks (relayer.prover.prove_snapshot: a few calls in flight)."""
+each streams its proof chunks (relayer.proving.prover.prove_snapshot: a few calls in flight)."""
 
 
 class DestinationRelay:
@@ -467,7 +467,7 @@ class DestinationRelay:
 
     async def _confirm(self, pair: PairRunner, snapshot: Snapshot) -> str | None:
         """Have an endpoint on another host confirm the proven block hash before anything of the
-        snapshot is signed (`relayer.prover.confirm_block_hash`); counted by outcome. A mismatch
+        snapshot is signed (`relayer.proving.prover.confirm_block_hash`); counted by outcome. A mismatch
         raises SnapshotRejected ("block_hash_unconfirmed"); when no other endpoint can answer,
         the ChainError propagates and fails the round: nothing is signed for the height now and
         it is proven again in a later round. Returns the confirming host, None for a chain with

@@ -42,5 +42,5 @@ def test_no_import_points_up(package: str) -> None:
 
 
 def test_the_check_sees_an_upward_import() -> None:
-    tree = ast.parse("import os\nfrom relayer.errors import RelayerError\ndef f():\n    import relayer.store\n")
-    assert [m for _, m in imported_modules(tree)] == ["os", "relayer.errors", "relayer.store"]
+    tree = ast.parse("import os\nfrom relayer.errors import RelayerError\ndef f():\n    import relayer.storage.store\n")
+    assert [m for _, m in imported_modules(tree)] == ["os", "relayer.errors", "relayer.storage.store"]

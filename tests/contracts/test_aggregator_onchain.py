@@ -1,4 +1,4 @@
-"""The relayer's own aggregate (relayer.aggregator, trees and multiproofs built in C) checked by
+"""The relayer's own aggregate (relayer.aggregation.aggregator, trees and multiproofs built in C) checked by
 MarginSettlement on anvil: the epoch root it signs is accepted, each block settlement it builds
 settles, and any changed byte (a claim's value or account, a proof hash, a flag, the block
 leaf) is refused before anything is written."""
@@ -14,9 +14,9 @@ from eth_utils import to_checksum_address
 from chains.bindings import ContractReverted, contract, deploy_destination, register_vault, transact
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
-from relayer.aggregator import aggregate_epoch
-from relayer.attestation import sign_epoch
-from relayer.prover import Claim, Snapshot
+from relayer.aggregation.aggregator import aggregate_epoch
+from relayer.attestation.eip712 import sign_epoch
+from relayer.proving.prover import Claim, Snapshot
 from tests.contracts.conftest import Chain, dev_account
 
 pytestmark = pytest.mark.integration

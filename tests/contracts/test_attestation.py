@@ -1,4 +1,4 @@
-"""Unit tests of relayer.attestation (no network): EIP-712 digest, signing, recovery, ordering."""
+"""Unit tests of relayer.attestation.eip712 (no network): EIP-712 digest, signing, recovery, ordering."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from relayer.attestation import (
+from relayer.attestation.eip712 import (
     AttestationError,
     epoch_digest,
     order_signatures,

@@ -21,7 +21,7 @@ from chains.bindings import (
     deploy_destination,
     transact,
 )
-from relayer.attestation import epoch_digest, order_signatures, recover_signer, sign_epoch
+from relayer.attestation.eip712 import epoch_digest, order_signatures, recover_signer, sign_epoch
 from tests.contracts.conftest import Chain, dev_account, reverts
 
 pytestmark = pytest.mark.integration

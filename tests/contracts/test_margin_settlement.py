@@ -1,7 +1,7 @@
 """MarginSettlement v2 end to end on real anvil nodes: two source chains with vaults, a destination
 with EpochVerifier + MarginSettlement, claims read from real source blocks and storage, claims trees
 and multiproofs from OpenZeppelin's `@openzeppelin/merkle-tree` (tests/js/oz_merkle.mjs), epochs
-chained and signed by a 2-of-3 committee with `relayer.attestation.sign_epoch`.
+chained and signed by a 2-of-3 committee with `relayer.attestation.eip712.sign_epoch`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from chains.bindings import (
     set_requirement,
     transact,
 )
-from relayer.attestation import order_signatures, sign_epoch
+from relayer.attestation.eip712 import order_signatures, sign_epoch
 from tests.contracts.conftest import Chain, MultiProof, dev_account, oz_merkle, reverts
 
 pytestmark = pytest.mark.integration

@@ -33,7 +33,7 @@ from chains.bindings import (
     register_vault,
     transact,
 )
-from relayer.attestation import sign_epoch
+from relayer.attestation.eip712 import sign_epoch
 from tests.contracts.conftest import Chain, compile_test_contract, dev_account, oz_merkle
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from chains.bindings import contract
 from relayer import devnet
 from relayer.cli import settlement_line
 from relayer.config import load_config
-from relayer.settlement import Settlement
+from relayer.settlement.settler import Settlement
 
 REPO = Path(__file__).resolve().parents[2]
 

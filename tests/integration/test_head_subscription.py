@@ -12,8 +12,8 @@ import pytest
 from chains.anvil import AnvilNode, free_port, rpc
 from chains.fallback import FallbackClient
 from relayer.config import ChainConfig
-from relayer.metrics import Metrics
-from relayer.watcher import ChainWatcher
+from relayer.observability.metrics import Metrics
+from relayer.scheduling.watcher import ChainWatcher
 
 pytestmark = pytest.mark.integration
 

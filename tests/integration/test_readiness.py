@@ -2,7 +2,7 @@
 answers again; /healthz (liveness) stays 200 throughout.
 
 The destination's endpoint is a `TamperProxy` switched to "refused" (no listener, open
-connections dropped). Readiness is `relayer.api.ready_problems`: a chain is unready when its
+connections dropped). Readiness is `relayer.observability.api.ready_problems`: a chain is unready when its
 polls fail and the last success is older than two poll intervals (or, for a hung endpoint, older
 than STALE_POLLS poll intervals plus the RPC timeout), so the 503 must come within that limit
 (plus one poll and some slack for a loaded machine).
@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from relayer.api import STALE_POLLS
 from relayer.config import load_config
+from relayer.observability.api import STALE_POLLS
 from tests.integration.opsnet import PASSWORD_ENV, SENDER_ENV, OpsNet, opsnet, wait_for
 
 pytestmark = pytest.mark.integration

@@ -18,9 +18,9 @@ from eth_account.signers.local import LocalAccount
 from chains.anvil import AnvilNode, rpc, start_anvil
 from chains.bindings import ContractReverted
 from chains.rpc import RpcClient
-from relayer.metrics import Metrics
-from relayer.store import Store
-from relayer.txmanager import FeeCapReached, TxManager
+from relayer.observability.metrics import Metrics
+from relayer.storage.store import Store
+from relayer.submission.txmanager import FeeCapReached, TxManager
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """config/prometheus/alerts.yml: valid for promtool, its unit tests (alerts.test.yml) pass, and
-every metric it names is declared in relayer/metrics.py (or is a known pending one)."""
+every metric it names is declared in relayer/observability/metrics.py (or is a known pending one)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from relayer.metrics import Metrics
+from relayer.observability.metrics import Metrics
 from tests.ops.tools import require_tool
 
 REPO = Path(__file__).resolve().parents[2]

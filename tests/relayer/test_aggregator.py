@@ -17,8 +17,8 @@ import native
 from chains.bindings import BLOCK_LEAF_TYPES, CLAIM_TYPES
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
-from relayer.aggregator import aggregate_block, aggregate_epoch
-from relayer.prover import Claim, Snapshot
+from relayer.aggregation.aggregator import aggregate_block, aggregate_epoch
+from relayer.proving.prover import Claim, Snapshot
 
 ORACLE = Path(__file__).resolve().parents[1] / "js" / "oz_merkle.mjs"
 

@@ -1,5 +1,5 @@
-"""The attestation exchange between committee members (relayer.committee): strict JSON, checks
-before use, real aiohttp peers on 127.0.0.1 (honest ones served through `relayer.api.make_app`,
+"""The attestation exchange between committee members (relayer.attestation.committee): strict JSON, checks
+before use, real aiohttp peers on 127.0.0.1 (honest ones served through `relayer.observability.api.make_app`,
 and garbage, slow, down and lying ones), the shared directory, conflict evidence that survives a
 restart, the HTTP route, readiness and the `[committee]` config section."""
 
@@ -19,13 +19,13 @@ from aiohttp import ClientSession, web
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from relayer.api import make_app, ready_problems
-from relayer.attestation import AttestationError, order_signatures
-from relayer.committee import ON_CHAIN, SELF, Attestation, AttestationExchange, Collected
+from relayer.attestation.committee import ON_CHAIN, SELF, Attestation, AttestationExchange, Collected
+from relayer.attestation.eip712 import AttestationError, order_signatures
 from relayer.config import CommitteeConfig, ConfigError, load_config
-from relayer.metrics import Metrics
-from relayer.store import Store
-from relayer.submitter import Committee
+from relayer.observability.api import make_app, ready_problems
+from relayer.observability.metrics import Metrics
+from relayer.storage.store import Store
+from relayer.submission.submitter import Committee
 from tests.relayer.test_config import ENV, MINIMAL
 
 CHAIN = 31337

@@ -1,4 +1,4 @@
-"""`relayer.prover.confirm_block_hash`: a proven block hash is confirmed by an endpoint on another
+"""`relayer.proving.prover.confirm_block_hash`: a proven block hash is confirmed by an endpoint on another
 host than the one that served the header, through a real FallbackClient over scripted JSON-RPC
 nodes on 127.0.0.1 (DESIGN section 2: one endpoint is never the truth)."""
 
@@ -19,7 +19,7 @@ from chains.fallback import FallbackClient
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
 from relayer.errors import SnapshotRejected
-from relayer.prover import Snapshot, confirm_block_hash
+from relayer.proving.prover import Snapshot, confirm_block_hash
 
 NUMBER = 120
 PROVEN = Hash32(bytes.fromhex("aa" * 32))

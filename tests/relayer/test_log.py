@@ -1,4 +1,4 @@
-"""relayer.log: structlog renders bytes as 0x-hex (STYLE: "bytes shown as 0x-hex"), in JSON
+"""relayer.observability.log: structlog renders bytes as 0x-hex (STYLE: "bytes shown as 0x-hex"), in JSON
 and on the console, with stable dotted event names."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
-from relayer.log import _hexify, configure, get_logger
+from relayer.observability.log import _hexify, configure, get_logger
 
 
 @pytest.fixture(autouse=True)

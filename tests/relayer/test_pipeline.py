@@ -42,23 +42,23 @@ from structlog.testing import capture_logs
 from trie import HexaryTrie
 
 import relayer.relay as relay_module
-import relayer.settlement as settlement_module
+import relayer.settlement.settler as settlement_module
 from chains.bindings import BLOCK_LEAF_FIELDS, BLOCK_LEAF_TYPES, ContractReverted, leaf_hash
 from chains.errors import RpcTransportError
 from chains.headers import build_header, encode_header
 from chains.rpc import RpcMethods, hex_to_int
-from relayer.attestation import AttestationError, recover_signer
-from relayer.committee import ON_CHAIN, AttestationExchange
+from relayer.attestation.committee import ON_CHAIN, AttestationExchange
+from relayer.attestation.eip712 import AttestationError, recover_signer
 from relayer.config import DestinationConfig, KeySource, PairConfig
 from relayer.errors import SubmissionError
-from relayer.metrics import Metrics
-from relayer.pairs import PairRunner
-from relayer.prover import collateral_storage_key
+from relayer.observability.metrics import Metrics
+from relayer.proving.prover import collateral_storage_key
 from relayer.relay import FAILURES_UNREADY, DestinationRelay
-from relayer.settlement import Settlement
-from relayer.store import Store
-from relayer.submitter import Committee, Position, Submitter
-from relayer.txmanager import Receipt
+from relayer.scheduling.pairs import PairRunner
+from relayer.settlement.settler import Settlement
+from relayer.storage.store import Store
+from relayer.submission.submitter import Committee, Position, Submitter
+from relayer.submission.txmanager import Receipt
 from tests.native._util import pytrie_proof
 
 T0 = 1_700_000_000
@@ -117,7 +117,7 @@ class SourceChain(RpcMethods):
         return "source.test:8545"
 
     async def wait_finalized_above(self, height: int) -> int:
-        """The watcher's wake-up (relayer.watcher.ChainWatcher): the tests set the fake's
+        """The watcher's wake-up (relayer.scheduling.watcher.ChainWatcher): the tests set the fake's
         `finalized` directly, so this only answers at once when it is already above; else the
         relay's idle wait runs its course (`idle_seconds`)."""
         if self.finalized > height:

@@ -1,4 +1,4 @@
-"""The proof-scheme interface (relayer/proofscheme.py) and `relayer verify` / `relayer prove
+"""The proof-scheme interface (relayer/proving/proofscheme.py) and `relayer verify` / `relayer prove
 --scheme verkle` on real Kaustinen witnesses (../shared/vectors/verkle): detection of EIP-1186
 documents and Verkle witnesses, proven account fields and storage of an address, the root
 checked against, rejections. The Verkle prover runs against a local JSON-RPC stub that serves
@@ -19,8 +19,8 @@ from typing import Any, ClassVar
 import pytest
 
 from chains.verkle import account_field_key
-from relayer.oneshot import VerificationFailed
-from relayer.proofscheme import SCHEMES, Eip1186Scheme, VerkleScheme, scheme_for
+from relayer.proving.oneshot import VerificationFailed
+from relayer.proving.proofscheme import SCHEMES, Eip1186Scheme, VerkleScheme, scheme_for
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT_71 = "0x64e1a647f42e5c2e3c434531ccf529e1b3e93363a40db9fc8eec81f492123510"
@@ -151,7 +151,7 @@ def test_verkle_prover(kaustinen_rpc: str, vectors: Path) -> None:
 def test_verkle_document_confirmed_against_a_node(kaustinen_rpc: str, vectors: Path, tmp_path: Path) -> None:
     """`relayer verify --rpc` for a Verkle `prove` document: the chain id, the block hash at its
     number and the parent's stateRoot (the witness's pre-state root) must be the node's."""
-    from relayer.oneshot import Unconfirmed
+    from relayer.proving.oneshot import Unconfirmed
 
     scheme = SCHEMES["verkle"]
     coinbase = block(vectors, 73)["header"]["coinbase"]
@@ -202,8 +202,8 @@ def test_verkle_snapshot_for_the_prover() -> None:
     from chains.types import Hash32
     from chains.verkle import storage_slot_key
     from relayer.errors import SnapshotRejected
-    from relayer.proofscheme import verify_verkle_snapshot
-    from relayer.prover import collateral_storage_key
+    from relayer.proving.proofscheme import verify_verkle_snapshot
+    from relayer.proving.prover import collateral_storage_key
 
     vault = "0x00000000000000000000000000000000000000aa"
     accounts = ["0x" + f"{i:040x}" for i in (1, 2, 3)]
@@ -260,8 +260,8 @@ def test_prove_verkle_snapshot_checks_headers_and_witness(vectors: Path) -> None
     verified against block 7's stateRoot, both headers hash-checked and linked."""
     from chains.verkle import storage_slot_key
     from relayer.errors import SnapshotRejected
-    from relayer.proofscheme import prove_verkle_snapshot
-    from relayer.prover import collateral_storage_key
+    from relayer.proving.proofscheme import prove_verkle_snapshot
+    from relayer.proving.prover import collateral_storage_key
 
     template = json.loads((vectors / "headers" / "mainnet" / "21925176_Cancun.json").read_text())
     vault = "0x00000000000000000000000000000000000000aa"

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from relayer.api import ready_problems
+from relayer.observability.api import ready_problems
 from relayer.relay import FAILURES_UNREADY, DestinationRelay
-from relayer.store import Store
-from relayer.submitter import Committee
+from relayer.storage.store import Store
+from relayer.submission.submitter import Committee
 
 
 def test_rounds_failing_in_a_row_make_the_destination_unready(tmp_path: Path) -> None:

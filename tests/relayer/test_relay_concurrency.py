@@ -14,9 +14,9 @@ import pytest
 from chains.rpc import RpcMethods
 from relayer import relay as relay_module
 from relayer.config import ChainConfig
-from relayer.metrics import Metrics
+from relayer.observability.metrics import Metrics
 from relayer.relay import REJECTED, DestinationRelay
-from relayer.watcher import ChainWatcher
+from relayer.scheduling.watcher import ChainWatcher
 
 
 class Chain(RpcMethods):

@@ -1,4 +1,4 @@
-"""The deterministic epoch rule (relayer/schedule.py) on in-process chains: block timestamps and
+"""The deterministic epoch rule (relayer/scheduling/schedule.py) on in-process chains: block timestamps and
 vault logs are given, so every expected height is worked out by hand in the test."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from relayer.schedule import EpochSchedule
-from relayer.store import Store
+from relayer.scheduling.schedule import EpochSchedule
+from relayer.storage.store import Store
 
 VAULT = "0x" + "aa" * 20
 VERIFIER = "0x" + "bb" * 20

@@ -1,4 +1,4 @@
-"""relayer.sdnotify against real AF_UNIX datagram sockets (filesystem and abstract namespace)."""
+"""relayer.observability.sdnotify against real AF_UNIX datagram sockets (filesystem and abstract namespace)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from relayer import sdnotify
+from relayer.observability import sdnotify
 
 
 @pytest.fixture

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from relayer.aggregator import BlockSettlementArgs, aggregate_epoch
+from relayer.aggregation.aggregator import BlockSettlementArgs, aggregate_epoch
 from relayer.config import DestinationConfig, KeySource
-from relayer.metrics import Metrics
-from relayer.settlement import EpochSignature, Settler, needs_settlement
-from relayer.store import Store
-from relayer.submitter import Position, Receipt
+from relayer.observability.metrics import Metrics
+from relayer.settlement.settler import EpochSignature, Settler, needs_settlement
+from relayer.storage.store import Store
+from relayer.submission.submitter import Position, Receipt
 from tests.relayer.test_aggregator import snapshot
 
 BASE_GAS = 60_000

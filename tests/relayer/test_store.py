@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from relayer.errors import StoreError
-from relayer.store import Store
+from relayer.storage.store import Store
 
 
 def test_epoch_moves_through_states_and_survives_reopen(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from chains.errors import ChainError, TransactionError
 from relayer.errors import EXPECTED_ERRORS, RelayerError, StoreError
-from relayer.store import Store
-from relayer.txmanager import Fees, TxManager, TxTimeout, bumped, classify, market_fees, replacement_fees
-from relayer.txstore import Attempt, TxStore
+from relayer.storage.store import Store
+from relayer.storage.txstore import Attempt, TxStore
+from relayer.submission.txmanager import Fees, TxManager, TxTimeout, bumped, classify, market_fees, replacement_fees
 
 GWEI = 10**9
 SENDER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -216,7 +216,7 @@ def test_senders_and_chains_are_separate(tmp_path: Path) -> None:
 
 
 def test_shares_the_relayer_store_file(tmp_path: Path) -> None:
-    """The `tx_` tables live in the same WAL-mode SQLite file as relayer.store's tables, created
+    """The `tx_` tables live in the same WAL-mode SQLite file as relayer.storage.store's tables, created
     when the store opens, and are written through the store's one connection."""
     path = tmp_path / "relayer.db"
     relayer_store = Store(path)

@@ -7,7 +7,7 @@ either kind of chain.
     document = await SCHEMES["verkle"].prove(rpc, contract, slots, block)
 
 Documents:
-- ``eip1186``: the `relayer prove` document of ``relayer.oneshot`` ({"chainId", "blockNumber",
+- ``eip1186``: the `relayer prove` document of ``relayer.proving.oneshot`` ({"chainId", "blockNumber",
   "block", "proof"}); the root is the verified header's stateRoot.
 - ``verkle``: an object holding an execution witness, as Kaustinen nodes and their test data
   write it: ``{"executionWitness": {...}}`` (a block), ``{"stateDiff", "verkleProof"}`` (a bare
@@ -18,10 +18,10 @@ Documents:
   derived and their proven values reported (account header fields and storage).
 
 For the daemon's prover, ``verify_verkle_snapshot`` turns a verified witness into the same
-``relayer.prover.Snapshot`` (one claim per account's collateral slot) that ``verify_snapshot``
+``relayer.proving.prover.Snapshot`` (one claim per account's collateral slot) that ``verify_snapshot``
 builds from an EIP-1186 proof, so the pipeline after proving is the same for both schemes.
 
-Errors: ``VerificationFailed`` (relayer.oneshot) with the reason, for either scheme;
+Errors: ``VerificationFailed`` (relayer.proving.oneshot) with the reason, for either scheme;
 ``SnapshotRejected`` from the snapshot functions.
 """
 
@@ -41,9 +41,9 @@ from chains.rpc import RpcClient, RpcMethods
 from chains.verkle import ACCOUNT_FIELDS, account_field_key, parse_witness, storage_slot_key
 from native.verkle import VerkleError, VerkleResult
 from relayer.errors import SnapshotRejected
-from relayer.oneshot import Unconfirmed, VerificationFailed, _slot_hex, verify_document
-from relayer.oneshot import prove as prove_eip1186
-from relayer.prover import Claim, Snapshot, collateral_storage_key, rejecting_bad_headers
+from relayer.proving.oneshot import Unconfirmed, VerificationFailed, _slot_hex, verify_document
+from relayer.proving.oneshot import prove as prove_eip1186
+from relayer.proving.prover import Claim, Snapshot, collateral_storage_key, rejecting_bad_headers
 
 
 class ProofScheme(ABC):
@@ -327,7 +327,7 @@ async def prove_verkle_snapshot(
     mapping_slot: int,
     block_number: int,
 ) -> Snapshot:
-    """The Verkle counterpart of ``relayer.prover.prove_snapshot``: fetch block
+    """The Verkle counterpart of ``relayer.proving.prover.prove_snapshot``: fetch block
     ``block_number`` (its ``executionWitness``) and its parent, check both header hashes
     (keccak(rlp(header)), chains.headers) and that the parent's hash is the block's parentHash,
     then ``verify_verkle_snapshot`` against the parent's stateRoot (the pre-state root).

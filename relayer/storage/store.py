@@ -11,12 +11,12 @@ Rows are written before the action they describe is taken (write-ahead):
 - its settlement batches (one block's accounts each) are planned before they are sent, and
   each moves `planned -> mined` (or `skipped`: nothing left to settle; `failed`: reverted).
 
-Committee attestations (relayer.committee) are kept too: this member's own and the peers'
+Committee attestations (relayer.attestation.committee) are kept too: this member's own and the peers'
 signatures it checked (`attestations`), and evidence of any other root a member signed or the
 destination accepted for an epoch (`attestation_conflicts`), so both survive a restart.
 
 The store is one SQLite file and one connection, opened and closed by the daemon. Beside these
-tables it holds the transaction manager's (`tx_`, relayer.txstore), created at open and handed
+tables it holds the transaction manager's (`tx_`, relayer.storage.txstore), created at open and handed
 out as `Store.transactions(chain_id=, sender=)`: every table is written through the one
 connection, so one writability check covers them all.
 """
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from relayer import txstore
 from relayer.errors import StoreError
+from relayer.storage import txstore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pair_state (

@@ -19,7 +19,7 @@ from eth_utils import to_canonical_address, to_checksum_address
 
 import native
 from chains.bindings import BLOCK_LEAF_TYPES
-from relayer.prover import Claim, Snapshot
+from relayer.proving.prover import Claim, Snapshot
 
 BlockLeafArgs = tuple[int, int, bytes, bytes, int, str, bytes, int]
 """ABI value of MarginSettlement.BlockLeaf."""

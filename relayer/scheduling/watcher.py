@@ -20,10 +20,10 @@ from chains.errors import BlockNotFound, ChainError, MalformedHeader
 from chains.heads import new_heads, ws_host
 from chains.rpc import RpcMethods
 from relayer.config import ChainConfig
-from relayer.log import get_logger
-from relayer.metrics import Metrics
+from relayer.observability.log import get_logger
+from relayer.observability.metrics import Metrics
 
-log = get_logger("relayer.watcher")
+log = get_logger("relayer.scheduling.watcher")
 
 RECENT_HEADS = 256
 """Head hashes remembered for reorg detection."""

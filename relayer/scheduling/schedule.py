@@ -36,15 +36,15 @@ from eth_utils import event_abi_to_log_topic
 from chains.bindings import load_artifact
 from chains.errors import BlockNotFound, RpcGarbageError
 from chains.rpc import RpcMethods, hex_to_int
-from relayer.log import get_logger
-from relayer.prover import EPOCH_FORMAT
+from relayer.observability.log import get_logger
+from relayer.proving.prover import EPOCH_FORMAT
 
 if TYPE_CHECKING:
-    from relayer.pairs import PairRunner
-    from relayer.store import Store
-    from relayer.submitter import Submitter
+    from relayer.scheduling.pairs import PairRunner
+    from relayer.storage.store import Store
+    from relayer.submission.submitter import Submitter
 
-log = get_logger("relayer.schedule")
+log = get_logger("relayer.scheduling.schedule")
 
 LOG_RANGE = 5_000
 """Blocks per eth_getLogs request."""

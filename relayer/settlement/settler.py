@@ -28,16 +28,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from chains.bindings import ContractReverted
-from relayer.aggregator import BlockSettlementArgs, EpochAggregate
+from relayer.aggregation.aggregator import BlockSettlementArgs, EpochAggregate
 from relayer.config import DestinationConfig
 from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
-from relayer.log import get_logger
-from relayer.metrics import Metrics
-from relayer.store import SettleBatch, Store
-from relayer.submitter import Position, Receipt, Submitter
+from relayer.observability.log import get_logger
+from relayer.observability.metrics import Metrics
+from relayer.storage.store import SettleBatch, Store
+from relayer.submission.submitter import Position, Receipt, Submitter
 
-log = get_logger("relayer.settlement")
+log = get_logger("relayer.settlement.settler")
 
 MAX_SETTLE_ROUNDS = 8
 """Plan -> send -> read back rounds of one epoch before it is given up (a reorg, a race or a

@@ -305,7 +305,7 @@ async def confirm_block_hash(client: RpcMethods, snapshot: Snapshot) -> str | No
 
 EPOCH_FORMAT = 3
 """Format of a stored epoch's content (DESIGN section 3, formats v2: claims are (account, value);
-3: with the plan of the deterministic epoch rule, relayer/schedule.py); epochs stored in another
+3: with the plan of the deterministic epoch rule, relayer/scheduling/schedule.py); epochs stored in another
 format are failed at resume, their accounts are proven again."""
 
 

@@ -22,10 +22,10 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from chains.bindings import BLOCK_LEAF_FIELDS
-from relayer.aggregator import EpochAggregate, aggregate_epoch
-from relayer.prover import EPOCH_FORMAT, snapshot_from_json
-from relayer.store import Store
-from relayer.submitter import Submitter
+from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
+from relayer.proving.prover import EPOCH_FORMAT, snapshot_from_json
+from relayer.storage.store import Store
+from relayer.submission.submitter import Submitter
 
 SCAN_EPOCHS = 64
 """Newest epochs looked at for an account's claims."""

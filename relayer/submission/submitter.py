@@ -16,8 +16,8 @@ from web3.contract import Contract
 from chains.bindings import ContractReverted, decode_revert, load_artifact
 from chains.errors import RpcResponseError
 from chains.rpc import RpcMethods, hex_to_bytes, hex_to_int
-from relayer.aggregator import BlockSettlementArgs
-from relayer.txmanager import Receipt, TxManager
+from relayer.aggregation.aggregator import BlockSettlementArgs
+from relayer.submission.txmanager import Receipt, TxManager
 
 GAS_HEADROOM = 1.25
 

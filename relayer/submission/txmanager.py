@@ -1,5 +1,5 @@
 """Transaction manager: one per destination signer. Nonces, EIP-1559 fees, stuck and dropped
-transactions, receipts — behind idempotency keys, with every stage persisted (`relayer.txstore`).
+transactions, receipts — behind idempotency keys, with every stage persisted (`relayer.storage.txstore`).
 
 Stages (as in Hyperlane's submitter): build -> inclusion -> receipt.
 
@@ -47,12 +47,12 @@ from chains.errors import RpcError, RpcResponseError
 from chains.rpc import RpcMethods, hex_to_int
 from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
-from relayer.log import get_logger
-from relayer.metrics import Metrics
-from relayer.store import Store
-from relayer.txstore import Attempt, Intent
+from relayer.observability.log import get_logger
+from relayer.observability.metrics import Metrics
+from relayer.storage.store import Store
+from relayer.storage.txstore import Attempt, Intent
 
-log = get_logger("relayer.txmanager")
+log = get_logger("relayer.submission.txmanager")
 
 MIN_FEE_BUMP_PERCENT = 10.0
 """Geth's txpool `PriceBump` default: a replacement must raise both fees by at least 10%."""

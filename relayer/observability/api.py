@@ -1,9 +1,9 @@
 """The daemon's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (alive), `/readyz`
 (chains reachable and current, store writable, rounds not failing in a row, this member able to
 have an epoch accepted by the destination's current committee), `/v1/status`
-(JSON), `/v1/proofs/{account}` (the pull path for keepers, `relayer.keeper`) and
+(JSON), `/v1/proofs/{account}` (the pull path for keepers, `relayer.settlement.keeper`) and
 `/v1/attestations/{chain_id}/{epoch}` (this member's checked attestations, for the other committee
-members, `relayer.committee`)."""
+members, `relayer.attestation.committee`)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from chains.fallback import FallbackClient
-from relayer.committee import AttestationExchange
-from relayer.metrics import Metrics
+from relayer.attestation.committee import AttestationExchange
+from relayer.observability.metrics import Metrics
 from relayer.relay import FAILURES_UNREADY, DestinationRelay
-from relayer.store import ON_CHAIN, Store
-from relayer.watcher import ChainWatcher
+from relayer.scheduling.watcher import ChainWatcher
+from relayer.storage.store import ON_CHAIN, Store
 
 
 @dataclass(frozen=True, slots=True)

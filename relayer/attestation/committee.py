@@ -2,11 +2,11 @@
 
 Each member computes an epoch from the chains itself and signs the EIP-712 struct
 `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` in the domain of the destination's
-EpochVerifier (relayer.attestation). Members exchange only these signatures, over a transport
+EpochVerifier (relayer.attestation.eip712). Members exchange only these signatures, over a transport
 that needs no trust:
 
 - HTTP: every daemon serves `GET /v1/attestations/{chain_id}/{epoch}` ->
-  `{"attestations": [<Attestation JSON>, ...]}` (relayer.api); `collect` asks each peer;
+  `{"attestations": [<Attestation JSON>, ...]}` (relayer.observability.api); `collect` asks each peer;
 - a shared directory: each attestation one JSON file `att-{chain_id}-{epoch}-{verifier}-
   {signer}-{root}.json`, written atomically (temp file + rename).
 
@@ -40,12 +40,12 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from chains.rpc import loads_untrusted
-from relayer.attestation import SIGNATURE_LENGTH, AttestationError, recover_signer, sign_epoch
+from relayer.attestation.eip712 import SIGNATURE_LENGTH, AttestationError, recover_signer, sign_epoch
 from relayer.config import endpoint_host
-from relayer.log import get_logger
-from relayer.metrics import Metrics
-from relayer.store import ON_CHAIN, AttestationConflict, AttestationRecord, Store
-from relayer.submitter import Committee
+from relayer.observability.log import get_logger
+from relayer.observability.metrics import Metrics
+from relayer.storage.store import ON_CHAIN, AttestationConflict, AttestationRecord, Store
+from relayer.submission.submitter import Committee
 
 __all__ = [
     "ON_CHAIN",
@@ -56,10 +56,10 @@ __all__ = [
     "Conflict",
 ]
 
-log = get_logger("relayer.committee")
+log = get_logger("relayer.attestation.committee")
 
 Conflict = AttestationConflict
-"""Evidence of another root for an epoch this member computed (see relayer.store.AttestationConflict)."""
+"""Evidence of another root for an epoch this member computed (see relayer.storage.store.AttestationConflict)."""
 
 SELF = "self"
 """The `source` of this member's own attestations in the store."""

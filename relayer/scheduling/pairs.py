@@ -9,11 +9,11 @@ from eth_utils import event_abi_to_log_topic, to_checksum_address
 from chains.bindings import load_artifact
 from chains.rpc import RpcMethods, hex_to_int
 from relayer.config import PairConfig
-from relayer.log import get_logger
-from relayer.store import Store
-from relayer.watcher import ChainWatcher
+from relayer.observability.log import get_logger
+from relayer.scheduling.watcher import ChainWatcher
+from relayer.storage.store import Store
 
-log = get_logger("relayer.pairs")
+log = get_logger("relayer.scheduling.pairs")
 
 LOG_RANGE = 5_000
 """Blocks per eth_getLogs request when discovering depositors."""
@@ -40,7 +40,7 @@ class PairRunner:
     ) -> None:
         self.config = config
         self.chain_id = source_chain_id
-        self.proof_scheme = proof_scheme  # the source chain's (relayer/proofscheme.py)
+        self.proof_scheme = proof_scheme  # the source chain's (relayer/proving/proofscheme.py)
         self.client = client
         self.watcher = watcher
         self.store = store

@@ -1,0 +1,2 @@
+"""Aggregation: claims trees, block leaves and the epoch root (OpenZeppelin StandardMerkleTree
+format)."""

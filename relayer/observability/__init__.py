@@ -1,0 +1,1 @@
+"""Observability: metrics, logs, the HTTP API and systemd notifications."""

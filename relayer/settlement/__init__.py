@@ -1,0 +1,2 @@
+"""Settlement: what the destination needs, gas-sized batches, finality, and the pull path for
+keepers."""
