@@ -3,31 +3,33 @@ verify its snapshots, aggregate, attest, submit, settle — durably.
 
 A round:
 1. plan the next epoch (the destination's latest + 1) by the deterministic epoch rule of
-   `relayer.scheduling.schedule`: the same heights for every committee member, from the chains alone;
-   nothing is planned while this member cannot take part in the destination's committee
+   `relayer.scheduling.schedule`: the same heights for every committee member, from the chains
+   alone; nothing is planned while this member cannot take part in the destination's committee
    (read from its EpochVerifier each round: membership, threshold, generation, peers);
 2. for each pair with a height in the plan, concurrently (bounded overall and per chain):
    discover depositors from vault events, prove and verify the snapshot (streamed: each
    eth_getProof chunk verified as it arrives, its proof nodes dropped), then have an endpoint
-   on another host confirm its block hash. A
-   snapshot that fails anything (a header, an account proof, a block hash that another host
-   does not confirm; in a committee of more than one also a single storage proof) leaves the
-   epoch unsigned: the same heights are proven again in a later round, so that this member
-   never signs a root the others could not compute;
+   on another host confirm its block hash. A snapshot that fails anything (a header, an
+   account proof, a block hash that another host does not confirm; in a committee of more
+   than one also a single storage proof) leaves the epoch unsigned: the same heights are
+   proven again in a later round, so that this member never signs a root the others could
+   not compute;
 3. aggregate the snapshots into one epoch, sign it (EIP-712, chained to the previous root),
    store it with its content and signature and publish the attestation to the committee;
 4. process the epoch: check its blocks are still canonical (a proven block that is not is a
    reorg beyond finality: the epoch is dropped and counted), collect the members' signatures
    until the threshold is met, and when it is this member's turn (the submitter rotates with
    the epoch number; the others take over after `takeover_seconds` each) submit it together
-   with its first settlements and settle the rest (`relayer.settlement.settler`). An epoch whose blocks
-   are already too old for the destination is submitted alone (the sequence must go on; its
-   positions would only be refused).
+   with its first settlements and settle the rest (`relayer.settlement.settler`). An epoch
+   whose blocks are already too old for the destination is submitted alone (the sequence must
+   go on; its positions would only be refused).
 
 Every open epoch in the store is processed again before a new round, so a restart (even
 after kill -9) resumes exactly where the last process stopped; the transaction manager's
 idempotency keys make sure nothing is sent twice. A reverted transaction fails its epoch at
-once; an epoch whose processing keeps failing is given up after `max_epoch_attempts`.
+once (unless another member's transaction accepted the same root first); an epoch whose
+processing keeps failing is given up after `max_epoch_attempts`, and its number is planned
+again after GIVEN_UP_PAUSE_SECONDS.
 """
 
 from __future__ import annotations
@@ -131,7 +133,6 @@ class DestinationRelay:
             config, submitter, store, metrics, finalized=finalized, chain_label=self._chain_label, on_settled=on_settled
         )
         self.proof_server = ProofServer(store, submitter)
-        self.rounds = 0
         self.backlog = 0
         self.balance: int | None = None
         self.consecutive_failures = 0
