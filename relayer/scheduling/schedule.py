@@ -49,6 +49,9 @@ log = get_logger("relayer.scheduling.schedule")
 LOG_RANGE = 5_000
 """Blocks per eth_getLogs request."""
 
+TIMESTAMPS_KEPT = 50_000
+"""Source block timestamps cached at most (a few MB)."""
+
 
 def _accepted_topic() -> str:
     for item in load_artifact("EpochVerifier").abi:
@@ -232,6 +235,8 @@ class EpochSchedule:
         """Timestamp of the pair's source block `number` (cached: only final blocks are asked)."""
         key = (pair.chain_id, number)
         if key not in self._timestamps:
+            if len(self._timestamps) >= TIMESTAMPS_KEPT:  # a long-running daemon: start afresh
+                self._timestamps.clear()
             self._timestamps[key] = await block_timestamp(pair.client, number)
         return self._timestamps[key]
 
