@@ -157,7 +157,11 @@ def check_final_state(net: devnet.Devnet) -> None:
     verifier = contract(dst, "EpochVerifier", info["contracts"]["verifier"])  # type: ignore[index]
     accounts: list[str] = info["accounts"]  # type: ignore[assignment]
     chain_id = src.eth.chain_id
-    head = src.eth.block_number  # the activity has stopped: this is every account's final collateral
+    # the activity has stopped, but its last transactions may still be pending: two more source
+    # blocks (a block a second) and the head holds every account's final collateral
+    sent_by = src.eth.block_number
+    wait_for("the activity's last transactions mined", lambda: src.eth.block_number >= sent_by + 2, timeout=30)
+    head = src.eth.block_number
 
     def settled_as_source_says() -> bool:
         for account in accounts:
@@ -168,7 +172,19 @@ def check_final_state(net: devnet.Devnet) -> None:
             assert settled == source_collateral_at(src, vault, account, block)
         return True
 
-    wait_for("every account settled as the source chain says", settled_as_source_says, timeout=90)
+    try:
+        wait_for("every account settled as the source chain says", settled_as_source_says, timeout=90)
+    except AssertionError as exc:  # say which accounts differ, and how
+        now = src.eth.block_number
+        rows = []
+        for account in accounts:
+            settled, block, _timestamp, fresh = settlement.functions.positionOf(account, chain_id).call()
+            at_head = source_collateral_at(src, vault, account, head)
+            if block == 0 or settled != at_head:
+                at_now = source_collateral_at(src, vault, account, now)
+                rows.append(f"{account}: settled {settled} at block {block} (fresh {fresh}); source {at_head} at "
+                            f"{head}, {at_now} at {now}")
+        raise AssertionError(f"{exc}; {'; '.join(rows) or 'all match now'}") from None
 
     epochs = verifier.events.EpochAccepted.get_logs(from_block=0)
     roots = Counter(bytes(e["args"]["root"]) for e in epochs)
