@@ -442,10 +442,9 @@ def build_stacks(ctx: Ctx) -> list[Stack]:
     owner = ctx.sender
     vault = to_checksum_address(keccak(b"bench vault")[:20])
 
-    verifier2 = contract(ctx.w3, "EpochVerifier", deploy(ctx.w3, owner, "EpochVerifier", owner.address,
-                                                         [member.address], 1))
     settlement2 = contract(ctx.w3, "MarginSettlement", deploy(ctx.w3, owner, "MarginSettlement", owner.address,
-                                                              verifier2.address))
+                                                              [member.address], 1))
+    verifier2 = contract(ctx.w3, "EpochVerifier", settlement2.address)  # its own verifier
     transact(ctx.w3, owner, settlement2.functions.registerVault(SOURCE_CHAIN, vault, 0, 10_000, MAX_AGE), what="reg")
     v2 = V2("v2", ctx, member, verifier2, settlement2, vault)
 

@@ -363,17 +363,17 @@ def deploy_destination(
     *,
     owner: str | None = None,
 ) -> tuple[ChecksumAddress, ChecksumAddress]:
-    """Deploy EpochVerifier(owner, committee, threshold) and MarginSettlement(owner, verifier).
+    """Deploy MarginSettlement(owner, committee, threshold), which is its own EpochVerifier.
 
-    Both are owned by `owner` (default: the deployer; two-step ownership, so a later transfer must be
-    accepted by the new owner). Returns (verifier, settlement) addresses. An invalid committee
-    reverts with InvalidCommittee / InvalidMember (ContractReverted).
+    Owned by `owner` (default: the deployer; two-step ownership, so a later transfer must be
+    accepted by the new owner). Returns (verifier, settlement) addresses, which are the same
+    contract (MarginSettlement inherits EpochVerifier, so a block check calls no other contract).
+    An invalid committee reverts with InvalidCommittee / InvalidMember (ContractReverted).
     """
     owner_address = to_checksum_address(owner or deployer.address)
     members = [to_checksum_address(m) for m in committee]
-    verifier = deploy(w3, deployer, "EpochVerifier", owner_address, members, threshold)
-    settlement = deploy(w3, deployer, "MarginSettlement", owner_address, verifier)
-    return verifier, settlement
+    settlement = deploy(w3, deployer, "MarginSettlement", owner_address, members, threshold)
+    return settlement, settlement
 
 
 def register_vault(

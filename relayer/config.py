@@ -721,8 +721,8 @@ class _Reader:
         if data is None:
             return None
         t = _Table(self, data, path)
-        verifier = t.get("verifier", self.address)
         settlement = t.get("settlement", self.address)
+        verifier = t.get("verifier", self.address, settlement)
         sender = t.get("sender", self.key_source)
         max_gas = t.get("max_gas_per_batch", self.integer(MIN_TX_GAS), 8_000_000)
         max_accounts = t.get("max_accounts_per_batch", self.integer(1, 10_000), 2_000)
@@ -738,10 +738,11 @@ class _Reader:
         if name not in chain_names:
             self.problem(path, f"not a chain: there is no [chains.{_key(name)}]")
             ok = False
-        if verifier is not None and verifier == settlement:
+        if verifier is not None and settlement is not None and verifier != settlement:
             self.problem(
-                t.at("settlement"),
-                "same address as verifier (EpochVerifier and MarginSettlement are two contracts)",
+                t.at("verifier"),
+                "differs from settlement: MarginSettlement is its own EpochVerifier "
+                "(leave verifier out, or give the settlement's address)",
             )
             ok = False
         if (

@@ -17,6 +17,8 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 /// `previous` equals the root recorded for `e - 1` (zero for epoch 1).
 /// Every committee change starts a new generation; roots accepted under an older generation, and
 /// roots the owner revoked, are no longer usable for settlement (`rootOf` returns zero).
+/// MarginSettlement inherits it: the settlement contract is its own verifier, so checking a block
+/// against an epoch root costs two storage reads and no call into another contract.
 contract EpochVerifier is Ownable2Step, EIP712 {
     /// @notice keccak256("Epoch(uint256 epoch,bytes32 root,bytes32 previous)")
     bytes32 public constant EPOCH_TYPEHASH = keccak256("Epoch(uint256 epoch,bytes32 root,bytes32 previous)");
@@ -59,7 +61,8 @@ contract EpochVerifier is Ownable2Step, EIP712 {
     error UnknownSigner(address signer);
     /// @notice Signers must be strictly increasing by address; `signer` came after `previous`.
     error DuplicateOrUnsortedSigner(address signer, address previous);
-    /// @notice No root was ever recorded for `epoch`.
+    /// @notice `epoch` has no root to use: never accepted (`revokeRoot`), or for settlement also
+    /// revoked or accepted under an older committee generation (`rootOf` is zero).
     error EpochNotAccepted(uint256 epoch);
     /// @notice The root of `epoch` is already revoked.
     error AlreadyRevoked(uint256 epoch);
@@ -102,8 +105,13 @@ contract EpochVerifier is Ownable2Step, EIP712 {
         s.threshold = uint64(threshold_); // <= members_.length
         _state = s;
         _generationStarts.push(s.generationStart);
+        _generationStarted(s.generationStart);
         emit CommitteeChanged(s.generation, members_, threshold_);
     }
+
+    /// @dev Called by every committee change (and at deployment) with the first epoch number the
+    /// new generation can accept; roots of lower epochs are no longer usable. Empty here.
+    function _generationStarted(uint64 start) internal virtual {}
 
     /// @notice Whether `account` is a member of the current committee.
     function isMember(address account) external view returns (bool) {
@@ -148,7 +156,7 @@ contract EpochVerifier is Ownable2Step, EIP712 {
     /// OpenZeppelin's ECDSA errors.
     /// @dev Reverts UnexpectedEpoch, EmptyRoot, PreviousMismatch, BelowThreshold, UnknownSigner,
     /// DuplicateOrUnsortedSigner, ECDSAInvalidSignature*. Emits EpochAccepted.
-    function submitEpoch(uint256 epoch, bytes32 root, bytes32 previous, bytes[] calldata signatures) external {
+    function submitEpoch(uint256 epoch, bytes32 root, bytes32 previous, bytes[] calldata signatures) public {
         State memory s = _state;
         uint256 expected = uint256(s.latestEpoch) + 1;
         if (epoch != expected) revert UnexpectedEpoch(epoch, expected);
@@ -202,7 +210,18 @@ contract EpochVerifier is Ownable2Step, EIP712 {
         generation_ = _generationOf(epoch);
     }
 
-    function _recordedRoot(uint256 epoch) private view returns (bytes32 root) {
+    /// @dev The root of `epoch` unless revoked (then zero), whatever its generation.
+    function _unrevokedRoot(uint256 epoch) internal view returns (bytes32) {
+        return _roots[epoch];
+    }
+
+    /// @dev The first epoch number the current committee generation can accept.
+    function _generationStart() internal view returns (uint64) {
+        return _state.generationStart;
+    }
+
+    /// @dev The root recorded for `epoch`, revoked or not (zero when never accepted).
+    function _recordedRoot(uint256 epoch) internal view returns (bytes32 root) {
         root = _roots[epoch];
         if (root == bytes32(0)) root = _revokedRoots[epoch];
     }

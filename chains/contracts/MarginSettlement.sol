@@ -1,15 +1,15 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
-import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
-import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
+import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 import {EpochVerifier} from "./EpochVerifier.sol";
 
 /// @title MarginSettlement
 /// @notice Destination-chain margin ledger fed with collateral proven on source chains.
 /// A block leaf `(chainId, blockNumber, blockHash, stateRoot, timestamp, vault, claimsRoot, claimCount)`
-/// is a leaf of an epoch root accepted by the EpochVerifier; a claim `(account, value)` is a leaf of
+/// is a leaf of an epoch root this contract accepted as its own EpochVerifier (it inherits the
+/// committee, `submitEpoch` and the roots: one contract, so a block check reads two slots and
+/// calls nothing); a claim `(account, value)` is a leaf of
 /// the block's claimsRoot: `value` wei is `collateral[account]` of `vault` at that block. Both trees
 /// are OpenZeppelin StandardMerkleTrees: leaves `keccak256(bytes.concat(keccak256(abi.encode(...))))`,
 /// sorted pairs (DESIGN section 3). Many claims of one block settle at once with an OpenZeppelin
@@ -17,7 +17,7 @@ import {EpochVerifier} from "./EpochVerifier.sol";
 /// revert), so no third party can make a batch fail by settling one of its accounts first.
 /// A position counts only while `timestamp + maxAge >= block.timestamp` and only under the chain's
 /// current registration (a changed vault or collateral slot, or a removed chain, voids positions).
-contract MarginSettlement is Ownable2Step {
+contract MarginSettlement is EpochVerifier {
     struct BlockLeaf {
         uint256 chainId;
         uint256 blockNumber;
@@ -34,7 +34,7 @@ contract MarginSettlement is Ownable2Step {
         uint256 value;
     }
 
-    /// @notice Claims of one block: `blockProof` proves `blockLeaf` in `verifier.rootOf(epoch)`;
+    /// @notice Claims of one block: `blockProof` proves `blockLeaf` in `rootOf(epoch)`;
     /// `claims` (in `StandardMerkleTree.getMultiProof` leaf order), `claimProof` and
     /// `claimProofFlags` form an OpenZeppelin multiproof against `blockLeaf.claimsRoot`.
     struct BlockSettlement {
@@ -46,12 +46,16 @@ contract MarginSettlement is Ownable2Step {
         bool[] claimProofFlags;
     }
 
-    /// @dev A registered source chain. The first four fields share one slot (read once per block).
+    /// @dev A registered source chain. The first five fields share one slot, read once per block:
+    /// a block check needs the vault, `maxAge`, the registration and the committee generation's
+    /// first epoch (a copy of the verifier's, kept by `_generationStarted`, so that the check
+    /// reads no other slot of config).
     struct VaultConfig {
         address vault;
         uint16 haircutBps;
-        uint32 maxAge; // seconds, <= MAX_MAX_AGE
+        uint24 maxAge; // seconds, <= MAX_MAX_AGE < 2^24
         uint24 registration; // per chain, never reused; 0 = not registered
+        uint32 generationStart; // roots of lower epochs are not usable (EpochVerifier.rootOf)
         uint256 collateralSlot;
     }
 
@@ -71,9 +75,6 @@ contract MarginSettlement is Ownable2Step {
     uint256 private constant _BLOCK_SHIFT = 128;
     uint256 private constant _TIME_SHIFT = 192;
     uint256 private constant _REG_SHIFT = 232;
-
-    /// @notice The EpochVerifier whose accepted roots this contract settles against.
-    EpochVerifier public immutable verifier;
 
     uint256[] private _chainIds;
     mapping(uint256 => VaultConfig) private _vaults;
@@ -108,8 +109,6 @@ contract MarginSettlement is Ownable2Step {
     error UnknownChain(uint256 chainId);
     /// @notice The block leaf names `actual` as vault, the registration says `expected`.
     error WrongVault(uint256 chainId, address expected, address actual);
-    /// @notice `verifier.rootOf(epoch)` is zero (not accepted, revoked, or of an older generation).
-    error EpochNotAccepted(uint256 epoch);
     /// @notice The block leaf is not in the epoch root.
     error BlockNotInEpoch(uint256 chainId, uint256 blockNumber, uint256 epoch);
     /// @notice The claims (multiproof or single proof) do not verify against the block's claimsRoot.
@@ -123,9 +122,12 @@ contract MarginSettlement is Ownable2Step {
     /// @notice A settlement without claims.
     error EmptyClaims();
 
-    constructor(address owner_, EpochVerifier verifier_) Ownable(owner_) {
-        verifier = verifier_;
-    }
+    /// @param owner_ owner of the settlement and of its committee (two-step transfers).
+    /// @param committee the first committee (EpochVerifier): distinct nonzero members.
+    /// @param threshold_ signatures needed per epoch, 1..committee.length.
+    constructor(address owner_, address[] memory committee, uint256 threshold_)
+        EpochVerifier(owner_, committee, threshold_)
+    {}
 
     // ----------------------------------------------------------------------------- config
 
@@ -155,7 +157,9 @@ contract MarginSettlement is Ownable2Step {
             registration = _registrations[chainId] + 1;
             _registrations[chainId] = registration;
         }
-        _vaults[chainId] = VaultConfig(vault, haircutBps, uint32(maxAge), registration, collateralSlot);
+        _vaults[chainId] = VaultConfig(
+            vault, haircutBps, uint24(maxAge), registration, uint32(_generationStart()), collateralSlot
+        ); // maxAge <= MAX_MAX_AGE; the generation start fits (`_generationStarted`)
         emit VaultRegistered(chainId, vault, collateralSlot, haircutBps, maxAge, registration);
     }
 
@@ -204,9 +208,8 @@ contract MarginSettlement is Ownable2Step {
         }
     }
 
-    /// @notice Submit `(epoch, root, previous, signatures)` to the verifier, unless the verifier
-    /// has already recorded `root` for `epoch` (someone submitted it first: not an error), then
-    /// `settle` each of `batch`.
+    /// @notice `submitEpoch(epoch, root, previous, signatures)` unless `root` is already recorded
+    /// for `epoch` (someone submitted it first: not an error), then `settle` each of `batch`.
     /// @return settled the number of positions written.
     /// @dev Reverts as `EpochVerifier.submitEpoch` and `settle`.
     function submitAndSettle(
@@ -216,8 +219,7 @@ contract MarginSettlement is Ownable2Step {
         bytes[] calldata signatures,
         BlockSettlement[] calldata batch
     ) external returns (uint256 settled) {
-        (bytes32 recorded,,) = verifier.epochRecord(epoch);
-        if (recorded != root) verifier.submitEpoch(epoch, root, previous, signatures);
+        if (_recordedRoot(epoch) != root) submitEpoch(epoch, root, previous, signatures);
         for (uint256 i = 0; i < batch.length; i++) {
             settled += _settle(batch[i]);
         }
@@ -386,7 +388,7 @@ contract MarginSettlement is Ownable2Step {
         }
     }
 
-    /// @dev Checks a block leaf against the verifier's usable root of `epoch` and the chain's
+    /// @dev Checks a block leaf against the usable root of `epoch` (`rootOf`) and the chain's
     /// registration; returns the registration number. After it, blockNumber < 2^64 and
     /// timestamp <= block.timestamp + FUTURE_TOLERANCE (< 2^40).
     function _checkBlock(uint256 epoch, BlockLeaf calldata b, bytes32[] calldata blockProof)
@@ -394,32 +396,65 @@ contract MarginSettlement is Ownable2Step {
         view
         returns (uint256 registration)
     {
-        bytes32 root = verifier.rootOf(epoch);
+        uint256 chainId;
+        uint256 blockNumber;
+        assembly ("memory-safe") {
+            chainId := calldataload(b)
+            blockNumber := calldataload(add(b, 0x20))
+        }
+        (address vault, uint256 maxAge, uint256 reg, uint256 generationStart) = _configOf(chainId);
+        // rootOf(epoch), with the generation's first epoch from the chain's config slot
+        bytes32 root = epoch < generationStart ? bytes32(0) : _unrevokedRoot(epoch);
         if (root == bytes32(0)) revert EpochNotAccepted(epoch);
-        uint256 chainId = b.chainId;
-        (address vault, uint256 maxAge, uint256 reg) = _configOf(chainId);
         if (reg == 0) revert UnknownChain(chainId);
-        if (b.vault != vault) revert WrongVault(chainId, vault, b.vault);
-        uint256 timestamp = b.timestamp;
-        if (timestamp > block.timestamp + FUTURE_TOLERANCE) revert FutureBlock(chainId, timestamp);
-        if (timestamp + maxAge < block.timestamp) revert StaleBlock(chainId, timestamp, maxAge);
-        if (b.blockNumber > type(uint64).max) revert BlockNumberTooLarge(b.blockNumber);
-        if (!MerkleProof.verifyCalldata(blockProof, root, blockLeafHash(b))) {
-            revert BlockNotInEpoch(chainId, b.blockNumber, epoch);
+        {
+            uint256 blockTime;
+            uint256 leafVault; // the raw word: one with dirty upper bits differs from every vault
+            assembly ("memory-safe") {
+                blockTime := calldataload(add(b, 0x80))
+                leafVault := calldataload(add(b, 0xa0))
+            }
+            if (leafVault != uint256(uint160(vault))) revert WrongVault(chainId, vault, address(uint160(leafVault)));
+            if (blockTime > block.timestamp + FUTURE_TOLERANCE) revert FutureBlock(chainId, blockTime);
+            unchecked {
+                // blockTime <= block.timestamp + FUTURE_TOLERANCE and maxAge < 2^24: no overflow
+                if (blockTime + maxAge < block.timestamp) revert StaleBlock(chainId, blockTime, maxAge);
+            }
+        }
+        if (blockNumber > type(uint64).max) revert BlockNumberTooLarge(blockNumber);
+        if (_processProof(blockProof, _blockLeafHash(b)) != root) {
+            revert BlockNotInEpoch(chainId, blockNumber, epoch);
         }
         return reg;
     }
 
-    /// @dev The packed first slot of a chain's VaultConfig, read with one SLOAD.
-    function _configOf(uint256 chainId) private view returns (address vault, uint256 maxAge, uint256 registration) {
+    /// @dev The packed first slot of a chain's VaultConfig, read with one SLOAD (all zero for an
+    /// unregistered chain).
+    function _configOf(uint256 chainId)
+        private
+        view
+        returns (address vault, uint256 maxAge, uint256 registration, uint256 generationStart)
+    {
         VaultConfig storage cfg = _vaults[chainId];
         uint256 word;
         assembly ("memory-safe") {
             word := sload(cfg.slot)
         }
         vault = address(uint160(word));
-        maxAge = (word >> 176) & 0xffffffff;
-        registration = (word >> 208) & 0xffffff;
+        maxAge = (word >> 176) & 0xffffff;
+        registration = (word >> 200) & 0xffffff;
+        generationStart = word >> 224;
+    }
+
+    /// @dev A committee change: every registered chain's copy of the generation's first epoch is
+    /// updated (at most MAX_CHAINS writes). Reverts SafeCastOverflowedUintDowncast once epoch
+    /// numbers pass 2^32 - 1 (136 years of an epoch a second).
+    function _generationStarted(uint64 start) internal override {
+        uint32 first = SafeCast.toUint32(start);
+        uint256 n = _chainIds.length;
+        for (uint256 i = 0; i < n; i++) {
+            _vaults[_chainIds[i]].generationStart = first;
+        }
     }
 
     // ----------------------------------------------------------------------------- leaves
@@ -427,6 +462,34 @@ contract MarginSettlement is Ownable2Step {
     /// @notice StandardMerkleTree leaf of a claim: keccak256(bytes.concat(keccak256(abi.encode(account, value)))).
     function claimLeaf(Claim calldata c) public pure returns (bytes32) {
         return keccak256(bytes.concat(keccak256(abi.encode(c.account, c.value))));
+    }
+
+    /// @dev `blockLeafHash` of a block leaf whose `vault` word was compared with a registered vault
+    /// already (so it is a clean address): its abi.encode is the struct's eight calldata words.
+    function _blockLeafHash(BlockLeaf calldata b) private pure returns (bytes32 leaf) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            calldatacopy(m, b, 0x100)
+            mstore(0, keccak256(m, 0x100))
+            leaf := keccak256(0, 0x20)
+        }
+    }
+
+    /// @dev OpenZeppelin `MerkleProof.processProofCalldata` (sorted pairs, `Hashes.commutativeKeccak256`)
+    /// in assembly: the root that `proof` leads to from `leaf`.
+    function _processProof(bytes32[] calldata proof, bytes32 leaf) private pure returns (bytes32 computed) {
+        assembly ("memory-safe") {
+            computed := leaf
+            let end := add(proof.offset, shl(5, proof.length))
+            for { let p := proof.offset } lt(p, end) { p := add(p, 0x20) } {
+                let node := calldataload(p)
+                // the smaller word first, without a branch: `node` goes to 0x20 when it is larger
+                let at := shl(5, lt(computed, node))
+                mstore(at, node)
+                mstore(xor(at, 0x20), computed)
+                computed := keccak256(0, 0x40)
+            }
+        }
     }
 
     /// @notice StandardMerkleTree leaf of a block leaf (same double hashing as `claimLeaf`).
@@ -467,8 +530,15 @@ contract MarginSettlement is Ownable2Step {
         bytes32[] calldata claimProof
     ) external view returns (uint256) {
         _checkBlock(epoch, blockLeaf, blockProof);
-        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(account, value))));
-        if (!MerkleProof.verifyCalldata(claimProof, blockLeaf.claimsRoot, leaf)) {
+        bytes32 leaf;
+        assembly ("memory-safe") {
+            // claimLeaf: keccak256(bytes.concat(keccak256(abi.encode(account, value))))
+            mstore(0, account)
+            mstore(0x20, value)
+            mstore(0, keccak256(0, 0x40))
+            leaf := keccak256(0, 0x20)
+        }
+        if (_processProof(claimProof, leaf) != blockLeaf.claimsRoot) {
             revert ClaimsNotInBlock(blockLeaf.chainId, blockLeaf.blockNumber);
         }
         return value;

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 from web3.contract import Contract
+from web3.exceptions import ContractCustomError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
@@ -523,6 +524,49 @@ def test_epoch_not_accepted_unsubmitted_revoked_and_old_generation(env: Env) -> 
     assert env.collateral(u) == 0
 
 
+def test_a_rotation_voids_old_roots_on_every_chain_and_new_roots_settle(env: Env) -> None:
+    """Each chain's config slot carries the generation's first epoch (one read per block check): a
+    rotation updates every registered chain, and a chain registered or re-registered later takes the
+    current one."""
+    f = env.settlement.functions
+    u = env.users[0].address
+    a, b = block_a(env), block_b(env)
+    env.register(CHAIN_UNREGISTERED, env.vault_a)  # registered before the rotation
+    env.owner_call(f.setCommittee([m.address for m in env.committee], 2))  # generation 2 from epoch 2
+    late = 4242
+    env.register(late, env.vault_a)  # registered after it
+    for block in (a, b, env.epoch1.block(CHAIN_UNREGISTERED)):
+        reverts("EpochNotAccepted", lambda block=block: env.settle(env.epoch1.settlement(block, [u])))
+        pull_reverts(env, "EpochNotAccepted", env.epoch1.pull_args(block, u))
+    remove_chain(env.dest.w3, env.owner, env.settlement.address, CHAIN_B)
+    env.register(CHAIN_B, env.vault_b)  # re-registered after the rotation
+    reverts("EpochNotAccepted", lambda: env.settle(env.epoch1.settlement(b, [u])))
+    late_block = make_block(late, 77, a.leaf.timestamp, env.vault_a, [(u, 3 * ETH)])
+    epoch2 = env.next_epoch([a, b, late_block])
+    env.submit(epoch2)  # the same members, now generation 2
+    assert f.rootOf(1).call() == ZERO32 and f.rootOf(2).call() == epoch2.root
+    for block in (a, b):
+        env.settle(epoch2.settlement(block, [u]))
+    assert f.provenCollateral(*epoch2.pull_args(late_block, u)).call() == 3 * ETH
+    assert env.collateral(u) == 5 * ETH + 1 * ETH
+
+
+def test_a_vault_word_with_dirty_upper_bits_is_a_wrong_vault(env: Env) -> None:
+    """The block leaf's vault is read as a raw calldata word: one with bits above the address differs
+    from every registered vault (and could not hash to a leaf the committee signed)."""
+    u = env.users[1].address
+    a = block_a(env)
+    data = bytearray(bytes.fromhex(env.settlement.encode_abi("provenCollateral", list(env.epoch1.pull_args(a, u)))[2:]))
+    vault_word = 4 + 32 + 5 * 32  # selector, epoch, then the block leaf's sixth word
+    assert bytes(data[vault_word + 12 : vault_word + 32]) == bytes.fromhex(env.vault_a[2:])
+    assert int.from_bytes(env.dest.w3.eth.call({"to": env.settlement.address, "data": bytes(data)}), "big") == 4 * ETH
+    data[vault_word] = 0x01
+    with pytest.raises(ContractCustomError) as info:
+        env.dest.w3.eth.call({"to": env.settlement.address, "data": bytes(data)})
+    selector = "0x" + keccak(text="WrongVault(uint256,address,address)")[:4].hex()
+    assert str(info.value.args[0]).startswith(selector)
+
+
 def test_unknown_chain_and_wrong_vault(env: Env) -> None:
     u = env.users[0].address
     unknown = env.epoch1.block(CHAIN_UNREGISTERED)
@@ -639,7 +683,7 @@ def test_submit_and_settle_in_one_transaction(env: Env) -> None:
     call = f.submitAndSettle(2, epoch2.root, epoch2.previous, signatures, [epoch2.settlement(env.a2, [u0])])
     receipt = transact(env.dest.w3, env.stranger, call, what="submitAndSettle")
     (accepted,) = events(env.verifier, "EpochAccepted", receipt)
-    assert accepted["args"]["epoch"] == 2 and accepted["args"]["submitter"] == env.settlement.address
+    assert accepted["args"]["epoch"] == 2 and accepted["args"]["submitter"] == env.stranger.address
     assert env.verifier.functions.rootOf(2).call() == epoch2.root
     assert env.collateral(u0) == 6 * ETH
 
@@ -686,7 +730,8 @@ def test_register_vault_config_and_registrations(env: Env) -> None:
     assert f.chainIds().call() == [CHAIN_A, CHAIN_B]
     assert f.vaultOf(CHAIN_A).call() == env.vault_a
     assert tuple(f.vaultConfig(CHAIN_B).call()) == (env.vault_b, HAIRCUT_B, MAX_AGE, 1, 0)
-    assert f.verifier().call() == env.verifier.address
+    assert env.verifier.address == env.settlement.address  # it is its own EpochVerifier
+    assert f.threshold().call() == 2 and f.latestEpoch().call() >= 0
     assert f.owner().call() == env.owner.address
     assert (f.BPS().call(), f.MAX_CHAINS().call(), f.FUTURE_TOLERANCE().call()) == (10_000, 32, 300)
     assert f.MAX_MAX_AGE().call() == MAX_MAX_AGE == 30 * 24 * 3600

@@ -56,7 +56,6 @@ chain_id = 10
 rpc = ["https://rpc.example/v1"]
 
 [destinations.destination]
-verifier = "{VERIFIER}"
 settlement = "{SETTLEMENT}"
 
 [destinations.destination.sender]
@@ -109,7 +108,7 @@ def test_minimal_config_takes_every_default(tmp_path: Path) -> None:
         destinations={
             "destination": DestinationConfig(
                 "destination",
-                VERIFIER,
+                SETTLEMENT,  # the verifier: the settlement contract itself when not given
                 SETTLEMENT,
                 KeySource(key_env="SENDER_KEY"),
                 8_000_000,
@@ -152,7 +151,7 @@ chain_id = 31337
 rpc = ["http://127.0.0.1:8545"]
 finality = "safe"
 [destinations.l2-dest]
-verifier = "{VERIFIER.lower()}"
+verifier = "{SETTLEMENT.lower()}"
 settlement = "{SETTLEMENT.upper().replace("0X", "0x")}"
 max_gas_per_batch = 3000000
 max_accounts_per_batch = 5
@@ -198,7 +197,7 @@ proof_chunk_size = 1
     assert config.chains["l2-dest"].finality == "safe"
     assert isinstance(config.chains["l1"].poll_interval_seconds, float)
     destination = config.destinations["l2-dest"]
-    assert (destination.verifier, destination.settlement) == (VERIFIER, SETTLEMENT)  # checksummed
+    assert (destination.verifier, destination.settlement) == (SETTLEMENT, SETTLEMENT)  # checksummed
     assert destination.sender == KeySource(keystore=tmp_path / "sender.json", password_file=tmp_path / "sender.pw")
     assert (destination.max_gas_per_batch, destination.max_accounts_per_batch) == (3_000_000, 5)
     assert destination.receipt_timeout_seconds == 30.5
@@ -374,8 +373,7 @@ def test_pair_source_equal_to_destination(tmp_path: Path) -> None:
     text = _replace(
         MINIMAL,
         "[[pairs]]",
-        '[destinations.source]\nverifier = "' + VERIFIER + '"\n'
-        f'settlement = "{SETTLEMENT}"\nsender = {{ key_env = "SENDER_KEY" }}\n[[pairs]]',
+        f'[destinations.source]\nsettlement = "{SETTLEMENT}"\nsender = {{ key_env = "SENDER_KEY" }}\n[[pairs]]',
     )
     text = _replace(text, 'destination = "destination"\nvault', 'destination = "source"\nvault')
     assert _problems(tmp_path, text) == (
@@ -399,14 +397,14 @@ def test_destination_must_be_a_chain(tmp_path: Path) -> None:
         + f"""
 [destinations.arbitrum]
 verifier = "{VERIFIER}"
-settlement = "{VERIFIER}"
+settlement = "{SETTLEMENT}"
 sender = {{ key_env = "SENDER_KEY" }}
 """
     )
     assert _problems(tmp_path, text) == (
         "destinations.arbitrum: not a chain: there is no [chains.arbitrum]",
-        "destinations.arbitrum.settlement: same address as verifier "
-        "(EpochVerifier and MarginSettlement are two contracts)",
+        "destinations.arbitrum.verifier: differs from settlement: MarginSettlement is its own "
+        "EpochVerifier (leave verifier out, or give the settlement's address)",
     )
 
 
