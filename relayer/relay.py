@@ -50,6 +50,7 @@ from relayer.attestation.eip712 import order_signatures, sign_epoch
 from relayer.config import DestinationConfig
 from relayer.errors import SnapshotRejected, SubmissionError
 from relayer.faults import checkpoint
+from relayer.observability.api import FAILURES_UNREADY
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
 from relayer.proving.proofscheme import prove_verkle_snapshot
@@ -70,9 +71,6 @@ from relayer.storage.store import OPEN_EPOCH_STATES, EpochRecord, Store
 from relayer.submission.submitter import Committee, Submitter
 
 log = get_logger("relayer.relay")
-
-FAILURES_UNREADY = 3
-"""Rounds failing in a row after which /readyz reports the destination unready."""
 
 SHORT_GRACE_SECONDS = 5.0
 """An epoch short of member signatures for this long (or a takeover turn, if longer) makes the

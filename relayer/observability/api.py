@@ -10,28 +10,110 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from chains.fallback import FallbackClient
-from relayer.attestation.committee import AttestationExchange
+from relayer.config import ChainConfig, DestinationConfig
 from relayer.observability.metrics import Metrics
-from relayer.relay import FAILURES_UNREADY, DestinationRelay
-from relayer.scheduling.watcher import ChainWatcher
-from relayer.storage.store import ON_CHAIN, Store
+from relayer.storage.store import ON_CHAIN, AttestationConflict, Store
+
+FAILURES_UNREADY = 3
+"""Rounds of one destination failing in a row that make the daemon not ready (`/readyz`)."""
+
+
+class WatcherHealth(Protocol):
+    """A chain watcher as the endpoints read it (`relayer.scheduling.watcher.ChainWatcher`):
+    block numbers (-1 before the first poll), the head's timestamp and the last successful poll
+    (Unix seconds, 0 before), the last error."""
+
+    @property
+    def config(self) -> ChainConfig: ...
+    @property
+    def head(self) -> int: ...
+    @property
+    def finalized(self) -> int: ...
+    @property
+    def head_timestamp(self) -> int: ...
+    @property
+    def last_ok(self) -> float: ...
+    @property
+    def last_error(self) -> str | None: ...
+
+
+class EndpointsHealth(Protocol):
+    """A chain's RPC client (`chains.fallback.FallbackClient`): its hosts and their state."""
+
+    @property
+    def hosts(self) -> list[str]: ...
+    def endpoints_status(self) -> list[dict[str, Any]]: ...
+
+
+class CommitteeHealth(Protocol):
+    """The destination's committee as last read (`relayer.submission.submitter.Committee`)."""
+
+    @property
+    def generation(self) -> int: ...
+    @property
+    def threshold(self) -> int: ...
+    @property
+    def members(self) -> tuple[str, ...]: ...
+    def is_member(self, address: str) -> bool: ...
+
+
+class Attester(Protocol):
+    @property
+    def address(self) -> str: ...
+
+
+class ProofAnswers(Protocol):
+    """The pull path of one destination (`relayer.settlement.keeper.ProofServer`)."""
+
+    async def proofs(self, account: str) -> dict[str, Any]: ...
+
+
+class RelayHealth(Protocol):
+    """One destination's relay as the endpoints read it (`relayer.relay.DestinationRelay`)."""
+
+    @property
+    def config(self) -> DestinationConfig: ...
+    @property
+    def backlog(self) -> int: ...
+    @property
+    def balance(self) -> int | None: ...
+    @property
+    def committee(self) -> CommitteeHealth | None: ...
+    @property
+    def attester(self) -> Attester: ...
+    @property
+    def consecutive_failures(self) -> int: ...
+    @property
+    def last_failure(self) -> str | None: ...
+    @property
+    def proof_server(self) -> ProofAnswers: ...
+    def signatures_missing(self) -> int: ...
+    def committee_problems(self) -> list[str]: ...
+
+
+class ExchangeHealth(Protocol):
+    """A destination's attestation exchange (`relayer.attestation.committee.AttestationExchange`)."""
+
+    def conflicts(self) -> list[AttestationConflict]: ...
+    def served(self, chain_id: int, epoch: int) -> list[dict[str, Any]]: ...
 
 
 @dataclass(frozen=True, slots=True)
 class HealthView:
     """What the HTTP endpoints read, and nothing else of the daemon: its live watchers and
     clients (by chain name), relays, attestation exchanges (by destination chain id), store and
-    metrics. The daemon hands over its own mappings, so later changes to them show through."""
+    metrics, each seen through the protocol above it. The daemon hands over its own mappings, so
+    later changes to them show through."""
 
-    watchers: Mapping[str, ChainWatcher]
-    clients: Mapping[str, FallbackClient]
-    relays: Sequence[DestinationRelay]
-    exchanges: Mapping[int, AttestationExchange]
+    watchers: Mapping[str, WatcherHealth]
+    clients: Mapping[str, EndpointsHealth]
+    relays: Sequence[RelayHealth]
+    exchanges: Mapping[int, ExchangeHealth]
     store: Store
     metrics: Metrics
 
@@ -68,7 +150,7 @@ def status(view: HealthView) -> dict[str, object]:
     }
 
 
-def committee_status(relay: DestinationRelay) -> dict[str, object]:
+def committee_status(relay: RelayHealth) -> dict[str, object]:
     """The destination's committee as last read from its EpochVerifier (None values before the
     first read): generation, threshold, members, this daemon's attester and whether it is one,
     the signatures still missing and, in plain words, why no epoch can be submitted."""

@@ -51,9 +51,10 @@ from relayer.attestation.committee import ON_CHAIN, AttestationExchange
 from relayer.attestation.eip712 import AttestationError, recover_signer
 from relayer.config import DestinationConfig, KeySource, PairConfig
 from relayer.errors import SubmissionError
+from relayer.observability.api import FAILURES_UNREADY
 from relayer.observability.metrics import Metrics
 from relayer.proving.prover import collateral_storage_key
-from relayer.relay import FAILURES_UNREADY, DestinationRelay
+from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.settlement.settler import Settlement
 from relayer.storage.store import Store

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from relayer.observability.api import ready_problems
-from relayer.relay import FAILURES_UNREADY, DestinationRelay
+from relayer.observability.api import FAILURES_UNREADY, ready_problems
+from relayer.relay import DestinationRelay
 from relayer.storage.store import Store
 from relayer.submission.submitter import Committee
 
