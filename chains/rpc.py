@@ -144,6 +144,37 @@ class Answered(Generic[T]):
     host: str
 
 
+@dataclass(frozen=True, slots=True)
+class MinedReceipt:
+    """`eth_getTransactionReceipt` of a mined transaction: its hash (0x-hex), block number,
+    gas used, effective gas price (wei per gas; 0 when the node omits it) and status (1 success,
+    0 reverted; EIP-658)."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    effective_gas_price: int
+    status: int
+
+
+def _mined_receipt_or_none(result: Any) -> MinedReceipt | None:
+    """A receipt object, None for null or a receipt without a block (not mined). Raises
+    TypeError / HexDecodeError for anything else."""
+    if result is None:
+        return None
+    if not isinstance(result, dict):
+        raise TypeError(f"expected a receipt object or null, got {type(result).__name__}")
+    if not result.get("blockNumber"):
+        return None
+    tx_hash = hex_to_bytes(result.get("transactionHash"), size=32)
+    return MinedReceipt(
+        "0x" + tx_hash.hex(),
+        hex_to_int(result.get("blockNumber"), max_bits=64),
+        hex_to_int(result.get("gasUsed"), max_bits=64),
+        hex_to_int(result.get("effectiveGasPrice", "0x0")),
+        hex_to_int(result.get("status", "0x1"), max_bits=8),
+    )
+
 
 class RpcMethods(ABC):
     """What chain access needs from a JSON-RPC endpoint: `call`, `batch` and typed helpers.
@@ -270,6 +301,40 @@ class RpcMethods(ABC):
     async def estimate_gas(self, call: Mapping[str, Any]) -> int:
         """`eth_estimateGas(call)`: gas units (a revert raises RpcResponseError, see `eth_call`)."""
         return await self.call("eth_estimateGas", [dict(call)], decode=lambda r: hex_to_int(r, max_bits=64))
+
+    async def transaction_count(self, address: str, block: int | str = "latest") -> int:
+        """`eth_getTransactionCount(address, block)`: the account's nonce at `block` ("pending"
+        counts the node's pool)."""
+        return await self.call(
+            "eth_getTransactionCount", [address, block_param(block)], decode=lambda r: hex_to_int(r, max_bits=64)
+        )
+
+    async def max_priority_fee(self) -> int:
+        """`eth_maxPriorityFeePerGas`: the node's suggested tip, wei per gas (not every node
+        implements it: RpcResponseError)."""
+        return await self.call("eth_maxPriorityFeePerGas", [], decode=hex_to_int)
+
+    async def get_transaction(self, tx_hash: str) -> dict[str, Any] | None:
+        """`eth_getTransactionByHash`: the transaction object (its `blockNumber` null while
+        pending), or None when the node does not know the hash."""
+        return await self.call("eth_getTransactionByHash", [tx_hash], decode=_object_or_none)
+
+    async def send_raw_transaction(self, raw: str) -> str:
+        """`eth_sendRawTransaction(raw)` (0x-hex of a signed transaction): the hash the node
+        returned (a refusal raises RpcResponseError with the node's message)."""
+        return await self.call(
+            "eth_sendRawTransaction", [raw], decode=lambda r: "0x" + hex_to_bytes(r, size=32).hex()
+        )
+
+    async def mined_receipts(self, tx_hashes: Sequence[str]) -> list[MinedReceipt | None]:
+        """`eth_getTransactionReceipt` of each hash, in one batch: the receipt of a mined one,
+        None for one not mined (or unknown). Raises RpcGarbageError for a malformed receipt."""
+        method = "eth_getTransactionReceipt"
+        results = await self.batch([(method, [h]) for h in tx_hashes])
+        try:
+            return [_mined_receipt_or_none(r) for r in results]
+        except (TypeError, ValueError) as exc:
+            raise self._garbage(method, f"malformed receipt: {exc}") from None
 
 
 JSON_RECURSION_LIMIT = 1_000

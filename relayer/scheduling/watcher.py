@@ -18,7 +18,7 @@ from contextlib import aclosing
 
 from chains.errors import BlockNotFound, ChainError, MalformedHeader
 from chains.heads import new_heads, ws_host
-from chains.rpc import RpcMethods
+from chains.rpc import RpcMethods, hex_to_int
 from relayer.config import ChainConfig
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
@@ -33,8 +33,8 @@ WS_RETRY_SECONDS = 10.0
 
 
 class ChainWatcher:
-    """Tracks `head` and `finalized` of one chain. `changed` is set on each advance (and never
-    cleared here); `wait_finalized_above` lets any number of waiters wake on the next one."""
+    """Tracks `head` and `finalized` of one chain; `wait_finalized_above` lets any number of
+    waiters wake on the next advance of `finalized`."""
 
     def __init__(self, config: ChainConfig, client: RpcMethods, metrics: Metrics) -> None:
         self.config = config
@@ -44,7 +44,6 @@ class ChainWatcher:
         self.finalized = -1
         self.last_ok = 0.0
         self.last_error: str | None = None
-        self.changed = asyncio.Event()
         self._advanced = asyncio.Event()  # set, then replaced, on each advance of `finalized`
         self._ws_up = False
         self._ws_error: str | None = None
@@ -73,8 +72,8 @@ class ChainWatcher:
         if latest is None:
             raise BlockNotFound("latest", host=self.client.host)
         try:
-            head = int(str(latest["number"]), 16)
-            self.head_timestamp = int(str(latest["timestamp"]), 16)
+            head = hex_to_int(latest.get("number"), max_bits=64)
+            self.head_timestamp = hex_to_int(latest.get("timestamp"), max_bits=64)
             self._note_head(head, str(latest["hash"]), str(latest["parentHash"]))
         except (KeyError, ValueError) as exc:
             raise MalformedHeader("", f"latest block: {exc}") from exc
@@ -87,7 +86,10 @@ class ChainWatcher:
             if block is None:
                 finalized = -1
             else:
-                finalized = int(str(block["number"]), 16)
+                try:
+                    finalized = hex_to_int(block.get("number"), max_bits=64)
+                except ValueError as exc:
+                    raise MalformedHeader("", f"{self.config.finality} block: {exc}") from exc
         name = self.config.name
         if head != self.head:
             self.head = head
@@ -95,7 +97,6 @@ class ChainWatcher:
         if finalized > self.finalized:
             self.finalized = finalized
             self.metrics.chain_finalized.labels(name).set(finalized)
-            self.changed.set()
             self._advanced.set()
             self._advanced = asyncio.Event()
         elif finalized < self.finalized:

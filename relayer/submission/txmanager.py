@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ from eth_utils import to_checksum_address
 
 from chains.bindings import ContractReverted, decode_revert
 from chains.errors import RpcError, RpcResponseError
-from chains.rpc import RpcMethods, hex_to_int
+from chains.rpc import MinedReceipt, RpcMethods, hex_to_int
 from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
@@ -307,11 +307,11 @@ class TxManager:
         return max(top, max(held, default=-1) + 1)
 
     async def _count(self, tag: str) -> int:
-        return int(await self.client.call("eth_getTransactionCount", [self.address, tag], decode=hex_to_int))
+        return await self.client.transaction_count(self.address, tag)
 
     async def _market(self) -> Fees:
         try:
-            tip = int(await self.client.call("eth_maxPriorityFeePerGas", [], decode=hex_to_int))
+            tip = await self.client.max_priority_fee()
         except RpcResponseError:  # not every node implements it
             tip = 0
         tip = max(tip, self.min_priority_fee_wei)
@@ -427,7 +427,7 @@ class TxManager:
         current = self._current(intent)
         if intent.state == "built":
             return await self._broadcast(intent.key, current, first=True)
-        known = await self.client.call("eth_getTransactionByHash", [current.tx_hash])
+        known = await self.client.get_transaction(current.tx_hash)
         if known is None:
             log.warning("tx.dropped", key=intent.key, tx=current.tx_hash, nonce=current.nonce)
             if self.metrics is not None:
@@ -464,7 +464,7 @@ class TxManager:
         intent = self._get(key)
         checkpoint("tx.persisted")
         try:
-            await self.client.call("eth_sendRawTransaction", [attempt.raw])
+            await self.client.send_raw_transaction(attempt.raw)
             checkpoint("tx.sent")
         except RpcResponseError as exc:
             outcome = classify(exc.message)
@@ -534,25 +534,23 @@ class TxManager:
         if not hashes:
             return None
         try:
-            receipts: Sequence[Any] = await self.client.batch([("eth_getTransactionReceipt", [h]) for h in hashes])
+            receipts = await self.client.mined_receipts(hashes)
         except RpcError as exc:
             log.warning("tx.receipt_poll_failed", key=intent.key, error=str(exc))
             return None
         for receipt in receipts:
-            if isinstance(receipt, dict) and receipt.get("blockNumber"):
+            if receipt is not None:
                 return await self._finalise(intent, receipt)
         return None
 
-    async def _finalise(self, intent: Intent, receipt: dict[str, Any]) -> Receipt:
-        tx_hash = str(receipt["transactionHash"])
-        number = hex_to_int(receipt["blockNumber"])
-        gas_used = hex_to_int(receipt["gasUsed"])
-        price = hex_to_int(receipt.get("effectiveGasPrice", "0x0"))
+    async def _finalise(self, intent: Intent, receipt: MinedReceipt) -> Receipt:
+        tx_hash, number, gas_used = receipt.tx_hash, receipt.block_number, receipt.gas_used
+        price = receipt.effective_gas_price
         block = await self.client.get_block(number)
-        timestamp = hex_to_int((block or {}).get("timestamp", "0x0"))
+        timestamp = hex_to_int((block or {}).get("timestamp", "0x0"), max_bits=64)
         if self.metrics is not None:
             self.metrics.tx_gas_used.labels(intent.kind).inc(gas_used)
-        if hex_to_int(receipt.get("status", "0x1")) == 1:
+        if receipt.status == 1:
             self.store.mark_mined(
                 intent.key, tx_hash, block_number=number, gas_used=gas_used, block_timestamp=timestamp,
                 effective_gas_price=price, reverted=False,
@@ -574,7 +572,7 @@ class TxManager:
         """Revert data of a failed transaction: its call replayed on the parent block's state."""
         call = {"from": self.address, "to": intent.to, "data": intent.data, "gas": hex(intent.gas)}
         try:
-            await self.client.call("eth_call", [call, hex(max(number - 1, 0))])
+            await self.client.eth_call(call, max(number - 1, 0))
         except RpcResponseError as exc:
             data = exc.data.get("data") if isinstance(exc.data, dict) else exc.data
             if isinstance(data, str) and data.startswith("0x"):

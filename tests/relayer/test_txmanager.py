@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chains.errors import ChainError, TransactionError
+from chains.rpc import RpcMethods
 from relayer.errors import EXPECTED_ERRORS, RelayerError, StoreError
 from relayer.storage.store import Store
 from relayer.storage.txstore import Attempt, TxStore
@@ -133,10 +134,15 @@ async def test_close_stops_the_sends_in_flight(tmp_path: Path) -> None:
     cancelled and has stopped when `close` returns, so nothing writes to a closed store."""
     asked = asyncio.Event()
 
-    class SilentNode:
+    class SilentNode(RpcMethods):
+        host = "silent:8545"
+
         async def call(self, method: str, params: Any = (), **kw: Any) -> Any:
             asked.set()
             await asyncio.Event().wait()  # never answers
+
+        async def batch(self, calls: Any) -> list[Any]:
+            return [await self.call(method, params) for method, params in calls]
 
     store = Store(tmp_path / "r.db")
     txm = TxManager(SilentNode(), chain_id=1, sender=Account.create(), store=store)  # type: ignore[arg-type]
