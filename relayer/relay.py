@@ -24,9 +24,12 @@ A round:
    whose blocks are already too old for the destination is submitted alone (the sequence must
    go on; its positions would only be refused).
 
-Every open epoch in the store is processed again before a new round, so a restart (even
-after kill -9) resumes exactly where the last process stopped; the transaction manager's
-idempotency keys make sure nothing is sent twice. A reverted transaction fails its epoch at
+The daemon runs steps 1-3 and step 4 as two loops side by side (`run`): while one epoch
+settles, the next is planned, proven and signed (it becomes due once the previous one's
+acceptance is final; epochs are still submitted in order, by the settling loop). The
+settling loop processes every open epoch in the store, so a restart (even after kill -9)
+resumes exactly where the last process stopped; the transaction manager's idempotency keys
+make sure nothing is sent twice. A reverted transaction fails its epoch at
 once (unless another member's transaction accepted the same root first); an epoch whose
 processing keeps failing is given up after `max_epoch_attempts`, and its number is planned
 again after GIVEN_UP_PAUSE_SECONDS.
@@ -37,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
@@ -157,42 +160,63 @@ class DestinationRelay:
         self._short: dict[int, tuple[int, float]] = {}  # epoch -> (signatures missing, since when)
         self._given_up: dict[int, tuple[float, str]] = {}  # epoch -> (when, why)
         self.wake_watchers: list[ChainWatcher] = []  # besides the sources': the destination's (set by the daemon)
+        self._fresh: dict[int, EpochAggregate] = {}  # open epochs this process created: their aggregates
+        self._created = asyncio.Event()  # set when an epoch is created (wakes the settling loop)
+        self._failures = {"proving": 0, "settling": 0}  # failures in a row, per loop of `run`
 
     def _chain_label(self, chain_id: int) -> str:
         source = self.sources.get(chain_id)
         return source.config.source if source else str(chain_id)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Resume open epochs, then run rounds until `stop` is set; a round in progress is
-        finished first (the supervisor cancels it after a grace period; all is durable).
-        A failing round is counted (`relayer_round_failures_total`, readiness after
-        FAILURES_UNREADY in a row) and retried after a pause; an epoch that keeps failing is
-        given up after `max_epoch_attempts` (see `_process`), so nothing loops for good."""
+        """Until `stop` is set, two loops side by side (work in progress is finished first; the
+        supervisor cancels it after a grace period; all is durable): the proving loop plans,
+        proves, signs and publishes the next epoch (`round`), and the settling loop drives every
+        open epoch (`resume`: signatures, submission, settlement, finality). So the next epoch
+        is proven and signed while the previous one settles; epochs are still submitted in
+        order, by one loop. A failing loop is counted (`relayer_round_failures_total`;
+        readiness after FAILURES_UNREADY failures in a row of either loop) and retried after a
+        pause; an epoch that keeps failing is given up after `max_epoch_attempts` (see
+        `_process`), so nothing loops for good."""
+        await asyncio.gather(self._loop(stop, self._proving_pass), self._loop(stop, self._settling_pass))
+
+    async def _proving_pass(self) -> bool:
+        await self.refresh_committee()
+        return await self.round(process=False)
+
+    async def _settling_pass(self) -> bool:
+        self._created.clear()
+        if self.balance is None:
+            await self.refresh_balance()
+        await self.refresh_committee()
+        if await self.resume():
+            await self.refresh_balance()
+        return self._created.is_set()  # an epoch was created meanwhile: drive it at once
+
+    async def _loop(self, stop: asyncio.Event, one_pass: Callable[[], Awaitable[bool]]) -> None:
+        name = one_pass.__name__.strip("_").removesuffix("_pass")
         while not stop.is_set():
             seen = self._finalized_now()
             try:
-                if self.balance is None:
-                    await self.refresh_balance()
-                await self.refresh_committee()
-                await self.resume()
-                worked = await self.round()
+                worked = await one_pass()
                 given_up = self._given_up_recently()
                 if given_up:  # the epoch is planned again after a pause: unready meanwhile
-                    self.consecutive_failures = max(self.consecutive_failures, FAILURES_UNREADY)
+                    self._failures[name] = FAILURES_UNREADY
                     self.last_failure = given_up
                 else:
-                    self.consecutive_failures = 0
-                    self.last_failure = None
+                    self._failures[name] = 0
+                    if not any(self._failures.values()):
+                        self.last_failure = None
             except (ChainError, SubmissionError) as exc:
-                self.consecutive_failures += 1
+                self._failures[name] += 1
                 self.last_failure = str(exc)
                 self.metrics.round_failures.labels(self.config.chain).inc()
-                log.warning(
-                    "round.failed", destination=self.config.chain, error=str(exc), in_a_row=self.consecutive_failures
-                )
+                log.warning("round.failed", destination=self.config.chain, loop=name, error=str(exc),
+                            in_a_row=self._failures[name])  # fmt: skip
                 worked = False
+            self.consecutive_failures = max(self._failures.values())
             if not worked:
-                await self._idle(stop, seen)
+                await self._idle(stop, seen, self._created if name == "settling" else None)
 
     def _finalized_now(self) -> dict[ChainWatcher, int]:
         """The finalized height of every watcher whose advance wakes this relay: its sources'
@@ -200,12 +224,16 @@ class DestinationRelay:
         watchers = [*(p.watcher for p in self.pairs), *self.wake_watchers]
         return {w: w.finalized for w in watchers}
 
-    async def _idle(self, stop: asyncio.Event, seen: dict[ChainWatcher, int]) -> None:
-        """Wait until `stop` is set, or a watcher's finalized height is above what it was in
-        `seen` (taken before the loop's work, so that an advance during it is not missed): an
-        epoch can become due, or a settlement final, at once; at most `idle_seconds` (the
-        committee, peers' signatures and takeovers are looked at again meanwhile)."""
+    async def _idle(
+        self, stop: asyncio.Event, seen: dict[ChainWatcher, int], created: asyncio.Event | None = None
+    ) -> None:
+        """Wait until `stop` (or `created`) is set, or a watcher's finalized height is above what
+        it was in `seen` (taken before the loop's work, so that an advance during it is not
+        missed): an epoch can become due, or a settlement final, at once; at most `idle_seconds`
+        (the committee, peers' signatures and takeovers are looked at again meanwhile)."""
         waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+        if created is not None:
+            waits.append(asyncio.ensure_future(created.wait()))
         waits += [asyncio.ensure_future(w.wait_finalized_above(h)) for w, h in seen.items()]
         try:
             await asyncio.wait(waits, timeout=self.idle_seconds, return_when=asyncio.FIRST_COMPLETED)
@@ -214,15 +242,22 @@ class DestinationRelay:
                 waiting.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
-    async def resume(self) -> None:
-        """Process every open epoch of the store, oldest first."""
-        for record in self.store.open_epochs():
-            if record.epoch not in self._held:  # a held epoch was logged once (`epoch.held`)
+    async def resume(self) -> int:
+        """Process every open epoch of the store, oldest first (an epoch this process created is
+        driven with the aggregate its round built, not rebuilt from the store). Returns how
+        many there were."""
+        records = self.store.open_epochs()
+        for record in records:
+            fresh = self._fresh.get(record.epoch)
+            if fresh is None and record.epoch not in self._held:  # a held epoch was logged once
                 log.info("epoch.resumed", epoch=record.epoch, status=record.status)
-            await self._process(record)
+            await self._process(record, fresh if fresh is not None and fresh.root == record.root else None)
+        return len(records)
 
-    async def round(self) -> bool:
-        """One round. Returns False when nothing was due (or this member waits for something)."""
+    async def round(self, *, process: bool = True) -> bool:
+        """One round. Returns False when nothing was due (or this member waits for something).
+        With `process` the epoch it creates is driven at once (submitted, settled as far as it
+        goes now); without, it is left to `resume` (the daemon's settling loop)."""
         latest = await self.submitter.latest_epoch()
         epoch = latest + 1
         held = self.store.epoch(epoch)
@@ -281,9 +316,11 @@ class DestinationRelay:
         # The record as just stored, without re-reading it: `aggregate` holds the claims, so the
         # stored content's snapshots (a second copy of every claim) are not kept while it settles.
         del content["snapshots"]
-        record = EpochRecord(epoch, aggregate.root, "signed", None, content, None)
-        await self._process(record, aggregate)
-        await self.refresh_balance()
+        self._fresh[epoch] = aggregate
+        self._created.set()
+        if process:
+            await self._process(EpochRecord(epoch, aggregate.root, "signed", None, content, None), aggregate)
+            await self.refresh_balance()
         return True
 
     async def _prove_due(self, due: list[tuple[PairRunner, int]]) -> list[object]:
@@ -615,7 +652,7 @@ class DestinationRelay:
 
     def _forget(self, epoch: int) -> None:
         """Drop what this process kept about an epoch it is done with."""
-        for kept in (self._turn_since, self._taken_over, self._awaiting_noted, self._short):
+        for kept in (self._turn_since, self._taken_over, self._awaiting_noted, self._short, self._fresh):
             kept.pop(epoch, None)
 
     async def _signatures(self, record: EpochRecord, previous: bytes) -> list[bytes] | None:
