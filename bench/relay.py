@@ -73,6 +73,8 @@ RPC_BATCH = 500  # JSON-RPC calls per HTTP request while seeding
 PROOF_CHUNK = 256  # the daemon's default `proof_chunk_size`, written into the config
 METRICS_EVERY = 0.5
 DEPOSIT_GAS = 120_000
+DEPOSIT_MAX_FEE = 1_000 * 10**9  # full blocks while seeding raise the base fee 12.5% a block: a
+# deposit sent with anvil's default fee cap (twice the base fee when sent) can wait for good
 SOURCE_STATES = 160  # states a source anvil keeps in memory (--prune-history): 10 anvils x 10,000
 # accounts keeping every state ran the machine out of memory; 160 s of history still covers a round
 STAGES = ("discover", "eth_getProof", "verify", "aggregate+sign", "submit", "settle")
@@ -179,7 +181,8 @@ def seed(source: Source, accounts: list[str], sent: Progress, mined: Progress) -
     for start in range(0, len(accounts), RPC_BATCH):
         hashes += batch(url, [
             ("eth_sendTransaction", [{"from": a, "to": source.vault, "value": hex(devnet.deposit_of(start + i)),
-                                      "data": data, "gas": hex(DEPOSIT_GAS)}])
+                                      "data": data, "gas": hex(DEPOSIT_GAS),
+                                      "maxFeePerGas": hex(DEPOSIT_MAX_FEE), "maxPriorityFeePerGas": hex(10**9)}])
             for i, a in enumerate(accounts[start : start + RPC_BATCH])
         ])  # fmt: skip
         sent.add(len(accounts[start : start + RPC_BATCH]))
