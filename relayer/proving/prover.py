@@ -38,6 +38,22 @@ def collateral_storage_key(account: str, mapping_slot: int) -> Hash32:
     return Hash32(mapping_storage_key(account, mapping_slot))
 
 
+def collateral_storage_keys(accounts: Sequence[str], mapping_slot: int) -> list[Hash32]:
+    """`collateral_storage_key` of every account, hashed in one native call (`native.keccak256_many`)
+    when each is a 0x-hex address (the accounts of a vault are); one by one otherwise."""
+    if not 0 <= mapping_slot < 2**256 or not all(len(a) == 42 and a[:2] == "0x" for a in accounts):
+        return [collateral_storage_key(a, mapping_slot) for a in accounts]
+    slot = mapping_slot.to_bytes(32, "big")
+    try:
+        preimages = b"".join([bytes(12) + bytes.fromhex(a[2:]) + slot for a in accounts])
+    except ValueError:  # not hex: let the one-by-one path say what is wrong
+        return [collateral_storage_key(a, mapping_slot) for a in accounts]
+    if len(preimages) != 64 * len(accounts):  # bytes.fromhex skips whitespace
+        return [collateral_storage_key(a, mapping_slot) for a in accounts]
+    digests = native.keccak256_many(preimages, 64)
+    return [Hash32(digests[i : i + 32]) for i in range(0, len(digests), 32)]
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
     """One proven collateral value (DESIGN section 3): `Claim = (address account, uint256 value)`,
@@ -203,7 +219,7 @@ async def prove_snapshot(
     with rejecting_bad_headers(chain_id, block_number):
         served = await fetch_header_answered(client, block_number)
     header = served.result
-    keys = [collateral_storage_key(a, mapping_slot) for a in accounts]
+    keys = collateral_storage_keys(accounts, mapping_slot)
     claims: list[Claim] = []
     excluded: list[tuple[str, str]] = []
     words: list[bytes] | None = []
