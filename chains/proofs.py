@@ -8,6 +8,7 @@ verified against the header's stateRoot by the native library (`native/`), not h
 from __future__ import annotations
 
 import asyncio
+import binascii
 import re
 from collections import deque
 from collections.abc import AsyncGenerator, Mapping, Sequence
@@ -36,19 +37,41 @@ def _field(result: Mapping[str, Any], name: str, address: bytes | None) -> Any:
     return result[name]
 
 
-def _nodes(value: Any, where: str, address: bytes | None) -> tuple[bytes, ...]:
+def _nodes(value: Any, where: str, address: bytes | None, seen: dict[str, bytes] | None = None) -> tuple[bytes, ...]:
+    """The trie nodes of a proof, from 0x-hex. `seen`: nodes already decoded in this answer, by
+    their hex (the storage proofs of one answer share their upper nodes: each is decoded and
+    kept once)."""
     if not isinstance(value, list):
         raise MalformedProof(f"{where}: expected a list of 0x-hex nodes, got {type(value).__name__}", address=address)
-    nodes = []
-    for index, item in enumerate(value):
-        try:
-            node = hex_to_bytes(item)
-        except HexDecodeError as exc:
-            raise MalformedProof(f"{where}[{index}]: {exc}", address=address) from None
-        if not node:
-            raise MalformedProof(f"{where}[{index}]: empty trie node", address=address)
+    if seen is None:
+        seen = {}
+    nodes: list[bytes] = []
+    for item in value:
+        node = seen.get(item) if type(item) is str else None
+        if node is None:
+            node = _node(item, where, len(nodes), address)
+            seen[item] = node
         nodes.append(node)
     return tuple(nodes)
+
+
+def _node(item: object, where: str, index: int, address: bytes | None) -> bytes:
+    """One trie node from "0x" + an even number of hex digits (binascii: no whitespace, no sign,
+    no "_", unlike `bytes.fromhex` and `int`)."""
+    if type(item) is str and item[:2] == "0x":
+        try:
+            node = binascii.a2b_hex(item[2:])
+        except ValueError:  # binascii.Error (odd length, not hex), or not ASCII
+            node = None
+        if node:
+            return node
+        if node == b"":
+            raise MalformedProof(f"{where}[{index}]: empty trie node", address=address)
+    try:
+        hex_to_bytes(item)
+    except HexDecodeError as exc:
+        raise MalformedProof(f"{where}[{index}]: {exc}", address=address) from None
+    raise MalformedProof(f"{where}[{index}]: not 0x-hex data: {str(item)[:80]!r}", address=address)
 
 
 def parse_storage_key(value: object) -> Hash32:
@@ -57,6 +80,11 @@ def parse_storage_key(value: object) -> Hash32:
     Real nodes echo keys as they were sent, so "0x0" and "0x00" occur (execution-apis
     fixtures); both mean slot 0. Raises HexDecodeError.
     """
+    if type(value) is str and len(value) == 66 and value[:2] == "0x":  # the common, full-width spelling
+        try:
+            return Hash32(binascii.a2b_hex(value[2:]))
+        except ValueError:
+            pass  # not hex: said below
     if not isinstance(value, str) or _KEY.match(value) is None:
         raise HexDecodeError(f"not a 0x-hex storage key of at most 32 bytes: {str(value)[:80]!r}")
     return Hash32(bytes.fromhex(value[2:].rjust(64, "0")))
@@ -92,7 +120,8 @@ def parse_proof(result: object, block_number: int) -> AccountProof:
     balance = decode("balance", None)
     storage_hash = decode("storageHash", 32)
     code_hash = decode("codeHash", 32)
-    account_proof = _nodes(_field(result, "accountProof", address), "accountProof", address)
+    seen: dict[str, bytes] = {}
+    account_proof = _nodes(_field(result, "accountProof", address), "accountProof", address, seen)
 
     entries = _field(result, "storageProof", address)
     if not isinstance(entries, list):
@@ -110,7 +139,7 @@ def parse_proof(result: object, block_number: int) -> AccountProof:
             value = hex_to_int(_field(entry, "value", address))
         except HexDecodeError as exc:
             raise MalformedProof(f"{where}.value: {exc}", address=address) from None
-        proof = _nodes(_field(entry, "proof", address), f"{where}.proof", address)
+        proof = _nodes(_field(entry, "proof", address), f"{where}.proof", address, seen)
         storage.append(StorageProof(slot=slot, value=value, proof=proof))
 
     return AccountProof(

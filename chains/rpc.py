@@ -24,7 +24,6 @@ import email.utils
 import itertools
 import json
 import re
-import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +33,7 @@ from types import TracebackType
 from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import aiohttp
+import orjson
 import structlog
 import yarl
 
@@ -337,22 +337,15 @@ class RpcMethods(ABC):
             raise self._garbage(method, f"malformed receipt: {exc}") from None
 
 
-JSON_RECURSION_LIMIT = 1_000
-"""While untrusted JSON is parsed, Python's recursion limit is at most this."""
-
-
 def loads_untrusted(data: bytes | str) -> Any:
-    """`json.loads` of bytes from the network (NaN and Infinity refused). The recursion limit is
-    lowered to JSON_RECURSION_LIMIT meanwhile: py_ecc (under eth-account) raises it to 100000,
-    and with that limit the C JSON parser overflows the thread's stack on a deeply nested
-    document (`[` x 100000 from a lying endpoint would kill the process) instead of raising
-    RecursionError. Raises ValueError (JSONDecodeError), UnicodeDecodeError, RecursionError."""
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(min(limit, JSON_RECURSION_LIMIT))
-    try:
-        return json.loads(data, parse_constant=_no_nan)
-    finally:
-        sys.setrecursionlimit(limit)
+    """Parse JSON from the network with orjson (strict RFC 8259: NaN, Infinity and invalid UTF-8
+    refused; nesting deeper than 1024 refused by its own limit, not Python's recursion limit,
+    which py_ecc under eth-account raises to 100000: `[` x 100000 from a lying endpoint is a
+    clean error, not a stack overflow). Several times faster than `json.loads` on the megabytes of
+    an `eth_getProof` answer. Integers beyond 64 bits come back as floats (a JSON-RPC quantity is
+    a hex string; a float where an int is expected is garbage to the caller's type checks).
+    Raises ValueError (orjson.JSONDecodeError)."""
+    return orjson.loads(data)
 
 
 def _object_or_none(result: Any) -> dict[str, Any] | None:
@@ -401,10 +394,6 @@ def _retry_after_seconds(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _no_nan(constant: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {constant}")
 
 
 class RpcClient(RpcMethods):

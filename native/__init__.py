@@ -284,6 +284,26 @@ def keccak256(data: bytes) -> bytes:
     return bytes(ffi.buffer(out))
 
 
+def keccak256_many(data: bytes, size: int) -> bytes:
+    """Keccak-256 of each ``size``-byte message of ``data`` (back to back), in one native call
+    (``spr_keccak256_many``): 32 bytes per message, in order.
+
+    Raises ``ValueError`` when ``size`` < 1 or ``len(data)`` is not a multiple of it."""
+    buf = _as_bytes("data", data)
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be int, not {type(size).__name__}")
+    if size < 1 or len(buf) % size:
+        raise ValueError(f"data ({len(buf)} bytes) is not a whole number of {size}-byte messages")
+    n = len(buf) // size
+    if n == 0:
+        return b""
+    out = _no_clear("uint8_t[]", 32 * n)
+    status = lib.spr_keccak256_many(buf, ffi.new("size_t[]", [size] * n), n, out)
+    if status != lib.SPR_OK:
+        raise NativeError(status)
+    return bytes(ffi.buffer(out, 32 * n))
+
+
 # ---- RLP ---------------------------------------------------------------------------------------
 
 

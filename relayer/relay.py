@@ -59,11 +59,12 @@ from relayer.observability.metrics import Metrics
 from relayer.proving.proofscheme import prove_verkle_snapshot
 from relayer.proving.prover import (
     EPOCH_FORMAT,
+    EPOCH_FORMATS,
     Snapshot,
     confirm_block_hash,
     prove_snapshot,
-    snapshot_from_json,
     snapshot_to_json,
+    snapshots_from_json,
 )
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.schedule import EpochSchedule
@@ -159,8 +160,10 @@ class DestinationRelay:
         self._awaiting_noted: dict[int, int] = {}
         self._short: dict[int, tuple[int, float]] = {}  # epoch -> (signatures missing, since when)
         self._given_up: dict[int, tuple[float, str]] = {}  # epoch -> (when, why)
+        self._aggregates: dict[tuple[int, bytes], EpochAggregate] = {}
+        """The aggregate of each open epoch (epoch, root) being processed: rebuilt from the store
+        once (a restart), not at every loop; dropped when the epoch is settled or failed."""
         self.wake_watchers: list[ChainWatcher] = []  # besides the sources': the destination's (set by the daemon)
-        self._fresh: dict[int, EpochAggregate] = {}  # open epochs this process created: their aggregates
         self._created = asyncio.Event()  # set when an epoch is created (wakes the settling loop)
         self._failures = {"proving": 0, "settling": 0}  # failures in a row, per loop of `run`
 
@@ -243,15 +246,18 @@ class DestinationRelay:
             await asyncio.gather(*waits, return_exceptions=True)
 
     async def resume(self) -> int:
-        """Process every open epoch of the store, oldest first (an epoch this process created is
-        driven with the aggregate its round built, not rebuilt from the store). Returns how
-        many there were."""
+        """Process every open epoch of the store, oldest first (an epoch whose aggregate this
+        process holds, e.g. one it created, is not rebuilt from the store). Returns how many
+        there were."""
         records = self.store.open_epochs()
+        still_open = {(r.epoch, r.root) for r in records}
+        for key in [k for k in self._aggregates if k not in still_open]:
+            del self._aggregates[key]
         for record in records:
-            fresh = self._fresh.get(record.epoch)
-            if fresh is None and record.epoch not in self._held:  # a held epoch was logged once
+            known = (record.epoch, record.root) in self._aggregates
+            if not known and record.epoch not in self._held:  # a held epoch was logged once (`epoch.held`)
                 log.info("epoch.resumed", epoch=record.epoch, status=record.status)
-            await self._process(record, fresh if fresh is not None and fresh.root == record.root else None)
+            await self._process(record)
         return len(records)
 
     async def round(self, *, process: bool = True) -> bool:
@@ -304,7 +310,8 @@ class DestinationRelay:
             "previous": "0x" + previous.hex(),
             "signatures": [[self.attester.address, "0x" + signature.hex()]],
         }
-        self.store.create_epoch(epoch, aggregate.root, content, heights)
+        claims = ((b, i, c.account, c.value) for b, s in enumerate(snapshots) for i, c in enumerate(s.claims))
+        self.store.create_epoch(epoch, aggregate.root, content, heights, claims)
         checkpoint("epoch.created")
         if self.exchange is not None:
             self.exchange.publish(
@@ -313,10 +320,8 @@ class DestinationRelay:
             )  # fmt: skip
         log.info("epoch.created", epoch=epoch, root=aggregate.root, blocks=len(snapshots), time=plan.time,
                  why=plan.why, claims=aggregate.claim_count)  # fmt: skip
-        # The record as just stored, without re-reading it: `aggregate` holds the claims, so the
-        # stored content's snapshots (a second copy of every claim) are not kept while it settles.
-        del content["snapshots"]
-        self._fresh[epoch] = aggregate
+        # The record as just stored, without re-reading it; its aggregate is kept while it is open
+        self._aggregates[(epoch, aggregate.root)] = aggregate
         self._created.set()
         if process:
             await self._process(EpochRecord(epoch, aggregate.root, "signed", None, content, None), aggregate)
@@ -555,14 +560,21 @@ class DestinationRelay:
         signature (made when its proofs were verified) is used, never a new one. An epoch
         that fails `max_epoch_attempts` times (chain or submission errors) is given up."""
         epoch = record.epoch
-        if record.content.get("format") != EPOCH_FORMAT:
+        if record.content.get("format") not in EPOCH_FORMATS:
             self._fail(epoch, "old_format")
             return
         if aggregate is None:
-            aggregate = aggregate_epoch([snapshot_from_json(s) for s in record.content["snapshots"]])
+            aggregate = self._aggregates.get((epoch, record.root))
+        if aggregate is None:
+            snapshots = snapshots_from_json(
+                record.content["snapshots"], lambda block: self.store.epoch_claims(epoch, record.root, block)
+            )
+            aggregate = aggregate_epoch(snapshots)
+            del snapshots
             if aggregate.root != record.root:
                 self._fail(epoch, "corrupt", detail="stored content does not rebuild its root")
                 return
+            self._aggregates[(epoch, record.root)] = aggregate
         try:
             await self._drive(record, aggregate, pending)
         except ContractReverted as exc:
@@ -652,8 +664,10 @@ class DestinationRelay:
 
     def _forget(self, epoch: int) -> None:
         """Drop what this process kept about an epoch it is done with."""
-        for kept in (self._turn_since, self._taken_over, self._awaiting_noted, self._short, self._fresh):
+        for kept in (self._turn_since, self._taken_over, self._awaiting_noted, self._short):
             kept.pop(epoch, None)
+        for key in [k for k in self._aggregates if k[0] == epoch]:
+            del self._aggregates[key]
 
     async def _signatures(self, record: EpochRecord, previous: bytes) -> list[bytes] | None:
         """The signatures to submit `record` with: this member's stored one (made when its proofs

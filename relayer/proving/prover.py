@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +36,22 @@ def collateral_storage_key(account: str, mapping_slot: int) -> Hash32:
     `collateral_slot` setting): keccak256(abi.encode(account, mapping_slot)) (Solidity storage
     layout). Returns 32 bytes."""
     return Hash32(mapping_storage_key(account, mapping_slot))
+
+
+def collateral_storage_keys(accounts: Sequence[str], mapping_slot: int) -> list[Hash32]:
+    """`collateral_storage_key` of every account, hashed in one native call (`native.keccak256_many`)
+    when each is a 0x-hex address (the accounts of a vault are); one by one otherwise."""
+    if not 0 <= mapping_slot < 2**256 or not all(len(a) == 42 and a[:2] == "0x" for a in accounts):
+        return [collateral_storage_key(a, mapping_slot) for a in accounts]
+    slot = mapping_slot.to_bytes(32, "big")
+    try:
+        preimages = b"".join([bytes(12) + bytes.fromhex(a[2:]) + slot for a in accounts])
+    except ValueError:  # not hex: let the one-by-one path say what is wrong
+        return [collateral_storage_key(a, mapping_slot) for a in accounts]
+    if len(preimages) != 64 * len(accounts):  # bytes.fromhex skips whitespace
+        return [collateral_storage_key(a, mapping_slot) for a in accounts]
+    digests = native.keccak256_many(preimages, 64)
+    return [Hash32(digests[i : i + 32]) for i in range(0, len(digests), 32)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,7 +219,7 @@ async def prove_snapshot(
     with rejecting_bad_headers(chain_id, block_number):
         served = await fetch_header_answered(client, block_number)
     header = served.result
-    keys = [collateral_storage_key(a, mapping_slot) for a in accounts]
+    keys = collateral_storage_keys(accounts, mapping_slot)
     claims: list[Claim] = []
     excluded: list[tuple[str, str]] = []
     words: list[bytes] | None = []
@@ -303,16 +319,21 @@ async def confirm_block_hash(client: RpcMethods, snapshot: Snapshot) -> str | No
     return answer.host
 
 
-EPOCH_FORMAT = 3
+EPOCH_FORMAT = 4
 """Format of a stored epoch's content (DESIGN section 3, formats v2: claims are (account, value);
-3: with the plan of the deterministic epoch rule, relayer/scheduling/schedule.py); epochs stored in another
-format are failed at resume, their accounts are proven again."""
+3: with the plan of the deterministic epoch rule, relayer/scheduling/schedule.py; 4: the claims
+kept in the store's `epoch_claims` rows instead of inside the content). Epochs stored in a format
+not in EPOCH_FORMATS are failed at resume, their accounts are proven again."""
+
+EPOCH_FORMATS = (3, 4)
+"""Stored formats an epoch is resumed from (3: its snapshots' claims inside the content)."""
 
 
-def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
-    """A JSON-able form of a verified snapshot (what an epoch is rebuilt from after a restart)."""
+def snapshot_to_json(snapshot: Snapshot, *, with_claims: bool = False) -> dict[str, Any]:
+    """A JSON-able form of a verified snapshot's header (what an epoch is rebuilt from after a
+    restart, with its claims: stored beside it, or inside it with `with_claims`)."""
     header = snapshot.header
-    return {
+    data: dict[str, Any] = {
         "chain_id": snapshot.chain_id,
         "vault": snapshot.vault,
         "number": header.number,
@@ -320,12 +341,16 @@ def snapshot_to_json(snapshot: Snapshot) -> dict[str, Any]:
         "parent_hash": "0x" + header.parent_hash.hex(),
         "state_root": "0x" + header.state_root.hex(),
         "timestamp": header.timestamp,
-        "claims": [[c.account, str(c.value)] for c in snapshot.claims],
+        "claim_count": len(snapshot.claims),
     }
+    if with_claims:
+        data["claims"] = [[c.account, str(c.value)] for c in snapshot.claims]
+    return data
 
 
-def snapshot_from_json(data: dict[str, Any]) -> Snapshot:
-    """Inverse of snapshot_to_json (the header's RLP is not kept: it was checked when proven)."""
+def snapshot_from_json(data: dict[str, Any], claims: Iterable[tuple[str, int]] | None = None) -> Snapshot:
+    """Inverse of snapshot_to_json (the header's RLP is not kept: it was checked when proven):
+    the claims are `claims` (account, value), or those inside `data` when None."""
     number = int(data["number"])
     header = VerifiedHeader(
         number=number,
@@ -335,5 +360,15 @@ def snapshot_from_json(data: dict[str, Any]) -> Snapshot:
         timestamp=int(data["timestamp"]),
         rlp=b"",
     )
-    claims = tuple(Claim(str(account), int(value)) for account, value in data["claims"])
-    return Snapshot(int(data["chain_id"]), str(data["vault"]), header, claims, 0.0)
+    rows = data["claims"] if claims is None else claims
+    return Snapshot(
+        int(data["chain_id"]), str(data["vault"]), header, tuple(Claim(str(a), int(v)) for a, v in rows), 0.0
+    )
+
+
+def snapshots_from_json(
+    snapshots: Sequence[dict[str, Any]], claims_of: Callable[[int], Iterable[tuple[str, int]]]
+) -> list[Snapshot]:
+    """The snapshots of a stored epoch's content: each with the claims inside it (format 3), or
+    `claims_of(i)` for the i-th (format 4: the store's `epoch_claims`)."""
+    return [snapshot_from_json(data, None if "claims" in data else claims_of(i)) for i, data in enumerate(snapshots)]

@@ -37,7 +37,7 @@ from chains.bindings import load_artifact
 from chains.errors import BlockNotFound, RpcGarbageError
 from chains.rpc import RpcMethods, hex_to_int
 from relayer.observability.log import get_logger
-from relayer.proving.prover import EPOCH_FORMAT
+from relayer.proving.prover import EPOCH_FORMATS
 
 if TYPE_CHECKING:
     from relayer.scheduling.pairs import PairRunner
@@ -146,7 +146,7 @@ class EpochSchedule:
 
     async def _stored_heights(self, epoch: int) -> dict[int, int] | None:
         record = self.store.epoch(epoch)
-        if record is None or record.content.get("format") != EPOCH_FORMAT:
+        if record is None or record.content.get("format") not in EPOCH_FORMATS:
             return None
         if await self.submitter.recorded_root(epoch) != record.root:
             return None

@@ -23,7 +23,7 @@ from eth_utils import to_checksum_address
 
 from chains.bindings import BLOCK_LEAF_FIELDS
 from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
-from relayer.proving.prover import EPOCH_FORMAT, snapshot_from_json
+from relayer.proving.prover import EPOCH_FORMATS, snapshots_from_json
 from relayer.storage.store import Store
 from relayer.submission.submitter import Submitter
 
@@ -58,7 +58,8 @@ class ProofServer:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        aggregate = aggregate_epoch([snapshot_from_json(s) for s in content["snapshots"]])
+        snapshots = snapshots_from_json(content["snapshots"], lambda block: self.store.epoch_claims(epoch, root, block))
+        aggregate = aggregate_epoch(snapshots)
         if aggregate.root != root:
             return None
         self._cache[key] = aggregate
@@ -75,7 +76,7 @@ class ProofServer:
         records = [
             r
             for r in reversed(self.store.recent_epochs(SCAN_EPOCHS))
-            if r.status in SERVED_STATES and r.content.get("format") == EPOCH_FORMAT
+            if r.status in SERVED_STATES and r.content.get("format") in EPOCH_FORMATS
         ]
         for record in records:
             aggregate = self._aggregate(record.epoch, record.root, record.content)

@@ -69,9 +69,9 @@ class Settlement:
     with (empty when not known)."""
 
 
-_Awaiting = tuple[tuple[str, int, int, int, int], Receipt, int, int]
-"""A settlement mined but not final yet: (its store row, the receipt, the source block's
-timestamp, the number of accounts in its batch)."""
+_Sent = tuple[Receipt, int, int]
+"""A settlement transaction mined but not final yet: (its receipt, the source block's
+timestamp, the number of accounts in its batch). Its accounts are in the store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +138,10 @@ class Settler:
         self._max_age: dict[int, int] = {}
         self.epoch_signers: dict[int, tuple[str, ...]] = {}
         """Per epoch, the members whose signatures this daemon submitted it with (for `Settlement`)."""
-        # settlements mined but not final yet, per epoch: (account, chain, block) ->
-        # (row, receipt, source block time, accounts in its batch)
-        self._awaiting: dict[int, dict[tuple[str, int, int], _Awaiting]] = {}
+        # settlement transactions of this process mined but not final yet, per epoch: tx hash ->
+        # (receipt, source block time, accounts in its batch); their rows are read back from the
+        # store when they are final (`_confirm`), a page at a time
+        self._sent: dict[int, dict[str, _Sent]] = {}
 
     # --- what the destination needs ----------------------------------------------------
 
@@ -336,9 +337,8 @@ class Settler:
         if submission is not None:
             self.metrics.epochs_confirmed.inc()
             log.info("epoch.confirmed", epoch=epoch, root=aggregate.root, tx=receipt.tx_hash, gas=receipt.gas_used)
-        block = aggregate.blocks[aggregate.block_index(batch.chain_id)]
-        values = {c.account: c.value for c in block.snapshot.claims}
-        rows = [(a, batch.chain_id, block.snapshot.header.number, values[a], epoch) for a in accounts]
+        number = aggregate.blocks[aggregate.block_index(batch.chain_id)].snapshot.header.number
+        rows = [(account, batch.chain_id, number, value, epoch) for account, value in item[3]]
         self.store.record_settlements(rows, "submitted", receipt.tx_hash)
         self.metrics.claims_per_batch.observe(len(rows))
         log.info(
@@ -346,20 +346,20 @@ class Settler:
             gas_used=receipt.gas_used, gas_per_account=receipt.gas_used // max(1, len(rows)),
             block=receipt.block_number,
         )  # fmt: skip
-        awaiting = self._awaiting.setdefault(epoch, {})
-        for row in rows:
-            awaiting[(row[0], row[1], row[2])] = (row, receipt, timestamps[batch.chain_id], len(rows))
+        self._sent.setdefault(epoch, {})[receipt.tx_hash] = (receipt, timestamps[batch.chain_id], len(rows))
         checkpoint("batch.recorded")
         return receipt
 
     def _confirm(self, epoch: int) -> None:
-        """The epoch's settlements are final on the destination: mark them confirmed, count
-        them, observe their latency (source block time to now) and report each account."""
-        confirmed = self.store.confirm_settlements(epoch)
+        """The epoch's settlements are final on the destination: observe their latency (source
+        block time to now) and report each account settled by this process (its rows paged from
+        the store), then mark them all confirmed and count them."""
+        sent = self._sent.pop(epoch, {})
         now = time.time()
-        for (account, chain_id, block_number, value, _epoch), receipt, block_time, size in (
-            self._awaiting.pop(epoch, {}).values()
-        ):
+        for account, chain_id, block_number, value, tx_hash in self.store.submitted_settlements(epoch) if sent else ():
+            if tx_hash not in sent:  # sent before a restart: confirmed, not reported
+                continue
+            receipt, block_time, size = sent[tx_hash]
             latency = max(0.0, now - block_time)
             self.metrics.settlement_latency.labels(self.chain_label(chain_id)).observe(latency)
             log.debug(
@@ -370,6 +370,7 @@ class Settler:
                 tx, gas, signers = receipt.tx_hash, receipt.gas_used, self.epoch_signers.get(epoch, ())
                 block = block_number
                 self.on_settled(Settlement(account, chain_id, block, value, epoch, tx, latency, gas, size, signers))
+        confirmed = self.store.confirm_settlements(epoch)
         self.metrics.settlements_confirmed.inc(confirmed)
         if confirmed:
             log.info("settlement.final", epoch=epoch, accounts=confirmed)
@@ -398,12 +399,9 @@ class Settler:
         known = pending
         full = None if signature is None else (epoch, aggregate.root, signature.previous, signature.signatures)
         # blocks of batches mined before a restart still have to become final
-        last_block = max(
-            (b.block_number or 0 for b in self.store.settle_batches(epoch, aggregate.root) if b.status == "mined"),
-            default=0,
-        )
+        last_block = self.store.last_mined_block(epoch, aggregate.root)
         for _ in range(MAX_SETTLE_ROUNDS):
-            batches = [b for b in self.store.settle_batches(epoch, aggregate.root) if b.status == "planned"]
+            batches = self.store.settle_batches(epoch, aggregate.root, "planned")
             if not batches:
                 submission = None
                 if await self.submitter.root_of(epoch) != aggregate.root:

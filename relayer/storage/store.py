@@ -4,7 +4,9 @@ Rows are written before the action they describe is taken (write-ahead):
 
 - an epoch is created (`signed`: its content, headers and claims, with the member's
   signature over it) in the same transaction that advances the pairs past the heights it
-  covers, so a restart neither proves those heights again nor loses the epoch;
+  covers, so a restart neither proves those heights again nor loses the epoch; its claims are
+  rows of their own (`epoch_claims`), written and read back a page at a time, so that no
+  epoch's claims are ever held as one document;
 - it moves `signed -> confirmed -> settled` (or `failed`: superseded or refused on the
   destination, stale, a proven block that is no longer canonical, or retries exhausted); a
   failed epoch that never reached the destination gives its number to the next one;
@@ -27,6 +29,7 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,6 +71,15 @@ CREATE TABLE IF NOT EXISTS epochs (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS epoch_claims (
+    epoch INTEGER NOT NULL,
+    root TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (epoch, root, block, idx)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settle_batches (
     epoch INTEGER NOT NULL,
     root TEXT NOT NULL,
@@ -98,6 +110,7 @@ CREATE TABLE IF NOT EXISTS settlements (
     updated_at REAL NOT NULL,
     PRIMARY KEY (account, chain_id, block_number)
 );
+CREATE INDEX IF NOT EXISTS settlements_by_epoch ON settlements (epoch, status);
 CREATE TABLE IF NOT EXISTS attestations (
     chain_id INTEGER NOT NULL,
     verifier TEXT NOT NULL,
@@ -337,22 +350,42 @@ class Store:
         row = self._db.execute("SELECT MAX(epoch) FROM epochs").fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    def create_epoch(self, epoch: int, root: bytes, content: dict[str, Any], pair_heights: dict[str, int]) -> None:
-        """Write-ahead, in one transaction: the epoch (`signed`) with its content, and the pairs
-        advanced past the heights it covers. A `failed` epoch of the same number (it never
-        reached the destination: the number comes from the destination's latest epoch) is
-        replaced, and its counted attempts start again. Raises StoreError (e.g. the number is
+    def create_epoch(
+        self,
+        epoch: int,
+        root: bytes,
+        content: dict[str, Any],
+        pair_heights: dict[str, int],
+        claims: Iterable[tuple[int, int, str, int]] = (),
+    ) -> None:
+        """Write-ahead, in one transaction: the epoch (`signed`) with its content and its claims
+        (block, index, account, value: the index-th claim of the content's block-th snapshot,
+        written as they are iterated, see `epoch_claims`), and the pairs advanced past the
+        heights it covers. A `failed` epoch of the same number (it never reached the
+        destination: the number comes from the destination's latest epoch) is replaced with its
+        claims, and its counted attempts start again. Raises StoreError (e.g. the number is
         held by an epoch that did not fail)."""
         now = time.time()
+        hex_root = "0x" + root.hex()
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "DELETE FROM epoch_claims WHERE epoch = ? AND root IN "
+                    "(SELECT root FROM epochs WHERE epoch = ? AND status = 'failed')",
+                    (epoch, epoch),
+                )
                 self._db.execute("DELETE FROM epochs WHERE epoch = ? AND status = 'failed'", (epoch,))
                 self._db.execute("DELETE FROM epoch_attempts WHERE epoch = ?", (epoch,))  # a new try
                 self._db.execute(
                     "INSERT INTO epochs (epoch, root, status, tx_hash, content, reason, created_at, updated_at) "
                     "VALUES (?, ?, 'signed', NULL, ?, NULL, ?, ?)",
-                    (epoch, "0x" + root.hex(), json.dumps(content), now, now),
+                    (epoch, hex_root, json.dumps(content), now, now),
+                )
+                self._db.executemany(
+                    "INSERT INTO epoch_claims (epoch, root, block, idx, account, value) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    ((epoch, hex_root, block, index, account, str(value)) for block, index, account, value in claims),
                 )
                 self._advance(pair_heights)
         except sqlite3.Error as exc:
@@ -401,6 +434,23 @@ class Store:
         """Epochs not yet settled or failed, oldest first (what a restart resumes)."""
         return self._epoch_rows("status IN (?, ?, ?)", OPEN_EPOCH_STATES)
 
+    def epoch_claims(self, epoch: int, root: bytes, block: int, page: int = 2_000) -> Iterator[tuple[str, int]]:
+        """The claims (account, value) stored with the epoch for its block-th snapshot, in order,
+        read `page` rows at a time."""
+        after = -1
+        hex_root = "0x" + root.hex()
+        while True:
+            rows = self._db.execute(
+                "SELECT idx, account, value FROM epoch_claims WHERE epoch = ? AND root = ? AND block = ? AND idx > ? "
+                "ORDER BY idx LIMIT ?",
+                (epoch, hex_root, block, after, page),
+            ).fetchall()
+            for _index, account, value in rows:
+                yield str(account), int(value)
+            if len(rows) < page:
+                return
+            after = int(rows[-1][0])
+
     def epoch_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM epochs GROUP BY status").fetchall()
         return {str(s): int(n) for s, n in rows}
@@ -444,16 +494,29 @@ class Store:
             raise StoreError(f"store write failed: {exc}") from exc
         return [b for b in self.settle_batches(epoch, root) if b.index >= first]
 
-    def settle_batches(self, epoch: int, root: bytes) -> list[SettleBatch]:
+    def settle_batches(self, epoch: int, root: bytes, status: str | None = None) -> list[SettleBatch]:
+        """The epoch's planned batches in order; only those in `status` when given."""
+        where, params = "epoch = ? AND root = ?", [epoch, "0x" + root.hex()]
+        if status is not None:
+            where += " AND status = ?"
+            params.append(status)
         rows = self._db.execute(
             "SELECT idx, chain_id, accounts, with_epoch, status, tx_hash, block_number FROM settle_batches "
-            "WHERE epoch = ? AND root = ? ORDER BY idx",
-            (epoch, "0x" + root.hex()),
+            f"WHERE {where} ORDER BY idx",
+            params,
         ).fetchall()
         return [
             SettleBatch(epoch, root, int(r[0]), int(r[1]), tuple(json.loads(r[2])), bool(r[3]), r[4], r[5], r[6])
             for r in rows
         ]
+
+    def last_mined_block(self, epoch: int, root: bytes) -> int:
+        """The highest destination block holding one of the epoch's mined batches (0: none)."""
+        row = self._db.execute(
+            "SELECT MAX(block_number) FROM settle_batches WHERE epoch = ? AND root = ? AND status = 'mined'",
+            (epoch, "0x" + root.hex()),
+        ).fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     def set_settle_batch(
         self, batch: SettleBatch, status: str, tx_hash: str | None = None, block_number: int | None = None
@@ -479,6 +542,22 @@ class Store:
             [(a, c, b, str(v), e, status, tx_hash, now) for a, c, b, v, e in rows],
             many=True,
         )
+
+    def submitted_settlements(self, epoch: int, page: int = 2_000) -> Iterator[tuple[str, int, int, int, str | None]]:
+        """The epoch's `submitted` settlement rows (account, chain_id, block_number, value, tx_hash),
+        read from the store `page` rows at a time (an epoch's rows are never all in memory)."""
+        after = -1
+        while True:
+            rows = self._db.execute(
+                "SELECT rowid, account, chain_id, block_number, value, tx_hash FROM settlements "
+                "WHERE epoch = ? AND status = 'submitted' AND rowid > ? ORDER BY rowid LIMIT ?",
+                (epoch, after, page),
+            ).fetchall()
+            for _rowid, account, chain_id, block_number, value, tx_hash in rows:
+                yield str(account), int(chain_id), int(block_number), int(value), tx_hash
+            if len(rows) < page:
+                return
+            after = int(rows[-1][0])
 
     def confirm_settlements(self, epoch: int) -> int:
         """Mark the epoch's `submitted` settlement rows `confirmed` (final on the destination);

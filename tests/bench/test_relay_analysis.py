@@ -81,3 +81,25 @@ def test_first_round_of_chains_proven_concurrently() -> None:
     firsts = relay.first_round(events)
     assert sorted((f["chain"], round(f["seconds"], 3)) for f in firsts) == [("source0", 1.0), ("source1", 0.6)]
     assert relay.first_round_wall(firsts) == 1.0
+
+
+def test_rounds_end_at_their_epoch_and_the_full_round_has_the_most_claims() -> None:
+    """The first round proves only the chains that had deposits at the first deposit's heights;
+    the next one proves every account: the ratio's round, timed without the settling between."""
+    events = [
+        _event(100.0, "accounts.discovered", pair="source0->destination:0xaa", new=3),
+        _event(100.5, "snapshot.proven", chain="source0", block=8, claims=3, verify_ms=10.0),
+        _event(101.0, "epoch.created", epoch=1),
+        _event(120.0, "settlement.final", epoch=1, accounts=3),
+        _event(121.0, "accounts.discovered", pair="source1->destination:0xbb", new=10),
+        _event(121.5, "accounts.discovered", pair="source0->destination:0xaa", new=7),
+        _event(123.0, "snapshot.proven", chain="source1", block=40, claims=10, verify_ms=20.0),
+        _event(124.0, "snapshot.proven", chain="source0", block=40, claims=10, verify_ms=30.0),
+        _event(125.0, "epoch.created", epoch=2),
+    ]
+    found = relay.rounds(events)
+    assert [(r["epoch"], r["snapshots"], r["claims"], r["seconds"]) for r in found] == [(1, 1, 3, 0.5), (2, 2, 20, 3.0)]
+    full = relay.full_round(found)
+    assert full is not None and full["epoch"] == 2 and full["verify_seconds"] == 0.05
+    assert relay.first_round_wall(relay.first_round(events)) == 23.0  # what the first snapshots span
+    assert relay.full_round([]) is None

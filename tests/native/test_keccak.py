@@ -68,3 +68,14 @@ def test_many_messages_in_lanes_equal_one_by_one(seed: int) -> None:
     assert lib.spr_keccak256_many(ffi.NULL, ffi.new("size_t[]", [5]), 1, out) == lib.SPR_ERR_ARG
     assert lib.spr_keccak256_many(b"", ffi.NULL, 1, out) == lib.SPR_ERR_ARG
     assert lib.spr_keccak256_many(b"", lens, 0, ffi.NULL) == lib.SPR_ERR_ARG
+
+
+def test_keccak256_many_hashes_fixed_size_messages_in_one_call() -> None:
+    messages = [bytes([i]) * 64 for i in range(17)]
+    digests = native.keccak256_many(b"".join(messages), 64)
+    assert [digests[32 * i : 32 * i + 32] for i in range(17)] == [native.keccak256(m) for m in messages]
+    assert native.keccak256_many(b"", 64) == b""
+    with pytest.raises(ValueError):
+        native.keccak256_many(b"\x00" * 65, 64)
+    with pytest.raises(ValueError):
+        native.keccak256_many(b"\x00" * 64, 0)

@@ -60,3 +60,14 @@ def test_block_tree_from_the_verifiers_words_equals_the_tree_from_the_claims() -
     plain = aggregate_block(snap)
     assert with_words.claims_root == plain.claims_root
     assert with_words.tree.proofs == plain.tree.proofs
+
+
+def test_storage_keys_of_many_accounts_equal_one_by_one() -> None:
+    from eth_utils import keccak, to_checksum_address
+
+    from relayer.proving.prover import collateral_storage_key, collateral_storage_keys
+
+    accounts = [to_checksum_address(keccak(b"%d" % i)[:20]) for i in range(50)] + ["0x" + "ab" * 20]
+    for slot in (0, 3, 2**255):
+        assert collateral_storage_keys(accounts, slot) == [collateral_storage_key(a, slot) for a in accounts]
+    assert collateral_storage_keys([], 3) == []
