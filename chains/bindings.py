@@ -22,19 +22,27 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
-from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
-from eth_utils import keccak, to_checksum_address
-from web3 import Web3
-from web3.contract import Contract
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
-from web3.types import TxParams, TxReceipt
+from eth_utils import (
+    function_abi_to_4byte_selector,
+    get_abi_input_types,
+    get_abi_output_types,
+    keccak,
+    to_checksum_address,
+)
 
 from chains.errors import ChainError, TransactionError
+
+if TYPE_CHECKING:  # web3 (about 8 MB of modules) is imported by the sync helpers that use it
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
+    from web3.contract import Contract
+    from web3.exceptions import ContractLogicError
+    from web3.types import TxParams, TxReceipt
 
 BUILD_DIR = Path(__file__).resolve().parent / "contracts" / "build"
 CONTRACT_NAMES = ("CollateralVault", "EpochVerifier", "MarginSettlement")
@@ -145,6 +153,36 @@ def load_artifact(name: str) -> Artifact:
 def contract(w3: Web3, name: str, address: str | bytes) -> Contract:
     """A web3 contract object of artifact `name` at `address` (0x-hex or 20 bytes)."""
     return w3.eth.contract(address=to_checksum_address(address), abi=load_artifact(name).abi)
+
+
+class ContractAbi:
+    """Calldata and return values of artifact `name`'s functions at `address`, with eth-abi alone
+    (what the daemon needs of a contract; web3's contract objects for the sync helpers). The
+    contracts overload no function name."""
+
+    def __init__(self, name: str, address: str | bytes) -> None:
+        self.name = name
+        self.address = to_checksum_address(address)
+        self.abi = load_artifact(name).abi
+        self._functions = {str(e["name"]): e for e in self.abi if e.get("type") == "function"}
+
+    def function(self, name: str) -> dict[str, Any]:
+        """The ABI entry of function `name`. Raises KeyError."""
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise KeyError(f"{self.name} has no function {name!r}") from None
+
+    def encode_abi(self, name: str, args: Sequence[Any]) -> str:
+        """0x-hex calldata of `name(args)`: the 4-byte selector and the ABI-encoded arguments
+        (addresses as 0x-hex or 20 bytes, bytesN as bytes, tuples as sequences)."""
+        entry = self.function(name)
+        encoded = abi_encode(list(get_abi_input_types(entry)), list(args))  # type: ignore[arg-type]
+        return "0x" + (function_abi_to_4byte_selector(entry) + encoded).hex()  # type: ignore[arg-type]
+
+    def output_types(self, name: str) -> list[str]:
+        """The ABI types `name` returns."""
+        return list(get_abi_output_types(self.function(name)))  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------------------ encodings
@@ -271,6 +309,8 @@ def send_transaction(
     `chainId` are filled in when absent. Raises ContractReverted on a failed receipt (the revert
     data is recovered by replaying the call at that block), TransactionError on timeout.
     """
+    from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
+
     filled: dict[str, Any] = dict(tx)
     filled.setdefault("from", account.address)
     try:
@@ -317,6 +357,8 @@ def transact(
     is sent; a node that refuses the estimate or the transaction otherwise (funds, nonce, fee) or
     cannot be reached raises TransactionError. Returns the successful receipt.
     """
+    from web3.exceptions import ContractLogicError, Web3RPCError
+
     params: dict[str, Any] = {"from": account.address, "value": value}
     if gas is not None:
         params["gas"] = gas

@@ -16,7 +16,32 @@ from relayer.storage.store import Store
 log = get_logger("relayer.scheduling.pairs")
 
 LOG_RANGE = 5_000
-"""Blocks per eth_getLogs request when discovering depositors."""
+"""Blocks per eth_getLogs request at most."""
+
+LOGS_PER_ANSWER = 2_000
+"""About how many logs one eth_getLogs answer should hold (`LogWindow`): a parsed log is about
+1.5 KB of Python objects, so a vault's 10,000 deposits read in one answer were 15 MB at once."""
+
+
+class LogWindow:
+    """The block range of the next eth_getLogs request of one vault, adapted to the answers: it
+    starts at one block, doubles (up to LOG_RANGE) after an answer of fewer than half of
+    LOGS_PER_ANSWER logs and halves after one of more than twice as many, so that a quiet vault
+    is scanned in a few requests and a busy one in answers of a few MB."""
+
+    def __init__(self) -> None:
+        self.blocks = 1
+
+    def high(self, low: int, up_to: int) -> int:
+        """The last block of the request starting at `low` (at most `up_to`)."""
+        return min(low + self.blocks - 1, up_to)
+
+    def answered(self, logs: int) -> None:
+        """Adapt to an answer of `logs` logs for a full window."""
+        if logs > 2 * LOGS_PER_ANSWER:
+            self.blocks = max(1, self.blocks // 2)
+        elif logs < LOGS_PER_ANSWER // 2:
+            self.blocks = min(LOG_RANGE, self.blocks * 2)
 
 
 def _deposited_topic() -> str:
@@ -46,6 +71,9 @@ class PairRunner:
         self.store = store
         self.key = f"{config.source}->{config.destination}:{config.vault}"
         self.topic = _deposited_topic()
+        self.log_window = LogWindow()
+        """The block range of this vault's eth_getLogs requests (discovery and the epoch rule's
+        first-change search)."""
 
     async def discover(self, up_to: int) -> list[str]:
         """Accounts of the vault that deposited at or before `up_to` (from `Deposited` events),
@@ -54,14 +82,19 @@ class PairRunner:
         state = self.store.pair_state(self.key)
         start = max(self.config.vault_deploy_block, (state[0] + 1) if state else 0)
         found: dict[str, int] = {}
-        for low in range(start, up_to + 1, LOG_RANGE):
-            high = min(low + LOG_RANGE - 1, up_to)
+        low = start
+        while low <= up_to:
+            high = self.log_window.high(low, up_to)
             logs = await self.client.get_logs(
                 {"address": self.config.vault, "fromBlock": low, "toBlock": high, "topics": [self.topic]}
             )
             for entry in logs:
                 account = to_checksum_address("0x" + str(entry["topics"][1])[-40:])
                 found.setdefault(account, hex_to_int(entry.get("blockNumber"), max_bits=64))
+            if high - low + 1 == self.log_window.blocks:
+                self.log_window.answered(len(logs))
+            del logs
+            low = high + 1
         if start <= up_to:
             self.store.add_accounts(self.key, found, up_to)
         if found:

@@ -203,9 +203,11 @@ class EpochSchedule:
             return self._first_logs[key]
         final = pair.watcher.finalized
         low = max(after + 1, self._no_log_until.get(key, after) + 1)
-        while low <= final:
-            high = min(low + LOG_RANGE - 1, final)
+        while low <= final:  # in the vault's adaptive windows: the first logs only, not all of them
+            high = pair.log_window.high(low, final)
             logs = await pair.client.get_logs({"address": pair.config.vault, "fromBlock": low, "toBlock": high})
+            if high - low + 1 == pair.log_window.blocks:
+                pair.log_window.answered(len(logs))
             if logs:
                 found = min(hex_to_int(entry.get("blockNumber"), max_bits=64) for entry in logs)
                 self._first_logs[key] = found

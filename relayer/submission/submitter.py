@@ -9,11 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_abi import decode
-from eth_utils import get_abi_output_types, to_checksum_address
-from web3 import Web3
-from web3.contract import Contract
+from eth_utils import to_checksum_address
 
-from chains.bindings import ContractReverted, decode_revert, load_artifact
+from chains.bindings import ContractAbi, ContractReverted, decode_revert
 from chains.errors import RpcResponseError
 from chains.rpc import RpcMethods, hex_to_bytes, hex_to_int
 from relayer.aggregation.aggregator import BlockSettlementArgs
@@ -56,20 +54,18 @@ class Committee:
 class ContractReader:
     """eth_call of a contract's view functions through our RPC client, decoded with eth-abi."""
 
-    def __init__(self, client: RpcMethods, contract: Contract) -> None:
+    def __init__(self, client: RpcMethods, contract: ContractAbi) -> None:
         self.client = client
         self.contract = contract
 
     def encode(self, function: str, *args: Any) -> str:
-        data: str = self.contract.encode_abi(function, args=list(args))
-        return data
+        return self.contract.encode_abi(function, list(args))
 
     def decode(self, function: str, raw: object) -> Any:
         """The return values of `function` from `raw` (bytes, or a JSON-RPC 0x-hex result of a
         batch); one value unwrapped. Raises HexDecodeError / eth-abi's DecodingError on garbage."""
-        fn_abi = self.contract.get_function_by_name(function).abi
         data = raw if isinstance(raw, bytes) else hex_to_bytes(raw)
-        values = decode(list(get_abi_output_types(fn_abi)), data)
+        values = decode(self.contract.output_types(function), data)
         return values[0] if len(values) == 1 else values
 
     def call_params(self, function: str, *args: Any) -> list[object]:
@@ -86,17 +82,12 @@ class Submitter:
     def __init__(
         self, client: RpcMethods, txm: TxManager, *, chain_id: int, sender: str, verifier: str, settlement: str
     ) -> None:
-        w3 = Web3()
         self.client = client
         self.txm = txm
         self.chain_id = chain_id
         self.sender = to_checksum_address(sender)
-        self.verifier = ContractReader(
-            client, w3.eth.contract(address=to_checksum_address(verifier), abi=load_artifact("EpochVerifier").abi)
-        )
-        self.settlement = ContractReader(
-            client, w3.eth.contract(address=to_checksum_address(settlement), abi=load_artifact("MarginSettlement").abi)
-        )
+        self.verifier = ContractReader(client, ContractAbi("EpochVerifier", verifier))
+        self.settlement = ContractReader(client, ContractAbi("MarginSettlement", settlement))
 
     # --- reads ----------------------------------------------------------------------------
 

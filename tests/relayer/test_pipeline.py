@@ -39,6 +39,7 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import keccak, to_canonical_address, to_checksum_address
 from structlog.testing import capture_logs
 from trie import HexaryTrie
+from web3 import Web3
 
 import relayer.relay as relay_module
 import relayer.settlement.settler as settlement_module
@@ -417,7 +418,7 @@ class Destination(Submitter):
     def execute(self, to: str, data: str, *, commit: bool) -> Receipt:
         """Run calldata of submitEpoch / submitAndSettle / settleMany. Raises ContractReverted."""
         reader = self.verifier if to == VERIFIER else self.settlement
-        function, args = reader.contract.decode_function_input(data)
+        function, args = Web3().eth.contract(abi=reader.contract.abi).decode_function_input(data)
         name = function.fn_name
         usable = {e: r.root for e, r in self.records.items() if not r.revoked}
         signers: list[str] = []

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from relayer.scheduling.pairs import LogWindow
 from relayer.scheduling.schedule import EpochSchedule
 from relayer.storage.store import Store
 
@@ -63,7 +64,7 @@ class Destination(Chain):
 def pair(chain_id: int, chain: Chain, *, every: int = 4, deploy: int = 0, accounts: tuple[str, ...] = ()) -> Any:
     config = SimpleNamespace(every_blocks=every, vault_deploy_block=deploy, accounts=accounts, vault=VAULT,
                              source=f"chain{chain_id}")  # fmt: skip
-    return SimpleNamespace(chain_id=chain_id, config=config, client=chain, watcher=chain)
+    return SimpleNamespace(chain_id=chain_id, config=config, client=chain, watcher=chain, log_window=LogWindow())
 
 
 def schedule(pairs: list[Any], destination: Destination, store: Store, *, max_age: int = 0) -> EpochSchedule:
@@ -150,3 +151,20 @@ async def test_two_members_with_different_views_of_time_plan_the_same_epoch(tmp_
     plans = [await schedule([pair(1, c)], dest, Store(tmp_path / f"{i}.sqlite")).plan(1) for i, c in
              enumerate([ahead, behind])]  # fmt: skip
     assert plans[0] == plans[1] and plans[0] is not None and plans[0].heights == {1: 16}
+
+
+def test_log_window_grows_over_quiet_blocks_and_shrinks_over_busy_ones() -> None:
+    from relayer.scheduling.pairs import LOG_RANGE, LOGS_PER_ANSWER
+
+    window = LogWindow()
+    assert window.high(10, 100) == 10  # one block first
+    for _ in range(20):
+        window.answered(0)
+    assert window.blocks == LOG_RANGE and window.high(10, 100) == 100
+    window.answered(2 * LOGS_PER_ANSWER + 1)
+    assert window.blocks == LOG_RANGE // 2
+    window.answered(LOGS_PER_ANSWER)  # about right: kept
+    assert window.blocks == LOG_RANGE // 2
+    for _ in range(40):
+        window.answered(10**6)
+    assert window.blocks == 1
