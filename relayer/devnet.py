@@ -333,7 +333,7 @@ def provision(
         for _, member_sender in keys_of[1:]:  # member 0's sender is a funded dev account
             rpc(destination.url, "anvil_setBalance", [member_sender.address, hex(SENDER_FUNDS_WEI)])
         register_vault(w3_dest, deployer, settlement, SOURCE_CHAIN_ID, vault, slot, HAIRCUT_BPS, MAX_AGE_SECONDS)
-        say(f"deployed vault {vault} (source), verifier {verifier} and settlement {settlement} (destination)")
+        say(f"deployed vault {vault} (source) and settlement {settlement} (destination; its own EpochVerifier)")
 
         depositors = list(w3_source.eth.accounts[FIRST_SEEDED : FIRST_SEEDED + accounts])
         vault_contract = contract(w3_source, "CollateralVault", vault)
