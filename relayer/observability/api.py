@@ -175,7 +175,14 @@ def ready_problems(view: HealthView) -> list[str]:
         limit = STALE_POLLS * poll + watcher.config.rpc_timeout_seconds
         failing = watcher.last_error is not None and now - watcher.last_ok > 2 * poll
         if not watcher.last_ok or failing or now - watcher.last_ok > limit:
-            problems.append(f"chain {name}: not reachable ({watcher.last_error or 'no successful poll yet'})")
+            if watcher.last_error:
+                why = watcher.last_error
+            elif not watcher.last_ok:
+                why = "no successful poll yet"
+            else:  # a poll still waiting for its answer (a hung endpoint)
+                hosts = ", ".join(view.clients[name].hosts) if name in view.clients else "its endpoints"
+                why = f"no answer from {hosts} for {now - watcher.last_ok:.0f} s"
+            problems.append(f"chain {name}: not reachable ({why})")
     if not view.store.writable():
         problems.append("store: not writable")
     for exchange in view.exchanges.values():

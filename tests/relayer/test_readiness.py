@@ -34,6 +34,25 @@ def test_rounds_failing_in_a_row_make_the_destination_unready(tmp_path: Path) ->
     assert ready_problems(daemon) == []  # type: ignore[arg-type]
 
 
+def test_a_chain_whose_poll_hangs_is_unready_naming_its_endpoints(tmp_path: Path) -> None:
+    """A poll still waiting for its answer has no error yet: once the last success is older than
+    the limit, the reason names the endpoints and how long they have been silent."""
+    config = SimpleNamespace(poll_interval_seconds=1.0, rpc_timeout_seconds=10.0)
+    watcher = SimpleNamespace(config=config, last_ok=time.time() - 2.0, last_error=None)
+    client = SimpleNamespace(hosts=["127.0.0.1:8545", "rpc.example:443"])
+    daemon = SimpleNamespace(watchers={"l2": watcher}, clients={"l2": client}, exchanges={},
+                             store=Store(tmp_path / "s.sqlite"), relays=[])  # fmt: skip
+    assert ready_problems(daemon) == []  # type: ignore[arg-type]
+    watcher.last_ok = time.time() - 30.0  # beyond 5 polls + the RPC timeout
+    assert ready_problems(daemon) == [  # type: ignore[arg-type]
+        "chain l2: not reachable (no answer from 127.0.0.1:8545, rpc.example:443 for 30 s)"
+    ]
+    watcher.last_error = "connection refused"
+    assert ready_problems(daemon) == ["chain l2: not reachable (connection refused)"]  # type: ignore[arg-type]
+    watcher.last_ok, watcher.last_error = 0.0, None
+    assert ready_problems(daemon) == ["chain l2: not reachable (no successful poll yet)"]  # type: ignore[arg-type]
+
+
 ATTESTER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 OTHER = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 THIRD = "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
