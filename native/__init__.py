@@ -284,17 +284,24 @@ def keccak256(data: bytes) -> bytes:
     return bytes(ffi.buffer(out))
 
 
+def _fixed_size_messages(name: str, data: bytes, size: int, what: str) -> tuple[bytes, int]:
+    """``data`` as bytes and how many ``size``-byte ``what`` it holds back to back. Raises
+    ``TypeError`` for a non-int ``size``, ``ValueError`` when ``size`` < 1 or ``len(data)`` is not
+    a multiple of it."""
+    buf = _as_bytes(name, data)
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be int, not {type(size).__name__}")
+    if size < 1 or len(buf) % size:
+        raise ValueError(f"{name} ({len(buf)} bytes) is not a whole number of {size}-byte {what}")
+    return buf, len(buf) // size
+
+
 def keccak256_many(data: bytes, size: int) -> bytes:
     """Keccak-256 of each ``size``-byte message of ``data`` (back to back), in one native call
     (``spr_keccak256_many``): 32 bytes per message, in order.
 
     Raises ``ValueError`` when ``size`` < 1 or ``len(data)`` is not a multiple of it."""
-    buf = _as_bytes("data", data)
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"size must be int, not {type(size).__name__}")
-    if size < 1 or len(buf) % size:
-        raise ValueError(f"data ({len(buf)} bytes) is not a whole number of {size}-byte messages")
-    n = len(buf) // size
+    buf, n = _fixed_size_messages("data", data, size, "messages")
     if n == 0:
         return b""
     out = _no_clear("uint8_t[]", 32 * n)
@@ -846,12 +853,7 @@ def merkle_leaves(encoded: bytes, size: int) -> bytes:
     32 bytes per leaf, keccak256(keccak256(encoding)) each (as ``merkle_leaf``), in one call.
 
     Raises ``ValueError`` when ``size`` < 1 or ``len(encoded)`` is not a multiple of it."""
-    buf = _as_bytes("encoded", encoded)
-    if isinstance(size, bool) or not isinstance(size, int):
-        raise TypeError(f"size must be int, not {type(size).__name__}")
-    if size < 1 or len(buf) % size:
-        raise ValueError(f"encoded ({len(buf)} bytes) is not a whole number of {size}-byte encodings")
-    n = len(buf) // size
+    buf, n = _fixed_size_messages("encoded", encoded, size, "encodings")
     out = _no_clear("uint8_t[]", max(32 * n, 1))
     status = lib.spr_merkle_leaves(buf, n, size, out)
     if status != lib.SPR_OK:
