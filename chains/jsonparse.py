@@ -1,7 +1,7 @@
 """The one parser for JSON from outside: RPC answers, WebSocket messages, peers' answers, keeper
 requests, proof and witness files, keystores.
 
-    document = parse_json(body, max_bytes=MAX_ANSWER_BYTES, what="peer answer")
+    document = parse_json(body, max_bytes=MAX_RESPONSE_BYTES, what="peer answer")
 
 Three checks, in this order, each raising ``MalformedJson`` (chains.errors) with a message that
 names the limit:
