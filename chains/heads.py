@@ -43,8 +43,8 @@ async def new_heads(
     Raises RpcTransportError (method "eth_subscribe") when the connection cannot be made, the
     node refuses the subscription or answers garbage, pushes a message that is not JSON or
     exceeds `MAX_MESSAGE_BYTES` or `MAX_MESSAGE_DEPTH` (chains.jsonparse), or the connection
-    closes; the caller
-    falls back to polling. Use with `contextlib.aclosing` so that leaving closes the socket.
+    closes; the caller falls back to polling. Use with `contextlib.aclosing` so that leaving
+    closes the socket.
     """
     host = ws_host(url)
 
