@@ -20,6 +20,7 @@ because URLs of hosted RPC providers carry API keys.
     │   └── HeaderMismatch          kind, expected, actual, number - hash or number does not match
     ├── MalformedProof              detail, address - an eth_getProof result of the wrong shape
     ├── MalformedWitness            detail - an EIP-6800 execution witness of the wrong shape
+    ├── MalformedJson               (chains.jsonparse) what, problem, limit, detail - JSON from outside refused
     ├── TransactionError            what, detail, tx_hash - a transaction was not built, sent or mined
     │   └── ContractReverted        (chains.bindings) error_name, error_args, revert_data - it reverted
     └── BindingsError               (chains.bindings) a contract artifact or interaction problem
@@ -129,8 +130,9 @@ class RpcResponseError(RpcError):
 class RpcGarbageError(RpcError):
     """The response is not valid JSON-RPC 2.0 or not the shape the method returns.
 
-    Examples: not JSON, a non-object reply, wrong or missing `id`, neither `result` nor
-    `error`, a batch reply of the wrong length, a quantity that is not 0x-hex.
+    Examples: not JSON, JSON nested beyond `chains.jsonparse`'s limit, a non-object reply, wrong
+    or missing `id`, neither `result` nor `error`, a batch reply of the wrong length, a quantity
+    that is not 0x-hex.
     `detail` says which.
     """
 
@@ -247,6 +249,24 @@ class MalformedWitness(ChainError):
     def __init__(self, detail: str) -> None:
         self.detail = detail
         super().__init__(f"malformed execution witness: {detail}")
+
+
+class MalformedJson(ChainError):
+    """JSON from outside refused by ``chains.jsonparse.parse_json`` before anything used it.
+
+    `what` names the input ("WebSocket message", "file"); `problem` is "too_large" (more bytes
+    than `limit`), "too_deep" (nested deeper than `limit` levels) or "not_json" (not strict
+    RFC 8259 JSON; `limit` None); `detail` says which and where, without the input's name.
+    """
+
+    reason = "malformed_json"
+
+    def __init__(self, what: str, problem: str, detail: str, *, limit: int | None = None) -> None:
+        self.what = what
+        self.problem = problem
+        self.limit = limit
+        self.detail = detail
+        super().__init__(f"{what}: {detail}")
 
 
 # --------------------------------------------------------------------------- transactions

@@ -10,14 +10,21 @@ trusted beyond "something changed".
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncGenerator
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 import yarl
 
-from chains.errors import RpcTransportError
+from chains.errors import MalformedJson, RpcTransportError
+from chains.jsonparse import parse_json
+
+MAX_MESSAGE_BYTES: Final = 1 << 20
+"""A pushed message larger than this (bytes) ends the connection (aiohttp's `max_msg_size`): a
+newHeads notification is about 1 kB."""
+MAX_MESSAGE_DEPTH: Final = 8
+"""A pushed message nested deeper than this ends the connection: a newHeads notification has 4
+levels (`params.result.withdrawals[i]`)."""
 
 
 def ws_host(url: str) -> str:
@@ -34,8 +41,10 @@ async def new_heads(
     wait as long as it takes), until the connection ends or the caller stops.
 
     Raises RpcTransportError (method "eth_subscribe") when the connection cannot be made, the
-    node refuses the subscription or answers garbage, or the connection closes; the caller
-    falls back to polling. Use with `contextlib.aclosing` so that leaving closes the socket.
+    node refuses the subscription or answers garbage, pushes a message that is not JSON or
+    exceeds `MAX_MESSAGE_BYTES` or `MAX_MESSAGE_DEPTH` (chains.jsonparse), or the connection
+    closes; the caller falls back to polling. Use with `contextlib.aclosing` so that leaving
+    closes the socket.
     """
     host = ws_host(url)
 
@@ -45,7 +54,7 @@ async def new_heads(
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, connect=timeout_seconds)) as session,
-            session.ws_connect(url, heartbeat=max(timeout_seconds, 1.0), max_msg_size=2**22) as socket,
+            session.ws_connect(url, heartbeat=max(timeout_seconds, 1.0), max_msg_size=MAX_MESSAGE_BYTES) as socket,
         ):
             await socket.send_json({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe", "params": ["newHeads"]})
             reply = await asyncio.wait_for(socket.receive(), timeout_seconds)
@@ -68,6 +77,8 @@ async def new_heads(
                 yield result if isinstance(result, dict) else {}
     except _Closed as exc:
         raise failure(f"websocket closed: {exc}") from None
+    except MalformedJson as exc:  # too large, too deep or not JSON: a broken or hostile node
+        raise failure(str(exc)) from None
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
         text = str(exc).replace(url, host)  # the URL may carry an API key: never shown
         raise failure(f"websocket: {type(exc).__name__}: {text}") from None
@@ -84,7 +95,4 @@ def _json(message: aiohttp.WSMessage) -> Any:
         raise _Closed(str(message.data))
     if message.type not in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.BINARY):
         return None
-    try:
-        return json.loads(message.data)
-    except ValueError:
-        return None
+    return parse_json(message.data, max_bytes=MAX_MESSAGE_BYTES, max_depth=MAX_MESSAGE_DEPTH, what="WebSocket message")

@@ -33,11 +33,11 @@ from types import TracebackType
 from typing import Any, Final, Generic, Literal, TypeVar, overload
 
 import aiohttp
-import orjson
 import structlog
 import yarl
 
 from chains.errors import (
+    MalformedJson,
     NoOtherEndpoint,
     RpcError,
     RpcGarbageError,
@@ -45,6 +45,7 @@ from chains.errors import (
     RpcTimeoutError,
     RpcTransportError,
 )
+from chains.jsonparse import parse_json
 
 log = structlog.get_logger(__name__)
 
@@ -337,17 +338,6 @@ class RpcMethods(ABC):
             raise self._garbage(method, f"malformed receipt: {exc}") from None
 
 
-def loads_untrusted(data: bytes | str) -> Any:
-    """Parse JSON from the network with orjson (strict RFC 8259: NaN, Infinity and invalid UTF-8
-    refused; nesting deeper than 1024 refused by its own limit, not Python's recursion limit,
-    which py_ecc under eth-account raises to 100000: `[` x 100000 from a lying endpoint is a
-    clean error, not a stack overflow). Several times faster than `json.loads` on the megabytes of
-    an `eth_getProof` answer. Integers beyond 64 bits come back as floats (a JSON-RPC quantity is
-    a hex string; a float where an int is expected is garbage to the caller's type checks).
-    Raises ValueError (orjson.JSONDecodeError)."""
-    return orjson.loads(data)
-
-
 def _object_or_none(result: Any) -> dict[str, Any] | None:
     if result is None or isinstance(result, dict):
         return result
@@ -628,9 +618,11 @@ class RpcClient(RpcMethods):
                 chain=self.chain_label,
             ) from None
         try:
-            return loads_untrusted(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError):
-            raise self._garbage(method, f"response is not JSON: {_preview(raw)}") from None
+            return parse_json(raw, max_bytes=self.max_response_bytes, what="response")
+        except MalformedJson as exc:
+            if exc.problem == "not_json":
+                raise self._garbage(method, f"response is not JSON: {_preview(raw)}") from None
+            raise self._garbage(method, f"response {exc.detail}") from None
 
     async def _read_body(self, method: str, response: aiohttp.ClientResponse) -> bytes:
         chunks: list[bytes] = []

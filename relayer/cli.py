@@ -346,9 +346,9 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from chains.errors import ChainError
+    from chains.errors import ChainError, MalformedJson
     from relayer.proving.oneshot import Unconfirmed, VerificationFailed
-    from relayer.proving.proofscheme import scheme_for
+    from relayer.proving.proofscheme import read_document, scheme_for
 
     try:
         root = None
@@ -356,9 +356,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             root = bytes.fromhex(args.root.removeprefix("0x"))
             if len(root) != 32:
                 raise ValueError("--root must be 32 bytes of hex")
-        document = json.loads(Path(args.file).read_text())
+        document = read_document(args.file)
         scheme = scheme_for(document)
         result = scheme.verify(document, root)
+    except MalformedJson as exc:
+        print(f"relayer: refused {args.file}: {exc.detail}", file=sys.stderr)
+        return EXIT_USAGE
     except (OSError, ValueError) as exc:
         print(f"relayer: cannot read {args.file}: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -387,6 +390,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # --- status -------------------------------------------------------------------------------
 
 
+STATUS_MAX_BYTES = 1 << 20
+"""A `/v1/status` answer larger than this (bytes) is refused: one is a few kB."""
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     url = args.url
     if url is None:
@@ -398,10 +405,13 @@ def cmd_status(args: argparse.Namespace) -> int:
             print(f"relayer: invalid config {args.config}:\n{exc}", file=sys.stderr)
             return EXIT_USAGE
         url = f"http://{config.metrics_host}:{config.metrics_port}"
+    from chains.errors import MalformedJson
+    from chains.jsonparse import parse_json
+
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/v1/status", timeout=5) as response:
-            data = json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+            data = parse_json(response.read(STATUS_MAX_BYTES + 1), max_bytes=STATUS_MAX_BYTES, what="status answer")
+    except (urllib.error.URLError, OSError, ValueError, MalformedJson) as exc:
         print(f"relayer: no daemon answering at {url}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     print(f"{'chain':<14}{'id':>8}{'head':>10}{'finalized':>11}{'lag':>6}{'head age s':>12}  error")

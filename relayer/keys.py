@@ -21,6 +21,8 @@ from typing import Any, Literal
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
+from chains.errors import MalformedJson
+from chains.jsonparse import parse_json
 from relayer.errors import RelayerError
 
 SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -119,10 +121,7 @@ def read_keystore(path: Path | str, password: str) -> LocalAccount:
     """
     path = Path(path)
     source = f"keystore {path}"
-    try:
-        data: Any = json.loads(_read_text(path, source))
-    except json.JSONDecodeError as exc:
-        raise KeyLoadError(source, f"not JSON (line {exc.lineno}, column {exc.colno})") from None
+    data = read_keystore_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("crypto", data.get("Crypto")), dict):
         raise KeyLoadError(source, "not a Web3 Secret Storage keystore (no crypto object)")
     try:
@@ -139,6 +138,25 @@ def read_keystore(path: Path | str, password: str) -> LocalAccount:
         if recorded.lower().removeprefix("0x") != account.address.lower().removeprefix("0x"):
             raise KeyLoadError(source, "the keystore's address field does not match its decrypted key")
     return account
+
+
+MAX_KEYSTORE_BYTES = 64 * 1024
+"""A keystore file larger than this (bytes) is refused unparsed: one is under 1 kB."""
+MAX_KEYSTORE_DEPTH = 8
+"""A keystore nested deeper than this is refused: version 3 has 3 levels (crypto.kdfparams)."""
+
+
+def read_keystore_json(path: Path | str) -> Any:
+    """The JSON value in the keystore file at `path`, parsed (not decrypted, shape not checked).
+    Raises `KeyLoadError` for an unreadable file, or one larger than `MAX_KEYSTORE_BYTES`,
+    nested deeper than `MAX_KEYSTORE_DEPTH` or not JSON (chains.jsonparse)."""
+    path = Path(path)
+    source = f"keystore {path}"
+    text = _read_text(path, source)
+    try:
+        return parse_json(text, max_bytes=MAX_KEYSTORE_BYTES, max_depth=MAX_KEYSTORE_DEPTH, what=source)
+    except MalformedJson as exc:
+        raise KeyLoadError(source, exc.detail) from None
 
 
 def write_keystore(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import json
 import sys
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -128,15 +127,9 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
             print(f"relayer keys: {path}: password ok, the key matches the address", file=sys.stderr)
             print(account.address)
             return EXIT_OK
-        data: Any = json.loads(path.read_text(encoding="utf-8"))
+        data: Any = keys.read_keystore_json(path)
     except (KeyLoadError, KeysCommandError) as exc:
         return _fail(str(exc))
-    except FileNotFoundError:
-        return _fail(f"{source}: file does not exist")
-    except (OSError, UnicodeDecodeError) as exc:
-        return _fail(f"{source}: cannot be read ({getattr(exc, 'strerror', None) or type(exc).__name__})")
-    except json.JSONDecodeError as exc:
-        return _fail(f"{source}: not JSON (line {exc.lineno}, column {exc.colno})")
     recorded = data.get("address") if isinstance(data, dict) else None
     if not isinstance(recorded, str) or not recorded:
         return _fail(f"{source}: no address field; give --password-file or --password-env to decrypt it")

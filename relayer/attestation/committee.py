@@ -39,7 +39,8 @@ import aiohttp
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
-from chains.rpc import loads_untrusted
+from chains.errors import MalformedJson
+from chains.jsonparse import parse_json
 from relayer.attestation.eip712 import SIGNATURE_LENGTH, AttestationError, recover_signer, sign_epoch
 from relayer.config import endpoint_host
 from relayer.observability.log import get_logger
@@ -520,9 +521,9 @@ class AttestationExchange:
                 log.debug("attestation.file_unreadable", destination=self.destination, source=source, error=str(exc))
                 continue
             try:
-                out.append((source, [loads_untrusted(data)]))
-            except (ValueError, RecursionError) as exc:
-                self._refuse("malformed", source, epoch, f"not JSON: {exc}")
+                out.append((source, [parse_json(data, max_bytes=MAX_FILE_BYTES, what="attestation file")]))
+            except MalformedJson as exc:
+                self._refuse("malformed", source, epoch, exc.detail)
         return out
 
     def _republish(self, chain_id: int, verifier: str, epoch: int) -> None:
@@ -540,9 +541,9 @@ class AttestationExchange:
 def _parse_answer(body: bytes) -> tuple[list[object], str]:
     """(items, "") of a peer's `{"attestations": [...]}` answer, or ([], why it is garbage)."""
     try:
-        document = loads_untrusted(body)
-    except (ValueError, RecursionError) as exc:
-        return [], f"not JSON: {exc}"[:200]
+        document = parse_json(body, max_bytes=MAX_RESPONSE_BYTES, what="peer answer")
+    except MalformedJson as exc:
+        return [], exc.detail[:200]
     if not isinstance(document, dict) or not isinstance(document.get("attestations"), list):
         return [], 'expected {"attestations": [...]}'
     return list(document["attestations"]), ""

@@ -31,12 +31,14 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Final
 
 from eth_utils import to_canonical_address, to_checksum_address
 
-from chains.errors import BlockNotFound, MalformedWitness
+from chains.errors import BlockNotFound, MalformedJson, MalformedWitness
 from chains.headers import VerifiedHeader, verify_header
+from chains.jsonparse import parse_json
 from chains.rpc import RpcClient, RpcMethods
 from chains.verkle import ACCOUNT_FIELDS, account_field_key, parse_witness, storage_slot_key
 from native.verkle import VerkleError, VerkleResult
@@ -258,6 +260,31 @@ class VerkleScheme(ProofScheme):
 
 
 SCHEMES: dict[str, ProofScheme] = {s.name: s for s in (Eip1186Scheme(), VerkleScheme())}
+
+
+MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024
+"""A `relayer verify` file larger than this (bytes) is refused unread, so that verifying any file
+stays within a fixed memory bound: parsed JSON takes up to ~47 times its size (empty objects), so
+2 MiB peaks near 165 MB RSS, under the 256 MB target. Real Verkle witnesses are tens of kB
+(Kaustinen: at most ~27 kB), an EIP-1186 document ~5 kB per proven slot."""
+MAX_DOCUMENT_DEPTH: Final = 16
+"""A `relayer verify` file nested deeper than this is refused: the documents above have at most
+7 levels (a payload pair's ``execute.execution_witness.verkleProof.ipaProof.cl``)."""
+
+
+def read_document(path: Path | str) -> Any:
+    """The parsed JSON of a `relayer prove` document or an execution witness file at `path`.
+
+    Reads at most `MAX_DOCUMENT_BYTES` + 1 bytes whatever the file is (a FIFO, /dev/zero) and
+    parses them with chains.jsonparse. Raises MalformedJson (larger than `MAX_DOCUMENT_BYTES`,
+    nested deeper than `MAX_DOCUMENT_DEPTH`, not JSON) or OSError.
+    """
+    with Path(path).open("rb") as file:
+        data = file.read(MAX_DOCUMENT_BYTES + 1)
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise MalformedJson("file", "too_large", f"larger than the limit of {MAX_DOCUMENT_BYTES} bytes",
+                            limit=MAX_DOCUMENT_BYTES)  # fmt: skip
+    return parse_json(data, max_bytes=MAX_DOCUMENT_BYTES, max_depth=MAX_DOCUMENT_DEPTH, what="file")
 
 
 def scheme_for(document: Any) -> ProofScheme:
