@@ -11,6 +11,8 @@ The endpoints sit on two loopback addresses, 127.0.0.1 and 127.0.0.2 (two hosts,
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -23,7 +25,7 @@ from web3 import Web3
 from chains.anvil import AnvilNode, start_anvil
 from chains.bindings import contract, deploy_vault
 from relayer import devnet
-from tests.integration.daemon_runs import DaemonRuns
+from tests.integration.daemon_runs import REPO, DaemonRuns
 from tests.integration.proxy import TamperProxy
 from tests.integration.test_devnet_relay import wait_for
 
@@ -79,6 +81,27 @@ def use_endpoints(net: devnet.Devnet, runs: DaemonRuns, *urls: str) -> None:
     )
 
 
+def fake_chain(net: devnet.Devnet, runs: DaemonRuns, account: str) -> AnvilNode:
+    """Give `account` exactly HONEST wei on the honest source, and start an anvil with the
+    source's chain id that serves a fake chain: the vault at the honest vault's address (same
+    deployer, same nonce), `account` holding FAKE wei in it."""
+    topped = runs.vault.functions.deposit().transact({"from": account, "value": HONEST - devnet.deposit_of(0)})
+    runs.src.eth.wait_for_transaction_receipt(topped)
+    assert int(runs.vault.functions.collateral(account).call()) == HONEST
+    fake = start_anvil(devnet.SOURCE_CHAIN_ID, block_time=1.0, accounts=devnet.FIRST_SEEDED + 1,
+                       log_path=net.directory / "anvil-fake.log")  # fmt: skip
+    try:
+        w3 = Web3(Web3.HTTPProvider(fake.url))
+        vault = deploy_vault(w3, devnet.dev_account(0), devnet.WITHDRAW_DELAY_SECONDS)
+        assert vault == runs.vault.address, "the fake vault must sit at the honest vault's address"
+        tx = contract(w3, "CollateralVault", vault).functions.deposit().transact({"from": account, "value": FAKE})
+        w3.eth.wait_for_transaction_receipt(tx)
+    except BaseException:
+        fake.stop()
+        raise
+    return fake
+
+
 @dataclass
 class Scenario:
     runs: DaemonRuns
@@ -99,19 +122,10 @@ def fake_main(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     net = devnet.provision(directory, accounts=1, detach=False, progress=False, every_blocks=2)
     runs = DaemonRuns(net)
     account = runs.accounts[0]
-    topped = runs.vault.functions.deposit().transact({"from": account, "value": HONEST - devnet.deposit_of(0)})
-    runs.src.eth.wait_for_transaction_receipt(topped)
-    assert int(runs.vault.functions.collateral(account).call()) == HONEST
-    fake = start_anvil(devnet.SOURCE_CHAIN_ID, block_time=1.0, accounts=devnet.FIRST_SEEDED + 1,
-                       log_path=directory / "anvil-fake.log")  # fmt: skip
+    fake = fake_chain(net, runs, account)
     other = start_anvil(OTHER_CHAIN_ID, block_time=1.0, log_path=directory / "anvil-other.log")
     confirming = TamperProxy(runs.source_rpc, host="127.0.0.2").start()
     try:
-        w3 = Web3(Web3.HTTPProvider(fake.url))
-        vault = deploy_vault(w3, devnet.dev_account(0), devnet.WITHDRAW_DELAY_SECONDS)
-        assert vault == runs.vault.address, "the fake vault must sit at the honest vault's address"
-        tx = contract(w3, "CollateralVault", vault).functions.deposit().transact({"from": account, "value": FAKE})
-        w3.eth.wait_for_transaction_receipt(tx)
         confirming.set_mode("refused")  # down at start
         use_endpoints(net, runs, fake.url, confirming.url)
         runs.start()
@@ -166,6 +180,59 @@ def test_a_confirming_endpoint_down_then_on_another_chain_never_lets_a_fake_chai
     assert rejected and rejected[-1]["other_host"] == fake_main.confirming.url.removeprefix("http://")
     assert not held_because(runs, "chain_id")  # the cause shown is the current one
     assert runs.settled(account) == 0 and runs.last_block(account) == 0
+
+
+@pytest.fixture(scope="module")
+def one_node_twice(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DaemonRuns, AnvilNode, str]]:
+    """The fake chain's node listed twice, as `127.0.0.1:PORT` and `localhost:PORT`: two host
+    strings, one node."""
+    directory = tmp_path_factory.mktemp("one-node-twice")
+    net = devnet.provision(directory, accounts=1, detach=False, progress=False, every_blocks=2)
+    runs = DaemonRuns(net)
+    account = runs.accounts[0]
+    fake = fake_chain(net, runs, account)
+    try:
+        use_endpoints(net, runs, fake.url, fake.url.replace("127.0.0.1", "localhost"))
+        runs.start()
+        yield runs, fake, account
+    finally:
+        try:
+            runs.stop()
+        finally:
+            fake.stop()
+            devnet.stop(directory)
+
+
+def test_one_node_under_two_names_does_not_confirm_itself(one_node_twice: tuple[DaemonRuns, AnvilNode, str]) -> None:
+    """Attack 8: before, `127.0.0.1:PORT` and `localhost:PORT` counted as two hosts, the fake
+    node confirmed its own block hash and the member settled 1,000 ETH. Now they are one node:
+    every snapshot is held (one_node), and check-config refuses the file naming both."""
+    runs, fake, account = one_node_twice
+    wait_for(
+        "three rounds held for want of another node (or the fake value settled)",
+        lambda: (
+            len([e for e in runs.events("block_hash.unconfirmable") if e.get("cause") == "one_node"]) >= 3
+            or runs.settled(account) != 0
+        ),
+        90,
+    )
+    assert runs.settled(account) == 0, "a fake value reached the destination"
+    assert runs.verifier.events.EpochAccepted.get_logs(from_block=0) == []
+    (problem,) = held_because(runs, "one_node")
+    port = fake.url.rsplit(":", 1)[1]
+    assert f"localhost:{port}" in problem and f"127.0.0.1 port {port}" in problem
+    assert held_total(runs, "one_node") >= 3
+    assert 'outcome="confirmed"' not in metrics(runs)
+    checked = subprocess.run(
+        [sys.executable, "-m", "relayer.cli", "check-config", "--config", str(runs.net.config_path)],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert checked.returncode == 2, checked.stdout + checked.stderr
+    assert (
+        f"warning: chains.source.rpc: rpc[0] (127.0.0.1:{port}) and rpc[1] (localhost:{port}) are one node"
+        in checked.stdout
+    )
+    assert "chains.source.rpc: a block-hash confirmation is configured (2 endpoint hosts)" in checked.stdout
 
 
 @pytest.fixture(scope="module")
