@@ -223,6 +223,8 @@ def test_one_node_under_two_names_does_not_confirm_itself(one_node_twice: tuple[
     assert f"localhost:{port}" in problem and f"127.0.0.1 port {port}" in problem
     assert held_total(runs, "one_node") >= 3
     assert 'outcome="confirmed"' not in metrics(runs)
+    (logged,) = runs.events("config.one_node")  # said at start too, without refusing to start
+    assert "chains.source.rpc: a block-hash confirmation is configured" in logged["problem"]
     checked = subprocess.run(
         [sys.executable, "-m", "relayer.cli", "check-config", "--config", str(runs.net.config_path)],
         capture_output=True, text=True, cwd=REPO, timeout=60,
