@@ -509,12 +509,14 @@ class DestinationRelay:
         return snapshot
 
     async def _confirm(self, pair: PairRunner, snapshot: Snapshot) -> str | None:
-        """Have an endpoint on another host confirm the proven block hash before anything of the
+        """Have an endpoint on another node confirm the proven block hash before anything of the
         snapshot is signed (`relayer.proving.prover.confirm_block_hash`); counted by outcome. A mismatch
         raises SnapshotRejected ("block_hash_unconfirmed"); when no other endpoint can answer,
         the ChainError propagates and fails the round: nothing is signed for the height now and
-        it is proven again in a later round. Returns the confirming host, None for a chain with
-        a single endpoint host (not cross-checked)."""
+        it is proven again in a later round. Either way the snapshot is held: the cause
+        (`confirmation_cause`) is counted in `relayer_confirmation_held_total` and named in
+        readiness (`confirmation_problems`) until a confirmation succeeds. Returns the
+        confirming host, None for a chain with a single endpoint host (not cross-checked)."""
         chain = pair.config.source
         outcomes = self.metrics.block_hash_confirmations
         try:
