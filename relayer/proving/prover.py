@@ -288,10 +288,11 @@ def _block_hash_at(number: int) -> Callable[[Any], bytes | None]:
 
 async def confirm_block_hash(client: RpcMethods, snapshot: Snapshot) -> str | None:
     """Confirm the snapshot's block hash with an endpoint on another node (resolved address and
-    port, `chains.nodes`) than the one that served its header (DESIGN section 2: one endpoint is never the truth). A single source
-    RPC can serve a self-consistent fake chain - same chain id, same addresses, other
-    balances - against which every proof verifies; a second, independent endpoint that
-    reports the same hash at that height binds the proofs to the chain it follows.
+    port, `chains.nodes`) than the one that served its header (DESIGN section 2: one endpoint
+    is never the truth). A single source RPC can serve a self-consistent fake chain - same
+    chain id, same addresses, other balances - against which every proof verifies; a second,
+    independent endpoint that reports the same hash at that height binds the proofs to the
+    chain it follows.
 
     Returns the host that confirmed; None when the chain's endpoints all have one host string
     (no confirmation configured: the weaker guarantee of a single-endpoint chain, a note of
