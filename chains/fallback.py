@@ -563,8 +563,9 @@ class FallbackClient(RpcMethods):
         others = [endpoint for endpoint in self._endpoints if endpoint.host != host]
         if not others:
             raise NoOtherEndpoint(host, chain=self.chain_label)
-        own = await self._resolve(host)
-        exclude = {endpoint.index for endpoint in self._endpoints if endpoint.host == host}
+        serving = [endpoint for endpoint in self._endpoints if endpoint.host == host]
+        own = await self._addresses(serving[0]) if serving else await self._resolve(host)
+        exclude = {endpoint.index for endpoint in serving}
         same_node: dict[str, str] = {}
         unresolved: RpcTransportError | None = None
         for endpoint in others:
