@@ -14,7 +14,7 @@ because URLs of hosted RPC providers carry API keys.
     │   ├── RpcResponseError        code, message, data - a JSON-RPC error object
     │   └── RpcGarbageError         detail - breaks JSON-RPC 2.0 or the method's shape
     ├── BlockNotFound               number - the node has no block at that height (yet)
-    ├── NoOtherEndpoint             host - no endpoint can confirm what `host` said
+    ├── NoOtherEndpoint             host, same_node - no endpoint on another node can confirm `host`
     ├── HeaderError
     │   ├── MalformedHeader         field, detail - missing or undecodable header field
     │   └── HeaderMismatch          kind, expected, actual, number - hash or number does not match
@@ -155,16 +155,24 @@ class BlockNotFound(ChainError):
 
 
 class NoOtherEndpoint(ChainError):
-    """`call_elsewhere` was asked for an endpoint other than `host`, and the chain has none (one
-    endpoint, or every endpoint on that host): nothing can confirm what `host` said."""
+    """`call_elsewhere` was asked for an endpoint on another node than `host`, and the chain has
+    none: nothing can confirm what `host` said. `same_node`: {other host: the shared "address
+    port"} for endpoints configured under another name that resolve to the same node as `host`
+    (empty when every endpoint has the host string `host`)."""
 
     reason = "no_other_endpoint"
 
-    def __init__(self, host: str, *, chain: str = "") -> None:
+    def __init__(self, host: str, *, chain: str = "", same_node: dict[str, str] | None = None) -> None:
         self.host = host
         self.chain = chain
+        self.same_node = dict(same_node or {})
         where = f"chain {chain}: " if chain else ""
-        super().__init__(f"{where}no endpoint other than {host} is configured")
+        if self.same_node:
+            names = ", ".join(f"{other} ({shared})" for other, shared in self.same_node.items())
+            message = f"no endpoint on another node than {host}: {names} resolve to the same node"
+        else:
+            message = f"no endpoint other than {host} is configured"
+        super().__init__(f"{where}{message}")
 
 
 class HeaderError(ChainError):

@@ -22,16 +22,23 @@ still have been delivered. Each retry is logged once (event `rpc.retry`) and cou
 the `on_retry(method, host, reason)` hook.
 
 Confirmation: `call_answered` names the endpoint (host) that answered a call, and
-`call_elsewhere(host, ...)` sends a call to the endpoints on any other host only, so that what
+`call_elsewhere(host, ...)` sends a call to the endpoints on another node only, so that what
 one endpoint said (a proven block's hash) is confirmed by another, never by itself
-(DESIGN section 2, "one endpoint is never the truth"). Endpoints on one host count as one.
+(DESIGN section 2, "one endpoint is never the truth"). Nodes are told apart by resolved
+address and port (`chains.nodes`, `getaddrinfo` off the event loop, cached for
+RESOLVE_TTL_SECONDS), never by the host string: `127.0.0.1:8545` and `localhost:8545` are one
+node and do not confirm each other. It fails closed: when no endpoint on another node can
+answer - none configured, one node under two names, down, slow, or on another chain id - it
+raises, and the caller holds what it wanted confirmed; nothing is ever skipped.
 
 Chain identity: `check_chain_id(expected)` asks every endpoint at start. An endpoint that
 reports another chain id fails the check (`ChainIdMismatch`); an endpoint that cannot be
 reached is logged (`rpc.endpoint_unreachable`) and does not fail the check as long as one
 endpoint reported the right id - one provider's outage must not stop the relayer from
-starting. Such an endpoint stays unverified: before its first use it is asked for its chain
-id, and one that then reports another id is disabled for good (`rpc.chain_id_mismatch`).
+starting. Such an endpoint stays unverified: before its use it is asked for its chain id; one
+that then reports another id is set aside (`rpc.chain_id_mismatch`, `disabled` in
+`endpoints_status()`) and asked again after a cooldown (the backoff of a failure), so that it
+is used again by itself once it serves the configured chain.
 
 Like `RpcClient`, nothing here ever shows an endpoint URL (they carry API keys): errors, logs,
 hooks and `endpoints_status()` only use `host` ("host:port").
@@ -50,7 +57,9 @@ from typing import Any, Final
 import aiohttp
 import structlog
 
+from chains import nodes
 from chains.errors import ChainError, NoOtherEndpoint, RpcError, RpcResponseError, RpcTransportError
+from chains.nodes import NodeAddress
 from chains.rpc import Answered, OnRequest, RpcClient, RpcMethods
 
 log = structlog.get_logger(__name__)
@@ -82,6 +91,9 @@ that failed, `reason` the error's `reason` ("rpc_transport", "rpc_timeout", "rpc
 Exceptions raised by the hook are logged and swallowed."""
 
 LATENCY_EWMA_ALPHA: Final = 0.3
+RESOLVE_TTL_SECONDS: Final = 60.0
+"""How long an endpoint's resolved addresses are reused before `call_elsewhere` resolves its
+host again (a DNS name may move)."""
 """Weight of the newest sample in the latency EWMA."""
 
 _STATUSES_WITH_RETRY_AFTER: Final = frozenset({429, 503})
@@ -130,11 +142,18 @@ class _Endpoint:
     cooldown_until: float = 0.0
     latency_seconds: float | None = None
     verified: bool = False
-    disabled: bool = False
+    wrong_chain_id: int | None = None
+    """The other chain id it reported when last asked (set aside until its cooldown ends)."""
+    addresses: frozenset[NodeAddress] | None = None
+    resolved_at: float = 0.0
 
     @property
     def host(self) -> str:
         return self.client.host
+
+    @property
+    def disabled(self) -> bool:
+        return self.wrong_chain_id is not None
 
 
 def _method_label(calls: Sequence[tuple[str, Sequence[Any]]]) -> str:
@@ -255,7 +274,8 @@ class FallbackClient(RpcMethods):
         `host` ("host:port"), `healthy` (bool: enabled and its last exchange did not fail),
         `consecutive_failures` (int), `cooldown_seconds_left` (float >= 0), `latency_ms`
         (EWMA of exchange wall time, float, None before the first answer), `disabled` (bool:
-        reported another chain id).
+        reported another chain id when last asked; asked again after its cooldown),
+        `reported_chain_id` (that other id, else None).
         """
         now = self._clock()
         return [
@@ -266,21 +286,32 @@ class FallbackClient(RpcMethods):
                 "cooldown_seconds_left": round(max(0.0, endpoint.cooldown_until - now), 3),
                 "latency_ms": None if endpoint.latency_seconds is None else round(endpoint.latency_seconds * 1000, 3),
                 "disabled": endpoint.disabled,
+                "reported_chain_id": endpoint.wrong_chain_id,
             }
             for endpoint in self._endpoints
         ]
 
-    def _select(self, tried: set[int], exclude: frozenset[str] = frozenset()) -> _Endpoint:
-        usable = [e for e in self._endpoints if not e.disabled and e.host not in exclude]
-        if not usable:
-            which = "every endpoint" if not exclude else f"every endpoint other than {', '.join(sorted(exclude))}"
-            raise EndpointsUnavailable(
-                f"{which} was disabled",
-                errors={e.host: "reported another chain id" for e in self._endpoints if e.host not in exclude},
-                chain=self.chain_label,
-            )
-        candidates = [e for e in usable if e.index not in tried] or usable
+    def _select(
+        self, tried: set[int], exclude: frozenset[int] = frozenset(), skip: frozenset[int] = frozenset()
+    ) -> _Endpoint:
+        """The endpoint to ask next. `exclude`: indexes never to ask (another node's turn);
+        `skip`: indexes found on another chain during this call. An endpoint that reported
+        another chain id is a candidate again once its cooldown has run out (it is then asked
+        for its chain id first). Raises ChainIdMismatch when every endpoint left reported
+        another chain id; EndpointsUnavailable when none is left at all."""
         now = self._clock()
+        usable = [
+            e
+            for e in self._endpoints
+            if e.index not in exclude and e.index not in skip and (not e.disabled or e.cooldown_until <= now)
+        ]
+        if not usable:
+            wrong = {e.host: e.wrong_chain_id for e in self._endpoints if e.index not in exclude}
+            reported = {host: chain_id for host, chain_id in wrong.items() if chain_id is not None}
+            if reported and self._expected_chain_id is not None:
+                raise ChainIdMismatch(expected=self._expected_chain_id, actual=reported, chain=self.chain_label)
+            raise EndpointsUnavailable("no endpoint left to ask", errors={}, chain=self.chain_label)
+        candidates = [e for e in usable if e.index not in tried] or usable
         for endpoint in candidates:
             if endpoint.cooldown_until <= now:
                 return endpoint
@@ -301,7 +332,8 @@ class FallbackClient(RpcMethods):
             seconds if previous is None else LATENCY_EWMA_ALPHA * seconds + (1 - LATENCY_EWMA_ALPHA) * previous
         )
 
-    def _failed(self, endpoint: _Endpoint, exc: RpcError) -> None:
+    def _failed(self, endpoint: _Endpoint, exc: RpcError | None) -> None:
+        """Count a failure (`exc` None: it reported another chain id) and cool the endpoint down."""
         endpoint.consecutive_failures += 1
         exponent = min(endpoint.consecutive_failures - 1, 62)
         delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2.0**exponent)
@@ -373,13 +405,18 @@ class FallbackClient(RpcMethods):
             raise EndpointsUnavailable("no endpoint answered eth_chainId", errors=errors, chain=self.chain_label)
 
     async def _verify(self, endpoint: _Endpoint) -> bool:
-        """Check an endpoint that was unreachable at start; False (and disabled) on another id."""
+        """Check an endpoint not yet seen on the configured chain (unreachable at start, or on
+        another chain when last asked). False on another id: set aside until its cooldown ends,
+        then asked again (never dropped for good: it may serve the right chain later)."""
         expected = self._expected_chain_id
         if expected is None or endpoint.verified:
             return True
+        failures = endpoint.consecutive_failures
         reported = await self._on_endpoint(endpoint, lambda client: client.chain_id())
         if reported != expected:
-            endpoint.disabled = True
+            endpoint.wrong_chain_id = reported
+            endpoint.consecutive_failures = failures  # an answer, but not a recovery: the backoff grows
+            self._failed(endpoint, None)
             log.error(
                 "rpc.chain_id_mismatch",
                 chain=self.chain_label,
@@ -388,6 +425,9 @@ class FallbackClient(RpcMethods):
                 reported=reported,
             )
             return False
+        if endpoint.wrong_chain_id is not None:
+            log.info("rpc.chain_id_recovered", chain=self.chain_label, host=endpoint.host, chain_id=reported)
+        endpoint.wrong_chain_id = None
         endpoint.verified = True
         return True
 
@@ -412,15 +452,16 @@ class FallbackClient(RpcMethods):
         method: str,
         idempotent: bool,
         send: Callable[[RpcClient], Awaitable[Any]],
-        exclude: frozenset[str] = frozenset(),
+        exclude: frozenset[int] = frozenset(),
     ) -> Answered[Any]:
-        """Send on the selected endpoint (never one on a host in `exclude`), retrying elsewhere
-        when idempotent; returns the result with the host that answered."""
+        """Send on the selected endpoint (never one whose index is in `exclude`), retrying
+        elsewhere when idempotent; returns the result with the host that answered."""
         tries = self.attempts if idempotent else 1
         tried: set[int] = set()
+        wrong_chain: set[int] = set()
         attempt = 0
         while True:
-            endpoint = self._select(tried, exclude)
+            endpoint = self._select(tried, exclude, frozenset(wrong_chain))
             if endpoint.index in tried:  # every usable endpoint was tried: a new round
                 tried.clear()
             tried.add(endpoint.index)
@@ -430,7 +471,8 @@ class FallbackClient(RpcMethods):
             attempt += 1
             try:
                 if not await self._verify(endpoint):
-                    attempt -= 1  # a disabled endpoint does not use up an attempt
+                    attempt -= 1  # an endpoint on another chain does not use up an attempt
+                    wrong_chain.add(endpoint.index)  # and is not asked again within this call
                     continue
                 return Answered(await self._on_endpoint(endpoint, send), endpoint.host)
             except RpcResponseError:
@@ -467,14 +509,34 @@ class FallbackClient(RpcMethods):
         return await self._run(method, method in IDEMPOTENT_METHODS, self._sender(method, params, decode))
 
     def hosts_other_than(self, host: str) -> list[str]:
-        """Distinct hosts of the endpoints on another host than `host`, in configured order,
-        disabled ones (another chain id) left out. Endpoints on one host count as one: two API
-        keys of one provider do not confirm each other."""
+        """Distinct configured hosts ("host:port" strings) other than `host`, in configured
+        order, whatever their state (down, on another chain id): a non-empty list means a
+        confirmation is configured, and so required (`call_elsewhere` then raises rather than
+        skip). Endpoints with one host string count as one (two API keys of one provider);
+        whether two strings are one node is decided by `call_elsewhere` on resolved addresses."""
         hosts: list[str] = []
         for endpoint in self._endpoints:
-            if endpoint.host != host and not endpoint.disabled and endpoint.host not in hosts:
+            if endpoint.host != host and endpoint.host not in hosts:
                 hosts.append(endpoint.host)
         return hosts
+
+    async def _addresses(self, endpoint: _Endpoint) -> frozenset[NodeAddress]:
+        """The endpoint's resolved (address, port) pairs, cached for RESOLVE_TTL_SECONDS.
+        Raises RpcTransportError (method "getaddrinfo") when its host does not resolve."""
+        now = self._clock()
+        if endpoint.addresses is not None and now - endpoint.resolved_at < RESOLVE_TTL_SECONDS:
+            return endpoint.addresses
+        endpoint.addresses = await self._resolve(endpoint.host)
+        endpoint.resolved_at = now
+        return endpoint.addresses
+
+    async def _resolve(self, host: str) -> frozenset[NodeAddress]:
+        try:
+            return await nodes.resolve(host)
+        except (OSError, ValueError) as exc:
+            raise RpcTransportError(
+                f"host does not resolve ({exc})", method="getaddrinfo", host=host, chain=self.chain_label
+            ) from None
 
     async def call_elsewhere(
         self,
@@ -484,19 +546,45 @@ class FallbackClient(RpcMethods):
         *,
         decode: Callable[[Any], Any] | None = None,
     ) -> Answered[Any]:
-        """One call answered by an endpoint on another host than `host`: to confirm what `host`
-        said (e.g. a block hash), never by asking it again. Selection, health bookkeeping and
-        retries are those of `call`, restricted to the other endpoints (an idempotent method is
-        retried among them only).
+        """One call answered by an endpoint on another node than `host`: to confirm what `host`
+        said (e.g. a block hash), never by asking it again. Another node: another host string
+        whose resolved (address, port) pairs share none with those of `host` (`chains.nodes`;
+        resolved off the event loop, cached for RESOLVE_TTL_SECONDS). Selection, health
+        bookkeeping and retries are those of `call`, restricted to the endpoints on other nodes
+        (an idempotent method is retried among them only). It never skips the confirmation.
 
-        Raises NoOtherEndpoint when every endpoint is on `host` (a single-endpoint chain);
-        EndpointsUnavailable when every other endpoint is disabled; the last RpcError when none
-        of the others answered (RpcResponseError at once, as `call`).
+        Raises NoOtherEndpoint when no endpoint is on another node (`same_node`: the endpoints
+        that resolve to the same address and port as `host`; empty for a single-host chain);
+        RpcTransportError (method "getaddrinfo") when `host`, or every other host, does not
+        resolve; ChainIdMismatch when every other node reported another chain id when last
+        asked; the last RpcError when none of the others answered (RpcTimeoutError when it was
+        too slow; RpcResponseError at once, as `call`).
         """
-        if not any(endpoint.host != host for endpoint in self._endpoints):
+        others = [endpoint for endpoint in self._endpoints if endpoint.host != host]
+        if not others:
             raise NoOtherEndpoint(host, chain=self.chain_label)
+        serving = [endpoint for endpoint in self._endpoints if endpoint.host == host]
+        own = await self._addresses(serving[0]) if serving else await self._resolve(host)
+        exclude = {endpoint.index for endpoint in serving}
+        same_node: dict[str, str] = {}
+        unresolved: RpcTransportError | None = None
+        for endpoint in others:
+            try:
+                addresses = await self._addresses(endpoint)
+            except RpcTransportError as exc:
+                exclude.add(endpoint.index)
+                unresolved = exc
+                continue
+            shared = addresses & own
+            if shared:
+                exclude.add(endpoint.index)
+                same_node[endpoint.host] = nodes.describe(shared)
+        if len(exclude) == len(self._endpoints):
+            if unresolved is not None:
+                raise unresolved
+            raise NoOtherEndpoint(host, chain=self.chain_label, same_node=same_node)
         send = self._sender(method, params, decode)
-        return await self._run(method, method in IDEMPOTENT_METHODS, send, exclude=frozenset({host}))
+        return await self._run(method, method in IDEMPOTENT_METHODS, send, exclude=frozenset(exclude))
 
     @staticmethod
     def _sender(

@@ -44,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from relayer.config import ConfigError, load_config, notes
+    from relayer.config import ConfigError, load_config, node_checks, notes
 
     try:
         config = load_config(args.config)
@@ -52,7 +52,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem)
         return EXIT_USAGE
-    problems = _committee_problems(config) if args.online else []
+    problems, warnings = node_checks(config)  # endpoints compared as resolved nodes
+    problems += _committee_problems(config) if args.online else []
+    for warning in warnings:
+        print(f"warning: {warning}")
     for problem in problems:
         print(problem)
     if problems:

@@ -20,7 +20,7 @@ from aiohttp import web
 from chains.errors import ChainError
 from chains.fallback import FallbackClient
 from relayer.attestation.committee import AttestationExchange
-from relayer.config import Config, notes
+from relayer.config import Config, node_checks, notes
 from relayer.errors import EXPECTED_ERRORS, RelayerError
 from relayer.observability import sdnotify
 from relayer.observability.api import HealthView, make_app, ready_problems
@@ -88,6 +88,11 @@ class Daemon:
             self.watchers[name] = ChainWatcher(chain, client, self.metrics)
         for note in notes(self.config):
             log.warning("config.note", note=note)
+        one_node, endpoint_warnings = await asyncio.to_thread(node_checks, self.config)  # getaddrinfo: off the loop
+        for note in endpoint_warnings:
+            log.warning("config.note", note=note)
+        for problem in one_node:  # not fatal (DNS may change): its snapshots are held, /readyz says why
+            log.error("config.one_node", problem=problem)
 
     async def _build_relays(self) -> None:
         attester = self.config.attester.load()

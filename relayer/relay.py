@@ -62,6 +62,7 @@ from relayer.proving.prover import (
     EPOCH_FORMATS,
     Snapshot,
     confirm_block_hash,
+    confirmation_cause,
     prove_snapshot,
     snapshot_to_json,
     snapshots_from_json,
@@ -144,6 +145,7 @@ class DestinationRelay:
         self._committee_read_at = -math.inf
         self._committee_noted: tuple[str, ...] = ()
         self._held: set[int] = set()
+        self._confirmation_held: dict[str, tuple[str, str]] = {}  # source chain -> (cause, error)
         self.peers = peers
         self.takeover_seconds = takeover_seconds
         self.exchange: AttestationExchange | None = None  # set by the daemon (`[committee]`)
@@ -507,26 +509,42 @@ class DestinationRelay:
         return snapshot
 
     async def _confirm(self, pair: PairRunner, snapshot: Snapshot) -> str | None:
-        """Have an endpoint on another host confirm the proven block hash before anything of the
+        """Have an endpoint on another node confirm the proven block hash before anything of the
         snapshot is signed (`relayer.proving.prover.confirm_block_hash`); counted by outcome. A mismatch
         raises SnapshotRejected ("block_hash_unconfirmed"); when no other endpoint can answer,
         the ChainError propagates and fails the round: nothing is signed for the height now and
-        it is proven again in a later round. Returns the confirming host, None for a chain with
-        a single endpoint host (not cross-checked)."""
+        it is proven again in a later round. Either way the snapshot is held: the cause
+        (`confirmation_cause`) is counted in `relayer_confirmation_held_total` and named in
+        readiness (`confirmation_problems`) until a confirmation succeeds. Returns the
+        confirming host, None for a chain with a single endpoint host (not cross-checked)."""
         chain = pair.config.source
         outcomes = self.metrics.block_hash_confirmations
         try:
             host = await confirm_block_hash(pair.client, snapshot)
-        except SnapshotRejected:
-            outcomes.labels(chain, "mismatch").inc()
-            raise
-        except ChainError as exc:
+        except (SnapshotRejected, ChainError) as exc:
+            cause = confirmation_cause(exc)
+            self._confirmation_held[chain] = (cause, str(exc))
+            self.metrics.confirmation_held.labels(chain, cause).inc()
+            if isinstance(exc, SnapshotRejected):
+                outcomes.labels(chain, "mismatch").inc()
+                raise
             outcomes.labels(chain, "unavailable").inc()
             log.warning("block_hash.unconfirmable", chain=chain, block=snapshot.header.number,
-                        header_host=snapshot.header_host, error=str(exc))  # fmt: skip
+                        header_host=snapshot.header_host, cause=cause, error=str(exc))  # fmt: skip
             raise
+        self._confirmation_held.pop(chain, None)
         outcomes.labels(chain, "confirmed" if host is not None else "single_endpoint").inc()
         return host
+
+    def confirmation_problems(self) -> list[str]:
+        """Source chains whose last proven block hash could not be confirmed by an endpoint on
+        another node, so that their snapshots are held (readiness): the cause
+        (`relayer.proving.prover.CONFIRMATION_CAUSES`) and the error, until a confirmation
+        succeeds again."""
+        return [
+            f"chain {chain}: snapshots held, block hash not confirmed by another node ({cause}: {error})"
+            for chain, (cause, error) in sorted(self._confirmation_held.items())
+        ]
 
     # --- one epoch, resumable from any stored state ----------------------------------------
 

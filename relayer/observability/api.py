@@ -94,6 +94,7 @@ class RelayHealth(Protocol):
     def proof_server(self) -> ProofAnswers: ...
     def signatures_missing(self) -> int: ...
     def committee_problems(self) -> list[str]: ...
+    def confirmation_problems(self) -> list[str]: ...
 
 
 class ExchangeHealth(Protocol):
@@ -199,6 +200,8 @@ def ready_problems(view: HealthView) -> list[str]:
                 f"(last: {relay.last_failure})"
             )
         for problem in relay.committee_problems():
+            problems.append(f"destination {relay.config.chain}: {problem}")
+        for problem in relay.confirmation_problems():  # fail closed: a held snapshot is named
             problems.append(f"destination {relay.config.chain}: {problem}")
         floor = relay.config.min_signer_balance_wei
         if relay.balance is not None and relay.balance < floor:

@@ -59,6 +59,14 @@ class Metrics:
             ["chain", "outcome"],
             registry=r,
         )
+        self.confirmation_held = Counter(
+            "relayer_confirmation_held_total",
+            "Snapshots held because no endpoint on another node confirmed the proven block hash, by "
+            "chain and cause: down, timeout, chain_id, one_node, no_block, garbage, error, mismatch "
+            "(relayer.proving.prover.CONFIRMATION_CAUSES). Nothing is signed for the height; retried.",
+            ["chain", "cause"],
+            registry=r,
+        )
         self.verify_seconds = Histogram(
             "relayer_verify_seconds",
             "Time to verify one snapshot's header and proofs natively.",

@@ -16,13 +16,23 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from eth_utils import to_canonical_address, to_checksum_address
 
 import native
 from chains.bindings import mapping_storage_key
-from chains.errors import BlockNotFound, HeaderMismatch, MalformedHeader, MalformedProof, RpcGarbageError
+from chains.errors import (
+    BlockNotFound,
+    HeaderMismatch,
+    MalformedHeader,
+    MalformedProof,
+    NoOtherEndpoint,
+    RpcGarbageError,
+    RpcResponseError,
+    RpcTimeoutError,
+)
+from chains.fallback import ChainIdMismatch
 from chains.headers import VerifiedHeader
 from chains.proofs import DEFAULT_CHUNKS_IN_FLIGHT, fetch_header_answered, iter_proof_chunks
 from chains.rpc import RpcMethods, block_param, hex_to_bytes, hex_to_int
@@ -277,19 +287,22 @@ def _block_hash_at(number: int) -> Callable[[Any], bytes | None]:
 
 
 async def confirm_block_hash(client: RpcMethods, snapshot: Snapshot) -> str | None:
-    """Confirm the snapshot's block hash with an endpoint on another host than the one that
-    served its header (DESIGN section 2: one endpoint is never the truth). A single source
-    RPC can serve a self-consistent fake chain - same chain id, same addresses, other
-    balances - against which every proof verifies; a second, independent endpoint that
-    reports the same hash at that height binds the proofs to the chain it follows.
+    """Confirm the snapshot's block hash with an endpoint on another node (resolved address and
+    port, `chains.nodes`) than the one that served its header (DESIGN section 2: one endpoint
+    is never the truth). A single source RPC can serve a self-consistent fake chain - same
+    chain id, same addresses, other balances - against which every proof verifies; a second,
+    independent endpoint that reports the same hash at that height binds the proofs to the
+    chain it follows.
 
-    Returns the host that confirmed; None when the chain has no endpoint on another host
-    (nothing to ask: the weaker guarantee of a single-endpoint chain).
+    Returns the host that confirmed; None when the chain's endpoints all have one host string
+    (no confirmation configured: the weaker guarantee of a single-endpoint chain, a note of
+    `relayer check-config`). Where a confirmation is configured it is required (fail closed):
     Raises SnapshotRejected "block_hash_unconfirmed" when the other endpoint reports another
     hash at that height (`evidence`: both hashes, both hosts). Raises chains.errors.ChainError
-    when no other endpoint could answer (transport errors, garbage, a JSON-RPC error, no
-    block at that height yet: BlockNotFound): transient, nothing may be signed for the
-    height now, the caller retries later.
+    when no endpoint on another node could answer - down, too slow, on another chain id, no
+    block at that height yet (BlockNotFound), garbage, or the configured hosts resolve to one
+    node (NoOtherEndpoint): the snapshot is held, nothing may be signed for the height now,
+    the caller retries later (`confirmation_cause` names why).
     """
     header = snapshot.header
     if not client.hosts_other_than(snapshot.header_host):
@@ -372,3 +385,31 @@ def snapshots_from_json(
     """The snapshots of a stored epoch's content: each with the claims inside it (format 3), or
     `claims_of(i)` for the i-th (format 4: the store's `epoch_claims`)."""
     return [snapshot_from_json(data, None if "claims" in data else claims_of(i)) for i, data in enumerate(snapshots)]
+
+
+CONFIRMATION_CAUSES: Final = ("down", "timeout", "chain_id", "one_node", "no_block", "garbage", "error", "mismatch")
+"""Why a proven block hash is not confirmed (the `cause` label of
+`relayer_confirmation_held_total`): the confirming endpoint is down (transport error, HTTP
+error, host does not resolve), answered too slowly (timeout), serves another chain id, is the
+same node as the one that served the header (one_node), has no block at that height yet, sent
+garbage, answered with a JSON-RPC error, or reports another hash (mismatch: the snapshot is
+rejected)."""
+
+
+def confirmation_cause(exc: Exception) -> str:
+    """The `CONFIRMATION_CAUSES` name of an error raised by `confirm_block_hash`."""
+    if isinstance(exc, SnapshotRejected):
+        return "mismatch"
+    if isinstance(exc, RpcTimeoutError):
+        return "timeout"
+    if isinstance(exc, ChainIdMismatch):
+        return "chain_id"
+    if isinstance(exc, NoOtherEndpoint):
+        return "one_node"
+    if isinstance(exc, BlockNotFound):
+        return "no_block"
+    if isinstance(exc, RpcGarbageError):
+        return "garbage"
+    if isinstance(exc, RpcResponseError):
+        return "error"
+    return "down"

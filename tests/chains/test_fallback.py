@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
+from chains import nodes as chain_nodes
 from chains.errors import (
     ChainError,
     RpcGarbageError,
@@ -51,12 +52,12 @@ class Node:
     def url(self) -> str:
         if self.server is None:
             raise RuntimeError("node not started")
-        return f"http://127.0.0.1:{self.server.port}/v2/{SECRET}?apikey={SECRET}"
+        return f"http://{self.server.host}:{self.server.port}/v2/{SECRET}?apikey={SECRET}"
 
     @property
     def host(self) -> str:
         assert self.server is not None
-        return f"127.0.0.1:{self.server.port}"
+        return f"{self.server.host}:{self.server.port}"
 
     def answer(self, request: dict[str, Any]) -> dict[str, Any]:
         method = request["method"]
@@ -92,11 +93,11 @@ class Node:
 async def nodes() -> AsyncIterator[Callable[..., Any]]:
     async with AsyncExitStack() as stack:
 
-        async def make(chain_id: int = CHAIN_ID) -> Node:
+        async def make(chain_id: int = CHAIN_ID, host: str = "127.0.0.1") -> Node:
             node = Node(chain_id)
             app = web.Application()
             app.router.add_route("*", "/{tail:.*}", node.dispatch)
-            server = TestServer(app, host="127.0.0.1")
+            server = TestServer(app, host=host)
             await server.start_server()
             stack.push_async_callback(server.close)
             node.server = server
@@ -471,7 +472,8 @@ async def test_chain_id_check_none_reachable(nodes: Callable[..., Any]) -> None:
 
 async def test_unreachable_at_start_is_checked_before_first_use(nodes: Callable[..., Any]) -> None:
     """One endpoint down at start: the check passes (logged); when it comes back on another
-    chain it is asked for its chain id before any real call and then disabled for good."""
+    chain it is asked for its chain id before any real call and then set aside (until its
+    cooldown ends: see the next test)."""
     late: Node = await nodes(chain_id=5)
     good: Node = await nodes()
     late.mode = "down"
@@ -490,6 +492,38 @@ async def test_unreachable_at_start_is_checked_before_first_use(nodes: Callable[
     events = [entry["event"] for entry in logs]
     assert events.count("rpc.endpoint_unreachable") == 1 and events.count("rpc.chain_id_mismatch") == 1
     assert_no_secret(logs)
+
+
+async def test_an_endpoint_on_another_chain_is_asked_again_and_used_once_right(nodes: Callable[..., Any]) -> None:
+    """Set aside, never dropped for good: after its cooldown (growing like a failure's) it is
+    asked for its chain id again, and used again by itself once it serves the configured chain."""
+    late: Node = await nodes(chain_id=5)
+    good: Node = await nodes()
+    late.mode = "down"
+    fake = FakeTime()
+    with capture_logs() as logs:
+        async with client_for([late.url, good.url], fake, backoff_base_seconds=1.0) as client:
+            await client.check_chain_id(CHAIN_ID)
+            late.mode = "ok"
+            fake.now += 10
+            assert (await client.call_answered("eth_blockNumber")).host == good.host
+            assert client.endpoints_status()[0]["reported_chain_id"] == 5
+            assert (await client.call_answered("eth_blockNumber")).host == good.host  # cooling down: not asked
+            assert late.hits["eth_chainId"] == 2
+            # failures so far: down at start, another chain id: a cooldown of 2 s
+            fake.now += 2.5  # past it: asked again, still on chain 5
+            assert (await client.call_answered("eth_blockNumber")).host == good.host
+            assert late.hits["eth_chainId"] == 3
+            fake.now += 2.5  # the next cooldown is 4 s: not asked yet
+            assert (await client.call_answered("eth_blockNumber")).host == good.host
+            assert late.hits["eth_chainId"] == 3
+            late.chain_id = CHAIN_ID
+            fake.now += 2
+            assert (await client.call_answered("eth_blockNumber")).host == late.host
+            status = client.endpoints_status()
+    assert late.hits["eth_chainId"] == 4 and late.hits["eth_blockNumber"] == 1
+    assert status[0]["disabled"] is False and status[0]["reported_chain_id"] is None and status[0]["healthy"]
+    assert [entry["event"] for entry in logs].count("rpc.chain_id_recovered") == 1
 
 
 async def test_unreachable_at_start_verified_then_used(nodes: Callable[..., Any]) -> None:
@@ -609,13 +643,67 @@ async def test_call_elsewhere_without_another_host(nodes: Callable[..., Any]) ->
         assert (await single.call_answered("eth_blockNumber")).host == a.host
 
 
-async def test_call_elsewhere_skips_an_endpoint_of_another_chain(nodes: Callable[..., Any]) -> None:
+async def test_call_elsewhere_fails_closed_on_an_endpoint_of_another_chain(nodes: Callable[..., Any]) -> None:
+    """The attack of issue 16: the confirming endpoint, down at start, later reports another
+    chain id. It must neither confirm nor make the chain look like a single-endpoint one (which
+    skipped the confirmation): every later call_elsewhere raises ChainIdMismatch until it
+    serves the configured chain again, and then it confirms by itself."""
     a: Node = await nodes()
     wrong: Node = await nodes(chain_id=1)
+    wrong.mode = "down"
     fake = FakeTime()
     async with client_for([a.url, wrong.url], fake) as client:
-        client._expected_chain_id = CHAIN_ID  # as after check_chain_id with `wrong` unreachable at start
-        with pytest.raises(EndpointsUnavailable):
+        await client.check_chain_id(CHAIN_ID)  # `wrong` is unreachable at start
+        wrong.mode = "ok"
+        for _ in range(3):
+            with pytest.raises(ChainIdMismatch) as info:
+                await client.call_elsewhere(a.host, "eth_blockNumber")
+            assert info.value.actual == {wrong.host: 1}
+            assert client.hosts_other_than(a.host) == [wrong.host]  # still configured, so still required
+            fake.now += 10
+        assert wrong.hits["eth_blockNumber"] == 0 and a.hits["eth_blockNumber"] == 0
+        wrong.chain_id = CHAIN_ID
+        assert (await client.call_elsewhere(a.host, "eth_blockNumber")).host == wrong.host
+
+
+async def test_call_elsewhere_one_node_under_two_names(nodes: Callable[..., Any]) -> None:
+    """`127.0.0.1:PORT` and `localhost:PORT` are one node: it does not confirm itself. A third
+    endpoint on another address (127.0.0.2) is another node and does."""
+    from chains.errors import NoOtherEndpoint
+
+    a: Node = await nodes()
+    fake = FakeTime()
+    port = a.host.rsplit(":", 1)[1]
+    alias = a.url.replace("127.0.0.1", "localhost")
+    async with client_for([a.url, alias], fake) as client:
+        assert client.hosts_other_than(a.host) == [f"localhost:{port}"]  # configured: so required
+        for host in (a.host, f"localhost:{port}"):
+            with pytest.raises(NoOtherEndpoint) as info:
+                await client.call_elsewhere(host, "eth_getBlockByNumber", ["0x1", False])
+            assert "resolve to the same node" in str(info.value) and f"127.0.0.1 port {port}" in str(info.value)
+        assert a.hits["eth_getBlockByNumber"] == 0
+        assert_no_secret(info.value)
+    other: Node = await nodes(host="127.0.0.2")
+    async with client_for([a.url, alias, other.url], fake) as client:
+        answer = await client.call_elsewhere(f"localhost:{port}", "eth_blockNumber")
+        assert answer.host == other.host and a.hits["eth_blockNumber"] == 0
+
+
+async def test_call_elsewhere_a_host_that_does_not_resolve_is_not_a_confirmation(
+    nodes: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = chain_nodes.resolve
+
+    async def resolve(host: str) -> frozenset[chain_nodes.NodeAddress]:
+        if host.startswith("no-such-host.invalid"):  # what the resolver says, without asking one
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return await real(host)
+
+    monkeypatch.setattr(chain_nodes, "resolve", resolve)
+    a: Node = await nodes()
+    fake = FakeTime()
+    async with client_for([a.url, "http://no-such-host.invalid:8545/"], fake) as client:
+        with pytest.raises(RpcTransportError) as info:
             await client.call_elsewhere(a.host, "eth_blockNumber")
-        assert wrong.hits["eth_blockNumber"] == 0 and wrong.hits["eth_chainId"] == 1
-        assert client.hosts_other_than(a.host) == []  # disabled for good
+        assert info.value.method == "getaddrinfo" and info.value.host == "no-such-host.invalid:8545"
+        assert a.hits["eth_blockNumber"] == 0

@@ -1,4 +1,5 @@
-"""A JSON-RPC proxy on 127.0.0.1 in front of a real node that can tamper with responses.
+"""A JSON-RPC proxy on 127.0.0.1 (or another loopback address, `host`) in front of a real node
+that can tamper with responses. `upstream` may be switched to another node at any time.
 
 Runs an aiohttp server in a background thread. `tamper` (one of `TAMPER_MODES`, or None)
 forges what the node says, keeping the JSON well-formed:
@@ -90,8 +91,9 @@ def flip_proof_byte(result: dict[str, Any]) -> None:
 
 
 class TamperProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, host: str = "127.0.0.1") -> None:
         self.upstream = upstream
+        self.host = host
         self.port = free_port()
         self.tamper: str | None = None
         self.tampered = 0
@@ -116,7 +118,7 @@ class TamperProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     def start(self) -> TamperProxy:
         self._thread.start()
@@ -151,7 +153,7 @@ class TamperProxy:
                 for connection in self._runner.server.connections:  # kept-alive ones too: refused is refused
                     connection.force_close()
         elif mode != "refused" and self._site is None and self._runner is not None:
-            self._site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+            self._site = web.TCPSite(self._runner, self.host, self.port)
             await self._site.start()
         self.mode = mode
 
@@ -181,7 +183,7 @@ class TamperProxy:
         app.router.add_post("/{path:.+}", handle)  # any path: endpoints carry API keys in it
         runner = self._runner = web.AppRunner(app)
         self._loop.run_until_complete(runner.setup())
-        self._site = web.TCPSite(runner, "127.0.0.1", self.port)
+        self._site = web.TCPSite(runner, self.host, self.port)
         self._loop.run_until_complete(self._site.start())
         self._ready.set()
         self._loop.run_forever()

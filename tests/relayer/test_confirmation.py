@@ -4,6 +4,7 @@ nodes on 127.0.0.1 (DESIGN section 2: one endpoint is never the truth)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -14,12 +15,19 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from chains.errors import BlockNotFound, ChainError, RpcGarbageError, RpcTransportError
+from chains.errors import (
+    BlockNotFound,
+    ChainError,
+    NoOtherEndpoint,
+    RpcGarbageError,
+    RpcTimeoutError,
+    RpcTransportError,
+)
 from chains.fallback import FallbackClient
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
 from relayer.errors import SnapshotRejected
-from relayer.proving.prover import Snapshot, confirm_block_hash
+from relayer.proving.prover import Snapshot, confirm_block_hash, confirmation_cause
 
 NUMBER = 120
 PROVEN = Hash32(bytes.fromhex("aa" * 32))
@@ -28,7 +36,8 @@ OTHER = Hash32(bytes.fromhex("bb" * 32))
 
 class Node:
     """Answers eth_getBlockByNumber with `block_hash` at any height; `mode`: "ok", "down"
-    (HTTP 502), "missing" (null: no such block yet), "other_number" (a block of another height)."""
+    (HTTP 502), "missing" (null: no such block yet), "other_number" (a block of another height),
+    "slow" (answers after 2 s)."""
 
     def __init__(self, block_hash: bytes) -> None:
         self.block_hash = block_hash
@@ -51,6 +60,8 @@ class Node:
         self.hits[body["method"]] += 1
         if self.mode == "down":
             return web.Response(status=502, text="bad gateway")
+        if self.mode == "slow":  # past the client's 0.5 s deadline
+            await asyncio.sleep(2.0)
         number = int(body["params"][0], 16)
         block: Any = {"number": hex(number), "hash": "0x" + self.block_hash.hex()}
         if self.mode == "missing":
@@ -81,8 +92,10 @@ async def no_sleep(_seconds: float) -> None:
     return None
 
 
-def client(*endpoints: Node) -> FallbackClient:
-    return FallbackClient([n.url for n in endpoints], chain_label="source", jitter=False, sleep=no_sleep)
+def client(*endpoints: Node, urls: list[str] | None = None) -> FallbackClient:
+    return FallbackClient(
+        urls or [n.url for n in endpoints], chain_label="source", jitter=False, sleep=no_sleep, timeout_seconds=0.5
+    )
 
 
 def snapshot(served_by: Node) -> Snapshot:
@@ -131,11 +144,16 @@ async def test_a_failing_other_endpoint_moves_on_to_the_next_other_one(nodes: Ca
 
 
 @pytest.mark.parametrize(
-    ("mode", "error"),
-    [("down", RpcTransportError), ("missing", BlockNotFound), ("other_number", RpcGarbageError)],
+    ("mode", "error", "cause"),
+    [
+        ("down", RpcTransportError, "down"),
+        ("missing", BlockNotFound, "no_block"),
+        ("other_number", RpcGarbageError, "garbage"),
+        ("slow", RpcTimeoutError, "timeout"),
+    ],
 )
 async def test_no_answer_from_another_host_is_transient_not_a_rejection(
-    nodes: Callable[..., Any], mode: str, error: type[ChainError]
+    nodes: Callable[..., Any], mode: str, error: type[ChainError], cause: str
 ) -> None:
     served, other = await nodes(), await nodes()
     other.mode = mode
@@ -143,6 +161,7 @@ async def test_no_answer_from_another_host_is_transient_not_a_rejection(
         with pytest.raises(error) as info:
             await confirm_block_hash(rpc, snapshot(served))
     assert not isinstance(info.value, SnapshotRejected)
+    assert confirmation_cause(info.value) == cause
     assert served.hits["eth_getBlockByNumber"] == 0  # the serving endpoint never stands in
 
 
@@ -153,3 +172,17 @@ async def test_a_single_endpoint_chain_is_not_cross_checked(nodes: Callable[...,
     async with FallbackClient([only.url, only.url + "2"], sleep=no_sleep) as rpc:  # one host, two keys
         assert await confirm_block_hash(rpc, snapshot(only)) is None
     assert only.hits["eth_getBlockByNumber"] == 0
+
+
+async def test_one_node_under_two_names_does_not_confirm_itself(nodes: Callable[..., Any]) -> None:
+    """Issue 16, attack 8: `127.0.0.1:PORT` and `localhost:PORT` are two strings for one node. A
+    node serving a fake chain listed under both names must not confirm its own block hash: the
+    confirmation is configured (two host names), so it is required, and it fails closed."""
+    fake = await nodes()
+    port = fake.host.rsplit(":", 1)[1]
+    async with client(urls=[fake.url, f"http://localhost:{port}/key"]) as rpc:
+        with pytest.raises(NoOtherEndpoint) as info:
+            await confirm_block_hash(rpc, snapshot(fake))
+    assert f"localhost:{port}" in str(info.value) and "same node" in str(info.value)
+    assert confirmation_cause(info.value) == "one_node"
+    assert fake.hits["eth_getBlockByNumber"] == 0

@@ -20,6 +20,7 @@ def test_rounds_failing_in_a_row_make_the_destination_unready(tmp_path: Path) ->
         last_failure=None,
         balance=None,
         committee_problems=lambda: [],
+        confirmation_problems=lambda: [],
     )
     daemon = SimpleNamespace(watchers={}, exchanges={}, store=Store(tmp_path / "s.sqlite"), relays=[relay])
     assert ready_problems(daemon) == []  # type: ignore[arg-type]
@@ -71,12 +72,32 @@ def _relay(committee: Committee | None) -> SimpleNamespace:
         exchange=None,
         takeover_seconds=20.0,
         _short={},
+        _confirmation_held={},
     )
     relay._short_of_signatures = lambda: DestinationRelay._short_of_signatures(relay)  # type: ignore[arg-type]
     relay.signers = lambda: DestinationRelay.signers(relay)  # type: ignore[arg-type]
     relay.signatures_missing = lambda: DestinationRelay.signatures_missing(relay)  # type: ignore[arg-type]
     relay.committee_problems = lambda: DestinationRelay.committee_problems(relay)  # type: ignore[arg-type]
+    relay.confirmation_problems = lambda: DestinationRelay.confirmation_problems(relay)  # type: ignore[arg-type]
     return relay
+
+
+def test_a_held_confirmation_makes_the_destination_unready_naming_the_cause(tmp_path: Path) -> None:
+    """Fail closed: while a source chain's block hash cannot be confirmed by another node, its
+    snapshots are held and readiness says why (the cause the relay recorded), until it is."""
+    relay = _relay(None)
+    daemon = SimpleNamespace(watchers={}, exchanges={}, store=Store(tmp_path / "s.sqlite"), relays=[relay])
+    assert ready_problems(daemon) == []  # type: ignore[arg-type]
+    relay._confirmation_held["source"] = (
+        "chain_id",
+        "chain source: expected chain id 31337, but 127.0.0.2:9 reports 5",
+    )
+    assert ready_problems(daemon) == [  # type: ignore[arg-type]
+        "destination l2: chain source: snapshots held, block hash not confirmed by another node "
+        "(chain_id: chain source: expected chain id 31337, but 127.0.0.2:9 reports 5)"
+    ]
+    relay._confirmation_held.clear()  # a confirmation succeeded again
+    assert ready_problems(daemon) == []  # type: ignore[arg-type]
 
 
 def test_committee_missing_signatures() -> None:
