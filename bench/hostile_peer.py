@@ -34,9 +34,11 @@ from aiohttp import web
 from eth_account.signers.local import LocalAccount
 
 from chains.anvil import free_port
-from relayer.attestation.eip712 import HALF_N, SECP256K1_N, sign_epoch
+from relayer.attestation.eip712 import sign_epoch
 
 UPSTREAM_TIMEOUT_SECONDS = 1.0
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+"""The secp256k1 group order (SEC 2): an attacker's own constant, not the relayer's."""
 
 
 def twin(signature: bytes) -> bytes:
@@ -52,7 +54,7 @@ def twin_json(att: dict[str, Any]) -> dict[str, Any]:
 
 def _random_canonical_signature() -> bytes:
     r = int.from_bytes(os.urandom(32), "big") % (SECP256K1_N - 1) + 1
-    s = int.from_bytes(os.urandom(32), "big") % HALF_N + 1
+    s = int.from_bytes(os.urandom(32), "big") % (SECP256K1_N // 2) + 1
     return r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([27])
 
 

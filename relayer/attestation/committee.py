@@ -263,8 +263,9 @@ class Collected:
     """What `collect` found for an epoch: `signatures`, the distinct committee members'
     (signer, 65-byte signature) pairs over this member's root and previous, ascending by
     signer address (the order `EpochVerifier.submitEpoch` takes; this member's own included
-    once published); `conflicts`, the evidence of other roots for the epoch (never submit
-    or settle against an epoch with conflicts before an operator looked)."""
+    once published); `conflicts`, the evidence of other roots for the epoch (an alarm for the
+    operator, `relayer conflicts list|ack`; this member goes on settling its own root, never
+    the other one)."""
 
     signatures: list[tuple[str, bytes]]
     conflicts: list[Conflict]
@@ -372,17 +373,12 @@ class AttestationExchange:
         verifier = str(to_checksum_address(verifier))
         members = {str(to_checksum_address(m)) for m in committee.members}
         kept = self._kept(chain_id, verifier, epoch)
-        seen: set[tuple[str, bytes, bytes | None, bytes | None]] = {
-            (r.signer, r.root, r.previous, r.signature) for r in kept
-        }
-        seen |= {
-            (c.signer, c.theirs, c.their_previous, c.signature)
-            for c in self.store.conflicts(self.destination, epoch=epoch)
-        }
+        evidence = self.store.conflicts(self.destination, epoch=epoch)
         screen = _Screen(
-            chain_id, verifier, epoch, root, previous, members, seen,
+            chain_id, verifier, epoch, root, previous, members,
+            seen={(r.signer, r.root, r.previous, r.signature) for r in kept},
             held={r.signer for r in kept if r.root == root and r.previous == previous},
-            conflicts=self.store.conflict_counts(self.destination, epoch),
+            conflicts={(c.signer, c.theirs) for c in evidence},
         )  # fmt: skip
         if self.directory is not None:
             self._republish(chain_id, verifier, epoch)
@@ -459,9 +455,9 @@ class AttestationExchange:
                 continue
             ours = att.root == screen.root and att.previous == screen.previous
             if (att.signer, att.root, att.previous, att.signature) in screen.seen or (
-                ours and att.signer in screen.held
+                (att.signer in screen.held) if ours else ((att.signer, att.root) in screen.conflicts)
             ):
-                continue  # checked before (or one of this member's signatures over our root is held)
+                continue  # checked before, or this member's signature over our root (or that root) is kept
             if ours:
                 claimed[att.signer] = claimed.get(att.signer, 0) + 1
                 if claimed[att.signer] > MAX_PER_SIGNER:
@@ -470,8 +466,8 @@ class AttestationExchange:
                                  signer=att.signer)  # fmt: skip
                     continue
             else:
-                kept = screen.conflicts.get(att.signer, 0) + screen.pending.get(att.signer, 0)
-                if kept >= MAX_CONFLICTS_PER_SIGNER:
+                kept = sum(1 for signer, _ in screen.conflicts if signer == att.signer)
+                if kept + screen.pending.get(att.signer, 0) >= MAX_CONFLICTS_PER_SIGNER:
                     self._refuse("too_many", source, screen.epoch,
                                  f"{att.signer} already has {MAX_CONFLICTS_PER_SIGNER} other roots kept or checked",
                                  signer=att.signer)  # fmt: skip
@@ -500,7 +496,7 @@ class AttestationExchange:
             att.signature, source, time.time(),
         )  # fmt: skip
         if self._conflict(conflict):
-            screen.conflicts[att.signer] = screen.conflicts.get(att.signer, 0) + 1
+            screen.conflicts.add((att.signer, att.root))
 
     def drop_refused(
         self, *, chain_id: int, verifier: str, epoch: int, root: bytes, error_name: str, error_args: tuple[Any, ...]
@@ -677,9 +673,9 @@ def _parse_answer(body: bytes) -> tuple[list[object], str]:
 class _Screen:
     """What one `collect` checks items against: the epoch asked for, this member's root and
     previous, the committee's members; `seen` (signer, root, previous, signature) already
-    checked (kept, conflict evidence, or a candidate of this collection); `held` members whose
-    signature over this member's root is kept; `conflicts` rows kept per signer; `pending`
-    candidates over another root per signer in this collection."""
+    checked (kept, or a candidate of this collection); `held` members whose signature over this
+    member's root is kept; `conflicts` the (signer, other root) pairs with evidence kept;
+    `pending` candidates over another root per signer in this collection."""
 
     chain_id: int
     verifier: str
@@ -687,9 +683,9 @@ class _Screen:
     root: bytes
     previous: bytes
     members: set[str]
-    seen: set[tuple[str, bytes, bytes | None, bytes | None]]
+    seen: set[tuple[str, bytes, bytes, bytes]]
     held: set[str]
-    conflicts: dict[str, int]
+    conflicts: set[tuple[str, bytes]]
     pending: dict[str, int] = field(default_factory=dict)
 
 

@@ -736,14 +736,6 @@ class Store:
             for r in rows
         ]
 
-    def conflict_counts(self, destination: str, epoch: int) -> dict[str, int]:
-        """Conflict rows kept per signer for one epoch of a destination."""
-        rows = self._db.execute(
-            "SELECT signer, COUNT(*) FROM attestation_conflicts WHERE destination = ? AND epoch = ? GROUP BY signer",
-            (destination, epoch),
-        ).fetchall()
-        return {str(signer): int(n) for signer, n in rows}
-
     def unacknowledged_conflicts(self, destination: str) -> int:
         """How many conflicts of a destination no operator acknowledged yet."""
         (count,) = self._db.execute(
