@@ -222,13 +222,13 @@ async def test_a_flood_of_1024_junk_attestations_costs_no_recovery_for_non_membe
     collected = await _collect(mine, committee)
     assert flood.items == 1024
     assert sorted(collected.signers) == sorted([a.address, b.address, c.address])
+    # b and c once each (the real ones, from the flood's tail), MAX_PER_SIGNER false claims of b
+    assert len(recoveries) == 2 + MAX_PER_SIGNER, f"{len(recoveries)} recoveries for 1,024 + 87 junk items"
     non_members = _sample(mine, "relayer_attestations_refused_total", reason="not_member")
     assert non_members > 800
     assert _sample(mine, "relayer_attestations_refused_total", reason="non_canonical") > 60
     assert _sample(mine, "relayer_attestations_refused_total", reason="malformed") == 64
     assert _sample(mine, "relayer_attestations_refused_total", reason="too_many") == len(false_claims) - MAX_PER_SIGNER
-    # b and c once each (the real ones, from the flood's tail), MAX_PER_SIGNER false claims of b
-    assert len(recoveries) == 2 + MAX_PER_SIGNER, f"{len(recoveries)} recoveries for {non_members:.0f} non-members"
     assert _sample(mine, "relayer_attestation_recoveries_total") == len(recoveries)
     assert threading.main_thread().name not in recoveries, "a recovery ran on the event loop's thread"
     # asked again: everything checked before costs nothing
@@ -260,7 +260,7 @@ async def test_a_member_signing_many_roots_keeps_bounded_conflict_rows(
         collected = await _collect(mine, committee)
         per_collection.append(len(recoveries))
         recoveries.clear()
-    rows = mine.store.conflicts(DEST, epoch=EPOCH)
+    rows = [c for c in mine.conflicts() if c.epoch == EPOCH]
     assert len(rows) == MAX_CONFLICTS_PER_SIGNER, f"{len(rows)} conflict rows for one member and one epoch"
     assert len({r.theirs for r in rows}) == len(rows)  # one row per (epoch, signer, root)
     assert [r.theirs for r in rows].count(OTHER_ROOT) == 1  # the same root under two previous roots: one row
