@@ -38,6 +38,7 @@ import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
@@ -51,8 +52,7 @@ from typing import Any
 
 from web3 import Web3
 
-from bench.hostile_peer import HostilePeer
-from chains.anvil import find_anvil
+from chains.anvil import find_anvil, free_port
 from chains.bindings import contract
 from relayer import devnet
 
@@ -61,6 +61,8 @@ RESULTS = ROOT / "bench" / "results" / "committee.json"
 POLL_SECONDS = 0.05
 DEPOSIT_WEI = 10**15
 SOURCE_BLOCK_SECONDS = 1.0
+HOSTILE_FLOOD = 1024
+"""Attestations in each answer of the hostile peer (`--hostile-peer`, bench/hostile_peer.py)."""
 
 
 # ------------------------------------------------------------------------------ pure helpers
@@ -170,6 +172,17 @@ class Watcher:
             self.stop.wait(max(0.0, POLL_SECONDS - (time.monotonic() - started)))
 
 
+def _wait_listening(port: int, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {limit:.0f} s")
+
+
 def _say(setting: Setting, message: str) -> None:
     print(f"committee: [{setting.name}, destination {setting.destination}] {message}", flush=True)
 
@@ -203,13 +216,22 @@ def run_setting(setting: Setting, directory: Path, k: int, spacing: float, every
     names: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = []
     log = None
-    hostile = None
-    if setting.hostile:
-        hostile = HostilePeer([m["api"] for m in net.members], flood=1024).start()
+    hostile: subprocess.Popen[bytes] | None = None
+    if setting.hostile:  # its own process: its work must not slow this process's clock
+        port = free_port()
+        upstreams = [arg for m in net.members for arg in ("--upstream", m["api"])]
+        with open(directory / "hostile.log", "wb") as hostile_log:
+            hostile = subprocess.Popen(
+                [sys.executable, "-m", "bench.hostile_peer", "--port", str(port), "--flood", str(HOSTILE_FLOOD),
+                 *upstreams],
+                stdout=hostile_log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+            )  # fmt: skip
+        _wait_listening(port, 20)
+        url = f"http://127.0.0.1:{port}"
         for member in net.members:  # listed first: its twins are the first signatures each member sees
             config = Path(member["config"])
-            config.write_text(config.read_text().replace("peers = [", f'peers = ["{hostile.url}", ', 1))
-        _say(setting, f"hostile peer at {hostile.url} listed first by every member")
+            config.write_text(config.read_text().replace("peers = [", f'peers = ["{url}", ', 1))
+        _say(setting, f"hostile peer at {url} listed first by every member")
     try:
         if setting.committee == 1:
             names = {devnet.dev_account(2).address.lower(): "single", devnet.dev_account(1).address.lower(): "single"}
@@ -309,7 +331,8 @@ def run_setting(setting: Setting, directory: Path, k: int, spacing: float, every
         if log is not None:
             log.close()
         if hostile is not None:
-            hostile.stop()
+            hostile.terminate()
+            hostile.wait(10)
         devnet.stop(directory)
 
     latencies = [s.latency_s for s in samples]
@@ -332,7 +355,7 @@ def run_setting(setting: Setting, directory: Path, k: int, spacing: float, every
         "samples": [asdict(s) for s in samples],
     }
     if hostile is not None:
-        result["hostile_peer"] = {"answers": hostile.answers, "items": hostile.items, "flood": hostile.flood}
+        result["hostile_peer"] = {"flood": HOSTILE_FLOOD, "log": (directory / "hostile.log").read_text().strip()}
     stats = result["latency_s"]
     _say(
         setting,

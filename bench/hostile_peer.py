@@ -17,14 +17,20 @@ Served at `/v1/attestations/...` (every upstream's attestations merged: a peer t
 list beside the real ones) and at `/via/{k}/v1/attestations/...` (upstream k's only: a peer URL
 `{url}/via/{k}` stands on the path to member k, as anyone on the path of a plain http:// peer
 URL can). Runs an aiohttp server in a background thread (`start()`, `stop()`); `answers` counts
-the answers given and `items` the attestations in them. Used by bench/committee.py
-(`--hostile-peer`) and tests/integration/test_committee_hostile.py.
+the answers given and `items` the attestations in them. Used by
+tests/integration/test_committee_hostile.py, and as its own process by bench/committee.py
+(`--hostile-peer`), so that its work does not slow the bench's own clock:
+
+    python -m bench.hostile_peer --port P --upstream URL [--upstream URL ...] [--flood N]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
+import signal
+import sys
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -91,16 +97,18 @@ class HostilePeer:
         twins: bool = True,
         equivocator: LocalAccount | None = None,
         equivocations: int = 0,
+        port: int | None = None,
     ) -> None:
         self.upstreams = [u.rstrip("/") for u in upstreams]
         self.flood = flood
         self.twins = twins
         self.equivocator = equivocator
         self.equivocations = equivocations
-        self.port = free_port()
+        self.port = port or free_port()
         self.answers = 0
         self.items = 0
         self._lies: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        self._junk: dict[tuple[int, int, int], list[object]] = {}  # made once per epoch, as an attacker would
         self._session: aiohttp.ClientSession | None = None
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -173,7 +181,13 @@ class HostilePeer:
             return []
         head: list[object] = [twin_json(a) for a in real] if self.twins else []
         head += self._equivocate(real[0])
-        return head + junk(real[0], max(0, self.flood - len(head) - len(real))) + list(real)
+        count = max(0, self.flood - len(head) - len(real))
+        key = (int(real[0]["chain_id"]), int(real[0]["epoch"]), count)
+        if key not in self._junk:
+            if len(self._junk) > 64:
+                self._junk.clear()
+            self._junk[key] = junk(real[0], count)
+        return head + self._junk[key] + list(real)
 
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -201,3 +215,25 @@ class HostilePeer:
         self._loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
         self._ready.set()
         self._loop.run_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve as a process until SIGTERM or SIGINT (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.hostile_peer", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", action="append", required=True, help="a real member's API base URL")
+    parser.add_argument("--flood", type=int, default=1024, help="items per answer (default 1024)")
+    args = parser.parse_args(argv)
+    peer = HostilePeer(args.upstream, flood=args.flood, port=args.port).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(f"hostile peer at {peer.url} in front of {len(args.upstream)} member(s)", flush=True)
+    stop.wait()
+    peer.stop()
+    print(f"hostile peer: {peer.answers} answers, {peer.items} items", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

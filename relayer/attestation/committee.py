@@ -39,6 +39,7 @@ collected again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -131,12 +132,19 @@ def _address(value: object, what: str) -> str:
     if match is None:
         raise AttestationError(f"{what}: not a 20-byte hex address (0x followed by 40 hex digits)")
     digits = match.group(1)
-    checksummed = str(to_checksum_address("0x" + digits))
+    checksummed = _checksum(digits.lower())
     if digits not in (digits.lower(), digits.upper()) and checksummed[2:] != digits:
         raise AttestationError(f"{what}: bad EIP-55 checksum")
     if int(digits, 16) == 0:
         raise AttestationError(f"{what}: the zero address")
     return checksummed
+
+
+@functools.lru_cache(maxsize=1024)
+def _checksum(digits: str) -> str:
+    """The EIP-55 spelling of 40 lower-case hex digits (a keccak each: the verifier and the
+    members recur in every answer, so they are cached)."""
+    return str(to_checksum_address("0x" + digits))
 
 
 def _hex_bytes(value: object, what: str, length: int) -> bytes:
@@ -429,6 +437,11 @@ class AttestationExchange:
         claimed: dict[str, int] = {}
         out: list[tuple[str, Attestation]] = []
         for source, item in items:
+            claimed_signer = item.get("signer") if isinstance(item, dict) else None
+            if isinstance(claimed_signer, str) and claimed_signer.lower() not in screen.members_lower:
+                # a flood of outsiders costs a string comparison each, not a parse and its keccaks
+                self._refuse("not_member", source, screen.epoch, f"{claimed_signer[:42]} is not in the committee")
+                continue
             try:
                 att = Attestation.from_json(item)
             except AttestationError as exc:
@@ -687,6 +700,10 @@ class _Screen:
     held: set[str]
     conflicts: set[tuple[str, bytes]]
     pending: dict[str, int] = field(default_factory=dict)
+
+    @functools.cached_property
+    def members_lower(self) -> frozenset[str]:
+        return frozenset(m.lower() for m in self.members)
 
 
 def _recover_all(candidates: list[Attestation]) -> list[str | AttestationError]:
