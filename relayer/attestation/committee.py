@@ -65,6 +65,7 @@ from relayer.attestation.eip712 import (
     sign_epoch,
 )
 from relayer.config import endpoint_host
+from relayer.errors import StoreError
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
 from relayer.storage.store import ON_CHAIN, AttestationConflict, AttestationRecord, Store
@@ -313,7 +314,7 @@ class AttestationExchange:
         self._noted: set[tuple[object, ...]] = set()
         metrics.attestation_conflicts.labels(destination)  # exported as 0 from the start
         # read from the store at each scrape: `relayer conflicts ack` (another process) clears it
-        metrics.attestation_conflicts_unacknowledged.labels(destination).set_function(self.unacknowledged)
+        metrics.attestation_conflicts_unacknowledged.labels(destination).set_function(self._unacknowledged_sample)
 
     # --- this member's own ---------------------------------------------------------------
 
@@ -580,8 +581,14 @@ class AttestationExchange:
         return self.store.conflicts(self.destination)
 
     def unacknowledged(self) -> int:
-        """How many of this destination's conflicts no operator acknowledged yet."""
+        """How many of this destination's conflicts no operator acknowledged yet. Raises StoreError."""
         return self.store.unacknowledged_conflicts(self.destination)
+
+    def _unacknowledged_sample(self) -> float:
+        try:
+            return float(self.unacknowledged())
+        except StoreError:
+            return float("nan")  # the store cannot be read: unknown, not "no conflict"
 
     # --- transports ----------------------------------------------------------------------
 

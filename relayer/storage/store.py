@@ -737,11 +737,14 @@ class Store:
         ]
 
     def unacknowledged_conflicts(self, destination: str) -> int:
-        """How many conflicts of a destination no operator acknowledged yet."""
-        (count,) = self._db.execute(
-            "SELECT COUNT(*) FROM attestation_conflicts WHERE destination = ? AND acknowledged_at IS NULL",
-            (destination,),
-        ).fetchone()
+        """How many conflicts of a destination no operator acknowledged yet. Raises StoreError."""
+        try:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM attestation_conflicts WHERE destination = ? AND acknowledged_at IS NULL",
+                (destination,),
+            ).fetchone()
+        except sqlite3.Error as exc:  # e.g. closed at shutdown while /metrics is scraped
+            raise StoreError(f"store read failed: {exc}") from exc
         return int(count)
 
     def acknowledge_conflicts(self, ids: Iterable[int] | None = None) -> list[int]:
