@@ -259,7 +259,8 @@ class Store:
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("ALTER TABLE attestation_conflicts RENAME TO attestation_conflicts_before_ids")
-            self._db.execute(SCHEMA[SCHEMA.index("CREATE TABLE IF NOT EXISTS attestation_conflicts") :])
+            start = SCHEMA.index("CREATE TABLE IF NOT EXISTS attestation_conflicts")
+            self._db.execute(SCHEMA[start : SCHEMA.index(");", start) + 2])
             self._db.execute(
                 "INSERT OR IGNORE INTO attestation_conflicts (destination, epoch, ours, theirs, our_previous, "
                 "their_previous, signer, signature, source, created_at) SELECT destination, epoch, ours, theirs, "
