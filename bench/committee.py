@@ -24,6 +24,11 @@ For each epoch the destination accepted after the first settlements, the member 
 transaction (``EpochAccepted``'s ``submitter`` is the settlement contract when the epoch came
 with its settlements, so the transaction's sender is recorded too) and the signers recovered
 from it show the rotation. Appends one entry to ``bench/results/committee.json``.
+
+``--hostile-peer`` runs instead the 2-of-3 committee (instant destination) twice, without and with
+a hostile peer that every member lists first (``bench/hostile_peer.py``: the high-s twins of the
+real signatures first, then junk up to 1,024 attestations, the real ones last), and reports the
+ratio with / without (the target: p50 within 1.2x).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import json
 import math
 import os
 import platform
+import socket
 import subprocess
 import sys
 import tempfile
@@ -46,7 +52,7 @@ from typing import Any
 
 from web3 import Web3
 
-from chains.anvil import find_anvil
+from chains.anvil import find_anvil, free_port
 from chains.bindings import contract
 from relayer import devnet
 
@@ -55,6 +61,8 @@ RESULTS = ROOT / "bench" / "results" / "committee.json"
 POLL_SECONDS = 0.05
 DEPOSIT_WEI = 10**15
 SOURCE_BLOCK_SECONDS = 1.0
+HOSTILE_FLOOD = 1024
+"""Attestations in each answer of the hostile peer (`--hostile-peer`, bench/hostile_peer.py)."""
 
 
 # ------------------------------------------------------------------------------ pure helpers
@@ -102,10 +110,12 @@ class Setting:
     committee: int
     threshold: int
     dest_block_time: float
+    hostile: bool = False
+    """A hostile peer (bench/hostile_peer.py: twins first, 1,024-item floods) listed first by every member."""
 
     @property
     def name(self) -> str:
-        return f"{self.threshold}-of-{self.committee}"
+        return f"{self.threshold}-of-{self.committee}" + (" + hostile peer" if self.hostile else "")
 
     @property
     def destination(self) -> str:
@@ -162,6 +172,17 @@ class Watcher:
             self.stop.wait(max(0.0, POLL_SECONDS - (time.monotonic() - started)))
 
 
+def _wait_listening(port: int, limit: float) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on 127.0.0.1:{port} after {limit:.0f} s")
+
+
 def _say(setting: Setting, message: str) -> None:
     print(f"committee: [{setting.name}, destination {setting.destination}] {message}", flush=True)
 
@@ -195,6 +216,22 @@ def run_setting(setting: Setting, directory: Path, k: int, spacing: float, every
     names: dict[str, str]
     processes: list[subprocess.Popen[bytes]] = []
     log = None
+    hostile: subprocess.Popen[bytes] | None = None
+    if setting.hostile:  # its own process: its work must not slow this process's clock
+        port = free_port()
+        upstreams = [arg for m in net.members for arg in ("--upstream", m["api"])]
+        with open(directory / "hostile.log", "wb") as hostile_log:
+            hostile = subprocess.Popen(
+                [sys.executable, "-m", "bench.hostile_peer", "--port", str(port), "--flood", str(HOSTILE_FLOOD),
+                 *upstreams],
+                stdout=hostile_log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+            )  # fmt: skip
+        _wait_listening(port, 20)
+        url = f"http://127.0.0.1:{port}"
+        for member in net.members:  # listed first: its twins are the first signatures each member sees
+            config = Path(member["config"])
+            config.write_text(config.read_text().replace("peers = [", f'peers = ["{url}", ', 1))
+        _say(setting, f"hostile peer at {url} listed first by every member")
     try:
         if setting.committee == 1:
             names = {devnet.dev_account(2).address.lower(): "single", devnet.dev_account(1).address.lower(): "single"}
@@ -293,6 +330,9 @@ def run_setting(setting: Setting, directory: Path, k: int, spacing: float, every
                 process.kill()
         if log is not None:
             log.close()
+        if hostile is not None:
+            hostile.terminate()
+            hostile.wait(10)
         devnet.stop(directory)
 
     latencies = [s.latency_s for s in samples]
@@ -314,6 +354,8 @@ def run_setting(setting: Setting, directory: Path, k: int, spacing: float, every
         "epochs": epochs,
         "samples": [asdict(s) for s in samples],
     }
+    if hostile is not None:
+        result["hostile_peer"] = {"flood": HOSTILE_FLOOD, "log": (directory / "hostile.log").read_text().strip()}
     stats = result["latency_s"]
     _say(
         setting,
@@ -324,6 +366,8 @@ def run_setting(setting: Setting, directory: Path, k: int, spacing: float, every
 
 
 SETTINGS = (Setting(1, 1, 0.0), Setting(3, 2, 0.0), Setting(1, 1, 2.0), Setting(3, 2, 2.0))
+HOSTILE_SETTINGS = (Setting(3, 2, 0.0), Setting(3, 2, 0.0, hostile=True))
+"""`--hostile-peer`: the 2-of-3 committee (instant destination) without and with a hostile peer."""
 
 
 def _anvil_version() -> str:
@@ -351,6 +395,22 @@ def committee_ratios(runs: list[dict[str, Any]], measure: str) -> dict[str, dict
         for r in runs
         if r["committee"] > 1 and r["destination_block_time_s"] in single
     }
+
+
+def hostile_ratios(runs: list[dict[str, Any]], measure: str) -> dict[str, dict[str, float]]:
+    """For each run with a hostile peer and a run of the same committee and destination without
+    one: with / without of `measure`'s p50, p90 and max (the target: p50 within 1.2)."""
+    honest = {
+        (r["committee"], r["threshold"], r["destination_block_time_s"]): r[measure]
+        for r in runs
+        if not r.get("hostile_peer")
+    }
+    out = {}
+    for r in runs:
+        key = (r["committee"], r["threshold"], r["destination_block_time_s"])
+        if r.get("hostile_peer") and key in honest:
+            out[f"{r['setting']}, destination {r['destination_block_time_s']:g} s"] = ratios(r[measure], honest[key])
+    return out
 
 
 def table(runs: list[dict[str, Any]], finality_s: float) -> list[str]:
@@ -392,12 +452,20 @@ def main(argv: list[str] | None = None) -> int:
         choices=range(len(SETTINGS)),
         help="only these settings (0: 1-of-1 instant, 1: 2-of-3 instant, 2: 1-of-1 2 s, 3: 2-of-3 2 s)",
     )
+    parser.add_argument(
+        "--hostile-peer",
+        action="store_true",
+        help="instead: the 2-of-3 committee (instant destination) without and with a hostile peer that every "
+        "member lists first (bench/hostile_peer.py: high-s twins first, floods of 1,024 junk attestations); "
+        "the ratio with / without is the target (p50 within 1.2)",
+    )
     args = parser.parse_args(argv)
     every_blocks = devnet.EVERY_BLOCKS
     finality_s = devnet.CONFIRMATIONS * SOURCE_BLOCK_SECONDS
     began = time.monotonic()
     runs = []
-    for setting in [SETTINGS[i] for i in args.only] if args.only else SETTINGS:
+    chosen = HOSTILE_SETTINGS if args.hostile_peer else [SETTINGS[i] for i in args.only] if args.only else SETTINGS
+    for setting in chosen:
         with tempfile.TemporaryDirectory(prefix="bench-committee-") as tmp:
             runs.append(run_setting(setting, Path(tmp), args.deposits, args.spacing, every_blocks))
     total = time.monotonic() - began
@@ -420,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "seconds_total": round(total, 1),
         "ratios_committee_over_single": {measure: committee_ratios(runs, measure) for measure in MEASURES},
+        "ratios_hostile_over_honest": {measure: hostile_ratios(runs, measure) for measure in MEASURES},
         "settings": runs,
     }
     print()
@@ -431,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{SOURCE_BLOCK_SECONDS:g} s, every_blocks {every_blocks}, {devnet.CONFIRMATIONS} confirmations; "
         f"baseline: the 1-of-1 relayer on the same destination, this run ({total:.0f} s in all)"
     )
+    for name, ratio in hostile_ratios(runs, "latency_s").items():
+        print(f"{name}: with / without the hostile peer, latency p50 {ratio.get('p50')} (target <= 1.2), "
+              f"p90 {ratio.get('p90')}, max {ratio.get('max')}")  # fmt: skip
     for r in runs:
         sent = [f"{e['epoch']}:{e['sent_by']}" for e in r["epochs"]]
         print(

@@ -1,5 +1,5 @@
 """`relayer` command line: run, check-config, devnet, deploy, register-vault, remove-chain, prove,
-verify, status, keys."""
+verify, status, keys, conflicts."""
 
 from __future__ import annotations
 
@@ -539,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from relayer import keys_cli
     keys_cli.add_parser(sub)
+    from relayer import conflicts_cli
+    conflicts_cli.add_parser(sub)
     return parser
 
 

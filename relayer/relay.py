@@ -48,8 +48,8 @@ from eth_utils import to_checksum_address
 from chains.bindings import ContractReverted
 from chains.errors import ChainError
 from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
-from relayer.attestation.committee import Attestation, AttestationExchange
-from relayer.attestation.eip712 import order_signatures, sign_epoch
+from relayer.attestation.committee import SIGNATURE_REFUSED, Attestation, AttestationExchange
+from relayer.attestation.eip712 import AttestationError, check_canonical, order_signatures, sign_epoch
 from relayer.config import DestinationConfig
 from relayer.errors import SnapshotRejected, SubmissionError
 from relayer.faults import checkpoint
@@ -599,6 +599,19 @@ class DestinationRelay:
             if await self.submitter.recorded_root(epoch) == aggregate.root:
                 log.info("epoch.accepted_meanwhile", epoch=epoch, error=str(exc))  # another member's landed first
                 return
+            if exc.error_name in SIGNATURE_REFUSED and self.exchange is not None:
+                # a collected signature the destination refuses: dropped and collected again,
+                # never kept as that member's signature (the epoch itself is sound)
+                dropped = self.exchange.drop_refused(
+                    chain_id=self.submitter.chain_id, verifier=self.submitter.verifier.contract.address,
+                    epoch=epoch, root=aggregate.root, error_name=exc.error_name, error_args=exc.error_args,
+                )  # fmt: skip
+                attempts = self.store.count_attempt(epoch, record.root, str(exc))
+                log.warning("epoch.signature_refused", epoch=epoch, root=aggregate.root, error=str(exc),
+                            dropped=dropped, attempts=attempts)  # fmt: skip
+                if attempts >= self.config.max_epoch_attempts:
+                    self._fail(epoch, exc.error_name, error=str(exc))
+                return
             self._fail(epoch, exc.error_name or "reverted", error=str(exc))
         except (ChainError, SubmissionError) as exc:
             attempts = self.store.count_attempt(epoch, record.root, str(exc))
@@ -694,7 +707,7 @@ class DestinationRelay:
         `threshold` of them, ordered by signer. None (logged once) while fewer are at hand."""
         committee = self.committee
         own = [(str(signer), bytes.fromhex(str(sig)[2:])) for signer, sig in record.content.get("signatures", [])]
-        by_signer = {to_checksum_address(signer): sig for signer, sig in own}
+        by_signer = {to_checksum_address(signer): sig for signer, sig in own if _canonical(sig)}
         if self.exchange is not None and committee is not None and committee.threshold > 1:
             collected = await self.exchange.collect(
                 chain_id=self.submitter.chain_id, verifier=self.submitter.verifier.contract.address,
@@ -758,3 +771,13 @@ class DestinationRelay:
             self._fail(epoch, "reorg")
             return False
         return True
+
+
+def _canonical(signature: bytes) -> bool:
+    """Whether a stored signature is canonical (low s, v 27/28): the only kind the destination
+    accepts (relayer.attestation.eip712.check_canonical)."""
+    try:
+        check_canonical(signature)
+    except AttestationError:
+        return False
+    return True

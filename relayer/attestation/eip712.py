@@ -6,7 +6,10 @@ verifyingContract: the EpochVerifier}; `previous` is the root recorded for `epoc
 bytes for epoch 1), so each epoch commits to the history before it. The digest is
 keccak256("\\x19\\x01" || domainSeparator || hashStruct(Epoch)) (EIP-712), the same value as
 `EpochVerifier.epochDigest(epoch, root, previous)`. Signatures are 65-byte r || s || v (v = 27/28, low s),
-as OpenZeppelin's ECDSA.recover accepts them.
+as OpenZeppelin's ECDSA.recover accepts them. Only that canonical form is accepted here
+(`check_canonical`): every valid signature has a high-s twin (r, n - s, v ^ 1) that recovers to
+the same signer (ECDSA malleability, EIP-2), and the destination refuses it
+(`ECDSAInvalidSignatureS`), so a twin must never stand in for a member's signature.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from collections.abc import Iterable
 from itertools import pairwise
 from typing import Any
 
-from eth_account import Account
 from eth_account.messages import SignableMessage, _hash_eip191_message, encode_typed_data
 from eth_account.signers.local import LocalAccount
+from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, to_canonical_address, to_checksum_address
 
@@ -27,6 +30,10 @@ DOMAIN_NAME = "StateProofRelayer"
 DOMAIN_VERSION = "2"
 EPOCH_TYPE = "Epoch(uint256 epoch,bytes32 root,bytes32 previous)"
 SIGNATURE_LENGTH = 65
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+"""The order of the secp256k1 group (SEC 2, section 2.4.1)."""
+HALF_N = SECP256K1_N // 2
+"""The largest canonical `s` (EIP-2; OpenZeppelin ECDSA: s <= 0x7FFF...20A0)."""
 
 _TYPES: dict[str, Any] = {
     "EIP712Domain": [
@@ -109,6 +116,39 @@ def sign_epoch(
     return bytes(signed.signature)
 
 
+def check_canonical(signature: bytes) -> None:
+    """Raise AttestationError unless `signature` is a canonical 65-byte r || s || v: 1 <= r < n,
+    1 <= s <= n/2 (low s, EIP-2) and v in {27, 28}, n the secp256k1 order - the only form
+    OpenZeppelin's ECDSA.recover accepts. Cheap (no curve arithmetic): run before recovery."""
+    if not isinstance(signature, bytes | bytearray) or len(signature) != SIGNATURE_LENGTH:
+        length = len(signature) if isinstance(signature, bytes | bytearray) else type(signature).__name__
+        raise AttestationError(f"signature must be {SIGNATURE_LENGTH} bytes, got {length}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if v not in (27, 28):
+        raise AttestationError(f"signature v must be 27 or 28, got {v}")
+    if not 1 <= r < SECP256K1_N:
+        raise AttestationError("signature r out of range 1..n-1")
+    if s == 0:
+        raise AttestationError("signature s is zero")
+    if s > HALF_N:
+        raise AttestationError("signature s is high (above n/2: the malleable twin, not the canonical signature)")
+
+
+def recover_digest(digest: bytes, signature: bytes) -> str:
+    """The checksum address that produced the canonical `signature` over the 32-byte `digest`.
+    Raises AttestationError for a non-canonical signature (`check_canonical`) or one that does
+    not recover. Pure curve arithmetic (a few ms): callers on an event loop run it in a thread."""
+    check_canonical(signature)
+    try:
+        vrs = (signature[64] - 27, int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"))
+        return str(keys.Signature(vrs=vrs).recover_public_key_from_msg_hash(bytes(digest)).to_checksum_address())
+    except (ValueError, TypeError, BadSignature, ValidationError) as exc:
+        # eth-keys raises BadSignature (not a ValueError) for r or s out of range
+        raise AttestationError(f"signature does not recover: {exc}") from exc
+
+
 def recover_signer(
     chain_id: int,
     verifier: str | bytes,
@@ -119,20 +159,11 @@ def recover_signer(
 ) -> str:
     """The checksum address that produced `signature` over `Epoch(epoch, root, previous)`.
 
-    Raises AttestationError for a signature that is not 65 bytes or does not recover
-    (invalid v, r, s or a high s, which the contract would reject as malleable too).
+    Raises AttestationError for a signature that is not canonical (`check_canonical`: 65
+    bytes, low s, v 27/28, as the contract requires) or does not recover.
     """
-    if len(signature) != SIGNATURE_LENGTH:
-        raise AttestationError(f"signature must be {SIGNATURE_LENGTH} bytes, got {len(signature)}")
-    try:
-        return str(
-            Account.recover_message(
-                epoch_message(chain_id, verifier, epoch, root, previous), signature=bytes(signature)
-            )
-        )
-    except (ValueError, TypeError, BadSignature, ValidationError) as exc:
-        # eth-keys raises BadSignature (not a ValueError) for r or s out of range
-        raise AttestationError(f"signature does not recover: {exc}") from exc
+    check_canonical(signature)
+    return recover_digest(epoch_digest(chain_id, verifier, epoch, root, previous), signature)
 
 
 def order_signatures(signatures_with_signers: Iterable[tuple[str | bytes, bytes]]) -> list[bytes]:

@@ -17,7 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from relayer.config import ChainConfig, DestinationConfig
 from relayer.observability.metrics import Metrics
-from relayer.storage.store import ON_CHAIN, AttestationConflict, Store
+from relayer.storage.store import Store
 
 FAILURES_UNREADY = 3
 """Rounds of one destination failing in a row that make the daemon not ready (`/readyz`)."""
@@ -100,7 +100,6 @@ class RelayHealth(Protocol):
 class ExchangeHealth(Protocol):
     """A destination's attestation exchange (`relayer.attestation.committee.AttestationExchange`)."""
 
-    def conflicts(self) -> list[AttestationConflict]: ...
     def served(self, chain_id: int, epoch: int) -> list[dict[str, Any]]: ...
 
 
@@ -186,13 +185,8 @@ def ready_problems(view: HealthView) -> list[str]:
             problems.append(f"chain {name}: not reachable ({why})")
     if not view.store.writable():
         problems.append("store: not writable")
-    for exchange in view.exchanges.values():
-        for c in exchange.conflicts():
-            whose = "the destination accepted" if c.signer == ON_CHAIN else f"member {c.signer} signed ({c.source})"
-            problems.append(
-                f"destination {c.destination}: epoch {c.epoch} root conflict: ours 0x{c.ours.hex()}, "
-                f"{whose} 0x{c.theirs.hex()}"
-            )
+    # conflict evidence is an alarm (relayer_attestation_conflicts_unacknowledged, `relayer
+    # conflicts list|ack`), not a readiness problem: this member still settles its own root
     for relay in view.relays:
         if relay.consecutive_failures >= FAILURES_UNREADY:
             problems.append(

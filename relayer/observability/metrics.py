@@ -174,8 +174,24 @@ class Metrics:
         self.attestations_refused = Counter(
             "relayer_attestations_refused_total",
             "Attestations from peers or the shared directory refused and never used, by destination "
-            "and reason (malformed, wrong_domain, wrong_epoch, bad_signature, not_member).",
+            "and reason (malformed, wrong_domain, wrong_epoch, non_canonical, not_member, too_many, "
+            "bad_signature, refused_on_chain).",
             ["destination", "reason"],
+            registry=r,
+        )
+        self.attestation_recoveries = Counter(
+            "relayer_attestation_recoveries_total",
+            "Signature recoveries (secp256k1 public key recovery, the expensive check) run on "
+            "attestations from peers or the shared directory, by destination: only for canonical "
+            "signatures claimed by a committee member, within the per-source caps.",
+            ["destination"],
+            registry=r,
+        )
+        self.attestation_conflicts_unacknowledged = Gauge(
+            "relayer_attestation_conflicts_unacknowledged",
+            "Conflict evidence (another root signed by a member or accepted by the destination) that "
+            "no operator acknowledged yet (`relayer conflicts list|ack`), by destination.",
+            ["destination"],
             registry=r,
         )
         self.attestation_fetches = Counter(

@@ -15,7 +15,8 @@ Rows are written before the action they describe is taken (write-ahead):
 
 Committee attestations (relayer.attestation.committee) are kept too: this member's own and the peers'
 signatures it checked (`attestations`), and evidence of any other root a member signed or the
-destination accepted for an epoch (`attestation_conflicts`), so both survive a restart.
+destination accepted for an epoch (`attestation_conflicts`: one row per epoch, signer and root,
+never deleted, acknowledged by an operator with `relayer conflicts ack`), so both survive a restart.
 
 The store is one SQLite file and one connection, opened and closed by the daemon. Beside these
 tables it holds the transaction manager's (`tx_`, relayer.storage.txstore), created at open and handed
@@ -124,6 +125,7 @@ CREATE TABLE IF NOT EXISTS attestations (
     PRIMARY KEY (chain_id, verifier, epoch, signer, root)
 );
 CREATE TABLE IF NOT EXISTS attestation_conflicts (
+    id INTEGER PRIMARY KEY,
     destination TEXT NOT NULL,
     epoch INTEGER NOT NULL,
     ours TEXT NOT NULL,
@@ -134,7 +136,8 @@ CREATE TABLE IF NOT EXISTS attestation_conflicts (
     signature TEXT,
     source TEXT NOT NULL,
     created_at REAL NOT NULL,
-    PRIMARY KEY (destination, epoch, signer, theirs, their_previous)
+    acknowledged_at REAL,
+    UNIQUE (destination, epoch, signer, theirs)
 );
 """
 
@@ -194,7 +197,9 @@ class AttestationConflict:
     (None when not known, e.g. on-chain). `signer` is the member's checksum address, or
     ON_CHAIN when the destination accepted the other root; `signature` the member's 65-byte
     signature over theirs (None on-chain); `source` where it was seen (a peer's host:port, a
-    file, "on-chain"); `seen_at` Unix seconds when first recorded."""
+    file, "on-chain"); `seen_at` Unix seconds when first recorded. As stored: `id` its number
+    (`relayer conflicts ack ID`), `acknowledged_at` Unix seconds when an operator acknowledged
+    it (None while it still alerts)."""
 
     destination: str
     epoch: int
@@ -206,6 +211,8 @@ class AttestationConflict:
     signature: bytes | None
     source: str
     seen_at: float
+    id: int | None = None
+    acknowledged_at: float | None = None
 
 
 ON_CHAIN = "on-chain"
@@ -236,11 +243,31 @@ class Store:
             self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate_conflicts()
             self._db.executescript(SCHEMA)
             self._db.executescript(txstore.SCHEMA)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self.path = path
+
+    def _migrate_conflicts(self) -> None:
+        """Move a store's `attestation_conflicts` of before the conflict ids (keyed by signer, root
+        and previous) to the current table (one row per epoch, signer and root, the first kept)."""
+        columns = [str(r[1]) for r in self._db.execute("PRAGMA table_info(attestation_conflicts)")]
+        if not columns or "id" in columns:
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE attestation_conflicts RENAME TO attestation_conflicts_before_ids")
+            start = SCHEMA.index("CREATE TABLE IF NOT EXISTS attestation_conflicts")
+            self._db.execute(SCHEMA[start : SCHEMA.index(");", start) + 2])
+            self._db.execute(
+                "INSERT OR IGNORE INTO attestation_conflicts (destination, epoch, ours, theirs, our_previous, "
+                "their_previous, signer, signature, source, created_at) SELECT destination, epoch, ours, theirs, "
+                "our_previous, NULLIF(their_previous, ''), signer, signature, source, created_at "
+                "FROM attestation_conflicts_before_ids ORDER BY created_at, rowid"
+            )
+            self._db.execute("DROP TABLE attestation_conflicts_before_ids")
 
     def close(self) -> None:
         """Close the connection (the daemon does, once everything that writes has stopped)."""
@@ -582,7 +609,9 @@ class Store:
 
     def add_attestation(self, record: AttestationRecord) -> bool:
         """Keep a checked attestation, keyed by (chain_id, verifier, epoch, signer, root); the
-        first one kept of a key stays. Returns True when it was new."""
+        first one kept of a key stays (only canonical signatures that recover to their signer
+        are given, relayer.attestation.committee; one the destination refuses is dropped with
+        `drop_attestations`). Returns True when it was new."""
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -626,12 +655,39 @@ class Store:
             for r in rows
         ]
 
-    def add_conflict(self, conflict: AttestationConflict) -> bool:
-        """Keep conflict evidence, once per (destination, epoch, signer, their root, their
-        previous). Returns True when it was new."""
+    def drop_attestations(self, chain_id: int, verifier: str, epoch: int, keys: Iterable[tuple[str, bytes]]) -> int:
+        """Delete the kept attestations of an epoch of the verifier with these (signer, root)
+        keys (a signature the destination refused, or one that is not canonical); returns how
+        many were deleted."""
+        rows = [(chain_id, verifier, epoch, signer, _hex(root)) for signer, root in keys]
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
+                before = self._db.total_changes
+                self._db.executemany(
+                    "DELETE FROM attestations WHERE chain_id = ? AND verifier = ? AND epoch = ? AND signer = ? "
+                    "AND root = ?",
+                    rows,
+                )
+                return int(self._db.total_changes - before)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    def add_conflict(self, conflict: AttestationConflict, *, per_signer: int | None = None) -> bool:
+        """Keep conflict evidence, once per (destination, epoch, signer, their root), and at
+        most `per_signer` rows per (destination, epoch, signer) when given. Returns True when
+        it was kept (new)."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                if per_signer is not None:
+                    (kept,) = self._db.execute(
+                        "SELECT COUNT(*) FROM attestation_conflicts WHERE destination = ? AND epoch = ? "
+                        "AND signer = ?",
+                        (conflict.destination, conflict.epoch, conflict.signer),
+                    ).fetchone()
+                    if int(kept) >= per_signer:
+                        return False
                 cursor = self._db.execute(
                     "INSERT OR IGNORE INTO attestation_conflicts (destination, epoch, ours, theirs, our_previous, "
                     "their_previous, signer, signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -641,8 +697,7 @@ class Store:
                         _hex(conflict.ours),
                         _hex(conflict.theirs),
                         _hex(conflict.our_previous),
-                        # NULL never equals NULL in a key: an unknown previous is stored as ""
-                        _hex(conflict.their_previous) or "",
+                        _hex(conflict.their_previous),
                         conflict.signer,
                         _hex(conflict.signature),
                         conflict.source,
@@ -653,17 +708,71 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
-    def conflicts(self, destination: str) -> list[AttestationConflict]:
-        """The conflict evidence kept for a destination, oldest first."""
+    def conflicts(
+        self, destination: str | None = None, *, epoch: int | None = None, unacknowledged: bool = False
+    ) -> list[AttestationConflict]:
+        """The conflict evidence kept (for one destination and epoch when given; only what no
+        operator acknowledged yet with `unacknowledged`), oldest first."""
+        where: list[str] = ["1"]
+        params: list[object] = []
+        if destination is not None:
+            where.append("destination = ?")
+            params.append(destination)
+        if epoch is not None:
+            where.append("epoch = ?")
+            params.append(epoch)
+        if unacknowledged:
+            where.append("acknowledged_at IS NULL")
         rows = self._db.execute(
             "SELECT destination, epoch, ours, theirs, our_previous, their_previous, signer, signature, source, "
-            "created_at FROM attestation_conflicts WHERE destination = ? ORDER BY created_at, rowid",
-            (destination,),
+            f"created_at, id, acknowledged_at FROM attestation_conflicts WHERE {' AND '.join(where)} "
+            "ORDER BY created_at, id",
+            tuple(params),
         ).fetchall()
         return [
             AttestationConflict(
                 r[0], int(r[1]), bytes.fromhex(r[2][2:]), bytes.fromhex(r[3][2:]), _unhex(r[4]), _unhex(r[5] or None),
-                r[6], _unhex(r[7]), r[8], float(r[9]),
+                r[6], _unhex(r[7]), r[8], float(r[9]), int(r[10]), None if r[11] is None else float(r[11]),
             )
             for r in rows
         ]
+
+    def unacknowledged_conflicts(self, destination: str) -> int:
+        """How many conflicts of a destination no operator acknowledged yet. Raises StoreError."""
+        try:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM attestation_conflicts WHERE destination = ? AND acknowledged_at IS NULL",
+                (destination,),
+            ).fetchone()
+        except sqlite3.Error as exc:  # e.g. closed at shutdown while /metrics is scraped
+            raise StoreError(f"store read failed: {exc}") from exc
+        return int(count)
+
+    def acknowledge_conflicts(self, ids: Iterable[int] | None = None) -> list[int]:
+        """Mark conflicts acknowledged now (those numbered `ids`, every one not yet acknowledged
+        when None); returns the ids newly acknowledged, ascending (an unknown or already
+        acknowledged id is left out)."""
+        now = time.time()
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                if ids is None:
+                    rows = self._db.execute(
+                        "SELECT id FROM attestation_conflicts WHERE acknowledged_at IS NULL ORDER BY id"
+                    ).fetchall()
+                else:
+                    wanted = sorted(set(ids))
+                    rows = [
+                        r
+                        for i in wanted
+                        for r in self._db.execute(
+                            "SELECT id FROM attestation_conflicts WHERE id = ? AND acknowledged_at IS NULL", (i,)
+                        ).fetchall()
+                    ]
+                done = [int(r[0]) for r in rows]
+                self._db.executemany(
+                    "UPDATE attestation_conflicts SET acknowledged_at = ? WHERE id = ?", [(now, i) for i in done]
+                )
+                return done
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc

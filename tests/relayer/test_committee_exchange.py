@@ -266,14 +266,14 @@ async def test_lying_garbage_slow_and_down_peers_are_refused_or_skipped(tmp_path
         return web.json_response({"error": "boom"}, status=500)
 
     forged = _sign(b).to_json() | {"signature": "0x" + _sign(outsider).signature.hex()}  # claims b, signed by another
-    high_s = _sign(d).to_json()
-    high_s["signature"] = "0x" + "ff" * 64 + "1b"  # does not recover at all
+    out_of_range = _sign(d).to_json()
+    out_of_range["signature"] = "0x" + "ff" * 64 + "1b"  # r and s above the curve order
     conflicting = _sign(d, root=OTHER_ROOT)  # a member's valid signature over another root
     other_previous = _sign(b, previous=OTHER_ROOT)  # ... and over another previous
     valid_c = _sign(c).to_json()
     liar_items = [
         forged,
-        high_s,
+        out_of_range,
         _sign(outsider).to_json(),  # valid signature, not a member
         conflicting.to_json(),
         other_previous.to_json(),
@@ -316,9 +316,11 @@ async def test_lying_garbage_slow_and_down_peers_are_refused_or_skipped(tmp_path
     assert _sample(mine, "relayer_attestation_fetches_total", host=host(peers[7]), outcome="garbage") == 1
     refused = {
         reason: _sample(mine, "relayer_attestations_refused_total", reason=reason)
-        for reason in ("malformed", "wrong_domain", "wrong_epoch", "bad_signature", "not_member")
+        for reason in ("malformed", "wrong_domain", "wrong_epoch", "non_canonical", "bad_signature", "not_member")
     }
-    assert refused == {"malformed": 2, "wrong_domain": 2, "wrong_epoch": 1, "bad_signature": 2, "not_member": 1}
+    assert refused == {
+        "malformed": 2, "wrong_domain": 2, "wrong_epoch": 1, "non_canonical": 1, "bad_signature": 1, "not_member": 1,
+    }  # fmt: skip
 
     # two conflicts (another root by d, another previous by b), with evidence
     assert _sample(mine, "relayer_attestation_conflicts_total") == 2
@@ -342,20 +344,16 @@ async def test_lying_garbage_slow_and_down_peers_are_refused_or_skipped(tmp_path
     assert _sample(mine, "relayer_attestations_refused_total", reason="not_member") == 2
     assert len(mine.conflicts()) == 2
 
-    # the evidence survives a restart, and readiness says why
+    # the evidence survives a restart; it is an alarm, not a readiness problem
     mine.store.close()
     restarted = _exchange(tmp_path, "a")
     assert {c.signer for c in restarted.conflicts()} == {d.address, b.address}
+    assert _sample(restarted, "relayer_attestation_conflicts_unacknowledged") == 2
     daemon = SimpleNamespace(watchers={}, exchanges={CHAIN: restarted}, store=restarted.store, relays=[])
-    problems = ready_problems(daemon)  # type: ignore[arg-type]
-    assert (
-        f"destination {DEST}: epoch {EPOCH} root conflict: ours 0x{ROOT.hex()}, member {d.address} signed "
-        f"(peer {host(peers[5])}) 0x{OTHER_ROOT.hex()}"
-    ) in problems
-    assert len(problems) == 2
+    assert ready_problems(daemon) == []  # type: ignore[arg-type]
 
 
-async def test_conflict_on_chain_is_counted_once_and_makes_readiness_fail(tmp_path: Path) -> None:
+async def test_conflict_on_chain_is_counted_once_and_alerts_without_unreadiness(tmp_path: Path) -> None:
     exchange = _exchange(tmp_path, "a")
     exchange.note_onchain_conflict(EPOCH, ROOT, ROOT)  # the same root: no conflict
     assert exchange.conflicts() == []
@@ -367,16 +365,18 @@ async def test_conflict_on_chain_is_counted_once_and_makes_readiness_fail(tmp_pa
     )  # fmt: skip
     assert conflict.signature is None and conflict.their_previous is None
     assert _sample(exchange, "relayer_attestation_conflicts_total") == 1
+    assert _sample(exchange, "relayer_attestation_conflicts_unacknowledged") == 1
     daemon = SimpleNamespace(watchers={}, exchanges={CHAIN: exchange}, store=exchange.store, relays=[])
-    assert ready_problems(daemon) == [  # type: ignore[arg-type]
-        f"destination {DEST}: epoch {EPOCH} root conflict: ours 0x{ROOT.hex()}, the destination accepted "
-        f"0x{OTHER_ROOT.hex()}"
-    ]
+    assert ready_problems(daemon) == []  # type: ignore[arg-type]
+    assert exchange.store.acknowledge_conflicts() == [conflict.id]
+    assert _sample(exchange, "relayer_attestation_conflicts_unacknowledged") == 0
+    assert exchange.conflicts()[0].acknowledged_at is not None  # the evidence stays
 
 
 def test_conflict_counter_is_exported_at_zero_from_the_start(tmp_path: Path) -> None:
     exchange = _exchange(tmp_path, "a")
     assert exchange.metrics.registry.get_sample_value("relayer_attestation_conflicts_total", {"destination": DEST}) == 0
+    assert _sample(exchange, "relayer_attestation_conflicts_unacknowledged") == 0
 
 
 # --- the shared directory ------------------------------------------------------------------

@@ -318,6 +318,7 @@ class Destination(Submitter):
         self.state: dict[tuple[str, int], Position] = {}
         self.rpc_failures = 0  # eth_estimateGas calls that fail with a transport error first
         self.ignore_settlements = False  # settlements are mined but change nothing (never final)
+        self.refuse_s: set[bytes] = set()  # signatures (by their s) refused once, as OpenZeppelin's ECDSA would
         super().__init__(
             DestinationClient(self), FakeTxm(self), chain_id=DEST_ID, sender=SENDER, verifier=VERIFIER,  # type: ignore[arg-type]
             settlement=SETTLEMENT,
@@ -381,6 +382,9 @@ class Destination(Submitter):
             raise _reverted("BelowThreshold", len(signatures), self.members.threshold)
         signers: list[str] = []
         for signature in signatures:
+            if signature[32:64] in self.refuse_s:
+                self.refuse_s.discard(signature[32:64])
+                raise _reverted("ECDSAInvalidSignatureS", signature[32:64])
             try:
                 signer = recover_signer(DEST_ID, VERIFIER, epoch, root, previous, signature)
             except AttestationError:
@@ -815,6 +819,34 @@ async def test_threshold_two_submits_with_the_peer_signature_from_the_shared_dir
     assert peer.status() == ("settled", None)
     assert len(destination.txm.mined) == 1
     assert me.sample("relayer_epochs_submitted_total") == 1 and peer.sample("relayer_epochs_submitted_total") == 0
+
+
+async def test_a_peer_signature_the_destination_refuses_is_dropped_and_collected_again(
+    tmp_path: Path, source: SourceChain
+) -> None:
+    """submitEpoch reverts naming B's signature (ECDSAInvalidSignatureS): the epoch is not given
+    up; B's signature is dropped from the store, collected again, and the epoch lands."""
+    destination = Destination(Committee(1, 2, (B.address, A.address)))
+    shared = tmp_path / "attestations"
+    shared.mkdir()
+    me = member(tmp_path, source, destination, A, name="a", directory=shared, peers=1)
+    peer = member(tmp_path, source, destination, B, name="b", directory=shared, peers=1)
+    assert await me.relay.round() is True
+    assert await peer.relay.round() is True
+    ours = me.store.epoch(1)
+    assert ours is not None
+    [theirs] = [r for r in peer.store.attestations(DEST_ID, VERIFIER, 1) if r.signer == B.address]
+    destination.refuse_s.add(theirs.signature[32:64])
+    with capture_logs() as logs:
+        await me.relay.resume()
+    assert me.status() == ("signed", None), "the epoch was given up for one refused signature"
+    assert destination.txm.mined == []
+    assert [e["dropped"] for e in events(logs, "epoch.signature_refused")] == [1]
+    assert B.address not in {r.signer for r in me.store.attestations(DEST_ID, VERIFIER, 1)}
+    assert me.sample("relayer_attestations_refused_total", destination="destination", reason="refused_on_chain") == 1
+    await me.relay.resume()  # collected again from the shared directory: submitted and settled
+    assert me.status() == ("settled", None)
+    assert destination.signers[1] == ascending(A, B)
 
 
 async def test_not_this_members_turn_waits_then_takes_over(
