@@ -62,7 +62,8 @@ contract EpochVerifier is Ownable2Step, EIP712 {
     /// @notice Signers must be strictly increasing by address; `signer` came after `previous`.
     error DuplicateOrUnsortedSigner(address signer, address previous);
     /// @notice `epoch` has no root to use: never accepted (`revokeRoot`), or for settlement also
-    /// revoked or accepted under an older committee generation (`rootOf` is zero).
+    /// revoked or accepted under an older committee generation (`rootOf` is zero), or accepted
+    /// before the chain's current registration began (MarginSettlement).
     error EpochNotAccepted(uint256 epoch);
     /// @notice The root of `epoch` is already revoked.
     error AlreadyRevoked(uint256 epoch);
@@ -215,9 +216,9 @@ contract EpochVerifier is Ownable2Step, EIP712 {
         return _roots[epoch];
     }
 
-    /// @dev The first epoch number the current committee generation can accept.
-    function _generationStart() internal view returns (uint64) {
-        return _state.generationStart;
+    /// @dev The highest accepted epoch (0 before the first one).
+    function _latestEpoch() internal view returns (uint64) {
+        return _state.latestEpoch;
     }
 
     /// @dev The root recorded for `epoch`, revoked or not (zero when never accepted).
