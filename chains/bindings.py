@@ -5,7 +5,7 @@ by `node chains/contracts/compile.js` (`make setup`). The contracts (DESIGN sect
 
 - `CollateralVault` (source chain): `collateral[account]` at storage slot `collateralSlot()`.
 - `EpochVerifier` (destination): committee, threshold, generations, revocation, EIP-712
-  `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` (version "2").
+  `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` (version "2", salt = committee generation).
 - `MarginSettlement` (destination): settles the claims of a proven block (one multiproof) against
   accepted epoch roots; one packed slot per account and chain.
 

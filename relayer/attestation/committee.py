@@ -156,20 +156,32 @@ class Attestation:
 
     @classmethod
     def signed(
-        cls, account: LocalAccount, *, chain_id: int, verifier: str, epoch: int, root: bytes, previous: bytes
+        cls,
+        account: LocalAccount,
+        *,
+        chain_id: int,
+        verifier: str,
+        epoch: int,
+        root: bytes,
+        previous: bytes,
+        generation: int,
     ) -> Attestation:
-        """`account`'s attestation of `Epoch(epoch, root, previous)` for `verifier` on `chain_id`."""
-        signature = sign_epoch(account, chain_id, verifier, epoch, root, previous)
+        """`account`'s attestation of `Epoch(epoch, root, previous)` for `verifier` on `chain_id`
+        under committee generation `generation`."""
+        signature = sign_epoch(account, chain_id, verifier, epoch, root, previous, generation=generation)
         return cls(chain_id, verifier, epoch, root, previous, account.address, signature)
 
-    def recover(self) -> str:
-        """The checksum address the signature recovers to (EIP-712). Raises AttestationError
-        when it does not recover (bad v, r, s or a high s)."""
-        return recover_signer(self.chain_id, self.verifier, self.epoch, self.root, self.previous, self.signature)
+    def recover(self, generation: int) -> str:
+        """The checksum address the signature recovers to (EIP-712) under committee generation
+        `generation` (the destination's current one: a signature made under another recovers to
+        another address). Raises AttestationError when it does not recover (bad v, r, s or a high s)."""
+        return recover_signer(
+            self.chain_id, self.verifier, self.epoch, self.root, self.previous, self.signature, generation=generation
+        )
 
-    def check_signature(self) -> None:
-        """Raise AttestationError unless the signature recovers to `signer`."""
-        recovered = self.recover()
+    def check_signature(self, generation: int) -> None:
+        """Raise AttestationError unless the signature recovers to `signer` under `generation`."""
+        recovered = self.recover(generation)
         if recovered != self.signer:
             raise AttestationError(f"signature recovers to {recovered}, not to the claimed signer {self.signer}")
 
@@ -275,12 +287,13 @@ class AttestationExchange:
 
     # --- this member's own ---------------------------------------------------------------
 
-    def publish(self, att: Attestation) -> None:
+    def publish(self, att: Attestation, generation: int) -> None:
         """Keep this member's own attestation durably (before it is served) and write it to the
         shared directory, if any. Raises AttestationError when its signature does not recover
-        to its signer, StoreError when the store cannot be written. A directory that cannot be
-        written is logged (`attestation.publish_failed`); `collect` writes the file again."""
-        att.check_signature()
+        to its signer under committee generation `generation`, StoreError when the store cannot
+        be written. A directory that cannot be written is logged (`attestation.publish_failed`);
+        `collect` writes the file again."""
+        att.check_signature(generation)
         self.store.add_attestation(att.record(SELF))
         if self.directory is not None:
             self._write_file(att)
@@ -351,7 +364,9 @@ class AttestationExchange:
         answers += self._read_directory(chain_id, epoch)
         for source, items in answers:
             for item in items:
-                self._check(item, source, chain_id, verifier, epoch, root, previous, members, known)
+                self._check(
+                    item, source, chain_id, verifier, epoch, root, previous, members, known, committee.generation
+                )
         signatures: dict[str, bytes] = {}
         for r in self.store.attestations(chain_id, verifier, epoch):
             if r.root == root and r.previous == previous and r.signer in members:
@@ -370,6 +385,7 @@ class AttestationExchange:
         previous: bytes,
         members: set[str],
         known: set[tuple[str, bytes, bytes, bytes]],
+        generation: int,
     ) -> None:
         try:
             att = Attestation.from_json(item)
@@ -387,7 +403,7 @@ class AttestationExchange:
             return
         if (att.signer, att.root, att.previous, att.signature) not in known:
             try:
-                att.check_signature()
+                att.check_signature(generation)
             except AttestationError as exc:
                 self._refuse("bad_signature", source, epoch, str(exc), signer=att.signer)
                 return

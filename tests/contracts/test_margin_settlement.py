@@ -180,7 +180,8 @@ class Env:
 
     def signatures(self, number: int, root: bytes, previous: bytes, signers: Sequence[LocalAccount]) -> list[bytes]:
         return order_signatures(
-            (m.address, sign_epoch(m, self.dest.chain_id, self.verifier.address, number, root, previous))
+            (m.address, sign_epoch(m, self.dest.chain_id, self.verifier.address, number, root, previous,
+                                   generation=int(self.verifier.functions.generation().call())))
             for m in signers
         )
 
