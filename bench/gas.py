@@ -392,7 +392,10 @@ class V2(Stack):
 
     def submit(self, root: bytes) -> TxReceipt:
         self.epoch += 1
-        signature = sign_epoch(self.member, CHAIN_ID, self.verifier.address, self.epoch, root, self.previous)
+        generation = int(self.verifier.functions.generation().call())
+        signature = sign_epoch(
+            self.member, CHAIN_ID, self.verifier.address, self.epoch, root, self.previous, generation=generation
+        )
         call = self.verifier.functions.submitEpoch(self.epoch, root, self.previous, [signature])
         return self.ctx.send(call, "submitEpoch", gas=None)
 
@@ -534,7 +537,8 @@ def measure_committees(ctx: Ctx) -> list[dict[str, Any]]:
         for epoch in (1, 2):
             root = keccak(b"root%d" % epoch)
             sigs = order_signatures(
-                (m.address, sign_epoch(m, CHAIN_ID, v2.address, epoch, root, previous)) for m in signers
+                (m.address, sign_epoch(m, CHAIN_ID, v2.address, epoch, root, previous, generation=1))
+                for m in signers  # a fresh verifier: generation 1
             )
             call = v2.functions.submitEpoch(epoch, root, previous, sigs)
             calldata = bytes.fromhex(call._encode_transaction_data()[2:])

@@ -7,7 +7,8 @@ It answers `GET /v1/attestations/{chain_id}/{epoch}` as a member would (`{"attes
 1. the high-s twin of every real signature (r, n - s, v 27 <-> 28): it recovers to the same
    member, but the destination refuses it (OpenZeppelin `ECDSAInvalidSignatureS`);
 2. with `equivocator` (a member's attester key, as if that member lied), its signatures over
-   `equivocations` other roots for the epoch;
+   `equivocations` other roots for the epoch, signed for committee generation `generation`
+   (the EIP-712 domain's salt; 1 on a devnet whose committee never changed);
 3. junk up to `flood` items in all: attestations claimed by non-members (random addresses,
    signatures well-formed and canonical, so only a membership check spares their recovery),
    malformed objects and more twins;
@@ -97,6 +98,7 @@ class HostilePeer:
         twins: bool = True,
         equivocator: LocalAccount | None = None,
         equivocations: int = 0,
+        generation: int = 1,
         port: int | None = None,
     ) -> None:
         self.upstreams = [u.rstrip("/") for u in upstreams]
@@ -104,6 +106,7 @@ class HostilePeer:
         self.twins = twins
         self.equivocator = equivocator
         self.equivocations = equivocations
+        self.generation = generation
         self.port = port or free_port()
         self.answers = 0
         self.items = 0
@@ -165,7 +168,9 @@ class HostilePeer:
             lies = []
             for _ in range(self.equivocations):
                 root = os.urandom(32)
-                signature = sign_epoch(account, key[0], str(real["verifier"]), key[1], root, previous)
+                signature = sign_epoch(
+                    account, key[0], str(real["verifier"]), key[1], root, previous, generation=self.generation
+                )
                 lies.append(
                     dict(real, root="0x" + root.hex(), signer=account.address, signature="0x" + signature.hex())
                 )

@@ -5,7 +5,7 @@ by `node chains/contracts/compile.js` (`make setup`). The contracts (DESIGN sect
 
 - `CollateralVault` (source chain): `collateral[account]` at storage slot `collateralSlot()`.
 - `EpochVerifier` (destination): committee, threshold, generations, revocation, EIP-712
-  `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` (version "2").
+  `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` (version "2", salt = committee generation).
 - `MarginSettlement` (destination): settles the claims of a proven block (one multiproof) against
   accepted epoch roots; one packed slot per account and chain.
 
@@ -431,7 +431,9 @@ def register_vault(
     """`MarginSettlement.registerVault`: register (or update) the vault of source chain `chain_id`.
 
     `haircut_bps` 0..10000 (weight of the collateral), `max_age` 1..MAX_MAX_AGE seconds. A new
-    chain, vault or collateral slot gets a new registration number (older positions count zero).
+    chain (also a removed one), vault or collateral slot, or a larger `max_age`, gets a new
+    registration number: older positions count zero and only epochs accepted from now on settle
+    the chain. A haircut change or a smaller `max_age` keeps the registration and its positions.
     Reverts with InvalidVaultConfig / TooManyChains / OwnableUnauthorizedAccount (ContractReverted).
     """
     target = contract(w3, "MarginSettlement", settlement)

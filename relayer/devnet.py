@@ -504,12 +504,15 @@ def epoch_signers(w3: Web3, verifier: Contract, settlement: Contract, accepted: 
     AttestationError for a signature that does not recover (the verifier would have reverted)."""
     args = accepted["args"]
     epoch, root, previous = int(args["epoch"]), bytes(args["root"]), bytes(args["previous"])
+    generation = int(args["generation"])  # the signing domain's salt (EpochAccepted carries it)
     tx = w3.eth.get_transaction(accepted["transactionHash"])
     for target in (settlement, verifier):
         if str(tx.get("to", "")).lower() == target.address.lower():
             _, params = target.decode_function_input(tx["input"])
             return tuple(
-                recover_signer(w3.eth.chain_id, verifier.address, epoch, root, previous, bytes(signature))
+                recover_signer(
+                    w3.eth.chain_id, verifier.address, epoch, root, previous, bytes(signature), generation=generation
+                )
                 for signature in params.get("signatures", [])
             )
     return ()

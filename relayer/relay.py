@@ -43,13 +43,14 @@ import time
 from collections.abc import Awaitable, Callable
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 
 from chains.bindings import ContractReverted
 from chains.errors import ChainError
 from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
 from relayer.attestation.committee import SIGNATURE_REFUSED, Attestation, AttestationExchange
-from relayer.attestation.eip712 import AttestationError, check_canonical, order_signatures, sign_epoch
+from relayer.attestation.eip712 import AttestationError, check_canonical, order_signatures, recover_signer, sign_epoch
 from relayer.config import DestinationConfig
 from relayer.errors import SnapshotRejected, SubmissionError
 from relayer.faults import checkpoint
@@ -279,7 +280,7 @@ class DestinationRelay:
         self.metrics.backlog_age.set(max(0.0, time.time() - plan.time) if plan else 0.0)
         if plan is None:
             return False
-        await self.refresh_committee(force=True)
+        generation = (await self.refresh_committee(force=True)).generation  # signed for: the domain's salt
         if self.committee_problems(waiting=False):
             return False  # an epoch would only revert: prove nothing now, the plan waits
         due = [(pair, height) for pair in self.pairs if (height := plan.heights.get(pair.chain_id)) is not None]
@@ -302,7 +303,7 @@ class DestinationRelay:
             self.schedule.forget_acceptances()
         signature = sign_epoch(
             self.attester, self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root,
-            previous,
+            previous, generation=generation,
         )  # fmt: skip
         self.metrics.epochs_signed.inc()
         content = {
@@ -318,7 +319,8 @@ class DestinationRelay:
         if self.exchange is not None:
             self.exchange.publish(
                 Attestation(self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root,
-                            previous, self.attester.address, signature)
+                            previous, self.attester.address, signature),
+                generation,
             )  # fmt: skip
         log.info("epoch.created", epoch=epoch, root=aggregate.root, blocks=len(snapshots), time=plan.time,
                  why=plan.why, claims=aggregate.claim_count)  # fmt: skip
@@ -708,6 +710,8 @@ class DestinationRelay:
         committee = self.committee
         own = [(str(signer), bytes.fromhex(str(sig)[2:])) for signer, sig in record.content.get("signatures", [])]
         by_signer = {to_checksum_address(signer): sig for signer, sig in own if _canonical(sig)}
+        if committee is not None:
+            self._sign_for_generation(record, previous, by_signer, committee.generation)
         if self.exchange is not None and committee is not None and committee.threshold > 1:
             collected = await self.exchange.collect(
                 chain_id=self.submitter.chain_id, verifier=self.submitter.verifier.contract.address,
@@ -730,6 +734,28 @@ class DestinationRelay:
         chosen = sorted(by_signer)[:need]
         self.settler.epoch_signers[record.epoch] = tuple(chosen)
         return order_signatures((s, by_signer[s]) for s in chosen)
+
+    def _sign_for_generation(
+        self, record: EpochRecord, previous: bytes, by_signer: dict[ChecksumAddress, bytes], generation: int
+    ) -> None:
+        """This member's stored signature of `record` was made for the committee generation of
+        its creation; after a committee change (a new signing domain, DESIGN section 3) the
+        destination refuses it, so the same content, verified by this member when it was
+        created, is signed again for `generation` (in `by_signer`, not stored)."""
+        me = to_checksum_address(self.attester.address)
+        stored = by_signer.get(me)
+        if stored is None:
+            return
+        chain_id, verifier = self.submitter.chain_id, self.submitter.verifier.contract.address
+        try:
+            current = recover_signer(chain_id, verifier, record.epoch, record.root, previous, stored,
+                                     generation=generation) == me  # fmt: skip
+        except AttestationError:
+            current = False
+        if not current:
+            by_signer[me] = sign_epoch(
+                self.attester, chain_id, verifier, record.epoch, record.root, previous, generation=generation
+            )
 
     def _my_turn(self, epoch: int, root: bytes) -> bool:
         """Whether this member submits (or settles) `epoch` now: the members take turns in the

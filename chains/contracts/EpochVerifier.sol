@@ -4,7 +4,8 @@ pragma solidity ^0.8.24;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {Ownable2Step} from "@openzeppelin/contracts/access/Ownable2Step.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
+import {IERC5267} from "@openzeppelin/contracts/interfaces/IERC5267.sol";
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 
 /// @title EpochVerifier
@@ -12,16 +13,25 @@ import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
 /// An epoch root is the OpenZeppelin StandardMerkleTree root over the block leaves of one round
 /// (DESIGN section 3). Committee members sign the EIP-712 struct
 /// `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` in the domain
-/// {name: "StateProofRelayer", version: "2", chainId, verifyingContract: this}.
+/// {name: "StateProofRelayer", version: "2", chainId, verifyingContract: this, salt: generation}
+/// (`salt` is the committee generation as a uint256 word, ERC-5267 `eip712Domain` reports it).
 /// Epochs form a hash chain: epoch `e` is accepted only as `latestEpoch + 1` and only when
 /// `previous` equals the root recorded for `e - 1` (zero for epoch 1).
-/// Every committee change starts a new generation; roots accepted under an older generation, and
-/// roots the owner revoked, are no longer usable for settlement (`rootOf` returns zero).
+/// Every committee change starts a new generation, and so a new signing domain: a signature made
+/// before it is refused after it, also one by a member who stays. Roots accepted under an older
+/// generation, and roots the owner revoked, are no longer usable for settlement (`rootOf` is zero).
 /// MarginSettlement inherits it: the settlement contract is its own verifier, so checking a block
 /// against an epoch root costs two storage reads and no call into another contract.
-contract EpochVerifier is Ownable2Step, EIP712 {
+contract EpochVerifier is Ownable2Step, IERC5267 {
     /// @notice keccak256("Epoch(uint256 epoch,bytes32 root,bytes32 previous)")
     bytes32 public constant EPOCH_TYPEHASH = keccak256("Epoch(uint256 epoch,bytes32 root,bytes32 previous)");
+    /// @notice EIP-712 domain name and version (the salt is the committee generation).
+    string public constant DOMAIN_NAME = "StateProofRelayer";
+    string public constant DOMAIN_VERSION = "2";
+    bytes32 private constant _DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract,bytes32 salt)");
+    bytes32 private constant _NAME_HASH = keccak256(bytes(DOMAIN_NAME));
+    bytes32 private constant _VERSION_HASH = keccak256(bytes(DOMAIN_VERSION));
 
     /// @dev Counters read together by `submitEpoch` and `rootOf`, packed in one slot.
     struct State {
@@ -62,23 +72,23 @@ contract EpochVerifier is Ownable2Step, EIP712 {
     /// @notice Signers must be strictly increasing by address; `signer` came after `previous`.
     error DuplicateOrUnsortedSigner(address signer, address previous);
     /// @notice `epoch` has no root to use: never accepted (`revokeRoot`), or for settlement also
-    /// revoked or accepted under an older committee generation (`rootOf` is zero).
+    /// revoked or accepted under an older committee generation (`rootOf` is zero), or accepted
+    /// before the chain's current registration began (MarginSettlement).
     error EpochNotAccepted(uint256 epoch);
     /// @notice The root of `epoch` is already revoked.
     error AlreadyRevoked(uint256 epoch);
 
-    constructor(address owner_, address[] memory committee, uint256 threshold_)
-        Ownable(owner_)
-        EIP712("StateProofRelayer", "2")
-    {
+    constructor(address owner_, address[] memory committee, uint256 threshold_) Ownable(owner_) {
         _setCommittee(committee, threshold_);
     }
 
     // ----------------------------------------------------------------------------- committee
 
     /// @notice Replace the committee and threshold and start a new generation: roots accepted
-    /// before are no longer usable (`rootOf` returns zero for them). Members must be distinct and
-    /// nonzero, `1 <= threshold <= members.length`. Emits `CommitteeChanged`.
+    /// before are no longer usable (`rootOf` returns zero for them), and signatures made before
+    /// are refused (the EIP-712 domain's salt is the generation). Members must be distinct and
+    /// nonzero, `1 <= threshold <= members.length`. Emits `CommitteeChanged` and
+    /// `EIP712DomainChanged`.
     /// @dev Reverts InvalidCommittee, InvalidMember, OwnableUnauthorizedAccount.
     function setCommittee(address[] calldata members_, uint256 threshold_) external onlyOwner {
         _setCommittee(members_, threshold_);
@@ -107,6 +117,7 @@ contract EpochVerifier is Ownable2Step, EIP712 {
         _generationStarts.push(s.generationStart);
         _generationStarted(s.generationStart);
         emit CommitteeChanged(s.generation, members_, threshold_);
+        emit EIP712DomainChanged();
     }
 
     /// @dev Called by every committee change (and at deployment) with the first epoch number the
@@ -140,16 +151,62 @@ contract EpochVerifier is Ownable2Step, EIP712 {
 
     // ----------------------------------------------------------------------------- epochs
 
-    /// @notice The EIP-712 digest a member signs for `(epoch, root, previous)`:
-    /// keccak256("\x19\x01" || domainSeparator || keccak256(abi.encode(EPOCH_TYPEHASH, epoch, root, previous))).
+    /// @notice The EIP-712 digest a member signs for `(epoch, root, previous)` under the current
+    /// committee generation: keccak256("\x19\x01" || domainSeparator() ||
+    /// keccak256(abi.encode(EPOCH_TYPEHASH, epoch, root, previous))).
     function epochDigest(uint256 epoch, bytes32 root, bytes32 previous) public view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(EPOCH_TYPEHASH, epoch, root, previous)));
+        return _epochDigest(epoch, root, previous, _state.generation);
+    }
+
+    /// @notice The EIP-712 domain separator of the current committee generation:
+    /// keccak256(abi.encode(keccak256("EIP712Domain(string name,string version,uint256 chainId,
+    /// address verifyingContract,bytes32 salt)"), keccak256("StateProofRelayer"), keccak256("2"),
+    /// block.chainid, this, bytes32(generation))).
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparator(_state.generation);
+    }
+
+    /// @notice ERC-5267: the domain's fields (name, version, chainId, verifyingContract, salt =
+    /// the committee generation as a 32-byte word); it changes with every `setCommittee`.
+    function eip712Domain()
+        external
+        view
+        returns (
+            bytes1 fields,
+            string memory name,
+            string memory version,
+            uint256 chainId,
+            address verifyingContract,
+            bytes32 salt,
+            uint256[] memory extensions
+        )
+    {
+        salt = bytes32(uint256(_state.generation));
+        return (hex"1f", DOMAIN_NAME, DOMAIN_VERSION, block.chainid, address(this), salt, new uint256[](0));
+    }
+
+    function _domainSeparator(uint256 generation_) private view returns (bytes32) {
+        return keccak256(
+            abi.encode(_DOMAIN_TYPEHASH, _NAME_HASH, _VERSION_HASH, block.chainid, address(this), bytes32(generation_))
+        );
+    }
+
+    function _epochDigest(uint256 epoch, bytes32 root, bytes32 previous, uint256 generation_)
+        private
+        view
+        returns (bytes32)
+    {
+        return MessageHashUtils.toTypedDataHash(
+            _domainSeparator(generation_), keccak256(abi.encode(EPOCH_TYPEHASH, epoch, root, previous))
+        );
     }
 
     /// @notice Accept `root` for `epoch` on at least `threshold` member signatures.
     /// @param epoch must be `latestEpoch + 1`.
     /// @param previous must equal the root recorded for `epoch - 1` (revoked or not; zero for epoch 1).
-    /// @param signatures 65-byte (r, s, v) ECDSA signatures over `epochDigest(epoch, root, previous)`,
+    /// @param signatures 65-byte (r, s, v) ECDSA signatures over `epochDigest(epoch, root, previous)`
+    /// (the current generation's domain: a signature made before the last `setCommittee` recovers
+    /// to another address and reverts UnknownSigner, whoever made it),
     /// ordered by signer address strictly ascending (this is how distinct signers are enforced
     /// without storage; `relayer.attestation.order_signatures` sorts them). Every signature must be
     /// valid and from a current member; malleable (high-s) or malformed signatures revert with
@@ -164,7 +221,7 @@ contract EpochVerifier is Ownable2Step, EIP712 {
         bytes32 recorded = _recordedRoot(epoch - 1);
         if (previous != recorded) revert PreviousMismatch(recorded, previous);
         if (signatures.length < s.threshold) revert BelowThreshold(signatures.length, s.threshold);
-        bytes32 digest = epochDigest(epoch, root, previous);
+        bytes32 digest = _epochDigest(epoch, root, previous, s.generation);
         address last = address(0);
         for (uint256 i = 0; i < signatures.length; i++) {
             address signer = ECDSA.recoverCalldata(digest, signatures[i]);
@@ -215,9 +272,9 @@ contract EpochVerifier is Ownable2Step, EIP712 {
         return _roots[epoch];
     }
 
-    /// @dev The first epoch number the current committee generation can accept.
-    function _generationStart() internal view returns (uint64) {
-        return _state.generationStart;
+    /// @dev The highest accepted epoch (0 before the first one).
+    function _latestEpoch() internal view returns (uint64) {
+        return _state.latestEpoch;
     }
 
     /// @dev The root recorded for `epoch`, revoked or not (zero when never accepted).

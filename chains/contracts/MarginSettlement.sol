@@ -16,7 +16,11 @@ import {EpochVerifier} from "./EpochVerifier.sol";
 /// multiproof; an account whose stored position is already as new is skipped with an event (never a
 /// revert), so no third party can make a batch fail by settling one of its accounts first.
 /// A position counts only while `timestamp + maxAge >= block.timestamp` and only under the chain's
-/// current registration (a changed vault or collateral slot, or a removed chain, voids positions).
+/// current registration (a changed vault or collateral slot, a larger maxAge, or a removed chain
+/// voids positions). No change of a chain's settings revives an expired or voided position: a
+/// registration's maxAge never grows, its numbers are never reused, and a registration settles
+/// (and answers the pull check) only from epochs accepted after it began, so the blocks of voided
+/// positions cannot be settled again.
 contract MarginSettlement is EpochVerifier {
     struct BlockLeaf {
         uint256 chainId;
@@ -47,15 +51,15 @@ contract MarginSettlement is EpochVerifier {
     }
 
     /// @dev A registered source chain. The first five fields share one slot, read once per block:
-    /// a block check needs the vault, `maxAge`, the registration and the committee generation's
-    /// first epoch (a copy of the verifier's, kept by `_generationStarted`, so that the check
-    /// reads no other slot of config).
+    /// a block check needs the vault, `maxAge`, the registration and the first usable epoch (the
+    /// later of the committee generation's first epoch, kept by `_generationStarted`, and the first
+    /// epoch after the registration began), so that the check reads no other slot of config.
     struct VaultConfig {
         address vault;
         uint16 haircutBps;
         uint24 maxAge; // seconds, <= MAX_MAX_AGE < 2^24
         uint24 registration; // per chain, never reused; 0 = not registered
-        uint32 generationStart; // roots of lower epochs are not usable (EpochVerifier.rootOf)
+        uint32 firstEpoch; // roots of lower epochs are not usable for this chain
         uint256 collateralSlot;
     }
 
@@ -121,6 +125,9 @@ contract MarginSettlement is EpochVerifier {
     error BlockNumberTooLarge(uint256 blockNumber);
     /// @notice A settlement without claims.
     error EmptyClaims();
+    /// @notice The pull check's claim is of block `blockNumber`, older than the account's position
+    /// settled under the chain's current registration (of block `settledBlock`).
+    error ClaimOlderThanPosition(address account, uint256 chainId, uint256 blockNumber, uint256 settledBlock);
 
     /// @param owner_ owner of the settlement and of its committee (two-step transfers).
     /// @param committee the first committee (EpochVerifier): distinct nonzero members.
@@ -132,9 +139,13 @@ contract MarginSettlement is EpochVerifier {
     // ----------------------------------------------------------------------------- config
 
     /// @notice Register (or update) the vault of source chain `chainId`.
-    /// A new chain, or a changed `vault` or `collateralSlot`, gets a new registration number: the
-    /// positions settled under the previous one count zero and are overwritten by the next
-    /// settlement. Changing only `haircutBps` / `maxAge` keeps the registration.
+    /// A new chain (also one removed before), a changed `vault` or `collateralSlot`, or a larger
+    /// `maxAge` gets a new registration number: the positions settled under the previous one count
+    /// zero (the relayer settles them again) and only roots of epochs accepted from now on settle
+    /// or answer the pull check for the chain (`EpochNotAccepted` for older ones), so neither a
+    /// position that had expired nor one that was voided counts again. Changing only `haircutBps`,
+    /// or lowering `maxAge`, keeps the registration and its positions (a smaller maxAge only
+    /// shortens them).
     /// @param collateralSlot the slot `p` of the vault's `mapping(address => uint256) collateral`.
     /// @param haircutBps weight of this chain's collateral, 0..10000 (9000 counts 90%).
     /// @param maxAge seconds a settled block counts (1..MAX_MAX_AGE); the vault's `withdrawDelay`
@@ -153,13 +164,16 @@ contract MarginSettlement is EpochVerifier {
             if (_chainIds.length >= MAX_CHAINS) revert TooManyChains();
             _chainIds.push(chainId);
         }
-        if (registration == 0 || cfg.vault != vault || cfg.collateralSlot != collateralSlot) {
+        uint32 firstEpoch = cfg.firstEpoch;
+        if (registration == 0 || cfg.vault != vault || cfg.collateralSlot != collateralSlot || maxAge > cfg.maxAge) {
             registration = _registrations[chainId] + 1;
             _registrations[chainId] = registration;
+            // every later epoch: at least the committee generation's first (<= latestEpoch + 1)
+            firstEpoch = SafeCast.toUint32(uint256(_latestEpoch()) + 1);
         }
         _vaults[chainId] = VaultConfig(
-            vault, haircutBps, uint24(maxAge), registration, uint32(_generationStart()), collateralSlot
-        ); // maxAge <= MAX_MAX_AGE; the generation start fits (`_generationStarted`)
+            vault, haircutBps, uint24(maxAge), registration, firstEpoch, collateralSlot
+        ); // maxAge <= MAX_MAX_AGE
         emit VaultRegistered(chainId, vault, collateralSlot, haircutBps, maxAge, registration);
     }
 
@@ -402,9 +416,9 @@ contract MarginSettlement is EpochVerifier {
             chainId := calldataload(b)
             blockNumber := calldataload(add(b, 0x20))
         }
-        (address vault, uint256 maxAge, uint256 reg, uint256 generationStart) = _configOf(chainId);
-        // rootOf(epoch), with the generation's first epoch from the chain's config slot
-        bytes32 root = epoch < generationStart ? bytes32(0) : _unrevokedRoot(epoch);
+        (address vault, uint256 maxAge, uint256 reg, uint256 firstEpoch) = _configOf(chainId);
+        // rootOf(epoch), also zero before the chain's registration began (from its config slot)
+        bytes32 root = epoch < firstEpoch ? bytes32(0) : _unrevokedRoot(epoch);
         if (root == bytes32(0)) revert EpochNotAccepted(epoch);
         if (reg == 0) revert UnknownChain(chainId);
         {
@@ -433,7 +447,7 @@ contract MarginSettlement is EpochVerifier {
     function _configOf(uint256 chainId)
         private
         view
-        returns (address vault, uint256 maxAge, uint256 registration, uint256 generationStart)
+        returns (address vault, uint256 maxAge, uint256 registration, uint256 firstEpoch)
     {
         VaultConfig storage cfg = _vaults[chainId];
         uint256 word;
@@ -443,17 +457,17 @@ contract MarginSettlement is EpochVerifier {
         vault = address(uint160(word));
         maxAge = (word >> 176) & 0xffffff;
         registration = (word >> 200) & 0xffffff;
-        generationStart = word >> 224;
+        firstEpoch = word >> 224;
     }
 
-    /// @dev A committee change: every registered chain's copy of the generation's first epoch is
-    /// updated (at most MAX_CHAINS writes). Reverts SafeCastOverflowedUintDowncast once epoch
+    /// @dev A committee change: every registered chain's first usable epoch becomes the
+    /// generation's first (later than any registration's; at most MAX_CHAINS writes). Reverts SafeCastOverflowedUintDowncast once epoch
     /// numbers pass 2^32 - 1 (136 years of an epoch a second).
     function _generationStarted(uint64 start) internal override {
         uint32 first = SafeCast.toUint32(start);
         uint256 n = _chainIds.length;
         for (uint256 i = 0; i < n; i++) {
-            _vaults[_chainIds[i]].generationStart = first;
+            _vaults[_chainIds[i]].firstEpoch = first;
         }
     }
 
@@ -516,11 +530,14 @@ contract MarginSettlement is EpochVerifier {
 
     /// @notice The pull path: check that `account` held `value` wei in the registered vault of
     /// `blockLeaf.chainId` at that block, against the usable root of `epoch`, without writing
-    /// anything (a margin engine calls this inside its own transaction).
+    /// anything (a margin engine calls this inside its own transaction). A claim of a block older
+    /// than the account's settled position (current registration, fresh or not) is refused: the
+    /// settled position is newer evidence.
     /// @param claimProof single StandardMerkleTree proof of `(account, value)` in `blockLeaf.claimsRoot`.
     /// @return `value` (wei, before haircut).
     /// @dev Reverts as `settle`: EpochNotAccepted, UnknownChain, WrongVault, FutureBlock,
-    /// StaleBlock, BlockNumberTooLarge, BlockNotInEpoch, ClaimsNotInBlock.
+    /// StaleBlock, BlockNumberTooLarge, BlockNotInEpoch, ClaimsNotInBlock; and
+    /// ClaimOlderThanPosition.
     function provenCollateral(
         uint256 epoch,
         BlockLeaf calldata blockLeaf,
@@ -529,7 +546,14 @@ contract MarginSettlement is EpochVerifier {
         uint256 value,
         bytes32[] calldata claimProof
     ) external view returns (uint256) {
-        _checkBlock(epoch, blockLeaf, blockProof);
+        uint256 registration = _checkBlock(epoch, blockLeaf, blockProof);
+        uint256 word = _positions[blockLeaf.chainId][account];
+        if (word >> _REG_SHIFT == registration) {
+            uint256 settledBlock = (word >> _BLOCK_SHIFT) & _U64_MASK;
+            if (blockLeaf.blockNumber < settledBlock) {
+                revert ClaimOlderThanPosition(account, blockLeaf.chainId, blockLeaf.blockNumber, settledBlock);
+            }
+        }
         bytes32 leaf;
         assembly ("memory-safe") {
             // claimLeaf: keccak256(bytes.concat(keccak256(abi.encode(account, value))))

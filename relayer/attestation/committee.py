@@ -197,20 +197,32 @@ class Attestation:
 
     @classmethod
     def signed(
-        cls, account: LocalAccount, *, chain_id: int, verifier: str, epoch: int, root: bytes, previous: bytes
+        cls,
+        account: LocalAccount,
+        *,
+        chain_id: int,
+        verifier: str,
+        epoch: int,
+        root: bytes,
+        previous: bytes,
+        generation: int,
     ) -> Attestation:
-        """`account`'s attestation of `Epoch(epoch, root, previous)` for `verifier` on `chain_id`."""
-        signature = sign_epoch(account, chain_id, verifier, epoch, root, previous)
+        """`account`'s attestation of `Epoch(epoch, root, previous)` for `verifier` on `chain_id`
+        under committee generation `generation`."""
+        signature = sign_epoch(account, chain_id, verifier, epoch, root, previous, generation=generation)
         return cls(chain_id, verifier, epoch, root, previous, account.address, signature)
 
-    def recover(self) -> str:
-        """The checksum address the signature recovers to (EIP-712). Raises AttestationError
-        when it does not recover (bad v, r, s or a high s)."""
-        return recover_signer(self.chain_id, self.verifier, self.epoch, self.root, self.previous, self.signature)
+    def recover(self, generation: int) -> str:
+        """The checksum address the signature recovers to (EIP-712) under committee generation
+        `generation` (the destination's current one: a signature made under another recovers to
+        another address). Raises AttestationError when it does not recover (bad v, r, s or a high s)."""
+        return recover_signer(
+            self.chain_id, self.verifier, self.epoch, self.root, self.previous, self.signature, generation=generation
+        )
 
-    def check_signature(self) -> None:
-        """Raise AttestationError unless the signature recovers to `signer`."""
-        recovered = self.recover()
+    def check_signature(self, generation: int) -> None:
+        """Raise AttestationError unless the signature recovers to `signer` under `generation`."""
+        recovered = self.recover(generation)
         if recovered != self.signer:
             raise AttestationError(f"signature recovers to {recovered}, not to the claimed signer {self.signer}")
 
@@ -319,12 +331,13 @@ class AttestationExchange:
 
     # --- this member's own ---------------------------------------------------------------
 
-    def publish(self, att: Attestation) -> None:
+    def publish(self, att: Attestation, generation: int) -> None:
         """Keep this member's own attestation durably (before it is served) and write it to the
         shared directory, if any. Raises AttestationError when its signature does not recover
-        to its signer, StoreError when the store cannot be written. A directory that cannot be
-        written is logged (`attestation.publish_failed`); `collect` writes the file again."""
-        att.check_signature()
+        to its signer under committee generation `generation`, StoreError when the store cannot
+        be written. A directory that cannot be written is logged (`attestation.publish_failed`);
+        `collect` writes the file again."""
+        att.check_signature(generation)
         self.store.add_attestation(att.record(SELF))
         if self.directory is not None:
             self._write_file(att)
@@ -385,7 +398,7 @@ class AttestationExchange:
         kept = self._kept(chain_id, verifier, epoch)
         evidence = self.store.conflicts(self.destination, epoch=epoch)
         screen = _Screen(
-            chain_id, verifier, epoch, root, previous, members,
+            chain_id, verifier, epoch, root, previous, members, committee.generation,
             seen={(r.signer, r.root, r.previous, r.signature) for r in kept},
             held={r.signer for r in kept if r.root == root and r.previous == previous},
             conflicts={(c.signer, c.theirs) for c in evidence},
@@ -406,7 +419,7 @@ class AttestationExchange:
             if not candidates:
                 continue
             self.metrics.attestation_recoveries.labels(self.destination).inc(len(candidates))
-            recovered = await asyncio.to_thread(_recover_all, [att for _, att in candidates])
+            recovered = await asyncio.to_thread(_recover_all, [att for _, att in candidates], screen.generation)
             for (source, att), signer in zip(candidates, recovered, strict=True):
                 self._admit(screen, source, att, signer)
         signatures: dict[str, bytes] = {}
@@ -693,10 +706,11 @@ def _parse_answer(body: bytes) -> tuple[list[object], str]:
 @dataclass
 class _Screen:
     """What one `collect` checks items against: the epoch asked for, this member's root and
-    previous, the committee's members; `seen` (signer, root, previous, signature) already
-    checked (kept, or a candidate of this collection); `held` members whose signature over this
-    member's root is kept; `conflicts` the (signer, other root) pairs with evidence kept;
-    `pending` candidates over another root per signer in this collection."""
+    previous, the committee's members and generation (the EIP-712 domain's salt); `seen`
+    (signer, root, previous, signature) already checked (kept, or a candidate of this
+    collection); `held` members whose signature over this member's root is kept; `conflicts`
+    the (signer, other root) pairs with evidence kept; `pending` candidates over another root
+    per signer in this collection."""
 
     chain_id: int
     verifier: str
@@ -704,6 +718,7 @@ class _Screen:
     root: bytes
     previous: bytes
     members: set[str]
+    generation: int
     seen: set[tuple[str, bytes, bytes, bytes]]
     held: set[str]
     conflicts: set[tuple[str, bytes]]
@@ -714,8 +729,9 @@ class _Screen:
         return frozenset(m.lower() for m in self.members)
 
 
-def _recover_all(candidates: list[Attestation]) -> list[str | AttestationError]:
-    """The signer each candidate's signature recovers to (EIP-712), or why it does not; run in a
+def _recover_all(candidates: list[Attestation], generation: int) -> list[str | AttestationError]:
+    """The signer each candidate's signature recovers to (EIP-712, under committee generation
+    `generation`), or why it does not; run in a
     worker thread (a few ms each). Digests are computed once per (root, previous)."""
     digests: dict[tuple[bytes, bytes], bytes] = {}
     out: list[str | AttestationError] = []
@@ -723,7 +739,9 @@ def _recover_all(candidates: list[Attestation]) -> list[str | AttestationError]:
         key = (att.root, att.previous)
         try:
             if key not in digests:
-                digests[key] = epoch_digest(att.chain_id, att.verifier, att.epoch, att.root, att.previous)
+                digests[key] = epoch_digest(
+                    att.chain_id, att.verifier, att.epoch, att.root, att.previous, generation=generation
+                )
             out.append(recover_digest(digests[key], att.signature))
         except AttestationError as exc:
             out.append(exc)

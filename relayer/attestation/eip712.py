@@ -2,14 +2,18 @@
 
 Typed struct (DESIGN section 3): `Epoch(uint256 epoch,bytes32 root,bytes32 previous)` in the
 domain {name: "StateProofRelayer", version: "2", chainId: destination chain id,
-verifyingContract: the EpochVerifier}; `previous` is the root recorded for `epoch - 1` (32 zero
-bytes for epoch 1), so each epoch commits to the history before it. The digest is
+verifyingContract: the EpochVerifier, salt: the committee generation as a 32-byte big-endian
+word}; `previous` is the root recorded for `epoch - 1` (32 zero bytes for epoch 1), so each epoch
+commits to the history before it. The salt makes every committee generation (`generation()` of
+the EpochVerifier, +1 per `setCommittee`) its own signing domain: a signature made before a
+committee change is refused after it, also one by a member who stays. The digest is
 keccak256("\\x19\\x01" || domainSeparator || hashStruct(Epoch)) (EIP-712), the same value as
-`EpochVerifier.epochDigest(epoch, root, previous)`. Signatures are 65-byte r || s || v (v = 27/28, low s),
-as OpenZeppelin's ECDSA.recover accepts them. Only that canonical form is accepted here
-(`check_canonical`): every valid signature has a high-s twin (r, n - s, v ^ 1) that recovers to
-the same signer (ECDSA malleability, EIP-2), and the destination refuses it
-(`ECDSAInvalidSignatureS`), so a twin must never stand in for a member's signature.
+`EpochVerifier.epochDigest(epoch, root, previous)` while `generation()` is the one signed for.
+Signatures are 65-byte r || s || v (v = 27/28, low s), as OpenZeppelin's ECDSA.recover accepts them.
+Only that canonical form is accepted here (`check_canonical`): every valid signature has a
+high-s twin (r, n - s, v ^ 1) that recovers to the same signer (ECDSA malleability, EIP-2), and
+the destination refuses it (`ECDSAInvalidSignatureS`), so a twin must never stand in for a
+member's signature.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ _TYPES: dict[str, Any] = {
         {"name": "version", "type": "string"},
         {"name": "chainId", "type": "uint256"},
         {"name": "verifyingContract", "type": "address"},
+        {"name": "salt", "type": "bytes32"},
     ],
     "Epoch": [
         {"name": "epoch", "type": "uint256"},
@@ -61,16 +66,20 @@ def _root_bytes(root: bytes, what: str = "epoch root") -> bytes:
 
 
 def epoch_message(
-    chain_id: int, verifier: str | bytes, epoch: int, root: bytes, previous: bytes
+    chain_id: int, verifier: str | bytes, epoch: int, root: bytes, previous: bytes, *, generation: int
 ) -> SignableMessage:
-    """The EIP-712 signable message of `Epoch(epoch, root, previous)` for the verifier on `chain_id`.
+    """The EIP-712 signable message of `Epoch(epoch, root, previous)` for the verifier on `chain_id`
+    under committee generation `generation`.
 
     `epoch` >= 0 (the verifier accepts only `latestEpoch + 1`), `root` 32 bytes, `previous` the
-    32-byte root recorded for `epoch - 1` (zeros for epoch 1), `verifier` 20 bytes or 0x-hex.
+    32-byte root recorded for `epoch - 1` (zeros for epoch 1), `verifier` 20 bytes or 0x-hex,
+    `generation` >= 1 (the EpochVerifier's `generation()`, the domain's salt).
     Raises AttestationError on malformed input.
     """
     if epoch < 0 or epoch >= 2**256:
         raise AttestationError(f"epoch out of uint256 range: {epoch}")
+    if isinstance(generation, bool) or not isinstance(generation, int) or not 1 <= generation < 2**64:
+        raise AttestationError(f"committee generation must be an integer in 1..2**64-1, got {generation!r}")
     if chain_id <= 0:
         raise AttestationError(f"chain id must be positive, got {chain_id}")
     try:
@@ -86,6 +95,7 @@ def epoch_message(
                 "version": DOMAIN_VERSION,
                 "chainId": chain_id,
                 "verifyingContract": contract,
+                "salt": generation.to_bytes(32, "big"),
             },
             "message": {
                 "epoch": epoch,
@@ -97,10 +107,11 @@ def epoch_message(
 
 
 def epoch_digest(
-    chain_id: int, verifier: str | bytes, epoch: int, root: bytes, previous: bytes
+    chain_id: int, verifier: str | bytes, epoch: int, root: bytes, previous: bytes, *, generation: int
 ) -> bytes:
-    """The 32-byte EIP-712 digest of `Epoch(epoch, root, previous)`; equals `EpochVerifier.epochDigest`."""
-    return bytes(_hash_eip191_message(epoch_message(chain_id, verifier, epoch, root, previous)))
+    """The 32-byte EIP-712 digest of `Epoch(epoch, root, previous)` under `generation`; equals
+    `EpochVerifier.epochDigest` while the verifier's `generation()` is `generation`."""
+    return bytes(_hash_eip191_message(epoch_message(chain_id, verifier, epoch, root, previous, generation=generation)))
 
 
 def sign_epoch(
@@ -110,9 +121,12 @@ def sign_epoch(
     epoch: int,
     root: bytes,
     previous: bytes,
+    *,
+    generation: int,
 ) -> bytes:
-    """Sign `Epoch(epoch, root, previous)` with `account`; returns the 65-byte signature r || s || v."""
-    signed = account.sign_message(epoch_message(chain_id, verifier, epoch, root, previous))
+    """Sign `Epoch(epoch, root, previous)` under committee generation `generation` with `account`;
+    returns the 65-byte signature r || s || v."""
+    signed = account.sign_message(epoch_message(chain_id, verifier, epoch, root, previous, generation=generation))
     return bytes(signed.signature)
 
 
@@ -156,14 +170,17 @@ def recover_signer(
     root: bytes,
     previous: bytes,
     signature: bytes,
+    *,
+    generation: int,
 ) -> str:
-    """The checksum address that produced `signature` over `Epoch(epoch, root, previous)`.
+    """The checksum address that produced `signature` over `Epoch(epoch, root, previous)` under
+    committee generation `generation` (a signature made under another generation recovers to
+    another address).
 
     Raises AttestationError for a signature that is not canonical (`check_canonical`: 65
     bytes, low s, v 27/28, as the contract requires) or does not recover.
     """
-    check_canonical(signature)
-    return recover_digest(epoch_digest(chain_id, verifier, epoch, root, previous), signature)
+    return recover_digest(epoch_digest(chain_id, verifier, epoch, root, previous, generation=generation), signature)
 
 
 def order_signatures(signatures_with_signers: Iterable[tuple[str | bytes, bytes]]) -> list[bytes]:

@@ -21,15 +21,23 @@ ROOT = bytes.fromhex("ab" * 32)
 PREV = bytes.fromhex("cd" * 32)
 
 
-def manual_digest(chain_id: int, verifier: str, epoch: int, root: bytes, previous: bytes) -> bytes:
-    """EIP-712 spelled out: keccak256(0x1901 || domainSeparator || hashStruct(Epoch))."""
+def manual_digest(chain_id: int, verifier: str, epoch: int, root: bytes, previous: bytes, generation: int) -> bytes:
+    """EIP-712 spelled out: keccak256(0x1901 || domainSeparator || hashStruct(Epoch)), the domain's
+    salt the committee generation as a 32-byte word."""
     domain_type = keccak(
-        b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+        b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract,bytes32 salt)"
     )
     separator = keccak(
         encode(
-            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
-            [domain_type, keccak(b"StateProofRelayer"), keccak(b"2"), chain_id, verifier],
+            ["bytes32", "bytes32", "bytes32", "uint256", "address", "bytes32"],
+            [
+                domain_type,
+                keccak(b"StateProofRelayer"),
+                keccak(b"2"),
+                chain_id,
+                verifier,
+                generation.to_bytes(32, "big"),
+            ],
         )
     )
     struct_hash = keccak(
@@ -44,60 +52,65 @@ def manual_digest(chain_id: int, verifier: str, epoch: int, root: bytes, previou
 @pytest.mark.parametrize("epoch", [0, 1, 2**40, 2**256 - 1])
 def test_digest_is_eip712(epoch: int) -> None:
     for previous in (bytes(32), PREV):
-        assert epoch_digest(CHAIN_ID, VERIFIER, epoch, ROOT, previous) == manual_digest(
-            CHAIN_ID, VERIFIER, epoch, ROOT, previous
-        )
+        for generation in (1, 2, 2**64 - 1):
+            assert epoch_digest(CHAIN_ID, VERIFIER, epoch, ROOT, previous, generation=generation) == manual_digest(
+                CHAIN_ID, VERIFIER, epoch, ROOT, previous, generation
+            )
 
 
 def test_digest_binds_domain_and_message() -> None:
-    base = epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, PREV)
-    assert epoch_digest(CHAIN_ID + 1, VERIFIER, 1, ROOT, PREV) != base
-    assert epoch_digest(CHAIN_ID, "0x" + "11" * 20, 1, ROOT, PREV) != base
-    assert epoch_digest(CHAIN_ID, VERIFIER, 2, ROOT, PREV) != base
-    assert epoch_digest(CHAIN_ID, VERIFIER, 1, bytes(32), PREV) != base
-    assert epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, bytes(32)) != base
-    assert epoch_digest(CHAIN_ID, VERIFIER, 1, PREV, ROOT) != base  # root and previous not interchangeable
+    base = epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, PREV, generation=1)
+    assert epoch_digest(CHAIN_ID + 1, VERIFIER, 1, ROOT, PREV, generation=1) != base
+    assert epoch_digest(CHAIN_ID, "0x" + "11" * 20, 1, ROOT, PREV, generation=1) != base
+    assert epoch_digest(CHAIN_ID, VERIFIER, 2, ROOT, PREV, generation=1) != base
+    assert epoch_digest(CHAIN_ID, VERIFIER, 1, bytes(32), PREV, generation=1) != base
+    assert epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, bytes(32), generation=1) != base
+    assert epoch_digest(CHAIN_ID, VERIFIER, 1, PREV, ROOT, generation=1) != base  # not interchangeable
+    assert epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, PREV, generation=2) != base  # committee generation
     # the verifier may be given as 20 raw bytes
-    assert epoch_digest(CHAIN_ID, bytes.fromhex(VERIFIER[2:]), 1, ROOT, PREV) == base
+    assert epoch_digest(CHAIN_ID, bytes.fromhex(VERIFIER[2:]), 1, ROOT, PREV, generation=1) == base
 
 
 def test_sign_and_recover() -> None:
     member = dev_account(1)
-    signature = sign_epoch(member, CHAIN_ID, VERIFIER, 7, ROOT, PREV)
+    signature = sign_epoch(member, CHAIN_ID, VERIFIER, 7, ROOT, PREV, generation=1)
     assert len(signature) == 65 and signature[64] in (27, 28)
     # low s, as OpenZeppelin ECDSA requires
     assert int.from_bytes(signature[32:64], "big") <= 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
-    assert recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, PREV, signature) == member.address
-    assert recover_signer(CHAIN_ID, VERIFIER, 8, ROOT, PREV, signature) != member.address
-    assert recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, bytes(32), signature) != member.address
+    assert recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, PREV, signature, generation=1) == member.address
+    assert recover_signer(CHAIN_ID, VERIFIER, 8, ROOT, PREV, signature, generation=1) != member.address
+    assert recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, bytes(32), signature, generation=1) != member.address
 
 
 def test_recover_rejects_malformed_signatures() -> None:
-    signature = sign_epoch(dev_account(1), CHAIN_ID, VERIFIER, 7, ROOT, PREV)
+    signature = sign_epoch(dev_account(1), CHAIN_ID, VERIFIER, 7, ROOT, PREV, generation=1)
     with pytest.raises(AttestationError):
-        recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, PREV, signature[:64])
+        recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, PREV, signature[:64], generation=1)
     with pytest.raises(AttestationError):
-        recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, PREV, signature[:64] + b"\x05")
+        recover_signer(CHAIN_ID, VERIFIER, 7, ROOT, PREV, signature[:64] + b"\x05", generation=1)
 
 
 def test_bad_inputs_are_typed_errors() -> None:
     with pytest.raises(AttestationError):
-        epoch_digest(CHAIN_ID, VERIFIER, 1, b"\x01" * 31, PREV)
+        epoch_digest(CHAIN_ID, VERIFIER, 1, b"\x01" * 31, PREV, generation=1)
     with pytest.raises(AttestationError, match="previous"):
-        epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, b"\x01" * 33)
+        epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, b"\x01" * 33, generation=1)
     with pytest.raises(AttestationError):
-        epoch_digest(CHAIN_ID, VERIFIER, -1, ROOT, PREV)
+        epoch_digest(CHAIN_ID, VERIFIER, -1, ROOT, PREV, generation=1)
     with pytest.raises(AttestationError):
-        epoch_digest(0, VERIFIER, 1, ROOT, PREV)
+        epoch_digest(0, VERIFIER, 1, ROOT, PREV, generation=1)
     with pytest.raises(AttestationError):
-        epoch_digest(CHAIN_ID, "0x1234", 1, ROOT, PREV)
+        epoch_digest(CHAIN_ID, "0x1234", 1, ROOT, PREV, generation=1)
+    for generation in (0, -1, 2**64, True, "1"):
+        with pytest.raises(AttestationError, match="generation"):
+            epoch_digest(CHAIN_ID, VERIFIER, 1, ROOT, PREV, generation=generation)  # type: ignore[arg-type]
 
 
 def test_order_signatures_sorts_by_signer_address() -> None:
     members = [dev_account(i) for i in range(5)]
-    pairs = [(m.address, sign_epoch(m, CHAIN_ID, VERIFIER, 1, ROOT, PREV)) for m in members]
+    pairs = [(m.address, sign_epoch(m, CHAIN_ID, VERIFIER, 1, ROOT, PREV, generation=1)) for m in members]
     ordered = order_signatures(reversed(pairs))
-    signers = [recover_signer(CHAIN_ID, VERIFIER, 1, ROOT, PREV, s) for s in ordered]
+    signers = [recover_signer(CHAIN_ID, VERIFIER, 1, ROOT, PREV, s, generation=1) for s in ordered]
     assert [int(a, 16) for a in signers] == sorted(int(a, 16) for a in signers)
     assert set(signers) == {m.address for m in members}
     # raw 20-byte and lowercase addresses sort the same way
@@ -107,7 +120,7 @@ def test_order_signatures_sorts_by_signer_address() -> None:
 
 def test_order_signatures_rejects_duplicate_signers() -> None:
     member = dev_account(1)
-    signature = sign_epoch(member, CHAIN_ID, VERIFIER, 1, ROOT, PREV)
+    signature = sign_epoch(member, CHAIN_ID, VERIFIER, 1, ROOT, PREV, generation=1)
     with pytest.raises(AttestationError, match="duplicate signer"):
         order_signatures([(member.address, signature), (member.address.lower(), signature)])
     with pytest.raises(AttestationError):

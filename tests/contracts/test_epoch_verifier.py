@@ -12,6 +12,7 @@ from eth_account.signers.local import LocalAccount
 from eth_typing import HexStr
 from eth_utils import keccak
 from web3.contract import Contract
+from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from chains.bindings import (
@@ -45,7 +46,10 @@ class VerifierEnv:
     outsider: LocalAccount
 
     def sign(self, signer: LocalAccount, epoch: int, root: bytes = ROOT, previous: bytes = ZERO) -> bytes:
-        return sign_epoch(signer, self.chain.chain_id, self.verifier.address, epoch, root, previous)
+        generation = int(self.verifier.functions.generation().call())
+        return sign_epoch(
+            signer, self.chain.chain_id, self.verifier.address, epoch, root, previous, generation=generation
+        )
 
     def signed(
         self, signers: Sequence[LocalAccount], epoch: int, root: bytes = ROOT, previous: bytes = ZERO
@@ -98,9 +102,11 @@ def test_digest_matches_contract(env: VerifierEnv) -> None:
     cases = ((1, ROOT, ZERO), (2**64 + 5, bytes(range(32)), ROOT), (2**256 - 1, b"\xff" * 32, b"\xee" * 32))
     for epoch, root, previous in cases:
         on_chain = env.verifier.functions.epochDigest(epoch, root, previous).call()
-        assert bytes(on_chain) == epoch_digest(env.chain.chain_id, env.verifier.address, epoch, root, previous)
+        assert bytes(on_chain) == epoch_digest(
+            env.chain.chain_id, env.verifier.address, epoch, root, previous, generation=1
+        )
     # another chain id or verifier gives another digest (domain separation)
-    assert epoch_digest(1, env.verifier.address, 1, ROOT, ZERO) != bytes(
+    assert epoch_digest(1, env.verifier.address, 1, ROOT, ZERO, generation=1) != bytes(
         env.verifier.functions.epochDigest(1, ROOT, ZERO).call()
     )
     typehash = keccak(b"Epoch(uint256 epoch,bytes32 root,bytes32 previous)")
@@ -146,7 +152,8 @@ def test_submit_epoch_threshold_and_full_committee(env: VerifierEnv) -> None:
 def test_signatures_recover_to_the_signer(env: VerifierEnv) -> None:
     member = env.committee[0]
     signature = env.sign(member, 3)
-    assert recover_signer(env.chain.chain_id, env.verifier.address, 3, ROOT, ZERO, signature) == member.address
+    recovered = recover_signer(env.chain.chain_id, env.verifier.address, 3, ROOT, ZERO, signature, generation=1)
+    assert recovered == member.address
 
 
 def test_malformed_signatures_revert(env: VerifierEnv) -> None:
@@ -273,7 +280,7 @@ def test_committee_change_starts_a_generation(env: VerifierEnv) -> None:
     env.submit_chain(1, 2)
     new = sorted((env.committee[0], env.outsider), key=lambda a: int(a.address, 16))
     receipt = env.owner_call(f.setCommittee([a.address for a in new], 1))
-    (event,) = env.verifier.events.CommitteeChanged().process_receipt(receipt)
+    (event,) = env.verifier.events.CommitteeChanged().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["generation"] == 2
     assert f.generation().call() == 2
     # roots accepted under generation 1 are no longer usable, but stay recorded
@@ -293,11 +300,59 @@ def test_committee_change_starts_a_generation(env: VerifierEnv) -> None:
 
 
 def test_old_generation_signatures_are_refused(env: VerifierEnv) -> None:
-    """Signatures of removed members do not count, even for an epoch they signed before the change."""
+    """Signatures of removed members do not count, even for an epoch they signed before the change
+    (made in the old generation's domain, they recover to an address no member has)."""
     old = env.signed(env.committee[1:3], 1)
     env.owner_call(env.verifier.functions.setCommittee([env.committee[0].address, env.outsider.address], 2))
     err = reverts("UnknownSigner", lambda: env.submit(1, old))
-    assert err.error_args[0] in {env.committee[1].address, env.committee[2].address}
+    assert err.error_args[0] not in {m.address for m in (*env.committee, env.outsider)}
+
+
+# ----------------------------------------------------------------------------- attack 6: a committee change
+
+
+@pytest.mark.parametrize("members", ["unchanged", "partly unchanged"])
+def test_a_committee_change_voids_signatures_of_members_who_stay(env: VerifierEnv, members: str) -> None:
+    """The attacker kept a threshold of signatures over epoch 1 collected before the owner rotated
+    the committee (every member serves its signatures to anyone who asks), and submits them right
+    after `setCommittee`. The members who stay signed them: before the change they still counted.
+    Now the generation is the EIP-712 domain's salt, so they are refused; the members' signatures
+    made under the new generation are accepted (the honest flow)."""
+    f = env.verifier.functions
+    c0, c1, c2 = env.committee
+    before = env.signed([c0, c1], 1)
+    digest_before = bytes(f.epochDigest(1, ROOT, ZERO).call())
+    third = c2 if members == "unchanged" else env.outsider
+    new = [c0.address, c1.address, third.address]
+    receipt = env.owner_call(f.setCommittee(new, 2))
+    err = reverts("UnknownSigner", lambda: env.submit(1, before, sender=env.outsider))  # accepted before
+    assert err.error_args[0] not in {m.address for m in (*env.committee, env.outsider)}
+    assert len(env.verifier.events.EIP712DomainChanged().process_receipt(receipt, errors=DISCARD)) == 1
+    assert f.generation().call() == 2 and f.isMember(c0.address).call() and f.isMember(c1.address).call()
+    assert bytes(f.epochDigest(1, ROOT, ZERO).call()) != digest_before
+    # one old signature among new ones is refused too
+    mixed = order_signatures([(c0.address, env.sign(c0, 1)), (c1.address, sign_epoch(
+        c1, env.chain.chain_id, env.verifier.address, 1, ROOT, ZERO, generation=1))])
+    reverts("UnknownSigner", lambda: env.submit(1, mixed, sender=env.outsider))
+    assert f.latestEpoch().call() == 0
+    # honest: the same members sign again, for generation 2, and the epoch is accepted
+    env.submit(1, env.signed([c0, c1], 1))
+    assert f.rootOf(1).call() == ROOT and f.latestEpoch().call() == 1
+
+
+def test_the_domain_is_reported_with_the_generation_as_salt(env: VerifierEnv) -> None:
+    """ERC-5267: wallets and members read the domain (the salt is the generation) from the contract."""
+    f = env.verifier.functions
+    for generation in (1, 2):
+        fields, name, version, chain_id, verifying, salt, extensions = f.eip712Domain().call()
+        assert (fields, name, version, chain_id, verifying, extensions) == (
+            b"\x1f", "StateProofRelayer", "2", env.chain.chain_id, env.verifier.address, []
+        )
+        assert salt == generation.to_bytes(32, "big") == f.generation().call().to_bytes(32, "big")
+        assert bytes(f.epochDigest(3, ROOT, ZERO).call()) == epoch_digest(
+            env.chain.chain_id, env.verifier.address, 3, ROOT, ZERO, generation=generation
+        )
+        env.owner_call(f.setCommittee([m.address for m in env.committee], 2))
 
 
 def test_two_step_ownership(env: VerifierEnv) -> None:
@@ -319,7 +374,7 @@ def test_set_committee(env: VerifierEnv) -> None:
     new = sorted((env.committee[0], env.outsider), key=lambda a: int(a.address, 16))
     call = env.verifier.functions.setCommittee([a.address for a in new], 1)
     receipt = transact(env.chain.w3, env.owner, call, what="setCommittee")
-    (event,) = env.verifier.events.CommitteeChanged().process_receipt(receipt)
+    (event,) = env.verifier.events.CommitteeChanged().process_receipt(receipt, errors=DISCARD)
     assert event["args"]["members"] == [a.address for a in new]
     assert event["args"]["threshold"] == 1
     f = env.verifier.functions

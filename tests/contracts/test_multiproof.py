@@ -89,7 +89,7 @@ def env(chain_factory: Callable[[int], Chain]) -> Env:
         for k, (t, (c, _)) in enumerate(zip(built, trees_in, strict=True))
     ]
     epoch_tree = oz_merkle(BLOCK_LEAF_TYPES, leaves)
-    signature = sign_epoch(member, chain.chain_id, verifier, 1, epoch_tree.root, bytes(32))
+    signature = sign_epoch(member, chain.chain_id, verifier, 1, epoch_tree.root, bytes(32), generation=1)
     target = contract(chain.w3, "EpochVerifier", verifier)
     transact(chain.w3, owner, target.functions.submitEpoch(1, epoch_tree.root, bytes(32), [signature]), what="submit")
     trees = [

@@ -40,7 +40,7 @@ DEST = "l2"
 
 def _sign(account: LocalAccount, **overrides: Any) -> Attestation:
     fields: dict[str, Any] = {
-        "chain_id": CHAIN, "verifier": VERIFIER, "epoch": EPOCH, "root": ROOT, "previous": PREVIOUS,
+        "chain_id": CHAIN, "verifier": VERIFIER, "epoch": EPOCH, "root": ROOT, "previous": PREVIOUS, "generation": 1,
     }  # fmt: skip
     fields.update(overrides)
     return Attestation.signed(account, **fields)
@@ -131,12 +131,12 @@ def test_attestation_json_round_trips_and_signature_checks() -> None:
         "signature": "0x" + att.signature.hex(),
     }
     assert Attestation.from_json(json.loads(json.dumps(obj))) == att
-    att.check_signature()
-    assert att.recover() == account.address
+    att.check_signature(1)
+    assert att.recover(1) == account.address
     lower = dict(obj, verifier=VERIFIER.lower(), signer=account.address.lower())
     assert Attestation.from_json(lower) == att  # single-case spellings are normalised
     with pytest.raises(AttestationError, match="not to the claimed signer"):
-        Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, Account.create().address, att.signature).check_signature()
+        Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, Account.create().address, att.signature).check_signature(1)
 
 
 def _bad(**changes: object) -> dict[str, object]:
@@ -196,8 +196,8 @@ def test_publish_keeps_own_attestation_durably_and_serves_it(tmp_path: Path) -> 
     me = Account.create()
     exchange = _exchange(tmp_path, "a")
     att = _sign(me)
-    exchange.publish(att)
-    exchange.publish(att)  # idempotent
+    exchange.publish(att, 1)
+    exchange.publish(att, 1)  # idempotent
     assert exchange.served(CHAIN, EPOCH) == [att.to_json()]
     assert exchange.served(CHAIN, EPOCH + 1) == []
     assert exchange.served(CHAIN + 1, EPOCH) == []
@@ -208,7 +208,7 @@ def test_publish_keeps_own_attestation_durably_and_serves_it(tmp_path: Path) -> 
     assert again.served(CHAIN, EPOCH) == [att.to_json()]
     forged = Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, me.address, _sign(Account.create()).signature)
     with pytest.raises(AttestationError, match="claimed signer"):
-        again.publish(forged)
+        again.publish(forged, 1)
     assert again.served(CHAIN, EPOCH) == [att.to_json()]
 
 
@@ -219,11 +219,11 @@ async def test_collect_from_honest_peers_through_their_api(tmp_path: Path, serve
     a, b, c = Account.create(), Account.create(), Account.create()
     committee = Committee(1, 3, (a.address, b.address, c.address))
     peer_b, peer_c = _exchange(tmp_path, "b"), _exchange(tmp_path, "c")
-    peer_b.publish(_sign(b))
-    peer_c.publish(_sign(c))
+    peer_b.publish(_sign(b), 1)
+    peer_c.publish(_sign(c), 1)
     urls = (await servers.member(peer_b), await servers.member(peer_c) + "/")
     mine = _exchange(tmp_path, "a", peers=urls)
-    mine.publish(_sign(a))
+    mine.publish(_sign(a), 1)
     collected = await mine.collect(
         chain_id=CHAIN, verifier=VERIFIER.lower(), epoch=EPOCH, root=ROOT, previous=PREVIOUS, committee=committee
     )
@@ -296,7 +296,7 @@ async def test_lying_garbage_slow_and_down_peers_are_refused_or_skipped(tmp_path
         await servers.handler(nested),
     )
     mine = _exchange(tmp_path, "a", peers=peers, timeout=0.5)
-    mine.publish(_sign(a))
+    mine.publish(_sign(a), 1)
     started = time.monotonic()
     collected = await mine.collect(
         chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT, previous=PREVIOUS, committee=committee
@@ -390,8 +390,8 @@ async def test_shared_directory(tmp_path: Path) -> None:
     mine = _exchange(tmp_path, "a", directory=shared)
     theirs = _exchange(tmp_path, "b", directory=shared)
     own = _sign(a)
-    mine.publish(own)
-    theirs.publish(_sign(b))
+    mine.publish(own, 1)
+    theirs.publish(_sign(b), 1)
     files = sorted(p.name for p in shared.iterdir())
     assert files == sorted([own.file_name(), _sign(b).file_name()])  # no temporary file left behind
     assert json.loads((shared / own.file_name()).read_text()) == own.to_json()
@@ -417,7 +417,7 @@ async def test_unwritable_directory_does_not_fail_publish(tmp_path: Path) -> Non
     missing = tmp_path / "not-mounted"
     exchange = _exchange(tmp_path, "a", directory=missing)
     att = _sign(Account.create())
-    exchange.publish(att)  # logged, kept in the store, served over HTTP
+    exchange.publish(att, 1)  # logged, kept in the store, served over HTTP
     assert exchange.served(CHAIN, EPOCH) == [att.to_json()]
     assert not missing.exists()
 
@@ -428,7 +428,7 @@ async def test_unwritable_directory_does_not_fail_publish(tmp_path: Path) -> Non
 async def test_attestations_route(tmp_path: Path, servers: Servers) -> None:
     exchange = _exchange(tmp_path, "a")
     att = _sign(Account.create())
-    exchange.publish(att)
+    exchange.publish(att, 1)
     base = await servers.member(exchange)
     async with ClientSession() as session:
         async with session.get(f"{base}/v1/attestations/{CHAIN}/{EPOCH}") as answer:
@@ -521,8 +521,8 @@ async def test_a_rotated_out_members_signature_is_refused(tmp_path: Path) -> Non
     shared.mkdir()
     a, b, c = Account.create(), Account.create(), Account.create()
     mine = _exchange(tmp_path, "a", directory=shared)
-    mine.publish(_sign(a))
-    _exchange(tmp_path, "c", directory=shared).publish(_sign(c))
+    mine.publish(_sign(a), 1)
+    _exchange(tmp_path, "c", directory=shared).publish(_sign(c), 1)
     old = Committee(1, 2, (a.address, b.address, c.address))
     collected = await mine.collect(chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT, previous=PREVIOUS,
                                    committee=old)  # fmt: skip
@@ -531,3 +531,26 @@ async def test_a_rotated_out_members_signature_is_refused(tmp_path: Path) -> Non
     collected = await mine.collect(chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT, previous=PREVIOUS,
                                    committee=new)  # fmt: skip
     assert collected.signers == [a.address], "a rotated-out member's signature still counts"
+
+
+async def test_a_signature_of_an_older_generation_is_refused(tmp_path: Path) -> None:
+    """A member who stays in the committee signed under generation 1; after `setCommittee` (generation
+    2) that signature would revert on the destination, so the exchange refuses it as a bad signature
+    and counts the same member's signature made for generation 2."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    a, b = Account.create(), Account.create()
+    mine = _exchange(tmp_path, "a", directory=shared)
+    mine.publish(_sign(a, generation=2), 2)
+    theirs = _exchange(tmp_path, "b", directory=shared)
+    theirs.publish(_sign(b), 1)  # generation 1: made before the change
+    committee = Committee(2, 2, (a.address, b.address))
+    collected = await mine.collect(chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT, previous=PREVIOUS,
+                                   committee=committee)  # fmt: skip
+    assert collected.signers == [a.address]
+    assert _sample(mine, "relayer_attestations_refused_total", reason="bad_signature") == 1
+    (tmp_path / "shared" / _sign(b).file_name()).unlink()
+    theirs.publish(_sign(b, generation=2), 2)
+    collected = await mine.collect(chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT, previous=PREVIOUS,
+                                   committee=committee)  # fmt: skip
+    assert sorted(collected.signers) == sorted([a.address, b.address])

@@ -115,9 +115,9 @@ def test_only_canonical_signatures_recover() -> None:
         with pytest.raises(AttestationError, match=why):
             check_canonical(bad)
         with pytest.raises(AttestationError, match=why):
-            recover_signer(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, bad)
+            recover_signer(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, bad, generation=1)
     with pytest.raises(AttestationError, match="s is high"):
-        Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, account.address, high_s).check_signature()
+        Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, account.address, high_s).check_signature(1)
 
 
 async def test_a_twin_served_first_never_stands_in_for_the_real_signature(
@@ -129,10 +129,10 @@ async def test_a_twin_served_first_never_stands_in_for_the_real_signature(
     committee = Committee(1, 2, (a.address, b.address, c.address))
     peer_b = _exchange(tmp_path, "b")
     real = _sign(b)
-    peer_b.publish(real)
+    peer_b.publish(real, 1)
     on_path = _hostile(hostile_peers, [await servers.member(peer_b)], flood=0)
     mine = _exchange(tmp_path, "a", peers=(on_path.via(0),))
-    mine.publish(_sign(a))
+    mine.publish(_sign(a), 1)
     collected = await _collect(mine, committee)
     assert dict(collected.signatures)[b.address] == real.signature, "the high-s twin stands in for b's signature"
     assert on_path.answers == 1 and on_path.items == 2
@@ -148,9 +148,9 @@ async def test_a_twin_kept_by_an_older_version_is_dropped_on_resume(tmp_path: Pa
     committee = Committee(1, 2, (a.address, b.address))
     peer_b = _exchange(tmp_path, "b")
     real = _sign(b)
-    peer_b.publish(real)
+    peer_b.publish(real, 1)
     mine = _exchange(tmp_path, "a", peers=(await servers.member(peer_b),))
-    mine.publish(_sign(a))
+    mine.publish(_sign(a), 1)
     twin_of_b = Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, b.address, twin(real.signature))
     assert mine.store.add_attestation(twin_of_b.record("peer 10.0.0.9:9464"))
     mine.store.close()
@@ -171,10 +171,10 @@ async def test_a_signature_the_destination_refuses_is_dropped_and_collected_agai
     peers = []
     for member, name in ((b, "b"), (c, "c")):
         peer = _exchange(tmp_path, name)
-        peer.publish(_sign(member))
+        peer.publish(_sign(member), 1)
         peers.append(await servers.member(peer))
     mine = _exchange(tmp_path, "a", peers=tuple(peers))
-    mine.publish(_sign(a))
+    mine.publish(_sign(a), 1)
     await _collect(mine, committee)
     refused_s = _sign(b).signature[32:64]
     dropped = mine.drop_refused(chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT,
@@ -207,7 +207,7 @@ async def test_a_flood_of_1024_junk_attestations_costs_no_recovery_for_non_membe
     honest = []
     for member, name in ((b, "b"), (c, "c")):
         peer = _exchange(tmp_path, name)
-        peer.publish(_sign(member))
+        peer.publish(_sign(member), 1)
         honest.append(await servers.member(peer))
     flood = _hostile(hostile_peers, honest, flood=1024)
     false_claims = [
@@ -217,7 +217,7 @@ async def test_a_flood_of_1024_junk_attestations_costs_no_recovery_for_non_membe
     ]
     claimer = await servers.static({"attestations": false_claims})
     mine = _exchange(tmp_path, "a", peers=(claimer, flood.url, *honest))
-    mine.publish(_sign(a))
+    mine.publish(_sign(a), 1)
     recoveries.clear()  # publishing checks the members' own signatures
     collected = await _collect(mine, committee)
     assert flood.items == 1024
@@ -253,7 +253,7 @@ async def test_a_member_signing_many_roots_keeps_bounded_conflict_rows(
         await servers.static({"attestations": list(reversed(lies))}),
     )
     mine = _exchange(tmp_path, "a", peers=peers)
-    mine.publish(_sign(a))
+    mine.publish(_sign(a), 1)
     recoveries.clear()
     per_collection = []
     for _ in range(3):
@@ -268,7 +268,7 @@ async def test_a_member_signing_many_roots_keeps_bounded_conflict_rows(
         assert (r.signer, r.ours, r.our_previous, r.epoch) == (d.address, ROOT, PREVIOUS, EPOCH)
         assert r.signature is not None and r.id is not None and r.acknowledged_at is None
         assert Attestation(CHAIN, VERIFIER, EPOCH, r.theirs, r.their_previous or PREVIOUS, d.address,
-                           r.signature).recover() == d.address  # fmt: skip
+                           r.signature).recover(1) == d.address  # fmt: skip
     assert collected.conflicts == rows
     assert _sample(mine, "relayer_attestation_conflicts_total") == MAX_CONFLICTS_PER_SIGNER
     # the other 38 roots are refused before any recovery; once the evidence is full, none at all
@@ -335,7 +335,7 @@ async def test_a_conflict_alerts_readiness_stays_200_and_the_cli_lists_and_ackno
     committee = Committee(1, 2, (a.address, b.address, d.address))
     liar = _sign(d, root=OTHER_ROOT)
     mine = _exchange(tmp_path, "a", peers=(await servers.static({"attestations": [liar.to_json()]}),))
-    mine.publish(_sign(a))
+    mine.publish(_sign(a), 1)
     await _collect(mine, committee)
     mine.note_onchain_conflict(EPOCH + 1, ROOT, OTHER_ROOT)
     view = SimpleNamespace(watchers={}, clients={}, relays=[], exchanges={CHAIN: mine}, store=mine.store,

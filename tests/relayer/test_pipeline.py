@@ -386,7 +386,9 @@ class Destination(Submitter):
                 self.refuse_s.discard(signature[32:64])
                 raise _reverted("ECDSAInvalidSignatureS", signature[32:64])
             try:
-                signer = recover_signer(DEST_ID, VERIFIER, epoch, root, previous, signature)
+                signer = recover_signer(
+                    DEST_ID, VERIFIER, epoch, root, previous, signature, generation=self.members.generation
+                )
             except AttestationError:
                 raise _reverted("ECDSAInvalidSignature") from None
             if not self.members.is_member(signer):
@@ -775,7 +777,8 @@ async def test_an_unsatisfiable_committee_proves_nothing_and_a_held_epoch_goes_o
         await me.relay.resume()
     assert len(events(logs, "epoch.held")) == 1  # logged once
     assert me.status() == ("signed", None) and destination.txm.mined == []
-    # rotated again (this member alone, threshold 1): submitted with the stored signature
+    # rotated again (this member alone, threshold 1): submitted, its stored content signed again for
+    # generation 4 (the stored signature, made for generation 1, would be refused)
     destination.members = Committee(4, 1, (A.address,))
     await me.relay.refresh_committee(force=True)
     await me.relay.resume()
@@ -1161,7 +1164,8 @@ async def test_a_restart_resumes_an_open_epoch_with_its_stored_signature(
     assert destination.signers[1] == [A.address]
     assert me.sample("relayer_epochs_signed_total") == 0
     assert destination.txm.mined == [(key_of(1, stored.root), "epoch")]
-    assert recover_signer(DEST_ID, VERIFIER, 1, stored.root, bytes(32), bytes.fromhex(signature[2:])) == A.address
+    signature_bytes = bytes.fromhex(signature[2:])
+    assert recover_signer(DEST_ID, VERIFIER, 1, stored.root, bytes(32), signature_bytes, generation=1) == A.address
     assert source.calls.count("eth_getProof") == proven  # rebuilt from the store, not proven again
 
 

@@ -186,7 +186,7 @@ async def test_round_defers_the_whole_epoch_when_any_snapshot_is_rejected(monkey
     relay.store = SimpleNamespace(epoch=lambda e: None)
     relay.schedule = SimpleNamespace(plan=_returning(plan))
     relay.metrics = Metrics()
-    relay.refresh_committee = _returning(None)  # type: ignore[method-assign]
+    relay.refresh_committee = _returning(SimpleNamespace(generation=1))  # type: ignore[method-assign]
     relay.committee = None
     signed: list[object] = []
     monkeypatch.setattr(relay_module, "aggregate_epoch", lambda s: signed.append(s))
