@@ -173,9 +173,24 @@ class DestinationConfig:
     signs destination transactions, and how settlements are sent: gas per transaction (at
     most half the destination's block gas limit is used either way), accounts per
     transaction, transactions in flight at once, the receipt timeout (seconds), the
-    smallest increase of a position worth a settlement (wei; decreases always settle), how
+    smallest change worth an epoch or a settlement (`min_change_wei`, below), how
     long before a position expires (`maxAge`) it is refreshed (seconds), and how many times
-    a failing epoch is retried before it is given up (its accounts are proven again later)."""
+    a failing epoch is retried before it is given up (its accounts are proven again later).
+
+    `min_change_wei` (wei, default 10^15 = 0.001 ETH): a deposit or withdrawal request
+    smaller than this starts no epoch, and a position that moved by less is not settled until
+    its refresh (relayer/scheduling/schedule.py, relayer/settlement/settler.py say why a
+    delayed decrease is safe). Every member of one committee must use the same value: it is
+    part of the epoch rule. Why 10^15: an epoch forced by one change costs the relayer about
+    87k destination gas (`submitEpoch` with one settlement; about 24k more per newly settled
+    account), while the change costs its sender about 45k source gas (a deposit from a fresh
+    account, plus 21k to fund that account): below the threshold the relayer pays nothing
+    for it, so 1-wei sybils cost it no gas at all (`make bench-dust`); at or above it, each
+    epoch the sender forces takes at least 10^15 wei of its own collateral, locked until
+    `withdrawDelay` after it asks for it back, which is more than that epoch costs the
+    relayer at destination gas prices up to about 11 gwei (87k gas x 11 gwei ~ 10^15 wei).
+    On a dearer destination raise it (about 100k x the gas price you expect); 0 counts every
+    change (the threshold is then 1 wei)."""
 
     chain: str
     verifier: ChecksumAddress
@@ -187,7 +202,7 @@ class DestinationConfig:
     min_signer_balance_wei: int = 0
     max_fee_per_gas_wei: int = 500 * 10**9
     max_in_flight: int = 4
-    min_change_wei: int = 0
+    min_change_wei: int = 10**15
     refresh_before_expiry_seconds: int = 600
     max_epoch_attempts: int = 5
 
@@ -730,7 +745,7 @@ class _Reader:
         min_balance = t.get("min_signer_balance_wei", self.integer(0), 0)
         max_fee = t.get("max_fee_per_gas_wei", self.integer(1), 500 * 10**9)
         in_flight = t.get("max_in_flight", self.integer(1, 64), 4)
-        min_change = t.get("min_change_wei", self.integer(0, 2**256 - 1), 0)
+        min_change = t.get("min_change_wei", self.integer(0, 2**256 - 1), 10**15)
         refresh = t.get("refresh_before_expiry_seconds", self.integer(0, 30 * 86_400), 600)
         attempts = t.get("max_epoch_attempts", self.integer(1, 1_000), 5)
         t.finish()
