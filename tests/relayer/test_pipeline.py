@@ -819,7 +819,9 @@ async def test_threshold_two_submits_with_the_peer_signature_from_the_shared_dir
     assert me.sample("relayer_epochs_submitted_total") == 1 and peer.sample("relayer_epochs_submitted_total") == 0
 
 
-async def test_not_this_members_turn_waits_then_takes_over(tmp_path: Path, source: SourceChain, clock: Clock) -> None:
+async def test_not_this_members_turn_waits_then_takes_over(
+    tmp_path: Path, source: SourceChain, clock: Clock
+) -> None:
     # epoch 1's designated submitter is B (member 1 mod 2); A is next, after takeover_seconds
     destination = Destination(Committee(1, 1, (A.address, B.address)))
     me = member(tmp_path, source, destination, takeover_seconds=5)
@@ -860,7 +862,9 @@ async def test_losing_a_takeover_race_to_the_same_root_costs_nothing(
     assert destination.state[(ALICE, SOURCE_ID)].block_number == EPOCH1_BLOCK
 
 
-async def test_accepted_by_another_member_is_settled_here_without_sending(tmp_path: Path, source: SourceChain) -> None:
+async def test_accepted_by_another_member_is_settled_here_without_sending(
+    tmp_path: Path, source: SourceChain
+) -> None:
     destination = Destination(Committee(1, 1, (A.address, B.address)))
     me = member(tmp_path, source, destination, A, name="a")
     designated = member(tmp_path, source, destination, B, name="b")
@@ -920,7 +924,9 @@ async def test_a_revoked_root_fails_the_epoch(tmp_path: Path, source: SourceChai
     assert me.sample("relayer_epochs_failed_total", reason="revoked") == 1
 
 
-async def test_an_epoch_lost_on_the_destination_is_failed_and_built_again(tmp_path: Path, source: SourceChain) -> None:
+async def test_an_epoch_lost_on_the_destination_is_failed_and_built_again(
+    tmp_path: Path, source: SourceChain
+) -> None:
     destination = Destination(solo())
     me = member(tmp_path, source, destination)
     assert await me.relay.round() is True
