@@ -604,6 +604,8 @@ class _Reader:
             self.problem(path, f"{resolved} is not a regular file")
         elif not os.access(resolved, os.R_OK):
             self.problem(path, f"file {resolved} is not readable by this user")
+        elif (too_open := keys.too_open(resolved)) is not None:  # every readable_file holds a secret
+            self.problem(path, f"file {resolved} {too_open}")
         return resolved
 
     def directory(self, value: Any, path: str) -> Path | None:
