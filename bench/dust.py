@@ -6,7 +6,10 @@ the relayer behaved before, when any vault log started an epoch) side by side. I
 
 1. **deposits**: N fresh accounts (funded and impersonated on the source) deposit 1 wei each, a
    snapshot multiple apart, so that each could be an epoch of its own;
-2. **withdrawals**: N settled accounts request a withdrawal of 1 wei each, spaced the same way.
+2. **withdrawals**: N settled accounts request a withdrawal of 1 wei each, spaced the same way;
+3. **next real change**: a fresh account deposits 10^15 wei, which starts an epoch in both runs;
+   with the defaults that epoch carries the dust (its claims are in the root, none is settled),
+   so the difference of its gas between the runs is what the dust adds to it.
 
 After each phase the run waits until the relayer has been quiet (no destination transaction of
 its sender) for QUIET_SECONDS past the last change's final block. Attacker gas: the source
@@ -132,15 +135,24 @@ class Run:
         }
 
     def deposits(self, count: int) -> dict[str, Any]:
-        sybils = []
-        for i in range(count):
-            address = Account.from_key(keccak(text=f"bench dust {i}")).address
-            rpc(self.source_rpc, "anvil_setBalance", [address, hex(10**18)])
-            rpc(self.source_rpc, "anvil_impersonateAccount", [address])
-            sybils.append(address)
+        sybils = [self.fresh(f"bench dust {i}") for i in range(count)]
         return self.phase(
             lambda i: self.vault.functions.deposit().transact({"from": sybils[i], "value": Wei(1)}), count
         )
+
+    def real_change(self) -> dict[str, Any]:
+        honest = self.fresh("bench honest")
+        figures = self.phase(
+            lambda _: self.vault.functions.deposit().transact({"from": honest, "value": Wei(10**15)}), 1
+        )
+        del figures["ratio"]  # not an attack
+        return figures
+
+    def fresh(self, label: str) -> str:
+        address = Account.from_key(keccak(text=label)).address
+        rpc(self.source_rpc, "anvil_setBalance", [address, hex(10**18)])
+        rpc(self.source_rpc, "anvil_impersonateAccount", [address])
+        return address
 
     def withdrawals(self, count: int) -> dict[str, Any]:
         return self.phase(lambda i: self.vault.functions.requestWithdraw(1).transact({"from": self.holders[i]}), count)
@@ -156,7 +168,11 @@ def measure(dust: int, min_change_wei: int | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dust-") as tmp:
         run = Run(Path(tmp), dust, min_change_wei)
         try:
-            return {"deposits": run.deposits(dust), "withdrawals": run.withdrawals(dust)}
+            return {
+                "deposits": run.deposits(dust),
+                "withdrawals": run.withdrawals(dust),
+                "next_real": run.real_change(),
+            }
         finally:
             run.close()
 
@@ -182,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{entry['setting']:<36}{phase:<13}{f['attacker_source_gas']:>13,}{f['relayer_epochs']:>8}"
                 f"{f['relayer_destination_gas']:>13,}{f['ratio']:>8.3f}"
             )
+    for entry in result["runs"]:
+        real = entry["next_real"]
+        print(f"{entry['setting']:<36}{'next real':<13}{'':>13}{real['relayer_epochs']:>8}"
+              f"{real['relayer_destination_gas']:>13,}")  # fmt: skip
     print(f"(relayer gas per attacker gas; target with the defaults: <= 0.2) -> {RESULTS}")
     return 0
 

@@ -181,15 +181,16 @@ class DestinationConfig:
     smaller than this starts no epoch, and a position that moved by less is not settled until
     its refresh (relayer/scheduling/schedule.py, relayer/settlement/settler.py say why a
     delayed decrease is safe). Every member of one committee must use the same value: it is
-    part of the epoch rule. Why 10^15: an epoch forced by one change costs the relayer about
-    87k destination gas (`submitEpoch` with one settlement; about 24k more per newly settled
-    account), while the change costs its sender about 45k source gas (a deposit from a fresh
-    account, plus 21k to fund that account): below the threshold the relayer pays nothing
-    for it, so 1-wei sybils cost it no gas at all (`make bench-dust`); at or above it, each
-    epoch the sender forces takes at least 10^15 wei of its own collateral, locked until
+    part of the epoch rule. Why 10^15: an epoch forced by one change costs the relayer 88k to
+    105k destination gas (`submitAndSettle` of one account, bench/results/dust.json), while
+    the change costs its sender 45k source gas (a 1-wei deposit from a fresh account, plus 21k
+    to fund it) or 73k (a withdrawal request): with every change counted that is 2.3 (1.2)
+    relayer gas per attacker gas. Below the threshold the relayer pays nothing for a change,
+    so 1-wei sybils cost it no gas at all (`make bench-dust`: 0 of 272k); at or above it, each
+    epoch a sender forces takes at least 10^15 wei of its own collateral, locked until
     `withdrawDelay` after it asks for it back, which is more than that epoch costs the
-    relayer at destination gas prices up to about 11 gwei (87k gas x 11 gwei ~ 10^15 wei).
-    On a dearer destination raise it (about 100k x the gas price you expect); 0 counts every
+    relayer at destination gas prices up to about 10 gwei (105k gas x 9.5 gwei ~ 10^15 wei).
+    On a dearer destination raise it (about 105k x the gas price you expect); 0 counts every
     change (the threshold is then 1 wei)."""
 
     chain: str
