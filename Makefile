@@ -9,7 +9,7 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -88,6 +88,13 @@ bench-committee: setup
 LATENCY_ARGS ?=
 bench-latency: setup
 	$(BIN)/python -m bench.latency $(LATENCY_ARGS)
+
+# 1-wei deposits and withdrawal requests from distinct accounts, spaced over blocks: the relayer's
+# destination gas per attacker source gas, with the default min_change_wei and with 0 side by
+# side; writes bench/results/dust.json (bench/dust.py). About 2 minutes. DUST=6 per phase.
+DUST ?= 6
+bench-dust: setup
+	$(BIN)/python -m bench.dust --dust $(DUST)
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)

@@ -28,6 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from relayer.daemon import Daemon
     from relayer.errors import EXPECTED_ERRORS
     from relayer.observability.log import configure
+    from relayer.storage.lock import DataDirLocked
 
     configure(json=None if args.log_format == "auto" else args.log_format == "json", level=args.log_level)
     try:
@@ -37,6 +38,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         asyncio.run(Daemon(config).run())
+    except DataDirLocked as exc:  # another process runs this member: a usage error, not a failure
+        print(f"relayer: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except EXPECTED_ERRORS as exc:
         print(f"relayer: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -176,9 +176,25 @@ class DestinationConfig:
     signs destination transactions, and how settlements are sent: gas per transaction (at
     most half the destination's block gas limit is used either way), accounts per
     transaction, transactions in flight at once, the receipt timeout (seconds), the
-    smallest increase of a position worth a settlement (wei; decreases always settle), how
+    smallest change worth an epoch or a settlement (`min_change_wei`, below), how
     long before a position expires (`maxAge`) it is refreshed (seconds), and how many times
-    a failing epoch is retried before it is given up (its accounts are proven again later)."""
+    a failing epoch is retried before it is given up (its accounts are proven again later).
+
+    `min_change_wei` (wei, default 10^15 = 0.001 ETH): a deposit or withdrawal request
+    smaller than this starts no epoch, and a position that moved by less is not settled until
+    its refresh (relayer/scheduling/schedule.py, relayer/settlement/settler.py say why a
+    delayed decrease is safe). Every member of one committee must use the same value: it is
+    part of the epoch rule. Why 10^15: an epoch forced by one change costs the relayer 88k to
+    105k destination gas (`submitAndSettle` of one account, bench/results/dust.json), while
+    the change costs its sender 45k source gas (a 1-wei deposit from a fresh account, plus 21k
+    to fund it) or 73k (a withdrawal request): with every change counted that is 2.3 (1.2)
+    relayer gas per attacker gas. Below the threshold the relayer pays nothing for a change,
+    so 1-wei sybils cost it no gas at all (`make bench-dust`: 0 of 272k); at or above it, each
+    epoch a sender forces takes at least 10^15 wei of its own collateral, locked until
+    `withdrawDelay` after it asks for it back, which is more than that epoch costs the
+    relayer at destination gas prices up to about 10 gwei (105k gas x 9.5 gwei ~ 10^15 wei).
+    On a dearer destination raise it (about 105k x the gas price you expect); 0 counts every
+    change (the threshold is then 1 wei)."""
 
     chain: str
     verifier: ChecksumAddress
@@ -190,7 +206,7 @@ class DestinationConfig:
     min_signer_balance_wei: int = 0
     max_fee_per_gas_wei: int = 500 * 10**9
     max_in_flight: int = 4
-    min_change_wei: int = 0
+    min_change_wei: int = 10**15
     refresh_before_expiry_seconds: int = 600
     max_epoch_attempts: int = 5
 
@@ -641,6 +657,8 @@ class _Reader:
             self.problem(path, f"{resolved} is not a regular file")
         elif not os.access(resolved, os.R_OK):
             self.problem(path, f"file {resolved} is not readable by this user")
+        elif (too_open := keys.too_open(resolved)) is not None:  # every readable_file holds a secret
+            self.problem(path, f"file {resolved} {too_open}")
         return resolved
 
     def directory(self, value: Any, path: str) -> Path | None:
@@ -782,7 +800,7 @@ class _Reader:
         min_balance = t.get("min_signer_balance_wei", self.integer(0), 0)
         max_fee = t.get("max_fee_per_gas_wei", self.integer(1), 500 * 10**9)
         in_flight = t.get("max_in_flight", self.integer(1, 64), 4)
-        min_change = t.get("min_change_wei", self.integer(0, 2**256 - 1), 0)
+        min_change = t.get("min_change_wei", self.integer(0, 2**256 - 1), 10**15)
         refresh = t.get("refresh_before_expiry_seconds", self.integer(0, 30 * 86_400), 600)
         attempts = t.get("max_epoch_attempts", self.integer(1, 1_000), 5)
         t.finish()

@@ -30,6 +30,7 @@ from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import Settlement
+from relayer.storage.lock import DataDirLock
 from relayer.storage.store import Store
 from relayer.submission.submitter import Submitter
 from relayer.submission.txmanager import TxManager
@@ -58,6 +59,7 @@ class Daemon:
         self.config = config
         self.on_settled = on_settled
         self.metrics = Metrics()
+        self.lock = DataDirLock.acquire(config.store_path)  # one process per data directory
         self.store = Store(config.store_path)
         self.clients: dict[str, FallbackClient] = {}
         self.watchers: dict[str, ChainWatcher] = {}
@@ -203,6 +205,7 @@ class Daemon:
             for client in self.clients.values():
                 await client.close()
             self.store.close()
+            self.lock.release()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 try:
                     loop.remove_signal_handler(sig)

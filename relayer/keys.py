@@ -4,6 +4,11 @@ Secrets never go into messages: every failure raises `KeyLoadError` naming the s
 (a path or an environment variable name) and what is wrong with it, never the key or the
 password, and without chaining the library exception that might carry either.
 
+Key files (a raw key file, a password file, a keystore) must be private to their owner, as
+ssh requires of its keys: one that its group or others may read, write or execute (any bit of
+0o077) is refused, naming the file and the fix (`chmod 600 FILE`). It is a mode check, so it
+holds for root too (who could read the file anyway).
+
 Keystores are the Web3 Secret Storage format (version 3 JSON, scrypt or pbkdf2 KDF), as read
 and written by eth-account / eth-keyfile, geth and foundry (`cast wallet`).
 """
@@ -13,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -61,7 +67,26 @@ def parse_private_key(text: str, source: str) -> LocalAccount:
     return account
 
 
+def too_open(path: Path) -> str | None:
+    """Why the key file at `path` is refused for its mode (group or others may access it: any
+    bit of 0o077, as ssh checks), with the fix; None when it is private (or not a regular
+    file: the read that follows reports that)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if not stat.S_ISREG(mode) or not mode & 0o077:
+        return None
+    return (
+        f"is accessible by group or others (mode {stat.S_IMODE(mode):04o}): a key file must be private "
+        f"to its owner; run `chmod 600 {path}`"
+    )
+
+
 def _read_text(path: Path, source: str) -> str:
+    reason = too_open(path)
+    if reason is not None:
+        raise KeyLoadError(source, reason)
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:

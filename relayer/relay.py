@@ -157,6 +157,7 @@ class DestinationRelay:
             max_age=self.settler.max_age,
             refresh_before_expiry_seconds=config.refresh_before_expiry_seconds,
             finalized_destination=finalized,
+            min_change_wei=config.min_change_wei,
         )
         self._turn_since: dict[int, float] = {}  # epoch -> when this member was first ready to send it
         self._taken_over: dict[int, bytes] = {}

@@ -8,8 +8,9 @@ For epoch e + 1, where e is the destination's `latestEpoch`:
   out); `R`: the timestamp of the destination block that accepted epoch e (none for e = 0), used
   once that block is final at the destination.
 - Change time of a pair: the timestamp of the first multiple of `every_blocks` at or above the
-  first block after `H[c]` (or at or after `vault_deploy_block`) in which its vault emitted any
-  log; a pair with configured accounts counts as changed at its first multiple at or above
+  first block after `H[c]` (or at or after `vault_deploy_block`) in which its vault emitted a
+  `Deposited` or `WithdrawRequested` event of at least `min_change_wei` (at least 1) wei; a pair
+  with configured accounts counts as changed at its first multiple at or above
   `vault_deploy_block`. Refresh time: timestamp(`H[c]`) + `maxAge` of the chain's registration -
   `refresh_before_expiry_seconds`.
 - The epoch's time `T` = max(`R`, the earliest change or refresh time of any pair).
@@ -23,6 +24,17 @@ Accounts at a height are the vault's depositors up to it plus the configured one
 destination) the signed message follow. Epochs that the destination accepted are looked up in
 the store, and replayed with this rule when a member did not build them itself (it was down).
 A source chain that stops producing blocks delays every epoch of its destination.
+
+Dust: a change below `min_change_wei` (a deposit or a withdrawal request; a `Withdrawn` payout
+changes no provable collateral) starts no epoch by itself, so a sybil's 1-wei deposits cost the
+relayer no transaction. It rides along with the next epoch that is due (its account is among the
+discovered ones at that height, so its claim is in the root) or with the refresh. Holding back a
+small decrease is safe: the vault pays a withdrawal out only `withdrawDelay` after the request,
+and that delay exceeds `maxAge` (plus the destination's future tolerance), so the position the
+destination still counts expires before the withdrawn wei can leave the vault. The amounts are
+the events' own (on-chain data), so the rule stays a function of the chains and the config:
+members of one committee must use the same `min_change_wei`, as they use the same
+`every_blocks`.
 """
 
 from __future__ import annotations
@@ -51,6 +63,31 @@ LOG_RANGE = 5_000
 
 TIMESTAMPS_KEPT = 50_000
 """Source block timestamps cached at most (a few MB)."""
+
+
+def _collateral_topics() -> list[str]:
+    """topic0 of the vault's `Deposited` and `WithdrawRequested` events, whose first data word
+    is the amount (wei)."""
+    topics = [
+        "0x" + event_abi_to_log_topic(item).hex()  # type: ignore[arg-type]
+        for item in load_artifact("CollateralVault").abi
+        if item.get("type") == "event" and item.get("name") in ("Deposited", "WithdrawRequested")
+    ]
+    if len(topics) != 2:
+        raise RuntimeError("CollateralVault ABI lacks its Deposited or WithdrawRequested event")
+    return topics
+
+
+def event_amount(entry: dict[str, object], host: str) -> int:
+    """The amount (wei) of a `Deposited` or `WithdrawRequested` log: its first data word.
+    Raises RpcGarbageError for data that is not at least one 0x-hex word."""
+    data = entry.get("data")
+    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 66:
+        raise RpcGarbageError("vault log without its amount word", method="eth_getLogs", host=host)
+    try:
+        return int(data[2:66], 16)
+    except ValueError:
+        raise RpcGarbageError("vault log data is not hex", method="eth_getLogs", host=host) from None
 
 
 def _accepted_topic() -> str:
@@ -86,8 +123,13 @@ class EpochSchedule:
         max_age: Callable[[int], Awaitable[int]],
         refresh_before_expiry_seconds: int,
         finalized_destination: Callable[[], int] | None = None,
+        min_change_wei: int = 0,
     ) -> None:
+        """`min_change_wei`: the smallest deposit or withdrawal request that starts an epoch
+        (the destination's setting; the module doc says why smaller ones may wait)."""
         self.pairs = list(pairs)
+        self.min_change_wei = max(1, min_change_wei)
+        self._collateral_topics = _collateral_topics()
         self.submitter = submitter
         self.store = store
         self.max_age = max_age
@@ -98,8 +140,8 @@ class EpochSchedule:
         self._heights: dict[int, dict[int, int]] = {}  # accepted epoch -> its heights
         self._accepted: dict[int, int] = {}  # epoch -> destination block that accepted it
         self._scanned: tuple[int, int] | None = None  # destination blocks scanned for acceptances
-        self._first_logs: dict[tuple[int, int], int] = {}  # (chain, after) -> first vault log block
-        self._no_log_until: dict[tuple[int, int], int] = {}  # (chain, after) -> scanned, no log
+        self._first_logs: dict[tuple[int, int], int] = {}  # (chain, after) -> first change's block
+        self._no_log_until: dict[tuple[int, int], int] = {}  # (chain, after) -> scanned, no change
 
     # --- the rule ------------------------------------------------------------------------
 
@@ -186,7 +228,7 @@ class EpochSchedule:
         if after is None and pair.config.accounts:
             block: int | None = first
         else:
-            block = await self._first_log(pair, first - 1 if after is None else after)
+            block = await self._first_change(pair, first - 1 if after is None else after)
         if block is None:
             return None
         multiple = -(-max(block, first) // every) * every
@@ -196,20 +238,29 @@ class EpochSchedule:
             return None
         return await self.timestamp(pair, multiple)
 
-    async def _first_log(self, pair: PairRunner, after: int) -> int | None:
-        """The first final block above `after` in which the pair's vault emitted any log."""
+    async def _first_change(self, pair: PairRunner, after: int) -> int | None:
+        """The first final block above `after` in which the pair's vault emitted a `Deposited` or
+        `WithdrawRequested` event of at least `min_change_wei`; None when there is none yet."""
         key = (pair.chain_id, after)
         if key in self._first_logs:
             return self._first_logs[key]
         final = pair.watcher.finalized
         low = max(after + 1, self._no_log_until.get(key, after) + 1)
-        while low <= final:  # in the vault's adaptive windows: the first logs only, not all of them
+        while low <= final:  # in the vault's adaptive windows: up to the first change only
             high = pair.log_window.high(low, final)
-            logs = await pair.client.get_logs({"address": pair.config.vault, "fromBlock": low, "toBlock": high})
+            logs = await pair.client.get_logs(
+                {"address": pair.config.vault, "fromBlock": low, "toBlock": high, "topics": [self._collateral_topics]}
+            )
             if high - low + 1 == pair.log_window.blocks:
                 pair.log_window.answered(len(logs))
-            if logs:
-                found = min(hex_to_int(entry.get("blockNumber"), max_bits=64) for entry in logs)
+            changes = [
+                hex_to_int(entry.get("blockNumber"), max_bits=64)
+                for entry in logs
+                if (entry.get("topics") or [None])[0] in self._collateral_topics
+                and event_amount(entry, pair.client.host) >= self.min_change_wei
+            ]
+            if changes:
+                found = min(changes)
                 self._first_logs[key] = found
                 self._no_log_until.pop(key, None)
                 return found

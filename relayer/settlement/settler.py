@@ -2,8 +2,8 @@
 
 What the destination holds is read from the destination: before anything is planned, the
 settled position of every claimed account is read back (`MarginSettlement.positionsOf`), and
-a claim is pending when the destination needs it (`needs_settlement`): a decrease, an increase
-of at least `min_change_wei`, or a position that expires within `refresh_before_expiry_seconds`.
+a claim is pending when the destination needs it (`needs_settlement`): a change (either way) of
+at least `min_change_wei`, or a position that expires within `refresh_before_expiry_seconds`.
 
 Pending claims are settled per proven block in batches sized from `eth_estimateGas` against
 the destination's block gas limit (and `max_gas_per_batch`), several transactions in flight at
@@ -95,15 +95,21 @@ def needs_settlement(
 ) -> bool:
     """Whether the destination needs a claim of `claim_value` wei proven at `claim_block`
     given the account's settled `position` there (DESIGN section 7: decided against on-chain
-    positions). True for a decrease (always at once), an increase of at least
-    `min_change_wei`, or a non-zero position that expires within
-    `refresh_before_expiry_seconds` of `now` (Unix seconds; a position counts while
-    `timestamp + max_age >= now`). False when the position is already at or past the block."""
+    positions). True for a change of at least `min_change_wei` (at least 1) in either direction,
+    or for a non-zero position that expires within `refresh_before_expiry_seconds` of `now`
+    (Unix seconds; a position counts while `timestamp + max_age >= now`): the refresh carries
+    any smaller change along. False when the position is already at or past the block.
+
+    A smaller decrease waits for that refresh (or for the account to change by the threshold)
+    and this is safe: the vault pays a withdrawal out `withdrawDelay` after its request, and
+    that delay exceeds `max_age` (plus the destination's future tolerance), so the larger
+    position the destination still counts expires before the withdrawn wei can leave the
+    vault; meanwhile the destination counts at most `min_change_wei` per account that the
+    vault still holds (as a pending withdrawal). A decrease of at least the threshold settles
+    at once, as an increase does."""
     if position.block_number >= claim_block:
         return False
-    if claim_value < position.value:
-        return True
-    if claim_value > position.value and claim_value - position.value >= max(1, min_change_wei):
+    if abs(claim_value - position.value) >= max(1, min_change_wei):
         return True
     expiring = position.timestamp + max_age - refresh_before_expiry_seconds <= now
     return expiring and position.value > 0  # (a zero position counts zero, expired or not)

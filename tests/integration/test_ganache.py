@@ -113,6 +113,8 @@ def test_one_relay_round_from_a_ganache_source(ganache: GanacheNode, tmp_path: P
         keys.mkdir()
         (keys / "attester.key").write_text("0x" + bytes(attester.key).hex() + "\n")
         (keys / "sender.key").write_text("0x" + bytes(sender.key).hex() + "\n")
+        for key in keys.iterdir():
+            key.chmod(0o600)  # key files readable by others are refused
         config = tmp_path / "relayer.toml"
         config.write_text(f"""[metrics]
 listen = "127.0.0.1:0"

@@ -47,7 +47,7 @@ class Harness(DaemonRuns):
         if deposit:
             tx = self.vault.functions.deposit().transact({"from": account, "value": 10**15})
         else:
-            tx = self.vault.functions.requestWithdraw(10**14).transact({"from": account})
+            tx = self.vault.functions.requestWithdraw(10**15).transact({"from": account})
         self.src.eth.wait_for_transaction_receipt(tx)
         return int(self.vault.functions.collateral(account).call())
 

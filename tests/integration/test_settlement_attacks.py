@@ -167,8 +167,8 @@ def test_a_full_withdrawal_settles_zero_and_the_vault_keeps_settling(net: Net) -
 def test_a_settlement_dropped_by_a_destination_reorg_is_sent_again(net: Net) -> None:
     account = net.accounts[5]
     before = net.last_block(account)
-    target = int(net.vault.functions.collateral(account).call()) - 10**14
-    net.vault.functions.requestWithdraw(10**14).transact({"from": account})
+    target = int(net.vault.functions.collateral(account).call()) - 10**15
+    net.vault.functions.requestWithdraw(10**15).transact({"from": account})
     wait_for("the settlement mined", lambda: net.last_block(account) > before, 60)
     # drop the newest destination block (the settlement's, before its confirmation): anvil_reorg
     # replaces it with an empty one

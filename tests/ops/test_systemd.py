@@ -116,6 +116,8 @@ def test_credential_matches_the_example_config_password_file() -> None:
     assert password_file.parent == Path("/run/credentials/relayer.service")
     assert password_file.name in credentials
     assert credentials[password_file.name].startswith("/etc/relayer/")
+    keystore = Path(config["attester"]["keystore"])  # a 0600 file, read as a credential too
+    assert keystore.parent == Path("/run/credentials/relayer.service") and keystore.name in credentials
 
 
 def test_env_template_names_the_example_config_key_env() -> None:

@@ -68,6 +68,12 @@ vault = "{VAULT}"
 """
 
 
+def write_secret(path: Path, text: str) -> None:
+    """A key, password or keystore file, private to its owner (as the relayer requires)."""
+    path.write_text(text)
+    path.chmod(0o600)
+
+
 def _write(folder: Path, text: str, name: str = "relayer.toml") -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
@@ -129,9 +135,9 @@ def test_minimal_config_takes_every_default(tmp_path: Path) -> None:
 
 def test_every_key_set_round_trips_into_typed_objects(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "attester.key").write_text(KEY0 + "\n")
+    write_secret(tmp_path / "secrets" / "attester.key", KEY0 + "\n")
     _fast_keystore(tmp_path / "sender.json", KEY1, "correct horse")
-    (tmp_path / "sender.pw").write_text("correct horse\n")
+    write_secret(tmp_path / "sender.pw", "correct horse\n")
     text = f"""
 [relayer]
 store = "state/relayer.db"
@@ -213,16 +219,16 @@ def test_example_config_has_only_missing_file_problems() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(EXAMPLE, environ={"RELAYER_SENDER_KEY": KEY1})
     assert info.value.problems == (
-        "attester.keystore: file /etc/relayer/attester.json does not exist",
+        "attester.keystore: file /run/credentials/relayer.service/attester.json does not exist",
         "attester.password_file: file /run/credentials/relayer.service/attester-password does not exist",
     )
 
 
 def test_example_config_loads_when_its_files_exist(tmp_path: Path) -> None:
     _fast_keystore(tmp_path / "attester.json", KEY0, "pw")
-    (tmp_path / "attester-password").write_text("pw")
+    write_secret(tmp_path / "attester-password", "pw")
     text = EXAMPLE.read_text()
-    text = _replace(text, "/etc/relayer/attester.json", str(tmp_path / "attester.json"))
+    text = _replace(text, "/run/credentials/relayer.service/attester.json", str(tmp_path / "attester.json"))
     text = _replace(text, "/run/credentials/relayer.service/attester-password", "attester-password")
     config = load_config(_write(tmp_path, text), environ={"RELAYER_SENDER_KEY": KEY1})
     assert [p.source for p in config.pairs] == ["source"]
@@ -580,7 +586,7 @@ def test_metrics_listen(tmp_path: Path, listen: str, expected: tuple[str, int] |
 def test_key_source_rules(tmp_path: Path, attester: str, expected: list[str]) -> None:
     (tmp_path / "folder").mkdir()
     for name in ("ks.json", "pw"):
-        (tmp_path / name).write_text("{}")
+        write_secret(tmp_path / name, "{}")
     text = _replace(MINIMAL, 'key_env = "ATTESTER_KEY"', attester)
     environ = {**ENV, "EMPTY": "", "PW": "x"}
     assert sorted(_problems(tmp_path, text, environ)) == sorted(e.format(tmp=tmp_path) for e in expected)
@@ -589,7 +595,7 @@ def test_key_source_rules(tmp_path: Path, attester: str, expected: list[str]) ->
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files regardless of their mode")
 def test_unreadable_key_file(tmp_path: Path) -> None:
     key = tmp_path / "attester.key"
-    key.write_text(KEY0)
+    write_secret(key, KEY0)
     key.chmod(0)
     text = _replace(MINIMAL, 'key_env = "ATTESTER_KEY"', 'key_file = "attester.key"')
     assert _problems(tmp_path, text) == (f"attester.key_file: file {key} is not readable by this user",)
@@ -717,12 +723,12 @@ def test_unreadable_config_files(tmp_path: Path) -> None:
 
 
 def test_key_source_load_key_file_env_and_keystores(tmp_path: Path) -> None:
-    (tmp_path / "k").write_text(f"  {KEY0}\n")
+    write_secret(tmp_path / "k", f"  {KEY0}\n")
     assert KeySource(key_file=tmp_path / "k").load().address == ADDR0
     assert KeySource(key_env="K").load({"K": KEY1[2:]}).address == ADDR1
     _fast_keystore(tmp_path / "ks.json", KEY1, "pass word\n")
-    (tmp_path / "pw").write_text("pass word\n\n")  # trailing CR/LF is not part of the password
-    (tmp_path / "pw2").write_text("pass word\n")
+    write_secret(tmp_path / "pw", "pass word\n\n")  # trailing CR/LF is not part of the password
+    write_secret(tmp_path / "pw2", "pass word\n")
     with pytest.raises(KeyLoadError, match="wrong password"):
         KeySource(keystore=tmp_path / "ks.json", password_file=tmp_path / "pw").load()
     _fast_keystore(tmp_path / "ks2.json", KEY1, "pass word")
@@ -754,7 +760,7 @@ def test_key_source_load_refuses_ambiguous_sources(tmp_path: Path) -> None:
     ],
 )
 def test_bad_keys_are_refused_without_echo(tmp_path: Path, content: str, reason: str) -> None:
-    (tmp_path / "k").write_text(content)
+    write_secret(tmp_path / "k", content)
     for source in (KeySource(key_file=tmp_path / "k"), KeySource(key_env="K")):
         with pytest.raises(KeyLoadError) as info:
             source.load({"K": content})
@@ -779,11 +785,11 @@ def test_key_load_failures_name_the_source(tmp_path: Path) -> None:
         KeySource(key_file=tmp_path / "absent").load()
     with pytest.raises(KeyLoadError, match="is a directory"):
         KeySource(key_file=tmp_path).load()
-    (tmp_path / "pw").write_text("pw")
-    (tmp_path / "ks.json").write_text("{not json")
+    write_secret(tmp_path / "pw", "pw")
+    write_secret(tmp_path / "ks.json", "{not json")
     with pytest.raises(KeyLoadError, match=r"not JSON \(line 1, column 2\)"):
         KeySource(keystore=tmp_path / "ks.json", password_file=tmp_path / "pw").load()
-    (tmp_path / "ks.json").write_text('{"address": "00"}')
+    write_secret(tmp_path / "ks.json", '{"address": "00"}')
     with pytest.raises(KeyLoadError, match="no crypto object"):
         keys.read_keystore(tmp_path / "ks.json", "pw")
 
@@ -797,11 +803,11 @@ def test_keystore_wrong_password_and_address_mismatch(tmp_path: Path) -> None:
     assert info.value.__cause__ is None and info.value.__suppress_context__
     data = json.loads(path.read_text())
     data["address"] = ADDR1[2:].lower()
-    path.write_text(json.dumps(data))
+    write_secret(path, json.dumps(data))
     with pytest.raises(KeyLoadError, match="address field does not match"):
         keys.read_keystore(path, "right")
     data["crypto"]["kdf"] = "argon2"
-    path.write_text(json.dumps(data))
+    write_secret(path, json.dumps(data))
     with pytest.raises(KeyLoadError, match="unsupported or corrupt keystore"):
         keys.read_keystore(path, "right")
 
@@ -839,3 +845,27 @@ def test_notes_name_a_source_chain_without_a_second_endpoint_host(tmp_path: Path
     assert len(notes(load_config(_write(tmp_path, same_host), environ=ENV))) == 1  # two keys, one provider
     two = _replace(MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545", "https://b.example/k"]')
     assert notes(load_config(_write(tmp_path, two), environ=ENV)) == []  # the destination is no source: no note
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620])
+def test_key_files_open_to_group_or_others_are_refused_naming_the_fix(tmp_path: Path, mode: int) -> None:
+    """As ssh refuses an unprotected private key: by mode, so also when running as root."""
+    key, password = tmp_path / "sender.key", tmp_path / "pw"
+    write_secret(key, KEY0)
+    write_secret(password, "pw")
+    keystore = _fast_keystore(tmp_path / "ks.json", KEY0, "pw")
+    for path, load in ((key, keys.read_key_file), (password, keys.read_password_file),
+                       (keystore, lambda p: keys.read_keystore(p, "pw"))):  # fmt: skip
+        path.chmod(mode)
+        with pytest.raises(KeyLoadError) as caught:
+            load(path)
+        assert str(path) in str(caught.value) and f"mode {mode:04o}" in str(caught.value)
+        assert f"chmod 600 {path}" in str(caught.value) and KEY0[2:] not in str(caught.value)
+        path.chmod(0o600)
+        load(path)  # private: accepted
+    key.chmod(mode)
+    text = _replace(MINIMAL, 'key_env = "ATTESTER_KEY"', 'key_file = "sender.key"')
+    assert _problems(tmp_path, text) == (
+        f"attester.key_file: file {key} is accessible by group or others (mode {mode:04o}): a key file must be "
+        f"private to its owner; run `chmod 600 {key}`",
+    )

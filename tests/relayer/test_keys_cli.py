@@ -38,6 +38,7 @@ def assert_no_secret(done: subprocess.CompletedProcess[str], *secrets: str) -> N
 def password_file(tmp_path: Path) -> Path:
     path = tmp_path / "password"
     path.write_text("correct horse battery staple\n")
+    path.chmod(0o600)
     return path
 
 
@@ -79,6 +80,7 @@ def test_import_from_env_and_file_keeps_the_key_and_never_prints_it(tmp_path: Pa
 
     key_file = tmp_path / "sender.key"
     key_file.write_text(KEY.removeprefix("0x") + "\n")
+    key_file.chmod(0o600)
     from_file = tmp_path / "file.json"
     done = relayer("keys", "import", "--out", str(from_file), "--key-file", str(key_file),
                    "--password-env", "KS_PW", *FAST, env={"KS_PW": "another password"})
@@ -129,6 +131,7 @@ def test_show_detects_a_keystore_whose_address_field_lies(tmp_path: Path, passwo
     document["address"] = Account.from_key(KEY).address.removeprefix("0x").lower()
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(document))
+    forged.chmod(0o600)
     assert relayer("keys", "show", str(forged)).stdout.strip() == Account.from_key(KEY).address
     done = relayer("keys", "show", str(forged), "--password-file", str(password_file))
     assert done.returncode == 1 and "does not match" in done.stderr
@@ -136,6 +139,7 @@ def test_show_detects_a_keystore_whose_address_field_lies(tmp_path: Path, passwo
     del document["address"]
     forged.unlink()
     forged.write_text(json.dumps(document))
+    forged.chmod(0o600)
     done = relayer("keys", "show", str(forged))
     assert done.returncode == 1 and "no address field" in done.stderr
 

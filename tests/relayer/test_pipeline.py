@@ -200,14 +200,16 @@ class SourceChain(RpcMethods):
     def logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
         low, high = hex_to_int(log_filter["fromBlock"]), hex_to_int(log_filter["toBlock"])
         topics = log_filter.get("topics")
-        if topics and topics[0] != DEPOSITED:
+        wanted = topics[0] if topics and isinstance(topics[0], list) else topics[:1] if topics else [DEPOSITED]
+        if DEPOSITED not in wanted:
             return []
         return [
-            {"address": VAULT, "blockNumber": hex(block), "topics": [DEPOSITED, "0x" + "00" * 12 + account[2:].lower()]}
+            {"address": VAULT, "blockNumber": hex(block), "topics": [DEPOSITED, "0x" + "00" * 12 + account[2:].lower()],
+             "data": "0x" + value.to_bytes(32, "big").hex() * 2}  # (amount, collateral): the value as both
             for block, changes in sorted(self.deposits.items())
             if low <= block <= high
-            for account in changes
-        ]
+            for account, value in changes.items()
+        ]  # fmt: skip
 
     async def call(self, method: str, params: Sequence[Any] = (), *, decode: Any = None) -> Any:
         self.calls.append(method)

@@ -11,19 +11,28 @@ from typing import Any
 import pytest
 
 from relayer.scheduling.pairs import LogWindow
-from relayer.scheduling.schedule import EpochSchedule
+from relayer.scheduling.schedule import EpochSchedule, _collateral_topics
 from relayer.storage.store import Store
 
 VAULT = "0x" + "aa" * 20
 VERIFIER = "0x" + "bb" * 20
 
 
-class Chain:
-    """Blocks 0..head with the given timestamps, vault logs at the given blocks; `finalized`."""
+DEPOSITED, WITHDRAW_REQUESTED = _collateral_topics()
+ETH = 10**18
 
-    def __init__(self, timestamps: list[int], log_blocks: list[int], finalized: int | None = None) -> None:
+
+class Chain:
+    """Blocks 0..head with the given timestamps, vault logs at the given blocks (a `Deposited`
+    of 1 ETH each, or of `amounts[block]` wei); `finalized`."""
+
+    def __init__(
+        self, timestamps: list[int], log_blocks: list[int], finalized: int | None = None,
+        amounts: dict[int, int] | None = None,
+    ) -> None:  # fmt: skip
         self.timestamps = timestamps
         self.log_blocks = log_blocks
+        self.amounts = amounts or {}
         self.finalized = len(timestamps) - 1 if finalized is None else finalized
         self.host = "fake"
         self.calls = 0
@@ -38,7 +47,12 @@ class Chain:
     async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
         self.calls += 1
         low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
-        return [{"blockNumber": hex(b), "topics": []} for b in self.log_blocks if low <= b <= high]
+        return [
+            {"blockNumber": hex(b), "topics": [DEPOSITED if b % 2 else WITHDRAW_REQUESTED],
+             "data": "0x" + self.amounts.get(b, ETH).to_bytes(32, "big").hex() + "00" * 32}
+            for b in self.log_blocks
+            if low <= b <= high
+        ]  # fmt: skip
 
     async def block_number(self) -> int:
         return len(self.timestamps) - 1
@@ -67,7 +81,9 @@ def pair(chain_id: int, chain: Chain, *, every: int = 4, deploy: int = 0, accoun
     return SimpleNamespace(chain_id=chain_id, config=config, client=chain, watcher=chain, log_window=LogWindow())
 
 
-def schedule(pairs: list[Any], destination: Destination, store: Store, *, max_age: int = 0) -> EpochSchedule:
+def schedule(
+    pairs: list[Any], destination: Destination, store: Store, *, max_age: int = 0, min_change_wei: int = 0
+) -> EpochSchedule:
     async def recorded_root(epoch: int) -> bytes:
         return destination.roots.get(epoch, bytes(32))
 
@@ -78,7 +94,10 @@ def schedule(pairs: list[Any], destination: Destination, store: Store, *, max_ag
         client=destination, verifier=SimpleNamespace(contract=SimpleNamespace(address=VERIFIER)),
         recorded_root=recorded_root,
     )  # fmt: skip
-    return EpochSchedule(pairs, submitter, store, max_age=read_max_age, refresh_before_expiry_seconds=10)  # type: ignore[arg-type]
+    return EpochSchedule(
+        pairs, submitter, store, max_age=read_max_age, refresh_before_expiry_seconds=10,  # type: ignore[arg-type]
+        min_change_wei=min_change_wei,
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -168,3 +187,19 @@ def test_log_window_grows_over_quiet_blocks_and_shrinks_over_busy_ones() -> None
     for _ in range(40):
         window.answered(10**6)
     assert window.blocks == 1
+
+
+async def test_a_change_below_min_change_wei_starts_no_epoch_and_rides_along(store: Store) -> None:
+    # dust in both directions at blocks 3 (a deposit) and 6 (a withdrawal request), a real
+    # deposit at 13: the first epoch is at 16 (the first multiple of 4 >= 13), carrying the dust
+    source = Chain(seconds(1000, 30), log_blocks=[3, 6, 13], amounts={3: 1, 6: 1})
+    dust_only = Chain(seconds(1000, 30), log_blocks=[3, 6], amounts={3: 1, 6: 1})
+    dest = Destination([0], {}, {})
+    assert await schedule([pair(1, dust_only)], dest, store, min_change_wei=10**15).plan(1) is None
+    plan = await schedule([pair(1, source)], dest, store, min_change_wei=10**15).plan(1)
+    assert plan is not None and plan.heights == {1: 16} and plan.why == "change"
+    at_threshold = Chain(seconds(1000, 30), log_blocks=[6], amounts={6: 10**15})  # a withdrawal request of 10^15
+    plan = await schedule([pair(1, at_threshold)], dest, store, min_change_wei=10**15).plan(1)
+    assert plan is not None and plan.heights == {1: 8}
+    plan = await schedule([pair(1, dust_only)], dest, store, min_change_wei=0).plan(1)  # 0: every change counts
+    assert plan is not None and plan.heights == {1: 4}

@@ -36,9 +36,11 @@ def test_pending_rules() -> None:
         )  # fmt: skip
 
     fresh = Position(500, 90, 9_990)
-    assert needs(400, fresh)  # a decrease always settles
-    assert needs(400, fresh, min_change=10**18)
+    assert needs(400, fresh)  # any change settles with no threshold
+    assert needs(400, fresh, min_change=100) and needs(600, fresh, min_change=100)  # at the threshold: at once
+    assert not needs(400, fresh, min_change=101)  # a small decrease waits (withdrawDelay > maxAge)
     assert needs(501, fresh) and not needs(501, fresh, min_change=2)  # small increases wait
+    assert needs(499, Position(500, 90, 10_000 - MAX_AGE + 599), min_change=10**18)  # the refresh takes it along
     assert not needs(500, fresh)  # nothing changed, far from expiry
     assert needs(500, Position(500, 90, 10_000 - MAX_AGE + 599))  # expires within the margin: refresh
     assert not needs(0, Position(0, 90, 0))  # a zero position needs no refresh
@@ -140,6 +142,7 @@ def config(**overrides: Any) -> DestinationConfig:
     base = DestinationConfig(
         "destination", "0x" + "11" * 20, "0x" + "22" * 20, KeySource(key_env="X"),  # type: ignore[arg-type]
         max_gas_per_batch=8_000_000, max_accounts_per_batch=2_000, max_in_flight=3,
+        min_change_wei=0,  # any change settles: these tests are about batching
     )  # fmt: skip
     return DestinationConfig(**{**base.__dict__, **overrides})
 
