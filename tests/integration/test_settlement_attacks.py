@@ -31,10 +31,9 @@ class Net(DaemonRuns):
 
     def __init__(self, net: devnet.Devnet) -> None:
         super().__init__(net)
-        self.base = str(self.metrics).removesuffix("/metrics")
 
     def proofs(self, account: str) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.base}/v1/proofs/{account}", timeout=5) as response:
+        with urllib.request.urlopen(f"{self.keeper}/v1/proofs/{account}", timeout=5) as response:
             answer: dict[str, Any] = json.loads(response.read())
         return answer
 
