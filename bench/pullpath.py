@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import sys
 import tempfile
 import time
@@ -412,6 +413,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         await destination.close()
         store.close()
+        shutil.rmtree(workdir, ignore_errors=True)
     result.pop("answers")
     result.update(
         {
@@ -510,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--load-rps", type=float, default=100.0)
     parser.add_argument("--load-seconds", type=float, default=20.0)
     parser.add_argument("--load-clients", type=int, default=10)
-    parser.add_argument("--baseline-requests", type=int, default=5)
+    parser.add_argument("--baseline-requests", type=int, default=3)
     parser.add_argument("--checks", type=int, default=20)
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--rate", type=float, default=1000.0, help="the keeper API's requests per second per client")

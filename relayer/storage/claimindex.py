@@ -212,29 +212,29 @@ class ClaimIndex:
 
     def claim_proof(self, epoch: int, root: bytes, block: int, index: int) -> tuple[bytes, ...] | None:
         """The proof of the block's `index`-th claim in its claimsRoot (32-byte sibling hashes
-        from the leaf up, as `StandardMerkleTree.getProof`), read from the stored tree: one
-        indexed read of the claim's position, one of its log2(n) siblings. None when the tree
-        is not stored or the index is out of range."""
-        hex_root = "0x" + root.hex()
+        from the leaf up, as `StandardMerkleTree.getProof`), read from the stored tree with
+        incremental blob I/O: the claim's position and its log2(n) siblings, never the whole
+        tree. None when the tree is not stored or the index is out of range."""
         row = self._db.execute(
-            "SELECT substr(positions, ?, ?), length(nodes) FROM claim_trees WHERE epoch = ? AND root = ? AND block = ?",
-            (POSITION_BYTES * index + 1, POSITION_BYTES, epoch, hex_root, block),
+            "SELECT rowid, length(nodes), length(positions) FROM claim_trees "
+            "WHERE epoch = ? AND root = ? AND block = ?",
+            (epoch, "0x" + root.hex(), block),
         ).fetchone()
-        if row is None or len(row[0]) != POSITION_BYTES or index < 0:
+        if row is None or not 0 <= index < int(row[2]) // POSITION_BYTES:
             return None
-        position = int.from_bytes(row[0], "little")
-        size = int(row[1]) // 32
+        rowid, size = int(row[0]), int(row[1]) // 32
+        with self._db.blobopen("claim_trees", "positions", rowid, readonly=True) as positions:
+            positions.seek(POSITION_BYTES * index)
+            position = int.from_bytes(positions.read(POSITION_BYTES), "little")
         siblings = []
         while position > 0:
             siblings.append(position + 1 if position % 2 else position - 1)
             position = (position - 1) // 2
         if any(s >= size for s in siblings):
             return None
-        if not siblings:
-            return ()
-        columns = ", ".join("substr(nodes, ?, 32)" for _ in siblings)
-        hashes = self._db.execute(
-            f"SELECT {columns} FROM claim_trees WHERE epoch = ? AND root = ? AND block = ?",
-            (*(32 * s + 1 for s in siblings), epoch, hex_root, block),
-        ).fetchone()
-        return tuple(bytes(h) for h in hashes) if hashes is not None else None
+        hashes = []
+        with self._db.blobopen("claim_trees", "nodes", rowid, readonly=True) as nodes:
+            for sibling in siblings:
+                nodes.seek(32 * sibling)
+                hashes.append(nodes.read(32))
+        return tuple(hashes)
