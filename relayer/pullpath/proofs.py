@@ -40,6 +40,7 @@ from chains.bindings import BLOCK_LEAF_FIELDS, BLOCK_LEAF_TYPES, CLAIM_TYPES
 from relayer.aggregation.aggregator import BlockLeafArgs, EpochAggregate, claim_words
 from relayer.observability.log import get_logger
 from relayer.proving.prover import EPOCH_FORMATS, Claim
+from relayer.pullpath.calldata import PullCalls
 from relayer.storage.claimindex import ClaimTreeRow, IndexedClaim, pack_positions
 from relayer.storage.store import Store
 
@@ -128,6 +129,7 @@ class ProofServer:
         self.store = store
         self.index = store.claim_index()
         self.destination = destination
+        self.calls = PullCalls(destination.settlement.contract)
         self.root_ttl_seconds = root_ttl_seconds
         self._roots: OrderedDict[int, tuple[float, bytes]] = OrderedDict()
         self._root_reads: dict[int, asyncio.Future[bytes]] = {}
@@ -231,9 +233,7 @@ class ProofServer:
             return None
         block_proof = list(blocks.proofs[claim.block])
         proof = list(claim_proof)
-        # the multiproof of one leaf is its proof, every flag false (OpenZeppelin getMultiProof)
-        item = (claim.epoch, leaf, block_proof, [(claim.account, value)], proof, [False] * len(proof))
-        settlement = self.destination.settlement
+        address = self.destination.settlement.contract.address
         return {
             "chain_id": claim.chain_id,
             "epoch": claim.epoch,
@@ -242,12 +242,16 @@ class ProofServer:
             "block_leaf": dict(zip(BLOCK_LEAF_FIELDS, [_json(v) for v in leaf], strict=True)),
             "block_proof": [_hex(h) for h in block_proof],
             "claim_proof": [_hex(h) for h in proof],
-            "settle": {"to": settlement.contract.address, "data": settlement.encode("settle", list(item))},
-            "check": {
-                "to": settlement.contract.address,
-                "data": settlement.encode(
-                    "provenCollateral", claim.epoch, leaf, block_proof, claim.account, value, proof
+            # the multiproof of one leaf is its proof, every flag false (OpenZeppelin getMultiProof)
+            "settle": {
+                "to": address,
+                "data": self.calls.settle(
+                    claim.epoch, leaf, block_proof, [(claim.account, value)], proof, [False] * len(proof)
                 ),
+            },
+            "check": {
+                "to": address,
+                "data": self.calls.proven_collateral(claim.epoch, leaf, block_proof, claim.account, value, proof),
             },
         }
 
