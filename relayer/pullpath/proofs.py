@@ -26,9 +26,10 @@ built once, off the event loop, and kept in the store.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -57,8 +58,13 @@ CACHED_EPOCHS = 1024
 """Epochs whose block leaves (one per source chain) and block-leaf tree are kept in memory."""
 
 ROOT_TTL_SECONDS = 5.0
-"""How long the destination's answer to `rootOf(epoch)` is reused (a revoked root stops being
-served at most this long after; `check` itself reverts on a revoked root)."""
+"""How long the destination's answer to `rootOf(epoch)` is reused as it is. Up to
+`ROOT_STALE_TTLS` times as long it is still used while it is asked again in the background, so a
+request never waits for the destination while its epochs are being asked about (a revoked root
+stops being served at most ROOT_STALE_TTLS x ROOT_TTL_SECONDS after; `check` and `settle`
+themselves revert on a revoked root)."""
+
+ROOT_STALE_TTLS = 3
 
 YIELD_EVERY_CLAIMS = 2_000
 """Claims read from the store between two yields to the event loop (building a missing tree)."""
@@ -140,15 +146,25 @@ class ProofServer:
     async def _root_of(self, epoch: int) -> bytes:
         """The destination's `rootOf(epoch)`, reused for `root_ttl_seconds`; concurrent askers
         share one call."""
-        now = time.monotonic()
         cached = self._roots.get(epoch)
-        if cached is not None and now - cached[0] < self.root_ttl_seconds:
+        age = time.monotonic() - cached[0] if cached is not None else math.inf
+        if age < self.root_ttl_seconds and cached is not None:
             return cached[1]
         pending = self._root_reads.get(epoch)
         if pending is None:
             pending = self._root_reads[epoch] = asyncio.ensure_future(self._read_root(epoch))
-            pending.add_done_callback(lambda _f: self._root_reads.pop(epoch, None))
+            pending.add_done_callback(self._root_read_done(epoch))
+        if age < ROOT_STALE_TTLS * self.root_ttl_seconds and cached is not None:
+            return cached[1]  # asked again in the background
         return await asyncio.shield(pending)
+
+    def _root_read_done(self, epoch: int) -> Callable[[asyncio.Future[bytes]], None]:
+        def done(future: asyncio.Future[bytes]) -> None:
+            self._root_reads.pop(epoch, None)
+            if not future.cancelled() and future.exception() is not None:  # retrieved: a waiter has it, or none
+                log.warning("pullpath.root_unavailable", epoch=epoch, error=str(future.exception()))
+
+        return done
 
     async def _read_root(self, epoch: int) -> bytes:
         root = await self.destination.root_of(epoch)

@@ -20,6 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import orjson
 from aiohttp import web
 
 from chains.errors import ChainError
@@ -98,9 +99,8 @@ def make_keeper_app(
         finally:
             waiting -= 1
         count("served")
-        if len(answers) == 1:
-            return web.json_response(answers[0])
-        return web.json_response({"destinations": answers})
+        body = orjson.dumps(answers[0] if len(answers) == 1 else {"destinations": answers})
+        return web.Response(body=body, content_type="application/json")
 
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/v1/proofs/{account}", account_proofs)
