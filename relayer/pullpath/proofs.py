@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -65,6 +66,10 @@ stops being served at most ROOT_STALE_TTLS x ROOT_TTL_SECONDS after; `check` and
 themselves revert on a revoked root)."""
 
 ROOT_STALE_TTLS = 3
+
+ROOT_TTL_JITTER = 0.5
+"""Each answer's TTL is ROOT_TTL_SECONDS shortened by up to this fraction, at random, so that
+epochs first asked about together are not all asked again in one burst."""
 
 YIELD_EVERY_CLAIMS = 2_000
 """Claims read from the store between two yields to the event loop (building a missing tree)."""
@@ -168,7 +173,8 @@ class ProofServer:
 
     async def _read_root(self, epoch: int) -> bytes:
         root = await self.destination.root_of(epoch)
-        self._roots[epoch] = (time.monotonic(), root)
+        # stored as a read time moved back by the jitter: the TTL checks stay plain comparisons
+        self._roots[epoch] = (time.monotonic() - ROOT_TTL_JITTER * self.root_ttl_seconds * random.random(), root)
         self._roots.move_to_end(epoch)
         while len(self._roots) > CACHED_EPOCHS:
             self._roots.popitem(last=False)
