@@ -140,13 +140,20 @@ class ProofServer:
         self.store = store
         self.index = store.claim_index()
         self.destination = destination
-        self.calls = PullCalls(destination.settlement.contract)
+        self._calls: PullCalls | None = None
         self.root_ttl_seconds = root_ttl_seconds
         self._roots: OrderedDict[int, tuple[float, bytes]] = OrderedDict()
         self._root_reads: dict[int, asyncio.Future[bytes]] = {}
         self._epochs: OrderedDict[tuple[int, bytes], EpochBlocks] = OrderedDict()
         self._builds: dict[tuple[int, bytes], asyncio.Future[None]] = {}
         self._build_lock = asyncio.Lock()
+
+    @property
+    def calls(self) -> PullCalls:
+        """The calldata encoders, made when first needed (ValueError: the contract's ABI changed)."""
+        if self._calls is None:
+            self._calls = PullCalls(self.destination.settlement.contract)
+        return self._calls
 
     async def _root_of(self, epoch: int) -> bytes:
         """The destination's `rootOf(epoch)`, reused for `root_ttl_seconds`; concurrent askers
