@@ -71,6 +71,9 @@ ROOT_TTL_JITTER = 0.5
 """Each answer's TTL is ROOT_TTL_SECONDS shortened by up to this fraction, at random, so that
 epochs first asked about together are not all asked again in one burst."""
 
+NO_ROOT_TTL_SECONDS = 0.5
+"""How long "no root accepted" (zero) is reused: an epoch on its way is served soon after it lands."""
+
 YIELD_EVERY_CLAIMS = 2_000
 """Claims read from the store between two yields to the event loop (building a missing tree)."""
 
@@ -142,7 +145,7 @@ class ProofServer:
         self.destination = destination
         self._calls: PullCalls | None = None
         self.root_ttl_seconds = root_ttl_seconds
-        self._roots: OrderedDict[int, tuple[float, bytes]] = OrderedDict()
+        self._roots: OrderedDict[int, tuple[float, float, bytes]] = OrderedDict()  # (fresh until, usable until, root)
         self._root_reads: dict[int, asyncio.Future[bytes]] = {}
         self._epochs: OrderedDict[tuple[int, bytes], EpochBlocks] = OrderedDict()
         self._builds: dict[tuple[int, bytes], asyncio.Future[None]] = {}
@@ -158,16 +161,16 @@ class ProofServer:
     async def _root_of(self, epoch: int) -> bytes:
         """The destination's `rootOf(epoch)`, reused for `root_ttl_seconds`; concurrent askers
         share one call."""
-        cached = self._roots.get(epoch)
-        age = time.monotonic() - cached[0] if cached is not None else math.inf
-        if age < self.root_ttl_seconds and cached is not None:
-            return cached[1]
+        now = time.monotonic()
+        fresh_until, usable_until, root = self._roots.get(epoch, (-math.inf, -math.inf, b""))
+        if now < fresh_until:
+            return root
         pending = self._root_reads.get(epoch)
         if pending is None:
             pending = self._root_reads[epoch] = asyncio.ensure_future(self._read_root(epoch))
             pending.add_done_callback(self._root_read_done(epoch))
-        if age < ROOT_STALE_TTLS * self.root_ttl_seconds and cached is not None:
-            return cached[1]  # asked again in the background
+        if now < usable_until:
+            return root  # asked again in the background
         return await asyncio.shield(pending)
 
     def _root_read_done(self, epoch: int) -> Callable[[asyncio.Future[bytes]], None]:
@@ -180,8 +183,12 @@ class ProofServer:
 
     async def _read_root(self, epoch: int) -> bytes:
         root = await self.destination.root_of(epoch)
-        # stored as a read time moved back by the jitter: the TTL checks stay plain comparisons
-        self._roots[epoch] = (time.monotonic() - ROOT_TTL_JITTER * self.root_ttl_seconds * random.random(), root)
+        now = time.monotonic()
+        if root == bytes(32):  # none accepted (yet, or revoked): asked again soon, never used stale
+            self._roots[epoch] = (now + NO_ROOT_TTL_SECONDS, now, root)
+        else:
+            ttl = self.root_ttl_seconds * (1 - ROOT_TTL_JITTER * random.random())
+            self._roots[epoch] = (now + ttl, now + ROOT_STALE_TTLS * self.root_ttl_seconds, root)
         self._roots.move_to_end(epoch)
         while len(self._roots) > CACHED_EPOCHS:
             self._roots.popitem(last=False)

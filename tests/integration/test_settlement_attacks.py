@@ -46,9 +46,10 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     )
     # small transactions: an epoch is settled by several transactions, in flight together
     text = provisioned.config_path.read_text()
-    provisioned.config_path.write_text(
-        text.replace("[destinations.destination]\n", "[destinations.destination]\nmax_accounts_per_batch = 2\n")
-    )
+    text = text.replace("[destinations.destination]\n", "[destinations.destination]\nmax_accounts_per_batch = 2\n")
+    # the front-runner polls the keeper API for 6 accounts every 50 ms: above the default rate limit
+    text = text.replace("[keeper]\n", "[keeper]\nrequests_per_second = 1000.0\nburst = 1000\n")
+    provisioned.config_path.write_text(text)
     n = Net(provisioned)
     n.start()
     try:
