@@ -9,7 +9,7 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-pullpath fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -75,6 +75,11 @@ CHAINS ?= 10
 ACCOUNTS ?= 10000
 bench-relay: setup
 	$(BIN)/python -m bench.relay --chains $(CHAINS) --accounts $(ACCOUNTS)
+# The keeper API: /v1/proofs p50 / p99 at 64 epochs x 10,000 claims (a real store, epochs accepted by
+# a real MarginSettlement on anvil), alone and with 100 requests/s, /healthz beside it, and the old
+# scan path as the baseline; writes bench/results/pullpath.json (bench/pullpath.py). A few minutes.
+bench-pullpath: setup
+	$(BIN)/python -m bench.pullpath
 # Proven block to settlement, a 2-of-3 committee (three member daemons) against one relayer, the
 # destination instant and mining every 2 s: COMMITTEE_DEPOSITS deposits each, p50 / p90 / max and
 # the ratio; appends to bench/results/committee.json (bench/committee.py). About 5 minutes.

@@ -266,6 +266,9 @@ store = "relayer.sqlite"
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
 
+[keeper]
+listen = "127.0.0.1:0"
+
 [attester]
 key_file = "keys/attester.key"
 

@@ -165,6 +165,7 @@ class ContractAbi:
         self.address = to_checksum_address(address)
         self.abi = load_artifact(name).abi
         self._functions = {str(e["name"]): e for e in self.abi if e.get("type") == "function"}
+        self._encoders: dict[str, tuple[bytes, list[str]]] = {}  # name -> (selector, input types)
 
     def function(self, name: str) -> dict[str, Any]:
         """The ABI entry of function `name`. Raises KeyError."""
@@ -176,9 +177,15 @@ class ContractAbi:
     def encode_abi(self, name: str, args: Sequence[Any]) -> str:
         """0x-hex calldata of `name(args)`: the 4-byte selector and the ABI-encoded arguments
         (addresses as 0x-hex or 20 bytes, bytesN as bytes, tuples as sequences)."""
-        entry = self.function(name)
-        encoded = abi_encode(list(get_abi_input_types(entry)), list(args))  # type: ignore[arg-type]
-        return "0x" + (function_abi_to_4byte_selector(entry) + encoded).hex()  # type: ignore[arg-type]
+        known = self._encoders.get(name)
+        if known is None:  # the selector and types once per function: they cost as much as the encoding
+            entry = self.function(name)
+            known = self._encoders[name] = (
+                function_abi_to_4byte_selector(entry),  # type: ignore[arg-type]
+                list(get_abi_input_types(entry)),  # type: ignore[arg-type]
+            )
+        selector, types = known
+        return "0x" + (selector + abi_encode(types, list(args))).hex()
 
     def output_types(self, name: str) -> list[str]:
         """The ABI types `name` returns."""

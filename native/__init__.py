@@ -697,6 +697,15 @@ class MerkleProofs(Sequence[tuple[bytes, ...]]):
             raise NativeError(count)
         return ffi.buffer(out, 32 * count)[:]
 
+    def nodes(self) -> bytes:
+        """The tree array: its 2n - 1 32-byte nodes back to back, the root first, the children
+        of node i at 2i + 1 and 2i + 2 (``StandardMerkleTree.dump().tree``)."""
+        return ffi.buffer(self._tree, 32 * (2 * self._n - 1))[:]
+
+    def positions(self) -> tuple[int, ...]:
+        """The tree index of each caller leaf (``StandardMerkleTree.dump().values[i].treeIndex``)."""
+        return tuple(ffi.unpack(self._positions, self._n))
+
     @overload
     def __getitem__(self, index: int) -> tuple[bytes, ...]: ...
 

@@ -17,7 +17,8 @@ Layout (see config/relayer.example.toml for every key, its unit and default):
                                proof_scheme
     [destinations.<chain>]     verifier, settlement, batch limits; [destinations.<chain>.sender]
     [[pairs]]                  source, destination, vault, collateral_slot, every_blocks, ...
-    [committee]                peers, directory, fetch_timeout_seconds, takeover_seconds (optional)
+    [committee]                peers, directory, fetch_timeout_seconds, takeover_seconds, listen (optional)
+    [keeper]                   listen, requests_per_second, burst (optional: the keeper API)
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "DestinationConfig",
+    "KeeperConfig",
     "KeyLoadError",
     "KeySource",
     "PairConfig",
@@ -245,6 +247,21 @@ class CommitteeConfig:
     directory: Path | None = None
     fetch_timeout_seconds: float = 2.0
     takeover_seconds: float = 20.0
+    listen: tuple[str, int] | None = None
+    """(host, port) of a listener of its own for `/v1/attestations/...`; None: served on the
+    `[metrics] listen` listener."""
+
+
+@dataclass(frozen=True)
+class KeeperConfig:
+    """The keeper API (`/v1/proofs/{account}`, relayer.pullpath), `[keeper]` (optional): its own
+    listener (`host`, `port`; port 0 = any free port) and the rate limit per client
+    (`requests_per_second` refill, `burst` bucket size)."""
+
+    host: str = "127.0.0.1"
+    port: int = 9465
+    requests_per_second: float = 20.0
+    burst: int = 40
 
 
 @dataclass(frozen=True)
@@ -264,6 +281,7 @@ class Config:
     destinations: Mapping[str, DestinationConfig]
     pairs: tuple[PairConfig, ...]
     committee: CommitteeConfig = field(default_factory=CommitteeConfig)
+    keeper: KeeperConfig = field(default_factory=KeeperConfig)
 
 
 def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -887,10 +905,55 @@ class _Reader:
         directory = t.get("directory", self.directory, None)
         fetch_timeout = t.get("fetch_timeout_seconds", self.seconds, 2.0)
         takeover = t.get("takeover_seconds", self.seconds, 20.0)
+        listen = t.get("listen", self.listen, None)
         t.finish()
-        if peers is None or fetch_timeout is None or takeover is None or (t.has("directory") and directory is None):
+        if (
+            peers is None
+            or fetch_timeout is None
+            or takeover is None
+            or (t.has("directory") and directory is None)
+            or (t.has("listen") and listen is None)
+        ):
             return None
-        return CommitteeConfig(peers, directory, fetch_timeout, takeover)
+        return CommitteeConfig(peers, directory, fetch_timeout, takeover, listen)
+
+    def keeper(self, value: Any, path: str) -> KeeperConfig | None:
+        data = self.table(value, path)
+        if data is None:
+            return None
+        t = _Table(self, data, path)
+        default = KeeperConfig()
+        listen = t.get("listen", self.listen, (default.host, default.port))
+        rate = t.get("requests_per_second", self.keeper_rate, default.requests_per_second)
+        burst = t.get("burst", self.keeper_burst, default.burst)
+        t.finish()
+        if listen is None or rate is None or burst is None:
+            return None
+        return KeeperConfig(listen[0], listen[1], rate, burst)
+
+    def keeper_rate(self, value: Any, path: str) -> float | None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+            self.problem(path, "expected a finite number > 0 (requests per second, per client)")
+            return None
+        return float(value)
+
+    def keeper_burst(self, value: Any, path: str) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+            self.problem(path, "expected an integer 1..1000000 (requests a client may send at once)")
+            return None
+        return value
+
+    def listeners_apart(self, listeners: list[tuple[str, tuple[str, int]]]) -> bool:
+        """Each listener on its own port: two with one non-zero port clash when their hosts are
+        equal or one is a wildcard (0.0.0.0, ::)."""
+        wildcard = {"0.0.0.0", "::", "*"}
+        ok = True
+        for i, (path, (host, port)) in enumerate(listeners):
+            for other, (other_host, other_port) in listeners[:i]:
+                if port and port == other_port and (host == other_host or {host, other_host} & wildcard):
+                    self.problem(path, f"same address as {other}: each listener needs its own port")
+                    ok = False
+        return ok
 
     def config(self, path: Path, document: dict[str, Any]) -> Config | None:
         top = _Table(self, document, "")
@@ -911,6 +974,16 @@ class _Reader:
 
         attester = top.get("attester", self.key_source)
         committee = top.get("committee", self.committee, CommitteeConfig())
+        keeper = top.get("keeper", self.keeper, KeeperConfig())
+        listeners_ok = (
+            listen is None
+            or committee is None
+            or keeper is None
+            or self.listeners_apart(
+                [("metrics.listen", listen), ("keeper.listen", (keeper.host, keeper.port))]
+                + ([("committee.listen", committee.listen)] if committee.listen is not None else [])
+            )
+        )
 
         chains: dict[str, ChainConfig] = {}
         chain_names: set[str] = set()
@@ -983,6 +1056,8 @@ class _Reader:
             or listen is None
             or attester is None
             or committee is None
+            or keeper is None
+            or not listeners_ok
             or chain_table is None
             or destination_table is None
             or pair_list is None
@@ -999,6 +1074,7 @@ class _Reader:
             destinations=MappingProxyType(destinations),
             pairs=tuple(pairs),
             committee=committee,
+            keeper=keeper,
         )
 
     def _pair_array(self, value: Any, path: str) -> list[Any] | None:

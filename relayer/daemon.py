@@ -23,9 +23,11 @@ from relayer.attestation.committee import AttestationExchange
 from relayer.config import Config, node_checks, notes
 from relayer.errors import EXPECTED_ERRORS, RelayerError
 from relayer.observability import sdnotify
-from relayer.observability.api import HealthView, make_app, ready_problems
+from relayer.observability.api import HealthView, make_app, make_exchange_app, ready_problems
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
+from relayer.pullpath.ratelimit import ClientBuckets
+from relayer.pullpath.server import make_keeper_app
 from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.watcher import ChainWatcher
@@ -68,6 +70,10 @@ class Daemon:
         """The attestation exchange of each destination, keyed by the destination's chain id."""
         self.tx_managers: list[TxManager] = []
         self.metrics_port: int | None = None
+        self.keeper_port: int | None = None
+        """The keeper API's port (`[keeper] listen`), known once started."""
+        self.exchange_port: int | None = None
+        """The committee exchange's own port (`[committee] listen`), None when it shares the metrics listener."""
         self.health = HealthView(self.watchers, self.clients, self.relays, self.exchanges, self.store, self.metrics)
         """What the HTTP API and the watchdog read (the same mappings as the daemon's)."""
         self.started = asyncio.Event()
@@ -177,28 +183,42 @@ class Daemon:
                 loop.add_signal_handler(sig, stop.set)
             except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
                 pass
-        runner: web.AppRunner | None = None
-        try:
-            await self._open_clients()
-            await self._build_relays()
-            runner = web.AppRunner(make_app(self.health))
+        runners: list[web.AppRunner] = []
+
+        async def serve(app: web.Application, host: str, port: int) -> int:
+            runner = web.AppRunner(app)
             await runner.setup()
-            site = web.TCPSite(runner, self.config.metrics_host, self.config.metrics_port)
+            runners.append(runner)
+            site = web.TCPSite(runner, host, port)
             await site.start()
             server: Any = site._server
             sockets = server.sockets if server is not None else []
-            self.metrics_port = sockets[0].getsockname()[1] if sockets else self.config.metrics_port
+            return int(sockets[0].getsockname()[1]) if sockets else port
+
+        try:
+            await self._open_clients()
+            await self._build_relays()
+            exchange_listen = self.config.committee.listen
+            health = make_app(self.health, exchange=exchange_listen is None)
+            self.metrics_port = await serve(health, self.config.metrics_host, self.config.metrics_port)
+            if exchange_listen is not None:
+                self.exchange_port = await serve(make_exchange_app(self.health), *exchange_listen)
+            keeper = self.config.keeper
+            buckets = ClientBuckets(keeper.requests_per_second, keeper.burst)
+            keeper_app = make_keeper_app(self.relays, buckets, self.metrics)
+            self.keeper_port = await serve(keeper_app, keeper.host, keeper.port)
             log.info(
                 "daemon.started",
                 chains=list(self.watchers),
                 pairs=len(self.config.pairs),
                 metrics=f"http://{self.config.metrics_host}:{self.metrics_port}/metrics",
+                keeper=f"http://{keeper.host}:{self.keeper_port}/v1/proofs/",
             )
             self.started.set()
             await self._supervise(stop)
         finally:
             sdnotify.stopping()
-            if runner is not None:
+            for runner in reversed(runners):
                 await runner.cleanup()
             for txm in self.tx_managers:
                 await txm.close()

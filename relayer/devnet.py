@@ -350,7 +350,8 @@ def provision(
                 raise DevnetError(f"deposit {tx_hash.hex()} failed")
         say(f"{accounts} accounts deposited collateral (0.1 to {deposit_of(accounts - 1) / 1e18:.1f} ETH)")
 
-        ports = _free_ports(committee)
+        free = _free_ports(2 * committee)  # a metrics and a keeper listener per member
+        ports, keeper_ports = free[:committee], free[committee:]
         metrics_port = ports[0]
         members: list[dict[str, str]] = []
         for i, (member_attester, member_sender) in enumerate(keys_of):
@@ -360,7 +361,7 @@ def provision(
             _write_secret(keys / "sender.key", "0x" + bytes(member_sender.key).hex())
             peers = [f"http://127.0.0.1:{port}" for j, port in enumerate(ports) if j != i]
             text = _config_text(source.url, destination.url, vault, vault_block, slot, verifier, settlement,
-                                ports[i], every_blocks, dest_block_time)
+                                ports[i], every_blocks, dest_block_time, keeper_ports[i])
             if committee > 1:
                 text = text.replace("anvil's public dev keys", f"derived from anvil's public dev mnemonic "
                                     f"(committee member {i} of {committee}, threshold {threshold})")
@@ -373,6 +374,7 @@ def provision(
                 "config": str(home / "relayer.toml"),
                 "api": f"http://127.0.0.1:{ports[i]}",
                 "metrics": f"http://127.0.0.1:{ports[i]}/metrics",
+                "keeper": f"http://127.0.0.1:{keeper_ports[i]}",
             })
         if committee > 1:
             say(f"committee of {committee} members, threshold {threshold}: "
@@ -385,6 +387,7 @@ def provision(
             "contracts": {"vault": vault, "verifier": verifier, "settlement": settlement},
             "accounts": depositors,
             "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
+            "keeper": f"http://127.0.0.1:{keeper_ports[0]}",
             "pids": [n.pid for n in nodes],
         }
         if committee > 1:
@@ -427,6 +430,7 @@ def _ws_url(http_url: str) -> str:
 def _config_text(
     source_rpc: str, destination_rpc: str, vault: str, vault_block: int, slot: int,
     verifier: str, settlement: str, metrics_port: int, every_blocks: int, dest_block_time: float = 0.0,
+    keeper_port: int = 0,
 ) -> str:
     dest_finality = 'finality = "head"' if not dest_block_time else 'finality = "confirmations"\nconfirmations = 1'
     dest_poll = min(1.0, dest_block_time / 4) if dest_block_time else 0.5
@@ -436,6 +440,9 @@ store = "relayer.sqlite"
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
+
+[keeper]
+listen = "127.0.0.1:{keeper_port}"
 
 [attester]
 key_file = "keys/attester.key"

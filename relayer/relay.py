@@ -68,10 +68,10 @@ from relayer.proving.prover import (
     snapshot_to_json,
     snapshots_from_json,
 )
+from relayer.pullpath.proofs import ProofServer, tree_rows
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.schedule import EpochSchedule
 from relayer.scheduling.watcher import ChainWatcher
-from relayer.settlement.keeper import ProofServer
 from relayer.settlement.settler import EpochSignature, Settlement, Settler
 from relayer.storage.store import OPEN_EPOCH_STATES, EpochRecord, Store
 from relayer.submission.submitter import Committee, Submitter
@@ -315,7 +315,7 @@ class DestinationRelay:
             "signatures": [[self.attester.address, "0x" + signature.hex()]],
         }
         claims = ((b, i, c.account, c.value) for b, s in enumerate(snapshots) for i, c in enumerate(s.claims))
-        self.store.create_epoch(epoch, aggregate.root, content, heights, claims)
+        self.store.create_epoch(epoch, aggregate.root, content, heights, claims, tree_rows(aggregate))
         checkpoint("epoch.created")
         if self.exchange is not None:
             self.exchange.publish(

@@ -1,9 +1,9 @@
 """The daemon's HTTP endpoints: `/metrics` (Prometheus), `/healthz` (alive), `/readyz`
 (chains reachable and current, store writable, rounds not failing in a row, this member able to
 have an epoch accepted by the destination's current committee), `/v1/status`
-(JSON), `/v1/proofs/{account}` (the pull path for keepers, `relayer.settlement.keeper`) and
-`/v1/attestations/{chain_id}/{epoch}` (this member's checked attestations, for the other committee
-members, `relayer.attestation.committee`)."""
+(JSON) and `/v1/attestations/{chain_id}/{epoch}` (this member's checked attestations, for the other
+committee members, `relayer.attestation.committee`; on a listener of its own with `[committee] listen`,
+`make_exchange_app`). The keeper API has its own listener (`relayer.pullpath.server`)."""
 
 from __future__ import annotations
 
@@ -67,12 +67,6 @@ class Attester(Protocol):
     def address(self) -> str: ...
 
 
-class ProofAnswers(Protocol):
-    """The pull path of one destination (`relayer.settlement.keeper.ProofServer`)."""
-
-    async def proofs(self, account: str) -> dict[str, Any]: ...
-
-
 class RelayHealth(Protocol):
     """One destination's relay as the endpoints read it (`relayer.relay.DestinationRelay`)."""
 
@@ -90,8 +84,6 @@ class RelayHealth(Protocol):
     def consecutive_failures(self) -> int: ...
     @property
     def last_failure(self) -> str | None: ...
-    @property
-    def proof_server(self) -> ProofAnswers: ...
     def signatures_missing(self) -> int: ...
     def committee_problems(self) -> list[str]: ...
     def confirmation_problems(self) -> list[str]: ...
@@ -205,7 +197,10 @@ def ready_problems(view: HealthView) -> list[str]:
     return problems
 
 
-def make_app(view: HealthView) -> web.Application:
+def make_app(view: HealthView, *, exchange: bool = True) -> web.Application:
+    """`/metrics`, `/healthz`, `/readyz`, `/v1/status`, and the committee's exchange unless
+    `exchange` is False (it has a listener of its own)."""
+
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(body=view.metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -221,19 +216,24 @@ def make_app(view: HealthView) -> web.Application:
     async def status_json(_request: web.Request) -> web.Response:
         return web.json_response(status(view))
 
-    async def account_proofs(request: web.Request) -> web.Response:
-        account = request.match_info["account"]
-        answers = []
-        for relay in view.relays:
-            try:
-                answer = await relay.proof_server.proofs(account)
-            except ValueError:
-                return web.json_response({"error": f"not an address: {account!r}"}, status=400)
-            answers.append({"destination": relay.config.chain, **answer})
-        if len(answers) == 1:
-            return web.json_response(answers[0])
-        return web.json_response({"destinations": answers})
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/v1/status", status_json)
+    if exchange:
+        _add_exchange(app, view)
+    return app
 
+
+def make_exchange_app(view: HealthView) -> web.Application:
+    """The committee's exchange alone (`[committee] listen`)."""
+    app = web.Application()
+    _add_exchange(app, view)
+    return app
+
+
+def _add_exchange(app: web.Application, view: HealthView) -> None:
     async def attestations(request: web.Request) -> web.Response:
         chain, epoch = request.match_info["chain_id"], request.match_info["epoch"]
         if not (chain.isascii() and chain.isdigit() and epoch.isascii() and epoch.isdigit()):
@@ -243,11 +243,4 @@ def make_app(view: HealthView) -> web.Application:
             return web.json_response({"error": f"no destination with chain id {int(chain)}"}, status=404)
         return web.json_response({"attestations": exchange.served(int(chain), int(epoch))})
 
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/v1/status", status_json)
-    app.router.add_get("/v1/proofs/{account}", account_proofs)
     app.router.add_get("/v1/attestations/{chain_id}/{epoch}", attestations)
-    return app

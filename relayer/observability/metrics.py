@@ -242,6 +242,13 @@ class Metrics:
             ["kind", "reason"],
             registry=r,
         )
+        self.keeper_requests = Counter(
+            "relayer_keeper_requests_total",
+            "Keeper API requests (/v1/proofs), by outcome: served, bad_request, rate_limited, "
+            "busy (too many waiting), unavailable (the destination could not be asked).",
+            ["outcome"],
+            registry=r,
+        )
 
     def on_rpc(self, chain: str) -> RpcHook:
         """A callback for `chains.rpc.RpcClient(on_request=...)` counting into these metrics."""

@@ -1,2 +1,2 @@
-"""Settlement: what the destination needs, gas-sized batches, finality, and the pull path for
-keepers."""
+"""Settlement: what the destination needs, gas-sized batches, finality (the pull path for
+keepers is `relayer.pullpath`)."""

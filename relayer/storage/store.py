@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from relayer.errors import StoreError
-from relayer.storage import txstore
+from relayer.storage import claimindex, txstore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pair_state (
@@ -246,6 +246,10 @@ class Store:
             self._migrate_conflicts()
             self._db.executescript(SCHEMA)
             self._db.executescript(txstore.SCHEMA)
+            indexed = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'claim_index'").fetchone()
+            self._db.executescript(claimindex.SCHEMA)
+            if indexed is None:  # a store made before the pull path's index: index what it holds
+                claimindex.backfill(self._db)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self.path = path
@@ -276,6 +280,19 @@ class Store:
     def transactions(self, *, chain_id: int, sender: str) -> txstore.TxStore:
         """The transaction manager's tables for one (chain id, checksum sender), on this connection."""
         return txstore.TxStore(self._db, chain_id=chain_id, sender=sender)
+
+    def claim_index(self) -> claimindex.ClaimIndex:
+        """The pull path's reads (relayer.storage.claimindex), on this connection."""
+        return claimindex.ClaimIndex(self._db)
+
+    def put_claim_trees(self, epoch: int, root: bytes, trees: Iterable[claimindex.ClaimTreeRow]) -> None:
+        """Keep the claims trees of an epoch stored without them (the pull path builds them)."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                claimindex.put_trees(self._db, epoch, "0x" + root.hex(), trees)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
 
     def _write(self, sql: str, params: tuple[object, ...] | list[tuple[object, ...]], many: bool = False) -> None:
         try:
@@ -384,10 +401,12 @@ class Store:
         content: dict[str, Any],
         pair_heights: dict[str, int],
         claims: Iterable[tuple[int, int, str, int]] = (),
+        claim_trees: Iterable[claimindex.ClaimTreeRow] = (),
     ) -> None:
         """Write-ahead, in one transaction: the epoch (`signed`) with its content and its claims
         (block, index, account, value: the index-th claim of the content's block-th snapshot,
-        written as they are iterated, see `epoch_claims`), and the pairs advanced past the
+        written as they are iterated, see `epoch_claims`), the pull path's index of them and
+        the blocks' `claim_trees` (relayer.storage.claimindex), and the pairs advanced past the
         heights it covers. A `failed` epoch of the same number (it never reached the
         destination: the number comes from the destination's latest epoch) is replaced with its
         claims, and its counted attempts start again. Raises StoreError (e.g. the number is
@@ -397,6 +416,7 @@ class Store:
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
+                claimindex.drop_failed_epoch(self._db, epoch)
                 self._db.execute(
                     "DELETE FROM epoch_claims WHERE epoch = ? AND root IN "
                     "(SELECT root FROM epochs WHERE epoch = ? AND status = 'failed')",
@@ -414,6 +434,8 @@ class Store:
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     ((epoch, hex_root, block, index, account, str(value)) for block, index, account, value in claims),
                 )
+                claimindex.index_epoch(self._db, epoch, hex_root, content)
+                claimindex.put_trees(self._db, epoch, hex_root, claim_trees)
                 self._advance(pair_heights)
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc

@@ -32,6 +32,8 @@ class DaemonRuns:
         self.source_rpc: str = info["chains"]["source"]["rpc"]
         self.dest_rpc: str = info["chains"]["destination"]["rpc"]
         self.metrics: str = info["metrics"]
+        self.keeper: str = info["keeper"]
+        """Base URL of the keeper API (`[keeper] listen`)."""
         self.src = Web3(Web3.HTTPProvider(self.source_rpc))
         self.dst = Web3(Web3.HTTPProvider(self.dest_rpc))
         self.vault = contract(self.src, "CollateralVault", info["contracts"]["vault"])

@@ -32,11 +32,10 @@ THRESHOLD = 10**15  # the default min_change_wei
 class Net(DaemonRuns):
     def __init__(self, net: devnet.Devnet) -> None:
         super().__init__(net)
-        self.base = str(self.metrics).removesuffix("/metrics")
         self.sender = devnet.member_keys(0)[1].address
 
     def proofs(self, account: str) -> dict[str, Any]:
-        with urllib.request.urlopen(f"{self.base}/v1/proofs/{account}", timeout=5) as response:
+        with urllib.request.urlopen(f"{self.keeper}/v1/proofs/{account}", timeout=5) as response:
             answer: dict[str, Any] = json.loads(response.read())
         return answer
 

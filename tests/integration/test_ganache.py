@@ -118,6 +118,8 @@ def test_one_relay_round_from_a_ganache_source(ganache: GanacheNode, tmp_path: P
         config = tmp_path / "relayer.toml"
         config.write_text(f"""[metrics]
 listen = "127.0.0.1:0"
+[keeper]
+listen = "127.0.0.1:0"
 [attester]
 key_file = "keys/attester.key"
 [chains.ganache]
