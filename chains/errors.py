@@ -263,7 +263,8 @@ class MalformedJson(ChainError):
     """JSON from outside refused by ``chains.jsonparse.parse_json`` before anything used it.
 
     `what` names the input ("WebSocket message", "file"); `problem` is "too_large" (more bytes
-    than `limit`), "too_deep" (nested deeper than `limit` levels) or "not_json" (not strict
+    than `limit`), "too_wide" (more values or containers than `limit` for its size), "too_deep"
+    (nested deeper than `limit` levels) or "not_json" (not strict
     RFC 8259 JSON; `limit` None); `detail` says which and where, without the input's name.
     """
 

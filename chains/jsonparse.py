@@ -3,15 +3,24 @@ requests, proof and witness files, keystores.
 
     document = parse_json(body, max_bytes=MAX_RESPONSE_BYTES, what="peer answer")
 
-Three checks, in this order, each raising ``MalformedJson`` (chains.errors) with a message that
+Four checks, in this order, each raising ``MalformedJson`` (chains.errors) with a message that
 names the limit:
 
 1. size: more than ``max_bytes`` bytes of UTF-8 is refused before any parsing (each call site
    passes the bound its input can need: a WebSocket head is a few kB, an ``eth_getProof`` batch
    many MB);
-2. syntax: orjson, strict RFC 8259 (NaN, Infinity, invalid UTF-8, trailing data refused). Its
+2. width, before any parsing too: what the parse would build is bounded by the bytes, not only
+   their count. ``[{},{},...]`` makes a 64-byte dict of every 3 bytes (32 MB of it took 940 MB),
+   ``[0,0,...]`` a list slot of every 2. Counted with ``bytes.count`` (C speed), the values
+   (commas plus containers, an upper bound of the values and keys the parse makes, up to one per
+   container) may be at most one per ``VALUE_BYTES`` bytes, and the containers (``[`` and
+   ``{``) one per ``CONTAINER_BYTES``, beyond a floor that any small document passes. Real
+   inputs are far sparser (every header, proof, witness and trie vector under tests/vectors has
+   at least 23 bytes per value and 34 per container; eth_getProof answers over 170 and 3,000).
+   Brackets inside strings count too: that only makes the bound stricter;
+3. syntax: orjson, strict RFC 8259 (NaN, Infinity, invalid UTF-8, trailing data refused). Its
    parser is not recursive in Python and stops at 1024 levels by itself;
-3. depth: at most ``max_depth`` nested arrays/objects, checked by an explicit-stack walk (no
+4. depth: at most ``max_depth`` nested arrays/objects, checked by an explicit-stack walk (no
    recursion, so the interpreter's recursion limit plays no part).
 
 Why not the standard ``json.loads``: its C scanner recurses once per nesting level, guarded only
@@ -35,6 +44,14 @@ from chains.errors import MalformedJson
 
 ORJSON_MAX_DEPTH: Final = 1024
 """orjson's own nesting bound: a larger `max_depth` could not be honoured."""
+VALUE_BYTES: Final = 8
+"""At most one value (comma or container) per this many bytes of a document past the floor."""
+CONTAINER_BYTES: Final = 32
+"""At most one container (array or object) per this many bytes of a document past the floor."""
+MIN_VALUES: Final = 65_536
+"""Values any document may have whatever its size (a few MB of Python objects at most)."""
+MIN_CONTAINERS: Final = 16_384
+"""Containers any document may have whatever its size."""
 DEFAULT_MAX_DEPTH: Final = 64
 """Nesting allowed when the call site does not say: the deepest JSON-RPC answer we read (a block
 with transactions and access lists, an eth_getProof batch) is under 8 levels."""
@@ -52,8 +69,8 @@ def parse_json(
     `max_bytes`: the largest accepted size in bytes (a str is measured as UTF-8); `max_depth`:
     the deepest accepted nesting of arrays and objects (see the module docstring); `what`: names
     the input in the error ("WebSocket message", "keystore file").
-    Raises MalformedJson (`problem` "too_large", "too_deep" or "not_json"; `limit` the bound
-    that was exceeded, None for "not_json").
+    Raises MalformedJson (`problem` "too_large", "too_wide", "too_deep" or "not_json"; `limit`
+    the bound that was exceeded, None for "not_json").
     """
     if not 0 <= max_depth <= ORJSON_MAX_DEPTH:
         raise ValueError(f"max_depth must be in [0, {ORJSON_MAX_DEPTH}]")
@@ -62,6 +79,7 @@ def parse_json(
         raise MalformedJson(
             what, "too_large", f"larger than the limit of {max_bytes} bytes ({size} bytes)", limit=max_bytes
         )
+    _check_width(data, size, what)
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -75,6 +93,25 @@ def parse_json(
     if _deeper_than(document, max_depth):
         raise MalformedJson(what, "too_deep", f"nested deeper than the limit of {max_depth} levels", limit=max_depth)
     return document
+
+
+def _check_width(data: bytes | bytearray | memoryview | str, size: int, what: str) -> None:
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
+    containers = raw.count(b"[") + raw.count(b"{")
+    most_containers = max(MIN_CONTAINERS, size // CONTAINER_BYTES)
+    if containers > most_containers:
+        raise MalformedJson(
+            what, "too_wide",
+            f"more arrays and objects ({containers}) than the limit of {most_containers} for {size} bytes",
+            limit=most_containers,
+        )  # fmt: skip
+    values = containers + raw.count(b",")
+    most_values = max(MIN_VALUES, size // VALUE_BYTES)
+    if values > most_values:
+        raise MalformedJson(
+            what, "too_wide", f"more values ({values}) than the limit of {most_values} for {size} bytes",
+            limit=most_values,
+        )  # fmt: skip
 
 
 def _deeper_than(document: Any, max_depth: int) -> bool:

@@ -65,7 +65,10 @@ Outcome = Literal["ok", "error", "timeout", "garbage"]
 BLOCK_TAGS: Final = frozenset({"latest", "safe", "finalized", "earliest", "pending"})
 """Block tags of the execution API (`eth_getBlockByNumber`, `eth_getProof`, ...)."""
 
-DEFAULT_MAX_RESPONSE_BYTES: Final = 256 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
+"""The largest answer read (bytes): an eth_getProof of 1,024 keys (the providers' cap, and ours)
+is about 10 MB, a window of 4,000 logs a few MB. Every byte read is also parsed into Python
+objects (chains.jsonparse bounds how many), so this is a memory bound per answer too."""
 
 _HEX_DIGITS = re.compile(r"0x[0-9a-fA-F]*\Z")
 

@@ -51,12 +51,17 @@ def test_the_deepest_branch_counts_wherever_it_is() -> None:
 
 
 def test_hostile_depths_are_refused_without_recursion() -> None:
-    """400 kB of `[`: beyond orjson's own bound (1024), refused as too deep, not a crash, at any
-    recursion limit (this test runs with whatever limit the test session has)."""
-    for data in (b"[" * 200_000 + b"]" * 200_000, b"[" * 400_000, b'{"a":' * 100_000):
+    """Beyond orjson's own bound (1024 levels), refused as too deep, not a crash, at any
+    recursion limit (this test runs with whatever limit the test session has); 400 kB of `[` is
+    refused before parsing, as too wide."""
+    for data in (b"[" * 5_000 + b"]" * 5_000, b"[" * 10_000, b'{"a":' * 3_000):
         with pytest.raises(MalformedJson) as info:
             parse_json(data, max_bytes=1 << 20)
         assert info.value.problem == "too_deep"
+    for data in (b"[" * 200_000 + b"]" * 200_000, b"[" * 400_000, b'{"a":' * 100_000):
+        with pytest.raises(MalformedJson) as info:
+            parse_json(data, max_bytes=1 << 20)
+        assert info.value.problem == "too_wide"
 
 
 def test_size_limit_in_bytes() -> None:
@@ -132,3 +137,39 @@ def test_recursion_limit_is_sane_after_importing_everything_and_json_loads_canno
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert done.returncode == 0, f"exit {done.returncode}: {done.stderr[-500:]}"
     assert done.stdout.split() == ["1000", "RecursionError"]
+
+
+# --- width: what the parse would build, bounded by the bytes ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("item", "count"),
+    [(b"{}", 600_000), (b"[]", 600_000), (b"0", 2_000_000), (b'""', 1_000_000), (b"[0,0,0,0]", 300_000)],
+)
+def test_a_wide_document_is_refused_before_it_is_built(item: bytes, count: int) -> None:
+    """`[{},{},...]` builds a 64-byte dict of every 3 bytes: refused by counting, not parsing."""
+    data = b"[" + b",".join([item] * count) + b"]"
+    with pytest.raises(MalformedJson, match="than the limit of") as caught:
+        parse_json(data, max_bytes=len(data))
+    assert caught.value.problem == "too_wide"
+
+
+def test_a_small_document_passes_however_dense() -> None:
+    assert len(parse_json(b"[" + b",".join([b"{}"] * 16_000) + b"]", max_bytes=1 << 20)) == 16_000
+    assert len(parse_json(b"[" + b",".join([b"0"] * 65_000) + b"]", max_bytes=1 << 20)) == 65_000
+
+
+def test_long_strings_leave_room_for_values() -> None:
+    """A large answer of long hex strings (as eth_getProof's) is far within the width bound."""
+    node = '"0x' + "ab" * 266 + '"'
+    data = ("[" + ",".join([node] * 40_000) + "]").encode()
+    assert len(parse_json(data, max_bytes=len(data))) == 40_000
+
+
+def test_every_third_party_vector_is_within_the_width_bound(vectors: Path) -> None:
+    """Real headers, proofs, witnesses and trie vectors parse with the default bounds."""
+    files = sorted(vectors.rglob("*.json"))
+    assert len(files) > 50
+    for path in files:
+        data = path.read_bytes()
+        parse_json(data, max_bytes=len(data), what=str(path))

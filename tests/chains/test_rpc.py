@@ -279,14 +279,16 @@ async def test_not_json_is_garbage(scripted: Scripted, body: bytes) -> None:
 async def test_deeply_nested_json_is_garbage_not_a_crash(scripted: Scripted) -> None:
     """A lying endpoint answering `[` x 200,000: with eth-account imported (py_ecc raises the
     recursion limit to 100000) a plain json.loads overflows the C stack and kills the process;
-    the client refuses it as garbage, and the recursion limit is as it was."""
+    the client refuses it as garbage (by its width, before parsing), and the recursion limit is
+    as it was; so is `[` x 2,000 (narrow enough to parse: by its depth)."""
     import eth_account  # noqa: F401  (what raises the recursion limit)
 
     limit = sys.getrecursionlimit()
-    scripted.raw(b"[" * 200_000, content_type="application/json")
-    async with RpcClient(scripted.url) as client:
-        with pytest.raises(RpcGarbageError, match="nested deeper than the limit of 64 levels"):
-            await client.call("eth_blockNumber", [])
+    for body, why in ((b"[" * 200_000, "more arrays and objects"), (b"[" * 2_000, "nested deeper than the limit")):
+        scripted.raw(body, content_type="application/json")
+        async with RpcClient(scripted.url) as client:
+            with pytest.raises(RpcGarbageError, match=why):
+                await client.call("eth_blockNumber", [])
     assert sys.getrecursionlimit() == limit
 
 

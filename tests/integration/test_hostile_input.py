@@ -135,7 +135,8 @@ def test_a_deeply_nested_websocket_message_does_not_kill_the_daemon(
     assert process.poll() is None, f"the daemon exited with {process.returncode} after one WebSocket message"
     failed = runs.events("chain.subscription_failed")[0]
     assert failed["chain"] == "source" and failed["host"] == f"127.0.0.1:{node.port}"
-    assert "WebSocket message: nested deeper than the limit of 8 levels" in failed["error"], failed
+    # refused by its width before any parsing (200,000 arrays in 400 kB; chains/jsonparse.py)
+    assert "WebSocket message: more arrays and objects (200000) than the limit of" in failed["error"], failed
     assert failed["then"].startswith("polling every")
 
     account = runs.accounts[0]
@@ -179,12 +180,17 @@ def test_verify_refuses_a_deeply_nested_file(tmp_path: Path) -> None:
     path.write_text('{"executionWitness": ' + NESTED_400_KB + "}")
     done, _ = run_measured(tmp_path, "verify", str(path), "--root", ZERO)
     assert done.returncode == 2, f"exit {done.returncode}: {done.stderr[-300:]}"
+    assert done.stderr.strip().startswith(f"relayer: refused {path}: more arrays and objects (200001) than the limit")
+    path.write_text('{"executionWitness": ' + "[" * 100 + "]" * 100 + "}")
+    done, _ = run_measured(tmp_path, "verify", str(path), "--root", ZERO)
+    assert done.returncode == 2, f"exit {done.returncode}: {done.stderr[-300:]}"
     assert done.stderr.strip() == f"relayer: refused {path}: nested deeper than the limit of 16 levels"
 
 
 def test_keys_show_refuses_a_deeply_nested_keystore(tmp_path: Path) -> None:
     path = tmp_path / "keystore.json"
     path.write_text(NESTED_400_KB)
+    path.chmod(0o600)  # a key file open to others is refused before it is read
     done, _ = run_measured(tmp_path, "keys", "show", str(path))
     assert done.returncode == 1, f"exit {done.returncode}: {done.stderr[-300:]}"
     assert done.stderr.strip() == f"relayer keys: keystore {path}: larger than the limit of 65536 bytes (400000 bytes)"
@@ -221,7 +227,9 @@ def _witness(stems: int, *, filled: bool = False) -> dict[str, Any]:
 def test_verify_stays_under_256_mb_on_an_oversized_witness(tmp_path: Path) -> None:
     """A filled 200,000-stem witness (81 MB; 432 MB of RSS before) is refused with the bound named; the
     worst-shaped file just under the bound (empty objects: ~47 bytes of Python objects per byte)
-    and a real-shaped 10,000-stem witness are read and answered, all within 256 MB."""
+    and a real-shaped 10,000-stem witness are read and answered, all within 256 MB. The
+    empty objects are refused by their width before parsing; the densest shape the width bound
+    accepts (a number every 8 bytes) is read and answered."""
     big = tmp_path / "witness-200k.json"
     big.write_text(json.dumps(_witness(200_000, filled=True)))
     done, peak = run_measured(tmp_path, "verify", str(big))
@@ -236,6 +244,14 @@ def test_verify_stays_under_256_mb_on_an_oversized_witness(tmp_path: Path) -> No
     assert MAX_DOCUMENT_BYTES - 3 <= worst.stat().st_size <= MAX_DOCUMENT_BYTES
     done, peak = run_measured(tmp_path, "verify", str(worst), "--root", ZERO)
     print(f"verify {worst.stat().st_size} bytes of empty objects: exit {done.returncode}, peak RSS {peak:.0f} MB")
+    assert done.returncode == 2 and "more arrays and objects" in done.stderr, done.stderr[-300:]
+    assert peak < RSS_BOUND_MB
+
+    dense = tmp_path / "dense-numbers.json"
+    count = (MAX_DOCUMENT_BYTES - 64) // 8
+    dense.write_text('{"stateDiff":[' + ",".join(["1234567"] * count) + '],"verkleProof":{}}')
+    done, peak = run_measured(tmp_path, "verify", str(dense), "--root", ZERO)
+    print(f"verify {dense.stat().st_size} bytes of numbers: exit {done.returncode}, peak RSS {peak:.0f} MB")
     assert done.returncode == 1 and done.stdout.startswith("INVALID: malformed execution witness"), done.stdout
     assert peak < RSS_BOUND_MB
 
