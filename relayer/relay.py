@@ -163,6 +163,7 @@ class DestinationRelay:
         self._taken_over: dict[int, bytes] = {}
         self._awaiting_noted: dict[int, int] = {}
         self._short: dict[int, tuple[int, float]] = {}  # epoch -> (signatures missing, since when)
+        self._signed_for: dict[tuple[int, int], bytes] = {}  # (epoch, generation) -> own signature
         self._given_up: dict[int, tuple[float, str]] = {}  # epoch -> (when, why)
         self._aggregates: dict[tuple[int, bytes], EpochAggregate] = {}
         """The aggregate of each open epoch (epoch, root) being processed: rebuilt from the store
@@ -700,6 +701,8 @@ class DestinationRelay:
         """Drop what this process kept about an epoch it is done with."""
         for kept in (self._turn_since, self._taken_over, self._awaiting_noted, self._short):
             kept.pop(epoch, None)
+        for signed in [k for k in self._signed_for if k[0] == epoch]:
+            del self._signed_for[signed]
         for key in [k for k in self._aggregates if k[0] == epoch]:
             del self._aggregates[key]
 
@@ -742,10 +745,17 @@ class DestinationRelay:
         """This member's stored signature of `record` was made for the committee generation of
         its creation; after a committee change (a new signing domain, DESIGN section 3) the
         destination refuses it, so the same content, verified by this member when it was
-        created, is signed again for `generation` (in `by_signer`, not stored)."""
+        created, is signed again for `generation` (in `by_signer`) and published again in place
+        of the old one (`AttestationExchange.republish`), so that the peers collect it too:
+        else an epoch created before a change could never reach the threshold. Checked once per
+        epoch and generation."""
         me = to_checksum_address(self.attester.address)
         stored = by_signer.get(me)
         if stored is None:
+            return
+        key = (record.epoch, generation)
+        if key in self._signed_for:
+            by_signer[me] = self._signed_for[key]
             return
         chain_id, verifier = self.submitter.chain_id, self.submitter.verifier.contract.address
         try:
@@ -757,6 +767,12 @@ class DestinationRelay:
             by_signer[me] = sign_epoch(
                 self.attester, chain_id, verifier, record.epoch, record.root, previous, generation=generation
             )
+            if self.exchange is not None:
+                self.exchange.republish(
+                    Attestation(chain_id, verifier, record.epoch, record.root, previous, me, by_signer[me]), generation
+                )
+            log.info("epoch.signed_again", epoch=record.epoch, root=record.root, generation=generation)
+        self._signed_for[key] = by_signer[me]
 
     def _my_turn(self, epoch: int, root: bytes) -> bool:
         """Whether this member submits (or settles) `epoch` now: the members take turns in the

@@ -103,6 +103,8 @@ member signing many roots adds no more rows than this, and no more than this man
 over other roots claimed by one signer are recovered per collection."""
 SIGNATURE_REFUSED = frozenset({"ECDSAInvalidSignature", "ECDSAInvalidSignatureLength", "ECDSAInvalidSignatureS"})
 """The destination's errors (OpenZeppelin ECDSA) that name a signature it refuses (`drop_refused`)."""
+CHECKED_EPOCHS_KEPT = 64
+"""Epochs behind the one collected for which the generation of the last check is remembered."""
 MAX_FILE_BYTES = 4096
 """A file in the shared directory larger than this (bytes) is refused unread."""
 
@@ -325,6 +327,8 @@ class AttestationExchange:
         self.destination = destination
         self._peer_failing: dict[str, str] = {}
         self._noted: set[tuple[object, ...]] = set()
+        # (chain id, verifier, epoch) -> the committee generation its kept signatures were checked under
+        self._checked_under: dict[tuple[int, str, int], int] = {}
         metrics.attestation_conflicts.labels(destination)  # exported as 0 from the start
         # read from the store at each scrape: `relayer conflicts ack` (another process) clears it
         metrics.attestation_conflicts_unacknowledged.labels(destination).set_function(self._unacknowledged_sample)
@@ -341,6 +345,15 @@ class AttestationExchange:
         self.store.add_attestation(att.record(SELF))
         if self.directory is not None:
             self._write_file(att)
+
+    def republish(self, att: Attestation, generation: int) -> None:
+        """Replace this member's own attestation of `att`'s epoch and root with `att`, signed
+        again under committee generation `generation` after a committee change (the old one
+        recovers to another address in the new signing domain), so that peers collect it.
+        Raises as `publish`."""
+        att.check_signature(generation)
+        self.store.drop_attestations(att.chain_id, att.verifier, att.epoch, [(att.signer, att.root)])
+        self.publish(att, generation)
 
     def _write_file(self, att: Attestation) -> None:
         directory = self.directory
@@ -395,7 +408,7 @@ class AttestationExchange:
         holds; raises StoreError when the store cannot be written."""
         verifier = str(to_checksum_address(verifier))
         members = {str(to_checksum_address(m)) for m in committee.members}
-        kept = self._kept(chain_id, verifier, epoch)
+        kept = await self._checked(self._kept(chain_id, verifier, epoch), chain_id, verifier, epoch, committee)
         evidence = self.store.conflicts(self.destination, epoch=epoch)
         screen = _Screen(
             chain_id, verifier, epoch, root, previous, members, committee.generation,
@@ -443,6 +456,36 @@ class AttestationExchange:
             kept.append(record)
         for record in twins:
             self.store.drop_attestations(record.chain_id, record.verifier, epoch, [(record.signer, record.root)])
+        return kept
+
+    async def _checked(
+        self, kept: list[AttestationRecord], chain_id: int, verifier: str, epoch: int, committee: Committee
+    ) -> list[AttestationRecord]:
+        """`kept` after dropping the peers' signatures that do not recover to their signer under
+        the committee's current generation: each was checked under the generation of its
+        collection, and a committee change (a new EIP-712 domain) voids it. Checked again once
+        per epoch and generation (recovery in a worker thread); the member's new signature is
+        collected like any other once it signs again (`republish`)."""
+        key = (chain_id, verifier, epoch)
+        if self._checked_under.get(key) == committee.generation:
+            return kept
+        peers = [r for r in kept if r.source != SELF]
+        if peers:
+            self.metrics.attestation_recoveries.labels(self.destination).inc(len(peers))
+            recovered = await asyncio.to_thread(
+                _recover_all, [Attestation.from_record(r) for r in peers], committee.generation
+            )
+            void = [r for r, signer in zip(peers, recovered, strict=True) if signer != r.signer]
+            if void:
+                self.store.drop_attestations(chain_id, verifier, epoch, [(r.signer, r.root) for r in void])
+                for r in void:
+                    self._refuse("old_generation", f"store ({r.source})", epoch,
+                                 f"not signed under committee generation {committee.generation}",
+                                 signer=r.signer)  # fmt: skip
+                kept = [r for r in kept if r not in void]
+        for old in [k for k in self._checked_under if k[2] < epoch - CHECKED_EPOCHS_KEPT]:
+            del self._checked_under[old]
+        self._checked_under[key] = committee.generation
         return kept
 
     def _screen(self, screen: _Screen, budget: str, items: list[tuple[str, object]]) -> list[tuple[str, Attestation]]:
@@ -536,9 +579,7 @@ class AttestationExchange:
         collected again (this member's own is kept). Returns how many were dropped; each is
         counted as refused (`refused_on_chain`)."""
         verifier = str(to_checksum_address(verifier))
-        held = [
-            r for r in self.store.attestations(chain_id, verifier, epoch) if r.root == root and r.source != SELF
-        ]
+        held = [r for r in self.store.attestations(chain_id, verifier, epoch) if r.root == root and r.source != SELF]
         named = []
         if error_name == "ECDSAInvalidSignatureS" and error_args:
             s_value = bytes(error_args[0]) if isinstance(error_args[0], bytes | bytearray) else b""

@@ -239,7 +239,9 @@ async def test_collect_from_honest_peers_through_their_api(tmp_path: Path, serve
         assert _sample(mine, "relayer_attestation_fetches_total", host=host.split("//")[1].rstrip("/"),
                        outcome="ok") == 1  # fmt: skip
     assert _sample(mine, "relayer_attestation_conflicts_total") == 0
-    # C left the committee: its signature no longer counts
+    # C left the committee (generation 2, a new signing domain: the members sign again)
+    for exchange, account in ((mine, a), (peer_b, b), (peer_c, c)):
+        exchange.republish(_sign(account, generation=2), 2)
     smaller = await mine.collect(
         chain_id=CHAIN, verifier=VERIFIER, epoch=EPOCH, root=ROOT, previous=PREVIOUS,
         committee=Committee(2, 2, (a.address, b.address)),

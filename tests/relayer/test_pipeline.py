@@ -854,6 +854,40 @@ async def test_a_peer_signature_the_destination_refuses_is_dropped_and_collected
     assert destination.signers[1] == ascending(A, B)
 
 
+async def test_an_epoch_signed_before_a_committee_change_still_lands_with_its_members(
+    tmp_path: Path, source: SourceChain
+) -> None:
+    """A and B (threshold 2) signed epoch 1 under generation 1, and B already collected A's
+    signature; then `setCommittee` (generation 2, the same members) voids every signature made
+    before it. Each member signs the epoch again for generation 2 and publishes it in place of
+    the old one, and drops the peer signatures it had kept: the epoch lands with both
+    generation-2 signatures (it used to wait for ever: each member re-signed for itself only)."""
+    destination = Destination(Committee(1, 2, (B.address, A.address)))  # epoch 1 is A's turn
+    shared = tmp_path / "attestations"
+    shared.mkdir()
+    me = member(tmp_path, source, destination, A, name="a", directory=shared, peers=1)
+    peer = member(tmp_path, source, destination, B, name="b", directory=shared, peers=1)
+    assert await me.relay.round() is True
+    assert await peer.relay.round() is True
+    await peer.relay.resume()  # B collects and keeps A's generation-1 signature; not B's turn
+    assert A.address in {r.signer for r in peer.store.attestations(DEST_ID, VERIFIER, 1)}
+    assert destination.txm.mined == []
+
+    destination.members = Committee(2, 2, (B.address, A.address))
+    for m in (me, peer):
+        await m.relay.refresh_committee(force=True)
+    with capture_logs() as logs:
+        await me.relay.resume()  # A signs again for generation 2; B's signature is of generation 1
+        await peer.relay.resume()  # B signs again, drops A's old one, collects A's new one
+        await me.relay.resume()  # A collects B's new one: submitted
+    assert len(events(logs, "epoch.signed_again")) == 2
+    assert me.status() == ("settled", None)
+    assert destination.records[1].generation == 2 and destination.signers[1] == ascending(A, B)
+    assert peer.sample("relayer_attestations_refused_total", destination="destination", reason="old_generation") == 1
+    await peer.relay.resume()
+    assert peer.status() == ("settled", None) and len(destination.txm.mined) == 1
+
+
 async def test_not_this_members_turn_waits_then_takes_over(
     tmp_path: Path, source: SourceChain, clock: Clock
 ) -> None:
