@@ -91,10 +91,10 @@ that failed, `reason` the error's `reason` ("rpc_transport", "rpc_timeout", "rpc
 Exceptions raised by the hook are logged and swallowed."""
 
 LATENCY_EWMA_ALPHA: Final = 0.3
+"""Weight of the newest sample in the latency EWMA."""
 RESOLVE_TTL_SECONDS: Final = 60.0
 """How long an endpoint's resolved addresses are reused before `call_elsewhere` resolves its
 host again (a DNS name may move)."""
-"""Weight of the newest sample in the latency EWMA."""
 
 _STATUSES_WITH_RETRY_AFTER: Final = frozenset({429, 503})
 

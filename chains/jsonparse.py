@@ -96,8 +96,11 @@ def parse_json(
 
 
 def _check_width(data: bytes | bytearray | memoryview | str, size: int, what: str) -> None:
-    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else bytes(data)
-    containers = raw.count(b"[") + raw.count(b"{")
+    if isinstance(data, str):  # counted in place: brackets and commas are ASCII either way
+        containers, commas = data.count("[") + data.count("{"), data.count(",")
+    else:
+        raw = data if isinstance(data, bytes | bytearray) else bytes(data)
+        containers, commas = raw.count(b"[") + raw.count(b"{"), raw.count(b",")
     most_containers = max(MIN_CONTAINERS, size // CONTAINER_BYTES)
     if containers > most_containers:
         raise MalformedJson(
@@ -105,7 +108,7 @@ def _check_width(data: bytes | bytearray | memoryview | str, size: int, what: st
             f"more arrays and objects ({containers}) than the limit of {most_containers} for {size} bytes",
             limit=most_containers,
         )  # fmt: skip
-    values = containers + raw.count(b",")
+    values = containers + commas
     most_values = max(MIN_VALUES, size // VALUE_BYTES)
     if values > most_values:
         raise MalformedJson(

@@ -772,8 +772,8 @@ class _Screen:
 
 def _recover_all(candidates: list[Attestation], generation: int) -> list[str | AttestationError]:
     """The signer each candidate's signature recovers to (EIP-712, under committee generation
-    `generation`), or why it does not; run in a
-    worker thread (a few ms each). Digests are computed once per (root, previous)."""
+    `generation`), or why it does not; run in a worker thread (a few ms each). Digests are
+    computed once per (root, previous)."""
     digests: dict[tuple[bytes, bytes], bytes] = {}
     out: list[str | AttestationError] = []
     for att in candidates:

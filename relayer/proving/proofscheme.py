@@ -264,9 +264,10 @@ SCHEMES: dict[str, ProofScheme] = {s.name: s for s in (Eip1186Scheme(), VerkleSc
 
 MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024
 """A `relayer verify` file larger than this (bytes) is refused unread, so that verifying any file
-stays within a fixed memory bound: parsed JSON takes up to ~47 times its size (empty objects), so
-2 MiB peaks near 165 MB RSS, under the 256 MB target. Real Verkle witnesses are tens of kB
-(Kaustinen: at most ~27 kB), an EIP-1186 document ~5 kB per proven slot."""
+stays within a fixed memory bound, under the 256 MB target: the width bound of chains.jsonparse
+caps what the parse builds (the densest shape it accepts at 2 MiB peaks near 84 MB RSS). Real
+Verkle witnesses are tens of kB (Kaustinen: at most ~27 kB), an EIP-1186 document ~5 kB per
+proven slot."""
 MAX_DOCUMENT_DEPTH: Final = 16
 """A `relayer verify` file nested deeper than this is refused: the documents above have at most
 7 levels (a payload pair's ``execute.execution_witness.verkleProof.ipaProof.cl``)."""
