@@ -179,8 +179,11 @@ class DestinationConfig:
     most half the destination's block gas limit is used either way), accounts per
     transaction, transactions in flight at once, the receipt timeout (seconds), the
     smallest change worth an epoch or a settlement (`min_change_wei`, below), how
-    long before a position expires (`maxAge`) it is refreshed (seconds), and how many times
-    a failing epoch is retried before it is given up (its accounts are proven again later).
+    long before a position expires (`maxAge`) it is refreshed (seconds), how many times
+    a failing epoch is retried before it is given up (its accounts are proven again later),
+    and the fee budget of one epoch (`fee_budget_multiple`: fee bumps may raise the most its
+    transactions can cost, gas limit x maxFeePerGas summed, to this multiple of what they were
+    first signed with; relayer/submission/txmanager.py).
 
     `min_change_wei` (wei, default 10^15 = 0.001 ETH): a deposit or withdrawal request
     smaller than this starts no epoch, and a position that moved by less is not settled until
@@ -211,6 +214,7 @@ class DestinationConfig:
     min_change_wei: int = 10**15
     refresh_before_expiry_seconds: int = 600
     max_epoch_attempts: int = 5
+    fee_budget_multiple: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -542,6 +546,16 @@ class _Reader:
             return None
         return float(value)
 
+    def multiple(self, value: Any, path: str) -> float | None:
+        """A finite factor >= 1."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.problem(path, f"expected a number, got {_kind(value)}")
+            return None
+        if not math.isfinite(value) or value < 1:
+            self.problem(path, "must be a finite number >= 1")
+            return None
+        return float(value)
+
     def string(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
             self.problem(path, f"expected a string, got {_kind(value)}")
@@ -821,6 +835,7 @@ class _Reader:
         min_change = t.get("min_change_wei", self.integer(0, 2**256 - 1), 10**15)
         refresh = t.get("refresh_before_expiry_seconds", self.integer(0, 30 * 86_400), 600)
         attempts = t.get("max_epoch_attempts", self.integer(1, 1_000), 5)
+        budget = t.get("fee_budget_multiple", self.multiple, 4.0)
         t.finish()
         ok = True
         if name not in chain_names:
@@ -847,11 +862,12 @@ class _Reader:
             or min_change is None
             or refresh is None
             or attempts is None
+            or budget is None
         ):
             return None
         return DestinationConfig(
             name, verifier, settlement, sender, max_gas, max_accounts, receipt_timeout, min_balance, max_fee,
-            in_flight, min_change, refresh, attempts,
+            in_flight, min_change, refresh, attempts, budget,
         )  # fmt: skip
 
     def pair(self, value: Any, path: str, chain_names: set[str], destination_names: set[str]) -> PairConfig | None:

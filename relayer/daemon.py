@@ -115,6 +115,7 @@ class Daemon:
                 metrics=self.metrics,
                 receipt_timeout_seconds=dest.receipt_timeout_seconds,
                 max_fee_cap_wei=dest.max_fee_per_gas_wei,
+                fee_budget_multiple=dest.fee_budget_multiple,
             )
             self.tx_managers.append(txm)
             submitter = Submitter(

@@ -197,6 +197,7 @@ class DestinationRelay:
         if self.balance is None:
             await self.refresh_balance()
         await self.refresh_committee()
+        await self.submitter.txm.reconcile()  # a destination reorg below settled epochs: resent at once
         if await self.resume():
             await self.refresh_balance()
         return self._created.is_set()  # an epoch was created meanwhile: drive it at once
@@ -274,6 +275,12 @@ class DestinationRelay:
         held = self.store.epoch(epoch)
         if held is not None and held.status in OPEN_EPOCH_STATES:
             return False  # being processed (`resume`): nothing new is signed meanwhile
+        if held is not None and held.status != "failed":
+            # the destination does not hold an epoch this member settled: a reorg there. Its
+            # own transactions that the reorg dropped are sent again first (they may restore it)
+            await self.submitter.txm.reconcile(force=True)
+            if self.submitter.txm.in_flight():
+                return False
         if epoch in self._given_up and time.monotonic() - self._given_up[epoch][0] < GIVEN_UP_PAUSE_SECONDS:
             return False  # the same plan would fail the same way now
         plan = await self.schedule.plan(epoch)
@@ -637,6 +644,7 @@ class DestinationRelay:
         epoch = record.epoch
         if not await self._canonical(epoch, [b.snapshot for b in aggregate.blocks]):
             return
+        await self.submitter.txm.reconcile()  # what a destination reorg dropped is sent again first
         previous = bytes.fromhex(str(record.content["previous"])[2:])
         recorded = await self.submitter.recorded_root(epoch)
         signature: EpochSignature | None = None
@@ -659,6 +667,8 @@ class DestinationRelay:
             return
         else:
             latest = await self.submitter.latest_epoch()
+            if latest < epoch - 1 and self.submitter.txm.in_flight():
+                return  # a destination reorg dropped an earlier epoch too: its resent submission comes first
             if latest != epoch - 1 or await self.submitter.recorded_root(epoch - 1) != previous:
                 self._fail(epoch, "superseded", latest=latest)
                 return

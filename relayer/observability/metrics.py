@@ -235,6 +235,20 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.tx_reorged = Counter(
+            "relayer_tx_reorged_total",
+            "Mined destination transactions a destination reorg dropped, sent again unchanged "
+            "(same nonce and fees), by kind.",
+            ["kind"],
+            registry=r,
+        )
+        self.tx_fee_budget_exhausted = Counter(
+            "relayer_tx_fee_budget_exhausted_total",
+            "Fee bumps refused because they would raise what an epoch's transactions can cost above "
+            "fee_budget_multiple x what they were first signed with, by kind.",
+            ["kind"],
+            registry=r,
+        )
         self.tx_failed = Counter(
             "relayer_tx_failed_total",
             "Destination transactions that failed, by kind and reason "

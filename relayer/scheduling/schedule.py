@@ -138,7 +138,7 @@ class EpochSchedule:
         self._accepted_topic = _accepted_topic()
         self._timestamps: dict[tuple[int, int], int] = {}
         self._heights: dict[int, dict[int, int]] = {}  # accepted epoch -> its heights
-        self._accepted: dict[int, int] = {}  # epoch -> destination block that accepted it
+        self._accepted: dict[int, tuple[int, str]] = {}  # epoch -> (number, hash) of the block accepting it
         self._scanned: tuple[int, int] | None = None  # destination blocks scanned for acceptances
         self._first_logs: dict[tuple[int, int], int] = {}  # (chain, after) -> first change's block
         self._no_log_until: dict[tuple[int, int], int] = {}  # (chain, after) -> scanned, no change
@@ -297,15 +297,28 @@ class EpochSchedule:
 
     async def accepted_time(self, epoch: int) -> int | None:
         """Timestamp of the destination block whose `EpochAccepted` event accepted `epoch`, once
-        that block is final at the destination; None before."""
-        block = await self._accepted_block(epoch)
-        if block is None:
-            return None
-        if self.finalized_destination is not None and self.finalized_destination() < block:
-            return None
-        return await block_timestamp(self.submitter.client, block)
+        that block is final at the destination; None before. An acceptance learned from a block
+        that is no longer canonical (a destination reorg: its hash changed) is forgotten with all
+        the others and looked up again, so no member times an epoch from an acceptance the chain
+        dropped."""
+        for _ in range(2):
+            found = await self._accepted_block(epoch)
+            if found is None:
+                return None
+            number, block_hash = found
+            if self.finalized_destination is not None and self.finalized_destination() < number:
+                return None
+            block = await self.submitter.client.get_block(number)
+            if block is None:
+                raise BlockNotFound(number, host=self.submitter.client.host)
+            if str(block.get("hash", "")).lower() == block_hash:
+                return hex_to_int(block.get("timestamp"), max_bits=64)
+            log.warning("epoch.acceptance_reorged", epoch=epoch, block=number, logged_hash=block_hash,
+                        canonical_hash=block.get("hash"))  # fmt: skip
+            self.forget_acceptances()
+        return None
 
-    async def _accepted_block(self, epoch: int) -> int | None:
+    async def _accepted_block(self, epoch: int) -> tuple[int, str] | None:
         if epoch in self._accepted:
             return self._accepted[epoch]
         client = self.submitter.client
@@ -335,11 +348,18 @@ class EpochSchedule:
                 )
             epoch = hex_to_int(topics[1])
             block = hex_to_int(entry.get("blockNumber"), max_bits=64)
-            self._accepted[epoch] = max(block, self._accepted.get(epoch, 0))  # the latest acceptance
+            block_hash = entry.get("blockHash")
+            if not isinstance(block_hash, str) or len(block_hash) != 66:
+                raise RpcGarbageError("EpochAccepted log without its block hash", method="eth_getLogs",
+                                      host=client.host)  # fmt: skip
+            if block >= self._accepted.get(epoch, (-1, ""))[0]:  # the latest acceptance
+                self._accepted[epoch] = (block, block_hash.lower())
 
     def forget_acceptances(self) -> None:
-        """Drop what was learned about acceptances (after a destination reorg)."""
+        """Drop what was learned about acceptances, and the heights derived with them (after a
+        destination reorg): they are read from the chain again."""
         self._accepted.clear()
+        self._heights.clear()
         self._scanned = None
 
 

@@ -50,6 +50,11 @@ two or more fit in one block."""
 SIZING_PROBES = 5
 """At most this many gas estimates to size the batches of one block."""
 
+STATE_MOVED = frozenset({"EpochNotAccepted"})
+"""Reverts of a settlement or of its estimate that mean the destination's state moved under the
+plan (a reorg dropped the epoch's acceptance after it was read): the epoch is planned again at
+once, from what the destination holds then, not failed."""
+
 
 @dataclass(frozen=True, slots=True)
 class Settlement:
@@ -333,9 +338,12 @@ class Settler:
         data = self.submitter.settle_data([item], submission)
         checkpoint("batch.before_send")
         try:
-            receipt = await self.submitter.settle(key, data, kind="epoch" if submission else "settle")
+            receipt = await self.submitter.settle(key, data, kind="epoch" if submission else "settle", epoch=epoch)
         except ContractReverted as exc:
             self.store.set_settle_batch(batch, "failed")
+            if exc.error_name in STATE_MOVED and submission is None:
+                log.warning("batch.state_moved", epoch=epoch, batch=batch.index, error=str(exc))
+                return None  # its accounts are still pending: planned again with the epoch's submission
             log.error("batch.reverted", epoch=epoch, batch=batch.index, error=str(exc))
             raise
         checkpoint("batch.mined")
@@ -407,34 +415,94 @@ class Settler:
         # blocks of batches mined before a restart still have to become final
         last_block = self.store.last_mined_block(epoch, aggregate.root)
         for _ in range(MAX_SETTLE_ROUNDS):
-            batches = self.store.settle_batches(epoch, aggregate.root, "planned")
-            if not batches:
-                submission = None
-                if await self.submitter.root_of(epoch) != aggregate.root:
-                    recorded = await self.submitter.recorded_root(epoch)
-                    if any(recorded) and recorded != aggregate.root:
-                        raise SubmissionError(f"epoch:{epoch}", f"another root is recorded: 0x{recorded.hex()}")
-                    if recorded == aggregate.root:
-                        raise SubmissionError(f"epoch:{epoch}", "root revoked or of an older committee generation")
-                    if full is None:
-                        raise SubmissionError(f"epoch:{epoch}", "not accepted and no signatures to submit it with")
-                    submission = full
-                pending = known if known is not None else await self.pending(aggregate)
+            await self.submitter.txm.reconcile()  # a destination reorg: what it dropped is sent again
+            last_block = max(last_block, await self._await_revived(epoch, aggregate))
+            accepted = await self.submitter.root_of(epoch) == aggregate.root
+            planned = self.store.settle_batches(epoch, aggregate.root, "planned")
+            batches = self._replan_without_acceptance(epoch, aggregate, planned, accepted=accepted)
+            try:
+                if not batches:
+                    submission = None
+                    if not accepted:
+                        recorded = await self.submitter.recorded_root(epoch)
+                        if any(recorded) and recorded != aggregate.root:
+                            raise SubmissionError(f"epoch:{epoch}", f"another root is recorded: 0x{recorded.hex()}")
+                        if recorded == aggregate.root:
+                            raise SubmissionError(f"epoch:{epoch}", "root revoked or of an older committee generation")
+                        if full is None:
+                            raise SubmissionError(f"epoch:{epoch}", "not accepted and no signatures to submit it with")
+                        submission = full
+                    pending = known if known is not None else await self.pending(aggregate)
+                    known = None
+                    if not pending and submission is None:
+                        if last_block:
+                            if self.finalized is not None and self.finalized() < last_block:
+                                return None
+                            last_block = 0
+                            if await self.submitter.root_of(epoch) != aggregate.root or await self.pending(aggregate):
+                                log.warning("settlement.reorged", epoch=epoch, root=aggregate.root)
+                                continue
+                        self._confirm(epoch)
+                        return True
+                    if not pending:  # nothing to settle, but the epoch must still be accepted
+                        pending = {0: [0]}
+                    batches = await self.plan(epoch, aggregate, pending, submission=submission)
+                receipts = await self.send(aggregate, batches, submission=full)
+            except ContractReverted as exc:
+                if exc.error_name not in STATE_MOVED:
+                    raise
+                # planned against a state a destination reorg has just changed: plan again now
+                log.warning("settlement.state_moved", epoch=epoch, root=aggregate.root, error=str(exc))
                 known = None
-                if not pending and submission is None:
-                    if last_block:
-                        if self.finalized is not None and self.finalized() < last_block:
-                            return None
-                        last_block = 0
-                        if await self.submitter.root_of(epoch) != aggregate.root or await self.pending(aggregate):
-                            log.warning("settlement.reorged", epoch=epoch)
-                            continue
-                    self._confirm(epoch)
-                    return True
-                if not pending:  # nothing to settle, but the epoch must still be accepted
-                    pending = {0: [0]}
-                batches = await self.plan(epoch, aggregate, pending, submission=submission)
-            receipts = await self.send(aggregate, batches, submission=full)
+                continue
             if receipts:
                 last_block = max(last_block, max(r.block_number for r in receipts))
         return False
+
+    async def _await_revived(self, epoch: int, aggregate: EpochAggregate) -> int:
+        """Wait for the epoch's mined batches whose transactions a destination reorg dropped and
+        the transaction manager sent again (`TxManager.reconcile`), so that nothing is planned
+        twice; their rows and receipts are updated. Returns the highest block they are in now
+        (0: none were dropped). A dropped batch that reverts now is marked failed: what it
+        carried is pending again and planned anew."""
+        highest = 0
+        for batch in self.store.settle_batches(epoch, aggregate.root, "mined"):
+            key = self.key(batch)
+            intent = self.submitter.txm.intent(key)
+            if intent is None or intent.final:
+                continue
+            log.warning("settlement.reorged", epoch=epoch, root=aggregate.root, batch=batch.index, tx=batch.tx_hash)
+            try:
+                receipt = await self.submitter.settle(key, intent.data, kind=intent.kind, epoch=epoch)
+            except ContractReverted as exc:
+                self.store.set_settle_batch(batch, "failed")
+                log.error("batch.reverted", epoch=epoch, batch=batch.index, error=str(exc), after="reorg")
+                continue
+            self.store.set_settle_batch(batch, "mined", receipt.tx_hash, receipt.block_number)
+            sent = self._sent.get(epoch, {})
+            if batch.tx_hash in sent:  # (its settlement rows name the hash it was first mined with)
+                _old, block_time, size = sent[batch.tx_hash]
+                sent[batch.tx_hash] = (receipt, block_time, size)
+            highest = max(highest, receipt.block_number)
+        return highest
+
+    def _replan_without_acceptance(
+        self, epoch: int, aggregate: EpochAggregate, batches: list[SettleBatch], *, accepted: bool
+    ) -> list[SettleBatch]:
+        """The planned batches to send now. While the destination does not hold the epoch (a
+        reorg dropped its submission) `settleMany` can only revert: unless one of them submits
+        the epoch, those not built yet are dropped from the plan (skipped), and the round plans
+        the submission first, with what is still pending. Built ones are driven as they are (a
+        transaction is never abandoned: its nonce would be left open)."""
+        if accepted or not batches or any(b.with_epoch for b in batches):
+            return batches
+        kept = []
+        for batch in batches:
+            if self.submitter.txm.intent(self.key(batch)) is None:
+                self.store.set_settle_batch(batch, "skipped")
+            else:
+                kept.append(batch)
+        if len(kept) < len(batches):
+            log.warning("batches.replanned", epoch=epoch, root=aggregate.root, dropped=len(batches) - len(kept),
+                        why="the epoch is not accepted on the destination any more")  # fmt: skip
+        return kept

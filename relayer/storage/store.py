@@ -246,6 +246,7 @@ class Store:
             self._migrate_conflicts()
             self._db.executescript(SCHEMA)
             self._db.executescript(txstore.SCHEMA)
+            txstore.migrate(self._db)
             indexed = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'claim_index'").fetchone()
             self._db.executescript(claimindex.SCHEMA)
             if indexed is None:  # a store made before the pull path's index: index what it holds
@@ -409,7 +410,8 @@ class Store:
         the blocks' `claim_trees` (relayer.storage.claimindex), and the pairs advanced past the
         heights it covers. A `failed` epoch of the same number (it never reached the
         destination: the number comes from the destination's latest epoch) is replaced with its
-        claims, and its counted attempts start again. Raises StoreError (e.g. the number is
+        claims, its counted attempts start again and its batches still planned are dropped
+        (`skipped`; the new try plans from the destination's positions). Raises StoreError (e.g. the number is
         held by an epoch that did not fail)."""
         now = time.time()
         hex_root = "0x" + root.hex()
@@ -424,6 +426,10 @@ class Store:
                 )
                 self._db.execute("DELETE FROM epochs WHERE epoch = ? AND status = 'failed'", (epoch,))
                 self._db.execute("DELETE FROM epoch_attempts WHERE epoch = ?", (epoch,))  # a new try
+                # batches the failed try planned but never sent are not this try's plan: it plans
+                # from the destination's positions (rows are kept: their numbers name sent keys)
+                self._db.execute("UPDATE settle_batches SET status = 'skipped' WHERE epoch = ? AND status = 'planned'",
+                                 (epoch,))  # fmt: skip
                 self._db.execute(
                     "INSERT INTO epochs (epoch, root, status, tx_hash, content, reason, created_at, updated_at) "
                     "VALUES (?, ?, 'signed', NULL, ?, NULL, ?, ?)",

@@ -10,9 +10,14 @@ hands out a `TxStore` per (chain id, sender) with `Store.transactions`.
     tx_attempts (chain_id, sender, key, attempt) -> signed   every signed transaction of a key
                 raw transaction, hash, fees, state           (all share the key's nonce)
 
+An intent's `fee_group` (e.g. "epoch:5") names the fee budget it shares with other intents
+(`TxStore.fee_exposure`).
+
 Intent states: `built` (persisted, nothing accepted by a node yet) -> `sent` (a node accepted
 it) -> `replaced` (a fee-bumped replacement was accepted) -> `mined` | `failed` (reverted; the
 key is final). Attempt states: `built` -> `sent` | `rejected`; `sent` -> `replaced` | `mined`.
+A destination reorg that drops a mined transaction takes its key back from `mined` or `failed`
+to `sent` (`revive`: its mined attempt `sent` again), so that it is sent and watched again.
 Everything is written before the action it describes (write-ahead): an attempt is stored with
 its signed raw transaction before `eth_sendRawTransaction`.
 """
@@ -53,6 +58,7 @@ CREATE TABLE IF NOT EXISTS tx_intents (
     revert_data TEXT,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
+    fee_group TEXT,
     PRIMARY KEY (chain_id, sender, key)
 );
 CREATE TABLE IF NOT EXISTS tx_attempts (
@@ -70,7 +76,17 @@ CREATE TABLE IF NOT EXISTS tx_attempts (
     PRIMARY KEY (chain_id, sender, key, attempt)
 );
 CREATE INDEX IF NOT EXISTS tx_attempts_hash ON tx_attempts (tx_hash);
+CREATE INDEX IF NOT EXISTS tx_intents_by_nonce ON tx_intents (chain_id, sender, nonce);
 """
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring a store made before fee groups up to `SCHEMA` (call after it): adds the
+    `fee_group` column of `tx_intents` (NULL for existing intents: each its own group)."""
+    columns = {str(r[1]) for r in db.execute("PRAGMA table_info(tx_intents)")}
+    if "fee_group" not in columns:
+        db.execute("ALTER TABLE tx_intents ADD COLUMN fee_group TEXT")
+    db.execute("CREATE INDEX IF NOT EXISTS tx_intents_by_group ON tx_intents (chain_id, sender, fee_group)")
 
 INTENT_STATES = ("built", "sent", "replaced", "mined", "failed")
 LIVE_STATES = ("built", "sent", "replaced")
@@ -165,16 +181,20 @@ class TxStore:
 
     # --- intents --------------------------------------------------------------------------
 
-    def create(self, key: str, *, kind: str, to: str, data: str, gas: int, first: Attempt) -> None:
+    def create(
+        self, key: str, *, kind: str, to: str, data: str, gas: int, first: Attempt, fee_group: str | None = None
+    ) -> None:
         """Write-ahead: the intent (state `built`), its first attempt, and next_nonce > its nonce,
-        atomically. Raises StoreError if `key` exists."""
+        atomically; `fee_group`: the fee budget it counts against (None: its own key). Raises
+        StoreError if `key` exists."""
         now = time.time()
+        row = (self.chain_id, self.sender, key, kind, to, data, gas, first.nonce, first.tx_hash, now, now)
         self._run(
             [
                 (
                     "INSERT INTO tx_intents (chain_id, sender, key, kind, to_address, data, gas, nonce, state, "
-                    "tx_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'built', ?, ?, ?)",
-                    (self.chain_id, self.sender, key, kind, to, data, gas, first.nonce, first.tx_hash, now, now),
+                    "tx_hash, created_at, updated_at, fee_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'built', ?, ?, ?, ?)",
+                    (*row, fee_group or key),
                 ),
                 self._insert_attempt_sql(key, first, now),
                 self._bump_nonce_sql(first.nonce),
@@ -302,6 +322,66 @@ class TxStore:
                 ),
             ]
         )
+
+    def revive(self, key: str, tx_hash: str) -> None:
+        """A destination reorg dropped the key's mined (or reverted) transaction `tx_hash`: the
+        key is live again (`sent`, its outcome cleared) with that attempt `sent`, to be
+        broadcast again unchanged and watched."""
+        now = time.time()
+        where = (self.chain_id, self.sender, key)
+        self._run(
+            [
+                (
+                    "UPDATE tx_attempts SET state = 'sent' WHERE chain_id = ? AND sender = ? AND key = ? "
+                    "AND tx_hash = ?",
+                    (*where, tx_hash),
+                ),
+                (
+                    "UPDATE tx_intents SET state = 'sent', tx_hash = ?, block_number = NULL, gas_used = NULL, "
+                    "block_timestamp = NULL, effective_gas_price = NULL, error = NULL, error_name = NULL, "
+                    "revert_data = NULL, updated_at = ? WHERE chain_id = ? AND sender = ? AND key = ? "
+                    "AND state IN ('mined', 'failed')",
+                    (tx_hash, now, *where),
+                ),
+            ]
+        )
+
+    def final_from(self, nonce: int) -> list[str]:
+        """Keys of final (`mined` or `failed`) intents at `nonce` or above, in nonce order: after a
+        destination reorg, those whose transactions the chain no longer holds."""
+        rows = self._db.execute(
+            "SELECT key FROM tx_intents WHERE chain_id = ? AND sender = ? AND nonce >= ? "
+            "AND state IN ('mined', 'failed') ORDER BY nonce, key",
+            (self.chain_id, self.sender, nonce),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def fee_group(self, key: str) -> str:
+        """The fee budget `key` counts against (its own key for an intent of before fee groups)."""
+        row = self._db.execute(
+            "SELECT COALESCE(fee_group, key) FROM tx_intents WHERE chain_id = ? AND sender = ? AND key = ?",
+            (self.chain_id, self.sender, key),
+        ).fetchone()
+        return str(row[0]) if row else key
+
+    def fee_exposure(self, group: str) -> dict[str, tuple[int, int, int]]:
+        """Per key of fee group `group`: (gas limit, maxFeePerGas of its first attempt, highest
+        maxFeePerGas of any of its attempts not rejected), fees in wei. gas x maxFee is the most
+        a transaction can cost."""
+        rows = self._db.execute(
+            "SELECT i.key, i.gas, a.attempt, a.max_fee_per_gas, a.state FROM tx_intents i JOIN tx_attempts a "
+            "ON a.chain_id = i.chain_id AND a.sender = i.sender AND a.key = i.key "
+            "WHERE i.chain_id = ? AND i.sender = ? AND COALESCE(i.fee_group, i.key) = ? ORDER BY i.key, a.attempt",
+            (self.chain_id, self.sender, group),
+        ).fetchall()
+        out: dict[str, tuple[int, int, int]] = {}
+        for key, gas, _attempt, max_fee, state in rows:
+            fee = int(max_fee)
+            if key not in out:
+                out[key] = (int(gas), fee, fee)
+            elif state != "rejected":
+                out[key] = (out[key][0], out[key][1], max(out[key][2], fee))
+        return out
 
     def delete(self, key: str) -> None:
         """Forget a key none of whose transactions any node ever accepted (its nonce is free again)."""

@@ -76,6 +76,11 @@ class ContractReader:
         return self.decode(function, await self.client.eth_call(call))
 
 
+def fee_group(epoch: int) -> str:
+    """The fee budget (TxManager `fee_group`) shared by every transaction of one epoch."""
+    return f"epoch:{epoch}"
+
+
 class Submitter:
     """The destination side of one relay: reads, gas estimates and the relay's transactions."""
 
@@ -186,16 +191,23 @@ class Submitter:
         self, key: str, epoch: int, root: bytes, previous: bytes, signatures: Sequence[bytes]
     ) -> Receipt:
         """Send `EpochVerifier.submitEpoch(epoch, root, previous, signatures)` alone (no
-        settlement) under idempotency key `key`. Raises ContractReverted, SubmissionError."""
+        settlement) under idempotency key `key`, in the epoch's fee budget (`fee_group`).
+        Raises ContractReverted, SubmissionError."""
         data = self.verifier.encode("submitEpoch", epoch, root, previous, list(signatures))
-        return await self._send(key, self.verifier.contract.address, data, kind="epoch")
+        return await self._send(key, self.verifier.contract.address, data, kind="epoch", fee_group=fee_group(epoch))
 
-    async def settle(self, key: str, data: str, *, gas: int | None = None, kind: str = "settle") -> Receipt:
+    async def settle(
+        self, key: str, data: str, *, gas: int | None = None, kind: str = "settle", epoch: int | None = None
+    ) -> Receipt:
         """Send settlement calldata (`settle_data`) under idempotency key `key` with `gas`
-        (estimated with headroom when None). Raises ContractReverted, SubmissionError."""
-        return await self._send(key, self.settlement.contract.address, data, kind=kind, gas=gas)
+        (estimated with headroom when None), in the fee budget of `epoch` when given. Raises
+        ContractReverted, SubmissionError."""
+        group = None if epoch is None else fee_group(epoch)
+        return await self._send(key, self.settlement.contract.address, data, kind=kind, gas=gas, fee_group=group)
 
-    async def _send(self, key: str, to: str, data: str, *, kind: str, gas: int | None = None) -> Receipt:
+    async def _send(
+        self, key: str, to: str, data: str, *, kind: str, gas: int | None = None, fee_group: str | None = None
+    ) -> Receipt:
         """Hand a transaction to the manager. A key it already holds (a restart) is resumed as
         stored, without a new gas estimate (which could revert once the first one is mined)."""
         existing = self.txm.intent(key)
@@ -203,4 +215,4 @@ class Submitter:
             gas = existing.gas
         elif gas is None:
             gas = int(await self.estimate(to, data) * GAS_HEADROOM)
-        return await self.txm.send(key, to, data, gas=gas, kind=kind)
+        return await self.txm.send(key, to, data, gas=gas, kind=kind, fee_group=fee_group)

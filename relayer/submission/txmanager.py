@@ -18,10 +18,27 @@ Stages (as in Hyperlane's submitter): build -> inclusion -> receipt.
   looked up (`eth_getTransactionByHash`): unknown to the node (dropped from its pool) -> the
   same signed bytes are re-broadcast (same hash); known -> replaced at the same nonce with both
   fees raised by >= `fee_bump_percent` over the previous attempt and to at least the current
-  market, never above the cap. A replacement that cannot clear the minimum bump under the cap
-  is refused (`relayer_tx_failed_total{reason="fee_cap"}`, logged once) and the existing
+  market, but only when a replacement can help: its nonce is the next one the chain mines, or
+  every nonce before it is pending with us and its own maxFee is below the base fee (it could
+  not be mined after them either). Behind a nonce that nobody holds (a predecessor vanished)
+  nothing is replaced. A replacement's maxFee stays within FEE_CEILING_MULTIPLE x the market's
+  (what the base fee justifies) and within the fee budget of its group (`fee_budget_multiple`
+  x what the group's transactions were first signed with; refused ones are counted in
+  `relayer_tx_fee_budget_exhausted_total`). One that cannot clear the minimum bump under the
+  cap is refused (`relayer_tx_failed_total{reason="fee_cap"}`, logged once) and the existing
   transactions are watched until the receipt timeout. "replacement transaction underpriced"
   (or a max fee under the block's base fee) -> bump again; "already known" -> accepted.
+- **Destination reorgs.** While transactions are in flight (at most every
+  SEQUENCE_CHECK_SECONDS), before a nonce is taken, and on `reconcile()`, the sender's mined
+  nonce count (`latest`) is compared with the keys recorded as mined: a mined key at or above
+  it whose receipt is gone was dropped by a reorg. It is live again at once (logged
+  `tx.reorged_out`, counted in `relayer_tx_reorged_total`) and its mined transaction is sent
+  again unchanged (same nonce, hash and fees; replaced only if the base fee now needs it), in
+  nonce order, followed by the live transactions behind it (a node may have dropped them with
+  the reorg), so that they can be mined; `send` with its key waits for the new receipt. A
+  revived key whose nonce the node calls used waits for its receipt: it is never signed again
+  at another nonce. `reconcile()` also drives again every live key whose `send` gave up (a
+  receipt timeout): a live key holds a nonce that every later transaction waits behind.
 - **Receipt.** All of a key's attempts share its nonce, so at most one can be mined; every
   attempt's hash is polled. Status 1 -> `Receipt`; status 0 -> the call is replayed at the
   parent block for its revert data and `ContractReverted` is raised; the key is then final and
@@ -56,6 +73,14 @@ log = get_logger("relayer.submission.txmanager")
 
 MIN_FEE_BUMP_PERCENT = 10.0
 """Geth's txpool `PriceBump` default: a replacement must raise both fees by at least 10%."""
+
+FEE_CEILING_MULTIPLE = 2
+"""A replacement's maxFeePerGas stays at or below this multiple of the market's (2 x base fee
++ tip of the pending block, `market_fees`): more is not what the base fee justifies."""
+
+SEQUENCE_CHECK_SECONDS = 1.0
+"""How often, at most, the sender's mined nonce count is compared with the keys recorded as
+mined (`TxManager.reconcile`): one eth_getTransactionCount."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +197,10 @@ class TxManager:
     `receipt_timeout_seconds`: how long one `send` waits; `stuck_after_seconds`: time without a
     receipt after a broadcast before the transaction is looked up and re-broadcast or replaced;
     `fee_bump_percent` (>= 10): minimum raise of both fees per replacement; `max_fee_cap_wei`:
-    hard cap on maxFeePerGas; `min_priority_fee_wei`: floor of the tip. Raises ValueError for a
-    bump below 10% or a non-positive timing.
+    hard cap on maxFeePerGas; `min_priority_fee_wei`: floor of the tip; `fee_budget_multiple`
+    (>= 1): replacements may raise the most a fee group's transactions can cost (gas limit x
+    maxFee, summed) to this multiple of what they were first signed with. Raises ValueError for
+    a bump below 10%, a budget below 1 or a non-positive timing.
     """
 
     def __init__(
@@ -189,11 +216,14 @@ class TxManager:
         fee_bump_percent: float = 12.5,
         max_fee_cap_wei: int = 500 * 10**9,
         min_priority_fee_wei: int = 0,
+        fee_budget_multiple: float = 4.0,
         poll_seconds: float = 0.2,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     ) -> None:
         if fee_bump_percent < MIN_FEE_BUMP_PERCENT:
             raise ValueError(f"fee_bump_percent must be >= {MIN_FEE_BUMP_PERCENT}, got {fee_bump_percent}")
+        if fee_budget_multiple < 1:
+            raise ValueError(f"fee_budget_multiple must be >= 1, got {fee_budget_multiple}")
         if min(receipt_timeout_seconds, stuck_after_seconds, poll_seconds) <= 0:
             raise ValueError("receipt_timeout_seconds, stuck_after_seconds and poll_seconds must be positive")
         if max_fee_cap_wei <= 0:
@@ -209,10 +239,15 @@ class TxManager:
         self.fee_bump_percent = fee_bump_percent
         self.max_fee_cap_wei = max_fee_cap_wei
         self.min_priority_fee_wei = min_priority_fee_wei
+        self.fee_budget_multiple = fee_budget_multiple
         self.poll_seconds = poll_seconds
         self._sleep = sleep
         self._nonce_lock = asyncio.Lock()
+        self._sequence_lock = asyncio.Lock()
+        self._sequence_checked = -math.inf
         self._inflight: dict[str, asyncio.Task[Receipt]] = {}
+        self._revived: set[str] = set()  # keys a reorg took back from mined (never re-nonced)
+        self._noted: dict[str, str] = {}  # key -> the last "waiting" reason logged for it
 
     async def close(self) -> None:
         """Stop: cancel the sends in flight and wait until they have stopped, so that nothing
@@ -229,8 +264,14 @@ class TxManager:
 
     # ----------------------------------------------------------------- public API
 
-    async def send(self, key: str, to: str, data: str, *, gas: int, kind: str) -> Receipt:
-        """Send `data` to `to` with `gas` under idempotency key `key` and wait for its receipt.
+    def in_flight(self) -> bool:
+        """Whether any key of this sender is live (sent, or revived after a reorg, and not
+        mined yet): the destination may still change by what this manager sends."""
+        return bool(self.store.live_nonces())
+
+    async def send(self, key: str, to: str, data: str, *, gas: int, kind: str, fee_group: str | None = None) -> Receipt:
+        """Send `data` to `to` with `gas` under idempotency key `key` and wait for its receipt;
+        `fee_group` names the fee budget it shares (None: its own).
 
         A key seen before (this process or a previous one) is never built again: a mined key
         returns its stored Receipt, a failed key raises its stored ContractReverted, a live key
@@ -241,10 +282,21 @@ class TxManager:
         """
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._send(key, to, data, gas=gas, kind=kind))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+            task = self._track(key, self._send(key, to, data, gas=gas, kind=kind, fee_group=fee_group))
         return await task
+
+    def _track(self, key: str, work: Awaitable[Receipt]) -> asyncio.Task[Receipt]:
+        task = asyncio.ensure_future(work)
+        self._inflight[key] = task
+
+        def done(finished: asyncio.Task[Receipt]) -> None:
+            if self._inflight.get(key) is finished:
+                del self._inflight[key]
+            if not finished.cancelled():
+                finished.exception()  # retrieved: a waiter (send) raises it, else it is stored
+
+        task.add_done_callback(done)
+        return task
 
     async def resume(self) -> list[str]:
         """Drive every live key of this sender (after a restart) to a receipt, a failure or the
@@ -268,9 +320,88 @@ class TxManager:
             raise SubmissionError(key, "vanished from the store")
         return await self.send(key, intent.to, intent.data, gas=intent.gas, kind=intent.kind)
 
+    # ----------------------------------------------------------------- destination reorgs
+
+    async def reconcile(self, *, force: bool = False) -> list[str]:
+        """Compare the sender's mined nonce count with the keys recorded as mined (at most every
+        SEQUENCE_CHECK_SECONDS unless `force`): keys a destination reorg dropped are live again
+        and sent again (see the module doc). Every live key nobody drives any more (its `send`
+        timed out) is driven again: it holds a nonce that later transactions wait behind.
+        Returns the revived keys, in nonce order. Raises RpcError when the node cannot be asked."""
+        if not force and time.monotonic() - self._sequence_checked < SEQUENCE_CHECK_SECONDS:
+            return []
+        revived = await self._reconcile(await self._count("latest"))
+        for key in self.store.live_keys():  # a live key holds a nonce: it is driven until it is mined
+            running = self._inflight.get(key)
+            if running is None or running.done():
+                log.info("tx.driven_again", key=key)
+                self._track(key, self._resume_key(key))
+        return revived
+
+    async def _reconcile(self, latest: int) -> list[str]:
+        """Revive the final keys at or above nonce `latest` (the mined count) whose receipts are
+        gone, and drive each again (its transaction broadcast again at once), in nonce order. A
+        key whose transaction was mined again elsewhere (the reorg's new blocks hold it) keeps
+        its outcome, at its new block."""
+        async with self._sequence_lock:
+            self._sequence_checked = time.monotonic()
+            revived = []
+            for key in self.store.final_from(latest):
+                intent = self._get(key)
+                hashes = [a.tx_hash for a in intent.attempts if a.state != "rejected"]
+                receipts = await self.client.mined_receipts(hashes)
+                found = next((r for r in receipts if r is not None), None)
+                if found is not None:
+                    if (found.tx_hash, found.block_number) != (intent.tx_hash, intent.block_number):
+                        try:
+                            await self._finalise(intent, found)
+                        except ContractReverted:
+                            pass  # stored as the key's outcome
+                    continue
+                mined = next((a for a in intent.attempts if a.tx_hash == intent.tx_hash), self._current(intent))
+                self.store.revive(key, mined.tx_hash)
+                self._revived.add(key)
+                revived.append(key)
+                if self.metrics is not None:
+                    self.metrics.tx_reorged.labels(intent.kind).inc()
+                log.warning(
+                    "tx.reorged_out", key=key, kind=intent.kind, nonce=intent.nonce, tx=mined.tx_hash,
+                    block=intent.block_number, mined_count=latest,
+                )  # fmt: skip
+            if revived:
+                await self._resend_from(self._get(revived[0]).nonce)
+            for key in revived:
+                running = self._inflight.get(key)
+                if running is None or running.done():
+                    self._track(key, self._drive(key, fresh=False))
+            return revived
+
+    async def _resend_from(self, nonce: int) -> None:
+        """Broadcast the current transaction of every live key at `nonce` or above again, unchanged
+        and in nonce order: the revived ones, and those that waited behind them (a node may have
+        dropped them from its pool with the reorg; the same bytes are always safe to send).
+        A refusal is logged; each key's drive watches and repairs it."""
+        for key in self.store.live_keys():
+            intent = self._get(key)
+            if intent.nonce < nonce:
+                continue
+            current = self._current(intent)
+            try:
+                await self.client.send_raw_transaction(current.raw)
+            except RpcResponseError as exc:
+                if classify(exc.message) not in ("known", "nonce_low"):
+                    log.warning("tx.resend_refused", key=key, tx=current.tx_hash, error=exc.message)
+                continue
+            except RpcError as exc:
+                log.warning("tx.resend_unconfirmed", key=key, tx=current.tx_hash, error=str(exc))
+                continue
+            if self.metrics is not None:
+                self.metrics.tx_rebroadcast.labels(intent.kind).inc()
+            log.info("tx.resent", key=key, tx=current.tx_hash, nonce=intent.nonce)
+
     # ----------------------------------------------------------------- build
 
-    async def _send(self, key: str, to: str, data: str, *, gas: int, kind: str) -> Receipt:
+    async def _send(self, key: str, to: str, data: str, *, gas: int, kind: str, fee_group: str | None) -> Receipt:
         intent = self.store.intent(key)
         if intent is not None:
             if intent.to.lower() != to.lower() or intent.data.lower() != data.lower():
@@ -285,7 +416,7 @@ class TxManager:
             nonce = await self._next_nonce()
             fees = await self._market()
             first = self._sign(0, nonce, to, data, gas, fees)
-            self.store.create(key, kind=kind, to=to, data=data, gas=gas, first=first)
+            self.store.create(key, kind=kind, to=to, data=data, gas=gas, first=first, fee_group=fee_group)
         log.info(
             "tx.built", key=key, kind=kind, nonce=nonce, tx=first.tx_hash, gas=gas,
             max_fee=fees.max_fee_per_gas, tip=fees.max_priority_fee_per_gas,
@@ -296,6 +427,7 @@ class TxManager:
         """The lowest nonce >= the mined count not held by a live key; else the persisted next
         nonce or the pending count, whichever is higher. Call under `_nonce_lock`."""
         latest, pending = await asyncio.gather(self._count("latest"), self._count("pending"))
+        await self._reconcile(latest)  # a nonce a reorg freed is held by its revived key, not reused
         held = self.store.live_nonces()
         stored = self.store.next_nonce()
         top = max(stored if stored is not None else 0, pending, latest)
@@ -377,6 +509,10 @@ class TxManager:
             receipt = await self._find_receipt(intent)
             if receipt is not None:
                 return receipt
+            try:
+                await self.reconcile()  # a predecessor dropped by a reorg is sent again at once
+            except RpcError as exc:
+                log.warning("tx.sequence_check_failed", key=key, error=str(exc))
             now = time.monotonic()
             if now >= deadline:
                 self._count_failure(kind, "fee_cap" if cap_error else "timeout")
@@ -435,7 +571,37 @@ class TxManager:
             return await self._broadcast(intent.key, current, first=False)
         if known.get("blockNumber") or not replace:
             return None  # mined between the receipt poll and now: the next poll returns it
+        if not await self._replacement_helps(intent, current):
+            return None
         return await self._replace(intent, current.nonce)
+
+    async def _replacement_helps(self, intent: Intent, current: Attempt) -> bool:
+        """Whether a fee bump can get the key mined sooner: its nonce is the next one the chain
+        mines (or already used: the replacement's broadcast finds out), or every nonce before it
+        is pending with this manager and its maxFee is below the base fee. Behind a nonce nobody
+        holds (a predecessor vanished: a reorg, which `_reconcile` repairs) it cannot."""
+        latest = await self._count("latest")
+        if intent.nonce <= latest:
+            return True
+        await self._reconcile(latest)
+        held = self.store.live_nonces()
+        missing = [n for n in range(latest, intent.nonce) if n not in held]
+        if missing:
+            self._note(intent.key, "tx.waiting_for_predecessor", nonce=intent.nonce, missing=missing[:8])
+            return False
+        market = await self._market()
+        base_fee = (market.max_fee_per_gas - market.max_priority_fee_per_gas) // 2
+        if current.max_fee_per_gas >= base_fee:
+            self._note(intent.key, "tx.waiting_for_predecessor", nonce=intent.nonce, missing=[])
+            return False
+        return True
+
+    def _note(self, key: str, event: str, **fields: object) -> None:
+        """Log `event` for `key` once until it changes."""
+        text = f"{event}:{sorted(fields.items())}"
+        if self._noted.get(key) != text:
+            self._noted[key] = text
+            log.info(event, key=key, **fields)
 
     async def _replace(self, intent: Intent, nonce: int) -> Receipt | None:
         """A new attempt at `nonce` with fees above every earlier attempt's and the market's."""
@@ -444,19 +610,47 @@ class TxManager:
             max(a.max_priority_fee_per_gas for a in intent.attempts),
         )
         market = await self._market()
-        fees = replacement_fees(previous, market, percent=self.fee_bump_percent, cap=self.max_fee_cap_wei)
+        ceiling = min(self.max_fee_cap_wei, FEE_CEILING_MULTIPLE * market.max_fee_per_gas)
+        fees = replacement_fees(previous, market, percent=self.fee_bump_percent, cap=ceiling)
         if fees is None:
-            raise FeeCapReached(
-                intent.kind, bumped(previous.max_fee_per_gas, self.fee_bump_percent), self.max_fee_cap_wei,
-                self._current(intent).tx_hash,
-            )
+            required = bumped(previous.max_fee_per_gas, self.fee_bump_percent)
+            if ceiling < self.max_fee_cap_wei and required <= self.max_fee_cap_wei:
+                # what the base fee justifies is paid already: wait for a block (or the market)
+                self._note(intent.key, "tx.fee_ceiling", required=required, ceiling=ceiling,
+                           market_max_fee=market.max_fee_per_gas)  # fmt: skip
+                return None
+            raise FeeCapReached(intent.kind, required, self.max_fee_cap_wei, self._current(intent).tx_hash)
+        if not self._within_budget(intent, fees):
+            return None
         attempt = self._sign(len(intent.attempts), nonce, intent.to, intent.data, intent.gas, fees)
         self.store.add_attempt(intent.key, attempt)
         log.info(
             "tx.replacing", key=intent.key, nonce=nonce, tx=attempt.tx_hash, replaces=self._current(intent).tx_hash,
-            max_fee=fees.max_fee_per_gas, tip=fees.max_priority_fee_per_gas,
-        )
+            max_fee=fees.max_fee_per_gas, tip=fees.max_priority_fee_per_gas, market_max_fee=market.max_fee_per_gas,
+        )  # fmt: skip
         return await self._broadcast(intent.key, attempt, first=False)
+
+    def _within_budget(self, intent: Intent, fees: Fees) -> bool:
+        """Whether replacing `intent` at `fees` keeps its fee group's most possible cost (gas x
+        maxFee over the group's transactions) within `fee_budget_multiple` x what they were
+        first signed with; counted and logged (once per key and level) when not."""
+        group = self.store.fee_group(intent.key)
+        exposure = self.store.fee_exposure(group)
+        first = sum(gas * fee for gas, fee, _top in exposure.values())
+        worst = sum(
+            gas * (max(top, fees.max_fee_per_gas) if key == intent.key else top)
+            for key, (gas, _fee, top) in exposure.items()
+        )
+        budget = int(first * self.fee_budget_multiple)
+        if worst <= budget:
+            return True
+        if self._noted.get(intent.key) != f"budget:{fees.max_fee_per_gas}":
+            self._noted[intent.key] = f"budget:{fees.max_fee_per_gas}"
+            if self.metrics is not None:
+                self.metrics.tx_fee_budget_exhausted.labels(intent.kind).inc()
+            log.error("tx.fee_budget_exhausted", key=intent.key, group=group, max_fee=fees.max_fee_per_gas,
+                      would_risk_wei=worst, budget_wei=budget)  # fmt: skip
+        return False
 
     async def _broadcast(self, key: str, attempt: Attempt, *, first: bool) -> Receipt | None:
         """eth_sendRawTransaction of a stored attempt, handling the node's refusals. Returns a
@@ -517,6 +711,10 @@ class TxManager:
             return receipt
         if attempt.state == "built":
             self.store.mark_rejected(intent.key, attempt.attempt)
+        if intent.key in self._revived:
+            # mined before and sent again after a reorg: the chain holds it again (its receipt
+            # is polled); never signed at another nonce, which could execute it twice
+            return None
         async with self._nonce_lock:
             nonce = await self._next_nonce()
             fees = await self._market()
@@ -550,6 +748,8 @@ class TxManager:
         timestamp = hex_to_int((block or {}).get("timestamp", "0x0"), max_bits=64)
         if self.metrics is not None:
             self.metrics.tx_gas_used.labels(intent.kind).inc(gas_used)
+        self._revived.discard(intent.key)
+        self._noted.pop(intent.key, None)
         if receipt.status == 1:
             self.store.mark_mined(
                 intent.key, tx_hash, block_number=number, gas_used=gas_used, block_timestamp=timestamp,

@@ -20,7 +20,7 @@ from chains.bindings import ContractReverted
 from chains.rpc import RpcClient
 from relayer.observability.metrics import Metrics
 from relayer.storage.store import Store
-from relayer.submission.txmanager import FeeCapReached, TxManager
+from relayer.submission.txmanager import FEE_CEILING_MULTIPLE, FeeCapReached, TxManager
 
 pytestmark = pytest.mark.integration
 
@@ -362,3 +362,115 @@ async def test_fee_cap_refuses_to_raise_and_keeps_watching(
     finally:
         mining.cancel()
     assert txs_with_nonce(node.url, sender.address, 0) == [receipt.tx_hash]
+
+
+# --- destination reorgs ---------------------------------------------------------------------
+
+
+async def mined_alone(node: AnvilNode, txm: TxManager, key: str) -> Any:
+    """Send `key` and mine it at once; its stored intent."""
+    sending = asyncio.create_task(txm.send(key, TO, "0x", gas=21_000, kind="settle"))
+    await wait_pending(node.url, txm.address, txm.store.next_nonce() or 1)
+    await call(node.url, "evm_mine")
+    await asyncio.wait_for(sending, 10)
+    return txm.intent(key)
+
+
+async def test_a_reorg_that_drops_a_mined_nonce_resends_it_before_the_pending_one(
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
+) -> None:
+    """Nonce 0 is mined, nonce 1 waits in the pool; a reorg drops nonce 0's block (anvil keeps
+    neither). The manager sees its mined count fall below what it mined and sends nonce 0 again,
+    unchanged, then nonce 1: both land with their first signatures, nothing replaced, no
+    receipt timeout waited out (before: nonce 1 could never be mined, a TxTimeout)."""
+    metrics = Metrics()
+    txm = manager(client, sender, open_store(), metrics, receipt_timeout_seconds=10.0)
+    first = await mined_alone(node, txm, "settle:1:0")
+    waiting = asyncio.create_task(txm.send("settle:1:1", TO, "0x", gas=21_000, kind="settle"))
+    await wait_pending(node.url, sender.address, 2)
+    await call(node.url, "anvil_reorg", [1, []])
+    assert rpc(node.url, "eth_getTransactionCount", [sender.address, "latest"]) == "0x0"
+    mining = asyncio.create_task(miner(node.url, 0.3))
+    try:
+        second = await asyncio.wait_for(waiting, 10)
+        again = await txm.send("settle:1:0", TO, "0x", gas=21_000, kind="settle")
+    finally:
+        mining.cancel()
+    assert again.tx_hash == first.tx_hash and again.block_number != first.block_number  # the same bytes, mined anew
+    assert txs_with_nonce(node.url, sender.address, 0) == [first.tx_hash]
+    assert txs_with_nonce(node.url, sender.address, 1) == [second.tx_hash]
+    for key in ("settle:1:0", "settle:1:1"):
+        intent = txm.intent(key)
+        assert intent is not None and intent.state == "mined" and len(intent.attempts) == 1
+    assert sample(metrics, "relayer_tx_reorged_total", kind="settle") == 1
+    assert sample(metrics, "relayer_tx_replaced_total", kind="settle") == 0
+
+
+async def test_a_nonce_a_reorg_freed_is_not_given_to_a_new_key(
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
+) -> None:
+    """Alone in flight: the mined transaction is dropped and a new key is built before anything
+    noticed. The new key gets the next nonce, not the freed one (which would have left the
+    dropped transaction unsendable and its intent recorded as mined); `reconcile` has already
+    revived and re-sent the dropped one."""
+    txm = manager(client, sender, open_store())
+    first = await mined_alone(node, txm, "epoch:1:aa")
+    await call(node.url, "anvil_reorg", [1, []])
+    mining = asyncio.create_task(miner(node.url, 0.3))
+    try:
+        later = await asyncio.wait_for(txm.send("epoch:2:bb", TO, "0x", gas=21_000, kind="epoch"), 10)
+        again = await asyncio.wait_for(txm.send("epoch:1:aa", TO, "0x", gas=21_000, kind="settle"), 10)
+    finally:
+        mining.cancel()
+    assert again.tx_hash == first.tx_hash
+    assert txs_with_nonce(node.url, sender.address, 0) == [first.tx_hash]
+    assert txs_with_nonce(node.url, sender.address, 1) == [later.tx_hash]
+    assert await txm.reconcile(force=True) == []  # nothing missing any more
+
+
+async def test_a_stuck_transaction_is_not_bumped_beyond_what_the_base_fee_justifies(
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
+) -> None:
+    """No block for 4 s with a stuck check every 0.2 s: before, ~20 replacements of +12.5% each
+    (about 10x the fee); now at most FEE_CEILING_MULTIPLE x the market's maxFee."""
+    txm = manager(client, sender, open_store(), stuck_after_seconds=0.2)
+    sending = asyncio.create_task(txm.send("epoch:11", TO, "0x", gas=21_000, kind="epoch"))
+    await wait_pending(node.url, sender.address, 1)
+    market = await txm._market()
+    await asyncio.sleep(4)
+    stuck = txm.intent("epoch:11")
+    assert stuck is not None and len(stuck.attempts) >= 2  # it was bumped ...
+    assert max(a.max_fee_per_gas for a in stuck.attempts) <= FEE_CEILING_MULTIPLE * market.max_fee_per_gas  # ... so far
+    await call(node.url, "evm_mine")
+    receipt = await asyncio.wait_for(sending, 10)
+    assert txs_with_nonce(node.url, sender.address, 0) == [receipt.tx_hash]
+
+
+async def test_the_fee_budget_of_a_group_stops_replacements_and_is_counted(
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
+) -> None:
+    """Two transactions of one epoch (one fee group) stuck under a base-fee rise: replacements go
+    up to 1.5x what the group was first signed with, no further; the refusal is counted."""
+    metrics = Metrics()
+    txm = manager(client, sender, open_store(), metrics, stuck_after_seconds=0.2, fee_budget_multiple=1.5)
+    sends = [
+        asyncio.create_task(txm.send(f"settle:12:{i}", TO, "0x", gas=21_000, kind="settle", fee_group="epoch:12"))
+        for i in range(2)
+    ]
+    await wait_pending(node.url, sender.address, 2)
+    first = sum(21_000 * txm.intent(f"settle:12:{i}").attempts[0].max_fee_per_gas for i in range(2))  # type: ignore[union-attr]
+    await call(node.url, "anvil_setNextBlockBaseFeePerGas", [hex(100 * GWEI)])
+    await call(node.url, "evm_mine")  # nothing fits: the base fee is far above both
+    deadline = time.monotonic() + 10
+    while not sample(metrics, "relayer_tx_fee_budget_exhausted_total", kind="settle"):
+        assert time.monotonic() < deadline, "the budget never stopped a replacement"
+        await asyncio.sleep(0.1)
+    risked = sum(
+        21_000 * max(a.max_fee_per_gas for a in txm.intent(f"settle:12:{i}").attempts if a.state != "rejected")  # type: ignore[union-attr]
+        for i in range(2)
+    )
+    assert risked <= 1.5 * first
+    await txm.close()
+    for task in sends:
+        with pytest.raises(asyncio.CancelledError):
+            await task

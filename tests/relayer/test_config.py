@@ -166,6 +166,7 @@ max_in_flight = 7
 min_change_wei = 1000
 refresh_before_expiry_seconds = 90
 max_epoch_attempts = 2
+fee_budget_multiple = 2.5
 [destinations.l2-dest.sender]
 keystore = "{tmp_path / "sender.json"}"
 password_file = "sender.pw"
@@ -209,6 +210,7 @@ proof_chunk_size = 1
     assert destination.receipt_timeout_seconds == 30.5
     assert (destination.max_in_flight, destination.min_change_wei) == (7, 1000)
     assert (destination.refresh_before_expiry_seconds, destination.max_epoch_attempts) == (90, 2)
+    assert destination.fee_budget_multiple == 2.5
     assert config.pairs[0] == PairConfig("l1", "l2-dest", VAULT, 1234, 3, 1, (ADDR0, ADDR1), 1024)
     assert config.pairs[1].vault == SETTLEMENT and config.pairs[1].proof_chunk_size == 1
     assert config.attester.load().address == ADDR0
@@ -492,6 +494,8 @@ def test_finality_and_confirmations(tmp_path: Path) -> None:
         ("settlement =", "destinations.destination.min_change_wei", "-1", "must be >= 0"),
         ("settlement =", "destinations.destination.refresh_before_expiry_seconds", "2592001", "must be <= 2592000"),
         ("settlement =", "destinations.destination.max_epoch_attempts", "0", "must be >= 1"),
+        ("settlement =", "destinations.destination.fee_budget_multiple", "0.5", "must be a finite number >= 1"),
+        ("settlement =", "destinations.destination.fee_budget_multiple", '"2"', "expected a number, got a string"),
         (
             "settlement =",
             "destinations.destination.receipt_timeout_seconds",

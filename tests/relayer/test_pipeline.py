@@ -261,13 +261,18 @@ class DestinationClient:
         n = self.chain.block if number == "latest" else int(number)
         if n > self.chain.block:
             return None
-        return {"number": hex(n), "timestamp": hex(self.chain.timestamp(n)), "gasLimit": hex(30_000_000)}
+        return {"number": hex(n), "timestamp": hex(self.chain.timestamp(n)), "gasLimit": hex(30_000_000),
+                "hash": self.chain.block_hash(n)}  # fmt: skip
 
     async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
         assert log_filter["address"] == VERIFIER and log_filter["topics"] == [ACCEPTED]
         low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
         return [
-            {"blockNumber": hex(block), "topics": [ACCEPTED, "0x" + epoch.to_bytes(32, "big").hex()]}
+            {
+                "blockNumber": hex(block),
+                "blockHash": self.chain.block_hash(block),
+                "topics": [ACCEPTED, "0x" + epoch.to_bytes(32, "big").hex()],
+            }
             for epoch, block in self.chain.accepted.items()
             if low <= block <= high
         ]
@@ -292,10 +297,18 @@ class FakeTxm:
     def intent(self, key: str) -> SimpleNamespace | None:
         return self.intents.get(key)
 
-    async def send(self, key: str, to: str, data: str, *, gas: int, kind: str) -> Receipt:
+    async def reconcile(self, *, force: bool = False) -> list[str]:
+        return []  # (a reorg in this model drops acceptances and positions, not transactions)
+
+    def in_flight(self) -> bool:
+        return False
+
+    async def send(
+        self, key: str, to: str, data: str, *, gas: int, kind: str, fee_group: str | None = None
+    ) -> Receipt:
         if key in self.receipts:
             return self.receipts[key]
-        self.intents.setdefault(key, SimpleNamespace(gas=gas))
+        self.intents.setdefault(key, SimpleNamespace(gas=gas, final=True))
         if self.failures:
             self.failures -= 1
             raise SubmissionError(key, "no receipt within the timeout")
@@ -321,11 +334,16 @@ class Destination(Submitter):
         self.rpc_failures = 0  # eth_estimateGas calls that fail with a transport error first
         self.ignore_settlements = False  # settlements are mined but change nothing (never final)
         self.refuse_s: set[bytes] = set()  # signatures (by their s) refused once, as OpenZeppelin's ECDSA would
+        self.reorgs: dict[int, int] = {}  # block -> how often a reorg replaced it (its hash changes)
         super().__init__(
             DestinationClient(self), FakeTxm(self), chain_id=DEST_ID, sender=SENDER, verifier=VERIFIER,  # type: ignore[arg-type]
             settlement=SETTLEMENT,
         )  # fmt: skip
         self.txm: FakeTxm = self.txm  # type: ignore[assignment]
+
+    def block_hash(self, number: int) -> str:
+        """Block `number`'s hash: changes when a reorg (`reorgs`) replaced the block."""
+        return "0x" + number.to_bytes(16, "big").hex() + self.reorgs.get(number, 0).to_bytes(16, "big").hex()
 
     def timestamp(self, number: int) -> int:
         return T0 + number + self.skew
@@ -1134,11 +1152,13 @@ async def test_the_next_epoch_is_proven_and_signed_while_the_previous_one_settle
     held: list[str] = []
     send = destination.txm.send
 
-    async def slow_settle(key: str, to: str, data: str, *, gas: int, kind: str) -> Receipt:
+    async def slow_settle(
+        key: str, to: str, data: str, *, gas: int, kind: str, fee_group: str | None = None
+    ) -> Receipt:
         if kind == "settle" and key.startswith("settle:1:"):
             held.append(key)
             await release.wait()  # epoch 1's second batch: its receipt is slow
-        return await send(key, to, data, gas=gas, kind=kind)
+        return await send(key, to, data, gas=gas, kind=kind, fee_group=fee_group)
 
     destination.txm.send = slow_settle  # type: ignore[method-assign]
     stop = asyncio.Event()

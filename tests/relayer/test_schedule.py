@@ -36,13 +36,17 @@ class Chain:
         self.finalized = len(timestamps) - 1 if finalized is None else finalized
         self.host = "fake"
         self.calls = 0
+        self.branch: dict[int, int] = {}  # block number -> the branch its block is on (a reorg bumps it)
+
+    def block_hash(self, n: int) -> str:
+        return "0x" + n.to_bytes(16, "big").hex() + self.branch.get(n, 0).to_bytes(16, "big").hex()
 
     async def get_block(self, number: int | str, full: bool = False) -> dict[str, Any] | None:
         self.calls += 1
         n = int(number)
         if n >= len(self.timestamps):
             return None
-        return {"number": hex(n), "timestamp": hex(self.timestamps[n])}
+        return {"number": hex(n), "timestamp": hex(self.timestamps[n]), "hash": self.block_hash(n)}
 
     async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
         self.calls += 1
@@ -69,10 +73,11 @@ class Destination(Chain):
     async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
         low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
         return [
-            {"blockNumber": hex(b), "topics": ["0x" + "00" * 32, "0x" + e.to_bytes(32, "big").hex()]}
+            {"blockNumber": hex(b), "blockHash": self.block_hash(b),
+             "topics": ["0x" + "00" * 32, "0x" + e.to_bytes(32, "big").hex()]}
             for e, b in self.accepted.items()
             if low <= b <= high
-        ]
+        ]  # fmt: skip
 
 
 def pair(chain_id: int, chain: Chain, *, every: int = 4, deploy: int = 0, accounts: tuple[str, ...] = ()) -> Any:
@@ -138,6 +143,21 @@ async def test_next_epoch_waits_for_a_change_and_starts_no_earlier_than_the_acce
     source.log_blocks = [7, 8]  # no change after block 8
     quiet = schedule([pair(1, source)], dest, store)
     assert await quiet.plan(2) is None
+
+
+async def test_an_acceptance_a_destination_reorg_moved_is_read_again_from_the_chain(store: Store) -> None:
+    source = Chain(seconds(1000, 60), log_blocks=[7, 9])
+    dest = Destination(seconds(1000, 60, step=1), {1: 30}, {1: b"\x01" * 32})  # accepted at t = 1030
+    member = schedule([pair(1, source)], dest, store)
+    before = await member.plan(2)
+    assert before is not None and before.time == 1030 and before.heights == {1: 12}
+    # a destination reorg drops block 30 with the acceptance; the resent submission lands in block 50
+    dest.branch[30] = 1
+    dest.accepted[1] = 50
+    after = await member.plan(2)
+    fresh = await schedule([pair(1, source)], dest, store).plan(2)  # a member that never saw block 20
+    assert after is not None and fresh is not None
+    assert after.time == fresh.time == 1050 and after.heights == fresh.heights == {1: 24}
 
 
 async def test_a_late_change_is_planned_at_the_acceptance_time(store: Store) -> None:

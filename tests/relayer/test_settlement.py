@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from chains.bindings import ContractReverted
 from relayer.aggregation.aggregator import BlockSettlementArgs, aggregate_epoch
 from relayer.config import DestinationConfig, KeySource
 from relayer.observability.metrics import Metrics
@@ -53,6 +54,7 @@ def test_pending_rules() -> None:
 @dataclass
 class FakeIntent:
     gas: int
+    final: bool = True  # (sent at once: mined, never dropped again)
 
 
 @dataclass
@@ -61,6 +63,9 @@ class FakeTxm:
 
     def intent(self, key: str) -> FakeIntent | None:
         return self.intents.get(key)
+
+    async def reconcile(self, *, force: bool = False) -> list[str]:
+        return []  # (a reorg in this model changes positions only: no transaction is dropped)
 
 
 class FakeDestination:
@@ -74,11 +79,13 @@ class FakeDestination:
         self.block = 100
         self.now = 1_700_000_500
         self.sent: list[tuple[str, int]] = []  # (key, accounts)
+        self.kinds: list[str] = []  # "epoch" (submitAndSettle) or "settle", in the order sent
         self.skipped = 0
         self.in_flight = 0
         self.max_in_flight = 0
         self.estimates = 0
         self.first_sent = asyncio.Event()
+        self.reorg_at_estimate: int | None = None  # the estimate of that number drops every acceptance first
 
     # reads
     async def head(self) -> tuple[int, int, int]:
@@ -99,21 +106,35 @@ class FakeDestination:
     # writes
     def settle_data(self, settlements: Sequence[BlockSettlementArgs], epoch: Any = None) -> str:
         items = [
-            {"chain": s[1][0], "block": s[1][1], "timestamp": s[1][4], "claims": [[a, v] for a, v in s[3]]}
+            {"epoch": s[0], "chain": s[1][0], "block": s[1][1], "timestamp": s[1][4],
+             "claims": [[a, v] for a, v in s[3]]}
             for s in settlements
-        ]
+        ]  # fmt: skip
         return json.dumps({"items": items, "epoch": [epoch[0], "0x" + epoch[1].hex()] if epoch else None})
 
     async def estimate_settle(self, settlements: Sequence[BlockSettlementArgs], epoch: Any = None) -> int:
         self.estimates += 1
+        if self.estimates == self.reorg_at_estimate:
+            self.roots.clear()  # a destination reorg drops the acceptance between two reads
+        self._check_accepted(json.loads(self.settle_data(settlements, epoch)))
         return BASE_GAS + GAS_PER_ACCOUNT * sum(len(s[3]) for s in settlements)
 
-    async def settle(self, key: str, data: str, *, gas: int | None = None, kind: str = "settle") -> Receipt:
+    def _check_accepted(self, decoded: dict[str, Any]) -> None:
+        """MarginSettlement refuses settlements of an epoch it does not hold."""
+        submitted = decoded["epoch"][0] if decoded["epoch"] else None
+        for item in decoded["items"]:
+            if item["epoch"] != submitted and item["epoch"] not in self.roots:
+                raise ContractReverted("estimate", "EpochNotAccepted", (item["epoch"],), b"")
+
+    async def settle(
+        self, key: str, data: str, *, gas: int | None = None, kind: str = "settle", epoch: int | None = None
+    ) -> Receipt:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             await asyncio.sleep(0.01)
             decoded = json.loads(data)
+            self._check_accepted(decoded)
             if decoded["epoch"]:
                 number, root = decoded["epoch"]
                 self.roots.setdefault(number, bytes.fromhex(root[2:]))
@@ -132,6 +153,7 @@ class FakeDestination:
             self.txm.intents[key] = FakeIntent(gas)
             self.block += 1
             self.sent.append((key, count))
+            self.kinds.append(kind)
             self.first_sent.set()
             return Receipt(f"0x{len(self.sent):064x}", self.block, gas, self.now, 1)
         finally:
@@ -258,3 +280,37 @@ def test_an_epoch_stored_in_another_format_is_given_up_not_crashed_on(tmp_path: 
     record = store.epoch(4)
     assert record is not None and (record.status, record.reason) == ("failed", "old_format")
     assert store.open_epochs() == []
+
+
+def test_an_estimate_that_finds_the_epoch_gone_plans_it_again_at_once(tmp_path: Path) -> None:
+    """The acceptance was read, then a destination reorg dropped it before the batches were sized:
+    the estimate reverts EpochNotAccepted. The state moved, the epoch is fine: it is planned again
+    at once, its submission first (before: the revert failed the epoch, paused 60 s)."""
+    snap = snapshot(31337, 500, 12, random.Random(21))
+    aggregate = aggregate_epoch([snap])
+    dest = FakeDestination()
+    dest.roots[1] = aggregate.root
+    dest.reorg_at_estimate = 1
+    stage, _store = settler(tmp_path, dest, max_accounts_per_batch=4)
+    assert asyncio.run(stage.settle_epoch(1, aggregate, SIGNATURE)) is True
+    assert dest.roots[1] == aggregate.root
+    assert dest.kinds[0] == "epoch"  # the first transaction sent submits the epoch again
+    assert all(dest.state[(c.account, 31337)].block_number == 500 for c in snap.claims if c.value)
+
+
+def test_planned_batches_wait_for_the_resubmission_of_an_epoch_a_reorg_dropped(tmp_path: Path) -> None:
+    """Batches were planned while the epoch was accepted; a reorg dropped the acceptance before
+    any was sent. They are dropped from the plan (settleMany would only revert) and the epoch is
+    submitted again first, with what is still pending."""
+    snap = snapshot(31337, 500, 12, random.Random(22))
+    aggregate = aggregate_epoch([snap])
+    dest = FakeDestination()
+    stage, store = settler(tmp_path, dest, max_accounts_per_batch=4)
+    accounts = [c.account for c in snap.claims]
+    store.plan_settle_batches(1, aggregate.root, [(31337, accounts[i : i + 4], False) for i in range(0, 12, 4)])
+    assert asyncio.run(stage.settle_epoch(1, aggregate, SIGNATURE)) is True
+    assert dest.roots[1] == aggregate.root
+    assert dest.kinds[0] == "epoch"
+    statuses = [b.status for b in store.settle_batches(1, aggregate.root)]
+    assert statuses[:3] == ["skipped"] * 3 and set(statuses[3:]) == {"mined"}
+    assert all(dest.state[(c.account, 31337)].block_number == 500 for c in snap.claims if c.value)

@@ -98,3 +98,63 @@ def test_settlements_are_confirmed_per_epoch(tmp_path: Path) -> None:
     assert store.confirm_settlements(1) == 2
     assert store.confirm_settlements(1) == 0  # only what is still submitted
     assert store.settlement_counts() == {"confirmed": 2, "submitted": 1}
+
+
+def test_a_rebuilt_epoch_does_not_inherit_the_batches_its_failed_try_planned(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.sqlite")
+    root = b"\x07" * 32
+    store.create_epoch(1, root, {"n": 1}, {"p": 10})
+    store.plan_settle_batches(1, root, [(5, ["0xa"], True), (5, ["0xb"], False)])
+    (sent, _unsent) = store.settle_batches(1, root)
+    store.set_settle_batch(sent, "mined", "0x01", 100)
+    store.set_epoch_status(1, "failed", reason="retries_exhausted")
+    store.create_epoch(1, root, {"n": 1}, {"p": 10})  # the same number and root, planned again
+    assert store.settle_batches(1, root, "planned") == []  # the try starts from the destination
+    again = store.plan_settle_batches(1, root, [(5, ["0xb"], True)])
+    assert [b.index for b in again] == [2]  # numbered after the old rows: their keys stay unique
+    assert store.last_mined_block(1, root) == 100
+
+
+def test_transaction_store_revives_a_key_a_reorg_dropped_and_counts_fee_groups(tmp_path: Path) -> None:
+    from relayer.storage.txstore import Attempt
+
+    store = Store(tmp_path / "s.sqlite")
+    txs = store.transactions(chain_id=1, sender="0x" + "ab" * 20)
+    for nonce, key in enumerate(["epoch:1:x", "settle:1:x:1", "settle:2:y:0"]):
+        group = "epoch:" + key.split(":")[1]
+        first = Attempt(0, nonce, f"0x{nonce:064x}", "0xraw", 10 * (nonce + 1), 1, "built")
+        txs.create(key, kind="settle", to="0x" + "22" * 20, data="0x", gas=1_000, first=first, fee_group=group)
+        txs.mark_accepted(key, 0)
+    txs.add_attempt("settle:1:x:1", Attempt(1, 1, "0x" + "ff" * 32, "0xraw2", 50, 2, "built"))
+    txs.mark_accepted("settle:1:x:1", 1)
+    assert txs.fee_exposure("epoch:1") == {"epoch:1:x": (1_000, 10, 10), "settle:1:x:1": (1_000, 20, 50)}
+    txs.mark_mined("epoch:1:x", "0x" + "00" * 32, block_number=7, gas_used=900, block_timestamp=70,
+                   effective_gas_price=5, reverted=False)  # fmt: skip
+    txs.mark_mined("settle:1:x:1", "0x" + "ff" * 32, block_number=8, gas_used=900, block_timestamp=80,
+                   effective_gas_price=5, reverted=True)  # fmt: skip
+    assert txs.final_from(0) == ["epoch:1:x", "settle:1:x:1"] and txs.final_from(1) == ["settle:1:x:1"]
+    txs.revive("settle:1:x:1", "0x" + "ff" * 32)
+    revived = txs.intent("settle:1:x:1")
+    assert revived is not None and revived.state == "sent" and revived.block_number is None
+    assert revived.tx_hash == "0x" + "ff" * 32 and revived.error_name is None
+    assert [a.state for a in revived.attempts] == ["replaced", "sent"]
+    assert txs.live_keys() == ["settle:1:x:1", "settle:2:y:0"] and txs.final_from(1) == []
+    store.close()
+
+
+def test_a_store_of_before_fee_groups_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as db:  # a store as the previous release wrote it
+        db.execute("DROP INDEX tx_intents_by_group")
+        db.execute("ALTER TABLE tx_intents DROP COLUMN fee_group")
+        db.execute(
+            "INSERT INTO tx_intents (chain_id, sender, key, kind, to_address, data, gas, nonce, state, created_at, "
+            "updated_at) VALUES (1, 's', 'epoch:3:a', 'epoch', '0x', '0x', 21000, 0, 'mined', 0, 0)"
+        )
+    store = Store(path)
+    txs = store.transactions(chain_id=1, sender="s")
+    assert txs.fee_group("epoch:3:a") == "epoch:3:a"  # each old intent its own group
+    store.close()
