@@ -446,6 +446,9 @@ class Settler:
                         return True
                     if not pending:  # nothing to settle, but the epoch must still be accepted
                         pending = {0: [0]}
+                    if await self._resent_first():
+                        known = None
+                        continue  # what the destination holds changes with them: read it again
                     batches = await self.plan(epoch, aggregate, pending, submission=submission)
                 receipts = await self.send(aggregate, batches, submission=full)
             except ContractReverted as exc:
@@ -458,6 +461,19 @@ class Settler:
             if receipts:
                 last_block = max(last_block, max(r.block_number for r in receipts))
         return False
+
+    async def _resent_first(self) -> bool:
+        """Before new transactions are planned: have the transaction manager look for mined ones a
+        destination reorg dropped (now, not at its next periodic check) and wait until those it
+        sends again are mined, of whichever epoch, so that what they settle is never planned a
+        second time. Returns whether there were any."""
+        revived = await self.submitter.txm.reconcile(force=True)
+        for key in revived:
+            try:
+                await self.submitter.txm.wait(key)
+            except (ContractReverted, SubmissionError) as exc:  # its epoch's settling sees the outcome
+                log.warning("settlement.resent_failed", key=key, error=str(exc))
+        return bool(revived)
 
     async def _await_revived(self, epoch: int, aggregate: EpochAggregate) -> int:
         """Wait for the epoch's mined batches whose transactions a destination reorg dropped and

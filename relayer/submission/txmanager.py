@@ -306,7 +306,7 @@ class TxManager:
         if not keys:
             return []
         log.info("tx.resuming", keys=keys, sender=self.address)
-        results = await asyncio.gather(*(self._resume_key(k) for k in keys), return_exceptions=True)
+        results = await asyncio.gather(*(self.wait(k) for k in keys), return_exceptions=True)
         for key, result in zip(keys, results, strict=True):
             if isinstance(result, asyncio.CancelledError):
                 raise result
@@ -314,7 +314,9 @@ class TxManager:
                 log.warning("tx.resume_failed", key=key, error=str(result))
         return keys
 
-    async def _resume_key(self, key: str) -> Receipt:
+    async def wait(self, key: str) -> Receipt:
+        """The receipt of a key this manager holds, as `send` with its stored intent gives it
+        (joining its drive when one runs). Raises as `send`; SubmissionError for an unknown key."""
         intent = self.store.intent(key)
         if intent is None:
             raise SubmissionError(key, "vanished from the store")
@@ -335,7 +337,7 @@ class TxManager:
             running = self._inflight.get(key)
             if running is None or running.done():
                 log.info("tx.driven_again", key=key)
-                self._track(key, self._resume_key(key))
+                self._track(key, self._drive(key, fresh=False))
         return revived
 
     async def _reconcile(self, latest: int) -> list[str]:

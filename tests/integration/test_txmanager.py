@@ -20,7 +20,7 @@ from chains.bindings import ContractReverted
 from chains.rpc import RpcClient
 from relayer.observability.metrics import Metrics
 from relayer.storage.store import Store
-from relayer.submission.txmanager import FEE_CEILING_MULTIPLE, FeeCapReached, TxManager
+from relayer.submission.txmanager import FEE_CEILING_MULTIPLE, FeeCapReached, TxManager, TxTimeout
 
 pytestmark = pytest.mark.integration
 
@@ -474,3 +474,24 @@ async def test_the_fee_budget_of_a_group_stops_replacements_and_is_counted(
     for task in sends:
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_key_whose_send_timed_out_is_driven_again_by_reconcile(
+    node: AnvilNode, client: RpcClient, sender: LocalAccount, open_store: Callable[[], Store]
+) -> None:
+    """A live key holds its nonce: once its `send` gave up (receipt timeout) nothing watched it
+    any more, and every later transaction waited behind it. `reconcile` drives it again."""
+    txm = manager(client, sender, open_store(), receipt_timeout_seconds=1.0)
+    with pytest.raises(TxTimeout):
+        await txm.send("epoch:13", TO, "0x", gas=21_000, kind="epoch")
+    await call(node.url, "anvil_dropTransaction", [txm.intent("epoch:13").attempts[-1].tx_hash])  # type: ignore[union-attr]
+    mining = asyncio.create_task(miner(node.url, 0.2))
+    try:
+        assert await txm.reconcile(force=True) == []  # nothing reorged; the live key is driven again
+        deadline = time.monotonic() + 10
+        while (intent := txm.intent("epoch:13")) is None or intent.state != "mined":
+            assert time.monotonic() < deadline, "the timed-out key was not driven again"
+            await asyncio.sleep(0.1)
+    finally:
+        mining.cancel()
+    assert txs_with_nonce(node.url, sender.address, 0) == [intent.tx_hash]
