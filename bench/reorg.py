@@ -256,15 +256,16 @@ def wait_until(done: Callable[[], bool], limit: float, since: float | None = Non
         time.sleep(0.1)
 
 
-def fees(w3: Web3, settlement: Contract, reorg: Reorg, until_block: int) -> dict[str, Any]:
+def fees(w3: Web3, settlement: Contract, reorg: Reorg, until_block: int, senders: Sequence[str] = ()) -> dict[str, Any]:
     """The recovery's fee against its baseline, in wei: `recovery` = gasUsed x effectiveGasPrice
-    of the sender's transactions mined in blocks reorg.block..`until_block` (after the reorg,
-    whose replaced blocks are empty); `baseline` = the dropped transactions' fees (pre-reorg
-    receipts) + each in-flight transaction's gasUsed after the reorg (the transaction mined at
-    its nonce; its gas limit when none was) x the highest effectiveGasPrice a dropped one paid.
-    `ratio` = recovery / baseline (None for a zero baseline)."""
-    after = relayer_txs(w3, settlement, [reorg.sender], reorg.block, until_block)
-    by_nonce = {t.nonce: t for t in after}
+    of the transactions of the reorged sender (and of `senders`: a committee's other members)
+    mined in blocks reorg.block..`until_block` (after the reorg, whose replaced blocks are
+    empty); `baseline` = the dropped transactions' fees (pre-reorg receipts) + each in-flight
+    transaction's gasUsed after the reorg (the sender's transaction mined at its nonce; its gas
+    limit when none was) x the highest effectiveGasPrice a dropped one paid. `ratio` =
+    recovery / baseline (None for a zero baseline)."""
+    after = relayer_txs(w3, settlement, [reorg.sender, *senders], reorg.block, until_block)
+    by_nonce = {t.nonce: t for t in after if t.sender.lower() == reorg.sender.lower()}
     price = max((t.price for t in reorg.dropped), default=0)
     baseline = sum(t.fee for t in reorg.dropped)
     for waiting in reorg.in_flight:
@@ -295,6 +296,26 @@ def replacement_ratios(events: Sequence[dict[str, Any]], since: float) -> list[f
         market = event.get("market_max_fee")
         ratios.append(int(event["max_fee"]) / int(market) if market else None)
     return ratios
+
+
+def replaced_behind_a_hole(
+    w3: Web3, sender: str, events: Sequence[dict[str, Any]], first: int, slack: float = 1.0
+) -> list[dict[str, Any]]:
+    """The `tx.replacing` events of `sender` for a nonce above the sender's on-chain count
+    (`eth_getTransactionCount` at the newest destination block, from `first` on, whose
+    timestamp is at most `slack` seconds after the event): a fee bump for a transaction that
+    could not be mined, a lower nonce missing under it."""
+    address = Web3.to_checksum_address(sender)
+    stamps = [(int(w3.eth.get_block(n)["timestamp"]), n) for n in range(first, w3.eth.block_number + 1)]
+    behind = []
+    for event in events:
+        when = event_time(event)
+        blocks = [n for stamp, n in stamps if stamp <= when + slack]
+        if not blocks:
+            continue
+        if int(event["nonce"]) > w3.eth.get_transaction_count(address, blocks[-1]):
+            behind.append(event)
+    return behind
 
 
 def chain_market_ratios(w3: Web3, events: Sequence[dict[str, Any]], since: float, first: int) -> list[float]:
@@ -408,6 +429,8 @@ class Run:
         ratios = replacement_ratios(replacing, reorg.at)
         known = [r for r in ratios if r is not None]
         from_chain = chain_market_ratios(self.dst, replacing, reorg.at, reorg.block)
+        after = [e for e in replacing if event_time(e) >= reorg.at]
+        behind = replaced_behind_a_hole(self.dst, self.sender, after, reorg.block)
         return {
             "scenario": scenario.name,
             "depth": scenario.depth,
@@ -424,6 +447,7 @@ class Run:
             "highest_replacement_max_fee_wei": max(
                 (int(e["max_fee"]) for e in replacing if event_time(e) >= reorg.at), default=None
             ),
+            "replacements_behind_a_nonce_hole": len(behind),
             "reorged_out_logged": len(self.events("tx.reorged_out")),
             "epochs_failed": [e.get("reason") for e in self.events("epoch.failed")],
         }
