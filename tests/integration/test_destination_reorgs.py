@@ -279,9 +279,10 @@ def test_depth_1_with_several_batches_in_flight_recovers_every_account(net: Net)
 def test_a_reorg_as_deep_as_finality_drops_a_final_submission_and_its_batches(net: Net) -> None:
     """Scenario 4: three accounts change; the reorg (depth FINALITY_DEPTH) comes once the block
     on top of the submission's is mined: the submission was final by the daemon's rule, the
-    settleMany of the next block not yet. On main the submission's key stayed "mined" and was
-    never sent again; the two settleMany, forgotten by the node, were re-broadcast into the
-    queue behind the hole and replaced every 6 s: the accounts stayed wrong."""
+    settleMany of the next block not yet. On main either the submission's key stayed "mined"
+    and was never sent again while the two settleMany, forgotten by the node, were re-broadcast
+    into the queue behind the hole and replaced every 6 s (the accounts stayed wrong), or an
+    estimate reverted EpochNotAccepted, the epoch failed and waited out the 60 s pause."""
     scenario = SCENARIOS[3]
     assert scenario.depth == FINALITY_DEPTH
     failures = net.failures()
