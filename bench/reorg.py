@@ -7,9 +7,9 @@ Each scenario gets a fresh devnet (``relayer.devnet.provision``) with ``max_acco
 1`` (one account per transaction, so an epoch that changes N accounts is one ``submitAndSettle``
 and N - 1 ``settleMany``) and the daemon run as a real process. First the baseline: N accounts
 deposit and the seconds from their source transactions mined to every account true on the
-destination are timed. Then the same change again, and the
-destination is reorged (``anvil_reorg [depth, []]``) right after the block holding the relayer's
-``submitAndSettle``, at the moment the scenario asks for (``reorg_at``):
+destination are timed. Then the same change again, and the destination is reorged
+(``anvil_reorg [depth, []]``) right after the block holding the relayer's ``submitAndSettle``,
+at the moment the scenario asks for (``reorg_at``):
 
 1. depth 1, nothing of the relayer's in flight (one account: the epoch is that one transaction);
 2. depth 1, the next ``settleMany`` waiting in the pool (2 accounts);
@@ -23,13 +23,16 @@ Per scenario: the seconds from the reorg to every account true again (target <= 
 capped at ``--limit`` seconds), the relayer's transactions dropped and in flight at the reorg,
 the recovery fee (``fees``: the relayer's transactions mined after the reorg until every account
 was true) over the baseline fee (the dropped transactions' fee, plus each in-flight one's gas
-after the reorg at the highest price the dropped ones paid; target <= 2), and the highest
-replacement ``max_fee`` over the market max fee logged with it (``tx.replacing``; target <= 2).
-Adds its run to ``bench/results/reorg.json`` under ``--label`` (default ``current``).
+after the reorg at the highest price the dropped ones paid; target <= 2), the highest
+replacement ``max_fee`` over the market max fee logged with it (``tx.replacing``; target <= 2;
+read from the chain for a log without it) and the replacements of a nonce above the sender's
+on-chain count (``replaced_behind_a_hole``), the accounts the relayer settled twice for one
+block after the reorg (``doubled``; target 0) and the epochs failed after it. Adds its run to
+``bench/results/reorg.json`` under ``--label`` (default ``current``).
 
 Shared with tests/integration/test_destination_reorgs.py: ``reorg_at``, ``relayer_txs``,
-``fees``, ``replacement_ratios`` and ``SCENARIOS``. What anvil does on ``anvil_reorg`` is
-written down there.
+``pool_of``, ``fees``, ``doubled``, ``replaced_behind_a_hole`` and ``SCENARIOS``. What anvil
+does on ``anvil_reorg`` is written down there.
 """
 
 from __future__ import annotations
@@ -244,6 +247,18 @@ def reorg_at(
     return reorg
 
 
+def doubled(settlement: Contract, txs: Sequence[SentTx], first: int, last: int) -> list[dict[str, Any]]:
+    """Accounts that transactions `txs` settled for a block they were already settled at
+    (`SettlementSkipped` with blockNumber == lastBlock) in blocks `first`..`last`: a settlement
+    sent twice."""
+    hashes = {t.hash for t in txs}
+    return [
+        dict(e["args"])
+        for e in settlement.events.SettlementSkipped.get_logs(from_block=first, to_block=last)
+        if "0x" + bytes(e["transactionHash"]).hex() in hashes and e["args"]["blockNumber"] == e["args"]["lastBlock"]
+    ]
+
+
 def wait_until(done: Callable[[], bool], limit: float, since: float | None = None) -> float | None:
     """Seconds from `since` (time.monotonic(), default now) until `done()` holds, polled every
     100 ms; None when it did not within `limit` seconds of `since`."""
@@ -425,12 +440,14 @@ class Run:
         figures = fees(self.dst, self.settlement, reorg, until)
         if seconds is None:  # what was paid until the limit: no recovery to compare
             figures["ratio"] = None
+        after = relayer_txs(self.dst, self.settlement, [self.sender], reorg.block, until)
+        twice = doubled(self.settlement, after, reorg.block, until)
         replacing = self.events("tx.replacing")
         ratios = replacement_ratios(replacing, reorg.at)
         known = [r for r in ratios if r is not None]
         from_chain = chain_market_ratios(self.dst, replacing, reorg.at, reorg.block)
-        after = [e for e in replacing if event_time(e) >= reorg.at]
-        behind = replaced_behind_a_hole(self.dst, self.sender, after, reorg.block)
+        recent = [e for e in replacing if event_time(e) >= reorg.at]
+        behind = replaced_behind_a_hole(self.dst, self.sender, recent, reorg.block)
         return {
             "scenario": scenario.name,
             "depth": scenario.depth,
@@ -439,6 +456,7 @@ class Run:
             "limit_seconds": limit,
             "dropped": len(reorg.dropped),
             "in_flight": len(reorg.in_flight),
+            "settled_twice": len(twice),
             "fee": figures,
             "replacements": len(ratios),
             "highest_replacement_vs_market": round(max(known), 3) if known else None,
@@ -449,7 +467,7 @@ class Run:
             ),
             "replacements_behind_a_nonce_hole": len(behind),
             "reorged_out_logged": len(self.events("tx.reorged_out")),
-            "epochs_failed": [e.get("reason") for e in self.events("epoch.failed")],
+            "epochs_failed": [e.get("reason") for e in self.events("epoch.failed") if event_time(e) >= reorg.at],
         }
 
     def close(self) -> None:
@@ -495,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"number": number, **measure(scenario, args.dest_block_time, args.limit)})
         print(f"  {json.dumps(rows[-1])}", flush=True)
     print(f"\n{'#':<3}{'scenario':<40}{'recovered':>12}{'baseline':>10}{'dropped':>9}{'in flight':>10}"
-          f"{'fee ratio':>10}{'max fee/market':>15}{'replaced':>9}")  # fmt: skip
+          f"{'fee ratio':>10}{'max fee/market':>15}{'replaced':>9}{'twice':>6}  epochs failed")  # fmt: skip
     for row in rows:
         seconds = row["recovered_seconds"]
         recovered = f"{seconds:.1f} s" if seconds is not None else f">{row['limit_seconds']:.0f} s"
@@ -509,6 +527,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{(f'{baseline:.1f} s' if baseline is not None else '-'):>10}{row['dropped']:>9}{row['in_flight']:>10}"
             f"{(f'{ratio:.2f}' if ratio is not None else '-'):>10}"
             f"{(f'{market:.2f}' if market is not None else '-'):>15}{row['replacements']:>9}"
+            f"{row['settled_twice']:>6}  {', '.join(row['epochs_failed']) or '-'}"
         )
     print("(targets: recovered <= 10 s after the reorg; fee ratio <= 2; replacement max fee <= 2 x market, the"
           " market as logged with it or else read from the chain)")  # fmt: skip

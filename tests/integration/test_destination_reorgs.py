@@ -52,6 +52,7 @@ from bench.reorg import (
     MissedWindow,
     Reorg,
     Scenario,
+    doubled,
     event_time,
     fees,
     pool_of,
@@ -197,14 +198,8 @@ def assert_recovered(
     after = relayer_txs(net.dst, net.settlement, [net.sender], reorg.block, head)
     nonces = Counter(t.nonce for t in after)
     assert all(n == 1 for n in nonces.values()), f"two relayer transactions mined at one nonce: {nonces}"
-    hashes = {t.hash for t in after}
-    doubled = [
-        dict(e["args"])
-        for e in net.settlement.events.SettlementSkipped.get_logs(from_block=reorg.block, to_block=head)
-        if "0x" + bytes(e["transactionHash"]).hex() in hashes
-        and int(e["args"]["blockNumber"]) == int(e["args"]["lastBlock"])
-    ]
-    assert not doubled, f"the relayer settled accounts twice for one block after the reorg: {doubled}"
+    twice = doubled(net.settlement, after, reorg.block, head)
+    assert not twice, f"the relayer settled accounts twice for one block after the reorg: {twice}"
     assert_replacements_bounded(net.dst, net.sender, net.events("tx.replacing"), reorg)
     return figures
 
