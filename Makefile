@@ -9,7 +9,7 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-pullpath fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-reorg bench-pullpath fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -100,6 +100,17 @@ bench-latency: setup
 DUST ?= 6
 bench-dust: setup
 	$(BIN)/python -m bench.dust --dust $(DUST)
+
+# Destination reorgs (anvil_reorg) right after the relayer's submitAndSettle, the destination mining
+# every 2 s: depth 1 with 0, 1 and 3 transactions in flight, depth 2 (finality) and 4 (past a final
+# epoch), each on a fresh devnet: seconds to every account true again, fee vs the dropped ones,
+# replacement max fee vs market (bench/reorg.py); adds REORG_LABEL to bench/results/reorg.json.
+# A few minutes; a recovery is waited for at most REORG_LIMIT seconds. REORG_ARGS="--only 2 3".
+REORG_LABEL ?= current
+REORG_LIMIT ?= 180
+REORG_ARGS ?=
+bench-reorg: setup
+	$(BIN)/python -m bench.reorg --label $(REORG_LABEL) --limit $(REORG_LIMIT) $(REORG_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)

@@ -1,0 +1,549 @@
+"""``python -m bench.reorg`` (``make bench-reorg``): destination reorgs with the relayer's
+transactions in flight, on a devnet whose destination mines a block every ``--dest-block-time``
+seconds (default 2) and takes a block as final one confirmation deep (``relayer devnet``'s
+setting: final = head - 1).
+
+Each scenario gets a fresh devnet (``relayer.devnet.provision``) with ``max_accounts_per_batch =
+1`` (one account per transaction, so an epoch that changes N accounts is one ``submitAndSettle``
+and N - 1 ``settleMany``) and the daemon run as a real process. First the baseline: N accounts
+deposit and the seconds from their source transactions mined to every account true on the
+destination are timed. Then the same change again, and the destination is reorged
+(``anvil_reorg [depth, []]``) right after the block holding the relayer's ``submitAndSettle``,
+at the moment the scenario asks for (``reorg_at``):
+
+1. depth 1, nothing of the relayer's in flight (one account: the epoch is that one transaction);
+2. depth 1, the next ``settleMany`` waiting in the pool (2 accounts);
+3. depth 1, at least 3 ``settleMany`` waiting (5 accounts);
+4. depth 2 = the destination's finality (``FINALITY_DEPTH``): the reorg comes once the block on
+   top of the submission's is mined, when the submission is already final by the daemon's rule;
+5. depth 4 = finality + 2, once the daemon logged ``settlement.final`` for the epoch: the
+   destination shows the old values again and the relayer has to notice on its own.
+
+Per scenario: the seconds from the reorg to every account true again (target <= 10 s; a wait is
+capped at ``--limit`` seconds), the relayer's transactions dropped and in flight at the reorg,
+the recovery fee (``fees``: the relayer's transactions mined after the reorg until every account
+was true) over the baseline fee (the dropped transactions' fee, plus each in-flight one's gas
+after the reorg at the highest price the dropped ones paid; target <= 2), the highest
+replacement ``max_fee`` over the market max fee logged with it (``tx.replacing``; target <= 2;
+read from the chain for a log without it) and the replacements of a nonce above the sender's
+on-chain count (``replaced_behind_a_hole``), the accounts the relayer settled twice for one
+block after the reorg (``doubled``; target 0) and the epochs failed after it. Adds its run to
+``bench/results/reorg.json`` under ``--label`` (default ``current``).
+
+Shared with tests/integration/test_destination_reorgs.py: ``reorg_at``, ``relayer_txs``,
+``pool_of``, ``fees``, ``doubled``, ``replaced_behind_a_hole`` and ``SCENARIOS``. What anvil
+does on ``anvil_reorg`` is written down there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from web3 import Web3
+from web3.contract import Contract
+from web3.types import Wei
+
+from chains.anvil import rpc
+from chains.bindings import contract
+from relayer import devnet
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "reorg.json"
+
+FINALITY_DEPTH = 2
+"""The devnet's destination takes a block as final once one block is on top of it (finality
+"confirmations", confirmations = 1: final = head - 1), so a reorg of depth 2 is the shallowest
+that drops a block the relayer already took as final."""
+
+POLL_SECONDS = 0.02
+ATTEMPTS = 3
+"""Changes made per scenario until the reorg is timed as the scenario asks (`MissedWindow`)."""
+
+
+class MissedWindow(RuntimeError):
+    """The reorg could not be timed as the scenario asks (a block came first)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """`accounts` deposit at once (one transaction each with `max_accounts_per_batch = 1`);
+    the destination is reorged `depth` deep right after the block holding the relayer's
+    `submitAndSettle` is `depth - 1` blocks deep, once at least `in_flight` of its transactions
+    wait in the pool and (`after_final`) the epoch's `settlement.final` was logged."""
+
+    name: str
+    accounts: int
+    depth: int
+    in_flight: int = 0
+    after_final: bool = False
+
+
+SCENARIOS = (
+    Scenario("depth 1, nothing in flight", accounts=1, depth=1),
+    Scenario("depth 1, one in flight", accounts=2, depth=1, in_flight=1),
+    Scenario("depth 1, three in flight", accounts=5, depth=1, in_flight=3),
+    Scenario(f"depth {FINALITY_DEPTH} (finality), batches", accounts=3, depth=FINALITY_DEPTH),
+    Scenario(f"depth {FINALITY_DEPTH + 2} (finality + 2), after final", accounts=3, depth=FINALITY_DEPTH + 2,
+             after_final=True),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SentTx:
+    """One relayer transaction on the destination: `function` called, `gas` limit; for a mined
+    one its `block`, `gas_used` and `price` (effectiveGasPrice, wei), else None/0."""
+
+    hash: str
+    sender: str
+    nonce: int
+    function: str
+    gas: int
+    block: int | None = None
+    gas_used: int = 0
+    price: int = 0
+    epoch: int | None = None
+
+    @property
+    def fee(self) -> int:
+        return self.gas_used * self.price
+
+
+@dataclass
+class Reorg:
+    """What `reorg_at` did: the first dropped block, the depth, the relayer's transactions mined
+    in the dropped blocks (`dropped`, their pre-reorg receipts) and waiting in the pool
+    (`in_flight`), the submitted epoch whose block was dropped, and when (`at`: time.time(),
+    `monotonic`: time.monotonic(), right after `anvil_reorg` returned)."""
+
+    block: int
+    depth: int
+    sender: str
+    epoch: int
+    dropped: list[SentTx]
+    in_flight: list[SentTx]
+    at: float = 0.0
+    monotonic: float = 0.0
+    nonce_before: int = 0
+    nonce_after: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def function_of(settlement: Contract, tx: Any) -> tuple[str, int | None]:
+    """(function name, epoch or None) of a transaction to the settlement contract; ("", None)
+    for anything else."""
+    if str(tx.get("to") or "").lower() != settlement.address.lower():
+        return "", None
+    try:
+        func, params = settlement.decode_function_input(tx["input"])
+    except ValueError:
+        return "", None
+    epoch = int(params["epoch"]) if "epoch" in params else None
+    return str(func.fn_name), epoch
+
+
+def relayer_txs(w3: Web3, settlement: Contract, senders: Sequence[str], first: int, last: int) -> list[SentTx]:
+    """The transactions of `senders` mined in destination blocks `first`..`last`, with their
+    receipts, in chain order."""
+    wanted = {s.lower() for s in senders}
+    found = []
+    for number in range(max(first, 0), last + 1):
+        block: Any = w3.eth.get_block(number, full_transactions=True)
+        for tx in block["transactions"]:
+            if str(tx["from"]).lower() not in wanted:
+                continue
+            receipt = w3.eth.get_transaction_receipt(tx["hash"])
+            function, epoch = function_of(settlement, tx)
+            found.append(SentTx(
+                "0x" + bytes(tx["hash"]).hex(), str(tx["from"]), int(tx["nonce"]), function, int(tx["gas"]),
+                int(receipt["blockNumber"]), int(receipt["gasUsed"]), int(receipt["effectiveGasPrice"]), epoch,
+            ))  # fmt: skip
+    return found
+
+
+def pool_of(url: str, settlement: Contract, sender: str) -> list[SentTx]:
+    """The transactions of `sender` in the node's pool (pending and queued), by nonce."""
+    content: Any = rpc(url, "txpool_content", [])
+    found = []
+    for section in ("pending", "queued"):
+        for address, by_nonce in (content.get(section) or {}).items():
+            if address.lower() != sender.lower():
+                continue
+            for nonce, tx in by_nonce.items():
+                function, epoch = function_of(settlement, tx)
+                found.append(SentTx(str(tx["hash"]), sender, int(nonce), function, int(str(tx["gas"]), 16),
+                                    epoch=epoch))  # fmt: skip
+    return sorted(found, key=lambda t: t.nonce)
+
+
+def reorg_at(
+    w3: Web3,
+    url: str,
+    settlement: Contract,
+    senders: Sequence[str],
+    *,
+    after_block: int,
+    depth: int,
+    in_flight: int = 0,
+    ready: Callable[[int], bool] | None = None,
+    timeout: float = 60.0,
+) -> Reorg:
+    """Watch the destination (`w3`, JSON-RPC `url`) for a `submitAndSettle` of one of `senders`
+    mined after block `after_block`; once its block B is `depth - 1` blocks deep (head = B +
+    depth - 1), at least `in_flight` of that sender's transactions wait in the pool and
+    `ready(epoch)` holds, call `anvil_reorg [depth, []]`, which replaces blocks B..head by empty
+    ones. Raises MissedWindow when a block came before the conditions held (or between the
+    snapshot and the reorg: its dropped transactions are still mined), TimeoutError when no
+    submission came within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    scanned = after_block
+    found: SentTx | None = None
+    while found is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no submitAndSettle of {list(senders)} after block {after_block} within {timeout} s")
+        head = w3.eth.block_number
+        for tx in relayer_txs(w3, settlement, senders, scanned + 1, head):
+            if tx.function == "submitAndSettle":
+                found = tx
+                break
+        scanned = head
+        time.sleep(POLL_SECONDS)
+    assert found.block is not None and found.epoch is not None
+    target = found.block + depth - 1
+    while True:
+        head = w3.eth.block_number
+        if head > target:
+            raise MissedWindow(
+                f"block {head} came before the reorg of {depth} after block {found.block} could be timed "
+                f"(wanted {in_flight} in flight, ready {ready is None or ready(found.epoch)})"
+            )
+        if head == target:
+            pool = pool_of(url, settlement, found.sender)
+            if len(pool) >= in_flight and (ready is None or ready(found.epoch)):
+                break
+        if time.monotonic() > deadline:
+            raise MissedWindow(f"the conditions for the reorg after block {found.block} never held")
+        time.sleep(POLL_SECONDS)
+    dropped = relayer_txs(w3, settlement, [found.sender], found.block, target)
+    nonce_before = w3.eth.get_transaction_count(Web3.to_checksum_address(found.sender), "latest")
+    rpc(url, "anvil_reorg", [depth, []])
+    reorg = Reorg(found.block, depth, found.sender, found.epoch, dropped, pool, time.time(), time.monotonic(),
+                  nonce_before)  # fmt: skip
+    reorg.nonce_after = w3.eth.get_transaction_count(Web3.to_checksum_address(found.sender), "latest")
+    still = [t.hash for t in dropped if rpc(url, "eth_getTransactionReceipt", [t.hash]) is not None]
+    if still or w3.eth.block_number != target:
+        raise MissedWindow(f"a block came between the snapshot and the reorg: {still} still mined")
+    return reorg
+
+
+def doubled(settlement: Contract, txs: Sequence[SentTx], first: int, last: int) -> list[dict[str, Any]]:
+    """Accounts that transactions `txs` settled for a block they were already settled at
+    (`SettlementSkipped` with blockNumber == lastBlock) in blocks `first`..`last`: a settlement
+    sent twice."""
+    hashes = {t.hash for t in txs}
+    return [
+        dict(e["args"])
+        for e in settlement.events.SettlementSkipped.get_logs(from_block=first, to_block=last)
+        if "0x" + bytes(e["transactionHash"]).hex() in hashes and e["args"]["blockNumber"] == e["args"]["lastBlock"]
+    ]
+
+
+def wait_until(done: Callable[[], bool], limit: float, since: float | None = None) -> float | None:
+    """Seconds from `since` (time.monotonic(), default now) until `done()` holds, polled every
+    100 ms; None when it did not within `limit` seconds of `since`."""
+    start = time.monotonic() if since is None else since
+    while True:
+        if done():
+            return time.monotonic() - start
+        if time.monotonic() - start > limit:
+            return None
+        time.sleep(0.1)
+
+
+def fees(w3: Web3, settlement: Contract, reorg: Reorg, until_block: int, senders: Sequence[str] = ()) -> dict[str, Any]:
+    """The recovery's fee against its baseline, in wei: `recovery` = gasUsed x effectiveGasPrice
+    of the transactions of the reorged sender (and of `senders`: a committee's other members)
+    mined in blocks reorg.block..`until_block` (after the reorg, whose replaced blocks are
+    empty); `baseline` = the dropped transactions' fees (pre-reorg receipts) + each in-flight
+    transaction's gasUsed after the reorg (the sender's transaction mined at its nonce; its gas
+    limit when none was) x the highest effectiveGasPrice a dropped one paid. `ratio` =
+    recovery / baseline (None for a zero baseline)."""
+    after = relayer_txs(w3, settlement, [reorg.sender, *senders], reorg.block, until_block)
+    by_nonce = {t.nonce: t for t in after if t.sender.lower() == reorg.sender.lower()}
+    price = max((t.price for t in reorg.dropped), default=0)
+    baseline = sum(t.fee for t in reorg.dropped)
+    for waiting in reorg.in_flight:
+        mined = by_nonce.get(waiting.nonce)
+        baseline += (mined.gas_used if mined else waiting.gas) * price
+    recovery = sum(t.fee for t in after)
+    return {
+        "recovery_wei": recovery,
+        "baseline_wei": baseline,
+        "ratio": round(recovery / baseline, 3) if baseline else None,
+        "transactions_after": len(after),
+        "highest_price_wei": max((t.price for t in after), default=0),
+    }
+
+
+def event_time(event: dict[str, Any]) -> float:
+    """A JSON log event's `timestamp` as Unix seconds."""
+    return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+
+def replacement_ratios(events: Sequence[dict[str, Any]], since: float) -> list[float | None]:
+    """max_fee / market_max_fee of every `tx.replacing` event at or after `since` (Unix
+    seconds); None for an event without `market_max_fee`."""
+    ratios: list[float | None] = []
+    for event in events:
+        if event_time(event) < since:
+            continue
+        market = event.get("market_max_fee")
+        ratios.append(int(event["max_fee"]) / int(market) if market else None)
+    return ratios
+
+
+def replaced_behind_a_hole(
+    w3: Web3, sender: str, events: Sequence[dict[str, Any]], first: int, slack: float = 1.0
+) -> list[dict[str, Any]]:
+    """The `tx.replacing` events of `sender` for a nonce above the sender's on-chain count
+    (`eth_getTransactionCount` at the newest destination block, from `first` on, whose
+    timestamp is at most `slack` seconds after the event): a fee bump for a transaction that
+    could not be mined, a lower nonce missing under it."""
+    address = Web3.to_checksum_address(sender)
+    stamps = [(int(w3.eth.get_block(n)["timestamp"]), n) for n in range(first, w3.eth.block_number + 1)]
+    behind = []
+    for event in events:
+        when = event_time(event)
+        blocks = [n for stamp, n in stamps if stamp <= when + slack]
+        if not blocks:
+            continue
+        if int(event["nonce"]) > w3.eth.get_transaction_count(address, blocks[-1]):
+            behind.append(event)
+    return behind
+
+
+def chain_market_ratios(w3: Web3, events: Sequence[dict[str, Any]], since: float, first: int) -> list[float]:
+    """max_fee / (2 x base fee + tip) of every `tx.replacing` event at or after `since`, the
+    market read from the chain: the base fee of the newest destination block (from `first` on)
+    whose timestamp is not after the event, the tip `eth_maxPriorityFeePerGas` now (anvil's is
+    constant). For logs that do not carry `market_max_fee`."""
+    tip = int(w3.eth.max_priority_fee)
+    blocks: list[tuple[int, int]] = []
+    for number in range(first, w3.eth.block_number + 1):
+        block: Any = w3.eth.get_block(number)
+        blocks.append((int(block["timestamp"]), int(block.get("baseFeePerGas", 0))))
+    ratios = []
+    for event in events:
+        when = event_time(event)
+        if when < since:
+            continue
+        earlier = [fee for stamp, fee in blocks if stamp <= when]
+        base = earlier[-1] if earlier else (blocks[0][1] if blocks else 0)
+        ratios.append(int(event["max_fee"]) / (2 * base + tip))
+    return ratios
+
+
+# --------------------------------------------------------------------------- the bench
+
+
+class Run:
+    """One devnet (destination mining every `dest_block_time` s, one account per settlement
+    transaction) and its daemon as a process, JSON log in `daemon.log`."""
+
+    def __init__(self, directory: Path, accounts: int, dest_block_time: float) -> None:
+        self.net = devnet.provision(
+            directory, accounts=accounts, detach=False, progress=False, every_blocks=2,
+            dest_block_time=dest_block_time,
+        )  # fmt: skip
+        table = "[destinations.destination]\n"
+        text = self.net.config_path.read_text()
+        self.net.config_path.write_text(text.replace(table, f"{table}max_accounts_per_batch = 1\n"))
+        info: Any = self.net.info
+        self.dest_rpc: str = info["chains"]["destination"]["rpc"]
+        self.src = Web3(Web3.HTTPProvider(info["chains"]["source"]["rpc"]))
+        self.dst = Web3(Web3.HTTPProvider(self.dest_rpc))
+        self.vault = contract(self.src, "CollateralVault", info["contracts"]["vault"])
+        self.settlement = contract(self.dst, "MarginSettlement", info["contracts"]["settlement"])
+        self.accounts: list[str] = info["accounts"]
+        self.chain_id = self.src.eth.chain_id
+        self.sender = devnet.member_keys(0)[1].address
+        self.log_path = directory / "daemon.log"
+        self.log = open(self.log_path, "wb")
+        env = {k: v for k, v in os.environ.items() if k != "RELAYER_TEST_DIE_AT"}
+        self.daemon = subprocess.Popen(
+            [sys.executable, "-m", "relayer.cli", "run", "--config", str(self.net.config_path), "--log-format", "json"],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+        )  # fmt: skip
+        if wait_until(self.settled, 120) is None:
+            raise RuntimeError("the first settlement did not come within 120 s")
+        self.step = 0
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if f'"{name}"' in line:
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue
+        return found
+
+    def final(self, epoch: int) -> bool:
+        return any(int(e.get("epoch", -1)) == epoch for e in self.events("settlement.final"))
+
+    def settled(self) -> bool:
+        """Every account's destination position holds its collateral on the source now."""
+        values = list(self.settlement.functions.positionsOf(self.accounts, self.chain_id).call()[0])
+        return values == [int(self.vault.functions.collateral(a).call()) for a in self.accounts]
+
+    def idle(self) -> bool:
+        return self.settled() and not pool_of(self.dest_rpc, self.settlement, self.sender)
+
+    def change(self, accounts: int) -> int:
+        """The first `accounts` accounts deposit (mined); returns the destination head before."""
+        head = self.dst.eth.block_number
+        self.step += 1
+        hashes = [
+            self.vault.functions.deposit().transact({"from": a, "value": Wei(10**15 + self.step)})
+            for a in self.accounts[:accounts]
+        ]
+        for tx_hash in hashes:
+            self.src.eth.wait_for_transaction_receipt(tx_hash)
+        return head
+
+    def baseline(self, accounts: int, limit: float) -> float | None:
+        """Seconds from the change mined on the source to every account true, without a reorg."""
+        self.change(accounts)
+        return wait_until(self.settled, limit)
+
+    def scenario(self, scenario: Scenario, limit: float) -> dict[str, Any]:
+        if wait_until(self.idle, limit) is None:
+            raise RuntimeError("the relayer did not become idle before the scenario")
+        head = self.change(scenario.accounts)
+        reorg = reorg_at(
+            self.dst, self.dest_rpc, self.settlement, [self.sender], after_block=head, depth=scenario.depth,
+            in_flight=scenario.in_flight, ready=self.final if scenario.after_final else None,
+        )  # fmt: skip
+        seconds = wait_until(self.settled, limit, since=reorg.monotonic)
+        until = self.dst.eth.block_number
+        figures = fees(self.dst, self.settlement, reorg, until)
+        if seconds is None:  # what was paid until the limit: no recovery to compare
+            figures["ratio"] = None
+        after = relayer_txs(self.dst, self.settlement, [self.sender], reorg.block, until)
+        twice = doubled(self.settlement, after, reorg.block, until)
+        replacing = self.events("tx.replacing")
+        ratios = replacement_ratios(replacing, reorg.at)
+        known = [r for r in ratios if r is not None]
+        from_chain = chain_market_ratios(self.dst, replacing, reorg.at, reorg.block)
+        recent = [e for e in replacing if event_time(e) >= reorg.at]
+        behind = replaced_behind_a_hole(self.dst, self.sender, recent, reorg.block)
+        return {
+            "scenario": scenario.name,
+            "depth": scenario.depth,
+            "accounts": scenario.accounts,
+            "recovered_seconds": None if seconds is None else round(seconds, 2),
+            "limit_seconds": limit,
+            "dropped": len(reorg.dropped),
+            "in_flight": len(reorg.in_flight),
+            "settled_twice": len(twice),
+            "fee": figures,
+            "replacements": len(ratios),
+            "highest_replacement_vs_market": round(max(known), 3) if known else None,
+            "replacements_without_market": len(ratios) - len(known),
+            "highest_replacement_vs_chain_market": round(max(from_chain), 3) if from_chain else None,
+            "highest_replacement_max_fee_wei": max(
+                (int(e["max_fee"]) for e in replacing if event_time(e) >= reorg.at), default=None
+            ),
+            "replacements_behind_a_nonce_hole": len(behind),
+            "reorged_out_logged": len(self.events("tx.reorged_out")),
+            "epochs_failed": [e.get("reason") for e in self.events("epoch.failed") if event_time(e) >= reorg.at],
+        }
+
+    def close(self) -> None:
+        self.daemon.terminate()
+        try:
+            self.daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            self.daemon.kill()
+            self.daemon.wait()
+        self.log.close()
+        devnet.stop(self.net.directory)
+
+
+def measure(scenario: Scenario, dest_block_time: float, limit: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-reorg-") as folder:
+        run = Run(Path(folder), max(6, scenario.accounts), dest_block_time)
+        try:
+            baseline = run.baseline(scenario.accounts, limit)
+            for _ in range(ATTEMPTS):
+                try:
+                    figures = run.scenario(scenario, limit)
+                    break
+                except MissedWindow as exc:
+                    print(f"  missed the reorg window ({exc}); again", flush=True)
+            else:
+                raise RuntimeError(f"{scenario.name}: could not time the reorg in {ATTEMPTS} attempts")
+            return {**figures, "baseline_settled_seconds": None if baseline is None else round(baseline, 2)}
+        finally:
+            run.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.reorg", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dest-block-time", type=float, default=2.0, help="seconds between destination blocks")
+    parser.add_argument("--limit", type=float, default=180.0, help="seconds a recovery is waited for at most")
+    parser.add_argument("--only", type=int, nargs="*", help="scenario numbers (1-5) to run, default all")
+    parser.add_argument("--label", default="current", help="the key of this run in the results file")
+    args = parser.parse_args(argv)
+    chosen = [(i + 1, s) for i, s in enumerate(SCENARIOS) if not args.only or i + 1 in args.only]
+    rows = []
+    for number, scenario in chosen:
+        print(f"reorg {number}: {scenario.name} ({scenario.accounts} account(s) change)", flush=True)
+        rows.append({"number": number, **measure(scenario, args.dest_block_time, args.limit)})
+        print(f"  {json.dumps(rows[-1])}", flush=True)
+    print(f"\n{'#':<3}{'scenario':<40}{'recovered':>12}{'baseline':>10}{'dropped':>9}{'in flight':>10}"
+          f"{'fee ratio':>10}{'max fee/market':>15}{'replaced':>9}{'twice':>6}  epochs failed")  # fmt: skip
+    for row in rows:
+        seconds = row["recovered_seconds"]
+        recovered = f"{seconds:.1f} s" if seconds is not None else f">{row['limit_seconds']:.0f} s"
+        baseline = row["baseline_settled_seconds"]
+        market = row["highest_replacement_vs_market"]
+        if market is None and row["highest_replacement_vs_chain_market"] is not None:
+            market = row["highest_replacement_vs_chain_market"]  # a log without market_max_fee
+        ratio = row["fee"]["ratio"]
+        print(
+            f"{row['number']:<3}{row['scenario']:<40}{recovered:>12}"
+            f"{(f'{baseline:.1f} s' if baseline is not None else '-'):>10}{row['dropped']:>9}{row['in_flight']:>10}"
+            f"{(f'{ratio:.2f}' if ratio is not None else '-'):>10}"
+            f"{(f'{market:.2f}' if market is not None else '-'):>15}{row['replacements']:>9}"
+            f"{row['settled_twice']:>6}  {', '.join(row['epochs_failed']) or '-'}"
+        )
+    print("(targets: recovered <= 10 s after the reorg; fee ratio <= 2; replacement max fee <= 2 x market, the"
+          " market as logged with it or else read from the chain)")  # fmt: skip
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results[args.label] = {
+        "dest_block_time_seconds": args.dest_block_time,
+        "finality": "confirmations = 1 (final = head - 1)",
+        "scenarios": rows,
+        "when": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
