@@ -110,7 +110,7 @@ REORG_LABEL ?= current
 REORG_LIMIT ?= 180
 REORG_ARGS ?=
 bench-reorg: setup
-	$(BIN)/python -m bench.reorg --label $(REORG_LABEL) --limit $(REORG_LIMIT) $(REORG_ARGS)
+	$(BIN)/python -m bench.reorg --label "$(REORG_LABEL)" --limit $(REORG_LIMIT) $(REORG_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)

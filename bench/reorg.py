@@ -17,7 +17,12 @@ at the moment the scenario asks for (``reorg_at``):
 4. depth 2 = the destination's finality (``FINALITY_DEPTH``): the reorg comes once the block on
    top of the submission's is mined, when the submission is already final by the daemon's rule;
 5. depth 4 = finality + 2, once the daemon logged ``settlement.final`` for the epoch: the
-   destination shows the old values again and the relayer has to notice on its own.
+   destination shows the old values again and the relayer has to notice on its own;
+6. depth 1 with three in flight, and at the reorg the next block's base fee set to twice the
+   price the dropped transactions paid (``anvil_setNextBlockBaseFeePerGas``), above their
+   maxFeePerGas (2 x base fee + tip): sent again unchanged they cannot be mined, so replacements
+   are justified; they must stay within 2 x the market. The fee ratio of this one is against the
+   pre-spike prices: it shows what the spike cost (about 2-3x).
 
 Per scenario: the seconds from the reorg to every account true again (target <= 10 s; a wait is
 capped at ``--limit`` seconds), the relayer's transactions dropped and in flight at the reorg,
@@ -88,6 +93,9 @@ class Scenario:
     depth: int
     in_flight: int = 0
     after_final: bool = False
+    base_fee_times: int = 0
+    """At the reorg the next block's base fee becomes this multiple of the highest price a dropped
+    transaction paid (0: unchanged)."""
 
 
 SCENARIOS = (
@@ -97,6 +105,7 @@ SCENARIOS = (
     Scenario(f"depth {FINALITY_DEPTH} (finality), batches", accounts=3, depth=FINALITY_DEPTH),
     Scenario(f"depth {FINALITY_DEPTH + 2} (finality + 2), after final", accounts=3, depth=FINALITY_DEPTH + 2,
              after_final=True),
+    Scenario("depth 1, three in flight, base fee spike", accounts=5, depth=1, in_flight=3, base_fee_times=2),
 )  # fmt: skip
 
 
@@ -137,6 +146,8 @@ class Reorg:
     monotonic: float = 0.0
     nonce_before: int = 0
     nonce_after: int = 0
+    base_fee: int = 0
+    """The base fee set for the block after the reorg (0: left as it was)."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -198,14 +209,16 @@ def reorg_at(
     in_flight: int = 0,
     ready: Callable[[int], bool] | None = None,
     timeout: float = 60.0,
+    base_fee_times: int = 0,
 ) -> Reorg:
     """Watch the destination (`w3`, JSON-RPC `url`) for a `submitAndSettle` of one of `senders`
     mined after block `after_block`; once its block B is `depth - 1` blocks deep (head = B +
     depth - 1), at least `in_flight` of that sender's transactions wait in the pool and
     `ready(epoch)` holds, call `anvil_reorg [depth, []]`, which replaces blocks B..head by empty
-    ones. Raises MissedWindow when a block came before the conditions held (or between the
-    snapshot and the reorg: its dropped transactions are still mined), TimeoutError when no
-    submission came within `timeout` seconds."""
+    ones; with `base_fee_times`, the next block's base fee is then set to that multiple of the
+    highest price a dropped transaction paid. Raises MissedWindow when a block came before the
+    conditions held (or between the snapshot and the reorg: its dropped transactions are still
+    mined), TimeoutError when no submission came within `timeout` seconds."""
     deadline = time.monotonic() + timeout
     scanned = after_block
     found: SentTx | None = None
@@ -238,8 +251,12 @@ def reorg_at(
     dropped = relayer_txs(w3, settlement, [found.sender], found.block, target)
     nonce_before = w3.eth.get_transaction_count(Web3.to_checksum_address(found.sender), "latest")
     rpc(url, "anvil_reorg", [depth, []])
+    base_fee = base_fee_times * max((t.price for t in dropped), default=0)
+    if base_fee:
+        rpc(url, "anvil_setNextBlockBaseFeePerGas", [hex(base_fee)])
     reorg = Reorg(found.block, depth, found.sender, found.epoch, dropped, pool, time.time(), time.monotonic(),
                   nonce_before)  # fmt: skip
+    reorg.base_fee = base_fee
     reorg.nonce_after = w3.eth.get_transaction_count(Web3.to_checksum_address(found.sender), "latest")
     still = [t.hash for t in dropped if rpc(url, "eth_getTransactionReceipt", [t.hash]) is not None]
     if still or w3.eth.block_number != target:
@@ -434,6 +451,7 @@ class Run:
         reorg = reorg_at(
             self.dst, self.dest_rpc, self.settlement, [self.sender], after_block=head, depth=scenario.depth,
             in_flight=scenario.in_flight, ready=self.final if scenario.after_final else None,
+            base_fee_times=scenario.base_fee_times,
         )  # fmt: skip
         seconds = wait_until(self.settled, limit, since=reorg.monotonic)
         until = self.dst.eth.block_number

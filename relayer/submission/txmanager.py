@@ -248,6 +248,7 @@ class TxManager:
         self._inflight: dict[str, asyncio.Task[Receipt]] = {}
         self._revived: set[str] = set()  # keys a reorg took back from mined (never re-nonced)
         self._noted: dict[str, str] = {}  # key -> the last "waiting" reason logged for it
+        self._prompt: set[str] = set()  # keys whose drive should look at them now (a refused resend)
 
     async def close(self) -> None:
         """Stop: cancel the sends in flight and wait until they have stopped, so that nothing
@@ -382,7 +383,8 @@ class TxManager:
         """Broadcast the current transaction of every live key at `nonce` or above again, unchanged
         and in nonce order: the revived ones, and those that waited behind them (a node may have
         dropped them from its pool with the reorg; the same bytes are always safe to send).
-        A refusal is logged; each key's drive watches and repairs it."""
+        A refusal is logged and the key's drive repairs it at once (e.g. replaces a transaction
+        the base fee has outgrown)."""
         for key in self.store.live_keys():
             intent = self._get(key)
             if intent.nonce < nonce:
@@ -393,6 +395,7 @@ class TxManager:
             except RpcResponseError as exc:
                 if classify(exc.message) not in ("known", "nonce_low"):
                     log.warning("tx.resend_refused", key=key, tx=current.tx_hash, error=exc.message)
+                    self._prompt.add(key)  # its drive looks at it now, not at its next stuck check
                 continue
             except RpcError as exc:
                 log.warning("tx.resend_unconfirmed", key=key, tx=current.tx_hash, error=str(exc))
@@ -522,7 +525,8 @@ class TxManager:
                     raise cap_error
                 current = self._current(intent)
                 raise TxTimeout(kind, f"no receipt within {self.receipt_timeout_seconds} s", current.tx_hash)
-            if now - last_action >= self.stuck_after_seconds:
+            if now - last_action >= self.stuck_after_seconds or key in self._prompt:
+                self._prompt.discard(key)
                 last_action = now
                 try:
                     receipt = await self._unstick(intent, replace=replace)

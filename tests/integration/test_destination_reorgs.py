@@ -167,6 +167,7 @@ def reorged(net: Net, scenario: Scenario) -> Reorg:
             reorg = reorg_at(
                 net.dst, net.dest_rpc, net.settlement, [net.sender], after_block=head, depth=scenario.depth,
                 in_flight=scenario.in_flight, ready=net.final if scenario.after_final else None,
+                base_fee_times=scenario.base_fee_times,
             )  # fmt: skip
         except MissedWindow:
             wait_for("the relayer idle again", net.idle, RECOVERY_TIMEOUT)
@@ -177,7 +178,7 @@ def reorged(net: Net, scenario: Scenario) -> Reorg:
 
 
 def assert_recovered(
-    net: Net, reorg: Reorg, failures_before: dict[str, float], *, rebuild_allowed: bool
+    net: Net, reorg: Reorg, failures_before: dict[str, float], *, rebuild_allowed: bool, fee_ratio: float = FEE_RATIO
 ) -> dict[str, Any]:
     """Wait until every account is true again; then the checks every scenario shares (see the
     module doc). Returns the fee figures."""
@@ -188,8 +189,8 @@ def assert_recovered(
     allowed = {k for k in new if rebuild_allowed and 'reason="lost_on_destination"' in k}
     assert not set(new) - allowed, f"epochs failed after the reorg: {new}"
     figures = fees(net.dst, net.settlement, reorg, until)
-    assert figures["ratio"] is not None and figures["ratio"] <= FEE_RATIO, (
-        f"the recovery cost {figures['recovery_wei']} wei, over {FEE_RATIO} x the {figures['baseline_wei']} wei "
+    assert figures["ratio"] is not None and figures["ratio"] <= fee_ratio, (
+        f"the recovery cost {figures['recovery_wei']} wei, over {fee_ratio} x the {figures['baseline_wei']} wei "
         f"of the {len(reorg.dropped)} dropped and {len(reorg.in_flight)} waiting transactions: {figures}"
     )
     # what was still in flight lands (or is given up) without settling an account twice
@@ -299,6 +300,21 @@ def test_a_reorg_past_finality_after_the_epoch_was_final_is_noticed_and_restored
     assert net.final(reorg.epoch) and reorg.depth == FINALITY_DEPTH + 2
     assert int(net.verifier.functions.latestEpoch().call()) < reorg.epoch, "the epoch is still accepted"
     assert_recovered(net, reorg, failures, rebuild_allowed=True)
+
+
+def test_a_base_fee_spike_at_the_reorg_is_paid_once_within_twice_the_market(net: Net) -> None:
+    """Scenario 6: as scenario 3, and at the reorg the next block's base fee jumps to twice the
+    price the dropped transactions paid, above their maxFee: sent again unchanged they cannot be
+    mined, so they are replaced, each bump within 2 x the market max fee (2 x base fee + tip)
+    logged with it, and none behind a missing nonce. The recovery costs about the spike (at most
+    twice the pre-reorg fee times the spike), not a runaway."""
+    scenario = SCENARIOS[5]
+    assert scenario.base_fee_times == 2
+    failures = net.failures()
+    replacing = len(net.events("tx.replacing"))
+    reorg = reorged(net, scenario)
+    assert_recovered(net, reorg, failures, rebuild_allowed=False, fee_ratio=FEE_RATIO * scenario.base_fee_times)
+    assert len(net.events("tx.replacing")) > replacing, "nothing was replaced: the spike did not bite"
 
 
 # --------------------------------------------------------------------------- a committee
