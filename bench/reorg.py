@@ -18,11 +18,12 @@ at the moment the scenario asks for (``reorg_at``):
    top of the submission's is mined, when the submission is already final by the daemon's rule;
 5. depth 4 = finality + 2, once the daemon logged ``settlement.final`` for the epoch: the
    destination shows the old values again and the relayer has to notice on its own;
-6. depth 1 with three in flight, and at the reorg the next block's base fee set to twice the
+6. depth 1 with three in flight, and at the reorg the next block's base fee set to 1.5 x the
    price the dropped transactions paid (``anvil_setNextBlockBaseFeePerGas``), above their
-   maxFeePerGas (2 x base fee + tip): sent again unchanged they cannot be mined, so replacements
-   are justified; they must stay within 2 x the market. The fee ratio of this one is against the
-   pre-spike prices: it shows what the spike cost (about 2-3x).
+   maxFeePerGas (2 x base fee + tip, where the devnet's tip exceeds its base fee): sent again
+   unchanged they cannot be mined, so replacements are justified; they must stay within 2 x the
+   market and the epoch's fee budget. The fee ratio of this one is against the pre-spike
+   prices: it shows what the spike cost.
 
 Per scenario: the seconds from the reorg to every account true again (target <= 10 s; a wait is
 capped at ``--limit`` seconds), the relayer's transactions dropped and in flight at the reorg,
@@ -46,6 +47,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -93,7 +95,7 @@ class Scenario:
     depth: int
     in_flight: int = 0
     after_final: bool = False
-    base_fee_times: int = 0
+    base_fee_times: float = 0.0
     """At the reorg the next block's base fee becomes this multiple of the highest price a dropped
     transaction paid (0: unchanged)."""
 
@@ -105,7 +107,7 @@ SCENARIOS = (
     Scenario(f"depth {FINALITY_DEPTH} (finality), batches", accounts=3, depth=FINALITY_DEPTH),
     Scenario(f"depth {FINALITY_DEPTH + 2} (finality + 2), after final", accounts=3, depth=FINALITY_DEPTH + 2,
              after_final=True),
-    Scenario("depth 1, three in flight, base fee spike", accounts=5, depth=1, in_flight=3, base_fee_times=2),
+    Scenario("depth 1, three in flight, base fee spike", accounts=5, depth=1, in_flight=3, base_fee_times=1.5),
 )  # fmt: skip
 
 
@@ -209,7 +211,7 @@ def reorg_at(
     in_flight: int = 0,
     ready: Callable[[int], bool] | None = None,
     timeout: float = 60.0,
-    base_fee_times: int = 0,
+    base_fee_times: float = 0.0,
 ) -> Reorg:
     """Watch the destination (`w3`, JSON-RPC `url`) for a `submitAndSettle` of one of `senders`
     mined after block `after_block`; once its block B is `depth - 1` blocks deep (head = B +
@@ -251,7 +253,7 @@ def reorg_at(
     dropped = relayer_txs(w3, settlement, [found.sender], found.block, target)
     nonce_before = w3.eth.get_transaction_count(Web3.to_checksum_address(found.sender), "latest")
     rpc(url, "anvil_reorg", [depth, []])
-    base_fee = base_fee_times * max((t.price for t in dropped), default=0)
+    base_fee = int(base_fee_times * max((t.price for t in dropped), default=0))
     if base_fee:
         rpc(url, "anvil_setNextBlockBaseFeePerGas", [hex(base_fee)])
     reorg = Reorg(found.block, depth, found.sender, found.epoch, dropped, pool, time.time(), time.monotonic(),
@@ -499,7 +501,8 @@ class Run:
         devnet.stop(self.net.directory)
 
 
-def measure(scenario: Scenario, dest_block_time: float, limit: float) -> dict[str, Any]:
+def measure(scenario: Scenario, dest_block_time: float, limit: float, keep_log: Path | None = None) -> dict[str, Any]:
+    """One scenario on a fresh devnet; `keep_log`: where to copy the daemon's log."""
     with tempfile.TemporaryDirectory(prefix="bench-reorg-") as folder:
         run = Run(Path(folder), max(6, scenario.accounts), dest_block_time)
         try:
@@ -515,20 +518,25 @@ def measure(scenario: Scenario, dest_block_time: float, limit: float) -> dict[st
             return {**figures, "baseline_settled_seconds": None if baseline is None else round(baseline, 2)}
         finally:
             run.close()
+            if keep_log is not None:
+                keep_log.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(run.log_path, keep_log)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reorg", description=__doc__.split("\n\n")[0])
     parser.add_argument("--dest-block-time", type=float, default=2.0, help="seconds between destination blocks")
     parser.add_argument("--limit", type=float, default=180.0, help="seconds a recovery is waited for at most")
-    parser.add_argument("--only", type=int, nargs="*", help="scenario numbers (1-5) to run, default all")
+    parser.add_argument("--only", type=int, nargs="*", help=f"scenario numbers (1-{len(SCENARIOS)}), default all")
+    parser.add_argument("--logs", type=Path, help="keep each scenario's daemon log (JSON) here as reorg-N.log")
     parser.add_argument("--label", default="current", help="the key of this run in the results file")
     args = parser.parse_args(argv)
     chosen = [(i + 1, s) for i, s in enumerate(SCENARIOS) if not args.only or i + 1 in args.only]
     rows = []
     for number, scenario in chosen:
         print(f"reorg {number}: {scenario.name} ({scenario.accounts} account(s) change)", flush=True)
-        rows.append({"number": number, **measure(scenario, args.dest_block_time, args.limit)})
+        keep = args.logs / f"reorg-{number}.log" if args.logs else None
+        rows.append({"number": number, **measure(scenario, args.dest_block_time, args.limit, keep)})
         print(f"  {json.dumps(rows[-1])}", flush=True)
     print(f"\n{'#':<3}{'scenario':<40}{'recovered':>12}{'baseline':>10}{'dropped':>9}{'in flight':>10}"
           f"{'fee ratio':>10}{'max fee/market':>15}{'replaced':>9}{'twice':>6}  epochs failed")  # fmt: skip

@@ -38,7 +38,9 @@ Stages (as in Hyperlane's submitter): build -> inclusion -> receipt.
   the reorg), so that they can be mined; `send` with its key waits for the new receipt. A
   revived key whose nonce the node calls used waits for its receipt: it is never signed again
   at another nonce. `reconcile()` also drives again every live key whose `send` gave up (a
-  receipt timeout): a live key holds a nonce that every later transaction waits behind.
+  receipt timeout): a live key holds a nonce that every later transaction waits behind; and it
+  looks up the transaction of the next nonce: one a reorg dropped before its receipt was ever
+  polled (so never recorded as mined), unknown to the node now, is broadcast again at once.
 - **Receipt.** All of a key's attempts share its nonce, so at most one can be mined; every
   attempt's hash is polled. Status 1 -> `Receipt`; status 0 -> the call is replayed at the
   parent block for its revert data and `ContractReverted` is raised; the key is then final and
@@ -249,6 +251,7 @@ class TxManager:
         self._revived: set[str] = set()  # keys a reorg took back from mined (never re-nonced)
         self._noted: dict[str, str] = {}  # key -> the last "waiting" reason logged for it
         self._prompt: set[str] = set()  # keys whose drive should look at them now (a refused resend)
+        self._blocked: set[str] = set()  # keys not replaced while a predecessor could not be mined
 
     async def close(self) -> None:
         """Stop: cancel the sends in flight and wait until they have stopped, so that nothing
@@ -329,16 +332,24 @@ class TxManager:
         """Compare the sender's mined nonce count with the keys recorded as mined (at most every
         SEQUENCE_CHECK_SECONDS unless `force`): keys a destination reorg dropped are live again
         and sent again (see the module doc). Every live key nobody drives any more (its `send`
-        timed out) is driven again: it holds a nonce that later transactions wait behind.
+        timed out) is driven again: it holds a nonce that later transactions wait behind; the
+        next one to be mined is looked up, and broadcast again at once when the node lost it.
         Returns the revived keys, in nonce order. Raises RpcError when the node cannot be asked."""
         if not force and time.monotonic() - self._sequence_checked < SEQUENCE_CHECK_SECONDS:
             return []
-        revived = await self._reconcile(await self._count("latest"))
+        latest = await self._count("latest")
+        revived = await self._reconcile(latest)
         for key in self.store.live_keys():  # a live key holds a nonce: it is driven until it is mined
             running = self._inflight.get(key)
             if running is None or running.done():
                 log.info("tx.driven_again", key=key)
                 self._track(key, self._drive(key, fresh=False))
+            intent = self._get(key)
+            if intent.nonce == latest and intent.state != "built" and key not in revived:
+                # the next transaction to be mined: still known to the node? (a reorg can drop it
+                # between its inclusion and our receipt poll, and a node may not take it back)
+                if await self.client.get_transaction(self._current(intent).tx_hash) is None:
+                    self._prompt.add(key)  # its drive re-broadcasts it now
         return revived
 
     async def _reconcile(self, latest: int) -> list[str]:
@@ -584,15 +595,22 @@ class TxManager:
     async def _replacement_helps(self, intent: Intent, current: Attempt) -> bool:
         """Whether a fee bump can get the key mined sooner: its nonce is the next one the chain
         mines (or already used: the replacement's broadcast finds out), or every nonce before it
-        is pending with this manager and its maxFee is below the base fee. Behind a nonce nobody
-        holds (a predecessor vanished: a reorg, which `_reconcile` repairs) it cannot."""
+        is this manager's and in the node's pool (so it is mined with them) while its own maxFee
+        is below the base fee. Behind a nonce nobody holds (a predecessor vanished: a reorg,
+        which `_reconcile` repairs) or one the node does not hold (refused, not replaced yet) it
+        cannot: the key waits, and looks again when a predecessor is mined or replaced."""
         latest = await self._count("latest")
         if intent.nonce <= latest:
             return True
         await self._reconcile(latest)
-        held = self.store.live_nonces()
-        missing = [n for n in range(latest, intent.nonce) if n not in held]
+        by_nonce = {i.nonce: i for i in (self.store.intent(k) for k in self.store.live_keys()) if i is not None}
+        missing = [n for n in range(latest, intent.nonce) if n not in by_nonce]
+        if not missing:
+            for nonce in range(latest, intent.nonce):
+                if await self.client.get_transaction(self._current(by_nonce[nonce]).tx_hash) is None:
+                    missing.append(nonce)
         if missing:
+            self._blocked.add(intent.key)
             self._note(intent.key, "tx.waiting_for_predecessor", nonce=intent.nonce, missing=missing[:8])
             return False
         market = await self._market()
@@ -601,6 +619,16 @@ class TxManager:
             self._note(intent.key, "tx.waiting_for_predecessor", nonce=intent.nonce, missing=[])
             return False
         return True
+
+    def _unblock(self, nonce: int) -> None:
+        """Nonce `nonce` was mined or replaced: the keys after it that waited for it look again now."""
+        for key in list(self._blocked):
+            intent = self.store.intent(key)
+            if intent is None or intent.final:
+                self._blocked.discard(key)
+            elif intent.nonce > nonce:
+                self._blocked.discard(key)
+                self._prompt.add(key)
 
     def _note(self, key: str, event: str, **fields: object) -> None:
         """Log `event` for `key` once until it changes."""
@@ -676,6 +704,8 @@ class TxManager:
                 log.info("tx.underpriced", key=key, tx=attempt.tx_hash, error=exc.message)
                 if attempt.state == "built":
                     self.store.mark_rejected(key, attempt.attempt)
+                if not await self._replacement_helps(intent, attempt):
+                    return None
                 return await self._replace(self._get(key), attempt.nonce)
             else:
                 if attempt.state == "built":
@@ -702,6 +732,7 @@ class TxManager:
             elif attempt.state == "built":
                 self.metrics.tx_replaced.labels(intent.kind).inc()
         log.info("tx.sent", key=key, tx=attempt.tx_hash, nonce=attempt.nonce, attempt=attempt.attempt, first=first)
+        self._unblock(attempt.nonce)
         return None
 
     async def _on_nonce_low(self, intent: Intent, attempt: Attempt) -> Receipt | None:
@@ -756,6 +787,7 @@ class TxManager:
             self.metrics.tx_gas_used.labels(intent.kind).inc(gas_used)
         self._revived.discard(intent.key)
         self._noted.pop(intent.key, None)
+        self._unblock(intent.nonce)
         if receipt.status == 1:
             self.store.mark_mined(
                 intent.key, tx_hash, block_number=number, gas_used=gas_used, block_timestamp=timestamp,
