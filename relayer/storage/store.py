@@ -411,8 +411,8 @@ class Store:
         heights it covers. A `failed` epoch of the same number (it never reached the
         destination: the number comes from the destination's latest epoch) is replaced with its
         claims, its counted attempts start again and its batches still planned are dropped
-        (`skipped`; the new try plans from the destination's positions). Raises StoreError (e.g. the number is
-        held by an epoch that did not fail)."""
+        (`skipped`; the new try plans from the destination's positions). Raises StoreError
+        (e.g. the number is held by an epoch that did not fail)."""
         now = time.time()
         hex_root = "0x" + root.hex()
         try:
