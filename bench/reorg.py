@@ -266,6 +266,15 @@ def reorg_at(
     return reorg
 
 
+def deposit_each(src: Web3, vault: Contract, accounts: Sequence[str], wei: int) -> None:
+    """Each of `accounts` deposits `wei` into the source `vault`, all sent before any is waited
+    for; returns once all are mined. Raises RuntimeError for one that reverted."""
+    hashes = [vault.functions.deposit().transact({"from": a, "value": Wei(wei)}) for a in accounts]
+    for tx_hash in hashes:
+        if src.eth.wait_for_transaction_receipt(tx_hash)["status"] != 1:
+            raise RuntimeError(f"deposit {tx_hash.hex()} reverted")
+
+
 def doubled(settlement: Contract, txs: Sequence[SentTx], first: int, last: int) -> list[dict[str, Any]]:
     """Accounts that transactions `txs` settled for a block they were already settled at
     (`SettlementSkipped` with blockNumber == lastBlock) in blocks `first`..`last`: a settlement
@@ -433,12 +442,7 @@ class Run:
         """The first `accounts` accounts deposit (mined); returns the destination head before."""
         head = self.dst.eth.block_number
         self.step += 1
-        hashes = [
-            self.vault.functions.deposit().transact({"from": a, "value": Wei(10**15 + self.step)})
-            for a in self.accounts[:accounts]
-        ]
-        for tx_hash in hashes:
-            self.src.eth.wait_for_transaction_receipt(tx_hash)
+        deposit_each(self.src, self.vault, self.accounts[:accounts], 10**15 + self.step)
         return head
 
     def baseline(self, accounts: int, limit: float) -> float | None:

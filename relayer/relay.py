@@ -644,7 +644,6 @@ class DestinationRelay:
         epoch = record.epoch
         if not await self._canonical(epoch, [b.snapshot for b in aggregate.blocks]):
             return
-        await self.submitter.txm.reconcile()  # what a destination reorg dropped is sent again first
         previous = bytes.fromhex(str(record.content["previous"])[2:])
         recorded = await self.submitter.recorded_root(epoch)
         signature: EpochSignature | None = None

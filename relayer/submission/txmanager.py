@@ -458,14 +458,19 @@ class TxManager:
         return await self.client.transaction_count(self.address, tag)
 
     async def _market(self) -> Fees:
+        return market_fees(await self._base_fee(), await self._tip(), self.max_fee_cap_wei)
+
+    async def _tip(self) -> int:
         try:
             tip = await self.client.max_priority_fee()
         except RpcResponseError:  # not every node implements it
             tip = 0
-        tip = max(tip, self.min_priority_fee_wei)
+        return max(tip, self.min_priority_fee_wei)
+
+    async def _base_fee(self) -> int:
+        """baseFeePerGas of the pending block (else the latest), wei."""
         block = await self.client.get_block("pending") or await self.client.get_block("latest")
-        base_fee = hex_to_int((block or {}).get("baseFeePerGas", "0x0"))
-        return market_fees(base_fee, tip, self.max_fee_cap_wei)
+        return hex_to_int((block or {}).get("baseFeePerGas", "0x0"))
 
     def _sign(self, attempt: int, nonce: int, to: str, data: str, gas: int, fees: Fees) -> Attempt:
         tx: dict[str, Any] = {
@@ -613,9 +618,7 @@ class TxManager:
             self._blocked.add(intent.key)
             self._note(intent.key, "tx.waiting_for_predecessor", nonce=intent.nonce, missing=missing[:8])
             return False
-        market = await self._market()
-        base_fee = (market.max_fee_per_gas - market.max_priority_fee_per_gas) // 2
-        if current.max_fee_per_gas >= base_fee:
+        if current.max_fee_per_gas >= await self._base_fee():
             self._note(intent.key, "tx.waiting_for_predecessor", nonce=intent.nonce, missing=[])
             return False
         return True

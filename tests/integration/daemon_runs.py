@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,7 @@ from web3 import Web3
 
 from chains.bindings import contract
 from relayer import devnet
-from tests.integration.test_devnet_relay import source_collateral_at
+from tests.integration.test_devnet_relay import source_collateral_at, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,6 +61,20 @@ class DaemonRuns:
             stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env,
         )  # fmt: skip
         return self.process
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """A module fixture's life: start the daemon and wait until every account is settled as
+        the source says; on exit stop the daemon, then the devnet."""
+        self.start()
+        try:
+            wait_for("first settlement of every account", self.all_settled_as_source_says, timeout=90)
+            yield
+        finally:
+            try:
+                self.stop()
+            finally:
+                devnet.stop(self.net.directory)
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

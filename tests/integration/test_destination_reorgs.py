@@ -44,7 +44,6 @@ from typing import Any
 
 import pytest
 from web3 import Web3
-from web3.types import Wei
 
 from bench.reorg import (
     FINALITY_DEPTH,
@@ -52,6 +51,7 @@ from bench.reorg import (
     MissedWindow,
     Reorg,
     Scenario,
+    deposit_each,
     doubled,
     event_time,
     fees,
@@ -118,12 +118,7 @@ class Net(DaemonRuns):
         destination's head before."""
         head = self.dst.eth.block_number
         self.step += 1
-        hashes = [
-            self.vault.functions.deposit().transact({"from": a, "value": Wei(10**15 + self.step)})
-            for a in self.accounts[:accounts]
-        ]
-        for tx_hash in hashes:
-            assert self.src.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
+        deposit_each(self.src, self.vault, self.accounts[:accounts], 10**15 + self.step)
         return head
 
     def final(self, epoch: int) -> bool:
@@ -146,15 +141,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     text = text.replace("[destinations.destination]\n", "[destinations.destination]\nmax_accounts_per_batch = 1\n")
     provisioned.config_path.write_text(text)
     n = Net(provisioned)
-    n.start()
-    try:
-        wait_for("first settlement of every account", n.all_settled_as_source_says, timeout=90)
+    with n.running():
         yield n
-    finally:
-        try:
-            n.stop()
-        finally:
-            devnet.stop(directory)
 
 
 def reorged(net: Net, scenario: Scenario) -> Reorg:

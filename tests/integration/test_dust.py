@@ -79,16 +79,9 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     )
     assert "min_change_wei" not in provisioned.config_path.read_text()  # the default applies
     n = Net(provisioned)
-    n.start()
-    try:
-        wait_for("first settlement of every account", n.all_settled_as_source_says, timeout=90)
+    with n.running():
         wait_for("the first epoch final", lambda: bool(n.events("settlement.final")), 30)
         yield n
-    finally:
-        try:
-            n.stop()
-        finally:
-            devnet.stop(directory)
 
 
 def test_one_wei_deposits_start_no_epoch_and_ride_along_with_the_next_real_change(net: Net) -> None:

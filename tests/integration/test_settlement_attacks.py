@@ -51,15 +51,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     text = text.replace("[keeper]\n", "[keeper]\nrequests_per_second = 1000.0\nburst = 1000\n")
     provisioned.config_path.write_text(text)
     n = Net(provisioned)
-    n.start()
-    try:
-        wait_for("first settlement of every account", n.all_settled_as_source_says, timeout=90)
+    with n.running():
         yield n
-    finally:
-        try:
-            n.stop()
-        finally:
-            devnet.stop(directory)
 
 
 def test_a_third_party_settling_first_never_fails_a_batch(net: Net) -> None:
