@@ -65,6 +65,10 @@ FINALITY_MODES: Final = ("finalized", "safe", "confirmations", "head")
 `head`: the head itself (only for a chain that cannot reorg, e.g. an instantly mining devnet)."""
 
 PROOF_SCHEMES: Final = ("eip1186", "verkle")
+SNAPSHOT_MODES: Final = ("delta", "full")
+"""`[[pairs]] snapshots`: "delta" (an epoch proves the accounts whose collateral changed, from the
+vault's events, plus a refresh slice) or "full" (every known account, every epoch: for a vault
+that does not emit an event for every change of `collateral[account]`)."""
 """`eip1186`: eth_getProof (Merkle-Patricia); `verkle`: the blocks' EIP-6800 executionWitness."""
 
 MAX_PROOF_CHUNK_SIZE: Final = 1024
@@ -225,7 +229,9 @@ class PairConfig:
     `accounts`. The claim for an account is storage slot
     keccak256(abi.encode(account, collateral_slot)) of `vault` (Solidity mapping layout).
     A snapshot is taken every `every_blocks` blocks; storage keys are requested from
-    `eth_getProof` (EIP-1186) `proof_chunk_size` at a time.
+    `eth_getProof` (EIP-1186) `proof_chunk_size` at a time. `snapshots` (SNAPSHOT_MODES): which
+    accounts an epoch proves; "delta" needs a vault that emits `Deposited` or
+    `WithdrawRequested` for every change of `collateral[account]` (CollateralVault does).
     """
 
     source: str
@@ -236,6 +242,7 @@ class PairConfig:
     every_blocks: int = 10
     accounts: tuple[ChecksumAddress, ...] = ()
     proof_chunk_size: int = 256
+    snapshots: str = "delta"
 
 
 @dataclass(frozen=True)
@@ -883,7 +890,11 @@ class _Reader:
         every = t.get("every_blocks", self.integer(1), 10)
         accounts = t.get("accounts", self.addresses, ())
         chunk = t.get("proof_chunk_size", self.integer(1, MAX_PROOF_CHUNK_SIZE), 256)
+        snapshots = t.get("snapshots", self.string, "delta")
         t.finish()
+        if snapshots is not None and snapshots not in SNAPSHOT_MODES:
+            self.problem(t.at("snapshots"), f"must be one of {', '.join(map(repr, SNAPSHOT_MODES))}")
+            snapshots = None
         if source is not None and source not in chain_names:
             self.problem(t.at("source"), f"no chain named {source!r} (no [chains.{_key(source)}])")
             source = None
@@ -908,9 +919,10 @@ class _Reader:
             or every is None
             or accounts is None
             or chunk is None
+            or snapshots is None
         ):
             return None
-        return PairConfig(source, destination, vault, deploy_block, slot, every, accounts, chunk)
+        return PairConfig(source, destination, vault, deploy_block, slot, every, accounts, chunk, snapshots)
 
     def committee(self, value: Any, path: str) -> CommitteeConfig | None:
         data = self.table(value, path)

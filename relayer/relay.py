@@ -460,6 +460,7 @@ class DestinationRelay:
         if not accounts:
             log.info("snapshot.skipped", chain=chain, block=height, why="no accounts yet")
             return None
+        self.metrics.storage_keys_requested.labels(chain).inc(len(accounts))
         try:
             if pair.proof_scheme == "verkle":
                 snapshot = await prove_verkle_snapshot(

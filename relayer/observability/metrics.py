@@ -45,6 +45,13 @@ class Metrics:
             ["chain"],
             registry=r,
         )
+        self.storage_keys_requested = Counter(
+            "relayer_storage_keys_requested_total",
+            "Storage keys asked of eth_getProof (or the Verkle witness) for snapshots, per source "
+            "chain: with delta epochs it follows the vault's activity, not its number of depositors.",
+            ["chain"],
+            registry=r,
+        )
         self.proofs_rejected = Counter(
             "relayer_proofs_rejected_total",
             "Snapshots rejected, by reason.",
