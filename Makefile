@@ -9,7 +9,7 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-reorg bench-pullpath fuzz memcheck clean
+.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-reorg bench-pullpath bench-users fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
 
@@ -111,6 +111,22 @@ REORG_LIMIT ?= 180
 REORG_ARGS ?=
 bench-reorg: setup
 	$(BIN)/python -m bench.reorg --label "$(REORG_LABEL)" --limit $(REORG_LIMIT) $(REORG_ARGS)
+
+# One vault with USERS_ACCOUNTS depositors (seeded fast: a seeder contract at the vault's address,
+# 1,000 deposits a block), the destination mining every USERS_DEST_BLOCK_TIME s, the daemon as a
+# process: the first settlement, then epochs with USERS_CHANGES changed accounts, delta and full
+# snapshots side by side (seconds from final, storage keys, eth_getProof calls, gas per account,
+# peak RSS), and an RSS run with USERS_RSS_ACCOUNTS depositors (0: none); writes
+# bench/results/users.json (bench/users.py). About 25 minutes at the defaults. Smaller:
+# make bench-users USERS_ACCOUNTS=2000 USERS_CHANGES=20 USERS_RSS_ACCOUNTS=0
+USERS_ACCOUNTS ?= 100000
+USERS_CHANGES ?= 100 1000
+USERS_DEST_BLOCK_TIME ?= 2
+USERS_RSS_ACCOUNTS ?= 1000000
+USERS_ARGS ?=
+bench-users: setup
+	$(BIN)/python -m bench.users --accounts $(USERS_ACCOUNTS) --changes $(USERS_CHANGES) \
+	  --dest-block-time $(USERS_DEST_BLOCK_TIME) --rss-accounts $(USERS_RSS_ACCOUNTS) $(USERS_ARGS)
 
 clean:
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)
