@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from relayer.errors import StoreError
-from relayer.storage import claimindex, txstore
+from relayer.storage import claimindex, provenset, txstore
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pair_state (
@@ -246,6 +246,7 @@ class Store:
             self._migrate_conflicts()
             self._db.executescript(SCHEMA)
             self._db.executescript(txstore.SCHEMA)
+            self._db.executescript(provenset.SCHEMA)
             txstore.migrate(self._db)
             indexed = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'claim_index'").fetchone()
             self._db.executescript(claimindex.SCHEMA)
@@ -281,6 +282,10 @@ class Store:
     def transactions(self, *, chain_id: int, sender: str) -> txstore.TxStore:
         """The transaction manager's tables for one (chain id, checksum sender), on this connection."""
         return txstore.TxStore(self._db, chain_id=chain_id, sender=sender)
+
+    def proven_set(self) -> provenset.ProvenSet:
+        """The proven-accounts set of the pairs (relayer.storage.provenset), on this connection."""
+        return provenset.ProvenSet(self._db)
 
     def claim_index(self) -> claimindex.ClaimIndex:
         """The pull path's reads (relayer.storage.claimindex), on this connection."""
