@@ -9,7 +9,8 @@ Rows are written before the action they describe is taken (write-ahead):
   epoch's claims are ever held as one document;
 - it moves `signed -> confirmed -> settled` (or `failed`: superseded or refused on the
   destination, stale, a proven block that is no longer canonical, or retries exhausted); a
-  failed epoch that never reached the destination gives its number to the next one;
+  failed epoch that never reached the destination gives its number to the next one; once
+  settled, the claims of older settled epochs it supersedes are deleted (relayer.storage.pruning);
 - its settlement batches (one block's accounts each) are planned before they are sent, and
   each moves `planned -> mined` (or `skipped`: nothing left to settle; `failed`: reverted).
 
