@@ -108,25 +108,41 @@ def _chains(content: dict[str, Any]) -> dict[int, int]:
     }
 
 
+def _content(text: str) -> dict[str, Any]:
+    """A stored epoch's content (empty when it is not a JSON object: nothing of it is pruned)."""
+    try:
+        content = json.loads(text)
+    except ValueError:
+        return {}
+    return content if isinstance(content, dict) else {}
+
+
+def _holds_claims(content: dict[str, Any]) -> bool:
+    return any(isinstance(s, dict) and "claims" in s for s in _snapshots(content))
+
+
 def _move_claims_out(db: sqlite3.Connection, epoch: int, hex_root: str, content: dict[str, Any]) -> bool:
     """Move the claims inside a format-3 content to `epoch_claims` rows (same blocks and
     positions; each snapshot keeps its `claim_count`) and store the content without them.
-    Returns False when the content holds no claims."""
-    moved = False
-    for block, snapshot in enumerate(_snapshots(content)):
-        if not isinstance(snapshot, dict) or not isinstance(snapshot.get("claims"), list):
-            continue
+    Returns False when the content holds no claims, or claims not shaped [account, value]
+    (left as they are: such an epoch is not pruned)."""
+    held = [(block, s) for block, s in enumerate(_snapshots(content)) if isinstance(s, dict) and "claims" in s]
+    shaped = all(
+        isinstance(s["claims"], list) and all(isinstance(c, list | tuple) and len(c) == 2 for c in s["claims"])
+        for _block, s in held
+    )
+    if not held or not shaped:
+        return False
+    for block, snapshot in held:
         claims = snapshot.pop("claims")
         db.executemany(
             "INSERT OR IGNORE INTO epoch_claims (epoch, root, block, idx, account, value) VALUES (?, ?, ?, ?, ?, ?)",
             [(epoch, hex_root, block, i, str(account), str(value)) for i, (account, value) in enumerate(claims)],
         )
         snapshot["claim_count"] = len(claims)
-        moved = True
-    if moved:
-        content["format"] = CLAIMS_IN_ROWS_FORMAT
-        db.execute("UPDATE epochs SET content = ? WHERE epoch = ? AND root = ?", (json.dumps(content), epoch, hex_root))
-    return moved
+    content["format"] = CLAIMS_IN_ROWS_FORMAT
+    db.execute("UPDATE epochs SET content = ? WHERE epoch = ? AND root = ?", (json.dumps(content), epoch, hex_root))
+    return True
 
 
 class _Page:
@@ -137,6 +153,8 @@ class _Page:
         self.counts = counts
         self._prunable: dict[tuple[int, str], bool] = {}
         self.touched: set[tuple[int, str, int, int]] = set()  # (epoch, root, block, chain id)
+        self._index_rows: list[tuple[str, int, int]] = []
+        self._claim_rows: list[tuple[int, str, int, int]] = []
 
     def prunable(self, epoch: int, hex_root: str) -> bool:
         """Whether the claims of a settled epoch may be deleted: every block's claims tree is
@@ -145,11 +163,12 @@ class _Page:
         key = (epoch, hex_root)
         if key not in self._prunable:
             row = self.db.execute("SELECT content FROM epochs WHERE epoch = ? AND root = ?", key).fetchone()
-            content = json.loads(row[0]) if row is not None else {}
+            content = _content(row[0]) if row is not None else {}
             if _move_claims_out(self.db, epoch, hex_root, content):
                 self.counts.moved += 1
             (trees,) = self.db.execute("SELECT COUNT(*) FROM claim_trees WHERE epoch = ? AND root = ?", key).fetchone()
-            self._prunable[key] = row is not None and int(trees) >= len(_snapshots(content))
+            blocks = len(_snapshots(content))
+            self._prunable[key] = blocks > 0 and not _holds_claims(content) and int(trees) >= blocks
         return self._prunable[key]
 
     def supersede(self, account: str, chain_id: int) -> None:
@@ -162,14 +181,20 @@ class _Page:
         for epoch, hex_root, block, index in rows[1:]:
             if not self.prunable(int(epoch), str(hex_root)):
                 continue
-            self.counts.index_rows += self.db.execute(
-                "DELETE FROM claim_index WHERE account = ? AND chain_id = ? AND epoch = ?", (account, chain_id, epoch)
-            ).rowcount
-            self.counts.claims += self.db.execute(
-                "DELETE FROM epoch_claims WHERE epoch = ? AND root = ? AND block = ? AND idx = ?",
-                (epoch, hex_root, block, index),
-            ).rowcount
+            self._index_rows.append((account, chain_id, epoch))
+            self._claim_rows.append((epoch, hex_root, block, index))
             self.touched.add((int(epoch), str(hex_root), int(block), chain_id))
+
+    def delete(self) -> None:
+        """Delete the superseded rows found so far."""
+        self.counts.index_rows += self.db.executemany(
+            "DELETE FROM claim_index WHERE account = ? AND chain_id = ? AND epoch = ?", self._index_rows
+        ).rowcount
+        self.counts.claims += self.db.executemany(
+            "DELETE FROM epoch_claims WHERE epoch = ? AND root = ? AND block = ? AND idx = ?", self._claim_rows
+        ).rowcount
+        self._index_rows.clear()
+        self._claim_rows.clear()
 
     def retire_blocks(self) -> None:
         """Drop the claims tree (and any claim row left) of each touched block with no indexed
@@ -210,7 +235,7 @@ def prune_page(db: sqlite3.Connection, counts: Pruned, page: int = PAGE) -> bool
     if record is None or record[1] != "settled":  # failed or replaced since: nothing of it supersedes
         db.execute("DELETE FROM claims_prune WHERE epoch = ?", (epoch,))
         return True
-    hex_root, content = str(record[0]), json.loads(record[2])
+    hex_root, content = str(record[0]), _content(record[2])
     if _move_claims_out(db, epoch, hex_root, content):
         counts.moved += 1
     chains = _chains(content)
@@ -224,6 +249,7 @@ def prune_page(db: sqlite3.Connection, counts: Pruned, page: int = PAGE) -> bool
         chain_id = chains.get(int(block))
         if chain_id is not None:
             work.supersede(str(account), chain_id)
+    work.delete()
     work.retire_blocks()
     if len(rows) < page:
         db.execute("DELETE FROM claims_prune WHERE epoch = ?", (epoch,))

@@ -269,3 +269,28 @@ def test_an_epoch_stored_without_its_trees_is_not_pruned(tmp_path: Path) -> None
     assert len(claims) == 40  # nothing of epoch 1 pruned
     assert pruning.pending(store._db) == 0
     store.close()
+
+
+def test_a_malformed_stored_content_is_left_alone_and_the_pass_goes_on(tmp_path: Path) -> None:
+    """An epoch whose stored content is not JSON, or holds claims not shaped [account, value],
+    is neither pruned nor pruning (no crash, nothing half written); the other epochs are."""
+    store = Store(tmp_path / "relayer.sqlite")
+    rng = random.Random(6)
+    p = population(40, rng)
+    make(store, 1, [p[0:10], p[10:20]], rng, fmt=3, status="confirmed")
+    record = store.epoch(1)
+    assert record is not None
+    record.content["snapshots"][0]["claims"][3] = [p[3]]  # one claim without its value
+    store._db.execute("UPDATE epochs SET content = ? WHERE epoch = 1", (json.dumps(record.content),))
+    store.set_epoch_status(1, "settled")
+    make(store, 2, [p[20:30]], rng, status="confirmed")
+    store._db.execute("UPDATE epochs SET content = '{not json' WHERE epoch = 2")
+    store.set_epoch_status(2, "settled")
+    make(store, 3, [p[0:10] + p[20:30], p[10:12]], rng)  # would supersede claims of epochs 1 and 2
+    record = store.epoch(1)
+    assert record is not None and "claims" in record.content["snapshots"][0]  # untouched
+    claims, index = rows(store)
+    assert {e for e, _c, _a in claims} == {2, 3} and len(claims) == 10 + 22
+    assert {(1, 1001, a) for a in p[0:10]} <= index  # epoch 1's index rows kept with its claims
+    assert pruning.pending(store._db) == 0
+    store.close()
