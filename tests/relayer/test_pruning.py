@@ -294,3 +294,25 @@ def test_a_malformed_stored_content_is_left_alone_and_the_pass_goes_on(tmp_path:
     assert {(1, 1001, a) for a in p[0:10]} <= index  # epoch 1's index rows kept with its claims
     assert pruning.pending(store._db) == 0
     store.close()
+
+
+def test_a_store_made_before_pruning_has_its_settled_epochs_pruned_by_the_next_settlement(tmp_path: Path) -> None:
+    """A store whose epochs were settled by a relayer before pruning (no queue) queues them all
+    when opened; the next settled epoch's run prunes what each supersedes."""
+    path = tmp_path / "relayer.sqlite"
+    store = Store(path)
+    rng = random.Random(7)
+    p = population(60, rng)
+    plan: Plan = {1: ("settled", [p[0:20], p[20:40]]), 2: ("settled", [p[0:10], p[20:30]])}
+    for epoch, (_status, accounts) in plan.items():
+        make(store, epoch, accounts, rng, status="confirmed")
+    store._db.executescript("UPDATE epochs SET status = 'settled'; DROP TABLE claims_prune;")  # as before pruning
+    store.close()
+    reopened = Store(path)
+    assert pruning.pending(reopened._db) == 2 and len(rows(reopened)[0]) == 60
+    plan[3] = ("settled", [p[40:45]])
+    make(reopened, 3, plan[3][1], rng)
+    assert rows(reopened)[0] == expected(plan) and len(rows(reopened)[0]) == 20 + 20 + 5
+    assert pruning.pending(reopened._db) == 0
+    assert_consistent(reopened)
+    reopened.close()
