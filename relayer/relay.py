@@ -349,7 +349,7 @@ class DestinationRelay:
                 generation,
             )  # fmt: skip
         log.info("epoch.created", epoch=epoch, root=aggregate.root, blocks=len(snapshots), time=plan.time,
-                 why=plan.why, claims=aggregate.claim_count)  # fmt: skip
+                 why=plan.why, attempt=plan.attempt, heights=plan.heights, claims=aggregate.claim_count)  # fmt: skip
         # The record as just stored, without re-reading it; its aggregate is kept while it is open
         self._aggregates[(epoch, aggregate.root)] = aggregate
         self._created.set()

@@ -110,18 +110,12 @@ class EpochAccounts:
     async def next_due(self, pair: PairRunner) -> int | None:
         """When the pair's first account is due for a refresh (Unix seconds), as of the newest
         epoch applied; None when it has none (or positions never expire)."""
-        if pair.key in self._next_due:
-            return self._next_due[pair.key]
-        period = await self._period(pair)
-        oldest = self.proven.oldest(pair.key)
-        found: int | None = None
-        if period is not None and oldest is not None:
-            window = oldest + refresh.spread(period)  # nobody proven later is due sooner
-            for _account, proven_time, account_phase in self.proven.proven_until(pair.key, window):
-                due = refresh.due(proven_time, account_phase, period)
-                found = due if found is None else min(found, due)
-        self._next_due[pair.key] = found
-        return found
+        if pair.key not in self._next_due:
+            period = await self._period(pair)
+            self._next_due[pair.key] = (
+                None if period is None else self.proven.first_due(pair.key, period, refresh.spread(period))
+            )
+        return self._next_due[pair.key]
 
     async def _due(self, pair: PairRunner, time: int) -> frozenset[str]:
         """Accounts of the pair due by `time` plus the lookahead."""
@@ -129,8 +123,7 @@ class EpochAccounts:
         if period is None:
             return frozenset()
         until = time + refresh.lookahead(period)
-        candidates = self.proven.proven_until(pair.key, until - period + refresh.spread(period))
-        return frozenset(a for a, proven_time, p in candidates if refresh.due(proven_time, p, period) <= until)
+        return frozenset(self.proven.due_by(pair.key, until, period, refresh.spread(period)))
 
     async def _scan(self, pair: PairRunner, low: int, high: int) -> tuple[frozenset[str], frozenset[str]]:
         """(changed by at least the threshold, deposited any amount) in blocks low..high."""

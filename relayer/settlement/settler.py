@@ -127,15 +127,17 @@ def wanted(snapshot: Snapshot, index: int, position: Position, *, now: int, max_
            min_change_wei: int, refresh_before_expiry_seconds: int) -> bool:  # fmt: skip
     """Whether the destination needs the `index`-th claim of `snapshot` given the account's
     settled `position`: never when the position is already at or past the block; for a delta
-    snapshot every claim but one that keeps a zero position zero (the proven-accounts set counts
-    it proven: a refresh left unsettled would expire); for a full snapshot every claim of its
-    refresh slice and any other that `needs_settlement` asks for."""
+    snapshot every claim (the proven-accounts set counts it proven, so a refresh left unsettled
+    would expire) except where the destination counts nothing for the account and the claim is
+    below `min_change_wei` (a zero position may lapse: it counts zero either way; 1-wei sybils
+    cost no settlement); for a full snapshot every claim of its refresh slice and any other
+    that `needs_settlement` asks for."""
     claim = snapshot.claims[index]
     block = snapshot.header.number
     if position.block_number >= block:
         return False
     if snapshot.delta:
-        return claim.value != 0 or position.value != 0
+        return position.value != 0 or claim.value >= max(1, min_change_wei)
     if index in snapshot.refresh:
         return True
     return needs_settlement(

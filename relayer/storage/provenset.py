@@ -7,7 +7,7 @@ rows are the input of the deterministic refresh rule, not a record of this membe
 - `proven_accounts`: one row per (pair, account): `epoch`, `proven_time` (Unix seconds, the
   source block's timestamp), `phase` (0..65535, `relayer.scheduling.refresh.phase`); indexed by
   (pair, proven_time), so that the accounts due by a time are an index range (a superset, the
-  phase is applied to it) whatever the number of known accounts;
+  phase is applied to it by SQLite) whatever the number of known accounts;
 - `proven_through`: per pair the newest epoch applied.
 
 The tables live in the store's SQLite file and are written through its one connection
@@ -18,7 +18,7 @@ epoch, never between two.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from relayer.errors import StoreError
 
@@ -38,10 +38,6 @@ CREATE TABLE IF NOT EXISTS proven_through (
 );
 """
 
-PAGE = 5_000
-"""Rows read or written per statement batch."""
-
-
 class ProvenSet:
     """Reads and writes of the proven-accounts set on the store's connection."""
 
@@ -58,21 +54,27 @@ class ProvenSet:
         row = self._db.execute("SELECT MIN(proven_time) FROM proven_accounts WHERE pair = ?", (pair,)).fetchone()
         return int(row[0]) if row and row[0] is not None else None
 
-    def proven_until(self, pair: str, time: int) -> Iterator[tuple[str, int, int]]:
-        """(account, proven_time, phase) of the pair's accounts proven at or before `time`, a
-        page at a time (an index range)."""
-        after = ("", -(2**62))
-        while True:
-            rows = self._db.execute(
-                "SELECT account, proven_time, phase FROM proven_accounts WHERE pair = ? AND proven_time <= ? "
-                "AND (proven_time, account) > (?, ?) ORDER BY proven_time, account LIMIT ?",
-                (pair, time, after[1], after[0], PAGE),
-            ).fetchall()
-            for account, proven_time, phase in rows:
-                yield str(account), int(proven_time), int(phase)
-            if len(rows) < PAGE:
-                return
-            after = (str(rows[-1][0]), int(rows[-1][1]))
+    def first_due(self, pair: str, period: int, spread: int) -> int | None:
+        """The smallest `proven_time + period - spread * phase // 65536` of the pair's accounts
+        (relayer.scheduling.refresh.due, computed by SQLite over an index range); None: no account."""
+        oldest = self.oldest(pair)
+        if oldest is None:
+            return None
+        row = self._db.execute(
+            "SELECT MIN(proven_time - (? * phase) / 65536) FROM proven_accounts WHERE pair = ? AND proven_time <= ?",
+            (spread, pair, oldest + spread),
+        ).fetchone()
+        return int(row[0]) + period
+
+    def due_by(self, pair: str, until: int, period: int, spread: int) -> list[str]:
+        """The pair's accounts whose `proven_time + period - spread * phase // 65536` is at most
+        `until`, in address order (relayer.scheduling.refresh.due)."""
+        rows = self._db.execute(
+            "SELECT account FROM proven_accounts WHERE pair = ? AND proven_time <= ? "
+            "AND proven_time + ? - (? * phase) / 65536 <= ? ORDER BY account",
+            (pair, until - period + spread, period, spread, until),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
 
     def known(self, pair: str, accounts: Iterable[str]) -> set[str]:
         """Which of `accounts` the pair's set holds."""

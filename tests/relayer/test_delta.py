@@ -4,6 +4,7 @@ and no settled position is ever left to expire. In-process chains as in test_sch
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -225,3 +226,18 @@ def test_refresh_due_is_spread_over_a_quarter_period_and_never_late() -> None:
     counts = [sum(1 for d in dues if period - window + k * window // 8 <= d < period - window + (k + 1) * window // 8)
               for k in range(8)]  # fmt: skip
     assert all(abs(c - 5_000 / 8) < 5_000 * 0.03 for c in counts[:-1])
+
+
+def test_the_store_computes_due_times_as_the_rule_does(store: Store) -> None:
+    """The proven-accounts set answers "first due" and "due by" in SQLite: the same integers
+    as relayer.scheduling.refresh.due for every account."""
+    rng = random.Random(7)
+    period = 2_950
+    proven = [(who(50_000 + i), rng.randrange(10_000, 10_400)) for i in range(500)]
+    store.proven_set().apply("p", 1, ((a, t, refresh.phase(a)) for a, t in proven))
+    dues = {a: refresh.due(t, refresh.phase(a), period) for a, t in proven}
+    spread = refresh.spread(period)
+    assert store.proven_set().first_due("p", period, spread) == min(dues.values())
+    for until in (min(dues.values()) - 1, min(dues.values()), 12_800, 13_000, max(dues.values())):
+        expected = sorted(a for a, d in dues.items() if d <= until)
+        assert store.proven_set().due_by("p", until, period, spread) == expected

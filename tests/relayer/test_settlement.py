@@ -67,6 +67,8 @@ def test_delta_snapshots_settle_every_claim_and_full_ones_their_refresh_slice() 
     # the value did not move by the threshold, since the refresh rule now counts them proven
     assert want(delta, 0, fresh) and want(delta, 2, Position(700, 90, 9_990))
     assert not want(delta, 1, Position(0, 90, 0))  # a zero position stays zero: nothing to do
+    assert not want(delta, 0, Position(0, 0, 0))  # nothing counted and a claim below the threshold
+    assert want(replace(delta, claims=(Claim(claims[0].account, 10**18),)), 0, Position(0, 0, 0))
     assert want(delta, 1, Position(5, 90, 9_990))
     assert not want(delta, 0, Position(500, 100, 9_990)) and not want(delta, 0, Position(1, 120, 9_990))
     # a full snapshot: its refresh slice whatever changed, the others as before
