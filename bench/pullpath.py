@@ -148,10 +148,16 @@ def make_snapshots(
 
 
 async def store_epoch(
-    store: Store, destination: Destination, epoch: int, snapshots: Sequence[Snapshot], previous: bytes
+    store: Store,
+    destination: Destination,
+    epoch: int,
+    snapshots: Sequence[Snapshot],
+    previous: bytes,
+    status: str = "settled",
 ) -> bytes:
     """Store an epoch as the relay does (content, claims, trees), submit it on the destination,
-    and mark it settled; returns its root."""
+    and mark it `status` (`settled`: the claims it supersedes are pruned; `confirmed` keeps
+    every epoch's claims, as the old scan path needs); returns its root."""
     aggregate = aggregate_epoch(snapshots)
     signature = sign_epoch(
         destination.attester,
@@ -172,7 +178,7 @@ async def store_epoch(
     claims = ((b, i, c.account, c.value) for b, s in enumerate(snapshots) for i, c in enumerate(s.claims))
     store.create_epoch(epoch, aggregate.root, content, {}, claims, tree_rows(aggregate))
     await destination.submitter.submit_epoch(f"bench-epoch:{epoch}", epoch, aggregate.root, previous, [signature])
-    store.set_epoch_status(epoch, "settled")
+    store.set_epoch_status(epoch, status)
     return aggregate.root
 
 
@@ -369,8 +375,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         previous = bytes(32)
         for epoch in range(1, args.epochs + 1):
             accounts = [rng.sample(people, per_chain) for _ in chains]
-            previous = await store_epoch(
-                store, destination, epoch, make_snapshots(epoch, chains, accounts, now, rng), previous
+            previous = await store_epoch(  # confirmed: unpruned, as the old scan path it is compared with needs
+                store, destination, epoch, make_snapshots(epoch, chains, accounts, now, rng), previous, "confirmed"
             )
         fill_seconds = time.perf_counter() - fill_start
         store_bytes = store_path.stat().st_size

@@ -219,6 +219,11 @@ class DestinationConfig:
     refresh_before_expiry_seconds: int = 600
     max_epoch_attempts: int = 5
     fee_budget_multiple: float = 4.0
+    epoch_retry_seconds: int = 60
+    """When an epoch's heights have been final this long (source time, seconds) and it is still
+    not accepted, the epoch rule moves on to heights this much later (relayer/scheduling/
+    schedule.py: a height no member can prove never stops the committee). Part of the rule:
+    every member of one committee must use the same value."""
 
 
 @dataclass(frozen=True)
@@ -843,6 +848,7 @@ class _Reader:
         refresh = t.get("refresh_before_expiry_seconds", self.integer(0, 30 * 86_400), 600)
         attempts = t.get("max_epoch_attempts", self.integer(1, 1_000), 5)
         budget = t.get("fee_budget_multiple", self.multiple, 4.0)
+        retry = t.get("epoch_retry_seconds", self.integer(1, 86_400), 60)
         t.finish()
         ok = True
         if name not in chain_names:
@@ -870,11 +876,12 @@ class _Reader:
             or refresh is None
             or attempts is None
             or budget is None
+            or retry is None
         ):
             return None
         return DestinationConfig(
             name, verifier, settlement, sender, max_gas, max_accounts, receipt_timeout, min_balance, max_fee,
-            in_flight, min_change, refresh, attempts, budget,
+            in_flight, min_change, refresh, attempts, budget, retry,
         )  # fmt: skip
 
     def pair(self, value: Any, path: str, chain_names: set[str], destination_names: set[str]) -> PairConfig | None:

@@ -270,6 +270,7 @@ def provision(
     committee: int = 1,
     threshold: int | None = None,
     takeover_seconds: float | None = None,
+    source_args: tuple[str, ...] = (),
 ) -> Devnet:
     """Start and seed a devnet in `directory` (an earlier devnet there is stopped and replaced).
 
@@ -278,7 +279,9 @@ def provision(
     confirmation). `committee` members (1..16) of which `threshold` must sign an epoch
     (1..committee, default the majority committee // 2 + 1); with more than one member each
     gets `member-<i>/relayer.toml` (and `takeover_seconds`, when given, in its `[committee]`
-    table). Raises DevnetError or chains.anvil.AnvilNotFound.
+    table). `source_args`: extra arguments of the source's anvil (e.g. `--prune-history N`, which
+    this anvil applies only with `source_block_time` 0: a block per transaction or `evm_mine`).
+    Raises DevnetError or chains.anvil.AnvilNotFound.
     """
     if not 1 <= accounts <= 10_000:
         raise DevnetError(f"--accounts must be 1..10000, got {accounts}")
@@ -310,8 +313,8 @@ def provision(
 
     total = FIRST_SEEDED + accounts
     source = start_anvil(
-        SOURCE_CHAIN_ID, block_time=source_block_time, accounts=total,
-        log_path=directory / "anvil-source.log", detach=detach,
+        SOURCE_CHAIN_ID, block_time=source_block_time or None, accounts=total,
+        log_path=directory / "anvil-source.log", detach=detach, extra_args=source_args,
     )
     nodes: list[AnvilNode] = [source]
     try:

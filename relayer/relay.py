@@ -7,7 +7,8 @@ A round:
    alone; nothing is planned while this member cannot take part in the destination's committee
    (read from its EpochVerifier each round: membership, threshold, generation, peers);
 2. for each pair with a height in the plan, concurrently (bounded overall and per chain):
-   discover depositors from vault events, prove and verify the snapshot (streamed: each
+   select its accounts (those that changed since the previous epoch plus the refresh slice,
+   relayer.scheduling.delta), prove and verify the snapshot (streamed: each
    eth_getProof chunk verified as it arrives, its proof nodes dropped), then have an endpoint
    on another host confirm its block hash. A snapshot that fails anything (a header, an
    account proof, a block hash that another host does not confirm; in a committee of more
@@ -41,6 +42,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
@@ -69,8 +71,9 @@ from relayer.proving.prover import (
     snapshots_from_json,
 )
 from relayer.pullpath.proofs import ProofServer, tree_rows
+from relayer.scheduling.delta import Selection
 from relayer.scheduling.pairs import PairRunner
-from relayer.scheduling.schedule import EpochSchedule
+from relayer.scheduling.schedule import EpochSchedule, plan_to_json
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import EpochSignature, Settlement, Settler
 from relayer.storage.store import OPEN_EPOCH_STATES, EpochRecord, Store
@@ -85,11 +88,17 @@ member unready, saying so."""
 GIVEN_UP_PAUSE_SECONDS = 60.0
 """After an epoch is given up, the same plan is not proven and signed again for this long."""
 
-PLANNED_AGAIN_AT_ONCE = frozenset({"reorg", "superseded", "lost_on_destination", "revoked", "old_format", "corrupt"})
+PLANNED_AGAIN_AT_ONCE = frozenset(
+    {"reorg", "superseded", "lost_on_destination", "revoked", "old_format", "corrupt", "retried"}
+)
 """Failures after which the next plan differs (or must be rebuilt now): no pause."""
 
 REJECTED = object()
 """`DestinationRelay._prove`: the snapshot failed verification."""
+
+MAX_TRIED = 16
+"""Earlier attempts of an epoch (root and plan) kept in its content: the one the destination
+accepted may be one of them (relayer.scheduling.schedule `_stored_plan`)."""
 
 SNAPSHOTS_IN_FLIGHT = 4
 """Snapshots of one round proven at once, over all chains (`DestinationRelay.round`)."""
@@ -158,6 +167,7 @@ class DestinationRelay:
             refresh_before_expiry_seconds=config.refresh_before_expiry_seconds,
             finalized_destination=finalized,
             min_change_wei=config.min_change_wei,
+            retry_seconds=config.epoch_retry_seconds,
         )
         self._turn_since: dict[int, float] = {}  # epoch -> when this member was first ready to send it
         self._taken_over: dict[int, bytes] = {}
@@ -274,7 +284,9 @@ class DestinationRelay:
         epoch = latest + 1
         held = self.store.epoch(epoch)
         if held is not None and held.status in OPEN_EPOCH_STATES:
-            return False  # being processed (`resume`): nothing new is signed meanwhile
+            if not await self._moved_on(held):
+                return False  # being processed (`resume`): nothing new is signed meanwhile
+            held = self.store.epoch(epoch)
         if held is not None and held.status != "failed":
             # the destination does not hold an epoch this member settled: a reorg there. Its
             # own transactions that the reorg dropped are sent again first (they may restore it)
@@ -292,9 +304,13 @@ class DestinationRelay:
         generation = (await self.refresh_committee(force=True)).generation  # signed for: the domain's salt
         if self.committee_problems(waiting=False):
             return False  # an epoch would only revert: prove nothing now, the plan waits
-        due = [(pair, height) for pair in self.pairs if (height := plan.heights.get(pair.chain_id)) is not None]
+        due = [
+            (pair, height, await self.schedule.select(pair, plan))
+            for pair in self.pairs
+            if (height := plan.heights.get(pair.chain_id)) is not None
+        ]
         snapshots = []
-        for (pair, height), snapshot in zip(due, await self._prove_due(due), strict=True):
+        for (pair, height, _selection), snapshot in zip(due, await self._prove_due(due), strict=True):
             if snapshot is REJECTED:
                 log.warning("epoch.deferred", epoch=epoch, chain=pair.config.source, block=height,
                             why="a snapshot of the plan was rejected: proven again in a later round")  # fmt: skip
@@ -317,7 +333,8 @@ class DestinationRelay:
         self.metrics.epochs_signed.inc()
         content = {
             "format": EPOCH_FORMAT,
-            "plan": {"time": plan.time, "why": plan.why, "heights": {str(c): h for c, h in plan.heights.items()}},
+            "plan": plan_to_json(plan),
+            "tried": _tried(held),
             "snapshots": [snapshot_to_json(s) for s in snapshots],
             "previous": "0x" + previous.hex(),
             "signatures": [[self.attester.address, "0x" + signature.hex()]],
@@ -332,7 +349,7 @@ class DestinationRelay:
                 generation,
             )  # fmt: skip
         log.info("epoch.created", epoch=epoch, root=aggregate.root, blocks=len(snapshots), time=plan.time,
-                 why=plan.why, claims=aggregate.claim_count)  # fmt: skip
+                 why=plan.why, attempt=plan.attempt, heights=plan.heights, claims=aggregate.claim_count)  # fmt: skip
         # The record as just stored, without re-reading it; its aggregate is kept while it is open
         self._aggregates[(epoch, aggregate.root)] = aggregate
         self._created.set()
@@ -341,7 +358,25 @@ class DestinationRelay:
             await self.refresh_balance()
         return True
 
-    async def _prove_due(self, due: list[tuple[PairRunner, int]]) -> list[object]:
+    async def _moved_on(self, held: EpochRecord) -> bool:
+        """Whether the epoch rule moved on from `held` (signed, nothing of it sent by this
+        member, the destination holding no root for it), whose heights were final for
+        `epoch_retry_seconds` without the epoch being accepted: it is then failed ("retried"),
+        and the attempt at later heights is built instead, as every other member does (else a
+        committee split over attempts would wait for good)."""
+        plan = held.content.get("plan") or {}
+        started = int(plan.get("time", 0))
+        if held.status != "signed" or time.time() < started + self.config.epoch_retry_seconds:
+            return False
+        if self.submitter.txm.in_flight() or any(await self.submitter.recorded_root(held.epoch)):
+            return False
+        current = await self.schedule.plan(held.epoch)
+        if current is None or current.attempt <= int(plan.get("attempt", 0)):
+            return False
+        self._fail(held.epoch, "retried", attempt=current.attempt, heights=current.heights)
+        return True
+
+    async def _prove_due(self, due: list[tuple[PairRunner, int, Selection]]) -> list[object]:
         """`_prove` every (pair, height) of a plan concurrently, at most SNAPSHOTS_IN_FLIGHT at
         once and SNAPSHOTS_IN_FLIGHT_PER_CHAIN per source chain; results in the order of `due`.
         Every snapshot is finished (proven and recorded, or rejected) before this returns; the
@@ -349,12 +384,12 @@ class DestinationRelay:
         overall = asyncio.Semaphore(SNAPSHOTS_IN_FLIGHT)
         per_chain: dict[int, asyncio.Semaphore] = {}
 
-        async def prove(pair: PairRunner, height: int) -> object:
+        async def prove(pair: PairRunner, height: int, selection: Selection) -> object:
             chain = per_chain.setdefault(pair.chain_id, asyncio.Semaphore(SNAPSHOTS_IN_FLIGHT_PER_CHAIN))
             async with chain, overall:
-                return await self._prove(pair, height)
+                return await self._prove(pair, height, selection)
 
-        results = await asyncio.gather(*(prove(pair, height) for pair, height in due), return_exceptions=True)
+        results = await asyncio.gather(*(prove(*item) for item in due), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
@@ -450,15 +485,18 @@ class DestinationRelay:
         self.metrics.signer_balance.labels(self.config.chain).set(self.balance)
         return self.balance
 
-    async def _prove(self, pair: PairRunner, height: int) -> Snapshot | object | None:
-        """The pair's verified snapshot at `height`; None when the vault has no accounts yet;
-        REJECTED when anything failed verification (counted, logged, recorded in the store).
-        In a committee of more than one member a snapshot with an excluded account is rejected
-        whole: a root without that claim would differ from the other members' roots."""
+    async def _prove(self, pair: PairRunner, height: int, selection: Selection) -> Snapshot | object | None:
+        """The pair's verified snapshot at `height` of the accounts `selection` names (its claims
+        carry what the settler must settle: every one for a delta snapshot, the refresh slice
+        for a full one); None when it names none (the vault has no accounts yet, or none
+        changed or is due); REJECTED when anything failed verification (counted, logged,
+        recorded in the store). In a committee of more than one member a snapshot with an
+        excluded account is rejected whole: a root without that claim would differ from the
+        other members' roots."""
         chain = pair.config.source
-        accounts = await pair.discover(height)
+        accounts = list(selection.accounts)
         if not accounts:
-            log.info("snapshot.skipped", chain=chain, block=height, why="no accounts yet")
+            log.info("snapshot.skipped", chain=chain, block=height, why="no account changed or is due")
             return None
         self.metrics.storage_keys_requested.labels(chain).inc(len(accounts))
         try:
@@ -487,6 +525,11 @@ class DestinationRelay:
             self.store.record_snapshot(pair.chain_id, height, pair.config.vault, status="rejected", reason=exc.reason)
             log.error("proof.rejected", chain=chain, block=height, reason=exc.reason, detail=exc.detail, **exc.evidence)
             return REJECTED
+        snapshot = replace(
+            snapshot,
+            delta=selection.delta,
+            refresh=tuple(i for i, c in enumerate(snapshot.claims) if c.account in selection.refresh),
+        )
         for account, reason in snapshot.excluded:
             self.metrics.proofs_rejected.labels(chain, reason).inc()
             log.error("claim.rejected", chain=chain, block=height, account=account, reason=reason)
@@ -513,6 +556,8 @@ class DestinationRelay:
             chain=chain,
             block=height,
             claims=len(snapshot.claims),
+            changed=selection.changed,
+            refreshed=len(snapshot.refresh),
             excluded=len(snapshot.excluded),
             verify_ms=round(snapshot.verify_seconds * 1000, 2),
             header_host=snapshot.header_host,
@@ -824,6 +869,15 @@ class DestinationRelay:
             self._fail(epoch, "reorg")
             return False
         return True
+
+
+def _tried(failed: EpochRecord | None) -> list[dict[str, object]]:
+    """The earlier attempts a new try of an epoch keeps (`MAX_TRIED` at most): those of the
+    `failed` one it replaces, and that one's root and plan."""
+    if failed is None or failed.status != "failed" or not failed.content.get("plan"):
+        return []
+    tried = [*failed.content.get("tried", []), {"root": "0x" + failed.root.hex(), "plan": failed.content["plan"]}]
+    return tried[-MAX_TRIED:]
 
 
 def _canonical(signature: bytes) -> bool:

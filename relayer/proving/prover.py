@@ -97,6 +97,11 @@ class Snapshot:
     excluded: tuple[tuple[str, str], ...] = ()
     header_host: str = ""
     """The endpoint ("host:port") that served the header: `confirm_block_hash` asks another."""
+    delta: bool = False
+    """The claims are only the accounts that changed or are due for a refresh
+    (relayer.scheduling.delta): every one of them is settled. False: a full snapshot."""
+    refresh: tuple[int, ...] = ()
+    """Indices of the claims of a full snapshot's refresh slice: settled whatever changed."""
 
 
 @dataclass(slots=True)
@@ -356,6 +361,12 @@ def snapshot_to_json(snapshot: Snapshot, *, with_claims: bool = False) -> dict[s
         "timestamp": header.timestamp,
         "claim_count": len(snapshot.claims),
     }
+    if snapshot.delta:
+        data["delta"] = True
+    if snapshot.refresh:
+        data["refresh"] = list(snapshot.refresh)
+    if snapshot.excluded:  # (not claimed: proven again at once, relayer.scheduling.delta)
+        data["excluded"] = [account for account, _reason in snapshot.excluded]
     if with_claims:
         data["claims"] = [[c.account, str(c.value)] for c in snapshot.claims]
     return data
@@ -375,7 +386,13 @@ def snapshot_from_json(data: dict[str, Any], claims: Iterable[tuple[str, int]] |
     )
     rows = data["claims"] if claims is None else claims
     return Snapshot(
-        int(data["chain_id"]), str(data["vault"]), header, tuple(Claim(str(a), int(v)) for a, v in rows), 0.0
+        int(data["chain_id"]),
+        str(data["vault"]),
+        header,
+        tuple(Claim(str(a), int(v)) for a, v in rows),
+        0.0,
+        delta=data.get("delta") is True,
+        refresh=tuple(int(i) for i in data.get("refresh", ())),
     )
 
 

@@ -1,8 +1,10 @@
 """The pull-path answers (DESIGN section 6): every account's newest proven claims, ready to use.
 
 `ProofServer.proofs(account)` answers, for each source chain, the account's claim from the
-newest epoch whose root the destination accepts (this relayer's store, status `settled`,
-`confirmed` or `signed`, and `rootOf(epoch)` on the destination equal to it): the epoch, the
+newest epoch holding one whose root the destination accepts (this relayer's store, status
+`settled`, `confirmed` or `signed`, and `rootOf(epoch)` on the destination equal to it; an
+unchanged account's claim may be many epochs old, and is served while it is fresh; a claim that
+a newer settled epoch supersedes is pruned from the store, relayer.storage.pruning): the epoch, the
 block leaf with its proof in the epoch root, the claim with its proof in the block's
 claimsRoot, and two ready-made calls on the settlement contract:
 
@@ -52,8 +54,9 @@ SERVED_STATES = ("settled", "confirmed", "signed")
 """Stored epoch states served (a `signed` one only once the destination accepted its root)."""
 
 CANDIDATES = 8
-"""Newest epochs looked at per source chain for one account (the newest whose root the
-destination accepts is served; newer ones are normally only those still on their way)."""
+"""Newest epochs holding a claim of the account looked at per source chain (the index is per
+account: epochs without one never count; the newest whose root the destination accepts is
+served; newer ones are normally only those still on their way)."""
 
 CACHED_EPOCHS = 1024
 """Epochs whose block leaves (one per source chain) and block-leaf tree are kept in memory."""

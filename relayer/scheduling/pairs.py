@@ -77,28 +77,33 @@ class PairRunner:
 
     async def discover(self, up_to: int) -> list[str]:
         """Accounts of the vault that deposited at or before `up_to` (from `Deposited` events),
-        plus configured ones. The scan progress is stored; accounts first seen after `up_to`
-        (found by an earlier, longer scan) are left out, so a height always has the same set."""
+        plus configured ones. The scan is incremental and resumable: each answer's accounts are
+        stored with the block scanned up to in one transaction (a restart goes on from there);
+        accounts first seen after `up_to` (found by an earlier, longer scan) are left out, so a
+        height always has the same set."""
         state = self.store.pair_state(self.key)
         start = max(self.config.vault_deploy_block, (state[0] + 1) if state else 0)
-        found: dict[str, int] = {}
         low = start
+        new = 0
         while low <= up_to:
             high = self.log_window.high(low, up_to)
             logs = await self.client.get_logs(
                 {"address": self.config.vault, "fromBlock": low, "toBlock": high, "topics": [self.topic]}
             )
+            found: dict[str, int] = {}
             for entry in logs:
                 account = to_checksum_address("0x" + str(entry["topics"][1])[-40:])
                 found.setdefault(account, hex_to_int(entry.get("blockNumber"), max_bits=64))
             if high - low + 1 == self.log_window.blocks:
                 self.log_window.answered(len(logs))
             del logs
+            self.store.add_accounts(self.key, found, high)
+            new += len(found)
+            if len(found) >= LOGS_PER_ANSWER // 2:
+                log.info("accounts.discovering", pair=self.key, found=new, scanned_to=high, up_to=up_to)
             low = high + 1
-        if start <= up_to:
-            self.store.add_accounts(self.key, found, up_to)
-        if found:
-            log.info("accounts.discovered", pair=self.key, new=len(found), up_to=up_to)
+        if new:
+            log.info("accounts.discovered", pair=self.key, new=new, up_to=up_to)
         accounts = self.store.accounts(self.key, up_to=up_to)
         known = set(accounts)
         return accounts + [a for a in self.config.accounts if a not in known]

@@ -11,18 +11,21 @@ For epoch e + 1, where e is the destination's `latestEpoch`:
   first block after `H[c]` (or at or after `vault_deploy_block`) in which its vault emitted a
   `Deposited` or `WithdrawRequested` event of at least `min_change_wei` (at least 1) wei; a pair
   with configured accounts counts as changed at its first multiple at or above
-  `vault_deploy_block`. Refresh time: timestamp(`H[c]`) + `maxAge` of the chain's registration -
-  `refresh_before_expiry_seconds`.
+  `vault_deploy_block`. Refresh time: when the pair's first proven account is due for a refresh
+  (relayer.scheduling.refresh: judged from each account's own proof, never later than its
+  timestamp + `maxAge` of the chain's registration - `refresh_before_expiry_seconds`), from the
+  proven-accounts set as of epoch e (relayer.scheduling.delta).
 - The epoch's time `T` = max(`R`, the earliest change or refresh time of any pair).
 - It is due once, on every source, the finalized block's timestamp is at least `T` (block
   timestamps strictly increase, so no block at or below `T` can still appear). Its heights are,
   per pair, the greatest multiple of `every_blocks` (> 0, >= `vault_deploy_block`) whose block
   timestamp is <= `T`; a pair without one is left out.
 
-Accounts at a height are the vault's depositors up to it plus the configured ones
-(`PairRunner.discover`), so the claims, the root and (with the previous root from the
-destination) the signed message follow. Epochs that the destination accepted are looked up in
-the store, and replayed with this rule when a member did not build them itself (it was down).
+The accounts of a pair's snapshot are those that changed since `H[c]` plus its refresh slice
+(relayer.scheduling.delta; every known account for `snapshots = "full"`), so the claims, the
+root and (with the previous root from the destination) the signed message follow. Epochs that
+the destination accepted are looked up in the store, and replayed with this rule when a member
+did not build them itself (it was down).
 A source chain that stops producing blocks delays every epoch of its destination.
 
 Dust: a change below `min_change_wei` (a deposit or a withdrawal request; a `Withdrawn` payout
@@ -41,7 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from eth_utils import event_abi_to_log_topic
 
@@ -50,6 +53,7 @@ from chains.errors import BlockNotFound, RpcGarbageError
 from chains.rpc import RpcMethods, hex_to_int
 from relayer.observability.log import get_logger
 from relayer.proving.prover import EPOCH_FORMATS
+from relayer.scheduling.delta import EpochAccounts, Selection, change_entry
 
 if TYPE_CHECKING:
     from relayer.scheduling.pairs import PairRunner
@@ -97,15 +101,25 @@ def _accepted_topic() -> str:
     raise RuntimeError("EpochVerifier ABI has no EpochAccepted event")
 
 
+def _settled_topic() -> str:
+    for item in load_artifact("MarginSettlement").abi:
+        if item.get("type") == "event" and item.get("name") == "BlockSettled":
+            return "0x" + event_abi_to_log_topic(item).hex()  # type: ignore[arg-type]
+    raise RuntimeError("MarginSettlement ABI has no BlockSettled event")
+
+
 @dataclass(frozen=True)
 class EpochPlan:
     """Epoch `epoch` is due at time `time` (Unix seconds, source block timestamps) at `heights`
-    (source chain id -> block number); `why`: "change", "refresh" or both ("change+refresh")."""
+    (source chain id -> block number); `why`: "change", "refresh" or both ("change+refresh");
+    `attempt`: how many times the rule moved on from heights that were not accepted in time
+    (`time` is then `attempt` x `retry_seconds` after the epoch's first time)."""
 
     epoch: int
     time: int
     heights: dict[int, int]
     why: str
+    attempt: int = 0
 
 
 class EpochSchedule:
@@ -124,9 +138,13 @@ class EpochSchedule:
         refresh_before_expiry_seconds: int,
         finalized_destination: Callable[[], int] | None = None,
         min_change_wei: int = 0,
+        retry_seconds: int = 60,
     ) -> None:
         """`min_change_wei`: the smallest deposit or withdrawal request that starts an epoch
-        (the destination's setting; the module doc says why smaller ones may wait)."""
+        (the destination's setting; the module doc says why smaller ones may wait);
+        `retry_seconds`: how long past an epoch's time the rule moves on (module doc)."""
+        self.retry_seconds = max(1, retry_seconds)
+        self._settled_topic = _settled_topic()
         self.pairs = list(pairs)
         self.min_change_wei = max(1, min_change_wei)
         self._collateral_topics = _collateral_topics()
@@ -137,88 +155,168 @@ class EpochSchedule:
         self.finalized_destination = finalized_destination
         self._accepted_topic = _accepted_topic()
         self._timestamps: dict[tuple[int, int], int] = {}
-        self._heights: dict[int, dict[int, int]] = {}  # accepted epoch -> its heights
+        self._plans: dict[int, EpochPlan] = {}  # accepted epoch -> its plan
         self._accepted: dict[int, tuple[int, str]] = {}  # epoch -> (number, hash) of the block accepting it
         self._scanned: tuple[int, int] | None = None  # destination blocks scanned for acceptances
         self._first_logs: dict[tuple[int, int], int] = {}  # (chain, after) -> first change's block
         self._no_log_until: dict[tuple[int, int], int] = {}  # (chain, after) -> scanned, no change
+        self.accounts = EpochAccounts(
+            self, store.proven_set(), max_age=max_age, refresh_before_expiry_seconds=refresh_before_expiry_seconds
+        )
 
     # --- the rule ------------------------------------------------------------------------
 
     async def plan(self, epoch: int) -> EpochPlan | None:
         """The plan of `epoch` (the destination's latest + 1), or None while it is not due."""
-        previous = epoch - 1
-        heights = await self.heights_of(previous) if previous > 0 else {}
-        if heights is None:
+        previous = await self.plan_of(epoch - 1)
+        if previous is None:
             return None
         accepted_at = None
-        if previous > 0:
-            accepted_at = await self.accepted_time(previous)
-            if accepted_at is None:
+        if epoch > 1:
+            accepted_at = await self.accepted_time(epoch - 1)
+            if accepted_at is None or not await self.accounts.ensure(self.pairs, epoch - 1):
                 return None
-        return await self._plan(epoch, heights, accepted_at)
+        return await self._plan(epoch, previous.heights, accepted_at)
 
-    async def heights_of(self, epoch: int) -> dict[int, int] | None:
-        """Heights of accepted epoch `epoch`: from the store when this member built it (its root is
-        the one the destination recorded), else replayed by the rule from the newest accepted
-        epoch it knows. None when it cannot be known yet (an acceptance not final)."""
+    async def select(self, pair: PairRunner, plan: EpochPlan) -> Selection:
+        """The accounts the pair's snapshot proves in `plan` (relayer.scheduling.delta), which
+        must be due (`plan`): its pair must have a height in it."""
+        previous = await self.plan_of(plan.epoch - 1)
+        if previous is None:  # (`plan` returned it: the previous plan is known)
+            raise RuntimeError(f"epoch {plan.epoch - 1} has no known plan")
+        return await self.accounts.select(
+            pair, plan.time, plan.heights[pair.chain_id], previous.heights.get(pair.chain_id)
+        )
+
+    async def plan_heights(self, epoch: int) -> tuple[int, dict[int, int]] | None:
+        """(time, heights) of accepted epoch `epoch` (`plan_of`)."""
+        plan = await self.plan_of(epoch)
+        return None if plan is None else (plan.time, plan.heights)
+
+    async def plan_of(self, epoch: int) -> EpochPlan | None:
+        """The plan of accepted epoch `epoch` (an empty one for 0): from the store when this
+        member built it (its root is the one the destination recorded), else replayed by the
+        rule from the newest accepted epoch it knows. None when it cannot be known yet (an
+        acceptance not final)."""
         if epoch <= 0:
-            return {}
-        if epoch in self._heights:
-            return self._heights[epoch]
+            return EpochPlan(0, 0, {}, "")
+        if epoch in self._plans:
+            return self._plans[epoch]
         known = epoch
-        while known > 0 and known not in self._heights:
-            stored = await self._stored_heights(known)
+        while known > 0 and known not in self._plans:
+            stored = await self._stored_plan(known)
             if stored is not None:
-                self._heights[known] = stored
+                self._plans[known] = stored
                 break
             known -= 1
-        heights = self._heights.get(known, {})
+        plan = self._plans.get(known, EpochPlan(0, 0, {}, ""))
         for replayed in range(known + 1, epoch + 1):
             accepted_at = await self.accepted_time(replayed - 1) if replayed > 1 else None
-            if replayed > 1 and accepted_at is None:
+            if replayed > 1 and (accepted_at is None or not await self.accounts.ensure(self.pairs, replayed - 1)):
                 return None
-            plan = await self._plan(replayed, heights, accepted_at)
-            if plan is None:
+            accepted = await self.accepted_time(replayed)
+            if accepted is None:
                 return None
-            heights = plan.heights
-            self._heights[replayed] = heights
-            log.info("epoch.replayed", epoch=replayed, time=plan.time, heights=heights)
-        return heights
+            found = await self._plan(replayed, plan.heights, accepted_at, accepted=accepted)
+            if found is None:
+                return None
+            plan = self._plans[replayed] = found
+            log.info("epoch.replayed", epoch=replayed, time=plan.time, heights=plan.heights)
+        return plan
 
-    async def _stored_heights(self, epoch: int) -> dict[int, int] | None:
+    async def excluded(self, epoch: int) -> dict[tuple[int, str], frozenset[str]]:
+        """Accounts whose claims this member left out of accepted `epoch` (their own proofs were
+        rejected), per (chain id, lower-case vault); empty when it did not build the accepted root."""
+        record = self.store.epoch(epoch)
+        if record is None or await self.submitter.recorded_root(epoch) != record.root:
+            return {}
+        out: dict[tuple[int, str], frozenset[str]] = {}
+        for snapshot in record.content.get("snapshots", []):
+            if isinstance(snapshot, dict) and snapshot.get("excluded"):
+                key = (int(snapshot["chain_id"]), str(snapshot["vault"]).lower())
+                out[key] = frozenset(str(a) for a in snapshot["excluded"])
+        return out
+
+    async def _stored_plan(self, epoch: int) -> EpochPlan | None:
         record = self.store.epoch(epoch)
         if record is None or record.content.get("format") not in EPOCH_FORMATS:
             return None
-        if await self.submitter.recorded_root(epoch) != record.root:
-            return None
-        return {int(k): int(v) for k, v in record.content["plan"]["heights"].items()}
+        recorded = await self.submitter.recorded_root(epoch)
+        if recorded == record.root:
+            plan = record.content["plan"]
+        else:  # an earlier attempt of this member's may be the one accepted
+            tried = [t["plan"] for t in record.content.get("tried", []) if t.get("root") == "0x" + recorded.hex()]
+            if not tried:
+                return None
+            plan = tried[0]
+        return plan_from_json(epoch, plan)
 
-    async def _plan(self, epoch: int, previous: dict[int, int], accepted_at: int | None) -> EpochPlan | None:
+    async def _plan(
+        self, epoch: int, previous: dict[int, int], accepted_at: int | None, *, accepted: int | None = None
+    ) -> EpochPlan | None:
+        """The plan of `epoch` after one with `previous` heights accepted at `accepted_at`: at
+        its attempt now (the finalized blocks' time), or for an epoch accepted at `accepted`
+        (replayed: the attempt whose heights the destination settled, else the first)."""
         times: list[tuple[int, str]] = []
         for pair in self.pairs:
             change = await self._change_time(pair, previous.get(pair.chain_id))
             if change is not None:
                 times.append((change, "change"))
-            last = previous.get(pair.chain_id)
-            max_age = await self.max_age(pair.chain_id) if last is not None else 0
-            if last is not None and max_age > 0:
-                times.append((await self.timestamp(pair, last) + max_age - self.refresh_before, "refresh"))
+            if previous.get(pair.chain_id) is not None:
+                due = await self.accounts.next_due(pair)
+                if due is not None:
+                    times.append((due, "refresh"))
         if not times:
             return None
         earliest = min(t for t, _ in times)
         time = max(earliest, accepted_at or 0)
         why = "+".join(sorted({w for t, w in times if t == earliest}))
+        final_times = []
         for pair in self.pairs:
             final = pair.watcher.finalized
-            if final < 0 or await self.timestamp(pair, final) < time:
+            if final < 0 or (final_time := await self.timestamp(pair, final)) < time:
                 return None  # (for a replayed epoch: this member's watcher is not there yet)
+            final_times.append(final_time)
+        if accepted is None:
+            attempt = (min(final_times) - time) // self.retry_seconds
+            return await self._attempt(epoch, time, why, attempt)
+        first = await self._attempt(epoch, time, why, 0)
+        settled = await self._settled_heights(epoch)
+        if settled:
+            for attempt in range(max(0, (min(accepted, min(final_times)) - time) // self.retry_seconds) + 1):
+                plan = first if attempt == 0 else await self._attempt(epoch, time, why, attempt)
+                if all(plan.heights.get(c) == h for c, h in settled.items()):
+                    return plan
+        return first
+
+    async def _attempt(self, epoch: int, time: int, why: str, attempt: int) -> EpochPlan:
+        moved = time + attempt * self.retry_seconds
         heights = {}
         for pair in self.pairs:
-            height = await self._height_at(pair, time)
+            height = await self._height_at(pair, moved)
             if height is not None:
                 heights[pair.chain_id] = height
-        return EpochPlan(epoch, time, heights, why)
+        return EpochPlan(epoch, moved, heights, why, attempt)
+
+    async def _settled_heights(self, epoch: int) -> dict[int, int]:
+        """Source heights the destination settled blocks of accepted `epoch` at (its
+        `BlockSettled` events from the accepting block on, LOG_RANGE blocks at most): which
+        attempt of a replayed epoch was accepted. Empty when none was settled there."""
+        found = await self._accepted_block(epoch)
+        if found is None:
+            return {}
+        client = self.submitter.client
+        high = min(await client.block_number(), found[0] + LOG_RANGE)
+        logs = await client.get_logs(
+            {"address": self.submitter.verifier.contract.address, "fromBlock": found[0], "toBlock": high,
+             "topics": [self._settled_topic, None, None, "0x" + epoch.to_bytes(32, "big").hex()]}
+        )  # fmt: skip
+        out: dict[int, int] = {}
+        for entry in logs:
+            topics = entry.get("topics") or []
+            if len(topics) == 4:
+                out[hex_to_int(topics[1], max_bits=64)] = hex_to_int(topics[2], max_bits=64)
+        return out
 
     async def _change_time(self, pair: PairRunner, after: int | None) -> int | None:
         """Timestamp of the multiple of `every_blocks` at or above the pair's first change after
@@ -267,6 +365,25 @@ class EpochSchedule:
             self._no_log_until[key] = high
             low = high + 1
         return None
+
+    async def scan_changes(self, pair: PairRunner, low: int, high: int) -> list[tuple[str, int, bool]]:
+        """(account, block, at least `min_change_wei`) of every `Deposited` or `WithdrawRequested`
+        event of the pair's vault in blocks `low..high` (final), in the vault's adaptive
+        windows. Raises ChainError, RpcGarbageError."""
+        out: list[tuple[str, int, bool]] = []
+        while low <= high:
+            top = pair.log_window.high(low, high)
+            logs = await pair.client.get_logs(
+                {"address": pair.config.vault, "fromBlock": low, "toBlock": top, "topics": [self._collateral_topics]}
+            )
+            if top - low + 1 == pair.log_window.blocks:
+                pair.log_window.answered(len(logs))
+            for entry in logs:
+                found = change_entry(entry, self._collateral_topics)
+                if found is not None:
+                    out.append((*found, event_amount(entry, pair.client.host) >= self.min_change_wei))
+            low = top + 1
+        return out
 
     async def _height_at(self, pair: PairRunner, time: int) -> int | None:
         """The greatest multiple of `every_blocks` (> 0, >= vault_deploy_block, final) whose block
@@ -359,8 +476,20 @@ class EpochSchedule:
         """Drop what was learned about acceptances, and the heights derived with them (after a
         destination reorg): they are read from the chain again."""
         self._accepted.clear()
-        self._heights.clear()
+        self._plans.clear()
         self._scanned = None
+
+
+def plan_to_json(plan: EpochPlan) -> dict[str, object]:
+    """The stored form of a plan (an epoch's content `plan`)."""
+    return {"time": plan.time, "why": plan.why, "heights": {str(c): h for c, h in plan.heights.items()},
+            "attempt": plan.attempt}  # fmt: skip
+
+
+def plan_from_json(epoch: int, data: dict[str, Any]) -> EpochPlan:
+    """Inverse of `plan_to_json` (a plan stored before attempts is attempt 0)."""
+    heights = {int(k): int(v) for k, v in data["heights"].items()}
+    return EpochPlan(epoch, int(data["time"]), heights, str(data.get("why", "")), int(data.get("attempt", 0)))
 
 
 async def block_timestamp(client: RpcMethods, number: int) -> int:

@@ -2,8 +2,10 @@
 
 What the destination holds is read from the destination: before anything is planned, the
 settled position of every claimed account is read back (`MarginSettlement.positionsOf`), and
-a claim is pending when the destination needs it (`needs_settlement`): a change (either way) of
-at least `min_change_wei`, or a position that expires within `refresh_before_expiry_seconds`.
+a claim is pending when the destination needs it (`wanted`): every claim of a delta snapshot
+(its accounts changed or are due for a refresh: relayer.scheduling.delta), and of a full
+snapshot its refresh slice and any other claim `needs_settlement` asks for - never one whose
+position is already at or past the claim's block.
 
 Pending claims are settled per proven block in batches sized from `eth_estimateGas` against
 the destination's block gas limit (and `max_gas_per_batch`), several transactions in flight at
@@ -34,6 +36,7 @@ from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
+from relayer.proving.prover import Snapshot
 from relayer.storage.store import SettleBatch, Store
 from relayer.submission.submitter import Position, Receipt, Submitter
 
@@ -120,6 +123,29 @@ def needs_settlement(
     return expiring and position.value > 0  # (a zero position counts zero, expired or not)
 
 
+def wanted(snapshot: Snapshot, index: int, position: Position, *, now: int, max_age: int,
+           min_change_wei: int, refresh_before_expiry_seconds: int) -> bool:  # fmt: skip
+    """Whether the destination needs the `index`-th claim of `snapshot` given the account's
+    settled `position`: never when the position is already at or past the block; for a delta
+    snapshot every claim (the proven-accounts set counts it proven, so a refresh left unsettled
+    would expire) except where the destination counts nothing for the account and the claim is
+    below `min_change_wei` (a zero position may lapse: it counts zero either way; 1-wei sybils
+    cost no settlement); for a full snapshot every claim of its refresh slice and any other
+    that `needs_settlement` asks for."""
+    claim = snapshot.claims[index]
+    block = snapshot.header.number
+    if position.block_number >= block:
+        return False
+    if snapshot.delta:
+        return position.value != 0 or claim.value >= max(1, min_change_wei)
+    if index in snapshot.refresh:
+        return True
+    return needs_settlement(
+        claim.value, block, position, now=now, max_age=max_age, min_change_wei=min_change_wei,
+        refresh_before_expiry_seconds=refresh_before_expiry_seconds,
+    )  # fmt: skip
+
+
 class Settler:
     """Settles epochs of one destination; see the module doc."""
 
@@ -163,20 +189,20 @@ class Settler:
         return self._max_age[chain_id]
 
     async def pending(self, aggregate: EpochAggregate) -> dict[int, list[int]]:
-        """Claim indices per block index that the destination needs (`needs_settlement`),
-        read from the destination's positions at its head."""
+        """Claim indices per block index that the destination needs (`wanted`), read from the
+        destination's positions at its head."""
         _number, now, _gas = await self.submitter.head()
         out: dict[int, list[int]] = {}
         for index, block in enumerate(aggregate.blocks):
             snapshot = block.snapshot
             max_age = await self.max_age(snapshot.chain_id)
             positions = await self.submitter.positions(snapshot.chain_id, [c.account for c in snapshot.claims])
-            wanted = [
+            needed = [
                 i
-                for i, (claim, position) in enumerate(zip(snapshot.claims, positions, strict=True))
-                if needs_settlement(
-                    claim.value,
-                    snapshot.header.number,
+                for i, position in enumerate(positions)
+                if wanted(
+                    snapshot,
+                    i,
                     position,
                     now=now,
                     max_age=max_age,
@@ -184,8 +210,8 @@ class Settler:
                     refresh_before_expiry_seconds=self.config.refresh_before_expiry_seconds,
                 )
             ]
-            if wanted:
-                out[index] = wanted
+            if needed:
+                out[index] = needed
         return out
 
     async def stale(self, aggregate: EpochAggregate) -> list[int]:

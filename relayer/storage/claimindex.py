@@ -12,6 +12,10 @@ of epochs and claims.
   epoch by the relay (which has just built it) or later by the pull path for an epoch stored
   without it. A claim's proof is read from it in O(log n) (`ClaimIndex.claim_proof`).
 
+A claim that a newer settled epoch supersedes is deleted with its index row, and a block with
+no claim left keeps only its `claims_root` (empty `nodes` and `positions`): the epoch's other
+blocks are still served with it (relayer.storage.pruning).
+
 The tables live in the store's SQLite file and are written through its one connection
 (relayer.storage.store), as the transaction manager's are.
 """
@@ -214,7 +218,7 @@ class ClaimIndex:
         """The proof of the block's `index`-th claim in its claimsRoot (32-byte sibling hashes
         from the leaf up, as `StandardMerkleTree.getProof`), read from the stored tree with
         incremental blob I/O: the claim's position and its log2(n) siblings, never the whole
-        tree. None when the tree is not stored or the index is out of range."""
+        tree. None when the tree is not stored (or was pruned) or the index is out of range."""
         row = self._db.execute(
             "SELECT rowid, length(nodes), length(positions) FROM claim_trees "
             "WHERE epoch = ? AND root = ? AND block = ?",

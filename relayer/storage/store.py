@@ -9,7 +9,8 @@ Rows are written before the action they describe is taken (write-ahead):
   epoch's claims are ever held as one document;
 - it moves `signed -> confirmed -> settled` (or `failed`: superseded or refused on the
   destination, stale, a proven block that is no longer canonical, or retries exhausted); a
-  failed epoch that never reached the destination gives its number to the next one;
+  failed epoch that never reached the destination gives its number to the next one; once
+  settled, the claims of older settled epochs it supersedes are deleted (relayer.storage.pruning);
 - its settlement batches (one block's accounts each) are planned before they are sent, and
   each moves `planned -> mined` (or `skipped`: nothing left to settle; `failed`: reverted).
 
@@ -36,7 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from relayer.errors import StoreError
-from relayer.storage import claimindex, txstore
+from relayer.observability.log import get_logger
+from relayer.storage import claimindex, provenset, pruning, txstore
+
+log = get_logger("relayer.storage")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pair_state (
@@ -246,11 +250,16 @@ class Store:
             self._migrate_conflicts()
             self._db.executescript(SCHEMA)
             self._db.executescript(txstore.SCHEMA)
+            self._db.executescript(provenset.SCHEMA)
             txstore.migrate(self._db)
             indexed = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'claim_index'").fetchone()
             self._db.executescript(claimindex.SCHEMA)
             if indexed is None:  # a store made before the pull path's index: index what it holds
                 claimindex.backfill(self._db)
+            queued = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'claims_prune'").fetchone()
+            self._db.executescript(pruning.SCHEMA)
+            if queued is None:  # a store made before pruning: its settled epochs are looked at once
+                pruning.enqueue_settled(self._db)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self.path = path
@@ -281,6 +290,10 @@ class Store:
     def transactions(self, *, chain_id: int, sender: str) -> txstore.TxStore:
         """The transaction manager's tables for one (chain id, checksum sender), on this connection."""
         return txstore.TxStore(self._db, chain_id=chain_id, sender=sender)
+
+    def proven_set(self) -> provenset.ProvenSet:
+        """The proven-accounts set of the pairs (relayer.storage.provenset), on this connection."""
+        return provenset.ProvenSet(self._db)
 
     def claim_index(self) -> claimindex.ClaimIndex:
         """The pull path's reads (relayer.storage.claimindex), on this connection."""
@@ -463,11 +476,34 @@ class Store:
         )
 
     def set_epoch_status(self, epoch: int, status: str, tx_hash: str | None = None, reason: str | None = None) -> None:
-        self._write(
-            "UPDATE epochs SET status = ?, tx_hash = COALESCE(?, tx_hash), reason = COALESCE(?, reason), "
-            "updated_at = ? WHERE epoch = ?",
-            (status, tx_hash, reason, time.time(), epoch),
-        )
+        """Move an epoch to `status`. A `settled` one queues, in the same transaction, the pruning
+        of the claims it supersedes (relayer.storage.pruning), done at once (`prune_claims`)."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "UPDATE epochs SET status = ?, tx_hash = COALESCE(?, tx_hash), reason = COALESCE(?, reason), "
+                    "updated_at = ? WHERE epoch = ?",
+                    (status, tx_hash, reason, time.time(), epoch),
+                )
+                if status == "settled":
+                    pruning.enqueue(self._db, epoch)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+        if status == "settled":
+            try:
+                self.prune_claims()
+            except StoreError as exc:  # housekeeping: the pass stays queued, the next settled epoch runs it
+                log.warning("store.prune_failed", epoch=epoch, error=str(exc))
+
+    def prune_claims(self, page: int = pruning.PAGE, max_pages: int | None = None) -> pruning.Pruned:
+        """Delete the claims that newer settled epochs supersede (relayer.storage.pruning), a
+        page per transaction (at most `max_pages`, the rest stays queued); returns the counts.
+        Raises StoreError."""
+        try:
+            return pruning.run(self._db, page, max_pages)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
 
     def _epoch_rows(self, where: str, params: tuple[object, ...]) -> list[EpochRecord]:
         rows = self._db.execute(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -158,3 +159,33 @@ def test_oversized_requests_and_other_methods_are_refused_and_the_daemon_lives(n
     assert status == 200 and json.loads(body)["claims"] == []
     assert net.process is not None and net.process.poll() is None
     assert get(net.metrics.removesuffix("/metrics") + "/healthz")[0] == 200
+
+
+def test_the_daemon_prunes_superseded_claims_and_serves_each_account_its_newest(net: DaemonRuns) -> None:
+    """Through the real relay: a new deposit makes an epoch that, once settled, supersedes the
+    depositor's older claim; the daemon deletes it (`store.claims_pruned`), keeps one settled
+    claim per account, and the keeper API serves every account from the epoch holding it."""
+    depositor = net.accounts[0]
+    before = len(net.events("store.claims_pruned"))
+    target = int(net.vault.functions.collateral(depositor).call()) + 10**18
+    tx = net.vault.functions.deposit().transact({"from": depositor, "value": 10**18})
+    net.src.eth.wait_for_transaction_receipt(tx)
+    wait_for("the deposit settled", lambda: net.settled(depositor) == target, 90)
+    pruned = lambda: any(e["claims"] > 0 for e in net.events("store.claims_pruned")[before:])  # noqa: E731
+    wait_for("the depositor's older claim pruned", pruned, 60)
+    with sqlite3.connect(f"file:{net.net.directory / 'relayer.sqlite'}?mode=ro", uri=True) as db:
+        kept = db.execute(
+            "SELECT i.account, i.chain_id, COUNT(*), MAX(i.epoch) FROM claim_index i JOIN epochs e ON "
+            "e.epoch = i.epoch WHERE e.status = 'settled' GROUP BY i.account, i.chain_id"
+        ).fetchall()
+        (orphans,) = db.execute(
+            "SELECT COUNT(*) FROM epoch_claims c JOIN epochs e ON e.epoch = c.epoch AND e.root = c.root "
+            "WHERE e.status = 'settled' AND NOT EXISTS (SELECT 1 FROM claim_index i WHERE i.account = c.account "
+            "AND i.epoch = c.epoch AND i.block = c.block AND i.idx = c.idx)"
+        ).fetchone()
+    assert {a for a, _c, _n, _e in kept} == set(net.accounts)
+    assert all(count == 1 for _a, _c, count, _e in kept) and orphans == 0
+    for account, chain_id, _count, epoch in kept:
+        status, body = get(f"{net.keeper}/v1/proofs/{account}")
+        assert status == 200
+        assert [(c["chain_id"], c["epoch"]) for c in json.loads(body)["claims"]] == [(chain_id, epoch)]

@@ -24,7 +24,7 @@ from eth_utils import to_checksum_address
 
 from bench.pullpath import Destination, make_snapshots, open_destination, population, store_epoch
 from chains.bindings import BLOCK_LEAF_FIELDS, BLOCK_LEAF_TYPES
-from relayer.pullpath.proofs import ProofServer
+from relayer.pullpath.proofs import CANDIDATES, ProofServer
 from relayer.storage.store import Store
 
 OZ_VERIFY = Path(__file__).resolve().parents[1] / "js" / "oz_verify.mjs"
@@ -152,7 +152,8 @@ async def test_a_store_made_before_the_index_is_indexed_and_served(
     previous = bytes(32)
     for epoch in range(1, 4):
         accounts = [rng.sample(people, PER_CHAIN) for _ in CHAINS]
-        previous = await store_epoch(old, dest, epoch, make_snapshots(epoch, CHAINS, accounts, now, rng), previous)
+        snapshots = make_snapshots(epoch, CHAINS, accounts, now, rng)
+        previous = await store_epoch(old, dest, epoch, snapshots, previous, "confirmed")  # a store before pruning
     expected = {a: await ProofServer(old, dest.submitter).proofs(a) for a in people[:10]}
     old.close()
     db = sqlite3.connect(tmp_path / "old.sqlite")
@@ -170,6 +171,66 @@ async def test_a_store_made_before_the_index_is_indexed_and_served(
         assert trees == 3 * len(CHAINS)  # built once each, and kept
     finally:
         reopened.close()
+
+
+async def test_an_unchanged_account_is_served_from_its_only_epoch_behind_more_than_candidates_newer_ones(
+    destination: tuple[Store, Destination],
+) -> None:
+    """Delta epochs: an account proven once, in epoch 1, then CANDIDATES + 3 newer accepted
+    epochs that hold only other accounts: its claim is still served from epoch 1 (the index is
+    per account, so the newer epochs never hide it), and its proofs verify."""
+    store, dest = destination
+    rng = random.Random(8)
+    others = population(60, rng)
+    holder = to_checksum_address(rng.randbytes(20))
+    now = int(await_block_time(dest))
+    previous = bytes(32)
+    newer = CANDIDATES + 3
+    for epoch in range(1, newer + 2):
+        accounts = [rng.sample(others, PER_CHAIN) for _ in CHAINS]
+        if epoch == 1:
+            accounts[0][0] = holder
+        previous = await store_epoch(store, dest, epoch, make_snapshots(epoch, CHAINS, accounts, now, rng), previous)
+    answer = await ProofServer(store, dest.submitter).proofs(holder)
+    assert [(c["chain_id"], c["epoch"]) for c in answer["claims"]] == [(1001, 1)]
+    await verify_served(dest, answer)
+
+
+async def test_a_pruned_store_serves_every_account_its_newest_claim(destination: tuple[Store, Destination]) -> None:
+    """Settled epochs prune the claims they supersede; every account is still served its newest
+    claim per chain, whichever epoch holds it: one whose claim on one chain is in an epoch whose
+    other block was pruned away entirely (only that block's claimsRoot kept), one superseded on
+    one chain only, and the accounts of the newest epochs; all proofs verify on the destination."""
+    store, dest = destination
+    rng = random.Random(9)
+    people = population(120, rng)
+    holder, moved = people[0], people[1]
+    now = int(await_block_time(dest))
+    previous = bytes(32)
+    first = [people[1:13], [holder, *people[13:24]]]  # epoch 1
+    plan = [first, [people[1:13], people[30:42]]]  # epoch 2: epoch 1's chain-1001 block superseded whole
+    plan += [[rng.sample(people[40:], PER_CHAIN), rng.sample(people[40:], PER_CHAIN)] for _ in range(4)]
+    newest: dict[tuple[str, int], int] = {}
+    for epoch, accounts in enumerate(plan, start=1):
+        for chain_id, names in zip(CHAINS, accounts, strict=True):
+            newest.update({(a, chain_id): epoch for a in names})
+        previous = await store_epoch(store, dest, epoch, make_snapshots(epoch, CHAINS, accounts, now, rng), previous)
+    (claims,) = store._db.execute("SELECT COUNT(*) FROM epoch_claims").fetchone()
+    assert claims == len(newest) < len(plan) * len(CHAINS) * PER_CHAIN  # pruned to one claim per (account, chain)
+    (stub,) = store._db.execute("SELECT length(nodes) FROM claim_trees WHERE epoch = 1 AND block = 0").fetchone()
+    assert stub == 0
+    server = ProofServer(store, dest.submitter)
+    answer = await server.proofs(holder)
+    assert [(c["chain_id"], c["epoch"]) for c in answer["claims"]] == [(1002, 1)]
+    await verify_served(dest, answer)
+    answer = await server.proofs(moved)
+    assert [(c["chain_id"], c["epoch"]) for c in answer["claims"]] == [(1001, 2)]
+    await verify_served(dest, answer)
+    for account in people:
+        served = await server.proofs(account)
+        want = sorted((chain_id, epoch) for (a, chain_id), epoch in newest.items() if a == account)
+        assert [(c["chain_id"], c["epoch"]) for c in served["claims"]] == want
+    await verify_served(dest, await server.proofs(people[50]))
 
 
 def await_block_time(dest: Destination) -> int:

@@ -16,6 +16,7 @@ from relayer import relay as relay_module
 from relayer.config import ChainConfig
 from relayer.observability.metrics import Metrics
 from relayer.relay import REJECTED, DestinationRelay
+from relayer.scheduling.delta import Selection
 from relayer.scheduling.watcher import ChainWatcher
 
 
@@ -126,6 +127,9 @@ async def test_idle_waits_its_time_and_stops_on_stop() -> None:
     assert not [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]  # nothing left waiting
 
 
+NOBODY = Selection((), frozenset(), True, 0)
+
+
 def pair(chain_id: int, index: int) -> Any:
     return SimpleNamespace(chain_id=chain_id, key=f"{chain_id}:{index}", config=SimpleNamespace(source=str(chain_id)))
 
@@ -133,12 +137,12 @@ def pair(chain_id: int, index: int) -> Any:
 async def test_prove_due_is_concurrent_within_the_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(relay_module, "SNAPSHOTS_IN_FLIGHT", 3)
     monkeypatch.setattr(relay_module, "SNAPSHOTS_IN_FLIGHT_PER_CHAIN", 2)
-    due = [(pair(chain, i), 100 + i) for chain in (1, 2, 3) for i in range(3)]  # 3 chains x 3 vaults
-    relay = bare_relay([p for p, _ in due])
+    due = [(pair(chain, i), 100 + i, NOBODY) for chain in (1, 2, 3) for i in range(3)]  # 3 chains x 3 vaults
+    relay = bare_relay([p for p, _, _ in due])
     running: dict[int, int] = {}
     most = {"overall": 0, "chain": 0}
 
-    async def prove(p: Any, height: int) -> object:
+    async def prove(p: Any, height: int, _selection: Selection) -> object:
         running[p.chain_id] = running.get(p.chain_id, 0) + 1
         most["overall"] = max(most["overall"], sum(running.values()))
         most["chain"] = max(most["chain"], running[p.chain_id])
@@ -149,17 +153,17 @@ async def test_prove_due_is_concurrent_within_the_bounds(monkeypatch: pytest.Mon
     relay._prove = prove  # type: ignore[method-assign]
     started = time.monotonic()
     results = await relay._prove_due(due)
-    assert results == [(p.key, h) for p, h in due]  # in the order of the plan
+    assert results == [(p.key, h) for p, h, _ in due]  # in the order of the plan
     assert most == {"overall": 3, "chain": 2}
     assert time.monotonic() - started < 9 * 0.02  # not one after the other
 
 
 async def test_prove_due_finishes_every_snapshot_then_raises_the_first_error() -> None:
-    due = [(pair(1, 0), 10), (pair(2, 0), 10), (pair(3, 0), 10)]
-    relay = bare_relay([p for p, _ in due])
+    due = [(pair(1, 0), 10, NOBODY), (pair(2, 0), 10, NOBODY), (pair(3, 0), 10, NOBODY)]
+    relay = bare_relay([p for p, _, _ in due])
     finished: list[int] = []
 
-    async def prove(p: Any, height: int) -> object:
+    async def prove(p: Any, height: int, _selection: Selection) -> object:
         await asyncio.sleep(0.01 * (4 - p.chain_id))
         finished.append(p.chain_id)
         if p.chain_id == 2:
@@ -184,7 +188,7 @@ async def test_round_defers_the_whole_epoch_when_any_snapshot_is_rejected(monkey
     plan = SimpleNamespace(heights={1: 10, 2: 20}, time=0, why="change")
     relay.submitter = SimpleNamespace(latest_epoch=_returning(0))
     relay.store = SimpleNamespace(epoch=lambda e: None)
-    relay.schedule = SimpleNamespace(plan=_returning(plan))
+    relay.schedule = SimpleNamespace(plan=_returning(plan), select=_returning(NOBODY))
     relay.metrics = Metrics()
     relay.refresh_committee = _returning(SimpleNamespace(generation=1))  # type: ignore[method-assign]
     relay.committee = None

@@ -9,9 +9,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from eth_utils import to_checksum_address
 
+from relayer.scheduling import refresh
 from relayer.scheduling.pairs import LogWindow
-from relayer.scheduling.schedule import EpochSchedule, _collateral_topics
+from relayer.scheduling.schedule import EpochSchedule, _collateral_topics, _settled_topic
 from relayer.storage.store import Store
 
 VAULT = "0x" + "aa" * 20
@@ -52,7 +54,7 @@ class Chain:
         self.calls += 1
         low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
         return [
-            {"blockNumber": hex(b), "topics": [DEPOSITED if b % 2 else WITHDRAW_REQUESTED],
+            {"blockNumber": hex(b), "topics": [DEPOSITED if b % 2 else WITHDRAW_REQUESTED, account_topic(b)],
              "data": "0x" + self.amounts.get(b, ETH).to_bytes(32, "big").hex() + "00" * 32}
             for b in self.log_blocks
             if low <= b <= high
@@ -69,9 +71,18 @@ class Destination(Chain):
         super().__init__(timestamps, [])
         self.accepted = accepted
         self.roots = roots
+        self.settled: dict[int, dict[int, int]] = {}  # epoch -> source chain -> block settled (BlockSettled)
 
     async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
         low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
+        if log_filter["topics"][0] == _settled_topic():
+            return [
+                {"blockNumber": hex(self.accepted[e]), "topics": [_settled_topic(), *(
+                    "0x" + n.to_bytes(32, "big").hex() for n in (chain, block, e))]}
+                for e, blocks in self.settled.items()
+                for chain, block in blocks.items()
+                if low <= self.accepted[e] <= high and log_filter["topics"][3] == "0x" + e.to_bytes(32, "big").hex()
+            ]  # fmt: skip
         return [
             {"blockNumber": hex(b), "blockHash": self.block_hash(b),
              "topics": ["0x" + "00" * 32, "0x" + e.to_bytes(32, "big").hex()]}
@@ -80,15 +91,35 @@ class Destination(Chain):
         ]  # fmt: skip
 
 
-def pair(chain_id: int, chain: Chain, *, every: int = 4, deploy: int = 0, accounts: tuple[str, ...] = ()) -> Any:
+def account_of(block: int) -> str:
+    """The account of the vault log at `block` (one account per block)."""
+    return to_checksum_address("0x" + block.to_bytes(20, "big").hex())
+
+
+def account_topic(block: int) -> str:
+    return "0x" + block.to_bytes(32, "big").hex()
+
+
+def pair(
+    chain_id: int, chain: Chain, *, every: int = 4, deploy: int = 0, accounts: tuple[str, ...] = (),
+    snapshots: str = "delta",
+) -> Any:  # fmt: skip
     config = SimpleNamespace(every_blocks=every, vault_deploy_block=deploy, accounts=accounts, vault=VAULT,
-                             source=f"chain{chain_id}")  # fmt: skip
-    return SimpleNamespace(chain_id=chain_id, config=config, client=chain, watcher=chain, log_window=LogWindow())
+                             source=f"chain{chain_id}", snapshots=snapshots)  # fmt: skip
+
+    async def discover(up_to: int) -> list[str]:  # the depositors up to `up_to`, then the configured ones
+        found = [account_of(b) for b in sorted(chain.log_blocks) if b <= up_to and b % 2]
+        return found + [a for a in accounts if a not in found]
+
+    return SimpleNamespace(chain_id=chain_id, config=config, client=chain, watcher=chain, log_window=LogWindow(),
+                           key=f"chain{chain_id}->dest:{VAULT}", discover=discover)  # fmt: skip
 
 
 def schedule(
-    pairs: list[Any], destination: Destination, store: Store, *, max_age: int = 0, min_change_wei: int = 0
-) -> EpochSchedule:
+    pairs: list[Any], destination: Destination, store: Store, *, max_age: int = 0, min_change_wei: int = 0,
+    retry: int = 10**6,
+) -> EpochSchedule:  # fmt: skip
+    """(`retry`: the epoch rule's `retry_seconds`, far beyond these chains unless a test is about it.)"""
     async def recorded_root(epoch: int) -> bytes:
         return destination.roots.get(epoch, bytes(32))
 
@@ -101,7 +132,7 @@ def schedule(
     )  # fmt: skip
     return EpochSchedule(
         pairs, submitter, store, max_age=read_max_age, refresh_before_expiry_seconds=10,  # type: ignore[arg-type]
-        min_change_wei=min_change_wei,
+        min_change_wei=min_change_wei, retry_seconds=retry,
     )  # fmt: skip
 
 
@@ -171,8 +202,12 @@ async def test_refresh_before_expiry_is_due_without_a_change(store: Store) -> No
     source = Chain(seconds(1000, 60), log_blocks=[7])
     dest = Destination(seconds(1000, 40, step=1), {1: 20}, {1: b"\x01" * 32})
     plan = await schedule([pair(1, source)], dest, store, max_age=60).plan(2)
-    # epoch 1 at block 8 (t = 1016) expires at 1076, refreshed 10 s before: t = 1066 -> block 32 (1064)
-    assert plan is not None and plan.why == "refresh" and plan.time == 1066 and plan.heights == {1: 32}
+    # epoch 1 proved block 7's account at block 8 (t = 1016): it expires at 1076 and is due within
+    # the refresh period 60 - 10 = 50, earlier by its phase's share of the spread window (50 // 4)
+    due = refresh.due(1016, refresh.phase(account_of(7)), 50)
+    assert 1016 + 50 - 12 <= due <= 1066
+    height = max(b for b in range(0, 60, 4) if 1000 + 2 * b <= due)
+    assert plan is not None and plan.why == "refresh" and plan.time == due and plan.heights == {1: height}
 
 
 async def test_configured_accounts_make_the_first_snapshot_height_due(store: Store) -> None:
@@ -223,3 +258,32 @@ async def test_a_change_below_min_change_wei_starts_no_epoch_and_rides_along(sto
     assert plan is not None and plan.heights == {1: 8}
     plan = await schedule([pair(1, dust_only)], dest, store, min_change_wei=0).plan(1)  # 0: every change counts
     assert plan is not None and plan.heights == {1: 4}
+
+
+async def test_heights_not_accepted_in_time_move_on_by_the_retry_period(tmp_path: Path) -> None:
+    """A height no member can prove (state pruned, a node error) must not stop the committee:
+    once the sources are final `retry_seconds` past the epoch's time, the rule plans later
+    heights, the same for every member whatever moment it looks."""
+    dest = Destination([0], {}, {})
+    source = Chain(seconds(1000, 60), log_blocks=[7], finalized=20)  # final up to t = 1040
+    first = await schedule([pair(1, source)], dest, Store(tmp_path / "a.sqlite"), retry=30).plan(1)
+    assert first is not None and (first.time, first.heights, first.attempt) == (1016, {1: 8}, 0)
+    source.finalized = 23  # t = 1046 >= 1016 + 30: the first attempt had its time
+    moved = await schedule([pair(1, source)], dest, Store(tmp_path / "b.sqlite"), retry=30).plan(1)
+    assert moved is not None and (moved.time, moved.heights, moved.attempt) == (1046, {1: 20}, 1)
+    source.finalized = 59  # t = 1118: attempt 3, at t = 1106 (block 52 at 1104)
+    later = await schedule([pair(1, source)], dest, Store(tmp_path / "c.sqlite"), retry=30).plan(1)
+    assert later is not None and (later.time, later.heights, later.attempt) == (1106, {1: 52}, 3)
+
+
+async def test_a_member_replaying_an_epoch_finds_the_attempt_the_destination_settled(tmp_path: Path) -> None:
+    source = Chain(seconds(1000, 60), log_blocks=[7, 50])
+    dest = Destination(seconds(1000, 120, step=1), {1: 100}, {1: b"\x01" * 32})  # accepted at t = 1100
+    dest.settled[1] = {1: 20}  # its block leaf was settled at block 20: attempt 1 (t = 1046)
+    member = schedule([pair(1, source)], dest, Store(tmp_path / "late.sqlite"), retry=30)
+    replayed = await member.plan_of(1)
+    assert replayed is not None and (replayed.heights, replayed.attempt) == ({1: 20}, 1)
+    dest.settled.clear()  # nothing settled: the first attempt
+    fresh = schedule([pair(1, source)], dest, Store(tmp_path / "other.sqlite"), retry=30)
+    replayed = await fresh.plan_of(1)
+    assert replayed is not None and (replayed.heights, replayed.attempt) == ({1: 8}, 0)

@@ -9,7 +9,7 @@ import asyncio
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ from chains.bindings import ContractReverted
 from relayer.aggregation.aggregator import BlockSettlementArgs, aggregate_epoch
 from relayer.config import DestinationConfig, KeySource
 from relayer.observability.metrics import Metrics
-from relayer.settlement.settler import EpochSignature, Settler, needs_settlement
+from relayer.proving.prover import Claim, snapshot_from_json, snapshot_to_json
+from relayer.settlement.settler import EpochSignature, Settler, needs_settlement, wanted
 from relayer.storage.store import Store
 from relayer.submission.submitter import Position, Receipt
 from tests.relayer.test_aggregator import snapshot
@@ -49,6 +50,34 @@ def test_pending_rules() -> None:
     assert needs(1, Position(0, 0, 0)) and not needs(1, Position(0, 0, 0), min_change=10)
     assert not needs(400, Position(500, 100, 9_990))  # already at this block
     assert not needs(400, Position(500, 120, 9_990))  # already past it (a newer settlement)
+
+
+def test_delta_snapshots_settle_every_claim_and_full_ones_their_refresh_slice() -> None:
+    base = snapshot(1, 100, 0, random.Random(1))
+    claims = (Claim("0x" + "11" * 20, 500), Claim("0x" + "22" * 20, 0), Claim("0x" + "33" * 20, 700))
+    delta = replace(base, claims=claims, delta=True)
+    full = replace(base, claims=claims, refresh=(2,))
+
+    def want(snap: Any, index: int, position: Position) -> bool:
+        return wanted(snap, index, position, now=10_000, max_age=MAX_AGE, min_change_wei=10**18,
+                      refresh_before_expiry_seconds=600)  # fmt: skip
+
+    fresh = Position(500, 90, 9_990)  # unchanged, far from expiry
+    # a delta snapshot's accounts changed or are due (relayer.scheduling.delta): settled even when
+    # the value did not move by the threshold, since the refresh rule now counts them proven
+    assert want(delta, 0, fresh) and want(delta, 2, Position(700, 90, 9_990))
+    assert not want(delta, 1, Position(0, 90, 0))  # a zero position stays zero: nothing to do
+    assert not want(delta, 0, Position(0, 0, 0))  # nothing counted and a claim below the threshold
+    assert want(replace(delta, claims=(Claim(claims[0].account, 10**18),)), 0, Position(0, 0, 0))
+    assert want(delta, 1, Position(5, 90, 9_990))
+    assert not want(delta, 0, Position(500, 100, 9_990)) and not want(delta, 0, Position(1, 120, 9_990))
+    # a full snapshot: its refresh slice whatever changed, the others as before
+    assert not want(full, 0, fresh) and want(full, 2, Position(700, 90, 9_990))
+    assert not want(full, 2, Position(700, 100, 9_990))
+    # the flags survive the stored form an epoch is rebuilt from
+    for snap in (delta, full):
+        back = snapshot_from_json(snapshot_to_json(snap), [(c.account, c.value) for c in claims])
+        assert (back.delta, back.refresh) == (snap.delta, snap.refresh)
 
 
 @dataclass

@@ -1,0 +1,126 @@
+"""The proven-accounts set of each pair (relayer.scheduling.delta): for every account a vault is
+known to have, the epoch that last proved it (or first knew it), that proof's source block
+timestamp and the account's refresh phase, as of the newest accepted epoch applied
+(`proven_through`). Every committee member derives the same rows from the chains alone, so the
+rows are the input of the deterministic refresh rule, not a record of this member's work.
+
+- `proven_accounts`: one row per (pair, account): `epoch`, `proven_time` (Unix seconds, the
+  source block's timestamp), `phase` (0..65535, `relayer.scheduling.refresh.phase`); indexed by
+  (pair, proven_time), so that the accounts due by a time are an index range (a superset, the
+  phase is applied to it by SQLite) whatever the number of known accounts;
+- `proven_through`: per pair the newest epoch applied.
+
+The tables live in the store's SQLite file and are written through its one connection
+(relayer.storage.store); every `apply` is one transaction, so a kill -9 leaves the set as of an
+epoch, never between two.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+
+from relayer.errors import StoreError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS proven_accounts (
+    pair TEXT NOT NULL,
+    account TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    proven_time INTEGER NOT NULL,
+    phase INTEGER NOT NULL,
+    PRIMARY KEY (pair, account)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS proven_accounts_by_time ON proven_accounts (pair, proven_time);
+CREATE TABLE IF NOT EXISTS proven_through (
+    pair TEXT PRIMARY KEY,
+    epoch INTEGER NOT NULL
+);
+"""
+
+class ProvenSet:
+    """Reads and writes of the proven-accounts set on the store's connection."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def through(self, pair: str) -> int:
+        """The newest epoch applied for `pair` (0: none)."""
+        row = self._db.execute("SELECT epoch FROM proven_through WHERE pair = ?", (pair,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def oldest(self, pair: str) -> int | None:
+        """The smallest `proven_time` of the pair's accounts (None: no account)."""
+        row = self._db.execute("SELECT MIN(proven_time) FROM proven_accounts WHERE pair = ?", (pair,)).fetchone()
+        return int(row[0]) if row and row[0] is not None else None
+
+    def first_due(self, pair: str, period: int, spread: int) -> int | None:
+        """The smallest `proven_time + period - spread * phase // 65536` of the pair's accounts
+        (relayer.scheduling.refresh.due, computed by SQLite over an index range); None: no account."""
+        oldest = self.oldest(pair)
+        if oldest is None:
+            return None
+        row = self._db.execute(
+            "SELECT MIN(proven_time - (? * phase) / 65536) FROM proven_accounts WHERE pair = ? AND proven_time <= ?",
+            (spread, pair, oldest + spread),
+        ).fetchone()
+        return int(row[0]) + period
+
+    def due_by(self, pair: str, until: int, period: int, spread: int) -> list[str]:
+        """The pair's accounts whose `proven_time + period - spread * phase // 65536` is at most
+        `until`, in address order (relayer.scheduling.refresh.due)."""
+        rows = self._db.execute(
+            "SELECT account FROM proven_accounts WHERE pair = ? AND proven_time <= ? "
+            "AND proven_time + ? - (? * phase) / 65536 <= ? ORDER BY account",
+            (pair, until - period + spread, period, spread, until),
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    def known(self, pair: str, accounts: Iterable[str]) -> set[str]:
+        """Which of `accounts` the pair's set holds."""
+        out: set[str] = set()
+        batch = list(accounts)
+        for start in range(0, len(batch), 500):
+            part = batch[start : start + 500]
+            marks = ",".join("?" * len(part))
+            rows = self._db.execute(
+                f"SELECT account FROM proven_accounts WHERE pair = ? AND account IN ({marks})", (pair, *part)
+            ).fetchall()
+            out.update(str(r[0]) for r in rows)
+        return out
+
+    def count(self, pair: str) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM proven_accounts WHERE pair = ?", (pair,)).fetchone()
+        return int(row[0])
+
+    def apply(
+        self,
+        pair: str,
+        epoch: int,
+        proven: Iterable[tuple[str, int, int]],
+        first_known: Iterable[tuple[str, int, int]] = (),
+    ) -> None:
+        """In one transaction: the accounts `proven` (account, proven_time, phase) by `epoch`
+        replace their rows, accounts `first_known` (same shape) are added unless held already,
+        and the pair is marked applied through `epoch`. Raises StoreError."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(pair, account) DO UPDATE SET epoch = excluded.epoch, "
+                    "proven_time = excluded.proven_time",
+                    ((pair, a, epoch, t, p) for a, t, p in proven),
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    ((pair, a, epoch, t, p) for a, t, p in first_known),
+                )
+                self._db.execute(
+                    "INSERT INTO proven_through (pair, epoch) VALUES (?, ?) "
+                    "ON CONFLICT(pair) DO UPDATE SET epoch = excluded.epoch",
+                    (pair, epoch),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc

@@ -1,0 +1,243 @@
+"""Delta epochs (relayer/scheduling/delta.py, refresh.py): an epoch proves the accounts that
+changed plus a refresh slice judged from each account's own proof, identically for every member,
+and no settled position is ever left to expire. In-process chains as in test_schedule.py."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from relayer.scheduling import refresh
+from relayer.scheduling.delta import EpochAccounts
+from relayer.storage.store import Store
+from tests.relayer.test_schedule import (
+    DEPOSITED,
+    ETH,
+    WITHDRAW_REQUESTED,
+    Chain,
+    Destination,
+    pair,
+    schedule,
+    seconds,
+    store,
+)
+
+__all__ = ["store"]  # the fixture
+
+
+def who(n: int) -> str:
+    return to_checksum_address("0x" + n.to_bytes(20, "big").hex())
+
+
+class Vault(Chain):
+    """A source chain whose vault logs are given as (block, account number, amount, withdrawal)."""
+
+    def __init__(self, timestamps: list[int], events: list[tuple[int, int, int, bool]]) -> None:
+        super().__init__(timestamps, [])
+        self.events = events
+
+    async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
+        low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
+        return [
+            {"blockNumber": hex(b),
+             "topics": [WITHDRAW_REQUESTED if out else DEPOSITED, "0x" + a.to_bytes(32, "big").hex()],
+             "data": "0x" + amount.to_bytes(32, "big").hex() + "00" * 32}
+            for b, a, amount, out in self.events
+            if low <= b <= high
+        ]  # fmt: skip
+
+
+def vault_pair(chain: Vault, snapshots: str = "delta") -> Any:
+    runner = pair(1, chain, snapshots=snapshots)
+
+    async def discover(up_to: int) -> list[str]:
+        seen: list[str] = []
+        for b, a, _amount, out in sorted(chain.events):
+            if b <= up_to and not out and who(a) not in seen:
+                seen.append(who(a))
+        return seen
+
+    runner.discover = discover
+    return runner
+
+
+async def test_an_epoch_proves_the_changed_accounts_not_every_depositor(store: Store) -> None:
+    # 40 depositors before block 8; then account 3 deposits again (block 30), account 5 asks a
+    # withdrawal (30), account 77 deposits for the first time (31) and account 9 deposits 1 wei (30)
+    events = [(5 + i % 3, 100 + i, ETH, False) for i in range(40)]
+    events += [(29, 103, ETH, False), (30, 105, ETH, True), (30, 109, 1, False), (31, 77, ETH, False)]
+    source = Vault(seconds(1000, 60), events)
+    dest = Destination(seconds(1000, 60, step=1), {1: 20}, {1: b"\x01" * 32})
+    member = schedule([vault_pair(source)], dest, store, min_change_wei=10**15)
+    first = await member.plan(1)
+    assert first is not None and first.heights == {1: 8}
+    everyone = await member.select(member.pairs[0], first)
+    assert len(everyone.accounts) == 40 and everyone.delta
+    second = await member.plan(2)
+    assert second is not None and second.heights == {1: 32}
+    chosen = await member.select(member.pairs[0], second)
+    # the 1-wei deposit rides along later; the others are the epoch's claims, in address order
+    assert list(chosen.accounts) == sorted([who(103), who(105), who(77)], key=str.lower)
+    assert chosen.changed == 3 and not chosen.refresh
+
+
+async def test_unchanged_positions_are_refreshed_before_they_expire_after_a_late_change(store: Store) -> None:
+    # the bug of the issue: epoch 1 proves A, B, C at block 8 (t = 1016); A changes at block 17,
+    # epoch 2 proves it at block 20 (t = 1040), later than the refresh margin after epoch 1. B and
+    # C expire at 1016 + maxAge = 1076: the next epoch must come before, judged from their own
+    # block, and refresh them (it used to be timed from epoch 2's block: 1040 + 50 = 1090)
+    a, b, c = 1, 2, 3
+    source = Vault(seconds(1000, 60), [(5, a, ETH, False), (6, b, ETH, False), (7, c, ETH, False), (17, a, ETH, False)])
+    dest = Destination(seconds(1000, 60, step=1), {1: 20, 2: 45}, {1: b"\x01" * 32, 2: b"\x02" * 32})
+    member = schedule([vault_pair(source)], dest, store, max_age=60)
+    second = await member.plan(2)
+    assert second is not None and second.heights == {1: 20} and second.why == "change"
+    third = await member.plan(3)
+    assert third is not None and third.why == "refresh"
+    due = min(refresh.due(1016, refresh.phase(who(n)), 50) for n in (b, c))
+    assert third.time == max(1045, due) <= 1066  # before B and C expire at 1076, with the margin
+    chosen = await member.select(member.pairs[0], third)
+    assert set(chosen.accounts) >= {who(n) for n in (b, c) if refresh.due(1016, refresh.phase(who(n)), 50)
+                                     <= third.time + refresh.lookahead(50)}  # fmt: skip
+    assert who(a) not in chosen.accounts  # proven at 1040: not due yet
+    assert chosen.refresh == frozenset(chosen.accounts)
+
+
+async def test_a_member_that_missed_epochs_replays_the_same_accounts(tmp_path: Path) -> None:
+    events = [(1 + i % 6, 100 + i, ETH, False) for i in range(30)] + [(17, 101, ETH, False), (41, 102, ETH, True)]
+    dest = Destination(seconds(1000, 80, step=1), {1: 20, 2: 45, 3: 70}, {e: bytes([e]) * 32 for e in (1, 2, 3)})
+    source = Vault(seconds(1000, 80), events)
+    along = schedule([vault_pair(source)], dest, Store(tmp_path / "along.sqlite"), max_age=60)
+    chosen = []
+    for epoch in (1, 2, 3, 4):
+        plan = await along.plan(epoch)
+        assert plan is not None
+        chosen.append((plan, await along.select(along.pairs[0], plan)))
+    late = schedule([vault_pair(Vault(seconds(1000, 80), events))], dest, Store(tmp_path / "late.sqlite"), max_age=60)
+    plan = await late.plan(4)  # epochs 1-3 replayed from the chains alone
+    assert plan is not None and plan == chosen[-1][0]
+    assert await late.select(late.pairs[0], plan) == chosen[-1][1]
+    assert [p.why for p, _ in chosen] == ["change", "change", "change", "refresh"]
+
+
+async def test_full_snapshots_prove_everyone_and_mark_the_refresh_slice(store: Store) -> None:
+    a, b = 1, 2
+    source = Vault(seconds(1000, 60), [(5, a, ETH, False), (6, b, ETH, False), (9, b, ETH, False)])
+    dest = Destination(seconds(1000, 60, step=1), {1: 20, 2: 40}, {1: b"\x01" * 32, 2: b"\x02" * 32})
+    member = schedule([vault_pair(source, snapshots="full")], dest, store, max_age=60)
+    second = await member.plan(2)
+    assert second is not None
+    chosen = await member.select(member.pairs[0], second)
+    assert chosen.accounts == (who(a), who(b)) and not chosen.delta and not chosen.refresh
+    third = await member.plan(3)
+    assert third is not None and third.why == "refresh"
+    chosen = await member.select(member.pairs[0], third)
+    # both were last proven for the rule in epoch 1 (b's change in epoch 2 was settled as one)
+    first_due = min((who(n) for n in (a, b)), key=lambda n: refresh.due(1016, refresh.phase(n), 50))
+    assert chosen.accounts == (who(a), who(b)) and first_due in chosen.refresh
+
+
+async def test_an_epoch_accepted_too_late_proves_nothing_for_the_refresh_rule(store: Store) -> None:
+    # epoch 1 (block 8, t = 1016) is accepted at t = 1070, after its positions were due
+    # (1016 + 50): its accounts are due at once, so epoch 2 comes right after the acceptance
+    source = Vault(seconds(1000, 60), [(5, 1, ETH, False), (6, 2, ETH, False)])
+    dest = Destination(seconds(1000, 80, step=1), {1: 70}, {1: b"\x01" * 32})
+    member = schedule([vault_pair(source)], dest, store, max_age=60)
+    plan = await member.plan(2)
+    assert plan is not None and plan.why == "refresh" and plan.time == 1070
+    chosen = await member.select(member.pairs[0], plan)
+    assert set(chosen.accounts) == {who(1), who(2)}
+
+
+class _Plans:
+    """A plan provider for EpochAccounts alone: epoch k at time `times[k]`, height = time."""
+
+    def __init__(self) -> None:
+        self.times: dict[int, int] = {}
+
+    async def plan_heights(self, epoch: int) -> tuple[int, dict[int, int]] | None:
+        return (self.times[epoch], {1: self.times[epoch]}) if epoch in self.times else None
+
+    async def accepted_time(self, epoch: int) -> int | None:
+        return self.times[epoch] + 1 if epoch in self.times else None
+
+    async def timestamp(self, _pair: Any, number: int) -> int:
+        return number
+
+    async def scan_changes(self, _pair: Any, _low: int, _high: int) -> list[tuple[str, int, bool]]:
+        return []
+
+    async def excluded(self, _epoch: int) -> dict[tuple[int, str], frozenset[str]]:
+        return {}
+
+
+async def test_a_cohort_proven_at_once_is_refreshed_spread_over_epochs_and_never_lapses(store: Store) -> None:
+    # 2,000 accounts proven at t = 10,000 and never changing: epochs come only for refreshes
+    # (maxAge 3,600 s, margin 600 s: period 3,000 s); over five periods no account is ever
+    # older than the period when an epoch is planned, and no epoch refreshes more than a
+    # quarter of them (without the spread each refresh epoch would prove all 2,000)
+    accounts = [who(10_000 + i) for i in range(2_000)]
+    plans = _Plans()
+
+    async def max_age(_chain: int) -> int:
+        return 3_600
+
+    runner = SimpleNamespace(key="p", chain_id=1, config=SimpleNamespace(snapshots="delta", vault="0x" + "aa" * 20))
+
+    async def discover(_up_to: int) -> list[str]:
+        return accounts
+
+    runner.discover = discover
+    rule = EpochAccounts(plans, store.proven_set(), max_age=max_age, refresh_before_expiry_seconds=600)
+    plans.times[1] = 10_000
+    first = await rule.select(runner, 10_000, 10_000, None)  # type: ignore[arg-type]
+    assert len(first.accounts) == 2_000
+    last = dict.fromkeys(accounts, 10_000)
+    epoch, slices = 1, []
+    while True:
+        assert await rule.ensure([runner], epoch)  # type: ignore[list-item]
+        due = await rule.next_due(runner)  # type: ignore[arg-type]
+        assert due is not None
+        if due > 10_000 + 5 * 3_000:
+            break
+        epoch += 1
+        plans.times[epoch] = due
+        assert all(due - t <= 3_000 for t in last.values()), "a position would lapse"
+        chosen = await rule.select(runner, due, due, plans.times[epoch - 1])  # type: ignore[arg-type]
+        assert chosen.refresh == frozenset(chosen.accounts) and chosen.accounts
+        slices.append(len(chosen.accounts))
+        last.update(dict.fromkeys(chosen.accounts, due))
+    assert max(slices) <= 2_000 // 4
+    assert sum(slices) <= 2_000 * 5 * 4 // 3 + 2_000  # each refreshed at most every 0.75 period
+    assert store.proven_set().through("p") == epoch
+
+
+def test_refresh_due_is_spread_over_a_quarter_period_and_never_late() -> None:
+    period = 3_000
+    dues = [refresh.due(0, refresh.phase(who(i)), period) for i in range(5_000)]
+    assert min(dues) >= period - refresh.spread(period) and max(dues) <= period
+    # about uniform: each eighth of the window holds 1/8 +- a few percent of the accounts
+    window = refresh.spread(period)
+    counts = [sum(1 for d in dues if period - window + k * window // 8 <= d < period - window + (k + 1) * window // 8)
+              for k in range(8)]  # fmt: skip
+    assert all(abs(c - 5_000 / 8) < 5_000 * 0.03 for c in counts[:-1])
+
+
+def test_the_store_computes_due_times_as_the_rule_does(store: Store) -> None:
+    """The proven-accounts set answers "first due" and "due by" in SQLite: the same integers
+    as relayer.scheduling.refresh.due for every account."""
+    rng = random.Random(7)
+    period = 2_950
+    proven = [(who(50_000 + i), rng.randrange(10_000, 10_400)) for i in range(500)]
+    store.proven_set().apply("p", 1, ((a, t, refresh.phase(a)) for a, t in proven))
+    dues = {a: refresh.due(t, refresh.phase(a), period) for a, t in proven}
+    spread = refresh.spread(period)
+    assert store.proven_set().first_due("p", period, spread) == min(dues.values())
+    for until in (min(dues.values()) - 1, min(dues.values()), 12_800, 13_000, max(dues.values())):
+        expected = sorted(a for a, d in dues.items() if d <= until)
+        assert store.proven_set().due_by("p", until, period, spread) == expected
