@@ -533,7 +533,9 @@ def rss_run(accounts: int, per_block: int, seconds: float, dest_block_time: floa
                 f"peak RSS {discovered_mb:.0f} MB; {seconds:.0f} s of the first epoch follow"
             )
             time.sleep(seconds)
-            done = [e.name for e in daemon.events() if e.name in ("snapshot.proven", "epoch.created")]
+            proven = [
+                int(e.fields.get("claims", 0)) for e in daemon.events(discovered_at) if e.name == "snapshot.proven"
+            ]
             return {
                 "accounts": accounts,
                 "seeded_per_block": per_block,
@@ -543,7 +545,7 @@ def rss_run(accounts: int, per_block: int, seconds: float, dest_block_time: floa
                 "peak_rss_mb_at_discovery": round(discovered_mb, 1),
                 "window_seconds": seconds,
                 "peak_rss_mb_after_window": round(daemon.hwm() / 2**20, 1),
-                "first_epoch_in_window": done,
+                "claims_proven_in_window": sum(proven),
             }
         finally:
             daemon.close()
