@@ -17,6 +17,9 @@ from chains.rpc import RpcMethods, hex_to_bytes, hex_to_int
 from relayer.aggregation.aggregator import BlockSettlementArgs
 from relayer.submission.txmanager import Receipt, TxManager
 
+POSITIONS_CALLS_PER_BATCH = 8
+"""`positionsOf` eth_calls per JSON-RPC batch in `Submitter.positions`: 8 x 2,000 accounts is a
+request of about 1 MB (anvil refuses a body above 2 MiB with -32600, geth above 5 MB)."""
 GAS_HEADROOM = 1.25
 
 
@@ -125,16 +128,17 @@ class Submitter:
 
     async def positions(self, chain_id: int, accounts: Sequence[str], chunk: int = 2_000) -> list[Position]:
         """The settled position of each account on `chain_id` (current registration only,
-        stale or not; zeros when never settled), `chunk` accounts per eth_call, all in one
-        JSON-RPC batch."""
+        stale or not; zeros when never settled), `chunk` accounts per eth_call,
+        POSITIONS_CALLS_PER_BATCH eth_calls per JSON-RPC batch."""
         if not accounts:
             return []
         groups = [list(accounts[i : i + chunk]) for i in range(0, len(accounts), chunk)]
         calls = [("eth_call", self.settlement.call_params("positionsOf", g, chain_id)) for g in groups]
         out: list[Position] = []
-        for raw in await self.client.batch(calls):
-            values, blocks, timestamps = self.settlement.decode("positionsOf", raw)
-            out.extend(Position(int(v), int(b), int(t)) for v, b, t in zip(values, blocks, timestamps, strict=True))
+        for start in range(0, len(calls), POSITIONS_CALLS_PER_BATCH):
+            for raw in await self.client.batch(calls[start : start + POSITIONS_CALLS_PER_BATCH]):
+                values, blocks, timestamps = self.settlement.decode("positionsOf", raw)
+                out.extend(Position(int(v), int(b), int(t)) for v, b, t in zip(values, blocks, timestamps, strict=True))
         return out
 
     async def max_age(self, chain_id: int) -> int:
