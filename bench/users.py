@@ -40,10 +40,17 @@ vault and destination contracts, like a member restarted from an empty store):
    ends when the relayer sent nothing for QUIET_SECONDS;
 4. the daemon's peak RSS (VmHWM of /proc/PID/status, read every METRICS_EVERY seconds).
 
-**RSS** (``--rss-accounts``, 0 to skip): a fresh devnet with that many depositors (seeded the same
-way), a delta daemon from an empty store: VmHWM when discovery of them from the vault's logs ended
-(its ``accounts.discovered`` log) and at the end of a window of ``--rss-seconds`` in which the first
-epoch proves them. What was measured and what is extrapolated is printed as such.
+**RSS** (``--rss-accounts``, default 1,000,000; 0 skips it): a fresh devnet with that many
+depositors, ``--rss-per-block`` (default 5,000) seeded a block (at 1,000 a block the seeding of
+1,000,000 takes anvil over 15 minutes: it mines slower as the vault's storage grows, and its memory
+grows with blocks x slots, 17 GB for 1,000,000 in 200 blocks; one ``eth_getLogs`` answer then
+holds up to 5,000 logs), and a delta daemon from an empty store: its VmHWM when discovery of all
+of them from the vault's logs ended (its ``accounts.discovered`` logs) and after ``--rss-seconds``
+more, in which the epoch that follows proves them. That epoch is full by necessity: a delta epoch
+over 1,000,000 known accounts needs an accepted epoch over all of them first, and anvil's
+``eth_getProof`` takes about 4 s per 256 keys at 1,000,000 slots (hours for all). The delta
+epochs' own memory is measured in the main run, with N known accounts (VmRSS sampled in each
+phase).
 
 Targets (issue 18) are printed next to each figure; nothing is asserted. Writes
 ``bench/results/users.json`` and prints a table.
@@ -481,8 +488,10 @@ class Bench:
 
 
 def run_mode(bench: Bench, snapshots: str, directory: Path, changes: Sequence[int], first: bool,
-             limit: float, say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
-    """One daemon with `snapshots`: (`first`: the first settlement,) a warm-up change, each K."""
+             limit: float, logs: Path, say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
+    """One daemon with `snapshots`: (`first`: the first settlement,) a warm-up change, each K.
+    A failure (the daemon exited, a settlement not seen within `limit`) ends the mode: what was
+    measured is kept and `error` says what happened. The daemon's log is copied into `logs`."""
     config, metrics_url = mode_config(bench.net, directory, snapshots)
     daemon = Daemon(config, metrics_url)
     result: dict[str, Any] = {"snapshots": snapshots}
@@ -497,13 +506,18 @@ def run_mode(bench: Bench, snapshots: str, directory: Path, changes: Sequence[in
             say(f"{snapshots}: {count} accounts change")
             result[f"change_{count}"] = bench.change(daemon, count, limit)
             say(f"{snapshots}: {json.dumps(result[f'change_{count}'])}")
-        result["peak_rss_mb"] = round(daemon.hwm() / 2**20, 1)
+    except RuntimeError as exc:
+        result["error"] = str(exc)
+        say(f"{snapshots}: FAILED: {exc}")
     finally:
+        result["peak_rss_mb"] = round(daemon.peak / 2**20, 1)
         daemon.close()
+        logs.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(daemon.log_path, logs / f"{snapshots}-daemon.log")
     return result
 
 
-def rss_run(accounts: int, per_block: int, seconds: float, dest_block_time: float, directory: Path,
+def rss_run(accounts: int, per_block: int, seconds: float, dest_block_time: float, directory: Path, logs: Path,
             say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
     """A fresh devnet with `accounts` depositors (`per_block` seeded per block) and a delta daemon
     from an empty store: its peak RSS (VmHWM) when its discovery of them from the vault's logs
@@ -549,6 +563,8 @@ def rss_run(accounts: int, per_block: int, seconds: float, dest_block_time: floa
             }
         finally:
             daemon.close()
+            logs.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(daemon.log_path, logs / "rss-daemon.log")
     finally:
         devnet.stop(directory)
 
@@ -608,7 +624,10 @@ def table(result: dict[str, Any]) -> list[str]:
             lines.append(
                 row(
                     f"{count:,} changed: {label}",
-                    [_fmt(m[f"change_{count}"][key], " MB" if key.startswith("rss") else "") for m in modes],
+                    [
+                        _fmt(m.get(f"change_{count}", {}).get(key), " MB" if key.startswith("rss") else "")
+                        for m in modes
+                    ],
                     target,
                 )
             )
@@ -619,8 +638,11 @@ def table(result: dict[str, Any]) -> list[str]:
             "(VmHWM: the first full epoch included)",
         )
     )
+    lines += [f"{m['snapshots']}: FAILED ({m['error']}); figures after it missing" for m in modes if "error" in m]
     rss = result.get("rss")
-    if rss:
+    if rss and "error" in rss:
+        lines.append(f"RSS run: FAILED ({rss['error']})")
+    elif rss:
         lines.append(
             f"RSS run: {rss['accounts']:,} depositors ({rss['seeded_per_block']:,} a block), delta daemon, empty store:"
         )
@@ -653,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-seconds", type=float, default=60.0, help="seconds of the RSS run's first epoch")
     parser.add_argument("--limit", type=float, default=1200.0, help="seconds a settlement is waited for at most")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
+    parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "bench-users-logs",
+                        help="where each daemon's JSON log is copied")  # fmt: skip
     args = parser.parse_args(argv)
     if args.accounts < 2 or any(k < 1 for k in args.changes):
         parser.error("--accounts must be at least 2 and each of --changes at least 1")
@@ -672,6 +696,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{SEED_PER_TX:,} accounts per transaction and block, the vault's code restored",
         "targets": TARGETS,
         "when": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
     with tempfile.TemporaryDirectory(prefix="bench-users-") as folder:
@@ -689,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
             bench = Bench(net, args.accounts - 1)
             try:
                 result["modes"] = [
-                    run_mode(bench, mode, directory / mode, args.changes, mode == "delta", args.limit, say)
+                    run_mode(bench, mode, directory / mode, args.changes, mode == "delta", args.limit, args.logs, say)
                     for mode in modes
                 ]
             finally:
@@ -698,8 +725,12 @@ def main(argv: list[str] | None = None) -> int:
             devnet.stop(directory)
         if args.rss_accounts:
             say(f"RSS run: {args.rss_accounts:,} depositors on a fresh devnet")
-            result["rss"] = rss_run(args.rss_accounts, args.rss_per_block, args.rss_seconds, args.dest_block_time,
-                                    directory / "rss-net", say)  # fmt: skip
+            try:
+                result["rss"] = rss_run(args.rss_accounts, args.rss_per_block, args.rss_seconds,
+                                        args.dest_block_time, directory / "rss-net", args.logs, say)  # fmt: skip
+            except RuntimeError as exc:
+                result["rss"] = {"accounts": args.rss_accounts, "error": str(exc)}
+                say(f"RSS run: FAILED: {exc}")
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=1) + "\n")
     print()

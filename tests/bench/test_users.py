@@ -69,6 +69,7 @@ def test_seed_makes_real_depositors_of_the_vault() -> None:
 def test_a_tiny_run_measures_delta_and_full_side_by_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "users.json"
     args = ["--accounts", "40", "--changes", "3", "--rss-accounts", "0", "--output", str(output)]
+    args += ["--logs", str(tmp_path / "logs")]
     assert users.main(args) == 0
 
     result = json.loads(output.read_text())
@@ -77,6 +78,7 @@ def test_a_tiny_run_measures_delta_and_full_side_by_side(tmp_path: Path, capsys:
     assert delta["first"]["accounts"] == 40
     assert delta["first"]["accounts_settled"] >= 40
     for mode in (delta, full):
+        assert "error" not in mode
         change = mode["change_3"]
         assert change["changed"] == 3
         assert change["accounts_settled"] >= 3
@@ -85,6 +87,7 @@ def test_a_tiny_run_measures_delta_and_full_side_by_side(tmp_path: Path, capsys:
         assert mode["peak_rss_mb"] > 0
     assert full["change_3"]["storage_keys_requested"] == 40  # a full snapshot asks for every depositor
     assert 3 <= delta["change_3"]["storage_keys_requested"] <= 40
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["delta-daemon.log", "full-daemon.log"]
     printed = capsys.readouterr().out
     assert "3 changed: storage keys requested" in printed
     assert "delta" in printed and "full" in printed
