@@ -10,10 +10,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from eth_utils import to_checksum_address
 
+from relayer.config import PairConfig
 from relayer.scheduling import refresh
 from relayer.scheduling.delta import EpochAccounts
+from relayer.scheduling.pairs import PairRunner
 from relayer.storage.store import Store
 from tests.relayer.test_schedule import (
     DEPOSITED,
@@ -241,3 +244,38 @@ def test_the_store_computes_due_times_as_the_rule_does(store: Store) -> None:
     for until in (min(dues.values()) - 1, min(dues.values()), 12_800, 13_000, max(dues.values())):
         expected = sorted(a for a, d in dues.items() if d <= until)
         assert store.proven_set().due_by("p", until, period, spread) == expected
+
+
+class _Depositors:
+    """A source whose vault logged one `Deposited` per block 1..`blocks` (account = block number),
+    failing the `fail_at`-th eth_getLogs request (a node gone mid-discovery)."""
+
+    def __init__(self, blocks: int, fail_at: int | None = None) -> None:
+        self.blocks = blocks
+        self.fail_at = fail_at
+        self.requests: list[tuple[int, int]] = []
+        self.host = "fake"
+
+    async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
+        low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
+        self.requests.append((low, high))
+        if self.fail_at is not None and len(self.requests) == self.fail_at:
+            raise ConnectionError("node gone")
+        return [{"blockNumber": hex(b), "topics": [DEPOSITED, "0x" + b.to_bytes(32, "big").hex()]}
+                for b in range(max(low, 1), min(high, self.blocks) + 1)]  # fmt: skip
+
+
+async def test_discovery_is_resumable_from_the_last_answer_it_stored(store: Store) -> None:
+    config = PairConfig("source", "destination", to_checksum_address("0x" + "aa" * 20))
+    failing = _Depositors(3_000, fail_at=8)
+    runner = PairRunner(config, 1, failing, SimpleNamespace(), store)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await runner.discover(3_000)
+    scanned = failing.requests[-2][1]  # the last answer before the failure was stored with its accounts
+    assert store.pair_state(runner.key) == (scanned, -1)
+    assert len(store.accounts(runner.key)) == scanned
+    again = _Depositors(3_000)
+    runner = PairRunner(config, 1, again, SimpleNamespace(), store)  # type: ignore[arg-type]
+    accounts = await runner.discover(3_000)
+    assert again.requests[0][0] == scanned + 1  # nothing read twice
+    assert accounts == [who(b) for b in range(1, 3_001)]
