@@ -14,7 +14,7 @@ import pytest
 from eth_utils import to_checksum_address
 
 from relayer.config import PairConfig
-from relayer.scheduling import refresh
+from relayer.scheduling import delta, refresh
 from relayer.scheduling.delta import EpochAccounts
 from relayer.scheduling.pairs import PairRunner
 from relayer.storage.store import Store
@@ -24,6 +24,7 @@ from tests.relayer.test_schedule import (
     WITHDRAW_REQUESTED,
     Chain,
     Destination,
+    _scan_into,
     pair,
     schedule,
     seconds,
@@ -190,12 +191,14 @@ async def test_a_cohort_proven_at_once_is_refreshed_spread_over_epochs_and_never
     async def max_age(_chain: int) -> int:
         return 3_600
 
-    runner = SimpleNamespace(key="p", chain_id=1, config=SimpleNamespace(snapshots="delta", vault="0x" + "aa" * 20))
+    config = SimpleNamespace(snapshots="delta", vault="0x" + "aa" * 20, accounts=())
+    runner = SimpleNamespace(key="p", chain_id=1, config=config)
 
     async def discover(_up_to: int) -> list[str]:
         return accounts
 
     runner.discover = discover
+    runner.scan = _scan_into(store, runner)
     rule = EpochAccounts(plans, store.proven_set(), max_age=max_age, refresh_before_expiry_seconds=600)
     plans.times[1] = 10_000
     first = await rule.select(runner, 10_000, 10_000, None)  # type: ignore[arg-type]
@@ -279,3 +282,26 @@ async def test_discovery_is_resumable_from_the_last_answer_it_stored(store: Stor
     accounts = await runner.discover(3_000)
     assert again.requests[0][0] == scanned + 1  # nothing read twice
     assert accounts == [who(b) for b in range(1, 3_001)]
+
+
+async def test_a_vault_with_more_depositors_than_a_snapshot_holds_is_proven_over_epochs(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What one epoch proves is bounded (MAX_ACCOUNTS_PER_SNAPSHOT, here 7): a first epoch over 20
+    depositors proves the 7 lowest addresses, the others are due at once and follow, the earliest
+    due first; an account that changes is never held back."""
+    monkeypatch.setattr(delta, "MAX_ACCOUNTS_PER_SNAPSHOT", 7)
+    events = [(5 + i % 3, 200 + i, ETH, False) for i in range(20)] + [(30, 219, ETH, False)]
+    dest = Destination(seconds(1000, 120, step=1), {1: 40, 2: 70}, {e: bytes([e]) * 32 for e in (1, 2)})
+    member = schedule([vault_pair(Vault(seconds(1000, 60), events))], dest, store, max_age=600)
+    everyone = sorted((who(200 + i) for i in range(20)), key=str.lower)
+    chosen = []
+    for epoch in (1, 2, 3):
+        plan = await member.plan(epoch)
+        assert plan is not None
+        chosen.append(await member.select(member.pairs[0], plan))
+        assert len(chosen[-1].accounts) <= 7
+    assert list(chosen[0].accounts) == everyone[:7]  # the first epoch: the lowest addresses
+    assert chosen[1].refresh == frozenset(chosen[1].accounts) == frozenset(everyone[7:14])  # due at once
+    assert chosen[2].changed == 1 and who(219) in chosen[2].accounts  # a change is never held back
+    assert frozenset(chosen[2].accounts) - {who(219)} <= frozenset(everyone[14:])
