@@ -326,6 +326,10 @@ class DestinationRelay:
         if held is not None and held.status != "failed":  # the destination lost it (a reorg there)
             self._fail(epoch, "lost_on_destination", previous_status=held.status)
             self.schedule.forget_acceptances()
+        taken = self.store.epoch(epoch)  # (no await from here to the write: nothing can come between)
+        if taken is not None and taken.status != "failed":
+            log.warning("epoch.taken", epoch=epoch, root=aggregate.root, stored_root=taken.root, status=taken.status)
+            return False  # stored meanwhile by another path (the settling loop drives it): nothing is signed
         signature = sign_epoch(
             self.attester, self.submitter.chain_id, self.submitter.verifier.contract.address, epoch, aggregate.root,
             previous, generation=generation,
@@ -359,19 +363,19 @@ class DestinationRelay:
         return True
 
     async def _moved_on(self, held: EpochRecord) -> bool:
-        """Whether the epoch rule moved on from `held` (signed, nothing of it sent by this
-        member, the destination holding no root for it), whose heights were final for
-        `epoch_retry_seconds` without the epoch being accepted: it is then failed ("retried"),
-        and the attempt at later heights is built instead, as every other member does (else a
-        committee split over attempts would wait for good)."""
-        plan = held.content.get("plan") or {}
-        started = int(plan.get("time", 0))
-        if held.status != "signed" or time.time() < started + self.config.epoch_retry_seconds:
+        """Whether the epoch rule moved on from `held`: signed by this member, short of the
+        committee's threshold for `epoch_retry_seconds` (the members built different attempts of
+        it, or could not prove its heights), the destination holding no root for it, and the rule
+        now at a later attempt. It is then failed ("retried") and the later attempt is built, as
+        the other members do, so that a committee split over attempts does not wait for good. An
+        epoch this member can submit is never failed here: it may be on its way."""
+        short = self._short.get(held.epoch)
+        if held.status != "signed" or short is None or time.monotonic() - short[1] < self.config.epoch_retry_seconds:
             return False
         if self.submitter.txm.in_flight() or any(await self.submitter.recorded_root(held.epoch)):
             return False
         current = await self.schedule.plan(held.epoch)
-        if current is None or current.attempt <= int(plan.get("attempt", 0)):
+        if current is None or current.attempt <= int((held.content.get("plan") or {}).get("attempt", 0)):
             return False
         self._fail(held.epoch, "retried", attempt=current.attempt, heights=current.heights)
         return True

@@ -45,6 +45,12 @@ if TYPE_CHECKING:
 
 log = get_logger("relayer.scheduling.delta")
 
+MAX_ACCOUNTS_PER_SNAPSHOT = 50_000
+"""The most accounts a delta snapshot proves for its refresh slice and, in a pair's first epoch,
+of the vault's depositors (the lowest addresses first; the others are due at once and follow in
+the next epochs, the earliest due first): what one epoch holds in memory is bounded whatever the
+number of depositors. Changed accounts are never held back. Part of the epoch rule."""
+
 CHANGES_KEPT = 64
 """Change scans (one per pair and block range) kept in memory: an epoch's range is read when it
 is built and again when the set is advanced past it."""
@@ -82,7 +88,9 @@ class _Inclusion:
     refresh: frozenset[str]
     changed: frozenset[str]
     first_seen: frozenset[str]  # deposited in the range, not proven by it
-    everyone: tuple[str, ...] | None  # every known account (full snapshots, first epochs)
+    everyone: tuple[str, ...] | None  # every known account (full snapshots)
+    deferred: frozenset[str] = frozenset()  # known, not proven: due at once
+    deferred_up_to: int | None = None  # and so every depositor discovered up to this block
 
 
 class EpochAccounts:
@@ -117,13 +125,14 @@ class EpochAccounts:
             )
         return self._next_due[pair.key]
 
-    async def _due(self, pair: PairRunner, time: int) -> frozenset[str]:
-        """Accounts of the pair due by `time` plus the lookahead."""
+    async def _due(self, pair: PairRunner, time: int, limit: int) -> frozenset[str]:
+        """Accounts of the pair due by `time` plus the lookahead, the earliest due first, at most
+        `limit` (-1: all)."""
         period = await self._period(pair)
-        if period is None:
+        if period is None or limit == 0:
             return frozenset()
         until = time + refresh.lookahead(period)
-        return frozenset(self.proven.due_by(pair.key, until, period, refresh.spread(period)))
+        return frozenset(self.proven.due_by(pair.key, until, period, refresh.spread(period), limit))
 
     async def _scan(self, pair: PairRunner, low: int, high: int) -> tuple[frozenset[str], frozenset[str]]:
         """(changed by at least the threshold, deposited any amount) in blocks low..high."""
@@ -140,30 +149,31 @@ class EpochAccounts:
         return self._changes[key]
 
     async def _inclusion(self, pair: PairRunner, time: int, height: int, after: int | None) -> _Inclusion:
-        full = pair.config.snapshots == "full"
-        everyone: tuple[str, ...] | None = None
-        if after is None:
+        if pair.config.snapshots == "full":
             everyone = tuple(await pair.discover(height))
-            changed: frozenset[str] = frozenset(everyone)
-            first_seen: frozenset[str] = frozenset()
-        else:
-            changed, first_seen = await self._scan(pair, after + 1, height)
-            if full:
-                everyone = tuple(await pair.discover(height))
-                first_seen = frozenset(everyone) - changed
-        refreshed = await self._due(pair, time)
-        # in full snapshots only the refresh slice is settled whatever changed, so only it (and a
-        # first epoch, settled as a change) is proven for the rule
-        proven = (refreshed | changed) if not full or after is None else refreshed
-        return _Inclusion(proven, refreshed, changed, first_seen, everyone)
+            if after is None:  # a first epoch is settled as a change
+                return _Inclusion(frozenset(everyone), frozenset(), frozenset(everyone), frozenset(), everyone)
+            changed = (await self._scan(pair, after + 1, height))[0]
+            # only the refresh slice is settled whatever changed, so only it is proven for the rule
+            refreshed = await self._due(pair, time, -1)
+            return _Inclusion(refreshed, refreshed, changed, frozenset(everyone) - refreshed, everyone)
+        if after is None:
+            await pair.scan(height)
+            configured = [a for a in pair.config.accounts if not self.proven.is_depositor(pair.key, a, height)]
+            candidates = self.proven.depositors(pair.key, height, MAX_ACCOUNTS_PER_SNAPSHOT) + configured
+            ordered = sorted(set(candidates), key=str.lower)
+            chosen = frozenset(ordered[:MAX_ACCOUNTS_PER_SNAPSHOT])
+            return _Inclusion(chosen, frozenset(), chosen, frozenset(), None, frozenset(ordered) - chosen, height)
+        changed, first_seen = await self._scan(pair, after + 1, height)
+        refreshed = await self._due(pair, time, max(0, MAX_ACCOUNTS_PER_SNAPSHOT - len(changed)))
+        return _Inclusion(changed | refreshed, refreshed, changed, first_seen, None)
 
     async def select(self, pair: PairRunner, time: int, height: int, after: int | None) -> Selection:
         """The accounts the pair's snapshot at `height` proves in the epoch of time `time` whose
         previous epoch proved the chain at `after` (None: the pair's first epoch). The set must
         have been advanced through the previous epoch (`ensure`)."""
         inclusion = await self._inclusion(pair, time, height, after)
-        if pair.config.snapshots == "full":
-            assert inclusion.everyone is not None
+        if inclusion.everyone is not None:  # full snapshots
             return Selection(inclusion.everyone, inclusion.refresh, False, len(inclusion.changed))
         ordered = tuple(sorted(inclusion.proven, key=str.lower))
         return Selection(ordered, inclusion.refresh, True, len(inclusion.changed))
@@ -198,11 +208,16 @@ class EpochAccounts:
         stale = period is not None and block_time + period <= accepted_at
         proven_time = 0 if stale else block_time
         left_out = (await self.plans.excluded(epoch)).get((pair.chain_id, pair.config.vault.lower()), frozenset())
+        if inclusion.deferred_up_to is not None:  # (idempotent: before the epoch is marked applied)
+            self.proven.defer_depositors(pair.key, epoch, inclusion.deferred_up_to)
         self.proven.apply(
             pair.key,
             epoch,
             ((a, 0 if a in left_out else proven_time, refresh.phase(a)) for a in inclusion.proven),
-            ((a, proven_time, refresh.phase(a)) for a in inclusion.first_seen),
+            [
+                *((a, proven_time, refresh.phase(a)) for a in inclusion.first_seen),
+                *((a, 0, refresh.phase(a)) for a in inclusion.deferred),
+            ],
         )
         self._next_due.pop(pair.key, None)
         log.info("accounts.advanced", pair=pair.key, epoch=epoch, block=height, proven=len(inclusion.proven),

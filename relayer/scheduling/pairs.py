@@ -76,11 +76,18 @@ class PairRunner:
         first-change search)."""
 
     async def discover(self, up_to: int) -> list[str]:
-        """Accounts of the vault that deposited at or before `up_to` (from `Deposited` events),
-        plus configured ones. The scan is incremental and resumable: each answer's accounts are
-        stored with the block scanned up to in one transaction (a restart goes on from there);
-        accounts first seen after `up_to` (found by an earlier, longer scan) are left out, so a
-        height always has the same set."""
+        """Accounts of the vault that deposited at or before `up_to` (from `Deposited` events,
+        `scan`), plus configured ones; accounts first seen after `up_to` (found by an earlier,
+        longer scan) are left out, so a height always has the same set."""
+        await self.scan(up_to)
+        accounts = self.store.accounts(self.key, up_to=up_to)
+        known = set(accounts)
+        return accounts + [a for a in self.config.accounts if a not in known]
+
+    async def scan(self, up_to: int) -> None:
+        """Discover the vault's depositors up to block `up_to` into the store, incrementally and
+        resumably: each eth_getLogs answer's accounts are stored with the block scanned up to in
+        one transaction, and a restart goes on from there. Raises ChainError, StoreError."""
         state = self.store.pair_state(self.key)
         start = max(self.config.vault_deploy_block, (state[0] + 1) if state else 0)
         low = start
@@ -104,6 +111,3 @@ class PairRunner:
             low = high + 1
         if new:
             log.info("accounts.discovered", pair=self.key, new=new, up_to=up_to)
-        accounts = self.store.accounts(self.key, up_to=up_to)
-        known = set(accounts)
-        return accounts + [a for a in self.config.accounts if a not in known]

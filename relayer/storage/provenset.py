@@ -66,15 +66,50 @@ class ProvenSet:
         ).fetchone()
         return int(row[0]) + period
 
-    def due_by(self, pair: str, until: int, period: int, spread: int) -> list[str]:
+    def due_by(self, pair: str, until: int, period: int, spread: int, limit: int = -1) -> list[str]:
         """The pair's accounts whose `proven_time + period - spread * phase // 65536` is at most
-        `until`, in address order (relayer.scheduling.refresh.due)."""
+        `until`, the earliest due first (then by lower-case address), at most `limit` (-1: all),
+        returned in address order (relayer.scheduling.refresh.due)."""
         rows = self._db.execute(
             "SELECT account FROM proven_accounts WHERE pair = ? AND proven_time <= ? "
-            "AND proven_time + ? - (? * phase) / 65536 <= ? ORDER BY account",
-            (pair, until - period + spread, period, spread, until),
+            "AND proven_time + ? - (? * phase) / 65536 <= ? "
+            "ORDER BY proven_time - (? * phase) / 65536, lower(account) LIMIT ?",
+            (pair, until - period + spread, period, spread, until, spread, limit),
+        ).fetchall()
+        rows.sort()
+        return [str(r[0]) for r in rows]
+
+    def depositors(self, pair: str, up_to: int, limit: int) -> list[str]:
+        """The first `limit` accounts discovered for `pair` at or before block `up_to` (the
+        store's `accounts` table), in lower-case address order."""
+        rows = self._db.execute(
+            "SELECT account FROM accounts WHERE pair = ? AND first_seen_block <= ? ORDER BY lower(account) LIMIT ?",
+            (pair, up_to, limit),
         ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def is_depositor(self, pair: str, account: str, up_to: int) -> bool:
+        """Whether `account` was discovered for `pair` at or before block `up_to`."""
+        row = self._db.execute(
+            "SELECT 1 FROM accounts WHERE pair = ? AND account = ? AND first_seen_block <= ?", (pair, account, up_to)
+        ).fetchone()
+        return row is not None
+
+    def defer_depositors(self, pair: str, epoch: int, up_to: int) -> int:
+        """Add every account discovered for `pair` at or before `up_to` that the set does not
+        hold yet, as never proven (`proven_time` 0, due at once; `phase` 0 until it is proven),
+        one transaction. Returns how many. Raises StoreError."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                cursor = self._db.execute(
+                    "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
+                    "SELECT pair, account, ?, 0, 0 FROM accounts WHERE pair = ? AND first_seen_block <= ?",
+                    (epoch, pair, up_to),
+                )
+                return int(cursor.rowcount)
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
 
     def known(self, pair: str, accounts: Iterable[str]) -> set[str]:
         """Which of `accounts` the pair's set holds."""
@@ -109,7 +144,7 @@ class ProvenSet:
                 self._db.executemany(
                     "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT(pair, account) DO UPDATE SET epoch = excluded.epoch, "
-                    "proven_time = excluded.proven_time",
+                    "proven_time = excluded.proven_time, phase = excluded.phase",
                     ((pair, a, epoch, t, p) for a, t, p in proven),
                 )
                 self._db.executemany(

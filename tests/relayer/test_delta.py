@@ -10,10 +10,13 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from eth_utils import to_checksum_address
 
-from relayer.scheduling import refresh
+from relayer.config import PairConfig
+from relayer.scheduling import delta, refresh
 from relayer.scheduling.delta import EpochAccounts
+from relayer.scheduling.pairs import PairRunner
 from relayer.storage.store import Store
 from tests.relayer.test_schedule import (
     DEPOSITED,
@@ -21,6 +24,7 @@ from tests.relayer.test_schedule import (
     WITHDRAW_REQUESTED,
     Chain,
     Destination,
+    _scan_into,
     pair,
     schedule,
     seconds,
@@ -187,12 +191,14 @@ async def test_a_cohort_proven_at_once_is_refreshed_spread_over_epochs_and_never
     async def max_age(_chain: int) -> int:
         return 3_600
 
-    runner = SimpleNamespace(key="p", chain_id=1, config=SimpleNamespace(snapshots="delta", vault="0x" + "aa" * 20))
+    config = SimpleNamespace(snapshots="delta", vault="0x" + "aa" * 20, accounts=())
+    runner = SimpleNamespace(key="p", chain_id=1, config=config)
 
     async def discover(_up_to: int) -> list[str]:
         return accounts
 
     runner.discover = discover
+    runner.scan = _scan_into(store, runner)
     rule = EpochAccounts(plans, store.proven_set(), max_age=max_age, refresh_before_expiry_seconds=600)
     plans.times[1] = 10_000
     first = await rule.select(runner, 10_000, 10_000, None)  # type: ignore[arg-type]
@@ -241,3 +247,61 @@ def test_the_store_computes_due_times_as_the_rule_does(store: Store) -> None:
     for until in (min(dues.values()) - 1, min(dues.values()), 12_800, 13_000, max(dues.values())):
         expected = sorted(a for a, d in dues.items() if d <= until)
         assert store.proven_set().due_by("p", until, period, spread) == expected
+
+
+class _Depositors:
+    """A source whose vault logged one `Deposited` per block 1..`blocks` (account = block number),
+    failing the `fail_at`-th eth_getLogs request (a node gone mid-discovery)."""
+
+    def __init__(self, blocks: int, fail_at: int | None = None) -> None:
+        self.blocks = blocks
+        self.fail_at = fail_at
+        self.requests: list[tuple[int, int]] = []
+        self.host = "fake"
+
+    async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
+        low, high = int(log_filter["fromBlock"]), int(log_filter["toBlock"])
+        self.requests.append((low, high))
+        if self.fail_at is not None and len(self.requests) == self.fail_at:
+            raise ConnectionError("node gone")
+        return [{"blockNumber": hex(b), "topics": [DEPOSITED, "0x" + b.to_bytes(32, "big").hex()]}
+                for b in range(max(low, 1), min(high, self.blocks) + 1)]  # fmt: skip
+
+
+async def test_discovery_is_resumable_from_the_last_answer_it_stored(store: Store) -> None:
+    config = PairConfig("source", "destination", to_checksum_address("0x" + "aa" * 20))
+    failing = _Depositors(3_000, fail_at=8)
+    runner = PairRunner(config, 1, failing, SimpleNamespace(), store)  # type: ignore[arg-type]
+    with pytest.raises(ConnectionError):
+        await runner.discover(3_000)
+    scanned = failing.requests[-2][1]  # the last answer before the failure was stored with its accounts
+    assert store.pair_state(runner.key) == (scanned, -1)
+    assert len(store.accounts(runner.key)) == scanned
+    again = _Depositors(3_000)
+    runner = PairRunner(config, 1, again, SimpleNamespace(), store)  # type: ignore[arg-type]
+    accounts = await runner.discover(3_000)
+    assert again.requests[0][0] == scanned + 1  # nothing read twice
+    assert accounts == [who(b) for b in range(1, 3_001)]
+
+
+async def test_a_vault_with_more_depositors_than_a_snapshot_holds_is_proven_over_epochs(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What one epoch proves is bounded (MAX_ACCOUNTS_PER_SNAPSHOT, here 7): a first epoch over 20
+    depositors proves the 7 lowest addresses, the others are due at once and follow, the earliest
+    due first; an account that changes is never held back."""
+    monkeypatch.setattr(delta, "MAX_ACCOUNTS_PER_SNAPSHOT", 7)
+    events = [(5 + i % 3, 200 + i, ETH, False) for i in range(20)] + [(30, 219, ETH, False)]
+    dest = Destination(seconds(1000, 120, step=1), {1: 40, 2: 70}, {e: bytes([e]) * 32 for e in (1, 2)})
+    member = schedule([vault_pair(Vault(seconds(1000, 60), events))], dest, store, max_age=600)
+    everyone = sorted((who(200 + i) for i in range(20)), key=str.lower)
+    chosen = []
+    for epoch in (1, 2, 3):
+        plan = await member.plan(epoch)
+        assert plan is not None
+        chosen.append(await member.select(member.pairs[0], plan))
+        assert len(chosen[-1].accounts) <= 7
+    assert list(chosen[0].accounts) == everyone[:7]  # the first epoch: the lowest addresses
+    assert chosen[1].refresh == frozenset(chosen[1].accounts) == frozenset(everyone[7:14])  # due at once
+    assert chosen[2].changed == 1 and who(219) in chosen[2].accounts  # a change is never held back
+    assert frozenset(chosen[2].accounts) - {who(219)} <= frozenset(everyone[14:])

@@ -126,6 +126,8 @@ def schedule(
     async def read_max_age(_chain_id: int) -> int:
         return max_age
 
+    for runner in pairs:  # discovery into the store, as PairRunner.scan does, from the fake's depositors
+        runner.scan = _scan_into(store, runner)
     submitter = SimpleNamespace(
         client=destination, verifier=SimpleNamespace(contract=SimpleNamespace(address=VERIFIER)),
         recorded_root=recorded_root,
@@ -134,6 +136,13 @@ def schedule(
         pairs, submitter, store, max_age=read_max_age, refresh_before_expiry_seconds=10,  # type: ignore[arg-type]
         min_change_wei=min_change_wei, retry_seconds=retry,
     )  # fmt: skip
+
+
+def _scan_into(store: Store, runner: Any) -> Any:
+    async def scan(up_to: int) -> None:
+        store.add_accounts(runner.key, dict.fromkeys(await runner.discover(up_to), 0), up_to)
+
+    return scan
 
 
 @pytest.fixture
