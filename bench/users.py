@@ -25,10 +25,9 @@ vault and destination contracts, like a member restarted from an empty store):
 
 Both daemons run with ``epoch_retry_seconds = --epoch-retry-seconds`` (default 600; 0 leaves the
 daemon's default, 60): a full snapshot of 100,000 accounts takes anvil about 150 s to prove, and
-past 60 s the epoch rule moves on to later heights; with the default the full daemon exited
-(``store write failed: UNIQUE constraint failed: epochs.epoch``, the proof of a retried attempt of
-an epoch it had just created). Before delta epochs there was no such retry: 600 keeps the full
-baseline as it was.
+before main's 819162b an epoch not accepted within that time was failed for a later attempt of the
+rule (the full daemon then exited: ``store write failed: UNIQUE constraint failed: epochs.epoch``).
+Before delta epochs there was no such retry: 600 keeps the full baseline as it was.
 
 1. **first settlement** (delta daemon only; the first epoch proves every account in both modes):
    seconds from the daemon's start until every depositor's position on the destination holds its
