@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS proven_through (
 );
 """
 
+
 class ProvenSet:
     """Reads and writes of the proven-accounts set on the store's connection."""
 
