@@ -36,7 +36,6 @@ from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
-from relayer.proving.prover import Snapshot
 from relayer.storage.store import SettleBatch, Store
 from relayer.submission.submitter import Position, Receipt, Submitter
 
@@ -123,25 +122,34 @@ def needs_settlement(
     return expiring and position.value > 0  # (a zero position counts zero, expired or not)
 
 
-def wanted(snapshot: Snapshot, index: int, position: Position, *, now: int, max_age: int,
-           min_change_wei: int, refresh_before_expiry_seconds: int) -> bool:  # fmt: skip
-    """Whether the destination needs the `index`-th claim of `snapshot` given the account's
-    settled `position`: never when the position is already at or past the block; for a delta
-    snapshot every claim (the proven-accounts set counts it proven, so a refresh left unsettled
-    would expire) except where the destination counts nothing for the account and the claim is
-    below `min_change_wei` (a zero position may lapse: it counts zero either way; 1-wei sybils
-    cost no settlement); for a full snapshot every claim of its refresh slice and any other
-    that `needs_settlement` asks for."""
-    claim = snapshot.claims[index]
-    block = snapshot.header.number
-    if position.block_number >= block:
+def wanted(
+    claim_value: int,
+    claim_block: int,
+    position: Position,
+    *,
+    delta: bool,
+    refreshed: bool,
+    now: int,
+    max_age: int,
+    min_change_wei: int,
+    refresh_before_expiry_seconds: int,
+) -> bool:
+    """Whether the destination needs a claim of `claim_value` wei proven at `claim_block` of a
+    snapshot (`delta`: a delta snapshot; `refreshed`: the claim is in a full snapshot's refresh
+    slice) given the account's settled `position`: never when the position is already at or
+    past the block; for a delta snapshot every claim (the proven-accounts set counts it proven,
+    so a refresh left unsettled would expire) except where the destination counts nothing for
+    the account and the claim is below `min_change_wei` (a zero position may lapse: it counts
+    zero either way; 1-wei sybils cost no settlement); for a full snapshot every claim of its
+    refresh slice and any other that `needs_settlement` asks for."""
+    if position.block_number >= claim_block:
         return False
-    if snapshot.delta:
-        return position.value != 0 or claim.value >= max(1, min_change_wei)
-    if index in snapshot.refresh:
+    if delta:
+        return position.value != 0 or claim_value >= max(1, min_change_wei)
+    if refreshed:
         return True
     return needs_settlement(
-        claim.value, block, position, now=now, max_age=max_age, min_change_wei=min_change_wei,
+        claim_value, claim_block, position, now=now, max_age=max_age, min_change_wei=min_change_wei,
         refresh_before_expiry_seconds=refresh_before_expiry_seconds,
     )  # fmt: skip
 
@@ -197,13 +205,16 @@ class Settler:
             snapshot = block.snapshot
             max_age = await self.max_age(snapshot.chain_id)
             positions = await self.submitter.positions(snapshot.chain_id, [c.account for c in snapshot.claims])
+            refresh = frozenset(snapshot.refresh)
             needed = [
                 i
-                for i, position in enumerate(positions)
+                for i, (claim, position) in enumerate(zip(snapshot.claims, positions, strict=True))
                 if wanted(
-                    snapshot,
-                    i,
+                    claim.value,
+                    snapshot.header.number,
                     position,
+                    delta=snapshot.delta,
+                    refreshed=i in refresh,
                     now=now,
                     max_age=max_age,
                     min_change_wei=self.config.min_change_wei,

@@ -59,7 +59,8 @@ def test_delta_snapshots_settle_every_claim_and_full_ones_their_refresh_slice() 
     full = replace(base, claims=claims, refresh=(2,))
 
     def want(snap: Any, index: int, position: Position) -> bool:
-        return wanted(snap, index, position, now=10_000, max_age=MAX_AGE, min_change_wei=10**18,
+        return wanted(snap.claims[index].value, snap.header.number, position, delta=snap.delta,
+                      refreshed=index in snap.refresh, now=10_000, max_age=MAX_AGE, min_change_wei=10**18,
                       refresh_before_expiry_seconds=600)  # fmt: skip
 
     fresh = Position(500, 90, 9_990)  # unchanged, far from expiry
