@@ -20,6 +20,14 @@ For epoch e + 1, where e is the destination's `latestEpoch`:
   timestamps strictly increase, so no block at or below `T` can still appear). Its heights are,
   per pair, the greatest multiple of `every_blocks` (> 0, >= `vault_deploy_block`) whose block
   timestamp is <= `T`; a pair without one is left out.
+- Attempts: a height may be impossible to prove (a full node keeps the state of about 128
+  blocks; a node error) or the members may split. Once the sources are final `r` x
+  `retry_seconds` past `T` (the smallest finalized timestamp over the sources), the plan is
+  attempt `r`: its time is `T + r x retry_seconds` and its heights follow from that time, so
+  every member moves on together, from chain data alone. A member holds an epoch it signed
+  until it has been short of the committee's threshold for `retry_seconds` (relayer.relay).
+  A member replaying an epoch it did not build takes the attempt whose heights the
+  destination's `BlockSettled` events name (else the first).
 
 The accounts of a pair's snapshot are those that changed since `H[c]` plus its refresh slice
 (relayer.scheduling.delta; every known account for `snapshots = "full"`), so the claims, the
