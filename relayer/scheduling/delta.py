@@ -46,10 +46,11 @@ if TYPE_CHECKING:
 log = get_logger("relayer.scheduling.delta")
 
 MAX_ACCOUNTS_PER_SNAPSHOT = 50_000
-"""The most accounts a delta snapshot proves for its refresh slice and, in a pair's first epoch,
-of the vault's depositors (the lowest addresses first; the others are due at once and follow in
-the next epochs, the earliest due first): what one epoch holds in memory is bounded whatever the
-number of depositors. Changed accounts are never held back. Part of the epoch rule."""
+"""The most accounts a delta snapshot proves: of the vault's depositors in a pair's first epoch,
+of the accounts that changed (a burst larger than this), then of the refresh slice; the lowest
+addresses first, the others are due at once and follow in the next epochs (the earliest due
+first). What one epoch proves and holds in memory is bounded whatever the number of depositors
+and the size of a burst. Part of the epoch rule."""
 
 CHANGES_KEPT = 64
 """Change scans (one per pair and block range) kept in memory: an epoch's range is read when it
@@ -165,8 +166,15 @@ class EpochAccounts:
             chosen = frozenset(ordered[:MAX_ACCOUNTS_PER_SNAPSHOT])
             return _Inclusion(chosen, frozenset(), chosen, frozenset(), None, frozenset(ordered) - chosen, height)
         changed, first_seen = await self._scan(pair, after + 1, height)
+        deferred: frozenset[str] = frozenset()
+        if len(changed) > MAX_ACCOUNTS_PER_SNAPSHOT:  # a burst: the lowest addresses now, the others next
+            ordered = sorted(changed, key=str.lower)
+            changed, deferred = (
+                frozenset(ordered[:MAX_ACCOUNTS_PER_SNAPSHOT]),
+                frozenset(ordered[MAX_ACCOUNTS_PER_SNAPSHOT:]),
+            )
         refreshed = await self._due(pair, time, max(0, MAX_ACCOUNTS_PER_SNAPSHOT - len(changed)))
-        return _Inclusion(changed | refreshed, refreshed, changed, first_seen, None)
+        return _Inclusion(changed | refreshed, refreshed, changed, first_seen - deferred, None, deferred)
 
     async def select(self, pair: PairRunner, time: int, height: int, after: int | None) -> Selection:
         """The accounts the pair's snapshot at `height` proves in the epoch of time `time` whose
@@ -213,11 +221,13 @@ class EpochAccounts:
         self.proven.apply(
             pair.key,
             epoch,
-            ((a, 0 if a in left_out else proven_time, refresh.phase(a)) for a in inclusion.proven),
             [
-                *((a, proven_time, refresh.phase(a)) for a in inclusion.first_seen),
-                *((a, 0, refresh.phase(a)) for a in inclusion.deferred),
+                *((a, 0 if a in left_out else proven_time, refresh.phase(a)) for a in inclusion.proven),
+                # held back (a burst, a first epoch's overflow): not proven, due at once, whether
+                # known before or not; phase 0 as `defer_depositors`, so the address decides the order
+                *((a, 0, 0) for a in inclusion.deferred),
             ],
+            ((a, proven_time, refresh.phase(a)) for a in inclusion.first_seen),
         )
         self._next_due.pop(pair.key, None)
         log.info("accounts.advanced", pair=pair.key, epoch=epoch, block=height, proven=len(inclusion.proven),

@@ -289,7 +289,7 @@ async def test_a_vault_with_more_depositors_than_a_snapshot_holds_is_proven_over
 ) -> None:
     """What one epoch proves is bounded (MAX_ACCOUNTS_PER_SNAPSHOT, here 7): a first epoch over 20
     depositors proves the 7 lowest addresses, the others are due at once and follow, the earliest
-    due first; an account that changes is never held back."""
+    due first; an account that changes goes before the refresh slice."""
     monkeypatch.setattr(delta, "MAX_ACCOUNTS_PER_SNAPSHOT", 7)
     events = [(5 + i % 3, 200 + i, ETH, False) for i in range(20)] + [(30, 219, ETH, False)]
     dest = Destination(seconds(1000, 120, step=1), {1: 40, 2: 70}, {e: bytes([e]) * 32 for e in (1, 2)})
@@ -305,3 +305,31 @@ async def test_a_vault_with_more_depositors_than_a_snapshot_holds_is_proven_over
     assert chosen[1].refresh == frozenset(chosen[1].accounts) == frozenset(everyone[7:14])  # due at once
     assert chosen[2].changed == 1 and who(219) in chosen[2].accounts  # a change is never held back
     assert frozenset(chosen[2].accounts) - {who(219)} <= frozenset(everyone[14:])
+
+
+async def test_a_burst_of_changes_is_proven_over_epochs_none_lost(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """15 known accounts deposit between two epochs (a burst beyond the 7 of
+    MAX_ACCOUNTS_PER_SNAPSHOT here): the next epoch proves the 7 lowest; the others are due at
+    once, though the set knew them already, and come in the next epochs."""
+    monkeypatch.setattr(delta, "MAX_ACCOUNTS_PER_SNAPSHOT", 7)
+    events = [(5, 300, ETH, False), (6, 301, ETH, False), (13, 300, ETH, False)]
+    events += [(13, 400 + i, 1, False) for i in range(15)]  # known from 1-wei deposits (epoch 2)
+    events += [(29, 400 + i, ETH, False) for i in range(15)]  # the burst
+    accepted = {1: 20, 2: 40, 3: 70, 4: 80}
+    dest = Destination(seconds(1000, 120, step=1), accepted, {e: bytes([e]) * 32 for e in accepted})
+    member = schedule([vault_pair(Vault(seconds(1000, 60), events))], dest, store, max_age=600,
+                      min_change_wei=10**15)  # fmt: skip
+    burst = sorted((who(400 + i) for i in range(15)), key=str.lower)
+    chosen = []
+    for epoch in (1, 2, 3, 4, 5):
+        plan = await member.plan(epoch)
+        assert plan is not None
+        chosen.append(await member.select(member.pairs[0], plan))
+        assert len(chosen[-1].accounts) <= 7
+    assert chosen[1].accounts == (who(300),)  # the 1-wei deposits made them known, not proven
+    assert store.proven_set().known("chain1->dest:" + "0x" + "aa" * 20, burst) == set(burst)
+    assert list(chosen[2].accounts) == burst[:7] and chosen[2].changed == 7
+    assert list(chosen[3].accounts) == burst[7:14] and chosen[3].refresh == frozenset(burst[7:14])
+    assert list(chosen[4].accounts) == burst[14:]
