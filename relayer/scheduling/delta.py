@@ -5,12 +5,14 @@ For a pair at height `H` in epoch `k`, whose previous epoch proved its chain at 
 - **changed**: the accounts of every `Deposited` or `WithdrawRequested` event of the vault in
   blocks `H' + 1 .. H` of at least `min_change_wei` (at least 1) wei; a smaller change rides
   along with the account's refresh (relayer.scheduling.schedule says why that is safe). In the
-  pair's first epoch (no `H'`) every account known at `H` (`PairRunner.discover`) counts as
+  pair's first epoch (no `H'`) every account known at `H` (`PairRunner.scan`) counts as
   changed;
 - **refresh slice**: the accounts of the pair's proven-accounts set (relayer.storage.provenset)
   due by the epoch's time plus the lookahead (relayer.scheduling.refresh), as of epoch `k - 1`.
 
-A pair with `snapshots = "delta"` claims exactly these (ordered by lower-case address). A pair
+A pair with `snapshots = "delta"` claims exactly these (ordered by lower-case address), at most
+MAX_ACCOUNTS_PER_SNAPSHOT of them: changed accounts first, then the refresh slice; what does not
+fit is due at once and proven in the next epochs. A pair
 with `snapshots = "full"` (a vault whose events do not cover every change) claims every known
 account, and its refresh slice is settled whatever changed.
 
