@@ -112,23 +112,6 @@ class ProvenSet:
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
-    def known(self, pair: str, accounts: Iterable[str]) -> set[str]:
-        """Which of `accounts` the pair's set holds."""
-        out: set[str] = set()
-        batch = list(accounts)
-        for start in range(0, len(batch), 500):
-            part = batch[start : start + 500]
-            marks = ",".join("?" * len(part))
-            rows = self._db.execute(
-                f"SELECT account FROM proven_accounts WHERE pair = ? AND account IN ({marks})", (pair, *part)
-            ).fetchall()
-            out.update(str(r[0]) for r in rows)
-        return out
-
-    def count(self, pair: str) -> int:
-        row = self._db.execute("SELECT COUNT(*) FROM proven_accounts WHERE pair = ?", (pair,)).fetchone()
-        return int(row[0])
-
     def apply(
         self,
         pair: str,
