@@ -1,4 +1,4 @@
-"""The relay pipeline's state machine in process (relayer/relay.py `DestinationRelay`), without
+"""The relay pipeline's state machine in process (relayer/relay/ `DestinationRelay`), without
 anvil: every state and transition of an epoch, including the failure paths.
 
 The chains are fakes, the rest is the real code path:
@@ -41,7 +41,8 @@ from structlog.testing import capture_logs
 from trie import HexaryTrie
 from web3 import Web3
 
-import relayer.relay as relay_module
+import relayer.relay.committeeview as committee_view_module
+import relayer.relay.propose as propose_module
 import relayer.settlement.settler as settlement_module
 from chains.bindings import BLOCK_LEAF_FIELDS, BLOCK_LEAF_TYPES, ContractReverted, leaf_hash
 from chains.errors import RpcTransportError
@@ -499,13 +500,13 @@ class Stages:
 @pytest.fixture
 def stages(monkeypatch: pytest.MonkeyPatch) -> Stages:
     hooks = Stages()
-    monkeypatch.setattr(relay_module, "checkpoint", hooks)
+    monkeypatch.setattr(propose_module, "checkpoint", hooks)
     monkeypatch.setattr(settlement_module, "checkpoint", hooks)
     return hooks
 
 
 class Clock:
-    """`time` as relayer.relay sees it: a monotonic clock the test advances."""
+    """`time` as relayer.relay.committeeview sees it: a monotonic clock the test advances."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -520,7 +521,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(relay_module, "time", fake)
+    monkeypatch.setattr(committee_view_module, "time", fake)
     return fake
 
 
@@ -1212,7 +1213,7 @@ async def test_a_restart_resumes_an_open_epoch_with_its_stored_signature(
     def no_signing(*_args: Any) -> bytes:
         raise AssertionError("a resumed epoch is never signed again")
 
-    monkeypatch.setattr(relay_module, "sign_epoch", no_signing)
+    monkeypatch.setattr(committee_view_module, "sign_epoch", no_signing)
     proven = source.calls.count("eth_getProof")
     me = member(tmp_path, source, destination)
     with capture_logs() as logs:

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from chains.rpc import RpcMethods
-from relayer import relay as relay_module
 from relayer.config import ChainConfig
 from relayer.observability.metrics import Metrics
 from relayer.relay import REJECTED, DestinationRelay
+from relayer.relay import propose as relay_module
 from relayer.scheduling.delta import Selection
 from relayer.scheduling.watcher import ChainWatcher
 
