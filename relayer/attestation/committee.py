@@ -39,33 +39,24 @@ collected again.
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
-import os
-import re
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
-from chains.errors import MalformedJson
-from chains.jsonparse import parse_json
-from relayer.attestation.eip712 import (
-    SIGNATURE_LENGTH,
-    AttestationError,
-    check_canonical,
-    epoch_digest,
-    recover_digest,
-    recover_signer,
-    sign_epoch,
+from relayer.attestation.attestation import Attestation
+from relayer.attestation.eip712 import AttestationError, check_canonical
+from relayer.attestation.screen import MAX_CONFLICTS_PER_SIGNER, MAX_PER_SIGNER, Screen, recover_all, screened
+from relayer.attestation.transport import (
+    MAX_ATTESTATIONS_PER_SOURCE,
+    MAX_FILE_BYTES,
+    MAX_RESPONSE_BYTES,
+    PeerFetcher,
+    SharedDirectory,
 )
-from relayer.config import endpoint_host
 from relayer.errors import StoreError
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
@@ -73,6 +64,11 @@ from relayer.storage.store import ON_CHAIN, AttestationConflict, AttestationReco
 from relayer.submission.submitter import Committee
 
 __all__ = [
+    "MAX_ATTESTATIONS_PER_SOURCE",
+    "MAX_CONFLICTS_PER_SIGNER",
+    "MAX_FILE_BYTES",
+    "MAX_PER_SIGNER",
+    "MAX_RESPONSE_BYTES",
     "ON_CHAIN",
     "SELF",
     "Attestation",
@@ -89,197 +85,15 @@ Conflict = AttestationConflict
 SELF = "self"
 """The `source` of this member's own attestations in the store."""
 
-MAX_UINT256 = 2**256 - 1
-MAX_RESPONSE_BYTES = 1 << 20
-"""A peer's answer larger than this (bytes) is garbage: a committee is far smaller."""
-MAX_ATTESTATIONS_PER_SOURCE = 1024
-"""At most this many items of one answer (or files of the shared directory) are looked at."""
-MAX_PER_SIGNER = 4
-"""At most this many signatures over this member's root claimed by one signer are recovered from
-one source for one epoch (an honest source has one per member)."""
-MAX_CONFLICTS_PER_SIGNER = 4
-"""Conflict evidence kept per epoch and signer: one other root proves the equivocation; a
-member signing many roots adds no more rows than this, and no more than this many signatures
-over other roots claimed by one signer are recovered per collection."""
+
 SIGNATURE_REFUSED = frozenset({"ECDSAInvalidSignature", "ECDSAInvalidSignatureLength", "ECDSAInvalidSignatureS"})
 """The destination's errors (OpenZeppelin ECDSA) that name a signature it refuses (`drop_refused`)."""
+
 CHECKED_EPOCHS_KEPT = 64
 """Epochs behind the one collected for which the generation of the last check is remembered."""
-MAX_FILE_BYTES = 4096
-"""A file in the shared directory larger than this (bytes) is refused unread."""
 
-_FIELDS = ("chain_id", "verifier", "epoch", "root", "previous", "signer", "signature")
-_ADDRESS = re.compile(r"0x([0-9a-fA-F]{40})")
-_HEX = re.compile(r"0x([0-9a-fA-F]*)")
+
 _NOTED_LIMIT = 10_000
-
-
-def _kind(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return "null" if value is None else type(value).__name__
-
-
-def _address(value: object, what: str) -> str:
-    """A checksum address from 0x-hex (a mixed-case one must be a valid EIP-55 checksum)."""
-    if not isinstance(value, str):
-        raise AttestationError(f"{what}: expected a 0x-hex address string, got {_kind(value)}")
-    match = _ADDRESS.fullmatch(value)
-    if match is None:
-        raise AttestationError(f"{what}: not a 20-byte hex address (0x followed by 40 hex digits)")
-    digits = match.group(1)
-    checksummed = _checksum(digits.lower())
-    if digits not in (digits.lower(), digits.upper()) and checksummed[2:] != digits:
-        raise AttestationError(f"{what}: bad EIP-55 checksum")
-    if int(digits, 16) == 0:
-        raise AttestationError(f"{what}: the zero address")
-    return checksummed
-
-
-@functools.lru_cache(maxsize=1024)
-def _checksum(digits: str) -> str:
-    """The EIP-55 spelling of 40 lower-case hex digits (a keccak each: the verifier and the
-    members recur in every answer, so they are cached)."""
-    return str(to_checksum_address("0x" + digits))
-
-
-def _hex_bytes(value: object, what: str, length: int) -> bytes:
-    if not isinstance(value, str):
-        raise AttestationError(f"{what}: expected a 0x-hex string of {length} bytes, got {_kind(value)}")
-    match = _HEX.fullmatch(value)
-    if match is None or len(match.group(1)) != 2 * length:
-        raise AttestationError(f"{what}: expected 0x followed by {2 * length} hex digits ({length} bytes)")
-    return bytes.fromhex(match.group(1))
-
-
-def _uint(value: object, what: str, lo: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise AttestationError(f"{what}: expected an integer, got {_kind(value)}")
-    if not lo <= value <= MAX_UINT256:
-        raise AttestationError(f"{what}: out of range {lo}..2**256-1")
-    return value
-
-
-@dataclass(frozen=True)
-class Attestation:
-    """One committee member's signature over `Epoch(epoch, root, previous)` (EIP-712) in the
-    domain of the EpochVerifier `verifier` on destination chain `chain_id`.
-
-    `chain_id` and `epoch` >= 1 (uint256), `verifier` and `signer` checksum addresses (any
-    valid spelling is normalised), `root` / `previous` 32 bytes, `signature` 65 bytes
-    r || s || v. Construction checks shapes only (raises AttestationError); `check_signature`
-    checks that the signature recovers to `signer`."""
-
-    chain_id: int
-    verifier: str
-    epoch: int
-    root: bytes
-    previous: bytes
-    signer: str
-    signature: bytes
-
-    def __post_init__(self) -> None:
-        _uint(self.chain_id, "chain_id", 1)
-        _uint(self.epoch, "epoch", 1)
-        object.__setattr__(self, "verifier", _address(self.verifier, "verifier"))
-        object.__setattr__(self, "signer", _address(self.signer, "signer"))
-        for name, length in (("root", 32), ("previous", 32), ("signature", SIGNATURE_LENGTH)):
-            value = getattr(self, name)
-            if not isinstance(value, bytes | bytearray) or len(value) != length:
-                raise AttestationError(f"{name}: must be {length} bytes")
-            object.__setattr__(self, name, bytes(value))
-
-    @classmethod
-    def signed(
-        cls,
-        account: LocalAccount,
-        *,
-        chain_id: int,
-        verifier: str,
-        epoch: int,
-        root: bytes,
-        previous: bytes,
-        generation: int,
-    ) -> Attestation:
-        """`account`'s attestation of `Epoch(epoch, root, previous)` for `verifier` on `chain_id`
-        under committee generation `generation`."""
-        signature = sign_epoch(account, chain_id, verifier, epoch, root, previous, generation=generation)
-        return cls(chain_id, verifier, epoch, root, previous, account.address, signature)
-
-    def recover(self, generation: int) -> str:
-        """The checksum address the signature recovers to (EIP-712) under committee generation
-        `generation` (the destination's current one: a signature made under another recovers to
-        another address). Raises AttestationError when it does not recover (bad v, r, s or a high s)."""
-        return recover_signer(
-            self.chain_id, self.verifier, self.epoch, self.root, self.previous, self.signature, generation=generation
-        )
-
-    def check_signature(self, generation: int) -> None:
-        """Raise AttestationError unless the signature recovers to `signer` under `generation`."""
-        recovered = self.recover(generation)
-        if recovered != self.signer:
-            raise AttestationError(f"signature recovers to {recovered}, not to the claimed signer {self.signer}")
-
-    def to_json(self) -> dict[str, Any]:
-        """`{"chain_id": int, "verifier": "0x..", "epoch": int, "root": "0x..", "previous":
-        "0x..", "signer": "0x..", "signature": "0x.."}` (bytes as lower-case 0x-hex)."""
-        return {
-            "chain_id": self.chain_id,
-            "verifier": self.verifier,
-            "epoch": self.epoch,
-            "root": "0x" + self.root.hex(),
-            "previous": "0x" + self.previous.hex(),
-            "signer": self.signer,
-            "signature": "0x" + self.signature.hex(),
-        }
-
-    @classmethod
-    def from_json(cls, obj: object) -> Attestation:
-        """Parse `to_json`'s shape strictly: an object with exactly those keys; integers (not
-        booleans, not strings) in range; addresses 0x + 40 hex digits (EIP-55 when mixed case,
-        not zero); roots 0x + 64 and the signature 0x + 130 hex digits. Raises
-        AttestationError naming the field. The signature is not checked here."""
-        if not isinstance(obj, dict):
-            raise AttestationError(f"attestation: expected an object, got {_kind(obj)}")
-        missing = [k for k in _FIELDS if k not in obj]
-        if missing:
-            raise AttestationError(f"attestation: missing {', '.join(missing)}")
-        unknown = sorted(str(k)[:40] for k in obj if k not in _FIELDS)
-        if unknown:
-            raise AttestationError(f"attestation: unknown key(s) {', '.join(map(repr, unknown[:5]))}")
-        return cls(
-            chain_id=_uint(obj["chain_id"], "chain_id", 1),
-            verifier=_address(obj["verifier"], "verifier"),
-            epoch=_uint(obj["epoch"], "epoch", 1),
-            root=_hex_bytes(obj["root"], "root", 32),
-            previous=_hex_bytes(obj["previous"], "previous", 32),
-            signer=_address(obj["signer"], "signer"),
-            signature=_hex_bytes(obj["signature"], "signature", SIGNATURE_LENGTH),
-        )
-
-    def record(self, source: str) -> AttestationRecord:
-        return AttestationRecord(
-            self.chain_id, self.verifier, self.epoch, self.root, self.previous, self.signer, self.signature, source
-        )
-
-    @classmethod
-    def from_record(cls, record: AttestationRecord) -> Attestation:
-        return cls(
-            record.chain_id, record.verifier, record.epoch, record.root, record.previous, record.signer,
-            record.signature,
-        )  # fmt: skip
-
-    def file_name(self) -> str:
-        """Its file name in the shared directory: `att-{chain_id}-{epoch}-{verifier}-{signer}-{root}.json`."""
-        return f"att-{self.chain_id}-{self.epoch}-{self.verifier}-{self.signer}-{self.root.hex()}.json"
 
 
 @dataclass(frozen=True)
@@ -325,15 +139,14 @@ class AttestationExchange:
         self.directory = directory
         self.timeout_seconds = timeout_seconds
         self.destination = destination
-        self._peer_failing: dict[str, str] = {}
+        self._fetcher = PeerFetcher(metrics=metrics, destination=destination, timeout_seconds=timeout_seconds)
+        self._shared = None if directory is None else SharedDirectory(directory, destination)
         self._noted: set[tuple[object, ...]] = set()
         # (chain id, verifier, epoch) -> the committee generation its kept signatures were checked under
         self._checked_under: dict[tuple[int, str, int], int] = {}
         metrics.attestation_conflicts.labels(destination)  # exported as 0 from the start
         # read from the store at each scrape: `relayer conflicts ack` (another process) clears it
         metrics.attestation_conflicts_unacknowledged.labels(destination).set_function(self._unacknowledged_sample)
-
-    # --- this member's own ---------------------------------------------------------------
 
     def publish(self, att: Attestation, generation: int) -> None:
         """Keep this member's own attestation durably (before it is served) and write it to the
@@ -343,8 +156,8 @@ class AttestationExchange:
         `collect` writes the file again."""
         att.check_signature(generation)
         self.store.add_attestation(att.record(SELF))
-        if self.directory is not None:
-            self._write_file(att)
+        if self._shared is not None:
+            self._shared.write(att)
 
     def republish(self, att: Attestation, generation: int) -> None:
         """Replace this member's own attestation of `att`'s epoch and root with `att`, signed
@@ -355,40 +168,12 @@ class AttestationExchange:
         self.store.drop_attestations(att.chain_id, att.verifier, att.epoch, [(att.signer, att.root)])
         self.publish(att, generation)
 
-    def _write_file(self, att: Attestation) -> None:
-        directory = self.directory
-        if directory is None:
-            return
-        tmp: str | None = None
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".att-", suffix=".tmp", dir=directory)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(att.to_json(), handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o644)  # other members may run as other users
-            os.replace(tmp, directory / att.file_name())
-            tmp = None
-        except OSError as exc:
-            log.warning(
-                "attestation.publish_failed", destination=self.destination, epoch=att.epoch,
-                directory=str(directory), error=str(exc),
-            )  # fmt: skip
-        finally:
-            if tmp is not None:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-
     def served(self, chain_id: int, epoch: int) -> list[dict[str, Any]]:
         """The attestations this member serves for `epoch` of destination `chain_id`, as JSON
         objects (`Attestation.to_json`): its own and every member's it checked and accepted
         (relaying them helps: they are self-authenticating). Conflicting ones are evidence,
         not served, nor is a non-canonical signature kept by an older version."""
         return [Attestation.from_record(r).to_json() for r in self._kept(chain_id, None, epoch)]
-
-    # --- the others' ---------------------------------------------------------------------
 
     async def collect(
         self,
@@ -410,29 +195,18 @@ class AttestationExchange:
         members = {str(to_checksum_address(m)) for m in committee.members}
         kept = await self._checked(self._kept(chain_id, verifier, epoch), chain_id, verifier, epoch, committee)
         evidence = self.store.conflicts(self.destination, epoch=epoch)
-        screen = _Screen(
+        screen = Screen(
             chain_id, verifier, epoch, root, previous, members, committee.generation,
             seen={(r.signer, r.root, r.previous, r.signature) for r in kept},
             held={r.signer for r in kept if r.root == root and r.previous == previous},
             conflicts={(c.signer, c.theirs) for c in evidence},
         )  # fmt: skip
-        if self.directory is not None:
-            self._republish(chain_id, verifier, epoch)
-        answers: list[tuple[str, list[tuple[str, object]]]] = []
-        if self.peers:
-            timeout = aiohttp.ClientTimeout(total=self.timeout_seconds)
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                fetched = await asyncio.gather(*(self._fetch(session, peer, chain_id, epoch) for peer in self.peers))
-            answers += [(source, [(source, item) for item in items]) for source, items in fetched]
-        files = self._read_directory(chain_id, epoch)
-        if files:
-            answers.append(("shared directory", [(source, item) for source, items in files for item in items]))
-        for budget, items in answers:
-            candidates = self._screen(screen, budget, items)
+        for budget, items in await self._answers(chain_id, verifier, epoch):
+            candidates = screened(screen, budget, items, self._refuse)
             if not candidates:
                 continue
             self.metrics.attestation_recoveries.labels(self.destination).inc(len(candidates))
-            recovered = await asyncio.to_thread(_recover_all, [att for _, att in candidates], screen.generation)
+            recovered = await asyncio.to_thread(recover_all, [att for _, att in candidates], screen.generation)
             for (source, att), signer in zip(candidates, recovered, strict=True):
                 self._admit(screen, source, att, signer)
         signatures: dict[str, bytes] = {}
@@ -441,6 +215,20 @@ class AttestationExchange:
                 signatures.setdefault(r.signer, r.signature)
         ordered = sorted(signatures.items(), key=lambda pair: bytes.fromhex(pair[0][2:]))
         return Collected(ordered, self.store.conflicts(self.destination, epoch=epoch))
+
+    async def _answers(self, chain_id: int, verifier: str, epoch: int) -> list[tuple[str, list[tuple[str, object]]]]:
+        """(budget, [(source, raw item)]) of each source: every peer, and the shared directory as
+        one (this member's own files missing from it are written again first)."""
+        answers: list[tuple[str, list[tuple[str, object]]]] = []
+        if self._shared is not None:
+            self._republish(chain_id, verifier, epoch)
+        if self.peers:
+            fetched = await self._fetcher.fetch_all(self.peers, chain_id, epoch)
+            answers += [(source, [(source, item) for item in items]) for source, items in fetched]
+        files = [] if self._shared is None else self._shared.read(chain_id, epoch, self._refuse, self._note)
+        if files:
+            answers.append(("shared directory", [(source, item) for source, items in files for item in items]))
+        return answers
 
     def _kept(self, chain_id: int, verifier: str | None, epoch: int) -> list[AttestationRecord]:
         """The store's attestations of the epoch, after dropping any that is not canonical (kept
@@ -473,7 +261,7 @@ class AttestationExchange:
         if peers:
             self.metrics.attestation_recoveries.labels(self.destination).inc(len(peers))
             recovered = await asyncio.to_thread(
-                _recover_all, [Attestation.from_record(r) for r in peers], committee.generation
+                recover_all, [Attestation.from_record(r) for r in peers], committee.generation
             )
             void = [r for r, signer in zip(peers, recovered, strict=True) if signer != r.signer]
             if void:
@@ -488,67 +276,7 @@ class AttestationExchange:
         self._checked_under[key] = committee.generation
         return kept
 
-    def _screen(self, screen: _Screen, budget: str, items: list[tuple[str, object]]) -> list[tuple[str, Attestation]]:
-        """The items of one source (`budget`: a peer, or the shared directory) worth a signature
-        recovery, after every check that needs none; the others are refused (or skipped when
-        already checked). No curve arithmetic here: it runs on the event loop."""
-        claimed: dict[str, int] = {}
-        out: list[tuple[str, Attestation]] = []
-        for source, item in items:
-            claimed_signer = item.get("signer") if isinstance(item, dict) else None
-            if isinstance(claimed_signer, str) and claimed_signer.lower() not in screen.members_lower:
-                # a flood of outsiders costs a string comparison each, not a parse and its keccaks
-                self._refuse("not_member", source, screen.epoch, f"{claimed_signer[:42]} is not in the committee")
-                continue
-            try:
-                att = Attestation.from_json(item)
-            except AttestationError as exc:
-                self._refuse("malformed", source, screen.epoch, str(exc))
-                continue
-            if att.chain_id != screen.chain_id or att.verifier != screen.verifier:
-                self._refuse(
-                    "wrong_domain", source, screen.epoch,
-                    f"for chain {att.chain_id} verifier {att.verifier}, not chain {screen.chain_id} verifier "
-                    f"{screen.verifier}",
-                )  # fmt: skip
-                continue
-            if att.epoch != screen.epoch:
-                self._refuse("wrong_epoch", source, screen.epoch, f"for epoch {att.epoch}")
-                continue
-            try:
-                check_canonical(att.signature)
-            except AttestationError as exc:
-                self._refuse("non_canonical", source, screen.epoch, str(exc), signer=att.signer)
-                continue
-            if att.signer not in screen.members:
-                self._refuse("not_member", source, screen.epoch, f"{att.signer} is not in the committee",
-                             signer=att.signer)  # fmt: skip
-                continue
-            ours = att.root == screen.root and att.previous == screen.previous
-            if (att.signer, att.root, att.previous, att.signature) in screen.seen or (
-                (att.signer in screen.held) if ours else ((att.signer, att.root) in screen.conflicts)
-            ):
-                continue  # checked before, or this member's signature over our root (or that root) is kept
-            if ours:
-                claimed[att.signer] = claimed.get(att.signer, 0) + 1
-                if claimed[att.signer] > MAX_PER_SIGNER:
-                    self._refuse("too_many", source, screen.epoch,
-                                 f"more than {MAX_PER_SIGNER} signatures claimed by {att.signer} from {budget}",
-                                 signer=att.signer)  # fmt: skip
-                    continue
-            else:
-                kept = sum(1 for signer, _ in screen.conflicts if signer == att.signer)
-                if kept + screen.pending.get(att.signer, 0) >= MAX_CONFLICTS_PER_SIGNER:
-                    self._refuse("too_many", source, screen.epoch,
-                                 f"{att.signer} already has {MAX_CONFLICTS_PER_SIGNER} other roots kept or checked",
-                                 signer=att.signer)  # fmt: skip
-                    continue
-                screen.pending[att.signer] = screen.pending.get(att.signer, 0) + 1
-            screen.seen.add((att.signer, att.root, att.previous, att.signature))
-            out.append((source, att))
-        return out
-
-    def _admit(self, screen: _Screen, source: str, att: Attestation, recovered: str | AttestationError) -> None:
+    def _admit(self, screen: Screen, source: str, att: Attestation, recovered: str | AttestationError) -> None:
         """Act on one recovered candidate: refuse it, keep it, or record a conflict."""
         if isinstance(recovered, AttestationError) or recovered != att.signer:
             detail = str(recovered) if isinstance(recovered, AttestationError) else (
@@ -645,145 +373,13 @@ class AttestationExchange:
         except StoreError:
             return float("nan")  # the store cannot be read: unknown, not "no conflict"
 
-    # --- transports ----------------------------------------------------------------------
-
-    async def _fetch(
-        self, session: aiohttp.ClientSession, peer: str, chain_id: int, epoch: int
-    ) -> tuple[str, list[object]]:
-        """(source, raw items) of one peer; no items when it is down, slow or serves garbage."""
-        host = endpoint_host(peer)
-        source = f"peer {host}"
-        outcome, detail = "ok", ""
-        items: list[object] = []
-        try:
-            async with asyncio.timeout(self.timeout_seconds):
-                async with session.get(f"{peer}/v1/attestations/{chain_id}/{epoch}", allow_redirects=False) as answer:
-                    body = bytearray()
-                    async for chunk in answer.content.iter_chunked(65536):
-                        body += chunk
-                        if len(body) > MAX_RESPONSE_BYTES:
-                            break
-            if answer.status != 200:
-                outcome, detail = "error", f"HTTP {answer.status}"
-            elif len(body) > MAX_RESPONSE_BYTES:
-                outcome, detail = "garbage", f"answer larger than {MAX_RESPONSE_BYTES} bytes"
-            else:
-                items, problem = _parse_answer(bytes(body))
-                if problem:
-                    outcome, detail = "garbage", problem
-        except TimeoutError:
-            outcome, detail = "timeout", f"no answer within {self.timeout_seconds} s"
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            outcome, detail = "error", f"{type(exc).__name__}: {exc}"[:300]
-        self.metrics.attestation_fetches.labels(self.destination, host, outcome).inc()
-        previous = self._peer_failing.get(host)
-        if outcome == "ok":
-            if previous is not None:
-                self._peer_failing.pop(host)
-                log.info("attestation.peer_back", destination=self.destination, peer=host)
-        else:
-            self._peer_failing[host] = outcome
-            (log.warning if previous != outcome else log.debug)(
-                "attestation.peer_failed", destination=self.destination, peer=host, epoch=epoch, outcome=outcome,
-                reason=detail,
-            )  # fmt: skip
-        if len(items) > MAX_ATTESTATIONS_PER_SOURCE:
-            log.warning("attestation.too_many", destination=self.destination, source=source, count=len(items))
-            items = items[:MAX_ATTESTATIONS_PER_SOURCE]
-        return source, items
-
-    def _read_directory(self, chain_id: int, epoch: int) -> list[tuple[str, list[object]]]:
-        """(source, [item]) for each attestation file of the epoch in the shared directory."""
-        directory = self.directory
-        if directory is None:
-            return []
-        try:
-            paths = sorted(directory.glob(f"att-{chain_id}-{epoch}-*.json"))
-        except OSError as exc:
-            if self._note(("directory", str(exc))):
-                log.warning("attestation.directory_unreadable", destination=self.destination,
-                            directory=str(directory), error=str(exc))  # fmt: skip
-            return []
-        out: list[tuple[str, list[object]]] = []
-        for path in paths[:MAX_ATTESTATIONS_PER_SOURCE]:
-            source = f"file {path.name}"
-            try:
-                if path.stat().st_size > MAX_FILE_BYTES:
-                    self._refuse("malformed", source, epoch, f"file larger than {MAX_FILE_BYTES} bytes")
-                    continue
-                data = path.read_bytes()
-            except OSError as exc:
-                log.debug("attestation.file_unreadable", destination=self.destination, source=source, error=str(exc))
-                continue
-            try:
-                out.append((source, [parse_json(data, max_bytes=MAX_FILE_BYTES, what="attestation file")]))
-            except MalformedJson as exc:
-                self._refuse("malformed", source, epoch, exc.detail)
-        return out
-
     def _republish(self, chain_id: int, verifier: str, epoch: int) -> None:
         """Write this member's own attestations of the epoch that are missing from the directory."""
-        directory = self.directory
-        if directory is None:
+        shared = self._shared
+        if shared is None:
             return
         for record in self.store.attestations(chain_id, verifier, epoch):
             if record.source == SELF:
                 att = Attestation.from_record(record)
-                if not (directory / att.file_name()).exists():
-                    self._write_file(att)
-
-
-def _parse_answer(body: bytes) -> tuple[list[object], str]:
-    """(items, "") of a peer's `{"attestations": [...]}` answer, or ([], why it is garbage)."""
-    try:
-        document = parse_json(body, max_bytes=MAX_RESPONSE_BYTES, what="peer answer")
-    except MalformedJson as exc:
-        return [], exc.detail[:200]
-    if not isinstance(document, dict) or not isinstance(document.get("attestations"), list):
-        return [], 'expected {"attestations": [...]}'
-    return list(document["attestations"]), ""
-
-
-@dataclass
-class _Screen:
-    """What one `collect` checks items against: the epoch asked for, this member's root and
-    previous, the committee's members and generation (the EIP-712 domain's salt); `seen`
-    (signer, root, previous, signature) already checked (kept, or a candidate of this
-    collection); `held` members whose signature over this member's root is kept; `conflicts`
-    the (signer, other root) pairs with evidence kept; `pending` candidates over another root
-    per signer in this collection."""
-
-    chain_id: int
-    verifier: str
-    epoch: int
-    root: bytes
-    previous: bytes
-    members: set[str]
-    generation: int
-    seen: set[tuple[str, bytes, bytes, bytes]]
-    held: set[str]
-    conflicts: set[tuple[str, bytes]]
-    pending: dict[str, int] = field(default_factory=dict)
-
-    @functools.cached_property
-    def members_lower(self) -> frozenset[str]:
-        return frozenset(m.lower() for m in self.members)
-
-
-def _recover_all(candidates: list[Attestation], generation: int) -> list[str | AttestationError]:
-    """The signer each candidate's signature recovers to (EIP-712, under committee generation
-    `generation`), or why it does not; run in a worker thread (a few ms each). Digests are
-    computed once per (root, previous)."""
-    digests: dict[tuple[bytes, bytes], bytes] = {}
-    out: list[str | AttestationError] = []
-    for att in candidates:
-        key = (att.root, att.previous)
-        try:
-            if key not in digests:
-                digests[key] = epoch_digest(
-                    att.chain_id, att.verifier, att.epoch, att.root, att.previous, generation=generation
-                )
-            out.append(recover_digest(digests[key], att.signature))
-        except AttestationError as exc:
-            out.append(exc)
-    return out
+                if not shared.has(att):
+                    shared.write(att)
