@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 from chains.bindings import ContractReverted
 from relayer.aggregation.aggregator import BlockSettlementArgs, EpochAggregate
@@ -36,8 +35,12 @@ from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
+from relayer.settlement.policy import needs_settlement, wanted
+from relayer.settlement.records import EpochSignature, SentBatch, Settlement
 from relayer.storage.store import SettleBatch, Store
-from relayer.submission.submitter import Position, Receipt, Submitter
+from relayer.submission.submitter import Receipt, Submitter
+
+__all__ = ["EpochSignature", "Settlement", "Settler", "needs_settlement", "wanted"]
 
 log = get_logger("relayer.settlement.settler")
 
@@ -56,102 +59,6 @@ STATE_MOVED = frozenset({"EpochNotAccepted"})
 """Reverts of a settlement or of its estimate that mean the destination's state moved under the
 plan (a reorg dropped the epoch's acceptance after it was read): the epoch is planned again at
 once, from what the destination holds then, not failed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """One account settled on the destination (passed to the `on_settled` callback)."""
-
-    account: str
-    chain_id: int
-    block_number: int
-    value: int
-    epoch: int
-    tx_hash: str
-    latency_seconds: float
-    gas_used: int
-    batch_size: int
-    signers: tuple[str, ...] = ()
-    """Checksum addresses of the committee members whose signatures the epoch was accepted
-    with (empty when not known)."""
-
-
-_Sent = tuple[Receipt, int, int]
-"""A settlement transaction mined but not final yet: (its receipt, the source block's
-timestamp, the number of accounts in its batch). Its accounts are in the store."""
-
-
-@dataclass(frozen=True, slots=True)
-class EpochSignature:
-    """What `submitAndSettle` needs besides the settlements: the epoch's `previous` root and
-    the committee's signatures (ordered by signer)."""
-
-    previous: bytes
-    signatures: tuple[bytes, ...]
-
-
-def needs_settlement(
-    claim_value: int,
-    claim_block: int,
-    position: Position,
-    *,
-    now: int,
-    max_age: int,
-    min_change_wei: int,
-    refresh_before_expiry_seconds: int,
-) -> bool:
-    """Whether the destination needs a claim of `claim_value` wei proven at `claim_block`
-    given the account's settled `position` there (DESIGN section 7: decided against on-chain
-    positions). True for a change of at least `min_change_wei` (at least 1) in either direction,
-    or for a non-zero position that expires within `refresh_before_expiry_seconds` of `now`
-    (Unix seconds; a position counts while `timestamp + max_age >= now`): the refresh carries
-    any smaller change along. False when the position is already at or past the block.
-
-    A smaller decrease waits for that refresh (or for the account to change by the threshold)
-    and this is safe: the vault pays a withdrawal out `withdrawDelay` after its request, and
-    that delay exceeds `max_age` (plus the destination's future tolerance), so the larger
-    position the destination still counts expires before the withdrawn wei can leave the
-    vault; meanwhile the destination counts at most `min_change_wei` per account that the
-    vault still holds (as a pending withdrawal). A decrease of at least the threshold settles
-    at once, as an increase does."""
-    if position.block_number >= claim_block:
-        return False
-    if abs(claim_value - position.value) >= max(1, min_change_wei):
-        return True
-    expiring = position.timestamp + max_age - refresh_before_expiry_seconds <= now
-    return expiring and position.value > 0  # (a zero position counts zero, expired or not)
-
-
-def wanted(
-    claim_value: int,
-    claim_block: int,
-    position: Position,
-    *,
-    delta: bool,
-    refreshed: bool,
-    now: int,
-    max_age: int,
-    min_change_wei: int,
-    refresh_before_expiry_seconds: int,
-) -> bool:
-    """Whether the destination needs a claim of `claim_value` wei proven at `claim_block` of a
-    snapshot (`delta`: a delta snapshot; `refreshed`: the claim is in a full snapshot's refresh
-    slice) given the account's settled `position`: never when the position is already at or
-    past the block; for a delta snapshot every claim (the proven-accounts set counts it proven,
-    so a refresh left unsettled would expire) except where the destination counts nothing for
-    the account and the claim is below `min_change_wei` (a zero position may lapse: it counts
-    zero either way; 1-wei sybils cost no settlement); for a full snapshot every claim of its
-    refresh slice and any other that `needs_settlement` asks for."""
-    if position.block_number >= claim_block:
-        return False
-    if delta:
-        return position.value != 0 or claim_value >= max(1, min_change_wei)
-    if refreshed:
-        return True
-    return needs_settlement(
-        claim_value, claim_block, position, now=now, max_age=max_age, min_change_wei=min_change_wei,
-        refresh_before_expiry_seconds=refresh_before_expiry_seconds,
-    )  # fmt: skip
 
 
 class Settler:
@@ -186,7 +93,7 @@ class Settler:
         # settlement transactions of this process mined but not final yet, per epoch: tx hash ->
         # (receipt, source block time, accounts in its batch); their rows are read back from the
         # store when they are final (`_confirm`), a page at a time
-        self._sent: dict[int, dict[str, _Sent]] = {}
+        self._sent: dict[int, dict[str, SentBatch]] = {}
 
     # --- what the destination needs ----------------------------------------------------
 
@@ -459,28 +366,15 @@ class Settler:
             batches = self._replan_without_acceptance(epoch, aggregate, planned, accepted=accepted)
             try:
                 if not batches:
-                    submission = None
-                    if not accepted:
-                        recorded = await self.submitter.recorded_root(epoch)
-                        if any(recorded) and recorded != aggregate.root:
-                            raise SubmissionError(f"epoch:{epoch}", f"another root is recorded: 0x{recorded.hex()}")
-                        if recorded == aggregate.root:
-                            raise SubmissionError(f"epoch:{epoch}", "root revoked or of an older committee generation")
-                        if full is None:
-                            raise SubmissionError(f"epoch:{epoch}", "not accepted and no signatures to submit it with")
-                        submission = full
+                    submission = None if accepted else await self._submission(epoch, aggregate, full)
                     pending = known if known is not None else await self.pending(aggregate)
                     known = None
                     if not pending and submission is None:
-                        if last_block:
-                            if self.finalized is not None and self.finalized() < last_block:
-                                return None
-                            last_block = 0
-                            if await self.submitter.root_of(epoch) != aggregate.root or await self.pending(aggregate):
-                                log.warning("settlement.reorged", epoch=epoch, root=aggregate.root)
-                                continue
-                        self._confirm(epoch)
-                        return True
+                        done = await self._final(epoch, aggregate, last_block)
+                        if done is not False:
+                            return done
+                        last_block = 0
+                        continue
                     if not pending:  # nothing to settle, but the epoch must still be accepted
                         pending = {0: [0]}
                     if await self._resent_first():
@@ -498,6 +392,36 @@ class Settler:
             if receipts:
                 last_block = max(last_block, max(r.block_number for r in receipts))
         return False
+
+    async def _submission(
+        self, epoch: int, aggregate: EpochAggregate, full: tuple[int, bytes, bytes, tuple[bytes, ...]] | None
+    ) -> tuple[int, bytes, bytes, tuple[bytes, ...]]:
+        """What submits the epoch, not accepted at the destination, with its settlements: `full`.
+        Raises SubmissionError when another root is recorded for its number, when its root is
+        recorded but not accepted (revoked, or of an older committee generation), or when there
+        are no signatures to submit it with."""
+        recorded = await self.submitter.recorded_root(epoch)
+        if any(recorded) and recorded != aggregate.root:
+            raise SubmissionError(f"epoch:{epoch}", f"another root is recorded: 0x{recorded.hex()}")
+        if recorded == aggregate.root:
+            raise SubmissionError(f"epoch:{epoch}", "root revoked or of an older committee generation")
+        if full is None:
+            raise SubmissionError(f"epoch:{epoch}", "not accepted and no signatures to submit it with")
+        return full
+
+    async def _final(self, epoch: int, aggregate: EpochAggregate, last_block: int) -> bool | None:
+        """Nothing pending at the destination's head: True when the epoch is done (its last
+        mined block, if any, is final and the positions still hold: its settlements are
+        confirmed), None while that block is not final yet, False when a destination reorg
+        dropped the acceptance or a settlement meanwhile (settled again)."""
+        if last_block:
+            if self.finalized is not None and self.finalized() < last_block:
+                return None
+            if await self.submitter.root_of(epoch) != aggregate.root or await self.pending(aggregate):
+                log.warning("settlement.reorged", epoch=epoch, root=aggregate.root)
+                return False
+        self._confirm(epoch)
+        return True
 
     async def _resent_first(self) -> bool:
         """Before new transactions are planned: have the transaction manager look for mined ones a
