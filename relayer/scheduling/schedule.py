@@ -54,14 +54,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from eth_utils import event_abi_to_log_topic
-
-from chains.bindings import load_artifact
 from chains.errors import BlockNotFound, RpcGarbageError
 from chains.rpc import RpcMethods, hex_to_int
 from relayer.observability.log import get_logger
 from relayer.proving.prover import EPOCH_FORMATS
 from relayer.scheduling.delta import EpochAccounts, Selection, change_entry
+from relayer.scheduling.events import accepted_topic, collateral_topics, event_amount, settled_topic
 
 if TYPE_CHECKING:
     from relayer.scheduling.pairs import PairRunner
@@ -75,45 +73,6 @@ LOG_RANGE = 5_000
 
 TIMESTAMPS_KEPT = 50_000
 """Source block timestamps cached at most (a few MB)."""
-
-
-def _collateral_topics() -> list[str]:
-    """topic0 of the vault's `Deposited` and `WithdrawRequested` events, whose first data word
-    is the amount (wei)."""
-    topics = [
-        "0x" + event_abi_to_log_topic(item).hex()  # type: ignore[arg-type]
-        for item in load_artifact("CollateralVault").abi
-        if item.get("type") == "event" and item.get("name") in ("Deposited", "WithdrawRequested")
-    ]
-    if len(topics) != 2:
-        raise RuntimeError("CollateralVault ABI lacks its Deposited or WithdrawRequested event")
-    return topics
-
-
-def event_amount(entry: dict[str, object], host: str) -> int:
-    """The amount (wei) of a `Deposited` or `WithdrawRequested` log: its first data word.
-    Raises RpcGarbageError for data that is not at least one 0x-hex word."""
-    data = entry.get("data")
-    if not isinstance(data, str) or not data.startswith("0x") or len(data) < 66:
-        raise RpcGarbageError("vault log without its amount word", method="eth_getLogs", host=host)
-    try:
-        return int(data[2:66], 16)
-    except ValueError:
-        raise RpcGarbageError("vault log data is not hex", method="eth_getLogs", host=host) from None
-
-
-def _accepted_topic() -> str:
-    for item in load_artifact("EpochVerifier").abi:
-        if item.get("type") == "event" and item.get("name") == "EpochAccepted":
-            return "0x" + event_abi_to_log_topic(item).hex()  # type: ignore[arg-type]
-    raise RuntimeError("EpochVerifier ABI has no EpochAccepted event")
-
-
-def _settled_topic() -> str:
-    for item in load_artifact("MarginSettlement").abi:
-        if item.get("type") == "event" and item.get("name") == "BlockSettled":
-            return "0x" + event_abi_to_log_topic(item).hex()  # type: ignore[arg-type]
-    raise RuntimeError("MarginSettlement ABI has no BlockSettled event")
 
 
 @dataclass(frozen=True)
@@ -152,16 +111,16 @@ class EpochSchedule:
         (the destination's setting; the module doc says why smaller ones may wait);
         `retry_seconds`: how long past an epoch's time the rule moves on (module doc)."""
         self.retry_seconds = max(1, retry_seconds)
-        self._settled_topic = _settled_topic()
+        self._settled_topic = settled_topic()
         self.pairs = list(pairs)
         self.min_change_wei = max(1, min_change_wei)
-        self._collateral_topics = _collateral_topics()
+        self._collateral_topics = collateral_topics()
         self.submitter = submitter
         self.store = store
         self.max_age = max_age
         self.refresh_before = refresh_before_expiry_seconds
         self.finalized_destination = finalized_destination
-        self._accepted_topic = _accepted_topic()
+        self._accepted_topic = accepted_topic()
         self._timestamps: dict[tuple[int, int], int] = {}
         self._plans: dict[int, EpochPlan] = {}  # accepted epoch -> its plan
         self._accepted: dict[int, tuple[int, str]] = {}  # epoch -> (number, hash) of the block accepting it

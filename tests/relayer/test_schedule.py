@@ -12,8 +12,10 @@ import pytest
 from eth_utils import to_checksum_address
 
 from relayer.scheduling import refresh
+from relayer.scheduling.events import collateral_topics as _collateral_topics
+from relayer.scheduling.events import settled_topic as _settled_topic
 from relayer.scheduling.pairs import LogWindow
-from relayer.scheduling.schedule import EpochSchedule, _collateral_topics, _settled_topic
+from relayer.scheduling.schedule import EpochSchedule
 from relayer.storage.store import Store
 
 VAULT = "0x" + "aa" * 20
