@@ -19,26 +19,44 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import threading
-import time
-import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.contract import Contract
 from web3.types import Wei
 
 from chains.anvil import DEV_MNEMONIC, AnvilNode, free_port, rpc, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
-from relayer.attestation.eip712 import recover_signer
+from relayer.devnetdemo import epoch_signers, simulate_activity, watch_settlements
+from relayer.devnetprocs import (
+    FOREGROUND_PID,
+    member_name,
+    start_member,
+    stop,
+    stop_foreground,
+    stop_members,
+    wait_members_up,
+)
+
+__all__ = [
+    "FOREGROUND_PID",
+    "Devnet",
+    "DevnetError",
+    "epoch_signers",
+    "member_name",
+    "provision",
+    "simulate_activity",
+    "start_member",
+    "stop",
+    "stop_foreground",
+    "stop_members",
+    "wait_members_up",
+    "watch_settlements",
+]
 
 SOURCE_CHAIN_ID = 31337
 DESTINATION_CHAIN_ID = 31338
@@ -78,10 +96,6 @@ def member_keys(index: int) -> tuple[LocalAccount, LocalAccount]:
     return attester, sender
 
 
-def member_name(index: int) -> str:
-    return f"member-{index}"
-
-
 def majority(members: int) -> int:
     """The default threshold of an N-member committee: N // 2 + 1."""
     return members // 2 + 1
@@ -118,139 +132,6 @@ class Devnet:
         return Path(members[0]["config"]) if members else self.directory / "relayer.toml"
 
 
-def _is_anvil(pid: int) -> bool:
-    """True while `pid` is a live anvil process (a recorded pid may have been reused since)."""
-    try:
-        return b"anvil" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-
-
-def _is_member_daemon(pid: int, config: Path) -> bool:
-    """True while `pid` is a live `relayer run` of the member config `config`."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"run" in argv and str(config).encode() in argv
-
-
-def _wait_gone(pids: list[int], alive: Callable[[int], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(alive(p) for p in pids):
-        time.sleep(0.05)
-
-
-def start_member(directory: Path, index: int, *, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    """Run committee member `index` of the devnet in `directory` as `relayer run` with JSON
-    logs appended to `member-<i>/daemon.log`; its pid goes to `member-<i>/daemon.pid` (for
-    `stop`). The caller waits for (or stops) the process."""
-    home = directory / member_name(index)
-    config = home / "relayer.toml"
-    log = open(home / "daemon.log", "ab")
-    try:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "relayer.cli", "run", "--config", str(config), "--log-format", "json"],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    finally:
-        log.close()
-    (home / "daemon.pid").write_text(f"{process.pid}\n")
-    return process
-
-
-def wait_members_up(net: Devnet, *, timeout: float = 20.0, first: int = 1) -> bool:
-    """Wait until members `first`.. answer `/healthz` (at most `timeout` seconds, so members
-    that never come up are reported by their logs, not waited for); True when all answer."""
-    pending = [m["api"] for m in net.members[first:]]
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        for api in list(pending):
-            try:
-                with urllib.request.urlopen(api + "/healthz", timeout=1):
-                    pending.remove(api)
-            except OSError:
-                pass
-        if pending:
-            time.sleep(0.2)
-    return not pending
-
-
-def stop_members(directory: Path, timeout: float = 15.0) -> list[int]:
-    """SIGTERM the member daemons recorded in `directory/member-*/daemon.pid` (SIGKILL after
-    `timeout` seconds); returns the pids signalled."""
-    running: list[tuple[int, Path]] = []
-    for pid_file in sorted(directory.glob("member-*/daemon.pid")):
-        config = pid_file.parent / "relayer.toml"
-        try:
-            pid = int(pid_file.read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if _is_member_daemon(pid, config):
-            os.kill(pid, signal.SIGTERM)
-            running.append((pid, config))
-        pid_file.unlink(missing_ok=True)
-    configs = dict(running)
-    _wait_gone(list(configs), lambda p: _is_member_daemon(p, configs[p]), timeout)
-    for pid, config in running:
-        if _is_member_daemon(pid, config):
-            os.kill(pid, signal.SIGKILL)
-    return [pid for pid, _ in running]
-
-
-FOREGROUND_PID = "devnet.pid"
-"""Written by `relayer devnet` while it runs a devnet in the foreground (member 0 in-process)."""
-
-
-def _is_foreground(pid: int) -> bool:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return pid != os.getpid() and b"devnet" in argv
-
-
-def stop_foreground(directory: Path, timeout: float = 15.0) -> int | None:
-    """SIGTERM a `relayer devnet` running this devnet in another process (its in-process
-    daemon parks its work and it stops its member daemons and chains); SIGKILL after `timeout`
-    seconds. Returns the pid signalled, None when none runs."""
-    path = directory / FOREGROUND_PID
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-    path.unlink(missing_ok=True)
-    if not _is_foreground(pid):
-        return None
-    os.kill(pid, signal.SIGTERM)
-    _wait_gone([pid], _is_foreground, timeout)
-    if _is_foreground(pid):
-        os.kill(pid, signal.SIGKILL)
-    return pid
-
-
-def stop(directory: Path) -> list[int]:
-    """Stop a `relayer devnet` running in the foreground (`stop_foreground`), the member
-    daemons (`stop_members`), then the anvil nodes recorded in `directory/devnet.json`;
-    returns the anvil pids signalled."""
-    stop_foreground(directory)
-    stop_members(directory)
-    path = directory / "devnet.json"
-    if not path.exists():
-        return []
-    pids = [int(p) for p in json.loads(path.read_text()).get("pids", [])]
-    stopped = []
-    for pid in pids:
-        if _is_anvil(pid):
-            os.kill(pid, signal.SIGTERM)
-            stopped.append(pid)
-    _wait_gone(stopped, _is_anvil, 5)
-    for pid in stopped:
-        if _is_anvil(pid):
-            os.kill(pid, signal.SIGKILL)
-    return stopped
-
-
 def _write_secret(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -283,6 +164,88 @@ def provision(
     this anvil applies only with `source_block_time` 0: a block per transaction or `evm_mine`).
     Raises DevnetError or chains.anvil.AnvilNotFound.
     """
+    threshold = _checked_sizes(accounts, dest_block_time, committee, threshold)
+
+    def say(message: str) -> None:
+        if progress:
+            print(f"devnet: {message}", flush=True)
+
+    directory = directory.resolve()
+    _clear(directory, say)
+    nodes = _start_chains(directory, FIRST_SEEDED + accounts, source_block_time, dest_block_time, detach, source_args)
+    source, destination = nodes
+    try:
+        say(f"source chain {SOURCE_CHAIN_ID} at {source.url}, "
+            f"destination chain {DESTINATION_CHAIN_ID} at {destination.url}")
+        keys_of = [member_keys(i) for i in range(committee)]
+        w3_source = Web3(Web3.HTTPProvider(source.url))
+        deployed = _deploy(w3_source, destination.url, keys_of, threshold)
+        say(f"deployed vault {deployed.vault} (source) and settlement {deployed.settlement} (destination; its own "
+            "EpochVerifier)")
+        depositors = _deposit(w3_source, deployed.vault, accounts)
+        say(f"{accounts} accounts deposited collateral (0.1 to {deposit_of(accounts - 1) / 1e18:.1f} ETH)")
+        members = _write_members(
+            directory, source.url, destination.url, deployed, keys_of, every_blocks=every_blocks,
+            dest_block_time=dest_block_time, threshold=threshold, takeover_seconds=takeover_seconds,
+        )
+        if committee > 1:
+            say(f"committee of {committee} members, threshold {threshold}: "
+                + ", ".join(f"{m['name']} {m['attester']}" for m in members))
+        info = _info(source, destination, deployed, depositors, threshold, members)
+        (directory / "devnet.json").write_text(json.dumps(info, indent=2) + "\n")
+        return Devnet(directory, info)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+
+
+def _start_chains(
+    directory: Path, accounts: int, source_block_time: float, dest_block_time: float, detach: bool,
+    source_args: tuple[str, ...],
+) -> list[AnvilNode]:
+    """The source and the destination anvil nodes, `accounts` dev accounts each (the source
+    stopped again when the destination cannot start)."""
+    source = start_anvil(
+        SOURCE_CHAIN_ID, block_time=source_block_time or None, accounts=accounts,
+        log_path=directory / "anvil-source.log", detach=detach, extra_args=source_args,
+    )
+    try:
+        destination = start_anvil(
+            DESTINATION_CHAIN_ID, accounts=accounts, block_time=dest_block_time or None,
+            log_path=directory / "anvil-destination.log", detach=detach,
+        )
+    except BaseException:
+        source.stop()
+        raise
+    return [source, destination]
+
+
+def _info(
+    source: AnvilNode, destination: AnvilNode, deployed: _Deployed, depositors: list[str], threshold: int,
+    members: list[dict[str, str]],
+) -> dict[str, object]:
+    """The content of devnet.json: the chains, the contracts, the depositors, member 0's
+    listeners, the anvil pids and (in a committee of more than one) the members."""
+    info: dict[str, object] = {
+        "chains": {
+            "source": {"rpc": source.url, "chain_id": SOURCE_CHAIN_ID},
+            "destination": {"rpc": destination.url, "chain_id": DESTINATION_CHAIN_ID},
+        },
+        "contracts": {"vault": deployed.vault, "verifier": deployed.verifier, "settlement": deployed.settlement},
+        "accounts": depositors,
+        "metrics": members[0]["metrics"],
+        "keeper": members[0]["keeper"],
+        "pids": [source.pid, destination.pid],
+    }
+    if len(members) > 1:
+        info["committee"] = {"threshold": threshold, "members": members}
+    return info
+
+
+def _checked_sizes(accounts: int, dest_block_time: float, committee: int, threshold: int | None) -> int:
+    """The threshold (default the majority of `committee`), after checking `provision`'s sizes.
+    Raises DevnetError naming the option out of range."""
     if not 1 <= accounts <= 10_000:
         raise DevnetError(f"--accounts must be 1..10000, got {accounts}")
     if not 0 <= dest_block_time <= 60:
@@ -296,12 +259,11 @@ def provision(
             f"--threshold must be 1..{committee} (at least one signature, at most the committee's "
             f"{committee} members), got {threshold}"
         )
+    return threshold
 
-    def say(message: str) -> None:
-        if progress:
-            print(f"devnet: {message}", flush=True)
 
-    directory = directory.resolve()
+def _clear(directory: Path, say: Callable[[str], None]) -> None:
+    """Stop an earlier devnet in `directory` and remove its store, devnet.json and members."""
     directory.mkdir(parents=True, exist_ok=True)
     if stop(directory):
         say("stopped the previous devnet in this directory")
@@ -311,96 +273,90 @@ def provision(
         if stale_member.is_dir():
             shutil.rmtree(stale_member)
 
-    total = FIRST_SEEDED + accounts
-    source = start_anvil(
-        SOURCE_CHAIN_ID, block_time=source_block_time or None, accounts=total,
-        log_path=directory / "anvil-source.log", detach=detach, extra_args=source_args,
-    )
-    nodes: list[AnvilNode] = [source]
-    try:
-        destination = start_anvil(
-            DESTINATION_CHAIN_ID, accounts=total, block_time=dest_block_time or None,
-            log_path=directory / "anvil-destination.log", detach=detach,
+
+@dataclass(frozen=True)
+class _Deployed:
+    """The devnet's contracts: the vault (its deploy block, its collateral mapping's slot) on the
+    source; the EpochVerifier and MarginSettlement on the destination."""
+
+    vault: str
+    vault_block: int
+    slot: int
+    verifier: str
+    settlement: str
+
+
+def _deploy(
+    w3_source: Web3, destination_url: str, keys_of: list[tuple[LocalAccount, LocalAccount]], threshold: int
+) -> _Deployed:
+    """Deploy the vault and the destination's contracts (the members' attesters its committee),
+    fund the members' senders and register the vault."""
+    deployer = dev_account(0)
+    w3_dest = Web3(Web3.HTTPProvider(destination_url))
+    vault = deploy_vault(w3_source, deployer, WITHDRAW_DELAY_SECONDS)
+    vault_block = w3_source.eth.block_number
+    slot = int(contract(w3_source, "CollateralVault", vault).functions.collateralSlot().call())
+    verifier, settlement = deploy_destination(w3_dest, deployer, [a.address for a, _ in keys_of], threshold)
+    for _, member_sender in keys_of[1:]:  # member 0's sender is a funded dev account
+        rpc(destination_url, "anvil_setBalance", [member_sender.address, hex(SENDER_FUNDS_WEI)])
+    register_vault(w3_dest, deployer, settlement, SOURCE_CHAIN_ID, vault, slot, HAIRCUT_BPS, MAX_AGE_SECONDS)
+    return _Deployed(vault, vault_block, slot, verifier, settlement)
+
+
+def _deposit(w3_source: Web3, vault: str, accounts: int) -> list[str]:
+    """Let `accounts` unlocked dev accounts (after the FIRST_SEEDED) deposit `deposit_of(i)`;
+    returns them. Raises DevnetError for a deposit that failed."""
+    depositors = list(w3_source.eth.accounts[FIRST_SEEDED : FIRST_SEEDED + accounts])
+    vault_contract = contract(w3_source, "CollateralVault", vault)
+    deposit_data = vault_contract.encode_abi("deposit", args=[])
+    hashes = [  # unlocked dev accounts; a fixed gas limit spares an estimate per deposit
+        w3_source.eth.send_transaction(
+            {"from": who, "to": vault, "value": Wei(deposit_of(i)), "data": deposit_data, "gas": 120_000}
         )
-        nodes.append(destination)
-        say(f"source chain {SOURCE_CHAIN_ID} at {source.url}, "
-            f"destination chain {DESTINATION_CHAIN_ID} at {destination.url}")
-        deployer = dev_account(0)
-        keys_of = [member_keys(i) for i in range(committee)]
-        w3_source = Web3(Web3.HTTPProvider(source.url))
-        w3_dest = Web3(Web3.HTTPProvider(destination.url))
-        vault = deploy_vault(w3_source, deployer, WITHDRAW_DELAY_SECONDS)
-        vault_block = w3_source.eth.block_number
-        slot = int(contract(w3_source, "CollateralVault", vault).functions.collateralSlot().call())
-        verifier, settlement = deploy_destination(w3_dest, deployer, [a.address for a, _ in keys_of], threshold)
-        for _, member_sender in keys_of[1:]:  # member 0's sender is a funded dev account
-            rpc(destination.url, "anvil_setBalance", [member_sender.address, hex(SENDER_FUNDS_WEI)])
-        register_vault(w3_dest, deployer, settlement, SOURCE_CHAIN_ID, vault, slot, HAIRCUT_BPS, MAX_AGE_SECONDS)
-        say(f"deployed vault {vault} (source) and settlement {settlement} (destination; its own EpochVerifier)")
+        for i, who in enumerate(depositors)
+    ]
+    for tx_hash in hashes:
+        receipt = w3_source.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+        if receipt["status"] != 1:
+            raise DevnetError(f"deposit {tx_hash.hex()} failed")
+    return [str(who) for who in depositors]
 
-        depositors = list(w3_source.eth.accounts[FIRST_SEEDED : FIRST_SEEDED + accounts])
-        vault_contract = contract(w3_source, "CollateralVault", vault)
-        deposit_data = vault_contract.encode_abi("deposit", args=[])
-        hashes = [  # unlocked dev accounts; a fixed gas limit spares an estimate per deposit
-            w3_source.eth.send_transaction(
-                {"from": who, "to": vault, "value": Wei(deposit_of(i)), "data": deposit_data, "gas": 120_000}
-            )
-            for i, who in enumerate(depositors)
-        ]
-        for tx_hash in hashes:
-            receipt = w3_source.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
-            if receipt["status"] != 1:
-                raise DevnetError(f"deposit {tx_hash.hex()} failed")
-        say(f"{accounts} accounts deposited collateral (0.1 to {deposit_of(accounts - 1) / 1e18:.1f} ETH)")
 
-        free = _free_ports(2 * committee)  # a metrics and a keeper listener per member
-        ports, keeper_ports = free[:committee], free[committee:]
-        metrics_port = ports[0]
-        members: list[dict[str, str]] = []
-        for i, (member_attester, member_sender) in enumerate(keys_of):
-            home = directory if committee == 1 else directory / member_name(i)
-            keys = home / "keys"
-            _write_secret(keys / "attester.key", "0x" + bytes(member_attester.key).hex())
-            _write_secret(keys / "sender.key", "0x" + bytes(member_sender.key).hex())
-            peers = [f"http://127.0.0.1:{port}" for j, port in enumerate(ports) if j != i]
-            text = _config_text(source.url, destination.url, vault, vault_block, slot, verifier, settlement,
-                                ports[i], every_blocks, dest_block_time, keeper_ports[i])
-            if committee > 1:
-                text = text.replace("anvil's public dev keys", f"derived from anvil's public dev mnemonic "
-                                    f"(committee member {i} of {committee}, threshold {threshold})")
-                text += _committee_text(peers, takeover_seconds)
-            (home / "relayer.toml").write_text(text)
-            members.append({
-                "name": member_name(i),
-                "attester": member_attester.address,
-                "sender": member_sender.address,
-                "config": str(home / "relayer.toml"),
-                "api": f"http://127.0.0.1:{ports[i]}",
-                "metrics": f"http://127.0.0.1:{ports[i]}/metrics",
-                "keeper": f"http://127.0.0.1:{keeper_ports[i]}",
-            })
+def _write_members(
+    directory: Path, source_url: str, destination_url: str, deployed: _Deployed,
+    keys_of: list[tuple[LocalAccount, LocalAccount]], *, every_blocks: int, dest_block_time: float,
+    threshold: int, takeover_seconds: float | None,
+) -> list[dict[str, str]]:
+    """Each member's keys, listeners and `relayer.toml` (in `directory`, or
+    `directory/member-<i>/` in a committee); returns the members as devnet.json records them."""
+    committee = len(keys_of)
+    free = _free_ports(2 * committee)  # a metrics and a keeper listener per member
+    ports, keeper_ports = free[:committee], free[committee:]
+    members: list[dict[str, str]] = []
+    for i, (member_attester, member_sender) in enumerate(keys_of):
+        home = directory if committee == 1 else directory / member_name(i)
+        keys = home / "keys"
+        _write_secret(keys / "attester.key", "0x" + bytes(member_attester.key).hex())
+        _write_secret(keys / "sender.key", "0x" + bytes(member_sender.key).hex())
+        peers = [f"http://127.0.0.1:{port}" for j, port in enumerate(ports) if j != i]
+        text = _config_text(source_url, destination_url, deployed.vault, deployed.vault_block, deployed.slot,
+                            deployed.verifier, deployed.settlement, ports[i], every_blocks, dest_block_time,
+                            keeper_ports[i])  # fmt: skip
         if committee > 1:
-            say(f"committee of {committee} members, threshold {threshold}: "
-                + ", ".join(f"{m['name']} {m['attester']}" for m in members))
-        info: dict[str, object] = {
-            "chains": {
-                "source": {"rpc": source.url, "chain_id": SOURCE_CHAIN_ID},
-                "destination": {"rpc": destination.url, "chain_id": DESTINATION_CHAIN_ID},
-            },
-            "contracts": {"vault": vault, "verifier": verifier, "settlement": settlement},
-            "accounts": depositors,
-            "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
-            "keeper": f"http://127.0.0.1:{keeper_ports[0]}",
-            "pids": [n.pid for n in nodes],
-        }
-        if committee > 1:
-            info["committee"] = {"threshold": threshold, "members": members}
-        (directory / "devnet.json").write_text(json.dumps(info, indent=2) + "\n")
-        return Devnet(directory, info)
-    except BaseException:
-        for node in nodes:
-            node.stop()
-        raise
+            text = text.replace("anvil's public dev keys", f"derived from anvil's public dev mnemonic "
+                                f"(committee member {i} of {committee}, threshold {threshold})")
+            text += _committee_text(peers, takeover_seconds)
+        (home / "relayer.toml").write_text(text)
+        members.append({
+            "name": member_name(i),
+            "attester": member_attester.address,
+            "sender": member_sender.address,
+            "config": str(home / "relayer.toml"),
+            "api": f"http://127.0.0.1:{ports[i]}",
+            "metrics": f"http://127.0.0.1:{ports[i]}/metrics",
+            "keeper": f"http://127.0.0.1:{keeper_ports[i]}",
+        })
+    return members
 
 
 def _free_ports(count: int) -> list[int]:
@@ -479,89 +435,3 @@ vault_deploy_block = {vault_block}
 collateral_slot = {slot}
 every_blocks = {every_blocks}
 """
-
-
-def simulate_activity(info: dict[str, object], stop_event: threading.Event, *, interval: float = 8.0,
-                      say: Callable[[str], None] = print) -> None:
-    """Keep the demo alive: every `interval` seconds one seeded account deposits 0.05 ETH or asks
-    to withdraw 0.05 ETH (in turn), so the relayer has changes to prove and settle. Runs until
-    `stop_event` is set; RPC failures end it quietly (the chains are being stopped)."""
-    chains = cast(dict[str, dict[str, object]], info["chains"])
-    contracts = cast(dict[str, str], info["contracts"])
-    accounts = cast(list[str], info["accounts"])
-    w3 = Web3(Web3.HTTPProvider(str(chains["source"]["rpc"])))
-    vault = contract(w3, "CollateralVault", contracts["vault"])
-    amount = 5 * 10**16
-    step = 0
-    while not stop_event.wait(interval):
-        who = accounts[(step * 7) % len(accounts)]
-        try:
-            if step % 2 == 0:
-                vault.functions.deposit().transact({"from": who, "value": Wei(amount)})
-                say(f"activity: {who} deposits 0.05 ETH on the source chain")
-            else:
-                vault.functions.requestWithdraw(amount).transact({"from": who})
-                say(f"activity: {who} requests a 0.05 ETH withdrawal on the source chain")
-        except Exception:  # the chains are going away: stop simulating
-            return
-        step += 1
-
-
-def epoch_signers(w3: Web3, verifier: Contract, settlement: Contract, accepted: Mapping[str, Any]) -> tuple[str, ...]:
-    """The committee members whose signatures an `EpochAccepted` event's transaction carried
-    (recovered, EIP-712, from the `signatures` of submitEpoch on the verifier or submitAndSettle
-    on the settlement contract); () for a transaction that called neither directly. Raises
-    AttestationError for a signature that does not recover (the verifier would have reverted)."""
-    args = accepted["args"]
-    epoch, root, previous = int(args["epoch"]), bytes(args["root"]), bytes(args["previous"])
-    generation = int(args["generation"])  # the signing domain's salt (EpochAccepted carries it)
-    tx = w3.eth.get_transaction(accepted["transactionHash"])
-    for target in (settlement, verifier):
-        if str(tx.get("to", "")).lower() == target.address.lower():
-            _, params = target.decode_function_input(tx["input"])
-            return tuple(
-                recover_signer(
-                    w3.eth.chain_id, verifier.address, epoch, root, previous, bytes(signature), generation=generation
-                )
-                for signature in params.get("signatures", [])
-            )
-    return ()
-
-
-def watch_settlements(info: dict[str, object], stop_event: threading.Event, *, skip_sender: str,
-                      say: Callable[[str], None] = print, interval: float = 1.0) -> None:
-    """Say each block settled on the destination by a transaction not from `skip_sender` (the
-    in-process member, which prints its own per account): one line per `BlockSettled` with its
-    epoch, the member that sent it and the members that signed the epoch. Runs until
-    `stop_event` is set; RPC failures end it quietly (the chains are being stopped)."""
-    chains = cast(dict[str, dict[str, object]], info["chains"])
-    contracts = cast(dict[str, str], info["contracts"])
-    committee = cast(dict[str, object], info.get("committee", {}))
-    members = cast(list[dict[str, str]], committee.get("members", []))
-    names = {m["sender"].lower(): m["name"] for m in members} | {m["attester"].lower(): m["name"] for m in members}
-    w3 = Web3(Web3.HTTPProvider(str(chains["destination"]["rpc"])))
-    verifier = contract(w3, "EpochVerifier", contracts["verifier"])
-    settlement = contract(w3, "MarginSettlement", contracts["settlement"])
-    signed_by: dict[int, str] = {}
-    next_block = 0
-    while not stop_event.wait(interval):
-        try:
-            head = w3.eth.block_number
-            if head < next_block:
-                continue
-            for accepted in verifier.events.EpochAccepted.get_logs(from_block=next_block, to_block=head):
-                signers = epoch_signers(w3, verifier, settlement, accepted)
-                signed_by[int(accepted["args"]["epoch"])] = ", ".join(names.get(s.lower(), s) for s in signers)
-            for event in settlement.events.BlockSettled.get_logs(from_block=next_block, to_block=head):
-                sender = str(w3.eth.get_transaction(event["transactionHash"])["from"])
-                args = event["args"]
-                if sender.lower() == skip_sender.lower() or int(args["settled"]) == 0:
-                    continue
-                epoch = int(args["epoch"])
-                signed = f", signed by {signed_by[epoch]}" if signed_by.get(epoch) else ""
-                say(f"settled {args['settled']} account(s) of chain {args['chainId']} block {args['blockNumber']} "
-                    f"(epoch {epoch}, sent by {names.get(sender.lower(), sender)}{signed}, "
-                    f"tx {event['transactionHash'].to_0x_hex()[:12]}…)")
-            next_block = head + 1
-        except Exception:  # the chains are going away: stop watching
-            return

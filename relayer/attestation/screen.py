@@ -59,34 +59,8 @@ def screened(
     claimed: dict[str, int] = {}
     out: list[tuple[str, Attestation]] = []
     for source, item in items:
-        claimed_signer = item.get("signer") if isinstance(item, dict) else None
-        if isinstance(claimed_signer, str) and claimed_signer.lower() not in screen.members_lower:
-            # a flood of outsiders costs a string comparison each, not a parse and its keccaks
-            refuse("not_member", source, screen.epoch, f"{claimed_signer[:42]} is not in the committee")
-            continue
-        try:
-            att = Attestation.from_json(item)
-        except AttestationError as exc:
-            refuse("malformed", source, screen.epoch, str(exc))
-            continue
-        if att.chain_id != screen.chain_id or att.verifier != screen.verifier:
-            refuse(
-                "wrong_domain", source, screen.epoch,
-                f"for chain {att.chain_id} verifier {att.verifier}, not chain {screen.chain_id} verifier "
-                f"{screen.verifier}",
-            )  # fmt: skip
-            continue
-        if att.epoch != screen.epoch:
-            refuse("wrong_epoch", source, screen.epoch, f"for epoch {att.epoch}")
-            continue
-        try:
-            check_canonical(att.signature)
-        except AttestationError as exc:
-            refuse("non_canonical", source, screen.epoch, str(exc), signer=att.signer)
-            continue
-        if att.signer not in screen.members:
-            refuse("not_member", source, screen.epoch, f"{att.signer} is not in the committee",
-                         signer=att.signer)  # fmt: skip
+        att = _well_formed(screen, source, item, refuse)
+        if att is None:
             continue
         ours = att.root == screen.root and att.previous == screen.previous
         if (att.signer, att.root, att.previous, att.signature) in screen.seen or (
@@ -97,20 +71,54 @@ def screened(
             claimed[att.signer] = claimed.get(att.signer, 0) + 1
             if claimed[att.signer] > MAX_PER_SIGNER:
                 refuse("too_many", source, screen.epoch,
-                             f"more than {MAX_PER_SIGNER} signatures claimed by {att.signer} from {budget}",
-                             signer=att.signer)  # fmt: skip
+                       f"more than {MAX_PER_SIGNER} signatures claimed by {att.signer} from {budget}",
+                       signer=att.signer)  # fmt: skip
                 continue
         else:
             kept = sum(1 for signer, _ in screen.conflicts if signer == att.signer)
             if kept + screen.pending.get(att.signer, 0) >= MAX_CONFLICTS_PER_SIGNER:
                 refuse("too_many", source, screen.epoch,
-                             f"{att.signer} already has {MAX_CONFLICTS_PER_SIGNER} other roots kept or checked",
-                             signer=att.signer)  # fmt: skip
+                       f"{att.signer} already has {MAX_CONFLICTS_PER_SIGNER} other roots kept or checked",
+                       signer=att.signer)  # fmt: skip
                 continue
             screen.pending[att.signer] = screen.pending.get(att.signer, 0) + 1
         screen.seen.add((att.signer, att.root, att.previous, att.signature))
         out.append((source, att))
     return out
+
+
+def _well_formed(screen: Screen, source: str, item: object, refuse: Refuse) -> Attestation | None:
+    """`item` parsed, for the destination and epoch asked for, canonical, by a member; None
+    (refused) otherwise. A claimed signer outside the committee is refused before any parse."""
+    claimed_signer = item.get("signer") if isinstance(item, dict) else None
+    if isinstance(claimed_signer, str) and claimed_signer.lower() not in screen.members_lower:
+        # a flood of outsiders costs a string comparison each, not a parse and its keccaks
+        refuse("not_member", source, screen.epoch, f"{claimed_signer[:42]} is not in the committee")
+        return None
+    try:
+        att = Attestation.from_json(item)
+    except AttestationError as exc:
+        refuse("malformed", source, screen.epoch, str(exc))
+        return None
+    if att.chain_id != screen.chain_id or att.verifier != screen.verifier:
+        refuse(
+            "wrong_domain", source, screen.epoch,
+            f"for chain {att.chain_id} verifier {att.verifier}, not chain {screen.chain_id} verifier "
+            f"{screen.verifier}",
+        )  # fmt: skip
+        return None
+    if att.epoch != screen.epoch:
+        refuse("wrong_epoch", source, screen.epoch, f"for epoch {att.epoch}")
+        return None
+    try:
+        check_canonical(att.signature)
+    except AttestationError as exc:
+        refuse("non_canonical", source, screen.epoch, str(exc), signer=att.signer)
+        return None
+    if att.signer not in screen.members:
+        refuse("not_member", source, screen.epoch, f"{att.signer} is not in the committee", signer=att.signer)
+        return None
+    return att
 
 
 def recover_all(candidates: list[Attestation], generation: int) -> list[str | AttestationError]:
