@@ -215,7 +215,10 @@ STEPS: dict[Stage, Callable[[EpochPass], Awaitable[Stage]]] = {
     Stage.FINAL: final,
     Stage.FAILED: failed,
 }
-"""Each stage's step; HELD and DONE end the pass."""
+"""Each stage's step (every stage but PASS_ENDS has one)."""
+
+PASS_ENDS = frozenset({Stage.HELD, Stage.DONE})
+"""The stages that end a pass (`EpochFlow._drive`)."""
 
 
 class EpochFlow(CommitteeView):
@@ -314,7 +317,7 @@ class EpochFlow(CommitteeView):
         previous = bytes.fromhex(str(record.content["previous"])[2:])
         run = EpochPass(self, record, aggregate, pending, previous)
         stage = Stage.CHECK
-        while stage in STEPS:
+        while stage not in PASS_ENDS:
             stage = await STEPS[stage](run)
 
     async def _canonical(self, epoch: int, snapshots: list[Snapshot]) -> bool:
