@@ -58,9 +58,9 @@ from bench import verkle as bench_verkle
 from chains.anvil import start_anvil
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
-from relayer.aggregation.aggregator import aggregate_block, claim_words
-from relayer.proving.prover import Claim
-from relayer.proving.prover import Snapshot as ProverSnapshot
+from relayer.aggregation.aggregator import aggregate_block
+from relayer.epoch import Claim, claim_words
+from relayer.epoch import Snapshot as ProverSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "native.json"

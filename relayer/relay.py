@@ -50,33 +50,33 @@ from eth_utils import to_checksum_address
 
 from chains.bindings import ContractReverted
 from chains.errors import ChainError
-from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
+from relayer.aggregation.aggregator import StoredEpochUnusable, aggregate_epoch, rebuild_epoch
 from relayer.attestation.committee import SIGNATURE_REFUSED, Attestation, AttestationExchange
 from relayer.attestation.eip712 import AttestationError, check_canonical, order_signatures, recover_signer, sign_epoch
 from relayer.config import DestinationConfig
+from relayer.epoch import (
+    EPOCH_FORMAT,
+    EPOCH_FORMATS,
+    OPEN_EPOCH_STATES,
+    EpochAggregate,
+    EpochState,
+    Snapshot,
+    snapshot_to_json,
+)
 from relayer.errors import SnapshotRejected, SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.api import FAILURES_UNREADY
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
 from relayer.proving.proofscheme import prove_verkle_snapshot
-from relayer.proving.prover import (
-    EPOCH_FORMAT,
-    EPOCH_FORMATS,
-    Snapshot,
-    confirm_block_hash,
-    confirmation_cause,
-    prove_snapshot,
-    snapshot_to_json,
-    snapshots_from_json,
-)
+from relayer.proving.prover import confirm_block_hash, confirmation_cause, prove_snapshot
 from relayer.pullpath.proofs import ProofServer, tree_rows
 from relayer.scheduling.delta import Selection
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.schedule import EpochSchedule, plan_to_json
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import EpochSignature, Settlement, Settler
-from relayer.storage.store import OPEN_EPOCH_STATES, EpochRecord, Store
+from relayer.storage.store import EpochRecord, Store
 from relayer.submission.submitter import Committee, Submitter
 
 log = get_logger("relayer.relay")
@@ -358,7 +358,7 @@ class DestinationRelay:
         self._aggregates[(epoch, aggregate.root)] = aggregate
         self._created.set()
         if process:
-            await self._process(EpochRecord(epoch, aggregate.root, "signed", None, content, None), aggregate)
+            await self._process(EpochRecord(epoch, aggregate.root, EpochState.SIGNED, None, content, None), aggregate)
             await self.refresh_balance()
         return True
 
@@ -645,13 +645,12 @@ class DestinationRelay:
         if aggregate is None:
             aggregate = self._aggregates.get((epoch, record.root))
         if aggregate is None:
-            snapshots = snapshots_from_json(
-                record.content["snapshots"], lambda block: self.store.epoch_claims(epoch, record.root, block)
-            )
-            aggregate = aggregate_epoch(snapshots)
-            del snapshots
-            if aggregate.root != record.root:
-                self._fail(epoch, "corrupt", detail="stored content does not rebuild its root")
+            try:
+                aggregate = rebuild_epoch(
+                    record.content, record.root, lambda block: self.store.epoch_claims(epoch, record.root, block)
+                )
+            except StoredEpochUnusable as exc:
+                self._fail(epoch, exc.reason, detail=str(exc))
                 return
             self._aggregates[(epoch, record.root)] = aggregate
         try:

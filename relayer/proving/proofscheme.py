@@ -42,10 +42,11 @@ from chains.jsonparse import parse_json
 from chains.rpc import RpcClient, RpcMethods
 from chains.verkle import ACCOUNT_FIELDS, account_field_key, parse_witness, storage_slot_key
 from native.verkle import VerkleError, VerkleResult
+from relayer.epoch import Claim, Snapshot
 from relayer.errors import SnapshotRejected
 from relayer.proving.oneshot import Unconfirmed, VerificationFailed, _slot_hex, verify_document
 from relayer.proving.oneshot import prove as prove_eip1186
-from relayer.proving.prover import Claim, Snapshot, collateral_storage_key, rejecting_bad_headers
+from relayer.proving.prover import collateral_storage_key, rejecting_bad_headers
 
 
 class ProofScheme(ABC):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -37,6 +37,7 @@ from chains.headers import VerifiedHeader
 from chains.proofs import DEFAULT_CHUNKS_IN_FLIGHT, fetch_header_answered, iter_proof_chunks
 from chains.rpc import RpcMethods, block_param, hex_to_bytes, hex_to_int
 from chains.types import AccountProof, Hash32
+from relayer.epoch import Claim, Snapshot
 from relayer.errors import SnapshotRejected
 
 
@@ -62,46 +63,6 @@ def collateral_storage_keys(accounts: Sequence[str], mapping_slot: int) -> list[
         return [collateral_storage_key(a, mapping_slot) for a in accounts]
     digests = native.keccak256_many(preimages, 64)
     return [Hash32(digests[i : i + 32]) for i in range(0, len(digests), 32)]
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """One proven collateral value (DESIGN section 3): `Claim = (address account, uint256 value)`,
-    the value of storage slot keccak256(abi.encode(account, p)) of the vault in the block its
-    block leaf names (chain, block and vault are bound by the block leaf, not repeated here)."""
-
-    account: str
-    value: int
-
-    def leaf_values(self) -> tuple[str, int]:
-        return (self.account, self.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Verified collateral of one vault at one block: the header and one claim per account
-    whose storage proof verified, in the order the accounts were asked for.
-
-    `excluded`: (account, reason) of accounts whose own storage proof was rejected (DESIGN
-    section 7: one account's bad claim never blocks the others of its vault); they are left
-    out of the claims tree and proven again at the next height. `value_words`: the claims'
-    values as 32-byte words back to back as the native verifier returned them, or None
-    (computed from `claims` when needed)."""
-
-    chain_id: int
-    vault: str
-    header: VerifiedHeader
-    claims: tuple[Claim, ...]
-    verify_seconds: float
-    value_words: bytes | None = None
-    excluded: tuple[tuple[str, str], ...] = ()
-    header_host: str = ""
-    """The endpoint ("host:port") that served the header: `confirm_block_hash` asks another."""
-    delta: bool = False
-    """The claims are only the accounts that changed or are due for a refresh
-    (relayer.scheduling.delta): every one of them is settled. False: a full snapshot."""
-    refresh: tuple[int, ...] = ()
-    """Indices of the claims of a full snapshot's refresh slice: settled whatever changed."""
 
 
 @dataclass(slots=True)
@@ -335,73 +296,6 @@ async def confirm_block_hash(client: RpcMethods, snapshot: Snapshot) -> str | No
             },
         )
     return answer.host
-
-
-EPOCH_FORMAT = 4
-"""Format of a stored epoch's content (DESIGN section 3, formats v2: claims are (account, value);
-3: with the plan of the deterministic epoch rule, relayer/scheduling/schedule.py; 4: the claims
-kept in the store's `epoch_claims` rows instead of inside the content). Epochs stored in a format
-not in EPOCH_FORMATS are failed at resume, their accounts are proven again."""
-
-EPOCH_FORMATS = (3, 4)
-"""Stored formats an epoch is resumed from (3: its snapshots' claims inside the content)."""
-
-
-def snapshot_to_json(snapshot: Snapshot, *, with_claims: bool = False) -> dict[str, Any]:
-    """A JSON-able form of a verified snapshot's header (what an epoch is rebuilt from after a
-    restart, with its claims: stored beside it, or inside it with `with_claims`)."""
-    header = snapshot.header
-    data: dict[str, Any] = {
-        "chain_id": snapshot.chain_id,
-        "vault": snapshot.vault,
-        "number": header.number,
-        "hash": "0x" + header.hash.hex(),
-        "parent_hash": "0x" + header.parent_hash.hex(),
-        "state_root": "0x" + header.state_root.hex(),
-        "timestamp": header.timestamp,
-        "claim_count": len(snapshot.claims),
-    }
-    if snapshot.delta:
-        data["delta"] = True
-    if snapshot.refresh:
-        data["refresh"] = list(snapshot.refresh)
-    if snapshot.excluded:  # (not claimed: proven again at once, relayer.scheduling.delta)
-        data["excluded"] = [account for account, _reason in snapshot.excluded]
-    if with_claims:
-        data["claims"] = [[c.account, str(c.value)] for c in snapshot.claims]
-    return data
-
-
-def snapshot_from_json(data: dict[str, Any], claims: Iterable[tuple[str, int]] | None = None) -> Snapshot:
-    """Inverse of snapshot_to_json (the header's RLP is not kept: it was checked when proven):
-    the claims are `claims` (account, value), or those inside `data` when None."""
-    number = int(data["number"])
-    header = VerifiedHeader(
-        number=number,
-        hash=Hash32(bytes.fromhex(data["hash"][2:])),
-        parent_hash=Hash32(bytes.fromhex(data["parent_hash"][2:])),
-        state_root=Hash32(bytes.fromhex(data["state_root"][2:])),
-        timestamp=int(data["timestamp"]),
-        rlp=b"",
-    )
-    rows = data["claims"] if claims is None else claims
-    return Snapshot(
-        int(data["chain_id"]),
-        str(data["vault"]),
-        header,
-        tuple(Claim(str(a), int(v)) for a, v in rows),
-        0.0,
-        delta=data.get("delta") is True,
-        refresh=tuple(int(i) for i in data.get("refresh", ())),
-    )
-
-
-def snapshots_from_json(
-    snapshots: Sequence[dict[str, Any]], claims_of: Callable[[int], Iterable[tuple[str, int]]]
-) -> list[Snapshot]:
-    """The snapshots of a stored epoch's content: each with the claims inside it (format 3), or
-    `claims_of(i)` for the i-th (format 4: the store's `epoch_claims`)."""
-    return [snapshot_from_json(data, None if "claims" in data else claims_of(i)) for i, data in enumerate(snapshots)]
 
 
 CONFIRMATION_CAUSES: Final = ("down", "timeout", "chain_id", "one_node", "no_block", "garbage", "error", "mismatch")

@@ -59,8 +59,8 @@ from eth_utils import event_abi_to_log_topic
 from chains.bindings import load_artifact
 from chains.errors import BlockNotFound, RpcGarbageError
 from chains.rpc import RpcMethods, hex_to_int
+from relayer.epoch import EPOCH_FORMATS
 from relayer.observability.log import get_logger
-from relayer.proving.prover import EPOCH_FORMATS
 from relayer.scheduling.delta import EpochAccounts, Selection, change_entry
 
 if TYPE_CHECKING:

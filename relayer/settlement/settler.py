@@ -30,8 +30,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from chains.bindings import ContractReverted
-from relayer.aggregation.aggregator import BlockSettlementArgs, EpochAggregate
 from relayer.config import DestinationConfig
+from relayer.epoch import BlockSettlementArgs, EpochAggregate
 from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relayer.epoch import OPEN_EPOCH_STATES, EpochState
 from relayer.errors import StoreError
 from relayer.observability.log import get_logger
 from relayer.storage import claimindex, provenset, pruning, txstore
@@ -146,16 +147,13 @@ CREATE TABLE IF NOT EXISTS attestation_conflicts (
 """
 
 
-OPEN_EPOCH_STATES = ("signed", "submitted", "confirmed")
-
-
 @dataclass(frozen=True, slots=True)
 class EpochRecord:
     """An epoch as stored: `content` is the JSON-able description its aggregate is rebuilt from."""
 
     epoch: int
     root: bytes
-    status: str
+    status: EpochState
     tx_hash: str | None
     content: dict[str, Any]
     reason: str | None
@@ -510,7 +508,8 @@ class Store:
             f"SELECT epoch, root, status, tx_hash, content, reason FROM epochs WHERE {where} ORDER BY epoch", params
         ).fetchall()
         return [
-            EpochRecord(int(r[0]), bytes.fromhex(r[1][2:]), r[2], r[3], json.loads(r[4]), r[5]) for r in rows
+            EpochRecord(int(r[0]), bytes.fromhex(r[1][2:]), EpochState(r[2]), r[3], json.loads(r[4]), r[5])
+            for r in rows
         ]
 
     def epoch(self, epoch: int) -> EpochRecord | None:

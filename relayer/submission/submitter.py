@@ -14,7 +14,7 @@ from eth_utils import to_checksum_address
 from chains.bindings import ContractAbi, ContractReverted, decode_revert
 from chains.errors import RpcResponseError
 from chains.rpc import RpcMethods, hex_to_bytes, hex_to_int
-from relayer.aggregation.aggregator import BlockSettlementArgs
+from relayer.epoch import BlockSettlementArgs
 from relayer.submission.txmanager import Receipt, TxManager
 
 POSITIONS_CALLS_PER_BATCH = 8

@@ -13,8 +13,8 @@ from eth_utils import to_checksum_address
 
 import native
 from chains.bindings import CLAIM_TYPES
-from relayer.aggregation.aggregator import aggregate_block, claim_words
-from relayer.proving.prover import Claim
+from relayer.aggregation.aggregator import aggregate_block
+from relayer.epoch import Claim, claim_words
 
 
 def _claims(rng: random.Random, n: int) -> list[Claim]:

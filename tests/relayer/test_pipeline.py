@@ -25,6 +25,7 @@ Anvil integration tests (tests/integration) keep covering the end-to-end behavio
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -1074,6 +1075,30 @@ async def test_stored_content_that_does_not_rebuild_its_root_fails_as_corrupt(
     db = sqlite3.connect(tmp_path / "a.sqlite")
     with db:  # ALICE's value altered on disk
         db.execute("UPDATE epoch_claims SET value = ? WHERE epoch = 1 AND account = ?", (str(10**30), ALICE))
+    db.close()
+    me = member(tmp_path, source, destination)
+    await me.relay.resume()
+    assert me.status() == ("failed", "corrupt")
+    assert destination.txm.mined == []
+    assert me.sample("relayer_epochs_failed_total", reason="corrupt") == 1
+
+
+async def test_stored_content_that_cannot_be_read_fails_as_corrupt_without_stopping_the_loop(
+    tmp_path: Path, source: SourceChain, stages: Stages
+) -> None:
+    """A stored epoch whose content is malformed (a snapshot without its state root, a claim
+    value that is not a number) fails as corrupt: bad input is never a crash of the settling loop."""
+    destination = Destination(solo())
+    stages.crash_at("epoch.created")
+    with pytest.raises(Crash):
+        await member(tmp_path, source, destination).relay.round()
+    record = Store(tmp_path / "a.sqlite").epoch(1)
+    assert record is not None
+    content = json.loads(json.dumps(record.content))
+    del content["snapshots"][0]["state_root"]
+    db = sqlite3.connect(tmp_path / "a.sqlite")
+    with db:
+        db.execute("UPDATE epochs SET content = ? WHERE epoch = 1", (json.dumps(content),))
     db.close()
     me = member(tmp_path, source, destination)
     await me.relay.resume()
