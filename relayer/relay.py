@@ -53,6 +53,7 @@ from chains.errors import ChainError
 from relayer.aggregation.aggregator import StoredEpochUnusable, aggregate_epoch, rebuild_epoch
 from relayer.attestation.committee import SIGNATURE_REFUSED, Attestation, AttestationExchange
 from relayer.attestation.eip712 import AttestationError, check_canonical, order_signatures, recover_signer, sign_epoch
+from relayer.attestation.view import Committee
 from relayer.config import DestinationConfig
 from relayer.epoch import (
     EPOCH_FORMAT,
@@ -77,7 +78,7 @@ from relayer.scheduling.schedule import EpochSchedule, plan_to_json
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import EpochSignature, Settlement, Settler
 from relayer.storage.store import EpochRecord, Store
-from relayer.submission.submitter import Committee, Submitter
+from relayer.submission.submitter import Submitter
 
 log = get_logger("relayer.relay")
 
@@ -460,7 +461,7 @@ class DestinationRelay:
         now = time.monotonic()
         if self.committee is not None and not force and now - self._committee_read_at < self.committee_refresh_seconds:
             return self.committee
-        committee = await self.submitter.committee()
+        committee = Committee(*await self.submitter.committee_fields())
         self._committee_read_at = now
         previous, self.committee = self.committee, committee
         destination = self.config.chain

@@ -65,12 +65,12 @@ from relayer.attestation.eip712 import (
     recover_signer,
     sign_epoch,
 )
+from relayer.attestation.view import Committee
 from relayer.config import endpoint_host
 from relayer.errors import StoreError
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
 from relayer.storage.store import ON_CHAIN, AttestationConflict, AttestationRecord, Store
-from relayer.submission.submitter import Committee
 
 __all__ = [
     "ON_CHAIN",

@@ -62,11 +62,11 @@ from chains.rpc import RpcMethods, hex_to_int
 from relayer.epoch import EPOCH_FORMATS
 from relayer.observability.log import get_logger
 from relayer.scheduling.delta import EpochAccounts, Selection, change_entry
+from relayer.scheduling.destination import Destination
 
 if TYPE_CHECKING:
     from relayer.scheduling.pairs import PairRunner
     from relayer.storage.store import Store
-    from relayer.submission.submitter import Submitter
 
 log = get_logger("relayer.scheduling.schedule")
 
@@ -139,7 +139,7 @@ class EpochSchedule:
     def __init__(
         self,
         pairs: Sequence[PairRunner],
-        submitter: Submitter,
+        submitter: Destination,
         store: Store,
         *,
         max_age: Callable[[int], Awaitable[int]],

@@ -457,15 +457,6 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
-    def advance_pairs(self, pair_heights: dict[str, int]) -> None:
-        """Record that the pairs were snapshotted up to these heights (nothing to relay from them)."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._advance(pair_heights)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
-
     def _advance(self, pair_heights: dict[str, int]) -> None:
         self._db.executemany(
             "INSERT INTO pair_state (pair, scanned_block, snapshot_block) VALUES (?, -1, ?) "

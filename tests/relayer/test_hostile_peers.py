@@ -40,9 +40,9 @@ from relayer.attestation.committee import (
     AttestationExchange,
 )
 from relayer.attestation.eip712 import SECP256K1_N, AttestationError, check_canonical, recover_signer
+from relayer.attestation.view import Committee
 from relayer.observability.api import make_app
 from relayer.storage.store import Store
-from relayer.submission.submitter import Committee
 from tests.relayer.test_committee_exchange import (
     CHAIN,
     DEST,

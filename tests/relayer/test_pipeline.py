@@ -50,7 +50,9 @@ from chains.headers import build_header, encode_header
 from chains.rpc import RpcMethods, hex_to_int
 from relayer.attestation.committee import ON_CHAIN, AttestationExchange
 from relayer.attestation.eip712 import AttestationError, recover_signer
+from relayer.attestation.view import Committee
 from relayer.config import DestinationConfig, KeySource, PairConfig
+from relayer.epoch import Position
 from relayer.errors import SubmissionError
 from relayer.observability.api import FAILURES_UNREADY
 from relayer.observability.metrics import Metrics
@@ -59,8 +61,8 @@ from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.settlement.settler import Settlement
 from relayer.storage.store import Store
-from relayer.submission.submitter import Committee, Position, Submitter
-from relayer.submission.txmanager import Receipt
+from relayer.storage.txstore import Receipt
+from relayer.submission.submitter import Submitter
 from tests.native._util import pytrie_proof
 
 T0 = 1_700_000_000
@@ -359,8 +361,8 @@ class Destination(Submitter):
 
     # --- contract reads ------------------------------------------------------------------
 
-    async def committee(self) -> Committee:
-        return self.members
+    async def committee_fields(self) -> tuple[int, int, tuple[str, ...]]:
+        return self.members.generation, self.members.threshold, self.members.members
 
     async def latest_epoch(self) -> int:
         return self.latest
