@@ -69,8 +69,8 @@ from relayer.faults import checkpoint
 from relayer.observability.api import FAILURES_UNREADY
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
-from relayer.proving.proofscheme import prove_verkle_snapshot
-from relayer.proving.prover import confirm_block_hash, confirmation_cause, prove_snapshot
+from relayer.proving.prover import confirm_block_hash, confirmation_cause
+from relayer.proving.schemes import SCHEMES
 from relayer.pullpath.proofs import ProofServer, tree_rows
 from relayer.scheduling.delta import Selection
 from relayer.scheduling.pairs import PairRunner
@@ -106,7 +106,7 @@ SNAPSHOTS_IN_FLIGHT = 4
 
 SNAPSHOTS_IN_FLIGHT_PER_CHAIN = 2
 """Snapshots of one round proven at once on one source chain (its pairs of several vaults);
-each streams its proof chunks (relayer.proving.prover.prove_snapshot: a few calls in flight)."""
+each streams its proof chunks (relayer.proving.mpt.prove_snapshot: a few calls in flight)."""
 
 
 class DestinationRelay:
@@ -505,25 +505,15 @@ class DestinationRelay:
             return None
         self.metrics.storage_keys_requested.labels(chain).inc(len(accounts))
         try:
-            if pair.proof_scheme == "verkle":
-                snapshot = await prove_verkle_snapshot(
-                    pair.client,
-                    chain_id=pair.chain_id,
-                    vault=pair.config.vault,
-                    accounts=accounts,
-                    mapping_slot=pair.config.collateral_slot,
-                    block_number=height,
-                )
-            else:
-                snapshot = await prove_snapshot(
-                    pair.client,
-                    chain_id=pair.chain_id,
-                    vault=pair.config.vault,
-                    accounts=accounts,
-                    mapping_slot=pair.config.collateral_slot,
-                    block_number=height,
-                    chunk_size=pair.config.proof_chunk_size,
-                )
+            snapshot = await SCHEMES[pair.proof_scheme].prove_snapshot(
+                pair.client,
+                chain_id=pair.chain_id,
+                vault=pair.config.vault,
+                accounts=accounts,
+                mapping_slot=pair.config.collateral_slot,
+                block_number=height,
+                chunk_size=pair.config.proof_chunk_size,
+            )
             confirmed_by = await self._confirm(pair, snapshot)
         except SnapshotRejected as exc:
             self.metrics.proofs_rejected.labels(chain, exc.reason).inc()

@@ -1,24 +1,14 @@
-"""Snapshots: the collateral of every watched account of one vault at one block, proven.
-
-A snapshot is built from `eth_getBlockByNumber` (the header, whose keccak(rlp) must equal
-the block hash) and one EIP-1186 `eth_getProof` of the vault with the storage key of every
-account's collateral (`collateral_storage_key`), then verified by the native library against
-the header's stateRoot: the account proof gives the vault's storageHash, each storage proof
-(inclusion, or exclusion for value 0) gives one claim. A mismatch in the header or the
-account proof rejects the whole snapshot; a storage proof that fails on its own excludes its
-account only.
+"""What proving a snapshot takes whatever the scheme (relayer.proving.mpt, relayer.proving.verkle):
+the storage key of an account's collateral (`collateral_storage_key`), the rejection of a forged
+or garbled header (`rejecting_bad_headers`), and the confirmation of a proven block hash by an
+endpoint on another node (`confirm_block_hash`, `confirmation_cause`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import aclosing, contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager
 from typing import Any, Final
-
-from eth_utils import to_canonical_address, to_checksum_address
 
 import native
 from chains.bindings import mapping_storage_key
@@ -26,18 +16,15 @@ from chains.errors import (
     BlockNotFound,
     HeaderMismatch,
     MalformedHeader,
-    MalformedProof,
     NoOtherEndpoint,
     RpcGarbageError,
     RpcResponseError,
     RpcTimeoutError,
 )
 from chains.fallback import ChainIdMismatch
-from chains.headers import VerifiedHeader
-from chains.proofs import DEFAULT_CHUNKS_IN_FLIGHT, fetch_header_answered, iter_proof_chunks
 from chains.rpc import RpcMethods, block_param, hex_to_bytes, hex_to_int
-from chains.types import AccountProof, Hash32
-from relayer.epoch import Claim, Snapshot
+from chains.types import Hash32
+from relayer.epoch import Snapshot
 from relayer.errors import SnapshotRejected
 
 
@@ -65,95 +52,6 @@ def collateral_storage_keys(accounts: Sequence[str], mapping_slot: int) -> list[
     return [Hash32(digests[i : i + 32]) for i in range(0, len(digests), 32)]
 
 
-@dataclass(slots=True)
-class _Verified:
-    """What the verification of one proof (or one chunk of it) leaves: nothing of the proof."""
-
-    claims: list[Claim]
-    excluded: list[tuple[str, str]]
-    words: bytes | None
-    seconds: float
-
-
-def _verify_part(
-    chain_id: int,
-    vault: str,
-    header: VerifiedHeader,
-    proof: AccountProof,
-    accounts: Sequence[str],
-    keys: Sequence[bytes],
-) -> _Verified:
-    """`verify_snapshot` of the accounts of one proof (or one chunk of a contract's proof),
-    whose storage keys are `keys`; raises and excludes as it does."""
-    number = header.number
-    started = time.perf_counter()
-
-    def reject(reason: str, detail: str) -> SnapshotRejected:
-        return SnapshotRejected(reason, chain_id, number, detail)
-
-    if proof.block_number != number:
-        raise reject("block_mismatch", f"proof is for block {proof.block_number}")
-    if proof.address != to_canonical_address(vault):
-        raise reject("account_mismatch", f"proof is for {to_checksum_address(proof.address)}")
-    if len(proof.storage) != len(keys):
-        raise reject("slot_mismatch", f"{len(proof.storage)} storage proofs for {len(keys)} storage keys")
-    for entry, key in zip(proof.storage, keys, strict=True):
-        if entry.slot != key:
-            raise reject("slot_mismatch", f"storage proof for 0x{entry.slot.hex()}, wanted 0x{key.hex()}")
-    try:
-        result = native.verify_snapshot(
-            header.state_root, proof.address, proof.account_proof, keys, [e.proof for e in proof.storage]
-        )
-    except native.ProofError as exc:
-        raise reject(f"proof:{exc.reason}", f"account proof of {vault}: {exc}") from exc
-    account = result.account
-    if account is None:
-        raise reject("account_absent", f"vault {vault} does not exist at this block")
-    if (account.nonce, account.balance, account.storage_hash, account.code_hash) != (
-        proof.nonce,
-        proof.balance,
-        proof.storage_hash,
-        proof.code_hash,
-    ):
-        raise reject("account_mismatch", "account fields differ from the proven account")
-    claims: list[Claim] = []
-    excluded: list[tuple[str, str]] = []
-    for holder, entry, value, reason in zip(accounts, proof.storage, result.values, result.reasons, strict=True):
-        if reason is not None or value is None:
-            excluded.append((holder, f"proof:{reason}"))
-        elif value != entry.value:
-            excluded.append((holder, "value_mismatch"))
-        else:
-            claims.append(Claim(holder, value))
-    words = result.value_words if not excluded else None
-    return _Verified(claims, excluded, words, time.perf_counter() - started)
-
-
-def verify_snapshot(
-    chain_id: int,
-    vault: str,
-    header: VerifiedHeader,
-    proof: AccountProof,
-    accounts: Sequence[str],
-    mapping_slot: int,
-) -> Snapshot:
-    """Verify an already fetched proof against an already hash-checked header, in one native
-    call (`native.verify_snapshot`: each distinct trie node hashed once).
-
-    The header, the account proof of the vault and the shape of the response bind every
-    claim: any problem there raises SnapshotRejected (reason "proof:<native reason>",
-    "account_absent", "account_mismatch", "block_mismatch" or "slot_mismatch"). A storage
-    proof that fails on its own (native reason, or the RPC's `value` differing from the
-    proven one: "value_mismatch") excludes only that account (`Snapshot.excluded`).
-    """
-    started = time.perf_counter()
-    keys = [collateral_storage_key(holder, mapping_slot) for holder in accounts]
-    part = _verify_part(chain_id, vault, header, proof, accounts, keys)
-    return Snapshot(
-        chain_id, vault, header, tuple(part.claims), time.perf_counter() - started, part.words, tuple(part.excluded)
-    )
-
-
 @contextmanager
 def rejecting_bad_headers(chain_id: int, block_number: int) -> Iterator[None]:
     """Turn what a forged or garbled header or block says into SnapshotRejected
@@ -166,74 +64,6 @@ def rejecting_bad_headers(chain_id: int, block_number: int) -> Iterator[None]:
         raise SnapshotRejected("malformed_header", chain_id, block_number, str(exc)) from exc
     except RpcGarbageError as exc:
         raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
-
-
-async def prove_snapshot(
-    client: RpcMethods,
-    *,
-    chain_id: int,
-    vault: str,
-    accounts: Sequence[str],
-    mapping_slot: int,
-    block_number: int,
-    chunk_size: int = 256,
-    chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
-) -> Snapshot:
-    """Fetch the header and the vault's proof at `block_number` and verify both natively.
-
-    The proof is streamed (`chains.proofs.iter_proof_chunks`: up to `chunks_in_flight`
-    `eth_getProof` calls of `chunk_size` keys outstanding); each chunk is verified as it
-    arrives, in a worker thread (the native verifier releases the GIL, so the next chunk is
-    parsed meanwhile), and its proof nodes are dropped: only the claims are kept. Verifying a
-    chunk is what `verify_snapshot` does for the whole proof, with the same outcomes.
-
-    Raises SnapshotRejected for anything forged or malformed; RPC transport and JSON-RPC
-    errors (chains.errors.RpcTransportError / RpcResponseError) pass through: they say
-    nothing about the data and the caller retries later. The snapshot's `header_host` names
-    the endpoint that served the header; `confirm_block_hash` has another one confirm it.
-    """
-    with rejecting_bad_headers(chain_id, block_number):
-        served = await fetch_header_answered(client, block_number)
-    header = served.result
-    keys = collateral_storage_keys(accounts, mapping_slot)
-    claims: list[Claim] = []
-    excluded: list[tuple[str, str]] = []
-    words: list[bytes] | None = []
-    seconds = 0.0
-    done = 0
-    chunks = iter_proof_chunks(
-        client, to_canonical_address(vault), keys, block_number, chunk_size=chunk_size, in_flight=chunks_in_flight
-    )
-    try:
-        async with aclosing(chunks):
-            async for proof in chunks:
-                upto = done + len(proof.storage)
-                part = await asyncio.to_thread(
-                    _verify_part, chain_id, vault, header, proof, accounts[done:upto], keys[done:upto]
-                )
-                del proof  # the chunk's proof nodes go now; its claims stay
-                done = upto
-                claims.extend(part.claims)
-                excluded.extend(part.excluded)
-                seconds += part.seconds
-                if words is not None and part.words is not None and not excluded:
-                    words.append(part.words)
-                else:
-                    words = None
-    except MalformedProof as exc:
-        raise SnapshotRejected("malformed_proof", chain_id, block_number, str(exc)) from exc
-    except RpcGarbageError as exc:
-        raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
-    return Snapshot(
-        chain_id,
-        vault,
-        header,
-        tuple(claims),
-        seconds,
-        b"".join(words) if words is not None else None,
-        tuple(excluded),
-        header_host=served.host,
-    )
 
 
 def _block_hash_at(number: int) -> Callable[[Any], bytes | None]:

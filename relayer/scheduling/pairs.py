@@ -65,7 +65,7 @@ class PairRunner:
     ) -> None:
         self.config = config
         self.chain_id = source_chain_id
-        self.proof_scheme = proof_scheme  # the source chain's (relayer/proving/proofscheme.py)
+        self.proof_scheme = proof_scheme  # the source chain's (relayer.proving.schemes.SCHEMES)
         self.client = client
         self.watcher = watcher
         self.store = store
