@@ -51,20 +51,21 @@ from eth_utils import to_checksum_address
 from chains.bindings import ContractReverted
 from chains.errors import ChainError
 from relayer.aggregation.aggregator import StoredEpochUnusable, aggregate_epoch, rebuild_epoch
-from relayer.attestation.committee import SIGNATURE_REFUSED, Attestation, AttestationExchange
-from relayer.attestation.eip712 import AttestationError, check_canonical, order_signatures, recover_signer, sign_epoch
+from relayer.attestation.committee import SIGNATURE_REFUSED, AttestationExchange
+from relayer.attestation.eip712 import check_canonical, order_signatures, recover_signer, sign_epoch
 from relayer.attestation.view import Committee
 from relayer.config import DestinationConfig
 from relayer.epoch import (
     EPOCH_FORMAT,
     EPOCH_FORMATS,
     OPEN_EPOCH_STATES,
+    Attestation,
     EpochAggregate,
     EpochState,
     Snapshot,
     snapshot_to_json,
 )
-from relayer.errors import SnapshotRejected, SubmissionError
+from relayer.errors import AttestationError, SnapshotRejected, SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.api import FAILURES_UNREADY
 from relayer.observability.log import get_logger

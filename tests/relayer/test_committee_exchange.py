@@ -19,10 +19,12 @@ from aiohttp import ClientSession, web
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from relayer.attestation.committee import ON_CHAIN, SELF, Attestation, AttestationExchange, Collected
-from relayer.attestation.eip712 import AttestationError, order_signatures
+from relayer.attestation.committee import ON_CHAIN, SELF, AttestationExchange, Collected
+from relayer.attestation.eip712 import check_attestation, order_signatures, recover_attestation, sign_attestation
 from relayer.attestation.view import Committee
 from relayer.config import CommitteeConfig, ConfigError, load_config
+from relayer.epoch import Attestation
+from relayer.errors import AttestationError
 from relayer.observability.api import make_app, ready_problems
 from relayer.observability.metrics import Metrics
 from relayer.storage.store import Store
@@ -43,7 +45,7 @@ def _sign(account: LocalAccount, **overrides: Any) -> Attestation:
         "chain_id": CHAIN, "verifier": VERIFIER, "epoch": EPOCH, "root": ROOT, "previous": PREVIOUS, "generation": 1,
     }  # fmt: skip
     fields.update(overrides)
-    return Attestation.signed(account, **fields)
+    return sign_attestation(account, **fields)
 
 
 def _exchange(
@@ -131,12 +133,13 @@ def test_attestation_json_round_trips_and_signature_checks() -> None:
         "signature": "0x" + att.signature.hex(),
     }
     assert Attestation.from_json(json.loads(json.dumps(obj))) == att
-    att.check_signature(1)
-    assert att.recover(1) == account.address
+    check_attestation(att, 1)
+    assert recover_attestation(att, 1) == account.address
     lower = dict(obj, verifier=VERIFIER.lower(), signer=account.address.lower())
     assert Attestation.from_json(lower) == att  # single-case spellings are normalised
+    stranger = Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, Account.create().address, att.signature)
     with pytest.raises(AttestationError, match="not to the claimed signer"):
-        Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, Account.create().address, att.signature).check_signature(1)
+        check_attestation(stranger, 1)
 
 
 def _bad(**changes: object) -> dict[str, object]:

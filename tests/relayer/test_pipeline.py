@@ -49,11 +49,11 @@ from chains.errors import RpcTransportError
 from chains.headers import build_header, encode_header
 from chains.rpc import RpcMethods, hex_to_int
 from relayer.attestation.committee import ON_CHAIN, AttestationExchange
-from relayer.attestation.eip712 import AttestationError, recover_signer
+from relayer.attestation.eip712 import recover_signer
 from relayer.attestation.view import Committee
 from relayer.config import DestinationConfig, KeySource, PairConfig
 from relayer.epoch import Position
-from relayer.errors import SubmissionError
+from relayer.errors import AttestationError, SubmissionError
 from relayer.observability.api import FAILURES_UNREADY
 from relayer.observability.metrics import Metrics
 from relayer.proving.prover import collateral_storage_key
