@@ -161,9 +161,7 @@ class BlockAggregate:
         (by leaf hash: the multiproof's leaf order). Claims cut into batches in this order share
         most of their multiproof nodes, so each batch's multiproof is short."""
         accounts, values = claim_words(self.snapshot.claims)
-        encoded = b"".join(
-            bytes(12) + accounts[20 * i : 20 * i + 20] + values[32 * i : 32 * i + 32] for i in claims
-        )
+        encoded = b"".join(bytes(12) + accounts[20 * i : 20 * i + 20] + values[32 * i : 32 * i + 32] for i in claims)
         leaves = native.merkle_leaves(encoded, 64) if claims else b""
         order = sorted(range(len(claims)), key=lambda k: leaves[32 * k : 32 * k + 32])
         return [claims[k] for k in order]
@@ -488,4 +486,3 @@ def snapshots_from_json(
     """The snapshots of a stored epoch's content: each with the claims inside it (format 3), or
     `claims_of(i)` for the i-th (format 4: the store's `epoch_claims`)."""
     return [snapshot_from_json(data, None if "claims" in data else claims_of(i)) for i, data in enumerate(snapshots)]
-
