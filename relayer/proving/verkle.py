@@ -234,7 +234,7 @@ async def prove_verkle_snapshot(
     mapping_slot: int,
     block_number: int,
 ) -> Snapshot:
-    """The Verkle counterpart of ``relayer.proving.prover.prove_snapshot``: fetch block
+    """The Verkle counterpart of ``relayer.proving.mpt.prove_snapshot``: fetch block
     ``block_number`` (its ``executionWitness``) and its parent, check both header hashes
     (keccak(rlp(header)), chains.headers) and that the parent's hash is the block's parentHash,
     then ``verify_verkle_snapshot`` against the parent's stateRoot (the pre-state root).

@@ -1,4 +1,4 @@
-"""relayer.aggregation.aggregator.claim_words gives abi.encode(Claim) = (address account, uint256 value) as
+"""relayer.epoch.claim_words gives abi.encode(Claim) = (address account, uint256 value) as
 20-byte accounts and 32-byte value words for native.merkle_claim_tree; the tree must equal the
 tree of eth_abi's encodings byte for byte, and what eth_abi rejects is rejected."""
 
