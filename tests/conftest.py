@@ -1,25 +1,23 @@
-"""Shared fixtures: the third-party vectors folder and real anvil nodes."""
+"""Shared fixtures: the third-party vectors (tests/vectors) and real anvil nodes."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-VECTORS = REPO_ROOT.parent / "shared" / "vectors"
+VECTORS = REPO_ROOT / "tests" / "vectors"
 
 
 @pytest.fixture(scope="session")
 def vectors() -> Path:
-    """`../shared/vectors` beside the repository. Absent: skip, or fail under CI=true."""
+    """tests/vectors: the third-party vectors the repository carries (SOURCES.md, LICENSES.md).
+
+    Never skips: a missing folder fails the test (tests/test_vectors.py checks each file)."""
     if not VECTORS.is_dir():
-        message = f"third-party vectors folder {VECTORS} is absent (see ../shared/vectors/SOURCES.md)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(f"third-party vectors folder {VECTORS} is missing from the checkout (see tests/vectors/SOURCES.md)")
     return VECTORS
 
 

@@ -1,5 +1,5 @@
 """The proof-scheme interface (relayer/proving/proofscheme.py) and `relayer verify` / `relayer prove
---scheme verkle` on real Kaustinen witnesses (../shared/vectors/verkle): detection of EIP-1186
+--scheme verkle` on real Kaustinen witnesses (tests/vectors/verkle): detection of EIP-1186
 documents and Verkle witnesses, proven account fields and storage of an address, the root
 checked against, rejections. The Verkle prover runs against a local JSON-RPC stub that serves
 Kaustinen6 blocks 72 and 73 as a Verkle node does (block 73 with its executionWitness)."""
