@@ -34,6 +34,8 @@ from native.verkle import VerkleError
 from tests.conftest import VECTORS
 from tests.native._verkle import load, numeric_suffixes, witness_cases
 
+pytestmark = pytest.mark.process  # the oracle is a node.js process
+
 REPO = Path(__file__).resolve().parents[2]
 ORACLE = REPO / "tests" / "js" / "verkle_oracle.mjs"
 

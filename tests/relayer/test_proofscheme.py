@@ -72,6 +72,7 @@ def test_verkle_account_values_and_root(vectors: Path) -> None:
         SCHEMES["verkle"].verify(document, bytes.fromhex(b72["header"]["stateRoot"][2:]))
 
 
+@pytest.mark.process
 def test_cli_verify_verkle_witness(vectors: Path, tmp_path: Path) -> None:
     path = vectors / "verkle" / "kaustinen" / "ethereumjs_verkleKaustinen6Block72.json"
     done = relayer("verify", str(path), "--root", ROOT_71)
@@ -148,6 +149,7 @@ def test_verkle_prover(kaustinen_rpc: str, vectors: Path) -> None:
         asyncio.run(SCHEMES["verkle"].prove(kaustinen_rpc, coinbase, [], "73"))
 
 
+@pytest.mark.process
 def test_verkle_document_confirmed_against_a_node(kaustinen_rpc: str, vectors: Path, tmp_path: Path) -> None:
     """`relayer verify --rpc` for a Verkle `prove` document: the chain id, the block hash at its
     number and the parent's stateRoot (the witness's pre-state root) must be the node's."""
