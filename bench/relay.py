@@ -65,7 +65,8 @@ from chains.types import Hash32
 from relayer import devnet
 from relayer.aggregation.aggregator import aggregate_epoch
 from relayer.attestation.eip712 import sign_epoch
-from relayer.proving.prover import Claim, Snapshot, collateral_storage_key
+from relayer.epoch import Claim, Snapshot
+from relayer.proving.prover import collateral_storage_key
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "relay.json"

@@ -337,7 +337,7 @@ def cmd_remove_chain(args: argparse.Namespace) -> int:
 def cmd_prove(args: argparse.Namespace) -> int:
     from chains.errors import ChainError
     from relayer.errors import RelayerError
-    from relayer.proving.proofscheme import SCHEMES
+    from relayer.proving.schemes import SCHEMES
 
     try:
         document = asyncio.run(SCHEMES[args.scheme].prove(args.rpc, args.contract, args.slot, args.block))
@@ -354,8 +354,8 @@ def cmd_prove(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from chains.errors import ChainError, MalformedJson
-    from relayer.proving.oneshot import Unconfirmed, VerificationFailed
-    from relayer.proving.proofscheme import read_document, scheme_for
+    from relayer.proving.scheme import Unconfirmed, VerificationFailed, read_document
+    from relayer.proving.schemes import scheme_for
 
     try:
         root = None

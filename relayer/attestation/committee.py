@@ -41,14 +41,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from eth_utils import to_checksum_address
 
-from relayer.attestation.attestation import Attestation
-from relayer.attestation.eip712 import AttestationError, check_canonical
+from relayer.attestation.eip712 import check_attestation, check_canonical
 from relayer.attestation.screen import MAX_CONFLICTS_PER_SIGNER, MAX_PER_SIGNER, Screen, recover_all, screened
 from relayer.attestation.transport import (
     MAX_ATTESTATIONS_PER_SOURCE,
@@ -57,11 +56,12 @@ from relayer.attestation.transport import (
     PeerFetcher,
     SharedDirectory,
 )
-from relayer.errors import StoreError
+from relayer.attestation.view import Committee
+from relayer.epoch import Attestation
+from relayer.errors import AttestationError, StoreError
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
-from relayer.storage.store import ON_CHAIN, AttestationConflict, AttestationRecord, Store
-from relayer.submission.submitter import Committee
+from relayer.storage.store import ON_CHAIN, AttestationConflict, Store
 
 __all__ = [
     "MAX_ATTESTATIONS_PER_SOURCE",
@@ -71,7 +71,6 @@ __all__ = [
     "MAX_RESPONSE_BYTES",
     "ON_CHAIN",
     "SELF",
-    "Attestation",
     "AttestationExchange",
     "Collected",
     "Conflict",
@@ -154,8 +153,8 @@ class AttestationExchange:
         to its signer under committee generation `generation`, StoreError when the store cannot
         be written. A directory that cannot be written is logged (`attestation.publish_failed`);
         `collect` writes the file again."""
-        att.check_signature(generation)
-        self.store.add_attestation(att.record(SELF))
+        check_attestation(att, generation)
+        self.store.add_attestation(replace(att, source=SELF))
         if self._shared is not None:
             self._shared.write(att)
 
@@ -164,7 +163,7 @@ class AttestationExchange:
         again under committee generation `generation` after a committee change (the old one
         recovers to another address in the new signing domain), so that peers collect it.
         Raises as `publish`."""
-        att.check_signature(generation)
+        check_attestation(att, generation)
         self.store.drop_attestations(att.chain_id, att.verifier, att.epoch, [(att.signer, att.root)])
         self.publish(att, generation)
 
@@ -173,7 +172,7 @@ class AttestationExchange:
         objects (`Attestation.to_json`): its own and every member's it checked and accepted
         (relaying them helps: they are self-authenticating). Conflicting ones are evidence,
         not served, nor is a non-canonical signature kept by an older version."""
-        return [Attestation.from_record(r).to_json() for r in self._kept(chain_id, None, epoch)]
+        return [r.to_json() for r in self._kept(chain_id, None, epoch)]
 
     async def collect(
         self,
@@ -230,7 +229,7 @@ class AttestationExchange:
             answers.append(("shared directory", [(source, item) for source, items in files for item in items]))
         return answers
 
-    def _kept(self, chain_id: int, verifier: str | None, epoch: int) -> list[AttestationRecord]:
+    def _kept(self, chain_id: int, verifier: str | None, epoch: int) -> list[Attestation]:
         """The store's attestations of the epoch, after dropping any that is not canonical (kept
         by a version that accepted high-s twins: never submitted nor served again)."""
         kept, twins = [], []
@@ -247,8 +246,8 @@ class AttestationExchange:
         return kept
 
     async def _checked(
-        self, kept: list[AttestationRecord], chain_id: int, verifier: str, epoch: int, committee: Committee
-    ) -> list[AttestationRecord]:
+        self, kept: list[Attestation], chain_id: int, verifier: str, epoch: int, committee: Committee
+    ) -> list[Attestation]:
         """`kept` after dropping the peers' signatures that do not recover to their signer under
         the committee's current generation: each was checked under the generation of its
         collection, and a committee change (a new EIP-712 domain) voids it. Checked again once
@@ -260,9 +259,7 @@ class AttestationExchange:
         peers = [r for r in kept if r.source != SELF]
         if peers:
             self.metrics.attestation_recoveries.labels(self.destination).inc(len(peers))
-            recovered = await asyncio.to_thread(
-                recover_all, [Attestation.from_record(r) for r in peers], committee.generation
-            )
+            recovered = await asyncio.to_thread(recover_all, peers, committee.generation)
             void = [r for r, signer in zip(peers, recovered, strict=True) if signer != r.signer]
             if void:
                 self.store.drop_attestations(chain_id, verifier, epoch, [(r.signer, r.root) for r in void])
@@ -286,7 +283,7 @@ class AttestationExchange:
             return
         if att.root == screen.root and att.previous == screen.previous:
             screen.held.add(att.signer)
-            if self.store.add_attestation(att.record(source)):
+            if self.store.add_attestation(replace(att, source=source)):
                 log.debug("attestation.accepted", destination=self.destination, epoch=screen.epoch,
                           signer=att.signer, source=source)  # fmt: skip
             return
@@ -379,7 +376,5 @@ class AttestationExchange:
         if shared is None:
             return
         for record in self.store.attestations(chain_id, verifier, epoch):
-            if record.source == SELF:
-                att = Attestation.from_record(record)
-                if not shared.has(att):
-                    shared.write(att)
+            if record.source == SELF and not shared.has(record):
+                shared.write(record)

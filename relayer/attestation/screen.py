@@ -8,8 +8,9 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from relayer.attestation.attestation import Attestation
-from relayer.attestation.eip712 import AttestationError, check_canonical, epoch_digest, recover_digest
+from relayer.attestation.eip712 import check_canonical, epoch_digest, recover_digest
+from relayer.epoch import Attestation
+from relayer.errors import AttestationError
 
 MAX_PER_SIGNER = 4
 """At most this many signatures over this member's root claimed by one signer are recovered from

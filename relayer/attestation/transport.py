@@ -18,8 +18,8 @@ import aiohttp
 
 from chains.errors import MalformedJson
 from chains.jsonparse import parse_json
-from relayer.attestation.attestation import Attestation
 from relayer.config import endpoint_host
+from relayer.epoch import Attestation
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
 

@@ -11,12 +11,13 @@ import time
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 
-from relayer.attestation.committee import Attestation
-from relayer.attestation.eip712 import AttestationError, check_canonical, order_signatures, recover_signer, sign_epoch
+from relayer.attestation.eip712 import check_canonical, order_signatures, recover_signer, sign_epoch
+from relayer.attestation.view import Committee
+from relayer.epoch import Attestation
+from relayer.errors import AttestationError
 from relayer.observability.log import get_logger
 from relayer.relay.state import RelayState
 from relayer.storage.store import EpochRecord
-from relayer.submission.submitter import Committee
 
 log = get_logger("relayer.relay")
 
@@ -87,7 +88,7 @@ class CommitteeView(RelayState):
         now = time.monotonic()
         if self.committee is not None and not force and now - self._committee_read_at < self.committee_refresh_seconds:
             return self.committee
-        committee = await self.submitter.committee()
+        committee = Committee(*await self.submitter.committee_fields())
         self._committee_read_at = now
         previous, self.committee = self.committee, committee
         destination = self.config.chain

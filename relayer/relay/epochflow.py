@@ -30,13 +30,12 @@ from enum import StrEnum
 
 from chains.bindings import ContractReverted
 from chains.errors import ChainError
-from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
+from relayer.aggregation.aggregator import StoredEpochUnusable, rebuild_epoch
 from relayer.attestation.committee import SIGNATURE_REFUSED
-from relayer.epoch import EpochState, FailureReason
+from relayer.epoch import EPOCH_FORMATS, EpochAggregate, EpochState, FailureReason, Snapshot
 from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
-from relayer.proving.prover import EPOCH_FORMATS, Snapshot, snapshots_from_json
 from relayer.relay.committeeview import CommitteeView
 from relayer.settlement.settler import EpochSignature
 from relayer.storage.store import EpochRecord
@@ -268,20 +267,19 @@ class EpochFlow(CommitteeView):
     def _aggregate_of(self, record: EpochRecord) -> EpochAggregate | None:
         """The aggregate of a stored epoch: the one this process holds, else rebuilt from its
         stored content (which must rebuild its stored root). None when it cannot be: the epoch
-        is failed ("old_format", "corrupt")."""
+        is failed ("old_format", "corrupt": relayer.aggregation.aggregator.rebuild_epoch)."""
         epoch = record.epoch
         if record.content.get("format") not in EPOCH_FORMATS:
             self._fail(epoch, FailureReason.OLD_FORMAT)
             return None
         aggregate = self._aggregates.get((epoch, record.root))
         if aggregate is None:
-            snapshots = snapshots_from_json(
-                record.content["snapshots"], lambda block: self.store.epoch_claims(epoch, record.root, block)
-            )
-            aggregate = aggregate_epoch(snapshots)
-            del snapshots
-            if aggregate.root != record.root:
-                self._fail(epoch, FailureReason.CORRUPT, detail="stored content does not rebuild its root")
+            try:
+                aggregate = rebuild_epoch(
+                    record.content, record.root, lambda block: self.store.epoch_claims(epoch, record.root, block)
+                )
+            except StoredEpochUnusable as exc:
+                self._fail(epoch, exc.reason, detail=str(exc))
                 return None
             self._aggregates[(epoch, record.root)] = aggregate
         return aggregate

@@ -26,29 +26,30 @@ import time
 from dataclasses import replace
 
 from chains.errors import ChainError
-from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
-from relayer.attestation.committee import Attestation
+from relayer.aggregation.aggregator import aggregate_epoch
 from relayer.attestation.eip712 import sign_epoch
-from relayer.epoch import EpochState, FailureReason
+from relayer.epoch import (
+    EPOCH_FORMAT,
+    OPEN_EPOCH_STATES,
+    Attestation,
+    EpochAggregate,
+    EpochState,
+    FailureReason,
+    Snapshot,
+    snapshot_to_json,
+)
 from relayer.errors import SnapshotRejected
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
-from relayer.proving.proofscheme import prove_verkle_snapshot
-from relayer.proving.prover import (
-    EPOCH_FORMAT,
-    Snapshot,
-    confirm_block_hash,
-    confirmation_cause,
-    prove_snapshot,
-    snapshot_to_json,
-)
+from relayer.proving.prover import confirm_block_hash, confirmation_cause
+from relayer.proving.schemes import SCHEMES
 from relayer.pullpath.proofs import tree_rows
 from relayer.relay.committeeview import CommitteeView
 from relayer.relay.state import GIVEN_UP_PAUSE_SECONDS
 from relayer.scheduling.delta import Selection
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.schedule import EpochPlan, plan_to_json
-from relayer.storage.store import OPEN_EPOCH_STATES, EpochRecord
+from relayer.storage.store import EpochRecord
 
 log = get_logger("relayer.relay")
 
@@ -64,7 +65,7 @@ SNAPSHOTS_IN_FLIGHT = 4
 
 SNAPSHOTS_IN_FLIGHT_PER_CHAIN = 2
 """Snapshots of one round proven at once on one source chain (its pairs of several vaults);
-each streams its proof chunks (relayer.proving.prover.prove_snapshot: a few calls in flight)."""
+each streams its proof chunks (relayer.proving.mpt.prove_snapshot: a few calls in flight)."""
 
 
 class Proposer(CommitteeView):
@@ -289,18 +290,9 @@ class Proposer(CommitteeView):
         return snapshot
 
     async def _fetch(self, pair: PairRunner, height: int, accounts: list[str]) -> Snapshot:
-        """The pair's snapshot of `accounts` at `height`, proven and verified by its proof scheme
-        (EIP-1186 proofs, or Verkle for a pair so configured). Raises SnapshotRejected, ChainError."""
-        if pair.proof_scheme == "verkle":
-            return await prove_verkle_snapshot(
-                pair.client,
-                chain_id=pair.chain_id,
-                vault=pair.config.vault,
-                accounts=accounts,
-                mapping_slot=pair.config.collateral_slot,
-                block_number=height,
-            )
-        return await prove_snapshot(
+        """The pair's snapshot of `accounts` at `height`, proven and verified by the proof scheme
+        of its trie (relayer.proving.schemes). Raises SnapshotRejected, ChainError."""
+        return await SCHEMES[pair.proof_scheme].prove_snapshot(
             pair.client,
             chain_id=pair.chain_id,
             vault=pair.config.vault,

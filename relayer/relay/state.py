@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 from eth_account.signers.local import LocalAccount
 
-from relayer.aggregation.aggregator import EpochAggregate
 from relayer.attestation.committee import AttestationExchange
+from relayer.attestation.view import Committee
 from relayer.config import DestinationConfig
-from relayer.epoch import EpochState, FailureReason
+from relayer.epoch import EpochAggregate, EpochState, FailureReason
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
 from relayer.pullpath.proofs import ProofServer
@@ -29,7 +29,7 @@ from relayer.scheduling.schedule import EpochSchedule
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import Settlement, Settler
 from relayer.storage.store import Store
-from relayer.submission.submitter import Committee, Submitter
+from relayer.submission.submitter import Submitter
 
 log = get_logger("relayer.relay")
 

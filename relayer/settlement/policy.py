@@ -4,7 +4,7 @@ snapshot, `needs_settlement` for a claim of a full snapshot outside its refresh 
 
 from __future__ import annotations
 
-from relayer.submission.submitter import Position
+from relayer.epoch import Position
 
 
 def needs_settlement(

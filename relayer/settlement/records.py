@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relayer.submission.submitter import Receipt
+from relayer.storage.txstore import Receipt
 
 
 @dataclass(frozen=True, slots=True)

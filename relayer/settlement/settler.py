@@ -29,16 +29,17 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from chains.bindings import ContractReverted
-from relayer.aggregation.aggregator import BlockSettlementArgs, EpochAggregate
 from relayer.config import DestinationConfig
+from relayer.epoch import BlockSettlementArgs, EpochAggregate
 from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
+from relayer.settlement.destination import Destination
 from relayer.settlement.policy import needs_settlement, wanted
 from relayer.settlement.records import EpochSignature, SentBatch, Settlement
 from relayer.storage.store import SettleBatch, Store
-from relayer.submission.submitter import Receipt, Submitter
+from relayer.storage.txstore import Receipt
 
 __all__ = ["EpochSignature", "Settlement", "Settler", "needs_settlement", "wanted"]
 
@@ -67,7 +68,7 @@ class Settler:
     def __init__(
         self,
         config: DestinationConfig,
-        submitter: Submitter,
+        submitter: Destination,
         store: Store,
         metrics: Metrics,
         *,

@@ -6,8 +6,9 @@ import sqlite3
 import time
 from collections.abc import Iterable
 
+from relayer.epoch import Attestation
 from relayer.errors import StoreError
-from relayer.storage.records import AttestationConflict, AttestationRecord, bytes_or_none, hex_or_none
+from relayer.storage.records import AttestationConflict, bytes_or_none, hex_or_none
 from relayer.storage.tables import Tables
 
 
@@ -16,7 +17,7 @@ class AttestationTables(Tables):
 
     # --- committee attestations -----------------------------------------------------------
 
-    def add_attestation(self, record: AttestationRecord) -> bool:
+    def add_attestation(self, record: Attestation) -> bool:
         """Keep a checked attestation, keyed by (chain_id, verifier, epoch, signer, root); the
         first one kept of a key stays (only canonical signatures that recover to their signer
         are given, relayer.attestation.committee; one the destination refuses is dropped with
@@ -43,7 +44,7 @@ class AttestationTables(Tables):
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
-    def attestations(self, chain_id: int, verifier: str | None, epoch: int) -> list[AttestationRecord]:
+    def attestations(self, chain_id: int, verifier: str | None, epoch: int) -> list[Attestation]:
         """The attestations kept for an epoch of the verifier (of every verifier on `chain_id`
         when None), in the order they were first kept."""
         where = "chain_id = ? AND epoch = ?"
@@ -57,7 +58,7 @@ class AttestationTables(Tables):
             tuple(params),
         ).fetchall()
         return [
-            AttestationRecord(
+            Attestation(
                 int(r[0]),
                 r[1],
                 int(r[2]),
@@ -65,7 +66,7 @@ class AttestationTables(Tables):
                 bytes.fromhex(r[4][2:]),
                 r[5],
                 bytes.fromhex(r[6][2:]),
-                r[7],
+                source=r[7],
             )
             for r in rows
         ]

@@ -8,10 +8,11 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from relayer.epoch import OPEN_EPOCH_STATES, EpochState
 from relayer.errors import StoreError
 from relayer.observability.log import get_logger
 from relayer.storage import claimindex, pruning
-from relayer.storage.records import OPEN_EPOCH_STATES, EpochRecord
+from relayer.storage.records import EpochRecord
 from relayer.storage.tables import Tables
 
 log = get_logger("relayer.storage")
@@ -150,15 +151,6 @@ class EpochTables(Tables):
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
-    def advance_pairs(self, pair_heights: dict[str, int]) -> None:
-        """Record that the pairs were snapshotted up to these heights (nothing to relay from them)."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._advance(pair_heights)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
-
     def _advance(self, pair_heights: dict[str, int]) -> None:
         self._db.executemany(
             "INSERT INTO pair_state (pair, scanned_block, snapshot_block) VALUES (?, -1, ?) "
@@ -200,7 +192,10 @@ class EpochTables(Tables):
         rows = self._db.execute(
             f"SELECT epoch, root, status, tx_hash, content, reason FROM epochs WHERE {where} ORDER BY epoch", params
         ).fetchall()
-        return [EpochRecord(int(r[0]), bytes.fromhex(r[1][2:]), r[2], r[3], json.loads(r[4]), r[5]) for r in rows]
+        return [
+            EpochRecord(int(r[0]), bytes.fromhex(r[1][2:]), EpochState(r[2]), r[3], json.loads(r[4]), r[5])
+            for r in rows
+        ]
 
     def epoch(self, epoch: int) -> EpochRecord | None:
         found = self._epoch_rows("epoch = ?", (epoch,))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-OPEN_EPOCH_STATES = ("signed", "submitted", "confirmed")
+from relayer.epoch import EpochState
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +14,7 @@ class EpochRecord:
 
     epoch: int
     root: bytes
-    status: str
+    status: EpochState
     tx_hash: str | None
     content: dict[str, Any]
     reason: str | None
@@ -34,22 +34,6 @@ class SettleBatch:
     status: str
     tx_hash: str | None
     block_number: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class AttestationRecord:
-    """A checked committee signature as stored: `Epoch(epoch, root, previous)` (32-byte roots)
-    signed by `signer` (checksum address) in the EIP-712 domain of `verifier` on `chain_id`,
-    `signature` 65 bytes; `source` says where it came from ("self" for this member's own)."""
-
-    chain_id: int
-    verifier: str
-    epoch: int
-    root: bytes
-    previous: bytes
-    signer: str
-    signature: bytes
-    source: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,25 +37,18 @@ import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
 
+from relayer.epoch import OPEN_EPOCH_STATES
 from relayer.errors import StoreError
 from relayer.storage import claimindex, provenset, pruning, schema, txstore
 from relayer.storage.attestations import AttestationTables
 from relayer.storage.epochs import EpochTables
-from relayer.storage.records import (
-    ON_CHAIN,
-    OPEN_EPOCH_STATES,
-    AttestationConflict,
-    AttestationRecord,
-    EpochRecord,
-    SettleBatch,
-)
+from relayer.storage.records import ON_CHAIN, AttestationConflict, EpochRecord, SettleBatch
 from relayer.storage.settlements import SettlementTables
 
 __all__ = [
     "ON_CHAIN",
     "OPEN_EPOCH_STATES",
     "AttestationConflict",
-    "AttestationRecord",
     "EpochRecord",
     "SettleBatch",
     "Store",

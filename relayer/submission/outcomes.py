@@ -4,20 +4,10 @@ and how a node's eth_sendRawTransaction refusal is read (`classify`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from relayer.errors import SubmissionError
+from relayer.storage.txstore import Receipt
 
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """A mined, successful destination transaction. Gas in gas units, price in wei, time in Unix seconds."""
-
-    tx_hash: str
-    block_number: int
-    gas_used: int
-    block_timestamp: int
-    effective_gas_price: int
+__all__ = ["FeeCapReached", "Receipt", "TxRejected", "TxTimeout", "classify"]
 
 
 class TxTimeout(SubmissionError):
