@@ -16,7 +16,7 @@ from web3 import Web3
 
 from chains.bindings import contract
 from relayer import devnet
-from relayer.cli import settlement_line
+from relayer.cli.devnet import settlement_line
 from relayer.config import load_config
 from relayer.settlement.settler import Settlement
 
