@@ -28,6 +28,7 @@ from relayer.config import (
     load_config,
     notes,
 )
+from relayer.configgen import ChainTable, DestinationTable, PairTable, render_config
 from relayer.errors import RelayerError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,29 +44,13 @@ VERIFIER = cast(ChecksumAddress, "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
 SETTLEMENT = cast(ChecksumAddress, "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0")
 ENV = {"ATTESTER_KEY": KEY0, "SENDER_KEY": KEY1}
 
-MINIMAL = f"""
-[attester]
-key_env = "ATTESTER_KEY"
-
-[chains.source]
-chain_id = 1
-rpc = ["http://127.0.0.1:8545"]
-
-[chains.destination]
-chain_id = 10
-rpc = ["https://rpc.example/v1"]
-
-[destinations.destination]
-settlement = "{SETTLEMENT}"
-
-[destinations.destination.sender]
-key_env = "SENDER_KEY"
-
-[[pairs]]
-source = "source"
-destination = "destination"
-vault = "{VAULT}"
-"""
+MINIMAL = "\n" + render_config(
+    attester=KeySource(key_env="ATTESTER_KEY"),
+    chains=[ChainTable("source", 1, ["http://127.0.0.1:8545"]), ChainTable("destination", 10, ["https://rpc.example/v1"])],
+    destinations=[DestinationTable("destination", SETTLEMENT, KeySource(key_env="SENDER_KEY"))],
+    pairs=[PairTable("source", "destination", VAULT)],
+)
+"""Every required key and nothing else (each table's defaults apply), as relayer.configgen writes it."""
 
 
 def write_secret(path: Path, text: str) -> None:
