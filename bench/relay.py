@@ -160,7 +160,6 @@ class Net:
     directory: Path
     destination: AnvilNode
     sources: list[Source]
-    verifier: str
     settlement: str
     accounts: list[str]
     metrics_url: str
@@ -221,7 +220,7 @@ def provision(directory: Path, chains: int, accounts: int) -> Net:
             nodes.append(node)
             sources.append(Source(f"source{k}", FIRST_SOURCE_CHAIN_ID + k, node))
         w3_dest = Web3(Web3.HTTPProvider(destination.url))
-        verifier, settlement = deploy_destination(w3_dest, deployer, [attester.address], 1)
+        settlement = deploy_destination(w3_dest, deployer, [attester.address], 1)
         slot = -1
         for source in sources:
             w3 = Web3(Web3.HTTPProvider(source.node.url))
@@ -250,7 +249,7 @@ def provision(directory: Path, chains: int, accounts: int) -> Net:
         (directory / "relayer.toml").write_text(
             config_text(sources, destination.url, settlement, slot, metrics_port)
         )
-        return Net(directory, destination, sources, verifier, settlement, holders,
+        return Net(directory, destination, sources, settlement, holders,
                    f"http://127.0.0.1:{metrics_port}/metrics", nodes)  # fmt: skip
     except BaseException:
         for node in nodes:
@@ -592,7 +591,7 @@ def reference_aggregate_sign(net: Net, firsts: list[dict[str, Any]]) -> dict[str
     aggregate = aggregate_epoch(snapshots)
     aggregated = time.perf_counter() - started
     started = time.perf_counter()
-    sign_epoch(devnet.dev_account(1), DESTINATION_CHAIN_ID, net.verifier, 1, aggregate.root, bytes(32), generation=1)
+    sign_epoch(devnet.dev_account(1), DESTINATION_CHAIN_ID, net.settlement, 1, aggregate.root, bytes(32), generation=1)
     return {"aggregate_seconds": round(aggregated, 4), "sign_seconds": round(time.perf_counter() - started, 4)}
 
 

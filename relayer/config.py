@@ -15,7 +15,7 @@ Layout (see config/relayer.example.toml for every key, its unit and default):
     [relayer] store            [metrics] listen              [attester] <KeySource>
     [chains.<name>]            chain_id, rpc, finality, confirmations, poll/timeout seconds,
                                proof_scheme
-    [destinations.<chain>]     verifier, settlement, batch limits; [destinations.<chain>.sender]
+    [destinations.<chain>]     settlement, batch limits; [destinations.<chain>.sender]
     [[pairs]]                  source, destination, vault, collateral_slot, every_blocks, ...
     [committee]                peers, directory, fetch_timeout_seconds, takeover_seconds, listen (optional)
     [keeper]                   listen, requests_per_second, burst (optional: the keeper API)
@@ -177,8 +177,8 @@ class ChainConfig:
 
 @dataclass(frozen=True)
 class DestinationConfig:
-    """The contracts on a destination chain, `[destinations.<chain name>]`: the
-    EpochVerifier (EIP-712 verifyingContract) and the MarginSettlement, the key that
+    """The contract on a destination chain, `[destinations.<chain name>]`: the
+    MarginSettlement (its own EpochVerifier, the EIP-712 verifyingContract), the key that
     signs destination transactions, and how settlements are sent: gas per transaction (at
     most half the destination's block gas limit is used either way), accounts per
     transaction, transactions in flight at once, the receipt timeout (seconds), the
@@ -206,7 +206,6 @@ class DestinationConfig:
     change (the threshold is then 1 wei)."""
 
     chain: str
-    verifier: ChecksumAddress
     settlement: ChecksumAddress
     sender: KeySource
     max_gas_per_batch: int = 8_000_000
@@ -836,7 +835,13 @@ class _Reader:
             return None
         t = _Table(self, data, path)
         settlement = t.get("settlement", self.address)
-        verifier = t.get("verifier", self.address, settlement)
+        if t.has("verifier"):
+            t.seen.add("verifier")
+            self.problem(
+                t.at("verifier"),
+                "removed: MarginSettlement is its own EpochVerifier; give its address as `settlement` only "
+                "and delete `verifier`",
+            )
         sender = t.get("sender", self.key_source)
         max_gas = t.get("max_gas_per_batch", self.integer(MIN_TX_GAS), 8_000_000)
         max_accounts = t.get("max_accounts_per_batch", self.integer(1, 10_000), 2_000)
@@ -854,16 +859,8 @@ class _Reader:
         if name not in chain_names:
             self.problem(path, f"not a chain: there is no [chains.{_key(name)}]")
             ok = False
-        if verifier is not None and settlement is not None and verifier != settlement:
-            self.problem(
-                t.at("verifier"),
-                "differs from settlement: MarginSettlement is its own EpochVerifier "
-                "(leave verifier out, or give the settlement's address)",
-            )
-            ok = False
         if (
             not ok
-            or verifier is None
             or settlement is None
             or sender is None
             or max_gas is None
@@ -880,7 +877,7 @@ class _Reader:
         ):
             return None
         return DestinationConfig(
-            name, verifier, settlement, sender, max_gas, max_accounts, receipt_timeout, min_balance, max_fee,
+            name, settlement, sender, max_gas, max_accounts, receipt_timeout, min_balance, max_fee,
             in_flight, min_change, refresh, attempts, budget, retry,
         )  # fmt: skip
 

@@ -1,7 +1,7 @@
 """A local two-chain devnet: two anvil nodes, the contracts deployed, accounts seeded.
 
 `provision(dir)` starts a source chain (a block a second) and a destination chain, deploys
-CollateralVault on the source and EpochVerifier + MarginSettlement on the destination,
+CollateralVault on the source and MarginSettlement (its own EpochVerifier) on the destination,
 registers the vault, lets N dev accounts deposit collateral, and writes `dir/devnet.json`
 (for tools and tests) and `dir/relayer.toml` (for `relayer run`). The keys it writes are
 derived from anvil's public dev mnemonic: they fund nothing outside this devnet.
@@ -334,7 +334,7 @@ def provision(
         vault = deploy_vault(w3_source, deployer, WITHDRAW_DELAY_SECONDS)
         vault_block = w3_source.eth.block_number
         slot = int(contract(w3_source, "CollateralVault", vault).functions.collateralSlot().call())
-        verifier, settlement = deploy_destination(w3_dest, deployer, [a.address for a, _ in keys_of], threshold)
+        settlement = deploy_destination(w3_dest, deployer, [a.address for a, _ in keys_of], threshold)
         for _, member_sender in keys_of[1:]:  # member 0's sender is a funded dev account
             rpc(destination.url, "anvil_setBalance", [member_sender.address, hex(SENDER_FUNDS_WEI)])
         register_vault(w3_dest, deployer, settlement, SOURCE_CHAIN_ID, vault, slot, HAIRCUT_BPS, MAX_AGE_SECONDS)
@@ -387,7 +387,7 @@ def provision(
                 "source": {"rpc": source.url, "chain_id": SOURCE_CHAIN_ID},
                 "destination": {"rpc": destination.url, "chain_id": DESTINATION_CHAIN_ID},
             },
-            "contracts": {"vault": vault, "verifier": verifier, "settlement": settlement},
+            "contracts": {"vault": vault, "settlement": settlement},
             "accounts": depositors,
             "metrics": f"http://127.0.0.1:{metrics_port}/metrics",
             "keeper": f"http://127.0.0.1:{keeper_ports[0]}",
@@ -503,7 +503,7 @@ def watch_settlements(info: dict[str, object], stop_event: threading.Event, *, s
     members = cast(list[dict[str, str]], committee.get("members", []))
     names = {m["sender"].lower(): m["name"] for m in members} | {m["attester"].lower(): m["name"] for m in members}
     w3 = Web3(Web3.HTTPProvider(str(chains["destination"]["rpc"])))
-    verifier = contract(w3, "EpochVerifier", contracts["verifier"])
+    verifier = contract(w3, "EpochVerifier", contracts["settlement"])
     settlement = contract(w3, "MarginSettlement", contracts["settlement"])
     signed_by: dict[int, str] = {}
     next_block = 0

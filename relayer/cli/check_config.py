@@ -51,11 +51,11 @@ def _committee_problems(config: Any) -> list[str]:
         chain = config.chains[dest.chain]
         try:
             w3 = Web3(Web3.HTTPProvider(chain.rpc[0], request_kwargs={"timeout": chain.rpc_timeout_seconds}))
-            verifier = contract(w3, "EpochVerifier", dest.verifier)
+            verifier = contract(w3, "EpochVerifier", dest.settlement)
             threshold = int(verifier.functions.threshold().call())
             members = [str(m) for m in verifier.functions.members().call()]
         except Exception as exc:  # any failure to read is reported, not raised
-            out.append(f"destinations.{name}: cannot read the committee from {dest.verifier}: {exc}")
+            out.append(f"destinations.{name}: cannot read the committee from {dest.settlement}: {exc}")
             continue
         if attester not in members:
             out.append(f"destinations.{name}: attester {attester} is not a member of the committee {members}")

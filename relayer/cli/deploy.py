@@ -38,8 +38,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         if not committee:
             print("relayer: --committee ADDR[,ADDR...] is required for --role destination", file=sys.stderr)
             return EXIT_USAGE
-        verifier, settlement = deploy_destination(w3, deployer, committee, args.threshold)
-        print(json.dumps({"chain_id": w3.eth.chain_id, "verifier": verifier, "settlement": settlement}))
+        settlement = deploy_destination(w3, deployer, committee, args.threshold)
+        print(json.dumps({"chain_id": w3.eth.chain_id, "settlement": settlement}))
     return EXIT_OK
 
 

@@ -72,7 +72,7 @@ def test_a_committee_devnet_gives_each_member_its_own_keys_store_port_and_peers(
         assert info["metrics"] == members[0]["metrics"]
 
         dst = Web3(Web3.HTTPProvider(info["chains"]["destination"]["rpc"]))
-        verifier = contract(dst, "EpochVerifier", info["contracts"]["verifier"])
+        verifier = contract(dst, "EpochVerifier", info["contracts"]["settlement"])
         assert verifier.functions.members().call() == [m["attester"] for m in members]
         assert verifier.functions.threshold().call() == 2
         for member in members:

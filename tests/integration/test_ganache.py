@@ -109,7 +109,7 @@ def test_one_relay_round_from_a_ganache_source(ganache: GanacheNode, tmp_path: P
     daemon: subprocess.Popen[bytes] | None = None
     try:
         dst = Web3(Web3.HTTPProvider(dest.url))
-        _, settlement = deploy_destination(dst, owner, [attester.address], 1)
+        settlement = deploy_destination(dst, owner, [attester.address], 1)
         register_vault(dst, owner, settlement, SOURCE_CHAIN_ID, vault, 0, 10_000, 3600)
         keys = tmp_path / "keys"
         keys.mkdir()
