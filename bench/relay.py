@@ -66,7 +66,7 @@ from relayer import devnet
 from relayer.aggregation.aggregator import aggregate_epoch
 from relayer.attestation.eip712 import sign_epoch
 from relayer.config import KeySource
-from relayer.configgen import ChainTable, DestinationTable, PairTable, render_config
+from relayer.config.render import ChainTable, DestinationTable, PairTable, render_config
 from relayer.proving.prover import Claim, Snapshot, collateral_storage_key
 
 ROOT = Path(__file__).resolve().parent.parent

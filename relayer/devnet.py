@@ -40,7 +40,7 @@ from chains.anvil import DEV_MNEMONIC, AnvilNode, free_port, rpc, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
 from relayer.attestation.eip712 import recover_signer
 from relayer.config import KeySource
-from relayer.configgen import ChainTable, CommitteeTable, DestinationTable, PairTable, render_config
+from relayer.config.render import ChainTable, CommitteeTable, DestinationTable, PairTable, render_config
 
 SOURCE_CHAIN_ID = 31337
 DESTINATION_CHAIN_ID = 31338

@@ -26,7 +26,7 @@ from chains.anvil import rpc, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
 from relayer import devnet
 from relayer.config import KeySource
-from relayer.configgen import ChainTable, DestinationTable, PairTable, render_config
+from relayer.config.render import ChainTable, DestinationTable, PairTable, render_config
 from tests.integration.ganache import GanacheNode, start_ganache
 from tests.integration.test_devnet_relay import wait_for
 

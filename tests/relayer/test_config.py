@@ -28,7 +28,7 @@ from relayer.config import (
     load_config,
     notes,
 )
-from relayer.configgen import ChainTable, DestinationTable, PairTable, render_config
+from relayer.config.render import ChainTable, DestinationTable, PairTable, render_config
 from relayer.errors import RelayerError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +50,7 @@ MINIMAL = "\n" + render_config(
     destinations=[DestinationTable("destination", SETTLEMENT, KeySource(key_env="SENDER_KEY"))],
     pairs=[PairTable("source", "destination", VAULT)],
 )
-"""Every required key and nothing else (each table's defaults apply), as relayer.configgen writes it."""
+"""Every required key and nothing else (each table's defaults apply), as relayer.config.render writes it."""
 
 
 def write_secret(path: Path, text: str) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from relayer.config import KeySource
+from relayer.config.schema import KeySource
 
 __all__ = ["ChainTable", "CommitteeTable", "DestinationTable", "PairTable", "TomlValue", "render_config"]
 

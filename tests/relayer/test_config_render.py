@@ -1,4 +1,4 @@
-"""relayer.configgen: the one `relayer.toml` template (devnet, bench, tests) writes what the
+"""relayer.config.render: the one `relayer.toml` template (devnet, bench, tests) writes what the
 loader (relayer.config.load_config) reads back, value for value; it refuses what TOML cannot
 hold as given rather than writing a file the loader would misread."""
 
@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from relayer import devnet
 from relayer.config import ChainConfig, CommitteeConfig, KeeperConfig, KeySource, PairConfig, load_config
-from relayer.configgen import ChainTable, CommitteeTable, DestinationTable, PairTable, render_config
+from relayer.config.render import ChainTable, CommitteeTable, DestinationTable, PairTable, render_config
 from tests.relayer.test_config import ADDR0, ENV, SETTLEMENT, VAULT, write_secret
 
 SOURCE = ChainTable(
