@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +94,6 @@ def _run_devnet_daemon(net: Any) -> int:
     """Run the devnet's relayer in the foreground, printing each settlement; in a committee,
     member 0 runs here and the others as `relayer run` processes (logs in member-<i>/daemon.log),
     stopped when this returns."""
-    import subprocess
-    import threading
-
     from relayer import devnet
     from relayer.config import load_config
     from relayer.daemon import Daemon
@@ -109,42 +108,14 @@ def _run_devnet_daemon(net: Any) -> int:
         print(settlement_line(s, members), flush=True)
 
     stop = threading.Event()
-    others: dict[str, subprocess.Popen[bytes]] = {}
-
-    def watch_members() -> None:  # a member that exits on its own is said once, with its log
-        while not stop.wait(1.0):
-            for name, process in list(others.items()):
-                if process.poll() is not None:
-                    print(
-                        f"devnet: {name} exited with code {process.returncode}; see "
-                        f"{net.directory / name / 'daemon.log'}",
-                        flush=True,
-                    )
-                    del others[name]
-
-    def say(message: str) -> None:
-        print(message, flush=True)
-
-    threads = [threading.Thread(target=devnet.simulate_activity, args=(net.info, stop), kwargs={"say": say},
+    threads = [threading.Thread(target=devnet.simulate_activity, args=(net.info, stop), kwargs={"say": _say},
                                 daemon=True)]  # fmt: skip
     pid_file = net.directory / devnet.FOREGROUND_PID
     pid_file.write_text(f"{os.getpid()}\n")  # for `relayer devnet --stop` from another shell
     try:
-        for i in range(1, len(members)):
-            others[members[i]["name"]] = devnet.start_member(net.directory, i)
         if members:
-            print(
-                f"devnet: committee of {len(members)}, threshold {net.threshold}: member-0 runs here, "
-                f"member-1..{len(members) - 1} as processes (logs in {net.directory}/member-<i>/daemon.log)",
-                flush=True,
-            )
-            devnet.wait_members_up(net, timeout=20)
-            threads.append(threading.Thread(target=watch_members, daemon=True))
-            threads.append(threading.Thread(  # the other members' settlements, read from the destination
-                target=devnet.watch_settlements, args=(net.info, stop),
-                kwargs={"skip_sender": members[0]["sender"], "say": say}, daemon=True,
-            ))  # fmt: skip
-        print("devnet: relayer running (Ctrl-C stops it and the chains); settlements:", flush=True)
+            threads += _start_other_members(net, stop)
+        _say("devnet: relayer running (Ctrl-C stops it and the chains); settlements:")
         for thread in threads:
             thread.start()
         try:
@@ -163,8 +134,45 @@ def _run_devnet_daemon(net: Any) -> int:
         if members:
             stopped = devnet.stop_members(net.directory)
             if stopped:
-                print(f"devnet: stopped {len(stopped)} member daemon(s)", flush=True)
+                _say(f"devnet: stopped {len(stopped)} member daemon(s)")
     return EXIT_OK
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _start_other_members(net: Any, stop: threading.Event) -> list[threading.Thread]:
+    """Members 1.. of the committee started as `relayer run` processes (the caller stops them
+    with `devnet.stop_members`) and waited for; returns the threads, not started, that say when
+    one exits on its own and print the other members' settlements read from the destination."""
+    from relayer import devnet
+
+    members: list[dict[str, str]] = net.members
+    others: dict[str, subprocess.Popen[bytes]] = {}
+    for i in range(1, len(members)):
+        others[members[i]["name"]] = devnet.start_member(net.directory, i)
+    _say(
+        f"devnet: committee of {len(members)}, threshold {net.threshold}: member-0 runs here, "
+        f"member-1..{len(members) - 1} as processes (logs in {net.directory}/member-<i>/daemon.log)"
+    )
+    devnet.wait_members_up(net, timeout=20)
+
+    def watch_members() -> None:  # a member that exits on its own is said once, with its log
+        while not stop.wait(1.0):
+            for name, process in list(others.items()):
+                if process.poll() is not None:
+                    _say(
+                        f"devnet: {name} exited with code {process.returncode}; see "
+                        f"{net.directory / name / 'daemon.log'}"
+                    )
+                    del others[name]
+
+    settlements = threading.Thread(
+        target=devnet.watch_settlements, args=(net.info, stop),
+        kwargs={"skip_sender": members[0]["sender"], "say": _say}, daemon=True,
+    )  # fmt: skip
+    return [threading.Thread(target=watch_members, daemon=True), settlements]
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

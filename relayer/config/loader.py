@@ -271,22 +271,11 @@ class _Reader(ValueReader):
         return ok
 
     def config(self, path: Path, document: dict[str, Any]) -> Config | None:
+        """The whole document (secrets already scrubbed) as a `Config`; None when anything in it
+        has a problem (each recorded). Tables are read in file-layout order, so problems are
+        listed in that order."""
         top = Table(self, document, "")
-
-        store: Path | None = self.base / "relayer.sqlite"
-        relayer = top.get("relayer", self.table, {})
-        if relayer is not None:
-            t = Table(self, relayer, "relayer")
-            store = t.get("store", self.local_path, store)
-            t.finish()
-
-        listen: tuple[str, int] | None = ("127.0.0.1", 9464)
-        metrics = top.get("metrics", self.table, {})
-        if metrics is not None:
-            t = Table(self, metrics, "metrics")
-            listen = t.get("listen", self.listen, listen)
-            t.finish()
-
+        store, listen = self._relayer_and_metrics(top)
         attester = top.get("attester", self.key_source)
         committee = top.get("committee", self.committee, CommitteeConfig())
         keeper = top.get("keeper", self.keeper, KeeperConfig())
@@ -299,73 +288,11 @@ class _Reader(ValueReader):
                 + ([("committee.listen", committee.listen)] if committee.listen is not None else [])
             )
         )
-
-        chains: dict[str, ChainConfig] = {}
-        chain_names: set[str] = set()
-        chains_ok = True
-        chain_table = top.get("chains", self.table)
-        if chain_table is not None:
-            if not chain_table:
-                self.problem("chains", "at least one [chains.<name>] table is required")
-            for name, value in chain_table.items():
-                chain_names.add(name)
-                chain = self.chain(name, value, join_key("chains", name))
-                if chain is None:
-                    chains_ok = False
-                else:
-                    chains[name] = chain
-            ids: dict[int, str] = {}
-            for name, chain_id in self.chain_ids.items():
-                if chain_id in ids:
-                    other = join_key("chains", ids[chain_id])
-                    self.problem(
-                        join_key(join_key("chains", name), "chain_id"),
-                        f"chain id {chain_id} is also used by {other}",
-                    )
-                    chains_ok = False
-                else:
-                    ids[chain_id] = name
-
-        destinations: dict[str, DestinationConfig] = {}
-        destination_names: set[str] = set()
-        destinations_ok = True
-        destination_table = top.get("destinations", self.table)
-        if destination_table is not None:
-            if not destination_table:
-                self.problem("destinations", "at least one [destinations.<chain name>] table is required")
-            for name, value in destination_table.items():
-                destination_names.add(name)
-                destination = self.destination(name, value, join_key("destinations", name), chain_names)
-                if destination is None:
-                    destinations_ok = False
-                else:
-                    destinations[name] = destination
-
-        pairs: list[PairConfig] = []
-        pairs_ok = True
-        pair_list = top.get("pairs", self._pair_array)
-        if pair_list is not None:
-            seen: dict[tuple[str, str], int] = {}
-            for i, value in enumerate(pair_list):
-                pair = self.pair(value, f"pairs[{i}]", chain_names, destination_names)
-                if pair is None:
-                    pairs_ok = False
-                    continue
-                # MarginSettlement registers one vault per source chain, and a settle call
-                # takes one claim per chain: one pair per (source, destination).
-                route = (pair.source, pair.destination)
-                if route in seen:
-                    self.problem(
-                        f"pairs[{i}]",
-                        f"same source and destination as pairs[{seen[route]}] (one vault per source chain "
-                        "and destination)",
-                    )
-                    pairs_ok = False
-                    continue
-                seen[route] = i
-                pairs.append(pair)
+        chains = self._chains(top)
+        chain_names = chains[1] if chains is not None else set()
+        destinations = self._destinations(top, chain_names)
+        pairs = self._pairs(top, chain_names, destinations[1] if destinations is not None else set())
         top.finish()
-
         if (
             store is None
             or listen is None
@@ -373,10 +300,10 @@ class _Reader(ValueReader):
             or committee is None
             or keeper is None
             or not listeners_ok
-            or chain_table is None
-            or destination_table is None
-            or pair_list is None
-            or not (chains_ok and destinations_ok and pairs_ok)
+            or chains is None
+            or destinations is None
+            or pairs is None
+            or not (chains[2] and destinations[2] and pairs[1])
         ):
             return None
         return Config(
@@ -385,12 +312,106 @@ class _Reader(ValueReader):
             metrics_host=listen[0],
             metrics_port=listen[1],
             attester=attester,
-            chains=MappingProxyType(chains),
-            destinations=MappingProxyType(destinations),
-            pairs=tuple(pairs),
+            chains=MappingProxyType(chains[0]),
+            destinations=MappingProxyType(destinations[0]),
+            pairs=tuple(pairs[0]),
             committee=committee,
             keeper=keeper,
         )
+
+    def _relayer_and_metrics(self, top: Table) -> tuple[Path | None, tuple[str, int] | None]:
+        """`[relayer] store` and `[metrics] listen`, each with its default when absent."""
+        store: Path | None = self.base / "relayer.sqlite"
+        relayer = top.get("relayer", self.table, {})
+        if relayer is not None:
+            t = Table(self, relayer, "relayer")
+            store = t.get("store", self.local_path, store)
+            t.finish()
+        listen: tuple[str, int] | None = ("127.0.0.1", 9464)
+        metrics = top.get("metrics", self.table, {})
+        if metrics is not None:
+            t = Table(self, metrics, "metrics")
+            listen = t.get("listen", self.listen, listen)
+            t.finish()
+        return store, listen
+
+    def _chains(self, top: Table) -> tuple[dict[str, ChainConfig], set[str], bool] | None:
+        """The `[chains.<name>]` tables: (the valid chains, every name given, whether all are
+        valid with distinct chain ids); None when `chains` is missing or not a table."""
+        chain_table = top.get("chains", self.table)
+        if chain_table is None:
+            return None
+        if not chain_table:
+            self.problem("chains", "at least one [chains.<name>] table is required")
+        chains: dict[str, ChainConfig] = {}
+        ok = True
+        for name, value in chain_table.items():
+            chain = self.chain(name, value, join_key("chains", name))
+            if chain is None:
+                ok = False
+            else:
+                chains[name] = chain
+        ids: dict[int, str] = {}
+        for name, chain_id in self.chain_ids.items():
+            if chain_id in ids:
+                other = join_key("chains", ids[chain_id])
+                self.problem(
+                    join_key(join_key("chains", name), "chain_id"), f"chain id {chain_id} is also used by {other}"
+                )
+                ok = False
+            else:
+                ids[chain_id] = name
+        return chains, set(chain_table), ok
+
+    def _destinations(
+        self, top: Table, chain_names: set[str]
+    ) -> tuple[dict[str, DestinationConfig], set[str], bool] | None:
+        """The `[destinations.<chain>]` tables: (the valid ones, every name given, whether all
+        are valid); None when `destinations` is missing or not a table."""
+        destination_table = top.get("destinations", self.table)
+        if destination_table is None:
+            return None
+        if not destination_table:
+            self.problem("destinations", "at least one [destinations.<chain name>] table is required")
+        destinations: dict[str, DestinationConfig] = {}
+        ok = True
+        for name, value in destination_table.items():
+            destination = self.destination(name, value, join_key("destinations", name), chain_names)
+            if destination is None:
+                ok = False
+            else:
+                destinations[name] = destination
+        return destinations, set(destination_table), ok
+
+    def _pairs(
+        self, top: Table, chain_names: set[str], destination_names: set[str]
+    ) -> tuple[list[PairConfig], bool] | None:
+        """The `[[pairs]]` tables: (the valid pairs, whether all are valid and no two share a
+        source and a destination); None when `pairs` is missing or not an array of tables."""
+        pair_list = top.get("pairs", self._pair_array)
+        if pair_list is None:
+            return None
+        pairs: list[PairConfig] = []
+        ok = True
+        seen: dict[tuple[str, str], int] = {}
+        for i, value in enumerate(pair_list):
+            pair = self.pair(value, f"pairs[{i}]", chain_names, destination_names)
+            if pair is None:
+                ok = False
+                continue
+            # MarginSettlement registers one vault per source chain, and a settle call
+            # takes one claim per chain: one pair per (source, destination).
+            route = (pair.source, pair.destination)
+            if route in seen:
+                self.problem(
+                    f"pairs[{i}]",
+                    f"same source and destination as pairs[{seen[route]}] (one vault per source chain and destination)",
+                )
+                ok = False
+                continue
+            seen[route] = i
+            pairs.append(pair)
+        return pairs, ok
 
     def _pair_array(self, value: Any, path: str) -> list[Any] | None:
         if not isinstance(value, list):
