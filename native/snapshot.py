@@ -187,26 +187,29 @@ def verify_snapshot(
         from_bytes = int.from_bytes
         proven = Account(from_bytes(raw[0:32], "big"), from_bytes(raw[32:64], "big"), raw[64:96], raw[96:128])
     codes: list[int] = ffi.unpack(statuses, n_slots) if n_slots else []
-    values: tuple[int | None, ...]
-    reasons: tuple[str | None, ...]
-    statuses_out: tuple[Status, ...]
-    if not codes or min(codes) >= 0:  # the common case: every storage proof accepted
-        from_bytes = int.from_bytes
-        end = _ACCOUNT_BYTES + 32 * n_slots
-        values = tuple([from_bytes(raw[i : i + 32], "big") for i in range(_ACCOUNT_BYTES, end, 32)])
-        reasons = (None,) * n_slots
-        if codes.count(lib.SPR_OK) == n_slots:
-            statuses_out = (Status.OK,) * n_slots
-        else:
-            statuses_out = tuple(map(STATUS_BY_CODE.__getitem__, codes))
-    else:
-        values = tuple(
-            int.from_bytes(raw[_ACCOUNT_BYTES + 32 * i : _ACCOUNT_BYTES + 32 * i + 32], "big") if code >= 0 else None
-            for i, code in enumerate(codes)
-        )
-        reasons = tuple(None if code >= 0 else PROOF_REASONS.get(code, "unknown") for code in codes)
-        statuses_out = tuple(STATUS_BY_CODE.get(code, Status.ERR_ARG) for code in codes)
+    values, statuses_out, reasons = _slot_results(codes, raw)
     return SnapshotResult(
         proven, tuple(slot_list), values, statuses_out, reasons,
         stats.hashed_nodes, stats.hashed_bytes, stats.cached_nodes, slot_words, raw[_ACCOUNT_BYTES:],
     )  # fmt: skip
+
+
+def _slot_results(
+    codes: list[int], raw: bytes
+) -> tuple[tuple[int | None, ...], tuple[Status, ...], tuple[str | None, ...]]:
+    """(values, statuses, reasons) per slot from the C statuses ``codes`` and the output buffer
+    ``raw`` (the account, then one 32-byte big-endian value per slot); see ``SnapshotResult``."""
+    n_slots = len(codes)
+    if not codes or min(codes) >= 0:  # the common case: every storage proof accepted
+        from_bytes = int.from_bytes
+        end = _ACCOUNT_BYTES + 32 * n_slots
+        values = tuple([from_bytes(raw[i : i + 32], "big") for i in range(_ACCOUNT_BYTES, end, 32)])
+        if codes.count(lib.SPR_OK) == n_slots:
+            return values, (Status.OK,) * n_slots, (None,) * n_slots
+        return values, tuple(map(STATUS_BY_CODE.__getitem__, codes)), (None,) * n_slots
+    some: tuple[int | None, ...] = tuple(
+        int.from_bytes(raw[_ACCOUNT_BYTES + 32 * i : _ACCOUNT_BYTES + 32 * i + 32], "big") if code >= 0 else None
+        for i, code in enumerate(codes)
+    )
+    reasons = tuple(None if code >= 0 else PROOF_REASONS.get(code, "unknown") for code in codes)
+    return some, tuple(STATUS_BY_CODE.get(code, Status.ERR_ARG) for code in codes), reasons
