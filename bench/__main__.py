@@ -58,9 +58,9 @@ from chains.anvil import start_anvil
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
 from native._lib import ffi, lib
-from relayer.aggregation.aggregator import aggregate_block, claim_words
-from relayer.proving.prover import Claim
-from relayer.proving.prover import Snapshot as ProverSnapshot
+from relayer.aggregation.aggregator import aggregate_block
+from relayer.epoch import Claim, claim_words
+from relayer.epoch import Snapshot as ProverSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "native.json"
@@ -325,7 +325,7 @@ def _merkle_parts(n: int) -> dict[str, float]:
         Claim(to_checksum_address("0x" + rng.randbytes(20).hex()), rng.getrandbits(96)) for _ in range(n)
     )
     header = VerifiedHeader(1234, Hash32(bytes(32)), Hash32(bytes(32)), Hash32(bytes(32)), 0, b"")
-    # as relayer.proving.prover.verify_snapshot returns it: with the verifier's value words
+    # as relayer.proving.mpt.verify_snapshot returns it: with the verifier's value words
     value_words = b"".join(c.value.to_bytes(32, "big") for c in claims)
     snapshot = ProverSnapshot(31337, vault, header, claims, 0.0, value_words)
     keys = ("aggregate_block", "words", "leaves", "tree", "read_every_proof")

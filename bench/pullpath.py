@@ -54,11 +54,18 @@ from chains.bindings import BLOCK_LEAF_FIELDS, deploy_destination, register_vaul
 from chains.fallback import FallbackClient
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
-from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
+from relayer.aggregation.aggregator import StoredEpochUnusable, aggregate_epoch, rebuild_epoch
 from relayer.attestation.eip712 import sign_epoch
+from relayer.epoch import (
+    EPOCH_FORMAT,
+    EPOCH_FORMATS,
+    Claim,
+    EpochAggregate,
+    Snapshot,
+    snapshot_to_json,
+)
 from relayer.observability.api import HealthView, make_app
 from relayer.observability.metrics import Metrics
-from relayer.proving.prover import EPOCH_FORMAT, EPOCH_FORMATS, Claim, Snapshot, snapshot_to_json, snapshots_from_json
 from relayer.pullpath.proofs import ProofServer, tree_rows
 from relayer.pullpath.ratelimit import ClientBuckets
 from relayer.pullpath.server import make_keeper_app
@@ -202,9 +209,9 @@ class ScanBaseline:
         if cached is not None:
             self._cache.move_to_end(key)
             return cached
-        snapshots = snapshots_from_json(content["snapshots"], lambda block: self.store.epoch_claims(epoch, root, block))
-        aggregate = aggregate_epoch(snapshots)
-        if aggregate.root != root:
+        try:
+            aggregate = rebuild_epoch(content, root, lambda block: self.store.epoch_claims(epoch, root, block))
+        except StoredEpochUnusable:
             return None
         self._cache[key] = aggregate
         while len(self._cache) > self.CACHE_EPOCHS:

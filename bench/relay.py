@@ -67,7 +67,8 @@ from relayer.aggregation.aggregator import aggregate_epoch
 from relayer.attestation.eip712 import sign_epoch
 from relayer.config import KeySource
 from relayer.config.render import ChainTable, DestinationTable, PairTable, render_config
-from relayer.proving.prover import Claim, Snapshot, collateral_storage_key
+from relayer.epoch import Claim, Snapshot
+from relayer.proving.prover import collateral_storage_key
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "relay.json"

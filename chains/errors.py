@@ -127,6 +127,19 @@ class RpcResponseError(RpcError):
         )
 
 
+class RpcAnswerTooLarge(RpcResponseError):
+    """An answer larger than the caller allowed (`chains.rpc.answer_limit`): the node answered,
+    so it is not retried elsewhere; the caller asks for less (a smaller eth_getLogs range).
+    `code` -32005, "limit exceeded" (EIP-1474), as providers refuse a too-large eth_getLogs.
+    `limit`: the bound in bytes."""
+
+    def __init__(self, *, method: str, host: str, limit: int, chain: str = "") -> None:
+        self.limit = limit
+        super().__init__(
+            method=method, host=host, code=-32005, message=f"answer larger than {limit} bytes", chain=chain
+        )
+
+
 class RpcGarbageError(RpcError):
     """The response is not valid JSON-RPC 2.0 or not the shape the method returns.
 

@@ -26,7 +26,9 @@ import json
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -39,6 +41,7 @@ import yarl
 from chains.errors import (
     MalformedJson,
     NoOtherEndpoint,
+    RpcAnswerTooLarge,
     RpcError,
     RpcGarbageError,
     RpcResponseError,
@@ -74,6 +77,22 @@ _HEX_DIGITS = re.compile(r"0x[0-9a-fA-F]*\Z")
 
 
 # --------------------------------------------------------------------------- hex codec
+
+
+_ANSWER_LIMIT: ContextVar[int | None] = ContextVar("answer_limit", default=None)
+
+
+@contextmanager
+def answer_limit(max_bytes: int) -> Iterator[None]:
+    """Within the block, calls made by this asyncio task (and the tasks it starts) refuse an
+    answer body larger than `max_bytes` with RpcAnswerTooLarge, read no further than that, and
+    so hold at most that much of it; `RpcClient.max_response_bytes` still applies. Used where the
+    caller can ask for less: eth_getLogs over a smaller block range."""
+    token = _ANSWER_LIMIT.set(max_bytes)
+    try:
+        yield
+    finally:
+        _ANSWER_LIMIT.reset(token)
 
 
 class HexDecodeError(ValueError):
@@ -630,8 +649,11 @@ class RpcClient(RpcMethods):
     async def _read_body(self, method: str, response: aiohttp.ClientResponse) -> bytes:
         chunks: list[bytes] = []
         size = 0
+        limit = _ANSWER_LIMIT.get()
         async for chunk in response.content.iter_chunked(1 << 16):
             size += len(chunk)
+            if limit is not None and size > limit:
+                raise RpcAnswerTooLarge(method=method, host=self.host, limit=limit, chain=self.chain_label)
             if size > self.max_response_bytes:
                 raise self._garbage(method, f"response larger than {self.max_response_bytes} bytes")
             chunks.append(chunk)

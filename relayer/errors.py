@@ -49,6 +49,10 @@ class SubmissionError(RelayerError, TransactionError):
     of which it is the daemon's kind (a revert is chains.bindings.ContractReverted)."""
 
 
+class AttestationError(RelayerError):
+    """An epoch attestation is malformed: bad root, bad signature, duplicate signer."""
+
+
 class StoreError(RelayerError):
     """The durable store cannot be opened or written."""
 

@@ -50,34 +50,36 @@ from eth_utils import to_checksum_address
 
 from chains.bindings import ContractReverted
 from chains.errors import ChainError
-from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
-from relayer.attestation.committee import SIGNATURE_REFUSED, Attestation, AttestationExchange
-from relayer.attestation.eip712 import AttestationError, check_canonical, order_signatures, recover_signer, sign_epoch
+from relayer.aggregation.aggregator import StoredEpochUnusable, aggregate_epoch, rebuild_epoch
+from relayer.attestation.committee import SIGNATURE_REFUSED, AttestationExchange
+from relayer.attestation.eip712 import check_canonical, order_signatures, recover_signer, sign_epoch
+from relayer.attestation.view import Committee
 from relayer.config import DestinationConfig
-from relayer.errors import SnapshotRejected, SubmissionError
+from relayer.epoch import (
+    EPOCH_FORMAT,
+    EPOCH_FORMATS,
+    OPEN_EPOCH_STATES,
+    Attestation,
+    EpochAggregate,
+    EpochState,
+    Snapshot,
+    snapshot_to_json,
+)
+from relayer.errors import AttestationError, SnapshotRejected, SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.api import FAILURES_UNREADY
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
-from relayer.proving.proofscheme import prove_verkle_snapshot
-from relayer.proving.prover import (
-    EPOCH_FORMAT,
-    EPOCH_FORMATS,
-    Snapshot,
-    confirm_block_hash,
-    confirmation_cause,
-    prove_snapshot,
-    snapshot_to_json,
-    snapshots_from_json,
-)
+from relayer.proving.prover import confirm_block_hash, confirmation_cause
+from relayer.proving.schemes import SCHEMES
 from relayer.pullpath.proofs import ProofServer, tree_rows
 from relayer.scheduling.delta import Selection
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.schedule import EpochSchedule, plan_to_json
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import EpochSignature, Settlement, Settler
-from relayer.storage.store import OPEN_EPOCH_STATES, EpochRecord, Store
-from relayer.submission.submitter import Committee, Submitter
+from relayer.storage.store import EpochRecord, Store
+from relayer.submission.submitter import Submitter
 
 log = get_logger("relayer.relay")
 
@@ -105,7 +107,7 @@ SNAPSHOTS_IN_FLIGHT = 4
 
 SNAPSHOTS_IN_FLIGHT_PER_CHAIN = 2
 """Snapshots of one round proven at once on one source chain (its pairs of several vaults);
-each streams its proof chunks (relayer.proving.prover.prove_snapshot: a few calls in flight)."""
+each streams its proof chunks (relayer.proving.mpt.prove_snapshot: a few calls in flight)."""
 
 
 class DestinationRelay:
@@ -358,7 +360,7 @@ class DestinationRelay:
         self._aggregates[(epoch, aggregate.root)] = aggregate
         self._created.set()
         if process:
-            await self._process(EpochRecord(epoch, aggregate.root, "signed", None, content, None), aggregate)
+            await self._process(EpochRecord(epoch, aggregate.root, EpochState.SIGNED, None, content, None), aggregate)
             await self.refresh_balance()
         return True
 
@@ -460,7 +462,7 @@ class DestinationRelay:
         now = time.monotonic()
         if self.committee is not None and not force and now - self._committee_read_at < self.committee_refresh_seconds:
             return self.committee
-        committee = await self.submitter.committee()
+        committee = Committee(*await self.submitter.committee_fields())
         self._committee_read_at = now
         previous, self.committee = self.committee, committee
         destination = self.config.chain
@@ -504,25 +506,15 @@ class DestinationRelay:
             return None
         self.metrics.storage_keys_requested.labels(chain).inc(len(accounts))
         try:
-            if pair.proof_scheme == "verkle":
-                snapshot = await prove_verkle_snapshot(
-                    pair.client,
-                    chain_id=pair.chain_id,
-                    vault=pair.config.vault,
-                    accounts=accounts,
-                    mapping_slot=pair.config.collateral_slot,
-                    block_number=height,
-                )
-            else:
-                snapshot = await prove_snapshot(
-                    pair.client,
-                    chain_id=pair.chain_id,
-                    vault=pair.config.vault,
-                    accounts=accounts,
-                    mapping_slot=pair.config.collateral_slot,
-                    block_number=height,
-                    chunk_size=pair.config.proof_chunk_size,
-                )
+            snapshot = await SCHEMES[pair.proof_scheme].prove_snapshot(
+                pair.client,
+                chain_id=pair.chain_id,
+                vault=pair.config.vault,
+                accounts=accounts,
+                mapping_slot=pair.config.collateral_slot,
+                block_number=height,
+                chunk_size=pair.config.proof_chunk_size,
+            )
             confirmed_by = await self._confirm(pair, snapshot)
         except SnapshotRejected as exc:
             self.metrics.proofs_rejected.labels(chain, exc.reason).inc()
@@ -645,13 +637,12 @@ class DestinationRelay:
         if aggregate is None:
             aggregate = self._aggregates.get((epoch, record.root))
         if aggregate is None:
-            snapshots = snapshots_from_json(
-                record.content["snapshots"], lambda block: self.store.epoch_claims(epoch, record.root, block)
-            )
-            aggregate = aggregate_epoch(snapshots)
-            del snapshots
-            if aggregate.root != record.root:
-                self._fail(epoch, "corrupt", detail="stored content does not rebuild its root")
+            try:
+                aggregate = rebuild_epoch(
+                    record.content, record.root, lambda block: self.store.epoch_claims(epoch, record.root, block)
+                )
+            except StoredEpochUnusable as exc:
+                self._fail(epoch, exc.reason, detail=str(exc))
                 return
             self._aggregates[(epoch, record.root)] = aggregate
         try:

@@ -1,1 +1,2 @@
-"""Attestation: EIP-712 epoch signatures and their exchange between committee members."""
+"""Attestation: EIP-712 epoch signatures, their exchange between committee members, and the
+committee view (relayer.attestation.view)."""

@@ -28,12 +28,12 @@ from eth_keys import keys
 from eth_keys.exceptions import BadSignature
 from eth_utils import ValidationError, to_canonical_address, to_checksum_address
 
-from relayer.errors import RelayerError
+from relayer.epoch import SIGNATURE_LENGTH, Attestation
+from relayer.errors import AttestationError
 
 DOMAIN_NAME = "StateProofRelayer"
 DOMAIN_VERSION = "2"
 EPOCH_TYPE = "Epoch(uint256 epoch,bytes32 root,bytes32 previous)"
-SIGNATURE_LENGTH = 65
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 """The order of the secp256k1 group (SEC 2, section 2.4.1)."""
 HALF_N = SECP256K1_N // 2
@@ -53,10 +53,6 @@ _TYPES: dict[str, Any] = {
         {"name": "previous", "type": "bytes32"},
     ],
 }
-
-
-class AttestationError(RelayerError):
-    """An epoch attestation is malformed: bad root, bad signature, duplicate signer."""
 
 
 def _root_bytes(root: bytes, what: str = "epoch root") -> bytes:
@@ -201,3 +197,28 @@ def order_signatures(signatures_with_signers: Iterable[tuple[str | bytes, bytes]
         if a == b:
             raise AttestationError(f"duplicate signer {to_checksum_address(a)}")
     return [signature for _, signature in keyed]
+
+
+def sign_attestation(
+    account: LocalAccount, *, chain_id: int, verifier: str, epoch: int, root: bytes, previous: bytes, generation: int
+) -> Attestation:
+    """`account`'s attestation of `Epoch(epoch, root, previous)` for `verifier` on `chain_id`
+    under committee generation `generation`."""
+    signature = sign_epoch(account, chain_id, verifier, epoch, root, previous, generation=generation)
+    return Attestation(chain_id, verifier, epoch, root, previous, account.address, signature)
+
+
+def recover_attestation(attestation: Attestation, generation: int) -> str:
+    """The checksum address an attestation's signature recovers to (EIP-712) under committee
+    generation `generation` (the destination's current one: a signature made under another
+    recovers to another address). Raises AttestationError when it does not recover (bad v, r, s
+    or a high s)."""
+    a = attestation
+    return recover_signer(a.chain_id, a.verifier, a.epoch, a.root, a.previous, a.signature, generation=generation)
+
+
+def check_attestation(attestation: Attestation, generation: int) -> None:
+    """Raise AttestationError unless the signature recovers to the attestation's `signer` under `generation`."""
+    recovered = recover_attestation(attestation, generation)
+    if recovered != attestation.signer:
+        raise AttestationError(f"signature recovers to {recovered}, not to the claimed signer {attestation.signer}")

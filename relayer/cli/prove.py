@@ -15,7 +15,7 @@ from relayer.cli._common import EXIT_FAILURE, EXIT_OK
 def cmd_prove(args: argparse.Namespace) -> int:
     from chains.errors import ChainError
     from relayer.errors import RelayerError
-    from relayer.proving.proofscheme import SCHEMES
+    from relayer.proving.schemes import SCHEMES
 
     try:
         document = asyncio.run(SCHEMES[args.scheme].prove(args.rpc, args.contract, args.slot, args.block))

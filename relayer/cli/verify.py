@@ -14,8 +14,8 @@ from relayer.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from chains.errors import ChainError, MalformedJson
-    from relayer.proving.oneshot import Unconfirmed, VerificationFailed
-    from relayer.proving.proofscheme import read_document, scheme_for
+    from relayer.proving.scheme import Unconfirmed, VerificationFailed, read_document
+    from relayer.proving.schemes import scheme_for
 
     try:
         root = None

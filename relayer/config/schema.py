@@ -111,7 +111,7 @@ class ChainConfig:
     rpc_timeout_seconds: float = 10.0
     proof_scheme: str = "eip1186"
     """How the chain proves its state: "eip1186" (eth_getProof, Merkle-Patricia) or "verkle"
-    (the blocks' EIP-6800 executionWitness), relayer/proving/proofscheme.py."""
+    (the blocks' EIP-6800 executionWitness), relayer/proving/verkle.py."""
     ws: str | None = None
     """A ws(s):// endpoint whose `eth_subscribe("newHeads")` wakes the watcher at each new head
     (the heights are still read over `rpc`); None: the watcher polls every

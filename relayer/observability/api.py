@@ -51,7 +51,7 @@ class EndpointsHealth(Protocol):
 
 
 class CommitteeHealth(Protocol):
-    """The destination's committee as last read (`relayer.submission.submitter.Committee`)."""
+    """The destination's committee as last read (`relayer.attestation.view.Committee`)."""
 
     @property
     def generation(self) -> int: ...

@@ -1,24 +1,14 @@
-"""Snapshots: the collateral of every watched account of one vault at one block, proven.
-
-A snapshot is built from `eth_getBlockByNumber` (the header, whose keccak(rlp) must equal
-the block hash) and one EIP-1186 `eth_getProof` of the vault with the storage key of every
-account's collateral (`collateral_storage_key`), then verified by the native library against
-the header's stateRoot: the account proof gives the vault's storageHash, each storage proof
-(inclusion, or exclusion for value 0) gives one claim. A mismatch in the header or the
-account proof rejects the whole snapshot; a storage proof that fails on its own excludes its
-account only.
+"""What proving a snapshot takes whatever the scheme (relayer.proving.mpt, relayer.proving.verkle):
+the storage key of an account's collateral (`collateral_storage_key`), the rejection of a forged
+or garbled header (`rejecting_bad_headers`), and the confirmation of a proven block hash by an
+endpoint on another node (`confirm_block_hash`, `confirmation_cause`).
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import aclosing, contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final
-
-from eth_utils import to_canonical_address, to_checksum_address
 
 import native
 from chains.bindings import mapping_storage_key
@@ -26,17 +16,15 @@ from chains.errors import (
     BlockNotFound,
     HeaderMismatch,
     MalformedHeader,
-    MalformedProof,
     NoOtherEndpoint,
     RpcGarbageError,
     RpcResponseError,
     RpcTimeoutError,
 )
 from chains.fallback import ChainIdMismatch
-from chains.headers import VerifiedHeader
-from chains.proofs import DEFAULT_CHUNKS_IN_FLIGHT, fetch_header_answered, iter_proof_chunks
 from chains.rpc import RpcMethods, block_param, hex_to_bytes, hex_to_int
-from chains.types import AccountProof, Hash32
+from chains.types import Hash32
+from relayer.epoch import Snapshot
 from relayer.errors import SnapshotRejected
 
 
@@ -64,135 +52,6 @@ def collateral_storage_keys(accounts: Sequence[str], mapping_slot: int) -> list[
     return [Hash32(digests[i : i + 32]) for i in range(0, len(digests), 32)]
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """One proven collateral value (DESIGN section 3): `Claim = (address account, uint256 value)`,
-    the value of storage slot keccak256(abi.encode(account, p)) of the vault in the block its
-    block leaf names (chain, block and vault are bound by the block leaf, not repeated here)."""
-
-    account: str
-    value: int
-
-    def leaf_values(self) -> tuple[str, int]:
-        return (self.account, self.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Verified collateral of one vault at one block: the header and one claim per account
-    whose storage proof verified, in the order the accounts were asked for.
-
-    `excluded`: (account, reason) of accounts whose own storage proof was rejected (DESIGN
-    section 7: one account's bad claim never blocks the others of its vault); they are left
-    out of the claims tree and proven again at the next height. `value_words`: the claims'
-    values as 32-byte words back to back as the native verifier returned them, or None
-    (computed from `claims` when needed)."""
-
-    chain_id: int
-    vault: str
-    header: VerifiedHeader
-    claims: tuple[Claim, ...]
-    verify_seconds: float
-    value_words: bytes | None = None
-    excluded: tuple[tuple[str, str], ...] = ()
-    header_host: str = ""
-    """The endpoint ("host:port") that served the header: `confirm_block_hash` asks another."""
-    delta: bool = False
-    """The claims are only the accounts that changed or are due for a refresh
-    (relayer.scheduling.delta): every one of them is settled. False: a full snapshot."""
-    refresh: tuple[int, ...] = ()
-    """Indices of the claims of a full snapshot's refresh slice: settled whatever changed."""
-
-
-@dataclass(slots=True)
-class _Verified:
-    """What the verification of one proof (or one chunk of it) leaves: nothing of the proof."""
-
-    claims: list[Claim]
-    excluded: list[tuple[str, str]]
-    words: bytes | None
-    seconds: float
-
-
-def _verify_part(
-    chain_id: int,
-    vault: str,
-    header: VerifiedHeader,
-    proof: AccountProof,
-    accounts: Sequence[str],
-    keys: Sequence[bytes],
-) -> _Verified:
-    """`verify_snapshot` of the accounts of one proof (or one chunk of a contract's proof),
-    whose storage keys are `keys`; raises and excludes as it does."""
-    number = header.number
-    started = time.perf_counter()
-
-    def reject(reason: str, detail: str) -> SnapshotRejected:
-        return SnapshotRejected(reason, chain_id, number, detail)
-
-    if proof.block_number != number:
-        raise reject("block_mismatch", f"proof is for block {proof.block_number}")
-    if proof.address != to_canonical_address(vault):
-        raise reject("account_mismatch", f"proof is for {to_checksum_address(proof.address)}")
-    if len(proof.storage) != len(keys):
-        raise reject("slot_mismatch", f"{len(proof.storage)} storage proofs for {len(keys)} storage keys")
-    for entry, key in zip(proof.storage, keys, strict=True):
-        if entry.slot != key:
-            raise reject("slot_mismatch", f"storage proof for 0x{entry.slot.hex()}, wanted 0x{key.hex()}")
-    try:
-        result = native.verify_snapshot(
-            header.state_root, proof.address, proof.account_proof, keys, [e.proof for e in proof.storage]
-        )
-    except native.ProofError as exc:
-        raise reject(f"proof:{exc.reason}", f"account proof of {vault}: {exc}") from exc
-    account = result.account
-    if account is None:
-        raise reject("account_absent", f"vault {vault} does not exist at this block")
-    if (account.nonce, account.balance, account.storage_hash, account.code_hash) != (
-        proof.nonce,
-        proof.balance,
-        proof.storage_hash,
-        proof.code_hash,
-    ):
-        raise reject("account_mismatch", "account fields differ from the proven account")
-    claims: list[Claim] = []
-    excluded: list[tuple[str, str]] = []
-    for holder, entry, value, reason in zip(accounts, proof.storage, result.values, result.reasons, strict=True):
-        if reason is not None or value is None:
-            excluded.append((holder, f"proof:{reason}"))
-        elif value != entry.value:
-            excluded.append((holder, "value_mismatch"))
-        else:
-            claims.append(Claim(holder, value))
-    words = result.value_words if not excluded else None
-    return _Verified(claims, excluded, words, time.perf_counter() - started)
-
-
-def verify_snapshot(
-    chain_id: int,
-    vault: str,
-    header: VerifiedHeader,
-    proof: AccountProof,
-    accounts: Sequence[str],
-    mapping_slot: int,
-) -> Snapshot:
-    """Verify an already fetched proof against an already hash-checked header, in one native
-    call (`native.verify_snapshot`: each distinct trie node hashed once).
-
-    The header, the account proof of the vault and the shape of the response bind every
-    claim: any problem there raises SnapshotRejected (reason "proof:<native reason>",
-    "account_absent", "account_mismatch", "block_mismatch" or "slot_mismatch"). A storage
-    proof that fails on its own (native reason, or the RPC's `value` differing from the
-    proven one: "value_mismatch") excludes only that account (`Snapshot.excluded`).
-    """
-    started = time.perf_counter()
-    keys = [collateral_storage_key(holder, mapping_slot) for holder in accounts]
-    part = _verify_part(chain_id, vault, header, proof, accounts, keys)
-    return Snapshot(
-        chain_id, vault, header, tuple(part.claims), time.perf_counter() - started, part.words, tuple(part.excluded)
-    )
-
-
 @contextmanager
 def rejecting_bad_headers(chain_id: int, block_number: int) -> Iterator[None]:
     """Turn what a forged or garbled header or block says into SnapshotRejected
@@ -205,74 +64,6 @@ def rejecting_bad_headers(chain_id: int, block_number: int) -> Iterator[None]:
         raise SnapshotRejected("malformed_header", chain_id, block_number, str(exc)) from exc
     except RpcGarbageError as exc:
         raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
-
-
-async def prove_snapshot(
-    client: RpcMethods,
-    *,
-    chain_id: int,
-    vault: str,
-    accounts: Sequence[str],
-    mapping_slot: int,
-    block_number: int,
-    chunk_size: int = 256,
-    chunks_in_flight: int = DEFAULT_CHUNKS_IN_FLIGHT,
-) -> Snapshot:
-    """Fetch the header and the vault's proof at `block_number` and verify both natively.
-
-    The proof is streamed (`chains.proofs.iter_proof_chunks`: up to `chunks_in_flight`
-    `eth_getProof` calls of `chunk_size` keys outstanding); each chunk is verified as it
-    arrives, in a worker thread (the native verifier releases the GIL, so the next chunk is
-    parsed meanwhile), and its proof nodes are dropped: only the claims are kept. Verifying a
-    chunk is what `verify_snapshot` does for the whole proof, with the same outcomes.
-
-    Raises SnapshotRejected for anything forged or malformed; RPC transport and JSON-RPC
-    errors (chains.errors.RpcTransportError / RpcResponseError) pass through: they say
-    nothing about the data and the caller retries later. The snapshot's `header_host` names
-    the endpoint that served the header; `confirm_block_hash` has another one confirm it.
-    """
-    with rejecting_bad_headers(chain_id, block_number):
-        served = await fetch_header_answered(client, block_number)
-    header = served.result
-    keys = collateral_storage_keys(accounts, mapping_slot)
-    claims: list[Claim] = []
-    excluded: list[tuple[str, str]] = []
-    words: list[bytes] | None = []
-    seconds = 0.0
-    done = 0
-    chunks = iter_proof_chunks(
-        client, to_canonical_address(vault), keys, block_number, chunk_size=chunk_size, in_flight=chunks_in_flight
-    )
-    try:
-        async with aclosing(chunks):
-            async for proof in chunks:
-                upto = done + len(proof.storage)
-                part = await asyncio.to_thread(
-                    _verify_part, chain_id, vault, header, proof, accounts[done:upto], keys[done:upto]
-                )
-                del proof  # the chunk's proof nodes go now; its claims stay
-                done = upto
-                claims.extend(part.claims)
-                excluded.extend(part.excluded)
-                seconds += part.seconds
-                if words is not None and part.words is not None and not excluded:
-                    words.append(part.words)
-                else:
-                    words = None
-    except MalformedProof as exc:
-        raise SnapshotRejected("malformed_proof", chain_id, block_number, str(exc)) from exc
-    except RpcGarbageError as exc:
-        raise SnapshotRejected("rpc_garbage", chain_id, block_number, str(exc)) from exc
-    return Snapshot(
-        chain_id,
-        vault,
-        header,
-        tuple(claims),
-        seconds,
-        b"".join(words) if words is not None else None,
-        tuple(excluded),
-        header_host=served.host,
-    )
 
 
 def _block_hash_at(number: int) -> Callable[[Any], bytes | None]:
@@ -335,73 +126,6 @@ async def confirm_block_hash(client: RpcMethods, snapshot: Snapshot) -> str | No
             },
         )
     return answer.host
-
-
-EPOCH_FORMAT = 4
-"""Format of a stored epoch's content (DESIGN section 3, formats v2: claims are (account, value);
-3: with the plan of the deterministic epoch rule, relayer/scheduling/schedule.py; 4: the claims
-kept in the store's `epoch_claims` rows instead of inside the content). Epochs stored in a format
-not in EPOCH_FORMATS are failed at resume, their accounts are proven again."""
-
-EPOCH_FORMATS = (3, 4)
-"""Stored formats an epoch is resumed from (3: its snapshots' claims inside the content)."""
-
-
-def snapshot_to_json(snapshot: Snapshot, *, with_claims: bool = False) -> dict[str, Any]:
-    """A JSON-able form of a verified snapshot's header (what an epoch is rebuilt from after a
-    restart, with its claims: stored beside it, or inside it with `with_claims`)."""
-    header = snapshot.header
-    data: dict[str, Any] = {
-        "chain_id": snapshot.chain_id,
-        "vault": snapshot.vault,
-        "number": header.number,
-        "hash": "0x" + header.hash.hex(),
-        "parent_hash": "0x" + header.parent_hash.hex(),
-        "state_root": "0x" + header.state_root.hex(),
-        "timestamp": header.timestamp,
-        "claim_count": len(snapshot.claims),
-    }
-    if snapshot.delta:
-        data["delta"] = True
-    if snapshot.refresh:
-        data["refresh"] = list(snapshot.refresh)
-    if snapshot.excluded:  # (not claimed: proven again at once, relayer.scheduling.delta)
-        data["excluded"] = [account for account, _reason in snapshot.excluded]
-    if with_claims:
-        data["claims"] = [[c.account, str(c.value)] for c in snapshot.claims]
-    return data
-
-
-def snapshot_from_json(data: dict[str, Any], claims: Iterable[tuple[str, int]] | None = None) -> Snapshot:
-    """Inverse of snapshot_to_json (the header's RLP is not kept: it was checked when proven):
-    the claims are `claims` (account, value), or those inside `data` when None."""
-    number = int(data["number"])
-    header = VerifiedHeader(
-        number=number,
-        hash=Hash32(bytes.fromhex(data["hash"][2:])),
-        parent_hash=Hash32(bytes.fromhex(data["parent_hash"][2:])),
-        state_root=Hash32(bytes.fromhex(data["state_root"][2:])),
-        timestamp=int(data["timestamp"]),
-        rlp=b"",
-    )
-    rows = data["claims"] if claims is None else claims
-    return Snapshot(
-        int(data["chain_id"]),
-        str(data["vault"]),
-        header,
-        tuple(Claim(str(a), int(v)) for a, v in rows),
-        0.0,
-        delta=data.get("delta") is True,
-        refresh=tuple(int(i) for i in data.get("refresh", ())),
-    )
-
-
-def snapshots_from_json(
-    snapshots: Sequence[dict[str, Any]], claims_of: Callable[[int], Iterable[tuple[str, int]]]
-) -> list[Snapshot]:
-    """The snapshots of a stored epoch's content: each with the claims inside it (format 3), or
-    `claims_of(i)` for the i-th (format 4: the store's `epoch_claims`)."""
-    return [snapshot_from_json(data, None if "claims" in data else claims_of(i)) for i, data in enumerate(snapshots)]
 
 
 CONFIRMATION_CAUSES: Final = ("down", "timeout", "chain_id", "one_node", "no_block", "garbage", "error", "mismatch")

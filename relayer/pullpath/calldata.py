@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from eth_utils import get_abi_input_types
 
 from chains.bindings import ContractAbi
-from relayer.aggregation.aggregator import BlockLeafArgs
+from relayer.epoch import BlockLeafArgs
 
 BLOCK_LEAF = "(uint256,uint256,bytes32,bytes32,uint256,address,bytes32,uint256)"
 SETTLE_TYPES = [f"(uint256,{BLOCK_LEAF},bytes32[],(address,uint256)[],bytes32[],bool[])"]

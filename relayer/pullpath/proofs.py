@@ -40,18 +40,23 @@ from eth_abi import encode
 from eth_utils import to_checksum_address
 
 import native
-from chains.bindings import BLOCK_LEAF_FIELDS, BLOCK_LEAF_TYPES, CLAIM_TYPES
-from relayer.aggregation.aggregator import BlockLeafArgs, EpochAggregate, claim_words
+from chains.bindings import BLOCK_LEAF_FIELDS, CLAIM_TYPES
+from relayer.epoch import (
+    EPOCH_FORMATS,
+    SERVED_EPOCH_STATES,
+    BlockLeafArgs,
+    Claim,
+    EpochAggregate,
+    block_leaf,
+    claim_words,
+    stored_leaf_values,
+)
 from relayer.observability.log import get_logger
-from relayer.proving.prover import EPOCH_FORMATS, Claim
 from relayer.pullpath.calldata import PullCalls
 from relayer.storage.claimindex import ClaimTreeRow, IndexedClaim, pack_positions
 from relayer.storage.store import Store
 
 log = get_logger("relayer.pullpath")
-
-SERVED_STATES = ("settled", "confirmed", "signed")
-"""Stored epoch states served (a `signed` one only once the destination accepted its root)."""
 
 CANDIDATES = 8
 """Newest epochs holding a claim of the account looked at per source chain (the index is per
@@ -124,19 +129,6 @@ class EpochBlocks:
     content: dict[str, Any]
     leaves: tuple[BlockLeafArgs, ...]
     proofs: tuple[tuple[bytes, ...], ...]
-
-
-def _leaf_values(snapshot: dict[str, Any], claims_root: bytes) -> BlockLeafArgs:
-    return (
-        int(snapshot["chain_id"]),
-        int(snapshot["number"]),
-        bytes.fromhex(snapshot["hash"][2:]),
-        bytes.fromhex(snapshot["state_root"][2:]),
-        int(snapshot["timestamp"]),
-        to_checksum_address(snapshot["vault"]),
-        claims_root,
-        int(snapshot["claim_count"]) if "claim_count" in snapshot else len(snapshot["claims"]),
-    )
 
 
 class ProofServer:
@@ -241,8 +233,8 @@ class ProofServer:
             roots = self.index.claims_roots(epoch, root)
             if any(b not in roots for b in range(len(snapshots))):
                 return None
-        leaves = tuple(_leaf_values(s, roots[b]) for b, s in enumerate(snapshots))
-        tree = native.merkle_tree([native.merkle_leaf(encode(list(BLOCK_LEAF_TYPES), list(v))) for v in leaves])
+        leaves = tuple(stored_leaf_values(s, roots[b]) for b, s in enumerate(snapshots))
+        tree = native.merkle_tree([block_leaf(v) for v in leaves])
         if tree.root != root:
             log.warning("pullpath.epoch_corrupt", epoch=epoch, root=root, rebuilt=tree.root)
             return None
@@ -301,7 +293,7 @@ class ProofServer:
         holder = to_checksum_address(account)
         found: list[dict[str, Any]] = []
         for chain_id in self.index.chains(holder):
-            for claim in self.index.newest(holder, chain_id, SERVED_STATES, CANDIDATES):
+            for claim in self.index.newest(holder, chain_id, SERVED_EPOCH_STATES, CANDIDATES):
                 entry = await self._entry(claim)
                 if entry is not None:
                     found.append(entry)

@@ -30,8 +30,8 @@ missed epochs replays them.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -40,6 +40,7 @@ from eth_utils import to_checksum_address
 from chains.rpc import hex_to_int
 from relayer.observability.log import get_logger
 from relayer.scheduling import refresh
+from relayer.storage.provenset import ChangeRange
 
 if TYPE_CHECKING:
     from relayer.scheduling.pairs import PairRunner
@@ -54,10 +55,6 @@ addresses first, the others are due at once and follow in the next epochs (the e
 first). What one epoch proves and holds in memory is bounded whatever the number of depositors
 and the size of a burst. Part of the epoch rule."""
 
-CHANGES_KEPT = 64
-"""Change scans (one per pair and block range) kept in memory: an epoch's range is read when it
-is built and again when the set is advanced past it."""
-
 
 class _Plans(Protocol):
     """What the epoch rule gives this module (relayer.scheduling.schedule.EpochSchedule)."""
@@ -68,7 +65,9 @@ class _Plans(Protocol):
 
     async def timestamp(self, pair: PairRunner, number: int) -> int: ...
 
-    async def scan_changes(self, pair: PairRunner, low: int, high: int) -> list[tuple[str, int, bool]]: ...
+    def scan_changes(
+        self, pair: PairRunner, low: int, high: int
+    ) -> AsyncIterator[tuple[int, list[tuple[str, int, bool]]]]: ...
 
     async def excluded(self, epoch: int) -> dict[tuple[int, str], frozenset[str]]: ...
 
@@ -90,10 +89,11 @@ class _Inclusion:
     proven: frozenset[str]  # changed or refreshed (or every account, in a pair's first epoch)
     refresh: frozenset[str]
     changed: frozenset[str]
-    first_seen: frozenset[str]  # deposited in the range, not proven by it
+    first_seen: frozenset[str]  # deposited in the range, not proven by it (full snapshots)
     everyone: tuple[str, ...] | None  # every known account (full snapshots)
-    deferred: frozenset[str] = frozenset()  # known, not proven: due at once
+    deferred: frozenset[str] = frozenset()  # known, not proven: due at once (a first epoch's)
     deferred_up_to: int | None = None  # and so every depositor discovered up to this block
+    changes: tuple[int, int] | None = None  # the block range whose changes the store defers / adds
 
 
 class EpochAccounts:
@@ -111,7 +111,7 @@ class EpochAccounts:
         self.proven = proven
         self.max_age = max_age
         self.refresh_before = refresh_before_expiry_seconds
-        self._changes: OrderedDict[tuple[str, int, int], tuple[frozenset[str], frozenset[str]]] = OrderedDict()
+        self._scanning: dict[str, asyncio.Lock] = {}
         self._next_due: dict[str, int | None] = {}
 
     async def _period(self, pair: PairRunner) -> int | None:
@@ -137,26 +137,29 @@ class EpochAccounts:
         until = time + refresh.lookahead(period)
         return frozenset(self.proven.due_by(pair.key, until, period, refresh.spread(period), limit))
 
-    async def _scan(self, pair: PairRunner, low: int, high: int) -> tuple[frozenset[str], frozenset[str]]:
-        """(changed by at least the threshold, deposited any amount) in blocks low..high."""
-        key = (pair.key, low, high)
-        if key not in self._changes:
-            changed: set[str] = set()
-            deposited: set[str] = set()
-            for account, _block, counts in await self.plans.scan_changes(pair, low, high):
-                (changed if counts else deposited).add(account)
-            self._changes[key] = (frozenset(changed), frozenset(deposited - changed))
-            while len(self._changes) > CHANGES_KEPT:
-                self._changes.popitem(last=False)
-        self._changes.move_to_end(key)
-        return self._changes[key]
+    async def _scan(self, pair: PairRunner, low: int, high: int) -> None:
+        """Make the store's change log (relayer.storage.provenset) cover the vault's changes in
+        blocks low..high: each eth_getLogs answer is written as it comes, so a burst of any size
+        is held by SQLite, not in memory. Raises ChainError, RpcGarbageError, StoreError."""
+        async with self._scanning.setdefault(pair.key, asyncio.Lock()):
+            covered = self.proven.scanned(pair.key)
+            start = low
+            if covered is not None and covered[0] <= low <= covered[1] + 1:
+                if high <= covered[1]:
+                    return
+                start = covered[1] + 1
+            async for top, batch in self.plans.scan_changes(pair, start, high):
+                rows = [(account, block, counts, refresh.phase(account)) for account, block, counts in batch]
+                self.proven.record_changes(pair.key, rows, start, top)
+                start = top + 1
 
     async def _inclusion(self, pair: PairRunner, time: int, height: int, after: int | None) -> _Inclusion:
         if pair.config.snapshots == "full":
             everyone = tuple(await pair.discover(height))
             if after is None:  # a first epoch is settled as a change
                 return _Inclusion(frozenset(everyone), frozenset(), frozenset(everyone), frozenset(), everyone)
-            changed = (await self._scan(pair, after + 1, height))[0]
+            await self._scan(pair, after + 1, height)
+            changed = frozenset(self.proven.changed(pair.key, after + 1, height, -1)[0])
             # only the refresh slice is settled whatever changed, so only it is proven for the rule
             refreshed = await self._due(pair, time, -1)
             return _Inclusion(refreshed, refreshed, changed, frozenset(everyone) - refreshed, everyone)
@@ -167,16 +170,11 @@ class EpochAccounts:
             ordered = sorted(set(candidates), key=str.lower)
             chosen = frozenset(ordered[:MAX_ACCOUNTS_PER_SNAPSHOT])
             return _Inclusion(chosen, frozenset(), chosen, frozenset(), None, frozenset(ordered) - chosen, height)
-        changed, first_seen = await self._scan(pair, after + 1, height)
-        deferred: frozenset[str] = frozenset()
-        if len(changed) > MAX_ACCOUNTS_PER_SNAPSHOT:  # a burst: the lowest addresses now, the others next
-            ordered = sorted(changed, key=str.lower)
-            changed, deferred = (
-                frozenset(ordered[:MAX_ACCOUNTS_PER_SNAPSHOT]),
-                frozenset(ordered[MAX_ACCOUNTS_PER_SNAPSHOT:]),
-            )
-        refreshed = await self._due(pair, time, max(0, MAX_ACCOUNTS_PER_SNAPSHOT - len(changed)))
-        return _Inclusion(changed | refreshed, refreshed, changed, first_seen - deferred, None, deferred)
+        await self._scan(pair, after + 1, height)
+        # a burst larger than a snapshot: the lowest addresses now, the store defers the others
+        taken = frozenset(self.proven.changed(pair.key, after + 1, height, MAX_ACCOUNTS_PER_SNAPSHOT)[0])
+        refreshed = await self._due(pair, time, max(0, MAX_ACCOUNTS_PER_SNAPSHOT - len(taken)))
+        return _Inclusion(taken | refreshed, refreshed, taken, frozenset(), None, changes=(after + 1, height))
 
     async def select(self, pair: PairRunner, time: int, height: int, after: int | None) -> Selection:
         """The accounts the pair's snapshot at `height` proves in the epoch of time `time` whose
@@ -220,16 +218,23 @@ class EpochAccounts:
         left_out = (await self.plans.excluded(epoch)).get((pair.chain_id, pair.config.vault.lower()), frozenset())
         if inclusion.deferred_up_to is not None:  # (idempotent: before the epoch is marked applied)
             self.proven.defer_depositors(pair.key, epoch, inclusion.deferred_up_to)
+        after = previous[1].get(pair.chain_id)
         self.proven.apply(
             pair.key,
             epoch,
             [
                 *((a, 0 if a in left_out else proven_time, refresh.phase(a)) for a in inclusion.proven),
-                # held back (a burst, a first epoch's overflow): not proven, due at once, whether
+                # held back (a first epoch's overflow; a burst's is deferred by the store from its
+                # change log): not proven, due at once, whether
                 # known before or not; phase 0 as `defer_depositors`, so the address decides the order
                 *((a, 0, 0) for a in inclusion.deferred),
             ],
             ((a, proven_time, refresh.phase(a)) for a in inclusion.first_seen),
+            changes=None
+            if inclusion.changes is None
+            else ChangeRange(*inclusion.changes, MAX_ACCOUNTS_PER_SNAPSHOT, proven_time),
+            # the change log below the previous epoch's height is read by no epoch any more
+            prune_below=None if after is None else after + 1,
         )
         self._next_due.pop(pair.key, None)
         log.info("accounts.advanced", pair=pair.key, epoch=epoch, block=height, proven=len(inclusion.proven),

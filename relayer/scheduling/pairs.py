@@ -4,10 +4,13 @@ store, so that a height always has the same set of accounts (DESIGN section 2)."
 
 from __future__ import annotations
 
+from typing import Any
+
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 
 from chains.bindings import load_artifact
-from chains.rpc import RpcMethods, hex_to_int
+from chains.errors import RpcResponseError
+from chains.rpc import RpcMethods, answer_limit, hex_to_int
 from relayer.config import PairConfig
 from relayer.observability.log import get_logger
 from relayer.scheduling.watcher import ChainWatcher
@@ -23,14 +26,47 @@ LOGS_PER_ANSWER = 2_000
 1.5 KB of Python objects, so a vault's 10,000 deposits read in one answer were 15 MB at once."""
 
 
+LOG_ANSWER_BYTES = 8 * 1024 * 1024
+"""The largest eth_getLogs answer read for a window of more than one block (about 12,000 logs,
+some 25 MB once parsed): a larger one is refused unread (`chains.rpc.answer_limit`) and the
+window halved, so that a burst of events after a quiet stretch (a window grown to LOG_RANGE
+blocks) never arrives in one answer. A single block is read up to the client's own limit."""
+
+
 class LogWindow:
     """The block range of the next eth_getLogs request of one vault, adapted to the answers: it
     starts at one block, doubles (up to LOG_RANGE) after an answer of fewer than half of
-    LOGS_PER_ANSWER logs and halves after one of more than twice as many, so that a quiet vault
-    is scanned in a few requests and a busy one in answers of a few MB."""
+    LOGS_PER_ANSWER logs and halves after one of more than twice as many, or one refused as too
+    large (LOG_ANSWER_BYTES; a provider's own refusal alike), so that a quiet vault is scanned
+    in a few requests and a busy one in answers of a few MB."""
 
     def __init__(self) -> None:
         self.blocks = 1
+
+    async def logs(
+        self, client: RpcMethods, log_filter: dict[str, Any], low: int, up_to: int
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(high, logs): the logs matching `log_filter` (address, topics) in blocks `low..high`,
+        `high` <= `up_to` the end of the window. A window of more than one block whose answer is
+        refused (RpcResponseError: larger than LOG_ANSWER_BYTES, or a provider's "too many
+        results") is halved and asked again. Raises ChainError (a refused single block)."""
+        while True:
+            high = self.high(low, up_to)
+            try:
+                if high > low:
+                    with answer_limit(LOG_ANSWER_BYTES):
+                        logs = await client.get_logs({**log_filter, "fromBlock": low, "toBlock": high})
+                else:
+                    logs = await client.get_logs({**log_filter, "fromBlock": low, "toBlock": high})
+            except RpcResponseError as exc:
+                if high == low:
+                    raise
+                self.blocks = max(1, (high - low + 1) // 2)
+                log.info("logs.window_halved", blocks=self.blocks, low=low, reason=str(exc)[:120])
+                continue
+            if high - low + 1 == self.blocks:
+                self.answered(len(logs))
+            return high, logs
 
     def high(self, low: int, up_to: int) -> int:
         """The last block of the request starting at `low` (at most `up_to`)."""
@@ -65,7 +101,7 @@ class PairRunner:
     ) -> None:
         self.config = config
         self.chain_id = source_chain_id
-        self.proof_scheme = proof_scheme  # the source chain's (relayer/proving/proofscheme.py)
+        self.proof_scheme = proof_scheme  # the source chain's (relayer.proving.schemes.SCHEMES)
         self.client = client
         self.watcher = watcher
         self.store = store
@@ -93,16 +129,13 @@ class PairRunner:
         low = start
         new = 0
         while low <= up_to:
-            high = self.log_window.high(low, up_to)
-            logs = await self.client.get_logs(
-                {"address": self.config.vault, "fromBlock": low, "toBlock": high, "topics": [self.topic]}
+            high, logs = await self.log_window.logs(
+                self.client, {"address": self.config.vault, "topics": [self.topic]}, low, up_to
             )
             found: dict[str, int] = {}
             for entry in logs:
                 account = to_checksum_address("0x" + str(entry["topics"][1])[-40:])
                 found.setdefault(account, hex_to_int(entry.get("blockNumber"), max_bits=64))
-            if high - low + 1 == self.log_window.blocks:
-                self.log_window.answered(len(logs))
             del logs
             self.store.add_accounts(self.key, found, high)
             new += len(found)

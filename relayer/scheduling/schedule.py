@@ -50,7 +50,7 @@ members of one committee must use the same `min_change_wei`, as they use the sam
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,14 +59,14 @@ from eth_utils import event_abi_to_log_topic
 from chains.bindings import load_artifact
 from chains.errors import BlockNotFound, RpcGarbageError
 from chains.rpc import RpcMethods, hex_to_int
+from relayer.epoch import EPOCH_FORMATS
 from relayer.observability.log import get_logger
-from relayer.proving.prover import EPOCH_FORMATS
 from relayer.scheduling.delta import EpochAccounts, Selection, change_entry
+from relayer.scheduling.destination import Destination
 
 if TYPE_CHECKING:
     from relayer.scheduling.pairs import PairRunner
     from relayer.storage.store import Store
-    from relayer.submission.submitter import Submitter
 
 log = get_logger("relayer.scheduling.schedule")
 
@@ -139,7 +139,7 @@ class EpochSchedule:
     def __init__(
         self,
         pairs: Sequence[PairRunner],
-        submitter: Submitter,
+        submitter: Destination,
         store: Store,
         *,
         max_age: Callable[[int], Awaitable[int]],
@@ -353,12 +353,9 @@ class EpochSchedule:
         final = pair.watcher.finalized
         low = max(after + 1, self._no_log_until.get(key, after) + 1)
         while low <= final:  # in the vault's adaptive windows: up to the first change only
-            high = pair.log_window.high(low, final)
-            logs = await pair.client.get_logs(
-                {"address": pair.config.vault, "fromBlock": low, "toBlock": high, "topics": [self._collateral_topics]}
+            high, logs = await pair.log_window.logs(
+                pair.client, {"address": pair.config.vault, "topics": [self._collateral_topics]}, low, final
             )
-            if high - low + 1 == pair.log_window.blocks:
-                pair.log_window.answered(len(logs))
             changes = [
                 hex_to_int(entry.get("blockNumber"), max_bits=64)
                 for entry in logs
@@ -374,24 +371,25 @@ class EpochSchedule:
             low = high + 1
         return None
 
-    async def scan_changes(self, pair: PairRunner, low: int, high: int) -> list[tuple[str, int, bool]]:
-        """(account, block, at least `min_change_wei`) of every `Deposited` or `WithdrawRequested`
-        event of the pair's vault in blocks `low..high` (final), in the vault's adaptive
-        windows. Raises ChainError, RpcGarbageError."""
-        out: list[tuple[str, int, bool]] = []
+    async def scan_changes(
+        self, pair: PairRunner, low: int, high: int
+    ) -> AsyncIterator[tuple[int, list[tuple[str, int, bool]]]]:
+        """(top, changes) per eth_getLogs answer, in the vault's adaptive windows over blocks
+        `low..high` (final): the answer covers blocks up to `top`, and each change is (account,
+        block, at least `min_change_wei`) of a `Deposited` or `WithdrawRequested` event of the
+        pair's vault. Raises ChainError, RpcGarbageError."""
         while low <= high:
-            top = pair.log_window.high(low, high)
-            logs = await pair.client.get_logs(
-                {"address": pair.config.vault, "fromBlock": low, "toBlock": top, "topics": [self._collateral_topics]}
+            top, logs = await pair.log_window.logs(
+                pair.client, {"address": pair.config.vault, "topics": [self._collateral_topics]}, low, high
             )
-            if top - low + 1 == pair.log_window.blocks:
-                pair.log_window.answered(len(logs))
+            changes: list[tuple[str, int, bool]] = []
             for entry in logs:
                 found = change_entry(entry, self._collateral_topics)
                 if found is not None:
-                    out.append((*found, event_amount(entry, pair.client.host) >= self.min_change_wei))
+                    changes.append((*found, event_amount(entry, pair.client.host) >= self.min_change_wei))
+            del logs
+            yield top, changes
             low = top + 1
-        return out
 
     async def _height_at(self, pair: PairRunner, time: int) -> int | None:
         """The greatest multiple of `every_blocks` (> 0, >= vault_deploy_block, final) whose block

@@ -30,14 +30,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from chains.bindings import ContractReverted
-from relayer.aggregation.aggregator import BlockSettlementArgs, EpochAggregate
 from relayer.config import DestinationConfig
+from relayer.epoch import BlockSettlementArgs, EpochAggregate, Position
 from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
+from relayer.settlement.destination import Destination
 from relayer.storage.store import SettleBatch, Store
-from relayer.submission.submitter import Position, Receipt, Submitter
+from relayer.storage.txstore import Receipt
 
 log = get_logger("relayer.settlement.settler")
 
@@ -160,7 +161,7 @@ class Settler:
     def __init__(
         self,
         config: DestinationConfig,
-        submitter: Submitter,
+        submitter: Destination,
         store: Store,
         metrics: Metrics,
         *,

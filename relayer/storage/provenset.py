@@ -8,7 +8,12 @@ rows are the input of the deterministic refresh rule, not a record of this membe
   source block's timestamp), `phase` (0..65535, `relayer.scheduling.refresh.phase`); indexed by
   (pair, proven_time), so that the accounts due by a time are an index range (a superset, the
   phase is applied to it by SQLite) whatever the number of known accounts;
-- `proven_through`: per pair the newest epoch applied.
+- `proven_through`: per pair the newest epoch applied;
+- `vault_changes`: the vault's collateral events per pair, as scanned from final blocks (one row
+  per block and account: whether a change there reached `min_change_wei`, and the account's
+  phase), so that an epoch's changes are read, counted and ordered by SQLite whatever the size
+  of a burst; `changes_scanned`: per pair the block range the rows cover. Rows at or below the
+  height of the epoch before the newest applied one are deleted as the set advances.
 
 The tables live in the store's SQLite file and are written through its one connection
 (relayer.storage.store); every `apply` is one transaction, so a kill -9 leaves the set as of an
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from relayer.errors import StoreError
 
@@ -36,7 +42,39 @@ CREATE TABLE IF NOT EXISTS proven_through (
     pair TEXT PRIMARY KEY,
     epoch INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS vault_changes (
+    pair TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    account TEXT NOT NULL,
+    counted INTEGER NOT NULL,
+    phase INTEGER NOT NULL,
+    PRIMARY KEY (pair, block, account)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes_scanned (
+    pair TEXT PRIMARY KEY,
+    low INTEGER NOT NULL,
+    high INTEGER NOT NULL
+);
 """
+
+_CHANGED = (
+    "SELECT account, MAX(counted) AS counted, MAX(phase) AS phase FROM vault_changes "
+    "WHERE pair = ? AND block BETWEEN ? AND ? GROUP BY account"
+)
+"""The accounts with an event in a block range: whether one reached the threshold, and the phase."""
+
+
+@dataclass(frozen=True)
+class ChangeRange:
+    """What `ProvenSet.apply` takes from `vault_changes` for one epoch, in SQL: the accounts of
+    blocks `low..high` whose change counted beyond the first `taken` in lower-case address order
+    are deferred (never proven, due at once: `proven_time` 0, phase 0); the accounts whose events
+    there all fell below the threshold are added unless known, proven at `first_seen_time`."""
+
+    low: int
+    high: int
+    taken: int
+    first_seen_time: int
 
 
 class ProvenSet:
@@ -118,10 +156,14 @@ class ProvenSet:
         epoch: int,
         proven: Iterable[tuple[str, int, int]],
         first_known: Iterable[tuple[str, int, int]] = (),
+        changes: ChangeRange | None = None,
+        prune_below: int | None = None,
     ) -> None:
         """In one transaction: the accounts `proven` (account, proven_time, phase) by `epoch`
         replace their rows, accounts `first_known` (same shape) are added unless held already,
-        and the pair is marked applied through `epoch`. Raises StoreError."""
+        the deferred and first-seen accounts of `changes` are written as it says, the pair's
+        `vault_changes` rows below block `prune_below` are deleted, and the pair is marked
+        applied through `epoch`. Raises StoreError."""
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -136,6 +178,11 @@ class ProvenSet:
                     "VALUES (?, ?, ?, ?, ?)",
                     ((pair, a, epoch, t, p) for a, t, p in first_known),
                 )
+                if changes is not None:
+                    self._apply_changes(pair, epoch, changes)
+                if prune_below is not None:
+                    self._db.execute("DELETE FROM vault_changes WHERE pair = ? AND block < ?", (pair, prune_below))
+                    self._db.execute("UPDATE changes_scanned SET low = MAX(low, ?) WHERE pair = ?", (prune_below, pair))
                 self._db.execute(
                     "INSERT INTO proven_through (pair, epoch) VALUES (?, ?) "
                     "ON CONFLICT(pair) DO UPDATE SET epoch = excluded.epoch",
@@ -143,3 +190,64 @@ class ProvenSet:
                 )
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
+
+    def _apply_changes(self, pair: str, epoch: int, changes: ChangeRange) -> None:
+        deferred = f"SELECT account FROM ({_CHANGED}) WHERE counted = 1 ORDER BY lower(account) LIMIT -1 OFFSET ?"
+        self._db.execute(
+            "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) "
+            f"SELECT ?, account, ?, 0, 0 FROM ({deferred}) WHERE true "
+            "ON CONFLICT(pair, account) DO UPDATE SET epoch = excluded.epoch, proven_time = 0, phase = 0",
+            (pair, epoch, pair, changes.low, changes.high, changes.taken),
+        )
+        self._db.execute(
+            "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
+            f"SELECT ?, account, ?, ?, phase FROM ({_CHANGED}) WHERE counted = 0",
+            (pair, epoch, changes.first_seen_time, pair, changes.low, changes.high),
+        )
+
+    # ------------------------------------------------------------------ the vault's change log
+
+    def scanned(self, pair: str) -> tuple[int, int] | None:
+        """The block range (low, high) whose changes `vault_changes` holds for `pair`."""
+        row = self._db.execute("SELECT low, high FROM changes_scanned WHERE pair = ?", (pair,)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def record_changes(self, pair: str, rows: Iterable[tuple[str, int, bool, int]], low: int, high: int) -> None:
+        """In one transaction: the changes (account, block, counted, phase) of one eth_getLogs
+        answer over blocks `low..high`, and the range covered: extended to `high` when `low`
+        follows it, else restarted at `low` (the rows outside it are deleted). Raises StoreError."""
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                covered = self.scanned(pair)
+                if covered is None or not covered[0] <= low <= covered[1] + 1:
+                    self._db.execute("DELETE FROM vault_changes WHERE pair = ?", (pair,))
+                    covered = (low, low - 1)
+                self._db.executemany(
+                    "INSERT INTO vault_changes (pair, block, account, counted, phase) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT(pair, block, account) DO UPDATE SET counted = MAX(counted, excluded.counted)",
+                    ((pair, b, a, int(c), p) for a, b, c, p in rows),
+                )
+                self._db.execute(
+                    "INSERT INTO changes_scanned (pair, low, high) VALUES (?, ?, ?) "
+                    "ON CONFLICT(pair) DO UPDATE SET low = excluded.low, high = excluded.high",
+                    (pair, covered[0], max(covered[1], high)),
+                )
+        except sqlite3.Error as exc:
+            raise StoreError(f"store write failed: {exc}") from exc
+
+    def changed(self, pair: str, low: int, high: int, limit: int) -> tuple[list[str], int]:
+        """(the first `limit` accounts in lower-case address order, how many in all) whose change
+        in blocks `low..high` reached the threshold."""
+        rows = self._db.execute(
+            f"SELECT account FROM ({_CHANGED}) WHERE counted = 1 ORDER BY lower(account) LIMIT ?",
+            (pair, low, high, limit),
+        ).fetchall()
+        row = self._db.execute(f"SELECT COUNT(*) FROM ({_CHANGED}) WHERE counted = 1", (pair, low, high)).fetchone()
+        return [str(r[0]) for r in rows], int(row[0])
+
+    def first_seen(self, pair: str, low: int, high: int) -> list[str]:
+        """The accounts whose events in blocks `low..high` all fell below the threshold (for full
+        snapshots, which hold every known account in memory anyway)."""
+        rows = self._db.execute(f"SELECT account FROM ({_CHANGED}) WHERE counted = 0", (pair, low, high)).fetchall()
+        return [str(r[0]) for r in rows]

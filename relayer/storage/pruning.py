@@ -54,7 +54,7 @@ PAGE = 2_000
 """Claims of the settled epoch read (and superseded claims deleted) per transaction."""
 
 CLAIMS_IN_ROWS_FORMAT = 4
-"""The epoch content format of claims kept in `epoch_claims` rows (relayer.proving.prover.EPOCH_FORMAT)."""
+"""The epoch content format of claims kept in `epoch_claims` rows (relayer.epoch.EPOCH_FORMAT)."""
 
 
 @dataclass(slots=True)

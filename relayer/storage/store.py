@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from relayer.epoch import OPEN_EPOCH_STATES, Attestation, EpochState
 from relayer.errors import StoreError
 from relayer.observability.log import get_logger
 from relayer.storage import claimindex, provenset, pruning, txstore
@@ -146,16 +147,13 @@ CREATE TABLE IF NOT EXISTS attestation_conflicts (
 """
 
 
-OPEN_EPOCH_STATES = ("signed", "submitted", "confirmed")
-
-
 @dataclass(frozen=True, slots=True)
 class EpochRecord:
     """An epoch as stored: `content` is the JSON-able description its aggregate is rebuilt from."""
 
     epoch: int
     root: bytes
-    status: str
+    status: EpochState
     tx_hash: str | None
     content: dict[str, Any]
     reason: str | None
@@ -175,22 +173,6 @@ class SettleBatch:
     status: str
     tx_hash: str | None
     block_number: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class AttestationRecord:
-    """A checked committee signature as stored: `Epoch(epoch, root, previous)` (32-byte roots)
-    signed by `signer` (checksum address) in the EIP-712 domain of `verifier` on `chain_id`,
-    `signature` 65 bytes; `source` says where it came from ("self" for this member's own)."""
-
-    chain_id: int
-    verifier: str
-    epoch: int
-    root: bytes
-    previous: bytes
-    signer: str
-    signature: bytes
-    source: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,15 +441,6 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
-    def advance_pairs(self, pair_heights: dict[str, int]) -> None:
-        """Record that the pairs were snapshotted up to these heights (nothing to relay from them)."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._advance(pair_heights)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
-
     def _advance(self, pair_heights: dict[str, int]) -> None:
         self._db.executemany(
             "INSERT INTO pair_state (pair, scanned_block, snapshot_block) VALUES (?, -1, ?) "
@@ -510,7 +483,8 @@ class Store:
             f"SELECT epoch, root, status, tx_hash, content, reason FROM epochs WHERE {where} ORDER BY epoch", params
         ).fetchall()
         return [
-            EpochRecord(int(r[0]), bytes.fromhex(r[1][2:]), r[2], r[3], json.loads(r[4]), r[5]) for r in rows
+            EpochRecord(int(r[0]), bytes.fromhex(r[1][2:]), EpochState(r[2]), r[3], json.loads(r[4]), r[5])
+            for r in rows
         ]
 
     def epoch(self, epoch: int) -> EpochRecord | None:
@@ -671,7 +645,7 @@ class Store:
 
     # --- committee attestations -----------------------------------------------------------
 
-    def add_attestation(self, record: AttestationRecord) -> bool:
+    def add_attestation(self, record: Attestation) -> bool:
         """Keep a checked attestation, keyed by (chain_id, verifier, epoch, signer, root); the
         first one kept of a key stays (only canonical signatures that recover to their signer
         are given, relayer.attestation.committee; one the destination refuses is dropped with
@@ -698,7 +672,7 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"store write failed: {exc}") from exc
 
-    def attestations(self, chain_id: int, verifier: str | None, epoch: int) -> list[AttestationRecord]:
+    def attestations(self, chain_id: int, verifier: str | None, epoch: int) -> list[Attestation]:
         """The attestations kept for an epoch of the verifier (of every verifier on `chain_id`
         when None), in the order they were first kept."""
         where = "chain_id = ? AND epoch = ?"
@@ -712,9 +686,9 @@ class Store:
             tuple(params),
         ).fetchall()
         return [
-            AttestationRecord(
+            Attestation(
                 int(r[0]), r[1], int(r[2]), bytes.fromhex(r[3][2:]), bytes.fromhex(r[4][2:]), r[5],
-                bytes.fromhex(r[6][2:]), r[7],
+                bytes.fromhex(r[6][2:]), source=r[7],
             )
             for r in rows
         ]

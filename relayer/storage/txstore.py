@@ -94,6 +94,17 @@ LIVE_STATES = ("built", "sent", "replaced")
 
 
 @dataclass(frozen=True, slots=True)
+class Receipt:
+    """A mined, successful destination transaction. Gas in gas units, price in wei, time in Unix seconds."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    block_timestamp: int
+    effective_gas_price: int
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One signed transaction of a key. Fees in wei; `raw` and `tx_hash` 0x-hex."""
 
@@ -437,10 +448,3 @@ class TxStore:
             (self.chain_id, self.sender),
         ).fetchall()
         return [str(r[0]) for r in rows]
-
-    def state_counts(self) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT state, COUNT(*) FROM tx_intents WHERE chain_id = ? AND sender = ? GROUP BY state",
-            (self.chain_id, self.sender),
-        ).fetchall()
-        return {str(s): int(n) for s, n in rows}

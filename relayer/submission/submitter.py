@@ -4,8 +4,7 @@ settlements) and `settleMany` — handed to the transaction manager under idempo
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 from eth_abi import decode
@@ -14,44 +13,14 @@ from eth_utils import to_checksum_address
 from chains.bindings import ContractAbi, ContractReverted, decode_revert
 from chains.errors import RpcResponseError
 from chains.rpc import RpcMethods, hex_to_bytes, hex_to_int
-from relayer.aggregation.aggregator import BlockSettlementArgs
-from relayer.submission.txmanager import Receipt, TxManager
+from relayer.epoch import BlockSettlementArgs, Position
+from relayer.storage.txstore import Receipt
+from relayer.submission.txmanager import TxManager
 
 POSITIONS_CALLS_PER_BATCH = 8
 """`positionsOf` eth_calls per JSON-RPC batch in `Submitter.positions`: 8 x 2,000 accounts is a
 request of about 1 MB (anvil refuses a body above 2 MiB with -32600, geth above 5 MB)."""
 GAS_HEADROOM = 1.25
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A settled position on the destination: value in wei, source block number, block
-    timestamp (Unix seconds); all zero when never settled (or of an older registration)."""
-
-    value: int
-    block_number: int
-    timestamp: int
-
-
-@dataclass(frozen=True, slots=True)
-class Committee:
-    """The EpochVerifier's current committee: `generation` (1 at deployment, +1 per
-    `setCommittee`), `threshold` (member signatures an epoch needs) and `members` (checksummed
-    addresses, in the order they were set)."""
-
-    generation: int
-    threshold: int
-    members: tuple[str, ...]
-
-    def is_member(self, address: str) -> bool:
-        return to_checksum_address(address) in self.members
-
-    def missing_signatures(self, signers: Iterable[str]) -> int:
-        """How many more member signatures the threshold needs than the distinct members among
-        `signers` (the attesters whose signatures this daemon can collect) can give; 0 when
-        they suffice."""
-        have = {to_checksum_address(s) for s in signers} & set(self.members)
-        return max(0, self.threshold - len(have))
 
 
 class ContractReader:
@@ -99,16 +68,16 @@ class Submitter:
 
     # --- reads ----------------------------------------------------------------------------
 
-    async def committee(self) -> Committee:
-        """`generation()`, `threshold()` and `members()` of the EpochVerifier, read in one JSON-RPC
-        batch (one consistent block is not guaranteed across the three calls; a rotation between
-        them is seen at the next read)."""
+    async def committee_fields(self) -> tuple[int, int, tuple[str, ...]]:
+        """(generation, threshold, members) of the EpochVerifier, members checksummed, read in
+        one JSON-RPC batch (one consistent block is not guaranteed across the three calls; a
+        rotation between them is seen at the next read): relayer.attestation.view.Committee."""
         functions = ("generation", "threshold", "members")
         calls = [("eth_call", self.verifier.call_params(name)) for name in functions]
         generation, threshold, members = (
             self.verifier.decode(name, raw) for name, raw in zip(functions, await self.client.batch(calls), strict=True)
         )
-        return Committee(int(generation), int(threshold), tuple(to_checksum_address(m) for m in members))
+        return int(generation), int(threshold), tuple(to_checksum_address(m) for m in members)
 
     async def latest_epoch(self) -> int:
         return int(await self.verifier.call("latestEpoch"))

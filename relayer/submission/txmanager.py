@@ -69,7 +69,7 @@ from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
 from relayer.storage.store import Store
-from relayer.storage.txstore import Attempt, Intent
+from relayer.storage.txstore import Attempt, Intent, Receipt
 
 log = get_logger("relayer.submission.txmanager")
 
@@ -83,17 +83,6 @@ FEE_CEILING_MULTIPLE = 2
 SEQUENCE_CHECK_SECONDS = 1.0
 """How often, at most, the sender's mined nonce count is compared with the keys recorded as
 mined (`TxManager.reconcile`): one eth_getTransactionCount."""
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """A mined, successful destination transaction. Gas in gas units, price in wei, time in Unix seconds."""
-
-    tx_hash: str
-    block_number: int
-    gas_used: int
-    block_timestamp: int
-    effective_gas_price: int
 
 
 @dataclass(frozen=True, slots=True)

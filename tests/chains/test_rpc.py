@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from chains.errors import (
     ChainError,
+    RpcAnswerTooLarge,
     RpcError,
     RpcGarbageError,
     RpcResponseError,
@@ -28,6 +29,7 @@ from chains.errors import (
 from chains.rpc import (
     HexDecodeError,
     RpcClient,
+    answer_limit,
     block_param,
     hex_to_bytes,
     hex_to_int,
@@ -614,3 +616,19 @@ async def test_against_anvil(anvil: Any) -> None:
         assert info.value.index == 1
     assert hook.outcomes.count("error") == 2
     assert all(host == f"127.0.0.1:{anvil.port}" for _, host, _, _ in hook.calls)
+
+
+async def test_an_answer_over_the_callers_limit_is_refused_unread_and_counts_as_answered(scripted: Scripted) -> None:
+    """`answer_limit` bounds what one call reads (eth_getLogs over a range the caller can make
+    smaller): a larger body is refused after the limit, as the node's answer (RpcResponseError,
+    code -32005, EIP-1474 "limit exceeded"); outside the block the client's own limit applies."""
+    logs = [{"blockNumber": "0x1", "topics": ["0x" + "ab" * 32], "data": "0x" + "00" * 200}] * 2_000
+    scripted.reply(lambda r: ok(r, logs))
+    async with RpcClient(scripted.url) as client:
+        with answer_limit(100_000), pytest.raises(RpcAnswerTooLarge) as caught:
+            await client.get_logs({"fromBlock": 1, "toBlock": 2})
+        assert isinstance(caught.value, RpcResponseError) and caught.value.code == -32005
+        assert caught.value.limit == 100_000 and "100000 bytes" in str(caught.value)
+        assert_no_secret(caught.value)
+        assert len(await client.get_logs({"fromBlock": 1, "toBlock": 2})) == 2_000
+    assert len(scripted.requests) == 2

@@ -16,7 +16,7 @@ from chains.headers import VerifiedHeader
 from chains.types import Hash32
 from relayer.aggregation.aggregator import aggregate_epoch
 from relayer.attestation.eip712 import sign_epoch
-from relayer.proving.prover import Claim, Snapshot
+from relayer.epoch import Claim, Snapshot
 from tests.contracts.conftest import Chain, dev_account
 
 pytestmark = pytest.mark.integration

@@ -6,13 +6,8 @@ import pytest
 from eth_abi import encode
 from eth_utils import keccak
 
-from relayer.attestation.eip712 import (
-    AttestationError,
-    epoch_digest,
-    order_signatures,
-    recover_signer,
-    sign_epoch,
-)
+from relayer.attestation.eip712 import epoch_digest, order_signatures, recover_signer, sign_epoch
+from relayer.errors import AttestationError
 from tests.contracts.conftest import dev_account
 
 CHAIN_ID = 31337

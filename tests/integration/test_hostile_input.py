@@ -29,7 +29,7 @@ from chains.errors import RpcGarbageError
 from chains.fallback import FallbackClient
 from chains.rpc import RpcClient
 from relayer import devnet
-from relayer.proving.proofscheme import MAX_DOCUMENT_BYTES
+from relayer.proving.scheme import MAX_DOCUMENT_BYTES
 from tests.integration.daemon_runs import DaemonRuns
 from tests.integration.test_devnet_relay import wait_for
 

@@ -1,4 +1,4 @@
-"""`relayer.proving.prover.prove_snapshot` streams a vault's proof from a real anvil: each eth_getProof
+"""`relayer.proving.mpt.prove_snapshot` streams a vault's proof from a real anvil: each eth_getProof
 chunk verified as it arrives (a bounded number in flight), with the outcomes of verifying the
 whole proof at once, and a forged chunk still caught (DESIGN section 7)."""
 
@@ -17,7 +17,8 @@ from chains.bindings import contract, deploy_vault, transact
 from chains.proofs import fetch_proof
 from chains.rpc import RpcClient, RpcMethods
 from relayer.errors import SnapshotRejected
-from relayer.proving.prover import collateral_storage_key, prove_snapshot, verify_snapshot
+from relayer.proving.mpt import prove_snapshot, verify_snapshot
+from relayer.proving.prover import collateral_storage_key
 
 pytestmark = pytest.mark.integration
 

@@ -126,7 +126,7 @@ async def test_an_epoch_not_accepted_is_not_served_and_an_older_one_is(destinati
         previous = await store_epoch(store, dest, epoch, make_snapshots(epoch, CHAINS, accounts, now, rng), previous)
     # epoch 3 stored and signed, never submitted
     from relayer.aggregation.aggregator import aggregate_epoch
-    from relayer.proving.prover import EPOCH_FORMAT, snapshot_to_json
+    from relayer.epoch import EPOCH_FORMAT, snapshot_to_json
     from relayer.pullpath.proofs import tree_rows
 
     snapshots = make_snapshots(3, CHAINS, [[holder, *people[1:PER_CHAIN]] for _ in CHAINS], now, rng)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from relayer.aggregation.aggregator import aggregate_epoch
+from relayer.epoch import EPOCH_FORMAT, snapshot_to_json
 from relayer.errors import StoreError
-from relayer.proving.prover import EPOCH_FORMAT, snapshot_to_json
 from relayer.pullpath.proofs import tree_rows
 from relayer.storage.store import Store
 from tests.relayer.test_aggregator import snapshot

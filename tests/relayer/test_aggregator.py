@@ -18,7 +18,7 @@ from chains.bindings import BLOCK_LEAF_TYPES, CLAIM_TYPES
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
 from relayer.aggregation.aggregator import aggregate_block, aggregate_epoch
-from relayer.proving.prover import Claim, Snapshot
+from relayer.epoch import Claim, Snapshot
 
 ORACLE = Path(__file__).resolve().parents[1] / "js" / "oz_merkle.mjs"
 

@@ -1,4 +1,4 @@
-"""relayer.aggregation.aggregator.claim_words gives abi.encode(Claim) = (address account, uint256 value) as
+"""relayer.epoch.claim_words gives abi.encode(Claim) = (address account, uint256 value) as
 20-byte accounts and 32-byte value words for native.merkle_claim_tree; the tree must equal the
 tree of eth_abi's encodings byte for byte, and what eth_abi rejects is rejected."""
 
@@ -13,8 +13,8 @@ from eth_utils import to_checksum_address
 
 import native
 from chains.bindings import CLAIM_TYPES
-from relayer.aggregation.aggregator import aggregate_block, claim_words
-from relayer.proving.prover import Claim
+from relayer.aggregation.aggregator import aggregate_block
+from relayer.epoch import Claim, claim_words
 
 
 def _claims(rng: random.Random, n: int) -> list[Claim]:

@@ -26,8 +26,9 @@ from chains.errors import (
 from chains.fallback import FallbackClient
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
+from relayer.epoch import Snapshot
 from relayer.errors import SnapshotRejected
-from relayer.proving.prover import Snapshot, confirm_block_hash, confirmation_cause
+from relayer.proving.prover import confirm_block_hash, confirmation_cause
 
 NUMBER = 120
 PROVEN = Hash32(bytes.fromhex("aa" * 32))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -17,7 +17,7 @@ from eth_utils import to_checksum_address
 from relayer.config import PairConfig
 from relayer.scheduling import delta, refresh
 from relayer.scheduling.delta import EpochAccounts
-from relayer.scheduling.pairs import PairRunner
+from relayer.scheduling.pairs import LogWindow, PairRunner
 from relayer.storage.store import Store
 from tests.relayer.test_schedule import (
     DEPOSITED,
@@ -174,8 +174,10 @@ class _Plans:
     async def timestamp(self, _pair: Any, number: int) -> int:
         return number
 
-    async def scan_changes(self, _pair: Any, _low: int, _high: int) -> list[tuple[str, int, bool]]:
-        return []
+    async def scan_changes(
+        self, _pair: Any, _low: int, high: int
+    ) -> AsyncIterator[tuple[int, list[tuple[str, int, bool]]]]:
+        yield high, []
 
     async def excluded(self, _epoch: int) -> dict[tuple[int, str], frozenset[str]]:
         return {}
@@ -336,3 +338,84 @@ async def test_a_burst_of_changes_is_proven_over_epochs_none_lost(
     assert list(chosen[2].accounts) == burst[:7] and chosen[2].changed == 7
     assert list(chosen[3].accounts) == burst[7:14] and chosen[3].refresh == frozenset(burst[7:14])
     assert list(chosen[4].accounts) == burst[14:]
+
+
+class _FailingVault(Vault):
+    """A Vault whose eth_getLogs fails once, at the `fail_at`-th request after `armed` is set
+    (a node gone mid-scan); `armed` counts the requests made since."""
+
+    def __init__(self, timestamps: list[int], events: list[tuple[int, int, int, bool]], fail_at: int = 0) -> None:
+        super().__init__(timestamps, events)
+        self.fail_at = fail_at
+        self.armed: int | None = None
+
+    async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if self.armed is not None:
+            self.armed += 1
+            if self.armed == self.fail_at:
+                raise ConnectionError("node gone")
+        return await super().get_logs(log_filter)
+
+
+async def test_a_change_scan_is_stored_answer_by_answer_and_resumed_after_a_failure(store: Store) -> None:
+    """An epoch's changes are written to the store as each eth_getLogs answer comes (a burst is
+    held by SQLite, not in memory): a scan that fails midway goes on from the last answer stored,
+    reading no block twice, and selects what an unbroken scan selects."""
+    events = [(5, 300, ETH, False)] + [(9 + i, 400 + i, ETH, i % 3 == 0) for i in range(40)]
+    # epoch 1 (block 8) is accepted late (t = 1080): epoch 2 proves blocks 9..40 at once
+    dest = Destination(seconds(1000, 120, step=1), {1: 80}, {1: b"\x01" * 32})
+
+    async def epoch_two(chain: _FailingVault, into: Store) -> tuple[Any, list[tuple[int, int]]]:
+        member = schedule([vault_pair(chain)], dest, into, max_age=600)
+        scans: list[tuple[int, int]] = []
+        scan_changes = member.scan_changes
+
+        async def recorded(runner: Any, low: int, high: int) -> AsyncIterator[tuple[int, list[Any]]]:
+            async for top, batch in scan_changes(runner, low, high):
+                scans.append((low, top))
+                low = top + 1
+                yield top, batch
+
+        member.scan_changes = recorded  # type: ignore[method-assign]
+        plan = await member.plan(1)
+        assert plan is not None
+        await member.select(member.pairs[0], plan)
+        plan = await member.plan(2)
+        assert plan is not None
+        member.pairs[0].log_window = LogWindow()  # one block, doubling: the range in several answers
+        chain.armed = 0
+        try:
+            chosen = await member.select(member.pairs[0], plan)
+        except ConnectionError:
+            assert scans, "the failure comes midway through epoch 2's change scan"
+            chosen = await member.select(member.pairs[0], plan)
+        return chosen, scans
+
+    clean = _FailingVault(seconds(1000, 60), events)
+    expected, clean_scans = await epoch_two(clean, Store(store.path.parent / "clean.sqlite"))
+    assert clean.armed is not None and clean.armed >= 3
+    failing = _FailingVault(seconds(1000, 60), events, fail_at=clean.armed)  # the last request of the scan
+    chosen, scans = await epoch_two(failing, store)
+    assert chosen == expected and len(chosen.accounts) == 32  # blocks 9..40
+    blocks = [b for low, top in scans for b in range(low, top + 1)]
+    assert len(blocks) == len(set(blocks)), "a block was read twice"
+    assert len(scans) == len(clean_scans)
+
+
+async def test_the_change_log_is_pruned_as_the_set_advances(store: Store) -> None:
+    """The stored change log keeps only what a coming epoch reads: once epoch k is applied, no
+    row at or below the height of epoch k - 1 is left."""
+    events = [(5, 300, ETH, False)] + [(9 + 4 * i, 400 + i, ETH, False) for i in range(12)]
+    accepted = {1: 20, 2: 30, 3: 40, 4: 50}
+    dest = Destination(seconds(1000, 120, step=1), accepted, {e: bytes([e]) * 32 for e in accepted})
+    member = schedule([vault_pair(Vault(seconds(1000, 60), events))], dest, store, max_age=600)
+    heights = []
+    for epoch in (1, 2, 3, 4, 5):
+        plan = await member.plan(epoch)
+        assert plan is not None
+        heights.append(plan.heights[1])
+        await member.select(member.pairs[0], plan)
+    assert store.proven_set().through(member.pairs[0].key) == 4
+    with sqlite3.connect(store.path) as db:
+        blocks = [int(b) for (b,) in db.execute("SELECT block FROM vault_changes")]
+    assert blocks and min(blocks) > heights[2]  # epoch 3's height: epoch 4 is applied

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -32,17 +33,19 @@ from eth_account import Account
 from eth_keys import datatypes
 
 from bench.hostile_peer import HostilePeer, junk, twin
-from relayer.attestation.committee import (
-    MAX_CONFLICTS_PER_SIGNER,
-    MAX_PER_SIGNER,
-    SELF,
-    Attestation,
-    AttestationExchange,
+from relayer.attestation.committee import MAX_CONFLICTS_PER_SIGNER, MAX_PER_SIGNER, SELF, AttestationExchange
+from relayer.attestation.eip712 import (
+    SECP256K1_N,
+    check_attestation,
+    check_canonical,
+    recover_attestation,
+    recover_signer,
 )
-from relayer.attestation.eip712 import SECP256K1_N, AttestationError, check_canonical, recover_signer
+from relayer.attestation.view import Committee
+from relayer.epoch import Attestation
+from relayer.errors import AttestationError
 from relayer.observability.api import make_app
 from relayer.storage.store import Store
-from relayer.submission.submitter import Committee
 from tests.relayer.test_committee_exchange import (
     CHAIN,
     DEST,
@@ -117,7 +120,7 @@ def test_only_canonical_signatures_recover() -> None:
         with pytest.raises(AttestationError, match=why):
             recover_signer(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, bad, generation=1)
     with pytest.raises(AttestationError, match="s is high"):
-        Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, account.address, high_s).check_signature(1)
+        check_attestation(Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, account.address, high_s), 1)
 
 
 async def test_a_twin_served_first_never_stands_in_for_the_real_signature(
@@ -152,7 +155,7 @@ async def test_a_twin_kept_by_an_older_version_is_dropped_on_resume(tmp_path: Pa
     mine = _exchange(tmp_path, "a", peers=(await servers.member(peer_b),))
     mine.publish(_sign(a), 1)
     twin_of_b = Attestation(CHAIN, VERIFIER, EPOCH, ROOT, PREVIOUS, b.address, twin(real.signature))
-    assert mine.store.add_attestation(twin_of_b.record("peer 10.0.0.9:9464"))
+    assert mine.store.add_attestation(replace(twin_of_b, source="peer 10.0.0.9:9464"))
     mine.store.close()
     resumed = _exchange(tmp_path, "a", peers=mine.peers)
     assert [o["signer"] for o in resumed.served(CHAIN, EPOCH)] == [a.address], "the twin is served on"
@@ -267,8 +270,8 @@ async def test_a_member_signing_many_roots_keeps_bounded_conflict_rows(
     for r in rows:
         assert (r.signer, r.ours, r.our_previous, r.epoch) == (d.address, ROOT, PREVIOUS, EPOCH)
         assert r.signature is not None and r.id is not None and r.acknowledged_at is None
-        assert Attestation(CHAIN, VERIFIER, EPOCH, r.theirs, r.their_previous or PREVIOUS, d.address,
-                           r.signature).recover(1) == d.address  # fmt: skip
+        theirs = Attestation(CHAIN, VERIFIER, EPOCH, r.theirs, r.their_previous or PREVIOUS, d.address, r.signature)
+        assert recover_attestation(theirs, 1) == d.address
     assert collected.conflicts == rows
     assert _sample(mine, "relayer_attestation_conflicts_total") == MAX_CONFLICTS_PER_SIGNER
     # the other 38 roots are refused before any recovery; once the evidence is full, none at all

@@ -25,6 +25,7 @@ Anvil integration tests (tests/integration) keep covering the end-to-end behavio
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,9 +49,11 @@ from chains.errors import RpcTransportError
 from chains.headers import build_header, encode_header
 from chains.rpc import RpcMethods, hex_to_int
 from relayer.attestation.committee import ON_CHAIN, AttestationExchange
-from relayer.attestation.eip712 import AttestationError, recover_signer
+from relayer.attestation.eip712 import recover_signer
+from relayer.attestation.view import Committee
 from relayer.config import DestinationConfig, KeySource, PairConfig
-from relayer.errors import SubmissionError
+from relayer.epoch import Position
+from relayer.errors import AttestationError, SubmissionError
 from relayer.observability.api import FAILURES_UNREADY
 from relayer.observability.metrics import Metrics
 from relayer.proving.prover import collateral_storage_key
@@ -58,8 +61,8 @@ from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.settlement.settler import Settlement
 from relayer.storage.store import Store
-from relayer.submission.submitter import Committee, Position, Submitter
-from relayer.submission.txmanager import Receipt
+from relayer.storage.txstore import Receipt
+from relayer.submission.submitter import Submitter
 from tests.native._util import pytrie_proof
 
 T0 = 1_700_000_000
@@ -358,8 +361,8 @@ class Destination(Submitter):
 
     # --- contract reads ------------------------------------------------------------------
 
-    async def committee(self) -> Committee:
-        return self.members
+    async def committee_fields(self) -> tuple[int, int, tuple[str, ...]]:
+        return self.members.generation, self.members.threshold, self.members.members
 
     async def latest_epoch(self) -> int:
         return self.latest
@@ -1074,6 +1077,30 @@ async def test_stored_content_that_does_not_rebuild_its_root_fails_as_corrupt(
     db = sqlite3.connect(tmp_path / "a.sqlite")
     with db:  # ALICE's value altered on disk
         db.execute("UPDATE epoch_claims SET value = ? WHERE epoch = 1 AND account = ?", (str(10**30), ALICE))
+    db.close()
+    me = member(tmp_path, source, destination)
+    await me.relay.resume()
+    assert me.status() == ("failed", "corrupt")
+    assert destination.txm.mined == []
+    assert me.sample("relayer_epochs_failed_total", reason="corrupt") == 1
+
+
+async def test_stored_content_that_cannot_be_read_fails_as_corrupt_without_stopping_the_loop(
+    tmp_path: Path, source: SourceChain, stages: Stages
+) -> None:
+    """A stored epoch whose content is malformed (a snapshot without its state root, a claim
+    value that is not a number) fails as corrupt: bad input is never a crash of the settling loop."""
+    destination = Destination(solo())
+    stages.crash_at("epoch.created")
+    with pytest.raises(Crash):
+        await member(tmp_path, source, destination).relay.round()
+    record = Store(tmp_path / "a.sqlite").epoch(1)
+    assert record is not None
+    content = json.loads(json.dumps(record.content))
+    del content["snapshots"][0]["state_root"]
+    db = sqlite3.connect(tmp_path / "a.sqlite")
+    with db:
+        db.execute("UPDATE epochs SET content = ? WHERE epoch = 1", (json.dumps(content),))
     db.close()
     me = member(tmp_path, source, destination)
     await me.relay.resume()

@@ -1,4 +1,4 @@
-"""The proof-scheme interface (relayer/proving/proofscheme.py) and `relayer verify` / `relayer prove
+"""The proof-scheme interface (relayer/proving/scheme.py, mpt.py, verkle.py) and `relayer verify` / `relayer prove
 --scheme verkle` on real Kaustinen witnesses (../shared/vectors/verkle): detection of EIP-1186
 documents and Verkle witnesses, proven account fields and storage of an address, the root
 checked against, rejections. The Verkle prover runs against a local JSON-RPC stub that serves
@@ -19,8 +19,10 @@ from typing import Any, ClassVar
 import pytest
 
 from chains.verkle import account_field_key
-from relayer.proving.oneshot import VerificationFailed
-from relayer.proving.proofscheme import SCHEMES, Eip1186Scheme, VerkleScheme, scheme_for
+from relayer.proving.mpt import MptScheme
+from relayer.proving.scheme import VerificationFailed
+from relayer.proving.schemes import SCHEMES, scheme_for
+from relayer.proving.verkle import VerkleScheme
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT_71 = "0x64e1a647f42e5c2e3c434531ccf529e1b3e93363a40db9fc8eec81f492123510"
@@ -43,7 +45,7 @@ def test_scheme_detection(vectors: Path) -> None:
     assert isinstance(scheme_for(b72["executionWitness"]), VerkleScheme)
     pair = {"parent": {"state_root": ROOT_71}, "execute": {"execution_witness": b72["executionWitness"]}}
     assert isinstance(scheme_for(pair), VerkleScheme)
-    assert isinstance(scheme_for({"chainId": 1, "blockNumber": 1, "block": {}, "proof": {}}), Eip1186Scheme)
+    assert isinstance(scheme_for({"chainId": 1, "blockNumber": 1, "block": {}, "proof": {}}), MptScheme)
     with pytest.raises(VerificationFailed):
         scheme_for({"hello": 1})
     with pytest.raises(VerificationFailed):
@@ -151,7 +153,7 @@ def test_verkle_prover(kaustinen_rpc: str, vectors: Path) -> None:
 def test_verkle_document_confirmed_against_a_node(kaustinen_rpc: str, vectors: Path, tmp_path: Path) -> None:
     """`relayer verify --rpc` for a Verkle `prove` document: the chain id, the block hash at its
     number and the parent's stateRoot (the witness's pre-state root) must be the node's."""
-    from relayer.proving.oneshot import Unconfirmed
+    from relayer.proving.scheme import Unconfirmed
 
     scheme = SCHEMES["verkle"]
     coinbase = block(vectors, 73)["header"]["coinbase"]
@@ -202,8 +204,8 @@ def test_verkle_snapshot_for_the_prover() -> None:
     from chains.types import Hash32
     from chains.verkle import storage_slot_key
     from relayer.errors import SnapshotRejected
-    from relayer.proving.proofscheme import verify_verkle_snapshot
     from relayer.proving.prover import collateral_storage_key
+    from relayer.proving.verkle import verify_verkle_snapshot
 
     vault = "0x00000000000000000000000000000000000000aa"
     accounts = ["0x" + f"{i:040x}" for i in (1, 2, 3)]
@@ -260,7 +262,6 @@ def test_prove_verkle_snapshot_checks_headers_and_witness(vectors: Path) -> None
     verified against block 7's stateRoot, both headers hash-checked and linked."""
     from chains.verkle import storage_slot_key
     from relayer.errors import SnapshotRejected
-    from relayer.proving.proofscheme import prove_verkle_snapshot
     from relayer.proving.prover import collateral_storage_key
 
     template = json.loads((vectors / "headers" / "mainnet" / "21925176_Cancun.json").read_text())
@@ -272,8 +273,10 @@ def test_prove_verkle_snapshot_checks_headers_and_witness(vectors: Path) -> None
     block8 = {**_header(template, 8, parent["hash"], b"\x05" * 32), "executionWitness": _empty_tree_witness(keys)}
 
     def prove(blocks: dict[int, dict[str, Any]]) -> Any:
-        return asyncio.run(prove_verkle_snapshot(_VerkleNode(blocks), chain_id=1, vault=vault, accounts=accounts,
-                                                 mapping_slot=0, block_number=8))  # fmt: skip
+        node: Any = _VerkleNode(blocks)
+        scheme = SCHEMES["verkle"]  # what the relay proves a pair with proof_scheme = "verkle" with
+        return asyncio.run(scheme.prove_snapshot(node, chain_id=1, vault=vault, accounts=accounts, mapping_slot=0,
+                                                 block_number=8))  # fmt: skip
 
     snap = prove({7: parent, 8: block8})
     assert snap.header.number == 8 and [c.value for c in snap.claims] == [0, 0]
@@ -294,6 +297,17 @@ def test_prove_verkle_snapshot_checks_headers_and_witness(vectors: Path) -> None
     with pytest.raises(SnapshotRejected) as info:
         prove({7: rooted, 8: forged})
     assert info.value.reason == "proof:proof_mismatch"
+
+
+def test_one_proof_scheme_per_trie_kind_by_the_name_of_the_setting() -> None:
+    """Every value of a chain's `proof_scheme` setting names one ProofScheme (the relay proves a
+    pair's snapshots with `SCHEMES[pair.proof_scheme].prove_snapshot`), and no other exists."""
+    from relayer.config import PROOF_SCHEMES
+    from relayer.proving.scheme import ProofScheme
+
+    assert tuple(SCHEMES) == PROOF_SCHEMES
+    assert all(isinstance(scheme, ProofScheme) and scheme.name == name for name, scheme in SCHEMES.items())
+    assert isinstance(SCHEMES["eip1186"], MptScheme) and isinstance(SCHEMES["verkle"], VerkleScheme)
 
 
 def test_config_proof_scheme(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ import textwrap
 from pathlib import Path
 
 from bench.pullpath import make_snapshots, population
-from relayer.aggregation.aggregator import EpochAggregate, aggregate_epoch
-from relayer.proving.prover import EPOCH_FORMAT, snapshot_to_json, snapshots_from_json
+from relayer.aggregation.aggregator import aggregate_epoch, rebuild_epoch
+from relayer.epoch import EPOCH_FORMAT, EpochAggregate, snapshot_to_json
 from relayer.pullpath.proofs import tree_rows
 from relayer.storage import pruning
 from relayer.storage.store import Store
@@ -116,8 +116,7 @@ def test_superseded_claims_go_and_the_newest_open_and_failed_stay(tmp_path: Path
     assert rows(store)[0] == expected(plan) and len(rows(store)[0]) == 30 + 10
     record = store.epoch(3)
     assert record is not None
-    snapshots = snapshots_from_json(record.content["snapshots"], lambda b: store.epoch_claims(3, record.root, b))
-    rebuilt = aggregate_epoch(snapshots)
+    rebuilt = rebuild_epoch(record.content, record.root, lambda b: store.epoch_claims(3, record.root, b))
     assert rebuilt.root == third.root  # what the relay rebuilds an open epoch from is whole
 
     plan[3] = ("settled", plan[3][1])

@@ -3,6 +3,7 @@ vault logs are given, so every expected height is worked out by hand in the test
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,10 +12,14 @@ from typing import Any
 import pytest
 from eth_utils import to_checksum_address
 
+from chains.rpc import RpcClient
 from relayer.scheduling import refresh
 from relayer.scheduling.pairs import LogWindow
 from relayer.scheduling.schedule import EpochSchedule, _collateral_topics, _settled_topic
 from relayer.storage.store import Store
+from tests.chains.test_rpc import Scripted, ok, scripted
+
+__all__ = ["scripted"]  # the fixture
 
 VAULT = "0x" + "aa" * 20
 VERIFIER = "0x" + "bb" * 20
@@ -251,6 +256,45 @@ def test_log_window_grows_over_quiet_blocks_and_shrinks_over_busy_ones() -> None
     for _ in range(40):
         window.answered(10**6)
     assert window.blocks == 1
+
+
+async def test_a_burst_after_quiet_blocks_is_read_in_answers_within_the_byte_bound(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window grown to LOG_RANGE over quiet blocks meets a burst: the answer over
+    LOG_ANSWER_BYTES (here 50 KB) is refused unread, the window halved until an answer fits,
+    every block read once and every log returned; a single block is read whatever its size (the
+    client's own limit). Before, the whole burst came in one answer (or, over the client's
+    limit, failed the same way on every try)."""
+    from relayer.scheduling import pairs as pairs_module
+
+    monkeypatch.setattr(pairs_module, "LOG_ANSWER_BYTES", 50_000)
+    burst = {1_000 + i: 40 for i in range(64)} | {1_070: 400}  # 40 logs a block, 400 in block 1,070
+    asked: list[tuple[int, int]] = []
+
+    def answer(request: Any) -> dict[str, Any]:
+        low, high = (int(request["params"][0][k], 16) for k in ("fromBlock", "toBlock"))
+        asked.append((low, high))
+        return ok(request, [{"blockNumber": hex(b), "topics": [DEPOSITED, "0x" + f"{b:064x}"], "data": "0x" + "00" * 64}
+                            for b in range(low, high + 1) for _ in range(burst.get(b, 0))])  # fmt: skip
+
+    scripted.reply(answer)
+    window = LogWindow()
+    window.blocks = pairs_module.LOG_RANGE
+    read: list[tuple[int, int]] = []
+    found = 0
+    async with RpcClient(scripted.url) as client:
+        low = 1
+        while low <= 1_100:
+            high, logs = await window.logs(client, {"address": VAULT, "topics": [DEPOSITED]}, low, 1_100)
+            read.append((low, high))
+            found += len(logs)
+            assert high == low or len(json.dumps(logs)) <= 50_000
+            low = high + 1
+    assert found == 64 * 40 + 400
+    blocks = [b for lo, hi in read for b in range(lo, hi + 1)]
+    assert blocks == list(range(1, 1_101))  # each once, in order
+    assert (1_070, 1_070) in read and len(asked) > len(read)  # refusals were asked again, smaller
 
 
 async def test_a_change_below_min_change_wei_starts_no_epoch_and_rides_along(store: Store) -> None:

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from chains.bindings import ContractReverted
-from relayer.aggregation.aggregator import BlockSettlementArgs, aggregate_epoch
+from relayer.aggregation.aggregator import aggregate_epoch
 from relayer.config import DestinationConfig, KeySource
+from relayer.epoch import BlockSettlementArgs, Claim, Position, snapshot_from_json, snapshot_to_json
 from relayer.observability.metrics import Metrics
-from relayer.proving.prover import Claim, snapshot_from_json, snapshot_to_json
 from relayer.settlement.settler import EpochSignature, Settler, needs_settlement, wanted
 from relayer.storage.store import Store
-from relayer.submission.submitter import Position, Receipt
+from relayer.storage.txstore import Receipt
 from tests.relayer.test_aggregator import snapshot
 
 BASE_GAS = 60_000

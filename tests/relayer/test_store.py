@@ -78,8 +78,8 @@ def test_pair_progress_and_accounts(tmp_path: Path) -> None:
     store.add_accounts("p", {"0xA": 12, "0xC": 11}, 15)
     assert store.accounts("p") == ["0xA", "0xB", "0xC"]
     assert store.accounts("p", up_to=10) == ["0xA", "0xB"]
-    store.advance_pairs({"p": 12})
-    store.advance_pairs({"p": 8})  # never backwards
+    store.create_epoch(1, b"\x01" * 32, {"format": 4, "snapshots": []}, {"p": 12})  # advances the pair
+    store.create_epoch(2, b"\x02" * 32, {"format": 4, "snapshots": []}, {"p": 8})  # never backwards
     assert store.pair_state("p") == (15, 12)
 
 

@@ -1,131 +1,37 @@
-"""One proof-scheme interface for `relayer prove` / `relayer verify`: Merkle-Patricia (EIP-1186
-``eth_getProof``) or Verkle (EIP-6800 execution witnesses), so the prover can be pointed at
-either kind of chain.
+"""Verkle proofs (EIP-6800 execution witnesses), verified by the native library (native.verkle):
+the proof scheme of a chain with `proof_scheme = "verkle"` (`VerkleScheme`).
 
-    scheme = scheme_for(document)            # detected from the document's shape
-    result = scheme.verify(document, root)   # proven values + the root checked against
-    document = await SCHEMES["verkle"].prove(rpc, contract, slots, block)
+Documents: an object holding an execution witness, as Kaustinen nodes and their test data write
+it: `{"executionWitness": {...}}` (a block), `{"stateDiff", "verkleProof"}` (a bare witness),
+or a `{"parent", "execute"}` payload pair (the parent's `state_root` is the pre-state root).
+The pre-state root comes from `root` (the caller), else the document's `preStateRoot` (written
+by `prove`), else the parent payload; with none, VerificationFailed. A `prove` document also
+names `address` and `slots`: their tree keys (EIP-6800) are derived and their proven values
+reported (account header fields and storage).
 
-Documents:
-- ``eip1186``: the `relayer prove` document of ``relayer.proving.oneshot`` ({"chainId", "blockNumber",
-  "block", "proof"}); the root is the verified header's stateRoot.
-- ``verkle``: an object holding an execution witness, as Kaustinen nodes and their test data
-  write it: ``{"executionWitness": {...}}`` (a block), ``{"stateDiff", "verkleProof"}`` (a bare
-  witness), or a ``{"parent", "execute"}`` payload pair (the parent's ``state_root`` is the
-  pre-state root). The pre-state root comes from ``root`` (the caller), else the document's
-  ``preStateRoot`` (written by `prove`), else the parent payload; with none, VerificationFailed.
-  A `prove` document also names ``address`` and ``slots``: their tree keys (EIP-6800) are
-  derived and their proven values reported (account header fields and storage).
-
-For the daemon's prover, ``verify_verkle_snapshot`` turns a verified witness into the same
-``relayer.proving.prover.Snapshot`` (one claim per account's collateral slot) that ``verify_snapshot``
+For the daemon, `verify_verkle_snapshot` turns a verified witness into the same
+`relayer.epoch.Snapshot` (one claim per account's collateral slot) that relayer.proving.mpt
 builds from an EIP-1186 proof, so the pipeline after proving is the same for both schemes.
-
-Errors: ``VerificationFailed`` (relayer.proving.oneshot) with the reason, for either scheme;
-``SnapshotRejected`` from the snapshot functions.
 """
 
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, ClassVar, Final
+from typing import Any
 
 from eth_utils import to_canonical_address, to_checksum_address
 
-from chains.errors import BlockNotFound, MalformedJson, MalformedWitness
+from chains.errors import BlockNotFound, MalformedWitness
 from chains.headers import VerifiedHeader, verify_header
-from chains.jsonparse import parse_json
 from chains.rpc import RpcClient, RpcMethods
 from chains.verkle import ACCOUNT_FIELDS, account_field_key, parse_witness, storage_slot_key
 from native.verkle import VerkleError, VerkleResult
+from relayer.epoch import Claim, Snapshot
 from relayer.errors import SnapshotRejected
-from relayer.proving.oneshot import Unconfirmed, VerificationFailed, _slot_hex, verify_document
-from relayer.proving.oneshot import prove as prove_eip1186
-from relayer.proving.prover import Claim, Snapshot, collateral_storage_key, rejecting_bad_headers
-
-
-class ProofScheme(ABC):
-    """How a chain proves its state: fetch a proof document, verify one offline."""
-
-    name: ClassVar[str]
-
-    @abstractmethod
-    def matches(self, document: Mapping[str, Any]) -> bool:
-        """Whether ``document`` has this scheme's shape."""
-
-    @abstractmethod
-    def verify(self, document: Mapping[str, Any], root: bytes | None = None) -> dict[str, Any]:
-        """Verify offline; returns the proven values and the root they were checked against.
-        Raises VerificationFailed."""
-
-    @abstractmethod
-    async def prove(self, rpc: str, contract: str, slots: Sequence[str], block: str) -> dict[str, Any]:
-        """Fetch a proof document of ``slots`` of ``contract`` at ``block`` and verify it."""
-
-    async def confirm(self, result: Mapping[str, Any], rpc: str) -> dict[str, Any]:
-        """Confirm a verified document against the node at ``rpc`` (`relayer verify --rpc`):
-        the node reports the document's chain id (EIP-695) and, at the document's block number,
-        the block hash the proofs were checked under. A self-consistent fake chain passes the
-        offline check; a node of the real chain does not confirm it.
-
-        ``result``: what ``verify`` returned. Returns {"host", "chainId", "blockNumber",
-        "blockHash"}. Raises Unconfirmed (another chain id or hash, or no block named);
-        chains.errors.ChainError when the node cannot be asked.
-        """
-        chain_id, number, block_hash = _checked_block(result)
-        async with RpcClient(rpc) as client:
-            reported = await client.chain_id()
-            if reported != chain_id:
-                raise Unconfirmed(f"node {client.host} is chain {reported}, the file is for chain {chain_id}")
-            block = await client.get_block(number)
-            await self._confirm_more(client, result, number)
-        found = str(block.get("hash")) if block else None
-        if found is None or found.lower() != block_hash.lower():
-            raise Unconfirmed(
-                f"node {client.host} has block {number} hash {found or 'none (no such block)'}, "
-                f"the file was checked under {block_hash}"
-            )
-        return {"host": client.host, "chainId": chain_id, "blockNumber": number, "blockHash": block_hash}
-
-    async def _confirm_more(self, client: RpcClient, result: Mapping[str, Any], number: int) -> None:
-        """Scheme-specific checks against the node, after the chain id; raises Unconfirmed.
-        None for EIP-1186: the block hash binds the stateRoot the proofs were checked against."""
-        return None
-
-
-class Eip1186Scheme(ProofScheme):
-    """Merkle-Patricia proofs (Yellow Paper appendix D, EIP-1186), verified in native/."""
-
-    name = "eip1186"
-
-    def matches(self, document: Mapping[str, Any]) -> bool:
-        return "proof" in document and "block" in document
-
-    def verify(self, document: Mapping[str, Any], root: bytes | None = None) -> dict[str, Any]:
-        result = verify_document(dict(document))
-        if root is not None and result.get("stateRoot") != "0x" + root.hex():
-            raise VerificationFailed(
-                f"root mismatch: the proof is against {result.get('stateRoot')}, not 0x{root.hex()}"
-            )
-        return {"scheme": self.name, **result}
-
-    async def prove(self, rpc: str, contract: str, slots: Sequence[str], block: str) -> dict[str, Any]:
-        return {"scheme": self.name, **await prove_eip1186(rpc, contract, slots, block)}
-
-
-def _checked_block(result: Mapping[str, Any]) -> tuple[int, int, str]:
-    """(chain id, block number, 0x block hash) a verified document was checked under; raises
-    Unconfirmed when it does not name them (e.g. a bare Verkle witness)."""
-    chain_id = result.get("chainId")
-    number = result.get("blockNumber", result.get("block"))
-    block_hash = result.get("blockHash")
-    if not isinstance(chain_id, int) or not isinstance(number, int) or not isinstance(block_hash, str):
-        raise Unconfirmed("the file names no chainId, block number and blockHash: nothing to confirm against a node")
-    return chain_id, number, block_hash
+from relayer.proving.prover import collateral_storage_key, rejecting_bad_headers
+from relayer.proving.scheme import ProofScheme, Unconfirmed, VerificationFailed, slot_hex
 
 
 def _witness_and_root(document: Mapping[str, Any]) -> tuple[Any, str | None]:
@@ -157,6 +63,23 @@ class VerkleScheme(ProofScheme):
     """Verkle execution witnesses (EIP-6800), verified in native/ (native.verkle)."""
 
     name = "verkle"
+
+    async def prove_snapshot(
+        self,
+        client: RpcMethods,
+        *,
+        chain_id: int,
+        vault: str,
+        accounts: Sequence[str],
+        mapping_slot: int,
+        block_number: int,
+        chunk_size: int = 256,
+    ) -> Snapshot:
+        """`prove_verkle_snapshot` (a block's witness comes whole: `chunk_size` is not used)."""
+        return await prove_verkle_snapshot(
+            client, chain_id=chain_id, vault=vault, accounts=accounts, mapping_slot=mapping_slot,
+            block_number=block_number,
+        )  # fmt: skip
 
     def matches(self, document: Mapping[str, Any]) -> bool:
         witness, _ = _witness_and_root(document)
@@ -208,7 +131,7 @@ class VerkleScheme(ProofScheme):
     def _account(self, result: VerkleResult, document: Mapping[str, Any]) -> dict[str, Any]:
         try:
             address = to_canonical_address(document["address"])
-            slots = [int(_slot_hex(s), 16) for s in document.get("slots", [])]
+            slots = [int(slot_hex(s), 16) for s in document.get("slots", [])]
         except (TypeError, ValueError) as exc:
             raise VerificationFailed(f"malformed document: {exc}") from exc
         try:
@@ -232,7 +155,7 @@ class VerkleScheme(ProofScheme):
         the block's parent (its hash is the block's parentHash); the headers' own hashes are not
         recomputed here (Kaustinen headers are not among chains.headers' fork codecs)."""
         target = to_checksum_address(contract)
-        keys = [_slot_hex(s) for s in slots]
+        keys = [slot_hex(s) for s in slots]
         tag: int | str = int(block, 0) if block[:1].isdigit() else block
         async with RpcClient(rpc) as client:
             chain_id = await client.chain_id()
@@ -257,44 +180,6 @@ class VerkleScheme(ProofScheme):
         }
         document["verified"] = self.verify(document)
         return document
-
-
-SCHEMES: dict[str, ProofScheme] = {s.name: s for s in (Eip1186Scheme(), VerkleScheme())}
-
-
-MAX_DOCUMENT_BYTES: Final = 2 * 1024 * 1024
-"""A `relayer verify` file larger than this (bytes) is refused unread, so that verifying any file
-stays within a fixed memory bound, under the 256 MB target: the width bound of chains.jsonparse
-caps what the parse builds (the densest shape it accepts at 2 MiB peaks near 84 MB RSS). Real
-Verkle witnesses are tens of kB (Kaustinen: at most ~27 kB), an EIP-1186 document ~5 kB per
-proven slot."""
-MAX_DOCUMENT_DEPTH: Final = 16
-"""A `relayer verify` file nested deeper than this is refused: the documents above have at most
-7 levels (a payload pair's ``execute.execution_witness.verkleProof.ipaProof.cl``)."""
-
-
-def read_document(path: Path | str) -> Any:
-    """The parsed JSON of a `relayer prove` document or an execution witness file at `path`.
-
-    Reads at most `MAX_DOCUMENT_BYTES` + 1 bytes whatever the file is (a FIFO, /dev/zero) and
-    parses them with chains.jsonparse. Raises MalformedJson (larger than `MAX_DOCUMENT_BYTES`,
-    nested deeper than `MAX_DOCUMENT_DEPTH`, not JSON) or OSError.
-    """
-    with Path(path).open("rb") as file:
-        data = file.read(MAX_DOCUMENT_BYTES + 1)
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise MalformedJson("file", "too_large", f"larger than the limit of {MAX_DOCUMENT_BYTES} bytes",
-                            limit=MAX_DOCUMENT_BYTES)  # fmt: skip
-    return parse_json(data, max_bytes=MAX_DOCUMENT_BYTES, max_depth=MAX_DOCUMENT_DEPTH, what="file")
-
-
-def scheme_for(document: Any) -> ProofScheme:
-    """The scheme whose shape ``document`` has. Raises VerificationFailed when none."""
-    if isinstance(document, Mapping):
-        for scheme in SCHEMES.values():
-            if scheme.matches(document):
-                return scheme
-    raise VerificationFailed("neither an EIP-1186 proof document nor a Verkle execution witness")
 
 
 def verify_verkle_snapshot(
@@ -337,13 +222,7 @@ def verify_verkle_snapshot(
             excluded.append((holder, "slot_not_covered"))
             continue
         claims.append(Claim(holder, int.from_bytes(value or bytes(32), "big")))
-    return Snapshot(
-        chain_id, vault, header, tuple(claims), time.perf_counter() - started, excluded=tuple(excluded)
-    )
-
-
-PROOF_SCHEMES = ("eip1186", "verkle")
-"""Values of a chain's ``proof_scheme`` setting (relayer/config.py)."""
+    return Snapshot(chain_id, vault, header, tuple(claims), time.perf_counter() - started, excluded=tuple(excluded))
 
 
 async def prove_verkle_snapshot(
@@ -355,7 +234,7 @@ async def prove_verkle_snapshot(
     mapping_slot: int,
     block_number: int,
 ) -> Snapshot:
-    """The Verkle counterpart of ``relayer.proving.prover.prove_snapshot``: fetch block
+    """The Verkle counterpart of ``relayer.proving.mpt.prove_snapshot``: fetch block
     ``block_number`` (its ``executionWitness``) and its parent, check both header hashes
     (keccak(rlp(header)), chains.headers) and that the parent's hash is the block's parentHash,
     then ``verify_verkle_snapshot`` against the parent's stateRoot (the pre-state root).
