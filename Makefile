@@ -1,4 +1,5 @@
 # Two entry points: `make demo` and `make test`. Both set up whatever is missing first.
+# `make help` lists the targets: each documented by a `## ` comment on its own line.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,9 +10,9 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: setup tools demo test lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-reorg bench-pullpath bench-users fuzz memcheck clean
+.PHONY: help setup tools demo test unit lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-reorg bench-pullpath bench-users fuzz memcheck clean
 
-setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp
+setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp ## .venv, node_modules and the compiled contracts, where missing or stale
 
 node_modules/.stamp: package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -27,13 +28,13 @@ chains/contracts/build/.stamp: $(SOLIDITY) node_modules/.stamp
 	node chains/contracts/compile.js
 	touch $@
 
-demo: setup
+demo: setup ## a committee of DEMO_COMMITTEE daemons relaying between two local anvil chains
 	$(BIN)/relayer devnet --dir $(DEMO_DIR) --committee $(DEMO_COMMITTEE) --threshold $(DEMO_THRESHOLD)
 
 # Debian tools the tests use: promtool (prometheus), systemd-analyze (systemd), clang with
 # libFuzzer (clang-14, libclang-rt-14-dev) and valgrind. Installed when missing and run as root.
 TOOL_PACKAGES := prometheus systemd clang-14 libclang-rt-14-dev valgrind
-tools:
+tools: ## the Debian tools the tests use (promtool, systemd-analyze, clang-14 with libFuzzer, valgrind)
 	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v valgrind >/dev/null && \
 	  ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
@@ -41,64 +42,70 @@ tools:
 	  else echo "make: install the Debian packages $(TOOL_PACKAGES)"; fi; }
 
 FUZZ_SECONDS ?= 600
-fuzz: setup tools
+fuzz: setup tools ## the libFuzzer harnesses for FUZZ_SECONDS (native/fuzz/run.sh)
 	native/fuzz/run.sh $(FUZZ_SECONDS)
 
-memcheck: setup tools
+memcheck: setup tools ## valgrind memcheck over the vector seed corpus (native/memcheck/run.sh)
 	native/memcheck/run.sh
 
-lint: setup
+lint: setup ## ruff check and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy relayer chains native bench
 
-pytest: setup tools
+pytest: setup tools ## the whole test suite
 	$(BIN)/python -m pytest -q
 
-test: lint pytest
+test: lint pytest ## lint, then the whole test suite (what CI runs)
 
-bench: setup
+# The unit and vectors tiers (markers: tests/conftest.py): no network, no chain node, no solc,
+# no promtool or valgrind, no process per case (relayer CLI, node.js oracles), no hypothesis runs.
+UNIT_MARKERS := not node and not tools and not process and not property
+unit: setup ## the unit and vectors tests: no network, node, external tool or subprocess (under a minute)
+	$(BIN)/python -m pytest -q -m "$(UNIT_MARKERS)"
+
+bench: setup ## native snapshot verification vs py-trie, and Verkle vs the npm oracle (bench/__main__.py)
 	$(BIN)/python -m bench
 
 # 3,000 fresh depositors, then each deposits again, with the destination mining every 2 s.
 SCALE_ACCOUNTS ?= 3000
 SCALE_DEST_BLOCK_TIME ?= 2
-bench-scale: setup
+bench-scale: setup ## SCALE_ACCOUNTS fresh depositors, then each deposits again (bench/scale.py)
 	$(BIN)/python -m bench.scale --accounts $(SCALE_ACCOUNTS) --dest-block-time $(SCALE_DEST_BLOCK_TIME)
 # Gas per settled account: v2 vs v1, single proofs, on-chain MPT and the storage floor, on a fresh
 # anvil (Prague, 30M gas limit); writes bench/results/gas.json (bench/gas.py).
-bench-gas: setup
+bench-gas: setup ## gas per settled account (bench/gas.py)
 	$(BIN)/python -m bench.gas
 # CHAINS source anvils x ACCOUNTS depositors each into one destination, the daemon as a process:
 # seconds per stage, proving rate against anvil's own eth_getProof, peak RSS (bench/relay.py);
 # adds its entry to bench/results/relay.json. Smaller: make bench-relay CHAINS=2 ACCOUNTS=1000
 CHAINS ?= 10
 ACCOUNTS ?= 10000
-bench-relay: setup
+bench-relay: setup ## CHAINS sources x ACCOUNTS depositors into one destination (bench/relay.py)
 	$(BIN)/python -m bench.relay --chains $(CHAINS) --accounts $(ACCOUNTS)
 # The keeper API: /v1/proofs p50 / p99 at 64 epochs x 10,000 claims (a real store, epochs accepted by
 # a real MarginSettlement on anvil), alone and with 100 requests/s, /healthz beside it, and the old
 # scan path as the baseline; writes bench/results/pullpath.json (bench/pullpath.py). A few minutes.
-bench-pullpath: setup
+bench-pullpath: setup ## the keeper API: /v1/proofs p50 / p99 (bench/pullpath.py)
 	$(BIN)/python -m bench.pullpath
 # Proven block to settlement, a 2-of-3 committee (three member daemons) against one relayer, the
 # destination instant and mining every 2 s: COMMITTEE_DEPOSITS deposits each, p50 / p90 / max and
 # the ratio; appends to bench/results/committee.json (bench/committee.py). About 5 minutes.
 COMMITTEE_DEPOSITS ?= 20
-bench-committee: setup
+bench-committee: setup ## proven block to settlement with a 2-of-3 committee (bench/committee.py)
 	$(BIN)/python -m bench.committee --deposits $(COMMITTEE_DEPOSITS)
 
 # The relayer's own share of block-to-settlement time on the demo devnet (50 accounts, one source):
 # from the moment an epoch is due by the rule to its settlement.final, p50 (bench/latency.py);
 # writes bench/results/latency.json. LATENCY_ARGS=--poll-only: without the WebSocket heads.
 LATENCY_ARGS ?=
-bench-latency: setup
+bench-latency: setup ## the relayer's share of block-to-settlement time on the demo devnet (bench/latency.py)
 	$(BIN)/python -m bench.latency $(LATENCY_ARGS)
 
 # 1-wei deposits and withdrawal requests from distinct accounts, spaced over blocks: the relayer's
 # destination gas per attacker source gas, with the default min_change_wei and with 0 side by
 # side; writes bench/results/dust.json (bench/dust.py). About 2 minutes. DUST=6 per phase.
 DUST ?= 6
-bench-dust: setup
+bench-dust: setup ## 1-wei deposits: destination gas per attacker source gas (bench/dust.py)
 	$(BIN)/python -m bench.dust --dust $(DUST)
 
 # Destination reorgs (anvil_reorg) right after the relayer's submitAndSettle, the destination mining
@@ -109,7 +116,7 @@ bench-dust: setup
 REORG_LABEL ?= current
 REORG_LIMIT ?= 180
 REORG_ARGS ?=
-bench-reorg: setup
+bench-reorg: setup ## destination reorgs after submitAndSettle: recovery time and fees (bench/reorg.py)
 	$(BIN)/python -m bench.reorg --label "$(REORG_LABEL)" --limit $(REORG_LIMIT) $(REORG_ARGS)
 
 # One vault with USERS_ACCOUNTS depositors (seeded fast: a seeder contract at the vault's address,
@@ -124,9 +131,12 @@ USERS_CHANGES ?= 100 1000
 USERS_DEST_BLOCK_TIME ?= 2
 USERS_RSS_ACCOUNTS ?= 1000000
 USERS_ARGS ?=
-bench-users: setup
+bench-users: setup ## one vault with USERS_ACCOUNTS depositors: delta vs full snapshots (bench/users.py)
 	$(BIN)/python -m bench.users --accounts $(USERS_ACCOUNTS) --changes $(USERS_CHANGES) \
 	  --dest-block-time $(USERS_DEST_BLOCK_TIME) --rss-accounts $(USERS_RSS_ACCOUNTS) $(USERS_ARGS)
 
-clean:
+clean: ## remove .venv, node_modules, builds and the demo directory
 	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)
+
+help: ## this list
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -6,7 +6,7 @@ Inputs (built in the run, nothing downloaded):
   block because ``anvil_set*`` leaves the already-mined block's proofs inconsistent), plus
   ABSENT_SLOTS never-written slots (exclusion proofs), fetched with ``eth_getProof`` in chunks
   of 1,000 keys;
-- the mainnet / testnet ``eth_getProof`` vectors in ../shared/vectors/proofs/ (if present).
+- the mainnet / testnet ``eth_getProof`` vectors in tests/vectors/proofs/.
 
 Figures (one process; "one core" = one thread):
 - claims/s: storage proofs verified per second by ``native.verify_snapshot`` (one thread, two
@@ -64,7 +64,7 @@ from relayer.epoch import Snapshot as ProverSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "native.json"
-VECTORS = ROOT.parent / "shared" / "vectors" / "proofs"
+VECTORS = ROOT / "tests" / "vectors" / "proofs"
 
 VAULT = bytes.fromhex("5fbdb2315678afecb367f032d93f642f64180aa3")
 VAULT_SLOTS = 10_000
@@ -152,7 +152,7 @@ def anvil_snapshot() -> Snapshot:
 
 
 def vector_snapshots() -> list[Snapshot]:
-    """The shared eth_getProof vectors (../shared/vectors/proofs/*.json), one snapshot each."""
+    """The third-party eth_getProof vectors (tests/vectors/proofs/*.json), one snapshot each."""
     out: list[Snapshot] = []
     for path in sorted(VECTORS.glob("*.json")):
         if path.name == "index.json":
@@ -418,11 +418,8 @@ def measure(name: str, snaps: list[Snapshot]) -> dict[str, Any]:
 def main() -> int:
     started = time.perf_counter()
     rows = [measure(f"anvil vault ({VAULT_SLOTS} slots + {ABSENT_SLOTS} absent)", [anvil_snapshot()])]
-    vectors = vector_snapshots() if VECTORS.is_dir() else []
-    if vectors:
-        rows.append(measure(f"shared vectors ({len(vectors)} files)", vectors))
-    else:
-        print(f"note: {VECTORS} absent, vectors row skipped", file=sys.stderr)
+    vectors = vector_snapshots()
+    rows.append(measure(f"shared vectors ({len(vectors)} files)", vectors))
     parts = _merkle_parts(MERKLE_CLAIMS)
     merkle = parts["aggregate_block"]
     verify = MERKLE_CLAIMS / rows[0]["claims_per_s_ours_1_thread"]
@@ -476,9 +473,8 @@ def main() -> int:
         f"total {time.perf_counter() - started:.1f} s)"
     )
     verkle_row = bench_verkle.measure()  # Verkle (EIP-6800) witnesses: ours vs the npm oracle
-    if verkle_row is not None:
-        bench_verkle.report(verkle_row)
-        bench_verkle.write(verkle_row)
+    bench_verkle.report(verkle_row)
+    bench_verkle.write(verkle_row)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},

@@ -1,7 +1,7 @@
 /*
  * fuzz_verkle.c - libFuzzer harness for the Verkle (EIP-6800) functions of spr.h.
  *
- * Input layout (make_seeds.py writes it from ../shared/vectors/verkle):
+ * Input layout (make_seeds.py writes it from tests/vectors/verkle):
  *   byte 0   mode (mod 4):
  *     0  spr_verkle_verify_witness: 32-byte pre-state root, then the rest is the witness
  *        (the layout of spr.h);

@@ -1,4 +1,4 @@
-"""Seed corpora for the fuzz harnesses and the memcheck driver, derived from ../shared/vectors.
+"""Seed corpora for the fuzz harnesses and the memcheck driver, derived from tests/vectors.
 
 Writes ``OUT/{rlp,mpt,snapshot,merkle}/<name>`` (``OUT`` defaults to ``build/fuzz/seeds``, which is
 gitignored: vectors are never copied into the repository), each file one input in the layout
@@ -37,7 +37,7 @@ from typing import Any
 from eth_hash.auto import keccak
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_VECTORS = REPO.parent / "shared" / "vectors"
+DEFAULT_VECTORS = REPO / "tests" / "vectors"
 DEFAULT_OUT = REPO / "build" / "fuzz" / "seeds"
 MAX_NODES = 72  # FZ_MAX_NODES in fuzz_common.h
 
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if not (args.vectors / "rlp").is_dir() or not (args.vectors / "proofs").is_dir():
-        message = f"make_seeds: vectors folder {args.vectors} is absent (see ../shared/vectors/SOURCES.md)"
+        message = f"make_seeds: vectors folder {args.vectors} is absent (see tests/vectors/SOURCES.md)"
         print(message, file=sys.stderr)
         return 2
     counts = build(args.vectors, args.out)

@@ -10,7 +10,7 @@
 # tests/native/regressions/<rlp|mpt|snapshot|merkle|verkle>/).
 #
 # Environment: CC (default: clang, else clang-14), PYTHON (default .venv/bin/python, for the
-# seed builder), VECTORS (default ../shared/vectors), FUZZ_JOBS_DIR (default build/fuzz).
+# seed builder), VECTORS (default tests/vectors), FUZZ_JOBS_DIR (default build/fuzz).
 # Everything it writes is under build/ (gitignored); the growing corpus in build/fuzz/corpus/
 # is kept between runs.
 set -euo pipefail
@@ -27,7 +27,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 OUT=${FUZZ_JOBS_DIR:-$ROOT/build/fuzz}
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-VECTORS=${VECTORS:-$ROOT/../shared/vectors}
+VECTORS=${VECTORS:-$ROOT/tests/vectors}
 
 if [[ -z ${CC:-} ]]; then
     CC=$(command -v clang || command -v clang-14 || true)

@@ -2,19 +2,19 @@
 # native/memcheck/run.sh - valgrind memcheck over the vector suite: builds driver.c (the fuzz
 # harnesses' entry points and invariants, without libFuzzer) with -g -O1 and runs it under
 #   valgrind --error-exitcode=1 --leak-check=full
-# over the seed corpus native/fuzz/make_seeds.py derives from ../shared/vectors (every RLP
+# over the seed corpus native/fuzz/make_seeds.py derives from tests/vectors (every RLP
 # fixture, block and proof). Exits non-zero on any memcheck error or leak, a violated
 # invariant, or an empty corpus.
 #
 # Environment: CC (default gcc, else cc), PYTHON (default .venv/bin/python), VECTORS (default
-# ../shared/vectors), VALGRIND (default valgrind). Writes only under build/memcheck/.
+# tests/vectors), VALGRIND (default valgrind). Writes only under build/memcheck/.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 OUT=$ROOT/build/memcheck
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
-VECTORS=${VECTORS:-$ROOT/../shared/vectors}
+VECTORS=${VECTORS:-$ROOT/tests/vectors}
 VALGRIND=${VALGRIND:-valgrind}
 CC=${CC:-$(command -v gcc || command -v cc)}
 

@@ -379,6 +379,7 @@ async def test_anvil_blocks_verify(anvil: Any) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.node
 @pytest.mark.parametrize(
     ("hardfork", "fmt"),
     [("berlin", "legacy"), ("london", "London"), ("shanghai", "Shanghai"), ("cancun", "Cancun"), ("prague", "Prague")],

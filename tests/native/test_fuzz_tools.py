@@ -3,7 +3,7 @@
 - ``native/fuzz/run.sh 60``: the four libFuzzer harnesses (RLP decoder, MPT / account /
   storage verification, snapshot verification with the node cache, Merkle trees and
   multiproofs, Verkle witness / point / multiproof / transcript) under ASan + UBSan, 12 s each,
-  seeded from ../shared/vectors and generated trees; any crash, leak, UB or violated invariant
+  seeded from tests/vectors and generated trees; any crash, leak, UB or violated invariant
   fails;
 - ``native/memcheck/run.sh``: valgrind memcheck (``--error-exitcode=1 --leak-check=full``)
   over every vector through the same harness entry points;
@@ -23,6 +23,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+pytestmark = pytest.mark.tools
 
 REPO = Path(__file__).resolve().parents[2]
 REGRESSIONS = Path(__file__).resolve().parent / "regressions"

@@ -95,6 +95,7 @@ def test_leaf_hash_is_double_keccak_of_abi_encoding() -> None:
     assert native.merkle_leaf(data) == keccak(keccak(data))
 
 
+@pytest.mark.process
 def test_roots_and_proofs_equal_openzeppelin(
     oracle_cases: list[tuple[list[list[Any]], dict[str, Any]]],
 ) -> None:
@@ -108,6 +109,7 @@ def test_roots_and_proofs_equal_openzeppelin(
             assert native.merkle_verify(tree.root, leaves[i], proof)
 
 
+@pytest.mark.process
 def test_single_case_matches_reference_oracle_script() -> None:
     """tests/js/oz_merkle.mjs (the project's reference oracle) agrees on one tree too."""
     claims = _claims(random.Random(7), 11)

@@ -74,6 +74,7 @@ def oracle() -> list[tuple[bytes, bytes, list[list[int]], dict[str, Any]]]:
     return [(a, v, s, answer) for (a, v, s), answer in zip(cases, answers, strict=True)]
 
 
+@pytest.mark.process
 def test_claim_tree_equals_openzeppelin(oracle: list[tuple[bytes, bytes, list[list[int]], dict[str, Any]]]) -> None:
     for accounts, values, _, answer in oracle:
         n = len(accounts) // 20
@@ -85,6 +86,7 @@ def test_claim_tree_equals_openzeppelin(oracle: list[tuple[bytes, bytes, list[li
         assert tree.root == native.merkle_tree([_leaf(accounts, values, i) for i in range(n)]).root
 
 
+@pytest.mark.process
 def test_multiproofs_equal_openzeppelin(oracle: list[tuple[bytes, bytes, list[list[int]], dict[str, Any]]]) -> None:
     for accounts, values, subsets, answer in oracle:
         n = len(accounts) // 20
@@ -151,6 +153,7 @@ def _tamper(rng: random.Random, leaves: list[int], proof: list[bytes], flags: li
     return kind, (leaves, proof, flags)
 
 
+@pytest.mark.process
 def test_verification_equals_openzeppelin_on_tampered_multiproofs() -> None:
     """verifyMultiProof takes the leaves as values: a corrupted leaf is a corrupted value."""
     rng = random.Random(99)

@@ -1,4 +1,4 @@
-"""Verkle (EIP-6800) verification on the shared third-party vectors (../shared/vectors/verkle):
+"""Verkle (EIP-6800) verification on the third-party vectors (tests/vectors/verkle):
 the 13 real Kaustinen witnesses of cases.json, the 29 mutated witnesses of negative_cases.json,
 Banderwagon encodings (including 16 that must be rejected), the CRS and its checksum, transcript,
 IPA and multiproof byte vectors, Pedersen commitments and EIP-6800 tree keys."""

@@ -8,6 +8,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from relayer.observability.metrics import Metrics
 from tests.ops.tools import require_tool
 
@@ -43,12 +45,14 @@ def _exported_names() -> set[str]:
     return names
 
 
+@pytest.mark.tools
 def test_promtool_check_rules() -> None:
     result = _promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
 
+@pytest.mark.tools
 def test_promtool_rule_unit_tests() -> None:
     result = _promtool("test", "rules", "alerts.test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -73,6 +77,7 @@ def test_dashboard_queries_name_only_real_metrics() -> None:
     assert used - _exported_names() <= PENDING_METRICS
 
 
+@pytest.mark.tools
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     # promtool has no expression checker: wrap each query (Grafana's $instance variable
     # replaced by a regex) as a recording rule and check that file. JSON is valid YAML.

@@ -52,6 +52,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
 
 
+@pytest.mark.tools
 def test_verify_accepts_the_unit(tmp_path: Path) -> None:
     analyze = _analyze()
     relayer_bin = Path(sys.executable).parent / "relayer"
@@ -66,6 +67,7 @@ def test_verify_accepts_the_unit(tmp_path: Path) -> None:
     assert (result.stdout + result.stderr).strip() == ""
 
 
+@pytest.mark.tools
 def test_verify_on_the_original_only_misses_the_installed_binary() -> None:
     analyze = _analyze()
     result = _run(analyze, "verify", "--man=no", str(UNIT))
@@ -77,6 +79,7 @@ def test_verify_on_the_original_only_misses_the_installed_binary() -> None:
         assert output == [f"relayer.service: Command {INSTALLED_BINARY} is not executable: No such file or directory"]
 
 
+@pytest.mark.tools
 def test_security_exposure_is_at_most_2_5() -> None:
     analyze = _analyze()
     result = _run(analyze, "security", "--offline=true", "--no-pager", str(UNIT))

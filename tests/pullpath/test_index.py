@@ -27,6 +27,8 @@ from chains.bindings import BLOCK_LEAF_FIELDS, BLOCK_LEAF_TYPES
 from relayer.pullpath.proofs import CANDIDATES, ProofServer
 from relayer.storage.store import Store
 
+pytestmark = pytest.mark.node  # the destination is a real MarginSettlement on anvil
+
 OZ_VERIFY = Path(__file__).resolve().parents[1] / "js" / "oz_verify.mjs"
 CHAINS = (1001, 1002)
 PER_CHAIN = 12

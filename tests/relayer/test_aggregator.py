@@ -57,6 +57,7 @@ def claim_leaf(claim: Claim) -> bytes:
     return native.merkle_leaf(encode(list(CLAIM_TYPES), list(claim.leaf_values())))
 
 
+@pytest.mark.process
 @pytest.mark.parametrize("accounts", [1, 2, 3, 7, 50])
 def test_claims_root_and_proofs_equal_openzeppelin(accounts: int) -> None:
     snap = snapshot(31337, 100, accounts, random.Random(accounts))
@@ -66,6 +67,7 @@ def test_claims_root_and_proofs_equal_openzeppelin(accounts: int) -> None:
     assert [["0x" + p.hex() for p in proof] for proof in block.tree.proofs] == reference["proofs"]
 
 
+@pytest.mark.process
 def test_epoch_root_equals_openzeppelin_and_every_settlement_reaches_it() -> None:
     rng = random.Random(7)
     snaps = [snapshot(chain, 10 * chain, 5 + chain % 4, rng) for chain in (1, 10, 137)]

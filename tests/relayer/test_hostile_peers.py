@@ -331,6 +331,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.process
 async def test_a_conflict_alerts_readiness_stays_200_and_the_cli_lists_and_acknowledges_it(
     tmp_path: Path, servers: Servers
 ) -> None:
@@ -381,6 +382,7 @@ async def test_a_conflict_alerts_readiness_stays_200_and_the_cli_lists_and_ackno
     assert _sample(mine, "relayer_attestation_conflicts_unacknowledged") == 0
 
 
+@pytest.mark.process
 def test_conflicts_cli_without_a_store_says_so(tmp_path: Path) -> None:
     shown = _cli("list", "--config", str(_config(tmp_path, tmp_path / "none.sqlite")))
     assert shown.returncode == 1 and "no store at" in shown.stderr

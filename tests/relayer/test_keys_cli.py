@@ -15,6 +15,8 @@ from eth_account import Account
 
 from relayer.keys import read_keystore
 
+pytestmark = pytest.mark.process  # each case runs `python -m relayer.cli keys ...`
+
 REPO = Path(__file__).resolve().parents[2]
 KEY = "0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"  # a documented example key
 FAST = ["--kdf", "pbkdf2", "--iterations", "2"]

@@ -1,5 +1,5 @@
 """The proof-scheme interface (relayer/proving/scheme.py, mpt.py, verkle.py) and `relayer verify` / `relayer prove
---scheme verkle` on real Kaustinen witnesses (../shared/vectors/verkle): detection of EIP-1186
+--scheme verkle` on real Kaustinen witnesses (tests/vectors/verkle): detection of EIP-1186
 documents and Verkle witnesses, proven account fields and storage of an address, the root
 checked against, rejections. The Verkle prover runs against a local JSON-RPC stub that serves
 Kaustinen6 blocks 72 and 73 as a Verkle node does (block 73 with its executionWitness)."""
@@ -74,6 +74,7 @@ def test_verkle_account_values_and_root(vectors: Path) -> None:
         SCHEMES["verkle"].verify(document, bytes.fromhex(b72["header"]["stateRoot"][2:]))
 
 
+@pytest.mark.process
 def test_cli_verify_verkle_witness(vectors: Path, tmp_path: Path) -> None:
     path = vectors / "verkle" / "kaustinen" / "ethereumjs_verkleKaustinen6Block72.json"
     done = relayer("verify", str(path), "--root", ROOT_71)
@@ -150,6 +151,7 @@ def test_verkle_prover(kaustinen_rpc: str, vectors: Path) -> None:
         asyncio.run(SCHEMES["verkle"].prove(kaustinen_rpc, coinbase, [], "73"))
 
 
+@pytest.mark.process
 def test_verkle_document_confirmed_against_a_node(kaustinen_rpc: str, vectors: Path, tmp_path: Path) -> None:
     """`relayer verify --rpc` for a Verkle `prove` document: the chain id, the block hash at its
     number and the parent's stateRoot (the witness's pre-state root) must be the node's."""
