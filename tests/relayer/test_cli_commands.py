@@ -59,6 +59,7 @@ def test_help_answers_for_every_command(capsys: pytest.CaptureFixture[str]) -> N
         assert exit_.value.code == 0 and capsys.readouterr().out.startswith(f"usage: relayer {name}"), name
 
 
+@pytest.mark.process  # runs the relayer command
 @pytest.mark.parametrize("entry", ["console-script", "python -m"])
 def test_both_entry_points_run_the_command_line(entry: str) -> None:
     if entry == "console-script" and not CONSOLE_SCRIPT.exists():
