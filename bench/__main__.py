@@ -50,7 +50,6 @@ from typing import Any
 import rlp
 from eth_hash.auto import keccak
 from eth_utils import to_checksum_address
-from native._native import ffi, lib
 from trie import HexaryTrie
 
 import native
@@ -58,6 +57,7 @@ from bench import verkle as bench_verkle
 from chains.anvil import start_anvil
 from chains.headers import VerifiedHeader
 from chains.types import Hash32
+from native._lib import ffi, lib
 from relayer.aggregation.aggregator import aggregate_block
 from relayer.epoch import Claim, claim_words
 from relayer.epoch import Snapshot as ProverSnapshot

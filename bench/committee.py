@@ -209,7 +209,7 @@ def run_setting(setting: Setting, directory: Path, k: int, spacing: float, every
     dst = Web3(Web3.HTTPProvider(info["chains"]["destination"]["rpc"]))
     vault = contract(src, "CollateralVault", info["contracts"]["vault"])
     settlement = contract(dst, "MarginSettlement", info["contracts"]["settlement"])
-    verifier = contract(dst, "EpochVerifier", info["contracts"]["verifier"])
+    verifier = contract(dst, "EpochVerifier", info["contracts"]["settlement"])
     accounts: list[str] = info["accounts"]
     chain_id = devnet.SOURCE_CHAIN_ID
     env = {key: value for key, value in os.environ.items() if key != "RELAYER_TEST_DIE_AT"}

@@ -96,7 +96,6 @@ class Destination:
     relay's Submitter for it."""
 
     node: Any
-    verifier: str
     settlement: str
     attester: LocalAccount
     submitter: Submitter
@@ -113,7 +112,7 @@ async def open_destination(store: Store, source_chains: Sequence[int]) -> Destin
     node = start_anvil(DESTINATION_CHAIN_ID)
     w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 30}))
     deployer, attester, sender = dev_account(0), dev_account(1), dev_account(2)
-    verifier, settlement = deploy_destination(w3, deployer, [attester.address], 1)
+    settlement = deploy_destination(w3, deployer, [attester.address], 1)
     for chain_id in source_chains:
         vault = to_checksum_address(chain_id.to_bytes(20, "big"))
         register_vault(w3, deployer, settlement, chain_id, vault, 0, 10_000, MAX_AGE)
@@ -121,9 +120,9 @@ async def open_destination(store: Store, source_chains: Sequence[int]) -> Destin
     await client.__aenter__()
     txm = TxManager(client, chain_id=DESTINATION_CHAIN_ID, sender=sender, store=store, poll_seconds=0.02)
     submitter = Submitter(
-        client, txm, chain_id=DESTINATION_CHAIN_ID, sender=sender.address, verifier=verifier, settlement=settlement
+        client, txm, chain_id=DESTINATION_CHAIN_ID, sender=sender.address, verifier=settlement, settlement=settlement
     )
-    return Destination(node, verifier, settlement, attester, submitter, client)
+    return Destination(node, settlement, attester, submitter, client)
 
 
 def vault_of(chain_id: int) -> str:
@@ -169,7 +168,7 @@ async def store_epoch(
     signature = sign_epoch(
         destination.attester,
         DESTINATION_CHAIN_ID,
-        destination.verifier,
+        destination.settlement,
         epoch,
         aggregate.root,
         previous,
@@ -277,7 +276,7 @@ class ScanBaseline:
 # ------------------------------------------------------------------------------ the served daemon
 
 
-async def serve(store_path: Path, rpc: str, verifier: str, settlement: str, rate: float, burst: int) -> None:
+async def serve(store_path: Path, rpc: str, settlement: str, rate: float, burst: int) -> None:
     """The child process: the keeper listener and the health listener, one event loop, until
     stdin closes. Prints `{"keeper": port, "health": port}` once listening."""
     store = Store(store_path)
@@ -286,7 +285,7 @@ async def serve(store_path: Path, rpc: str, verifier: str, settlement: str, rate
     sender = dev_account(2)
     txm = TxManager(client, chain_id=DESTINATION_CHAIN_ID, sender=sender, store=store)
     submitter = Submitter(
-        client, txm, chain_id=DESTINATION_CHAIN_ID, sender=sender.address, verifier=verifier, settlement=settlement
+        client, txm, chain_id=DESTINATION_CHAIN_ID, sender=sender.address, verifier=settlement, settlement=settlement
     )
     relay = SimpleNamespace(config=SimpleNamespace(chain="destination"), proof_server=ProofServer(store, submitter))
     metrics = Metrics()
@@ -392,7 +391,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bench.pullpath", "--serve", str(store_path), "--rpc", destination.node.url,
-            "--verifier", destination.verifier, "--settlement", destination.settlement,
+            "--settlement", destination.settlement,
             "--rate", str(args.rate), "--burst", str(args.burst),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
         )  # fmt: skip
@@ -539,11 +538,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--rpc", help=argparse.SUPPRESS)
-    parser.add_argument("--verifier", help=argparse.SUPPRESS)
     parser.add_argument("--settlement", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve is not None:
-        asyncio.run(serve(args.serve, args.rpc, args.verifier, args.settlement, args.rate, args.burst))
+        asyncio.run(serve(args.serve, args.rpc, args.settlement, args.rate, args.burst))
         return
     result = asyncio.run(run(args))
     report(result)

@@ -411,18 +411,18 @@ def deploy_destination(
     threshold: int,
     *,
     owner: str | None = None,
-) -> tuple[ChecksumAddress, ChecksumAddress]:
+) -> ChecksumAddress:
     """Deploy MarginSettlement(owner, committee, threshold), which is its own EpochVerifier.
 
     Owned by `owner` (default: the deployer; two-step ownership, so a later transfer must be
-    accepted by the new owner). Returns (verifier, settlement) addresses, which are the same
-    contract (MarginSettlement inherits EpochVerifier, so a block check calls no other contract).
+    accepted by the new owner). Returns its address: the destination is one contract
+    (MarginSettlement inherits EpochVerifier, so a block check calls no other contract).
     An invalid committee reverts with InvalidCommittee / InvalidMember (ContractReverted).
     """
     owner_address = to_checksum_address(owner or deployer.address)
     members = [to_checksum_address(m) for m in committee]
     settlement = deploy(w3, deployer, "MarginSettlement", owner_address, members, threshold)
-    return settlement, settlement
+    return settlement
 
 
 def register_vault(

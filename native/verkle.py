@@ -22,8 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from native import NativeError, _as_bytes
-from native._native import ffi, lib
+from native._inputs import as_bytes
+from native._lib import ffi, lib
+from native.errors import NativeError
 
 __all__ = [
     "MAX_COMMITMENTS",
@@ -101,42 +102,42 @@ def banderwagon_decode(compressed: bytes) -> bytes:
     """Strictly decode a 32-byte compressed point; returns the 64-byte uncompressed x || y (y
     lexicographically largest). VerkleError "non_canonical" / "not_on_curve"."""
     buf, view = _out(64)
-    _check(lib.spr_banderwagon_decode(_as_bytes("compressed", compressed, 32), buf))
+    _check(lib.spr_banderwagon_decode(as_bytes("compressed", compressed, 32), buf))
     return bytes(view)  # type: ignore[call-overload]
 
 
 def banderwagon_encode(point: bytes) -> bytes:
     """Compressed 32-byte encoding of a 64-byte uncompressed point (checked on the curve)."""
     buf, view = _out(32)
-    _check(lib.spr_banderwagon_encode(_as_bytes("point", point, 64), buf))
+    _check(lib.spr_banderwagon_encode(as_bytes("point", point, 64), buf))
     return bytes(view)  # type: ignore[call-overload]
 
 
 def banderwagon_add(a: bytes, b: bytes) -> bytes:
     """a + b for 64-byte uncompressed points; returns 64 bytes uncompressed."""
     buf, view = _out(64)
-    _check(lib.spr_banderwagon_add(_as_bytes("a", a, 64), _as_bytes("b", b, 64), buf))
+    _check(lib.spr_banderwagon_add(as_bytes("a", a, 64), as_bytes("b", b, 64), buf))
     return bytes(view)  # type: ignore[call-overload]
 
 
 def banderwagon_mul(point: bytes, scalar: bytes) -> bytes:
     """scalar * point (scalar 32 bytes LE, < r); 64 bytes uncompressed in and out."""
     buf, view = _out(64)
-    _check(lib.spr_banderwagon_mul(_as_bytes("point", point, 64), _as_bytes("scalar", scalar, 32), buf))
+    _check(lib.spr_banderwagon_mul(as_bytes("point", point, 64), as_bytes("scalar", scalar, 32), buf))
     return bytes(view)  # type: ignore[call-overload]
 
 
 def banderwagon_map_to_field(point: bytes) -> bytes:
     """map_to_field (hash_commitment): x / y reduced into Fr, 32 bytes LE."""
     buf, view = _out(32)
-    _check(lib.spr_banderwagon_map_to_field(_as_bytes("point", point, 64), buf))
+    _check(lib.spr_banderwagon_map_to_field(as_bytes("point", point, 64), buf))
     return bytes(view)  # type: ignore[call-overload]
 
 
 def verkle_commit(scalars: Sequence[bytes]) -> bytes:
     """Pedersen commitment sum s_i * G_i over the Verkle CRS (seed "eth_verkle_oct_2021"),
     at most 256 scalars of 32 bytes LE (< r). Returns the 64-byte uncompressed point."""
-    items = [_as_bytes(f"scalars[{i}]", s, 32) for i, s in enumerate(scalars)]
+    items = [as_bytes(f"scalars[{i}]", s, 32) for i, s in enumerate(scalars)]
     if len(items) > 256:
         raise ValueError(f"at most 256 scalars, got {len(items)}")
     buf, view = _out(64)
@@ -149,7 +150,7 @@ def tree_key(address32: bytes, tree_index: int, sub_index: int) -> bytes:
 
     address32: 32 bytes (an address left-padded with 12 zero bytes); tree_index: 0 <= i < 2^256
     (written little-endian); sub_index: 0..255."""
-    addr = _as_bytes("address32", address32, 32)
+    addr = as_bytes("address32", address32, 32)
     if not isinstance(tree_index, int) or not 0 <= tree_index < 1 << 256:
         raise ValueError("tree_index must be an int in [0, 2^256)")
     if not isinstance(sub_index, int) or not 0 <= sub_index < 256:
@@ -172,7 +173,7 @@ def verkle_transcript(ops: Sequence[tuple[str, str, bytes | None]]) -> bytes:
             raise ValueError(f"bad transcript op {kind!r} {label!r}")
         script += bytes([kinds[kind], len(raw)]) + raw
         if kind in ("append_scalar", "append_point"):
-            script += _as_bytes("payload", payload, 32)
+            script += as_bytes("payload", payload, 32)
     buf, view = _out(32)
     _check(lib.spr_verkle_transcript(bytes(script), len(script), buf))
     return bytes(view)  # type: ignore[call-overload]
@@ -184,9 +185,9 @@ def verkle_ipa_verify(label: bytes, commitment: bytes, input_point: bytes, outpu
     at input_point (32-byte LE scalars); proof = L[8] || R[8] || a (544 bytes). True, False on a
     proof mismatch; VerkleError for malformed points or scalars."""
     status = lib.spr_verkle_ipa_verify(
-        _as_bytes("label", label), len(label), _as_bytes("commitment", commitment, 32),
-        _as_bytes("input_point", input_point, 32), _as_bytes("output_point", output_point, 32),
-        _as_bytes("proof", proof, 544),
+        as_bytes("label", label), len(label), as_bytes("commitment", commitment, 32),
+        as_bytes("input_point", input_point, 32), as_bytes("output_point", output_point, 32),
+        as_bytes("proof", proof, 544),
     )  # fmt: skip
     if status == lib.SPR_ERR_VERKLE_PROOF_MISMATCH:
         return False
@@ -200,14 +201,14 @@ def verkle_multiproof_verify(label: bytes, queries: Sequence[tuple[bytes, int, b
     mismatch; VerkleError for malformed input."""
     comms, zs, ys = bytearray(), bytearray(), bytearray()
     for i, (c, z, y) in enumerate(queries):
-        comms += _as_bytes(f"queries[{i}].commitment", c, 32)
+        comms += as_bytes(f"queries[{i}].commitment", c, 32)
         if not isinstance(z, int) or not 0 <= z < 256:
             raise ValueError(f"queries[{i}].z must be in 0..255")
         zs.append(z)
-        ys += _as_bytes(f"queries[{i}].y", y, 32)
+        ys += as_bytes(f"queries[{i}].y", y, 32)
     status = lib.spr_verkle_multiproof_verify(
-        _as_bytes("label", label), len(label), bytes(comms), bytes(zs), bytes(ys), len(zs),
-        _as_bytes("proof", proof, PROOF_LEN),
+        as_bytes("label", label), len(label), bytes(comms), bytes(zs), bytes(ys), len(zs),
+        as_bytes("proof", proof, PROOF_LEN),
     )  # fmt: skip
     if status == lib.SPR_ERR_VERKLE_PROOF_MISMATCH:
         return False
@@ -258,19 +259,19 @@ def pack_witness(keys: Sequence[tuple[bytes, int, bytes | None]], depth_extensio
     """The C layout of spr_verkle_verify_witness (native/include/spr.h)."""
     parts = [struct.pack("<I", len(keys))]
     for i, (stem, suffix, value) in enumerate(keys):
-        _as_bytes(f"keys[{i}].stem", stem, 31)
+        as_bytes(f"keys[{i}].stem", stem, 31)
         if not isinstance(suffix, int) or not 0 <= suffix < 256:
             raise ValueError(f"keys[{i}].suffix must be in 0..255")
         if value is None:
             parts.append(stem + bytes([suffix, 0]) + bytes(32))
         else:
-            parts.append(stem + bytes([suffix, 1]) + _as_bytes(f"keys[{i}].value", value, 32))
-    hints = _as_bytes("depth_extension_present", depth_extension_present)
+            parts.append(stem + bytes([suffix, 1]) + as_bytes(f"keys[{i}].value", value, 32))
+    hints = as_bytes("depth_extension_present", depth_extension_present)
     parts += [struct.pack("<I", len(hints)), hints, struct.pack("<I", len(other_stems))]
-    parts += [_as_bytes(f"other_stems[{i}]", s, 31) for i, s in enumerate(other_stems)]
+    parts += [as_bytes(f"other_stems[{i}]", s, 31) for i, s in enumerate(other_stems)]
     parts.append(struct.pack("<I", len(commitments_by_path)))
-    parts += [_as_bytes(f"commitments_by_path[{i}]", c, 32) for i, c in enumerate(commitments_by_path)]
-    parts.append(_as_bytes("proof", proof, PROOF_LEN))
+    parts += [as_bytes(f"commitments_by_path[{i}]", c, 32) for i, c in enumerate(commitments_by_path)]
+    parts.append(as_bytes("proof", proof, PROOF_LEN))
     return b"".join(parts)
 
 
@@ -287,7 +288,7 @@ def verify_execution_witness(pre_state_root: bytes, keys: Sequence[tuple[bytes, 
     big-endian, reverse it). Returns the proven values; raises VerkleError (``reason``) when the
     witness is rejected. newValue is post-state data, not covered by the proof.
     """
-    root = _as_bytes("pre_state_root", pre_state_root, 32)
+    root = as_bytes("pre_state_root", pre_state_root, 32)
     if len(keys) > MAX_KEYS:
         raise VerkleError(lib.SPR_ERR_VERKLE_LIMIT)
     blob = pack_witness(keys, depth_extension_present, other_stems, commitments_by_path, proof)

@@ -123,7 +123,7 @@ class Daemon:
                 txm,
                 chain_id=chain.chain_id,
                 sender=sender.address,
-                verifier=dest.verifier,
+                verifier=dest.settlement,
                 settlement=dest.settlement,
             )
             pairs = [

@@ -1,7 +1,7 @@
 """A local two-chain devnet: two anvil nodes, the contracts deployed, accounts seeded.
 
 `provision(dir)` starts a source chain (a block a second) and a destination chain, deploys
-CollateralVault on the source and EpochVerifier + MarginSettlement on the destination,
+CollateralVault on the source and MarginSettlement (its own EpochVerifier) on the destination,
 registers the vault, lets N dev accounts deposit collateral, and writes `dir/devnet.json`
 (for tools and tests) and `dir/relayer.toml` (for `relayer run`). The keys it writes are
 derived from anvil's public dev mnemonic: they fund nothing outside this devnet.
@@ -31,6 +31,8 @@ from web3.types import Wei
 
 from chains.anvil import DEV_MNEMONIC, AnvilNode, free_port, rpc, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
+from relayer.config import KeySource
+from relayer.config.render import ChainTable, CommitteeTable, DestinationTable, PairTable, render_config
 from relayer.devnetdemo import epoch_signers, simulate_activity, watch_settlements
 from relayer.devnetprocs import (
     FOREGROUND_PID,
@@ -232,7 +234,7 @@ def _info(
             "source": {"rpc": source.url, "chain_id": SOURCE_CHAIN_ID},
             "destination": {"rpc": destination.url, "chain_id": DESTINATION_CHAIN_ID},
         },
-        "contracts": {"vault": deployed.vault, "verifier": deployed.verifier, "settlement": deployed.settlement},
+        "contracts": {"vault": deployed.vault, "settlement": deployed.settlement},
         "accounts": depositors,
         "metrics": members[0]["metrics"],
         "keeper": members[0]["keeper"],
@@ -277,12 +279,11 @@ def _clear(directory: Path, say: Callable[[str], None]) -> None:
 @dataclass(frozen=True)
 class _Deployed:
     """The devnet's contracts: the vault (its deploy block, its collateral mapping's slot) on the
-    source; the EpochVerifier and MarginSettlement on the destination."""
+    source; the MarginSettlement (its own EpochVerifier) on the destination."""
 
     vault: str
     vault_block: int
     slot: int
-    verifier: str
     settlement: str
 
 
@@ -296,11 +297,11 @@ def _deploy(
     vault = deploy_vault(w3_source, deployer, WITHDRAW_DELAY_SECONDS)
     vault_block = w3_source.eth.block_number
     slot = int(contract(w3_source, "CollateralVault", vault).functions.collateralSlot().call())
-    verifier, settlement = deploy_destination(w3_dest, deployer, [a.address for a, _ in keys_of], threshold)
+    settlement = deploy_destination(w3_dest, deployer, [a.address for a, _ in keys_of], threshold)
     for _, member_sender in keys_of[1:]:  # member 0's sender is a funded dev account
         rpc(destination_url, "anvil_setBalance", [member_sender.address, hex(SENDER_FUNDS_WEI)])
     register_vault(w3_dest, deployer, settlement, SOURCE_CHAIN_ID, vault, slot, HAIRCUT_BPS, MAX_AGE_SECONDS)
-    return _Deployed(vault, vault_block, slot, verifier, settlement)
+    return _Deployed(vault, vault_block, slot, settlement)
 
 
 def _deposit(w3_source: Web3, vault: str, accounts: int) -> list[str]:
@@ -339,13 +340,10 @@ def _write_members(
         _write_secret(keys / "attester.key", "0x" + bytes(member_attester.key).hex())
         _write_secret(keys / "sender.key", "0x" + bytes(member_sender.key).hex())
         peers = [f"http://127.0.0.1:{port}" for j, port in enumerate(ports) if j != i]
+        member = "" if committee == 1 else f" (committee member {i} of {committee}, threshold {threshold})"
         text = _config_text(source_url, destination_url, deployed.vault, deployed.vault_block, deployed.slot,
-                            deployed.verifier, deployed.settlement, ports[i], every_blocks, dest_block_time,
-                            keeper_ports[i])  # fmt: skip
-        if committee > 1:
-            text = text.replace("anvil's public dev keys", f"derived from anvil's public dev mnemonic "
-                                f"(committee member {i} of {committee}, threshold {threshold})")
-            text += _committee_text(peers, takeover_seconds)
+                            deployed.settlement, ports[i], every_blocks, dest_block_time, keeper_ports[i], member,
+                            CommitteeTable(peers, takeover_seconds) if committee > 1 else None)  # fmt: skip
         (home / "relayer.toml").write_text(text)
         members.append({
             "name": member_name(i),
@@ -369,17 +367,6 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-def _committee_text(peers: list[str], takeover_seconds: float | None) -> str:
-    listed = ", ".join(f'"{peer}"' for peer in peers)
-    text = f"""
-# The other members' HTTP APIs (their [metrics] listen addresses): attestations are fetched there.
-[committee]
-peers = [{listed}]
-"""
-    if takeover_seconds is not None:
-        text += f"takeover_seconds = {takeover_seconds}\n"
-    return text
-
 
 def _ws_url(http_url: str) -> str:
     """anvil serves WebSocket JSON-RPC on its HTTP port: the head subscription's URL."""
@@ -387,51 +374,26 @@ def _ws_url(http_url: str) -> str:
 
 
 def _config_text(
-    source_rpc: str, destination_rpc: str, vault: str, vault_block: int, slot: int,
-    verifier: str, settlement: str, metrics_port: int, every_blocks: int, dest_block_time: float = 0.0,
-    keeper_port: int = 0,
+    source_rpc: str, destination_rpc: str, vault: str, vault_block: int, slot: int, settlement: str,
+    metrics_port: int, every_blocks: int, dest_block_time: float = 0.0, keeper_port: int = 0,
+    member: str = "", committee: CommitteeTable | None = None,
 ) -> str:
-    dest_finality = 'finality = "head"' if not dest_block_time else 'finality = "confirmations"\nconfirmations = 1'
-    dest_poll = min(1.0, dest_block_time / 4) if dest_block_time else 0.5
-    return f"""# Generated by `relayer devnet`: a local two-chain devnet. The keys are anvil's public dev keys.
-[relayer]
-store = "relayer.sqlite"
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[keeper]
-listen = "127.0.0.1:{keeper_port}"
-
-[attester]
-key_file = "keys/attester.key"
-
-[chains.source]
-chain_id = {SOURCE_CHAIN_ID}
-rpc = ["{source_rpc}"]
-ws = "{_ws_url(source_rpc)}"
-finality = "confirmations"
-confirmations = {CONFIRMATIONS}
-poll_interval_seconds = 0.5
-
-[chains.destination]
-chain_id = {DESTINATION_CHAIN_ID}
-rpc = ["{destination_rpc}"]
-{dest_finality}
-poll_interval_seconds = {dest_poll}
-
-[destinations.destination]
-verifier = "{verifier}"
-settlement = "{settlement}"
-
-[destinations.destination.sender]
-key_file = "keys/sender.key"
-
-[[pairs]]
-source = "source"
-destination = "destination"
-vault = "{vault}"
-vault_deploy_block = {vault_block}
-collateral_slot = {slot}
-every_blocks = {every_blocks}
-"""
+    """The devnet's `relayer.toml` (of committee `member`, e.g. " (committee member 1 of 3, threshold 2)")."""
+    keys = "derived from anvil's public dev mnemonic" + member if member else "anvil's public dev keys"
+    return render_config(
+        comment=f"Generated by `relayer devnet`: a local two-chain devnet. The keys are {keys}.",
+        store="relayer.sqlite", metrics_listen=f"127.0.0.1:{metrics_port}", keeper_listen=f"127.0.0.1:{keeper_port}",
+        attester=KeySource(key_file=Path("keys/attester.key")),
+        chains=[
+            ChainTable("source", SOURCE_CHAIN_ID, [source_rpc], ws=_ws_url(source_rpc), finality="confirmations",
+                       confirmations=CONFIRMATIONS, poll_interval_seconds=0.5),
+            ChainTable("destination", DESTINATION_CHAIN_ID, [destination_rpc],
+                       finality="confirmations" if dest_block_time else "head",
+                       confirmations=1 if dest_block_time else None,
+                       poll_interval_seconds=min(1.0, dest_block_time / 4) if dest_block_time else 0.5),
+        ],
+        destinations=[DestinationTable("destination", settlement, KeySource(key_file=Path("keys/sender.key")))],
+        pairs=[PairTable("source", "destination", vault, vault_deploy_block=vault_block, collateral_slot=slot,
+                         every_blocks=every_blocks)],
+        committee=committee,
+    )  # fmt: skip

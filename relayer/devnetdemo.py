@@ -82,7 +82,7 @@ def watch_settlements(
     members = cast(list[dict[str, str]], committee.get("members", []))
     names = {m["sender"].lower(): m["name"] for m in members} | {m["attester"].lower(): m["name"] for m in members}
     w3 = Web3(Web3.HTTPProvider(str(chains["destination"]["rpc"])))
-    verifier = contract(w3, "EpochVerifier", contracts["verifier"])
+    verifier = contract(w3, "EpochVerifier", contracts["settlement"])
     settlement = contract(w3, "MarginSettlement", contracts["settlement"])
     signed_by: dict[int, str] = {}
     next_block = 0

@@ -27,7 +27,7 @@ def test_generated_config_loads(tmp_path: Path) -> None:
         (keys / name).write_text("0x" + "22" * 32 + "\n")
         (keys / name).chmod(0o600)
     path = tmp_path / "relayer.toml"
-    path.write_text(relay.config_text(sources, "http://127.0.0.1:8999", "0x" + "44" * 20, "0x" + "44" * 20, 0, 9100))
+    path.write_text(relay.config_text(sources, "http://127.0.0.1:8999", "0x" + "44" * 20, 0, 9100))
     config = load_config(path)
     assert [p.source for p in config.pairs] == ["source0", "source1", "source2"]
     assert {p.proof_chunk_size for p in config.pairs} == {relay.PROOF_CHUNK}

@@ -126,7 +126,7 @@ def test_recursion_limit_is_sane_after_importing_everything_and_json_loads_canno
     session's own imports do not count)."""
     script = (
         "import sys, json\n"
-        "import relayer.cli, relayer.daemon, relayer.keys_cli, relayer.proving.schemes\n"
+        "import relayer.cli, relayer.daemon, relayer.cli.keys, relayer.proving.schemes\n"
         "import eth_account, eth, py_ecc, web3\n"
         "print(sys.getrecursionlimit(), flush=True)\n"
         "try:\n"

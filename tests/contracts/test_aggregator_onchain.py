@@ -28,7 +28,7 @@ CLAIMS = 40
 def test_c_built_epoch_settles_and_a_changed_byte_does_not(chain_factory: Callable[[int], Chain]) -> None:
     chain = chain_factory(31337)
     owner, member = dev_account(0), dev_account(5)
-    verifier, settlement_address = deploy_destination(chain.w3, owner, [member.address], 1)
+    settlement_address = deploy_destination(chain.w3, owner, [member.address], 1)
     settlement = contract(chain.w3, "MarginSettlement", settlement_address)
     rng = random.Random(9)
     now = chain.latest_timestamp()
@@ -41,7 +41,7 @@ def test_c_built_epoch_settles_and_a_changed_byte_does_not(chain_factory: Callab
         claims = tuple(Claim(to_checksum_address(rng.randbytes(20)), rng.randrange(1, 10**24)) for _ in range(CLAIMS))
         snapshots.append(Snapshot(chain_id, vault, header, claims, 0.0))
     aggregate = aggregate_epoch(snapshots)
-    signature = sign_epoch(member, chain.chain_id, verifier, 1, aggregate.root, bytes(32), generation=1)
+    signature = sign_epoch(member, chain.chain_id, settlement_address, 1, aggregate.root, bytes(32), generation=1)
     chosen = rng.sample(range(CLAIMS), 13)
     first = aggregate.block_settlement(1, 0, chosen)
     transact(

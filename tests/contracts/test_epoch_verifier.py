@@ -85,7 +85,7 @@ def env_module(chain_factory: Callable[[int], Chain]) -> VerifierEnv:
     chain = chain_factory(31337)
     owner = dev_account(0)
     committee = sorted((dev_account(i) for i in (1, 2, 3)), key=lambda a: int(a.address, 16))
-    verifier, _ = deploy_destination(chain.w3, owner, [a.address for a in committee], 2)
+    verifier = deploy_destination(chain.w3, owner, [a.address for a in committee], 2)
     return VerifierEnv(chain, contract(chain.w3, "EpochVerifier", verifier), owner, committee, dev_account(4))
 
 

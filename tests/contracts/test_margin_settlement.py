@@ -245,7 +245,7 @@ def env_module(chain_factory: Callable[[int], Chain]) -> Env:
         deposit(source_b, vault_b, u, (k + 1) * ETH)  # 1, 2, 3, 4 ETH
     deposit(source_a, rogue_vault, users[0], 50 * ETH)
 
-    verifier, settlement = deploy_destination(dest.w3, owner, [m.address for m in committee], 2)
+    settlement = deploy_destination(dest.w3, owner, [m.address for m in committee], 2)
     register_vault(dest.w3, owner, settlement, CHAIN_A, vault_a, 0, HAIRCUT_A, MAX_AGE)
     register_vault(dest.w3, owner, settlement, CHAIN_B, vault_b, 0, HAIRCUT_B, MAX_AGE)
 
@@ -261,7 +261,7 @@ def env_module(chain_factory: Callable[[int], Chain]) -> Env:
 
     env = Env(
         dest, source_a, source_b, owner, committee, users, idle, relayer, stranger,
-        contract(dest.w3, "EpochVerifier", verifier), contract(dest.w3, "MarginSettlement", settlement),
+        contract(dest.w3, "EpochVerifier", settlement), contract(dest.w3, "MarginSettlement", settlement),
         vault_a, vault_b, rogue_vault, epoch1, a2,
     )
     env.submit(epoch1)

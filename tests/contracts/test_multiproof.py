@@ -67,7 +67,7 @@ class Env:
 def env(chain_factory: Callable[[int], Chain]) -> Env:
     chain = chain_factory(31337)
     owner, member = dev_account(0), dev_account(5)
-    verifier, settlement = deploy_destination(chain.w3, owner, [member.address], 1)
+    settlement = deploy_destination(chain.w3, owner, [member.address], 1)
     register_vault(chain.w3, owner, settlement, CHAIN, VAULT, 0, 10_000, 3_600)
     abi, bytecode = compile_test_contract(Path(__file__).parent / "solidity" / "OzMultiproof.sol", "OzMultiproof")
     factory = chain.w3.eth.contract(abi=abi, bytecode=bytecode)
@@ -89,8 +89,8 @@ def env(chain_factory: Callable[[int], Chain]) -> Env:
         for k, (t, (c, _)) in enumerate(zip(built, trees_in, strict=True))
     ]
     epoch_tree = oz_merkle(BLOCK_LEAF_TYPES, leaves)
-    signature = sign_epoch(member, chain.chain_id, verifier, 1, epoch_tree.root, bytes(32), generation=1)
-    target = contract(chain.w3, "EpochVerifier", verifier)
+    signature = sign_epoch(member, chain.chain_id, settlement, 1, epoch_tree.root, bytes(32), generation=1)
+    target = contract(chain.w3, "EpochVerifier", settlement)
     transact(chain.w3, owner, target.functions.submitEpoch(1, epoch_tree.root, bytes(32), [signature]), what="submit")
     trees = [
         Tree(c, leaves[k], epoch_tree.proofs[k], t.root, [(m.order, m.proof, m.flags) for m in t.multiproofs])

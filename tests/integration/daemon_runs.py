@@ -40,7 +40,7 @@ class DaemonRuns:
         self.dst = Web3(Web3.HTTPProvider(self.dest_rpc))
         self.vault = contract(self.src, "CollateralVault", info["contracts"]["vault"])
         self.settlement = contract(self.dst, "MarginSettlement", info["contracts"]["settlement"])
-        self.verifier = contract(self.dst, "EpochVerifier", info["contracts"]["verifier"])
+        self.verifier = contract(self.dst, "EpochVerifier", info["contracts"]["settlement"])
         self.accounts: list[str] = info["accounts"]
         self.chain_id = self.src.eth.chain_id
         self.process: subprocess.Popen[bytes] | None = None

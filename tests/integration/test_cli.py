@@ -119,3 +119,29 @@ def test_verify_prints_what_it_checked_and_confirms_it_with_a_node(anvil: AnvilN
         other_id.stop()
     dead = relayer("verify", str(out), "--rpc", "http://127.0.0.1:1")
     assert dead.returncode == 1 and "cannot confirm" in dead.stderr
+
+
+@pytest.mark.integration
+def test_deploy_destination_prints_its_one_contract(anvil: AnvilNode) -> None:
+    """`relayer deploy --role destination`: the destination is one contract, MarginSettlement,
+    which is its own EpochVerifier; the JSON names it once, as `settlement` (no `verifier`)."""
+    import os
+
+    from web3 import Web3
+
+    from chains.bindings import contract
+    from relayer import devnet
+
+    env = {**os.environ, "RELAYER_DEPLOYER_KEY": "0x" + bytes(devnet.dev_account(0).key).hex()}
+    members = [devnet.dev_account(1).address, devnet.dev_account(2).address]
+    done = subprocess.run(
+        [sys.executable, "-m", "relayer.cli", "deploy", "--rpc", anvil.url, "--role", "destination",
+         "--committee", ",".join(members), "--threshold", "2"],
+        capture_output=True, text=True, cwd=REPO, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    assert set(printed) == {"chain_id", "settlement"}
+    w3 = Web3(Web3.HTTPProvider(anvil.url))
+    verifier = contract(w3, "EpochVerifier", printed["settlement"])  # the same address answers as the verifier
+    assert (verifier.functions.threshold().call(), verifier.functions.members().call()) == (2, members)

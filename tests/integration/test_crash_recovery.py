@@ -154,7 +154,7 @@ def check_final_state(net: devnet.Devnet) -> None:
     dst = Web3(Web3.HTTPProvider(info["chains"]["destination"]["rpc"]))  # type: ignore[index]
     vault = contract(src, "CollateralVault", info["contracts"]["vault"])  # type: ignore[index]
     settlement = contract(dst, "MarginSettlement", info["contracts"]["settlement"])  # type: ignore[index]
-    verifier = contract(dst, "EpochVerifier", info["contracts"]["verifier"])  # type: ignore[index]
+    verifier = contract(dst, "EpochVerifier", info["contracts"]["settlement"])  # type: ignore[index]
     accounts: list[str] = info["accounts"]  # type: ignore[assignment]
     chain_id = src.eth.chain_id
     # the activity has stopped, but its last transactions may still be pending: two more source

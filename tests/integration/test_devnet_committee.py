@@ -16,7 +16,7 @@ from web3 import Web3
 
 from chains.bindings import contract
 from relayer import devnet
-from relayer.cli import settlement_line
+from relayer.cli.devnet import settlement_line
 from relayer.config import load_config
 from relayer.settlement.settler import Settlement
 
@@ -72,7 +72,7 @@ def test_a_committee_devnet_gives_each_member_its_own_keys_store_port_and_peers(
         assert info["metrics"] == members[0]["metrics"]
 
         dst = Web3(Web3.HTTPProvider(info["chains"]["destination"]["rpc"]))
-        verifier = contract(dst, "EpochVerifier", info["contracts"]["verifier"])
+        verifier = contract(dst, "EpochVerifier", info["contracts"]["settlement"])
         assert verifier.functions.members().call() == [m["attester"] for m in members]
         assert verifier.functions.threshold().call() == 2
         for member in members:
@@ -100,3 +100,40 @@ def test_a_committee_devnet_gives_each_member_its_own_keys_store_port_and_peers(
     finally:
         stopped = relayer("devnet", "--stop", "--dir", str(directory))
         assert stopped.returncode == 0 and "stopped 2 node(s)" in stopped.stdout
+
+
+def test_the_foreground_devnet_prints_settlements_and_stop_ends_it_all(tmp_path: Path) -> None:
+    """`relayer devnet --committee 2` in the foreground: member-1 runs as a process, member-0
+    here; a settlement line naming both signers is printed (read from the destination whichever
+    member sent it), and `relayer devnet --stop` from another shell ends the foreground process,
+    the member daemon and both chains, with exit status 0."""
+    directory = tmp_path / "net"
+    foreground = subprocess.Popen(
+        [sys.executable, "-m", "relayer.cli", "devnet", "--dir", str(directory), "--committee", "2",
+         "--accounts", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        assert foreground.stdout is not None
+        for line in foreground.stdout:
+            lines.append(line)
+            if line.startswith("settled "):
+                break
+        assert lines and lines[-1].startswith("settled "), "".join(lines)
+        assert "signed by member-0, member-1" in lines[-1], lines[-1]
+        assert any("committee of 2, threshold 2: member-0 runs here" in line for line in lines)
+        pids = json.loads((directory / "devnet.json").read_text())["pids"]
+        stopped = relayer("devnet", "--stop", "--dir", str(directory))
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        assert "stopped the `relayer devnet` in the foreground" in stopped.stdout
+        rest, _ = foreground.communicate(timeout=60)
+        assert foreground.returncode == 0, "".join(lines) + rest
+        assert "devnet: stopped 1 member daemon(s)" in rest and "devnet: chains stopped" in rest
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    finally:
+        if foreground.poll() is None:
+            relayer("devnet", "--stop", "--dir", str(directory))
+            foreground.kill()
+            foreground.wait(10)

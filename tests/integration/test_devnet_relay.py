@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+import tomllib
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -79,7 +80,7 @@ def chains(relay: dict[str, object]) -> tuple[Web3, Web3, object, object, object
     dst = Web3(Web3.HTTPProvider(info["chains"]["destination"]["rpc"]))
     vault = contract(src, "CollateralVault", info["contracts"]["vault"])
     settlement = contract(dst, "MarginSettlement", info["contracts"]["settlement"])
-    verifier = contract(dst, "EpochVerifier", info["contracts"]["verifier"])
+    verifier = contract(dst, "EpochVerifier", info["contracts"]["settlement"])
     return src, dst, vault, settlement, verifier
 
 
@@ -104,6 +105,15 @@ def test_every_account_settled_at_its_proven_block(relay: dict[str, object]) -> 
         expected = source_collateral_at(src, vault, account, block)
         assert expected > 0
         assert settlement.functions.collateralOf(account).call() == expected  # type: ignore[attr-defined]
+
+
+def test_devnet_names_one_destination_contract(relay: dict[str, object]) -> None:
+    """MarginSettlement is its own EpochVerifier: devnet.json and relayer.toml name the
+    destination's contract once, as `settlement`, and the relay above ran on that alone."""
+    net = relay["net"]
+    assert set(net.info["contracts"]) == {"vault", "settlement"}  # type: ignore[attr-defined]
+    config = tomllib.loads(net.config_path.read_text())  # type: ignore[attr-defined]
+    assert set(config["destinations"]["destination"]) == {"settlement", "sender"}
 
 
 def test_request_withdraw_lowers_settled_collateral(relay: dict[str, object]) -> None:

@@ -25,6 +25,8 @@ from web3 import Web3
 from chains.anvil import rpc, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
 from relayer import devnet
+from relayer.config import KeySource
+from relayer.config.render import ChainTable, DestinationTable, PairTable, render_config
 from tests.integration.ganache import GanacheNode, start_ganache
 from tests.integration.test_devnet_relay import wait_for
 
@@ -107,7 +109,7 @@ def test_one_relay_round_from_a_ganache_source(ganache: GanacheNode, tmp_path: P
     daemon: subprocess.Popen[bytes] | None = None
     try:
         dst = Web3(Web3.HTTPProvider(dest.url))
-        verifier, settlement = deploy_destination(dst, owner, [attester.address], 1)
+        settlement = deploy_destination(dst, owner, [attester.address], 1)
         register_vault(dst, owner, settlement, SOURCE_CHAIN_ID, vault, 0, 10_000, 3600)
         keys = tmp_path / "keys"
         keys.mkdir()
@@ -116,35 +118,20 @@ def test_one_relay_round_from_a_ganache_source(ganache: GanacheNode, tmp_path: P
         for key in keys.iterdir():
             key.chmod(0o600)  # key files readable by others are refused
         config = tmp_path / "relayer.toml"
-        config.write_text(f"""[metrics]
-listen = "127.0.0.1:0"
-[keeper]
-listen = "127.0.0.1:0"
-[attester]
-key_file = "keys/attester.key"
-[chains.ganache]
-chain_id = {SOURCE_CHAIN_ID}
-rpc = ["{ganache.url}"]
-finality = "confirmations"
-confirmations = 1
-poll_interval_seconds = 0.5
-[chains.destination]
-chain_id = {DEST_CHAIN_ID}
-rpc = ["{dest.url}"]
-finality = "head"
-poll_interval_seconds = 0.5
-[destinations.destination]
-verifier = "{verifier}"
-settlement = "{settlement}"
-[destinations.destination.sender]
-key_file = "keys/sender.key"
-[[pairs]]
-source = "ganache"
-destination = "destination"
-vault = "{vault}"
-vault_deploy_block = {vault_block}
-every_blocks = 2
-""")
+        config.write_text(
+            render_config(
+                metrics_listen="127.0.0.1:0",
+                keeper_listen="127.0.0.1:0",
+                attester=KeySource(key_file=Path("keys/attester.key")),
+                chains=[
+                    ChainTable("ganache", SOURCE_CHAIN_ID, [ganache.url], finality="confirmations", confirmations=1,
+                               poll_interval_seconds=0.5),
+                    ChainTable("destination", DEST_CHAIN_ID, [dest.url], finality="head", poll_interval_seconds=0.5),
+                ],
+                destinations=[DestinationTable("destination", settlement, KeySource(key_file=Path("keys/sender.key")))],
+                pairs=[PairTable("ganache", "destination", vault, vault_deploy_block=vault_block, every_blocks=2)],
+            )
+        )  # fmt: skip
         log = open(tmp_path / "daemon.log", "wb")
         daemon = subprocess.Popen(
             [sys.executable, "-m", "relayer.cli", "run", "--config", str(config), "--log-format", "json"],

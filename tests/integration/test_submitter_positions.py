@@ -19,12 +19,12 @@ pytestmark = pytest.mark.integration
 async def test_positions_of_100000_accounts_are_read_in_batches_the_node_accepts(anvil: AnvilNode) -> None:
     w3 = Web3(Web3.HTTPProvider(anvil.url))
     attester = devnet.dev_account(1)
-    verifier, settlement = deploy_destination(w3, devnet.dev_account(0), [attester.address], 1)
+    settlement = deploy_destination(w3, devnet.dev_account(0), [attester.address], 1)
     accounts = [Web3.to_checksum_address(i.to_bytes(20, "big")) for i in range(1, 100_001)]
     async with RpcClient(anvil.url, timeout_seconds=60) as client:
         submitter = Submitter(
             client, None, chain_id=31337, sender=devnet.dev_account(2).address,  # type: ignore[arg-type]
-            verifier=verifier, settlement=settlement,
+            verifier=settlement, settlement=settlement,
         )  # fmt: skip
         positions = await submitter.positions(devnet.SOURCE_CHAIN_ID, accounts)
     assert len(positions) == len(accounts)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import rlp
 from eth_hash.auto import keccak
-from native._native import ffi, lib
 from trie import HexaryTrie
 
 import native
+from native._lib import ffi, lib
 from tests.native._util import proof_files, pytrie_proof, unhex, word
 
 

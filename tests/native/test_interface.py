@@ -5,22 +5,22 @@ checks the library's version (spr_version)."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import native._native
 import pytest
-from native._native import lib
 
 import native
 from native import build_ffi
+from native._lib import lib
 
 HEADER = build_ffi.HEADER.read_text()
 PUBLIC = build_ffi.public_functions(HEADER)
-MODULE = Path(native._native.__file__)
+MODULE = Path(str(importlib.util.find_spec("native._native").origin))  # type: ignore[union-attr]
 
 
 def exported_symbols(path: Path) -> set[str]:

@@ -11,9 +11,9 @@ from Crypto.Hash import keccak as pycryptodome_keccak
 from eth_hash.auto import keccak as eth_hash_keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from native._native import ffi, lib
 
 import native
+from native._lib import ffi, lib
 
 
 def reference(data: bytes) -> bytes:

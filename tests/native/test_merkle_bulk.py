@@ -10,9 +10,9 @@ import random
 
 import pytest
 from eth_hash.auto import keccak
-from native._native import ffi, lib
 
 import native
+from native._lib import ffi, lib
 
 SIZES = [*range(1, 40), 63, 64, 65, 255, 256, 257, 1000, 4097]
 

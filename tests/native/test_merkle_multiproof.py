@@ -13,9 +13,9 @@ from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from native._native import ffi, lib
 
 import native
+from native._lib import ffi, lib
 from tests.native.test_merkle import REPO, _run_js
 
 ORACLE = REPO / "tests" / "native" / "oz_multiproof.mjs"

@@ -10,12 +10,12 @@ import struct
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from native._native import ffi, lib
 
 import native
 from chains.errors import MalformedWitness
 from chains.verkle import parse_witness, storage_slot_key
 from native import verkle
+from native._lib import ffi, lib
 from native.verkle import VERKLE_REJECT_REASONS, VerkleError
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -28,6 +28,7 @@ from relayer.config import (
     load_config,
     notes,
 )
+from relayer.config.render import ChainTable, DestinationTable, PairTable, render_config
 from relayer.errors import RelayerError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,29 +44,13 @@ VERIFIER = cast(ChecksumAddress, "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512")
 SETTLEMENT = cast(ChecksumAddress, "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0")
 ENV = {"ATTESTER_KEY": KEY0, "SENDER_KEY": KEY1}
 
-MINIMAL = f"""
-[attester]
-key_env = "ATTESTER_KEY"
-
-[chains.source]
-chain_id = 1
-rpc = ["http://127.0.0.1:8545"]
-
-[chains.destination]
-chain_id = 10
-rpc = ["https://rpc.example/v1"]
-
-[destinations.destination]
-settlement = "{SETTLEMENT}"
-
-[destinations.destination.sender]
-key_env = "SENDER_KEY"
-
-[[pairs]]
-source = "source"
-destination = "destination"
-vault = "{VAULT}"
-"""
+MINIMAL = "\n" + render_config(
+    attester=KeySource(key_env="ATTESTER_KEY"),
+    chains=[ChainTable("source", 1, ["http://127.0.0.1:8545"]), ChainTable("destination", 10, ["https://rpc.example/v1"])],
+    destinations=[DestinationTable("destination", SETTLEMENT, KeySource(key_env="SENDER_KEY"))],
+    pairs=[PairTable("source", "destination", VAULT)],
+)
+"""Every required key and nothing else (each table's defaults apply), as relayer.config.render writes it."""
 
 
 def write_secret(path: Path, text: str) -> None:
@@ -114,7 +99,6 @@ def test_minimal_config_takes_every_default(tmp_path: Path) -> None:
         destinations={
             "destination": DestinationConfig(
                 "destination",
-                SETTLEMENT,  # the verifier: the settlement contract itself when not given
                 SETTLEMENT,
                 KeySource(key_env="SENDER_KEY"),
                 8_000_000,
@@ -157,7 +141,6 @@ chain_id = 31337
 rpc = ["http://127.0.0.1:8545"]
 finality = "safe"
 [destinations.l2-dest]
-verifier = "{SETTLEMENT.lower()}"
 settlement = "{SETTLEMENT.upper().replace("0X", "0x")}"
 max_gas_per_batch = 3000000
 max_accounts_per_batch = 5
@@ -204,7 +187,7 @@ proof_chunk_size = 1
     assert config.chains["l2-dest"].finality == "safe"
     assert isinstance(config.chains["l1"].poll_interval_seconds, float)
     destination = config.destinations["l2-dest"]
-    assert (destination.verifier, destination.settlement) == (SETTLEMENT, SETTLEMENT)  # checksummed
+    assert destination.settlement == SETTLEMENT  # checksummed
     assert destination.sender == KeySource(keystore=tmp_path / "sender.json", password_file=tmp_path / "sender.pw")
     assert (destination.max_gas_per_batch, destination.max_accounts_per_batch) == (3_000_000, 5)
     assert destination.receipt_timeout_seconds == 30.5
@@ -404,15 +387,22 @@ def test_destination_must_be_a_chain(tmp_path: Path) -> None:
         MINIMAL
         + f"""
 [destinations.arbitrum]
-verifier = "{VERIFIER}"
 settlement = "{SETTLEMENT}"
 sender = {{ key_env = "SENDER_KEY" }}
 """
     )
+    assert _problems(tmp_path, text) == ("destinations.arbitrum: not a chain: there is no [chains.arbitrum]",)
+
+
+@pytest.mark.parametrize("verifier", [SETTLEMENT, VERIFIER])
+def test_the_removed_verifier_key_is_refused_naming_settlement(tmp_path: Path, verifier: str) -> None:
+    """MarginSettlement is its own EpochVerifier: the destination is one address, `settlement`.
+    An old config that still names `verifier` (even the settlement's own address) is refused
+    with a message that says what to write instead, not silently read."""
+    text = _replace(MINIMAL, "[destinations.destination]\n", f'[destinations.destination]\nverifier = "{verifier}"\n')
     assert _problems(tmp_path, text) == (
-        "destinations.arbitrum: not a chain: there is no [chains.arbitrum]",
-        "destinations.arbitrum.verifier: differs from settlement: MarginSettlement is its own "
-        "EpochVerifier (leave verifier out, or give the settlement's address)",
+        "destinations.destination.verifier: removed: MarginSettlement is its own EpochVerifier; give its "
+        "address as `settlement` only and delete `verifier`",
     )
 
 

@@ -51,8 +51,7 @@ STAGES = (
 """One package per stage of the flow (DESIGN section 5); none imports another."""
 
 FOUNDATION_RANK, EPOCH_RANK, STORAGE_RANK, STAGE_RANK, RELAY_RANK = 0, 1, 2, 3, 4
-UPPER = (("relayer.daemon", 5), ("relayer.devnet", 6), ("relayer.cli", 7), ("relayer.keys_cli", 7),
-         ("relayer.conflicts_cli", 7))  # fmt: skip
+UPPER = (("relayer.daemon", 5), ("relayer.devnet", 6), ("relayer.cli", 7))
 
 
 def _within(module: str, package: str) -> bool:

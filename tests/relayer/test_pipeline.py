@@ -553,7 +553,7 @@ class Member:
 
 def destination_config(**overrides: Any) -> DestinationConfig:
     # (epoch_retry_seconds: the fake chains are final far past every epoch's time)
-    base = DestinationConfig("destination", VERIFIER, SETTLEMENT, KeySource(key_env="X"), max_epoch_attempts=3,
+    base = DestinationConfig("destination", SETTLEMENT, KeySource(key_env="X"), max_epoch_attempts=3,
                              epoch_retry_seconds=86_400)  # fmt: skip
     return DestinationConfig(**{**base.__dict__, **overrides})
 

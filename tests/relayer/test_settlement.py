@@ -192,7 +192,7 @@ class FakeDestination:
 
 def config(**overrides: Any) -> DestinationConfig:
     base = DestinationConfig(
-        "destination", "0x" + "11" * 20, "0x" + "22" * 20, KeySource(key_env="X"),  # type: ignore[arg-type]
+        "destination", "0x" + "22" * 20, KeySource(key_env="X"),  # type: ignore[arg-type]
         max_gas_per_batch=8_000_000, max_accounts_per_batch=2_000, max_in_flight=3,
         min_change_wei=0,  # any change settles: these tests are about batching
     )  # fmt: skip

@@ -30,13 +30,12 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+from relayer.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from relayer.config import ConfigError, load_config
 from relayer.errors import StoreError
 from relayer.storage.store import ON_CHAIN, AttestationConflict, Store
 
 __all__ = ["add_parser", "cmd_conflicts_ack", "cmd_conflicts_list"]
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 def _fail(message: str, code: int = EXIT_FAILURE) -> int:

@@ -31,12 +31,11 @@ from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
 from relayer import keys
+from relayer.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from relayer.errors import RelayerError
 from relayer.keys import KeyLoadError
 
 __all__ = ["add_parser", "cmd_keys_import", "cmd_keys_new", "cmd_keys_show"]
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 class KeysCommandError(RelayerError):
