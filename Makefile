@@ -48,8 +48,9 @@ fuzz: setup tools ## the libFuzzer harnesses for FUZZ_SECONDS (native/fuzz/run.s
 memcheck: setup tools ## valgrind memcheck over the vector seed corpus (native/memcheck/run.sh)
 	native/memcheck/run.sh
 
-lint: setup ## ruff check and mypy
+lint: setup ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy relayer chains native bench
 
 pytest: setup tools ## the whole test suite

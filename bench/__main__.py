@@ -321,9 +321,7 @@ def _merkle_parts(n: int) -> dict[str, float]:
     the parts, every proof read out of the tree, and the keccak-f floor."""
     rng = random.Random(5)
     vault = to_checksum_address(VAULT)
-    claims = tuple(
-        Claim(to_checksum_address("0x" + rng.randbytes(20).hex()), rng.getrandbits(96)) for _ in range(n)
-    )
+    claims = tuple(Claim(to_checksum_address("0x" + rng.randbytes(20).hex()), rng.getrandbits(96)) for _ in range(n))
     header = VerifiedHeader(1234, Hash32(bytes(32)), Hash32(bytes(32)), Hash32(bytes(32)), 0, b"")
     # as relayer.proving.mpt.verify_snapshot returns it: with the verifier's value words
     value_words = b"".join(c.value.to_bytes(32, "big") for c in claims)

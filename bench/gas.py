@@ -139,7 +139,11 @@ def compile_bench_contracts() -> dict[str, dict[str, Any]]:
     """Compile bench/contracts/*.sol with solc-js (same settings as chains/contracts/compile.js)."""
     result = subprocess.run(
         ["node", "-e", _COMPILE, str(BENCH_CONTRACTS)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     if result.returncode != 0:
         raise SystemExit(f"bench: solc failed on bench/contracts:\n{result.stderr}")
@@ -167,12 +171,14 @@ def oz_tree(
     def js(v: Any) -> str:
         return "0x" + bytes(v).hex() if isinstance(v, bytes | bytearray) else str(v)
 
-    payload = json.dumps({
-        "encoding": list(encoding),
-        "values": [[js(v) for v in row] for row in values],
-        "proofs": proofs,
-        "multiproofs": [list(m) for m in multiproofs],
-    })
+    payload = json.dumps(
+        {
+            "encoding": list(encoding),
+            "values": [[js(v) for v in row] for row in values],
+            "proofs": proofs,
+            "multiproofs": [list(m) for m in multiproofs],
+        }
+    )
     result = subprocess.run(
         ["node", str(OZ_MERKLE)], input=payload, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
     )
@@ -195,10 +201,12 @@ def batch_rpc(url: str, calls: list[tuple[str, list[Any]]], chunk: int = 500) ->
     import urllib.request
 
     for start in range(0, len(calls), chunk):
-        body = json.dumps([
-            {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
-            for i, (m, p) in enumerate(calls[start:start + chunk])
-        ]).encode()
+        body = json.dumps(
+            [
+                {"jsonrpc": "2.0", "id": i, "method": m, "params": p}
+                for i, (m, p) in enumerate(calls[start : start + chunk])
+            ]
+        ).encode()
         request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=60) as response:
             replies = json.loads(response.read())
@@ -247,18 +255,22 @@ def committee_keys(n: int) -> list[LocalAccount]:
 
 def v1_signature(member: LocalAccount, verifier: str, epoch: int, root: bytes) -> bytes:
     """main's v1 EIP-712 attestation: Epoch(uint256 epoch,bytes32 root), version "1"."""
-    message = encode_typed_data(full_message={
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"},
-            ],
-            "Epoch": [{"name": "epoch", "type": "uint256"}, {"name": "root", "type": "bytes32"}],
-        },
-        "primaryType": "Epoch",
-        "domain": {"name": "StateProofRelayer", "version": "1", "chainId": CHAIN_ID, "verifyingContract": verifier},
-        "message": {"epoch": epoch, "root": root},
-    })
+    message = encode_typed_data(
+        full_message={
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "Epoch": [{"name": "epoch", "type": "uint256"}, {"name": "root", "type": "bytes32"}],
+            },
+            "primaryType": "Epoch",
+            "domain": {"name": "StateProofRelayer", "version": "1", "chainId": CHAIN_ID, "verifyingContract": verifier},
+            "message": {"epoch": epoch, "root": root},
+        }
+    )
     return bytes(member.sign_message(message).signature)
 
 
@@ -289,7 +301,7 @@ def standard_calldata_gas(data: bytes) -> int:
 
 def split(seq: Sequence[int], parts: int) -> list[list[int]]:
     size = math.ceil(len(seq) / parts)
-    return [list(seq[i:i + size]) for i in range(0, len(seq), size)]
+    return [list(seq[i : i + size]) for i in range(0, len(seq), size)]
 
 
 @dataclass
@@ -313,8 +325,9 @@ class Stack:
     def claims_tree(self, block: Block, subsets: Sequence[Sequence[int]]) -> Tree:
         raise NotImplementedError
 
-    def settle_call(self, block: Block, leaf: tuple[Any, ...], block_proof: list[bytes], tree: Tree,
-                    part: int, indices: list[int]) -> Any:
+    def settle_call(
+        self, block: Block, leaf: tuple[Any, ...], block_proof: list[bytes], tree: Tree, part: int, indices: list[int]
+    ) -> Any:
         raise NotImplementedError
 
     def submit(self, root: bytes) -> TxReceipt:
@@ -359,8 +372,12 @@ class Stack:
             gas = [int(r["gasUsed"]) for r in receipts]
             self.per_account_guess[case.split("-")[0]] = max(g / len(c) for g, c in zip(gas, chunks, strict=True)) * 1.1
             return {
-                "accounts": len(indices), "tree": len(block.accounts), "txs": len(receipts),
-                "gas": sum(gas), "per_account": sum(gas) / len(indices), "tx_gas": gas,
+                "accounts": len(indices),
+                "tree": len(block.accounts),
+                "txs": len(receipts),
+                "gas": sum(gas),
+                "per_account": sum(gas) / len(indices),
+                "tx_gas": gas,
                 "submit_gas": int(submit["gasUsed"]),
             }
 
@@ -378,14 +395,23 @@ V1_BLOCK_LEAF_TYPES = ("uint256", "uint256", "bytes32", "bytes32", "uint256", "b
 
 class V2(Stack):
     def block_leaf(self, block: Block, claims_root: bytes) -> tuple[Any, ...]:
-        return (SOURCE_CHAIN, block.number, keccak(b"hash%d" % block.number), keccak(b"state%d" % block.number),
-                block.timestamp, self.vault, claims_root, len(block.accounts))
+        return (
+            SOURCE_CHAIN,
+            block.number,
+            keccak(b"hash%d" % block.number),
+            keccak(b"state%d" % block.number),
+            block.timestamp,
+            self.vault,
+            claims_root,
+            len(block.accounts),
+        )
 
     def claims_tree(self, block: Block, subsets: Sequence[Sequence[int]]) -> Tree:
         return oz_tree(CLAIM_TYPES, list(zip(block.accounts, block.values, strict=True)), subsets)
 
-    def settle_call(self, block: Block, leaf: tuple[Any, ...], block_proof: list[bytes], tree: Tree,
-                    part: int, indices: list[int]) -> Any:
+    def settle_call(
+        self, block: Block, leaf: tuple[Any, ...], block_proof: list[bytes], tree: Tree, part: int, indices: list[int]
+    ) -> Any:
         order, proof, flags = tree.multiproofs[part]
         claims = [(block.accounts[i], block.values[i]) for i in order]
         return self.settlement.functions.settle((self.epoch, leaf, block_proof, claims, proof, flags))
@@ -406,8 +432,9 @@ class SingleProofs(V2):
     def claims_tree(self, block: Block, subsets: Sequence[Sequence[int]]) -> Tree:
         return oz_tree(CLAIM_TYPES, list(zip(block.accounts, block.values, strict=True)), proofs=True)
 
-    def settle_call(self, block: Block, leaf: tuple[Any, ...], block_proof: list[bytes], tree: Tree,
-                    part: int, indices: list[int]) -> Any:
+    def settle_call(
+        self, block: Block, leaf: tuple[Any, ...], block_proof: list[bytes], tree: Tree, part: int, indices: list[int]
+    ) -> Any:
         claims = [(block.accounts[i], block.values[i]) for i in indices]
         proofs = [tree.proofs[i] for i in indices]
         return self.settlement.functions.settle(self.epoch, leaf, block_proof, claims, proofs)
@@ -418,8 +445,15 @@ class V1(Stack):
     leaf_types = V1_BLOCK_LEAF_TYPES
 
     def block_leaf(self, block: Block, claims_root: bytes) -> tuple[Any, ...]:
-        return (SOURCE_CHAIN, block.number, keccak(b"hash%d" % block.number), keccak(b"state%d" % block.number),
-                block.timestamp, claims_root, len(block.accounts))
+        return (
+            SOURCE_CHAIN,
+            block.number,
+            keccak(b"hash%d" % block.number),
+            keccak(b"state%d" % block.number),
+            block.timestamp,
+            claims_root,
+            len(block.accounts),
+        )
 
     def claim(self, block: Block, i: int) -> tuple[Any, ...]:
         return (SOURCE_CHAIN, block.number, self.vault, mapping_storage_key(block.accounts[i], 0), block.values[i])
@@ -427,8 +461,9 @@ class V1(Stack):
     def claims_tree(self, block: Block, subsets: Sequence[Sequence[int]]) -> Tree:
         return oz_tree(V1_CLAIM_TYPES, [self.claim(block, i) for i in range(len(block.accounts))], proofs=True)
 
-    def settle_call(self, block: Block, leaf: tuple[Any, ...], block_proof: list[bytes], tree: Tree,
-                    part: int, indices: list[int]) -> Any:
+    def settle_call(
+        self, block: Block, leaf: tuple[Any, ...], block_proof: list[bytes], tree: Tree, part: int, indices: list[int]
+    ) -> Any:
         accounts = [block.accounts[i] for i in indices]
         proofs = [[(self.epoch, leaf, block_proof, self.claim(block, i), tree.proofs[i])] for i in indices]
         return self.settlement.functions.settleBatch(accounts, proofs)
@@ -445,14 +480,16 @@ def build_stacks(ctx: Ctx) -> list[Stack]:
     owner = ctx.sender
     vault = to_checksum_address(keccak(b"bench vault")[:20])
 
-    settlement2 = contract(ctx.w3, "MarginSettlement", deploy(ctx.w3, owner, "MarginSettlement", owner.address,
-                                                              [member.address], 1))
+    settlement2 = contract(
+        ctx.w3, "MarginSettlement", deploy(ctx.w3, owner, "MarginSettlement", owner.address, [member.address], 1)
+    )
     verifier2 = contract(ctx.w3, "EpochVerifier", settlement2.address)  # its own verifier
     transact(ctx.w3, owner, settlement2.functions.registerVault(SOURCE_CHAIN, vault, 0, 10_000, MAX_AGE), what="reg")
     v2 = V2("v2", ctx, member, verifier2, settlement2, vault)
 
-    verifier_s = contract(ctx.w3, "EpochVerifier", deploy(ctx.w3, owner, "EpochVerifier", owner.address,
-                                                          [member.address], 1))
+    verifier_s = contract(
+        ctx.w3, "EpochVerifier", deploy(ctx.w3, owner, "EpochVerifier", owner.address, [member.address], 1)
+    )
     single = ctx.deploy_ref("SingleProofSettlement", verifier_s.address, SOURCE_CHAIN, vault, MAX_AGE)
     s = SingleProofs("v2 single proofs", ctx, member, verifier_s, single, vault)
 
@@ -470,6 +507,7 @@ def cases(ctx: Ctx) -> list[tuple[str, Callable[[], tuple[Block, list[int], Bloc
     """(case name, factory of (first block, first indices, update block, update indices))."""
     out: list[tuple[str, Callable[[], tuple[Block, list[int], Block, list[int]]]]] = []
     for n in SIZES:
+
         def make(n: int = n) -> tuple[Block, list[int], Block, list[int]]:
             accounts = random_accounts(ctx.rng, n)
             values = random_values(ctx.rng, n)
@@ -477,6 +515,7 @@ def cases(ctx: Ctx) -> list[tuple[str, Callable[[], tuple[Block, list[int], Bloc
             first = Block(1_000_000 + ctx.rng.randrange(10**6), now, accounts, values)
             update = Block(first.number + 1, now, accounts, [v + 1 for v in values])
             return first, list(range(n)), update, list(range(n))
+
         out.append((f"{n}/{n}", make))
 
     def subset() -> tuple[Block, list[int], Block, list[int]]:
@@ -492,6 +531,7 @@ def cases(ctx: Ctx) -> list[tuple[str, Callable[[], tuple[Block, list[int], Bloc
             changed[i] += 1
         update = Block(first.number + 1, now, accounts, changed)
         return first, chosen, update, chosen
+
     out.append((f"{SUBSET[0]}/{SUBSET[1]}", subset))
     return out
 
@@ -508,10 +548,20 @@ def measure_settlements(ctx: Ctx, stacks: list[Stack]) -> list[dict[str, Any]]:
                 rest = sorted(set(range(len(first.accounts))) - set(first_idx))
                 stack.run("first-rest", first, rest)
             upd = stack.run("update", update, update_idx)
-            rows.append({"case": name, "design": stack.name, "first": fresh, "update": upd,
-                         "seconds": round(time.monotonic() - t0, 1)})
-            print(f"  {name:>10} {stack.name:<17} first {fresh['per_account']:>9,.0f} ({fresh['txs']} tx)"
-                  f"   update {upd['per_account']:>9,.0f} ({upd['txs']} tx)", flush=True)
+            rows.append(
+                {
+                    "case": name,
+                    "design": stack.name,
+                    "first": fresh,
+                    "update": upd,
+                    "seconds": round(time.monotonic() - t0, 1),
+                }
+            )
+            print(
+                f"  {name:>10} {stack.name:<17} first {fresh['per_account']:>9,.0f} ({fresh['txs']} tx)"
+                f"   update {upd['per_account']:>9,.0f} ({upd['txs']} tx)",
+                flush=True,
+            )
     return rows
 
 
@@ -529,8 +579,11 @@ def measure_committees(ctx: Ctx) -> list[dict[str, Any]]:
     for threshold, n in COMMITTEES:
         members = sorted(committee_keys(n), key=lambda a: int(a.address, 16))
         signers = members[:threshold]
-        v2 = contract(ctx.w3, "EpochVerifier", deploy(ctx.w3, owner, "EpochVerifier", owner.address,
-                                                      [m.address for m in members], threshold))
+        v2 = contract(
+            ctx.w3,
+            "EpochVerifier",
+            deploy(ctx.w3, owner, "EpochVerifier", owner.address, [m.address for m in members], threshold),
+        )
         v1 = ctx.deploy_ref("EpochVerifierV1", owner.address, [m.address for m in members], threshold)
         gas2, gas1, previous = [], [], bytes(32)
         calldata = b""
@@ -549,10 +602,20 @@ def measure_committees(ctx: Ctx) -> list[dict[str, Any]]:
         intrinsic = standard_calldata_gas(calldata)
         if intrinsic_gas(calldata) >= gas2[1]:
             raise SystemExit("bench: submitEpoch paid the EIP-7623 calldata floor; the split would be wrong")
-        rows.append({"committee": f"{threshold}-of-{n}", "threshold": threshold, "members": n,
-                     "v2": gas2[1], "v2_first_epoch": gas2[0], "v1": gas1[1], "v1_first_epoch": gas1[0],
-                     "v2_calldata_bytes": len(calldata), "v2_intrinsic": intrinsic,
-                     "v2_execution": gas2[1] - intrinsic})
+        rows.append(
+            {
+                "committee": f"{threshold}-of-{n}",
+                "threshold": threshold,
+                "members": n,
+                "v2": gas2[1],
+                "v2_first_epoch": gas2[0],
+                "v1": gas1[1],
+                "v1_first_epoch": gas1[0],
+                "v2_calldata_bytes": len(calldata),
+                "v2_intrinsic": intrinsic,
+                "v2_execution": gas2[1] - intrinsic,
+            }
+        )
     return rows
 
 
@@ -567,18 +630,21 @@ def committee_gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """submitEpoch (v2, steady state) by signature count: marginal gas per extra signature, fitted
     lines for gasUsed and for execution only, against DESIGN's 24k + 6.75k per signature."""
     sigs = [float(r["threshold"]) for r in rows]
-    marginal = [None] + [
-        (b["v2"] - a["v2"]) / (b["threshold"] - a["threshold"]) for a, b in pairwise(rows)
-    ]
+    marginal = [None] + [(b["v2"] - a["v2"]) / (b["threshold"] - a["threshold"]) for a, b in pairwise(rows)]
     total_base, total_slope = linear_fit(sigs, [float(r["v2"]) for r in rows])
     exec_base, exec_slope = linear_fit(sigs, [float(r["v2_execution"]) for r in rows])
     intr_base, intr_slope = linear_fit(sigs, [float(r["v2_intrinsic"]) for r in rows])
     return {
         "rows": [
-            {"committee": r["committee"], "signatures": r["threshold"], "gas_used": r["v2"],
-             "intrinsic": r["v2_intrinsic"], "execution": r["v2_execution"],
-             "marginal_per_signature": m,
-             "design_estimate": DESIGN_SUBMIT_BASE + DESIGN_SUBMIT_PER_SIGNATURE * r["threshold"]}
+            {
+                "committee": r["committee"],
+                "signatures": r["threshold"],
+                "gas_used": r["v2"],
+                "intrinsic": r["v2_intrinsic"],
+                "execution": r["v2_execution"],
+                "marginal_per_signature": m,
+                "design_estimate": DESIGN_SUBMIT_BASE + DESIGN_SUBMIT_PER_SIGNATURE * r["threshold"],
+            }
             for r, m in zip(rows, marginal, strict=True)
         ],
         "fit_gas_used": {"base": round(total_base), "per_signature": round(total_slope)},
@@ -590,25 +656,41 @@ def committee_gas(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def print_committee_gas(summary: dict[str, Any]) -> None:
     design = summary["design"]
-    print(f"\nsubmitEpoch gas by committee size (v2 EpochVerifier, steady-state epoch, ECDSA signatures from "
-          f"relayer.attestation.eip712.sign_epoch,\n  ordered with order_signatures; baseline: DESIGN section 2, "
-          f"about {design['base']:,} + {design['per_signature']:,} per signature)")
-    print(f"  {'committee':<10} {'sigs':>4} {'gasUsed':>8} {'base+data':>10} {'execution':>10} "
-          f"{'marginal/sig':>13} {'DESIGN est.':>12} {'gasUsed/est':>12} {'exec/est':>9}")
+    print(
+        f"\nsubmitEpoch gas by committee size (v2 EpochVerifier, steady-state epoch, ECDSA signatures from "
+        f"relayer.attestation.eip712.sign_epoch,\n  ordered with order_signatures; baseline: DESIGN section 2, "
+        f"about {design['base']:,} + {design['per_signature']:,} per signature)"
+    )
+    print(
+        f"  {'committee':<10} {'sigs':>4} {'gasUsed':>8} {'base+data':>10} {'execution':>10} "
+        f"{'marginal/sig':>13} {'DESIGN est.':>12} {'gasUsed/est':>12} {'exec/est':>9}"
+    )
     for r in summary["rows"]:
         m = "-" if r["marginal_per_signature"] is None else f"{r['marginal_per_signature']:,.0f}"
-        print(f"  {r['committee']:<10} {r['signatures']:>4} {r['gas_used']:>8,} {r['intrinsic']:>10,} "
-              f"{r['execution']:>10,} {m:>13} {r['design_estimate']:>12,} "
-              f"{r['gas_used'] / r['design_estimate']:>11.2f}x {r['execution'] / r['design_estimate']:>8.2f}x")
-    for key, label in (("fit_gas_used", "gasUsed"), ("fit_intrinsic", "21k base + calldata"),
-                       ("fit_execution", "execution")):
+        print(
+            f"  {r['committee']:<10} {r['signatures']:>4} {r['gas_used']:>8,} {r['intrinsic']:>10,} "
+            f"{r['execution']:>10,} {m:>13} {r['design_estimate']:>12,} "
+            f"{r['gas_used'] / r['design_estimate']:>11.2f}x {r['execution'] / r['design_estimate']:>8.2f}x"
+        )
+    for key, label in (
+        ("fit_gas_used", "gasUsed"),
+        ("fit_intrinsic", "21k base + calldata"),
+        ("fit_execution", "execution"),
+    ):
         f = summary[key]
-        versus = "" if key == "fit_intrinsic" else (
-            f"   (DESIGN: {design['base']:,} + {design['per_signature']:,}; per signature"
-            f" {f['per_signature'] / design['per_signature']:.2f}x, base {f['base'] / design['base']:.2f}x)")
+        versus = (
+            ""
+            if key == "fit_intrinsic"
+            else (
+                f"   (DESIGN: {design['base']:,} + {design['per_signature']:,}; per signature"
+                f" {f['per_signature'] / design['per_signature']:.2f}x, base {f['base'] / design['base']:.2f}x)"
+            )
+        )
         print(f"  least squares, {label + ':':<21} {f['base']:>7,} + {f['per_signature']:>6,} per signature{versus}")
-    print("  (the gas depends on the signatures sent, threshold of them, not on the committee's size: "
-          "membership is one mapping read per signer)")
+    print(
+        "  (the gas depends on the signatures sent, threshold of them, not on the committee's size: "
+        "membership is one mapping read per signer)"
+    )
 
 
 def measure_mpt(ctx: Ctx) -> dict[str, Any]:
@@ -625,8 +707,9 @@ def measure_mpt(ctx: Ctx) -> dict[str, Any]:
     rpc(url, "evm_mine")
     block = ctx.w3.eth.get_block("latest")
     chosen = depositors[:MPT_ACCOUNTS]
-    proof: Any = rpc(url, "eth_getProof", [vault, ["0x" + mapping_storage_key(a, 0).hex() for a in chosen],
-                                            hex(block["number"])])
+    proof: Any = rpc(
+        url, "eth_getProof", [vault, ["0x" + mapping_storage_key(a, 0).hex() for a in chosen], hex(block["number"])]
+    )
     mpt = ctx.deploy_ref("MptSettlement")
     gas, nodes = [], []
     account_proof = [bytes(HexBytes(n)) for n in proof["accountProof"]]
@@ -639,9 +722,14 @@ def measure_mpt(ctx: Ctx) -> dict[str, Any]:
         gas.append(int(receipt["gasUsed"]))
         nodes.append(len(storage_proof))
     return {
-        "accounts": len(chosen), "per_account_mean": sum(gas) / len(gas), "min": min(gas), "max": max(gas),
-        "account_proof_nodes": len(account_proof), "storage_proof_nodes_mean": sum(nodes) / len(nodes),
-        "storage_entries": MPT_STORAGE_ENTRIES, "extra_state_accounts": MPT_STATE_ACCOUNTS,
+        "accounts": len(chosen),
+        "per_account_mean": sum(gas) / len(gas),
+        "min": min(gas),
+        "max": max(gas),
+        "account_proof_nodes": len(account_proof),
+        "storage_proof_nodes_mean": sum(nodes) / len(nodes),
+        "storage_entries": MPT_STORAGE_ENTRIES,
+        "extra_state_accounts": MPT_STATE_ACCOUNTS,
     }
 
 
@@ -650,8 +738,11 @@ def measure_floor(ctx: Ctx) -> dict[str, Any]:
     accounts = random_accounts(ctx.rng, FLOOR_ACCOUNTS)
     fresh = int(ctx.send(floor.functions.write(accounts, (1 << 200) | 12345), "floor fresh")["gasUsed"])
     update = int(ctx.send(floor.functions.write(accounts, (1 << 200) | 54321), "floor update")["gasUsed"])
-    return {"accounts": FLOOR_ACCOUNTS, "fresh_per_account": fresh / FLOOR_ACCOUNTS,
-            "update_per_account": update / FLOOR_ACCOUNTS}
+    return {
+        "accounts": FLOOR_ACCOUNTS,
+        "fresh_per_account": fresh / FLOOR_ACCOUNTS,
+        "update_per_account": update / FLOOR_ACCOUNTS,
+    }
 
 
 def measure_pull(ctx: Ctx, v2: Stack) -> dict[str, Any]:
@@ -679,9 +770,15 @@ def measure_pull(ctx: Ctx, v2: Stack) -> dict[str, Any]:
             raise SystemExit("bench: provenCollateral returned a wrong value")
         first.append(int(used_first))
         second.append(int(used_second))
-    return {"tree": n, "samples": len(first), "mean": sum(first) / len(first), "max": max(first),
-            "second_in_tx_mean": sum(second) / len(second),
-            "claim_proof_nodes": len(tree.proofs[0]), "block_proof_nodes": len(epoch_tree.proofs[0])}
+    return {
+        "tree": n,
+        "samples": len(first),
+        "mean": sum(first) / len(first),
+        "max": max(first),
+        "second_in_tx_mean": sum(second) / len(second),
+        "claim_proof_nodes": len(tree.proofs[0]),
+        "block_proof_nodes": len(epoch_tree.proofs[0]),
+    }
 
 
 # ------------------------------------------------------------------------------ report
@@ -703,14 +800,17 @@ def print_report(result: dict[str, Any]) -> None:
     by = {(r["case"], r["design"]): r for r in rows}
     case_names = list(dict.fromkeys(r["case"] for r in rows))
     print("\ngas per settled account, settlement transactions only (receipts: 21k base + calldata incl.)")
-    print(f"  {'case':<6} {'accounts/tree':>13}  {'v2 multiproof':>15} {'v2 single proofs':>17} {'v1':>15}"
-          f"  {'v1/v2':>6}")
+    print(
+        f"  {'case':<6} {'accounts/tree':>13}  {'v2 multiproof':>15} {'v2 single proofs':>17} {'v1':>15}  {'v1/v2':>6}"
+    )
     for kind in ("first", "update"):
         for name in case_names:
             v2, s, v1 = by[(name, "v2")][kind], by[(name, "v2 single proofs")][kind], by[(name, "v1")][kind]
-            print(f"  {kind:<6} {name:>13}  {v2['per_account']:>9,.0f} ({v2['txs']}tx) "
-                  f"{s['per_account']:>10,.0f} ({s['txs']}tx) {v1['per_account']:>9,.0f} ({v1['txs']}tx)"
-                  f"  {v1['per_account'] / v2['per_account']:>5.1f}x")
+            print(
+                f"  {kind:<6} {name:>13}  {v2['per_account']:>9,.0f} ({v2['txs']}tx) "
+                f"{s['per_account']:>10,.0f} ({s['txs']}tx) {v1['per_account']:>9,.0f} ({v1['txs']}tx)"
+                f"  {v1['per_account'] / v2['per_account']:>5.1f}x"
+            )
 
     print("\ngas per settled account with submitEpoch amortised (per committee)")
     head = " ".join(f"{c['committee']:>8}" for c in committees)
@@ -724,14 +824,20 @@ def print_report(result: dict[str, Any]) -> None:
 
     mpt, floor, pull = result["mpt"], result["storage_floor"], result["proven_collateral"]
     print("\nbaselines (same run)")
-    print(f"  on-chain MPT (OZ TrieProof, account {mpt['account_proof_nodes']} nodes + storage "
-          f"{mpt['storage_proof_nodes_mean']:.1f} nodes, + 1 SSTORE): {mpt['per_account_mean']:,.0f} gas per account "
-          f"(min {mpt['min']:,}, max {mpt['max']:,}; one tx each)")
-    print(f"  storage floor, one plain SSTORE per account ({floor['accounts']:,} per tx): fresh "
-          f"{floor['fresh_per_account']:,.0f}, update {floor['update_per_account']:,.0f}")
-    print(f"  provenCollateral (pull check, static call from a contract, {pull['tree']:,}-account tree, "
-          f"{pull['claim_proof_nodes']}-node proof): first in a tx mean {pull['mean']:,.0f} (max {pull['max']:,}; "
-          f"cold contracts and slots), a second claim in the same tx {pull['second_in_tx_mean']:,.0f}")
+    print(
+        f"  on-chain MPT (OZ TrieProof, account {mpt['account_proof_nodes']} nodes + storage "
+        f"{mpt['storage_proof_nodes_mean']:.1f} nodes, + 1 SSTORE): {mpt['per_account_mean']:,.0f} gas per account "
+        f"(min {mpt['min']:,}, max {mpt['max']:,}; one tx each)"
+    )
+    print(
+        f"  storage floor, one plain SSTORE per account ({floor['accounts']:,} per tx): fresh "
+        f"{floor['fresh_per_account']:,.0f}, update {floor['update_per_account']:,.0f}"
+    )
+    print(
+        f"  provenCollateral (pull check, static call from a contract, {pull['tree']:,}-account tree, "
+        f"{pull['claim_proof_nodes']}-node proof): first in a tx mean {pull['mean']:,.0f} (max {pull['max']:,}; "
+        f"cold contracts and slots), a second claim in the same tx {pull['second_in_tx_mean']:,.0f}"
+    )
 
     t = result["targets"]
     print("\nissue 9 targets (measured above)")
@@ -741,8 +847,11 @@ def print_report(result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.gas", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--committees-only", action="store_true",
-                        help="measure and print submitEpoch by committee size only; gas.json is not written")
+    parser.add_argument(
+        "--committees-only",
+        action="store_true",
+        help="measure and print submitEpoch by committee size only; gas.json is not written",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     print("bench gas: compiling bench/contracts (v1 reference, single proofs, TrieProof, probes)", flush=True)
@@ -780,7 +889,8 @@ def main(argv: list[str] | None = None) -> int:
         "proven_collateral": pull,
         "targets": {
             f"v2 update, {headline} changed, one call, per account": (
-                row(headline, "v2")["update"]["per_account"], 8_000
+                row(headline, "v2")["update"]["per_account"],
+                8_000,
             ),
             "v2 first settlement, per account (worst of N >= 100)": (largest_first, 26_000),
             f"v2 first settlement, {headline}, per account": (row(headline, "v2")["first"]["per_account"], 26_000),

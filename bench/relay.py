@@ -230,8 +230,9 @@ def provision(directory: Path, chains: int, accounts: int) -> Net:
             slot = int(contract(w3, "CollateralVault", source.vault).functions.collateralSlot().call())
             register_vault(w3_dest, deployer, settlement, source.chain_id, source.vault, slot, devnet.HAIRCUT_BPS,
                            devnet.MAX_AGE_SECONDS)  # fmt: skip
-        print(f"relay: {chains} source chains, destination {destination.url}; vaults deployed and registered",
-              flush=True)
+        print(
+            f"relay: {chains} source chains, destination {destination.url}; vaults deployed and registered", flush=True
+        )
         holders = depositors(accounts)
         sent, mined = Progress("deposits sent", chains * accounts), Progress("deposits mined", chains * accounts)
         with ThreadPoolExecutor(max_workers=chains) as pool:
@@ -247,9 +248,7 @@ def provision(directory: Path, chains: int, accounts: int) -> Net:
         for key in keys.iterdir():
             key.chmod(0o600)
         metrics_port = free_port()
-        (directory / "relayer.toml").write_text(
-            config_text(sources, destination.url, settlement, slot, metrics_port)
-        )
+        (directory / "relayer.toml").write_text(config_text(sources, destination.url, settlement, slot, metrics_port))
         return Net(directory, destination, sources, settlement, holders,
                    f"http://127.0.0.1:{metrics_port}/metrics", nodes)  # fmt: skip
     except BaseException:
@@ -628,8 +627,11 @@ def run(chains: int, accounts: int, directory: Path, limit: float) -> dict[str, 
         provision_seconds = time.monotonic() - t0
         w3 = Web3(Web3.HTTPProvider(net.sources[0].node.url))
         slot = int(contract(w3, "CollateralVault", net.sources[0].vault).functions.collateralSlot().call())
-        print(f"relay: provisioned in {provision_seconds:.0f} s; baseline: anvil's own eth_getProof of every "
-              f"account's slot, chunks of {PROOF_CHUNK}, one batch per chain", flush=True)
+        print(
+            f"relay: provisioned in {provision_seconds:.0f} s; baseline: anvil's own eth_getProof of every "
+            f"account's slot, chunks of {PROOF_CHUNK}, one batch per chain",
+            flush=True,
+        )
         base = baseline(net, slot)
         print(f"relay: daemon started, waiting until all {chains * accounts:,} claims are settled", flush=True)
         events, scrapes, rss, rss_samples = run_daemon(net, chains * accounts, limit)
@@ -637,8 +639,11 @@ def run(chains: int, accounts: int, directory: Path, limit: float) -> dict[str, 
         firsts = first_round(events)
         wrong = check_positions(net)
         reference = reference_aggregate_sign(net, firsts)
-        print(f"relay: daemon stopped; positions read back: {chains * accounts - wrong:,} of "
-              f"{chains * accounts:,} equal their deposits", flush=True)
+        print(
+            f"relay: daemon stopped; positions read back: {chains * accounts - wrong:,} of "
+            f"{chains * accounts:,} equal their deposits",
+            flush=True,
+        )
         state_unchanged = same_state(net, base)
         first_blocks = {f["chain"]: f["block"] for f in firsts}
         stamps = block_timestamps(net, first_blocks)
@@ -717,15 +722,21 @@ def run(chains: int, accounts: int, directory: Path, limit: float) -> dict[str, 
             "peak_rss_mb_max_150": round(rss / 2**20, 1),
             "prove_verify_share_of_anvil_min_0.8": round(ours_rate / base_rate, 3) if base_rate else None,
         },
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "node": client,
-                    "note": "all anvil nodes, the daemon and this process on the same machine"},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "node": client,
+            "note": "all anvil nodes, the daemon and this process on the same machine",
+        },
     }
 
 
 def report(r: dict[str, Any]) -> None:
-    print(f"\nbench relay: {r['chains']} source chains x {r['accounts']:,} accounts = {r['claims']:,} claims into one "
-          f"destination ({r['epochs']} epoch(s), {r['snapshots_proven']} snapshots proven, "
-          f"{r['claims_proven']:,} claims proven and verified)")
+    print(
+        f"\nbench relay: {r['chains']} source chains x {r['accounts']:,} accounts = {r['claims']:,} claims into one "
+        f"destination ({r['epochs']} epoch(s), {r['snapshots_proven']} snapshots proven, "
+        f"{r['claims_proven']:,} claims proven and verified)"
+    )
     total = r["window_seconds"]
     how = {
         "discover": "eth_getLogs RPC seconds (metrics; the accounts' store write not included)",
@@ -740,47 +751,69 @@ def report(r: dict[str, Any]) -> None:
         s = r["stages_seconds"][stage]
         print(f"  {stage:<16} {s:>9.2f} {s / total:>6.1%}  {how[stage]}")
     ref = r["aggregate_sign_reference_in_bench_process"]
-    print(f"  {'':<16} {'':>9} {'':>7}  (the same aggregate_epoch and sign_epoch on the same claims, timed in this "
-          f"process: {ref['aggregate_seconds']:.3f} s and {ref['sign_seconds']:.4f} s)")
+    print(
+        f"  {'':<16} {'':>9} {'':>7}  (the same aggregate_epoch and sign_epoch on the same claims, timed in this "
+        f"process: {ref['aggregate_seconds']:.3f} s and {ref['sign_seconds']:.4f} s)"
+    )
     u = r["unattributed_seconds"]
-    print(f"  {'unattributed':<16} {u:>9.2f} {u / total:>6.1%}  start-up, waiting for a due height, headers, "
-          f"proof parsing, store writes")
+    print(
+        f"  {'unattributed':<16} {u:>9.2f} {u / total:>6.1%}  start-up, waiting for a due height, headers, "
+        f"proof parsing, store writes"
+    )
     print(f"  {'window':<16} {total:>9.2f} {1:>6.0%}  daemon.started -> last settlement.final")
     if r["metrics_note"]:
         print(f"  note: {r['metrics_note']}")
     f, b = r["full_round"], r["baseline_anvil_eth_getProof"]
-    print(f"\n  proving + verifying, the round with the most claims (epoch {f['epoch']}, {f['snapshots']} snapshots; "
-          f"its first accounts.discovered -> last snapshot.proven, wall): "
-          f"{f['claims']:,} claims in {f['seconds']:.2f} s = {f['claims_per_second']:,.0f} claims/s")
+    print(
+        f"\n  proving + verifying, the round with the most claims (epoch {f['epoch']}, {f['snapshots']} snapshots; "
+        f"its first accounts.discovered -> last snapshot.proven, wall): "
+        f"{f['claims']:,} claims in {f['seconds']:.2f} s = {f['claims_per_second']:,.0f} claims/s"
+    )
     for k in r["rounds"]:
-        print(f"    round of epoch {k['epoch']}: {k['snapshots']} snapshots, {k['claims']:,} claims in "
-              f"{k['seconds']:.2f} s (native verification {k['verify_seconds']:.2f} s, summed)")
-    print(f"  baseline, anvil's own eth_getProof (same keys, state and chunking, before the daemon started): "
-          f"{b['keys']:,} keys in {b['seconds']:.2f} s = {b['keys_per_second']:,.0f} keys/s")
+        print(
+            f"    round of epoch {k['epoch']}: {k['snapshots']} snapshots, {k['claims']:,} claims in "
+            f"{k['seconds']:.2f} s (native verification {k['verify_seconds']:.2f} s, summed)"
+        )
+    print(
+        f"  baseline, anvil's own eth_getProof (same keys, state and chunking, before the daemon started): "
+        f"{b['keys']:,} keys in {b['seconds']:.2f} s = {b['keys_per_second']:,.0f} keys/s"
+    )
     if r["epochs"] == 1 and r["snapshots_proven"] == r["chains"]:  # one round: the metrics are its own
         st = r["stages_seconds"]
         rest = f["seconds"] - st["eth_getProof"] - st["verify"]
         if rest >= 0:
-            print(f"    of which eth_getProof RPC {st['eth_getProof']:.2f} s, native verification "
-                  f"{st['verify']:.2f} s, the rest (header, slots, parsing, store) {rest:.2f} s")
+            print(
+                f"    of which eth_getProof RPC {st['eth_getProof']:.2f} s, native verification "
+                f"{st['verify']:.2f} s, the rest (header, slots, parsing, store) {rest:.2f} s"
+            )
         else:  # chains, chunks and verification overlapped: the summed seconds exceed the wall
-            print(f"    eth_getProof RPC {st['eth_getProof']:.2f} s and native verification {st['verify']:.2f} s, "
-                  f"summed over calls and chains that overlapped")
+            print(
+                f"    eth_getProof RPC {st['eth_getProof']:.2f} s and native verification {st['verify']:.2f} s, "
+                f"summed over calls and chains that overlapped"
+            )
     ratio = r["prove_verify_vs_anvil"]
     if not r["baseline_vault_storage_unchanged"]:
         print("  WARNING: a proven block's stateRoot differs from its baseline block's: not the same state")
     print(f"  ratio ours / anvil: {ratio:.2f} (target >= 0.80: {'met' if ratio and ratio >= 0.8 else 'MISSED'})")
-    print(f"\n  end to end: {r['claims']:,} claims in {total:.1f} s = {r['end_to_end_claims_per_second']:,.0f} "
-          f"claims/s (daemon.started -> all final)")
+    print(
+        f"\n  end to end: {r['claims']:,} claims in {total:.1f} s = {r['end_to_end_claims_per_second']:,.0f} "
+        f"claims/s (daemon.started -> all final)"
+    )
     p = r["proven_blocks_to_all_settled_seconds"]
-    print(f"  from the proven blocks to all settled: {p['from_newest']:.1f} s (newest block's timestamp), "
-          f"{p['from_oldest']:.1f} s (oldest)")
+    print(
+        f"  from the proven blocks to all settled: {p['from_newest']:.1f} s (newest block's timestamp), "
+        f"{p['from_oldest']:.1f} s (oldest)"
+    )
     mb = r["daemon_peak_rss_bytes"] / 2**20
     phases = ", ".join(f"{k} {v / 2**20:.0f} MB" for k, v in r["daemon_rss_sampled_max_bytes"].items())
-    print(f"  daemon peak RSS (VmHWM): {mb:.1f} MB (target <= 150 MB: {'met' if mb <= 150 else 'MISSED'}); "
-          f"highest VmRSS sampled every {METRICS_EVERY} s: {phases}")
-    print(f"  positions read back from the destination: {r['claims'] - r['positions_checked_wrong']:,} of "
-          f"{r['claims']:,} equal their deposits")
+    print(
+        f"  daemon peak RSS (VmHWM): {mb:.1f} MB (target <= 150 MB: {'met' if mb <= 150 else 'MISSED'}); "
+        f"highest VmRSS sampled every {METRICS_EVERY} s: {phases}"
+    )
+    print(
+        f"  positions read back from the destination: {r['claims'] - r['positions_checked_wrong']:,} of "
+        f"{r['claims']:,} equal their deposits"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

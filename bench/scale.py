@@ -71,8 +71,11 @@ def _wait_all(settlement: Any, accounts: list[str], chain_id: int, expected: lis
 
 
 def run(accounts: int, dest_block_time: float, directory: Path) -> dict[str, Any]:
-    print(f"scale: provisioning {accounts} depositors (source: a block a second; destination: "
-          f"a block every {dest_block_time} s)", flush=True)
+    print(
+        f"scale: provisioning {accounts} depositors (source: a block a second; destination: "
+        f"a block every {dest_block_time} s)",
+        flush=True,
+    )
     net = devnet.provision(directory, accounts=accounts, detach=False, progress=False, dest_block_time=dest_block_time)
     info: Any = net.info
     src = Web3(Web3.HTTPProvider(info["chains"]["source"]["rpc"]))
@@ -98,8 +101,11 @@ def run(accounts: int, dest_block_time: float, directory: Path) -> dict[str, Any
         first_seconds = time.monotonic() - started
         last_dest_block = dst.eth.block_number
         first_txs, first_gas = _relayer_txs(dst, sender, first_dest_block, last_dest_block)
-        print(f"scale: all {accounts} settled {first_seconds:.1f} s after the daemon started "
-              f"({first_txs} transactions, {first_gas / accounts:,.0f} gas per account)", flush=True)
+        print(
+            f"scale: all {accounts} settled {first_seconds:.1f} s after the daemon started "
+            f"({first_txs} transactions, {first_gas / accounts:,.0f} gas per account)",
+            flush=True,
+        )
 
         print("scale: every account deposits again", flush=True)
         update_from = dst.eth.block_number + 1  # the relayer may start settling while deposits land
@@ -116,8 +122,11 @@ def run(accounts: int, dest_block_time: float, directory: Path) -> dict[str, Any
         waited = _wait_all(settlement, holders, chain_id, expected, 600)
         update_seconds = waited + max(0.0, lag_at_measure)
         update_txs, update_gas = _relayer_txs(dst, sender, update_from, dst.eth.block_number)
-        print(f"scale: all {accounts} updated {update_seconds:.1f} s after the last deposit's block "
-              f"({update_txs} transactions, {update_gas / accounts:,.0f} gas per account)", flush=True)
+        print(
+            f"scale: all {accounts} updated {update_seconds:.1f} s after the last deposit's block "
+            f"({update_txs} transactions, {update_gas / accounts:,.0f} gas per account)",
+            flush=True,
+        )
     finally:
         daemon.terminate()
         daemon.wait(30)
@@ -151,12 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     first, update = result["first"], result["update"]
     print(f"\n{'phase':<10}{'accounts':>10}{'seconds':>10}{'txs':>6}{'gas/account':>13}")
-    print(f"{'first':<10}{args.accounts:>10}{first['seconds_from_daemon_start']:>10}{first['transactions']:>6}"
-          f"{first['gas_per_account']:>13,}")
-    print(f"{'update':<10}{args.accounts:>10}{update['seconds_from_last_deposit_block']:>10}"
-          f"{update['transactions']:>6}{update['gas_per_account']:>13,}")
-    print(f"(destination: a block every {args.dest_block_time} s, {result['destination_gas_limit']:,} gas; "
-          f"first: from the daemon's start; update: from the last deposit's source block) -> {RESULTS}")
+    print(
+        f"{'first':<10}{args.accounts:>10}{first['seconds_from_daemon_start']:>10}{first['transactions']:>6}"
+        f"{first['gas_per_account']:>13,}"
+    )
+    print(
+        f"{'update':<10}{args.accounts:>10}{update['seconds_from_last_deposit_block']:>10}"
+        f"{update['transactions']:>6}{update['gas_per_account']:>13,}"
+    )
+    print(
+        f"(destination: a block every {args.dest_block_time} s, {result['destination_gas_limit']:,} gas; "
+        f"first: from the daemon's start; update: from the last deposit's source block) -> {RESULTS}"
+    )
     return 0
 
 

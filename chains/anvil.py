@@ -37,8 +37,7 @@ def find_anvil() -> Path:
     if found:
         return Path(found)
     raise AnvilNotFound(
-        "anvil not found: run `make setup` (npm ci installs @foundry-rs/anvil-linux-amd64) "
-        "or set ANVIL_BIN"
+        "anvil not found: run `make setup` (npm ci installs @foundry-rs/anvil-linux-amd64) or set ANVIL_BIN"
     )
 
 
@@ -77,9 +76,7 @@ class AnvilNode:
 def rpc(url: str, method: str, params: list[object] | None = None, timeout: float = 10.0) -> object:
     """A blocking JSON-RPC call, for set-up code outside the event loop."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
-    request = urllib.request.Request(
-        url, data=body.encode(), headers={"Content-Type": "application/json"}
-    )
+    request = urllib.request.Request(url, data=body.encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         reply = json.loads(response.read())
     if "error" in reply:
@@ -107,20 +104,24 @@ def start_anvil(
     port = port or free_port()
     args = [
         str(find_anvil()),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--chain-id", str(chain_id),
-        "--accounts", str(accounts),
-        "--balance", str(balance_eth),
-        "--mnemonic", DEV_MNEMONIC,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chain-id",
+        str(chain_id),
+        "--accounts",
+        str(accounts),
+        "--balance",
+        str(balance_eth),
+        "--mnemonic",
+        DEV_MNEMONIC,
         *extra_args,
     ]
     if block_time is not None:
         args += ["--block-time", str(block_time)]
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(
-        args, stdout=out, stderr=subprocess.STDOUT, start_new_session=detach
-    )
+    process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=detach)
     node = AnvilNode(chain_id=chain_id, port=port, process=process, pid=process.pid)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:

@@ -53,10 +53,24 @@ CONTRACT_NAMES = ("CollateralVault", "EpochVerifier", "MarginSettlement")
 CLAIM_FIELDS = ("account", "value")
 CLAIM_TYPES = ("address", "uint256")
 BLOCK_LEAF_FIELDS = (
-    "chainId", "blockNumber", "blockHash", "stateRoot", "timestamp", "vault", "claimsRoot", "claimCount",
+    "chainId",
+    "blockNumber",
+    "blockHash",
+    "stateRoot",
+    "timestamp",
+    "vault",
+    "claimsRoot",
+    "claimCount",
 )
 BLOCK_LEAF_TYPES = (
-    "uint256", "uint256", "bytes32", "bytes32", "uint256", "address", "bytes32", "uint256",
+    "uint256",
+    "uint256",
+    "bytes32",
+    "bytes32",
+    "uint256",
+    "address",
+    "bytes32",
+    "uint256",
 )
 # Bounds enforced by the contracts (CollateralVault / MarginSettlement), in seconds.
 MIN_WITHDRAW_DELAY = 1
@@ -230,7 +244,7 @@ def _abi_type(entry: Mapping[str, Any]) -> str:
     kind = str(entry["type"])
     if kind.startswith("tuple"):
         inner = ",".join(_abi_type(c) for c in entry["components"])
-        return f"({inner}){kind[len('tuple'):]}"
+        return f"({inner}){kind[len('tuple') :]}"
     return kind
 
 
@@ -444,9 +458,7 @@ def register_vault(
     Reverts with InvalidVaultConfig / TooManyChains / OwnableUnauthorizedAccount (ContractReverted).
     """
     target = contract(w3, "MarginSettlement", settlement)
-    call = target.functions.registerVault(
-        chain_id, to_checksum_address(vault), collateral_slot, haircut_bps, max_age
-    )
+    call = target.functions.registerVault(chain_id, to_checksum_address(vault), collateral_slot, haircut_bps, max_age)
     return transact(w3, owner, call, what=f"registerVault(chain {chain_id})")
 
 
@@ -459,9 +471,7 @@ def remove_chain(w3: Web3, owner: LocalAccount, settlement: str, chain_id: int) 
     return transact(w3, owner, target.functions.removeChain(chain_id), what=f"removeChain(chain {chain_id})")
 
 
-def set_requirement(
-    w3: Web3, owner: LocalAccount, settlement: str, account: str, amount_wei: int
-) -> TxReceipt:
+def set_requirement(w3: Web3, owner: LocalAccount, settlement: str, account: str, amount_wei: int) -> TxReceipt:
     """`MarginSettlement.setRequirement`: margin requirement of `account`, in wei."""
     target = contract(w3, "MarginSettlement", settlement)
     call = target.functions.setRequirement(to_checksum_address(account), amount_wei)

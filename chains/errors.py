@@ -52,9 +52,7 @@ class RpcError(ChainError):
 
     reason = "rpc_error"
 
-    def __init__(
-        self, message: str, *, method: str, host: str, chain: str = "", index: int | None = None
-    ) -> None:
+    def __init__(self, message: str, *, method: str, host: str, chain: str = "", index: int | None = None) -> None:
         self.method = method
         self.host = host
         self.chain = chain
@@ -224,9 +222,7 @@ class HeaderMismatch(HeaderError):
 
     reason = "header_mismatch"
 
-    def __init__(
-        self, kind: str, *, expected: bytes | int, actual: bytes | int, number: int | None
-    ) -> None:
+    def __init__(self, kind: str, *, expected: bytes | int, actual: bytes | int, number: int | None) -> None:
         self.kind = kind
         self.expected = expected
         self.actual = actual
@@ -235,10 +231,7 @@ class HeaderMismatch(HeaderError):
         def show(value: bytes | int) -> str:
             return "0x" + value.hex() if isinstance(value, bytes) else str(value)
 
-        super().__init__(
-            f"header {kind} mismatch at block {number}: expected {show(expected)}, "
-            f"got {show(actual)}"
-        )
+        super().__init__(f"header {kind} mismatch at block {number}: expected {show(expected)}, got {show(actual)}")
 
 
 # --------------------------------------------------------------------------- proofs

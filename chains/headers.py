@@ -154,9 +154,7 @@ def header_format(block: Mapping[str, Any]) -> tuple[str, HeaderClass]:
             absent = [json_name for json_name, _, _ in fields if json_name not in present]
             raise MalformedHeader(absent[0], f"{fork_name} header without {', '.join(absent)}")
         if missing_before is not None:
-            raise MalformedHeader(
-                present[0], f"{fork_name} field present but the {missing_before} field(s) absent"
-            )
+            raise MalformedHeader(present[0], f"{fork_name} field present but the {missing_before} field(s) absent")
         fork, cls = fork_name, fork_cls
     return fork, cls
 
@@ -223,9 +221,7 @@ def verify_header(
     if expected_number is not None and number != expected_number:
         raise HeaderMismatch("number", expected=expected_number, actual=number, number=number)
     if expected_hash is not None and computed != expected_hash:
-        raise HeaderMismatch(
-            "expected_hash", expected=bytes(expected_hash), actual=computed, number=number
-        )
+        raise HeaderMismatch("expected_hash", expected=bytes(expected_hash), actual=computed, number=number)
     return VerifiedHeader(
         number=number,
         hash=Hash32(computed),

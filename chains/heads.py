@@ -28,7 +28,7 @@ levels (`params.result.withdrawals[i]`)."""
 
 
 def ws_host(url: str) -> str:
-    """"host:port" of a ws(s) URL, for logs (never the URL: it may carry an API key)."""
+    """ "host:port" of a ws(s) URL, for logs (never the URL: it may carry an API key)."""
     parsed = yarl.URL(url)
     return f"{parsed.host}:{parsed.port}"
 

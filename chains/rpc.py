@@ -311,7 +311,6 @@ class RpcMethods(ABC):
                 params[key] = block_param(params[key])
         return await self.call("eth_getLogs", [params], decode=_list_of_objects)
 
-
     async def eth_call(self, call: Mapping[str, Any], block: int | str = "latest") -> bytes:
         """`eth_call(call, block)`: the returned bytes (a revert raises RpcResponseError, its
         `data` holding the revert reason). `call`: {"to", "data", optionally "from", ...}."""
@@ -345,9 +344,7 @@ class RpcMethods(ABC):
     async def send_raw_transaction(self, raw: str) -> str:
         """`eth_sendRawTransaction(raw)` (0x-hex of a signed transaction): the hash the node
         returned (a refusal raises RpcResponseError with the node's message)."""
-        return await self.call(
-            "eth_sendRawTransaction", [raw], decode=lambda r: "0x" + hex_to_bytes(r, size=32).hex()
-        )
+        return await self.call("eth_sendRawTransaction", [raw], decode=lambda r: "0x" + hex_to_bytes(r, size=32).hex())
 
     async def mined_receipts(self, tx_hashes: Sequence[str]) -> list[MinedReceipt | None]:
         """`eth_getTransactionReceipt` of each hash, in one batch: the receipt of a mined one,

@@ -177,22 +177,35 @@ def provision(
     nodes = _start_chains(directory, FIRST_SEEDED + accounts, source_block_time, dest_block_time, detach, source_args)
     source, destination = nodes
     try:
-        say(f"source chain {SOURCE_CHAIN_ID} at {source.url}, "
-            f"destination chain {DESTINATION_CHAIN_ID} at {destination.url}")
+        say(
+            f"source chain {SOURCE_CHAIN_ID} at {source.url}, "
+            f"destination chain {DESTINATION_CHAIN_ID} at {destination.url}"
+        )
         keys_of = [member_keys(i) for i in range(committee)]
         w3_source = Web3(Web3.HTTPProvider(source.url))
         deployed = _deploy(w3_source, destination.url, keys_of, threshold)
-        say(f"deployed vault {deployed.vault} (source) and settlement {deployed.settlement} (destination; its own "
-            "EpochVerifier)")
+        say(
+            f"deployed vault {deployed.vault} (source) and settlement {deployed.settlement} (destination; its own "
+            "EpochVerifier)"
+        )
         depositors = _deposit(w3_source, deployed.vault, accounts)
         say(f"{accounts} accounts deposited collateral (0.1 to {deposit_of(accounts - 1) / 1e18:.1f} ETH)")
         members = _write_members(
-            directory, source.url, destination.url, deployed, keys_of, every_blocks=every_blocks,
-            dest_block_time=dest_block_time, threshold=threshold, takeover_seconds=takeover_seconds,
+            directory,
+            source.url,
+            destination.url,
+            deployed,
+            keys_of,
+            every_blocks=every_blocks,
+            dest_block_time=dest_block_time,
+            threshold=threshold,
+            takeover_seconds=takeover_seconds,
         )
         if committee > 1:
-            say(f"committee of {committee} members, threshold {threshold}: "
-                + ", ".join(f"{m['name']} {m['attester']}" for m in members))
+            say(
+                f"committee of {committee} members, threshold {threshold}: "
+                + ", ".join(f"{m['name']} {m['attester']}" for m in members)
+            )
         info = _info(source, destination, deployed, depositors, threshold, members)
         (directory / "devnet.json").write_text(json.dumps(info, indent=2) + "\n")
         return Devnet(directory, info)
@@ -203,19 +216,30 @@ def provision(
 
 
 def _start_chains(
-    directory: Path, accounts: int, source_block_time: float, dest_block_time: float, detach: bool,
+    directory: Path,
+    accounts: int,
+    source_block_time: float,
+    dest_block_time: float,
+    detach: bool,
     source_args: tuple[str, ...],
 ) -> list[AnvilNode]:
     """The source and the destination anvil nodes, `accounts` dev accounts each (the source
     stopped again when the destination cannot start)."""
     source = start_anvil(
-        SOURCE_CHAIN_ID, block_time=source_block_time or None, accounts=accounts,
-        log_path=directory / "anvil-source.log", detach=detach, extra_args=source_args,
+        SOURCE_CHAIN_ID,
+        block_time=source_block_time or None,
+        accounts=accounts,
+        log_path=directory / "anvil-source.log",
+        detach=detach,
+        extra_args=source_args,
     )
     try:
         destination = start_anvil(
-            DESTINATION_CHAIN_ID, accounts=accounts, block_time=dest_block_time or None,
-            log_path=directory / "anvil-destination.log", detach=detach,
+            DESTINATION_CHAIN_ID,
+            accounts=accounts,
+            block_time=dest_block_time or None,
+            log_path=directory / "anvil-destination.log",
+            detach=detach,
         )
     except BaseException:
         source.stop()
@@ -224,7 +248,11 @@ def _start_chains(
 
 
 def _info(
-    source: AnvilNode, destination: AnvilNode, deployed: _Deployed, depositors: list[str], threshold: int,
+    source: AnvilNode,
+    destination: AnvilNode,
+    deployed: _Deployed,
+    depositors: list[str],
+    threshold: int,
     members: list[dict[str, str]],
 ) -> dict[str, object]:
     """The content of devnet.json: the chains, the contracts, the depositors, member 0's
@@ -324,9 +352,16 @@ def _deposit(w3_source: Web3, vault: str, accounts: int) -> list[str]:
 
 
 def _write_members(
-    directory: Path, source_url: str, destination_url: str, deployed: _Deployed,
-    keys_of: list[tuple[LocalAccount, LocalAccount]], *, every_blocks: int, dest_block_time: float,
-    threshold: int, takeover_seconds: float | None,
+    directory: Path,
+    source_url: str,
+    destination_url: str,
+    deployed: _Deployed,
+    keys_of: list[tuple[LocalAccount, LocalAccount]],
+    *,
+    every_blocks: int,
+    dest_block_time: float,
+    threshold: int,
+    takeover_seconds: float | None,
 ) -> list[dict[str, str]]:
     """Each member's keys, listeners and `relayer.toml` (in `directory`, or
     `directory/member-<i>/` in a committee); returns the members as devnet.json records them."""
@@ -345,15 +380,17 @@ def _write_members(
                             deployed.settlement, ports[i], every_blocks, dest_block_time, keeper_ports[i], member,
                             CommitteeTable(peers, takeover_seconds) if committee > 1 else None)  # fmt: skip
         (home / "relayer.toml").write_text(text)
-        members.append({
-            "name": member_name(i),
-            "attester": member_attester.address,
-            "sender": member_sender.address,
-            "config": str(home / "relayer.toml"),
-            "api": f"http://127.0.0.1:{ports[i]}",
-            "metrics": f"http://127.0.0.1:{ports[i]}/metrics",
-            "keeper": f"http://127.0.0.1:{keeper_ports[i]}",
-        })
+        members.append(
+            {
+                "name": member_name(i),
+                "attester": member_attester.address,
+                "sender": member_sender.address,
+                "config": str(home / "relayer.toml"),
+                "api": f"http://127.0.0.1:{ports[i]}",
+                "metrics": f"http://127.0.0.1:{ports[i]}/metrics",
+                "keeper": f"http://127.0.0.1:{keeper_ports[i]}",
+            }
+        )
     return members
 
 
@@ -367,16 +404,24 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-
 def _ws_url(http_url: str) -> str:
     """anvil serves WebSocket JSON-RPC on its HTTP port: the head subscription's URL."""
     return "ws://" + http_url.removeprefix("http://")
 
 
 def _config_text(
-    source_rpc: str, destination_rpc: str, vault: str, vault_block: int, slot: int, settlement: str,
-    metrics_port: int, every_blocks: int, dest_block_time: float = 0.0, keeper_port: int = 0,
-    member: str = "", committee: CommitteeTable | None = None,
+    source_rpc: str,
+    destination_rpc: str,
+    vault: str,
+    vault_block: int,
+    slot: int,
+    settlement: str,
+    metrics_port: int,
+    every_blocks: int,
+    dest_block_time: float = 0.0,
+    keeper_port: int = 0,
+    member: str = "",
+    committee: CommitteeTable | None = None,
 ) -> str:
     """The devnet's `relayer.toml` (of committee `member`, e.g. " (committee member 1 of 3, threshold 2)")."""
     keys = "derived from anvil's public dev mnemonic" + member if member else "anvil's public dev keys"

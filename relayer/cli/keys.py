@@ -142,18 +142,23 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 def _password_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--password-file", metavar="FILE",
-                       help="file holding the keystore password (a trailing newline is ignored)")
-    group.add_argument("--password-env", metavar="VAR",
-                       help="environment variable holding the keystore password")
+    group.add_argument(
+        "--password-file", metavar="FILE", help="file holding the keystore password (a trailing newline is ignored)"
+    )
+    group.add_argument("--password-env", metavar="VAR", help="environment variable holding the keystore password")
 
 
 def _kdf_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kdf", choices=["scrypt", "pbkdf2"], default="scrypt",
-                        help="key derivation function (default scrypt)")
-    parser.add_argument("--iterations", type=_work_factor, metavar="N",
-                        help="KDF work factor: scrypt N (a power of 2) or pbkdf2 rounds; default "
-                        "eth-account's (scrypt 2^18, pbkdf2 10^6). Low values are for tests only")
+    parser.add_argument(
+        "--kdf", choices=["scrypt", "pbkdf2"], default="scrypt", help="key derivation function (default scrypt)"
+    )
+    parser.add_argument(
+        "--iterations",
+        type=_work_factor,
+        metavar="N",
+        help="KDF work factor: scrypt N (a power of 2) or pbkdf2 rounds; default "
+        "eth-account's (scrypt 2^18, pbkdf2 10^6). Low values are for tests only",
+    )
 
 
 def _work_factor(text: str) -> int:
@@ -170,22 +175,28 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add `keys` with its `new`, `import` and `show` sub-commands to `subparsers` (the object
     returned by `ArgumentParser.add_subparsers`). Each sets `func(args) -> exit status`."""
     keys_parser: argparse.ArgumentParser = subparsers.add_parser(
-        "keys", help="create, import and inspect encrypted keystores (Web3 Secret Storage)",
+        "keys",
+        help="create, import and inspect encrypted keystores (Web3 Secret Storage)",
         description="Create, import and inspect Web3 Secret Storage keystores. Keys and passwords are never printed.",
     )
     sub = keys_parser.add_subparsers(dest="keys_command", required=True, metavar="KEYS_COMMAND")
 
     asked = "Without --password-file / --password-env the password is asked twice on the terminal."
-    p = sub.add_parser("new", help="create a random key in a new keystore; prints its address",
-                       description="Create a random key in a new keystore and print its address. " + asked)
+    p = sub.add_parser(
+        "new",
+        help="create a random key in a new keystore; prints its address",
+        description="Create a random key in a new keystore and print its address. " + asked,
+    )
     p.add_argument("--out", required=True, metavar="PATH", help="keystore to create (never overwritten)")
     _password_options(p)
     _kdf_options(p)
     p.set_defaults(func=cmd_keys_new)
 
-    p = sub.add_parser("import", help="encrypt an existing hex private key into a new keystore",
-                       description="Encrypt an existing 0x-hex private key into a new keystore and print "
-                       "its address. " + asked)
+    p = sub.add_parser(
+        "import",
+        help="encrypt an existing hex private key into a new keystore",
+        description="Encrypt an existing 0x-hex private key into a new keystore and print its address. " + asked,
+    )
     p.add_argument("--out", required=True, metavar="PATH", help="keystore to create (never overwritten)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--key-file", metavar="FILE", help="file holding the 0x-hex private key")
@@ -194,9 +205,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     _kdf_options(p)
     p.set_defaults(func=cmd_keys_import)
 
-    p = sub.add_parser("show", help="print a keystore's address (verified when a password is given)",
-                       description="Print a keystore's address from its address field (no password "
-                       "needed). With a password, decrypt it and check the key matches that address.")
+    p = sub.add_parser(
+        "show",
+        help="print a keystore's address (verified when a password is given)",
+        description="Print a keystore's address from its address field (no password "
+        "needed). With a password, decrypt it and check the key matches that address.",
+    )
     p.add_argument("path", metavar="PATH", help="keystore file")
     _password_options(p)
     p.set_defaults(func=cmd_keys_show)

@@ -209,9 +209,7 @@ def make_app(view: HealthView, *, exchange: bool = True) -> web.Application:
 
     async def readyz(_request: web.Request) -> web.Response:
         problems = ready_problems(view)
-        return web.json_response(
-            {"ready": not problems, "problems": problems}, status=200 if not problems else 503
-        )
+        return web.json_response({"ready": not problems, "problems": problems}, status=200 if not problems else 503)
 
     async def status_json(_request: web.Request) -> web.Response:
         return web.json_response(status(view))

@@ -87,12 +87,8 @@ class Metrics:
             buckets=(1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000),
             registry=r,
         )
-        self.epochs_signed = Counter(
-            "relayer_epochs_signed_total", "Epochs signed by the attester.", registry=r
-        )
-        self.epochs_submitted = Counter(
-            "relayer_epochs_submitted_total", "Epoch transactions sent.", registry=r
-        )
+        self.epochs_signed = Counter("relayer_epochs_signed_total", "Epochs signed by the attester.", registry=r)
+        self.epochs_submitted = Counter("relayer_epochs_submitted_total", "Epoch transactions sent.", registry=r)
         self.epochs_confirmed = Counter(
             "relayer_epochs_confirmed_total", "Epochs accepted on the destination.", registry=r
         )
@@ -119,7 +115,9 @@ class Metrics:
             registry=r,
         )
         self.tx_gas_used = Counter(
-            "relayer_tx_gas_used_total", "Gas used by confirmed destination transactions.", ["kind"],
+            "relayer_tx_gas_used_total",
+            "Gas used by confirmed destination transactions.",
+            ["kind"],
             registry=r,
         )
         self.signer_balance = Gauge(
@@ -208,9 +206,7 @@ class Metrics:
             ["destination", "host", "outcome"],
             registry=r,
         )
-        self.backlog = Gauge(
-            "relayer_backlog_snapshots", "Snapshots due but not yet relayed.", registry=r
-        )
+        self.backlog = Gauge("relayer_backlog_snapshots", "Snapshots due but not yet relayed.", registry=r)
         self.round_failures = Counter(
             "relayer_round_failures_total",
             "Relay rounds that failed (chain or submission errors), by destination; retried after a pause.",
@@ -258,8 +254,7 @@ class Metrics:
         )
         self.tx_failed = Counter(
             "relayer_tx_failed_total",
-            "Destination transactions that failed, by kind and reason "
-            "(reverted, rejected, timeout, fee_cap).",
+            "Destination transactions that failed, by kind and reason (reverted, rejected, timeout, fee_cap).",
             ["kind", "reason"],
             registry=r,
         )

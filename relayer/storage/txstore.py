@@ -88,6 +88,7 @@ def migrate(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE tx_intents ADD COLUMN fee_group TEXT")
     db.execute("CREATE INDEX IF NOT EXISTS tx_intents_by_group ON tx_intents (chain_id, sender, fee_group)")
 
+
 INTENT_STATES = ("built", "sent", "replaced", "mined", "failed")
 LIVE_STATES = ("built", "sent", "replaced")
 """Intent states that are not final: resumed after a restart."""
@@ -435,8 +436,7 @@ class TxStore:
             error_name=row[13],
             revert_data=row[14],
             attempts=tuple(
-                Attempt(int(a[0]), int(a[1]), str(a[2]), str(a[3]), int(a[4]), int(a[5]), str(a[6]))
-                for a in attempts
+                Attempt(int(a[0]), int(a[1]), str(a[2]), str(a[3]), int(a[4]), int(a[5]), str(a[6])) for a in attempts
             ),
         )
 

@@ -58,11 +58,7 @@ def contract_build() -> Path:
             check=False,
         )
         if result.returncode != 0:
-            pytest.fail(
-                "node chains/contracts/compile.js failed (run `make setup`):\n"
-                + result.stdout
-                + result.stderr
-            )
+            pytest.fail("node chains/contracts/compile.js failed (run `make setup`):\n" + result.stdout + result.stderr)
     return BUILD_DIR
 
 

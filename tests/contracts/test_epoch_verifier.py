@@ -133,7 +133,11 @@ def test_submit_epoch_threshold_and_full_committee(env: VerifierEnv) -> None:
     receipt = env.submit(1, env.signed(env.committee[:2], 1))
     (event,) = env.verifier.events.EpochAccepted().process_receipt(receipt)
     assert dict(event["args"]) == {
-        "epoch": 1, "root": ROOT, "previous": ZERO, "generation": 1, "submitter": env.owner.address,
+        "epoch": 1,
+        "root": ROOT,
+        "previous": ZERO,
+        "generation": 1,
+        "submitter": env.owner.address,
     }
     assert f.rootOf(1).call() == ROOT
     assert f.latestEpoch().call() == 1
@@ -172,9 +176,7 @@ def test_malformed_signatures_revert(env: VerifierEnv) -> None:
 def test_signature_over_other_data_is_an_unknown_signer(env: VerifierEnv) -> None:
     a, b = env.committee[:2]
     wrong_root = bytes.fromhex("33" * 32)
-    signatures = order_signatures(
-        [(a.address, env.sign(a, 1, wrong_root)), (b.address, env.sign(b, 1))]
-    )
+    signatures = order_signatures([(a.address, env.sign(a, 1, wrong_root)), (b.address, env.sign(b, 1))])
     err = reverts("UnknownSigner", lambda: env.submit(1, signatures))
     assert err.error_args[0] not in {m.address for m in env.committee}
     # a signature for another epoch number is just as foreign
@@ -331,8 +333,12 @@ def test_a_committee_change_voids_signatures_of_members_who_stay(env: VerifierEn
     assert f.generation().call() == 2 and f.isMember(c0.address).call() and f.isMember(c1.address).call()
     assert bytes(f.epochDigest(1, ROOT, ZERO).call()) != digest_before
     # one old signature among new ones is refused too
-    mixed = order_signatures([(c0.address, env.sign(c0, 1)), (c1.address, sign_epoch(
-        c1, env.chain.chain_id, env.verifier.address, 1, ROOT, ZERO, generation=1))])
+    mixed = order_signatures(
+        [
+            (c0.address, env.sign(c0, 1)),
+            (c1.address, sign_epoch(c1, env.chain.chain_id, env.verifier.address, 1, ROOT, ZERO, generation=1)),
+        ]
+    )
     reverts("UnknownSigner", lambda: env.submit(1, mixed, sender=env.outsider))
     assert f.latestEpoch().call() == 0
     # honest: the same members sign again, for generation 2, and the epoch is accepted
@@ -346,7 +352,12 @@ def test_the_domain_is_reported_with_the_generation_as_salt(env: VerifierEnv) ->
     for generation in (1, 2):
         fields, name, version, chain_id, verifying, salt, extensions = f.eip712Domain().call()
         assert (fields, name, version, chain_id, verifying, extensions) == (
-            b"\x1f", "StateProofRelayer", "2", env.chain.chain_id, env.verifier.address, []
+            b"\x1f",
+            "StateProofRelayer",
+            "2",
+            env.chain.chain_id,
+            env.verifier.address,
+            [],
         )
         assert salt == generation.to_bytes(32, "big") == f.generation().call().to_bytes(32, "big")
         assert bytes(f.epochDigest(3, ROOT, ZERO).call()) == epoch_digest(
@@ -434,4 +445,3 @@ def test_mined_revert_is_decoded_from_the_receipt(env: VerifierEnv) -> None:
     assert err.tx_hash is not None
     receipt = env.chain.w3.eth.get_transaction_receipt(HexStr(err.tx_hash))
     assert receipt["status"] == 0
-

@@ -58,8 +58,14 @@ class BlockLeaf:
 
     def abi(self) -> tuple[Any, ...]:
         return (
-            self.chain_id, self.block_number, self.block_hash, self.state_root,
-            self.timestamp, to_checksum_address(self.vault), self.claims_root, self.claim_count,
+            self.chain_id,
+            self.block_number,
+            self.block_hash,
+            self.state_root,
+            self.timestamp,
+            to_checksum_address(self.vault),
+            self.claims_root,
+            self.claim_count,
         )
 
 
@@ -86,8 +92,13 @@ class Block:
 
 
 def make_block(
-    chain_id: int, number: int, timestamp: int, vault: str, claims: Sequence[tuple[str, int]],
-    block_hash: bytes = b"\x03" * 32, state_root: bytes = b"\x04" * 32,
+    chain_id: int,
+    number: int,
+    timestamp: int,
+    vault: str,
+    claims: Sequence[tuple[str, int]],
+    block_hash: bytes = b"\x03" * 32,
+    state_root: bytes = b"\x04" * 32,
 ) -> Block:
     tree = oz_merkle(CLAIM_TYPES, claims)
     leaf = BlockLeaf(chain_id, number, block_hash, state_root, timestamp, vault, tree.root, len(claims))
@@ -102,8 +113,13 @@ def snapshot_block(chain: Chain, vault: str, accounts: Sequence[str]) -> Block:
     vault_contract = contract(w3, "CollateralVault", vault)
     claims = [(a, int(vault_contract.functions.collateral(a).call(block_identifier=number))) for a in accounts]
     return make_block(
-        chain.chain_id, number, int(header["timestamp"]), vault, claims,
-        bytes(header["hash"]), bytes(header["stateRoot"]),
+        chain.chain_id,
+        number,
+        int(header["timestamp"]),
+        vault,
+        claims,
+        bytes(header["hash"]),
+        bytes(header["stateRoot"]),
     )
 
 
@@ -122,9 +138,7 @@ class Epoch:
         self.root, self.block_proofs = tree.root, tree.proofs
 
     def block(self, chain_id: int, vault: str | None = None) -> Block:
-        return next(
-            b for b in self.blocks if b.leaf.chain_id == chain_id and (vault is None or b.leaf.vault == vault)
-        )
+        return next(b for b in self.blocks if b.leaf.chain_id == chain_id and (vault is None or b.leaf.vault == vault))
 
     def settlement(self, block: Block, accounts: Sequence[str], **tamper: Any) -> tuple[Any, ...]:
         """BlockSettlement(epoch, blockLeaf, blockProof, claims, claimProof, claimProofFlags).
@@ -180,8 +194,18 @@ class Env:
 
     def signatures(self, number: int, root: bytes, previous: bytes, signers: Sequence[LocalAccount]) -> list[bytes]:
         return order_signatures(
-            (m.address, sign_epoch(m, self.dest.chain_id, self.verifier.address, number, root, previous,
-                                   generation=int(self.verifier.functions.generation().call())))
+            (
+                m.address,
+                sign_epoch(
+                    m,
+                    self.dest.chain_id,
+                    self.verifier.address,
+                    number,
+                    root,
+                    previous,
+                    generation=int(self.verifier.functions.generation().call()),
+                ),
+            )
             for m in signers
         )
 
@@ -203,8 +227,15 @@ class Env:
     def owner_call(self, call: Any, who: LocalAccount | None = None) -> TxReceipt:
         return transact(self.dest.w3, who or self.owner, call, what="owner call")
 
-    def register(self, chain_id: int, vault: str, slot: int = 0, haircut: int = HAIRCUT_A,
-                 max_age: int = MAX_AGE, who: LocalAccount | None = None) -> TxReceipt:
+    def register(
+        self,
+        chain_id: int,
+        vault: str,
+        slot: int = 0,
+        haircut: int = HAIRCUT_A,
+        max_age: int = MAX_AGE,
+        who: LocalAccount | None = None,
+    ) -> TxReceipt:
         return register_vault(
             self.dest.w3, who or self.owner, self.settlement.address, chain_id, vault, slot, haircut, max_age
         )
@@ -260,9 +291,22 @@ def env_module(chain_factory: Callable[[int], Chain]) -> Env:
     a2 = snapshot_block(source_a, vault_a, accounts)
 
     env = Env(
-        dest, source_a, source_b, owner, committee, users, idle, relayer, stranger,
-        contract(dest.w3, "EpochVerifier", settlement), contract(dest.w3, "MarginSettlement", settlement),
-        vault_a, vault_b, rogue_vault, epoch1, a2,
+        dest,
+        source_a,
+        source_b,
+        owner,
+        committee,
+        users,
+        idle,
+        relayer,
+        stranger,
+        contract(dest.w3, "EpochVerifier", settlement),
+        contract(dest.w3, "MarginSettlement", settlement),
+        vault_a,
+        vault_b,
+        rogue_vault,
+        epoch1,
+        a2,
     )
     env.submit(epoch1)
     return env
@@ -318,7 +362,11 @@ def test_settle_a_subset_with_a_multiproof(env: Env) -> None:
     receipt = env.settle(s)
     (event,) = events(env.settlement, "BlockSettled", receipt)
     assert dict(event["args"]) == {
-        "chainId": CHAIN_A, "blockNumber": a.leaf.block_number, "epoch": 1, "settled": 2, "skipped": 0,
+        "chainId": CHAIN_A,
+        "blockNumber": a.leaf.block_number,
+        "epoch": 1,
+        "settled": 2,
+        "skipped": 0,
     }
     assert events(env.settlement, "SettlementSkipped", receipt) == []
     assert len(receipt["logs"]) == 1  # no per-account event on success
@@ -369,9 +417,15 @@ def test_settle_many_two_chains_and_health(env: Env) -> None:
     assert not f.isHealthy(u).call()
     # a failing block settlement reverts the whole settleMany
     bad = env.epoch1.settlement(block_b(env), [u], epoch=7)
-    reverts("EpochNotAccepted", lambda: transact(
-        env.dest.w3, env.relayer, f.settleMany([env.epoch1.settlement(block_a(env), env.accounts), bad]), what="m",
-    ))
+    reverts(
+        "EpochNotAccepted",
+        lambda: transact(
+            env.dest.w3,
+            env.relayer,
+            f.settleMany([env.epoch1.settlement(block_a(env), env.accounts), bad]),
+            what="m",
+        ),
+    )
     assert f.lastSettledBlock(env.users[0].address, CHAIN_A).call() == 0
 
 
@@ -399,7 +453,10 @@ def test_front_run_of_one_account_does_not_revert_the_batch(env: Env) -> None:
     receipt = env.settle(env.epoch1.settlement(a, env.accounts))
     (skip,) = events(env.settlement, "SettlementSkipped", receipt)
     assert dict(skip["args"]) == {
-        "account": victim, "chainId": CHAIN_A, "blockNumber": a.leaf.block_number, "lastBlock": a.leaf.block_number,
+        "account": victim,
+        "chainId": CHAIN_A,
+        "blockNumber": a.leaf.block_number,
+        "lastBlock": a.leaf.block_number,
     }
     (event,) = events(env.settlement, "BlockSettled", receipt)
     assert event["args"]["settled"] == len(env.accounts) - 1 and event["args"]["skipped"] == 1
@@ -696,13 +753,21 @@ def test_submit_and_settle_when_the_epoch_is_already_submitted(env: Env) -> None
     signatures = env.signatures(2, epoch2.root, epoch2.previous, env.committee[:2])
     env.submit(epoch2)  # someone was faster
     batch = [epoch2.settlement(env.a2, [u0, u1])]
-    receipt = transact(env.dest.w3, env.relayer, f.submitAndSettle(2, epoch2.root, epoch2.previous, signatures, batch),
-                       what="submitAndSettle")
+    receipt = transact(
+        env.dest.w3,
+        env.relayer,
+        f.submitAndSettle(2, epoch2.root, epoch2.previous, signatures, batch),
+        what="submitAndSettle",
+    )
     assert events(env.verifier, "EpochAccepted", receipt) == []
     assert env.collateral(u0) == 6 * ETH and env.collateral(u1) == 4 * ETH
     # epoch 1 is accepted too: its (now useless) signatures are not even checked
-    transact(env.dest.w3, env.relayer, f.submitAndSettle(1, env.epoch1.root, ZERO32, [], [
-        env.epoch1.settlement(block_b(env), [u0])]), what="submitAndSettle")
+    transact(
+        env.dest.w3,
+        env.relayer,
+        f.submitAndSettle(1, env.epoch1.root, ZERO32, [], [env.epoch1.settlement(block_b(env), [u0])]),
+        what="submitAndSettle",
+    )
     assert env.collateral(u0) == 7 * ETH
 
 
@@ -711,15 +776,23 @@ def test_submit_and_settle_reverts_with_the_verifier_errors(env: Env) -> None:
     epoch2 = env.next_epoch([env.a2])
     batch = [epoch2.settlement(env.a2, [env.users[0].address])]
     too_few = env.signatures(2, epoch2.root, epoch2.previous, env.committee[:1])
-    err = reverts("BelowThreshold", lambda: transact(
-        env.dest.w3, env.relayer, f.submitAndSettle(2, epoch2.root, epoch2.previous, too_few, batch), what="s"))
+    err = reverts(
+        "BelowThreshold",
+        lambda: transact(
+            env.dest.w3, env.relayer, f.submitAndSettle(2, epoch2.root, epoch2.previous, too_few, batch), what="s"
+        ),
+    )
     assert err.error_args == (1, 2)
     good = env.signatures(2, epoch2.root, epoch2.previous, env.committee[:2])
-    reverts("PreviousMismatch", lambda: transact(
-        env.dest.w3, env.relayer, f.submitAndSettle(2, epoch2.root, ZERO32, good, batch), what="s"))
+    reverts(
+        "PreviousMismatch",
+        lambda: transact(env.dest.w3, env.relayer, f.submitAndSettle(2, epoch2.root, ZERO32, good, batch), what="s"),
+    )
     # another root for an accepted epoch is not "already submitted": the verifier refuses it
-    reverts("UnexpectedEpoch", lambda: transact(
-        env.dest.w3, env.relayer, f.submitAndSettle(1, epoch2.root, ZERO32, good, batch), what="s"))
+    reverts(
+        "UnexpectedEpoch",
+        lambda: transact(env.dest.w3, env.relayer, f.submitAndSettle(1, epoch2.root, ZERO32, good, batch), what="s"),
+    )
     assert env.verifier.functions.latestEpoch().call() == 1
 
 
@@ -846,7 +919,11 @@ def test_register_vault_config_and_registrations(env: Env) -> None:
     receipt = env.register(CHAIN_B, env.vault_b, haircut=10_000, max_age=60)
     (event,) = events(env.settlement, "VaultRegistered", receipt)
     assert dict(event["args"]) == {
-        "chainId": CHAIN_B, "vault": env.vault_b, "collateralSlot": 0, "haircutBps": 10_000, "maxAge": 60,
+        "chainId": CHAIN_B,
+        "vault": env.vault_b,
+        "collateralSlot": 0,
+        "haircutBps": 10_000,
+        "maxAge": 60,
         "registration": 1,
     }
     assert f.chainIds().call() == [CHAIN_A, CHAIN_B]  # an update does not add the chain twice

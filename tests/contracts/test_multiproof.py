@@ -106,10 +106,12 @@ def batch_call(env: Env, calls: list[tuple[str, str]], chunk: int = 100) -> list
     """eth_call (to, data) pairs in JSON-RPC batches: (succeeded, return or revert data) each."""
     out = []
     for start in range(0, len(calls), chunk):
-        body = json.dumps([
-            {"jsonrpc": "2.0", "id": i, "method": "eth_call", "params": [{"to": to, "data": data}, "latest"]}
-            for i, (to, data) in enumerate(calls[start:start + chunk])
-        ]).encode()
+        body = json.dumps(
+            [
+                {"jsonrpc": "2.0", "id": i, "method": "eth_call", "params": [{"to": to, "data": data}, "latest"]}
+                for i, (to, data) in enumerate(calls[start : start + chunk])
+            ]
+        ).encode()
         request = urllib.request.Request(env.chain.url, data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as response:
             replies = json.loads(response.read())

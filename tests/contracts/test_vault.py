@@ -152,9 +152,7 @@ def test_withdraw_waits_for_the_delay(env: VaultEnv) -> None:
 
 def test_withdraw_is_reentrancy_safe(env: VaultEnv) -> None:
     w3 = env.chain.w3
-    abi, bytecode = compile_test_contract(
-        Path(__file__).parent / "solidity" / "Reenterer.sol", "Reenterer"
-    )
+    abi, bytecode = compile_test_contract(Path(__file__).parent / "solidity" / "Reenterer.sol", "Reenterer")
     factory = w3.eth.contract(abi=abi, bytecode=bytecode)
     receipt = transact(w3, env.alice, factory.constructor(env.vault.address), what="deploy")
     attacker = w3.eth.contract(address=receipt["contractAddress"], abi=abi)

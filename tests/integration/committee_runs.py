@@ -86,7 +86,6 @@ class Accepted:
     tx_hash: str
 
 
-
 class FakeSourceChain:
     """A second anvil with the source's chain id, mined up to the honest chain's height, the
     vault deployed at the same address (same deployer, same nonce) and every depositor holding

@@ -88,8 +88,9 @@ class OpsNet:
             raise AssertionError(f"daemon exited with {code}; log tail:\n{self.log_text()[-3000:]}")
 
 
-def wait_for(what: str, predicate: Callable[[], bool], timeout: float = 60.0, every: float = 0.25,
-             net: OpsNet | None = None) -> float:
+def wait_for(
+    what: str, predicate: Callable[[], bool], timeout: float = 60.0, every: float = 0.25, net: OpsNet | None = None
+) -> float:
     """Poll `predicate` until true; returns the seconds it took. Fails (with the daemon's log
     tail when `net` is given) after `timeout` seconds or if the daemon died."""
     start = time.monotonic()
@@ -114,7 +115,7 @@ def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     for line in text.splitlines():
         if line.startswith("#") or not line.startswith(name):
             continue
-        rest = line[len(name):]
+        rest = line[len(name) :]
         if rest[:1] not in (" ", "{"):
             continue
         labels: dict[str, str] = {}
@@ -165,11 +166,11 @@ def _configure(net: devnet.Devnet, urls: dict[str, str], keystore: Path) -> None
         if original not in text:
             raise RuntimeError(f"devnet config has no {original!r}")
         text = text.replace(original, f'rpc = ["{url}"]\nrpc_timeout_seconds = {RPC_TIMEOUT_SECONDS}')
+    attester, sender = "[attester]\n", "[destinations.destination.sender]\n"
     replacements = {
-        '[attester]\nkey_file = "keys/attester.key"':
-            f'[attester]\nkeystore = "{keystore}"\npassword_env = "{PASSWORD_ENV}"',
-        '[destinations.destination.sender]\nkey_file = "keys/sender.key"':
-            f'[destinations.destination.sender]\nkey_env = "{SENDER_ENV}"',
+        attester + 'key_file = "keys/attester.key"': attester
+        + f'keystore = "{keystore}"\npassword_env = "{PASSWORD_ENV}"',
+        sender + 'key_file = "keys/sender.key"': sender + f'key_env = "{SENDER_ENV}"',
     }
     for old, new in replacements.items():
         if old not in text:
@@ -190,8 +191,7 @@ def opsnet(directory: Path, *, accounts: int = 4, every_blocks: int = 2) -> Iter
     try:
         sender, attester = devnet.dev_account(2), devnet.dev_account(1)
         password = "pw-" + secrets.token_urlsafe(12)
-        keystore = write_keystore(attester, directory / "keys" / "attester.json", password, kdf="pbkdf2",
-                                  iterations=16)
+        keystore = write_keystore(attester, directory / "keys" / "attester.json", password, kdf="pbkdf2", iterations=16)
         for key_file in (directory / "keys").glob("*.key"):  # only the env var and keystore hold keys now
             key_file.unlink()
         found: dict[str, str] = {
@@ -203,16 +203,23 @@ def opsnet(directory: Path, *, accounts: int = 4, every_blocks: int = 2) -> Iter
         chains: dict[str, Any] = net.info["chains"]  # type: ignore[assignment]
         for name in ("source", "destination"):
             proxy = proxies[name] = TamperProxy(chains[name]["rpc"]).start()
-            user_pw, path_key, query_key = (f"{kind}{name.upper()}{secrets.token_hex(6)}"
-                                            for kind in ("BASICPW", "PATHKEY", "QUERYKEY"))
-            found |= {f"{name} URL password": user_pw, f"{name} URL path key": path_key,
-                      f"{name} URL query key": query_key}
+            user_pw, path_key, query_key = (
+                f"{kind}{name.upper()}{secrets.token_hex(6)}" for kind in ("BASICPW", "PATHKEY", "QUERYKEY")
+            )
+            found |= {
+                f"{name} URL password": user_pw,
+                f"{name} URL path key": path_key,
+                f"{name} URL query key": query_key,
+            }
             urls[name] = f"http://relayer:{user_pw}@127.0.0.1:{proxy.port}/v3/{path_key}?apikey={query_key}"
         _configure(net, urls, keystore)
         env = {**os.environ, SENDER_ENV: found["sender key"], PASSWORD_ENV: password}
         daemon = subprocess.Popen(
             [sys.executable, "-m", "relayer.cli", "run", "--config", str(net.config_path), "--log-format", "json"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
         )
         base = str(net.info["metrics"]).removesuffix("/metrics")
         ops = OpsNet(net, proxies, daemon, log_path, base, found)

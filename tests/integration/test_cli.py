@@ -27,8 +27,20 @@ def test_prove_then_verify_offline_and_reject_a_tampered_file(anvil: AnvilNode, 
     rpc(anvil.url, "evm_mine")  # anvil_set* rewrites the latest block's state: prove a later block
     block = int(str(rpc(anvil.url, "eth_blockNumber")), 16)
     out = tmp_path / "proof.json"
-    done = relayer("prove", "--rpc", anvil.url, "--contract", target, "--slot", "0x5", "0x6",
-                   "--block", str(block), "--out", str(out))
+    done = relayer(
+        "prove",
+        "--rpc",
+        anvil.url,
+        "--contract",
+        target,
+        "--slot",
+        "0x5",
+        "0x6",
+        "--block",
+        str(block),
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(out.read_text())
     assert document["verified"]["storage"] == {"0x" + "00" * 31 + "05": "0x2a", "0x" + "00" * 31 + "06": "0x0"}
@@ -99,7 +111,10 @@ def test_verify_prints_what_it_checked_and_confirms_it_with_a_node(anvil: AnvilN
     assert confirmed.returncode == 0, confirmed.stdout + confirmed.stderr
     host = anvil.url.removeprefix("http://")
     assert json.loads(confirmed.stdout)["confirmed"] == {
-        "host": host, "chainId": 31337, "blockNumber": block, "blockHash": block_hash
+        "host": host,
+        "chainId": 31337,
+        "blockNumber": block,
+        "blockHash": block_hash,
     }
     assert f"confirmed by {host}" in confirmed.stderr
 

@@ -87,9 +87,10 @@ def test_a_committee_rotation_is_followed_without_restart(runs: DaemonRuns) -> N
     # 1. this member's attester is rotated out
     rotate([other], 1)
     wait_for("readiness to name the rotation", lambda: readyz(runs)[0] == 503, 30)
-    assert f"destination destination: attester {attester} is not in the committee of generation 2" in readyz(runs)[1][
-        "problems"
-    ]
+    assert (
+        f"destination destination: attester {attester} is not in the committee of generation 2"
+        in readyz(runs)[1]["problems"]
+    )
     assert gauge(runs, member) == 0 and gauge(runs, generation) == 2
     shown = subprocess.run(
         [sys.executable, "-m", "relayer.cli", "status", "--url", runs.metrics.removesuffix("/metrics")],
@@ -168,6 +169,7 @@ def test_a_stored_epoch_is_held_while_the_committee_excludes_it(runs: DaemonRuns
     accepted_before = len(runs.verifier.events.EpochAccepted.get_logs(from_block=0))
 
     runs.start()
+
     def held() -> list[dict[str, Any]]:
         return [e for e in runs.events("epoch.held") if e["epoch"] == created["epoch"]]
 

@@ -140,8 +140,10 @@ def test_a_rotation_while_running_is_settled_by_the_new_generation(honest: Commi
     for i in range(MEMBERS):
         wait_until(
             f"{runs.members[i].name} following generation {generation}",
-            lambda i=i: runs.metric(i, "relayer_committee_generation", 'destination="destination"') == generation
-            and runs.metric(i, "relayer_committee_threshold", 'destination="destination"') == 3,
+            lambda i=i: (
+                runs.metric(i, "relayer_committee_generation", 'destination="destination"') == generation
+                and runs.metric(i, "relayer_committee_threshold", 'destination="destination"') == 3
+            ),
             30,
         )
     settles_within(runs, runs.accounts[2], 4 * 10**15, SETTLE)

@@ -69,7 +69,10 @@ class Relayer:
         log = open(self.directory / f"daemon-{self.runs}.log", "wb")
         return subprocess.Popen(
             [sys.executable, "-m", "relayer.cli", "run", "--config", str(self.config), "--log-format", "json"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
         )
 
 
@@ -182,8 +185,10 @@ def check_final_state(net: devnet.Devnet) -> None:
             at_head = source_collateral_at(src, vault, account, head)
             if block == 0 or settled != at_head:
                 at_now = source_collateral_at(src, vault, account, now)
-                rows.append(f"{account}: settled {settled} at block {block} (fresh {fresh}); source {at_head} at "
-                            f"{head}, {at_now} at {now}")
+                rows.append(
+                    f"{account}: settled {settled} at block {block} (fresh {fresh}); source {at_head} at "
+                    f"{head}, {at_now} at {now}"
+                )
         raise AssertionError(f"{exc}; {'; '.join(rows) or 'all match now'}") from None
 
     epochs = verifier.events.EpochAccepted.get_logs(from_block=0)

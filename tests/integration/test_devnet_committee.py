@@ -34,8 +34,9 @@ def relayer(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str
     [("3", "0", "--threshold must be 1..3"), ("3", "4", "--threshold must be 1..3"),
      ("0", "1", "--committee must be 1..16"), ("1", "2", "--threshold must be 1..1")],
 )  # fmt: skip
-def test_a_threshold_outside_the_committee_is_refused(tmp_path: Path, committee: str, threshold: str,
-                                                      expected: str) -> None:
+def test_a_threshold_outside_the_committee_is_refused(
+    tmp_path: Path, committee: str, threshold: str, expected: str
+) -> None:
     done = relayer("devnet", "--dir", str(tmp_path), "--committee", committee, "--threshold", threshold, "--no-run")
     assert done.returncode == 2, done.stdout + done.stderr
     assert expected in done.stderr

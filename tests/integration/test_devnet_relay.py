@@ -56,9 +56,10 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object
     net.config_path.write_text(config)
     log = open(directory / "daemon.log", "w")
     daemon = subprocess.Popen(
-        [sys.executable, "-m", "relayer.cli", "run", "--config", str(net.config_path),
-         "--log-format", "json"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2],
+        [sys.executable, "-m", "relayer.cli", "run", "--config", str(net.config_path), "--log-format", "json"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         yield {"net": net, "proxy": proxy, "daemon": daemon, "log": directory / "daemon.log"}
@@ -200,7 +201,9 @@ def test_status_and_health_endpoints(relay: dict[str, object]) -> None:
     assert json.loads(urllib.request.urlopen(base + "/healthz", timeout=5).read()) == {"status": "alive"}
     done = subprocess.run(
         [sys.executable, "-m", "relayer.cli", "status", "--config", str(net.config_path)],  # type: ignore[attr-defined]
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

@@ -106,8 +106,9 @@ def second_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Daem
     try:
         text = net.config_path.read_text()
         net.config_path.write_text(
-            text.replace(f'rpc = ["{runs.source_rpc}"]', f'rpc = ["{runs.source_rpc}", "{second.url}"]')
-            .replace("poll_interval_seconds = 0.5", "poll_interval_seconds = 0.5\nrpc_timeout_seconds = 1.0")
+            text.replace(f'rpc = ["{runs.source_rpc}"]', f'rpc = ["{runs.source_rpc}", "{second.url}"]').replace(
+                "poll_interval_seconds = 0.5", "poll_interval_seconds = 0.5\nrpc_timeout_seconds = 1.0"
+            )
         )
         runs.start()
         wait_for("first settlement of every account", runs.all_settled_as_source_says, 60)

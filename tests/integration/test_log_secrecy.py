@@ -46,8 +46,11 @@ def variants(secret: str) -> set[str]:
 
 def leaks(net: OpsNet, where: str, text: str) -> list[str]:
     lowered = text.lower()
-    return [f"{name} in {where}" for name, secret in net.secrets.items()
-            if any(form in lowered for form in variants(secret))]
+    return [
+        f"{name} in {where}"
+        for name, secret in net.secrets.items()
+        if any(form in lowered for form in variants(secret))
+    ]
 
 
 def chain_error(net: OpsNet, chain: str) -> str | None:
@@ -61,9 +64,11 @@ def fail_for_a_moment(net: OpsNet, chain: str, snapshot: Callable[[str], None]) 
     net.proxies[chain].set_mode("down")
     try:
         wait_for(f"{chain} poll failure in /v1/status", lambda: chain_error(net, chain) is not None, net=net)
-        wait_for(f"{chain} poll failure logged", lambda: any(
-            e.get("event") == "chain.poll_failed" and e.get("chain") == chain for e in net.log_events()
-        ), net=net)
+        wait_for(
+            f"{chain} poll failure logged",
+            lambda: any(e.get("event") == "chain.poll_failed" and e.get("chain") == chain for e in net.log_events()),
+            net=net,
+        )
         snapshot(f"{chain} failing")
     finally:
         net.proxies[chain].set_mode("ok")

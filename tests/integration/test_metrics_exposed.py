@@ -33,8 +33,11 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpsNet]:
 
 
 def rpc_failures(text: str, chain: str) -> float:
-    return sum(v for labels, v in samples(text, "relayer_rpc_requests_total")
-               if labels["chain"] == chain and labels["outcome"] != "ok")
+    return sum(
+        v
+        for labels, v in samples(text, "relayer_rpc_requests_total")
+        if labels["chain"] == chain and labels["outcome"] != "ok"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +50,7 @@ def scrape(ops: OpsNet) -> str:
         wait_for("failed source requests counted", lambda: rpc_failures(ops.metrics_text(), "source") > 0, net=ops)
     finally:
         proxy.set_mode("ok")
-    wait_for("source polled again", lambda: ops.get_json("/v1/status")[1]["chains"]["source"]["error"] is None,
-             net=ops)
+    wait_for("source polled again", lambda: ops.get_json("/v1/status")[1]["chains"]["source"]["error"] is None, net=ops)
     return ops.metrics_text()
 
 
@@ -84,8 +86,13 @@ def test_rpc_requests_by_chain_host_method_and_outcome_without_urls(ops: OpsNet,
     hosts = {labels["chain"]: labels["host"] for labels, _ in requests}
     assert hosts == {name: f"127.0.0.1:{proxy.port}" for name, proxy in ops.proxies.items()}
     methods = {labels["method"] for labels, _ in requests if labels["outcome"] == "ok"}
-    assert {"eth_chainId", "eth_getBlockByNumber", "eth_getProof", "eth_sendRawTransaction",
-            "eth_getTransactionReceipt"} <= methods
+    assert {
+        "eth_chainId",
+        "eth_getBlockByNumber",
+        "eth_getProof",
+        "eth_sendRawTransaction",
+        "eth_getTransactionReceipt",
+    } <= methods
     latency = samples(scrape, "relayer_rpc_latency_seconds_count")
     assert latency and all(set(labels) == {"chain", "host", "method"} for labels, _ in latency)
     # no URL, path or query anywhere on the page
@@ -94,8 +101,11 @@ def test_rpc_requests_by_chain_host_method_and_outcome_without_urls(ops: OpsNet,
 
 
 def test_rpc_errors_counted_by_host(ops: OpsNet, scrape: str) -> None:
-    failed = [(labels, v) for labels, v in samples(scrape, "relayer_rpc_requests_total")
-              if labels["chain"] == "source" and labels["outcome"] != "ok"]
+    failed = [
+        (labels, v)
+        for labels, v in samples(scrape, "relayer_rpc_requests_total")
+        if labels["chain"] == "source" and labels["outcome"] != "ok"
+    ]
     assert failed and sum(v for _, v in failed) >= 1
     assert {labels["host"] for labels, _ in failed} == {f"127.0.0.1:{ops.proxies['source'].port}"}
     assert {labels["outcome"] for labels, _ in failed} <= {"error", "timeout", "garbage"}
@@ -127,7 +137,7 @@ def test_epochs_and_claims(scrape: str) -> None:
     assert claims >= signed
     # the first epoch carries every depositor's claim
     assert value(scrape, "relayer_claims_per_epoch_sum") >= ACCOUNTS
-    assert value(scrape, 'relayer_claims_per_epoch_bucket', le="+Inf") == claims
+    assert value(scrape, "relayer_claims_per_epoch_bucket", le="+Inf") == claims
 
 
 def test_settlements_and_their_latency(scrape: str) -> None:

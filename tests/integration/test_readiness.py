@@ -41,8 +41,13 @@ def test_readyz_follows_the_destination_rpc(ops: OpsNet) -> None:
     stopped = time.monotonic()
     proxy.set_mode("refused")
     try:
-        took = wait_for("503 from /readyz", lambda: ops.get("/readyz")[0] == 503,
-                        timeout=limit + chain.poll_interval_seconds + SLACK_SECONDS, every=0.2, net=ops)
+        took = wait_for(
+            "503 from /readyz",
+            lambda: ops.get("/readyz")[0] == 503,
+            timeout=limit + chain.poll_interval_seconds + SLACK_SECONDS,
+            every=0.2,
+            net=ops,
+        )
         status, body = ops.get_json("/readyz")
         assert status == 503 and body["ready"] is False
         assert [p for p in body["problems"] if p.startswith("chain destination:")], body
@@ -58,11 +63,17 @@ def test_readyz_follows_the_destination_rpc(ops: OpsNet) -> None:
         proxy.set_mode("ok")
     down_for = time.monotonic() - stopped
 
-    back = wait_for("200 from /readyz", lambda: ops.get("/readyz")[0] == 200,
-                    timeout=chain.poll_interval_seconds + chain.rpc_timeout_seconds + SLACK_SECONDS,
-                    every=0.2, net=ops)
+    back = wait_for(
+        "200 from /readyz",
+        lambda: ops.get("/readyz")[0] == 200,
+        timeout=chain.poll_interval_seconds + chain.rpc_timeout_seconds + SLACK_SECONDS,
+        every=0.2,
+        net=ops,
+    )
     assert ops.get_json("/readyz") == (200, {"ready": True, "problems": []})
     status, state = ops.get_json("/v1/status")
     assert status == 200 and state["chains"]["destination"]["error"] is None
-    print(f"unready {took:.1f} s after the RPC stopped (limit {limit:.1f} s), "
-          f"ready {back:.1f} s after it returned; down {down_for:.1f} s")
+    print(
+        f"unready {took:.1f} s after the RPC stopped (limit {limit:.1f} s), "
+        f"ready {back:.1f} s after it returned; down {down_for:.1f} s"
+    )

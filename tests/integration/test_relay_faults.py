@@ -203,8 +203,12 @@ def test_reorg_deeper_than_finality_drops_the_epoch_and_settles_right(harness: H
     assert harness.process is not None
     assert harness.process.wait(timeout=45) == -signal.SIGKILL
     # Replace the last 8 blocks (finality is 2 confirmations) with blocks holding another deposit.
-    deposit = {"from": account, "to": harness.vault.address, "value": hex(3 * 10**15),
-               "data": harness.vault.encode_abi("deposit", args=[])}
+    deposit = {
+        "from": account,
+        "to": harness.vault.address,
+        "value": hex(3 * 10**15),
+        "data": harness.vault.encode_abi("deposit", args=[]),
+    }
     rpc(harness.source_rpc, "anvil_reorg", [8, [[deposit, 0]]])
     harness.start()
     wait_for("the stale epoch dropped", lambda: bool(harness.events("reorg.beyond_finality")), 30)

@@ -144,9 +144,7 @@ def test_a_full_withdrawal_settles_zero_and_the_vault_keeps_settling(net: Net) -
     leaver, stayer = net.accounts[3], net.accounts[4]
     everything = int(net.vault.functions.collateral(leaver).call())
     assert everything > 0
-    net.src.eth.wait_for_transaction_receipt(
-        net.vault.functions.requestWithdraw(everything).transact({"from": leaver})
-    )
+    net.src.eth.wait_for_transaction_receipt(net.vault.functions.requestWithdraw(everything).transact({"from": leaver}))
     # anvil keeps the slot as a trie leaf with an empty value: it is proven as 0, not rejected
     wait_for("the leaver settled at zero", lambda: net.settled(leaver) == 0 and net.last_block(leaver) > 0, 60)
     target = int(net.vault.functions.collateral(stayer).call()) + 10**15

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.integration
 
 def mount_tmpfs(path: Path, size: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         message = f"cannot mount a tmpfs for the store test (needs root): {done.stderr.strip()}"
         if os.environ.get("CI") == "true":

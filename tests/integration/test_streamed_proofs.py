@@ -70,8 +70,10 @@ class Forging(RpcMethods):
 
     async def call(self, method: str, params: Sequence[Any] = (), *, decode: Any = None) -> Any:
         if method != "eth_getProof":
-            return await self.client.call(method, params, decode=decode) if decode else await self.client.call(
-                method, params
+            return (
+                await self.client.call(method, params, decode=decode)
+                if decode
+                else await self.client.call(method, params)
             )
         index = self.proof_calls
         self.proof_calls += 1

@@ -177,9 +177,7 @@ def test_verification_equals_openzeppelin_on_tampered_multiproofs() -> None:
                 js_leaves = [list(js_values[j]) for j in order_t]
                 js_leaves[i][1] = str((int(js_leaves[i][1]) + 1) % 2**256)
                 leaf_hashes = [_leaf(accounts, values, j) for j in order_t]
-                leaf_hashes[i] = native.merkle_leaf(
-                    abi_encode(CLAIM, [js_leaves[i][0], int(js_leaves[i][1])])
-                )
+                leaf_hashes[i] = native.merkle_leaf(abi_encode(CLAIM, [js_leaves[i][0], int(js_leaves[i][1])]))
             else:
                 js_leaves = [js_values[j] for j in order_t]
                 leaf_hashes = [_leaf(accounts, values, j) for j in order_t]

@@ -133,6 +133,7 @@ def test_env_template_names_the_example_config_key_env() -> None:
         if field in source
     }
     assert wanted <= names
-    assert all(not re.search(r"=\S", line) for line in ENV_TEMPLATE.read_text().splitlines()
-               if not line.startswith("#")), "the template must not carry values"
+    assert all(
+        not re.search(r"=\S", line) for line in ENV_TEMPLATE.read_text().splitlines() if not line.startswith("#")
+    ), "the template must not carry values"
     assert _settings()["EnvironmentFile"] == ["/etc/relayer/relayer.env"]

@@ -486,9 +486,9 @@ def test_committee_config_defaults_and_values(tmp_path: Path) -> None:
     ("section", "expected"),
     [
         ("committee = 1", ["committee: expected a table, got an integer"]),
-        ("[committee]\npeers = \"http://a:1\"", ["committee.peers: expected an array of http(s) URLs, got a string"]),
+        ('[committee]\npeers = "http://a:1"', ["committee.peers: expected an array of http(s) URLs, got a string"]),
         (
-            "[committee]\npeers = [\"ftp://a\", 3, \"http://b:1\", \"http://b:1\"]",
+            '[committee]\npeers = ["ftp://a", 3, "http://b:1", "http://b:1"]',
             [
                 "committee.peers[0]: not an http(s) URL (expected http://host[:port]/... or https://...)",
                 "committee.peers[1]: expected a URL string, got an integer",
@@ -496,7 +496,7 @@ def test_committee_config_defaults_and_values(tmp_path: Path) -> None:
             ],
         ),
         ("[committee]\nfetch_timeout_seconds = 0", ["committee.fetch_timeout_seconds: must be a finite number > 0"]),
-        ("[committee]\ntakeover_seconds = \"20\"", ["committee.takeover_seconds: expected a number of seconds"]),
+        ('[committee]\ntakeover_seconds = "20"', ["committee.takeover_seconds: expected a number of seconds"]),
         ("[committee]\nextra = 1", ["committee.extra: unknown key"]),
         ("[committee]\ndirectory = 5", ["committee.directory: expected a string, got an integer"]),
     ],

@@ -46,7 +46,10 @@ ENV = {"ATTESTER_KEY": KEY0, "SENDER_KEY": KEY1}
 
 MINIMAL = "\n" + render_config(
     attester=KeySource(key_env="ATTESTER_KEY"),
-    chains=[ChainTable("source", 1, ["http://127.0.0.1:8545"]), ChainTable("destination", 10, ["https://rpc.example/v1"])],
+    chains=[
+        ChainTable("source", 1, ["http://127.0.0.1:8545"]),
+        ChainTable("destination", 10, ["https://rpc.example/v1"]),
+    ],
     destinations=[DestinationTable("destination", SETTLEMENT, KeySource(key_env="SENDER_KEY"))],
     pairs=[PairTable("source", "destination", VAULT)],
 )
@@ -835,7 +838,9 @@ def test_notes_name_a_source_chain_without_a_second_endpoint_host(tmp_path: Path
     hashes are not confirmed by a second endpoint); check-config and the daemon say so."""
     (single,) = notes(load_config(_write(tmp_path, MINIMAL), environ=ENV))
     assert single.startswith("chains.source.rpc: one endpoint host")
-    same_host = _replace(MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545/a", "http://127.0.0.1:8545/b"]')
+    same_host = _replace(
+        MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545/a", "http://127.0.0.1:8545/b"]'
+    )
     assert len(notes(load_config(_write(tmp_path, same_host), environ=ENV))) == 1  # two keys, one provider
     two = _replace(MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545", "https://b.example/k"]')
     assert notes(load_config(_write(tmp_path, two), environ=ENV)) == []  # the destination is no source: no note

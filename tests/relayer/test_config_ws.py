@@ -12,7 +12,9 @@ from tests.relayer.test_config import ENV, MINIMAL, _replace, _write
 
 def test_ws_endpoint_is_optional_and_read(tmp_path: Path) -> None:
     assert load_config(_write(tmp_path, MINIMAL), environ=ENV).chains["source"].ws is None
-    text = _replace(MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545"]\nws = "ws://127.0.0.1:8545"')
+    text = _replace(
+        MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545"]\nws = "ws://127.0.0.1:8545"'
+    )
     assert load_config(_write(tmp_path, text), environ=ENV).chains["source"].ws == "ws://127.0.0.1:8545"
 
 
@@ -25,7 +27,9 @@ def test_ws_endpoint_must_be_a_ws_url(tmp_path: Path, value: str) -> None:
 
 
 def test_a_ws_url_with_a_key_is_never_quoted_back(tmp_path: Path) -> None:
-    text = _replace(MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545"]\nws = "https://x/SECRETKEY"')
+    text = _replace(
+        MINIMAL, 'rpc = ["http://127.0.0.1:8545"]', 'rpc = ["http://127.0.0.1:8545"]\nws = "https://x/SECRETKEY"'
+    )
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, text), environ=ENV)
     assert "SECRETKEY" not in "\n".join(info.value.problems)

@@ -25,7 +25,11 @@ FAST = ["--kdf", "pbkdf2", "--iterations", "2"]
 def relayer(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "relayer.cli", *args],
-        capture_output=True, text=True, timeout=60, cwd=REPO, stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
         env={**os.environ, **(env or {})},
     )
 
@@ -44,9 +48,7 @@ def password_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_new_writes_a_0600_keystore_that_decrypts_to_the_printed_address(
-    tmp_path: Path, password_file: Path
-) -> None:
+def test_new_writes_a_0600_keystore_that_decrypts_to_the_printed_address(tmp_path: Path, password_file: Path) -> None:
     out = tmp_path / "attester.json"
     done = relayer("keys", "new", "--out", str(out), "--password-file", str(password_file), *FAST)
     assert done.returncode == 0, done.stderr
@@ -62,8 +64,9 @@ def test_new_writes_a_0600_keystore_that_decrypts_to_the_printed_address(
 
 def test_new_uses_scrypt_by_default(tmp_path: Path) -> None:
     out = tmp_path / "k.json"
-    done = relayer("keys", "new", "--out", str(out), "--password-env", "KS_PW", "--iterations", "2",
-                   env={"KS_PW": "pw-from-env"})
+    done = relayer(
+        "keys", "new", "--out", str(out), "--password-env", "KS_PW", "--iterations", "2", env={"KS_PW": "pw-from-env"}
+    )
     assert done.returncode == 0, done.stderr
     document = json.loads(out.read_text())
     assert document["crypto"]["kdf"] == "scrypt" and document["crypto"]["kdfparams"]["n"] == 2
@@ -73,8 +76,18 @@ def test_new_uses_scrypt_by_default(tmp_path: Path) -> None:
 def test_import_from_env_and_file_keeps_the_key_and_never_prints_it(tmp_path: Path, password_file: Path) -> None:
     expected = Account.from_key(KEY)
     from_env = tmp_path / "env.json"
-    done = relayer("keys", "import", "--out", str(from_env), "--key-env", "SENDER_KEY",
-                   "--password-file", str(password_file), *FAST, env={"SENDER_KEY": KEY.upper().replace("0X", "0x")})
+    done = relayer(
+        "keys",
+        "import",
+        "--out",
+        str(from_env),
+        "--key-env",
+        "SENDER_KEY",
+        "--password-file",
+        str(password_file),
+        *FAST,
+        env={"SENDER_KEY": KEY.upper().replace("0X", "0x")},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected.address
     assert bytes(read_keystore(from_env, "correct horse battery staple").key) == bytes(expected.key)
@@ -84,8 +97,18 @@ def test_import_from_env_and_file_keeps_the_key_and_never_prints_it(tmp_path: Pa
     key_file.write_text(KEY.removeprefix("0x") + "\n")
     key_file.chmod(0o600)
     from_file = tmp_path / "file.json"
-    done = relayer("keys", "import", "--out", str(from_file), "--key-file", str(key_file),
-                   "--password-env", "KS_PW", *FAST, env={"KS_PW": "another password"})
+    done = relayer(
+        "keys",
+        "import",
+        "--out",
+        str(from_file),
+        "--key-file",
+        str(key_file),
+        "--password-env",
+        "KS_PW",
+        *FAST,
+        env={"KS_PW": "another password"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == expected.address
     assert read_keystore(from_file, "another password").address == expected.address
@@ -96,19 +119,28 @@ def test_refuses_to_overwrite(tmp_path: Path, password_file: Path) -> None:
     out = tmp_path / "k.json"
     out.write_text("precious")
     for args in (["new"], ["import", "--key-env", "SENDER_KEY"]):
-        done = relayer("keys", *args, "--out", str(out), "--password-file", str(password_file), *FAST,
-                       env={"SENDER_KEY": KEY})
+        done = relayer(
+            "keys", *args, "--out", str(out), "--password-file", str(password_file), *FAST, env={"SENDER_KEY": KEY}
+        )
         assert done.returncode == 1
         assert "already exists" in done.stderr and done.stdout == ""
         assert out.read_text() == "precious"
 
 
-def test_show_reads_the_address_without_a_password_and_verifies_with_one(
-    tmp_path: Path, password_file: Path
-) -> None:
+def test_show_reads_the_address_without_a_password_and_verifies_with_one(tmp_path: Path, password_file: Path) -> None:
     out = tmp_path / "k.json"
-    done = relayer("keys", "import", "--out", str(out), "--key-env", "SENDER_KEY",
-                   "--password-file", str(password_file), *FAST, env={"SENDER_KEY": KEY})
+    done = relayer(
+        "keys",
+        "import",
+        "--out",
+        str(out),
+        "--key-env",
+        "SENDER_KEY",
+        "--password-file",
+        str(password_file),
+        *FAST,
+        env={"SENDER_KEY": KEY},
+    )
     assert done.returncode == 0, done.stderr
     address = Account.from_key(KEY).address
 
@@ -150,13 +182,20 @@ def test_show_detects_a_keystore_whose_address_field_lies(tmp_path: Path, passwo
     ("args", "env", "code", "message"),
     [
         (["new"], {}, 1, "no password"),  # stdin is not a terminal to ask on
-        (["new", "--password-env", "KS_UNSET_VAR"], {}, 1,
-         "password_env KS_UNSET_VAR: environment variable is not set"),
+        (
+            ["new", "--password-env", "KS_UNSET_VAR"],
+            {},
+            1,
+            "password_env KS_UNSET_VAR: environment variable is not set",
+        ),
         (["new", "--password-env", "KS_PW"], {"KS_PW": ""}, 1, "empty keystore password"),
-        (["new", "--password-env", "KS_PW", "--kdf", "scrypt", "--iterations", "3"], {"KS_PW": "x"}, 2,
-         "power of 2"),
-        (["import", "--key-env", "SENDER_KEY", "--password-env", "KS_PW"],
-         {"SENDER_KEY": "0x" + "zz" * 32, "KS_PW": "x"}, 1, "key_env SENDER_KEY: not a 32-byte hex private key"),
+        (["new", "--password-env", "KS_PW", "--kdf", "scrypt", "--iterations", "3"], {"KS_PW": "x"}, 2, "power of 2"),
+        (
+            ["import", "--key-env", "SENDER_KEY", "--password-env", "KS_PW"],
+            {"SENDER_KEY": "0x" + "zz" * 32, "KS_PW": "x"},
+            1,
+            "key_env SENDER_KEY: not a 32-byte hex private key",
+        ),
         (["import", "--password-env", "KS_PW"], {"KS_PW": "x"}, 2, "one of the arguments --key-file --key-env"),
     ],
 )
@@ -164,8 +203,7 @@ def test_errors_name_the_problem_and_write_nothing(
     tmp_path: Path, args: list[str], env: dict[str, str], code: int, message: str
 ) -> None:
     out = tmp_path / "k.json"
-    done = relayer("keys", *args, "--out", str(out), *(["--kdf", "pbkdf2"] if "--kdf" not in args else []),
-                   env=env)
+    done = relayer("keys", *args, "--out", str(out), *(["--kdf", "pbkdf2"] if "--kdf" not in args else []), env=env)
     assert done.returncode == code, done.stderr
     assert message in done.stderr
     assert done.stdout == ""

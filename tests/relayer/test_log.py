@@ -24,12 +24,22 @@ def restore_structlog() -> Iterator[None]:
 
 def test_hexify_turns_bytes_and_bytearray_into_0x_hex() -> None:
     event: dict[str, Any] = {
-        "event": "proof.rejected", "root": bytes.fromhex("00ff10"), "raw": bytearray(b"\x01\x02"),
-        "empty": b"", "text": "0xab", "number": 7,
+        "event": "proof.rejected",
+        "root": bytes.fromhex("00ff10"),
+        "raw": bytearray(b"\x01\x02"),
+        "empty": b"",
+        "text": "0xab",
+        "number": 7,
     }
     out = _hexify(None, "info", event)
-    assert out == {"event": "proof.rejected", "root": "0x00ff10", "raw": "0x0102", "empty": "0x",
-                   "text": "0xab", "number": 7}
+    assert out == {
+        "event": "proof.rejected",
+        "root": "0x00ff10",
+        "raw": "0x0102",
+        "empty": "0x",
+        "text": "0xab",
+        "number": 7,
+    }
 
 
 def test_json_lines_show_bytes_as_hex(capsys: pytest.CaptureFixture[str]) -> None:

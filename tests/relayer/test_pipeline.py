@@ -307,9 +307,7 @@ class FakeTxm:
     def in_flight(self) -> bool:
         return False
 
-    async def send(
-        self, key: str, to: str, data: str, *, gas: int, kind: str, fee_group: str | None = None
-    ) -> Receipt:
+    async def send(self, key: str, to: str, data: str, *, gas: int, kind: str, fee_group: str | None = None) -> Receipt:
         if key in self.receipts:
             return self.receipts[key]
         self.intents.setdefault(key, SimpleNamespace(gas=gas, final=True))
@@ -912,9 +910,7 @@ async def test_an_epoch_signed_before_a_committee_change_still_lands_with_its_me
     assert peer.status() == ("settled", None) and len(destination.txm.mined) == 1
 
 
-async def test_not_this_members_turn_waits_then_takes_over(
-    tmp_path: Path, source: SourceChain, clock: Clock
-) -> None:
+async def test_not_this_members_turn_waits_then_takes_over(tmp_path: Path, source: SourceChain, clock: Clock) -> None:
     # epoch 1's designated submitter is B (member 1 mod 2); A is next, after takeover_seconds
     destination = Destination(Committee(1, 1, (A.address, B.address)))
     me = member(tmp_path, source, destination, takeover_seconds=5)
@@ -955,9 +951,7 @@ async def test_losing_a_takeover_race_to_the_same_root_costs_nothing(
     assert destination.state[(ALICE, SOURCE_ID)].block_number == EPOCH1_BLOCK
 
 
-async def test_accepted_by_another_member_is_settled_here_without_sending(
-    tmp_path: Path, source: SourceChain
-) -> None:
+async def test_accepted_by_another_member_is_settled_here_without_sending(tmp_path: Path, source: SourceChain) -> None:
     destination = Destination(Committee(1, 1, (A.address, B.address)))
     me = member(tmp_path, source, destination, A, name="a")
     designated = member(tmp_path, source, destination, B, name="b")
@@ -1017,9 +1011,7 @@ async def test_a_revoked_root_fails_the_epoch(tmp_path: Path, source: SourceChai
     assert me.sample("relayer_epochs_failed_total", reason="revoked") == 1
 
 
-async def test_an_epoch_lost_on_the_destination_is_failed_and_built_again(
-    tmp_path: Path, source: SourceChain
-) -> None:
+async def test_an_epoch_lost_on_the_destination_is_failed_and_built_again(tmp_path: Path, source: SourceChain) -> None:
     destination = Destination(solo())
     me = member(tmp_path, source, destination)
     assert await me.relay.round() is True

@@ -163,7 +163,10 @@ def test_verkle_document_confirmed_against_a_node(kaustinen_rpc: str, vectors: P
     result = scheme.verify(document)
     host = kaustinen_rpc.removeprefix("http://")
     assert asyncio.run(scheme.confirm(result, kaustinen_rpc)) == {
-        "host": host, "chainId": 0x10F2C, "blockNumber": 73, "blockHash": document["blockHash"]
+        "host": host,
+        "chainId": 0x10F2C,
+        "blockNumber": 73,
+        "blockHash": document["blockHash"],
     }
     path = tmp_path / "witness.json"
     path.write_text(json.dumps(document))

@@ -127,6 +127,7 @@ def schedule(
     retry: int = 10**6,
 ) -> EpochSchedule:  # fmt: skip
     """(`retry`: the epoch rule's `retry_seconds`, far beyond these chains unless a test is about it.)"""
+
     async def recorded_root(epoch: int) -> bytes:
         return destination.roots.get(epoch, bytes(32))
 

@@ -45,9 +45,7 @@ def test_helpers_send_their_assignments(receiver: tuple[socket.socket, str]) -> 
     assert received == [b"READY=1", b"WATCHDOG=1", b"STATUS=2 chains backlog 0", b"STOPPING=1"]
 
 
-def test_default_environ_is_os_environ(
-    receiver: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_default_environ_is_os_environ(receiver: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch) -> None:
     sock, path = receiver
     monkeypatch.setenv("NOTIFY_SOCKET", path)
     assert sdnotify.ready() is True

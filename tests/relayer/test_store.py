@@ -90,7 +90,6 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
         Store(blocker / "s.sqlite")
 
 
-
 def test_settlements_are_confirmed_per_epoch(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.sqlite")
     store.record_settlements([("0xA", 1, 10, 5, 1), ("0xB", 1, 10, 6, 1)], "submitted", "0x1")

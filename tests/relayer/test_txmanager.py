@@ -184,8 +184,13 @@ def test_write_ahead_then_sent_replaced_mined(tmp_path: Path) -> None:
     assert [a.state for a in intent.attempts] == ["replaced", "rejected", "sent"]
 
     store.mark_mined(
-        "epoch:1", attempt(0).tx_hash, block_number=7, gas_used=21_000, block_timestamp=1_700_000_000,
-        effective_gas_price=2 * GWEI, reverted=False,
+        "epoch:1",
+        attempt(0).tx_hash,
+        block_number=7,
+        gas_used=21_000,
+        block_timestamp=1_700_000_000,
+        effective_gas_price=2 * GWEI,
+        reverted=False,
     )
     intent = store.intent("epoch:1")
     assert intent is not None and intent.state == "mined" and intent.final
@@ -200,8 +205,16 @@ def test_revert_stored_and_delete_frees_the_key(tmp_path: Path) -> None:
     store.create("settle:1:0", kind="settle", to="0xbb", data="0x01", gas=90_000, first=attempt(0, nonce=0))
     store.mark_accepted("settle:1:0", 0)
     store.mark_mined(
-        "settle:1:0", attempt(0).tx_hash, block_number=3, gas_used=50_000, block_timestamp=1,
-        effective_gas_price=1, reverted=True, error="reverted", error_name="WrongSlot", revert_data="0xdeadbeef",
+        "settle:1:0",
+        attempt(0).tx_hash,
+        block_number=3,
+        gas_used=50_000,
+        block_timestamp=1,
+        effective_gas_price=1,
+        reverted=True,
+        error="reverted",
+        error_name="WrongSlot",
+        revert_data="0xdeadbeef",
     )
     failed = store.intent("settle:1:0")
     assert failed is not None and failed.state == "failed" and failed.final
