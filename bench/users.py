@@ -46,17 +46,17 @@ Before delta epochs there was no such retry: 600 keeps the full baseline as it w
    ends when the relayer sent nothing for QUIET_SECONDS;
 4. the daemon's peak RSS (VmHWM of /proc/PID/status, read every METRICS_EVERY seconds).
 
-**RSS** (``--rss-accounts``, default 1,000,000; 0 skips it): a fresh devnet with that many
-depositors, ``--rss-per-block`` (default 5,000) seeded a block (at 1,000 a block the seeding of
-1,000,000 takes anvil over 15 minutes: it mines slower as the vault's storage grows, and its memory
-grows with blocks x slots, 17 GB for 1,000,000 in 200 blocks; one ``eth_getLogs`` answer then
-holds up to 5,000 logs), and a delta daemon from an empty store run for ``--rss-seconds``: its
-VmHWM once its discovery had found all of them (its ``accounts.discovered`` logs; it discovers up
-to the height of the epoch it proves) and at the end, with what it discovered and proved. Its
-epochs are first epochs, full by necessity: a delta epoch over 1,000,000 known accounts needs an
-accepted epoch over all of them first, and anvil's ``eth_getProof`` takes about 4 s per 256 keys
-at 1,000,000 slots (hours for all). The delta epochs' own memory is measured in the main run, with
-N known accounts (VmRSS sampled in each phase).
+**RSS** (``--rss-accounts``, default 1,000,000; 0 skips it; ``--rss-only`` runs it alone): a fresh
+devnet with that many depositors, ``--rss-per-block`` (default 10,000; anvil refuses a seeding
+transaction of 20,000) seeded a block (anvil's memory grows with blocks x slots: 17 GB for
+1,000,000 in 200 blocks, so fewer, fuller blocks),
+and a delta daemon from an empty store, run until its second epoch is final on the destination
+(``--rss-seconds`` at most): its VmHWM once its discovery had found all of them (its
+``accounts.discovered`` logs), once its first epoch was created (the MAX_ACCOUNTS_PER_SNAPSHOT
+lowest addresses; the others are due at once), once its second was created (a delta epoch over
+every known account: the refresh slice of those held back, read from the store's proven-accounts
+set) and at the end. anvil answers ``eth_getProof`` at 1,000,000 slots in seconds per call, so each
+epoch of 50,000 takes minutes there.
 
 Targets (issue 18) are printed next to each figure; nothing is asserted. Writes
 ``bench/results/users.json`` and prints a table.
@@ -307,11 +307,16 @@ class Daemon:
 
 
 def mode_config(
-    net: devnet.Devnet, directory: Path, snapshots: str, epoch_retry_seconds: int | None = None
+    net: devnet.Devnet,
+    directory: Path,
+    snapshots: str,
+    epoch_retry_seconds: int | None = None,
+    source_rpc_timeout: float | None = None,
 ) -> tuple[Path, str]:
     """A copy of the devnet's relayer config in `directory` (its own store, keys, fresh metrics and
     keeper ports) with `snapshots = <snapshots>` in its [[pairs]] table and, when given,
-    `epoch_retry_seconds` in its destination's table; (path, metrics URL)."""
+    `epoch_retry_seconds` in its destination's table and `rpc_timeout_seconds` in the source
+    chain's; (path, metrics URL)."""
     directory.mkdir(parents=True)
     shutil.copytree(net.directory / "keys", directory / "keys")
     metrics_port, keeper_port = free_port(), free_port()
@@ -327,6 +332,8 @@ def mode_config(
         lines.append(line)
         if line.strip() == "[destinations.destination]" and epoch_retry_seconds is not None:
             lines.append(f"epoch_retry_seconds = {epoch_retry_seconds}")
+        if line.strip() == "[chains.source]" and source_rpc_timeout is not None:
+            lines.append(f"rpc_timeout_seconds = {source_rpc_timeout}")
     if table != "[[pairs]]":
         raise RuntimeError(f"the devnet's config does not end with its [[pairs]] table ({table})")
     lines.append(f'snapshots = "{snapshots}"')
@@ -532,45 +539,53 @@ def run_mode(bench: Bench, snapshots: str, directory: Path, changes: Sequence[in
 def rss_run(accounts: int, per_block: int, seconds: float, dest_block_time: float, directory: Path, logs: Path,
             say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
     """A fresh devnet with `accounts` depositors (`per_block` seeded per block) and a delta daemon
-    from an empty store, run for `seconds`: its peak RSS (VmHWM) when its discovery had found all
-    of them (`accounts.discovered` logs; None when it did not within the window: the daemon
-    discovers up to the height of the epoch it proves) and at the end, what it discovered, the
-    claims it proved and the epochs it created in the window."""
+    from an empty store, run until its second epoch is final on the destination (or `seconds`):
+    its peak RSS (VmHWM) once its discovery had found all of them (`accounts.discovered`), once
+    its first epoch (the MAX_ACCOUNTS_PER_SNAPSHOT lowest addresses) was created, once its second
+    (a delta epoch over every known account: the refresh slice of those the first held back) was
+    created, and at the end; None for a phase not reached."""
     net = devnet.provision(directory, accounts=1, detach=False, progress=False, dest_block_time=dest_block_time)
     try:
         info: Any = net.info
         seeding = seed(info["chains"]["source"]["rpc"], info["contracts"]["vault"], accounts - 1, [], say, per_block)
         say(f"rss: seeded {accounts - 1:,} depositors ({per_block:,} a block) in {seeding:.1f} s; "
-            f"the daemon runs {seconds:.0f} s")  # fmt: skip
-        config, metrics_url = mode_config(net, directory / "rss", "delta")
+            f"the daemon runs until its second epoch is final, {seconds:.0f} s at most")  # fmt: skip
+        # anvil answers eth_getProof of 256 keys at 1,000,000 slots in about 9 s, two in flight:
+        # past the daemon's default timeout of 10 s every snapshot would time out
+        config, metrics_url = mode_config(net, directory / "rss", "delta", source_rpc_timeout=120.0)
         daemon = Daemon(config, metrics_url)
+        peaks: dict[str, float | None] = {"discovered": None, "epoch_1": None, "epoch_2": None}
+        at: dict[str, float | None] = dict.fromkeys(peaks)
         try:
-            discovered_at: float | None = None
-            discovered_mb: float | None = None
-            new = 0
             while time.time() - daemon.started < seconds:
                 daemon.check()
                 time.sleep(1.0)
-                if discovered_at is None:
-                    found = [e for e in daemon.events() if e.name == "accounts.discovered"]
-                    new = sum(int(e.fields.get("new", 0)) for e in found)
-                    if new >= accounts:
-                        discovered_at, discovered_mb = found[-1].t, daemon.hwm() / 2**20
-                        say(f"rss: all {new:,} discovered {discovered_at - daemon.started:.1f} s after the start, "
-                            f"peak RSS {discovered_mb:.0f} MB")  # fmt: skip
+                events = daemon.events()
+                new = sum(int(e.fields.get("new", 0)) for e in events if e.name == "accounts.discovered")
+                created = [e for e in events if e.name == "epoch.created"]
+                reached = {"discovered": new >= accounts, "epoch_1": len(created) >= 1, "epoch_2": len(created) >= 2}
+                for phase, done in reached.items():
+                    if done and peaks[phase] is None:
+                        peaks[phase], at[phase] = daemon.hwm() / 2**20, time.time() - daemon.started
+                        say(f"rss: {phase} after {at[phase]:.0f} s, peak RSS {peaks[phase]:.0f} MB")
+                if any(e.name == "settlement.final" and int(e.fields.get("epoch", 0)) == 2 for e in events):
+                    break
             events = daemon.events()
-            new = sum(int(e.fields.get("new", 0)) for e in events if e.name == "accounts.discovered")
+            created = [e for e in events if e.name == "epoch.created"]
             return {
                 "accounts": accounts,
                 "seeded_per_block": per_block,
                 "seeding_seconds": round(seeding, 1),
                 "window_seconds": seconds,
-                "discovered": new,
-                "all_discovered_after_s": None if discovered_at is None else round(discovered_at - daemon.started, 1),
-                "peak_rss_mb_all_discovered": None if discovered_mb is None else round(discovered_mb, 1),
+                "ran_seconds": round(time.time() - daemon.started, 1),
+                "discovered": sum(int(e.fields.get("new", 0)) for e in events if e.name == "accounts.discovered"),
+                "peak_rss_mb_by_phase": {k: None if v is None else round(v, 1) for k, v in peaks.items()},
+                "phase_reached_after_s": {k: None if v is None else round(v, 1) for k, v in at.items()},
                 "peak_rss_mb": round(daemon.hwm() / 2**20, 1),
-                "claims_proven": sum(int(e.fields.get("claims", 0)) for e in events if e.name == "snapshot.proven"),
-                "epochs_created": sum(1 for e in events if e.name == "epoch.created"),
+                "claims_per_epoch": [int(e.fields.get("claims", 0)) for e in created],
+                "second_epoch_final": any(
+                    e.name == "settlement.final" and int(e.fields.get("epoch", 0)) == 2 for e in events
+                ),
             }
         finally:
             daemon.close()
@@ -650,18 +665,27 @@ def table(result: dict[str, Any]) -> list[str]:
         )
     )
     lines += [f"{m['snapshots']}: FAILED ({m['error']}); figures after it missing" for m in modes if "error" in m]
-    rss = result.get("rss")
-    if rss and "error" in rss:
-        lines.append(f"RSS run: FAILED ({rss['error']})")
-    elif rss:
-        lines.append(f"RSS run: {rss['accounts']:,} depositors ({rss['seeded_per_block']:,} a block), a delta daemon "
-                     f"from an empty store for {rss['window_seconds']:.0f} s:")  # fmt: skip
-        lines.append(row(f"  peak once all discovered ({_fmt(rss['all_discovered_after_s'], ' s')})",
-                         [_fmt(rss["peak_rss_mb_all_discovered"], " MB")],
-                         f"<= {TARGETS['rss_mb']:.0f} MB at 1,000,000 (discovery and a delta epoch)"))  # fmt: skip
-        lines.append(row("  peak in the window", [_fmt(rss["peak_rss_mb"], " MB")],
-                         f"(discovered {rss['discovered']:,}, proved {rss['claims_proven']:,} claims, "
-                         f"{rss['epochs_created']} epochs)"))  # fmt: skip
+    return lines + rss_lines(result.get("rss"))
+
+
+def rss_lines(rss: dict[str, Any] | None) -> list[str]:
+    """The RSS run's lines of the table (none when it did not run)."""
+    if not rss:
+        return []
+    if "error" in rss:
+        return [f"RSS run: FAILED ({rss['error']})"]
+    lines = [f"RSS run: {rss['accounts']:,} depositors ({rss['seeded_per_block']:,} a block), a delta daemon from an "
+             f"empty store until its second epoch was final ({rss['ran_seconds']:.0f} s; claims per epoch "
+             f"{rss['claims_per_epoch']}):"]  # fmt: skip
+    names = {"discovered": "all discovered", "epoch_1": "first epoch created",
+             "epoch_2": "second (delta) epoch created"}  # fmt: skip
+    for phase, label in names.items():
+        cell = f"peak once {label} ({_fmt(rss['phase_reached_after_s'][phase], ' s')})"
+        lines.append(f"  {cell:<58}{_fmt(rss['peak_rss_mb_by_phase'][phase], ' MB'):>12}  "
+                     f"target <= {TARGETS['rss_mb']:.0f} MB at 1,000,000")  # fmt: skip
+    lines.append(f"  {'peak at the end':<58}{_fmt(rss['peak_rss_mb'], ' MB'):>12}  "
+                 f"(second epoch final: {rss['second_epoch_final']})")  # fmt: skip
+    return lines
     return lines
 
 
@@ -673,8 +697,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="also run full snapshots on the same vault (default: yes)")  # fmt: skip
     parser.add_argument("--dest-block-time", type=float, default=2.0, help="seconds between destination blocks")
     parser.add_argument("--rss-accounts", type=int, default=1_000_000, help="depositors of the RSS run (0: none)")
-    parser.add_argument("--rss-per-block", type=int, default=5_000, help="depositors seeded per block in the RSS run")
-    parser.add_argument("--rss-seconds", type=float, default=240.0, help="seconds the RSS run's daemon runs")
+    parser.add_argument("--rss-per-block", type=int, default=10_000, help="depositors seeded per block in the RSS run")
+    parser.add_argument("--rss-seconds", type=float, default=3_600.0,
+                        help="seconds the RSS run's daemon runs at most (it stops once its second epoch is final)")
+    parser.add_argument("--rss-only", action="store_true", help="only the RSS run (bench/results/users-rss.json)")
     parser.add_argument("--limit", type=float, default=1200.0, help="seconds a settlement is waited for at most")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
     parser.add_argument("--epoch-retry-seconds", type=int, default=600,
@@ -706,6 +732,15 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
+    if args.rss_only:
+        with tempfile.TemporaryDirectory(prefix="bench-users-") as folder:
+            say(f"RSS run: {args.rss_accounts:,} depositors on a fresh devnet")
+            result["rss"] = rss_run(args.rss_accounts, args.rss_per_block, args.rss_seconds, args.dest_block_time,
+                                    Path(folder) / "rss-net", args.logs, say)  # fmt: skip
+        output = args.output.with_name(args.output.stem + "-rss.json")
+        output.write_text(json.dumps(result, indent=1) + "\n")
+        print("\n".join(rss_lines(result["rss"])) + f"\n-> {output}")
+        return 0
     with tempfile.TemporaryDirectory(prefix="bench-users-") as folder:
         directory = Path(folder)
         say(f"provisioning a devnet (destination: a block every {args.dest_block_time} s)")
