@@ -698,8 +698,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dest-block-time", type=float, default=2.0, help="seconds between destination blocks")
     parser.add_argument("--rss-accounts", type=int, default=1_000_000, help="depositors of the RSS run (0: none)")
     parser.add_argument("--rss-per-block", type=int, default=10_000, help="depositors seeded per block in the RSS run")
-    parser.add_argument("--rss-seconds", type=float, default=3_600.0,
-                        help="seconds the RSS run's daemon runs at most (it stops once its second epoch is final)")
+    parser.add_argument(
+        "--rss-seconds",
+        type=float,
+        default=3_600.0,
+        help="seconds the RSS run's daemon runs at most (it stops once its second epoch is final)",
+    )
     parser.add_argument("--rss-only", action="store_true", help="only the RSS run (bench/results/users-rss.json)")
     parser.add_argument("--limit", type=float, default=1200.0, help="seconds a settlement is waited for at most")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where the JSON goes")
