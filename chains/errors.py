@@ -15,6 +15,8 @@ because URLs of hosted RPC providers carry API keys.
     │   └── RpcGarbageError         detail - breaks JSON-RPC 2.0 or the method's shape
     ├── BlockNotFound               number - the node has no block at that height (yet)
     ├── NoOtherEndpoint             host, same_node - no endpoint on another node can confirm `host`
+    ├── ChainIdMismatch             expected, actual - endpoints report another chain id (EIP-695)
+    ├── EndpointsUnavailable        errors - no endpoint of the chain can be used
     ├── HeaderError
     │   ├── MalformedHeader         field, detail - missing or undecodable header field
     │   └── HeaderMismatch          kind, expected, actual, number - hash or number does not match
@@ -29,6 +31,7 @@ because URLs of hosted RPC providers carry API keys.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -184,6 +187,41 @@ class NoOtherEndpoint(ChainError):
         else:
             message = f"no endpoint other than {host} is configured"
         super().__init__(f"{where}{message}")
+
+
+class ChainIdMismatch(ChainError):
+    """Endpoints report another chain id (EIP-695 `eth_chainId`) than the configured one.
+
+    `expected`: the configured chain id; `actual`: {host: reported chain id} for every
+    endpoint that disagrees; `chain`: the client's chain label. Hosts only, never URLs.
+    """
+
+    reason = "chain_id_mismatch"
+
+    def __init__(self, *, expected: int, actual: Mapping[str, int], chain: str = "") -> None:
+        self.expected = expected
+        self.actual = dict(actual)
+        self.chain = chain
+        where = f"chain {chain}: " if chain else ""
+        found = ", ".join(f"{host} reports {chain_id}" for host, chain_id in self.actual.items())
+        super().__init__(f"{where}expected chain id {expected}, but {found}")
+
+
+class EndpointsUnavailable(ChainError):
+    """No endpoint of the chain can be used: none answered, or all were disabled.
+
+    `errors`: {host: why} for every endpoint (the error text, which never holds a URL);
+    `chain`: the client's chain label.
+    """
+
+    reason = "endpoints_unavailable"
+
+    def __init__(self, message: str, *, errors: Mapping[str, str], chain: str = "") -> None:
+        self.errors = dict(errors)
+        self.chain = chain
+        where = f"chain {chain}: " if chain else ""
+        details = "; ".join(f"{host}: {why}" for host, why in self.errors.items())
+        super().__init__(f"{where}{message}" + (f" ({details})" if details else ""))
 
 
 class HeaderError(ChainError):

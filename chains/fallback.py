@@ -4,12 +4,10 @@
 `chains.proofs.fetch_proof` / `fetch_header` work on it unchanged) that owns one
 `chains.rpc.RpcClient` per configured endpoint.
 
-Selection: per endpoint it tracks consecutive failures, a cooldown (exponential backoff with
-full jitter after each failure; HTTP 429/503 use the `Retry-After` delay when the endpoint gave
-one) and an EWMA of its latency. A call goes to the first endpoint in configured order that is
-not cooling down, so the primary is preferred whenever it is healthy; when every endpoint is
-cooling down, the one whose cooldown ends first is used once that cooldown has run out (the
-wait goes through the injected `sleep`, so tests switch it off with a no-op).
+Selection: the first endpoint in configured order that is not cooling down after a failure,
+so the primary is preferred whenever it is healthy (the health bookkeeping, backoff and
+selection are `chains.endpoints`); when every endpoint is cooling down, the wait for the first
+to come back goes through the injected `sleep`, so tests switch it off with a no-op.
 
 Retries: only idempotent, read-only methods (`IDEMPOTENT_METHODS`; a batch only when every
 call in it is one) are retried, up to `attempts` tries per call across endpoints, on
@@ -49,8 +47,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Final
 
@@ -58,9 +55,37 @@ import aiohttp
 import structlog
 
 from chains import nodes
-from chains.errors import ChainError, NoOtherEndpoint, RpcError, RpcResponseError, RpcTransportError
-from chains.nodes import NodeAddress
-from chains.rpc import Answered, OnRequest, RpcClient, RpcMethods
+from chains.endpoints import (
+    LATENCY_EWMA_ALPHA,
+    RESOLVE_TTL_SECONDS,
+    Endpoint,
+    cooldown_seconds,
+    record_chain_ids,
+    resolve_host,
+    select_endpoint,
+)
+from chains.errors import (
+    ChainIdMismatch,
+    EndpointsUnavailable,
+    NoOtherEndpoint,
+    RpcError,
+    RpcResponseError,
+    RpcTransportError,
+)
+from chains.methods import Answered, RpcMethods
+from chains.rpc import OnRequest, RpcClient
+
+__all__ = [
+    "IDEMPOTENT_METHODS",
+    "LATENCY_EWMA_ALPHA",
+    "RESOLVE_TTL_SECONDS",
+    "ChainIdMismatch",
+    "EndpointsUnavailable",
+    "FallbackClient",
+    "OnRetry",
+]
+"""`FallbackClient` and its retry policy live here; its errors (`chains.errors`) and the health
+constants (`chains.endpoints`) are re-exported, so `from chains.fallback import ...` names them."""
 
 log = structlog.get_logger(__name__)
 
@@ -89,71 +114,6 @@ OnRetry = Callable[[str, str, str], None]
 """Metrics hook `on_retry(method, host, reason)`, called once per retry: `host` is the endpoint
 that failed, `reason` the error's `reason` ("rpc_transport", "rpc_timeout", "rpc_garbage").
 Exceptions raised by the hook are logged and swallowed."""
-
-LATENCY_EWMA_ALPHA: Final = 0.3
-"""Weight of the newest sample in the latency EWMA."""
-RESOLVE_TTL_SECONDS: Final = 60.0
-"""How long an endpoint's resolved addresses are reused before `call_elsewhere` resolves its
-host again (a DNS name may move)."""
-
-_STATUSES_WITH_RETRY_AFTER: Final = frozenset({429, 503})
-
-
-class ChainIdMismatch(ChainError):
-    """Endpoints report another chain id (EIP-695 `eth_chainId`) than the configured one.
-
-    `expected`: the configured chain id; `actual`: {host: reported chain id} for every
-    endpoint that disagrees; `chain`: the client's chain label. Hosts only, never URLs.
-    """
-
-    reason = "chain_id_mismatch"
-
-    def __init__(self, *, expected: int, actual: Mapping[str, int], chain: str = "") -> None:
-        self.expected = expected
-        self.actual = dict(actual)
-        self.chain = chain
-        where = f"chain {chain}: " if chain else ""
-        found = ", ".join(f"{host} reports {chain_id}" for host, chain_id in self.actual.items())
-        super().__init__(f"{where}expected chain id {expected}, but {found}")
-
-
-class EndpointsUnavailable(ChainError):
-    """No endpoint of the chain can be used: none answered, or all were disabled.
-
-    `errors`: {host: why} for every endpoint (the error text, which never holds a URL);
-    `chain`: the client's chain label.
-    """
-
-    reason = "endpoints_unavailable"
-
-    def __init__(self, message: str, *, errors: Mapping[str, str], chain: str = "") -> None:
-        self.errors = dict(errors)
-        self.chain = chain
-        where = f"chain {chain}: " if chain else ""
-        details = "; ".join(f"{host}: {why}" for host, why in self.errors.items())
-        super().__init__(f"{where}{message}" + (f" ({details})" if details else ""))
-
-
-@dataclass
-class _Endpoint:
-    index: int
-    client: RpcClient
-    consecutive_failures: int = 0
-    cooldown_until: float = 0.0
-    latency_seconds: float | None = None
-    verified: bool = False
-    wrong_chain_id: int | None = None
-    """The other chain id it reported when last asked (set aside until its cooldown ends)."""
-    addresses: frozenset[NodeAddress] | None = None
-    resolved_at: float = 0.0
-
-    @property
-    def host(self) -> str:
-        return self.client.host
-
-    @property
-    def disabled(self) -> bool:
-        return self.wrong_chain_id is not None
 
 
 def _method_label(calls: Sequence[tuple[str, Sequence[Any]]]) -> str:
@@ -204,7 +164,7 @@ class FallbackClient(RpcMethods):
         if backoff_base_seconds < 0 or backoff_max_seconds < 0 or max_retry_after_seconds < 0:
             raise ValueError("backoff and retry-after limits must be >= 0 seconds")
         self._endpoints = [
-            _Endpoint(
+            Endpoint(
                 index,
                 RpcClient(
                     url,
@@ -278,76 +238,35 @@ class FallbackClient(RpcMethods):
         `reported_chain_id` (that other id, else None).
         """
         now = self._clock()
-        return [
-            {
-                "host": endpoint.host,
-                "healthy": not endpoint.disabled and endpoint.consecutive_failures == 0,
-                "consecutive_failures": endpoint.consecutive_failures,
-                "cooldown_seconds_left": round(max(0.0, endpoint.cooldown_until - now), 3),
-                "latency_ms": None if endpoint.latency_seconds is None else round(endpoint.latency_seconds * 1000, 3),
-                "disabled": endpoint.disabled,
-                "reported_chain_id": endpoint.wrong_chain_id,
-            }
-            for endpoint in self._endpoints
-        ]
+        return [endpoint.status(now) for endpoint in self._endpoints]
 
     def _select(
         self, tried: set[int], exclude: frozenset[int] = frozenset(), skip: frozenset[int] = frozenset()
-    ) -> _Endpoint:
-        """The endpoint to ask next. `exclude`: indexes never to ask (another node's turn);
-        `skip`: indexes found on another chain during this call. An endpoint that reported
-        another chain id is a candidate again once its cooldown has run out (it is then asked
-        for its chain id first). Raises ChainIdMismatch when every endpoint left reported
-        another chain id; EndpointsUnavailable when none is left at all."""
-        now = self._clock()
-        usable = [
-            e
-            for e in self._endpoints
-            if e.index not in exclude and e.index not in skip and (not e.disabled or e.cooldown_until <= now)
-        ]
-        if not usable:
-            wrong = {e.host: e.wrong_chain_id for e in self._endpoints if e.index not in exclude}
-            reported = {host: chain_id for host, chain_id in wrong.items() if chain_id is not None}
-            if reported and self._expected_chain_id is not None:
-                raise ChainIdMismatch(expected=self._expected_chain_id, actual=reported, chain=self.chain_label)
-            raise EndpointsUnavailable("no endpoint left to ask", errors={}, chain=self.chain_label)
-        candidates = [e for e in usable if e.index not in tried] or usable
-        for endpoint in candidates:
-            if endpoint.cooldown_until <= now:
-                return endpoint
-        return min(candidates, key=lambda e: (e.cooldown_until, e.index))
-
-    def _succeeded(self, endpoint: _Endpoint, seconds: float) -> None:
-        if endpoint.consecutive_failures:
-            log.info(
-                "rpc.endpoint_recovered",
-                chain=self.chain_label,
-                host=endpoint.host,
-                failures=endpoint.consecutive_failures,
-            )
-        endpoint.consecutive_failures = 0
-        endpoint.cooldown_until = 0.0
-        previous = endpoint.latency_seconds
-        endpoint.latency_seconds = (
-            seconds if previous is None else LATENCY_EWMA_ALPHA * seconds + (1 - LATENCY_EWMA_ALPHA) * previous
+    ) -> Endpoint:
+        """`chains.endpoints.select_endpoint` over this client's endpoints, now."""
+        return select_endpoint(
+            self._endpoints,
+            self._clock(),
+            tried,
+            exclude=exclude,
+            skip=skip,
+            expected_chain_id=self._expected_chain_id,
+            chain=self.chain_label,
         )
 
-    def _failed(self, endpoint: _Endpoint, exc: RpcError | None) -> None:
+    def _failed(self, endpoint: Endpoint, exc: RpcError | None) -> None:
         """Count a failure (`exc` None: it reported another chain id) and cool the endpoint down."""
         endpoint.consecutive_failures += 1
-        exponent = min(endpoint.consecutive_failures - 1, 62)
-        delay = min(self.backoff_max_seconds, self.backoff_base_seconds * 2.0**exponent)
-        if self.jitter:
-            delay *= self._random.random()
-        if (
-            isinstance(exc, RpcTransportError)
-            and exc.status in _STATUSES_WITH_RETRY_AFTER
-            and exc.retry_after is not None
-        ):
-            delay = min(exc.retry_after, self.max_retry_after_seconds)
-        endpoint.cooldown_until = self._clock() + delay
+        endpoint.cooldown_until = self._clock() + cooldown_seconds(
+            endpoint.consecutive_failures,
+            exc,
+            base=self.backoff_base_seconds,
+            cap=self.backoff_max_seconds,
+            max_retry_after=self.max_retry_after_seconds,
+            jitter=self._random if self.jitter else None,
+        )
 
-    def _retry_noted(self, method: str, endpoint: _Endpoint, attempt: int, exc: RpcError) -> None:
+    def _retry_noted(self, method: str, endpoint: Endpoint, attempt: int, exc: RpcError) -> None:
         log.warning(
             "rpc.retry",
             chain=self.chain_label,
@@ -376,35 +295,16 @@ class FallbackClient(RpcMethods):
         """
         self._expected_chain_id = expected
 
-        async def ask(endpoint: _Endpoint) -> int | RpcError:
+        async def ask(endpoint: Endpoint) -> int | RpcError:
             try:
                 return await self._on_endpoint(endpoint, lambda c: c.chain_id())
             except RpcError as exc:
                 return exc
 
         answers = await asyncio.gather(*(ask(e) for e in self._endpoints))
-        wrong: dict[str, int] = {}
-        errors: dict[str, str] = {}
-        for endpoint, answer in zip(self._endpoints, answers, strict=True):
-            if isinstance(answer, RpcError):
-                errors[endpoint.host] = str(answer)
-                log.warning(
-                    "rpc.endpoint_unreachable",
-                    chain=self.chain_label,
-                    host=endpoint.host,
-                    reason=answer.reason,
-                    error=str(answer),
-                )
-            elif answer != expected:
-                wrong[endpoint.host] = answer
-            else:
-                endpoint.verified = True
-        if wrong:
-            raise ChainIdMismatch(expected=expected, actual=wrong, chain=self.chain_label)
-        if errors and len(errors) == len(self._endpoints):
-            raise EndpointsUnavailable("no endpoint answered eth_chainId", errors=errors, chain=self.chain_label)
+        record_chain_ids(self._endpoints, answers, expected, chain=self.chain_label)
 
-    async def _verify(self, endpoint: _Endpoint) -> bool:
+    async def _verify(self, endpoint: Endpoint) -> bool:
         """Check an endpoint not yet seen on the configured chain (unreachable at start, or on
         another chain when last asked). False on another id: set aside until its cooldown ends,
         then asked again (never dropped for good: it may serve the right chain later)."""
@@ -433,18 +333,18 @@ class FallbackClient(RpcMethods):
 
     # ----------------------------------------------------------------- calls
 
-    async def _on_endpoint(self, endpoint: _Endpoint, send: Callable[[RpcClient], Awaitable[Any]]) -> Any:
+    async def _on_endpoint(self, endpoint: Endpoint, send: Callable[[RpcClient], Awaitable[Any]]) -> Any:
         """One exchange with health bookkeeping; RpcResponseError counts as an answer."""
         start = time.perf_counter()
         try:
             result = await send(endpoint.client)
         except RpcResponseError:
-            self._succeeded(endpoint, time.perf_counter() - start)
+            endpoint.answered(time.perf_counter() - start)
             raise
         except RpcError as exc:
             self._failed(endpoint, exc)
             raise
-        self._succeeded(endpoint, time.perf_counter() - start)
+        endpoint.answered(time.perf_counter() - start)
         return result
 
     async def _run(
@@ -520,24 +420,6 @@ class FallbackClient(RpcMethods):
                 hosts.append(endpoint.host)
         return hosts
 
-    async def _addresses(self, endpoint: _Endpoint) -> frozenset[NodeAddress]:
-        """The endpoint's resolved (address, port) pairs, cached for RESOLVE_TTL_SECONDS.
-        Raises RpcTransportError (method "getaddrinfo") when its host does not resolve."""
-        now = self._clock()
-        if endpoint.addresses is not None and now - endpoint.resolved_at < RESOLVE_TTL_SECONDS:
-            return endpoint.addresses
-        endpoint.addresses = await self._resolve(endpoint.host)
-        endpoint.resolved_at = now
-        return endpoint.addresses
-
-    async def _resolve(self, host: str) -> frozenset[NodeAddress]:
-        try:
-            return await nodes.resolve(host)
-        except (OSError, ValueError) as exc:
-            raise RpcTransportError(
-                f"host does not resolve ({exc})", method="getaddrinfo", host=host, chain=self.chain_label
-            ) from None
-
     async def call_elsewhere(
         self,
         host: str,
@@ -564,13 +446,13 @@ class FallbackClient(RpcMethods):
         if not others:
             raise NoOtherEndpoint(host, chain=self.chain_label)
         serving = [endpoint for endpoint in self._endpoints if endpoint.host == host]
-        own = await self._addresses(serving[0]) if serving else await self._resolve(host)
+        own = await serving[0].addresses(self._clock()) if serving else await resolve_host(host, chain=self.chain_label)
         exclude = {endpoint.index for endpoint in serving}
         same_node: dict[str, str] = {}
         unresolved: RpcTransportError | None = None
         for endpoint in others:
             try:
-                addresses = await self._addresses(endpoint)
+                addresses = await endpoint.addresses(self._clock())
             except RpcTransportError as exc:
                 exclude.add(endpoint.index)
                 unresolved = exc

@@ -37,7 +37,7 @@ from eth.vm.forks.shanghai.blocks import ShanghaiBlockHeader
 from eth_utils import keccak
 
 from chains.errors import HeaderMismatch, MalformedHeader
-from chains.rpc import HexDecodeError, hex_to_bytes, hex_to_int
+from chains.hexcodec import HexDecodeError, hex_to_bytes, hex_to_int
 from chains.types import Hash32
 
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from chains.errors import BlockNotFound, MalformedProof
 from chains.headers import VerifiedHeader, verify_header
-from chains.rpc import Answered, HexDecodeError, RpcMethods, block_param, hex_to_bytes, hex_to_int
+from chains.hexcodec import HexDecodeError, block_param, hex_to_bytes, hex_to_int
+from chains.methods import Answered, RpcMethods
 from chains.types import AccountProof, Address, Hash32, StorageProof
 
 _KEY = re.compile(r"0x[0-9a-fA-F]{1,64}\Z")

@@ -10,7 +10,8 @@ envelope strictly and turns every failure into a typed `chains.errors.RpcError`:
   shape for the method...
 
 There is no retry here: endpoint fallback and backoff wrap this client (subclass
-`RpcMethods`, implement `call` and `batch`, and every helper below works unchanged).
+`chains.methods.RpcMethods`, implement `call` and `batch`, and every typed helper works
+unchanged). The hex codec of the execution API is `chains.hexcodec`.
 
 Endpoint URLs of hosted providers carry API keys in their path or query, so the URL is kept
 private: errors, `repr`, logs and the `on_request` metrics hook only ever see `host`
@@ -23,16 +24,13 @@ import asyncio
 import email.utils
 import itertools
 import json
-import re
 import time
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final, Generic, Literal, TypeVar, overload
+from typing import Any, Final, Literal
 
 import aiohttp
 import structlog
@@ -40,7 +38,6 @@ import yarl
 
 from chains.errors import (
     MalformedJson,
-    NoOtherEndpoint,
     RpcAnswerTooLarge,
     RpcError,
     RpcGarbageError,
@@ -48,11 +45,29 @@ from chains.errors import (
     RpcTimeoutError,
     RpcTransportError,
 )
+from chains.hexcodec import BLOCK_TAGS, HexDecodeError, block_param, hex_to_bytes, hex_to_int, int_to_hex
 from chains.jsonparse import parse_json
+from chains.methods import Answered, MinedReceipt, RpcMethods
+
+__all__ = [
+    "BLOCK_TAGS",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "Answered",
+    "HexDecodeError",
+    "MinedReceipt",
+    "OnRequest",
+    "RpcClient",
+    "RpcMethods",
+    "answer_limit",
+    "block_param",
+    "hex_to_bytes",
+    "hex_to_int",
+    "int_to_hex",
+]
+"""`RpcClient` and its hook live here; the hex codec (`chains.hexcodec`) and the typed verbs
+(`chains.methods`) are re-exported, so `from chains.rpc import ...` names every one of them."""
 
 log = structlog.get_logger(__name__)
-
-T = TypeVar("T")
 
 OnRequest = Callable[[str, str, str, float], None]
 """Metrics hook `on_request(method, host, outcome, seconds)`, called once per HTTP exchange.
@@ -65,19 +80,10 @@ requests. Exceptions raised by the hook are logged and swallowed.
 
 Outcome = Literal["ok", "error", "timeout", "garbage"]
 
-BLOCK_TAGS: Final = frozenset({"latest", "safe", "finalized", "earliest", "pending"})
-"""Block tags of the execution API (`eth_getBlockByNumber`, `eth_getProof`, ...)."""
-
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 1024 * 1024
 """The largest answer read (bytes): an eth_getProof of 1,024 keys (the providers' cap, and ours)
 is about 10 MB, a window of 4,000 logs a few MB. Every byte read is also parsed into Python
 objects (chains.jsonparse bounds how many), so this is a memory bound per answer too."""
-
-_HEX_DIGITS = re.compile(r"0x[0-9a-fA-F]*\Z")
-
-
-# --------------------------------------------------------------------------- hex codec
-
 
 _ANSWER_LIMIT: ContextVar[int | None] = ContextVar("answer_limit", default=None)
 
@@ -93,283 +99,6 @@ def answer_limit(max_bytes: int) -> Iterator[None]:
         yield
     finally:
         _ANSWER_LIMIT.reset(token)
-
-
-class HexDecodeError(ValueError):
-    """A JSON-RPC hex value is malformed. Callers turn it into their own typed error."""
-
-
-def hex_to_int(value: object, *, max_bits: int = 256) -> int:
-    """Decode a JSON-RPC QUANTITY ("0x1a") to an int in [0, 2**max_bits).
-
-    Tolerates leading zeros ("0x0384", as in ethereum/tests fixtures); rejects "0x", missing
-    prefix, non-hex characters (Python's `int()` would accept "_" and spaces) and non-strings.
-    Raises HexDecodeError.
-    """
-    if not isinstance(value, str):
-        raise HexDecodeError(f"expected a 0x-hex quantity string, got {type(value).__name__}")
-    if _HEX_DIGITS.match(value) is None or len(value) < 3:
-        raise HexDecodeError(f"not a 0x-hex quantity: {value[:80]!r}")
-    digits = value[2:].lstrip("0")
-    if len(digits) * 4 > max_bits + 3:
-        raise HexDecodeError(f"quantity wider than {max_bits} bits: {value[:80]!r}")
-    number = int(digits or "0", 16)
-    if number >> max_bits:
-        raise HexDecodeError(f"quantity wider than {max_bits} bits: {value[:80]!r}")
-    return number
-
-
-def hex_to_bytes(value: object, *, size: int | None = None) -> bytes:
-    """Decode JSON-RPC DATA ("0x" + an even number of hex digits) to bytes.
-
-    `size`: the exact byte length required (20 for an address, 32 for a hash), or None.
-    Raises HexDecodeError.
-    """
-    if not isinstance(value, str):
-        raise HexDecodeError(f"expected a 0x-hex data string, got {type(value).__name__}")
-    if _HEX_DIGITS.match(value) is None:
-        raise HexDecodeError(f"not 0x-hex data: {value[:80]!r}")
-    if len(value) % 2:
-        raise HexDecodeError(f"odd number of hex digits: {value[:80]!r}")
-    raw = bytes.fromhex(value[2:])
-    if size is not None and len(raw) != size:
-        raise HexDecodeError(f"expected {size} bytes, got {len(raw)}: {value[:80]!r}")
-    return raw
-
-
-def int_to_hex(number: int) -> str:
-    """Encode a non-negative int as a JSON-RPC QUANTITY ("0x0", "0x1a")."""
-    if isinstance(number, bool) or not isinstance(number, int) or number < 0:
-        raise ValueError(f"a quantity must be a non-negative int, got {number!r}")
-    return hex(number)
-
-
-def block_param(block: int | str) -> str:
-    """A block number (int >= 0) or tag ("latest", "safe", "finalized", ...) as a JSON-RPC param.
-
-    Raises ValueError for anything else.
-    """
-    if isinstance(block, str):
-        if block not in BLOCK_TAGS:
-            raise ValueError(f"unknown block tag {block!r}; use one of {sorted(BLOCK_TAGS)}")
-        return block
-    return int_to_hex(block)
-
-
-# --------------------------------------------------------------------------- interface
-
-
-@dataclass(frozen=True, slots=True)
-class Answered(Generic[T]):
-    """A JSON-RPC `result` with the endpoint that gave it (`host`, "host:port", never a URL)."""
-
-    result: T
-    host: str
-
-
-@dataclass(frozen=True, slots=True)
-class MinedReceipt:
-    """`eth_getTransactionReceipt` of a mined transaction: its hash (0x-hex), block number,
-    gas used, effective gas price (wei per gas; 0 when the node omits it) and status (1 success,
-    0 reverted; EIP-658)."""
-
-    tx_hash: str
-    block_number: int
-    gas_used: int
-    effective_gas_price: int
-    status: int
-
-
-def _mined_receipt_or_none(result: Any) -> MinedReceipt | None:
-    """A receipt object, None for null or a receipt without a block (not mined). Raises
-    TypeError / HexDecodeError for anything else."""
-    if result is None:
-        return None
-    if not isinstance(result, dict):
-        raise TypeError(f"expected a receipt object or null, got {type(result).__name__}")
-    if not result.get("blockNumber"):
-        return None
-    tx_hash = hex_to_bytes(result.get("transactionHash"), size=32)
-    return MinedReceipt(
-        "0x" + tx_hash.hex(),
-        hex_to_int(result.get("blockNumber"), max_bits=64),
-        hex_to_int(result.get("gasUsed"), max_bits=64),
-        hex_to_int(result.get("effectiveGasPrice", "0x0")),
-        hex_to_int(result.get("status", "0x1"), max_bits=8),
-    )
-
-
-class RpcMethods(ABC):
-    """What chain access needs from a JSON-RPC endpoint: `call`, `batch` and typed helpers.
-
-    `RpcClient` talks to one endpoint; a fallback/backoff client for several endpoints can
-    subclass this, implement `call`/`batch` (and `host`), and inherit the helpers.
-    """
-
-    chain_label: str = ""
-
-    @property
-    @abstractmethod
-    def host(self) -> str:
-        """The endpoint as "host:port" (for errors, logs and metric labels; never the URL)."""
-
-    @overload
-    async def call(self, method: str, params: Sequence[Any] = ()) -> Any: ...
-
-    @overload
-    async def call(self, method: str, params: Sequence[Any] = (), *, decode: Callable[[Any], T]) -> T: ...
-
-    @abstractmethod
-    async def call(
-        self,
-        method: str,
-        params: Sequence[Any] = (),
-        *,
-        decode: Callable[[Any], Any] | None = None,
-    ) -> Any:
-        """One JSON-RPC call; returns its `result` (or `decode(result)`).
-
-        `decode` checks and converts the result; a ValueError (incl. HexDecodeError) or
-        TypeError from it becomes RpcGarbageError and counts as outcome "garbage".
-        Raises RpcTransportError, RpcTimeoutError, RpcResponseError, RpcGarbageError.
-        """
-
-    @abstractmethod
-    async def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
-        """Several JSON-RPC calls in one HTTP request (a JSON array); results in call order.
-
-        Raises like `call`; a JSON-RPC error of one item raises RpcResponseError with
-        `index` set to that item's position (the first failing item when several fail).
-        """
-
-    async def call_answered(
-        self,
-        method: str,
-        params: Sequence[Any] = (),
-        *,
-        decode: Callable[[Any], Any] | None = None,
-    ) -> Answered[Any]:
-        """Like `call`, and say which endpoint answered. One endpoint: always `host`; a client
-        over several endpoints (`chains.fallback.FallbackClient`) names the one that did."""
-        if decode is None:
-            return Answered(await self.call(method, params), self.host)
-        return Answered(await self.call(method, params, decode=decode), self.host)
-
-    def hosts_other_than(self, host: str) -> list[str]:
-        """The hosts `call_elsewhere(host, ...)` may ask, in preference order: none here (one
-        endpoint); `FallbackClient` lists its endpoints on another host."""
-        return []
-
-    async def call_elsewhere(
-        self,
-        host: str,
-        method: str,
-        params: Sequence[Any] = (),
-        *,
-        decode: Callable[[Any], Any] | None = None,
-    ) -> Answered[Any]:
-        """One call answered by an endpoint on another host than `host` (to confirm what `host`
-        said). Raises NoOtherEndpoint here: a single endpoint has no other."""
-        raise NoOtherEndpoint(host, chain=self.chain_label)
-
-    async def get_block_answered(self, block: int | str, full: bool = False) -> Answered[dict[str, Any] | None]:
-        """`get_block`, with the host that answered."""
-        answer: Answered[dict[str, Any] | None] = await self.call_answered(
-            "eth_getBlockByNumber", [block_param(block), bool(full)], decode=_object_or_none
-        )
-        return answer
-
-    def _garbage(self, method: str, message: str) -> RpcGarbageError:
-        return RpcGarbageError(message, method=method, host=self.host, chain=self.chain_label)
-
-    async def chain_id(self) -> int:
-        """`eth_chainId` (EIP-695) as an int."""
-        return await self.call("eth_chainId", [], decode=lambda r: hex_to_int(r, max_bits=64))
-
-    async def block_number(self) -> int:
-        """`eth_blockNumber`: the node's head height."""
-        return await self.call("eth_blockNumber", [], decode=lambda r: hex_to_int(r, max_bits=64))
-
-    async def get_block(self, block: int | str, full: bool = False) -> dict[str, Any] | None:
-        """`eth_getBlockByNumber(block, full)`: the block object, or None if the node has none.
-
-        `block`: a height (int >= 0) or a tag "latest" / "safe" / "finalized" / "earliest" /
-        "pending". `full`: full transaction objects instead of hashes. The header fields are
-        not checked here: pass the result to `chains.headers.verify_header`.
-        """
-        return await self.call("eth_getBlockByNumber", [block_param(block), bool(full)], decode=_object_or_none)
-
-    async def get_logs(self, log_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """`eth_getLogs(filter)`: the matching log objects, as the node returned them.
-
-        `fromBlock` / `toBlock` may be ints (encoded here) or tags; other filter keys
-        (`address`, `topics`, `blockHash`) are passed through unchanged.
-        """
-        params = dict(log_filter)
-        for key in ("fromBlock", "toBlock"):
-            if key in params:
-                params[key] = block_param(params[key])
-        return await self.call("eth_getLogs", [params], decode=_list_of_objects)
-
-    async def eth_call(self, call: Mapping[str, Any], block: int | str = "latest") -> bytes:
-        """`eth_call(call, block)`: the returned bytes (a revert raises RpcResponseError, its
-        `data` holding the revert reason). `call`: {"to", "data", optionally "from", ...}."""
-        return await self.call("eth_call", [dict(call), block_param(block)], decode=hex_to_bytes)
-
-    async def get_balance(self, address: str, block: int | str = "latest") -> int:
-        """`eth_getBalance(address, block)` in wei."""
-        return await self.call("eth_getBalance", [address, block_param(block)], decode=hex_to_int)
-
-    async def estimate_gas(self, call: Mapping[str, Any]) -> int:
-        """`eth_estimateGas(call)`: gas units (a revert raises RpcResponseError, see `eth_call`)."""
-        return await self.call("eth_estimateGas", [dict(call)], decode=lambda r: hex_to_int(r, max_bits=64))
-
-    async def transaction_count(self, address: str, block: int | str = "latest") -> int:
-        """`eth_getTransactionCount(address, block)`: the account's nonce at `block` ("pending"
-        counts the node's pool)."""
-        return await self.call(
-            "eth_getTransactionCount", [address, block_param(block)], decode=lambda r: hex_to_int(r, max_bits=64)
-        )
-
-    async def max_priority_fee(self) -> int:
-        """`eth_maxPriorityFeePerGas`: the node's suggested tip, wei per gas (not every node
-        implements it: RpcResponseError)."""
-        return await self.call("eth_maxPriorityFeePerGas", [], decode=hex_to_int)
-
-    async def get_transaction(self, tx_hash: str) -> dict[str, Any] | None:
-        """`eth_getTransactionByHash`: the transaction object (its `blockNumber` null while
-        pending), or None when the node does not know the hash."""
-        return await self.call("eth_getTransactionByHash", [tx_hash], decode=_object_or_none)
-
-    async def send_raw_transaction(self, raw: str) -> str:
-        """`eth_sendRawTransaction(raw)` (0x-hex of a signed transaction): the hash the node
-        returned (a refusal raises RpcResponseError with the node's message)."""
-        return await self.call("eth_sendRawTransaction", [raw], decode=lambda r: "0x" + hex_to_bytes(r, size=32).hex())
-
-    async def mined_receipts(self, tx_hashes: Sequence[str]) -> list[MinedReceipt | None]:
-        """`eth_getTransactionReceipt` of each hash, in one batch: the receipt of a mined one,
-        None for one not mined (or unknown). Raises RpcGarbageError for a malformed receipt."""
-        method = "eth_getTransactionReceipt"
-        results = await self.batch([(method, [h]) for h in tx_hashes])
-        try:
-            return [_mined_receipt_or_none(r) for r in results]
-        except (TypeError, ValueError) as exc:
-            raise self._garbage(method, f"malformed receipt: {exc}") from None
-
-
-def _object_or_none(result: Any) -> dict[str, Any] | None:
-    if result is None or isinstance(result, dict):
-        return result
-    raise TypeError(f"expected a block object or null, got {type(result).__name__}")
-
-
-def _list_of_objects(result: Any) -> list[dict[str, Any]]:
-    if not isinstance(result, list):
-        raise TypeError(f"expected a list of log objects, got {type(result).__name__}")
-    for index, item in enumerate(result):
-        if not isinstance(item, dict):
-            raise TypeError(f"log {index} is a {type(item).__name__}, not an object")
-    return result
 
 
 # --------------------------------------------------------------------------- the client
