@@ -127,22 +127,7 @@ def parse_proof(result: object, block_number: int) -> AccountProof:
     entries = _field(result, "storageProof", address)
     if not isinstance(entries, list):
         raise MalformedProof(f"storageProof: expected a list, got {type(entries).__name__}", address=address)
-    storage = []
-    for index, entry in enumerate(entries):
-        where = f"storageProof[{index}]"
-        if not isinstance(entry, Mapping):
-            raise MalformedProof(f"{where}: expected an object, got {type(entry).__name__}", address=address)
-        try:
-            slot = parse_storage_key(_field(entry, "key", address))
-        except HexDecodeError as exc:
-            raise MalformedProof(f"{where}.key: {exc}", address=address) from None
-        try:
-            value = hex_to_int(_field(entry, "value", address))
-        except HexDecodeError as exc:
-            raise MalformedProof(f"{where}.value: {exc}", address=address) from None
-        proof = _nodes(_field(entry, "proof", address), f"{where}.proof", address, seen)
-        storage.append(StorageProof(slot=slot, value=value, proof=proof))
-
+    storage = [_storage_proof(entry, f"storageProof[{index}]", address, seen) for index, entry in enumerate(entries)]
     return AccountProof(
         address=Address(address),
         block_number=block_number,
@@ -155,6 +140,24 @@ def parse_proof(result: object, block_number: int) -> AccountProof:
     )
 
 
+def _storage_proof(entry: object, where: str, address: bytes, seen: dict[str, bytes]) -> StorageProof:
+    """One `storageProof` entry `{key, value, proof}` of an `eth_getProof` result (`where`: its
+    position, for errors; `seen`: trie nodes already decoded in this answer, see `_nodes`).
+    Raises MalformedProof."""
+    if not isinstance(entry, Mapping):
+        raise MalformedProof(f"{where}: expected an object, got {type(entry).__name__}", address=address)
+    try:
+        slot = parse_storage_key(_field(entry, "key", address))
+    except HexDecodeError as exc:
+        raise MalformedProof(f"{where}.key: {exc}", address=address) from None
+    try:
+        value = hex_to_int(_field(entry, "value", address))
+    except HexDecodeError as exc:
+        raise MalformedProof(f"{where}.value: {exc}", address=address) from None
+    proof = _nodes(_field(entry, "proof", address), f"{where}.proof", address, seen)
+    return StorageProof(slot=slot, value=value, proof=proof)
+
+
 def _account_part(proof: AccountProof) -> tuple[object, ...]:
     return (
         proof.address,
@@ -164,6 +167,44 @@ def _account_part(proof: AccountProof) -> tuple[object, ...]:
         proof.code_hash,
         proof.account_proof,
     )
+
+
+def _check_chunk(
+    proof: AccountProof, chunk: Sequence[bytes], where: str, address: bytes, first: tuple[object, ...] | None
+) -> tuple[object, ...]:
+    """Check one chunk's reply (`where`: "chunk N" or "reply", for errors) against what was
+    asked: `address`, the keys of `chunk` in order, and the account fields and accountProof of
+    chunk 0 (`first`, its `_account_part`; None for chunk 0 itself). Returns the account part
+    the later chunks must equal. Raises MalformedProof."""
+    if proof.address != address:
+        raise MalformedProof(f"{where} is for address 0x{proof.address.hex()}", address=address)
+    part = _account_part(proof)
+    if first is not None and part != first:
+        raise MalformedProof(f"{where}: account fields or accountProof differ from chunk 0", address=address)
+    if len(proof.storage) != len(chunk):
+        raise MalformedProof(f"{where}: {len(proof.storage)} storage proofs for {len(chunk)} keys", address=address)
+    for offset, (key, entry) in enumerate(zip(chunk, proof.storage, strict=True)):
+        if entry.slot != key:
+            raise MalformedProof(
+                f"{where}: storageProof[{offset}] is for key 0x{entry.slot.hex()}, requested 0x{key.hex()}",
+                address=address,
+            )
+    return part if first is None else first
+
+
+def _chunk_name(chunk_index: int, chunk_count: int) -> str:
+    return f"chunk {chunk_index}" if chunk_count > 1 else "reply"
+
+
+def _chunked(keys: list[bytes], chunk_size: int) -> list[list[bytes]]:
+    """`keys` in chunks of at most `chunk_size`; one empty chunk when there are no keys (the
+    account proof alone)."""
+    return [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)] or [[]]
+
+
+def _get_proof_params(address: bytes, chunk: Sequence[bytes], block: str) -> list[Any]:
+    """`eth_getProof` params: keys always as 32-byte 0x-hex (anvil rejects shorter)."""
+    return ["0x" + address.hex(), ["0x" + key.hex() for key in chunk], block]
 
 
 async def fetch_proof(
@@ -189,8 +230,8 @@ async def fetch_proof(
     address = bytes(address)
     keys = _check_args(address, slots, chunk_size)
     block = block_param(block_number)
-    chunks = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)] or [[]]
-    calls = [("eth_getProof", ["0x" + address.hex(), ["0x" + key.hex() for key in chunk], block]) for chunk in chunks]
+    chunks = _chunked(keys, chunk_size)
+    calls = [("eth_getProof", _get_proof_params(address, chunk, block)) for chunk in chunks]
     if len(calls) == 1:
         results = [await client.call(*calls[0])]
     else:
@@ -199,27 +240,13 @@ async def fetch_proof(
         raise MalformedProof(f"{len(results)} replies for {len(chunks)} chunks", address=address)
 
     merged: AccountProof | None = None
+    first: tuple[object, ...] | None = None
     storage: list[StorageProof] = []
     for chunk_index, (chunk, result) in enumerate(zip(chunks, results, strict=True)):
         proof = parse_proof(result, block_number)
-        where = f"chunk {chunk_index}" if len(chunks) > 1 else "reply"
-        if proof.address != address:
-            raise MalformedProof(f"{where} is for address 0x{proof.address.hex()}", address=address)
+        first = _check_chunk(proof, chunk, _chunk_name(chunk_index, len(chunks)), address, first)
         if merged is None:
             merged = proof
-        elif _account_part(proof) != _account_part(merged):
-            raise MalformedProof(f"{where}: account fields or accountProof differ from chunk 0", address=address)
-        if len(proof.storage) != len(chunk):
-            raise MalformedProof(
-                f"{where}: {len(proof.storage)} storage proofs for {len(chunk)} keys",
-                address=address,
-            )
-        for offset, (key, entry) in enumerate(zip(chunk, proof.storage, strict=True)):
-            if entry.slot != key:
-                raise MalformedProof(
-                    f"{where}: storageProof[{offset}] is for key 0x{entry.slot.hex()}, requested 0x{key.hex()}",
-                    address=address,
-                )
         storage.extend(proof.storage)
 
     if merged is None:  # unreachable: at least one chunk
@@ -273,11 +300,10 @@ async def iter_proof_chunks(
     if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
         raise ValueError(f"in_flight must be a positive int, got {in_flight!r}")
     block = block_param(block_number)
-    chunks = [keys[i : i + chunk_size] for i in range(0, len(keys), chunk_size)] or [[]]
-    address_hex = "0x" + address.hex()
+    chunks = _chunked(keys, chunk_size)
 
     async def fetch(chunk: list[bytes]) -> AccountProof:
-        result = await client.call("eth_getProof", [address_hex, ["0x" + key.hex() for key in chunk], block])
+        result = await client.call("eth_getProof", _get_proof_params(address, chunk, block))
         return parse_proof(result, block_number)
 
     outstanding: deque[asyncio.Task[AccountProof]] = deque()
@@ -289,23 +315,7 @@ async def iter_proof_chunks(
                 outstanding.append(asyncio.ensure_future(fetch(chunks[started])))
                 started += 1
             proof = await outstanding.popleft()
-            where = f"chunk {chunk_index}" if len(chunks) > 1 else "reply"
-            if proof.address != address:
-                raise MalformedProof(f"{where} is for address 0x{proof.address.hex()}", address=address)
-            if first is None:
-                first = _account_part(proof)
-            elif _account_part(proof) != first:
-                raise MalformedProof(f"{where}: account fields or accountProof differ from chunk 0", address=address)
-            if len(proof.storage) != len(chunk):
-                raise MalformedProof(
-                    f"{where}: {len(proof.storage)} storage proofs for {len(chunk)} keys", address=address
-                )
-            for offset, (key, entry) in enumerate(zip(chunk, proof.storage, strict=True)):
-                if entry.slot != key:
-                    raise MalformedProof(
-                        f"{where}: storageProof[{offset}] is for key 0x{entry.slot.hex()}, requested 0x{key.hex()}",
-                        address=address,
-                    )
+            first = _check_chunk(proof, chunk, _chunk_name(chunk_index, len(chunks)), address, first)
             yield proof
             del proof
     finally:
