@@ -1,0 +1,57 @@
+"""Chain access stays readable in pieces (issue 19's target): no module under `chains/` over
+500 lines, no function (its whole `def`, docstring included) over 60 lines.
+
+The modules are parsed, not imported; a module that grows past the bound is split by concern
+(as `chains/rpc.py` was into `hexcodec.py` and `methods.py`), a function by helpers.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 60
+
+
+def long_functions(tree: ast.AST, limit: int) -> list[tuple[str, int, int]]:
+    """(name, first line, length in lines) of every function in `tree` longer than `limit`."""
+    return [
+        (node.name, node.lineno, node.end_lineno - node.lineno + 1)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > limit
+    ]
+
+
+def chain_modules() -> list[Path]:
+    sources = sorted((REPO_ROOT / "chains").rglob("*.py"))
+    assert sources, "no modules found under chains/"
+    return sources
+
+
+def test_no_chains_module_over_500_lines() -> None:
+    too_long = [
+        f"{path.relative_to(REPO_ROOT)}: {lines} lines"
+        for path in chain_modules()
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not too_long, "\n".join(too_long)
+
+
+def test_no_chains_function_over_60_lines() -> None:
+    too_long = [
+        f"{path.relative_to(REPO_ROOT)}:{line}: {name} is {length} lines"
+        for path in chain_modules()
+        for name, line, length in long_functions(ast.parse(path.read_text(), str(path)), MAX_FUNCTION_LINES)
+    ]
+    assert not too_long, "\n".join(too_long)
+
+
+def test_the_check_counts_the_whole_def() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(59))
+    tree = ast.parse(f'def f():\n    """doc"""\n{body}\n')
+    assert long_functions(tree, 61) == []
+    assert long_functions(tree, 60) == [("f", 1, 61)]
