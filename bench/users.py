@@ -148,6 +148,15 @@ def runtime_code(url: str, creation: str, sender: str) -> str:
     return str(rpc(url, "eth_getCode", [receipt["contractAddress"], "latest"]))
 
 
+def off_epoch_height(url: str) -> None:
+    """Mine empty blocks until the latest is no multiple of the devnet's `every_blocks`: anvil's
+    cheat calls (`anvil_setCode`, `anvil_setBalance`) rewrite the latest block's state under its
+    header, so that block can never be proven again, and an epoch height there would be refused
+    until the epoch rule's retry period moved it on."""
+    while int(str(rpc(url, "eth_blockNumber", [])), 16) % devnet.EVERY_BLOCKS == 0:
+        rpc(url, "evm_mine", [])
+
+
 def seed(url: str, vault: str, count: int, fund: Sequence[str], say: Callable[[str], None],
          per_block: int = SEED_PER_TX, block_time: int = 1) -> float:  # fmt: skip
     """Seed depositors 0..`count`-1 (`depositor`, `amount_of`) into `vault` on the node at `url`
@@ -169,6 +178,7 @@ def seed(url: str, vault: str, count: int, fund: Sequence[str], say: Callable[[s
         tx_gas = max(SEED_GAS, per_block * SEED_GAS // SEED_PER_TX)
         if tx_gas > gas_limit:
             rpc(url, "evm_setBlockGasLimit", [hex(tx_gas + 1_000_000)])
+        off_epoch_height(url)
         rpc(url, "anvil_setCode", [vault, seeder_code])
         rpc(url, "evm_mine", [])
         shown = time.monotonic()
@@ -189,6 +199,7 @@ def seed(url: str, vault: str, count: int, fund: Sequence[str], say: Callable[[s
             if time.monotonic() - shown > 10:
                 say(f"seeded {indices.stop:,} of {count:,} ({time.monotonic() - started:.0f} s)")
                 shown = time.monotonic()
+        off_epoch_height(url)
         batch(url, [("anvil_setBalance", [a, hex(10**18)]) for a in fund])
         rpc(url, "anvil_setCode", [vault, real])
         rpc(url, "evm_setBlockGasLimit", [hex(gas_limit)])
