@@ -413,15 +413,13 @@ def measure(name: str, snaps: list[Snapshot]) -> dict[str, Any]:
     }
 
 
-def main() -> int:
-    started = time.perf_counter()
-    rows = [measure(f"anvil vault ({VAULT_SLOTS} slots + {ABSENT_SLOTS} absent)", [anvil_snapshot()])]
-    vectors = vector_snapshots()
-    rows.append(measure(f"shared vectors ({len(vectors)} files)", vectors))
+def _merkle_row(claims_per_s: float) -> dict[str, Any]:
+    """Building the aggregate of MERKLE_CLAIMS claims (and its parts), in seconds, against
+    verifying them at `claims_per_s` (the anvil row's one-thread rate)."""
     parts = _merkle_parts(MERKLE_CLAIMS)
     merkle = parts["aggregate_block"]
-    verify = MERKLE_CLAIMS / rows[0]["claims_per_s_ours_1_thread"]
-    merkle_row = {
+    verify = MERKLE_CLAIMS / claims_per_s
+    return {
         "claims": MERKLE_CLAIMS,
         "build_seconds": round(merkle, 4),
         "words_seconds": round(parts["words"], 4),
@@ -434,6 +432,9 @@ def main() -> int:
         "keccak_floor_over_verify": round(parts["keccak_floor"] / verify, 3),
     }
 
+
+def _print_datasets(rows: list[dict[str, Any]]) -> None:
+    """The table of the dataset rows, one column per measurement."""
     cols = [
         ("dataset", "dataset", 36), ("proofs", "proofs", 7), ("bytes", "proof_bytes", 10),
         ("claims/s ours", "claims_per_s_ours_1_thread", 14), ("ours 2 thr", "claims_per_s_ours_2_threads", 11),
@@ -446,6 +447,15 @@ def main() -> int:
     print("  ".join(title.rjust(width) if i else title.ljust(width) for i, (title, _, width) in enumerate(cols)))
     for row in rows:
         print("  ".join(str(row[key]).rjust(w) if i else str(row[key]).ljust(w) for i, (_, key, w) in enumerate(cols)))
+
+
+def main() -> int:
+    started = time.perf_counter()
+    rows = [measure(f"anvil vault ({VAULT_SLOTS} slots + {ABSENT_SLOTS} absent)", [anvil_snapshot()])]
+    vectors = vector_snapshots()
+    rows.append(measure(f"shared vectors ({len(vectors)} files)", vectors))
+    merkle_row = _merkle_row(rows[0]["claims_per_s_ours_1_thread"])
+    _print_datasets(rows)
     print(
         f"merkle: {MERKLE_CLAIMS} claims, aggregate_block (leaves from the verifier's words, tree) "
         f"{merkle_row['build_seconds']} s vs verifying them {merkle_row['verify_seconds_at_1_thread_rate']} s "

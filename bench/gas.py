@@ -874,12 +874,38 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         node.stop()
 
+    result = gas_result(client, settlements, committees, mpt, floor, pull)
+    result["seconds"] = round(time.monotonic() - started, 1)
+    headline = f"{SUBSET[0]}/{SUBSET[1]}"
+    update_txs = next(r for r in settlements if r["case"] == headline and r["design"] == "v2")["update"]["txs"]
+    if update_txs != 1:
+        print(f"note: the {headline} v2 update needed {update_txs} transactions")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    tmp.replace(RESULTS)
+    print_report(result)
+    print(f"\nwrote {RESULTS.relative_to(ROOT)} in {result['seconds']} s")
+    return 0
+
+
+def gas_result(
+    client: str,
+    settlements: list[dict[str, Any]],
+    committees: list[dict[str, Any]],
+    mpt: dict[str, Any],
+    floor: dict[str, Any],
+    pull: dict[str, Any],
+) -> dict[str, Any]:
+    """The content of gas.json but its "seconds": the node, every measurement and the issue 9
+    targets as (measured gas, limit) pairs."""
+
     def row(case: str, design: str) -> dict[str, Any]:
         return next(r for r in settlements if r["case"] == case and r["design"] == design)
 
     headline = f"{SUBSET[0]}/{SUBSET[1]}"
     largest_first = max(row(f"{n}/{n}", "v2")["first"]["per_account"] for n in SIZES if n >= 100)
-    result: dict[str, Any] = {
+    return {
         "node": {"client": client, "hardfork": "prague", "block_gas_limit": BLOCK_GAS_LIMIT},
         "settlements": settlements,
         "committees": committees,
@@ -896,17 +922,7 @@ def main(argv: list[str] | None = None) -> int:
             f"v2 first settlement, {headline}, per account": (row(headline, "v2")["first"]["per_account"], 26_000),
             "provenCollateral pull check (max of samples)": (pull["max"], 12_000),
         },
-        "seconds": round(time.monotonic() - started, 1),
     }
-    if row(headline, "v2")["update"]["txs"] != 1:
-        print(f"note: the {headline} v2 update needed {row(headline, 'v2')['update']['txs']} transactions")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(RESULTS)
-    print_report(result)
-    print(f"\nwrote {RESULTS.relative_to(ROOT)} in {result['seconds']} s")
-    return 0
 
 
 if __name__ == "__main__":

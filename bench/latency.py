@@ -96,6 +96,25 @@ def measure(directory: Path, seconds: float, interval: float, websocket: bool) -
         stamps = {n: int(_rpc(source, "eth_getBlockByNumber", [hex(n), False])["timestamp"], 16) for n in sorted(seen)}
     finally:
         subprocess.run([*RELAYER, "devnet", "--stop", "--dir", str(directory)], capture_output=True)
+    rows = epoch_rows(events, seen, stamps)
+    shares = [r["settled_after_due_seconds"] for r in rows]
+    return {
+        "websocket_heads": websocket,
+        "epochs": rows,
+        "relayer_share_p50_seconds": round(statistics.median(shares), 3) if shares else None,
+        "relayer_share_max_seconds": max(shares) if shares else None,
+        "target_p50_max_seconds": 0.3,
+        "run_seconds": seconds,
+        "activity_every_seconds": interval,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    }
+
+
+def epoch_rows(events: list[dict[str, Any]], seen: dict[int, float], stamps: dict[int, int]) -> list[dict[str, Any]]:
+    """One row per epoch of the daemon's JSON log `events` (each with its time `_t`) that became
+    due after the daemon started and was settled: its due block and the seconds from due to its
+    plan and to its settlement. `seen`: when each source block was first served; `stamps`: each
+    block's timestamp."""
     started = min(e["_t"] for e in events if e["event"] == "daemon.started")
     final: dict[int, float] = {}
     for event in events:
@@ -115,17 +134,7 @@ def measure(directory: Path, seconds: float, interval: float, websocket: bool) -
         rows.append({"epoch": epoch, "due_block": first + devnet.CONFIRMATIONS,
                      "created_after_due_seconds": round(event["_t"] - due, 3),
                      "settled_after_due_seconds": round(final[epoch] - due, 3)})  # fmt: skip
-    shares = [r["settled_after_due_seconds"] for r in rows]
-    return {
-        "websocket_heads": websocket,
-        "epochs": rows,
-        "relayer_share_p50_seconds": round(statistics.median(shares), 3) if shares else None,
-        "relayer_share_max_seconds": max(shares) if shares else None,
-        "target_p50_max_seconds": 0.3,
-        "run_seconds": seconds,
-        "activity_every_seconds": interval,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-    }
+    return rows
 
 
 def main() -> None:

@@ -347,6 +347,43 @@ def rss_bytes(pid: int, field: str = "VmRSS") -> int:
     raise RuntimeError(f"no {field} for pid {pid}")
 
 
+def follow_until_settled(
+    log_path: Path, daemon: subprocess.Popen[bytes], expected: int, started: float, limit: float
+) -> list[Event]:
+    """Follow the daemon's JSON log at `log_path` until `expected` claims are final; returns its
+    events so far. Reports batches as they settle and prints failures; raises RuntimeError when
+    the daemon exits or `limit` seconds pass since `started` (a time.time())."""
+    events: list[Event] = []
+    progress = Progress("claims settled (batches mined)", expected, every=5.0)
+    with open(log_path, encoding="utf-8", errors="replace") as reader:
+        buffered = ""
+        settled = 0
+        while settled < expected:
+            chunk = reader.read()
+            if not chunk:
+                if daemon.poll() is not None:
+                    raise RuntimeError(f"the daemon exited with {daemon.returncode}; see {log_path}")
+                if time.time() - started > limit:
+                    raise RuntimeError(f"only {settled:,} of {expected:,} settled within {limit:.0f} s")
+                time.sleep(0.1)
+                continue
+            buffered += chunk
+            *lines, buffered = buffered.split("\n")
+            for line in lines:
+                event = parse_event(line)
+                if event is None:
+                    continue
+                events.append(event)
+                if event.name == "settlement.final":
+                    settled += int(event.fields["accounts"])
+                elif event.name == "batch.settled":
+                    progress.add(int(event.fields["accounts"]))
+                elif event.name in ("epoch.failed", "proof.rejected", "daemon.failed", "round.failed"):
+                    print(f"  daemon: {event.name} {event.fields}", flush=True)
+    progress.close()
+    return events
+
+
 def run_daemon(
     net: Net, expected: int, limit: float
 ) -> tuple[list[Event], list[tuple[float, Any]], int, list[tuple[float, int]]]:
@@ -378,35 +415,8 @@ def run_daemon(
 
     thread = threading.Thread(target=scraper, daemon=True)
     thread.start()
-    events: list[Event] = []
-    progress = Progress("claims settled (batches mined)", expected, every=5.0)
     try:
-        with open(log_path, encoding="utf-8", errors="replace") as reader:
-            buffered = ""
-            settled = 0
-            while settled < expected:
-                chunk = reader.read()
-                if not chunk:
-                    if daemon.poll() is not None:
-                        raise RuntimeError(f"the daemon exited with {daemon.returncode}; see {log_path}")
-                    if time.time() - started > limit:
-                        raise RuntimeError(f"only {settled:,} of {expected:,} settled within {limit:.0f} s")
-                    time.sleep(0.1)
-                    continue
-                buffered += chunk
-                *lines, buffered = buffered.split("\n")
-                for line in lines:
-                    event = parse_event(line)
-                    if event is None:
-                        continue
-                    events.append(event)
-                    if event.name == "settlement.final":
-                        settled += int(event.fields["accounts"])
-                    elif event.name == "batch.settled":
-                        progress.add(int(event.fields["accounts"]))
-                    elif event.name in ("epoch.failed", "proof.rejected", "daemon.failed", "round.failed"):
-                        print(f"  daemon: {event.name} {event.fields}", flush=True)
-        progress.close()
+        events = follow_until_settled(log_path, daemon, expected, started, limit)
         time.sleep(METRICS_EVERY * 2)  # one more scrape after the end
         peak = rss_bytes(daemon.pid, "VmHWM")
     finally:
@@ -619,38 +629,123 @@ def block_timestamps(net: Net, blocks: dict[str, int]) -> dict[str, int]:
 # ------------------------------------------------------------------------------ main
 
 
+@dataclass
+class Measured:
+    """What one `run` observed, before the analysis: the baseline, the daemon's events, stage
+    times and memory, and what was read back from the chains."""
+
+    provision_seconds: float
+    base: list[dict[str, Any]]
+    events: list[Event]
+    stages: dict[str, Any]
+    firsts: list[dict[str, Any]]
+    wrong: int
+    reference: dict[str, float]
+    state_unchanged: bool
+    stamps: dict[str, int]
+    client: str
+    rss: int
+    rss_samples: list[tuple[float, int]]
+
+
 def run(chains: int, accounts: int, directory: Path, limit: float) -> dict[str, Any]:
     t0 = time.monotonic()
     print(f"relay: provisioning {chains} source chains x {accounts:,} accounts into one destination", flush=True)
     net = provision(directory, chains, accounts)
     try:
-        provision_seconds = time.monotonic() - t0
-        w3 = Web3(Web3.HTTPProvider(net.sources[0].node.url))
-        slot = int(contract(w3, "CollateralVault", net.sources[0].vault).functions.collateralSlot().call())
-        print(
-            f"relay: provisioned in {provision_seconds:.0f} s; baseline: anvil's own eth_getProof of every "
-            f"account's slot, chunks of {PROOF_CHUNK}, one batch per chain",
-            flush=True,
-        )
-        base = baseline(net, slot)
-        print(f"relay: daemon started, waiting until all {chains * accounts:,} claims are settled", flush=True)
-        events, scrapes, rss, rss_samples = run_daemon(net, chains * accounts, limit)
-        stages = stage_times(events, scrapes, [s.name for s in net.sources])
-        firsts = first_round(events)
-        wrong = check_positions(net)
-        reference = reference_aggregate_sign(net, firsts)
-        print(
-            f"relay: daemon stopped; positions read back: {chains * accounts - wrong:,} of "
-            f"{chains * accounts:,} equal their deposits",
-            flush=True,
-        )
-        state_unchanged = same_state(net, base)
-        first_blocks = {f["chain"]: f["block"] for f in firsts}
-        stamps = block_timestamps(net, first_blocks)
-        client = str(Web3(Web3.HTTPProvider(net.destination.url)).client_version)
+        measured = measure(net, chains * accounts, time.monotonic() - t0, limit)
     finally:
         net.stop()
+    return relay_result(chains, accounts, measured)
+
+
+def measure(net: Net, claims: int, provision_seconds: float, limit: float) -> Measured:
+    """The baseline, then the daemon until all `claims` are settled, then the positions and the
+    state read back from the running `net`."""
+    w3 = Web3(Web3.HTTPProvider(net.sources[0].node.url))
+    slot = int(contract(w3, "CollateralVault", net.sources[0].vault).functions.collateralSlot().call())
+    print(
+        f"relay: provisioned in {provision_seconds:.0f} s; baseline: anvil's own eth_getProof of every "
+        f"account's slot, chunks of {PROOF_CHUNK}, one batch per chain",
+        flush=True,
+    )
+    base = baseline(net, slot)
+    print(f"relay: daemon started, waiting until all {claims:,} claims are settled", flush=True)
+    events, scrapes, rss, rss_samples = run_daemon(net, claims, limit)
+    stages = stage_times(events, scrapes, [s.name for s in net.sources])
+    firsts = first_round(events)
+    wrong = check_positions(net)
+    reference = reference_aggregate_sign(net, firsts)
+    print(
+        f"relay: daemon stopped; positions read back: {claims - wrong:,} of {claims:,} equal their deposits",
+        flush=True,
+    )
+    state_unchanged = same_state(net, base)
+    first_blocks = {f["chain"]: f["block"] for f in firsts}
+    stamps = block_timestamps(net, first_blocks)
+    client = str(Web3(Web3.HTTPProvider(net.destination.url)).client_version)
+    return Measured(
+        provision_seconds, base, events, stages, firsts, wrong, reference, state_unchanged, stamps, client, rss,
+        rss_samples,
+    )  # fmt: skip
+
+
+def relay_result(chains: int, accounts: int, m: Measured) -> dict[str, Any]:
+    """The entry of relay.json for one run: stages, throughput against the baseline, latency,
+    memory and the targets."""
     claims = chains * accounts
+    stages = m.stages
+    throughput = proving_throughput(m.events, m.firsts, m.base)
+    ratio = throughput["prove_verify_vs_anvil"]
+    end = stages["end"]
+    last_created = max(e.t for e in m.events if e.name == "epoch.created")
+    return {
+        "chains": chains,
+        "accounts": accounts,
+        "claims": claims,
+        "positions_checked_wrong": m.wrong,
+        "proof_chunk_size": PROOF_CHUNK,
+        "provision_seconds": round(m.provision_seconds, 1),
+        "stages_seconds": {k: round(v, 3) for k, v in stages["stages"].items()},
+        "unattributed_seconds": round(stages["unattributed"], 3),
+        "window_seconds": round(stages["window_seconds"], 3),
+        "epochs": stages["epochs"],
+        "snapshots_proven": stages["rounds_proven"],
+        "claims_proven": int(stages["claims_proven"]),
+        "source_eth_getBlockByNumber_rpc_seconds_incl_watcher_polls": round(
+            stages["source_header_and_watcher_rpc_seconds"], 3
+        ),
+        "metrics_note": stages["note"],
+        "aggregate_sign_reference_in_bench_process": m.reference,
+        "end_to_end_claims_per_second": round(claims / stages["window_seconds"], 1),
+        **throughput,
+        "baseline_vault_storage_unchanged": m.state_unchanged,
+        "proven_blocks_to_all_settled_seconds": {
+            "from_newest": round(end - max(m.stamps.values()), 1),
+            "from_oldest": round(end - min(m.stamps.values()), 1),
+        },
+        "daemon_peak_rss_bytes": m.rss,
+        "daemon_rss_sampled_max_bytes": {  # VmRSS every METRICS_EVERY s: where the peak happens
+            "proving (to the last epoch.created)": max((v for t, v in m.rss_samples if t <= last_created), default=0),
+            "settling (after it)": max((v for t, v in m.rss_samples if t > last_created), default=0),
+        },
+        "targets": {
+            "peak_rss_mb_max_150": round(m.rss / 2**20, 1),
+            "prove_verify_share_of_anvil_min_0.8": ratio,
+        },
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "node": m.client,
+            "note": "all anvil nodes, the daemon and this process on the same machine",
+        },
+    }
+
+
+def proving_throughput(events: list[Event], firsts: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first round, every round, the fullest round and the baseline (claims, seconds, rates),
+    and the fullest round's rate over the baseline's ("prove_verify_vs_anvil", None without a
+    baseline rate). Drops the rounds' start and end times."""
     first_seconds = first_round_wall(firsts)
     for f in firsts:
         del f["start"], f["end"]
@@ -665,27 +760,7 @@ def run(chains: int, accounts: int, directory: Path, limit: float) -> dict[str, 
     base_keys = sum(b["keys"] for b in base)
     ours_rate = ours_claims / ours_seconds if ours_seconds else 0.0
     base_rate = base_keys / base_seconds if base_seconds else 0.0
-    end = stages["end"]
-    last_created = max(e.t for e in events if e.name == "epoch.created")
     return {
-        "chains": chains,
-        "accounts": accounts,
-        "claims": claims,
-        "positions_checked_wrong": wrong,
-        "proof_chunk_size": PROOF_CHUNK,
-        "provision_seconds": round(provision_seconds, 1),
-        "stages_seconds": {k: round(v, 3) for k, v in stages["stages"].items()},
-        "unattributed_seconds": round(stages["unattributed"], 3),
-        "window_seconds": round(stages["window_seconds"], 3),
-        "epochs": stages["epochs"],
-        "snapshots_proven": stages["rounds_proven"],
-        "claims_proven": int(stages["claims_proven"]),
-        "source_eth_getBlockByNumber_rpc_seconds_incl_watcher_polls": round(
-            stages["source_header_and_watcher_rpc_seconds"], 3
-        ),
-        "metrics_note": stages["note"],
-        "aggregate_sign_reference_in_bench_process": reference,
-        "end_to_end_claims_per_second": round(claims / stages["window_seconds"], 1),
         "first_round": {  # each chain's first snapshot: may span two rounds and the settling between
             "per_chain": firsts,
             "claims": first_claims,
@@ -707,27 +782,7 @@ def run(chains: int, accounts: int, directory: Path, limit: float) -> dict[str, 
             "seconds": round(base_seconds, 3),
             "keys_per_second": round(base_rate, 1),
         },
-        "baseline_vault_storage_unchanged": state_unchanged,
         "prove_verify_vs_anvil": round(ours_rate / base_rate, 3) if base_rate else None,
-        "proven_blocks_to_all_settled_seconds": {
-            "from_newest": round(end - max(stamps.values()), 1),
-            "from_oldest": round(end - min(stamps.values()), 1),
-        },
-        "daemon_peak_rss_bytes": rss,
-        "daemon_rss_sampled_max_bytes": {  # VmRSS every METRICS_EVERY s: where the peak happens
-            "proving (to the last epoch.created)": max((v for t, v in rss_samples if t <= last_created), default=0),
-            "settling (after it)": max((v for t, v in rss_samples if t > last_created), default=0),
-        },
-        "targets": {
-            "peak_rss_mb_max_150": round(rss / 2**20, 1),
-            "prove_verify_share_of_anvil_min_0.8": round(ours_rate / base_rate, 3) if base_rate else None,
-        },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "node": client,
-            "note": "all anvil nodes, the daemon and this process on the same machine",
-        },
     }
 
 
@@ -737,6 +792,32 @@ def report(r: dict[str, Any]) -> None:
         f"destination ({r['epochs']} epoch(s), {r['snapshots_proven']} snapshots proven, "
         f"{r['claims_proven']:,} claims proven and verified)"
     )
+    _report_stages(r)
+    _report_throughput(r)
+    total = r["window_seconds"]
+    print(
+        f"\n  end to end: {r['claims']:,} claims in {total:.1f} s = {r['end_to_end_claims_per_second']:,.0f} "
+        f"claims/s (daemon.started -> all final)"
+    )
+    p = r["proven_blocks_to_all_settled_seconds"]
+    print(
+        f"  from the proven blocks to all settled: {p['from_newest']:.1f} s (newest block's timestamp), "
+        f"{p['from_oldest']:.1f} s (oldest)"
+    )
+    mb = r["daemon_peak_rss_bytes"] / 2**20
+    phases = ", ".join(f"{k} {v / 2**20:.0f} MB" for k, v in r["daemon_rss_sampled_max_bytes"].items())
+    print(
+        f"  daemon peak RSS (VmHWM): {mb:.1f} MB (target <= 150 MB: {'met' if mb <= 150 else 'MISSED'}); "
+        f"highest VmRSS sampled every {METRICS_EVERY} s: {phases}"
+    )
+    print(
+        f"  positions read back from the destination: {r['claims'] - r['positions_checked_wrong']:,} of "
+        f"{r['claims']:,} equal their deposits"
+    )
+
+
+def _report_stages(r: dict[str, Any]) -> None:
+    """The table of stage seconds and shares of the window, with how each was measured."""
     total = r["window_seconds"]
     how = {
         "discover": "eth_getLogs RPC seconds (metrics; the accounts' store write not included)",
@@ -763,6 +844,10 @@ def report(r: dict[str, Any]) -> None:
     print(f"  {'window':<16} {total:>9.2f} {1:>6.0%}  daemon.started -> last settlement.final")
     if r["metrics_note"]:
         print(f"  note: {r['metrics_note']}")
+
+
+def _report_throughput(r: dict[str, Any]) -> None:
+    """Proving + verifying in the fullest round and in each round, against the baseline."""
     f, b = r["full_round"], r["baseline_anvil_eth_getProof"]
     print(
         f"\n  proving + verifying, the round with the most claims (epoch {f['epoch']}, {f['snapshots']} snapshots; "
@@ -795,25 +880,6 @@ def report(r: dict[str, Any]) -> None:
     if not r["baseline_vault_storage_unchanged"]:
         print("  WARNING: a proven block's stateRoot differs from its baseline block's: not the same state")
     print(f"  ratio ours / anvil: {ratio:.2f} (target >= 0.80: {'met' if ratio and ratio >= 0.8 else 'MISSED'})")
-    print(
-        f"\n  end to end: {r['claims']:,} claims in {total:.1f} s = {r['end_to_end_claims_per_second']:,.0f} "
-        f"claims/s (daemon.started -> all final)"
-    )
-    p = r["proven_blocks_to_all_settled_seconds"]
-    print(
-        f"  from the proven blocks to all settled: {p['from_newest']:.1f} s (newest block's timestamp), "
-        f"{p['from_oldest']:.1f} s (oldest)"
-    )
-    mb = r["daemon_peak_rss_bytes"] / 2**20
-    phases = ", ".join(f"{k} {v / 2**20:.0f} MB" for k, v in r["daemon_rss_sampled_max_bytes"].items())
-    print(
-        f"  daemon peak RSS (VmHWM): {mb:.1f} MB (target <= 150 MB: {'met' if mb <= 150 else 'MISSED'}); "
-        f"highest VmRSS sampled every {METRICS_EVERY} s: {phases}"
-    )
-    print(
-        f"  positions read back from the destination: {r['claims'] - r['positions_checked_wrong']:,} of "
-        f"{r['claims']:,} equal their deposits"
-    )
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -200,6 +200,24 @@ def pool_of(url: str, settlement: Contract, sender: str) -> list[SentTx]:
     return sorted(found, key=lambda t: t.nonce)
 
 
+def _first_submission(
+    w3: Web3, settlement: Contract, senders: Sequence[str], after_block: int, deadline: float, timeout: float
+) -> SentTx:
+    """The first `submitAndSettle` of one of `senders` mined after block `after_block`, polled
+    until the `time.monotonic()` `deadline` (then TimeoutError, naming `timeout` seconds)."""
+    scanned = after_block
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no submitAndSettle of {list(senders)} after block {after_block} within {timeout} s")
+        head = w3.eth.block_number
+        for tx in relayer_txs(w3, settlement, senders, scanned + 1, head):
+            if tx.function == "submitAndSettle":
+                time.sleep(POLL_SECONDS)
+                return tx
+        scanned = head
+        time.sleep(POLL_SECONDS)
+
+
 def reorg_at(
     w3: Web3,
     url: str,
@@ -222,18 +240,7 @@ def reorg_at(
     conditions held (or between the snapshot and the reorg: its dropped transactions are still
     mined), TimeoutError when no submission came within `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    scanned = after_block
-    found: SentTx | None = None
-    while found is None:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"no submitAndSettle of {list(senders)} after block {after_block} within {timeout} s")
-        head = w3.eth.block_number
-        for tx in relayer_txs(w3, settlement, senders, scanned + 1, head):
-            if tx.function == "submitAndSettle":
-                found = tx
-                break
-        scanned = head
-        time.sleep(POLL_SECONDS)
+    found = _first_submission(w3, settlement, senders, after_block, deadline, timeout)
     assert found.block is not None and found.epoch is not None
     target = found.block + depth - 1
     while True:

@@ -70,6 +70,41 @@ def _wait_all(settlement: Any, accounts: list[str], chain_id: int, expected: lis
         time.sleep(0.25)
 
 
+def _update_round(
+    src: Web3,
+    dst: Web3,
+    vault: Any,
+    settlement: Any,
+    holders: list[str],
+    chain_id: int,
+    expected: list[int],
+    sender: str,
+) -> tuple[float, int, int]:
+    """Every holder deposits 10**15 wei more; (seconds from the last deposit's block until every
+    new value is settled, the relayer's transactions and their gas) for that update."""
+    print("scale: every account deposits again", flush=True)
+    update_from = dst.eth.block_number + 1  # the relayer may start settling while deposits land
+    data = vault.encode_abi("deposit", args=[])
+    hashes = [
+        src.eth.send_transaction({"from": a, "to": vault.address, "value": 10**15, "data": data, "gas": 120_000})  # type: ignore[typeddict-item]
+        for a in holders
+    ]
+    receipts = [src.eth.wait_for_transaction_receipt(h, timeout=120) for h in hashes]
+    last_deposit_block = max(int(r["blockNumber"]) for r in receipts)
+    deposit_time = int(src.eth.get_block(last_deposit_block)["timestamp"])
+    lag_at_measure = time.time() - deposit_time
+    expected = [e + 10**15 for e in expected]
+    waited = _wait_all(settlement, holders, chain_id, expected, 600)
+    update_seconds = waited + max(0.0, lag_at_measure)
+    update_txs, update_gas = _relayer_txs(dst, sender, update_from, dst.eth.block_number)
+    print(
+        f"scale: all {len(holders)} updated {update_seconds:.1f} s after the last deposit's block "
+        f"({update_txs} transactions, {update_gas / len(holders):,.0f} gas per account)",
+        flush=True,
+    )
+    return update_seconds, update_txs, update_gas
+
+
 def run(accounts: int, dest_block_time: float, directory: Path) -> dict[str, Any]:
     print(
         f"scale: provisioning {accounts} depositors (source: a block a second; destination: "
@@ -107,25 +142,8 @@ def run(accounts: int, dest_block_time: float, directory: Path) -> dict[str, Any
             flush=True,
         )
 
-        print("scale: every account deposits again", flush=True)
-        update_from = dst.eth.block_number + 1  # the relayer may start settling while deposits land
-        data = vault.encode_abi("deposit", args=[])
-        hashes = [
-            src.eth.send_transaction({"from": a, "to": vault.address, "value": 10**15, "data": data, "gas": 120_000})  # type: ignore[typeddict-item]
-            for a in holders
-        ]
-        receipts = [src.eth.wait_for_transaction_receipt(h, timeout=120) for h in hashes]
-        last_deposit_block = max(int(r["blockNumber"]) for r in receipts)
-        deposit_time = int(src.eth.get_block(last_deposit_block)["timestamp"])
-        lag_at_measure = time.time() - deposit_time
-        expected = [e + 10**15 for e in expected]
-        waited = _wait_all(settlement, holders, chain_id, expected, 600)
-        update_seconds = waited + max(0.0, lag_at_measure)
-        update_txs, update_gas = _relayer_txs(dst, sender, update_from, dst.eth.block_number)
-        print(
-            f"scale: all {accounts} updated {update_seconds:.1f} s after the last deposit's block "
-            f"({update_txs} transactions, {update_gas / accounts:,.0f} gas per account)",
-            flush=True,
+        update_seconds, update_txs, update_gas = _update_round(
+            src, dst, vault, settlement, holders, chain_id, expected, sender
         )
     finally:
         daemon.terminate()

@@ -95,6 +95,23 @@ def _pack_snapshot(
     )
 
 
+def _packed_or_raise(
+    account_proof: Sequence[bytes], slots: Sequence[bytes], storage_proofs: Sequence[Sequence[bytes]]
+) -> tuple[list[bytes], bytes, array[int], int, array[int]]:
+    """``_pack_snapshot`` of the arguments; when they are not plain lists of exact ``bytes``,
+    each is checked on its own first, raising ``TypeError`` / ``ValueError`` naming it."""
+    packed = _pack_snapshot(account_proof, slots, storage_proofs)
+    if packed is None:  # not plain lists of exact bytes: check each argument for a precise error
+        packed = _pack_snapshot(
+            as_byte_list("account_proof", account_proof),
+            as_byte_list("slots", slots, 32),
+            _checked_storage_proofs(storage_proofs, len(slots)),
+        )
+        if packed is None:
+            raise TypeError("storage_proofs must be sequences of bytes")
+    return packed
+
+
 def _checked_storage_proofs(storage_proofs: object, n_slots: int) -> list[list[bytes]]:
     """storage_proofs as lists of bytes, or TypeError / ValueError naming what is wrong."""
     if isinstance(storage_proofs, bytes | bytearray | memoryview | str) or not isinstance(storage_proofs, Sequence):
@@ -159,16 +176,7 @@ def verify_snapshot(
         state_root if type(state_root) is bytes and len(state_root) == 32 else as_bytes("state_root", state_root, 32)
     )
     addr_b = address if type(address) is bytes and len(address) == 20 else as_bytes("address", address, 20)
-    packed = _pack_snapshot(account_proof, slots, storage_proofs)
-    if packed is None:  # not plain lists of exact bytes: check each argument for a precise error
-        packed = _pack_snapshot(
-            as_byte_list("account_proof", account_proof),
-            as_byte_list("slots", slots, 32),
-            _checked_storage_proofs(storage_proofs, len(slots)),
-        )
-        if packed is None:
-            raise TypeError("storage_proofs must be sequences of bytes")
-    slot_list, joined, lens, acc_n, counts = packed
+    slot_list, joined, lens, acc_n, counts = _packed_or_raise(account_proof, slots, storage_proofs)
     n_slots = len(slot_list)
     n_nodes = len(lens)
     scratch_len = lib.spr_snapshot_scratch_size(n_nodes)

@@ -20,7 +20,7 @@ from aiohttp import web
 from chains.errors import ChainError
 from chains.fallback import FallbackClient
 from relayer.attestation.committee import AttestationExchange
-from relayer.config import Config, node_checks, notes
+from relayer.config import Config, DestinationConfig, node_checks, notes
 from relayer.errors import EXPECTED_ERRORS, RelayerError
 from relayer.observability import sdnotify
 from relayer.observability.api import HealthView, make_app, make_exchange_app, ready_problems
@@ -106,38 +106,8 @@ class Daemon:
         attester = self.config.attester.load()
         for dest_name, dest in self.config.destinations.items():
             chain = self.config.chains[dest.chain]
-            sender = dest.sender.load()
-            txm = TxManager(
-                self.clients[dest.chain],
-                chain_id=chain.chain_id,
-                sender=sender,
-                store=self.store,
-                metrics=self.metrics,
-                receipt_timeout_seconds=dest.receipt_timeout_seconds,
-                max_fee_cap_wei=dest.max_fee_per_gas_wei,
-                fee_budget_multiple=dest.fee_budget_multiple,
-            )
-            self.tx_managers.append(txm)
-            submitter = Submitter(
-                self.clients[dest.chain],
-                txm,
-                chain_id=chain.chain_id,
-                sender=sender.address,
-                verifier=dest.settlement,
-                settlement=dest.settlement,
-            )
-            pairs = [
-                PairRunner(
-                    pair,
-                    self.config.chains[pair.source].chain_id,
-                    self.clients[pair.source],
-                    self.watchers[pair.source],
-                    self.store,
-                    self.config.chains[pair.source].proof_scheme,
-                )
-                for pair in self.config.pairs
-                if pair.destination == dest_name
-            ]
+            submitter = self._submitter(dest)
+            pairs = self._pair_runners(dest_name)
             watcher = self.watchers[dest.chain]
             exchange = self.exchanges[chain.chain_id] = AttestationExchange(
                 store=self.store,
@@ -164,6 +134,45 @@ class Daemon:
             relay.exchange = exchange
             relay.wake_watchers = [watcher]  # a settlement waits for the destination's finality
             self.relays.append(relay)
+
+    def _submitter(self, dest: DestinationConfig) -> Submitter:
+        """Build `dest`'s transaction manager (appended to `tx_managers`); return the submitter on it."""
+        chain = self.config.chains[dest.chain]
+        sender = dest.sender.load()
+        txm = TxManager(
+            self.clients[dest.chain],
+            chain_id=chain.chain_id,
+            sender=sender,
+            store=self.store,
+            metrics=self.metrics,
+            receipt_timeout_seconds=dest.receipt_timeout_seconds,
+            max_fee_cap_wei=dest.max_fee_per_gas_wei,
+            fee_budget_multiple=dest.fee_budget_multiple,
+        )
+        self.tx_managers.append(txm)
+        return Submitter(
+            self.clients[dest.chain],
+            txm,
+            chain_id=chain.chain_id,
+            sender=sender.address,
+            verifier=dest.settlement,
+            settlement=dest.settlement,
+        )
+
+    def _pair_runners(self, dest_name: str) -> list[PairRunner]:
+        """One runner per configured pair whose destination is `dest_name`, in config order."""
+        return [
+            PairRunner(
+                pair,
+                self.config.chains[pair.source].chain_id,
+                self.clients[pair.source],
+                self.watchers[pair.source],
+                self.store,
+                self.config.chains[pair.source].proof_scheme,
+            )
+            for pair in self.config.pairs
+            if pair.destination == dest_name
+        ]
 
     async def _watchdog(self, interval: float, tasks: list[asyncio.Task[None]]) -> None:
         """Pet systemd's watchdog while every supervised task is alive and the store writable."""

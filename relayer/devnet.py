@@ -181,38 +181,67 @@ def provision(
             f"source chain {SOURCE_CHAIN_ID} at {source.url}, "
             f"destination chain {DESTINATION_CHAIN_ID} at {destination.url}"
         )
-        keys_of = [member_keys(i) for i in range(committee)]
-        w3_source = Web3(Web3.HTTPProvider(source.url))
-        deployed = _deploy(w3_source, destination.url, keys_of, threshold)
-        say(
-            f"deployed vault {deployed.vault} (source) and settlement {deployed.settlement} (destination; its own "
-            "EpochVerifier)"
-        )
-        depositors = _deposit(w3_source, deployed.vault, accounts)
-        say(f"{accounts} accounts deposited collateral (0.1 to {deposit_of(accounts - 1) / 1e18:.1f} ETH)")
-        members = _write_members(
+        info = _seed(
             directory,
-            source.url,
-            destination.url,
-            deployed,
-            keys_of,
+            source,
+            destination,
+            say,
+            accounts=accounts,
+            committee=committee,
+            threshold=threshold,
             every_blocks=every_blocks,
             dest_block_time=dest_block_time,
-            threshold=threshold,
             takeover_seconds=takeover_seconds,
         )
-        if committee > 1:
-            say(
-                f"committee of {committee} members, threshold {threshold}: "
-                + ", ".join(f"{m['name']} {m['attester']}" for m in members)
-            )
-        info = _info(source, destination, deployed, depositors, threshold, members)
         (directory / "devnet.json").write_text(json.dumps(info, indent=2) + "\n")
         return Devnet(directory, info)
     except BaseException:
         for node in nodes:
             node.stop()
         raise
+
+
+def _seed(
+    directory: Path,
+    source: AnvilNode,
+    destination: AnvilNode,
+    say: Callable[[str], None],
+    *,
+    accounts: int,
+    committee: int,
+    threshold: int,
+    every_blocks: int,
+    dest_block_time: float,
+    takeover_seconds: float | None,
+) -> dict[str, object]:
+    """Deploy the contracts, fund `accounts` depositors and write each member's config on the
+    running chains; returns the content of devnet.json (see `_info`). Raises DevnetError."""
+    keys_of = [member_keys(i) for i in range(committee)]
+    w3_source = Web3(Web3.HTTPProvider(source.url))
+    deployed = _deploy(w3_source, destination.url, keys_of, threshold)
+    say(
+        f"deployed vault {deployed.vault} (source) and settlement {deployed.settlement} (destination; its own "
+        "EpochVerifier)"
+    )
+    depositors = _deposit(w3_source, deployed.vault, accounts)
+    say(f"{accounts} accounts deposited collateral (0.1 to {deposit_of(accounts - 1) / 1e18:.1f} ETH)")
+    members = _write_members(
+        directory,
+        source.url,
+        destination.url,
+        deployed,
+        keys_of,
+        every_blocks=every_blocks,
+        dest_block_time=dest_block_time,
+        threshold=threshold,
+        takeover_seconds=takeover_seconds,
+    )
+    if committee > 1:
+        say(
+            f"committee of {committee} members, threshold {threshold}: "
+            + ", ".join(f"{m['name']} {m['attester']}" for m in members)
+        )
+    return _info(source, destination, deployed, depositors, threshold, members)
 
 
 def _start_chains(

@@ -300,10 +300,10 @@ def verkle_seeds(vectors: Path) -> dict[str, bytes]:
     return seeds
 
 
-def build(vectors: Path, out: Path) -> dict[str, int]:
-    corpora: dict[str, dict[str, bytes]] = {"rlp": {}, "mpt": {}, "snapshot": {}, "verkle": verkle_seeds(vectors)}
-    rlp_seeds = corpora["rlp"]
-
+def rlp_vector_seeds(vectors: Path) -> dict[str, bytes]:
+    """The rlp seeds of the vectors' RLP fixtures (ethereum/tests ``RLPTests``), the blocks and
+    genesis of ``BlockchainTests`` and the hive test chain's blocks and raw headers."""
+    rlp_seeds: dict[str, bytes] = {}
     rlp_dir = vectors / "rlp"
     for case, body in json.loads((rlp_dir / "rlptest.json").read_text()).items():
         rlp_seeds[f"rlptest-{case}"] = unhex(body["out"])
@@ -329,9 +329,16 @@ def build(vectors: Path, out: Path) -> dict[str, int]:
                 result = json.loads(line[2:]).get("result")
                 if isinstance(result, str):
                     rlp_seeds[f"hive-{path.parent.name}-{path.stem}"] = unhex(result)
+    return rlp_seeds
 
-    mpt = corpora["mpt"]
-    snap = corpora["snapshot"]
+
+def proof_vector_seeds(vectors: Path) -> tuple[dict[str, bytes], dict[str, bytes], dict[str, bytes]]:
+    """(rlp, mpt, snapshot) seeds of every ``proofs/*.json`` (EIP-1186): each proof node as an
+    rlp seed, each account and storage proof as account / storage / raw walks (each also with
+    the root taken from node 0), and the whole proof as a snapshot input with each scratch size."""
+    nodes: dict[str, bytes] = {}
+    mpt: dict[str, bytes] = {}
+    snap: dict[str, bytes] = {}
     for path in sorted((vectors / "proofs").glob("*.json")):
         if path.name == "index.json":
             continue
@@ -342,26 +349,39 @@ def build(vectors: Path, out: Path) -> dict[str, int]:
         account_proof = [unhex(n) for n in doc["accountProof"]]
         storage = [(word(sp["key"]), [unhex(n) for n in sp["proof"]]) for sp in doc.get("storageProof", [])]
         for i, node in enumerate(account_proof):
-            rlp_seeds[f"node-{stem}-acc-{i}"] = node
+            nodes[f"node-{stem}-acc-{i}"] = node
         mpt[f"{stem}-account"] = mpt_input(1, root, address, account_proof)
         mpt[f"{stem}-account-derived"] = mpt_input(1 | 4, root, address, account_proof)
         mpt[f"{stem}-raw"] = mpt_input(0, root, keccak(address), account_proof)
         storage_hash = unhex(doc["storageHash"])
         for j, (slot, proof) in enumerate(storage):
             for i, node in enumerate(proof):
-                rlp_seeds[f"node-{stem}-s{j}-{i}"] = node
+                nodes[f"node-{stem}-s{j}-{i}"] = node
             mpt[f"{stem}-storage-{j}"] = mpt_input(2, storage_hash, slot, proof)
             mpt[f"{stem}-storage-{j}-derived"] = mpt_input(2 | 4, storage_hash, slot, proof)
             mpt[f"{stem}-storage-{j}-raw"] = mpt_input(3, storage_hash, keccak(slot), proof)
         for flags in (0, 1, 3):
             snap[f"{stem}-scratch{flags}"] = snapshot_input(flags, root, address, account_proof, storage[:8])
+    return nodes, mpt, snap
 
+
+def build(vectors: Path, out: Path) -> dict[str, int]:
+    """Write every corpus under ``out`` (see the module docstring); returns the seeds per corpus."""
+    verkle = verkle_seeds(vectors)
+    rlp_seeds = rlp_vector_seeds(vectors)
+    nodes, mpt, snap = proof_vector_seeds(vectors)
+    rlp_seeds.update(nodes)
     mpt.update(pytrie_seeds(vectors))
     dev_mpt, dev_snapshot = dev_node_seeds()
     mpt.update(dev_mpt)
     snap.update(dev_snapshot)
-    corpora["merkle"] = merkle_seeds()
+    corpora = {"rlp": rlp_seeds, "mpt": mpt, "snapshot": snap, "verkle": verkle, "merkle": merkle_seeds()}
+    return write_corpora(corpora, out)
 
+
+def write_corpora(corpora: dict[str, dict[str, bytes]], out: Path) -> dict[str, int]:
+    """Replace ``out/<kind>/`` with one file per seed, named for the seed and its data's digest;
+    returns the seeds per kind."""
     counts = {}
     for kind, seeds in corpora.items():
         folder = out / kind

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
@@ -230,30 +230,11 @@ async def prove_snapshot(
         served = await fetch_header_answered(client, block_number)
     header = served.result
     keys = collateral_storage_keys(accounts, mapping_slot)
-    claims: list[Claim] = []
-    excluded: list[tuple[str, str]] = []
-    words: list[bytes] | None = []
-    seconds = 0.0
-    done = 0
     chunks = iter_proof_chunks(
         client, to_canonical_address(vault), keys, block_number, chunk_size=chunk_size, in_flight=chunks_in_flight
     )
     try:
-        async with aclosing(chunks):
-            async for proof in chunks:
-                upto = done + len(proof.storage)
-                part = await asyncio.to_thread(
-                    _verify_part, chain_id, vault, header, proof, accounts[done:upto], keys[done:upto]
-                )
-                del proof  # the chunk's proof nodes go now; its claims stay
-                done = upto
-                claims.extend(part.claims)
-                excluded.extend(part.excluded)
-                seconds += part.seconds
-                if words is not None and part.words is not None and not excluded:
-                    words.append(part.words)
-                else:
-                    words = None
+        verified = await _verify_chunks(chunks, chain_id, vault, header, accounts, keys)
     except MalformedProof as exc:
         raise SnapshotRejected("malformed_proof", chain_id, block_number, str(exc)) from exc
     except RpcGarbageError as exc:
@@ -262,12 +243,47 @@ async def prove_snapshot(
         chain_id,
         vault,
         header,
-        tuple(claims),
-        seconds,
-        b"".join(words) if words is not None else None,
-        tuple(excluded),
+        tuple(verified.claims),
+        verified.seconds,
+        verified.words,
+        tuple(verified.excluded),
         header_host=served.host,
     )
+
+
+async def _verify_chunks(
+    chunks: AsyncGenerator[AccountProof, None],
+    chain_id: int,
+    vault: str,
+    header: VerifiedHeader,
+    accounts: Sequence[str],
+    keys: Sequence[bytes],
+) -> _Verified:
+    """Verify each streamed chunk of the proof (the chunks cover `keys`, of `accounts`, in
+    order) in a worker thread as it arrives, dropping its proof nodes, and add up the outcomes:
+    the value words only while no account is excluded. Raises SnapshotRejected as `_verify_part`;
+    MalformedProof and RpcGarbageError from the stream pass through."""
+    claims: list[Claim] = []
+    excluded: list[tuple[str, str]] = []
+    words: list[bytes] | None = []
+    seconds = 0.0
+    done = 0
+    async with aclosing(chunks):
+        async for proof in chunks:
+            upto = done + len(proof.storage)
+            part = await asyncio.to_thread(
+                _verify_part, chain_id, vault, header, proof, accounts[done:upto], keys[done:upto]
+            )
+            del proof  # the chunk's proof nodes go now; its claims stay
+            done = upto
+            claims.extend(part.claims)
+            excluded.extend(part.excluded)
+            seconds += part.seconds
+            if words is not None and part.words is not None and not excluded:
+                words.append(part.words)
+            else:
+                words = None
+    return _Verified(claims, excluded, b"".join(words) if words is not None else None, seconds)
 
 
 class MptScheme(ProofScheme):
