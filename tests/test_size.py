@@ -1,5 +1,6 @@
-"""Chain access stays readable in pieces (issue 19's target): no module under `chains/` over
-500 lines, no function (its whole `def`, docstring included) over 60 lines.
+"""The code stays readable in pieces: no module of `relayer/`, `chains/` or `native/` over 500
+lines, no function (its whole `def`, docstring included) over 60 lines, but for declarations
+(DECLARATIONS: a function that only declares, such as the metrics' registry).
 
 The modules are parsed, not imported; a module that grows past the bound is split by concern
 (as `chains/rpc.py` was into `hexcodec.py` and `methods.py`), a function by helpers.
@@ -10,7 +11,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("relayer", "chains", "native")
+DECLARATIONS = {("relayer/observability/metrics.py", "__init__")}
+"""(module, function) of functions that declare and do nothing else (one metric a statement)."""
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
@@ -26,26 +30,27 @@ def long_functions(tree: ast.AST, limit: int) -> list[tuple[str, int, int]]:
     ]
 
 
-def chain_modules() -> list[Path]:
-    sources = sorted((REPO_ROOT / "chains").rglob("*.py"))
-    assert sources, "no modules found under chains/"
+def modules() -> list[Path]:
+    sources = sorted(p for package in PACKAGES for p in (REPO_ROOT / package).rglob("*.py"))
+    assert len(sources) > 50, "the packages' modules were not found"
     return sources
 
 
-def test_no_chains_module_over_500_lines() -> None:
+def test_no_module_over_500_lines() -> None:
     too_long = [
         f"{path.relative_to(REPO_ROOT)}: {lines} lines"
-        for path in chain_modules()
+        for path in modules()
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     ]
     assert not too_long, "\n".join(too_long)
 
 
-def test_no_chains_function_over_60_lines() -> None:
+def test_no_function_over_60_lines() -> None:
     too_long = [
         f"{path.relative_to(REPO_ROOT)}:{line}: {name} is {length} lines"
-        for path in chain_modules()
+        for path in modules()
         for name, line, length in long_functions(ast.parse(path.read_text(), str(path)), MAX_FUNCTION_LINES)
+        if (str(path.relative_to(REPO_ROOT)), name) not in DECLARATIONS
     ]
     assert not too_long, "\n".join(too_long)
 
