@@ -72,294 +72,34 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from eth_abi import encode
-from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
-from bench.gas import compile_bench_contracts
-from bench.relay import batch, metric_sum, parse_event, rss_bytes, scrape
-from chains.anvil import free_port, rpc
+from bench.relay import batch
+from bench.usersdaemon import Daemon, HeadWatch, mode_config
+from bench.userseed import MAX_FEE, SEED_PER_TX, amount_of, depositor, seed
+from bench.usersreport import TARGETS, rss_lines, table
+from bench.usersrss import rss_run
 from chains.bindings import contract
 from relayer import devnet
+
+__all__ = ["SEED_PER_TX", "amount_of", "depositor", "main", "seed"]  # (seeding: bench.userseed)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "users.json"
 
-SEED_PER_TX = 1_000
-"""Accounts per seeding transaction (one per block): 25.1M gas of the 30M block."""
-SEED_GAS = 27_000_000
-SEED_SALT = b"bench-users depositor %d"
 DEPOSIT_WEI = 10**15
 """Each change deposits this much: the default `min_change_wei`, so every change starts an epoch."""
 DEPOSIT_GAS = 120_000
-MAX_FEE = 1_000 * 10**9
 QUIET_SECONDS = 6.0
 """A phase ends once the relayer's sender sent no destination transaction for this long."""
-METRICS_EVERY = 0.5
 
-RSS_SOURCE_BLOCK_TIME = 12.0
-"""Seconds per source block in the RSS run once seeded (Ethereum's pace): anvil keeps every block's
-state in memory, and at 1,000,000 slots a block a second grew it past 24 GB while an epoch of
-50,000 was proven (about 10 minutes there)."""
-
-RSS_AFTER_SECONDS = 120.0
-"""How long the RSS run goes on after the daemon's second epoch was created (its settlements)."""
 POSITIONS_PER_CALL = 1_000
-TARGETS = {
-    "change_100_seconds": 5.0,
-    "change_1000_seconds": 10.0,
-    "rss_mb": 200.0,
-    "gas_update": 8_000,
-    "gas_first": 26_000,
-}
-"""Issue 18's targets: 100 of 100,000 settled <= 5 s after final (keys <= 100 + refresh slice),
-1,000 <= 10 s, peak RSS <= 200 MB with 1,000,000 known accounts, gas per settled account as
-bench-gas (update <= 8k, first <= 26k)."""
-
-
-# ------------------------------------------------------------------------------ seeding
-
-
-def depositor(i: int) -> str:
-    """The i-th seeded depositor: a plain address (keccak of SEED_SALT % i, its last 20 bytes)."""
-    return to_checksum_address(keccak(SEED_SALT % i)[-20:])
-
-
-def amount_of(i: int) -> int:
-    """What the i-th seeded depositor deposited, in wei: 0.001 ETH + i wei (all distinct)."""
-    return 10**15 + i
-
-
-def runtime_code(url: str, creation: str, sender: str) -> str:
-    """The runtime code of `creation` (deployed by `sender` once on the node, then read back)."""
-    tx = rpc(url, "eth_sendTransaction", [{"from": sender, "data": creation, "gas": hex(5_000_000)}])
-    while (receipt := rpc(url, "eth_getTransactionReceipt", [tx])) is None:
-        time.sleep(0.1)
-    assert isinstance(receipt, dict)
-    if int(receipt["status"], 16) != 1:
-        raise RuntimeError("deploying UsersSeeder failed")
-    return str(rpc(url, "eth_getCode", [receipt["contractAddress"], "latest"]))
-
-
-def off_epoch_height(url: str) -> None:
-    """Mine empty blocks until the latest is no multiple of the devnet's `every_blocks`: anvil's
-    cheat calls (`anvil_setCode`, `anvil_setBalance`) rewrite the latest block's state under its
-    header, so that block can never be proven again, and an epoch height there would be refused
-    until the epoch rule's retry period moved it on."""
-    while int(str(rpc(url, "eth_blockNumber", [])), 16) % devnet.EVERY_BLOCKS == 0:
-        rpc(url, "evm_mine", [])
-
-
-def seed(url: str, vault: str, count: int, fund: Sequence[str], say: Callable[[str], None],
-         per_block: int = SEED_PER_TX, block_time: int = 1) -> float:  # fmt: skip
-    """Seed depositors 0..`count`-1 (`depositor`, `amount_of`) into `vault` on the node at `url`
-    (the module doc says how), `per_block` in each block (above SEED_PER_TX the block gas limit is
-    raised for the seeding blocks and set back after), and fund `fund` with 1 ETH each; then a block
-    every `block_time` s (the devnet's pace, 1 s, unless told); returns the
-    seconds it took (compiling the seeder included). Raises RuntimeError when a seeding transaction
-    reverts or a value read back through the vault's code differs."""
-    started = time.monotonic()
-    seeder = compile_bench_contracts()["UsersSeeder"]
-    sender = devnet.dev_account(0).address
-    selector = keccak(b"seed(address[],uint256[])")[:4]
-    real = str(rpc(url, "eth_getCode", [vault, "latest"]))
-    seeder_code = runtime_code(url, seeder["bytecode"], sender)
-    rpc(url, "evm_setIntervalMining", [0])
-    try:
-        base_fee = int(str(rpc(url, "eth_getBlockByNumber", ["latest", False])["baseFeePerGas"]), 16)  # type: ignore[index]
-        gas_limit = int(str(rpc(url, "eth_getBlockByNumber", ["latest", False])["gasLimit"]), 16)  # type: ignore[index]
-        tx_gas = max(SEED_GAS, per_block * SEED_GAS // SEED_PER_TX)
-        if tx_gas > gas_limit:
-            rpc(url, "evm_setBlockGasLimit", [hex(tx_gas + 1_000_000)])
-        off_epoch_height(url)
-        rpc(url, "anvil_setCode", [vault, seeder_code])
-        rpc(url, "evm_mine", [])
-        shown = time.monotonic()
-        for first in range(0, count, per_block):
-            indices = range(first, min(first + per_block, count))
-            accounts = [depositor(i) for i in indices]
-            amounts = [amount_of(i) for i in indices]
-            data = "0x" + (selector + encode(["address[]", "uint256[]"], [accounts, amounts])).hex()
-            _, tx = batch(url, [
-                ("anvil_setNextBlockBaseFeePerGas", [hex(base_fee)]),
-                ("eth_sendTransaction", [{"from": sender, "to": vault, "data": data, "value": hex(sum(amounts)),
-                                          "gas": hex(tx_gas), "maxFeePerGas": hex(MAX_FEE)}]),
-            ])  # fmt: skip
-            rpc(url, "evm_mine", [])
-            receipt: Any = rpc(url, "eth_getTransactionReceipt", [tx])
-            if receipt is None or int(receipt["status"], 16) != 1:
-                raise RuntimeError(f"seeding accounts {first}.. failed: {receipt}")
-            if time.monotonic() - shown > 10:
-                say(f"seeded {indices.stop:,} of {count:,} ({time.monotonic() - started:.0f} s)")
-                shown = time.monotonic()
-        off_epoch_height(url)
-        batch(url, [("anvil_setBalance", [a, hex(10**18)]) for a in fund])
-        rpc(url, "anvil_setCode", [vault, real])
-        rpc(url, "evm_setBlockGasLimit", [hex(gas_limit)])
-        rpc(url, "anvil_setNextBlockBaseFeePerGas", [hex(base_fee)])
-        rpc(url, "evm_mine", [])
-        rpc(url, "anvil_autoImpersonateAccount", [True])
-    finally:
-        rpc(url, "evm_setIntervalMining", [block_time])
-    if str(rpc(url, "eth_getCode", [vault, "latest"])) != real:
-        raise RuntimeError("the vault's code was not restored")
-    w3 = Web3(Web3.HTTPProvider(url))
-    vault_contract = contract(w3, "CollateralVault", vault)
-    for i in {0, count // 2, count - 1}:
-        if int(vault_contract.functions.collateral(depositor(i)).call()) != amount_of(i):
-            raise RuntimeError(f"seeded depositor {i}: the vault does not hold its collateral")
-    return time.monotonic() - started
-
-
-# ------------------------------------------------------------------------------ the daemon
-
-
-class HeadWatch:
-    """When this process first saw each source block number (time.time()), polled every 50 ms."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.seen: dict[int, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        last = -1
-        while not self._stop.wait(0.05):
-            try:
-                head = int(str(rpc(self.url, "eth_blockNumber", [])), 16)
-            except OSError:
-                continue
-            now = time.time()
-            for number in range(last + 1, head + 1):
-                self.seen.setdefault(number, now)
-            last = max(last, head)
-
-    def wait(self, number: int, limit: float = 120) -> float:
-        """time.time() when block `number` was first seen (waits for it)."""
-        deadline = time.monotonic() + limit
-        while number not in self.seen:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"source block {number} not seen within {limit} s")
-            time.sleep(0.02)
-        return self.seen[number]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-class Daemon:
-    """`relayer run` with `config` (JSON logs in `log_path`), its VmRSS and VmHWM sampled."""
-
-    def __init__(self, config: Path, metrics_url: str) -> None:
-        self.metrics_url = metrics_url
-        self.log_path = config.parent / "daemon.log"
-        self._log = open(self.log_path, "wb")
-        env = {k: v for k, v in os.environ.items() if k != "RELAYER_TEST_DIE_AT"}
-        self.started = time.time()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "relayer.cli", "run", "--config", str(config), "--log-format", "json"],
-            stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-        )  # fmt: skip
-        self.rss: list[tuple[float, int]] = []
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(METRICS_EVERY):
-            try:
-                self.rss.append((time.time(), rss_bytes(self.process.pid)))
-                self.peak = rss_bytes(self.process.pid, "VmHWM")
-            except (OSError, RuntimeError):
-                pass
-
-    def check(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"the daemon exited ({self.process.returncode}); see {self.log_path}")
-
-    def hwm(self) -> int:
-        """The daemon's peak RSS so far, bytes."""
-        self.check()
-        self.peak = rss_bytes(self.process.pid, "VmHWM")
-        return self.peak
-
-    def rss_max(self, since: float) -> float | None:
-        """The largest VmRSS sampled at or after `since` (time.time()), MB; None without a sample."""
-        samples = [b for t, b in self.rss if t >= since]
-        return round(max(samples) / 2**20, 1) if samples else None
-
-    def events(self, since: float = 0.0) -> list[Any]:
-        """The daemon's log events (bench.relay.Event) at or after `since` (time.time())."""
-        with open(self.log_path, encoding="utf-8", errors="replace") as reader:
-            found = [parse_event(line) for line in reader]
-        return [e for e in found if e is not None and e.t >= since]
-
-    def metrics(self) -> dict[str, float]:
-        """Storage keys requested and eth_getProof calls so far (all chains, all outcomes)."""
-        sample = scrape(self.metrics_url)
-        return {
-            "storage_keys": metric_sum(sample, "relayer_storage_keys_requested_total"),
-            "get_proof_calls": metric_sum(sample, "relayer_rpc_requests_total", method=lambda m: m == "eth_getProof"),
-        }
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
-def mode_config(
-    net: devnet.Devnet,
-    directory: Path,
-    snapshots: str,
-    epoch_retry_seconds: int | None = None,
-    source_rpc_timeout: float | None = None,
-) -> tuple[Path, str]:
-    """A copy of the devnet's relayer config in `directory` (its own store, keys, fresh metrics and
-    keeper ports) with `snapshots = <snapshots>` in its [[pairs]] table and, when given,
-    `epoch_retry_seconds` in its destination's table and `rpc_timeout_seconds` in the source
-    chain's; (path, metrics URL)."""
-    directory.mkdir(parents=True)
-    shutil.copytree(net.directory / "keys", directory / "keys")
-    metrics_port, keeper_port = free_port(), free_port()
-    lines = []
-    table = ""
-    for line in net.config_path.read_text().splitlines():
-        if line.startswith("["):
-            table = line.strip()
-        if line.startswith("listen = ") and table == "[metrics]":
-            line = f'listen = "127.0.0.1:{metrics_port}"'
-        elif line.startswith("listen = ") and table == "[keeper]":
-            line = f'listen = "127.0.0.1:{keeper_port}"'
-        lines.append(line)
-        if line.strip() == "[destinations.destination]" and epoch_retry_seconds is not None:
-            lines.append(f"epoch_retry_seconds = {epoch_retry_seconds}")
-        if line.strip() == "[chains.source]" and source_rpc_timeout is not None:
-            lines.append(f"rpc_timeout_seconds = {source_rpc_timeout}")
-    if table != "[[pairs]]":
-        raise RuntimeError(f"the devnet's config does not end with its [[pairs]] table ({table})")
-    lines.append(f'snapshots = "{snapshots}"')
-    path = directory / "relayer.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path, f"http://127.0.0.1:{metrics_port}/metrics"
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -556,164 +296,10 @@ def run_mode(bench: Bench, snapshots: str, directory: Path, changes: Sequence[in
     return result
 
 
-def rss_run(accounts: int, per_block: int, seconds: float, dest_block_time: float, directory: Path, logs: Path,
-            say: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
-    """A fresh devnet with `accounts` depositors (`per_block` seeded per block; then a source
-    block every RSS_SOURCE_BLOCK_TIME s) and a delta daemon from an empty store, run until
-    RSS_AFTER_SECONDS after its second epoch was created (or `seconds`):
-    its peak RSS (VmHWM) once its discovery had found all of them (`accounts.discovered`), once
-    its first epoch (the MAX_ACCOUNTS_PER_SNAPSHOT lowest addresses) was created, once its second
-    (a delta epoch over every known account: the refresh slice of those the first held back) was
-    created, and at the end (its settlements under way); None for a phase not reached."""
-    net = devnet.provision(directory, accounts=1, detach=False, progress=False, dest_block_time=dest_block_time,
-                           source_block_time=RSS_SOURCE_BLOCK_TIME)  # fmt: skip
-    try:
-        info: Any = net.info
-        seeding = seed(info["chains"]["source"]["rpc"], info["contracts"]["vault"], accounts - 1, [], say, per_block,
-                       int(RSS_SOURCE_BLOCK_TIME))  # fmt: skip
-        say(f"rss: seeded {accounts - 1:,} depositors ({per_block:,} a block) in {seeding:.1f} s; the daemon runs "
-            f"until {RSS_AFTER_SECONDS:.0f} s after its second epoch was created, {seconds:.0f} s at most")  # fmt: skip
-        # anvil answers eth_getProof of 256 keys at 1,000,000 slots in about 9 s, two in flight:
-        # past the daemon's default timeout of 10 s every snapshot would time out
-        # (and an epoch's retry period beyond a snapshot's minutes, so that no attempt starts it over)
-        config, metrics_url = mode_config(
-            net, directory / "rss", "delta", epoch_retry_seconds=3_600, source_rpc_timeout=120.0
-        )
-        daemon = Daemon(config, metrics_url)
-        peaks: dict[str, float | None] = {"discovered": None, "epoch_1": None, "epoch_2": None}
-        at: dict[str, float | None] = dict.fromkeys(peaks)
-        try:
-            while time.time() - daemon.started < seconds:
-                daemon.check()
-                time.sleep(1.0)
-                events = daemon.events()
-                new = sum(int(e.fields.get("new", 0)) for e in events if e.name == "accounts.discovered")
-                created = [e for e in events if e.name == "epoch.created"]
-                reached = {"discovered": new >= accounts, "epoch_1": len(created) >= 1, "epoch_2": len(created) >= 2}
-                for phase, done in reached.items():
-                    if done and peaks[phase] is None:
-                        peaks[phase], at[phase] = daemon.hwm() / 2**20, time.time() - daemon.started
-                        say(f"rss: {phase} after {at[phase]:.0f} s, peak RSS {peaks[phase]:.0f} MB")
-                if at["epoch_2"] is not None and time.time() - daemon.started > at["epoch_2"] + RSS_AFTER_SECONDS:
-                    break
-            events = daemon.events()
-            created = [e for e in events if e.name == "epoch.created"]
-            return {
-                "accounts": accounts,
-                "seeded_per_block": per_block,
-                "seeding_seconds": round(seeding, 1),
-                "window_seconds": seconds,
-                "ran_seconds": round(time.time() - daemon.started, 1),
-                "discovered": sum(int(e.fields.get("new", 0)) for e in events if e.name == "accounts.discovered"),
-                "peak_rss_mb_by_phase": {k: None if v is None else round(v, 1) for k, v in peaks.items()},
-                "phase_reached_after_s": {k: None if v is None else round(v, 1) for k, v in at.items()},
-                "peak_rss_mb": round(daemon.hwm() / 2**20, 1),
-                "claims_per_epoch": [int(e.fields.get("claims", 0)) for e in created],
-                "batches_settled": sum(1 for e in events if e.name == "batch.settled"),
-            }
-        finally:
-            daemon.close()
-            logs.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(daemon.log_path, logs / "rss-daemon.log")
-    finally:
-        devnet.stop(directory)
-
-
 # ------------------------------------------------------------------------------ main
 
 
-def _fmt(value: Any, unit: str = "") -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:,.1f}{unit}"
-    return f"{value:,}{unit}"
-
-
-def table(result: dict[str, Any]) -> list[str]:
-    """The printed table: per figure, each mode's value side by side, and the target."""
-    modes = result["modes"]
-    width = 48
-
-    def row(label: str, values: Sequence[str], target: str = "") -> str:
-        cells = "".join(f"{v:>14}" for v in values) + " " * 14 * (len(modes) - len(values))
-        return f"{label:<{width}}{cells}  {target}".rstrip()
-
-    lines = [row("phase", [m["snapshots"] for m in modes], "target (issue 18)")]
-    first = modes[0].get("first")
-    if first:
-        lines.append(
-            row(
-                f"first: seconds, all {first['accounts']:,} settled",
-                [_fmt(first["seconds_from_daemon_start"])],
-                "(from the daemon's start; the first epoch proves everyone in both modes)",
-            )
-        )
-        lines.append(row("first: gas per account", [_fmt(first["gas_per_account"])], f"<= {TARGETS['gas_first']:,}"))
-    rows = (
-        ("seconds from change final", "seconds_from_final"),
-        ("seconds from epoch height final", "seconds_from_epoch_height_final"),
-        ("storage keys requested", "storage_keys_requested"),
-        ("eth_getProof calls", "get_proof_calls"),
-        ("claims in its epochs", "claims"),
-        ("accounts settled", "accounts_settled"),
-        ("gas per settled account", "gas_per_settled_account"),
-        ("daemon RSS max in phase", "rss_mb_max_in_phase"),
-    )
-    at = "" if result["accounts"] == 100_000 else " at 100,000 accounts"
-    for count in result["changes"]:
-        for label, key in rows:
-            target = ""
-            if key == "seconds_from_final":
-                seconds = TARGETS["change_100_seconds"] if count <= 100 else TARGETS["change_1000_seconds"]
-                target = f"<= {seconds:.0f} s{at}"
-            elif key == "storage_keys_requested":
-                target = f"delta: <= {count:,} + the refresh slice"
-            elif key == "gas_per_settled_account":
-                target = f"<= {TARGETS['gas_update']:,}"
-            lines.append(
-                row(
-                    f"{count:,} changed: {label}",
-                    [
-                        _fmt(m.get(f"change_{count}", {}).get(key), " MB" if key.startswith("rss") else "")
-                        for m in modes
-                    ],
-                    target,
-                )
-            )
-    lines.append(
-        row(
-            f"daemon peak RSS, {result['accounts']:,} accounts",
-            [_fmt(m["peak_rss_mb"], " MB") for m in modes],
-            "(VmHWM: the first full epoch included)",
-        )
-    )
-    lines += [f"{m['snapshots']}: FAILED ({m['error']}); figures after it missing" for m in modes if "error" in m]
-    return lines + rss_lines(result.get("rss"))
-
-
-def rss_lines(rss: dict[str, Any] | None) -> list[str]:
-    """The RSS run's lines of the table (none when it did not run)."""
-    if not rss:
-        return []
-    if "error" in rss:
-        return [f"RSS run: FAILED ({rss['error']})"]
-    lines = [f"RSS run: {rss['accounts']:,} depositors ({rss['seeded_per_block']:,} a block), a delta daemon from an "
-             f"empty store until its second epoch was final ({rss['ran_seconds']:.0f} s; claims per epoch "
-             f"{rss['claims_per_epoch']}):"]  # fmt: skip
-    names = {"discovered": "all discovered", "epoch_1": "first epoch created",
-             "epoch_2": "second (delta) epoch created"}  # fmt: skip
-    for phase, label in names.items():
-        cell = f"peak once {label} ({_fmt(rss['phase_reached_after_s'][phase], ' s')})"
-        lines.append(f"  {cell:<58}{_fmt(rss['peak_rss_mb_by_phase'][phase], ' MB'):>12}  "
-                     f"target <= {TARGETS['rss_mb']:.0f} MB at 1,000,000")  # fmt: skip
-    lines.append(f"  {'peak at the end':<58}{_fmt(rss['peak_rss_mb'], ' MB'):>12}  "
-                 f"({rss['batches_settled']} settlement batches)")  # fmt: skip
-    return lines
-    return lines
-
-
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.users", description=__doc__.split("\n\n")[0])
     parser.add_argument("--accounts", type=int, default=100_000, help="depositors of the vault (N)")
     parser.add_argument("--changes", type=int, nargs="+", default=[100, 1_000], help="K per phase")
@@ -735,6 +321,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the daemons' epoch_retry_seconds (0: the daemon's default)")  # fmt: skip
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()) / "bench-users-logs",
                         help="where each daemon's JSON log is copied")  # fmt: skip
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.accounts < 2 or any(k < 1 for k in args.changes):
         parser.error("--accounts must be at least 2 and each of --changes at least 1")
@@ -742,10 +333,39 @@ def main(argv: list[str] | None = None) -> int:
     if len(modes) * (1 + sum(args.changes)) >= args.accounts:
         parser.error(f"{args.accounts} accounts cannot change {len(modes)} x (1 + {sum(args.changes)}) times fresh")
 
-    def say(message: str) -> None:
-        print(f"users: {message}", flush=True)
+    result = _header(args)
+    if args.rss_only:
+        return _rss_only(args, result, _say)
+    with tempfile.TemporaryDirectory(prefix="bench-users-") as folder:
+        _run_modes(args, modes, Path(folder), result, _say)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(result, indent=1) + "\n")  # again below with the RSS run
+        if args.rss_accounts:
+            _say(f"RSS run: {args.rss_accounts:,} depositors on a fresh devnet")
+            try:
+                result["rss"] = rss_run(args.rss_accounts, args.rss_per_block, args.rss_seconds,
+                                        args.dest_block_time, Path(folder) / "rss-net", args.logs, _say)  # fmt: skip
+            except Exception as exc:  # recorded: the main run's figures are kept
+                result["rss"] = {"accounts": args.rss_accounts, "error": f"{type(exc).__name__}: {exc}"}
+                _say(f"RSS run: FAILED: {exc}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=1) + "\n")
+    print()
+    for line in table(result):
+        print(line)
+    print(
+        f"(seeding {result['seeding_seconds']} s; destination a block every {args.dest_block_time} s) -> {args.output}"
+    )
+    return 0
 
-    result: dict[str, Any] = {
+
+def _say(message: str) -> None:
+    print(f"users: {message}", flush=True)
+
+
+def _header(args: argparse.Namespace) -> dict[str, Any]:
+    """The result's description of the run: sizes, pace, targets, when, commit and machine."""
+    return {
         "accounts": args.accounts,
         "changes": args.changes,
         "destination_block_time_s": args.dest_block_time,
@@ -760,66 +380,51 @@ def main(argv: list[str] | None = None) -> int:
         ).stdout.strip(),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
     }
-    if args.rss_only:
-        with tempfile.TemporaryDirectory(prefix="bench-users-") as folder:
-            say(f"RSS run: {args.rss_accounts:,} depositors on a fresh devnet")
-            result["rss"] = rss_run(args.rss_accounts, args.rss_per_block, args.rss_seconds, args.dest_block_time,
-                                    Path(folder) / "rss-net", args.logs, say)  # fmt: skip
-        output = args.output.with_name(args.output.stem + "-rss.json")
-        output.write_text(json.dumps(result, indent=1) + "\n")
-        print("\n".join(rss_lines(result["rss"])) + f"\n-> {output}")
-        return 0
+
+
+def _rss_only(args: argparse.Namespace, result: dict[str, Any], say: Callable[[str], None]) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-users-") as folder:
-        directory = Path(folder)
-        say(f"provisioning a devnet (destination: a block every {args.dest_block_time} s)")
-        net = devnet.provision(directory, accounts=1, detach=False, progress=False,
-                               dest_block_time=args.dest_block_time)  # fmt: skip
-        try:
-            info: Any = net.info
-            changing = [depositor(i) for i in range(len(modes) * (1 + sum(args.changes)))]
-            seeding = seed(info["chains"]["source"]["rpc"], info["contracts"]["vault"], args.accounts - 1, changing,
-                           say)  # fmt: skip
-            result["seeding_seconds"] = round(seeding, 1)
-            say(f"seeded {args.accounts - 1:,} depositors (and dev account 3's deposit) in {seeding:.1f} s")
-            bench = Bench(net, args.accounts - 1)
-            try:
-                result["modes"] = [
-                    run_mode(
-                        bench,
-                        mode,
-                        directory / mode,
-                        args.changes,
-                        mode == "delta",
-                        args.limit,
-                        args.logs,
-                        args.epoch_retry_seconds or None,
-                        say,
-                    )
-                    for mode in modes
-                ]
-            finally:
-                bench.close()
-        finally:
-            devnet.stop(directory)
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(result, indent=1) + "\n")  # again below with the RSS run
-        if args.rss_accounts:
-            say(f"RSS run: {args.rss_accounts:,} depositors on a fresh devnet")
-            try:
-                result["rss"] = rss_run(args.rss_accounts, args.rss_per_block, args.rss_seconds,
-                                        args.dest_block_time, directory / "rss-net", args.logs, say)  # fmt: skip
-            except Exception as exc:  # recorded: the main run's figures are kept
-                result["rss"] = {"accounts": args.rss_accounts, "error": f"{type(exc).__name__}: {exc}"}
-                say(f"RSS run: FAILED: {exc}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(result, indent=1) + "\n")
-    print()
-    for line in table(result):
-        print(line)
-    print(
-        f"(seeding {result['seeding_seconds']} s; destination a block every {args.dest_block_time} s) -> {args.output}"
-    )
+        say(f"RSS run: {args.rss_accounts:,} depositors on a fresh devnet")
+        result["rss"] = rss_run(args.rss_accounts, args.rss_per_block, args.rss_seconds, args.dest_block_time,
+                                Path(folder) / "rss-net", args.logs, say)  # fmt: skip
+    output = args.output.with_name(args.output.stem + "-rss.json")
+    output.write_text(json.dumps(result, indent=1) + "\n")
+    print("\n".join(rss_lines(result["rss"])) + f"\n-> {output}")
     return 0
+
+
+def _run_modes(args: argparse.Namespace, modes: list[str], directory: Path, result: dict[str, Any],
+               say: Callable[[str], None]) -> None:  # fmt: skip
+    """One devnet seeded with the vault's depositors; each mode's daemon in turn (result["modes"])."""
+    say(f"provisioning a devnet (destination: a block every {args.dest_block_time} s)")
+    net = devnet.provision(directory, accounts=1, detach=False, progress=False, dest_block_time=args.dest_block_time)
+    try:
+        info: Any = net.info
+        changing = [depositor(i) for i in range(len(modes) * (1 + sum(args.changes)))]
+        seeding = seed(info["chains"]["source"]["rpc"], info["contracts"]["vault"], args.accounts - 1, changing,
+                       say)  # fmt: skip
+        result["seeding_seconds"] = round(seeding, 1)
+        say(f"seeded {args.accounts - 1:,} depositors (and dev account 3's deposit) in {seeding:.1f} s")
+        bench = Bench(net, args.accounts - 1)
+        try:
+            result["modes"] = [
+                run_mode(
+                    bench,
+                    mode,
+                    directory / mode,
+                    args.changes,
+                    mode == "delta",
+                    args.limit,
+                    args.logs,
+                    args.epoch_retry_seconds or None,
+                    say,
+                )
+                for mode in modes
+            ]
+        finally:
+            bench.close()
+    finally:
+        devnet.stop(directory)
 
 
 if __name__ == "__main__":
