@@ -162,7 +162,7 @@ static inline void fe_sqr(fe *o, const fe *a, const fe_field *F)
     fe_mul(o, a, a, F);
 }
 
-/* field.c */
+/* verkle_field.c */
 void fe_from_u64(fe *o, uint64_t x, const fe_field *F);
 /* Any 256-bit integer (limbs little-endian), reduced mod m, into Montgomery form. */
 void fe_from_raw(fe *o, const uint64_t raw[4], const fe_field *F);
