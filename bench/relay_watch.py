@@ -1,7 +1,7 @@
 """The daemon of ``python -m bench.relay`` run as a real process and watched from outside: JSON-RPC
 batches, its JSON log events, its Prometheus ``/metrics`` and its resident memory.
 
-Also used by ``bench.users`` (``batch``, ``parse_event``, ``scrape``, ``metric_sum``, ``rss_bytes``).
+``bench.users`` uses ``batch``, ``parse_event``, ``scrape``, ``metric_sum`` and ``rss_bytes`` (through ``bench.relay``).
 """
 
 from __future__ import annotations
