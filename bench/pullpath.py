@@ -20,6 +20,8 @@ process. Figures (latency = request sent to answer read, milliseconds):
 
 Checks printed with the figures: a sample of served ``check`` calls run as ``eth_call`` on the
 destination and return the claimed value. Writes ``bench/results/pullpath.json``.
+
+The destination and the stored epochs: ``bench/pullpath_store.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,29 +45,30 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-from chains.anvil import DEV_MNEMONIC, free_port, start_anvil
-from chains.bindings import BLOCK_LEAF_FIELDS, deploy_destination, register_vault
+from bench.pullpath_store import (
+    DESTINATION_CHAIN_ID,
+    FIRST_SOURCE_CHAIN_ID,
+    Destination,
+    dev_account,
+    make_snapshots,
+    open_destination,
+    population,
+    store_epoch,
+)
+from chains.anvil import free_port
+from chains.bindings import BLOCK_LEAF_FIELDS
 from chains.fallback import FallbackClient
-from chains.headers import VerifiedHeader
-from chains.types import Hash32
-from relayer.aggregation.aggregator import StoredEpochUnusable, aggregate_epoch, rebuild_epoch
-from relayer.attestation.eip712 import sign_epoch
+from relayer.aggregation.aggregator import StoredEpochUnusable, rebuild_epoch
 from relayer.epoch import (
-    EPOCH_FORMAT,
     EPOCH_FORMATS,
-    Claim,
     EpochAggregate,
-    Snapshot,
-    snapshot_to_json,
 )
 from relayer.observability.api import HealthView, make_app
 from relayer.observability.metrics import Metrics
-from relayer.pullpath.proofs import ProofServer, tree_rows
+from relayer.pullpath.proofs import ProofServer
 from relayer.pullpath.ratelimit import ClientBuckets
 from relayer.pullpath.server import make_keeper_app
 from relayer.storage.store import Store
@@ -75,118 +77,7 @@ from relayer.submission.txmanager import TxManager
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "pullpath.json"
-DESTINATION_CHAIN_ID = 31337
-FIRST_SOURCE_CHAIN_ID = 1001
-MAX_AGE = 30 * 86_400
 HEALTH_PROBE_RPS = 20
-
-Account.enable_unaudited_hdwallet_features()
-
-
-def dev_account(index: int) -> LocalAccount:
-    return Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
-
-
-# ------------------------------------------------------------------------------ the destination
-
-
-@dataclass
-class Destination:
-    """A real MarginSettlement (its own EpochVerifier) on anvil with a committee of one, and the
-    relay's Submitter for it."""
-
-    node: Any
-    settlement: str
-    attester: LocalAccount
-    submitter: Submitter
-    client: FallbackClient
-
-    async def close(self) -> None:
-        await self.client.close()
-        self.node.stop()
-
-
-async def open_destination(store: Store, source_chains: Sequence[int]) -> Destination:
-    """Start anvil, deploy MarginSettlement (committee: dev account 1, threshold 1), register one
-    vault per source chain (max age 30 days), and build the Submitter (sender: dev account 2)."""
-    node = start_anvil(DESTINATION_CHAIN_ID)
-    w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 30}))
-    deployer, attester, sender = dev_account(0), dev_account(1), dev_account(2)
-    settlement = deploy_destination(w3, deployer, [attester.address], 1)
-    for chain_id in source_chains:
-        vault = to_checksum_address(chain_id.to_bytes(20, "big"))
-        register_vault(w3, deployer, settlement, chain_id, vault, 0, 10_000, MAX_AGE)
-    client = FallbackClient([node.url], chain_label="destination")
-    await client.__aenter__()
-    txm = TxManager(client, chain_id=DESTINATION_CHAIN_ID, sender=sender, store=store, poll_seconds=0.02)
-    submitter = Submitter(
-        client, txm, chain_id=DESTINATION_CHAIN_ID, sender=sender.address, verifier=settlement, settlement=settlement
-    )
-    return Destination(node, settlement, attester, submitter, client)
-
-
-def vault_of(chain_id: int) -> str:
-    return to_checksum_address(chain_id.to_bytes(20, "big"))
-
-
-def population(size: int, rng: random.Random) -> list[str]:
-    return [to_checksum_address(rng.randbytes(20)) for _ in range(size)]
-
-
-def make_snapshots(
-    epoch: int, chains: Sequence[int], accounts: Sequence[Sequence[str]], now: int, rng: random.Random
-) -> list[Snapshot]:
-    """One snapshot per source chain with `accounts[i]` as its claims (random values), a header of
-    random hashes at block 1,000 x epoch stamped `now` (fresh on the destination)."""
-    out = []
-    for chain_id, chain_accounts in zip(chains, accounts, strict=True):
-        header = VerifiedHeader(
-            number=1_000 * epoch + chain_id % 1_000,
-            hash=Hash32(rng.randbytes(32)),
-            parent_hash=Hash32(rng.randbytes(32)),
-            state_root=Hash32(rng.randbytes(32)),
-            timestamp=now,
-            rlp=b"",
-        )
-        claims = tuple(Claim(a, rng.randrange(1, 10**21)) for a in chain_accounts)
-        out.append(Snapshot(chain_id, vault_of(chain_id), header, claims, 0.0))
-    return out
-
-
-async def store_epoch(
-    store: Store,
-    destination: Destination,
-    epoch: int,
-    snapshots: Sequence[Snapshot],
-    previous: bytes,
-    status: str = "settled",
-) -> bytes:
-    """Store an epoch as the relay does (content, claims, trees), submit it on the destination,
-    and mark it `status` (`settled`: the claims it supersedes are pruned; `confirmed` keeps
-    every epoch's claims, as the old scan path needs); returns its root."""
-    aggregate = aggregate_epoch(snapshots)
-    signature = sign_epoch(
-        destination.attester,
-        DESTINATION_CHAIN_ID,
-        destination.settlement,
-        epoch,
-        aggregate.root,
-        previous,
-        generation=1,  # the bench's committee never changes
-    )
-    content = {
-        "format": EPOCH_FORMAT,
-        "plan": {"time": 0, "why": "bench", "heights": {str(s.chain_id): s.header.number for s in snapshots}},
-        "snapshots": [snapshot_to_json(s) for s in snapshots],
-        "previous": "0x" + previous.hex(),
-        "signatures": [[destination.attester.address, "0x" + signature.hex()]],
-    }
-    claims = ((b, i, c.account, c.value) for b, s in enumerate(snapshots) for i, c in enumerate(s.claims))
-    store.create_epoch(epoch, aggregate.root, content, {}, claims, tree_rows(aggregate))
-    await destination.submitter.submit_epoch(f"bench-epoch:{epoch}", epoch, aggregate.root, previous, [signature])
-    store.set_epoch_status(epoch, status)
-    return aggregate.root
-
 
 # ------------------------------------------------------------------------------ the old scan path
 
@@ -366,7 +257,91 @@ async def open_loop(
 # ------------------------------------------------------------------------------ main
 
 
+async def _fill(
+    args: argparse.Namespace,
+    rng: random.Random,
+    store: Store,
+    destination: Destination,
+    chains: list[int],
+    people: list[str],
+) -> float:
+    """Store and submit args.epochs epochs of args.claims claims over `chains`, each epoch's
+    accounts drawn from `people`; returns the seconds it took."""
+    per_chain = args.claims // args.chains
+    now = int(Web3(Web3.HTTPProvider(destination.node.url)).eth.get_block("latest")["timestamp"])
+    fill_start = time.perf_counter()
+    previous = bytes(32)
+    for epoch in range(1, args.epochs + 1):
+        accounts = [rng.sample(people, per_chain) for _ in chains]
+        previous = await store_epoch(  # confirmed: unpruned, as the old scan path it is compared with needs
+            store, destination, epoch, make_snapshots(epoch, chains, accounts, now, rng), previous, "confirmed"
+        )
+    return time.perf_counter() - fill_start
+
+
+async def _measure_served(
+    args: argparse.Namespace, rng: random.Random, people: list[str], store_path: Path, destination: Destination
+) -> dict[str, Any]:
+    """Serve the store from a child process (``--serve``) and `measure` its two listeners; the
+    child stops when its stdin closes."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.pullpath", "--serve", str(store_path), "--rpc", destination.node.url,
+        "--settlement", destination.settlement,
+        "--rate", str(args.rate), "--burst", str(args.burst),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
+    )  # fmt: skip
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        ports = json.loads(await child.stdout.readline())
+        keeper = f"http://127.0.0.1:{ports['keeper']}"
+        health = f"http://127.0.0.1:{ports['health']}/healthz"
+        return await measure(args, rng, people, keeper, health)
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        await asyncio.wait_for(child.wait(), 30)
+
+
+async def _compare_scan(
+    args: argparse.Namespace, rng: random.Random, people: list[str], store: Store, destination: Destination
+) -> dict[str, Any]:
+    """The old scan path and the new one, in this process, on args.baseline_requests accounts:
+    their figures and how many answers are identical."""
+    baseline = ScanBaseline(store, destination.submitter)
+    indexed = ProofServer(store, destination.submitter)
+    scan_seconds, index_seconds = [], []
+    same = 0
+    sample = rng.sample(people, args.baseline_requests)
+    for account in sample:
+        start = time.perf_counter()
+        old = await baseline.proofs(account)
+        scan_seconds.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        new = await indexed.proofs(account)
+        index_seconds.append(time.perf_counter() - start)
+        same += new == old
+    return {
+        "baseline_scan": {**figures(scan_seconds), "answers_identical": f"{same}/{len(sample)}"},
+        "index_in_process": figures(index_seconds),
+    }
+
+
+async def _check_served(answers: dict[str, Any], limit: int, destination: Destination) -> int:
+    """Run the `check` of every claim of the first `limit` served answers as an eth_call on the
+    destination; returns how many ran. Raises RuntimeError when one does not return the value."""
+    checks = 0
+    for answer in list(answers.values())[:limit]:
+        for claim in answer["claims"]:
+            raw = await destination.client.eth_call(claim["check"])
+            if int.from_bytes(bytes(raw), "big") != int(claim["value"]):
+                raise RuntimeError(f"check of {answer['account']} on chain {claim['chain_id']} failed")
+            checks += 1
+    return checks
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Fill a store, serve it and load it, compare with the old scan path and run served checks on
+    the destination; returns the content of pullpath.json."""
     rng = random.Random(args.seed)
     chains = [FIRST_SOURCE_CHAIN_ID + i for i in range(args.chains)]
     per_chain = args.claims // args.chains
@@ -376,58 +351,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     destination = await open_destination(store, chains)
     people = population(args.population, rng)
     try:
-        now = int(Web3(Web3.HTTPProvider(destination.node.url)).eth.get_block("latest")["timestamp"])
-        fill_start = time.perf_counter()
-        previous = bytes(32)
-        for epoch in range(1, args.epochs + 1):
-            accounts = [rng.sample(people, per_chain) for _ in chains]
-            previous = await store_epoch(  # confirmed: unpruned, as the old scan path it is compared with needs
-                store, destination, epoch, make_snapshots(epoch, chains, accounts, now, rng), previous, "confirmed"
-            )
-        fill_seconds = time.perf_counter() - fill_start
+        fill_seconds = await _fill(args, rng, store, destination, chains, people)
         store_bytes = store_path.stat().st_size
         print(f"filled {args.epochs} epochs x {per_chain * len(chains)} claims ({len(chains)} chains) "
               f"in {fill_seconds:.1f} s; store {store_bytes / 1e6:.0f} MB", flush=True)  # fmt: skip
-
-        child = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bench.pullpath", "--serve", str(store_path), "--rpc", destination.node.url,
-            "--settlement", destination.settlement,
-            "--rate", str(args.rate), "--burst", str(args.burst),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT,
-        )  # fmt: skip
-        try:
-            assert child.stdout is not None and child.stdin is not None
-            ports = json.loads(await child.stdout.readline())
-            keeper = f"http://127.0.0.1:{ports['keeper']}"
-            health = f"http://127.0.0.1:{ports['health']}/healthz"
-            result = await measure(args, rng, people, keeper, health)
-        finally:
-            if child.stdin is not None:
-                child.stdin.close()
-            await asyncio.wait_for(child.wait(), 30)
-
-        # the old scan path and the new one, in this process, on a few accounts: time and answers
-        baseline = ScanBaseline(store, destination.submitter)
-        indexed = ProofServer(store, destination.submitter)
-        scan_seconds, index_seconds = [], []
-        same = 0
-        sample = rng.sample(people, args.baseline_requests)
-        for account in sample:
-            start = time.perf_counter()
-            old = await baseline.proofs(account)
-            scan_seconds.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            new = await indexed.proofs(account)
-            index_seconds.append(time.perf_counter() - start)
-            same += new == old
-        # served checks run on the destination
-        checks = 0
-        for answer in list(result["answers"].values())[: args.checks]:
-            for claim in answer["claims"]:
-                raw = await destination.client.eth_call(claim["check"])
-                if int.from_bytes(bytes(raw), "big") != int(claim["value"]):
-                    raise RuntimeError(f"check of {answer['account']} on chain {claim['chain_id']} failed")
-                checks += 1
+        result = await _measure_served(args, rng, people, store_path, destination)
+        compared = await _compare_scan(args, rng, people, store, destination)
+        checks = await _check_served(result["answers"], args.checks, destination)
     finally:
         await destination.close()
         store.close()
@@ -443,8 +373,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "population": args.population,
             "fill_seconds": round(fill_seconds, 1),
             "store_bytes": store_bytes,
-            "baseline_scan": {**figures(scan_seconds), "answers_identical": f"{same}/{len(sample)}"},
-            "index_in_process": figures(index_seconds),
+            **compared,
             "checks_on_destination": checks,
         }
     )

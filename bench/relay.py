@@ -32,6 +32,8 @@ chunk 256 keys, batches up to 8M gas, 4 in flight). Everything below is measured
 
 At the end every position is read back from the destination and checked against the deposits.
 Writes ``bench/results/relay.json`` (one entry per size, earlier sizes kept) and prints a table.
+The daemon run and watched as a process: ``bench/relay_watch.py``; the analysis and the printed
+table: ``bench/relay_analysis.py``.
 """
 
 from __future__ import annotations
@@ -41,23 +43,26 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import urllib.request
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from eth_utils import keccak, to_checksum_address
-from prometheus_client.parser import text_string_to_metric_families
 from web3 import Web3
 
+from bench.relay_analysis import first_round, proving_throughput, report, stage_times
+from bench.relay_analysis import first_round_wall as first_round_wall  # re-exported: tests/bench
+from bench.relay_analysis import full_round as full_round
+from bench.relay_analysis import rounds as rounds
+from bench.relay_watch import RPC_BATCH, Event, Progress, batch, post, run_daemon
+from bench.relay_watch import metric_sum as metric_sum  # re-exported: bench.users, tests/bench
+from bench.relay_watch import parse_event as parse_event
+from bench.relay_watch import rss_bytes as rss_bytes
+from bench.relay_watch import scrape as scrape
 from chains.anvil import AnvilNode, free_port, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
 from chains.headers import VerifiedHeader
@@ -75,76 +80,15 @@ RESULTS = ROOT / "bench" / "results" / "relay.json"
 
 DESTINATION_CHAIN_ID = 31400
 FIRST_SOURCE_CHAIN_ID = 31401
-RPC_BATCH = 500  # JSON-RPC calls per HTTP request while seeding
 PROOF_CHUNK = 256  # the daemon's default `proof_chunk_size`, written into the config
-METRICS_EVERY = 0.5
 DEPOSIT_GAS = 120_000
 DEPOSIT_MAX_FEE = 1_000 * 10**9  # full blocks while seeding raise the base fee 12.5% a block: a
 # deposit sent with anvil's default fee cap (twice the base fee when sent) can wait for good
 SOURCE_STATES = 160  # states a source anvil keeps in memory (--prune-history): 10 anvils x 10,000
 # accounts keeping every state ran the machine out of memory; 160 s of history still covers a round
-STAGES = ("discover", "eth_getProof", "verify", "aggregate+sign", "submit", "settle")
-
-
-# ------------------------------------------------------------------------------ JSON-RPC
-
-
-def post(url: str, payload: Any, timeout: float = 300) -> tuple[Any, float]:
-    """POST a JSON-RPC payload; returns (decoded reply, seconds until the reply's last byte)."""
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
-    )
-    started = time.perf_counter()
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        body = response.read()
-    return json.loads(body), time.perf_counter() - started
-
-
-def batch(url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-    """Results of `calls`, RPC_BATCH per HTTP request; raises RuntimeError on a JSON-RPC error."""
-    out: list[Any] = []
-    for start in range(0, len(calls), RPC_BATCH):
-        part = calls[start : start + RPC_BATCH]
-        replies, _ = post(url, [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(part)])
-        by_id = {r["id"]: r for r in replies}
-        for i in range(len(part)):
-            reply = by_id[i]
-            if "error" in reply:
-                raise RuntimeError(f"{part[i][0]}: {reply['error']}")
-            out.append(reply["result"])
-    return out
 
 
 # ------------------------------------------------------------------------------ provisioning
-
-
-class Progress:
-    """A count shown as one line every few seconds while a long phase runs."""
-
-    def __init__(self, what: str, total: int, every: float = 3.0) -> None:
-        self.what, self.total, self.every = what, total, every
-        self.done = 0
-        self.started = time.monotonic()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def add(self, n: int) -> None:
-        with self._lock:
-            self.done += n
-
-    def _line(self) -> str:
-        return f"  {self.what}: {self.done:,} / {self.total:,} ({time.monotonic() - self.started:.0f} s)"
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every) and self.done < self.total:
-            print(self._line(), flush=True)
-        print(self._line(), flush=True)  # once when complete (or closed)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @dataclass
@@ -297,254 +241,7 @@ def config_text(sources: list[Source], destination_rpc: str, settlement: str, sl
     )
 
 
-# ------------------------------------------------------------------------------ the daemon, watched
-
-
-@dataclass
-class Event:
-    t: float  # unix seconds (the log's UTC timestamp)
-    name: str
-    fields: dict[str, Any]
-
-
-def parse_event(line: str) -> Event | None:
-    try:
-        data = json.loads(line)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or "event" not in data or "timestamp" not in data:
-        return None
-    t = datetime.fromisoformat(str(data["timestamp"]).replace("Z", "+00:00")).timestamp()
-    return Event(t, str(data["event"]), data)
-
-
-def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of the daemon's /metrics: (name, sorted labels) -> value."""
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = float(sample.value)
-    return out
-
-
-def metric_sum(sample: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-               **labels: Callable[[str], bool]) -> float:  # fmt: skip
-    total = 0.0
-    for (n, lbls), value in sample.items():
-        d = dict(lbls)
-        if n == name and all(test(d.get(k, "")) for k, test in labels.items()):
-            total += value
-    return total
-
-
-def rss_bytes(pid: int, field: str = "VmRSS") -> int:
-    """`field` of /proc/`pid`/status in bytes: VmRSS (resident now) or VmHWM (peak resident)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} for pid {pid}")
-
-
-def follow_until_settled(
-    log_path: Path, daemon: subprocess.Popen[bytes], expected: int, started: float, limit: float
-) -> list[Event]:
-    """Follow the daemon's JSON log at `log_path` until `expected` claims are final; returns its
-    events so far. Reports batches as they settle and prints failures; raises RuntimeError when
-    the daemon exits or `limit` seconds pass since `started` (a time.time())."""
-    events: list[Event] = []
-    progress = Progress("claims settled (batches mined)", expected, every=5.0)
-    with open(log_path, encoding="utf-8", errors="replace") as reader:
-        buffered = ""
-        settled = 0
-        while settled < expected:
-            chunk = reader.read()
-            if not chunk:
-                if daemon.poll() is not None:
-                    raise RuntimeError(f"the daemon exited with {daemon.returncode}; see {log_path}")
-                if time.time() - started > limit:
-                    raise RuntimeError(f"only {settled:,} of {expected:,} settled within {limit:.0f} s")
-                time.sleep(0.1)
-                continue
-            buffered += chunk
-            *lines, buffered = buffered.split("\n")
-            for line in lines:
-                event = parse_event(line)
-                if event is None:
-                    continue
-                events.append(event)
-                if event.name == "settlement.final":
-                    settled += int(event.fields["accounts"])
-                elif event.name == "batch.settled":
-                    progress.add(int(event.fields["accounts"]))
-                elif event.name in ("epoch.failed", "proof.rejected", "daemon.failed", "round.failed"):
-                    print(f"  daemon: {event.name} {event.fields}", flush=True)
-    progress.close()
-    return events
-
-
-def run_daemon(
-    net: Net, expected: int, limit: float
-) -> tuple[list[Event], list[tuple[float, Any]], int, list[tuple[float, int]]]:
-    """Run the daemon until `expected` settlements are final (its logs say so); returns its events,
-    the timed metric scrapes, its peak RSS (VmHWM) in bytes and its timed VmRSS samples."""
-    log_path = net.directory / "daemon.log"
-    env = {k: v for k, v in os.environ.items() if k != "RELAYER_TEST_DIE_AT"}
-    started = time.time()
-    with open(log_path, "wb") as log:
-        daemon = subprocess.Popen(
-            [sys.executable, "-m", "relayer.cli", "run", "--config", str(net.directory / "relayer.toml"),
-             "--log-format", "json"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
-        )  # fmt: skip
-    scrapes: list[tuple[float, Any]] = []
-    rss: list[tuple[float, int]] = []
-    stop = threading.Event()
-
-    def scraper() -> None:
-        while not stop.wait(METRICS_EVERY):
-            try:
-                scrapes.append((time.time(), scrape(net.metrics_url)))
-            except OSError:
-                pass
-            try:
-                rss.append((time.time(), rss_bytes(daemon.pid)))
-            except (OSError, RuntimeError):
-                pass
-
-    thread = threading.Thread(target=scraper, daemon=True)
-    thread.start()
-    try:
-        events = follow_until_settled(log_path, daemon, expected, started, limit)
-        time.sleep(METRICS_EVERY * 2)  # one more scrape after the end
-        peak = rss_bytes(daemon.pid, "VmHWM")
-    finally:
-        stop.set()
-        thread.join()
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
-    return events, scrapes, peak, rss
-
-
-# ------------------------------------------------------------------------------ analysis
-
-
-def stage_times(events: list[Event], scrapes: list[tuple[float, Any]], source_names: list[str]) -> dict[str, Any]:
-    """Per-stage seconds over the window daemon.started .. the last settlement.final."""
-    start = next(e.t for e in events if e.name == "daemon.started")
-    end = max(e.t for e in events if e.name == "settlement.final")
-    window = [e for e in events if e.t <= end]
-    created = [e for e in window if e.name == "epoch.created"]
-    # the metrics: the last scrape at or before the end, if it is after the last epoch's proving
-    # (then it holds every round's proving up to the end and none of the next round's)
-    before = [s for s in scrapes if s[0] <= end]
-    note = ""
-    if before and created and before[-1][0] >= created[-1].t:
-        sample = before[-1][1]
-    else:  # the last epoch settled within one scrape interval: take the first scrape after the end
-        after = [s for s in scrapes if s[0] > end]
-        sample = after[0][1] if after else (before[-1][1] if before else {})
-        note = "metrics scraped after the end: may hold up to one scrape interval of the next round's RPC"
-    is_source: Callable[[str], bool] = lambda chain: chain in source_names  # noqa: E731
-    discover = metric_sum(sample, "relayer_rpc_latency_seconds_sum", chain=is_source,
-                          method=lambda m: m == "eth_getLogs")  # fmt: skip
-    get_proof = metric_sum(sample, "relayer_rpc_latency_seconds_sum", chain=is_source,
-                           method=lambda m: m == "eth_getProof")  # fmt: skip
-    headers = metric_sum(sample, "relayer_rpc_latency_seconds_sum", chain=is_source,
-                         method=lambda m: m == "eth_getBlockByNumber")  # fmt: skip
-    verify = sum(float(e.fields["verify_ms"]) for e in window if e.name == "snapshot.proven") / 1000
-    aggregate = submit = settle = 0.0
-    for epoch in created:
-        proven = [e.t for e in window if e.name == "snapshot.proven" and e.t <= epoch.t]
-        aggregate += epoch.t - max(proven)
-        number = epoch.fields["epoch"]
-        confirmed = [e.t for e in window if e.name == "epoch.confirmed" and e.fields.get("epoch") == number]
-        final = [e.t for e in window if e.name == "settlement.final" and e.fields.get("epoch") == number]
-        if confirmed:
-            submit += min(confirmed) - epoch.t
-            if final:
-                settle += max(final) - min(confirmed)
-    seconds = {"discover": discover, "eth_getProof": get_proof, "verify": verify, "aggregate+sign": aggregate,
-               "submit": submit, "settle": settle}  # fmt: skip
-    total = end - start
-    return {
-        "window_seconds": total,
-        "stages": seconds,
-        "unattributed": total - sum(seconds.values()),
-        "source_header_and_watcher_rpc_seconds": headers,
-        "epochs": len(created),
-        "rounds_proven": sum(1 for e in window if e.name == "snapshot.proven"),
-        "claims_proven": sum(int(e.fields["claims"]) for e in window if e.name == "snapshot.proven"),
-        "note": note,
-        "start": start,
-        "end": end,
-    }
-
-
-def first_round(events: list[Event]) -> list[dict[str, Any]]:
-    """Per chain, its first snapshot: from that chain's last accounts.discovered before it (the
-    pair key starts with the chain's name) to its snapshot.proven (wall), claims, verify. The
-    daemon proves the chains of a round concurrently, so their intervals overlap: `start` and
-    `end` (absolute) give the round's wall clock (`first_round_wall`)."""
-    out: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    discovered: dict[str, Event] = {}
-    for event in events:
-        if event.name == "accounts.discovered":
-            discovered[str(event.fields.get("pair", "")).split("->")[0]] = event
-        elif event.name == "snapshot.proven" and event.fields["chain"] not in seen:
-            chain = str(event.fields["chain"])
-            seen.add(chain)
-            start = discovered.get(chain)
-            if start is not None:
-                out.append({"chain": chain, "block": int(event.fields["block"]), "claims": int(event.fields["claims"]),
-                            "seconds": event.t - start.t, "verify_seconds": float(event.fields["verify_ms"]) / 1000,
-                            "start": start.t, "end": event.t})  # fmt: skip
-    return out
-
-
-def first_round_wall(firsts: list[dict[str, Any]]) -> float:
-    """Wall seconds of the first round's proving: its first accounts.discovered to its last
-    snapshot.proven (with chains proven one after the other, also their discovery in between)."""
-    return max(f["end"] for f in firsts) - min(f["start"] for f in firsts) if firsts else 0.0
-
-
-def rounds(events: list[Event]) -> list[dict[str, Any]]:
-    """The daemon's proving rounds, each ended by its `epoch.created`: its `snapshot.proven`
-    events after the previous `epoch.created`, from the round's first `accounts.discovered`
-    (the first snapshot.proven when no chain discovered new accounts) to its last
-    `snapshot.proven` (wall: the chains are proven concurrently). A round is the daemon proving
-    one epoch's heights; the first round may see only part of the deposits (its heights are
-    those of the first deposit), so the round with the most claims is the one to compare with
-    anvil's own `eth_getProof` of every account (`full_round`)."""
-    out: list[dict[str, Any]] = []
-    discovered: float | None = None
-    proven: list[Event] = []
-    for event in events:
-        if event.name == "accounts.discovered" and discovered is None:
-            discovered = event.t
-        elif event.name == "snapshot.proven":
-            proven.append(event)
-        elif event.name == "epoch.created" and proven:
-            start = min(discovered if discovered is not None else proven[0].t, proven[0].t)
-            out.append({"epoch": event.fields.get("epoch"), "snapshots": len(proven),
-                        "claims": sum(int(e.fields["claims"]) for e in proven), "start": start,
-                        "end": max(e.t for e in proven), "seconds": max(e.t for e in proven) - start,
-                        "verify_seconds": sum(float(e.fields["verify_ms"]) for e in proven) / 1000})  # fmt: skip
-            discovered, proven = None, []
-        elif event.name == "epoch.created":
-            discovered = None
-    return out
-
-
-def full_round(all_rounds: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The round that proved the most claims (the first of them on a tie)."""
-    return max(all_rounds, key=lambda r: r["claims"], default=None)
+# ------------------------------------------------------------------------------ the chains, read back
 
 
 def baseline(net: Net, slot: int) -> list[dict[str, Any]]:
@@ -740,146 +437,6 @@ def relay_result(chains: int, accounts: int, m: Measured) -> dict[str, Any]:
             "note": "all anvil nodes, the daemon and this process on the same machine",
         },
     }
-
-
-def proving_throughput(events: list[Event], firsts: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[str, Any]:
-    """The first round, every round, the fullest round and the baseline (claims, seconds, rates),
-    and the fullest round's rate over the baseline's ("prove_verify_vs_anvil", None without a
-    baseline rate). Drops the rounds' start and end times."""
-    first_seconds = first_round_wall(firsts)
-    for f in firsts:
-        del f["start"], f["end"]
-    first_claims = sum(f["claims"] for f in firsts)
-    all_rounds = rounds(events)
-    full = full_round(all_rounds) or {"claims": 0, "seconds": 0.0, "snapshots": 0, "epoch": None}
-    for r in all_rounds:
-        r["seconds"] = round(r["seconds"], 3)
-        del r["start"], r["end"]
-    ours_claims, ours_seconds = full["claims"], full["seconds"]
-    base_seconds = sum(b["seconds"] for b in base)
-    base_keys = sum(b["keys"] for b in base)
-    ours_rate = ours_claims / ours_seconds if ours_seconds else 0.0
-    base_rate = base_keys / base_seconds if base_seconds else 0.0
-    return {
-        "first_round": {  # each chain's first snapshot: may span two rounds and the settling between
-            "per_chain": firsts,
-            "claims": first_claims,
-            "seconds": round(first_seconds, 3),
-            "sum_per_chain_seconds": round(sum(f["seconds"] for f in firsts), 3),
-            "claims_per_second": round(first_claims / first_seconds, 1) if first_seconds else 0.0,
-        },
-        "rounds": all_rounds,
-        "full_round": {  # the round with the most claims: what the ratio compares with the baseline
-            "epoch": full["epoch"],
-            "snapshots": full["snapshots"],
-            "claims": ours_claims,
-            "seconds": round(ours_seconds, 3),
-            "claims_per_second": round(ours_rate, 1),
-        },
-        "baseline_anvil_eth_getProof": {
-            "per_chain": base,
-            "keys": base_keys,
-            "seconds": round(base_seconds, 3),
-            "keys_per_second": round(base_rate, 1),
-        },
-        "prove_verify_vs_anvil": round(ours_rate / base_rate, 3) if base_rate else None,
-    }
-
-
-def report(r: dict[str, Any]) -> None:
-    print(
-        f"\nbench relay: {r['chains']} source chains x {r['accounts']:,} accounts = {r['claims']:,} claims into one "
-        f"destination ({r['epochs']} epoch(s), {r['snapshots_proven']} snapshots proven, "
-        f"{r['claims_proven']:,} claims proven and verified)"
-    )
-    _report_stages(r)
-    _report_throughput(r)
-    total = r["window_seconds"]
-    print(
-        f"\n  end to end: {r['claims']:,} claims in {total:.1f} s = {r['end_to_end_claims_per_second']:,.0f} "
-        f"claims/s (daemon.started -> all final)"
-    )
-    p = r["proven_blocks_to_all_settled_seconds"]
-    print(
-        f"  from the proven blocks to all settled: {p['from_newest']:.1f} s (newest block's timestamp), "
-        f"{p['from_oldest']:.1f} s (oldest)"
-    )
-    mb = r["daemon_peak_rss_bytes"] / 2**20
-    phases = ", ".join(f"{k} {v / 2**20:.0f} MB" for k, v in r["daemon_rss_sampled_max_bytes"].items())
-    print(
-        f"  daemon peak RSS (VmHWM): {mb:.1f} MB (target <= 150 MB: {'met' if mb <= 150 else 'MISSED'}); "
-        f"highest VmRSS sampled every {METRICS_EVERY} s: {phases}"
-    )
-    print(
-        f"  positions read back from the destination: {r['claims'] - r['positions_checked_wrong']:,} of "
-        f"{r['claims']:,} equal their deposits"
-    )
-
-
-def _report_stages(r: dict[str, Any]) -> None:
-    """The table of stage seconds and shares of the window, with how each was measured."""
-    total = r["window_seconds"]
-    how = {
-        "discover": "eth_getLogs RPC seconds (metrics; the accounts' store write not included)",
-        "eth_getProof": f"RPC seconds, chunks of {r['proof_chunk_size']} keys in one batch (metrics)",
-        "verify": "native, verify_ms of snapshot.proven (logs)",
-        "aggregate+sign": "not separable: last snapshot.proven -> epoch.created (logs; incl. destination reads)",
-        "submit": "epoch.created -> epoch.confirmed (logs; sizing + submitAndSettle)",
-        "settle": "epoch.confirmed -> settlement.final (logs; the other batches)",
-    }
-    print(f"\n  {'stage':<16} {'seconds':>9} {'share':>7}  how measured")
-    for stage in STAGES:
-        s = r["stages_seconds"][stage]
-        print(f"  {stage:<16} {s:>9.2f} {s / total:>6.1%}  {how[stage]}")
-    ref = r["aggregate_sign_reference_in_bench_process"]
-    print(
-        f"  {'':<16} {'':>9} {'':>7}  (the same aggregate_epoch and sign_epoch on the same claims, timed in this "
-        f"process: {ref['aggregate_seconds']:.3f} s and {ref['sign_seconds']:.4f} s)"
-    )
-    u = r["unattributed_seconds"]
-    print(
-        f"  {'unattributed':<16} {u:>9.2f} {u / total:>6.1%}  start-up, waiting for a due height, headers, "
-        f"proof parsing, store writes"
-    )
-    print(f"  {'window':<16} {total:>9.2f} {1:>6.0%}  daemon.started -> last settlement.final")
-    if r["metrics_note"]:
-        print(f"  note: {r['metrics_note']}")
-
-
-def _report_throughput(r: dict[str, Any]) -> None:
-    """Proving + verifying in the fullest round and in each round, against the baseline."""
-    f, b = r["full_round"], r["baseline_anvil_eth_getProof"]
-    print(
-        f"\n  proving + verifying, the round with the most claims (epoch {f['epoch']}, {f['snapshots']} snapshots; "
-        f"its first accounts.discovered -> last snapshot.proven, wall): "
-        f"{f['claims']:,} claims in {f['seconds']:.2f} s = {f['claims_per_second']:,.0f} claims/s"
-    )
-    for k in r["rounds"]:
-        print(
-            f"    round of epoch {k['epoch']}: {k['snapshots']} snapshots, {k['claims']:,} claims in "
-            f"{k['seconds']:.2f} s (native verification {k['verify_seconds']:.2f} s, summed)"
-        )
-    print(
-        f"  baseline, anvil's own eth_getProof (same keys, state and chunking, before the daemon started): "
-        f"{b['keys']:,} keys in {b['seconds']:.2f} s = {b['keys_per_second']:,.0f} keys/s"
-    )
-    if r["epochs"] == 1 and r["snapshots_proven"] == r["chains"]:  # one round: the metrics are its own
-        st = r["stages_seconds"]
-        rest = f["seconds"] - st["eth_getProof"] - st["verify"]
-        if rest >= 0:
-            print(
-                f"    of which eth_getProof RPC {st['eth_getProof']:.2f} s, native verification "
-                f"{st['verify']:.2f} s, the rest (header, slots, parsing, store) {rest:.2f} s"
-            )
-        else:  # chains, chunks and verification overlapped: the summed seconds exceed the wall
-            print(
-                f"    eth_getProof RPC {st['eth_getProof']:.2f} s and native verification {st['verify']:.2f} s, "
-                f"summed over calls and chains that overlapped"
-            )
-    ratio = r["prove_verify_vs_anvil"]
-    if not r["baseline_vault_storage_unchanged"]:
-        print("  WARNING: a proven block's stateRoot differs from its baseline block's: not the same state")
-    print(f"  ratio ours / anvil: {ratio:.2f} (target >= 0.80: {'met' if ratio and ratio >= 0.8 else 'MISSED'})")
 
 
 def main(argv: list[str] | None = None) -> int:
