@@ -95,7 +95,8 @@ def rss_lines(rss: dict[str, Any] | None) -> list[str]:
     if "error" in rss:
         return [f"RSS run: FAILED ({rss['error']})"]
     lines = [f"RSS run: {rss['accounts']:,} depositors ({rss['seeded_per_block']:,} a block), a delta daemon from an "
-             f"empty store until its second epoch was final ({rss['ran_seconds']:.0f} s; claims per epoch "
+             f"empty store, until 120 s after its second epoch was created "
+             f"({rss['ran_seconds']:.0f} s; claims per epoch "
              f"{rss['claims_per_epoch']}):"]  # fmt: skip
     names = {"discovered": "all discovered", "epoch_1": "first epoch created",
              "epoch_2": "second (delta) epoch created"}  # fmt: skip
