@@ -130,7 +130,7 @@ class DestinationConfig:
     a failing epoch is retried before it is given up (its accounts are proven again later),
     and the fee budget of one epoch (`fee_budget_multiple`: fee bumps may raise the most its
     transactions can cost, gas limit x maxFeePerGas summed, to this multiple of what they were
-    first signed with; relayer/submission/txmanager.py).
+    first signed with; relayer/submission/txinclusion.py, `_within_budget`).
 
     `min_change_wei` (wei, default 10^15 = 0.001 ETH): a deposit or withdrawal request
     smaller than this starts no epoch, and a position that moved by less is not settled until
