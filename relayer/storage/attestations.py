@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from relayer.epoch import Attestation
 from relayer.errors import StoreError
 from relayer.storage.records import AttestationConflict, bytes_or_none, hex_or_none
-from relayer.storage.tables import Tables
+from relayer.storage.tables import Tables, transaction
 
 
 class AttestationTables(Tables):
@@ -22,27 +22,23 @@ class AttestationTables(Tables):
         first one kept of a key stays (only canonical signatures that recover to their signer
         are given, relayer.attestation.committee; one the destination refuses is dropped with
         `drop_attestations`). Returns True when it was new."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO attestations (chain_id, verifier, epoch, signer, root, previous, "
-                    "signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.chain_id,
-                        record.verifier,
-                        record.epoch,
-                        record.signer,
-                        hex_or_none(record.root),
-                        hex_or_none(record.previous),
-                        hex_or_none(record.signature),
-                        record.source,
-                        time.time(),
-                    ),
-                )
-                return cursor.rowcount > 0
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO attestations (chain_id, verifier, epoch, signer, root, previous, "
+                "signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.chain_id,
+                    record.verifier,
+                    record.epoch,
+                    record.signer,
+                    hex_or_none(record.root),
+                    hex_or_none(record.previous),
+                    hex_or_none(record.signature),
+                    record.source,
+                    time.time(),
+                ),
+            )
+            return cursor.rowcount > 0
 
     def attestations(self, chain_id: int, verifier: str | None, epoch: int) -> list[Attestation]:
         """The attestations kept for an epoch of the verifier (of every verifier on `chain_id`
@@ -76,52 +72,44 @@ class AttestationTables(Tables):
         keys (a signature the destination refused, or one that is not canonical); returns how
         many were deleted."""
         rows = [(chain_id, verifier, epoch, signer, hex_or_none(root)) for signer, root in keys]
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                before = self._db.total_changes
-                self._db.executemany(
-                    "DELETE FROM attestations WHERE chain_id = ? AND verifier = ? AND epoch = ? AND signer = ? "
-                    "AND root = ?",
-                    rows,
-                )
-                return int(self._db.total_changes - before)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            before = self._db.total_changes
+            self._db.executemany(
+                "DELETE FROM attestations WHERE chain_id = ? AND verifier = ? AND epoch = ? AND signer = ? "
+                "AND root = ?",
+                rows,
+            )
+            return int(self._db.total_changes - before)
 
     def add_conflict(self, conflict: AttestationConflict, *, per_signer: int | None = None) -> bool:
         """Keep conflict evidence, once per (destination, epoch, signer, their root), and at
         most `per_signer` rows per (destination, epoch, signer) when given. Returns True when
         it was kept (new)."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                if per_signer is not None:
-                    (kept,) = self._db.execute(
-                        "SELECT COUNT(*) FROM attestation_conflicts WHERE destination = ? AND epoch = ? AND signer = ?",
-                        (conflict.destination, conflict.epoch, conflict.signer),
-                    ).fetchone()
-                    if int(kept) >= per_signer:
-                        return False
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO attestation_conflicts (destination, epoch, ours, theirs, our_previous, "
-                    "their_previous, signer, signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        conflict.destination,
-                        conflict.epoch,
-                        hex_or_none(conflict.ours),
-                        hex_or_none(conflict.theirs),
-                        hex_or_none(conflict.our_previous),
-                        hex_or_none(conflict.their_previous),
-                        conflict.signer,
-                        hex_or_none(conflict.signature),
-                        conflict.source,
-                        conflict.seen_at,
-                    ),
-                )
-                return cursor.rowcount > 0
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            if per_signer is not None:
+                (kept,) = self._db.execute(
+                    "SELECT COUNT(*) FROM attestation_conflicts WHERE destination = ? AND epoch = ? AND signer = ?",
+                    (conflict.destination, conflict.epoch, conflict.signer),
+                ).fetchone()
+                if int(kept) >= per_signer:
+                    return False
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO attestation_conflicts (destination, epoch, ours, theirs, our_previous, "
+                "their_previous, signer, signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    conflict.destination,
+                    conflict.epoch,
+                    hex_or_none(conflict.ours),
+                    hex_or_none(conflict.theirs),
+                    hex_or_none(conflict.our_previous),
+                    hex_or_none(conflict.their_previous),
+                    conflict.signer,
+                    hex_or_none(conflict.signature),
+                    conflict.source,
+                    conflict.seen_at,
+                ),
+            )
+            return cursor.rowcount > 0
 
     def conflicts(
         self, destination: str | None = None, *, epoch: int | None = None, unacknowledged: bool = False
@@ -178,26 +166,22 @@ class AttestationTables(Tables):
         when None); returns the ids newly acknowledged, ascending (an unknown or already
         acknowledged id is left out)."""
         now = time.time()
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                if ids is None:
-                    rows = self._db.execute(
-                        "SELECT id FROM attestation_conflicts WHERE acknowledged_at IS NULL ORDER BY id"
+        with transaction(self._db):
+            if ids is None:
+                rows = self._db.execute(
+                    "SELECT id FROM attestation_conflicts WHERE acknowledged_at IS NULL ORDER BY id"
+                ).fetchall()
+            else:
+                wanted = sorted(set(ids))
+                rows = [
+                    r
+                    for i in wanted
+                    for r in self._db.execute(
+                        "SELECT id FROM attestation_conflicts WHERE id = ? AND acknowledged_at IS NULL", (i,)
                     ).fetchall()
-                else:
-                    wanted = sorted(set(ids))
-                    rows = [
-                        r
-                        for i in wanted
-                        for r in self._db.execute(
-                            "SELECT id FROM attestation_conflicts WHERE id = ? AND acknowledged_at IS NULL", (i,)
-                        ).fetchall()
-                    ]
-                done = [int(r[0]) for r in rows]
-                self._db.executemany(
-                    "UPDATE attestation_conflicts SET acknowledged_at = ? WHERE id = ?", [(now, i) for i in done]
-                )
-                return done
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+                ]
+            done = [int(r[0]) for r in rows]
+            self._db.executemany(
+                "UPDATE attestation_conflicts SET acknowledged_at = ? WHERE id = ?", [(now, i) for i in done]
+            )
+            return done

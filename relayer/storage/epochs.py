@@ -13,7 +13,7 @@ from relayer.errors import StoreError
 from relayer.observability.log import get_logger
 from relayer.storage import claimindex, pruning
 from relayer.storage.records import EpochRecord
-from relayer.storage.tables import Tables
+from relayer.storage.tables import Tables, transaction
 
 log = get_logger("relayer.storage")
 
@@ -32,20 +32,16 @@ class EpochTables(Tables):
 
     def add_accounts(self, pair: str, accounts: dict[str, int], scanned_block: int) -> None:
         """Record discovered accounts (checksum address -> first block seen) and the scan height, atomically."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO accounts (pair, account, first_seen_block) VALUES (?, ?, ?)",
-                    [(pair, a, b) for a, b in accounts.items()],
-                )
-                self._db.execute(
-                    "INSERT INTO pair_state (pair, scanned_block, snapshot_block) VALUES (?, ?, -1) "
-                    "ON CONFLICT(pair) DO UPDATE SET scanned_block = excluded.scanned_block",
-                    (pair, scanned_block),
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            self._db.executemany(
+                "INSERT OR IGNORE INTO accounts (pair, account, first_seen_block) VALUES (?, ?, ?)",
+                [(pair, a, b) for a, b in accounts.items()],
+            )
+            self._db.execute(
+                "INSERT INTO pair_state (pair, scanned_block, snapshot_block) VALUES (?, ?, -1) "
+                "ON CONFLICT(pair) DO UPDATE SET scanned_block = excluded.scanned_block",
+                (pair, scanned_block),
+            )
 
     def accounts(self, pair: str, up_to: int | None = None) -> list[str]:
         """Accounts of a pair first seen at or before `up_to` (all when None), in discovery order."""
@@ -121,35 +117,31 @@ class EpochTables(Tables):
         (e.g. the number is held by an epoch that did not fail)."""
         now = time.time()
         hex_root = "0x" + root.hex()
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                claimindex.drop_failed_epoch(self._db, epoch)
-                self._db.execute(
-                    "DELETE FROM epoch_claims WHERE epoch = ? AND root IN "
-                    "(SELECT root FROM epochs WHERE epoch = ? AND status = 'failed')",
-                    (epoch, epoch),
-                )
-                self._db.execute("DELETE FROM epochs WHERE epoch = ? AND status = 'failed'", (epoch,))
-                self._db.execute("DELETE FROM epoch_attempts WHERE epoch = ?", (epoch,))  # a new try
-                # batches the failed try planned but never sent are not this try's plan: it plans
-                # from the destination's positions (rows are kept: their numbers name sent keys)
-                self._db.execute("UPDATE settle_batches SET status = 'skipped' WHERE epoch = ? AND status = 'planned'",
-                                 (epoch,))  # fmt: skip
-                self._db.execute(
-                    "INSERT INTO epochs (epoch, root, status, tx_hash, content, reason, created_at, updated_at) "
-                    "VALUES (?, ?, 'signed', NULL, ?, NULL, ?, ?)",
-                    (epoch, hex_root, json.dumps(content), now, now),
-                )
-                self._db.executemany(
-                    "INSERT INTO epoch_claims (epoch, root, block, idx, account, value) VALUES (?, ?, ?, ?, ?, ?)",
-                    ((epoch, hex_root, block, index, account, str(value)) for block, index, account, value in claims),
-                )
-                claimindex.index_epoch(self._db, epoch, hex_root, content)
-                claimindex.put_trees(self._db, epoch, hex_root, claim_trees)
-                self._advance(pair_heights)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            claimindex.drop_failed_epoch(self._db, epoch)
+            self._db.execute(
+                "DELETE FROM epoch_claims WHERE epoch = ? AND root IN "
+                "(SELECT root FROM epochs WHERE epoch = ? AND status = 'failed')",
+                (epoch, epoch),
+            )
+            self._db.execute("DELETE FROM epochs WHERE epoch = ? AND status = 'failed'", (epoch,))
+            self._db.execute("DELETE FROM epoch_attempts WHERE epoch = ?", (epoch,))  # a new try
+            # batches the failed try planned but never sent are not this try's plan: it plans
+            # from the destination's positions (rows are kept: their numbers name sent keys)
+            self._db.execute("UPDATE settle_batches SET status = 'skipped' WHERE epoch = ? AND status = 'planned'",
+                             (epoch,))  # fmt: skip
+            self._db.execute(
+                "INSERT INTO epochs (epoch, root, status, tx_hash, content, reason, created_at, updated_at) "
+                "VALUES (?, ?, 'signed', NULL, ?, NULL, ?, ?)",
+                (epoch, hex_root, json.dumps(content), now, now),
+            )
+            self._db.executemany(
+                "INSERT INTO epoch_claims (epoch, root, block, idx, account, value) VALUES (?, ?, ?, ?, ?, ?)",
+                ((epoch, hex_root, block, index, account, str(value)) for block, index, account, value in claims),
+            )
+            claimindex.index_epoch(self._db, epoch, hex_root, content)
+            claimindex.put_trees(self._db, epoch, hex_root, claim_trees)
+            self._advance(pair_heights)
 
     def _advance(self, pair_heights: dict[str, int]) -> None:
         self._db.executemany(
@@ -161,18 +153,14 @@ class EpochTables(Tables):
     def set_epoch_status(self, epoch: int, status: str, tx_hash: str | None = None, reason: str | None = None) -> None:
         """Move an epoch to `status`. A `settled` one queues, in the same transaction, the pruning
         of the claims it supersedes (relayer.storage.pruning), done at once (`prune_claims`)."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.execute(
-                    "UPDATE epochs SET status = ?, tx_hash = COALESCE(?, tx_hash), reason = COALESCE(?, reason), "
-                    "updated_at = ? WHERE epoch = ?",
-                    (status, tx_hash, reason, time.time(), epoch),
-                )
-                if status == "settled":
-                    pruning.enqueue(self._db, epoch)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            self._db.execute(
+                "UPDATE epochs SET status = ?, tx_hash = COALESCE(?, tx_hash), reason = COALESCE(?, reason), "
+                "updated_at = ? WHERE epoch = ?",
+                (status, tx_hash, reason, time.time(), epoch),
+            )
+            if status == "settled":
+                pruning.enqueue(self._db, epoch)
         if status == "settled":
             try:
                 self.prune_claims()

@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from relayer.errors import StoreError
+from relayer.storage.tables import transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS proven_accounts (
@@ -138,17 +138,13 @@ class ProvenSet:
         """Add every account discovered for `pair` at or before `up_to` that the set does not
         hold yet, as never proven (`proven_time` 0, due at once; `phase` 0 until it is proven),
         one transaction. Returns how many. Raises StoreError."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                cursor = self._db.execute(
-                    "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
-                    "SELECT pair, account, ?, 0, 0 FROM accounts WHERE pair = ? AND first_seen_block <= ?",
-                    (epoch, pair, up_to),
-                )
-                return int(cursor.rowcount)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            cursor = self._db.execute(
+                "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
+                "SELECT pair, account, ?, 0, 0 FROM accounts WHERE pair = ? AND first_seen_block <= ?",
+                (epoch, pair, up_to),
+            )
+            return int(cursor.rowcount)
 
     def apply(
         self,
@@ -164,32 +160,28 @@ class ProvenSet:
         the deferred and first-seen accounts of `changes` are written as it says, the pair's
         `vault_changes` rows below block `prune_below` are deleted, and the pair is marked
         applied through `epoch`. Raises StoreError."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT(pair, account) DO UPDATE SET epoch = excluded.epoch, "
-                    "proven_time = excluded.proven_time, phase = excluded.phase",
-                    ((pair, a, epoch, t, p) for a, t, p in proven),
-                )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    ((pair, a, epoch, t, p) for a, t, p in first_known),
-                )
-                if changes is not None:
-                    self._apply_changes(pair, epoch, changes)
-                if prune_below is not None:
-                    self._db.execute("DELETE FROM vault_changes WHERE pair = ? AND block < ?", (pair, prune_below))
-                    self._db.execute("UPDATE changes_scanned SET low = MAX(low, ?) WHERE pair = ?", (prune_below, pair))
-                self._db.execute(
-                    "INSERT INTO proven_through (pair, epoch) VALUES (?, ?) "
-                    "ON CONFLICT(pair) DO UPDATE SET epoch = excluded.epoch",
-                    (pair, epoch),
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            self._db.executemany(
+                "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(pair, account) DO UPDATE SET epoch = excluded.epoch, "
+                "proven_time = excluded.proven_time, phase = excluded.phase",
+                ((pair, a, epoch, t, p) for a, t, p in proven),
+            )
+            self._db.executemany(
+                "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
+                "VALUES (?, ?, ?, ?, ?)",
+                ((pair, a, epoch, t, p) for a, t, p in first_known),
+            )
+            if changes is not None:
+                self._apply_changes(pair, epoch, changes)
+            if prune_below is not None:
+                self._db.execute("DELETE FROM vault_changes WHERE pair = ? AND block < ?", (pair, prune_below))
+                self._db.execute("UPDATE changes_scanned SET low = MAX(low, ?) WHERE pair = ?", (prune_below, pair))
+            self._db.execute(
+                "INSERT INTO proven_through (pair, epoch) VALUES (?, ?) "
+                "ON CONFLICT(pair) DO UPDATE SET epoch = excluded.epoch",
+                (pair, epoch),
+            )
 
     def _apply_changes(self, pair: str, epoch: int, changes: ChangeRange) -> None:
         deferred = f"SELECT account FROM ({_CHANGED}) WHERE counted = 1 ORDER BY lower(account) LIMIT -1 OFFSET ?"
@@ -216,25 +208,21 @@ class ProvenSet:
         """In one transaction: the changes (account, block, counted, phase) of one eth_getLogs
         answer over blocks `low..high`, and the range covered: extended to `high` when `low`
         follows it, else restarted at `low` (the rows outside it are deleted). Raises StoreError."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                covered = self.scanned(pair)
-                if covered is None or not covered[0] <= low <= covered[1] + 1:
-                    self._db.execute("DELETE FROM vault_changes WHERE pair = ?", (pair,))
-                    covered = (low, low - 1)
-                self._db.executemany(
-                    "INSERT INTO vault_changes (pair, block, account, counted, phase) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT(pair, block, account) DO UPDATE SET counted = MAX(counted, excluded.counted)",
-                    ((pair, b, a, int(c), p) for a, b, c, p in rows),
-                )
-                self._db.execute(
-                    "INSERT INTO changes_scanned (pair, low, high) VALUES (?, ?, ?) "
-                    "ON CONFLICT(pair) DO UPDATE SET low = excluded.low, high = excluded.high",
-                    (pair, covered[0], max(covered[1], high)),
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            covered = self.scanned(pair)
+            if covered is None or not covered[0] <= low <= covered[1] + 1:
+                self._db.execute("DELETE FROM vault_changes WHERE pair = ?", (pair,))
+                covered = (low, low - 1)
+            self._db.executemany(
+                "INSERT INTO vault_changes (pair, block, account, counted, phase) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(pair, block, account) DO UPDATE SET counted = MAX(counted, excluded.counted)",
+                ((pair, b, a, int(c), p) for a, b, c, p in rows),
+            )
+            self._db.execute(
+                "INSERT INTO changes_scanned (pair, low, high) VALUES (?, ?, ?) "
+                "ON CONFLICT(pair) DO UPDATE SET low = excluded.low, high = excluded.high",
+                (pair, covered[0], max(covered[1], high)),
+            )
 
     def changed(self, pair: str, low: int, high: int, limit: int) -> tuple[list[str], int]:
         """(the first `limit` accounts in lower-case address order, how many in all) whose change

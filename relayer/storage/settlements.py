@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterator
 
-from relayer.errors import StoreError
 from relayer.storage.records import SettleBatch
-from relayer.storage.tables import Tables
+from relayer.storage.tables import Tables, transaction
 
 
 class SettlementTables(Tables):
@@ -23,23 +21,19 @@ class SettlementTables(Tables):
         """Write-ahead: append batches (chain id, accounts, with_epoch) to the epoch's plan,
         numbered after every earlier batch of the epoch; returns them as stored."""
         hex_root = "0x" + root.hex()
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                row = self._db.execute(
-                    "SELECT COALESCE(MAX(idx), -1) FROM settle_batches WHERE epoch = ? AND root = ?", (epoch, hex_root)
-                ).fetchone()
-                first = int(row[0]) + 1
-                self._db.executemany(
-                    "INSERT INTO settle_batches (epoch, root, idx, chain_id, accounts, with_epoch, status) "
-                    "VALUES (?, ?, ?, ?, ?, ?, 'planned')",
-                    [
-                        (epoch, hex_root, first + i, chain_id, json.dumps(accounts), int(with_epoch))
-                        for i, (chain_id, accounts, with_epoch) in enumerate(batches)
-                    ],
-                )
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            row = self._db.execute(
+                "SELECT COALESCE(MAX(idx), -1) FROM settle_batches WHERE epoch = ? AND root = ?", (epoch, hex_root)
+            ).fetchone()
+            first = int(row[0]) + 1
+            self._db.executemany(
+                "INSERT INTO settle_batches (epoch, root, idx, chain_id, accounts, with_epoch, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'planned')",
+                [
+                    (epoch, hex_root, first + i, chain_id, json.dumps(accounts), int(with_epoch))
+                    for i, (chain_id, accounts, with_epoch) in enumerate(batches)
+                ],
+            )
         return [b for b in self.settle_batches(epoch, root) if b.index >= first]
 
     def settle_batches(self, epoch: int, root: bytes, status: str | None = None) -> list[SettleBatch]:
@@ -108,17 +102,12 @@ class SettlementTables(Tables):
     def confirm_settlements(self, epoch: int) -> int:
         """Mark the epoch's `submitted` settlement rows `confirmed` (final on the destination);
         returns how many."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                cursor = self._db.execute(
-                    "UPDATE settlements SET status = 'confirmed', updated_at = ? "
-                    "WHERE epoch = ? AND status = 'submitted'",
-                    (time.time(), epoch),
-                )
-                return int(cursor.rowcount)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            cursor = self._db.execute(
+                "UPDATE settlements SET status = 'confirmed', updated_at = ? WHERE epoch = ? AND status = 'submitted'",
+                (time.time(), epoch),
+            )
+            return int(cursor.rowcount)
 
     def settlement_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM settlements GROUP BY status").fetchall()

@@ -44,6 +44,7 @@ from relayer.storage.attestations import AttestationTables
 from relayer.storage.epochs import EpochTables
 from relayer.storage.records import ON_CHAIN, AttestationConflict, EpochRecord, SettleBatch
 from relayer.storage.settlements import SettlementTables
+from relayer.storage.tables import transaction
 
 __all__ = [
     "ON_CHAIN",
@@ -106,12 +107,8 @@ class Store(EpochTables, SettlementTables, AttestationTables):
 
     def put_claim_trees(self, epoch: int, root: bytes, trees: Iterable[claimindex.ClaimTreeRow]) -> None:
         """Keep the claims trees of an epoch stored without them (the pull path builds them)."""
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                claimindex.put_trees(self._db, epoch, "0x" + root.hex(), trees)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            claimindex.put_trees(self._db, epoch, "0x" + root.hex(), trees)
 
     def writable(self) -> bool:
         """True when a write transaction can be opened (for /readyz)."""

@@ -4,8 +4,23 @@ transaction (relayer.storage.store composes the groups into `Store`)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from relayer.errors import StoreError
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, what: str = "store") -> Iterator[sqlite3.Connection]:
+    """One write transaction on `db` (an autocommit connection): BEGIN IMMEDIATE, so the write
+    lock is taken before the first read; commit when the block ends, roll back when it raises.
+    An sqlite3.Error, raised by the block or by the commit, becomes StoreError("`what` write failed")."""
+    try:
+        with db:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+    except sqlite3.Error as exc:
+        raise StoreError(f"{what} write failed: {exc}") from exc
 
 
 class Tables:
@@ -15,12 +30,8 @@ class Tables:
     _db: sqlite3.Connection
 
     def _write(self, sql: str, params: tuple[object, ...] | list[tuple[object, ...]], many: bool = False) -> None:
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                if many:
-                    self._db.executemany(sql, params)  # type: ignore[arg-type]
-                else:
-                    self._db.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        with transaction(self._db):
+            if many:
+                self._db.executemany(sql, params)  # type: ignore[arg-type]
+            else:
+                self._db.execute(sql, params)

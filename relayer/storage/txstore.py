@@ -28,7 +28,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from relayer.errors import StoreError
+from relayer.storage.tables import transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tx_nonces (
@@ -158,13 +158,9 @@ class TxStore:
         self.sender = sender
 
     def _run(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                for sql, params in statements:
-                    self._db.execute(sql, params)
-        except sqlite3.Error as exc:
-            raise StoreError(f"transaction store write failed: {exc}") from exc
+        with transaction(self._db, "transaction store"):
+            for sql, params in statements:
+                self._db.execute(sql, params)
 
     # --- nonces ---------------------------------------------------------------------------
 
