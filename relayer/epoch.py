@@ -205,6 +205,14 @@ class EpochAggregate:
             list(multi.flags),
         )
 
+    def accounts_settlement(self, epoch: int, chain_id: int, accounts: Sequence[str]) -> BlockSettlementArgs:
+        """`block_settlement` of the claims of `accounts` (addresses as the snapshot holds them,
+        distinct) in the block of `chain_id`. Raises KeyError for a chain or an account that
+        the epoch does not hold, ValueError for none."""
+        block = self.block_index(chain_id)
+        index = {c.account: i for i, c in enumerate(self.blocks[block].snapshot.claims)}
+        return self.block_settlement(epoch, block, [index[a] for a in accounts])
+
     def claim_proof(self, block: int, claim: int) -> tuple[bytes, ...]:
         """Single proof of claim `claim` of block `block` in its claimsRoot (the pull path)."""
         return tuple(self.blocks[block].tree.proofs[claim])

@@ -29,8 +29,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from chains.bindings import ContractReverted
+from chains.headers import VerifiedHeader
 from relayer.config import DestinationConfig
-from relayer.epoch import BlockSettlementArgs, EpochAggregate
+from relayer.epoch import EpochAggregate
 from relayer.errors import SubmissionError
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
@@ -155,8 +156,8 @@ class Settler:
         self,
         epoch: int,
         aggregate: EpochAggregate,
-        block: int,
-        claims: list[int],
+        chain_id: int,
+        accounts: list[str],
         submission: tuple[int, bytes, bytes, Sequence[bytes]] | None,
     ) -> int:
         """Accounts per batch for this block: the largest count whose gas estimate stays under
@@ -164,9 +165,9 @@ class Settler:
         fails without revert data (the call ran out of gas: above the block gas limit) halves
         the count; a revert with an error raises ContractReverted."""
         target = await self._gas_target()
-        size = min(len(claims), self.config.max_accounts_per_batch)
+        size = min(len(accounts), self.config.max_accounts_per_batch)
         for _ in range(SIZING_PROBES):
-            item = aggregate.block_settlement(epoch, block, claims[:size])
+            item = aggregate.accounts_settlement(epoch, chain_id, accounts[:size])
             try:
                 gas = await self.submitter.estimate_settle([item], submission)
             except ContractReverted as exc:
@@ -194,12 +195,12 @@ class Settler:
         planned: list[tuple[int, list[str], bool]] = []
         for block, unordered in sorted(pending.items()):
             chain_id = aggregate.blocks[block].snapshot.chain_id
-            accounts = aggregate.blocks[block].snapshot.claims
-            claims = aggregate.blocks[block].tree_order(unordered)  # contiguous in the tree
-            size = await self._batch_size(epoch, aggregate, block, claims, submission)
-            for start in range(0, len(claims), size):
-                chunk = claims[start : start + size]
-                planned.append((chain_id, [accounts[i].account for i in chunk], submission is not None))
+            claims = aggregate.blocks[block].snapshot.claims
+            # in tree order: a batch of neighbours shares most of its multiproof nodes
+            accounts = [claims[i].account for i in aggregate.blocks[block].tree_order(unordered)]
+            size = await self._batch_size(epoch, aggregate, chain_id, accounts, submission)
+            for start in range(0, len(accounts), size):
+                planned.append((chain_id, accounts[start : start + size], submission is not None))
                 if submission is not None:
                     break
             if submission is not None:
@@ -222,13 +223,6 @@ class Settler:
         """Idempotency key of a batch: the epoch, the first bytes of its root, the index."""
         return f"settle:{batch.epoch}:{batch.root.hex()[:16]}:{batch.index}"
 
-    def _item(
-        self, epoch: int, aggregate: EpochAggregate, chain_id: int, accounts: Sequence[str]
-    ) -> BlockSettlementArgs:
-        block = aggregate.block_index(chain_id)
-        index = {c.account: i for i, c in enumerate(aggregate.blocks[block].snapshot.claims)}
-        return aggregate.block_settlement(epoch, block, [index[a] for a in accounts])
-
     async def send(
         self,
         aggregate: EpochAggregate,
@@ -240,11 +234,11 @@ class Settler:
         Raises ContractReverted (a batch reverted: the epoch is unusable, e.g. stale or revoked)
         or SubmissionError; batches mined before that are recorded."""
         gate = asyncio.Semaphore(self.config.max_in_flight)
-        timestamps = {b.snapshot.chain_id: b.snapshot.header.timestamp for b in aggregate.blocks}
+        headers = {b.snapshot.chain_id: b.snapshot.header for b in aggregate.blocks}
 
         async def one(batch: SettleBatch) -> Receipt | None:
             async with gate:
-                return await self._send_one(aggregate, batch, submission if batch.with_epoch else None, timestamps)
+                return await self._send_one(aggregate, batch, submission if batch.with_epoch else None, headers)
 
         results = await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)
         receipts: list[Receipt] = []
@@ -262,16 +256,16 @@ class Settler:
         aggregate: EpochAggregate,
         batch: SettleBatch,
         submission: tuple[int, bytes, bytes, Sequence[bytes]] | None,
-        timestamps: dict[int, int],
+        headers: dict[int, VerifiedHeader],
     ) -> Receipt | None:
         epoch = batch.epoch
+        number = headers[batch.chain_id].number
         key = self.key(batch)
         accounts = list(batch.accounts)
         if self.submitter.txm.intent(key) is None:
             # not built yet: settle only what the destination still needs (a third party may
             # have settled some accounts since the plan)
             positions = await self.submitter.positions(batch.chain_id, accounts)
-            number = aggregate.blocks[aggregate.block_index(batch.chain_id)].snapshot.header.number
             accounts = [a for a, p in zip(accounts, positions, strict=True) if p.block_number < number]
             if not accounts and submission is None:
                 self.store.set_settle_batch(batch, "skipped")
@@ -279,7 +273,7 @@ class Settler:
                 return None
             if not accounts:  # the epoch still has to be submitted: carry one claim with it
                 accounts = list(batch.accounts[:1])
-        item = self._item(epoch, aggregate, batch.chain_id, accounts)
+        item = aggregate.accounts_settlement(epoch, batch.chain_id, accounts)
         data = self.submitter.settle_data([item], submission)
         checkpoint("batch.before_send")
         try:
@@ -296,7 +290,6 @@ class Settler:
         if submission is not None:
             self.metrics.epochs_confirmed.inc()
             log.info("epoch.confirmed", epoch=epoch, root=aggregate.root, tx=receipt.tx_hash, gas=receipt.gas_used)
-        number = aggregate.blocks[aggregate.block_index(batch.chain_id)].snapshot.header.number
         rows = [(account, batch.chain_id, number, value, epoch) for account, value in item[3]]
         self.store.record_settlements(rows, "submitted", receipt.tx_hash)
         self.metrics.claims_per_batch.observe(len(rows))
@@ -305,7 +298,7 @@ class Settler:
             gas_used=receipt.gas_used, gas_per_account=receipt.gas_used // max(1, len(rows)),
             block=receipt.block_number,
         )  # fmt: skip
-        self._sent.setdefault(epoch, {})[receipt.tx_hash] = (receipt, timestamps[batch.chain_id], len(rows))
+        self._sent.setdefault(epoch, {})[receipt.tx_hash] = (receipt, headers[batch.chain_id].timestamp, len(rows))
         checkpoint("batch.recorded")
         return receipt
 

@@ -120,3 +120,19 @@ def test_one_snapshot_per_chain_and_no_empty_epoch_or_settlement() -> None:
         epoch.block_settlement(1, 0, [0, 0])
     with pytest.raises(KeyError):
         epoch.block_index(2)
+
+
+def test_a_settlement_by_accounts_is_the_one_by_claim_indices() -> None:
+    rng = random.Random(5)
+    epoch = aggregate_epoch([snapshot(7, 10, 12, rng), snapshot(9, 20, 30, rng)])
+    claims = epoch.blocks[1].snapshot.claims
+    chosen = [17, 3, 25]
+    by_accounts = epoch.accounts_settlement(42, 9, [claims[i].account for i in chosen])
+    assert by_accounts == epoch.block_settlement(42, 1, chosen)
+    assert by_accounts[3] != epoch.block_settlement(42, 1, [17, 3, 24])[3]
+    with pytest.raises(KeyError):
+        epoch.accounts_settlement(42, 9, [epoch.blocks[0].snapshot.claims[0].account])
+    with pytest.raises(KeyError):
+        epoch.accounts_settlement(42, 8, [claims[0].account])
+    with pytest.raises(ValueError):
+        epoch.accounts_settlement(42, 9, [])
