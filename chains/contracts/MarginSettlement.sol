@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {AnchorPolicies} from "./AnchorPolicies.sol";
 import {EpochVerifier} from "./EpochVerifier.sol";
 import {LeafProofs} from "./LeafProofs.sol";
 import {Positions} from "./Positions.sol";
@@ -10,7 +11,8 @@ import {Positions} from "./Positions.sol";
 /// A block leaf `(chainId, blockNumber, blockHash, stateRoot, timestamp, vault, claimsRoot, claimCount)`
 /// is a leaf of an epoch root this contract accepted as its own EpochVerifier (it inherits the
 /// committee, `submitEpoch` and the roots: one contract, so a block check reads two slots and
-/// calls nothing); a claim `(account, value)` is a leaf of
+/// calls nothing, but the chain's anchor adapter under an anchor policy, AnchorPolicies); a claim
+/// `(account, value)` is a leaf of
 /// the block's claimsRoot: `value` wei is `collateral[account]` of `vault` at that block. Both trees
 /// are OpenZeppelin StandardMerkleTrees: leaves `keccak256(bytes.concat(keccak256(abi.encode(...))))`,
 /// sorted pairs (DESIGN section 3). Many claims of one block settle at once with an OpenZeppelin
@@ -22,7 +24,7 @@ import {Positions} from "./Positions.sol";
 /// registration's maxAge never grows, its numbers are never reused, and a registration settles
 /// (and answers the pull check) only from epochs accepted after it began, so the blocks of voided
 /// positions cannot be settled again.
-contract MarginSettlement is Positions {
+contract MarginSettlement is Positions, AnchorPolicies {
     struct BlockLeaf {
         uint256 chainId;
         uint256 blockNumber;
@@ -90,8 +92,8 @@ contract MarginSettlement is Positions {
     /// with `ValueTooLarge` when `value >= 2^128`, else written. Emits one `BlockSettled`.
     /// @return settled the number of positions written.
     /// @dev Reverts EpochNotAccepted, UnknownChain, WrongVault, FutureBlock, StaleBlock,
-    /// BlockNumberTooLarge, BlockNotInEpoch, EmptyClaims, ClaimsNotInBlock (also for a multiproof
-    /// of inconsistent shape). Gas: one cold SLOAD and one SSTORE per written account, no event.
+    /// BlockNumberTooLarge, BlockNotInEpoch, AnchorUnavailable, AnchorMismatch, BlockNotAnchored,
+    /// EmptyClaims, ClaimsNotInBlock (also for a multiproof of inconsistent shape). Gas: one cold SLOAD and one SSTORE per written account, no event.
     function settle(BlockSettlement calldata s) external returns (uint256 settled) {
         return _settle(s);
     }
@@ -192,8 +194,9 @@ contract MarginSettlement is Positions {
         }
     }
 
-    /// @dev Checks a block leaf against the usable root of `epoch` (`rootOf`) and the chain's
-    /// registration; returns the registration number. After it, blockNumber < 2^64 and
+    /// @dev Checks a block leaf against the usable root of `epoch` (`rootOf`), the chain's
+    /// registration and, last and once, the chain's anchor policy (AnchorPolicies: nothing more is
+    /// read under `committee`); returns the registration number. After it, blockNumber < 2^64 and
     /// timestamp <= block.timestamp + FUTURE_TOLERANCE (< 2^40).
     function _checkBlock(uint256 epoch, BlockLeaf calldata b, bytes32[] calldata blockProof)
         private
@@ -206,11 +209,15 @@ contract MarginSettlement is Positions {
             chainId := calldataload(b)
             blockNumber := calldataload(add(b, 0x20))
         }
-        (address vault, uint256 maxAge, uint256 reg, uint256 firstEpoch) = _configOf(chainId);
+        address vault;
+        uint256 maxAge;
+        uint256 firstEpoch;
+        uint256 policy;
+        (vault, maxAge, registration, firstEpoch, policy) = _configOf(chainId);
         // rootOf(epoch), also zero before the chain's registration began (from its config slot)
         bytes32 root = epoch < firstEpoch ? bytes32(0) : _unrevokedRoot(epoch);
         if (root == bytes32(0)) revert EpochNotAccepted(epoch);
-        if (reg == 0) revert UnknownChain(chainId);
+        if (registration == 0) revert UnknownChain(chainId);
         {
             uint256 blockTime;
             uint256 leafVault; // the raw word: one with dirty upper bits differs from every vault
@@ -229,7 +236,7 @@ contract MarginSettlement is Positions {
         if (LeafProofs.processProof(blockProof, _blockLeafHash(b)) != root) {
             revert BlockNotInEpoch(chainId, blockNumber, epoch);
         }
-        return reg;
+        if (policy != POLICY_COMMITTEE) _checkAnchor(chainId, blockNumber, b.blockHash, policy);
     }
 
     // ----------------------------------------------------------------------------- leaves
@@ -280,8 +287,8 @@ contract MarginSettlement is Positions {
     /// @param claimProof single StandardMerkleTree proof of `(account, value)` in `blockLeaf.claimsRoot`.
     /// @return `value` (wei, before haircut).
     /// @dev Reverts as `settle`: EpochNotAccepted, UnknownChain, WrongVault, FutureBlock,
-    /// StaleBlock, BlockNumberTooLarge, BlockNotInEpoch, ClaimsNotInBlock; and
-    /// ClaimOlderThanPosition.
+    /// StaleBlock, BlockNumberTooLarge, BlockNotInEpoch, AnchorUnavailable, AnchorMismatch,
+    /// BlockNotAnchored, ClaimsNotInBlock; and ClaimOlderThanPosition.
     function provenCollateral(
         uint256 epoch,
         BlockLeaf calldata blockLeaf,

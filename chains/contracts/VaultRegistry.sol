@@ -11,15 +11,17 @@ import {EpochVerifier} from "./EpochVerifier.sol";
 /// new registration: positions settled under an older one count zero, and a registration settles
 /// only from epochs accepted after it began, so no change of settings revives a voided position.
 abstract contract VaultRegistry is EpochVerifier {
-    /// @dev A registered source chain. The first five fields share one slot, read once per block:
-    /// a block check needs the vault, `maxAge`, the registration and the first usable epoch (the
-    /// later of the committee generation's first epoch, kept by `_generationStarted`, and the first
-    /// epoch after the registration began), so that the check reads no other slot of config.
+    /// @dev A registered source chain. The first six fields share one slot, read once per block:
+    /// a block check needs the vault, `maxAge`, the registration, the anchor policy and the first
+    /// usable epoch (the later of the committee generation's first epoch, kept by
+    /// `_generationStarted`, and the first epoch after the registration began), so that the check
+    /// reads no other slot of config under the `committee` policy.
     struct VaultConfig {
         address vault;
         uint16 haircutBps;
         uint24 maxAge; // seconds, <= MAX_MAX_AGE < 2^24
-        uint24 registration; // per chain, never reused; 0 = not registered
+        uint16 registration; // per chain, never reused; 0 = not registered
+        uint8 anchorPolicy; // AnchorPolicies: 0 committee, 1 prefer-anchor, 2 require-anchor
         uint32 firstEpoch; // roots of lower epochs are not usable for this chain
         uint256 collateralSlot;
     }
@@ -36,7 +38,7 @@ abstract contract VaultRegistry is EpochVerifier {
     uint256[] internal _chainIds;
     mapping(uint256 => VaultConfig) internal _vaults;
     /// @dev Last registration number handed out per chain (kept across removal).
-    mapping(uint256 => uint24) private _registrations;
+    mapping(uint256 => uint16) private _registrations;
 
     event VaultRegistered(
         uint256 indexed chainId,
@@ -54,6 +56,8 @@ abstract contract VaultRegistry is EpochVerifier {
     error TooManyChains();
     /// @notice `chainId` is not registered.
     error UnknownChain(uint256 chainId);
+    /// @notice `chainId` has had 65,535 registrations: its numbers would be reused.
+    error TooManyRegistrations(uint256 chainId);
 
     /// @notice Register (or update) the vault of source chain `chainId`.
     /// A new chain (also one removed before), a changed `vault` or `collateralSlot`, or a larger
@@ -67,7 +71,9 @@ abstract contract VaultRegistry is EpochVerifier {
     /// @param haircutBps weight of this chain's collateral, 0..10000 (9000 counts 90%).
     /// @param maxAge seconds a settled block counts (1..MAX_MAX_AGE); the vault's `withdrawDelay`
     /// must exceed `maxAge + FUTURE_TOLERANCE`.
-    /// @dev Reverts InvalidVaultConfig, TooManyChains, OwnableUnauthorizedAccount. Emits VaultRegistered.
+    /// The chain's anchor policy (AnchorPolicies) is kept; a new chain starts with `committee`.
+    /// @dev Reverts InvalidVaultConfig, TooManyChains, TooManyRegistrations,
+    /// OwnableUnauthorizedAccount. Emits VaultRegistered.
     function registerVault(uint256 chainId, address vault, uint256 collateralSlot, uint16 haircutBps, uint64 maxAge)
         external
         onlyOwner
@@ -76,26 +82,28 @@ abstract contract VaultRegistry is EpochVerifier {
             revert InvalidVaultConfig();
         }
         VaultConfig storage cfg = _vaults[chainId];
-        uint24 registration = cfg.registration;
+        uint16 registration = cfg.registration;
         if (registration == 0) {
             if (_chainIds.length >= MAX_CHAINS) revert TooManyChains();
             _chainIds.push(chainId);
         }
         uint32 firstEpoch = cfg.firstEpoch;
         if (registration == 0 || cfg.vault != vault || cfg.collateralSlot != collateralSlot || maxAge > cfg.maxAge) {
+            if (_registrations[chainId] == type(uint16).max) revert TooManyRegistrations(chainId);
             registration = _registrations[chainId] + 1;
             _registrations[chainId] = registration;
             // every later epoch: at least the committee generation's first (<= latestEpoch + 1)
             firstEpoch = SafeCast.toUint32(uint256(_latestEpoch()) + 1);
         }
         _vaults[chainId] = VaultConfig(
-            vault, haircutBps, uint24(maxAge), registration, firstEpoch, collateralSlot
-        ); // maxAge <= MAX_MAX_AGE
+            vault, haircutBps, uint24(maxAge), registration, cfg.anchorPolicy, firstEpoch, collateralSlot
+        ); // maxAge <= MAX_MAX_AGE; the anchor policy is kept (zero for a new chain)
         emit VaultRegistered(chainId, vault, collateralSlot, haircutBps, maxAge, registration);
     }
 
     /// @notice Unregister source chain `chainId`: its positions count zero from now on (also after
-    /// a later re-registration, which gets a new registration number).
+    /// a later re-registration, which gets a new registration number). Its anchor policy goes back
+    /// to `committee`.
     /// @dev Reverts UnknownChain, OwnableUnauthorizedAccount. Emits ChainRemoved.
     function removeChain(uint256 chainId) external onlyOwner {
         if (_vaults[chainId].registration == 0) revert UnknownChain(chainId);
@@ -116,7 +124,7 @@ abstract contract VaultRegistry is EpochVerifier {
     function _configOf(uint256 chainId)
         internal
         view
-        returns (address vault, uint256 maxAge, uint256 registration, uint256 firstEpoch)
+        returns (address vault, uint256 maxAge, uint256 registration, uint256 firstEpoch, uint256 anchorPolicy)
     {
         VaultConfig storage cfg = _vaults[chainId];
         uint256 word;
@@ -125,7 +133,8 @@ abstract contract VaultRegistry is EpochVerifier {
         }
         vault = address(uint160(word));
         maxAge = (word >> 176) & 0xffffff;
-        registration = (word >> 200) & 0xffffff;
+        registration = (word >> 200) & 0xffff;
+        anchorPolicy = (word >> 216) & 0xff;
         firstEpoch = word >> 224;
     }
 
