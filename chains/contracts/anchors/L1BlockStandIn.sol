@@ -5,9 +5,9 @@ pragma solidity ^0.8.24;
 /// @notice For anvil devnets and tests only: the read side of the OP Stack `L1Block` predeploy
 /// (0x4200000000000000000000000000000000000015), put at that address with `anvil_setCode` and fed
 /// from the source chain by the devnet in the depositor's place (anvil runs no derivation).
-/// Same getters (`number`, `timestamp`, `basefee`, `hash`, `DEPOSITOR_ACCOUNT`) and the same slots
-/// for them (number and timestamp packed in slot 0, basefee in slot 1, hash in slot 2), so code
-/// that reads the real predeploy reads this one alike.
+/// Same getters (`number`, `timestamp`, `basefee`, `hash`, `DEPOSITOR_ACCOUNT`), laid out as the
+/// released predeploy's first slots (number and timestamp packed in slot 0, basefee in slot 1,
+/// hash in slot 2), so code that reads the real predeploy's getters reads this one alike.
 /// Where the real predeploy differs: it is a proxy (one more cold account per call); it is set by
 /// the protocol's L1-attributes deposit transaction at the start of every L2 block
 /// (`setL1BlockValuesEcotone` and later forks' variants, packed calldata with fee parameters),
