@@ -244,6 +244,16 @@ def test_an_anchor_that_fails_refuses_the_block(env: Env) -> None:
     assert err.error_args == (L1_CHAIN, env.anchors["op-l1block"])
 
 
+def test_back_under_the_committee_no_anchor_is_read(env: Env) -> None:
+    """After prefer-anchor and back to committee, a broken adapter does not matter: nothing is called."""
+    env.policy("op-l1block", "prefer-anchor")
+    env.policy("op-l1block", "committee")
+    env.dest.rpc("anvil_setCode", [L1_BLOCK_ADDRESS, "0x"])
+    block = env.blocks[("op-l1block", "disagrees")]
+    env.settle(block)
+    assert env.value(L1_CHAIN) == block.claims[0][1]
+
+
 # ----------------------------------------------------------------------------- policy administration
 
 
