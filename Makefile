@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 NATIVE_SRC := $(wildcard native/src/*.c native/include/*.h native/*.h native/*.py)
-SOLIDITY := $(wildcard chains/contracts/*.sol) chains/contracts/compile.js
+SOLIDITY := $(wildcard chains/contracts/*.sol chains/contracts/anchors/*.sol) chains/contracts/compile.js
 DEMO_DIR ?= .devnet
 # The demo runs a committee: DEMO_COMMITTEE member daemons, DEMO_THRESHOLD signatures per epoch.
 DEMO_COMMITTEE ?= 3

@@ -44,6 +44,7 @@ from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 
+from bench.gas_anchors import measure_anchors, print_anchors
 from bench.gas_report import (
     committee_gas,
     print_committee_gas,
@@ -309,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="measure and print submitEpoch by committee size only; gas.json is not written",
     )
+    parser.add_argument(
+        "--anchors-only",
+        action="store_true",
+        help="measure and print the anchor check per block leaf only (bench/gas_anchors.py); gas.json is not written",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     print("bench gas: compiling bench/contracts (v1 reference, single proofs, TrieProof, probes)", flush=True)
@@ -320,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.committees_only:
             print_committee_gas(committee_gas(measure_committees(ctx)))
             return 0
+        if args.anchors_only:
+            print_anchors(measure_anchors(ctx))
+            return 0
         stacks = build_stacks(ctx)
         print("settlements (per account, receipts incl. base and calldata):", flush=True)
         settlements = measure_settlements(ctx, stacks)
@@ -327,11 +336,17 @@ def main(argv: list[str] | None = None) -> int:
         mpt = measure_mpt(ctx)
         floor = measure_floor(ctx)
         pull = measure_pull(ctx, next(s for s in stacks if type(s) is V2))
+        anchors = measure_anchors(ctx)
         client = str(w3.client_version)
     finally:
         node.stop()
 
     result = gas_result(client, settlements, committees, mpt, floor, pull)
+    result["anchors"] = anchors
+    result["targets"]["anchor check per block leaf, cold (worst adapter)"] = (
+        max(r["settle"] for r in anchors["rows"]),
+        anchors["target"],
+    )
     result["seconds"] = round(time.monotonic() - started, 1)
     headline = f"{SUBSET[0]}/{SUBSET[1]}"
     update_txs = next(r for r in settlements if r["case"] == headline and r["design"] == "v2")["update"]["txs"]
@@ -341,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1) + "\n")
     tmp.replace(RESULTS)
+    print_anchors(anchors)
     print_report(result)
     print(f"\nwrote {RESULTS.relative_to(ROOT)} in {result['seconds']} s")
     return 0

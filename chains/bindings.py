@@ -45,7 +45,14 @@ if TYPE_CHECKING:  # web3 (about 8 MB of modules) is imported by the sync helper
     from web3.types import TxParams, TxReceipt
 
 BUILD_DIR = Path(__file__).resolve().parent / "contracts" / "build"
-CONTRACT_NAMES = ("CollateralVault", "EpochVerifier", "MarginSettlement")
+CONTRACT_NAMES = (
+    "CollateralVault",
+    "EpochVerifier",
+    "MarginSettlement",
+    "Eip2935Anchor",
+    "OpL1BlockAnchor",
+    "L1BlockStandIn",
+)
 
 # ABI types of the Merkle leaves (DESIGN section 3); one source of truth for the aggregator.
 # A claim binds only what its block leaf does not: the vault is in the block leaf, the slot is

@@ -4,6 +4,10 @@ lines, no function (its whole `def`, docstring included) over 60 lines, but for 
 
 The modules are parsed, not imported; a module that grows past the bound is split by concern
 (as `chains/rpc.py` was into `hexcodec.py` and `methods.py`), a function by helpers.
+
+Solidity files (SOLIDITY_DIRS, subfolders included) have the same 500-line bound: a contract that
+grows past it is split into abstract bases and internal libraries, still deployed as one contract
+(as MarginSettlement.sol was into VaultRegistry.sol, Positions.sol and LeafProofs.sol).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("relayer", "chains", "native", "bench")
 DECLARATIONS = {("relayer/observability/metrics.py", "__init__")}
 """(module, function) of functions that declare and do nothing else (one metric a statement)."""
+SOLIDITY_DIRS = ("chains/contracts", "bench/contracts", "tests/contracts/solidity")
 MAX_MODULE_LINES = 500
 MAX_FUNCTION_LINES = 60
 
@@ -40,6 +45,21 @@ def test_no_module_over_500_lines() -> None:
     too_long = [
         f"{path.relative_to(REPO_ROOT)}: {lines} lines"
         for path in modules()
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not too_long, "\n".join(too_long)
+
+
+def solidity_files() -> list[Path]:
+    sources = sorted(p for folder in SOLIDITY_DIRS for p in (REPO_ROOT / folder).rglob("*.sol"))
+    assert len(sources) > 10, "the Solidity sources were not found"
+    return sources
+
+
+def test_no_solidity_file_over_500_lines() -> None:
+    too_long = [
+        f"{path.relative_to(REPO_ROOT)}: {lines} lines"
+        for path in solidity_files()
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     ]
     assert not too_long, "\n".join(too_long)

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Compile chains/contracts/*.sol with the npm `solc` (solc-js, standard JSON) and write
+// Compile chains/contracts/**/*.sol with the npm `solc` (solc-js, standard JSON) and write
 // chains/contracts/build/<Contract>.json = {"abi", "bytecode", "storageLayout"} for every
 // contract defined in those files. `@openzeppelin/contracts/...` imports resolve from node_modules.
 // Exit status is non-zero on any compiler error (all diagnostics go to stderr).
@@ -45,7 +45,17 @@ function findImports(importPath) {
   return { error: `import not found: ${importPath} (looked in ${candidates.join(", ")})` };
 }
 
-const files = fs.readdirSync(HERE).filter((f) => f.endsWith(".sol")).sort();
+// Source unit names are paths relative to this folder ("MarginSettlement.sol", "anchors/X.sol").
+function solFiles(dir, prefix) {
+  const out = [];
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (entry.isDirectory() && entry.name !== "build") out.push(...solFiles(path.join(dir, entry.name), `${prefix}${entry.name}/`));
+    else if (entry.isFile() && entry.name.endsWith(".sol")) out.push(`${prefix}${entry.name}`);
+  }
+  return out;
+}
+
+const files = solFiles(HERE, "").sort();
 if (files.length === 0) fail(`no .sol files in ${HERE}`);
 
 const sources = {};

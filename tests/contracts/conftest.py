@@ -34,7 +34,7 @@ def dev_account(index: int) -> LocalAccount:
 
 
 def _build_is_current() -> bool:
-    sources = [*CONTRACTS_DIR.glob("*.sol"), CONTRACTS_DIR / "compile.js"]
+    sources = [*CONTRACTS_DIR.rglob("*.sol"), CONTRACTS_DIR / "compile.js"]
     artifacts = [BUILD_DIR / f"{name}.json" for name in CONTRACT_NAMES]
     if not all(a.is_file() for a in artifacts):
         return False

@@ -1,0 +1,150 @@
+"""Gas of the anchor check per block leaf (issue 20 item 1; target <= 6,000), part of ``bench.gas``.
+
+On the bench's Prague anvil, one MarginSettlement (1-of-1 committee) with two source chains: the
+bench chain itself (``Eip2935Anchor`` over the real EIP-2935 history, a leaf of a real recent block)
+and an L1 (``OpL1BlockAnchor`` over the ``L1BlockStandIn`` at the L1Block predeploy's address, fed
+as the depositor would). One epoch holds a block leaf per case; every measurement runs between an
+``evm_snapshot`` and an ``evm_revert``, so each case settles the same leaf with the same calldata
+under ``committee`` and under an anchor policy, and the difference is the anchor check alone:
+
+- ``settle``: gasUsed of ``settle`` (one block leaf, SETTLE_CLAIMS fresh accounts), policy minus
+  committee: the check with everything cold, as the first leaf of a transaction pays it;
+- ``pull_cold`` / ``pull_warm``: ``provenCollateral`` from bench/contracts/GasProbes.sol PullProbe
+  (same leaf): the first static call of a transaction (cold) and a second claim of the same leaf
+  right after it (adapter and its slots warm), policy minus committee.
+
+Cases: ``eip2935`` (require-anchor, the hash from the history contract), ``op-l1block live`` (the
+leaf is the current L1 origin) and ``op-l1block recorded`` (recorded with ``record()``, then the
+origin moved on).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_utils import keccak, to_checksum_address
+from web3.types import TxReceipt
+
+from bench.gas_stacks import CHAIN_ID, MAX_AGE, Ctx, committee_keys, oz_tree, random_accounts, random_values
+from chains.anchors import deploy_anchor, feed_l1block, install_l1block_standin, set_anchor_policy
+from chains.anvil import rpc
+from chains.bindings import BLOCK_LEAF_TYPES, CLAIM_TYPES, contract, deploy_destination, register_vault, transact
+from relayer.attestation.eip712 import sign_epoch
+
+L1_CHAIN = 1
+SETTLE_CLAIMS = 10
+TARGET = 6_000
+
+
+class AnchorBench:
+    """The settlement, its adapters, and one accepted epoch over the measured block leaves."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx, w3, owner = ctx, ctx.w3, ctx.sender
+        self.member = committee_keys(1)[0]
+        self.address = deploy_destination(w3, owner, [self.member.address], 1)
+        self.settlement = contract(w3, "MarginSettlement", self.address)
+        self.vault = to_checksum_address(keccak(b"bench anchor vault")[:20])
+        for chain in (CHAIN_ID, L1_CHAIN):
+            register_vault(w3, owner, self.address, chain, self.vault, 0, 10_000, MAX_AGE)
+        install_l1block_standin(w3, owner)
+        self.anchors = {
+            CHAIN_ID: deploy_anchor(w3, owner, "eip2935"),
+            L1_CHAIN: deploy_anchor(w3, owner, "op-l1block", L1_CHAIN),
+        }
+        self.probe = ctx.deploy_ref("PullProbe")
+        self.accounts = random_accounts(ctx.rng, SETTLE_CLAIMS)
+        self.values = random_values(ctx.rng, SETTLE_CLAIMS)
+        self.claims = oz_tree(
+            CLAIM_TYPES, list(zip(self.accounts, self.values, strict=True)), [list(range(SETTLE_CLAIMS))], proofs=True
+        )
+        now = ctx.now()
+        recent = w3.eth.get_block(w3.eth.block_number - 1)
+        self.leaves = {
+            "eip2935": self.leaf(CHAIN_ID, int(recent["number"]), bytes(recent["hash"]), now),
+            "op-l1block recorded": self.leaf(L1_CHAIN, 20_000_000, keccak(b"L1 block 20000000"), now),
+            "op-l1block live": self.leaf(L1_CHAIN, 20_000_001, keccak(b"L1 block 20000001"), now),
+        }
+        for name in ("op-l1block recorded", "op-l1block live"):  # the sequencer's feed, then a record
+            leaf = self.leaves[name]
+            feed_l1block(w3, leaf[1], now, 10**9, leaf[2])
+            if name.endswith("recorded"):
+                transact(
+                    w3, owner, contract(w3, "OpL1BlockAnchor", self.anchors[L1_CHAIN]).functions.record(), what="record"
+                )
+        self.epoch = oz_tree(BLOCK_LEAF_TYPES, list(self.leaves.values()), proofs=True)
+        signature = sign_epoch(self.member, CHAIN_ID, self.address, 1, self.epoch.root, bytes(32), generation=1)
+        transact(
+            w3, owner, self.settlement.functions.submitEpoch(1, self.epoch.root, bytes(32), [signature]), what="epoch"
+        )
+
+    def leaf(self, chain: int, number: int, block_hash: bytes, now: int) -> tuple[Any, ...]:
+        return (chain, number, block_hash, keccak(b"state"), now, self.vault, self.claims.root, SETTLE_CLAIMS)
+
+    def settle(self, name: str) -> TxReceipt:
+        index = list(self.leaves).index(name)
+        order, proof, flags = self.claims.multiproofs[0]
+        claims = [(self.accounts[i], self.values[i]) for i in order]
+        call = self.settlement.functions.settle((1, self.leaves[name], self.epoch.proofs[index], claims, proof, flags))
+        return self.ctx.send(call, f"settle {name}")
+
+    def pull(self, name: str) -> tuple[int, int]:
+        index = list(self.leaves).index(name)
+        calls = [
+            self.settlement.encode_abi(
+                "provenCollateral",
+                [
+                    1,
+                    self.leaves[name],
+                    self.epoch.proofs[index],
+                    self.accounts[k],
+                    self.values[k],
+                    self.claims.proofs[k],
+                ],
+            )
+            for k in (0, 1)
+        ]
+        used_first, used_second, _, _ = self.probe.functions.probe(self.address, *calls).call()
+        return int(used_first), int(used_second)
+
+    def measure(self, name: str, policy: str) -> dict[str, Any]:
+        """(gas under `policy`) - (gas under committee) of the same leaf, each on a reverted snapshot."""
+        chain = self.leaves[name][0]
+        gas = {}
+        for setting in ("committee", policy):
+            snapshot = rpc(self.ctx.node.url, "evm_snapshot")
+            try:
+                if setting != "committee":
+                    set_anchor_policy(self.ctx.w3, self.ctx.sender, self.address, chain, setting, self.anchors[chain])
+                pull = self.pull(name)
+                gas[setting] = (int(self.settle(name)["gasUsed"]), *pull)
+            finally:
+                rpc(self.ctx.node.url, "evm_revert", [snapshot])
+        base, anchored = gas["committee"], gas[policy]
+        return {
+            "case": name,
+            "policy": policy,
+            "settle": anchored[0] - base[0],
+            "pull_cold": anchored[1] - base[1],
+            "pull_warm": anchored[2] - base[2],
+            "settle_committee_gas": base[0],
+        }
+
+
+def measure_anchors(ctx: Ctx) -> dict[str, Any]:
+    """The anchor check's gas per block leaf, per adapter (see the module docstring)."""
+    bench = AnchorBench(ctx)
+    rows = [
+        bench.measure("eip2935", "require-anchor"),
+        bench.measure("eip2935", "prefer-anchor"),
+        bench.measure("op-l1block live", "require-anchor"),
+        bench.measure("op-l1block recorded", "require-anchor"),
+    ]
+    return {"claims_per_leaf": SETTLE_CLAIMS, "target": TARGET, "rows": rows}
+
+
+def print_anchors(result: dict[str, Any]) -> None:
+    print(f"\nanchor check per block leaf (policy minus committee, same leaf; target <= {result['target']:,})")
+    print(f"  {'adapter':<20} {'policy':<15} {'settle (cold)':>13} {'pull cold':>10} {'pull warm':>10}")
+    for r in result["rows"]:
+        print(f"  {r['case']:<20} {r['policy']:<15} {r['settle']:>13,} {r['pull_cold']:>10,} {r['pull_warm']:>10,}")

@@ -1,0 +1,95 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import {IBlockHashAnchor} from "./anchors/IBlockHashAnchor.sol";
+import {VaultRegistry} from "./VaultRegistry.sol";
+
+/// @title AnchorPolicies
+/// @notice Per registered source chain, whether MarginSettlement (its base, not deployed alone)
+/// checks a block leaf's `blockHash` against an anchor adapter (IBlockHashAnchor) besides the
+/// committee's signatures (DESIGN sections 2 and 4):
+/// - `committee` (0, the default): the committee's signatures alone, no anchor is read;
+/// - `prefer-anchor` (1): the anchor is asked; a hash it knows must equal the leaf's, a block it
+///   does not know (zero) is accepted on the signatures. It catches a wrong hash of a block the
+///   anchor can see; it does not stop a colluding committee majority that signs a block number
+///   outside the anchor's window;
+/// - `require-anchor` (2): a block the anchor does not confirm is refused, so a committee majority
+///   cannot settle a block the anchor has not seen.
+/// The policy lives in the chain's config word (read by every block check anyway), the adapter in
+/// its own slot, read only under an anchor policy. A policy change never changes a registration,
+/// its maxAge or its first usable epoch, so it revives no expired or voided position.
+abstract contract AnchorPolicies is VaultRegistry {
+    /// @notice Policy value: the committee's signatures alone (default).
+    uint8 public constant POLICY_COMMITTEE = 0;
+    /// @notice Policy value: check against the anchor when it knows the block.
+    uint8 public constant POLICY_PREFER_ANCHOR = 1;
+    /// @notice Policy value: refuse a block the anchor does not confirm.
+    uint8 public constant POLICY_REQUIRE_ANCHOR = 2;
+
+    /// @dev chainId => anchor adapter (meaningful only while the chain's policy is not committee).
+    mapping(uint256 => IBlockHashAnchor) private _anchors;
+
+    /// @notice The owner set `chainId`'s policy (POLICY_*) and adapter (zero under `committee`).
+    event AnchorPolicySet(uint256 indexed chainId, uint8 policy, address anchor);
+
+    /// @notice `policy` is not one of POLICY_*.
+    error InvalidAnchorPolicy(uint8 policy);
+    /// @notice An anchor policy without an adapter contract (no code), or `committee` with one.
+    error InvalidAnchor(address anchor);
+    /// @notice The anchor knows block `blockNumber` of `chainId` with hash `anchored`; the signed
+    /// block leaf says `signed`.
+    error AnchorMismatch(uint256 chainId, uint256 blockNumber, bytes32 anchored, bytes32 signed);
+    /// @notice Under `require-anchor`, the anchor does not know block `blockNumber` of `chainId`.
+    error BlockNotAnchored(uint256 chainId, uint256 blockNumber);
+    /// @notice The anchor call reverted or did not answer one word (also when starved of gas):
+    /// the block is refused under either anchor policy (fail closed).
+    error AnchorUnavailable(uint256 chainId, address anchor);
+
+    /// @notice Set the anchor policy of registered chain `chainId`: POLICY_COMMITTEE with
+    /// `anchor == address(0)`, or POLICY_PREFER_ANCHOR / POLICY_REQUIRE_ANCHOR with an adapter
+    /// contract. Applies to every later block check (settle, settleMany, submitAndSettle and
+    /// provenCollateral); positions already settled keep counting as before.
+    /// @dev Reverts UnknownChain, InvalidAnchorPolicy, InvalidAnchor, OwnableUnauthorizedAccount.
+    /// Emits AnchorPolicySet.
+    function setAnchorPolicy(uint256 chainId, uint8 policy, address anchor) external onlyOwner {
+        VaultConfig storage cfg = _vaults[chainId];
+        if (cfg.registration == 0) revert UnknownChain(chainId);
+        if (policy > POLICY_REQUIRE_ANCHOR) revert InvalidAnchorPolicy(policy);
+        if (policy == POLICY_COMMITTEE ? anchor != address(0) : anchor.code.length == 0) revert InvalidAnchor(anchor);
+        cfg.anchorPolicy = policy;
+        _anchors[chainId] = IBlockHashAnchor(anchor);
+        emit AnchorPolicySet(chainId, policy, anchor);
+    }
+
+    /// @notice The anchor policy (POLICY_*) and adapter of `chainId` (zeros when unregistered or
+    /// under `committee`).
+    function anchorPolicyOf(uint256 chainId) external view returns (uint8 policy, address anchor) {
+        policy = _vaults[chainId].anchorPolicy;
+        if (policy != POLICY_COMMITTEE) anchor = address(_anchors[chainId]);
+    }
+
+    /// @dev The anchor check of a block leaf under policy `policy` (not committee): asks the
+    /// chain's adapter once. Reverts AnchorUnavailable, AnchorMismatch, BlockNotAnchored.
+    function _checkAnchor(uint256 chainId, uint256 blockNumber, bytes32 signed, uint256 policy) internal view {
+        address anchor = address(_anchors[chainId]);
+        bytes4 selector = IBlockHashAnchor.blockHash.selector;
+        bytes32 anchored;
+        bool ok;
+        assembly ("memory-safe") {
+            // blockHash(chainId, blockNumber), built above the free memory pointer
+            let m := mload(0x40)
+            mstore(m, selector)
+            mstore(add(m, 0x04), chainId)
+            mstore(add(m, 0x24), blockNumber)
+            ok := staticcall(gas(), anchor, m, 0x44, 0, 0x20)
+            ok := and(ok, eq(returndatasize(), 0x20)) // after the call (arguments run right to left)
+            anchored := mload(0)
+        }
+        if (!ok) revert AnchorUnavailable(chainId, anchor);
+        if (anchored == bytes32(0)) {
+            if (policy == POLICY_REQUIRE_ANCHOR) revert BlockNotAnchored(chainId, blockNumber);
+        } else if (anchored != signed) {
+            revert AnchorMismatch(chainId, blockNumber, anchored, signed);
+        }
+    }
+}
