@@ -469,3 +469,9 @@ def test_only_the_owner_sets_the_challenge_anchor(env: Env) -> None:
 def test_a_reverting_anchor_knows_nothing(env: Env) -> None:
     transact(env.dest.w3, env.owner, env.settlement.functions.setChallengeAnchor(DEST, env.vault_d), what="anchor")
     reverts("AnchorDoesNotKnow", lambda: env.send(challenge_of(env, "anchor")))
+
+
+def test_an_anchor_address_without_code_is_no_anchor(env: Env) -> None:
+    call = env.settlement.functions.setChallengeAnchor(DEST, env.challenger.address)
+    transact(env.dest.w3, env.owner, call, what="anchor")
+    reverts("NoAnchor", lambda: env.send(challenge_of(env, "anchor")))
