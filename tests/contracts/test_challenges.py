@@ -31,7 +31,7 @@ from chains.bindings import (
     send_transaction,
     transact,
 )
-from chains.challenges import ChallengeBuilder, ChallengeCall, ChallengeInputError
+from chains.challenges import ChallengeBuilder, ChallengeCall
 from chains.headers import verify_header
 from chains.proofs import parse_proof
 from chains.types import AccountProof
@@ -398,14 +398,6 @@ def test_the_anchor_must_know_the_block(env: Env) -> None:
     env.submit(epoch)
     call = env.builder.anchor(epoch.number, lie.leaf.abi(), epoch.block_proofs[0])
     reverts("AnchorDoesNotKnow", lambda: env.send(call))
-
-
-def test_the_builder_refuses_a_proof_without_the_claims_slot(env: Env) -> None:
-    proof = get_proof(env.source_a, env.vault_a, env.users[1].address, env.honest.leaf.block_number)
-    with pytest.raises(ChallengeInputError):
-        env.builder.claim(1, env.honest.leaf.abi(), [], (env.users[0].address, 1), [], proof, 0)
-    with pytest.raises(ChallengeInputError):
-        env.builder.anchor(1, env.honest.leaf.abi()[:7], [])  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- after a lie
