@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,6 @@ from chains.challenges import ChallengeBuilder, ChallengeInputError
 from chains.errors import MalformedProof
 from chains.headers import verify_header
 from chains.proofs import parse_proof
-from tests.conftest import VECTORS
 
 SETTLEMENT = "0x" + "ab" * 20
 ACCOUNT = "0x" + "12" * 20
@@ -29,15 +29,15 @@ def decoded(name: str, data: str) -> tuple[Any, ...]:
     return tuple(decode(list(get_abi_input_types(entry)), raw[4:]))
 
 
-def proof_answer() -> dict[str, Any]:
+def proof_answer(vectors: Path) -> dict[str, Any]:
     """A real eth_getProof answer (hive test chain) whose storage entry is the account's slot 0."""
-    answer: dict[str, Any] = json.loads((VECTORS / "proofs" / "hive_testchain_account_with_storage.json").read_text())
+    answer: dict[str, Any] = json.loads((vectors / "proofs" / "hive_testchain_account_with_storage.json").read_text())
     answer["storageProof"][0]["key"] = "0x" + mapping_storage_key(ACCOUNT, 0).hex()
     return answer
 
 
-def test_header_call() -> None:
-    block = json.loads((VECTORS / "headers" / "mainnet" / "23223655_Prague_proofblock.json").read_text())
+def test_header_call(vectors: Path) -> None:
+    block = json.loads((vectors / "headers" / "mainnet" / "23223655_Prague_proofblock.json").read_text())
     header = verify_header(block)
     builder = ChallengeBuilder(SETTLEMENT)
     call = builder.header(7, LEAF, BLOCK_PROOF, header)
@@ -47,8 +47,8 @@ def test_header_call() -> None:
     assert builder.header(7, LEAF, BLOCK_PROOF, header.rlp) == call  # raw RLP bytes alike
 
 
-def test_claim_call_from_a_parsed_or_raw_answer() -> None:
-    answer = proof_answer()
+def test_claim_call_from_a_parsed_or_raw_answer(vectors: Path) -> None:
+    answer = proof_answer(vectors)
     builder = ChallengeBuilder(SETTLEMENT)
     call = builder.claim(3, LEAF, BLOCK_PROOF, (ACCOUNT, 5), [b"\x06" * 32], answer, 0)
     assert builder.claim(3, LEAF, BLOCK_PROOF, (ACCOUNT, 5), [b"\x06" * 32], parse_proof(answer, LEAF[1]), 0) == call
@@ -63,10 +63,10 @@ def test_anchor_call() -> None:
     assert decoded("challengeAnchor", call.data)[0] == 2 and call.kind == "anchor"
 
 
-def test_bad_inputs() -> None:
+def test_bad_inputs(vectors: Path) -> None:
     builder = ChallengeBuilder(SETTLEMENT)
     with pytest.raises(ChallengeInputError, match="no storage proof"):  # slot 1, not the registered 0
-        builder.claim(3, LEAF, BLOCK_PROOF, (ACCOUNT, 5), [], proof_answer(), 1)
+        builder.claim(3, LEAF, BLOCK_PROOF, (ACCOUNT, 5), [], proof_answer(vectors), 1)
     with pytest.raises(ChallengeInputError, match="8 fields"):
         builder.anchor(2, LEAF[:7], BLOCK_PROOF)  # type: ignore[arg-type]
     with pytest.raises(MalformedProof):

@@ -42,7 +42,7 @@ def b32(h: str) -> bytes:
 
 
 def proof_vector(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((VECTORS / "proofs" / name).read_text())
+    data: dict[str, Any] = json.loads((VECTORS / "proofs" / name).read_text())  # tests/test_vectors.py checks them
     return data
 
 
