@@ -135,3 +135,25 @@ def test_the_empty_trie_holds_nothing(probe: Contract) -> None:
     empty_root = keccak(b"\x80")
     assert probe.functions.provenValue(empty_root, keccak(b"\x01"), []).call() == [False, b""]
     assert error_of(probe.functions.provenValue(keccak(b"\x01"), keccak(b"\x01"), [])) == "InvalidTrieProof"
+
+
+@pytest.mark.parametrize("name", ["mainnet_weth_storage_23223655.json", "ropsten_contractWithStorage.json"])
+def test_every_corrupted_or_cut_proof_is_refused(probe: Contract, name: str) -> None:
+    """Mutation test (as py-trie's): one flipped byte in any node, or a proof cut short, never proves
+    a value, present or absent; a present slot's proof cut short never proves it absent (0)."""
+    v = proof_vector(name)
+    root, account = b(v["stateRoot"]), to_checksum_address(v["address"])
+    account_proof = [b(n) for n in v["accountProof"]]
+    for entry in v["storageProof"]:
+        slot, storage_proof = b32(entry["key"]), [b(n) for n in entry["proof"]]
+        for which, proof in (("account", account_proof), ("storage", storage_proof)):
+            for i in range(len(proof)):
+                for cut in (proof[:i], [*proof[:i], flip(proof[i]), *proof[i + 1 :]]):
+                    ap, sp = (cut, storage_proof) if which == "account" else (account_proof, cut)
+                    call = probe.functions.storageValue(root, account, slot, ap, sp)
+                    assert error_of(call) in ("InvalidTrieProof", "RLPInvalidEncoding"), (which, i)
+
+
+def flip(node: bytes) -> bytes:
+    """`node` with one bit of its last byte flipped (a hash reference or a value, not the RLP prefix)."""
+    return node[:-1] + bytes([node[-1] ^ 1])
