@@ -15,8 +15,10 @@ import {VaultRegistry} from "./VaultRegistry.sol";
 ///   outside the anchor's window;
 /// - `require-anchor` (2): a block the anchor does not confirm is refused, so a committee majority
 ///   cannot settle a block the anchor has not seen.
+/// Under every policy, the adapter (if set) is what `challengeAnchor` (Challenges) asks: with
+/// `committee` and an adapter, a watcher can still prove a signed block hash false after the fact.
 /// The policy lives in the chain's config word (read by every block check anyway), the adapter in
-/// its own slot, read only under an anchor policy. A policy change never changes a registration,
+/// its own slot, read by a block check only under an anchor policy. A policy change never changes a registration,
 /// its maxAge or its first usable epoch, so it revives no expired or voided position.
 abstract contract AnchorPolicies is VaultRegistry {
     /// @notice Policy value: the committee's signatures alone (default).
@@ -26,15 +28,15 @@ abstract contract AnchorPolicies is VaultRegistry {
     /// @notice Policy value: refuse a block the anchor does not confirm.
     uint8 public constant POLICY_REQUIRE_ANCHOR = 2;
 
-    /// @dev chainId => anchor adapter (meaningful only while the chain's policy is not committee).
+    /// @dev chainId => anchor adapter (zero: none; required under an anchor policy).
     mapping(uint256 => IBlockHashAnchor) private _anchors;
 
-    /// @notice The owner set `chainId`'s policy (POLICY_*) and adapter (zero under `committee`).
+    /// @notice The owner set `chainId`'s policy (POLICY_*) and adapter (zero: none).
     event AnchorPolicySet(uint256 indexed chainId, uint8 policy, address anchor);
 
     /// @notice `policy` is not one of POLICY_*.
     error InvalidAnchorPolicy(uint8 policy);
-    /// @notice An anchor policy without an adapter contract (no code), or `committee` with one.
+    /// @notice An adapter address without code, or an anchor policy without an adapter.
     error InvalidAnchor(address anchor);
     /// @notice The anchor knows block `blockNumber` of `chainId` with hash `anchored`; the signed
     /// block leaf says `signed`.
@@ -45,9 +47,9 @@ abstract contract AnchorPolicies is VaultRegistry {
     /// the block is refused under either anchor policy (fail closed).
     error AnchorUnavailable(uint256 chainId, address anchor);
 
-    /// @notice Set the anchor policy of registered chain `chainId`: POLICY_COMMITTEE with
-    /// `anchor == address(0)`, or POLICY_PREFER_ANCHOR / POLICY_REQUIRE_ANCHOR with an adapter
-    /// contract. Applies to every later block check (settle, settleMany, submitAndSettle and
+    /// @notice Set the anchor policy of registered chain `chainId`: POLICY_COMMITTEE with no
+    /// adapter (`address(0)`) or with one that only challenges ask, or POLICY_PREFER_ANCHOR /
+    /// POLICY_REQUIRE_ANCHOR with an adapter contract. Applies to every later block check (settle, settleMany, submitAndSettle and
     /// provenCollateral); positions already settled keep counting as before.
     /// @dev Reverts UnknownChain, InvalidAnchorPolicy, InvalidAnchor, OwnableUnauthorizedAccount.
     /// Emits AnchorPolicySet.
@@ -55,17 +57,27 @@ abstract contract AnchorPolicies is VaultRegistry {
         VaultConfig storage cfg = _vaults[chainId];
         if (cfg.registration == 0) revert UnknownChain(chainId);
         if (policy > POLICY_REQUIRE_ANCHOR) revert InvalidAnchorPolicy(policy);
-        if (policy == POLICY_COMMITTEE ? anchor != address(0) : anchor.code.length == 0) revert InvalidAnchor(anchor);
+        if (anchor == address(0) ? policy != POLICY_COMMITTEE : anchor.code.length == 0) revert InvalidAnchor(anchor);
         cfg.anchorPolicy = policy;
         _anchors[chainId] = IBlockHashAnchor(anchor);
         emit AnchorPolicySet(chainId, policy, anchor);
     }
 
-    /// @notice The anchor policy (POLICY_*) and adapter of `chainId` (zeros when unregistered or
-    /// under `committee`).
+    /// @notice The anchor policy (POLICY_*) and adapter of `chainId` (zeros when unregistered; the
+    /// adapter is zero when none is set).
     function anchorPolicyOf(uint256 chainId) external view returns (uint8 policy, address anchor) {
         policy = _vaults[chainId].anchorPolicy;
-        if (policy != POLICY_COMMITTEE) anchor = address(_anchors[chainId]);
+        anchor = address(_anchors[chainId]);
+    }
+
+    /// @dev A removed chain drops its adapter (a registration after it starts with none).
+    function _chainRemoved(uint256 chainId) internal virtual override {
+        delete _anchors[chainId];
+    }
+
+    /// @dev The adapter of `chainId` (zero: none).
+    function _anchorAdapter(uint256 chainId) internal view returns (IBlockHashAnchor) {
+        return _anchors[chainId];
     }
 
     /// @dev The anchor check of a block leaf under policy `policy` (not committee): asks the

@@ -2,9 +2,12 @@
 pragma solidity ^0.8.24;
 
 import {AnchorPolicies} from "./AnchorPolicies.sol";
+import {Challenges} from "./Challenges.sol";
 import {EpochVerifier} from "./EpochVerifier.sol";
+import {BlockLeaf, Claim} from "./Leaves.sol";
 import {LeafProofs} from "./LeafProofs.sol";
 import {Positions} from "./Positions.sol";
+import {VaultRegistry} from "./VaultRegistry.sol";
 
 /// @title MarginSettlement
 /// @notice Destination-chain margin ledger fed with collateral proven on source chains.
@@ -19,28 +22,12 @@ import {Positions} from "./Positions.sol";
 /// multiproof; an account whose stored position is already as new is skipped with an event (never a
 /// revert), so no third party can make a batch fail by settling one of its accounts first.
 /// A position counts only while `timestamp + maxAge >= block.timestamp` and only under the chain's
-/// current registration (a changed vault or collateral slot, a larger maxAge, or a removed chain
-/// voids positions). No change of a chain's settings revives an expired or voided position: a
+/// current registration (a changed vault or collateral slot, a larger maxAge, a removed chain, or a
+/// lie proven by a challenge (Challenges) voids positions). No change of a chain's settings revives an expired or voided position: a
 /// registration's maxAge never grows, its numbers are never reused, and a registration settles
 /// (and answers the pull check) only from epochs accepted after it began, so the blocks of voided
 /// positions cannot be settled again.
-contract MarginSettlement is Positions, AnchorPolicies {
-    struct BlockLeaf {
-        uint256 chainId;
-        uint256 blockNumber;
-        bytes32 blockHash;
-        bytes32 stateRoot;
-        uint256 timestamp;
-        address vault;
-        bytes32 claimsRoot;
-        uint256 claimCount;
-    }
-
-    struct Claim {
-        address account;
-        uint256 value;
-    }
-
+contract MarginSettlement is Positions, Challenges {
     /// @notice Claims of one block: `blockProof` proves `blockLeaf` in `rootOf(epoch)`;
     /// `claims` (in `StandardMerkleTree.getMultiProof` leaf order), `claimProof` and
     /// `claimProofFlags` form an OpenZeppelin multiproof against `blockLeaf.claimsRoot`.
@@ -91,9 +78,10 @@ contract MarginSettlement is Positions, AnchorPolicies {
     /// when the account's position (same registration) is of this block or a newer one, skipped
     /// with `ValueTooLarge` when `value >= 2^128`, else written. Emits one `BlockSettled`.
     /// @return settled the number of positions written.
-    /// @dev Reverts EpochNotAccepted, UnknownChain, WrongVault, FutureBlock, StaleBlock,
-    /// BlockNumberTooLarge, BlockNotInEpoch, AnchorUnavailable, AnchorMismatch, BlockNotAnchored,
-    /// EmptyClaims, ClaimsNotInBlock (also for a multiproof of inconsistent shape). Gas: one cold SLOAD and one SSTORE per written account, no event.
+    /// @dev Reverts EpochNotAccepted (ChainVoided after a proven lie), UnknownChain, WrongVault,
+    /// FutureBlock, StaleBlock, BlockNumberTooLarge, BlockNotInEpoch, AnchorUnavailable, AnchorMismatch,
+    /// BlockNotAnchored, EmptyClaims, ClaimsNotInBlock (also for a multiproof of inconsistent shape).
+    /// Gas: one cold SLOAD and one SSTORE per written account, no event.
     function settle(BlockSettlement calldata s) external returns (uint256 settled) {
         return _settle(s);
     }
@@ -216,7 +204,10 @@ contract MarginSettlement is Positions, AnchorPolicies {
         (vault, maxAge, registration, firstEpoch, policy) = _configOf(chainId);
         // rootOf(epoch), also zero before the chain's registration began (from its config slot)
         bytes32 root = epoch < firstEpoch ? bytes32(0) : _unrevokedRoot(epoch);
-        if (root == bytes32(0)) revert EpochNotAccepted(epoch);
+        if (root == bytes32(0)) {
+            if (firstEpoch == VOIDED) revert ChainVoided(chainId);
+            revert EpochNotAccepted(epoch);
+        }
         if (registration == 0) revert UnknownChain(chainId);
         {
             uint256 blockTime;
@@ -237,6 +228,33 @@ contract MarginSettlement is Positions, AnchorPolicies {
             revert BlockNotInEpoch(chainId, blockNumber, epoch);
         }
         if (policy != POLICY_COMMITTEE) _checkAnchor(chainId, blockNumber, b.blockHash, policy);
+    }
+
+    /// @dev A removed chain: what each base keeps per chain goes with it.
+    function _chainRemoved(uint256 chainId) internal override(VaultRegistry, AnchorPolicies) {
+        super._chainRemoved(chainId);
+    }
+
+    /// @dev Challenges: `b` is a leaf of the recorded root of `epoch` (revoked or not: positions settled
+    /// from a revoked root still count), an epoch of the chain's current registration (under this
+    /// committee generation or an earlier one: a committee change must not make a lie unprovable);
+    /// returns the registration's collateral slot.
+    function _challengedLeaf(uint256 epoch, BlockLeaf calldata b, bytes32[] calldata blockProof)
+        internal
+        view
+        override
+        returns (uint256)
+    {
+        (address vault,, uint256 registration, uint256 firstEpoch,) = _configOf(b.chainId);
+        if (registration == 0) revert UnknownChain(b.chainId);
+        if (firstEpoch == VOIDED) revert ChainVoided(b.chainId);
+        bytes32 root = epoch < _registeredFrom[b.chainId] ? bytes32(0) : _recordedRoot(epoch);
+        if (root == bytes32(0)) revert EpochNotAccepted(epoch);
+        if (b.vault != vault) revert WrongVault(b.chainId, vault, b.vault);
+        if (LeafProofs.processProof(blockProof, blockLeafHash(b)) != root) {
+            revert BlockNotInEpoch(b.chainId, b.blockNumber, epoch);
+        }
+        return _vaults[b.chainId].collateralSlot;
     }
 
     // ----------------------------------------------------------------------------- leaves

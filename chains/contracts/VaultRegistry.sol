@@ -37,8 +37,16 @@ abstract contract VaultRegistry is EpochVerifier {
 
     uint256[] internal _chainIds;
     mapping(uint256 => VaultConfig) internal _vaults;
+    /// @dev `firstEpoch` of a voided chain (Challenges): no epoch is usable until the next committee change.
+    uint32 internal constant VOIDED = type(uint32).max;
+
     /// @dev Last registration number handed out per chain (kept across removal).
     mapping(uint256 => uint16) private _registrations;
+    /// @dev chainId => the first epoch of its current registration (the challenges' lower bound; the
+    /// block check uses `firstEpoch`, which a committee change raises).
+    mapping(uint256 => uint32) internal _registeredFrom;
+    /// @dev chainId => committee generation in which a lie on the chain was proven (0 = never).
+    mapping(uint256 => uint64) private _voidedIn;
 
     event VaultRegistered(
         uint256 indexed chainId,
@@ -58,6 +66,9 @@ abstract contract VaultRegistry is EpochVerifier {
     error UnknownChain(uint256 chainId);
     /// @notice `chainId` has had 65,535 registrations: its numbers would be reused.
     error TooManyRegistrations(uint256 chainId);
+    /// @notice A lie on `chainId` was proven under the current committee (Challenges): no settlement
+    /// and no further challenge on it until the owner changes the committee.
+    error ChainVoided(uint256 chainId);
 
     /// @notice Register (or update) the vault of source chain `chainId`.
     /// A new chain (also one removed before), a changed `vault` or `collateralSlot`, or a larger
@@ -89,11 +100,7 @@ abstract contract VaultRegistry is EpochVerifier {
         }
         uint32 firstEpoch = cfg.firstEpoch;
         if (registration == 0 || cfg.vault != vault || cfg.collateralSlot != collateralSlot || maxAge > cfg.maxAge) {
-            if (_registrations[chainId] == type(uint16).max) revert TooManyRegistrations(chainId);
-            registration = _registrations[chainId] + 1;
-            _registrations[chainId] = registration;
-            // every later epoch: at least the committee generation's first (<= latestEpoch + 1)
-            firstEpoch = SafeCast.toUint32(uint256(_latestEpoch()) + 1);
+            (registration, firstEpoch) = _newRegistration(chainId);
         }
         _vaults[chainId] = VaultConfig(
             vault, haircutBps, uint24(maxAge), registration, cfg.anchorPolicy, firstEpoch, collateralSlot
@@ -103,11 +110,12 @@ abstract contract VaultRegistry is EpochVerifier {
 
     /// @notice Unregister source chain `chainId`: its positions count zero from now on (also after
     /// a later re-registration, which gets a new registration number). Its anchor policy goes back
-    /// to `committee`.
+    /// to `committee`, without an adapter.
     /// @dev Reverts UnknownChain, OwnableUnauthorizedAccount. Emits ChainRemoved.
     function removeChain(uint256 chainId) external onlyOwner {
         if (_vaults[chainId].registration == 0) revert UnknownChain(chainId);
         delete _vaults[chainId];
+        _chainRemoved(chainId);
         uint256 n = _chainIds.length;
         for (uint256 i = 0; i < n; i++) {
             if (_chainIds[i] == chainId) {
@@ -117,6 +125,40 @@ abstract contract VaultRegistry is EpochVerifier {
             }
         }
         emit ChainRemoved(chainId);
+    }
+
+    /// @dev What a derived contract keeps per chain and drops with it (AnchorPolicies: the adapter).
+    function _chainRemoved(uint256 chainId) internal virtual {}
+
+    /// @notice Whether a lie on `chainId` was proven under the current committee generation (then the
+    /// chain settles nothing until the owner changes the committee).
+    function chainVoided(uint256 chainId) public view returns (bool) {
+        uint64 voidedIn = _voidedIn[chainId];
+        return voidedIn != 0 && voidedIn == _generation();
+    }
+
+    /// @dev A new registration number for `chainId` (positions settled under an older one count
+    /// zero) starting at the next epoch; its first usable epoch is that one, or VOIDED while a lie
+    /// on the chain stands under this committee. Reverts TooManyRegistrations.
+    function _newRegistration(uint256 chainId) private returns (uint16 registration, uint32 firstEpoch) {
+        if (_registrations[chainId] == type(uint16).max) revert TooManyRegistrations(chainId);
+        registration = _registrations[chainId] + 1;
+        _registrations[chainId] = registration;
+        // every later epoch: at least the committee generation's first (<= latestEpoch + 1)
+        firstEpoch = SafeCast.toUint32(uint256(_latestEpoch()) + 1);
+        _registeredFrom[chainId] = firstEpoch;
+        if (chainVoided(chainId)) firstEpoch = VOIDED;
+    }
+
+    /// @dev A proven lie (Challenges): every position of `chainId` is voided at once (a new
+    /// registration number, no loop over accounts) and no epoch is usable for it until
+    /// `_generationStarted` (the next committee change). Reverts TooManyRegistrations.
+    function _voidChain(uint256 chainId) internal {
+        _voidedIn[chainId] = _generation();
+        (uint16 registration, uint32 firstEpoch) = _newRegistration(chainId);
+        VaultConfig storage cfg = _vaults[chainId];
+        cfg.registration = registration;
+        cfg.firstEpoch = firstEpoch; // VOIDED
     }
 
     /// @dev The packed first slot of a chain's VaultConfig, read with one SLOAD (all zero for an

@@ -268,9 +268,9 @@ def test_only_the_owner_sets_a_policy_and_bad_settings_revert(env: Env) -> None:
         return lambda: transact(env.dest.w3, env.owner, call, what="setAnchorPolicy")
 
     assert reverts("InvalidAnchorPolicy", owner_sets(L1_CHAIN, 3, anchor)).error_args == (3,)
-    assert reverts("InvalidAnchor", owner_sets(L1_CHAIN, 0, anchor)).error_args == (anchor,)
-    assert reverts("InvalidAnchor", owner_sets(L1_CHAIN, 1, ZERO_ADDRESS)).error_args == (ZERO_ADDRESS,)
     eoa = env.stranger.address
+    assert reverts("InvalidAnchor", owner_sets(L1_CHAIN, 0, eoa)).error_args == (eoa,)
+    assert reverts("InvalidAnchor", owner_sets(L1_CHAIN, 1, ZERO_ADDRESS)).error_args == (ZERO_ADDRESS,)
     assert reverts("InvalidAnchor", owner_sets(L1_CHAIN, 2, eoa)).error_args == (eoa,)
     assert reverts("UnknownChain", owner_sets(999, 1, anchor)).error_args == (999,)
     assert f.anchorPolicyOf(L1_CHAIN).call() == [0, ZERO_ADDRESS]
