@@ -272,6 +272,11 @@ contract EpochVerifier is Ownable2Step, IERC5267 {
         return _roots[epoch];
     }
 
+    /// @dev The current committee generation (1 at deployment).
+    function _generation() internal view returns (uint64) {
+        return _state.generation;
+    }
+
     /// @dev The highest accepted epoch (0 before the first one).
     function _latestEpoch() internal view returns (uint64) {
         return _state.latestEpoch;

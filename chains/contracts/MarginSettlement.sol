@@ -2,7 +2,9 @@
 pragma solidity ^0.8.24;
 
 import {SafeCast} from "@openzeppelin/contracts/utils/math/SafeCast.sol";
+import {Challenges} from "./Challenges.sol";
 import {EpochVerifier} from "./EpochVerifier.sol";
+import {BlockLeaf, Claim} from "./Leaves.sol";
 
 /// @title MarginSettlement
 /// @notice Destination-chain margin ledger fed with collateral proven on source chains.
@@ -21,23 +23,7 @@ import {EpochVerifier} from "./EpochVerifier.sol";
 /// registration's maxAge never grows, its numbers are never reused, and a registration settles
 /// (and answers the pull check) only from epochs accepted after it began, so the blocks of voided
 /// positions cannot be settled again.
-contract MarginSettlement is EpochVerifier {
-    struct BlockLeaf {
-        uint256 chainId;
-        uint256 blockNumber;
-        bytes32 blockHash;
-        bytes32 stateRoot;
-        uint256 timestamp;
-        address vault;
-        bytes32 claimsRoot;
-        uint256 claimCount;
-    }
-
-    struct Claim {
-        address account;
-        uint256 value;
-    }
-
+contract MarginSettlement is EpochVerifier, Challenges {
     /// @notice Claims of one block: `blockProof` proves `blockLeaf` in `rootOf(epoch)`;
     /// `claims` (in `StandardMerkleTree.getMultiProof` leaf order), `claimProof` and
     /// `claimProofFlags` form an OpenZeppelin multiproof against `blockLeaf.claimsRoot`.
@@ -171,6 +157,7 @@ contract MarginSettlement is EpochVerifier {
             // every later epoch: at least the committee generation's first (<= latestEpoch + 1)
             firstEpoch = SafeCast.toUint32(uint256(_latestEpoch()) + 1);
         }
+        if (chainVoided(chainId)) firstEpoch = VOIDED; // until the next committee change
         _vaults[chainId] = VaultConfig(
             vault, haircutBps, uint24(maxAge), registration, firstEpoch, collateralSlot
         ); // maxAge <= MAX_MAX_AGE
@@ -419,7 +406,10 @@ contract MarginSettlement is EpochVerifier {
         (address vault, uint256 maxAge, uint256 reg, uint256 firstEpoch) = _configOf(chainId);
         // rootOf(epoch), also zero before the chain's registration began (from its config slot)
         bytes32 root = epoch < firstEpoch ? bytes32(0) : _unrevokedRoot(epoch);
-        if (root == bytes32(0)) revert EpochNotAccepted(epoch);
+        if (root == bytes32(0)) {
+            if (firstEpoch == VOIDED) revert ChainVoided(chainId);
+            revert EpochNotAccepted(epoch);
+        }
         if (reg == 0) revert UnknownChain(chainId);
         {
             uint256 blockTime;
@@ -469,6 +459,34 @@ contract MarginSettlement is EpochVerifier {
         for (uint256 i = 0; i < n; i++) {
             _vaults[_chainIds[i]].firstEpoch = first;
         }
+    }
+
+    /// @dev Challenges: a block leaf in the recorded root of `epoch` (revoked or not), usable for the
+    /// chain's registration and committee generation; returns the registration's collateral slot.
+    function _challengedLeaf(uint256 epoch, BlockLeaf calldata b, bytes32[] calldata blockProof)
+        internal
+        view
+        override
+        returns (uint256)
+    {
+        (address vault,, uint256 reg, uint256 firstEpoch) = _configOf(b.chainId);
+        if (reg == 0) revert UnknownChain(b.chainId);
+        if (firstEpoch == VOIDED) revert ChainVoided(b.chainId);
+        bytes32 root = epoch < firstEpoch ? bytes32(0) : _recordedRoot(epoch);
+        if (root == bytes32(0)) revert EpochNotAccepted(epoch);
+        if (b.vault != vault) revert WrongVault(b.chainId, vault, b.vault);
+        if (_processProof(blockProof, blockLeafHash(b)) != root) revert BlockNotInEpoch(b.chainId, b.blockNumber, epoch);
+        return _vaults[b.chainId].collateralSlot;
+    }
+
+    /// @dev Challenges: a new registration number (no position settled before counts) and no usable
+    /// epoch until `_generationStarted` (the next committee change).
+    function _voidChain(uint256 chainId) internal override {
+        uint24 registration = _registrations[chainId] + 1;
+        _registrations[chainId] = registration;
+        VaultConfig storage cfg = _vaults[chainId];
+        cfg.registration = registration;
+        cfg.firstEpoch = VOIDED;
     }
 
     // ----------------------------------------------------------------------------- leaves
