@@ -1,0 +1,212 @@
+"""The watchtower (relayer.watch) on real anvil nodes: a 2-of-3 committee of test keys signs honest
+epochs and lies about real source blocks (wrong stateRoot, timestamp, number, claim value, a block
+hash the source never had), they are settled on a real MarginSettlement by `settle`, `settleMany`,
+`submitAndSettle` or through a settler's own contract; the watchtower reads the settlements from the
+destination's calldata (or a callTracer trace), re-proves each against the source's own endpoints
+(real headers, real EIP-1186 proofs) and challenges each lie with the contract's challenge functions:
+the fake positions are void. An honest epoch costs no transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from chains.bindings import contract, deploy_destination, deploy_vault, register_vault, transact
+from tests.contracts.conftest import REPO_ROOT, Chain, compile_test_contract, dev_account
+from tests.contracts.test_margin_settlement import deposit
+from tests.watch.scenario import CHAIN_A, DEST, ETH, Env, NoTraceNode, snapshot, watch_once
+
+pytestmark = pytest.mark.integration
+
+MAX_AGE = 3_600
+HISTORY_ANCHOR = REPO_ROOT / "bench" / "contracts" / "HistoryAnchor.sol"  # an EIP-2935 anchor
+WRAPPER = Path(__file__).parent / "solidity" / "SettleWrapper.sol"
+
+
+def _deploy_test_contract(chain: Chain, owner: object, path: Path, name: str) -> str:
+    abi, bytecode = compile_test_contract(path, name)
+    factory = chain.w3.eth.contract(abi=abi, bytecode=bytecode)
+    receipt = transact(chain.w3, owner, factory.constructor(), what=f"deploy {name}")  # type: ignore[arg-type]
+    return str(receipt["contractAddress"])
+
+
+@pytest.fixture(scope="module")
+def env_module(chain_factory: Callable[[int], Chain]) -> Env:
+    dest, source = chain_factory(DEST), chain_factory(CHAIN_A)
+    owner, relayer, watcher = dev_account(0), dev_account(8), dev_account(9)
+    committee = [dev_account(i) for i in (5, 6, 7)]
+    users = [dev_account(i) for i in (1, 2, 3)]
+    vault_a = deploy_vault(source.w3, owner, 2 * MAX_AGE)
+    vault_d = deploy_vault(dest.w3, owner, 2 * MAX_AGE)
+    for k, u in enumerate(users):
+        deposit(source, vault_a, u, (5 - k) * ETH)
+        deposit(dest, vault_d, u, 2 * ETH)
+    settlement = deploy_destination(dest.w3, owner, [m.address for m in committee], 2)
+    for chain_id, vault in ((CHAIN_A, vault_a), (DEST, vault_d)):
+        register_vault(dest.w3, owner, settlement, chain_id, vault, 0, 10_000, MAX_AGE)
+    anchor = _deploy_test_contract(dest, owner, HISTORY_ANCHOR, "HistoryAnchor")
+    ms = contract(dest.w3, "MarginSettlement", settlement)
+    transact(dest.w3, owner, ms.functions.setChallengeAnchor(DEST, anchor), what="setChallengeAnchor")
+    wrapper_address = _deploy_test_contract(dest, owner, WRAPPER, "SettleWrapper")
+    abi, _ = compile_test_contract(WRAPPER, "SettleWrapper")
+    wrapper = dest.w3.eth.contract(address=wrapper_address, abi=abi)  # type: ignore[call-overload]
+    accounts = [str(u.address) for u in users] + [str(dev_account(12).address)]
+    return Env(dest, source, owner, committee, relayer, watcher, accounts, ms, vault_a, vault_d, wrapper)
+
+
+@pytest.fixture
+def env(env_module: Env) -> Iterator[Env]:
+    dest, source = env_module.dest.snapshot(), env_module.source.snapshot()
+    try:
+        yield env_module
+    finally:
+        env_module.dest.revert(dest)
+        env_module.source.revert(source)
+
+
+def lie(env: Env, kind: str) -> object:
+    """A block leaf of chain A that lies in one way, about real source blocks."""
+    honest = snapshot(env.source, env.vault_a, env.accounts)
+    n = honest.leaf.block_number
+    if kind == "state_root":
+        older = env.source.w3.eth.get_block(n - 1)
+        return snapshot(env.source, env.vault_a, env.accounts, state_root=bytes(older["stateRoot"]))
+    if kind == "timestamp":
+        return snapshot(env.source, env.vault_a, env.accounts, timestamp=honest.leaf.timestamp - 1)
+    if kind == "number":  # block n - 1's hash, root and time, signed as block n
+        return snapshot(env.source, env.vault_a, env.accounts, n - 1, block_number=n)
+    if kind == "claim":
+        return snapshot(env.source, env.vault_a, env.accounts, claims=[(env.accounts[0], 50 * ETH)])
+    if kind == "absent_slot":  # an account that never deposited, said to hold 7 ETH
+        return snapshot(env.source, env.vault_a, env.accounts, claims=[(env.accounts[3], 7 * ETH)])
+    raise AssertionError(kind)
+
+
+def test_an_honest_epoch_costs_no_transaction(env: Env, tmp_path: Path) -> None:
+    epoch = env.next_epoch([snapshot(env.source, env.vault_a, env.accounts)])
+    env.settle(epoch, epoch.blocks[0])
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert run.verdicts() == [("honest", None)]
+    assert env.sent_by_watcher() == 0
+    assert not env.voided(CHAIN_A) and env.collateral(env.accounts[0]) == 5 * ETH
+    assert run.tower.ready and run.tower.lag == 0
+
+
+@pytest.mark.parametrize(
+    ("kind", "verdict", "challenge"),
+    [
+        ("state_root", "header", "header"),
+        ("timestamp", "header", "header"),
+        ("number", "header", "header"),
+        ("claim", "claim", "claim"),
+        ("absent_slot", "claim", "claim"),
+    ],
+)
+def test_a_lie_is_challenged_and_the_fake_positions_void(
+    env: Env, tmp_path: Path, kind: str, verdict: str, challenge: str
+) -> None:
+    block = lie(env, kind)
+    epoch = env.next_epoch([block])  # type: ignore[list-item]
+    env.settle(epoch, block)  # type: ignore[arg-type]
+    counted = [a for a, _ in block.claims]  # type: ignore[attr-defined]
+    assert sum(env.collateral(a) for a in counted) > 0
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert run.verdicts() == [(verdict, "won")]
+    assert run.counted(challenge, "won") == 1
+    assert env.voided(CHAIN_A) and env.sent_by_watcher() == 1
+    assert [env.collateral(a) for a in counted] == [0] * len(counted)
+
+
+def test_without_a_sender_key_a_lie_is_an_alert_only(env: Env, tmp_path: Path) -> None:
+    block = lie(env, "claim")
+    epoch = env.next_epoch([block])  # type: ignore[list-item]
+    env.settle(epoch, block)  # type: ignore[arg-type]
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite"))
+    assert run.verdicts() == [("claim", "alert_only")]
+    assert run.counted("claim", "alert_only") == 1 and not env.voided(CHAIN_A)
+
+
+def test_a_block_the_source_never_had_is_unrefutable_without_an_anchor(env: Env, tmp_path: Path) -> None:
+    fake = snapshot(env.source, env.vault_a, env.accounts, block_hash=b"\x42" * 32, claims=[(env.accounts[0], 9 * ETH)])
+    epoch = env.next_epoch([fake])
+    env.settle(epoch, fake)
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert run.verdicts() == [("block_hash", "unrefutable")]
+    assert run.counted("block_hash", "unrefutable") == 1
+    assert env.sent_by_watcher() == 0 and not env.voided(CHAIN_A)
+
+
+def test_a_block_hash_the_anchor_contradicts_is_challenged(env: Env, tmp_path: Path) -> None:
+    honest_d = snapshot(env.dest, env.vault_d, env.accounts)
+    fake = replace(honest_d, leaf=replace(honest_d.leaf, block_hash=b"\x42" * 32))
+    epoch = env.next_epoch([fake])
+    env.settle(epoch, fake)
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert run.verdicts() == [("block_hash", "won")]
+    assert run.counted("anchor", "won") == 1 and env.voided(DEST)
+
+
+@pytest.mark.parametrize("how", ["settleMany", "submitAndSettle"])
+def test_every_block_of_a_batch_is_read_from_calldata(env: Env, tmp_path: Path, how: str) -> None:
+    honest = snapshot(env.source, env.vault_a, env.accounts)
+    honest_d = snapshot(env.dest, env.vault_d, env.accounts)
+    bad = lie(env, "claim")
+    epoch = env.next_epoch([honest_d, honest, bad])  # type: ignore[list-item]
+    env.settle(epoch, honest_d, bad, how=how)  # type: ignore[arg-type]
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert sorted(run.verdicts(), key=str) == [("claim", "won"), ("honest", None)]
+    assert env.voided(CHAIN_A) and not env.voided(DEST)
+
+
+def test_a_settlement_wrapped_in_a_contract_is_traced(env: Env, tmp_path: Path) -> None:
+    """The settler's own contract calls settle twice: once with a lie that reverts (not in the epoch:
+    it counted nothing and is not judged) and once with a lie that counts."""
+    bad = lie(env, "claim")
+    epoch = env.next_epoch([bad])  # type: ignore[list-item]
+    env.submit(epoch)
+    counted = env.settlement_of(epoch, bad)  # type: ignore[arg-type]
+    not_in_epoch = (epoch.number, replace(bad.leaf, claim_count=99).abi(), *counted[2:])  # type: ignore[attr-defined]
+    receipt = env.settle_wrapped([not_in_epoch, counted])
+    assert receipt["to"] == env.wrapper.address, receipt
+    assert len(receipt["logs"]) == 1, receipt["logs"]
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert run.store.held() == [] and run.verdicts() == [("claim", "won")] and env.voided(CHAIN_A)
+
+
+def test_a_wrapped_settlement_that_cannot_be_traced_is_held(env: Env, tmp_path: Path) -> None:
+    block = lie(env, "claim")
+    epoch = env.next_epoch([block])  # type: ignore[list-item]
+    env.submit(epoch)
+    env.settle_wrapped([env.settlement_of(epoch, block)])  # type: ignore[arg-type]
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher, dest_client=NoTraceNode))
+    assert run.verdicts() == []
+    assert [reason for _tx, _block, reason in run.store.held()] == ["trace_unavailable"]
+    assert not run.tower.ready
+    assert run.metrics.watch_held.labels(reason="trace_unavailable")._value.get() == 1
+    again = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))  # a node that traces
+    assert again.verdicts() == [("claim", "won")] and again.store.held() == [] and again.tower.ready
+
+
+def test_a_restart_resumes_the_challenge_without_sending_it_twice(env: Env, tmp_path: Path) -> None:
+    block = lie(env, "claim")
+    epoch = env.next_epoch([block])  # type: ignore[list-item]
+    env.settle(epoch, block)  # type: ignore[arg-type]
+    env.dest.rpc("evm_setAutomine", [False])
+    try:  # the challenge is sent, but not mined before the receipt timeout: held, intent kept
+        first = asyncio.run(
+            watch_once(env, tmp_path / "w.sqlite", sender=env.watcher, txm_options={"receipt_timeout_seconds": 1.0})
+        )
+    finally:
+        env.dest.rpc("evm_setAutomine", [True])
+    assert first.verdicts() == [] and [r for _t, _b, r in first.store.held()] == ["unavailable"]
+    env.dest.rpc("evm_mine")
+    second = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert second.verdicts() == [("claim", "won")]  # its own transaction, resumed
+    assert env.voided(CHAIN_A) and env.sent_by_watcher() == 1
+    third = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))  # nothing new to read
+    assert third.verdicts() == [("claim", "won")] and env.sent_by_watcher() == 1
