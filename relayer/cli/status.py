@@ -35,6 +35,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     except (urllib.error.URLError, OSError, ValueError, MalformedJson) as exc:
         print(f"relayer: no daemon answering at {url}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    if "watch" in data:  # a watchtower (`relayer watch`) answers
+        w = data["watch"]
+        print(
+            f"watchtower of {w['settlement']}: lag {w['lag_blocks']} blocks, judged {w['judged']}, lies {w['lies']}, "
+            f"held {len(w['held'])}, {'challenges' if w['challenger'] else 'alerts only'}; "
+            f"{'; '.join(w['problems']) or 'ready'}"
+        )
+        return EXIT_OK
     print(f"{'chain':<14}{'id':>8}{'head':>10}{'finalized':>11}{'lag':>6}{'head age s':>12}  error")
     for name, c in data["chains"].items():
         lag = c["lag_blocks"] or 0

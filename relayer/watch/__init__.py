@@ -4,5 +4,5 @@ destination counted against its own source endpoints and challenges a lie on-cha
 One module per concern: `evidence` (what was settled, from the destination's calldata or a call
 trace), `verdict` (re-proving against the source), `challenge` (the challenge transaction or the
 alert), `follow` (reading the destination, holding what cannot be judged, reorgs), `store` (its own
-SQLite file), `tower` (the process: clients, metrics and health endpoints, the poll loop).
+SQLite file). The process around them (clients, health endpoints, the poll loop) is relayer.watchtower.
 """

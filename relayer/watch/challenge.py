@@ -33,7 +33,6 @@ from chains.methods import RpcMethods
 from chains.types import AccountProof
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
-from relayer.submission.txmanager import TxManager
 from relayer.watch.evidence import BlockLeafValue, SettledBlock
 from relayer.watch.verdict import Verdict
 
@@ -77,12 +76,39 @@ class Challenger(Protocol):
     def anchor(self, epoch: int, leaf: BlockLeafValue, block_proof: Sequence[bytes]) -> ChallengeCallLike: ...
 
 
+class ReceiptLike(Protocol):
+    @property
+    def tx_hash(self) -> str: ...
+    @property
+    def gas_used(self) -> int: ...
+
+
+class IntentLike(Protocol):
+    @property
+    def gas(self) -> int: ...
+
+
+class IntentsLike(Protocol):
+    def intent(self, key: str) -> IntentLike | None: ...
+
+
+class ChallengeSender(Protocol):
+    """What sends a challenge: relayer.submission.txmanager.TxManager (write-ahead intents under
+    idempotency keys; `store.intent(key)` is the intent written before a restart, with its `gas`)."""
+
+    @property
+    def address(self) -> str: ...
+    @property
+    def store(self) -> IntentsLike: ...
+    async def send(self, key: str, to: str, data: str, *, gas: int, kind: str) -> ReceiptLike: ...
+
+
 class Responder:
     """Turns lies into challenges (or alerts) on the destination `client` (see the module doc).
     `txm`: the sender's transaction manager, None for an alert-only watchtower."""
 
     def __init__(
-        self, client: RpcMethods, settlement: str, challenger: Challenger, txm: TxManager | None, metrics: Metrics
+        self, client: RpcMethods, settlement: str, challenger: Challenger, txm: ChallengeSender | None, metrics: Metrics
     ) -> None:
         self.client = client
         self.settlement = to_checksum_address(settlement)
