@@ -145,8 +145,10 @@ class Tower:
             except ChainError as exc:  # the destination is unreachable: nothing recorded, tried again
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning("watch.poll_failed", error=self.last_error)
-            if not self.problems():
+            if self.last_error is None:  # the loop makes progress (readiness is /readyz, not a restart)
                 sdnotify.watchdog()
+            problems = self.problems()
+            sdnotify.status("ready" if not problems else "; ".join(problems)[:200])
             try:
                 await asyncio.wait_for(stop.wait(), self.config.poll_interval_seconds)
             except TimeoutError:
