@@ -12,9 +12,9 @@ final on the source yet, whose source is not configured or unreachable, or whose
 be sent is held (`watch_held`), counted in `relayer_watch_held_settlements{reason}` and tried again at
 every poll; `ready` is false while any is held for another reason than "pending".
 
-Destination reorgs: the hash of the last block of each poll is kept; when it changed, the blocks are
-read again from the newest kept block that is still canonical (judgements are keyed by content, so
-what was already judged is not judged again).
+Destination reorgs: the hash of the last block of each poll is kept (READ_HASHES_KEPT of them); when
+it changed, the blocks are read again from the newest kept block that is still canonical, or from
+`start_block` when none is (judgements are keyed by content: what was judged is not judged again).
 """
 
 from __future__ import annotations
@@ -139,10 +139,9 @@ class Watchtower:
                     log.warning("watch.reorg", read_again_from=number + 1)
                     self.store.rewind(number + 1)
                 return
-        kept = self.store.read_hashes()
-        if kept:  # none of the kept blocks is canonical any more: read again from the oldest kept
-            log.warning("watch.reorg", read_again_from=kept[-1][0])
-            self.store.rewind(kept[-1][0])
+        if self.store.read_hashes():  # none of the kept blocks is canonical any more: read all again
+            log.error("watch.deep_reorg", read_again_from=self.start_block)
+            self.store.rewind(self.start_block)
 
     async def _logs(self, start: int, end: int) -> dict[str, tuple[int, list[Logged]]]:
         wanted = {"address": self.settlement, "topics": ["0x" + BLOCK_SETTLED_TOPIC.hex()]}

@@ -10,12 +10,20 @@ the fake positions are void. An honest epoch costs no transaction.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from chains.anvil import free_port
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault, transact
 from tests.contracts.conftest import REPO_ROOT, Chain, compile_test_contract, dev_account
 from tests.contracts.test_margin_settlement import deposit
@@ -210,3 +218,74 @@ def test_a_restart_resumes_the_challenge_without_sending_it_twice(env: Env, tmp_
     assert env.voided(CHAIN_A) and env.sent_by_watcher() == 1
     third = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))  # nothing new to read
     assert third.verdicts() == [("claim", "won")] and env.sent_by_watcher() == 1
+
+
+def test_a_destination_reorg_is_followed(env: Env, tmp_path: Path) -> None:
+    """The destination drops the blocks of an honest settlement the watchtower read, and a lie is
+    settled at the same heights instead: the watchtower reads them again and challenges the lie."""
+    before = env.dest.snapshot()
+    honest = snapshot(env.source, env.vault_a, env.accounts)
+    epoch = env.next_epoch([honest])
+    env.settle(epoch, honest)
+    first = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert first.verdicts() == [("honest", None)]
+    env.dest.revert(before)  # the reorg: the same heights, other blocks
+    bad = lie(env, "claim")
+    epoch = env.next_epoch([bad])  # type: ignore[list-item]
+    env.settle(epoch, bad)  # type: ignore[arg-type]
+    second = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert second.verdicts() == [("honest", None), ("claim", "won")] and env.voided(CHAIN_A)
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def _wait(what: str, check: Callable[[], bool], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def test_relayer_watch_voids_a_colluding_majoritys_fake_positions(env: Env, tmp_path: Path) -> None:
+    """`relayer watch` as a process (the CLI, its config, its HTTP endpoints): two of three members
+    sign a claim of 50 ETH that the source never held; the watchtower's challenge voids it within
+    3 destination blocks of the epoch's acceptance; `relayer status` shows it; SIGTERM exits 0."""
+    port = free_port()
+    config = tmp_path / "watch.toml"
+    config.write_text(
+        f'[watch]\ndestination = "dest"\nsettlement = "{env.settlement.address}"\nconfirmations = 0\n'
+        f"poll_interval_seconds = 0.2\nstart_block = {env.dest.w3.eth.block_number}\n"
+        f'[watch.sender]\nkey_env = "WATCH_KEY"\n[metrics]\nlisten = "127.0.0.1:{port}"\n'
+        f'[chains.dest]\nchain_id = {DEST}\nrpc = ["{env.dest.url}"]\nfinality = "head"\n'
+        f'[chains.source]\nchain_id = {CHAIN_A}\nrpc = ["{env.source.url}"]\nfinality = "head"\n'
+    )
+    relayer = Path(sys.executable).parent / "relayer"
+    environ = {**os.environ, "WATCH_KEY": "0x" + bytes(env.watcher.key).hex()}
+    process = subprocess.Popen([str(relayer), "watch", "--config", str(config)], env=environ)
+    try:
+        _wait("/readyz", lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200)
+        block = lie(env, "claim")
+        epoch = env.next_epoch([block])  # type: ignore[list-item]
+        env.settle(epoch, block)  # type: ignore[arg-type]
+        accepted = int(env.settlement.events.EpochAccepted().get_logs(from_block=0)[-1]["blockNumber"])
+        _wait("the chain voided", lambda: env.voided(CHAIN_A))
+        voided = int(env.settlement.events.LieProven().get_logs(from_block=0)[-1]["blockNumber"])
+        assert voided - accepted <= 3 and env.collateral(env.accounts[0]) == 0
+        _wait("the challenge counted", lambda: 'outcome="won"' in _get(f"http://127.0.0.1:{port}/metrics")[1])
+        status = subprocess.run(
+            [str(relayer), "status", "--url", f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=30
+        )
+        assert status.returncode == 0 and "lies 1" in status.stdout and "ready" in status.stdout, status.stdout
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+    assert code == 0
