@@ -139,8 +139,11 @@ async def watch_once(
     sender: LocalAccount | None = None,
     dest_client: type[RpcClient] = RpcClient,
     txm_options: Mapping[str, Any] | None = None,
+    source_confirmations: int | None = None,
+    known: Sequence[int] = (CHAIN_A, DEST),
 ) -> Run:
-    """One watchtower poll over the destination from block 0, with its store at `store_path`."""
+    """One watchtower poll over the destination from block 0, with its store at `store_path`; the
+    source chains `known` to it are final at their head (or head - `source_confirmations`)."""
     async with dest_client(env.dest.url) as dest, RpcClient(env.source.url) as source:
         store = WatchStore(store_path)
         metrics = Metrics()
@@ -149,10 +152,9 @@ async def watch_once(
             txm = TxManager(dest, chain_id=DEST, sender=sender, store=store, metrics=metrics, **(txm_options or {}))
         address = env.settlement.address
         responder = Responder(dest, address, ChallengeBuilder(address), txm, metrics)
-        sources: dict[int, Source] = {
-            CHAIN_A: Source(CHAIN_A, source, "head"),
-            DEST: Source(DEST, dest, "head"),
-        }
+        finality = ("head", 0) if source_confirmations is None else ("confirmations", source_confirmations)
+        sources = {CHAIN_A: Source(CHAIN_A, source, *finality), DEST: Source(DEST, dest, *finality)}
+        sources = {chain_id: s for chain_id, s in sources.items() if chain_id in known}
         tower = Watchtower(dest, address, sources, store, responder, metrics)
         await tower.poll()
         return Run(tower, store, metrics)

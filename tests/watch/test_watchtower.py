@@ -200,6 +200,20 @@ def test_a_wrapped_settlement_that_cannot_be_traced_is_held(env: Env, tmp_path: 
     assert again.verdicts() == [("claim", "won")] and again.store.held() == [] and again.tower.ready
 
 
+def test_a_block_not_final_on_the_source_waits_and_an_unknown_chain_is_held(env: Env, tmp_path: Path) -> None:
+    block = lie(env, "claim")
+    epoch = env.next_epoch([block])  # type: ignore[list-item]
+    env.settle(epoch, block)  # type: ignore[arg-type]
+    store = tmp_path / "w.sqlite"
+    waiting = asyncio.run(watch_once(env, store, sender=env.watcher, source_confirmations=100))
+    assert waiting.verdicts() == [] and [r for _t, _b, r in waiting.store.held()] == ["pending"]
+    assert waiting.tower.ready  # a block not final yet is normal, not a failure
+    unknown = asyncio.run(watch_once(env, store, sender=env.watcher, known=[DEST]))
+    assert [r for _t, _b, r in unknown.store.held()] == ["unknown_chain"] and not unknown.tower.ready
+    final = asyncio.run(watch_once(env, store, sender=env.watcher))
+    assert final.verdicts() == [("claim", "won")] and final.store.held() == [] and final.tower.ready
+
+
 def test_a_restart_resumes_the_challenge_without_sending_it_twice(env: Env, tmp_path: Path) -> None:
     block = lie(env, "claim")
     epoch = env.next_epoch([block])  # type: ignore[list-item]
@@ -255,6 +269,7 @@ def _wait(what: str, check: Callable[[], bool], seconds: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.process
 def test_relayer_watch_voids_a_colluding_majoritys_fake_positions(env: Env, tmp_path: Path) -> None:
     """`relayer watch` as a process (the CLI, its config, its HTTP endpoints): two of three members
     sign a claim of 50 ETH that the source never held; the watchtower's challenge voids it within
