@@ -59,7 +59,7 @@ class Challenger(Protocol):
     """Builds the challenge calls to one settlement contract (see the module doc)."""
 
     def header(
-        self, epoch: int, leaf: BlockLeafValue, block_proof: Sequence[bytes], header_rlp: bytes
+        self, epoch: int, leaf: BlockLeafValue, block_proof: Sequence[bytes], header: bytes
     ) -> ChallengeCallLike: ...
 
     def claim(
