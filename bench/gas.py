@@ -24,7 +24,8 @@ against the same claims root). The epoch cost (``submitEpoch`` gasUsed, with ``t
 signatures, measured per committee size for v2 and v1 on a steady-state epoch) is amortised over
 the accounts of the case. ``provenCollateral`` (the pull check) is measured as a margin engine
 would pay it: the gas of one static call from a contract (cold target, cold storage), proofs of a
-3,000-account tree. Writes bench/results/gas.json.
+3,000-account tree. Each challenge kind (``bench/gas_challenges.py``) against a real header and
+``eth_getProof`` answer of this node. Writes bench/results/gas.json.
 
 The contracts and their stacks: ``bench/gas_stacks.py``; the committee fit and the printed tables:
 ``bench/gas_report.py``.
@@ -44,6 +45,7 @@ from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 
+from bench.gas_challenges import measure_challenges, print_challenges
 from bench.gas_report import (
     committee_gas,
     print_committee_gas,
@@ -327,11 +329,14 @@ def main(argv: list[str] | None = None) -> int:
         mpt = measure_mpt(ctx)
         floor = measure_floor(ctx)
         pull = measure_pull(ctx, next(s for s in stacks if type(s) is V2))
+        challenges = measure_challenges(ctx)
         client = str(w3.client_version)
     finally:
         node.stop()
 
     result = gas_result(client, settlements, committees, mpt, floor, pull)
+    result["challenges"] = challenges
+    result["targets"]["challenge, any kind (max of rows)"] = (challenges["max"], 700_000)
     result["seconds"] = round(time.monotonic() - started, 1)
     headline = f"{SUBSET[0]}/{SUBSET[1]}"
     update_txs = next(r for r in settlements if r["case"] == headline and r["design"] == "v2")["update"]["txs"]
@@ -342,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp.write_text(json.dumps(result, indent=1) + "\n")
     tmp.replace(RESULTS)
     print_report(result)
+    print_challenges(challenges)
     print(f"\nwrote {RESULTS.relative_to(ROOT)} in {result['seconds']} s")
     return 0
 

@@ -112,11 +112,12 @@ def measure_challenges(ctx: Ctx) -> dict[str, Any]:
     _submit(ctx, settlement, epoch.root)
 
     builder = ChallengeBuilder(settlement)
-    header = verify_header(rpc(ctx.node.url, "eth_getBlockByNumber", [hex(number), False])).rlp  # type: ignore[arg-type]
+    raw_block: Any = rpc(ctx.node.url, "eth_getBlockByNumber", [hex(number), False])
+    header = verify_header(raw_block).rlp
     keys = ["0x" + mapping_storage_key(a, 0).hex() for a, _ in claims]
     proof = parse_proof(rpc(ctx.node.url, "eth_getProof", [vault, keys, hex(number)]), number)
     calls = {
-        "header (stateRoot)": builder.header(1, leaves[0], epoch.proofs[0], header),  # type: ignore[arg-type]
+        "header (stateRoot)": builder.header(1, leaves[0], epoch.proofs[0], header),
         "claim (present slot)": builder.claim(
             1,
             leaves[1],
@@ -124,7 +125,7 @@ def measure_challenges(ctx: Ctx) -> dict[str, Any]:
             claims[0],
             claim_tree.proofs[0],
             proof,
-            0,  # type: ignore[arg-type]
+            0,
         ),
         "claim (absent slot)": builder.claim(
             1,
@@ -133,14 +134,14 @@ def measure_challenges(ctx: Ctx) -> dict[str, Any]:
             claims[1],
             claim_tree.proofs[1],
             proof,
-            0,  # type: ignore[arg-type]
+            0,
         ),
-        "anchor (EIP-2935)": builder.anchor(1, leaves[2], epoch.proofs[2]),  # type: ignore[arg-type]
+        "anchor (EIP-2935)": builder.anchor(1, leaves[2], epoch.proofs[2]),
     }
-    rows = [{"kind": kind, "gas": _gas_of(ctx, call)} for kind, call in calls.items()]
+    gas = {kind: _gas_of(ctx, call) for kind, call in calls.items()}
     return {
-        "rows": rows,
-        "max": max(r["gas"] for r in rows),
+        "rows": [{"kind": kind, "gas": used} for kind, used in gas.items()],
+        "max": max(gas.values()),
         "account_proof_nodes": len(proof.account_proof),
         "storage_proof_nodes": [len(s.proof) for s in proof.storage],
         "header_bytes": len(header),

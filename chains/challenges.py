@@ -17,11 +17,13 @@ contract refuses the truth with `NotALie`, so estimating the call first tells a 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from chains.bindings import BLOCK_LEAF_TYPES, ContractAbi, mapping_storage_key
+from chains.headers import VerifiedHeader
+from chains.proofs import parse_proof
 from chains.types import AccountProof
 
 BlockLeafValue = tuple[int, int, bytes, bytes, int, str, bytes, int]
@@ -69,10 +71,12 @@ class ChallengeBuilder:
         return ChallengeCall(kind, self._abi.address, self._abi.encode_abi(function, args))
 
     def header(
-        self, epoch: int, leaf: BlockLeafValue, block_proof: Sequence[bytes], header_rlp: bytes
+        self, epoch: int, leaf: BlockLeafValue, block_proof: Sequence[bytes], header: VerifiedHeader | bytes
     ) -> ChallengeCall:
-        """`challengeHeader(epoch, leaf, blockProof, header)`: `header_rlp` is the block's RLP header."""
-        return self._call("header", "challengeHeader", [epoch, _leaf(leaf), list(block_proof), bytes(header_rlp)])
+        """`challengeHeader(epoch, leaf, blockProof, header)`: `header` is the block's RLP header, or
+        a `VerifiedHeader` (`chains.headers.verify_header` of the `eth_getBlockByHash` answer)."""
+        encoded = header.rlp if isinstance(header, VerifiedHeader) else bytes(header)
+        return self._call("header", "challengeHeader", [epoch, _leaf(leaf), list(block_proof), encoded])
 
     def claim(
         self,
@@ -81,15 +85,18 @@ class ChallengeBuilder:
         block_proof: Sequence[bytes],
         claim: tuple[str, int],
         claim_proof: Sequence[bytes],
-        proof: AccountProof,
+        proof: AccountProof | Mapping[str, Any],
         collateral_slot: int,
     ) -> ChallengeCall:
         """`challengeClaim(...)` of `claim` = (account, value wei) with its proof in the leaf's claimsRoot.
 
-        `proof`: the `eth_getProof` answer for the leaf's vault at the leaf's block, holding the storage
+        `proof`: the `eth_getProof` answer for the leaf's vault at the leaf's block (parsed, or the
+        JSON-RPC result as received: parsed here, MalformedProof on garbage), holding the storage
         proof of keccak256(abi.encode(account, collateral_slot)) (`collateral_slot`: the registered
         slot of the vault's collateral mapping). Raises ChallengeInputError when it does not.
         """
+        if not isinstance(proof, AccountProof):
+            proof = parse_proof(proof, int(leaf[1]))
         account, value = claim
         key = mapping_storage_key(account, collateral_slot)
         storage = next((s for s in proof.storage if bytes(s.slot) == key), None)

@@ -62,7 +62,7 @@ abstract contract Challenges is EpochVerifier {
     error ChainVoided(uint256 chainId);
     /// @notice The claim is not in the block leaf's claimsRoot.
     error ClaimNotInLeaf(uint256 chainId, uint256 blockNumber, address account);
-    /// @notice `chainId` has no anchor for `challengeAnchor`.
+    /// @notice `chainId` has no anchor for `challengeAnchor` (or its address holds no code).
     error NoAnchor(uint256 chainId);
     /// @notice The anchor does not know block `blockNumber` of `chainId` (it answered zero or reverted).
     error AnchorDoesNotKnow(uint256 chainId, uint256 blockNumber);
@@ -129,7 +129,7 @@ abstract contract Challenges is EpochVerifier {
     function challengeAnchor(uint256 epoch, BlockLeaf calldata leaf, bytes32[] calldata blockProof) external {
         _challengedLeaf(epoch, leaf, blockProof);
         IBlockHashAnchor anchor = _anchorOf(leaf.chainId);
-        if (address(anchor) == address(0)) revert NoAnchor(leaf.chainId);
+        if (address(anchor).code.length == 0) revert NoAnchor(leaf.chainId); // none, or not a contract
         bytes32 anchored;
         try anchor.blockHash(leaf.chainId, leaf.blockNumber) returns (bytes32 h) {
             anchored = h;

@@ -18,8 +18,8 @@ import {BlockLeaf, Claim} from "./Leaves.sol";
 /// multiproof; an account whose stored position is already as new is skipped with an event (never a
 /// revert), so no third party can make a batch fail by settling one of its accounts first.
 /// A position counts only while `timestamp + maxAge >= block.timestamp` and only under the chain's
-/// current registration (a changed vault or collateral slot, a larger maxAge, or a removed chain
-/// voids positions). No change of a chain's settings revives an expired or voided position: a
+/// current registration (a changed vault or collateral slot, a larger maxAge, a removed chain, or a
+/// lie proven by a challenge (Challenges) voids positions). No change of a chain's settings revives an expired or voided position: a
 /// registration's maxAge never grows, its numbers are never reused, and a registration settles
 /// (and answers the pull check) only from epochs accepted after it began, so the blocks of voided
 /// positions cannot be settled again.
@@ -194,9 +194,9 @@ contract MarginSettlement is EpochVerifier, Challenges {
     /// when the account's position (same registration) is of this block or a newer one, skipped
     /// with `ValueTooLarge` when `value >= 2^128`, else written. Emits one `BlockSettled`.
     /// @return settled the number of positions written.
-    /// @dev Reverts EpochNotAccepted, UnknownChain, WrongVault, FutureBlock, StaleBlock,
-    /// BlockNumberTooLarge, BlockNotInEpoch, EmptyClaims, ClaimsNotInBlock (also for a multiproof
-    /// of inconsistent shape). Gas: one cold SLOAD and one SSTORE per written account, no event.
+    /// @dev Reverts EpochNotAccepted (ChainVoided after a proven lie), UnknownChain, WrongVault,
+    /// FutureBlock, StaleBlock, BlockNumberTooLarge, BlockNotInEpoch, EmptyClaims, ClaimsNotInBlock
+    /// (also for a multiproof of inconsistent shape). Gas: one cold SLOAD and one SSTORE per written account, no event.
     function settle(BlockSettlement calldata s) external returns (uint256 settled) {
         return _settle(s);
     }

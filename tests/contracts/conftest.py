@@ -219,9 +219,11 @@ const input = {
     outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } },
   },
 };
-function findImports(p) {  // @openzeppelin/... from the repository's node_modules
-  const full = path.join(process.cwd(), "node_modules", p);
-  return fs.existsSync(full) ? { contents: fs.readFileSync(full, "utf8") } : { error: `not found: ${p}` };
+function findImports(p) {  // @openzeppelin/... from the repository's node_modules, chains/... from its root
+  for (const full of [path.join(process.cwd(), "node_modules", p), path.join(process.cwd(), p)]) {
+    if (fs.existsSync(full)) return { contents: fs.readFileSync(full, "utf8") };
+  }
+  return { error: `not found: ${p}` };
 }
 const out = JSON.parse(solc.compile(JSON.stringify(input), { import: findImports }));
 const errors = (out.errors || []).filter((e) => e.severity === "error");
@@ -232,7 +234,8 @@ process.stdout.write(JSON.stringify({ abi: c.abi, bytecode: "0x" + c.evm.bytecod
 
 
 def compile_test_contract(path: Path, name: str) -> tuple[list[dict[str, Any]], str]:
-    """Compile a test-only contract (imports from node_modules) with solc-js; returns (abi, 0x-bytecode)."""
+    """Compile a test-only contract (imports from node_modules, or from the repository root such as
+    `chains/contracts/X.sol`) with solc-js; returns (abi, 0x-bytecode)."""
     result = subprocess.run(
         ["node", "-e", _COMPILE_ONE, str(path), name],
         cwd=REPO_ROOT,

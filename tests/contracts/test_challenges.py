@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import rlp
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from web3.contract import Contract
 from web3.exceptions import ContractLogicError
 from web3.types import TxReceipt
@@ -30,7 +31,7 @@ from chains.bindings import (
     send_transaction,
     transact,
 )
-from chains.challenges import ChallengeBuilder, ChallengeCall, ChallengeInputError
+from chains.challenges import ChallengeBuilder, ChallengeCall
 from chains.headers import verify_header
 from chains.proofs import parse_proof
 from chains.types import AccountProof
@@ -43,7 +44,16 @@ pytestmark = pytest.mark.integration
 ETH = 10**18
 DEST, CHAIN_A, CHAIN_B = 31337, 1001, 1002
 MAX_AGE = 3_600
-LIES = ("state_root", "number", "timestamp", "claim", "absent_slot", "absent_account", "anchor")
+LIES = (
+    "state_root",
+    "number",
+    "timestamp",
+    "claim",
+    "absent_slot",
+    "absent_slot_at_a_leaf",
+    "absent_account",
+    "anchor",
+)
 KIND = {"HeaderStateRoot": 0, "HeaderNumber": 1, "HeaderTimestamp": 2, "ClaimValue": 3, "AnchorBlockHash": 4}
 HISTORY_ANCHOR = REPO_ROOT / "bench" / "contracts" / "HistoryAnchor.sol"  # an EIP-2935 anchor
 
@@ -57,7 +67,7 @@ class Env:
     relayer: LocalAccount
     challenger: LocalAccount
     users: list[LocalAccount]  # users[2] deposited and withdrew everything: an empty or absent slot
-    idle: str  # never deposited: an absent slot
+    idle: list[str]  # never deposited: absent slots (the path ends at an empty slot; at another leaf)
     settlement: Contract
     vault_a: str
     vault_d: str  # the vault of chain DEST on the destination itself (anchored with EIP-2935)
@@ -154,7 +164,7 @@ def env_module(chain_factory: Callable[[int], Chain]) -> Env:
     owner, relayer, challenger = dev_account(0), dev_account(8), dev_account(9)
     committee = [dev_account(i) for i in (5, 6, 7)]
     users = [dev_account(i) for i in (1, 2, 3)]
-    idle = dev_account(12).address
+    idle = [dev_account(12).address, dev_account(16).address]
     source_a.rpc("evm_mine")
     early = int(source_a.w3.eth.block_number)
     vault_a = deploy_vault(source_a.w3, owner, 2 * MAX_AGE)
@@ -176,7 +186,7 @@ def env_module(chain_factory: Callable[[int], Chain]) -> Env:
     ms = contract(dest.w3, "MarginSettlement", settlement)
     transact(dest.w3, owner, ms.functions.setChallengeAnchor(DEST, receipt["contractAddress"]), what="anchor")
 
-    accounts = [u.address for u in users] + [idle]
+    accounts = [u.address for u in users] + idle
     honest = snapshot(source_a, vault_a, accounts)
     n = honest.leaf.block_number
     older = source_a.w3.eth.get_block(n - 1)
@@ -185,8 +195,9 @@ def env_module(chain_factory: Callable[[int], Chain]) -> Env:
         "state_root": snapshot(source_a, vault_a, accounts, state_root=bytes(older["stateRoot"])),
         "number": snapshot(source_a, vault_a, accounts, n - 1, block_number=n),
         "timestamp": snapshot(source_a, vault_a, accounts, n - 1, timestamp=honest.leaf.timestamp + 120),
-        "claim": snapshot(source_a, vault_a, accounts, claims=[(users[0].address, 50 * ETH), (idle, 0)]),
-        "absent_slot": snapshot(source_a, vault_a, accounts, claims=[(users[0].address, 5 * ETH), (idle, 7 * ETH)]),
+        "claim": snapshot(source_a, vault_a, accounts, claims=[(users[0].address, 50 * ETH), (idle[0], 0)]),
+        "absent_slot": snapshot(source_a, vault_a, accounts, claims=[(users[0].address, 5 * ETH), (idle[0], 7 * ETH)]),
+        "absent_slot_at_a_leaf": snapshot(source_a, vault_a, accounts, claims=[(idle[1], 1), (users[1].address, 0)]),
         "absent_account": snapshot(source_a, vault_a, accounts, early, claims=rich),
     }
     honest_d = snapshot(dest, vault_d, accounts)
@@ -236,7 +247,7 @@ def challenge_of(env: Env, lie: str) -> ChallengeCall:
         return env.builder.header(env.epoch.number, leaf, proof, header_rlp(env.source_a, block.leaf.block_hash))
     if lie == "anchor":
         return env.builder.anchor(env.epoch.number, leaf, proof)
-    account = env.idle if lie == "absent_slot" else env.users[0].address
+    account = {"absent_slot": env.idle[0], "absent_slot_at_a_leaf": env.idle[1]}.get(lie, env.users[0].address)
     return claim_call(env, block, account)
 
 
@@ -308,19 +319,49 @@ def test_the_truth_is_not_a_lie(env: Env) -> None:
     assert env.collateral(env.users[0].address) == (5 + 1 + 2) * ETH
 
 
+def path_end(proof: tuple[bytes, ...], key: bytes) -> str:
+    """Where the path of keccak256(key) ends in `proof` (a test oracle with pyrlp): "empty slot" of a
+    branch, "other leaf" / "other extension" (exclusions) or "leaf of the key"."""
+    nibbles, pos = keccak(key).hex(), 0
+    for node in proof:
+        items = rlp.decode(node)
+        while True:
+            if len(items) == 17:
+                child = items[int(nibbles[pos], 16)]
+                pos += 1
+                if child == b"":
+                    return "empty slot"
+            else:
+                path = items[0].hex()
+                flag = int(path[0], 16)
+                rest = path[1:] if flag % 2 else path[2:]
+                if nibbles[pos : pos + len(rest)] != rest:
+                    return "other leaf" if flag >= 2 else "other extension"
+                if flag >= 2:
+                    return "leaf of the key"
+                pos += len(rest)
+                child = items[1]
+            if not isinstance(child, list):
+                break
+            items = child
+    raise AssertionError("the proof ends inside the path")
+
+
 def test_the_proofs_are_exclusions_and_an_emptied_slot(env: Env) -> None:
-    """What the truth above was proven with: the idle account's slot is absent, the early block has
-    no vault account, and the emptied slot is proven as anvil serves it (value 0)."""
+    """What the truth above was proven with: both kinds of storage exclusion proof, an account
+    exclusion proof, and the emptied slot, which anvil keeps as a leaf with an empty value."""
     n = env.honest.leaf.block_number
-    idle = get_proof(env.source_a, env.vault_a, env.idle, n).storage[0]
-    assert idle.value == 0 and idle.proof
-    last = rlp.decode(idle.proof[-1])
-    assert len(last) == 17 or rlp.decode(last[0]) != b""  # not a leaf of the idle key
+    ends = []
+    for account in [*env.idle, env.users[2].address]:
+        storage = get_proof(env.source_a, env.vault_a, account, n).storage[0]
+        assert storage.value == 0
+        ends.append(path_end(storage.proof, mapping_storage_key(account, 0)))
+    assert ends == ["empty slot", "other leaf", "leaf of the key"]
+    emptied = rlp.decode(get_proof(env.source_a, env.vault_a, env.users[2].address, n).storage[0].proof[-1])
+    assert rlp.decode(emptied[1]) == b""  # the leaf's value is rlp(""): an empty value, 0
     early = get_proof(env.source_a, env.vault_a, env.users[0].address, env.early)
-    assert early.nonce == 0 and early.storage_hash == bytes.fromhex(
-        "56e81f171bcc55a6ff8345e692c0f86e5b48e01b996cadc001622fb5e363b421"
-    )
-    assert get_proof(env.source_a, env.vault_a, env.users[2].address, n).storage[0].value == 0
+    assert early.nonce == 0 and early.storage_hash == keccak(rlp.encode(b""))
+    assert path_end(early.account_proof, bytes.fromhex(env.vault_a[2:])) in ("empty slot", "other leaf")
 
 
 def test_malformed_challenges_are_refused(env: Env) -> None:
@@ -357,14 +398,6 @@ def test_the_anchor_must_know_the_block(env: Env) -> None:
     env.submit(epoch)
     call = env.builder.anchor(epoch.number, lie.leaf.abi(), epoch.block_proofs[0])
     reverts("AnchorDoesNotKnow", lambda: env.send(call))
-
-
-def test_the_builder_refuses_a_proof_without_the_claims_slot(env: Env) -> None:
-    proof = get_proof(env.source_a, env.vault_a, env.users[1].address, env.honest.leaf.block_number)
-    with pytest.raises(ChallengeInputError):
-        env.builder.claim(1, env.honest.leaf.abi(), [], (env.users[0].address, 1), [], proof, 0)
-    with pytest.raises(ChallengeInputError):
-        env.builder.anchor(1, env.honest.leaf.abi()[:7], [])  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- after a lie
@@ -428,3 +461,9 @@ def test_only_the_owner_sets_the_challenge_anchor(env: Env) -> None:
 def test_a_reverting_anchor_knows_nothing(env: Env) -> None:
     transact(env.dest.w3, env.owner, env.settlement.functions.setChallengeAnchor(DEST, env.vault_d), what="anchor")
     reverts("AnchorDoesNotKnow", lambda: env.send(challenge_of(env, "anchor")))
+
+
+def test_an_anchor_address_without_code_is_no_anchor(env: Env) -> None:
+    call = env.settlement.functions.setChallengeAnchor(DEST, env.challenger.address)
+    transact(env.dest.w3, env.owner, call, what="anchor")
+    reverts("NoAnchor", lambda: env.send(challenge_of(env, "anchor")))
