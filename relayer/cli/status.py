@@ -1,5 +1,6 @@
 """`relayer status (--url URL | --config PATH)`: the running daemon's chains, lag, backlog,
-balances and committee, read from its `/v1/status`."""
+balances and committee, read from its `/v1/status`; for a watchtower (`relayer watch`, a config with
+`[watch]`) one line: its lag, what it judged, the lies it found, what it holds, whether it is ready."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     url = args.url
     if url is None:
         from relayer.config import ConfigError, load_config
+        from relayer.config.watch import is_watch_config, load_watch_config
 
         try:
-            config = load_config(args.config)
+            config = load_watch_config(args.config) if is_watch_config(args.config) else load_config(args.config)
         except ConfigError as exc:
             print(f"relayer: invalid config {args.config}:\n{exc}", file=sys.stderr)
             return EXIT_USAGE

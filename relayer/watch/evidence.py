@@ -26,6 +26,7 @@ from eth_utils import function_abi_to_4byte_selector, get_abi_input_types, kecca
 
 from chains.bindings import BLOCK_LEAF_TYPES, CLAIM_TYPES, leaf_hash, load_artifact
 from chains.errors import RpcError
+from chains.hexcodec import HexDecodeError, hex_to_bytes
 from chains.methods import RpcMethods
 from relayer.errors import RelayerError
 
@@ -184,7 +185,8 @@ def _settled(s: Sequence[Any], tx_hash: str) -> SettledBlock:
 
 def settlement_calls(trace: Mapping[str, Any], settlement: str) -> list[bytes]:
     """Inputs of the calls to `settlement` in a callTracer trace that took effect: CALL frames
-    to it that did not revert and whose callers did not either, in execution order."""
+    to it that did not revert and whose callers did not either, in execution order. Raises
+    ValueError (HexDecodeError) on a malformed input, or more than MAX_TRACE_FRAMES frames."""
     target = settlement.lower()
     found: list[bytes] = []
     stack: list[tuple[Mapping[str, Any], bool]] = [(trace, False)]
@@ -196,7 +198,7 @@ def settlement_calls(trace: Mapping[str, Any], settlement: str) -> list[bytes]:
             raise ValueError(f"more than {MAX_TRACE_FRAMES} call frames")
         reverted = reverted or bool(frame.get("error"))
         if not reverted and str(frame.get("type", "")).upper() == "CALL" and str(frame.get("to", "")).lower() == target:
-            found.append(bytes.fromhex(str(frame.get("input", "0x"))[2:]))
+            found.append(hex_to_bytes(frame.get("input", "0x")))
         children = frame.get("calls") or []
         stack.extend((child, reverted) for child in reversed(list(children)) if isinstance(child, Mapping))
     return found
@@ -217,7 +219,10 @@ async def settled_in(
     if tx is None:
         raise EvidenceUnavailable("no_transaction", tx_hash, "the node does not know the transaction")
     if str(tx.get("to") or "").lower() == settlement.lower():
-        inputs = [bytes.fromhex(str(tx.get("input", "0x"))[2:])]
+        try:
+            inputs = [hex_to_bytes(tx.get("input"))]
+        except HexDecodeError as exc:
+            raise EvidenceUnavailable("undecodable", tx_hash, f"transaction input: {exc}") from exc
     else:
         try:
             trace = await client.call("debug_traceTransaction", [tx_hash, {"tracer": "callTracer"}])

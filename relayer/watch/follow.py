@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from eth_abi import decode as abi_decode
 
 from chains.bindings import ContractAbi
-from chains.errors import ChainError
-from chains.hexcodec import hex_to_bytes
+from chains.errors import ChainError, RpcGarbageError
+from chains.hexcodec import HexDecodeError, hex_to_bytes, hex_to_int
 from chains.methods import RpcMethods
 from relayer.errors import RelayerError
 from relayer.observability.log import get_logger
@@ -148,13 +148,17 @@ class Watchtower:
         logs = await self.client.get_logs({**wanted, "fromBlock": start, "toBlock": end})
         by_tx: dict[str, tuple[int, list[Logged]]] = defaultdict(lambda: (0, []))
         for entry in logs:
-            topics = [hex_to_bytes(t, size=32) for t in entry.get("topics", [])]
+            try:
+                topics = [hex_to_bytes(t, size=32) for t in entry.get("topics", [])]
+                tx_hash = "0x" + hex_to_bytes(entry.get("transactionHash"), size=32).hex()
+                block = hex_to_int(entry.get("blockNumber"))
+            except HexDecodeError as exc:  # our own node's garbage: nothing recorded, read again
+                raise RpcGarbageError(str(exc), method="eth_getLogs", host=self.client.host) from exc
             if len(topics) != 4 or bool(entry.get("removed")):
                 continue
-            tx_hash = str(entry["transactionHash"])
-            _block, logged = by_tx[tx_hash]
+            logged = by_tx[tx_hash][1]
             logged.append(tuple(int.from_bytes(t, "big") for t in topics[1:]))  # type: ignore[arg-type]
-            by_tx[tx_hash] = (int(str(entry["blockNumber"]), 16), logged)
+            by_tx[tx_hash] = (block, logged)
         return dict(by_tx)
 
     async def _logged(self, tx_hash: str, block: int) -> list[Logged]:

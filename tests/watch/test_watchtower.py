@@ -297,7 +297,7 @@ def test_relayer_watch_voids_a_colluding_majoritys_fake_positions(env: Env, tmp_
         assert voided - accepted <= 3 and env.collateral(env.accounts[0]) == 0
         _wait("the challenge counted", lambda: 'outcome="won"' in _get(f"http://127.0.0.1:{port}/metrics")[1])
         status = subprocess.run(
-            [str(relayer), "status", "--url", f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=30
+            [str(relayer), "status", "--config", str(config)], env=environ, capture_output=True, text=True, timeout=30
         )
         assert status.returncode == 0 and "lies 1" in status.stdout and "ready" in status.stdout, status.stdout
     finally:
