@@ -20,13 +20,24 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from eth_account.signers.local import LocalAccount
 
 from chains.anvil import free_port
-from chains.bindings import contract, deploy_destination, deploy_vault, register_vault, transact
+from chains.bindings import (
+    contract,
+    deploy_destination,
+    deploy_vault,
+    mapping_storage_key,
+    register_vault,
+    send_transaction,
+    transact,
+)
+from chains.challenges import ChallengeBuilder
 from tests.contracts.conftest import REPO_ROOT, Chain, compile_test_contract, dev_account
-from tests.contracts.test_margin_settlement import deposit
+from tests.contracts.test_margin_settlement import Block, deposit
 from tests.watch.scenario import CHAIN_A, DEST, ETH, Env, NoTraceNode, snapshot, watch_once
 
 pytestmark = pytest.mark.integration
@@ -36,10 +47,10 @@ HISTORY_ANCHOR = REPO_ROOT / "bench" / "contracts" / "HistoryAnchor.sol"  # an E
 WRAPPER = Path(__file__).parent / "solidity" / "SettleWrapper.sol"
 
 
-def _deploy_test_contract(chain: Chain, owner: object, path: Path, name: str) -> str:
+def _deploy_test_contract(chain: Chain, owner: LocalAccount, path: Path, name: str) -> str:
     abi, bytecode = compile_test_contract(path, name)
     factory = chain.w3.eth.contract(abi=abi, bytecode=bytecode)
-    receipt = transact(chain.w3, owner, factory.constructor(), what=f"deploy {name}")  # type: ignore[arg-type]
+    receipt = transact(chain.w3, owner, factory.constructor(), what=f"deploy {name}")
     return str(receipt["contractAddress"])
 
 
@@ -77,7 +88,7 @@ def env(env_module: Env) -> Iterator[Env]:
         env_module.source.revert(source)
 
 
-def lie(env: Env, kind: str) -> object:
+def lie(env: Env, kind: str) -> Block:
     """A block leaf of chain A that lies in one way, about real source blocks."""
     honest = snapshot(env.source, env.vault_a, env.accounts)
     n = honest.leaf.block_number
@@ -119,9 +130,9 @@ def test_a_lie_is_challenged_and_the_fake_positions_void(
     env: Env, tmp_path: Path, kind: str, verdict: str, challenge: str
 ) -> None:
     block = lie(env, kind)
-    epoch = env.next_epoch([block])  # type: ignore[list-item]
-    env.settle(epoch, block)  # type: ignore[arg-type]
-    counted = [a for a, _ in block.claims]  # type: ignore[attr-defined]
+    epoch = env.next_epoch([block])
+    env.settle(epoch, block)
+    counted = [a for a, _ in block.claims]
     assert sum(env.collateral(a) for a in counted) > 0
     run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
     assert run.verdicts() == [(verdict, "won")]
@@ -130,10 +141,30 @@ def test_a_lie_is_challenged_and_the_fake_positions_void(
     assert [env.collateral(a) for a in counted] == [0] * len(counted)
 
 
+def test_a_lie_someone_else_proved_first_costs_nothing(env: Env, tmp_path: Path) -> None:
+    block = lie(env, "claim")
+    epoch = env.next_epoch([block])
+    env.settle(epoch, block)
+    alert = asyncio.run(watch_once(env, tmp_path / "alert.sqlite"))  # an alert-only watchtower's evidence
+    assert alert.verdicts() == [("claim", "alert_only")]
+    other = dev_account(4)  # another challenger sends the same challenge first
+    n, key = block.leaf.block_number, "0x" + mapping_storage_key(env.accounts[0], 0).hex()
+    proof = env.source.rpc("eth_getProof", [env.vault_a, [key], hex(n)])
+    leaf, claim, claim_proof = block.leaf.abi(), block.claims[0], block.proofs[0]
+    call = ChallengeBuilder(env.settlement.address).claim(
+        epoch.number, leaf, epoch.block_proofs[0], claim, claim_proof, proof, 0
+    )
+    tx: dict[str, Any] = {**call.tx(), "gas": 2_000_000, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 1}
+    send_transaction(env.dest.w3, other, tx, what="challenge")  # type: ignore[arg-type]
+    assert env.voided(CHAIN_A)
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert run.verdicts() == [("claim", "already_voided")] and env.sent_by_watcher() == 0
+
+
 def test_without_a_sender_key_a_lie_is_an_alert_only(env: Env, tmp_path: Path) -> None:
     block = lie(env, "claim")
-    epoch = env.next_epoch([block])  # type: ignore[list-item]
-    env.settle(epoch, block)  # type: ignore[arg-type]
+    epoch = env.next_epoch([block])
+    env.settle(epoch, block)
     run = asyncio.run(watch_once(env, tmp_path / "w.sqlite"))
     assert run.verdicts() == [("claim", "alert_only")]
     assert run.counted("claim", "alert_only") == 1 and not env.voided(CHAIN_A)
@@ -164,8 +195,8 @@ def test_every_block_of_a_batch_is_read_from_calldata(env: Env, tmp_path: Path, 
     honest = snapshot(env.source, env.vault_a, env.accounts)
     honest_d = snapshot(env.dest, env.vault_d, env.accounts)
     bad = lie(env, "claim")
-    epoch = env.next_epoch([honest_d, honest, bad])  # type: ignore[list-item]
-    env.settle(epoch, honest_d, bad, how=how)  # type: ignore[arg-type]
+    epoch = env.next_epoch([honest_d, honest, bad])
+    env.settle(epoch, honest_d, bad, how=how)
     run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
     assert sorted(run.verdicts(), key=str) == [("claim", "won"), ("honest", None)]
     assert env.voided(CHAIN_A) and not env.voided(DEST)
@@ -175,10 +206,10 @@ def test_a_settlement_wrapped_in_a_contract_is_traced(env: Env, tmp_path: Path) 
     """The settler's own contract calls settle twice: once with a lie that reverts (not in the epoch:
     it counted nothing and is not judged) and once with a lie that counts."""
     bad = lie(env, "claim")
-    epoch = env.next_epoch([bad])  # type: ignore[list-item]
+    epoch = env.next_epoch([bad])
     env.submit(epoch)
-    counted = env.settlement_of(epoch, bad)  # type: ignore[arg-type]
-    not_in_epoch = (epoch.number, replace(bad.leaf, claim_count=99).abi(), *counted[2:])  # type: ignore[attr-defined]
+    counted = env.settlement_of(epoch, bad)
+    not_in_epoch = (epoch.number, replace(bad.leaf, claim_count=99).abi(), *counted[2:])
     receipt = env.settle_wrapped([not_in_epoch, counted])
     assert receipt["to"] == env.wrapper.address, receipt
     assert len(receipt["logs"]) == 1, receipt["logs"]
@@ -188,9 +219,9 @@ def test_a_settlement_wrapped_in_a_contract_is_traced(env: Env, tmp_path: Path) 
 
 def test_a_wrapped_settlement_that_cannot_be_traced_is_held(env: Env, tmp_path: Path) -> None:
     block = lie(env, "claim")
-    epoch = env.next_epoch([block])  # type: ignore[list-item]
+    epoch = env.next_epoch([block])
     env.submit(epoch)
-    env.settle_wrapped([env.settlement_of(epoch, block)])  # type: ignore[arg-type]
+    env.settle_wrapped([env.settlement_of(epoch, block)])
     run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher, dest_client=NoTraceNode))
     assert run.verdicts() == []
     assert [reason for _tx, _block, reason in run.store.held()] == ["trace_unavailable"]
@@ -202,8 +233,8 @@ def test_a_wrapped_settlement_that_cannot_be_traced_is_held(env: Env, tmp_path: 
 
 def test_a_block_not_final_on_the_source_waits_and_an_unknown_chain_is_held(env: Env, tmp_path: Path) -> None:
     block = lie(env, "claim")
-    epoch = env.next_epoch([block])  # type: ignore[list-item]
-    env.settle(epoch, block)  # type: ignore[arg-type]
+    epoch = env.next_epoch([block])
+    env.settle(epoch, block)
     store = tmp_path / "w.sqlite"
     waiting = asyncio.run(watch_once(env, store, sender=env.watcher, source_confirmations=100))
     assert waiting.verdicts() == [] and [r for _t, _b, r in waiting.store.held()] == ["pending"]
@@ -216,8 +247,8 @@ def test_a_block_not_final_on_the_source_waits_and_an_unknown_chain_is_held(env:
 
 def test_a_restart_resumes_the_challenge_without_sending_it_twice(env: Env, tmp_path: Path) -> None:
     block = lie(env, "claim")
-    epoch = env.next_epoch([block])  # type: ignore[list-item]
-    env.settle(epoch, block)  # type: ignore[arg-type]
+    epoch = env.next_epoch([block])
+    env.settle(epoch, block)
     env.dest.rpc("evm_setAutomine", [False])
     try:  # the challenge is sent, but not mined before the receipt timeout: held, intent kept
         first = asyncio.run(
@@ -245,8 +276,8 @@ def test_a_destination_reorg_is_followed(env: Env, tmp_path: Path) -> None:
     assert first.verdicts() == [("honest", None)]
     env.dest.revert(before)  # the reorg: the same heights, other blocks
     bad = lie(env, "claim")
-    epoch = env.next_epoch([bad])  # type: ignore[list-item]
-    env.settle(epoch, bad)  # type: ignore[arg-type]
+    epoch = env.next_epoch([bad])
+    env.settle(epoch, bad)
     second = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
     assert second.verdicts() == [("honest", None), ("claim", "won")] and env.voided(CHAIN_A)
 
@@ -289,8 +320,8 @@ def test_relayer_watch_voids_a_colluding_majoritys_fake_positions(env: Env, tmp_
     try:
         _wait("/readyz", lambda: _get(f"http://127.0.0.1:{port}/readyz")[0] == 200)
         block = lie(env, "claim")
-        epoch = env.next_epoch([block])  # type: ignore[list-item]
-        env.settle(epoch, block)  # type: ignore[arg-type]
+        epoch = env.next_epoch([block])
+        env.settle(epoch, block)
         accepted = int(env.settlement.events.EpochAccepted().get_logs(from_block=0)[-1]["blockNumber"])
         _wait("the chain voided", lambda: env.voided(CHAIN_A))
         voided = int(env.settlement.events.LieProven().get_logs(from_block=0)[-1]["blockNumber"])
