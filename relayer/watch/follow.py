@@ -171,7 +171,7 @@ class Watchtower:
                 logged = await self._logged(tx_hash, block)
             for settled in await settled_in(self.client, tx_hash, self.settlement, logged, self.decoder):
                 if not self.store.judged(settled.key):
-                    await self._judge(settled, block)
+                    await self._judge(settled)
         except EvidenceUnavailable as exc:
             self._hold(tx_hash, block, exc.reason, str(exc))
         except Held as exc:
@@ -196,17 +196,19 @@ class Watchtower:
         for reason, count in counts.items():
             self.metrics.watch_held.labels(reason=reason).set(count)
 
-    async def _collateral_slot(self, chain_id: int, block: int) -> int:
-        """The collateral slot registered for `chain_id` when the destination settled it."""
+    async def _collateral_slot(self, chain_id: int) -> int:
+        """The collateral slot of `chain_id`'s current registration: the slot a challenge is checked
+        against (a new slot starts a new registration, under which older positions count zero and
+        older epochs cannot be challenged); read at the head, so no archive node is needed."""
         data = self.abi.encode_abi("vaultConfig", [chain_id])
-        answer = await self.client.eth_call({"to": self.settlement, "data": data}, block)
+        answer = await self.client.eth_call({"to": self.settlement, "data": data})
         return int(abi_decode(self.abi.output_types("vaultConfig"), answer)[4])
 
-    async def _judge(self, settled: SettledBlock, block: int) -> None:
+    async def _judge(self, settled: SettledBlock) -> None:
         source = self.sources.get(settled.chain_id)
         if source is None:
             raise Held("unknown_chain", f"chain {settled.chain_id} has no source endpoints in the config")
-        slot = await self._collateral_slot(settled.chain_id, block)
+        slot = await self._collateral_slot(settled.chain_id)
         verdict = await judge(source.client, settled, slot, await source.final_height())
         if verdict.kind == "pending":
             raise Held("pending", verdict.detail)
