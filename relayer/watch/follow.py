@@ -121,11 +121,15 @@ class Watchtower:
             await self._check(tx_hash, block, None)
         end = min(final, start + self.max_blocks - 1)
         if end >= start:
+            before = await self.client.get_block(end)
             for tx_hash, (block, logged) in (await self._logs(start, end)).items():
                 await self._check(tx_hash, block, logged)
-            canonical = await self.client.get_block(end)
-            hashes = [] if canonical is None else [(end, str(canonical["hash"]))]
-            self.store.advance(end + 1, hashes)
+            after = await self.client.get_block(end)
+            if before is not None and after is not None and before.get("hash") == after.get("hash"):
+                self.store.advance(end + 1, [(end, str(after["hash"]))])
+            else:  # the blocks changed while they were read: read them again next time
+                log.warning("watch.reorg", read_again_from=start)
+                end = start - 1
         self.lag = max(0, final - max(end, start - 1))
         self.metrics.watch_lag.set(self.lag)
         self._count_held()
