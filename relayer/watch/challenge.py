@@ -179,8 +179,8 @@ class Responder:
             return self.challenger.claim(epoch, leaf, proof, claim, claim_proof, verdict.proof, collateral_slot)
         anchored = await self.anchored_hash(settled.chain_id, settled.block_number)
         if anchored == leaf[2]:  # the anchor confirms the leaf: our own source endpoint is the odd one
-            log.error("watch.anchor_confirms_leaf", chain=settled.chain_id, block=settled.block_number,
-                      detail="the chain's anchor knows the leaf's hash: check this watchtower's source endpoints")  # fmt: skip
+            detail = "the chain's anchor knows the leaf's hash: check this watchtower's source endpoints"
+            log.error("watch.anchor_confirms_leaf", chain=settled.chain_id, block=settled.block_number, detail=detail)
         if anchored is None or anchored == leaf[2]:
             return None
         return self.challenger.anchor(epoch, leaf, proof)
