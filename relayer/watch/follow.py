@@ -184,6 +184,8 @@ class Watchtower:
             self._hold(tx_hash, block, "source_proof", str(exc))
         except (ChainError, RelayerError) as exc:  # a node down, a challenge not sent: tried again
             self._hold(tx_hash, block, "unavailable", f"{type(exc).__name__}: {exc}")
+        except (ValueError, KeyError, TypeError) as exc:  # an answer of unexpected shape: held, never a crash
+            self._hold(tx_hash, block, "error", f"{type(exc).__name__}: {exc}")
         else:
             self.store.release(tx_hash)
 
