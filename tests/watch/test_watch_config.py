@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from relayer import cli
-from relayer.config import ConfigError
+from relayer.config import ConfigError, KeySource
+from relayer.config.render import ChainTable, render_watch_config
 from relayer.config.watch import load_watch_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,3 +61,21 @@ def test_check_config_accepts_a_watchtower_file(tmp_path: Path, capsys: pytest.C
     bad.write_text(ok.read_text().replace("[watch]\n", "[watch]\nattester = 1\n"))
     assert cli.main(["check-config", "--config", str(bad)]) == 2
     assert "watch.attester: unknown key" in capsys.readouterr().out
+
+
+def test_a_rendered_watch_config_loads_back(tmp_path: Path) -> None:
+    path = tmp_path / "watch.toml"
+    path.write_text(
+        render_watch_config(
+            destination="dest",
+            settlement="0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
+            chains=[ChainTable("dest", 10, ["http://127.0.0.1:8545"]), ChainTable("src", 1, ["http://127.0.0.1:8546"])],
+            sender=KeySource(key_env="WATCH_KEY"),
+            metrics_listen="127.0.0.1:0",
+            options={"confirmations": 0, "data_dir": "state"},
+        )
+    )
+    config = load_watch_config(path, environ={"WATCH_KEY": KEY})
+    assert (config.destination.name, [c.name for c in config.sources]) == ("dest", ["src"])
+    assert config.data_dir == tmp_path / "state" and config.confirmations == 0 and config.metrics_port == 0
+    assert config.sender == KeySource(key_env="WATCH_KEY")

@@ -36,6 +36,8 @@ from chains.bindings import (
     transact,
 )
 from chains.challenges import ChallengeBuilder
+from relayer.config import KeySource
+from relayer.config.render import ChainTable, render_watch_config
 from tests.contracts.conftest import REPO_ROOT, Chain, compile_test_contract, dev_account
 from tests.contracts.test_margin_settlement import Block, deposit
 from tests.watch.scenario import CHAIN_A, DEST, ETH, Env, NoTraceNode, snapshot, watch_once
@@ -308,11 +310,17 @@ def test_relayer_watch_voids_a_colluding_majoritys_fake_positions(env: Env, tmp_
     port = free_port()
     config = tmp_path / "watch.toml"
     config.write_text(
-        f'[watch]\ndestination = "dest"\nsettlement = "{env.settlement.address}"\nconfirmations = 0\n'
-        f"poll_interval_seconds = 0.2\nstart_block = {env.dest.w3.eth.block_number}\n"
-        f'[watch.sender]\nkey_env = "WATCH_KEY"\n[metrics]\nlisten = "127.0.0.1:{port}"\n'
-        f'[chains.dest]\nchain_id = {DEST}\nrpc = ["{env.dest.url}"]\nfinality = "head"\n'
-        f'[chains.source]\nchain_id = {CHAIN_A}\nrpc = ["{env.source.url}"]\nfinality = "head"\n'
+        render_watch_config(
+            destination="dest",
+            settlement=env.settlement.address,
+            chains=[
+                ChainTable("dest", DEST, [env.dest.url], finality="head"),
+                ChainTable("source", CHAIN_A, [env.source.url], finality="head"),
+            ],
+            sender=KeySource(key_env="WATCH_KEY"),
+            metrics_listen=f"127.0.0.1:{port}",
+            options={"confirmations": 0, "poll_interval_seconds": 0.2, "start_block": env.dest.w3.eth.block_number},
+        )
     )
     relayer = Path(sys.executable).parent / "relayer"
     environ = {**os.environ, "WATCH_KEY": "0x" + bytes(env.watcher.key).hex()}
