@@ -12,7 +12,10 @@ Per leaf, in order (what the destination's challenge functions can refute, DESIG
    counted claim's slot keccak256(abi.encode(account, collateralSlot)), verified natively against
    the real stateRoot (an absent account or slot is 0); a claim whose value differs: "claim".
 
-A leaf whose block is not final on the source yet is "pending" (judged later). A proof of our own
+A leaf whose block is not final on the source yet is "pending" (judged later), unless its timestamp
+is not newer than the final block's: then no such block can come (Yellow Paper 4.3.4: a block's
+timestamp exceeds its parent's) and the leaf names a block the source does not have ("block_hash",
+with no real hash to show). A proof of our own
 endpoint that does not verify never becomes a verdict: it raises, and the work is held.
 """
 
@@ -45,7 +48,8 @@ class Verdict:
     """The outcome for one settled block. `kind`: "honest", "pending" (not final on the source
     yet), or the lie: "header" (`header`: the real header whose hash is the leaf's blockHash),
     "claim" (`claim_index` into the settled claims, `proven` the real value in wei, `proof` the
-    vault's EIP-1186 proof) or "block_hash" (`real_hash`: the source's hash at the leaf's number).
+    vault's EIP-1186 proof) or "block_hash" (`real_hash`: the source's hash at the leaf's number;
+    None when the source has no such block and never will).
     `detail` says what differs, for logs."""
 
     kind: VerdictKind
@@ -88,6 +92,10 @@ async def judge(client: RpcMethods, settled: SettledBlock, collateral_slot: int,
     """
     _chain, number, block_hash, state_root, timestamp, vault, _root, _count = settled.leaf
     if number > final_height:
+        final = await fetch_header(client, final_height) if final_height >= 0 else None
+        if final is not None and timestamp <= final.timestamp:  # timestamps grow with the number
+            detail = f"block {number} is above the final block {final_height} but not newer than it"
+            return Verdict("block_hash", detail)
         return Verdict("pending", f"block {number} is above the source's final height {final_height}")
     try:
         header = await fetch_header(client, number)

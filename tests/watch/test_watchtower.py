@@ -182,6 +182,18 @@ def test_a_block_the_source_never_had_is_unrefutable_without_an_anchor(env: Env,
     assert env.sent_by_watcher() == 0 and not env.voided(CHAIN_A)
 
 
+def test_a_block_beyond_the_sources_head_but_not_newer_is_a_lie_not_a_wait(env: Env, tmp_path: Path) -> None:
+    """A leaf numbered far above the source's head with a timestamp of now: no such block can come
+    (timestamps grow with the number), so it is not "pending" for ever but a lie, with no anchor
+    to refute it on-chain: an alert."""
+    head = env.source.w3.eth.block_number
+    fake = snapshot(env.source, env.vault_a, env.accounts, block_number=head + 1_000, block_hash=b"\x43" * 32)
+    epoch = env.next_epoch([fake])
+    env.settle(epoch, fake)
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert run.verdicts() == [("block_hash", "unrefutable")] and run.store.held() == []
+
+
 def test_a_block_hash_the_anchor_contradicts_is_challenged(env: Env, tmp_path: Path) -> None:
     honest_d = snapshot(env.dest, env.vault_d, env.accounts)
     fake = replace(honest_d, leaf=replace(honest_d.leaf, block_hash=b"\x42" * 32))
