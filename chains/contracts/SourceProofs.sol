@@ -113,17 +113,20 @@ library SourceProofs {
     }
 
     /// @notice Whether `proof` proves `key` absent from the trie of `root`: every node is the one its
-    /// parent references (by hash, or inline when shorter than 32 bytes), and the key's path ends in the
-    /// last node at an empty branch slot or at a leaf or extension whose path leaves the key's. The
-    /// empty trie holds no key. False (never a revert on well-formed nodes) for anything else.
+    /// parent references (by hash; a node shorter than 32 bytes is inline in its parent, and may also be
+    /// given again as the next element, as py-trie does), and the key's path ends in the last node at
+    /// an empty branch slot or at a leaf or extension whose path leaves the key's. The empty trie holds
+    /// no key. False (never a revert on well-formed nodes) for anything else.
     function isExcluded(bytes32 root, bytes memory key, bytes[] memory proof) internal pure returns (bool) {
         if (root == EMPTY_TRIE_ROOT) return true;
         bytes memory nibbles = key.toNibbles();
         uint256 pos = 0; // nibbles of the key consumed
-        bytes32 next = root;
+        bytes32 next = root; // the hash of the next node, unless it is `inlined` (byHash false)
+        bool byHash = true;
+        Memory.Slice inlined;
         uint256 last = proof.length;
         for (uint256 i = 0; i < last; i++) {
-            if (keccak256(proof[i]) != next) return false;
+            if (byHash ? keccak256(proof[i]) != next : !inlined.equal(proof[i].asSlice())) return false;
             Memory.Slice[] memory node = proof[i].decodeList();
             while (true) {
                 Memory.Slice child;
@@ -143,11 +146,15 @@ library SourceProofs {
                 }
                 uint8 kind = uint8(bytes1(child.load(0)));
                 if (kind == 0xa0 && child.length() == 33) {
-                    next = child.readBytes32(); // the next proof node, by hash
+                    (next, byHash) = (child.readBytes32(), true); // the next proof node, by hash
                     break;
                 }
                 if (kind < 0xc0) return false;
-                node = child.readList(); // an inline node (shorter than 32 bytes)
+                if (i + 1 < last && child.equal(proof[i + 1].asSlice())) {
+                    (inlined, byHash) = (child, false); // the inline node, given again as the next element
+                    break;
+                }
+                node = child.readList(); // the inline node, read in place
             }
         }
         return false;

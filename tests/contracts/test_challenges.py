@@ -55,6 +55,13 @@ LIES = (
     "anchor",
 )
 KIND = {"HeaderStateRoot": 0, "HeaderNumber": 1, "HeaderTimestamp": 2, "ClaimValue": 3, "AnchorBlockHash": 4}
+"""Challenges.Lie, as the LieProven event carries it."""
+LIE_KIND = {
+    "state_root": "HeaderStateRoot",
+    "number": "HeaderNumber",
+    "timestamp": "HeaderTimestamp",
+    "anchor": "AnchorBlockHash",
+}
 HISTORY_ANCHOR = REPO_ROOT / "bench" / "contracts" / "HistoryAnchor.sol"  # an EIP-2935 anchor
 
 
@@ -266,7 +273,7 @@ def test_a_proven_lie_voids_every_position_of_the_chain(env: Env, lie: str) -> N
     receipt = env.send(challenge_of(env, lie))
 
     (event,) = events(env.settlement, "LieProven", receipt)
-    kind = {"state_root": 0, "number": 1, "timestamp": 2, "anchor": 4}.get(lie, 3)
+    kind = KIND[LIE_KIND.get(lie, "ClaimValue")]
     assert (event.args.epoch, event.args.chainId, event.args.kind) == (1, chain_id, kind)
     assert event.args.blockNumber == env.lies[lie].leaf.block_number
     assert event.args.signed != event.args.proven and event.args.challenger == env.challenger.address

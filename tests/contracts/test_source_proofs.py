@@ -8,12 +8,14 @@ through a test-only wrapper (tests/contracts/solidity/SourceProofsProbe.sol).
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import rlp
 from eth_utils import keccak, to_checksum_address
+from trie import HexaryTrie
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError
 
@@ -135,3 +137,62 @@ def test_the_empty_trie_holds_nothing(probe: Contract) -> None:
     empty_root = keccak(b"\x80")
     assert probe.functions.provenValue(empty_root, keccak(b"\x01"), []).call() == [False, b""]
     assert error_of(probe.functions.provenValue(keccak(b"\x01"), keccak(b"\x01"), [])) == "InvalidTrieProof"
+
+
+@pytest.mark.parametrize("name", ["mainnet_weth_storage_23223655.json", "ropsten_contractWithStorage.json"])
+def test_every_corrupted_or_cut_proof_is_refused(probe: Contract, name: str) -> None:
+    """Mutation test (as py-trie's): one flipped byte in any node, or a proof cut short, never proves
+    a value, present or absent; a present slot's proof cut short never proves it absent (0)."""
+    v = proof_vector(name)
+    root, account = b(v["stateRoot"]), to_checksum_address(v["address"])
+    account_proof = [b(n) for n in v["accountProof"]]
+    for entry in v["storageProof"]:
+        slot, storage_proof = b32(entry["key"]), [b(n) for n in entry["proof"]]
+        for which, proof in (("account", account_proof), ("storage", storage_proof)):
+            for i in range(len(proof)):
+                for cut in (proof[:i], [*proof[:i], flip(proof[i]), *proof[i + 1 :]]):
+                    ap, sp = (cut, storage_proof) if which == "account" else (account_proof, cut)
+                    call = probe.functions.storageValue(root, account, slot, ap, sp)
+                    assert error_of(call) in ("InvalidTrieProof", "RLPInvalidEncoding"), (which, i)
+
+
+def flip(node: bytes) -> bytes:
+    """`node` with one bit of its last byte flipped (a hash reference or a value, not the RLP prefix)."""
+    return node[:-1] + bytes([node[-1] ^ 1])
+
+
+def trie_of(keys: list[bytes]) -> HexaryTrie:
+    trie = HexaryTrie({})
+    for i, key in enumerate(keys):
+        trie[key] = rlp.encode(i + 1)  # a storage value: rlp of the integer
+    return trie
+
+
+@pytest.mark.parametrize(
+    ("shape", "size"), [("random", 1), ("random", 2), ("random", 40), ("shared prefix", 12), ("two prefixes", 30)]
+)
+def test_presence_and_absence_match_py_trie(probe: Contract, shape: str, size: int) -> None:
+    """Differential test against py-trie (HexaryTrie.get_proof) over tries of 32-byte keys: a single
+    leaf as root, branches, and extension nodes (keys sharing a prefix), with absent keys that leave
+    the trie at an empty slot, at another leaf and inside an extension's path."""
+    rng = random.Random(f"{shape}/{size}")
+
+    def key(prefix: bytes = b"") -> bytes:
+        return prefix + rng.randbytes(32 - len(prefix))
+
+    prefixes = {"random": [b""], "shared prefix": [b"\x5a" * 10], "two prefixes": [b"\x11" * 3, b"\x11\x12" * 4]}
+    keys = [key(prefixes[shape][i % len(prefixes[shape])]) for i in range(size)]
+    trie = trie_of(keys)
+    absent = [key(), key(b"\x5a" * 10), key(b"\x5a" * 9 + b"\x5b"), key(b"\x11" * 3), key(keys[0][:31])]
+    inline = 0
+    for k in [*keys[:6], *absent]:
+        proof = [rlp.encode(node) for node in trie.get_proof(k)]
+        # py-trie repeats a node shorter than 32 bytes (inline in its parent) as an element of its own;
+        # geth leaves it out: both forms prove the same
+        hashed = proof[:1] + [n for n in proof[1:] if len(n) >= 32]
+        inline += len(proof) - len(hashed)
+        expected = (True, trie.get(k)) if trie.get(k) else (False, b"")
+        for form in (proof, hashed):
+            found, value = probe.functions.provenValue(trie.root_hash, k, form).call()
+            assert (found, bytes(value)) == expected, k.hex()
+    assert (inline > 0) == (shape != "random")  # deep leaves of small values are inline
