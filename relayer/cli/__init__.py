@@ -11,6 +11,7 @@
     status          relayer.cli.status          the running daemon's status
     keys            relayer.cli.keys            keystores: new, import, show
     conflicts       relayer.cli.conflicts       attestation conflict evidence: list, ack
+    watch           relayer.cli.watch           the watchtower: re-prove epochs, challenge lies
 
 Each module has ``add_parser(sub)`` (adds its sub-command and sets ``func(args) -> exit
 status``) and its ``cmd_*`` functions; exit statuses are in ``relayer.cli._common``. The
@@ -33,12 +34,15 @@ from relayer.cli import (
     run,
     status,
     verify,
+    watch,
 )
 from relayer.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
-COMMANDS = (run, check_config, devnet, deploy, register_vault, remove_chain, prove, verify, status, keys, conflicts)
+COMMANDS = (
+    run, check_config, devnet, deploy, register_vault, remove_chain, prove, verify, status, keys, conflicts, watch,
+)  # fmt: skip
 """The command modules, in the order `relayer --help` lists them."""
 
 

@@ -11,8 +11,11 @@ from relayer.cli._common import EXIT_OK, EXIT_USAGE
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from relayer.config import ConfigError, load_config, node_checks, notes
+    from relayer.config.watch import is_watch_config
 
     try:
+        if is_watch_config(args.config):
+            return _check_watch_config(args.config)
         config = load_config(args.config)
     except ConfigError as exc:
         for problem in exc.problems:
@@ -29,6 +32,22 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{args.config}: ok ({len(config.chains)} chains, {len(config.pairs)} pairs)")
     for note in notes(config):
         print(f"note: {note}")
+    return EXIT_OK
+
+
+def _check_watch_config(path: str) -> int:
+    """A watchtower's file (it has `[watch]`): relayer.config.watch.load_watch_config's checks."""
+    from relayer.config import ConfigError
+    from relayer.config.watch import load_watch_config
+
+    try:
+        config = load_watch_config(path)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem)
+        return EXIT_USAGE
+    challenger = "challenges with " + config.sender.describe() if config.sender is not None else "alerts only"
+    print(f"{path}: ok (watchtower of {config.settlement}, {len(config.sources)} source chains, {challenger})")
     return EXIT_OK
 
 

@@ -1,5 +1,6 @@
 """`relayer status (--url URL | --config PATH)`: the running daemon's chains, lag, backlog,
-balances and committee, read from its `/v1/status`."""
+balances and committee, read from its `/v1/status`; for a watchtower (`relayer watch`, a config with
+`[watch]`) one line: its lag, what it judged, the lies it found, what it holds, whether it is ready."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     url = args.url
     if url is None:
         from relayer.config import ConfigError, load_config
+        from relayer.config.watch import is_watch_config, load_watch_config
 
         try:
-            config = load_config(args.config)
+            config = load_watch_config(args.config) if is_watch_config(args.config) else load_config(args.config)
         except ConfigError as exc:
             print(f"relayer: invalid config {args.config}:\n{exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -35,6 +37,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     except (urllib.error.URLError, OSError, ValueError, MalformedJson) as exc:
         print(f"relayer: no daemon answering at {url}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    if "watch" in data:  # a watchtower (`relayer watch`) answers
+        w = data["watch"]
+        print(
+            f"watchtower of {w['settlement']}: lag {w['lag_blocks']} blocks, judged {w['judged']}, lies {w['lies']}, "
+            f"held {len(w['held'])}, {'challenges' if w['challenger'] else 'alerts only'}; "
+            f"{'; '.join(w['problems']) or 'ready'}"
+        )
+        return EXIT_OK
     print(f"{'chain':<14}{'id':>8}{'head':>10}{'finalized':>11}{'lag':>6}{'head age s':>12}  error")
     for name, c in data["chains"].items():
         lag = c["lag_blocks"] or 0

@@ -39,9 +39,19 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     """
     path = Path(path).expanduser().absolute()
     env = os.environ if environ is None else environ
+    document = read_toml(path)
+    reader = _Reader(path.parent, env)
+    config = reader.config(path, reader.scrub(document, ""))
+    if reader.problems or config is None:
+        raise ConfigError(reader.problems or ["configuration is invalid"], path)
+    return config
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML document at `path` (absolute). Raises `ConfigError` when it cannot be read or parsed."""
     try:
         with path.open("rb") as handle:
-            document = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError([f"{path}: file does not exist"], path) from None
     except IsADirectoryError:
@@ -52,11 +62,6 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
         raise ConfigError([f"{path}: not UTF-8 (byte offset {exc.start})"], path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: TOML syntax error: {_toml_message(exc)}"], path) from None
-    reader = _Reader(path.parent, env)
-    config = reader.config(path, reader.scrub(document, ""))
-    if reader.problems or config is None:
-        raise ConfigError(reader.problems or ["configuration is invalid"], path)
-    return config
 
 
 def _toml_message(exc: tomllib.TOMLDecodeError) -> str:

@@ -27,7 +27,15 @@ from typing import Final
 
 from relayer.config.schema import KeySource
 
-__all__ = ["ChainTable", "CommitteeTable", "DestinationTable", "PairTable", "TomlValue", "render_config"]
+__all__ = [
+    "ChainTable",
+    "CommitteeTable",
+    "DestinationTable",
+    "PairTable",
+    "TomlValue",
+    "render_config",
+    "render_watch_config",
+]
 
 TomlValue = str | int | float | bool | Path | Sequence[str | int | float | bool]
 """A value `render_config` writes: a scalar or a flat array (a `Path` is written as its string)."""
@@ -114,22 +122,13 @@ def render_config(
     if keeper_listen is not None:
         tables.append(_table("keeper", {"listen": keeper_listen}))
     tables.append(_table("attester", _key_source(attester)))
-    for chain in chains:
-        keys: dict[str, TomlValue | None] = {
-            "chain_id": chain.chain_id,
-            "rpc": list(chain.rpc),
-            "ws": chain.ws,
-            "finality": chain.finality,
-            "confirmations": chain.confirmations,
-            "poll_interval_seconds": chain.poll_interval_seconds,
-        }
-        tables.append(_table(f"chains.{_name(chain.name)}", _merge(keys, chain.options)))
+    tables += [_chain_table(chain) for chain in chains]
     for dest in destinations:
         name = f"destinations.{_name(dest.chain)}"
         tables.append(_table(name, _merge({"settlement": dest.settlement}, dest.options)))
         tables.append(_table(f"{name}.sender", _key_source(dest.sender)))
     for pair in pairs:
-        keys = {
+        keys: dict[str, TomlValue | None] = {
             "source": pair.source,
             "destination": pair.destination,
             "vault": pair.vault,
@@ -144,6 +143,42 @@ def render_config(
         text = _table("committee", _merge(keys, committee.options))
         tables.append(_comment(committee.comment) + text if committee.comment else text)
     return _comment(comment) + "\n".join(tables)
+
+
+def render_watch_config(
+    *,
+    destination: str,
+    settlement: str,
+    chains: Sequence[ChainTable],
+    sender: KeySource | None = None,
+    metrics_listen: str | None = None,
+    options: Mapping[str, TomlValue] | None = None,
+    comment: str = "",
+) -> str:
+    """A watchtower's config (`relayer watch`, relayer.config.watch): `[watch]` with `destination`
+    (a chain's name) and `settlement`, plus `options` (e.g. `confirmations`, `data_dir`), its
+    `[watch.sender]` when a `sender` pays for challenges, `[metrics]` and the `[chains.<name>]` tables
+    (written as `render_config` writes them)."""
+    watch = _merge({"destination": destination, "settlement": settlement}, options or {})
+    tables = [_table("watch", watch)]
+    if sender is not None:
+        tables.append(_table("watch.sender", _key_source(sender)))
+    if metrics_listen is not None:
+        tables.append(_table("metrics", {"listen": metrics_listen}))
+    tables += [_chain_table(chain) for chain in chains]
+    return _comment(comment) + "\n".join(tables)
+
+
+def _chain_table(chain: ChainTable) -> str:
+    keys: dict[str, TomlValue | None] = {
+        "chain_id": chain.chain_id,
+        "rpc": list(chain.rpc),
+        "ws": chain.ws,
+        "finality": chain.finality,
+        "confirmations": chain.confirmations,
+        "poll_interval_seconds": chain.poll_interval_seconds,
+    }
+    return _table(f"chains.{_name(chain.name)}", _merge(keys, chain.options))
 
 
 def _comment(text: str) -> str:

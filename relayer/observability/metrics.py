@@ -265,6 +265,34 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # the watchtower (`relayer watch`, relayer.watch)
+        self.challenges = Counter(
+            "relayer_challenges_total",
+            "Lies of a signed epoch answered by the watchtower, by kind (header, claim, anchor, block_hash) "
+            "and outcome: won (the challenge voided the chain), already_voided (someone else won), "
+            "alert_only (no sender key), unrefutable (a block hash no anchor confirms), refused (the contract "
+            "says NotALie), failed.",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.watch_judged = Counter(
+            "relayer_watch_blocks_judged_total",
+            "Settled block leaves re-proven by the watchtower, by source chain and verdict (honest or a lie kind).",
+            ["chain", "verdict"],
+            registry=r,
+        )
+        self.watch_lag = Gauge(
+            "relayer_watch_lag_blocks",
+            "Destination blocks final enough to read (head - confirmations) that the watchtower has not read yet.",
+            registry=r,
+        )
+        self.watch_held = Gauge(
+            "relayer_watch_held_settlements",
+            "Settlement transactions the watchtower could not check yet, by reason (pending: the block is not "
+            "final on the source yet; any other reason makes it not ready: fail closed).",
+            ["reason"],
+            registry=r,
+        )
 
     def on_rpc(self, chain: str) -> RpcHook:
         """A callback for `chains.rpc.RpcClient(on_request=...)` counting into these metrics."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from relayer.storage.tables import transaction
 
@@ -142,6 +143,13 @@ class Intent:
     @property
     def final(self) -> bool:
         return self.state in ("mined", "failed")
+
+
+class TxStores(Protocol):
+    """What holds the `tx_` tables and hands them out per (chain id, sender): the relayer's
+    `relayer.storage.store.Store`, or the watchtower's own store (`relayer.watch.store`)."""
+
+    def transactions(self, *, chain_id: int, sender: str) -> TxStore: ...
 
 
 class TxStore:

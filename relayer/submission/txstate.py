@@ -20,8 +20,7 @@ from chains.rpc import RpcMethods, hex_to_int
 from relayer.errors import SubmissionError
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
-from relayer.storage.store import Store
-from relayer.storage.txstore import Attempt, Intent
+from relayer.storage.txstore import Attempt, Intent, TxStores
 from relayer.submission.fees import MIN_FEE_BUMP_PERCENT, Fees, market_fees
 from relayer.submission.outcomes import Receipt
 
@@ -38,7 +37,7 @@ class TxState:
         *,
         chain_id: int,
         sender: LocalAccount,
-        store: Store,
+        store: TxStores,
         metrics: Metrics | None = None,
         receipt_timeout_seconds: float = 120.0,
         stuck_after_seconds: float = 6.0,

@@ -27,7 +27,7 @@ def test_each_command_is_one_module_named_for_it() -> None:
     names = subcommands(cli.build_parser())
     assert names == [
         "run", "check-config", "devnet", "deploy", "register-vault", "remove-chain",
-        "prove", "verify", "status", "keys", "conflicts",
+        "prove", "verify", "status", "keys", "conflicts", "watch",
     ]  # fmt: skip
     for module in cli.COMMANDS:
         own = argparse.ArgumentParser().add_subparsers()
@@ -43,7 +43,7 @@ def test_every_command_parses_to_its_own_function() -> None:
         "register-vault": ["--rpc", "u", "--settlement", "s", "--chain-id", "1", "--vault", "v", "--max-age", "1"],
         "remove-chain": ["--rpc", "u", "--settlement", "s", "--chain-id", "1"],
         "prove": ["--rpc", "u", "--contract", "c", "--block", "1"], "verify": ["f"], "status": ["--url", "u"],
-        "keys": ["show", "k"], "conflicts": ["list", "--config", "x"], "devnet": [],
+        "keys": ["show", "k"], "conflicts": ["list", "--config", "x"], "devnet": [], "watch": ["--config", "x"],
     }  # fmt: skip
     parser = cli.build_parser()
     for module in cli.COMMANDS:
