@@ -37,6 +37,7 @@ from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
 from relayer.observability.metrics import Metrics
 from relayer.settlement.destination import Destination
+from relayer.settlement.needs import DestinationNeeds
 from relayer.settlement.policy import needs_settlement, wanted
 from relayer.settlement.records import EpochSignature, SentBatch, Settlement
 from relayer.storage.store import SettleBatch, Store
@@ -63,7 +64,7 @@ plan (a reorg dropped the epoch's acceptance after it was read): the epoch is pl
 once, from what the destination holds then, not failed."""
 
 
-class Settler:
+class Settler(DestinationNeeds):
     """Settles epochs of one destination; see the module doc."""
 
     def __init__(
@@ -90,60 +91,13 @@ class Settler:
         self.on_settled = on_settled
         self._sleep = sleep
         self._max_age: dict[int, int] = {}
+        self._voided: set[int] = set()  # chains seen voided at the destination
         self.epoch_signers: dict[int, tuple[str, ...]] = {}
         """Per epoch, the members whose signatures this daemon submitted it with (for `Settlement`)."""
         # settlement transactions of this process mined but not final yet, per epoch: tx hash ->
         # (receipt, source block time, accounts in its batch); their rows are read back from the
         # store when they are final (`_confirm`), a page at a time
         self._sent: dict[int, dict[str, SentBatch]] = {}
-
-    # --- what the destination needs ----------------------------------------------------
-
-    async def max_age(self, chain_id: int) -> int:
-        """`maxAge` of the chain's registration, read once per process (seconds)."""
-        if chain_id not in self._max_age:
-            self._max_age[chain_id] = await self.submitter.max_age(chain_id)
-        return self._max_age[chain_id]
-
-    async def pending(self, aggregate: EpochAggregate) -> dict[int, list[int]]:
-        """Claim indices per block index that the destination needs (`wanted`), read from the
-        destination's positions at its head."""
-        _number, now, _gas = await self.submitter.head()
-        out: dict[int, list[int]] = {}
-        for index, block in enumerate(aggregate.blocks):
-            snapshot = block.snapshot
-            max_age = await self.max_age(snapshot.chain_id)
-            positions = await self.submitter.positions(snapshot.chain_id, [c.account for c in snapshot.claims])
-            refresh = frozenset(snapshot.refresh)
-            needed = [
-                i
-                for i, (claim, position) in enumerate(zip(snapshot.claims, positions, strict=True))
-                if wanted(
-                    claim.value,
-                    snapshot.header.number,
-                    position,
-                    delta=snapshot.delta,
-                    refreshed=i in refresh,
-                    now=now,
-                    max_age=max_age,
-                    min_change_wei=self.config.min_change_wei,
-                    refresh_before_expiry_seconds=self.config.refresh_before_expiry_seconds,
-                )
-            ]
-            if needed:
-                out[index] = needed
-        return out
-
-    async def stale(self, aggregate: EpochAggregate) -> list[int]:
-        """Chain ids of blocks that the destination would refuse as stale by now (block
-        timestamp + maxAge below the destination's clock, with a few seconds of margin)."""
-        _number, now, _gas = await self.submitter.head()
-        out = []
-        for block in aggregate.blocks:
-            max_age = await self.max_age(block.snapshot.chain_id)
-            if max_age and block.snapshot.header.timestamp + max_age < now + 5:
-                out.append(block.snapshot.chain_id)
-        return out
 
     # --- planning ------------------------------------------------------------------------
 
@@ -370,7 +324,9 @@ class Settler:
                         last_block = 0
                         continue
                     if not pending:  # nothing to settle, but the epoch must still be accepted
-                        pending = {0: [0]}
+                        pending = await self._carrier(epoch, aggregate, submission)
+                        if not pending:
+                            continue  # every chain voided: the epoch was submitted alone
                     if await self._resent_first():
                         known = None
                         continue  # what the destination holds changes with them: read it again
@@ -386,6 +342,22 @@ class Settler:
             if receipts:
                 last_block = max(last_block, max(r.block_number for r in receipts))
         return False
+
+    async def _carrier(
+        self, epoch: int, aggregate: EpochAggregate, submission: tuple[int, bytes, bytes, Sequence[bytes]] | None
+    ) -> dict[int, list[int]]:
+        """What carries the epoch's submission when nothing is pending: the first claim of the
+        first block whose chain is not voided ({block index: [0]}). When every chain is voided,
+        the epoch is submitted alone (`submitEpoch`) and {} returned."""
+        for index, block in enumerate(aggregate.blocks):
+            if not await self.voided(block.snapshot.chain_id):
+                return {index: [0]}
+        if submission is not None:
+            _number, root, previous, signatures = submission
+            key = f"epoch:{epoch}:{root.hex()[:16]}"  # the key of an epoch submitted alone (epochflow.submit)
+            receipt = await self.submitter.submit_epoch(key, epoch, root, previous, signatures)
+            log.warning("epoch.submitted_alone", epoch=epoch, root=aggregate.root, tx=receipt.tx_hash, reason="voided")
+        return {}
 
     async def _submission(
         self, epoch: int, aggregate: EpochAggregate, full: tuple[int, bytes, bytes, tuple[bytes, ...]] | None

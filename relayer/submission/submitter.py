@@ -115,6 +115,11 @@ class Submitter:
         config = await self.settlement.call("vaultConfig", chain_id)
         return int(config[2])
 
+    async def chain_voided(self, chain_id: int) -> bool:
+        """`chainVoided(chainId)`: a lie on the chain was proven under the current committee
+        (Challenges, DESIGN section 2): its blocks settle nothing until the committee changes."""
+        return bool(await self.settlement.call("chainVoided", chain_id))
+
     async def head(self) -> tuple[int, int, int]:
         """(number, timestamp, gasLimit) of the destination's latest block."""
         block = await self.client.get_block("latest") or {}

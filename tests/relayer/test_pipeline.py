@@ -382,6 +382,9 @@ class Destination(Submitter):
     async def max_age(self, chain_id: int) -> int:
         return MAX_AGE
 
+    async def chain_voided(self, chain_id: int) -> bool:
+        return False
+
     async def balance(self) -> int:
         return 10**18
 

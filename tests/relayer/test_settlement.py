@@ -116,6 +116,8 @@ class FakeDestination:
         self.estimates = 0
         self.first_sent = asyncio.Event()
         self.reorg_at_estimate: int | None = None  # the estimate of that number drops every acceptance first
+        self.voided: set[int] = set()  # chains with a proven lie (Challenges): their blocks revert
+        self.alone: list[int] = []  # epochs submitted with submitEpoch alone
 
     # reads
     async def head(self) -> tuple[int, int, int]:
@@ -123,6 +125,9 @@ class FakeDestination:
 
     async def max_age(self, chain_id: int) -> int:
         return MAX_AGE
+
+    async def chain_voided(self, chain_id: int) -> bool:
+        return chain_id in self.voided
 
     async def positions(self, chain_id: int, accounts: Sequence[str]) -> list[Position]:
         return [self.state.get((a, chain_id), Position(0, 0, 0)) for a in accounts]
@@ -155,6 +160,17 @@ class FakeDestination:
         for item in decoded["items"]:
             if item["epoch"] != submitted and item["epoch"] not in self.roots:
                 raise ContractReverted("estimate", "EpochNotAccepted", (item["epoch"],), b"")
+            if item["chain"] in self.voided:
+                raise ContractReverted("estimate", "ChainVoided", (item["chain"],), b"")
+
+    async def submit_epoch(
+        self, key: str, epoch: int, root: bytes, previous: bytes, signatures: Sequence[bytes]
+    ) -> Receipt:
+        self.roots.setdefault(epoch, root)
+        self.txm.intents[key] = FakeIntent(BASE_GAS)
+        self.block += 1
+        self.alone.append(epoch)
+        return Receipt(f"0x{self.block:064x}", self.block, BASE_GAS, self.now, 1)
 
     async def settle(
         self, key: str, data: str, *, gas: int | None = None, kind: str = "settle", epoch: int | None = None
@@ -344,3 +360,26 @@ def test_planned_batches_wait_for_the_resubmission_of_an_epoch_a_reorg_dropped(t
     statuses = [b.status for b in store.settle_batches(1, aggregate.root)]
     assert statuses[:3] == ["skipped"] * 3 and set(statuses[3:]) == {"mined"}
     assert all(dest.state[(c.account, 31337)].block_number == 500 for c in snap.claims if c.value)
+
+
+def test_a_voided_chain_is_left_out_and_never_holds_up_the_others(tmp_path: Path) -> None:
+    """A chain the destination holds voided (a lie proven by a challenge) settles nothing until the
+    committee changes: its blocks are not planned, the epoch is carried by another chain's claim,
+    and with every chain voided it is submitted alone (nothing reverts, nothing stalls)."""
+    rng = random.Random(8)
+    voided, fine = snapshot(7, 500, 5, rng), snapshot(9, 600, 5, rng)
+    aggregate = aggregate_epoch([voided, fine])
+    dest = FakeDestination()
+    dest.voided.add(7)
+    stage, _store = settler(tmp_path, dest)
+    assert list(asyncio.run(stage.pending(aggregate))) == [aggregate.block_index(9)]
+    assert asyncio.run(stage.settle_epoch(1, aggregate, SIGNATURE))
+    assert dest.roots[1] == aggregate.root and dest.kinds[0] == "epoch" and not dest.alone
+    assert all((c.account, 9) in dest.state for c in fine.claims if c.value)
+    assert not any(chain == 7 for _account, chain in dest.state)
+
+    dest = FakeDestination()
+    dest.voided.update({7, 9})
+    stage, _store = settler(tmp_path / "all", dest)
+    assert asyncio.run(stage.settle_epoch(1, aggregate, SIGNATURE))
+    assert dest.alone == [1] and dest.roots[1] == aggregate.root and not dest.sent
