@@ -257,14 +257,15 @@ static int sizes_consistent(const node_sets *s, size_t account_nodes_len,
 }
 
 /* Lay out the scratch (cache entries | reps | content table) and set up the cache in it. With
-   too little scratch for pre-hashing all of the call's nodes, all of it goes to the cache. */
+   more than PREHASH_MAX_NODES nodes in all (spr_snapshot_scratch_size then counts the cache
+   only), or too little scratch for pre-hashing them, all of it goes to the cache. */
 static prehash_space scratch_layout(void *scratch, size_t scratch_len, const node_sets *s,
                                     spr_hash_cache *cache)
 {
     prehash_space sp = {NULL, NULL, 0};
     const size_t n = s->account_n + s->storage_n;
-    if (s->account_n <= PREHASH_MAX_NODES && s->storage_n <= PREHASH_MAX_NODES && n > 0 &&
-        scratch_len >= spr_snapshot_scratch_size(n)) {
+    if (s->account_n <= PREHASH_MAX_NODES && s->storage_n <= PREHASH_MAX_NODES - s->account_n &&
+        n > 0 && scratch_len >= spr_snapshot_scratch_size(n)) {
         sp.reps = (const uint8_t **)(void *)((uint8_t *)scratch + cache_bytes(n));
         sp.table = (uint32_t *)(void *)(sp.reps + n);
         sp.table_entries = content_entries(n);
