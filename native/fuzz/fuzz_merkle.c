@@ -23,40 +23,66 @@
 
 #define FZ_MAX_CLAIMS 100
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* One input's tree, subset and multiproof, with their buffers. */
+typedef struct {
+    size_t n; /* leaves */
+    uint8_t *leaves, *tree, *proof, *flags, *mleaves, *hashes;
+    size_t *positions, *indices, *order, *queue;
+    uint64_t *scratch;
+    size_t scratch_len;
+    size_t k; /* leaves in the subset: indices[0..k) */
+    size_t n_proof, n_flags;
+    uint8_t is_in[FZ_MAX_CLAIMS];
+} fz_merkle_case;
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+static int fz_merkle_alloc(fz_merkle_case *c, size_t n)
 {
-    fz_reader r = {data, size};
-    const size_t n = fz_u16(&r) % FZ_MAX_CLAIMS + 1;
-    const unsigned source = fz_u8(&r);
-    uint8_t *leaves = malloc(32 * n);
-    uint8_t *tree = malloc(32 * (2 * n - 1));
-    size_t *positions = malloc(n * sizeof *positions);
-    const size_t scratch_len = spr_merkle_scratch_size(n);
-    uint64_t *scratch = malloc(scratch_len);
-    size_t *indices = malloc(n * sizeof *indices);
-    size_t *order = malloc(n * sizeof *order);
-    size_t *queue = malloc(n * sizeof *queue);
-    uint8_t *proof = malloc(32 * n + 32);
-    uint8_t *flags = malloc(n + 1);
-    uint8_t *mleaves = malloc(32 * n);
-    uint8_t *hashes = malloc(32 * (2 * n + 1));
+    memset(c, 0, sizeof *c);
+    c->n = n;
+    c->leaves = malloc(32 * n);
+    c->tree = malloc(32 * (2 * n - 1));
+    c->positions = malloc(n * sizeof *c->positions);
+    c->scratch_len = spr_merkle_scratch_size(n);
+    c->scratch = malloc(c->scratch_len);
+    c->indices = malloc(n * sizeof *c->indices);
+    c->order = malloc(n * sizeof *c->order);
+    c->queue = malloc(n * sizeof *c->queue);
+    c->proof = malloc(32 * n + 32);
+    c->flags = malloc(n + 1);
+    c->mleaves = malloc(32 * n);
+    c->hashes = malloc(32 * (2 * n + 1));
+    return c->leaves != NULL && c->tree != NULL && c->positions != NULL && c->scratch != NULL &&
+           c->indices != NULL && c->order != NULL && c->queue != NULL && c->proof != NULL &&
+           c->flags != NULL && c->mleaves != NULL && c->hashes != NULL;
+}
+
+static void fz_merkle_free(fz_merkle_case *c)
+{
+    free(c->leaves);
+    free(c->tree);
+    free(c->positions);
+    free(c->scratch);
+    free(c->indices);
+    free(c->order);
+    free(c->queue);
+    free(c->proof);
+    free(c->flags);
+    free(c->mleaves);
+    free(c->hashes);
+}
+
+/* Claim leaves of n accounts and values from the input: they equal spr_merkle_leaves over the
+   64-byte abi.encode(address, uint256) encodings. 0 when out of memory. */
+static int fz_merkle_claim_leaves(fz_reader *r, size_t n, uint8_t *leaves)
+{
     uint8_t *accounts = malloc(20 * n);
     uint8_t *values = malloc(32 * n);
     uint8_t *encoded = malloc(64 * n);
     uint8_t *want = malloc(32 * n);
-    uint8_t is_in[FZ_MAX_CLAIMS];
-    if (leaves == NULL || tree == NULL || positions == NULL || scratch == NULL ||
-        indices == NULL || order == NULL || queue == NULL || proof == NULL || flags == NULL ||
-        mleaves == NULL || hashes == NULL || accounts == NULL || values == NULL ||
-        encoded == NULL || want == NULL) {
-        goto out;
-    }
-
-    if ((source & 1u) == 0) {
-        fz_take(&r, accounts, 20 * n);
-        fz_take(&r, values, 32 * n);
+    const int ok = accounts != NULL && values != NULL && encoded != NULL && want != NULL;
+    if (ok) {
+        fz_take(r, accounts, 20 * n);
+        fz_take(r, values, 32 * n);
         FZ_CHECK(spr_merkle_claim_leaves(accounts, values, n, leaves) == SPR_OK);
         memset(encoded, 0, 64 * n);
         for (size_t i = 0; i < n; i++) {
@@ -65,105 +91,140 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FZ_CHECK(spr_merkle_leaves(encoded, n, 64, want) == SPR_OK);
         FZ_CHECK(memcmp(leaves, want, 32 * n) == 0);
+    }
+    free(accounts);
+    free(values);
+    free(encoded);
+    free(want);
+    return ok;
+}
+
+/* The leaves from the input as `source` says (see the layout above), and their tree. 0 when out
+   of memory. */
+static int fz_merkle_leaves(fz_merkle_case *c, fz_reader *r, unsigned source)
+{
+    const size_t n = c->n;
+    if ((source & 1u) == 0) {
+        if (!fz_merkle_claim_leaves(r, n, c->leaves)) {
+            return 0;
+        }
     } else if (source & 2u) {
-        memset(leaves, 0, 32 * n);
+        memset(c->leaves, 0, 32 * n);
         for (size_t i = 0; i < n; i++) {
-            leaves[32 * i] = (uint8_t)fz_u8(&r);
+            c->leaves[32 * i] = (uint8_t)fz_u8(r);
         }
     } else {
-        fz_take(&r, leaves, 32 * n);
+        fz_take(r, c->leaves, 32 * n);
     }
-    FZ_CHECK(spr_merkle_build_tree(leaves, n, tree, 32 * (2 * n - 1), positions, scratch,
-                                   scratch_len) == SPR_OK);
+    FZ_CHECK(spr_merkle_build_tree(c->leaves, n, c->tree, 32 * (2 * n - 1), c->positions,
+                                   c->scratch, c->scratch_len) == SPR_OK);
+    return 1;
+}
 
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        is_in[i] = fz_u8(&r) & 1u;
-        if (is_in[i]) {
-            indices[k++] = i;
+/* The subset from the input; single proofs of (the first eight of) its leaves fold to the
+   root. */
+static void fz_merkle_subset(fz_merkle_case *c, fz_reader *r)
+{
+    c->k = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        c->is_in[i] = fz_u8(r) & 1u;
+        if (c->is_in[i]) {
+            c->indices[c->k++] = i;
         }
     }
-    /* single proofs of (the first eight of) the subset's leaves fold to the root */
-    for (size_t j = 0; j < k && j < 8; j++) {
+    for (size_t j = 0; j < c->k && j < 8; j++) {
         uint8_t single[32 * 64];
         uint8_t root[32];
-        const int count = spr_merkle_tree_proof(tree, n, positions[indices[j]], single, sizeof single);
+        const size_t at = c->indices[j];
+        const int count = spr_merkle_tree_proof(c->tree, c->n, c->positions[at], single,
+                                                sizeof single);
         FZ_CHECK(count >= 0);
-        FZ_CHECK(spr_merkle_process_proof(leaves + 32 * indices[j], single, (size_t)count, root) ==
+        FZ_CHECK(spr_merkle_process_proof(c->leaves + 32 * at, single, (size_t)count, root) ==
                  SPR_OK);
-        FZ_CHECK(memcmp(root, tree, 32) == 0);
+        FZ_CHECK(memcmp(root, c->tree, 32) == 0);
     }
+}
 
+/* The subset's multiproof: its shape, its leaf order (tree index descending), and that it
+   processes to the root. */
+static void fz_merkle_multiproof(fz_merkle_case *c)
+{
+    const size_t n = c->n;
+    const size_t k = c->k;
     const size_t proof_cap = n - k > 1 ? n - k : 1;
-    size_t n_proof = 0;
-    size_t n_flags = 0;
-    FZ_CHECK(spr_merkle_multiproof(tree, n, positions, indices, k, order, proof, proof_cap,
-                                   &n_proof, flags, n, &n_flags, queue) == SPR_OK);
-    FZ_CHECK(n_proof <= proof_cap);
+    FZ_CHECK(spr_merkle_multiproof(c->tree, n, c->positions, c->indices, k, c->order, c->proof,
+                                   proof_cap, &c->n_proof, c->flags, n, &c->n_flags,
+                                   c->queue) == SPR_OK);
+    FZ_CHECK(c->n_proof <= proof_cap);
     if (k == 0) {
-        FZ_CHECK(n_proof == 1 && n_flags == 0 && memcmp(proof, tree, 32) == 0);
+        FZ_CHECK(c->n_proof == 1 && c->n_flags == 0 && memcmp(c->proof, c->tree, 32) == 0);
     } else {
-        FZ_CHECK(n_flags == k + n_proof - 1);
+        FZ_CHECK(c->n_flags == k + c->n_proof - 1);
     }
     for (size_t j = 0; j < k; j++) {
-        FZ_CHECK(order[j] < n && is_in[order[j]]);
-        FZ_CHECK(j == 0 || positions[order[j]] < positions[order[j - 1]]);
-        memcpy(mleaves + 32 * j, leaves + 32 * order[j], 32);
+        FZ_CHECK(c->order[j] < n && c->is_in[c->order[j]]);
+        FZ_CHECK(j == 0 || c->positions[c->order[j]] < c->positions[c->order[j - 1]]);
+        memcpy(c->mleaves + 32 * j, c->leaves + 32 * c->order[j], 32);
     }
-    for (size_t j = 0; j < n_flags; j++) {
-        FZ_CHECK(flags[j] <= 1);
+    for (size_t j = 0; j < c->n_flags; j++) {
+        FZ_CHECK(c->flags[j] <= 1);
     }
     uint8_t root[32];
-    FZ_CHECK(spr_merkle_process_multiproof(mleaves, k, proof, n_proof, flags, n_flags, hashes,
-                                           root) == SPR_OK);
-    FZ_CHECK(memcmp(root, tree, 32) == 0);
+    FZ_CHECK(spr_merkle_process_multiproof(c->mleaves, k, c->proof, c->n_proof, c->flags,
+                                           c->n_flags, c->hashes, root) == SPR_OK);
+    FZ_CHECK(memcmp(root, c->tree, 32) == 0);
+}
 
-    /* tamper: 0 flip a flag, 1 drop the last flag, 2 add a proof hash, 3 drop a proof hash,
-       4 change a leaf byte, 5 drop the last leaf */
-    const unsigned how = fz_u8(&r) % 6u;
-    const size_t at = fz_u16(&r);
-    size_t tk = k;
-    size_t tp = n_proof;
-    size_t tf = n_flags;
+/* Tamper with the multiproof as the input says: 0 flip a flag, 1 drop the last flag, 2 add a
+   proof hash, 3 drop a proof hash, 4 change a leaf byte, 5 drop the last leaf. */
+static void fz_merkle_tamper(fz_merkle_case *c, fz_reader *r)
+{
+    const unsigned how = fz_u8(r) % 6u;
+    const size_t at = fz_u16(r);
+    size_t tk = c->k;
+    size_t tp = c->n_proof;
+    size_t tf = c->n_flags;
     int changed_leaf = 0;
     if (how == 0 && tf > 0) {
-        flags[at % tf] ^= 1u;
+        c->flags[at % tf] ^= 1u;
     } else if (how == 1 && tf > 0) {
         tf--;
     } else if (how == 2) {
-        memset(proof + 32 * tp, (int)(at & 0xff), 32);
+        memset(c->proof + 32 * tp, (int)(at & 0xff), 32);
         tp++;
     } else if (how == 3 && tp > 0) {
         tp--;
     } else if (how == 4 && tk > 0) {
-        mleaves[32 * (at % tk) + (at >> 8) % 32] ^= 1u;
+        c->mleaves[32 * (at % tk) + (at >> 8) % 32] ^= 1u;
         changed_leaf = 1;
     } else if (how == 5 && tk > 0) {
         tk--;
     }
-    const int rc = spr_merkle_process_multiproof(mleaves, tk, proof, tp, flags, tf, hashes, root);
+    uint8_t root[32];
+    const int rc =
+        spr_merkle_process_multiproof(c->mleaves, tk, c->proof, tp, c->flags, tf, c->hashes, root);
     FZ_CHECK(rc == SPR_OK || rc == SPR_ERR_MULTIPROOF);
     if (rc == SPR_ERR_MULTIPROOF) {
         FZ_CHECK(fz_is_zero(root, 32));
     }
     if (changed_leaf) {
-        FZ_CHECK(rc != SPR_OK || memcmp(root, tree, 32) != 0);
+        FZ_CHECK(rc != SPR_OK || memcmp(root, c->tree, 32) != 0);
     }
-out:
-    free(leaves);
-    free(tree);
-    free(positions);
-    free(scratch);
-    free(indices);
-    free(order);
-    free(queue);
-    free(proof);
-    free(flags);
-    free(mleaves);
-    free(hashes);
-    free(accounts);
-    free(values);
-    free(encoded);
-    free(want);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_reader r = {data, size};
+    const size_t n = fz_u16(&r) % FZ_MAX_CLAIMS + 1;
+    const unsigned source = fz_u8(&r);
+    fz_merkle_case c;
+    if (fz_merkle_alloc(&c, n) && fz_merkle_leaves(&c, &r, source)) {
+        fz_merkle_subset(&c, &r);
+        fz_merkle_multiproof(&c);
+        fz_merkle_tamper(&c, &r);
+    }
+    fz_merkle_free(&c);
     return 0;
 }

@@ -23,99 +23,128 @@
 
 #define FZ_MAX_SLOTS 8
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    fz_reader r = {data, size};
-    const unsigned flags = fz_u8(&r);
+/* One input's snapshot: the proofs as read, then packed as the API takes them. */
+typedef struct {
+    unsigned flags;
     uint8_t root[32];
     uint8_t address[20];
-    fz_take(&r, root, 32);
-    fz_take(&r, address, 20);
-    const size_t n_slots = fz_u8(&r) % (FZ_MAX_SLOTS + 1u);
+    size_t n_slots;
     uint8_t slots[32 * FZ_MAX_SLOTS];
-    fz_take(&r, slots, 32 * n_slots);
-
     fz_proof acc;
     fz_proof storage[FZ_MAX_SLOTS];
-    size_t n_read = 0;
-    int oom = fz_read_proof(&r, fz_u8(&r) % (FZ_MAX_NODES + 1u), &acc) != 0;
-    for (; !oom && n_read < n_slots; n_read++) {
-        oom = fz_read_proof(&r, fz_u8(&r) % (FZ_MAX_NODES + 1u), &storage[n_read]) != 0;
-    }
-    if ((flags & 4u) && !oom && acc.n > 0) {
-        spr_keccak256(acc.bytes, acc.lens[0], root);
-    }
-
-    /* all storage proofs back to back, as the API takes them */
-    size_t s_len = 0;
-    size_t s_n = 0;
-    for (size_t i = 0; i < n_read; i++) {
-        s_len += storage[i].len;
-        s_n += storage[i].n;
-    }
-    uint8_t *s_bytes = malloc(s_len ? s_len : 1);
-    size_t *s_lens = malloc((s_n ? s_n : 1) * sizeof *s_lens);
+    size_t n_read; /* storage proofs read (each to be freed) */
+    uint8_t *s_bytes; /* all storage proofs back to back: s_len bytes, s_n nodes */
+    size_t s_len;
+    size_t *s_lens;
+    size_t s_n;
     size_t counts[FZ_MAX_SLOTS];
+    void *scratch;
+    size_t scratch_len;
+} fz_snapshot_case;
+
+/* The input as its layout says. 0 when out of memory. */
+static int fz_snapshot_read(fz_snapshot_case *c, fz_reader *r)
+{
+    c->flags = fz_u8(r);
+    fz_take(r, c->root, 32);
+    fz_take(r, c->address, 20);
+    c->n_slots = fz_u8(r) % (FZ_MAX_SLOTS + 1u);
+    fz_take(r, c->slots, 32 * c->n_slots);
+    int oom = fz_read_proof(r, fz_u8(r) % (FZ_MAX_NODES + 1u), &c->acc) != 0;
+    for (; !oom && c->n_read < c->n_slots; c->n_read++) {
+        oom = fz_read_proof(r, fz_u8(r) % (FZ_MAX_NODES + 1u), &c->storage[c->n_read]) != 0;
+    }
+    if ((c->flags & 4u) && !oom && c->acc.n > 0) {
+        spr_keccak256(c->acc.bytes, c->acc.lens[0], c->root);
+    }
+    return !oom;
+}
+
+/* The storage proofs back to back, and the scratch the flags ask for. 0 when out of memory. */
+static int fz_snapshot_pack(fz_snapshot_case *c)
+{
+    for (size_t i = 0; i < c->n_slots; i++) {
+        c->s_len += c->storage[i].len;
+        c->s_n += c->storage[i].n;
+    }
+    c->s_bytes = malloc(c->s_len ? c->s_len : 1);
+    c->s_lens = malloc((c->s_n ? c->s_n : 1) * sizeof *c->s_lens);
     const size_t entries[4] = {0, 1, 4, 0};
-    size_t scratch_len = (flags & 3u) == 3u ? spr_snapshot_scratch_size(acc.n + s_n)
-                                            : entries[flags & 3u] * sizeof(spr_cache_entry);
-    void *scratch = scratch_len ? malloc(scratch_len) : NULL;
-    if (oom || s_bytes == NULL || s_lens == NULL || (scratch_len && scratch == NULL)) {
-        goto out;
+    c->scratch_len = (c->flags & 3u) == 3u ? spr_snapshot_scratch_size(c->acc.n + c->s_n)
+                                           : entries[c->flags & 3u] * sizeof(spr_cache_entry);
+    c->scratch = c->scratch_len ? malloc(c->scratch_len) : NULL;
+    if (c->s_bytes == NULL || c->s_lens == NULL || (c->scratch_len && c->scratch == NULL)) {
+        return 0;
     }
     size_t off = 0;
     size_t k = 0;
-    for (size_t i = 0; i < n_slots; i++) {
-        if (storage[i].len > 0) {
-            memcpy(s_bytes + off, storage[i].bytes, storage[i].len);
+    for (size_t i = 0; i < c->n_slots; i++) {
+        if (c->storage[i].len > 0) {
+            memcpy(c->s_bytes + off, c->storage[i].bytes, c->storage[i].len);
         }
-        off += storage[i].len;
-        for (size_t j = 0; j < storage[i].n; j++) {
-            s_lens[k++] = storage[i].lens[j];
+        off += c->storage[i].len;
+        for (size_t j = 0; j < c->storage[i].n; j++) {
+            c->s_lens[k++] = c->storage[i].lens[j];
         }
-        counts[i] = storage[i].n;
+        c->counts[i] = c->storage[i].n;
     }
+    return 1;
+}
 
+/* spr_verify_snapshot answers as the reference (one proof at a time, no cache) does. */
+static void fz_snapshot_check(fz_snapshot_case *c)
+{
+    const fz_proof *acc = &c->acc;
     spr_account account;
     uint8_t values[32 * FZ_MAX_SLOTS];
     int statuses[FZ_MAX_SLOTS];
     spr_snapshot_stats stats;
-    int rc = spr_verify_snapshot(root, address, acc.bytes, acc.len, acc.lens, acc.n, slots,
-                                 n_slots, s_bytes, s_len, s_lens, s_n, counts, scratch,
-                                 scratch_len, &account, values, statuses, &stats);
-
-    /* the reference: one proof at a time, no cache */
+    int rc = spr_verify_snapshot(c->root, c->address, acc->bytes, acc->len, acc->lens, acc->n,
+                                 c->slots, c->n_slots, c->s_bytes, c->s_len, c->s_lens, c->s_n,
+                                 c->counts, c->scratch, c->scratch_len, &account, values,
+                                 statuses, &stats);
     spr_account want;
-    int want_rc = spr_verify_account(root, address, acc.bytes, acc.len, acc.lens, acc.n, &want);
+    int want_rc =
+        spr_verify_account(c->root, c->address, acc->bytes, acc->len, acc->lens, acc->n, &want);
     FZ_CHECK(fz_proof_status_ok(want_rc));
     FZ_CHECK(rc == want_rc);
     FZ_CHECK(memcmp(&account, &want, sizeof want) == 0);
     /* each walked node is a cache hit or hashed once; with full scratch every distinct node was
        also hashed once up front */
-    const size_t prehashed = (flags & 3u) == 3u ? acc.n + s_n : 0;
-    FZ_CHECK(stats.cached_nodes <= acc.n + s_n);
-    FZ_CHECK(stats.hashed_nodes + stats.cached_nodes <= acc.n + s_n + prehashed);
+    const size_t prehashed = (c->flags & 3u) == 3u ? acc->n + c->s_n : 0;
+    FZ_CHECK(stats.cached_nodes <= acc->n + c->s_n);
+    FZ_CHECK(stats.hashed_nodes + stats.cached_nodes <= acc->n + c->s_n + prehashed);
     const uint8_t *storage_root = want_rc == SPR_OK ? want.storage_hash : FZ_EMPTY_TRIE_ROOT;
-    for (size_t i = 0; i < n_slots; i++) {
+    for (size_t i = 0; i < c->n_slots; i++) {
+        const fz_proof *pf = &c->storage[i];
         uint8_t value[32] = {0};
         int want_s = want_rc;
         if (want_rc >= 0) {
-            want_s = spr_verify_storage(storage_root, slots + 32 * i, storage[i].bytes,
-                                        storage[i].len, storage[i].lens, storage[i].n, value);
+            want_s = spr_verify_storage(storage_root, c->slots + 32 * i, pf->bytes, pf->len,
+                                        pf->lens, pf->n, value);
         }
         FZ_CHECK(fz_proof_status_ok(want_s));
         FZ_CHECK(statuses[i] == want_s);
         FZ_CHECK(memcmp(values + 32 * i, value, 32) == 0);
     }
-out:
-    free(scratch);
-    free(s_lens);
-    free(s_bytes);
-    for (size_t i = 0; i < n_read; i++) {
-        free(storage[i].bytes);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    fz_reader r = {data, size};
+    fz_snapshot_case c;
+    memset(&c, 0, sizeof c);
+    if (fz_snapshot_read(&c, &r) && fz_snapshot_pack(&c)) {
+        fz_snapshot_check(&c);
     }
-    free(acc.bytes);
+    free(c.scratch);
+    free(c.s_lens);
+    free(c.s_bytes);
+    for (size_t i = 0; i < c.n_read; i++) {
+        free(c.storage[i].bytes);
+    }
+    free(c.acc.bytes);
     return 0;
 }

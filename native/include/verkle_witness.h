@@ -1,6 +1,6 @@
 /*
  * verkle_witness.h - the types and helpers of the execution witness check (verkle_witness.c,
- * verkle_witness_order.c), internal to native/src.
+ * verkle_witness_queries.c, verkle_witness_order.c), internal to native/src.
  */
 #ifndef SPR_VERKLE_WITNESS_H
 #define SPR_VERKLE_WITNESS_H
@@ -50,6 +50,44 @@ void push_item(vk_item *items, size_t *n, const uint8_t *stem, size_t plen, int 
                const fe *y);
 /* Index of the distinct path equal to (p, len) in the sorted path list, or -1. */
 long find_path(uint8_t (*paths)[33], size_t n, const uint8_t *p, size_t len);
+
+/* The buffers of one witness check (freed together). */
+typedef struct {
+    key_ref *keys;
+    stem_info *stems;
+    uint8_t *others_sorted;
+    uint8_t *other_used;
+    vk_item *items;
+    uint8_t (*path_list)[33]; /* path bytes || length */
+    vk_affine *comms;
+    uint8_t (*enc)[32]; /* the root and the commitments, encoded */
+    fe *xs, *yn, *yd, *tmp, *maps;
+    uint32_t *qc;
+    uint8_t *qz;
+    fe *qy;
+} wk_mem;
+
+/* A witness's parts (pointers into it) and the counts derived from them. */
+typedef struct {
+    size_t n_keys, n_hints, n_other, n_comms;
+    const uint8_t *keys;   /* n_keys records of KEY_LEN bytes */
+    const uint8_t *hints;  /* one byte per distinct stem: depth << 3 | extension status */
+    const uint8_t *others; /* n_other stems of 31 bytes */
+    const uint8_t *comms_enc;
+    const uint8_t *proof;
+    size_t n_stems;  /* distinct stems of the keys */
+    size_t n_items;  /* openings, then sorted */
+    size_t n_q;      /* distinct (path, z) queries */
+    size_t n_paths;  /* distinct paths = commitments, the root's first */
+    fe two128;       /* 2^128 in Fr: marks a present value's low half */
+} wk_witness;
+
+/* The openings of the witness x into m->items (x->n_items), sorted by (path, z); every other
+   stem must be used: SPR_OK, SPR_ERR_VERKLE_INCONSISTENT or SPR_ERR_VERKLE_NOMEM. */
+int wk_build_openings(wk_witness *x, wk_mem *m);
+/* The distinct (path, z) of the sorted openings as queries m->qc, qz, qy (x->n_q) over the
+   distinct paths m->path_list (x->n_paths); items[q].explicit_y whether query q's y is given. */
+int wk_distinct_queries(wk_witness *x, wk_mem *m);
 
 #pragma GCC visibility pop
 

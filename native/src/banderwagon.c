@@ -236,6 +236,83 @@ static unsigned msm_window(size_t n)
     return 12;
 }
 
+/* The signed base-2^c digits of a scalar, in [-2^(c-1), 2^(c-1)], least significant first:
+   digits[w] for w < n_windows. */
+static void signed_digits(int16_t *digits, const fe *scalar, unsigned c, unsigned n_windows)
+{
+    const int64_t half = (int64_t)1 << (c - 1);
+    uint64_t raw[4];
+    fe_to_raw(raw, scalar, &VK_FR);
+    int64_t carry = 0;
+    for (unsigned w = 0; w < n_windows; w++) {
+        unsigned bit = w * c;
+        int64_t d = 0;
+        if (bit < 256) {
+            unsigned limb = bit / 64;
+            unsigned off = bit % 64;
+            uint64_t v = raw[limb] >> off;
+            if (off + c > 64 && limb + 1 < 4) {
+                v |= raw[limb + 1] << (64 - off);
+            }
+            d = (int64_t)(v & (((uint64_t)1 << c) - 1));
+        }
+        d += carry;
+        if (d > half) {
+            d -= (int64_t)1 << c;
+            carry = 1;
+        } else {
+            carry = 0;
+        }
+        digits[w] = (int16_t)d;
+    }
+}
+
+/* Window w's buckets: buckets[|d| - 1] = the sum of the points whose digit in w is d (negated
+   for d < 0); used[b] whether bucket b holds any. */
+static void fill_buckets(vk_point *buckets, uint8_t *used, size_t n_buckets,
+                         const vk_affine *points, const int16_t *digits, size_t n,
+                         unsigned n_windows, unsigned w)
+{
+    memset(used, 0, n_buckets);
+    for (size_t i = 0; i < n; i++) {
+        int d = digits[i * n_windows + w];
+        if (d == 0) {
+            continue;
+        }
+        size_t b = (size_t)(d > 0 ? d : -d) - 1;
+        if (!used[b]) {
+            vk_point_from_affine(&buckets[b], &points[i]);
+            if (d < 0) {
+                vk_point_neg(&buckets[b], &buckets[b]);
+            }
+            used[b] = 1;
+        } else if (d > 0) {
+            vk_point_add_affine(&buckets[b], &buckets[b], &points[i]);
+        } else {
+            vk_point_sub_affine(&buckets[b], &buckets[b], &points[i]);
+        }
+    }
+}
+
+/* sum over b of (b + 1) buckets[b], by running sums from the top bucket down. */
+static void sum_buckets(vk_point *sum, const vk_point *buckets, const uint8_t *used,
+                        size_t n_buckets)
+{
+    vk_point running;
+    vk_point_identity(&running);
+    vk_point_identity(sum);
+    int any = 0;
+    for (size_t b = n_buckets; b-- > 0;) {
+        if (used[b]) {
+            vk_point_add(&running, &running, &buckets[b]);
+            any = 1;
+        }
+        if (any) {
+            vk_point_add(sum, sum, &running);
+        }
+    }
+}
+
 int vk_msm(vk_point *o, const vk_affine *points, const fe *scalars, size_t n)
 {
     vk_point_identity(o);
@@ -254,32 +331,8 @@ int vk_msm(vk_point *o, const vk_affine *points, const fe *scalars, size_t n)
         free(used);
         return SPR_ERR_VERKLE_NOMEM;
     }
-    /* signed digits in [-2^(c-1), 2^(c-1)] */
     for (size_t i = 0; i < n; i++) {
-        uint64_t raw[4];
-        fe_to_raw(raw, &scalars[i], &VK_FR);
-        int64_t carry = 0;
-        for (unsigned w = 0; w < n_windows; w++) {
-            unsigned bit = w * c;
-            int64_t d = 0;
-            if (bit < 256) {
-                unsigned limb = bit / 64;
-                unsigned off = bit % 64;
-                uint64_t v = raw[limb] >> off;
-                if (off + c > 64 && limb + 1 < 4) {
-                    v |= raw[limb + 1] << (64 - off);
-                }
-                d = (int64_t)(v & (((uint64_t)1 << c) - 1));
-            }
-            d += carry;
-            if (d > (int64_t)n_buckets) {
-                d -= (int64_t)1 << c;
-                carry = 1;
-            } else {
-                carry = 0;
-            }
-            digits[i * n_windows + w] = (int16_t)d;
-        }
+        signed_digits(digits + i * n_windows, &scalars[i], c, n_windows);
     }
     vk_point acc;
     vk_point_identity(&acc);
@@ -287,38 +340,9 @@ int vk_msm(vk_point *o, const vk_affine *points, const fe *scalars, size_t n)
         for (unsigned k = 0; k < c && w + 1 < n_windows; k++) {
             vk_point_dbl(&acc, &acc);
         }
-        memset(used, 0, n_buckets);
-        for (size_t i = 0; i < n; i++) {
-            int d = digits[i * n_windows + w];
-            if (d == 0) {
-                continue;
-            }
-            size_t b = (size_t)(d > 0 ? d : -d) - 1;
-            if (!used[b]) {
-                vk_point_from_affine(&buckets[b], &points[i]);
-                if (d < 0) {
-                    vk_point_neg(&buckets[b], &buckets[b]);
-                }
-                used[b] = 1;
-            } else if (d > 0) {
-                vk_point_add_affine(&buckets[b], &buckets[b], &points[i]);
-            } else {
-                vk_point_sub_affine(&buckets[b], &buckets[b], &points[i]);
-            }
-        }
-        vk_point running, sum;
-        vk_point_identity(&running);
-        vk_point_identity(&sum);
-        int any = 0;
-        for (size_t b = n_buckets; b-- > 0;) {
-            if (used[b]) {
-                vk_point_add(&running, &running, &buckets[b]);
-                any = 1;
-            }
-            if (any) {
-                vk_point_add(&sum, &sum, &running);
-            }
-        }
+        fill_buckets(buckets, used, n_buckets, points, digits, n, n_windows, w);
+        vk_point sum;
+        sum_buckets(&sum, buckets, used, n_buckets);
         vk_point_add(&acc, &acc, &sum);
     }
     free(digits);

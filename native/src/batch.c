@@ -133,50 +133,72 @@ static void group_add(lane_group *g, const uint8_t *in, size_t len, uint8_t *dst
     }
 }
 
-/* Hash every distinct node of the call into the cache; reps[g] = the first node (pointer) with
-   the bytes of node g, where nodes are numbered account nodes first, then storage nodes. The
-   n_extra short messages extra_in[k] (extra_len[k] bytes: trie paths) are hashed in lanes left
-   idle, into extra_out[k]. */
-static void prehash(const uint8_t *account_nodes, const size_t *account_node_lens,
-                    size_t account_n_nodes, const uint8_t *storage_nodes,
-                    const size_t *storage_node_lens, size_t storage_n_nodes,
-                    const uint8_t **reps, uint32_t *table, size_t table_entries,
-                    spr_hash_cache *cache, const uint8_t *const *extra_in,
-                    const size_t *extra_len, uint8_t *const *extra_out, size_t n_extra)
+/* The nodes of one call, numbered account nodes first, then storage nodes: node g >= account_n
+   is storage node g - account_n. */
+typedef struct {
+    const uint8_t *account;
+    const size_t *account_lens;
+    size_t account_n;
+    const uint8_t *storage;
+    const size_t *storage_lens;
+    size_t storage_n;
+} node_sets;
+
+static inline size_t node_len(const node_sets *s, size_t g)
+{
+    return g < s->account_n ? s->account_lens[g] : s->storage_lens[g - s->account_n];
+}
+
+/* Scratch beyond the cache, for pre-hashing: reps[g] = the first node (pointer) with the bytes
+   of node g, and the content table (table_entries, a power of two) finding it. */
+typedef struct {
+    const uint8_t **reps; /* NULL: no pre-hashing (too little scratch, or too many nodes) */
+    uint32_t *table;
+    size_t table_entries;
+} prehash_space;
+
+/* Enter node g (len bytes at p) into the content table: 1 when it is the first node of the call
+   with these bytes (reps[g] = p), else 0 (reps[g] = that first node). After CONTENT_PROBES
+   occupied probes a node counts as first, unshared. */
+static inline int first_of_its_bytes(const node_sets *s, const prehash_space *sp, size_t g,
+                                     const uint8_t *p, size_t len)
+{
+    const size_t mask = sp->table_entries - 1;
+    sp->reps[g] = p;
+    size_t i = (size_t)fingerprint(p, len) & mask;
+    for (int probe = 0; probe < CONTENT_PROBES; probe++, i = (i + 1) & mask) {
+        if (sp->table[i] == 0) {
+            sp->table[i] = (uint32_t)(g + 1);
+            return 1;
+        }
+        const size_t r = sp->table[i] - 1;
+        if (node_len(s, r) == len && memcmp(sp->reps[r], p, len) == 0) {
+            sp->reps[g] = sp->reps[r];
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Hash every distinct node of the call into the cache, filling sp's reps. The short messages of
+   `extra` (trie paths, each with its destination) are hashed in lanes left idle. */
+static void prehash(const node_sets *s, const prehash_space *sp, spr_hash_cache *cache,
+                    const lane_group *extra)
 {
     const int x8 = spr_keccak_x8_available();
-    const size_t mask = table_entries - 1;
-    const size_t n = account_n_nodes + storage_n_nodes;
+    const size_t n = s->account_n + s->storage_n;
     lane_group groups[PREHASH_GROUPS];
     for (size_t b = 0; b < PREHASH_GROUPS; b++) {
         groups[b].n = 0;
     }
-    memset(table, 0, table_entries * sizeof *table);
-    const uint8_t *p = account_nodes;
+    memset(sp->table, 0, sp->table_entries * sizeof *sp->table);
+    const uint8_t *p = s->account;
     for (size_t g = 0; g < n; g++) {
-        const int in_account = g < account_n_nodes;
-        if (g == account_n_nodes) {
-            p = storage_nodes;
+        if (g == s->account_n) {
+            p = s->storage;
         }
-        const size_t len = in_account ? account_node_lens[g] : storage_node_lens[g - account_n_nodes];
-        reps[g] = p;
-        int distinct = 1;
-        size_t i = (size_t)fingerprint(p, len) & mask;
-        for (int probe = 0; probe < CONTENT_PROBES; probe++, i = (i + 1) & mask) {
-            if (table[i] == 0) {
-                table[i] = (uint32_t)(g + 1);
-                break;
-            }
-            const size_t r = table[i] - 1;
-            const size_t rlen = r < account_n_nodes ? account_node_lens[r]
-                                                    : storage_node_lens[r - account_n_nodes];
-            if (rlen == len && memcmp(reps[r], p, len) == 0) {
-                reps[g] = reps[r];
-                distinct = 0;
-                break;
-            }
-        }
-        if (distinct) {
+        const size_t len = node_len(s, g);
+        if (first_of_its_bytes(s, sp, g, p, len)) {
             const size_t b = len / 136;
             if (b >= PREHASH_GROUPS) {
                 lane_group one = {.in = {p}, .len = {len}, .dst = {NULL}, .n = 1};
@@ -195,8 +217,8 @@ static void prehash(const uint8_t *account_nodes, const size_t *account_node_len
             group_add(&mixed, groups[b].in[k], groups[b].len[k], NULL, cache, x8);
         }
     }
-    for (size_t k = 0; k < n_extra; k++) {
-        group_add(&mixed, extra_in[k], extra_len[k], extra_out[k], cache, x8);
+    for (size_t k = 0; k < extra->n; k++) {
+        group_add(&mixed, extra->in[k], extra->len[k], extra->dst[k], cache, x8);
     }
     flush_group(&mixed, cache, x8);
 }
@@ -214,54 +236,39 @@ static size_t sum_lens(const size_t *lens, size_t n)
     return total;
 }
 
-int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
-                        const uint8_t *account_nodes, size_t account_nodes_len,
-                        const size_t *account_node_lens, size_t account_n_nodes,
-                        const uint8_t *slots, size_t n_slots, const uint8_t *storage_nodes,
-                        size_t storage_nodes_len, const size_t *storage_node_lens,
-                        size_t storage_n_nodes, const size_t *proof_n_nodes, void *scratch,
-                        size_t scratch_len, spr_account *account, uint8_t *values,
-                        int *statuses, spr_snapshot_stats *stats)
+/* The node counts and lengths add up: the proofs' node counts partition the storage nodes, the
+   lengths of each set its bytes. */
+static int sizes_consistent(const node_sets *s, size_t account_nodes_len,
+                            size_t storage_nodes_len, const size_t *proof_n_nodes, size_t n_slots)
 {
-    if (state_root == NULL || address == NULL || account == NULL ||
-        (n_slots != 0 && (slots == NULL || values == NULL || statuses == NULL ||
-                          proof_n_nodes == NULL)) ||
-        (storage_nodes == NULL && storage_nodes_len != 0) ||
-        (storage_node_lens == NULL && storage_n_nodes != 0) ||
-        (scratch == NULL && scratch_len != 0) ||
-        ((uintptr_t)scratch % alignof(spr_cache_entry)) != 0) {
-        return SPR_ERR_ARG;
-    }
-    /* the proofs' node counts must partition the storage nodes, their lengths the bytes */
     size_t counted = 0;
     for (size_t i = 0; i < n_slots; i++) {
-        if (proof_n_nodes[i] > storage_n_nodes - counted) {
-            return SPR_ERR_ARG;
+        if (proof_n_nodes[i] > s->storage_n - counted) {
+            return 0;
         }
         counted += proof_n_nodes[i];
     }
-    if (counted != storage_n_nodes || sum_lens(storage_node_lens, storage_n_nodes) != storage_nodes_len) {
-        return SPR_ERR_ARG;
+    if (counted != s->storage_n || sum_lens(s->storage_lens, s->storage_n) != storage_nodes_len) {
+        return 0;
     }
+    return (s->account != NULL || account_nodes_len == 0) &&
+           (s->account_lens != NULL || s->account_n == 0) &&
+           sum_lens(s->account_lens, s->account_n) == account_nodes_len;
+}
 
-    if ((account_nodes == NULL && account_nodes_len != 0) ||
-        (account_node_lens == NULL && account_n_nodes != 0) ||
-        sum_lens(account_node_lens, account_n_nodes) != account_nodes_len) {
-        return SPR_ERR_ARG;
-    }
-
-    spr_hash_cache cache = {0};
-    const uint8_t **reps = NULL;
-    uint32_t *table = NULL;
-    size_t table_entries = 0;
-    if (account_n_nodes <= PREHASH_MAX_NODES && storage_n_nodes <= PREHASH_MAX_NODES &&
-        account_n_nodes + storage_n_nodes > 0 &&
-        scratch_len >= spr_snapshot_scratch_size(account_n_nodes + storage_n_nodes)) {
-        /* layout: cache entries | reps | content table */
-        const size_t n = account_n_nodes + storage_n_nodes;
-        reps = (const uint8_t **)(void *)((uint8_t *)scratch + cache_bytes(n));
-        table = (uint32_t *)(void *)(reps + n);
-        table_entries = content_entries(n);
+/* Lay out the scratch (cache entries | reps | content table) and set up the cache in it. With
+   more than PREHASH_MAX_NODES nodes in all (spr_snapshot_scratch_size then counts the cache
+   only), or too little scratch for pre-hashing them, all of it goes to the cache. */
+static prehash_space scratch_layout(void *scratch, size_t scratch_len, const node_sets *s,
+                                    spr_hash_cache *cache)
+{
+    prehash_space sp = {NULL, NULL, 0};
+    const size_t n = s->account_n + s->storage_n;
+    if (s->account_n <= PREHASH_MAX_NODES && s->storage_n <= PREHASH_MAX_NODES - s->account_n &&
+        n > 0 && scratch_len >= spr_snapshot_scratch_size(n)) {
+        sp.reps = (const uint8_t **)(void *)((uint8_t *)scratch + cache_bytes(n));
+        sp.table = (uint32_t *)(void *)(sp.reps + n);
+        sp.table_entries = content_entries(n);
         scratch_len = cache_bytes(n);
     }
     size_t cap = scratch_len / sizeof(spr_cache_entry);
@@ -273,41 +280,126 @@ int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
         while (pow2 <= cap / 2) {
             pow2 <<= 1;
         }
-        cache.entries = (spr_cache_entry *)scratch;
-        cache.mask = pow2 - 1;
-        cache.limit = pow2 - 1 - pow2 / 4; /* < capacity: probing always meets a free entry */
-        memset(cache.entries, 0, pow2 * sizeof(spr_cache_entry));
+        cache->entries = (spr_cache_entry *)scratch;
+        cache->mask = pow2 - 1;
+        cache->limit = pow2 - 1 - pow2 / 4; /* < capacity: probing always meets a free entry */
+        memset(cache->entries, 0, pow2 * sizeof(spr_cache_entry));
     }
+    return sp;
+}
 
-    /* trie paths: keccak(address); keccak(slot) eight at a time with AVX-512, except the last
-       n_slots % 8 (tail) ones, which the pre-hashing fits into idle lanes */
-    const int x8 = spr_keccak_x8_available();
-    const size_t tail_start = n_slots - n_slots % 8;
-    uint8_t path[32];
-    uint8_t tail_paths[8][32];
-    int tail_ready = 0;
-    if (reps != NULL && cache.entries != NULL) {
-        const uint8_t *extra_in[8] = {address};
-        size_t extra_len[8] = {20};
-        uint8_t *extra_out[8] = {path};
-        size_t n_extra = 1;
-        if (x8) {
-            for (size_t i = tail_start; i < n_slots; i++, n_extra++) {
-                extra_in[n_extra] = slots + 32 * i;
-                extra_len[n_extra] = 32;
-                extra_out[n_extra] = tail_paths[i - tail_start];
-            }
-            tail_ready = 1;
-        }
-        prehash(account_nodes, account_node_lens, account_n_nodes, storage_nodes,
-                storage_node_lens, storage_n_nodes, reps, table, table_entries, &cache,
-                extra_in, extra_len, extra_out, n_extra);
-    } else {
+/* keccak(slot) of the call's slots: eight at a time with AVX-512 (`batch`, refilled at every
+   eighth slot), except the last n_slots % 8 (from tail_start), which pre-hashing fits into idle
+   lanes (`tail`, when tail_ready). */
+typedef struct {
+    int x8;
+    int tail_ready;
+    size_t tail_start;
+    uint8_t batch[8][32];
+    uint8_t tail[8][32];
+} slot_paths;
+
+/* The trie path keccak(address) of the account into path[32], and with pre-hashing every
+   distinct node into the cache and (x8) the tail of the slots' paths into paths->tail. */
+static void hash_ahead(const node_sets *s, const prehash_space *sp, spr_hash_cache *cache,
+                       const uint8_t address[20], uint8_t path[32], const uint8_t *slots,
+                       size_t n_slots, slot_paths *paths)
+{
+    if (sp->reps == NULL || cache->entries == NULL) {
         spr_keccak256_unchecked(address, 20, path);
+        return;
     }
+    lane_group extra = {.in = {address}, .len = {20}, .dst = {path}, .n = 1};
+    if (paths->x8) {
+        for (size_t i = paths->tail_start; i < n_slots; i++, extra.n++) {
+            extra.in[extra.n] = slots + 32 * i;
+            extra.len[extra.n] = 32;
+            extra.dst[extra.n] = paths->tail[i - paths->tail_start];
+        }
+        paths->tail_ready = 1;
+    }
+    prehash(s, sp, cache, &extra);
+}
+
+/* The trie path keccak(slot i) into path[32] (slots are taken in order). */
+static inline void slot_path(slot_paths *paths, const uint8_t *slots, size_t n_slots, size_t i,
+                             uint8_t path[32])
+{
+    if (paths->x8 && i % 8 == 0 && n_slots - i >= 8) {
+        const uint8_t *in[8];
+        uint8_t *out[8];
+        for (size_t k = 0; k < 8; k++) {
+            in[k] = slots + 32 * (i + k);
+            out[k] = paths->batch[k];
+        }
+        spr_keccak256_x8(in, 32, out);
+    }
+    if (paths->x8 && i < paths->tail_start) {
+        memcpy(path, paths->batch[i % 8], 32);
+    } else if (paths->tail_ready) {
+        memcpy(path, paths->tail[i - paths->tail_start], 32);
+    } else {
+        spr_keccak256_unchecked(slots + 32 * i, 32, path);
+    }
+}
+
+/* Each slot's storage proof against storage_root (with the cache): its value into values[32 i],
+   its status into statuses[i]. */
+static void walk_storage_proofs(const uint8_t storage_root[32], const node_sets *s,
+                                const prehash_space *sp, spr_hash_cache *cache,
+                                const uint8_t *slots, size_t n_slots, const size_t *proof_n_nodes,
+                                slot_paths *paths, uint8_t *values, int *statuses)
+{
+    size_t node = 0; /* index of proof i's first node */
+    size_t off = 0;  /* its offset in the storage nodes */
+    for (size_t i = 0; i < n_slots; i++) {
+        const size_t n = proof_n_nodes[i];
+        const size_t len = sum_lens(s->storage_lens + node, n);
+        uint8_t path[32];
+        slot_path(paths, slots, n_slots, i, path);
+        cache->reps = sp->reps != NULL ? sp->reps + s->account_n + node : NULL;
+        size_t vo = 0;
+        size_t vl = 0;
+        int rc = spr_mpt_walk(storage_root, path, 32, s->storage + off, len,
+                              s->storage_lens + node, n, &vo, &vl, cache);
+        if (rc == SPR_OK) {
+            rc = spr_storage_from_value(s->storage + off + vo, vl, values + 32 * i);
+        }
+        statuses[i] = rc;
+        node += n;
+        off += len;
+    }
+}
+
+int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
+                        const uint8_t *account_nodes, size_t account_nodes_len,
+                        const size_t *account_node_lens, size_t account_n_nodes,
+                        const uint8_t *slots, size_t n_slots, const uint8_t *storage_nodes,
+                        size_t storage_nodes_len, const size_t *storage_node_lens,
+                        size_t storage_n_nodes, const size_t *proof_n_nodes, void *scratch,
+                        size_t scratch_len, spr_account *account, uint8_t *values,
+                        int *statuses, spr_snapshot_stats *stats)
+{
+    const node_sets s = {account_nodes,   account_node_lens, account_n_nodes,
+                         storage_nodes,   storage_node_lens, storage_n_nodes};
+    if (state_root == NULL || address == NULL || account == NULL ||
+        (n_slots != 0 && (slots == NULL || values == NULL || statuses == NULL ||
+                          proof_n_nodes == NULL)) ||
+        (storage_nodes == NULL && storage_nodes_len != 0) ||
+        (storage_node_lens == NULL && storage_n_nodes != 0) ||
+        (scratch == NULL && scratch_len != 0) ||
+        ((uintptr_t)scratch % alignof(spr_cache_entry)) != 0 ||
+        !sizes_consistent(&s, account_nodes_len, storage_nodes_len, proof_n_nodes, n_slots)) {
+        return SPR_ERR_ARG;
+    }
+    spr_hash_cache cache = {0};
+    const prehash_space sp = scratch_layout(scratch, scratch_len, &s, &cache);
+    slot_paths paths = {.x8 = spr_keccak_x8_available(), .tail_start = n_slots - n_slots % 8};
+    uint8_t path[32];
+    hash_ahead(&s, &sp, &cache, address, path, slots, n_slots, &paths);
 
     /* the account proof (spr_verify_account, with the cache) */
-    cache.reps = reps;
+    cache.reps = sp.reps;
     memset(account, 0, sizeof *account);
     size_t vo = 0;
     size_t vl = 0;
@@ -327,39 +419,8 @@ int spr_verify_snapshot(const uint8_t state_root[32], const uint8_t address[20],
             statuses[i] = acc;
         }
     } else {
-        const uint8_t *storage_root = acc == SPR_OK ? account->storage_hash : EMPTY_TRIE_ROOT;
-        size_t node = 0; /* index of proof i's first node */
-        size_t off = 0;  /* its offset in storage_nodes */
-        uint8_t paths[8][32]; /* keccak(slot) of slots i .. i+7, hashed eight at a time */
-        for (size_t i = 0; i < n_slots; i++) {
-            const size_t n = proof_n_nodes[i];
-            const size_t len = sum_lens(storage_node_lens + node, n);
-            if (x8 && i % 8 == 0 && n_slots - i >= 8) {
-                const uint8_t *in[8];
-                uint8_t *out[8];
-                for (size_t k = 0; k < 8; k++) {
-                    in[k] = slots + 32 * (i + k);
-                    out[k] = paths[k];
-                }
-                spr_keccak256_x8(in, 32, out);
-            }
-            if (x8 && i < tail_start) {
-                memcpy(path, paths[i % 8], 32);
-            } else if (tail_ready) {
-                memcpy(path, tail_paths[i - tail_start], 32);
-            } else {
-                spr_keccak256_unchecked(slots + 32 * i, 32, path);
-            }
-            cache.reps = reps != NULL ? reps + account_n_nodes + node : NULL;
-            int rc = spr_mpt_walk(storage_root, path, 32, storage_nodes + off, len,
-                                  storage_node_lens + node, n, &vo, &vl, &cache);
-            if (rc == SPR_OK) {
-                rc = spr_storage_from_value(storage_nodes + off + vo, vl, values + 32 * i);
-            }
-            statuses[i] = rc;
-            node += n;
-            off += len;
-        }
+        walk_storage_proofs(acc == SPR_OK ? account->storage_hash : EMPTY_TRIE_ROOT, &s, &sp,
+                            &cache, slots, n_slots, proof_n_nodes, &paths, values, statuses);
     }
     if (stats != NULL) {
         stats->hashed_nodes = cache.hashed_nodes;

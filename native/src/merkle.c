@@ -330,6 +330,69 @@ static void mp_sift_down(const size_t *positions, size_t *order, size_t root, si
     }
 }
 
+/* order[0..k) by tree position descending (heapsort: build a heap whose top is the smallest
+   position, move it to the end); SPR_ERR_ARG if a position is there twice (the same leaf). */
+static int mp_sort_descending(const size_t *positions, size_t *order, size_t k)
+{
+    for (size_t start = k / 2; start-- > 0;) {
+        mp_sift_down(positions, order, start, k);
+    }
+    for (size_t end = k - 1; end > 0; end--) {
+        const size_t tmp = order[0];
+        order[0] = order[end];
+        order[end] = tmp;
+        mp_sift_down(positions, order, 0, end);
+    }
+    for (size_t i = 1; i < k; i++) {
+        if (positions[order[i]] == positions[order[i - 1]]) {
+            return SPR_ERR_ARG; /* the same leaf twice */
+        }
+    }
+    return SPR_OK;
+}
+
+/* From the k leaves' tree indices (queue, descending) up to the root: a flag per step (1 when
+   the sibling is the next queued node, else 0 and the sibling goes into the proof). *np and *nf
+   are the proof hashes and flags written; SPR_ERR_BUFFER when either buffer is too small. The
+   queue is a ring of k entries: it never holds more than k, and stays sorted descending
+   because a parent is smaller than every node behind it. */
+static int mp_walk_queue(const uint8_t *tree, size_t *queue, size_t k, uint8_t *proof,
+                         size_t proof_cap, size_t *np, uint8_t *flags, size_t flags_cap,
+                         size_t *nf)
+{
+    size_t head = 0;
+    size_t len = k;
+    while (len > 0 && queue[head] > 0) {
+        const size_t j = queue[head];
+        head = head + 1 == k ? 0 : head + 1;
+        len--;
+        const size_t s = (j & 1) ? j + 1 : j - 1;
+        const size_t p = (j - 1) / 2;
+        if (*nf == flags_cap) {
+            return SPR_ERR_BUFFER;
+        }
+        if (len > 0 && queue[head] == s) {
+            flags[(*nf)++] = 1;
+            head = head + 1 == k ? 0 : head + 1;
+            len--;
+        } else {
+            if (*np == proof_cap) {
+                return SPR_ERR_BUFFER;
+            }
+            flags[(*nf)++] = 0;
+            memcpy(proof + 32 * *np, tree + 32 * s, 32);
+            (*np)++;
+        }
+        size_t tail = head + len;
+        if (tail >= k) {
+            tail -= k;
+        }
+        queue[tail] = p;
+        len++;
+    }
+    return SPR_OK;
+}
+
 int spr_merkle_multiproof(const uint8_t *tree, size_t n_leaves, const size_t *positions,
                           const size_t *indices, size_t n_indices, size_t *order,
                           uint8_t *proof, size_t proof_cap, size_t *n_proof, uint8_t *flags,
@@ -361,59 +424,19 @@ int spr_merkle_multiproof(const uint8_t *tree, size_t n_leaves, const size_t *po
         *n_proof = 1;
         return SPR_OK;
     }
-    /* heapsort into ascending "descending-position" order: build a heap whose top is the
-       smallest position, move it to the end, so order[] ends with positions descending */
-    for (size_t start = k / 2; start-- > 0;) {
-        mp_sift_down(positions, order, start, k);
+    int rc = mp_sort_descending(positions, order, k);
+    if (rc != SPR_OK) {
+        return rc;
     }
-    for (size_t end = k - 1; end > 0; end--) {
-        const size_t tmp = order[0];
-        order[0] = order[end];
-        order[end] = tmp;
-        mp_sift_down(positions, order, 0, end);
-    }
-    for (size_t i = 1; i < k; i++) {
-        if (positions[order[i]] == positions[order[i - 1]]) {
-            return SPR_ERR_ARG; /* the same leaf twice */
-        }
-    }
-    /* the queue of tree indices (a ring of k entries: it never holds more than k, and stays
-       sorted descending because a parent is smaller than every node behind it) */
-    size_t *queue = scratch;
+    size_t *queue = scratch; /* the queue of tree indices */
     for (size_t i = 0; i < k; i++) {
         queue[i] = positions[order[i]];
     }
-    size_t head = 0;
-    size_t len = k;
     size_t np = 0;
     size_t nf = 0;
-    while (len > 0 && queue[head] > 0) {
-        const size_t j = queue[head];
-        head = head + 1 == k ? 0 : head + 1;
-        len--;
-        const size_t s = (j & 1) ? j + 1 : j - 1;
-        const size_t p = (j - 1) / 2;
-        if (nf == flags_cap) {
-            return SPR_ERR_BUFFER;
-        }
-        if (len > 0 && queue[head] == s) {
-            flags[nf++] = 1;
-            head = head + 1 == k ? 0 : head + 1;
-            len--;
-        } else {
-            if (np == proof_cap) {
-                return SPR_ERR_BUFFER;
-            }
-            flags[nf++] = 0;
-            memcpy(proof + 32 * np, tree + 32 * s, 32);
-            np++;
-        }
-        size_t tail = head + len;
-        if (tail >= k) {
-            tail -= k;
-        }
-        queue[tail] = p;
-        len++;
+    rc = mp_walk_queue(tree, queue, k, proof, proof_cap, &np, flags, flags_cap, &nf);
+    if (rc != SPR_OK) {
+        return rc;
     }
     *n_proof = np;
     *n_flags = nf;

@@ -140,9 +140,33 @@ int spr_mpt_verify(const uint8_t root[32], const uint8_t *key, size_t key_len,
                         value_len, NULL);
 }
 
-int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
-                 const uint8_t *nodes, size_t nodes_len, const size_t *node_lens, size_t n_nodes,
-                 size_t *value_off, size_t *value_len, spr_hash_cache *cache)
+/* A walk's state: the key, the proof, and where the walk is on both. */
+typedef struct {
+    const uint8_t *key;
+    size_t total_nib; /* 2 * key length */
+    const uint8_t *nodes;
+    const size_t *node_lens;
+    size_t n_nodes;
+    spr_hash_cache *cache;
+    const uint8_t *want; /* hash the next proof node must have */
+    size_t next;         /* index of the next unused proof node */
+    size_t next_off;     /* its offset in `nodes` */
+    size_t base;         /* offset of the current node in `nodes` */
+    size_t nlen;         /* its length */
+    size_t nib;          /* key nibbles consumed */
+    size_t vo;           /* the proven value's offset and length in `nodes` (SPR_OK) */
+    size_t vl;
+    int hashed;    /* the current node is the next proof node, referenced by `want` */
+    int after_ext; /* the current node is an extension's child */
+} mpt_walk;
+
+/* A step's outcome besides SPR_OK / SPR_ABSENT (the walk ends) and errors: go on to the child. */
+#define MPT_DESCEND 2
+
+/* The arguments of spr_mpt_walk: SPR_OK, or SPR_ERR_ARG / SPR_ERR_TOO_DEEP. */
+static int check_walk_args(const uint8_t root[32], const uint8_t *key, size_t key_len,
+                           const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
+                           size_t n_nodes, size_t *value_off, size_t *value_len)
 {
     if (root == NULL || value_off == NULL || value_len == NULL || (key == NULL && key_len != 0) ||
         (nodes == NULL && nodes_len != 0) || (node_lens == NULL && n_nodes != 0) ||
@@ -164,6 +188,206 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
     if (n_nodes > SPR_MPT_MAX_DEPTH + 1) {
         return SPR_ERR_TOO_DEEP; /* longer than any path of a 64-nibble key */
     }
+    return SPR_OK;
+}
+
+/* Take the next proof node as the current one: it must hash to `want` (a cache hit, or keccak)
+   and, below the root, be too long to embed. Sets *entry to its cache entry, if any. */
+static int enter_proof_node(mpt_walk *w, spr_cache_entry **entry)
+{
+    if (w->next == w->n_nodes) {
+        return SPR_ERR_MISSING_NODE;
+    }
+    w->base = w->next_off;
+    w->nlen = w->node_lens[w->next];
+    const uint8_t *node = w->nodes + w->base;
+    spr_hash_cache *cache = w->cache;
+    if (cache == NULL) {
+        uint8_t h[32];
+        spr_keccak256_unchecked(node, w->nlen, h);
+        if (memcmp(h, w->want, 32) != 0) {
+            return SPR_ERR_HASH_MISMATCH;
+        }
+    } else if (cache->entries != NULL &&
+               (*entry = cache_hit(cache, w->want, node,
+                                   cache->reps != NULL ? cache->reps[w->next] : NULL, w->nlen)) !=
+                   NULL) {
+        cache->cached_nodes++;
+    } else {
+        uint8_t h[32];
+        spr_keccak256_unchecked(node, w->nlen, h);
+        cache->hashed_nodes++;
+        cache->hashed_bytes += w->nlen;
+        if (memcmp(h, w->want, 32) != 0) {
+            return SPR_ERR_HASH_MISMATCH;
+        }
+        if (cache->entries != NULL) {
+            *entry = spr_cache_insert(cache, h, node, w->nlen);
+        }
+    }
+    if (w->next > 0 && w->nlen < 32) {
+        return SPR_ERR_MALFORMED_NODE; /* must have been embedded in its parent */
+    }
+    w->next_off += w->nlen;
+    w->next++;
+    return SPR_OK;
+}
+
+/* Follow the non-empty reference `ref` of the current node d: an embedded node is walked in
+   place, a hash names the next proof node. */
+static inline int descend(mpt_walk *w, const uint8_t *d, const spr_rlp_head *ref)
+{
+    if (ref->is_list) {
+        w->base += ref->start;
+        w->nlen = ref->end - ref->start;
+        w->hashed = 0;
+    } else {
+        w->want = d + ref->off;
+        w->hashed = 1;
+    }
+    return MPT_DESCEND;
+}
+
+/* The canonical branch rules: 16 empty or child references, a string value, at least two of
+   the 17 non-empty (else it would have been a leaf or an extension). */
+static int check_branch(const node_items *nd)
+{
+    size_t nonempty = 0;
+    for (int i = 0; i < 16; i++) {
+        const spr_rlp_head *c = &nd->item[i];
+        if (is_child_ref(c)) {
+            nonempty++;
+        } else if (c->is_list || c->len != 0) {
+            return SPR_ERR_MALFORMED_NODE;
+        }
+    }
+    const spr_rlp_head *bv = &nd->item[16];
+    if (bv->is_list) {
+        return SPR_ERR_MALFORMED_NODE;
+    }
+    nonempty += bv->len != 0;
+    return nonempty < 2 ? SPR_ERR_MALFORMED_NODE : SPR_OK;
+}
+
+/* One step through a checked branch node d, `it` its item on the key's path: item 16 (the
+   branch's own value) where the key ends, else the child of the next nibble. */
+static inline int branch_step(mpt_walk *w, const uint8_t *d, const spr_rlp_head *it)
+{
+    if (w->nib == w->total_nib) { /* key ends here: the branch's own value */
+        if (it->len == 0) {
+            return SPR_ABSENT;
+        }
+        w->vo = w->base + it->off;
+        w->vl = it->len;
+        return SPR_OK;
+    }
+    w->nib++;
+    w->after_ext = 0;
+    if (!it->is_list && it->len == 0) {
+        return SPR_ABSENT; /* empty slot on the path */
+    }
+    return descend(w, d, it);
+}
+
+/* The hex-prefix path p of a leaf or extension d (appendix C): its first nibble's index in
+   *hp (at d + p->off), its length in nibbles and whether the node is a leaf. */
+static int hex_prefix(const uint8_t *d, const spr_rlp_head *p, const uint8_t **hp, size_t *first,
+                      size_t *plen, int *leaf)
+{
+    if (p->is_list || p->len == 0) {
+        return SPR_ERR_MALFORMED_NODE;
+    }
+    *hp = d + p->off;
+    const unsigned flag = (*hp)[0] >> 4;
+    if (flag > 3) {
+        return SPR_ERR_MALFORMED_NODE;
+    }
+    const size_t odd = flag & 1u;
+    if (!odd && ((*hp)[0] & 0x0f) != 0) {
+        return SPR_ERR_MALFORMED_NODE;
+    }
+    *leaf = (flag & 2u) != 0;
+    *plen = 2 * (p->len - 1) + odd;
+    *first = odd ? 1 : 2; /* nibble index in hp where the path starts */
+    return SPR_OK;
+}
+
+/* One step through a two-item node d (path p, value or child v): a leaf ends the walk, an
+   extension leads to the branch it references. */
+static int short_node_step(mpt_walk *w, const uint8_t *d, const spr_rlp_head *p,
+                           const spr_rlp_head *v)
+{
+    if (w->after_ext) {
+        return SPR_ERR_MALFORMED_NODE; /* an extension always leads to a branch */
+    }
+    const uint8_t *hp;
+    size_t first;
+    size_t plen;
+    int leaf;
+    int rc = hex_prefix(d, p, &hp, &first, &plen, &leaf);
+    if (rc != SPR_OK) {
+        return rc;
+    }
+    if (leaf ? (v->is_list || v->len == 0) : (plen == 0 || !is_child_ref(v))) {
+        return SPR_ERR_MALFORMED_NODE;
+    }
+    const size_t rest = w->total_nib - w->nib;
+    int match = leaf ? (rest == plen) : (rest >= plen);
+    for (size_t j = 0; match && j < plen; j++) {
+        match = nibble_at(hp, first + j) == nibble_at(w->key, w->nib + j);
+    }
+    if (!match) {
+        return SPR_ABSENT; /* the path diverges from the key */
+    }
+    if (leaf) {
+        w->vo = w->base + v->off;
+        w->vl = v->len;
+        return SPR_OK;
+    }
+    w->nib += plen;
+    w->after_ext = 1;
+    return descend(w, d, v);
+}
+
+/* One step of the walk from the current node (`entry`: its cache entry, or NULL). */
+static inline int walk_step(mpt_walk *w, spr_cache_entry *entry)
+{
+    const uint8_t *d = w->nodes + w->base;
+    const unsigned index = w->nib == w->total_nib ? 16u : nibble_at(w->key, w->nib);
+    spr_rlp_head it;
+    if (entry != NULL && (entry->len & SPR_CACHE_VALID_BRANCH) != 0 &&
+        branch_item(d, w->nlen, index, &it) == SPR_OK) {
+        /* a branch already checked in this call: without re-validating its encoding and its
+           other children */
+        return branch_step(w, d, &it);
+    }
+    node_items nd;
+    int rc = parse_node(d, w->nlen, &nd);
+    if (rc != SPR_OK) {
+        return rc;
+    }
+    if (nd.count == 2) { /* leaf or extension with a hex-prefix encoded path */
+        return short_node_step(w, d, &nd.item[0], &nd.item[1]);
+    }
+    rc = check_branch(&nd); /* branch: 16 children and a value */
+    if (rc != SPR_OK) {
+        return rc;
+    }
+    if (entry != NULL) {
+        entry->len |= SPR_CACHE_VALID_BRANCH;
+    }
+    return branch_step(w, d, &nd.item[index]);
+}
+
+int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
+                 const uint8_t *nodes, size_t nodes_len, const size_t *node_lens, size_t n_nodes,
+                 size_t *value_off, size_t *value_len, spr_hash_cache *cache)
+{
+    int rc = check_walk_args(root, key, key_len, nodes, nodes_len, node_lens, n_nodes, value_off,
+                             value_len);
+    if (rc != SPR_OK) {
+        return rc;
+    }
     if (memcmp(root, EMPTY_TRIE_ROOT, 32) == 0) {
         /* the empty trie: no node (geth, ganache), or its root node rlp("") = 0x80 alone
            (anvil, Hardhat), which hashes to the empty root; anything else is left over */
@@ -172,304 +396,30 @@ int spr_mpt_walk(const uint8_t root[32], const uint8_t *key, size_t key_len,
         }
         return SPR_ERR_TRAILING_NODES;
     }
-
-    const uint8_t *want = root; /* hash the next proof node must have */
-    const size_t total_nib = 2 * key_len;
-    size_t next = 0;     /* index of the next unused proof node */
-    size_t next_off = 0; /* its offset in `nodes` */
-    size_t base = 0;     /* offset of the current node in `nodes` */
-    size_t nlen = 0;     /* its length */
-    size_t nib = 0;      /* key nibbles consumed */
-    size_t vo = 0;
-    size_t vl = 0;
-    int hashed = 1;    /* the current node is the next proof node, referenced by `want` */
-    int after_ext = 0; /* the current node is an extension's child */
-    int result;
+    mpt_walk w = {.key = key, .total_nib = 2 * key_len, .nodes = nodes, .node_lens = node_lens,
+                  .n_nodes = n_nodes, .cache = cache, .want = root, .hashed = 1};
     for (size_t depth = 0;; depth++) {
         if (depth > SPR_MPT_MAX_DEPTH) {
             return SPR_ERR_TOO_DEEP;
         }
         spr_cache_entry *entry = NULL; /* the cache entry of the current node, if any */
-        if (hashed) {
-            if (next == n_nodes) {
-                return SPR_ERR_MISSING_NODE;
-            }
-            base = next_off;
-            nlen = node_lens[next];
-            if (cache == NULL) {
-                uint8_t h[32];
-                spr_keccak256_unchecked(nodes + base, nlen, h);
-                if (memcmp(h, want, 32) != 0) {
-                    return SPR_ERR_HASH_MISMATCH;
-                }
-            } else if (cache->entries != NULL &&
-                       (entry = cache_hit(cache, want, nodes + base,
-                                          cache->reps != NULL ? cache->reps[next] : NULL, nlen)) !=
-                           NULL) {
-                cache->cached_nodes++;
-            } else {
-                uint8_t h[32];
-                spr_keccak256_unchecked(nodes + base, nlen, h);
-                cache->hashed_nodes++;
-                cache->hashed_bytes += nlen;
-                if (memcmp(h, want, 32) != 0) {
-                    return SPR_ERR_HASH_MISMATCH;
-                }
-                if (cache->entries != NULL) {
-                    entry = spr_cache_insert(cache, h, nodes + base, nlen);
-                }
-            }
-            if (next > 0 && nlen < 32) {
-                return SPR_ERR_MALFORMED_NODE; /* must have been embedded in its parent */
-            }
-            next_off += nlen;
-            next++;
-        }
-        const uint8_t *d = nodes + base;
-        spr_rlp_head it;
-        if (entry != NULL && (entry->len & SPR_CACHE_VALID_BRANCH) != 0 &&
-            branch_item(d, nlen, nib == total_nib ? 16u : nibble_at(key, nib), &it) == SPR_OK) {
-            /* a branch already checked in this call: the same steps as below, without
-               re-validating its encoding and its other children */
-            if (nib == total_nib) {
-                if (it.len == 0) {
-                    result = SPR_ABSENT;
-                } else {
-                    vo = base + it.off;
-                    vl = it.len;
-                    result = SPR_OK;
-                }
-                break;
-            }
-            nib++;
-            after_ext = 0;
-            if (!it.is_list && it.len == 0) {
-                result = SPR_ABSENT;
-                break;
-            }
-            if (it.is_list) {
-                base += it.start;
-                nlen = it.end - it.start;
-                hashed = 0;
-            } else {
-                want = d + it.off;
-                hashed = 1;
-            }
-            continue;
-        }
-        node_items nd;
-        int rc = parse_node(d, nlen, &nd);
-        if (rc != SPR_OK) {
+        if (w.hashed && (rc = enter_proof_node(&w, &entry)) != SPR_OK) {
             return rc;
         }
-
-        if (nd.count == 17) { /* branch: 16 children and a value */
-            size_t nonempty = 0;
-            for (int i = 0; i < 16; i++) {
-                const spr_rlp_head *c = &nd.item[i];
-                if (is_child_ref(c)) {
-                    nonempty++;
-                } else if (c->is_list || c->len != 0) {
-                    return SPR_ERR_MALFORMED_NODE;
-                }
-            }
-            const spr_rlp_head *bv = &nd.item[16];
-            if (bv->is_list) {
-                return SPR_ERR_MALFORMED_NODE;
-            }
-            nonempty += bv->len != 0;
-            if (nonempty < 2) {
-                return SPR_ERR_MALFORMED_NODE; /* would have been a leaf or an extension */
-            }
-            if (entry != NULL) {
-                entry->len |= SPR_CACHE_VALID_BRANCH;
-            }
-            if (nib == total_nib) { /* key ends here: the branch's own value */
-                if (bv->len == 0) {
-                    result = SPR_ABSENT;
-                } else {
-                    vo = base + bv->off;
-                    vl = bv->len;
-                    result = SPR_OK;
-                }
-                break;
-            }
-            const spr_rlp_head *c = &nd.item[nibble_at(key, nib)];
-            nib++;
-            after_ext = 0;
-            if (!c->is_list && c->len == 0) {
-                result = SPR_ABSENT; /* empty slot on the path */
-                break;
-            }
-            if (c->is_list) {
-                base += c->start;
-                nlen = c->end - c->start;
-                hashed = 0;
-            } else {
-                want = d + c->off;
-                hashed = 1;
-            }
-            continue;
-        }
-
-        /* two items: leaf or extension with a hex-prefix encoded path (appendix C) */
-        if (after_ext) {
-            return SPR_ERR_MALFORMED_NODE; /* an extension always leads to a branch */
-        }
-        const spr_rlp_head *p = &nd.item[0];
-        const spr_rlp_head *v = &nd.item[1];
-        if (p->is_list || p->len == 0) {
-            return SPR_ERR_MALFORMED_NODE;
-        }
-        const uint8_t *hp = d + p->off;
-        const unsigned flag = hp[0] >> 4;
-        if (flag > 3) {
-            return SPR_ERR_MALFORMED_NODE;
-        }
-        const size_t odd = flag & 1u;
-        const int leaf = (flag & 2u) != 0;
-        if (!odd && (hp[0] & 0x0f) != 0) {
-            return SPR_ERR_MALFORMED_NODE;
-        }
-        const size_t plen = 2 * (p->len - 1) + odd;
-        const size_t first = odd ? 1 : 2; /* nibble index in hp where the path starts */
-        if (leaf) {
-            if (v->is_list || v->len == 0) {
-                return SPR_ERR_MALFORMED_NODE;
-            }
-        } else if (plen == 0 || !is_child_ref(v)) {
-            return SPR_ERR_MALFORMED_NODE;
-        }
-        const size_t rest = total_nib - nib;
-        int match = leaf ? (rest == plen) : (rest >= plen);
-        for (size_t j = 0; match && j < plen; j++) {
-            match = nibble_at(hp, first + j) == nibble_at(key, nib + j);
-        }
-        if (!match) {
-            result = SPR_ABSENT; /* the path diverges from the key */
+        rc = walk_step(&w, entry);
+        if (rc != MPT_DESCEND) {
             break;
-        }
-        if (leaf) {
-            vo = base + v->off;
-            vl = v->len;
-            result = SPR_OK;
-            break;
-        }
-        nib += plen;
-        after_ext = 1;
-        if (v->is_list) {
-            base += v->start;
-            nlen = v->end - v->start;
-            hashed = 0;
-        } else {
-            want = d + v->off;
-            hashed = 1;
         }
     }
-    if (next != n_nodes) {
+    if (rc != SPR_OK && rc != SPR_ABSENT) {
+        return rc;
+    }
+    if (w.next != n_nodes) {
         return SPR_ERR_TRAILING_NODES;
     }
-    if (result == SPR_OK) {
-        *value_off = vo;
-        *value_len = vl;
+    if (rc == SPR_OK) {
+        *value_off = w.vo;
+        *value_len = w.vl;
     }
-    return result;
-}
-
-/* A canonical RLP integer (no leading zero byte) of at most 32 bytes, as a 32-byte word. */
-static int canonical_uint(const uint8_t *d, const spr_rlp_head *h, uint8_t out[32])
-{
-    if (h->is_list || h->len > 32 || (h->len > 0 && d[h->off] == 0)) {
-        return SPR_ERR_BAD_VALUE;
-    }
-    memset(out, 0, 32);
-    memcpy(out + 32 - h->len, d + h->off, h->len);
-    return SPR_OK;
-}
-
-int spr_verify_account(const uint8_t state_root[32], const uint8_t address[20],
-                       const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
-                       size_t n_nodes, spr_account *account)
-{
-    if (state_root == NULL || address == NULL || account == NULL) {
-        return SPR_ERR_ARG;
-    }
-    memset(account, 0, sizeof *account);
-    uint8_t path[32];
-    spr_keccak256_unchecked(address, 20, path);
-    size_t vo;
-    size_t vl;
-    int rc = spr_mpt_verify(state_root, path, 32, nodes, nodes_len, node_lens, n_nodes, &vo, &vl);
-    if (rc != SPR_OK) {
-        return rc;
-    }
-    return spr_account_from_value(nodes + vo, vl, account);
-}
-
-int spr_account_from_value(const uint8_t *v, size_t vl, spr_account *account)
-{
-    /* rlp([nonce, balance, storageRoot, codeHash]) (Yellow Paper 4.1) */
-    memset(account, 0, sizeof *account);
-    spr_rlp_head top;
-    spr_rlp_head f[4];
-    if (spr_rlp_head_parse(v, 0, vl, &top) != SPR_OK || !top.is_list || top.end != vl) {
-        return SPR_ERR_BAD_VALUE;
-    }
-    size_t pos = top.off;
-    for (int i = 0; i < 4; i++) {
-        if (spr_rlp_head_parse(v, pos, top.end, &f[i]) != SPR_OK) {
-            return SPR_ERR_BAD_VALUE;
-        }
-        pos = f[i].end;
-    }
-    if (pos != top.end) {
-        return SPR_ERR_BAD_VALUE;
-    }
-    if (canonical_uint(v, &f[0], account->nonce) != SPR_OK ||
-        canonical_uint(v, &f[1], account->balance) != SPR_OK) {
-        memset(account, 0, sizeof *account);
-        return SPR_ERR_BAD_VALUE;
-    }
-    if (f[2].is_list || f[2].len != 32 || f[3].is_list || f[3].len != 32) {
-        memset(account, 0, sizeof *account);
-        return SPR_ERR_BAD_VALUE;
-    }
-    memcpy(account->storage_hash, v + f[2].off, 32);
-    memcpy(account->code_hash, v + f[3].off, 32);
-    return SPR_OK;
-}
-
-int spr_verify_storage(const uint8_t storage_hash[32], const uint8_t slot[32],
-                       const uint8_t *nodes, size_t nodes_len, const size_t *node_lens,
-                       size_t n_nodes, uint8_t value_out[32])
-{
-    if (storage_hash == NULL || slot == NULL || value_out == NULL) {
-        return SPR_ERR_ARG;
-    }
-    memset(value_out, 0, 32);
-    uint8_t path[32];
-    spr_keccak256_unchecked(slot, 32, path);
-    size_t vo;
-    size_t vl;
-    int rc =
-        spr_mpt_verify(storage_hash, path, 32, nodes, nodes_len, node_lens, n_nodes, &vo, &vl);
-    if (rc != SPR_OK) {
-        return rc;
-    }
-    return spr_storage_from_value(nodes + vo, vl, value_out);
-}
-
-int spr_storage_from_value(const uint8_t *v, size_t vl, uint8_t value_out[32])
-{
-    /* the leaf holds rlp(value) with value a non-zero 256-bit word (zero slots are deleted),
-       or rlp(0) = 0x80 alone: a slot set back to zero that the node kept as a leaf (anvil
-       does), value 0 */
-    memset(value_out, 0, 32);
-    spr_rlp_head h;
-    if (spr_rlp_head_parse(v, 0, vl, &h) != SPR_OK || h.end != vl ||
-        canonical_uint(v, &h, value_out) != SPR_OK) {
-        memset(value_out, 0, 32);
-        return SPR_ERR_BAD_VALUE;
-    }
-    return SPR_OK;
+    return rc;
 }

@@ -209,28 +209,31 @@ static void lagrange_at(fe b[VK_WIDTH], const fe *z)
     }
 }
 
-int vk_ipa_verify(vk_transcript *tr, const vk_point *c, const fe *z, const fe *y,
-                  const vk_multiproof *mp, vk_timing *timing)
+/* The transcript of the IPA: C, z, y, then the challenge w and a challenge x_k per round (after
+   L_k and R_k), and their inverses; SPR_ERR_VERKLE_PROOF_MISMATCH if a challenge is 0. */
+static int ipa_challenges(vk_transcript *tr, const vk_point *c, const fe *z, const fe *y,
+                          const vk_multiproof *mp, fe *w, fe x[8], fe xinv[8])
 {
-    const fe_field *F = &VK_FR;
+    fe tmp[8];
     vk_tr_domain(tr, "ipa");
     vk_tr_append_point(tr, "C", c);
     vk_tr_append_scalar(tr, "input point", z);
     vk_tr_append_scalar(tr, "output point", y);
-    fe w;
-    vk_tr_challenge(tr, "w", &w);
-    fe x[8], xinv[8], tmp[VK_WIDTH];
+    vk_tr_challenge(tr, "w", w);
     for (int k = 0; k < 8; k++) {
         vk_tr_append_bytes(tr, "L", mp->l[k]);
         vk_tr_append_bytes(tr, "R", mp->r[k]);
         vk_tr_challenge(tr, "x", &x[k]);
         xinv[k] = x[k];
     }
-    if (!fe_batch_inv(xinv, 8, tmp, F)) {
-        return SPR_ERR_VERKLE_PROOF_MISMATCH;
-    }
-    /* s_j = prod of xinv_k over the bits of j set, round k folding bit 7 - k */
-    fe s[VK_WIDTH];
+    return fe_batch_inv(xinv, 8, tmp, &VK_FR) ? SPR_OK : SPR_ERR_VERKLE_PROOF_MISMATCH;
+}
+
+/* s_j = prod of xinv_k over the bits of j set, round k folding bit 7 - k; and b0 = sum_j
+   s_j L_j(z), the folded evaluation vector. */
+static void fold(fe s[VK_WIDTH], fe *b0, const fe xinv[8], const fe *z)
+{
+    const fe_field *F = &VK_FR;
     s[0] = F->one;
     size_t n = 1;
     for (int bit = 0; bit < 8; bit++) {
@@ -241,13 +244,20 @@ int vk_ipa_verify(vk_transcript *tr, const vk_point *c, const fe *z, const fe *y
     }
     fe b[VK_WIDTH];
     lagrange_at(b, z);
-    fe b0 = {{0, 0, 0, 0}};
+    *b0 = (fe){{0, 0, 0, 0}};
     for (int i = 0; i < VK_WIDTH; i++) {
         fe t;
         fe_mul(&t, &b[i], &s[i], F);
-        fe_add(&b0, &b0, &t, F);
+        fe_add(b0, b0, &t, F);
     }
-    /* C + w*y*Q + sum x_k L_k + xinv_k R_k - a * sum s_j G_j - a*b0*w*Q == identity */
+}
+
+/* C + w*y*Q + sum x_k L_k + xinv_k R_k - a * sum s_j G_j - a*b0*w*Q == identity, as one MSM. */
+static int ipa_final_check(const vk_point *c, const fe *y, const fe *w, const fe x[8],
+                           const fe xinv[8], const fe s[VK_WIDTH], const fe *b0,
+                           const vk_multiproof *mp, vk_timing *timing)
+{
+    const fe_field *F = &VK_FR;
     enum { NP = VK_WIDTH + 1 + 16 };
     vk_affine *pts = malloc(NP * sizeof *pts);
     fe *sc = malloc(NP * sizeof *sc);
@@ -264,9 +274,9 @@ int vk_ipa_verify(vk_transcript *tr, const vk_point *c, const fe *z, const fe *y
     }
     pts[VK_WIDTH] = VK_CRS_Q;
     fe qs, t;
-    fe_mul(&t, &mp->a, &b0, F);
+    fe_mul(&t, &mp->a, b0, F);
     fe_sub(&qs, y, &t, F);
-    fe_mul(&sc[VK_WIDTH], &qs, &w, F);
+    fe_mul(&sc[VK_WIDTH], &qs, w, F);
     for (int k = 0; k < 8; k++) {
         pts[VK_WIDTH + 1 + 2 * k] = mp->L[k];
         sc[VK_WIDTH + 1 + 2 * k] = x[k];
@@ -286,6 +296,19 @@ int vk_ipa_verify(vk_transcript *tr, const vk_point *c, const fe *z, const fe *y
     }
     vk_point_add(&acc, &acc, c);
     return vk_point_is_identity(&acc) ? SPR_OK : SPR_ERR_VERKLE_PROOF_MISMATCH;
+}
+
+int vk_ipa_verify(vk_transcript *tr, const vk_point *c, const fe *z, const fe *y,
+                  const vk_multiproof *mp, vk_timing *timing)
+{
+    fe w, x[8], xinv[8];
+    int st = ipa_challenges(tr, c, z, y, mp, &w, x, xinv);
+    if (st != SPR_OK) {
+        return st;
+    }
+    fe s[VK_WIDTH], b0;
+    fold(s, &b0, xinv, z);
+    return ipa_final_check(c, y, &w, x, xinv, s, &b0, mp, timing);
 }
 
 int vk_multiproof_verify(vk_transcript *tr, const vk_affine *comms, const uint8_t (*comm_enc)[32],

@@ -1,6 +1,7 @@
 /* verkle_witness.c - spr_verkle_verify_witness: the verification of an execution witness
  * (stateDiff + verkleProof) against a pre-state root (the other Verkle functions of spr.h are in
- * verkle_api.c; the orderings and searches used here in verkle_witness_order.c).
+ * verkle_api.c; the openings a witness implies are built in verkle_witness_queries.c, the
+ * orderings and searches used there in verkle_witness_order.c).
  *
  * The queries a witness must open follow the Verkle spec as implemented by rust-verkle
  * (verkle-trie/src/proof/verifier.rs, create_verifier_queries): for a stem at depth d with
@@ -37,20 +38,6 @@ static uint32_t rd32(const uint8_t *p)
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-typedef struct {
-    key_ref *keys;
-    stem_info *stems;
-    uint8_t *others_sorted;
-    uint8_t *other_used;
-    vk_item *items;
-    uint8_t (*path_list)[33]; /* path bytes || length */
-    vk_affine *comms;
-    fe *xs, *yn, *yd, *tmp, *maps;
-    uint32_t *qc;
-    uint8_t *qz;
-    fe *qy;
-} wk_mem;
-
 static void wk_free(wk_mem *m)
 {
     free(m->keys);
@@ -60,6 +47,7 @@ static void wk_free(wk_mem *m)
     free(m->items);
     free(m->path_list);
     free(m->comms);
+    free(m->enc);
     free(m->xs);
     free(m->yn);
     free(m->yd);
@@ -70,88 +58,84 @@ static void wk_free(wk_mem *m)
     free(m->qy);
 }
 
-static int verify_witness(const uint8_t root[32], const uint8_t *w, size_t len, uint8_t *out,
-                          size_t out_len, spr_verkle_stats *stats, wk_mem *m)
-{
+static const fe ZERO_FE = {{0, 0, 0, 0}};
 
-    vk_timing timing = {0};
-    /* -- layout -- */
+/* The witness's layout: n_keys || keys || n_hints || hints || n_other || other stems ||
+   n_comms || commitments || proof (counts little-endian u32), within the limits of spr.h. */
+static int parse_layout(const uint8_t *w, size_t len, wk_witness *x)
+{
     if (len < 4) {
         return SPR_ERR_VERKLE_ENCODING;
     }
-    size_t n_keys = rd32(w);
-    if (n_keys > SPR_VERKLE_MAX_KEYS) {
+    x->n_keys = rd32(w);
+    if (x->n_keys > SPR_VERKLE_MAX_KEYS) {
         return SPR_ERR_VERKLE_LIMIT;
     }
-    if (n_keys == 0) {
+    if (x->n_keys == 0) {
         return SPR_ERR_VERKLE_ENCODING;
     }
     size_t off = 4;
-    if (len - off < n_keys * KEY_LEN + 4) {
+    if (len - off < x->n_keys * KEY_LEN + 4) {
         return SPR_ERR_VERKLE_ENCODING;
     }
-    const uint8_t *keys = w + off;
-    off += n_keys * KEY_LEN;
-    size_t n_hints = rd32(w + off);
+    x->keys = w + off;
+    off += x->n_keys * KEY_LEN;
+    x->n_hints = rd32(w + off);
     off += 4;
-    if (n_hints > n_keys || len - off < n_hints + 4) {
+    if (x->n_hints > x->n_keys || len - off < x->n_hints + 4) {
         return SPR_ERR_VERKLE_ENCODING;
     }
-    const uint8_t *hints = w + off;
-    off += n_hints;
-    size_t n_other = rd32(w + off);
+    x->hints = w + off;
+    off += x->n_hints;
+    x->n_other = rd32(w + off);
     off += 4;
-    if (n_other > n_keys || len - off < n_other * 31 + 4) {
+    if (x->n_other > x->n_keys || len - off < x->n_other * 31 + 4) {
         return SPR_ERR_VERKLE_ENCODING;
     }
-    const uint8_t *others = w + off;
-    off += n_other * 31;
-    size_t n_comms = rd32(w + off);
+    x->others = w + off;
+    off += x->n_other * 31;
+    x->n_comms = rd32(w + off);
     off += 4;
-    if (n_comms > SPR_VERKLE_MAX_COMMITMENTS) {
+    if (x->n_comms > SPR_VERKLE_MAX_COMMITMENTS) {
         return SPR_ERR_VERKLE_LIMIT;
     }
-    if (n_comms > n_keys * 34 || len - off != n_comms * 32 + SPR_VERKLE_PROOF_LEN) {
+    if (x->n_comms > x->n_keys * 34 || len - off != x->n_comms * 32 + SPR_VERKLE_PROOF_LEN) {
         return SPR_ERR_VERKLE_ENCODING;
     }
-    const uint8_t *comms_enc = w + off;
-    const uint8_t *proof = comms_enc + n_comms * 32;
-    if (out != NULL && out_len < n_keys * 33) {
-        return SPR_ERR_BUFFER;
-    }
+    x->comms_enc = w + off;
+    x->proof = x->comms_enc + x->n_comms * 32;
+    return SPR_OK;
+}
 
-    /* -- keys: flags, duplicates, distinct stems -- */
-    m->keys = malloc(n_keys * sizeof *m->keys);
-    m->stems = malloc(n_keys * sizeof *m->stems);
-    m->others_sorted = malloc(n_other ? n_other * 31 : 1);
-    m->other_used = calloc(n_other ? n_other : 1, 1);
-    if (!m->keys || !m->stems || !m->others_sorted || !m->other_used) {
-        return SPR_ERR_VERKLE_NOMEM;
-    }
+/* The keys' present flags (an absent key has a zero value), sorted without duplicates, and
+   their distinct stems with each stem's hint (no status 3, no bit 2, depth 1..31, depth < 31 for
+   an other-stem status). */
+static int read_keys(wk_witness *x, wk_mem *m)
+{
     static const uint8_t ZERO32[32] = {0};
-    for (size_t i = 0; i < n_keys; i++) {
-        const uint8_t *k = keys + i * KEY_LEN;
+    for (size_t i = 0; i < x->n_keys; i++) {
+        const uint8_t *k = x->keys + i * KEY_LEN;
         if (k[32] > 1 || (k[32] == 0 && memcmp(k + 33, ZERO32, 32) != 0)) {
             return SPR_ERR_VERKLE_ENCODING;
         }
         m->keys[i].rec = k;
         m->keys[i].index = (uint32_t)i;
     }
-    qsort(m->keys, n_keys, sizeof *m->keys, cmp_key);
-    size_t n_stems = 0;
-    for (size_t i = 0; i < n_keys; i++) {
+    qsort(m->keys, x->n_keys, sizeof *m->keys, cmp_key);
+    x->n_stems = 0;
+    for (size_t i = 0; i < x->n_keys; i++) {
         if (i > 0 && memcmp(m->keys[i].rec, m->keys[i - 1].rec, 32) == 0) {
             return SPR_ERR_VERKLE_ENCODING; /* duplicate key */
         }
         if (i == 0 || memcmp(m->keys[i].rec, m->keys[i - 1].rec, 31) != 0) {
-            m->stems[n_stems++].stem = m->keys[i].rec;
+            m->stems[x->n_stems++].stem = m->keys[i].rec;
         }
     }
-    if (n_hints != n_stems) {
+    if (x->n_hints != x->n_stems) {
         return SPR_ERR_VERKLE_ENCODING;
     }
-    for (size_t s = 0; s < n_stems; s++) {
-        uint8_t h = hints[s];
+    for (size_t s = 0; s < x->n_stems; s++) {
+        uint8_t h = x->hints[s];
         stem_info *si = &m->stems[s];
         si->ext = h & 3;
         si->depth = h >> 3;
@@ -159,187 +143,51 @@ static int verify_witness(const uint8_t root[32], const uint8_t *w, size_t len, 
             return SPR_ERR_VERKLE_ENCODING;
         }
     }
-    if (n_other > 0) {
-        memcpy(m->others_sorted, others, n_other * 31);
-        qsort(m->others_sorted, n_other, 31, cmp_stem31);
-        for (size_t i = 1; i < n_other; i++) {
-            if (memcmp(m->others_sorted + 31 * i, m->others_sorted + 31 * (i - 1), 31) == 0) {
-                return SPR_ERR_VERKLE_ENCODING;
-            }
-        }
-    }
+    return SPR_OK;
+}
 
-    /* -- openings -- */
-    size_t max_items = n_stems * 33 + n_keys * 3;
-    m->items = malloc(max_items * sizeof *m->items);
-    if (!m->items) {
-        return SPR_ERR_VERKLE_NOMEM;
+/* The other stems, sorted, without duplicates. */
+static int sort_other_stems(const wk_witness *x, wk_mem *m)
+{
+    if (x->n_other == 0) {
+        return SPR_OK;
     }
-    size_t n_items = 0;
-    fe one = VK_FR.one, zero = {{0, 0, 0, 0}};
-    fe two128;
-    {
-        uint8_t b[32] = {0};
-        b[16] = 1;
-        fe_from_bytes_le(&two128, b, FR);
-    }
-    size_t key_pos = 0;
-    for (size_t s = 0; s < n_stems; s++) {
-        const stem_info *si = &m->stems[s];
-        const uint8_t *stem = si->stem;
-        size_t d = si->depth;
-        for (size_t i = 0; i < d; i++) {
-            int empty_here = si->ext == 0 && i == d - 1;
-            push_item(m->items, &n_items, stem, i, -1, stem[i], empty_here ? &zero : NULL);
-        }
-        if (si->ext != 0) {
-            push_item(m->items, &n_items, stem, d, -1, 0, &one);
-        }
-        if (si->ext == 2) {
-            uint8_t b[32] = {0};
-            memcpy(b, stem, 31);
-            fe sv;
-            fe_from_bytes_le(&sv, b, FR); /* < 2^248 < r */
-            push_item(m->items, &n_items, stem, d, -1, 1, &sv);
-        } else if (si->ext == 1) {
-            /* the stem found at stem[0..d]: a present stem of the witness, else an other stem
-               (both lists are sorted: the candidates sharing stem[0..d] are contiguous) */
-            size_t found = 0;
-            for (size_t t = prefix_lower_bound(m->stems, n_stems, stem, d);
-                 t < n_stems && memcmp(m->stems[t].stem, stem, d) == 0 && found < 2; t++) {
-                found += m->stems[t].ext == 2;
-            }
-            if (found > 1) {
-                return SPR_ERR_VERKLE_INCONSISTENT;
-            }
-            if (found == 1) {
-                push_item(m->items, &n_items, stem, d, -1, 1, NULL);
-            } else {
-                size_t o = other_lower_bound(m->others_sorted, n_other, stem, d);
-                if (o >= n_other || memcmp(m->others_sorted + 31 * o, stem, d) != 0 ||
-                    (o + 1 < n_other && memcmp(m->others_sorted + 31 * (o + 1), stem, d) == 0)) {
-                    return SPR_ERR_VERKLE_INCONSISTENT; /* none, or more than one */
-                }
-                const uint8_t *os = m->others_sorted + 31 * o;
-                size_t t = prefix_lower_bound(m->stems, n_stems, os, 31);
-                if (t < n_stems && memcmp(m->stems[t].stem, os, 31) == 0) {
-                    return SPR_ERR_VERKLE_INCONSISTENT; /* the "other" stem is one of ours */
-                }
-                m->other_used[o] = 1;
-                uint8_t b[32] = {0};
-                memcpy(b, os, 31);
-                fe sv;
-                fe_from_bytes_le(&sv, b, FR);
-                push_item(m->items, &n_items, stem, d, -1, 1, &sv);
-            }
-        }
-        /* keys of this stem */
-        while (key_pos < n_keys && memcmp(m->keys[key_pos].rec, stem, 31) == 0) {
-            const uint8_t *k = m->keys[key_pos].rec;
-            key_pos++;
-            int present = k[32];
-            if (si->ext != 2) {
-                if (present) {
-                    return SPR_ERR_VERKLE_INCONSISTENT; /* a value for a key proven absent */
-                }
-                continue;
-            }
-            uint8_t suffix = k[31];
-            uint8_t which = suffix < 128 ? 2 : 3;
-            push_item(m->items, &n_items, stem, d, -1, which, NULL);
-            fe lo = zero, hi = zero;
-            if (present) {
-                uint8_t b[32] = {0};
-                memcpy(b, k + 33, 16);
-                fe_from_bytes_le(&lo, b, FR);
-                fe_add(&lo, &lo, &two128, FR);
-                memcpy(b, k + 49, 16);
-                fe_from_bytes_le(&hi, b, FR);
-            }
-            uint8_t zl = (uint8_t)(2 * (suffix % 128));
-            push_item(m->items, &n_items, stem, d, which, zl, &lo);
-            push_item(m->items, &n_items, stem, d, which, (uint8_t)(zl + 1), &hi);
+    memcpy(m->others_sorted, x->others, x->n_other * 31);
+    qsort(m->others_sorted, x->n_other, 31, cmp_stem31);
+    for (size_t i = 1; i < x->n_other; i++) {
+        if (memcmp(m->others_sorted + 31 * i, m->others_sorted + 31 * (i - 1), 31) == 0) {
+            return SPR_ERR_VERKLE_ENCODING;
         }
     }
-    for (size_t o = 0; o < n_other; o++) {
-        if (!m->other_used[o]) {
-            return SPR_ERR_VERKLE_INCONSISTENT;
-        }
-    }
-    qsort(m->items, n_items, sizeof *m->items, cmp_item);
+    return SPR_OK;
+}
 
-    /* -- distinct (path, z) and distinct paths -- */
-    size_t n_q = 0, n_paths = 0;
-    m->path_list = malloc(n_items * sizeof *m->path_list);
-    m->qc = malloc(n_items * sizeof *m->qc);
-    m->qz = malloc(n_items);
-    m->qy = malloc(n_items * sizeof *m->qy);
-    if (!m->path_list || !m->qc || !m->qz || !m->qy) {
-        return SPR_ERR_VERKLE_NOMEM;
-    }
-    for (size_t i = 0; i < n_items;) {
-        size_t j = i;
-        const vk_item *first = &m->items[i];
-        int has = 0;
-        fe y = zero;
-        while (j < n_items && cmp_item(&m->items[j], first) == 0) {
-            if (m->items[j].explicit_y) {
-                if (has && !fe_eq(&y, &m->items[j].y)) {
-                    return SPR_ERR_VERKLE_INCONSISTENT;
-                }
-                y = m->items[j].y;
-                has = 1;
-            }
-            j++;
-        }
-        if (n_paths == 0 ||
-            cmp_path(m->path_list[n_paths - 1], m->path_list[n_paths - 1][32], first->path,
-                     first->plen) != 0) {
-            memcpy(m->path_list[n_paths], first->path, 32);
-            m->path_list[n_paths][32] = first->plen;
-            n_paths++;
-        }
-        m->qc[n_q] = (uint32_t)(n_paths - 1);
-        m->qz[n_q] = first->z;
-        m->qy[n_q] = y;
-        /* items[n_q] (already consumed: n_q <= i) now records whether y comes from a child */
-        m->items[n_q].explicit_y = (uint8_t)has;
-        m->items[n_q].z = first->z;
-        n_q++;
-        i = j;
-    }
-    if (n_paths != n_comms + 1 || m->path_list[0][32] != 0) {
-        return SPR_ERR_VERKLE_ENCODING; /* commitments do not match the proof's paths */
-    }
-
-    /* -- decode the root and every commitment (batched inversions) -- */
-    uint64_t t_dec = vk_now_ns();
-    size_t nc = n_paths;
+/* Decode the root and every commitment (batched inversions) into m->comms, and each one's
+   map_to_field (x / y, as a scalar) into m->maps; the proof into *mp. */
+static int decode_commitments(const uint8_t root[32], const wk_witness *x, wk_mem *m,
+                              vk_multiproof *mp)
+{
+    const size_t nc = x->n_paths;
     m->comms = malloc(nc * sizeof *m->comms);
+    m->enc = malloc(nc * 32);
     m->xs = malloc(nc * sizeof *m->xs);
     m->yn = malloc(nc * sizeof *m->yn);
     m->yd = malloc(nc * sizeof *m->yd);
     m->tmp = malloc(nc * sizeof *m->tmp);
     m->maps = malloc(nc * sizeof *m->maps);
-    if (!m->comms || !m->xs || !m->yn || !m->yd || !m->tmp || !m->maps) {
+    if (!m->comms || !m->enc || !m->xs || !m->yn || !m->yd || !m->tmp || !m->maps) {
         return SPR_ERR_VERKLE_NOMEM;
     }
-    uint8_t(*enc)[32] = malloc(nc * 32);
-    if (!enc) {
-        return SPR_ERR_VERKLE_NOMEM;
-    }
-    memcpy(enc[0], root, 32);
-    memcpy(enc[1], comms_enc, n_comms * 32);
+    memcpy(m->enc[0], root, 32);
+    memcpy(m->enc[1], x->comms_enc, x->n_comms * 32);
     int st = SPR_OK;
     for (size_t i = 0; i < nc && st == SPR_OK; i++) {
-        st = vk_decode_partial(&m->xs[i], &m->yn[i], &m->yd[i], enc[i]);
+        st = vk_decode_partial(&m->xs[i], &m->yn[i], &m->yd[i], m->enc[i]);
     }
-    vk_multiproof mp;
     if (st == SPR_OK) {
-        st = vk_multiproof_decode(&mp, proof);
+        st = vk_multiproof_decode(mp, x->proof);
     }
     if (st != SPR_OK) {
-        free(enc);
         return st;
     }
     fe_batch_inv(m->yd, nc, m->tmp, FP); /* denominators are non-zero squares */
@@ -355,10 +203,14 @@ static int verify_witness(const uint8_t root[32], const uint8_t *w, size_t len, 
         fe_to_raw(raw, &q, FP);
         fe_from_raw(&m->maps[i], raw, FR);
     }
-    uint64_t decode_ns = vk_now_ns() - t_dec;
+    return SPR_OK;
+}
 
-    /* -- values that come from child commitments -- */
-    for (size_t q = 0; q < n_q; q++) {
+/* The y of each query not given explicitly: map_to_field of the child commitment at path || z,
+   or 0 where there is none (below a 32-byte path, or not in the witness). */
+static void child_values(const wk_witness *x, wk_mem *m)
+{
+    for (size_t q = 0; q < x->n_q; q++) {
         if (m->items[q].explicit_y) {
             continue;
         }
@@ -370,31 +222,77 @@ static int verify_witness(const uint8_t root[32], const uint8_t *w, size_t len, 
         uint8_t child[32];
         memcpy(child, pp, pl);
         child[pl] = m->qz[q];
-        long c = find_path(m->path_list, n_paths, child, pl + 1);
-        m->qy[q] = c >= 0 ? m->maps[c] : zero;
+        long c = find_path(m->path_list, x->n_paths, child, pl + 1);
+        m->qy[q] = c >= 0 ? m->maps[c] : ZERO_FE;
     }
+}
+
+/* Everything before the multiproof: the layout, the keys and stems, the openings and queries,
+   and the commitments they name (one per distinct path, the root's first). */
+static int witness_queries(const uint8_t *w, size_t len, uint8_t *out, size_t out_len,
+                           wk_witness *x, wk_mem *m)
+{
+    int st = parse_layout(w, len, x);
+    if (st != SPR_OK) {
+        return st;
+    }
+    if (out != NULL && out_len < x->n_keys * 33) {
+        return SPR_ERR_BUFFER;
+    }
+    m->keys = malloc(x->n_keys * sizeof *m->keys);
+    m->stems = malloc(x->n_keys * sizeof *m->stems);
+    m->others_sorted = malloc(x->n_other ? x->n_other * 31 : 1);
+    m->other_used = calloc(x->n_other ? x->n_other : 1, 1);
+    if (!m->keys || !m->stems || !m->others_sorted || !m->other_used) {
+        return SPR_ERR_VERKLE_NOMEM;
+    }
+    if ((st = read_keys(x, m)) != SPR_OK || (st = sort_other_stems(x, m)) != SPR_OK ||
+        (st = wk_build_openings(x, m)) != SPR_OK || (st = wk_distinct_queries(x, m)) != SPR_OK) {
+        return st;
+    }
+    if (x->n_paths != x->n_comms + 1 || m->path_list[0][32] != 0) {
+        return SPR_ERR_VERKLE_ENCODING; /* commitments do not match the proof's paths */
+    }
+    return SPR_OK;
+}
+
+static int verify_witness(const uint8_t root[32], const uint8_t *w, size_t len, uint8_t *out,
+                          size_t out_len, spr_verkle_stats *stats, wk_mem *m)
+{
+    vk_timing timing = {0};
+    wk_witness x;
+    memset(&x, 0, sizeof x);
+    int st = witness_queries(w, len, out, out_len, &x, m);
+    if (st != SPR_OK) {
+        return st;
+    }
+    uint64_t t_dec = vk_now_ns();
+    vk_multiproof mp;
+    st = decode_commitments(root, &x, m, &mp);
+    if (st != SPR_OK) {
+        return st;
+    }
+    uint64_t decode_ns = vk_now_ns() - t_dec;
+    child_values(&x, m);
 
     vk_transcript tr;
     vk_tr_init(&tr, "vt", 2);
-    st = vk_multiproof_verify(&tr, m->comms, (const uint8_t(*)[32])enc, nc, m->qc, m->qz, m->qy,
-                              n_q, &mp, &timing);
-    free(enc);
+    st = vk_multiproof_verify(&tr, m->comms, (const uint8_t(*)[32])m->enc, x.n_paths, m->qc,
+                              m->qz, m->qy, x.n_q, &mp, &timing);
     if (stats != NULL) {
-        stats->n_keys = n_keys;
-        stats->n_commitments = nc;
-        stats->n_queries = n_q;
+        stats->n_keys = x.n_keys;
+        stats->n_commitments = x.n_paths;
+        stats->n_queries = x.n_q;
         stats->msm_ns = timing.msm_ns;
         stats->decode_ns = decode_ns;
     }
     if (st != SPR_OK) {
         return st;
     }
-    if (out != NULL) {
-        for (size_t i = 0; i < n_keys; i++) {
-            const uint8_t *k = keys + i * KEY_LEN;
-            out[33 * i] = k[32];
-            memcpy(out + 33 * i + 1, k + 33, 32);
-        }
+    for (size_t i = 0; out != NULL && i < x.n_keys; i++) {
+        const uint8_t *k = x.keys + i * KEY_LEN;
+        out[33 * i] = k[32];
+        memcpy(out + 33 * i + 1, k + 33, 32);
     }
     return SPR_OK;
 }

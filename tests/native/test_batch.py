@@ -263,3 +263,24 @@ def test_c_argument_checks() -> None:
     assert call(counts, len(flat), len(nodes) - 1) == lib.SPR_ERR_ARG
     misaligned = ffi.cast("uint8_t *", scratch) + 1
     assert call(counts, len(flat), len(nodes), misaligned) == lib.SPR_ERR_ARG
+
+
+def test_scratch_of_the_documented_size_is_not_overrun() -> None:
+    """Past 2^20 nodes in all (account and storage proofs, each set under 2^20), the scratch that
+    spr_snapshot_scratch_size gives holds the cache only, so the call must not pre-hash: the bytes
+    after that scratch stay as they were (the tables of pre-hashing once went there, 24 MiB)."""
+    n_storage = 1 << 20  # one slot whose proof has 2^20 one-byte nodes, plus one account node
+    scratch_len = lib.spr_snapshot_scratch_size(1 + n_storage)
+    guard = 32 << 20
+    memory = ffi.new("uint64_t[]", (scratch_len + guard) // 8)
+    after = ffi.buffer(memory, scratch_len + guard)
+    after[scratch_len:] = b"\xa5" * guard
+    statuses = ffi.new("int[]", 1)
+    rc = lib.spr_verify_snapshot(
+        b"\x01" * 32, bytes(20), b"\x80", 1, ffi.new("size_t[]", [1]), 1, bytes(32), 1,
+        b"\x80" * n_storage, n_storage, ffi.new("size_t[]", [1] * n_storage), n_storage,
+        ffi.new("size_t[]", [n_storage]), memory, scratch_len, ffi.new("spr_account *"),
+        ffi.new("uint8_t[]", 32), statuses, ffi.NULL,
+    )  # fmt: skip
+    assert rc == statuses[0] == native.Status.ERR_HASH_MISMATCH  # the account node is not the root's
+    assert after[scratch_len:] == b"\xa5" * guard
