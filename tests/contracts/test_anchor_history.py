@@ -24,7 +24,7 @@ from web3.types import TxReceipt
 
 from chains.anchors import HISTORY_STORAGE_ADDRESS, POLICIES, deploy_anchor, set_anchor_policy
 from chains.anvil import rpc, start_anvil
-from chains.bindings import contract, deploy_destination, deploy_vault, register_vault, transact
+from chains.bindings import BindingsError, contract, deploy_destination, deploy_vault, register_vault, transact
 from tests.contracts.conftest import Chain, dev_account, reverts
 from tests.contracts.test_anchors import FAKE_HASH, fake_of, sign
 from tests.contracts.test_margin_settlement import ZERO32, Block, Epoch, deposit, events, make_block, snapshot_block
@@ -145,7 +145,7 @@ def env(env_module: Env) -> Iterator[Env]:
 @pytest.mark.parametrize("policy", ["prefer-anchor", "require-anchor"])
 @pytest.mark.parametrize("case", CASES)
 def test_the_built_in_path_under_each_policy(env: Env, policy: str, case: str, distance: str) -> None:
-    env.policy(policy)
+    env.policy(policy, deploy_anchor(env.dest.w3, env.owner, "eip2935-builtin"))  # deploys nothing
     env.mine(MINED[distance])
     block = env.blocks[case]
     expected = EXPECTED[(policy, case)]
@@ -189,6 +189,8 @@ def test_the_built_in_path_is_refused_without_the_history_contract() -> None:
         assert dest.w3.eth.get_code(HISTORY_STORAGE_ADDRESS) == b""
         vault = deploy_vault(dest.w3, owner, 2 * MAX_AGE)
         settlement = deploy_settlement(dest, owner, [dev_account(i) for i in (5, 6, 7)], vault)
+        with pytest.raises(BindingsError, match="no EIP-2935 history contract"):
+            deploy_anchor(dest.w3, owner, "eip2935-builtin")
         for policy in POLICIES:
             call = settlement.functions.setAnchorPolicy(DEST_CHAIN, POLICIES[policy], HISTORY_STORAGE_ADDRESS)
             err = reverts("InvalidAnchor", lambda call=call: transact(dest.w3, owner, call, what="setAnchorPolicy"))
