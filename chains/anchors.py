@@ -3,9 +3,10 @@
 stand-in (chains/contracts/anchors/L1BlockStandIn.sol) and its feeding in the depositor's place.
 
 Adapters (chains/contracts/anchors): `Eip2935Anchor` answers block hashes of the destination's own
-chain from the EIP-2935 history contract (Prague), and the history contract's own address selects the
-contract's cheaper built-in path for that chain (kind "eip2935-builtin"); `OpL1BlockAnchor` answers L1 block hashes on an
-OP Stack L2 from the `L1Block` predeploy (the current L1 origin live, earlier ones once recorded).
+chain from the EIP-2935 history contract (Prague), and the history contract's own address selects
+MarginSettlement's cheaper built-in path for that chain (kind "eip2935-builtin"); `OpL1BlockAnchor`
+answers L1 block hashes on an OP Stack L2 from the `L1Block` predeploy (the current L1 origin live,
+earlier ones once recorded).
 The helpers are synchronous (deploy, devnet, tests) and raise `ContractReverted` on a revert.
 """
 
