@@ -1,7 +1,8 @@
 """Gas of the anchor check per block leaf (issue 20 item 1; target <= 6,000), part of ``bench.gas``.
 
 On the bench's Prague anvil, one MarginSettlement (1-of-1 committee) with two source chains: the
-bench chain itself (``Eip2935Anchor`` over the real EIP-2935 history, a leaf of a real recent block)
+bench chain itself (``Eip2935Anchor`` over the real EIP-2935 history, or the built-in path; leaves
+of real blocks)
 and an L1 (``OpL1BlockAnchor`` over the ``L1BlockStandIn`` at the L1Block predeploy's address, fed
 as the depositor would). One epoch holds a block leaf per case; every measurement runs between an
 ``evm_snapshot`` and an ``evm_revert``, so each case settles the same leaf with the same calldata
@@ -13,9 +14,11 @@ under ``committee`` and under an anchor policy, and the difference is the anchor
   (same leaf): the first static call of a transaction (cold) and a second claim of the same leaf
   right after it (adapter and its slots warm), policy minus committee.
 
-Cases: ``eip2935`` (require-anchor, the hash from the history contract), ``op-l1block live`` (the
-leaf is the current L1 origin) and ``op-l1block recorded`` (recorded with ``record()``, then the
-origin moved on).
+Cases: ``eip2935`` (the ``Eip2935Anchor`` adapter, the hash from the history contract),
+``builtin`` (the history contract's address as the adapter: MarginSettlement's built-in path, no
+adapter slot or call; a recent block, BLOCKHASH), ``builtin 257+`` (the same, a block FAR back: one
+call to the history contract), ``op-l1block live`` (the leaf is the current L1 origin) and
+``op-l1block recorded`` (recorded with ``record()``, then the origin moved on).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from relayer.attestation.eip712 import sign_epoch
 
 L1_CHAIN = 1
 SETTLE_CLAIMS = 10
+FAR = 300  # blocks back of the "builtin 257+" leaf (the history contract, not BLOCKHASH)
 TARGET = 6_000
 
 
@@ -48,10 +52,11 @@ class AnchorBench:
         for chain in (CHAIN_ID, L1_CHAIN):
             register_vault(w3, owner, self.address, chain, self.vault, 0, 10_000, MAX_AGE)
         install_l1block_standin(w3, owner)
-        self.anchors = {
-            CHAIN_ID: deploy_anchor(w3, owner, "eip2935"),
-            L1_CHAIN: deploy_anchor(w3, owner, "op-l1block", L1_CHAIN),
-        }
+        eip2935, op = deploy_anchor(w3, owner, "eip2935"), deploy_anchor(w3, owner, "op-l1block", L1_CHAIN)
+        builtin = deploy_anchor(w3, owner, "eip2935-builtin")  # the history contract's address itself
+        self.anchors = {"eip2935": eip2935, "builtin": builtin, "builtin 257+": builtin}
+        self.anchors |= {"op-l1block recorded": op, "op-l1block live": op}
+        rpc(ctx.node.url, "anvil_mine", [FAR])  # a block FAR back: out of BLOCKHASH's 256
         self.probe = ctx.deploy_ref("PullProbe")
         self.accounts = random_accounts(ctx.rng, SETTLE_CLAIMS)
         self.values = random_values(ctx.rng, SETTLE_CLAIMS)
@@ -60,8 +65,11 @@ class AnchorBench:
         )
         now = ctx.now()
         recent = w3.eth.get_block(w3.eth.block_number - 1)
+        far = w3.eth.get_block(w3.eth.block_number - FAR)
         self.leaves = {
             "eip2935": self.leaf(CHAIN_ID, int(recent["number"]), bytes(recent["hash"]), now),
+            "builtin": self.leaf(CHAIN_ID, int(recent["number"]), bytes(recent["hash"]), now),
+            "builtin 257+": self.leaf(CHAIN_ID, int(far["number"]), bytes(far["hash"]), now),
             "op-l1block recorded": self.leaf(L1_CHAIN, 20_000_000, keccak(b"L1 block 20000000"), now),
             "op-l1block live": self.leaf(L1_CHAIN, 20_000_001, keccak(b"L1 block 20000001"), now),
         }
@@ -69,9 +77,7 @@ class AnchorBench:
             leaf = self.leaves[name]
             feed_l1block(w3, leaf[1], now, 10**9, leaf[2])
             if name.endswith("recorded"):
-                transact(
-                    w3, owner, contract(w3, "OpL1BlockAnchor", self.anchors[L1_CHAIN]).functions.record(), what="record"
-                )
+                transact(w3, owner, contract(w3, "OpL1BlockAnchor", op).functions.record(), what="record")
         self.epoch = oz_tree(BLOCK_LEAF_TYPES, list(self.leaves.values()), proofs=True)
         signature = sign_epoch(self.member, CHAIN_ID, self.address, 1, self.epoch.root, bytes(32), generation=1)
         transact(
@@ -115,7 +121,7 @@ class AnchorBench:
             snapshot = rpc(self.ctx.node.url, "evm_snapshot")
             try:
                 if setting != "committee":
-                    set_anchor_policy(self.ctx.w3, self.ctx.sender, self.address, chain, setting, self.anchors[chain])
+                    set_anchor_policy(self.ctx.w3, self.ctx.sender, self.address, chain, setting, self.anchors[name])
                 pull = self.pull(name)
                 gas[setting] = (int(self.settle(name)["gasUsed"]), *pull)
             finally:
@@ -137,6 +143,9 @@ def measure_anchors(ctx: Ctx) -> dict[str, Any]:
     rows = [
         bench.measure("eip2935", "require-anchor"),
         bench.measure("eip2935", "prefer-anchor"),
+        bench.measure("builtin", "require-anchor"),
+        bench.measure("builtin", "prefer-anchor"),
+        bench.measure("builtin 257+", "require-anchor"),
         bench.measure("op-l1block live", "require-anchor"),
         bench.measure("op-l1block recorded", "require-anchor"),
     ]

@@ -3,8 +3,10 @@
 stand-in (chains/contracts/anchors/L1BlockStandIn.sol) and its feeding in the depositor's place.
 
 Adapters (chains/contracts/anchors): `Eip2935Anchor` answers block hashes of the destination's own
-chain from the EIP-2935 history contract (Prague); `OpL1BlockAnchor` answers L1 block hashes on an
-OP Stack L2 from the `L1Block` predeploy (the current L1 origin live, earlier ones once recorded).
+chain from the EIP-2935 history contract (Prague), and the history contract's own address selects
+MarginSettlement's cheaper built-in path for that chain (kind "eip2935-builtin"); `OpL1BlockAnchor`
+answers L1 block hashes on an OP Stack L2 from the `L1Block` predeploy (the current L1 origin live,
+earlier ones once recorded).
 The helpers are synchronous (deploy, devnet, tests) and raise `ContractReverted` on a revert.
 """
 
@@ -81,9 +83,16 @@ def feed_l1block(w3: Web3, number: int, timestamp: int, basefee: int, block_hash
 
 def deploy_anchor(w3: Web3, deployer: LocalAccount, kind: str, l1_chain_id: int = 0) -> ChecksumAddress:
     """Deploy the adapter of `kind`: "eip2935" (Eip2935Anchor) or "op-l1block" (OpL1BlockAnchor over
-    L1_BLOCK_ADDRESS for L1 chain `l1_chain_id`; the predeploy or the stand-in must be there)."""
+    L1_BLOCK_ADDRESS for L1 chain `l1_chain_id`; the predeploy or the stand-in must be there).
+    "eip2935-builtin" deploys nothing: it returns HISTORY_STORAGE_ADDRESS, which as the adapter of the
+    destination's own chain selects MarginSettlement's built-in EIP-2935 path (no adapter call, the
+    cheap one); raises BindingsError when the chain has no history contract (before Prague)."""
+    if kind == "eip2935-builtin":
+        if not w3.eth.get_code(HISTORY_STORAGE_ADDRESS):
+            raise BindingsError(f"no EIP-2935 history contract at {HISTORY_STORAGE_ADDRESS} (a chain before Prague)")
+        return HISTORY_STORAGE_ADDRESS
     if kind == "eip2935":
         return deploy(w3, deployer, "Eip2935Anchor")
     if kind == "op-l1block":
         return deploy(w3, deployer, "OpL1BlockAnchor", L1_BLOCK_ADDRESS, l1_chain_id)
-    raise BindingsError(f"anchor kind must be eip2935 or op-l1block, got {kind!r}")
+    raise BindingsError(f"anchor kind must be eip2935, eip2935-builtin or op-l1block, got {kind!r}")

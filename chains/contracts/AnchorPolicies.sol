@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Blockhash} from "@openzeppelin/contracts/utils/Blockhash.sol";
 import {IBlockHashAnchor} from "./anchors/IBlockHashAnchor.sol";
 import {VaultRegistry} from "./VaultRegistry.sol";
 
@@ -18,7 +19,14 @@ import {VaultRegistry} from "./VaultRegistry.sol";
 /// Under every policy, the adapter (if set) is what `challengeAnchor` (Challenges) asks: with
 /// `committee` and an adapter, a watcher can still prove a signed block hash false after the fact.
 /// The policy lives in the chain's config word (read by every block check anyway), the adapter in
-/// its own slot, read by a block check only under an anchor policy. A policy change never changes a registration,
+/// its own slot, read by a block check only under an anchor policy.
+/// Built-in EIP-2935 path: for a source chain that is this chain (`chainId == block.chainid`), the
+/// adapter address HISTORY_STORAGE_ADDRESS (the EIP-2935 history contract itself) selects
+/// OpenZeppelin `Blockhash.blockHash`: the BLOCKHASH opcode for the last 256 blocks, the history
+/// contract up to 8,191 blocks back, zero beyond, for the current block and the future. Under an
+/// anchor policy it is flagged in the config word (BUILTIN_HISTORY), so a block check reads no
+/// adapter slot and calls no adapter: the cheap path for the same chain (Eip2935Anchor is the
+/// general adapter for it). A policy change never changes a registration,
 /// its maxAge or its first usable epoch, so it revives no expired or voided position.
 abstract contract AnchorPolicies is VaultRegistry {
     /// @notice Policy value: the committee's signatures alone (default).
@@ -27,6 +35,13 @@ abstract contract AnchorPolicies is VaultRegistry {
     uint8 public constant POLICY_PREFER_ANCHOR = 1;
     /// @notice Policy value: refuse a block the anchor does not confirm.
     uint8 public constant POLICY_REQUIRE_ANCHOR = 2;
+    /// @notice The EIP-2935 history contract (Prague), OpenZeppelin `Blockhash.HISTORY_STORAGE_ADDRESS`:
+    /// as the adapter of this chain, it selects the built-in path.
+    address public constant HISTORY_STORAGE_ADDRESS = Blockhash.HISTORY_STORAGE_ADDRESS;
+    /// @dev Flag in the config word's policy byte (VaultConfig.anchorPolicy): the built-in path under
+    /// an anchor policy. Every reader of the byte masks it (POLICY_MASK).
+    uint256 internal constant BUILTIN_HISTORY = 0x80;
+    uint256 internal constant POLICY_MASK = 0x7f;
 
     /// @dev chainId => anchor adapter (zero: none; required under an anchor policy).
     mapping(uint256 => IBlockHashAnchor) private _anchors;
@@ -36,7 +51,9 @@ abstract contract AnchorPolicies is VaultRegistry {
 
     /// @notice `policy` is not one of POLICY_*.
     error InvalidAnchorPolicy(uint8 policy);
-    /// @notice An adapter address without code, or an anchor policy without an adapter.
+    /// @notice An adapter address without code, an anchor policy without an adapter, or
+    /// HISTORY_STORAGE_ADDRESS for another chain than this one or on a chain without the history
+    /// contract.
     error InvalidAnchor(address anchor);
     /// @notice The anchor knows block `blockNumber` of `chainId` with hash `anchored`; the signed
     /// block leaf says `signed`.
@@ -49,7 +66,9 @@ abstract contract AnchorPolicies is VaultRegistry {
 
     /// @notice Set the anchor policy of registered chain `chainId`: POLICY_COMMITTEE with no
     /// adapter (`address(0)`) or with one that only challenges ask, or POLICY_PREFER_ANCHOR /
-    /// POLICY_REQUIRE_ANCHOR with an adapter contract. Applies to every later block check (settle, settleMany, submitAndSettle and
+    /// POLICY_REQUIRE_ANCHOR with an adapter contract; HISTORY_STORAGE_ADDRESS selects the built-in
+    /// EIP-2935 path (only for `chainId == block.chainid` where the history contract has code).
+    /// Applies to every later block check (settle, settleMany, submitAndSettle and
     /// provenCollateral); positions already settled keep counting as before.
     /// @dev Reverts UnknownChain, InvalidAnchorPolicy, InvalidAnchor, OwnableUnauthorizedAccount.
     /// Emits AnchorPolicySet.
@@ -58,7 +77,10 @@ abstract contract AnchorPolicies is VaultRegistry {
         if (cfg.registration == 0) revert UnknownChain(chainId);
         if (policy > POLICY_REQUIRE_ANCHOR) revert InvalidAnchorPolicy(policy);
         if (anchor == address(0) ? policy != POLICY_COMMITTEE : anchor.code.length == 0) revert InvalidAnchor(anchor);
-        cfg.anchorPolicy = policy;
+        bool builtin = anchor == HISTORY_STORAGE_ADDRESS;
+        if (builtin && chainId != block.chainid) revert InvalidAnchor(anchor);
+        // the flag only under an anchor policy: a committee byte stays zero (no block check)
+        cfg.anchorPolicy = builtin && policy != POLICY_COMMITTEE ? uint8(policy | BUILTIN_HISTORY) : policy;
         _anchors[chainId] = IBlockHashAnchor(anchor);
         emit AnchorPolicySet(chainId, policy, anchor);
     }
@@ -66,7 +88,7 @@ abstract contract AnchorPolicies is VaultRegistry {
     /// @notice The anchor policy (POLICY_*) and adapter of `chainId` (zeros when unregistered; the
     /// adapter is zero when none is set).
     function anchorPolicyOf(uint256 chainId) external view returns (uint8 policy, address anchor) {
-        policy = _vaults[chainId].anchorPolicy;
+        policy = uint8(_vaults[chainId].anchorPolicy & POLICY_MASK);
         anchor = address(_anchors[chainId]);
     }
 
@@ -80,12 +102,33 @@ abstract contract AnchorPolicies is VaultRegistry {
         return _anchors[chainId];
     }
 
-    /// @dev The anchor check of a block leaf under policy `policy` (not committee): asks the
-    /// chain's adapter once. Reverts AnchorUnavailable, AnchorMismatch, BlockNotAnchored.
+    /// @dev The anchor check of a block leaf under the config word's policy byte `policy` (not
+    /// committee; BUILTIN_HISTORY flagged or not): asks the anchor once, the built-in path without
+    /// reading the adapter slot. Reverts AnchorUnavailable, AnchorMismatch, BlockNotAnchored.
     function _checkAnchor(uint256 chainId, uint256 blockNumber, bytes32 signed, uint256 policy) internal view {
-        address anchor = address(_anchors[chainId]);
+        address anchor = (policy & BUILTIN_HISTORY) != 0 ? HISTORY_STORAGE_ADDRESS : address(_anchors[chainId]);
+        bytes32 anchored = _anchoredHash(chainId, blockNumber, anchor);
+        if (anchored == bytes32(0)) {
+            if ((policy & POLICY_MASK) == POLICY_REQUIRE_ANCHOR) revert BlockNotAnchored(chainId, blockNumber);
+        } else if (anchored != signed) {
+            revert AnchorMismatch(chainId, blockNumber, anchored, signed);
+        }
+    }
+
+    /// @dev The hash of block `blockNumber` of `chainId` that `anchor` knows (zero: unknown), for the
+    /// block checks and `challengeAnchor` alike. HISTORY_STORAGE_ADDRESS: the built-in path
+    /// (OpenZeppelin `Blockhash`, zero for another chain than this one); another adapter is asked
+    /// `blockHash(chainId, blockNumber)` with a static call. Reverts AnchorUnavailable when the
+    /// adapter call reverts or does not answer one word (no code, starved of gas): fail closed.
+    function _anchoredHash(uint256 chainId, uint256 blockNumber, address anchor)
+        internal
+        view
+        returns (bytes32 anchored)
+    {
+        if (anchor == HISTORY_STORAGE_ADDRESS) {
+            return chainId == block.chainid ? Blockhash.blockHash(blockNumber) : bytes32(0);
+        }
         bytes4 selector = IBlockHashAnchor.blockHash.selector;
-        bytes32 anchored;
         bool ok;
         assembly ("memory-safe") {
             // blockHash(chainId, blockNumber), built above the free memory pointer
@@ -98,10 +141,5 @@ abstract contract AnchorPolicies is VaultRegistry {
             anchored := mload(0)
         }
         if (!ok) revert AnchorUnavailable(chainId, anchor);
-        if (anchored == bytes32(0)) {
-            if (policy == POLICY_REQUIRE_ANCHOR) revert BlockNotAnchored(chainId, blockNumber);
-        } else if (anchored != signed) {
-            revert AnchorMismatch(chainId, blockNumber, anchored, signed);
-        }
     }
 }

@@ -3,7 +3,6 @@ pragma solidity ^0.8.26;
 
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {AnchorPolicies} from "./AnchorPolicies.sol";
-import {IBlockHashAnchor} from "./anchors/IBlockHashAnchor.sol";
 import {BlockLeaf, Claim} from "./Leaves.sol";
 import {SourceProofs} from "./SourceProofs.sol";
 
@@ -110,17 +109,17 @@ abstract contract Challenges is AnchorPolicies {
         _lieProven(epoch, leaf, Lie.ClaimValue, claim.account, bytes32(claim.value), bytes32(value));
     }
 
-    /// @notice Prove with the chain's anchor that the leaf's block hash is not the block's.
-    /// @dev Reverts as `challengeHeader`'s leaf checks, NoAnchor, AnchorDoesNotKnow, NotALie.
+    /// @notice Prove with the chain's anchor that the leaf's block hash is not the block's: the adapter
+    /// of `anchorPolicyOf`, under any policy (HISTORY_STORAGE_ADDRESS: the built-in EIP-2935 path).
+    /// @dev Reverts as `challengeHeader`'s leaf checks, NoAnchor, AnchorUnavailable (the adapter call
+    /// reverts or answers no word), AnchorDoesNotKnow, NotALie.
     /// Emits LieProven.
     function challengeAnchor(uint256 epoch, BlockLeaf calldata leaf, bytes32[] calldata blockProof) external {
         _challengedLeaf(epoch, leaf, blockProof);
-        IBlockHashAnchor anchor = _anchorAdapter(leaf.chainId);
-        if (address(anchor).code.length == 0) revert NoAnchor(leaf.chainId); // none, or not a contract
-        bytes32 anchored;
-        try anchor.blockHash(leaf.chainId, leaf.blockNumber) returns (bytes32 h) {
-            anchored = h;
-        } catch {}
+        address anchor = address(_anchorAdapter(leaf.chainId));
+        if (anchor.code.length == 0) revert NoAnchor(leaf.chainId); // none, or not a contract
+        // the adapter, or the built-in EIP-2935 path for HISTORY_STORAGE_ADDRESS (AnchorPolicies)
+        bytes32 anchored = _anchoredHash(leaf.chainId, leaf.blockNumber, anchor);
         if (anchored == bytes32(0)) revert AnchorDoesNotKnow(leaf.chainId, leaf.blockNumber);
         if (anchored == leaf.blockHash) revert NotALie();
         _lieProven(epoch, leaf, Lie.AnchorBlockHash, address(0), leaf.blockHash, anchored);

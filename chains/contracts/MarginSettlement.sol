@@ -227,6 +227,7 @@ contract MarginSettlement is Positions, Challenges {
         if (LeafProofs.processProof(blockProof, _blockLeafHash(b)) != root) {
             revert BlockNotInEpoch(chainId, blockNumber, epoch);
         }
+        // the raw policy byte: nonzero only under an anchor policy (its BUILTIN_HISTORY flag too)
         if (policy != POLICY_COMMITTEE) _checkAnchor(chainId, blockNumber, b.blockHash, policy);
     }
 

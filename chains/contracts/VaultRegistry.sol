@@ -21,7 +21,7 @@ abstract contract VaultRegistry is EpochVerifier {
         uint16 haircutBps;
         uint24 maxAge; // seconds, <= MAX_MAX_AGE < 2^24
         uint16 registration; // per chain, never reused; 0 = not registered
-        uint8 anchorPolicy; // AnchorPolicies: 0 committee, 1 prefer-anchor, 2 require-anchor
+        uint8 anchorPolicy; // AnchorPolicies: 0 committee, 1 prefer-anchor, 2 require-anchor, | 0x80 built-in EIP-2935
         uint32 firstEpoch; // roots of lower epochs are not usable for this chain
         uint256 collateralSlot;
     }

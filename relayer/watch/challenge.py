@@ -26,6 +26,7 @@ from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
+from chains.anchors import HISTORY_STORAGE_ADDRESS
 from chains.bindings import ContractAbi, ContractReverted, decode_revert
 from chains.errors import RpcGarbageError, RpcResponseError
 from chains.hexcodec import hex_to_bytes
@@ -128,7 +129,8 @@ class Responder:
 
     async def anchored_hash(self, chain_id: int, number: int) -> bytes | None:
         """The hash the chain's anchor adapter (`anchorPolicyOf(chainId)`, under any policy) knows
-        for block `number`, None when it has no adapter or the adapter does not know the block.
+        for block `number`, None when it has no adapter or the adapter does not know the block. The
+        history address (the built-in EIP-2935 path) is asked as the contract asks it: EIP-2935 `get`.
         Raises RpcError (RpcGarbageError for an answer of the wrong size)."""
         policy = await self.client.eth_call(
             {"to": self.settlement, "data": self._abi.encode_abi("anchorPolicyOf", [chain_id])}
@@ -138,7 +140,12 @@ class Responder:
         anchor = policy[32:64]
         if anchor == bytes(32):
             return None
-        data = "0x" + (BLOCK_HASH_SELECTOR + abi_encode(["uint256", "uint256"], [chain_id, number])).hex()
+        if anchor[12:] == bytes.fromhex(HISTORY_STORAGE_ADDRESS[2:]):
+            # the built-in EIP-2935 path (set only for the destination's own chain): the history
+            # contract's `get` takes the number as 32 bytes and reverts outside its window
+            data = "0x" + number.to_bytes(32, "big").hex()
+        else:
+            data = "0x" + (BLOCK_HASH_SELECTOR + abi_encode(["uint256", "uint256"], [chain_id, number])).hex()
         try:
             answer = await self.client.eth_call({"to": "0x" + anchor[12:].hex(), "data": data})
         except RpcResponseError:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from eth_account.signers.local import LocalAccount
 
+from chains.anchors import HISTORY_STORAGE_ADDRESS
 from chains.anvil import free_port
 from chains.bindings import (
     contract,
@@ -199,6 +200,21 @@ def test_a_block_hash_the_anchor_contradicts_is_challenged(env: Env, tmp_path: P
     fake = replace(honest_d, leaf=replace(honest_d.leaf, block_hash=b"\x42" * 32))
     epoch = env.next_epoch([fake])
     env.settle(epoch, fake)
+    run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
+    assert run.verdicts() == [("block_hash", "won")]
+    assert run.counted("anchor", "won") == 1 and env.voided(DEST)
+
+
+def test_the_built_in_history_path_contradicts_a_block_hash(env: Env, tmp_path: Path) -> None:
+    """With the history contract itself as the chain's anchor (AnchorPolicies' built-in EIP-2935
+    path), the watchtower asks it as the contract does (`get`, not `blockHash(chainId, number)`)."""
+    call = env.settlement.functions.setAnchorPolicy(DEST, 0, HISTORY_STORAGE_ADDRESS)
+    transact(env.dest.w3, env.owner, call, what="setAnchorPolicy")
+    honest_d = snapshot(env.dest, env.vault_d, env.accounts)
+    fake = replace(honest_d, leaf=replace(honest_d.leaf, block_hash=b"\x42" * 32))
+    epoch = env.next_epoch([fake])
+    env.settle(epoch, fake)
+    env.dest.rpc("anvil_mine", [300])  # 257+ blocks back: the history contract, not BLOCKHASH
     run = asyncio.run(watch_once(env, tmp_path / "w.sqlite", sender=env.watcher))
     assert run.verdicts() == [("block_hash", "won")]
     assert run.counted("anchor", "won") == 1 and env.voided(DEST)

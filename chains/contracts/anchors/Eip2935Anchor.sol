@@ -9,7 +9,11 @@ import {IBlockHashAnchor} from "./IBlockHashAnchor.sol";
 /// last 8,191 blocks; its `get` takes the block number as 32 big-endian bytes of calldata and
 /// reverts for the current block, a future one, or one more than 8,191 blocks back). For a source
 /// chain that is the destination itself (`chainId == block.chainid`); zero for every other chain.
-/// Stateless: nothing to feed, nothing to record.
+/// Stateless: nothing to feed, nothing to record. The general adapter (any IBlockHashAnchor reader
+/// can ask it); MarginSettlement itself has a cheaper built-in path for the same chain: the history
+/// contract's address as the chain's adapter (AnchorPolicies) calls no adapter and answers the last
+/// 256 blocks with BLOCKHASH. This adapter keeps to the history contract alone (zero on a chain
+/// without it, also within 256 blocks).
 contract Eip2935Anchor is IBlockHashAnchor {
     /// @notice The EIP-2935 history contract (same address on every chain that runs Prague).
     address public constant HISTORY_STORAGE_ADDRESS = 0x0000F90827F1C53a10cb7A02335B175320002935;
