@@ -221,9 +221,15 @@ def _race(conninfo: str, holder: str, members: list[str], barrier: object, resul
 
 
 def test_two_processes_racing_for_one_lease_exactly_one_wins(db: psycopg.Connection, postgres: str) -> None:
-    members = [f"race-{n}" for n in range(20)]
+    """Two processes race for 20 leases: 10 never held (the insert path, token 1) and 10 that
+    lapsed by the database clock with token 5 (the takeover path, token 6)."""
+    fresh = [f"fresh-{n}" for n in range(10)]
+    lapsed = [f"lapsed-{n}" for n in range(10)]
+    for member in lapsed:
+        db.execute("INSERT INTO leader_lease VALUES (%s, 'gone', 5, now() - interval '1 second')", [member])
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(2, timeout=60), context.Queue()
+    members = fresh + lapsed
     racers = [
         context.Process(target=_race, args=(postgres, holder, members, barrier, results)) for holder in ("a", "b")
     ]
@@ -234,11 +240,12 @@ def test_two_processes_racing_for_one_lease_exactly_one_wins(db: psycopg.Connect
         racer.join(timeout=30)
         assert racer.exitcode == 0
     for member in members:
+        expected = 1 if member in fresh else 6
         tokens = {holder: token for m, holder, token in outcomes if m == member}
         winners = [holder for holder, token in tokens.items() if token is not None]
-        assert len(winners) == 1 and tokens[winners[0]] == 1, (member, tokens)
+        assert len(winners) == 1 and tokens[winners[0]] == expected, (member, tokens)
         row = db.execute("SELECT holder, token FROM leader_lease WHERE member = %s", [member]).fetchone()
-        assert row == (winners[0], 1)
+        assert row == (winners[0], expected)
 
 
 def test_lease_settings_are_checked() -> None:
