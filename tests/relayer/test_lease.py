@@ -161,10 +161,14 @@ def test_a_write_fenced_with_the_old_token_fails_after_a_takeover_and_commits_no
     assert next_nonce(db) == 2
 
 
-def test_fence_outside_a_transaction_is_refused(db: psycopg.Connection, lease: Callable[..., LeaderLease]) -> None:
+def test_a_fence_or_lease_on_the_wrong_kind_of_connection_is_refused(
+    db: psycopg.Connection, lease: Callable[..., LeaderLease], postgres: str
+) -> None:
     grant = lease().acquire("host-a:1")
     with pytest.raises(LeaseError, match="outside a transaction"):
-        fence(db, grant)
+        fence(db, grant)  # autocommit: the row lock would end with the check
+    with psycopg.connect(postgres) as in_transactions, pytest.raises(ValueError, match="autocommit"):
+        LeaderLease(in_transactions, MEMBER)  # a refresh would sit in an open transaction
 
 
 def test_a_takeover_waits_for_an_open_fenced_transaction(
