@@ -32,10 +32,12 @@ demo: setup ## a committee of DEMO_COMMITTEE daemons relaying between two local 
 	$(BIN)/relayer devnet --dir $(DEMO_DIR) --committee $(DEMO_COMMITTEE) --threshold $(DEMO_THRESHOLD)
 
 # Debian tools the tests use: promtool (prometheus), systemd-analyze (systemd), clang with
-# libFuzzer (clang-14, libclang-rt-14-dev) and valgrind. Installed when missing and run as root.
-TOOL_PACKAGES := prometheus systemd clang-14 libclang-rt-14-dev valgrind
-tools: ## the Debian tools the tests use (promtool, systemd-analyze, clang-14 with libFuzzer, valgrind)
+# libFuzzer (clang-14, libclang-rt-14-dev), valgrind and the PostgreSQL server (postgresql: initdb
+# and pg_ctl in /usr/lib/postgresql/<major>/bin, for tests/pg.py). Installed when missing and run as root.
+TOOL_PACKAGES := prometheus systemd clang-14 libclang-rt-14-dev valgrind postgresql
+tools: ## the Debian tools the tests use (promtool, systemd-analyze, clang-14 with libFuzzer, valgrind, postgresql)
 	@command -v promtool >/dev/null && command -v systemd-analyze >/dev/null && command -v valgrind >/dev/null && \
+	  ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 && \
 	  ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(TOOL_PACKAGES); \

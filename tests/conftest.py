@@ -10,7 +10,8 @@ process and not property"`; `make test` runs everything.
   any other test that starts anvil carries `@pytest.mark.node` itself. A test without the marker
   that starts anvil fails (see `pytest_runtest_setup`), so none can slip into `make unit`.
 - `integration`: real nodes, the daemon as a process (every test under tests/integration/).
-- `tools`: runs an external Debian tool (promtool, systemd-analyze, clang with libFuzzer, valgrind).
+- `tools`: runs an external Debian tool (promtool, systemd-analyze, clang with libFuzzer, valgrind,
+  the PostgreSQL server); given to every test using the `postgres` fixtures (tests/pg.py).
 - `process`: runs a program per case: the relayer command (`python -m relayer.cli`) or a node.js
   reference (OpenZeppelin merkle-tree, verkle-cryptography-wasm); about a second each to start.
 - `property`: a hypothesis test (given to every `@given` test).
@@ -36,6 +37,8 @@ VECTORS = TESTS / "vectors"
 NODE_FOLDERS = ("integration", "contracts")
 # Fixtures that start anvil.
 NODE_FIXTURES = frozenset({"anvil"})
+# Fixtures that start the PostgreSQL server (a Debian tool).
+TOOL_FIXTURES = frozenset({"postgres_cluster", "postgres"})
 # What `ANVIL_BIN` points to while a test without the `node` marker runs: it exits at once with
 # this code, and writes why into the file named by NO_ANVIL_LOG.
 NO_ANVIL_EXIT = 97
@@ -65,6 +68,26 @@ def anvil() -> Iterator[object]:
         node.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[object]:
+    """A throwaway PostgreSQL cluster for the session (tests/pg.py): a unix socket in a temporary
+    directory, stopped and removed at the end; never skipped: fails if the server is missing."""
+    from tests.pg import throwaway_cluster
+
+    with throwaway_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def postgres(postgres_cluster: object) -> Iterator[str]:
+    """A fresh empty database on the session's cluster for one test: its libpq connection string."""
+    from tests.pg import Cluster, fresh_database
+
+    assert isinstance(postgres_cluster, Cluster)
+    with fresh_database(postgres_cluster) as conninfo:
+        yield conninfo
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give the tier markers that follow from a test's folder and fixtures."""
     for item in items:
@@ -75,6 +98,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if folder in NODE_FOLDERS or fixtures & NODE_FIXTURES or item.get_closest_marker("integration"):
             item.add_marker(pytest.mark.node)
+        if fixtures & TOOL_FIXTURES:
+            item.add_marker(pytest.mark.tools)
         if "vectors" in fixtures:
             item.add_marker(pytest.mark.vectors)
         if getattr(getattr(item, "obj", None), "is_hypothesis_test", False):

@@ -1,2 +1,3 @@
 """Storage: the daemon's one SQLite store (its tables and the transaction manager's, one
-connection)."""
+connection); relayer.storage.lease: the leader lease with a fencing token on PostgreSQL, for a
+member run as a hot-standby pair (not wired into the daemon yet)."""
