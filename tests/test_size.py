@@ -238,3 +238,50 @@ def test_the_c_check_counts_signature_to_closing_brace() -> None:
     assert c_functions(_c_snippet(53)) == [("long_one", 11, 60), ("g", 71, 7)]
     too_long = [name for name, _, length in c_functions(_c_snippet(54)) if length > MAX_FUNCTION_LINES]
     assert too_long == ["long_one"]
+
+
+_SOL_FUNCTION = re.compile(r"\b(function\s+\w+|constructor|modifier\s+\w+|fallback|receive)\s*\(")
+
+
+def solidity_functions(source: str) -> list[tuple[str, int, int]]:
+    """(name, first line, length in lines) of every function, constructor or modifier with a body
+    in the Solidity `source`: from the line of its keyword to the line of its matching closing
+    brace, with comments and string literals blanked first (`assembly` blocks are inside the body).
+    A declaration without a body (an interface's, an abstract one) ends at `;` and is not listed."""
+    text = _blank_c(source)
+    found = []
+    for match in _SOL_FUNCTION.finditer(text):
+        body = re.compile(r"[{;]").search(text, match.end())
+        if body is None or body.group() == ";":
+            continue
+        depth, i = 0, body.start()
+        while True:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i += 1
+        first = text.count("\n", 0, match.start()) + 1
+        found.append((match.group(1).split()[-1], first, text.count("\n", 0, i) + 1 - first + 1))
+    return found
+
+
+def test_no_solidity_function_over_60_lines() -> None:
+    too_long = [
+        f"{path.relative_to(REPO_ROOT)}:{line}: {name} is {length} lines"
+        for path in solidity_files()
+        for name, line, length in solidity_functions(path.read_text())
+        if length > MAX_FUNCTION_LINES
+    ]
+    assert not too_long, "\n".join(too_long)
+
+
+def test_the_solidity_check_counts_keyword_to_closing_brace() -> None:
+    body = "\n".join(f"        x += {i}; // }} {{" for i in range(57))
+    source = (
+        "interface I {\n    function g(uint256 a) external returns (uint256);\n}\n"
+        'contract C {\n    /* function h() { */\n    string s = "}";\n'
+        f"    function f(uint256 x)\n        internal\n        pure\n        returns (uint256)\n    {{\n{body}\n"
+        "        assembly { x := add(x, 1) }\n        return x;\n    }\n}\n"
+    )
+    assert solidity_functions(source) == [("f", 7, 65)]
+    assert solidity_functions(source.replace("        return x;\n", "")) == [("f", 7, 64)]

@@ -40,84 +40,101 @@ library LeafProofs {
         bool[] calldata flags,
         bytes32 root
     ) internal pure returns (bool ok) {
-        assembly ("memory-safe") {
-            let flagCount := flags.length
-            // n + proof.length == flags.length + 1 (calldata lengths: no overflow)
-            if eq(add(n, proof.length), add(flagCount, 1)) {
-                // queue: the leaves, then the computed hashes, back to back in free memory
-                let leaves := mload(0x40)
-                let src := claimsOffset
-                let end := add(src, shl(6, n))
-                for { let dst := leaves } lt(src, end) {
-                    src := add(src, 0x40)
-                    dst := add(dst, 0x20)
-                } {
-                    // keccak256(bytes.concat(keccak256(abi.encode(account, value))))
-                    calldatacopy(0, src, 0x40)
-                    mstore(0, keccak256(0, 0x40))
-                    mstore(dst, keccak256(0, 0x20))
-                }
-                let hashes := add(leaves, shl(5, n))
-                switch flagCount
-                case 0 { ok := eq(mload(leaves), root) } // n == 1, no proof: the leaf is the root
-                default {
-                    // One queue: leaves[0..n) then hashes[0..i); `next` is its read pointer, and a
-                    // read must stay below the write pointer `out` (never an uncomputed hash).
-                    let next := leaves
-                    let proofPtr := proof.offset
-                    let proofEnd := add(proofPtr, shl(5, proof.length))
-                    let flagPtr := flags.offset
-                    let out := hashes
-                    let valid := 1
-                    for { let flagEnd := add(flagPtr, shl(5, flagCount)) } lt(flagPtr, flagEnd) {
-                        flagPtr := add(flagPtr, 0x20)
-                        out := add(out, 0x20)
-                    } {
-                        if iszero(lt(next, out)) {
-                            valid := 0
-                            break
-                        }
-                        let a := mload(next)
-                        next := add(next, 0x20)
-                        let b
-                        let flag := calldataload(flagPtr)
-                        switch flag
-                        case 1 {
-                            if iszero(lt(next, out)) {
-                                valid := 0
-                                break
-                            }
-                            b := mload(next)
-                            next := add(next, 0x20)
-                        }
-                        case 0 {
-                            if iszero(lt(proofPtr, proofEnd)) {
-                                valid := 0
-                                break
-                            }
-                            b := calldataload(proofPtr)
-                            proofPtr := add(proofPtr, 0x20)
-                        }
-                        default {
-                            valid := 0
-                            break
-                        }
-                        // Hashes.commutativeKeccak256: the smaller word first
-                        switch lt(a, b)
-                        case 1 {
-                            mstore(0, a)
-                            mstore(0x20, b)
-                        }
-                        default {
-                            mstore(0, b)
-                            mstore(0x20, a)
-                        }
-                        mstore(out, keccak256(0, 0x40))
-                    }
-                    // every proof node used, and the last hash is the root
-                    ok := and(and(valid, eq(proofPtr, proofEnd)), eq(mload(sub(out, 0x20)), root))
-                }
+        // n + proof.length == flags.length + 1 (calldata lengths: no overflow)
+        if (n + proof.length != flags.length + 1) return false;
+        uint256 leaves = _leafQueue(claimsOffset, n);
+        if (flags.length == 0) {
+            assembly ("memory-safe") {
+                ok := eq(mload(leaves), root) // n == 1, no proof: the leaf is the root
             }
+            return ok;
+        }
+        return _walkQueue(leaves, n, proof, flags, root);
+    }
+
+    /// @dev Writes the StandardMerkleTree leaf of each of the `n` claims at `claimsOffset` (64
+    /// calldata bytes each) to free memory, back to back, and returns where they start (the free
+    /// memory pointer is not moved: the queue is used at once, before anything else allocates).
+    function _leafQueue(uint256 claimsOffset, uint256 n) private pure returns (uint256 leaves) {
+        assembly ("memory-safe") {
+            leaves := mload(0x40)
+            let src := claimsOffset
+            let end := add(src, shl(6, n))
+            for { let dst := leaves } lt(src, end) {
+                src := add(src, 0x40)
+                dst := add(dst, 0x20)
+            } {
+                // keccak256(bytes.concat(keccak256(abi.encode(account, value))))
+                calldatacopy(0, src, 0x40)
+                mstore(0, keccak256(0, 0x40))
+                mstore(dst, keccak256(0, 0x20))
+            }
+        }
+    }
+
+    /// @dev The multiproof walk over one queue: leaves[0..n) at `leaves`, then the computed hashes
+    /// written right after them; `next` is its read pointer, and a read must stay below the write
+    /// pointer `out` (never an uncomputed hash). Each step hashes the next queue item with the next
+    /// queue item (flag 1) or proof node (flag 0). True when every flag is 0 or 1, every proof node
+    /// is used and the last hash is `root`.
+    function _walkQueue(uint256 leaves, uint256 n, bytes32[] calldata proof, bool[] calldata flags, bytes32 root)
+        private
+        pure
+        returns (bool ok)
+    {
+        assembly ("memory-safe") {
+            let next := leaves
+            let out := add(leaves, shl(5, n))
+            let proofPtr := proof.offset
+            let proofEnd := add(proofPtr, shl(5, proof.length))
+            let flagPtr := flags.offset
+            let valid := 1
+            for { let flagEnd := add(flagPtr, shl(5, flags.length)) } lt(flagPtr, flagEnd) {
+                flagPtr := add(flagPtr, 0x20)
+                out := add(out, 0x20)
+            } {
+                if iszero(lt(next, out)) {
+                    valid := 0
+                    break
+                }
+                let a := mload(next)
+                next := add(next, 0x20)
+                let b
+                switch calldataload(flagPtr)
+                case 1 {
+                    if iszero(lt(next, out)) {
+                        valid := 0
+                        break
+                    }
+                    b := mload(next)
+                    next := add(next, 0x20)
+                }
+                case 0 {
+                    if iszero(lt(proofPtr, proofEnd)) {
+                        valid := 0
+                        break
+                    }
+                    b := calldataload(proofPtr)
+                    proofPtr := add(proofPtr, 0x20)
+                }
+                default {
+                    valid := 0
+                    break
+                }
+                // Hashes.commutativeKeccak256: the smaller word first
+                switch lt(a, b)
+                case 1 {
+                    mstore(0, a)
+                    mstore(0x20, b)
+                }
+                default {
+                    mstore(0, b)
+                    mstore(0x20, a)
+                }
+                mstore(out, keccak256(0, 0x40))
+            }
+            // every proof node used, and the last hash is the root
+            ok := and(and(valid, eq(proofPtr, proofEnd)), eq(mload(sub(out, 0x20)), root))
         }
     }
 }
