@@ -1,6 +1,7 @@
-"""The code stays readable in pieces: no module of `relayer/`, `chains/`, `native/` or `bench/` over 500
-lines, no function (its whole `def`, docstring included) over 60 lines, but for declarations
-(DECLARATIONS: a function that only declares, such as the metrics' registry).
+"""The code stays readable in pieces: no module of `relayer/`, `chains/`, `native/`, `bench/` or
+`tests/` over 500 lines, no function of the packages (its whole `def`, docstring included) over 60
+lines, but for declarations (DECLARATIONS: a function that only declares, such as the metrics'
+registry).
 
 The C of the native library, its fuzz harnesses and memcheck driver (C_DIRS) is held to the same
 bounds: no .c / .h file over 500 lines but the generated tables (GENERATED_C, data), no function
@@ -8,6 +9,11 @@ over 60 lines from its signature's first line to its closing brace (`c_functions
 
 The modules are parsed, not imported; a module that grows past the bound is split by concern
 (as `chains/rpc.py` was into `hexcodec.py` and `methods.py`), a function by helpers.
+
+The tests (TESTS, every .py file under tests/) have the same 500-line module bound, but not the
+function bound: a test module that grows past it is split by concern, its shared fixtures and
+helpers moved into a helper module next to it (as tests/relayer/test_pipeline.py was into
+pipeline_source.py, pipeline_destination.py, pipeline_harness.py and two test modules).
 
 Solidity files (SOLIDITY_DIRS, subfolders included) have the same 500-line bound: a contract that
 grows past it is split into abstract bases and internal libraries, still deployed as one contract
@@ -22,6 +28,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("relayer", "chains", "native", "bench")
+TESTS = "tests"
 DECLARATIONS = {("relayer/observability/metrics.py", "__init__")}
 """(module, function) of functions that declare and do nothing else (one metric a statement)."""
 SOLIDITY_DIRS = ("chains/contracts", "bench/contracts", "tests/contracts/solidity")
@@ -121,6 +128,21 @@ def test_no_module_over_500_lines() -> None:
     too_long = [
         f"{path.relative_to(REPO_ROOT)}: {lines} lines"
         for path in modules()
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not too_long, "\n".join(too_long)
+
+
+def modules_of_tests() -> list[Path]:
+    sources = sorted((REPO_ROOT / TESTS).rglob("*.py"))
+    assert len(sources) > 100, "the test modules were not found"
+    return sources
+
+
+def test_no_test_module_over_500_lines() -> None:
+    too_long = [
+        f"{path.relative_to(REPO_ROOT)}: {lines} lines"
+        for path in modules_of_tests()
         if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     ]
     assert not too_long, "\n".join(too_long)

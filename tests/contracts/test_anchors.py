@@ -37,7 +37,7 @@ from chains.anvil import rpc, start_anvil
 from chains.bindings import contract, deploy, deploy_destination, deploy_vault, load_artifact, register_vault, transact
 from relayer.attestation.eip712 import order_signatures, sign_epoch
 from tests.contracts.conftest import Chain, dev_account, reverts
-from tests.contracts.test_margin_settlement import ZERO32, Block, Epoch, deposit, events, make_block, snapshot_block
+from tests.contracts.settlement_env import ZERO32, Block, Epoch, deposit, events, make_block, snapshot_block
 
 pytestmark = pytest.mark.integration
 

@@ -37,7 +37,7 @@ from chains.proofs import parse_proof
 from chains.types import AccountProof
 from relayer.attestation.eip712 import order_signatures, sign_epoch
 from tests.contracts.conftest import REPO_ROOT, Chain, compile_test_contract, dev_account, reverts
-from tests.contracts.test_margin_settlement import Block, Epoch, deposit, events, make_block
+from tests.contracts.settlement_env import Block, Epoch, deposit, events, make_block
 
 pytestmark = pytest.mark.integration
 

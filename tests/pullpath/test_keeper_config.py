@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from relayer.config import KeeperConfig, load_config
-from tests.relayer.test_config import ENV, MINIMAL, _problems, _write
+from tests.relayer.config_files import ENV, MINIMAL, _problems, _write
 
 
 def test_defaults_a_listener_of_its_own(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from relayer import devnet
 from relayer.config import ChainConfig, CommitteeConfig, KeeperConfig, KeySource, PairConfig, load_config
 from relayer.config.render import ChainTable, CommitteeTable, DestinationTable, PairTable, render_config
-from tests.relayer.test_config import ADDR0, ENV, SETTLEMENT, VAULT, write_secret
+from tests.relayer.config_files import ADDR0, ENV, SETTLEMENT, VAULT, write_secret
 
 SOURCE = ChainTable(
     "l1",

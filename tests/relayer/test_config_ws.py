@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from relayer.config import ConfigError, load_config
-from tests.relayer.test_config import ENV, MINIMAL, _replace, _write
+from tests.relayer.config_files import ENV, MINIMAL, _replace, _write
 
 
 def test_ws_endpoint_is_optional_and_read(tmp_path: Path) -> None:

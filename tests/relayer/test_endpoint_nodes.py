@@ -13,7 +13,7 @@ import pytest
 from chains import nodes
 from relayer import cli
 from relayer.config import load_config, node_checks
-from tests.relayer.test_config import ENV, MINIMAL, _replace, _write
+from tests.relayer.config_files import ENV, MINIMAL, _replace, _write
 
 SOURCE_RPC = 'rpc = ["http://127.0.0.1:8545"]'
 

@@ -1,5 +1,6 @@
 """The epoch state machine's table (relayer.relay.epochflow): one step per stage, and a pass
-ends only at HELD or DONE. Every transition is driven in tests/relayer/test_pipeline.py."""
+ends only at HELD or DONE. Every transition is driven in tests/relayer/test_pipeline.py and
+test_pipeline_failures.py."""
 
 from __future__ import annotations
 

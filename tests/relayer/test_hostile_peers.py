@@ -46,7 +46,7 @@ from relayer.epoch import Attestation
 from relayer.errors import AttestationError
 from relayer.observability.api import make_app
 from relayer.storage.store import Store
-from tests.relayer.test_committee_exchange import (
+from tests.relayer.committee_peers import (
     CHAIN,
     DEST,
     EPOCH,
@@ -60,7 +60,7 @@ from tests.relayer.test_committee_exchange import (
     _sign,
     servers,
 )
-from tests.relayer.test_config import ENV, MINIMAL
+from tests.relayer.config_files import ENV, MINIMAL
 
 __all__ = ["servers"]  # the fixture, imported for these tests
 

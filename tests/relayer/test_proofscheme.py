@@ -317,7 +317,7 @@ def test_one_proof_scheme_per_trie_kind_by_the_name_of_the_setting() -> None:
 
 def test_config_proof_scheme(tmp_path: Path) -> None:
     from relayer.config import load_config
-    from tests.relayer.test_config import ENV, MINIMAL, _problems, _write
+    from tests.relayer.config_files import ENV, MINIMAL, _problems, _write
 
     assert load_config(_write(tmp_path, MINIMAL), environ=ENV).chains["source"].proof_scheme == "eip1186"
     verkle = MINIMAL.replace("chain_id = 1\n", 'chain_id = 1\nproof_scheme = "verkle"\n')

@@ -19,7 +19,7 @@ from relayer.scheduling.events import settled_topic as _settled_topic
 from relayer.scheduling.pairs import LogWindow
 from relayer.scheduling.schedule import EpochSchedule
 from relayer.storage.store import Store
-from tests.chains.test_rpc import Scripted, ok, scripted
+from tests.chains.rpc_scripted import Scripted, ok, scripted
 
 __all__ = ["scripted"]  # the fixture
 

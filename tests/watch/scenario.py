@@ -25,7 +25,7 @@ from relayer.watch.challenge import Responder
 from relayer.watch.follow import Source, Watchtower
 from relayer.watch.store import WatchStore
 from tests.contracts.conftest import Chain
-from tests.contracts.test_margin_settlement import Block, Epoch, make_block
+from tests.contracts.settlement_env import Block, Epoch, make_block
 
 ETH = 10**18
 DEST, CHAIN_A = 31337, 1001

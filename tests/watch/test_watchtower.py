@@ -40,7 +40,7 @@ from chains.challenges import ChallengeBuilder
 from relayer.config import KeySource
 from relayer.config.render import ChainTable, render_watch_config
 from tests.contracts.conftest import REPO_ROOT, Chain, compile_test_contract, dev_account
-from tests.contracts.test_margin_settlement import Block, deposit
+from tests.contracts.settlement_env import Block, deposit
 from tests.watch.scenario import CHAIN_A, DEST, ETH, Env, NoTraceNode, snapshot, watch_once
 
 pytestmark = pytest.mark.integration
