@@ -26,8 +26,8 @@ from chains.anchors import HISTORY_STORAGE_ADDRESS, POLICIES, deploy_anchor, set
 from chains.anvil import rpc, start_anvil
 from chains.bindings import BindingsError, contract, deploy_destination, deploy_vault, register_vault, transact
 from tests.contracts.conftest import Chain, dev_account, reverts
+from tests.contracts.settlement_env import ZERO32, Block, Epoch, deposit, events, make_block, snapshot_block
 from tests.contracts.test_anchors import FAKE_HASH, fake_of, sign
-from tests.contracts.test_margin_settlement import ZERO32, Block, Epoch, deposit, events, make_block, snapshot_block
 
 pytestmark = pytest.mark.integration
 
