@@ -53,6 +53,9 @@ def cmd_devnet(args: argparse.Namespace) -> int:
             dest_block_time=args.dest_block_time,
             committee=args.committee,
             threshold=threshold,
+            anchor=args.anchor,
+            anchor_policy=args.anchor_policy,
+            anchor_lag_blocks=args.anchor_lag_blocks,
         )
     except (devnet.DevnetError, RuntimeError) as exc:
         print(f"devnet: {exc}", file=sys.stderr)
@@ -209,6 +212,31 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         default=0.0,
         metavar="S",
         help="seconds between destination blocks (default 0: a block per transaction; 2 shows an L2's pace)",
+    )
+    p.add_argument(
+        "--anchor",
+        choices=("none", "op-l1block", "eip2935"),
+        default="none",
+        help="the destination's anchor of source block hashes (DESIGN section 2; default none: the committee "
+        "alone): op-l1block puts the OP Stack L1Block stand-in at its predeploy address on the destination, "
+        "deploys OpL1BlockAnchor and keeps the stand-in fed from the source chain (a feeder process, log "
+        "DIR/anchor-feeder.log); eip2935 relays a vault on the destination's own chain (anvil --hardfork "
+        "prague), anchored by Eip2935Anchor",
+    )
+    p.add_argument(
+        "--anchor-policy",
+        choices=("committee", "prefer-anchor", "require-anchor"),
+        default=None,
+        help="the source chain's anchor policy (default require-anchor with an anchor, committee without; "
+        "committee with an anchor: only challenges ask it)",
+    )
+    p.add_argument(
+        "--anchor-lag-blocks",
+        type=int,
+        default=2,
+        metavar="N",
+        help="op-l1block: the stand-in is fed the source block N below the source head, as a sequencer's L1 "
+        "origin trails L1 (default 2, 0..64)",
     )
     p.add_argument("--no-run", action="store_true", help="provision, leave the chains running, exit")
     p.add_argument("--stop", action="store_true", help="stop the member daemons and the chains of --dir")
