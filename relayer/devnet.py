@@ -49,6 +49,7 @@ __all__ = [
     "FOREGROUND_PID",
     "Devnet",
     "DevnetError",
+    "check_anchor_options",
     "epoch_signers",
     "member_name",
     "provision",

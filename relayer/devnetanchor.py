@@ -166,7 +166,7 @@ def feed(source_url: str, dest_url: str, adapter: str, lag: int, *, interval: fl
     w3_dest.provider.make_request("anvil_setBalance", [DEPOSITOR_ACCOUNT, hex(10**21)])  # type: ignore[arg-type]
     standin = contract(w3_dest, "L1BlockStandIn", "0x4200000000000000000000000000000000000015")
     anchor = contract(w3_dest, "OpL1BlockAnchor", adapter)
-    fed = int(standin.functions.number().call())
+    fed = int(standin.functions.number().call()) - 1  # the origin set up front is recorded too
     while True:
         target = w3_source.eth.block_number - lag
         for number in range(fed + 1, target + 1):

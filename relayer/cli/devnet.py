@@ -37,6 +37,11 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     if not 1 <= args.committee <= devnet.MAX_COMMITTEE:
         print(f"devnet: --committee must be 1..{devnet.MAX_COMMITTEE} members, got {args.committee}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        devnet.check_anchor_options(args.anchor, args.anchor_policy, args.anchor_lag_blocks)
+    except ValueError as exc:
+        print(f"devnet: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     threshold = devnet.majority(args.committee) if args.threshold is None else args.threshold
     if not 1 <= threshold <= args.committee:
         print(
