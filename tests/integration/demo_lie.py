@@ -155,6 +155,7 @@ def refusals(runs: CommitteeRuns) -> list[str]:
 def run_demo(directory: Path, policy: str, *, say: Callable[[str], None] = print, timeout: float = 90.0) -> Outcome:
     """The scenario of the module docstring under `policy` ("require-anchor" or "committee", the
     latter with a watchtower) in `directory`; returns what the destination did."""
+    directory = directory.resolve()
     runs = CommitteeRuns.provision(
         directory, members=3, threshold=2, accounts=3, every_blocks=2, dest_block_time=DEST_BLOCK_TIME,
         anchor="op-l1block", anchor_policy=policy,
@@ -168,8 +169,8 @@ def run_demo(directory: Path, policy: str, *, say: Callable[[str], None] = print
             f"{sum(fake.values.values()) / 1e18:.1f} ETH, the real one {counted_on_source(runs) / 1e18:.1f} ETH), "
             "member-0 the real chain")  # fmt: skip
         if policy == "committee":
-            with watchtower(runs, directory):
-                return _committee(runs, say, timeout)
+            with watchtower(runs, directory) as tower:
+                return _committee(runs, tower, say, timeout)
         return _require_anchor(runs, policy, say, timeout)
     finally:
         runs.close()
@@ -191,11 +192,17 @@ def _require_anchor(runs: CommitteeRuns, policy: str, say: Callable[[str], None]
     return outcome
 
 
-def _committee(runs: CommitteeRuns, say: Callable[[str], None], timeout: float) -> Outcome:
+def _committee(
+    runs: CommitteeRuns, tower: subprocess.Popen[bytes], say: Callable[[str], None], timeout: float
+) -> Outcome:
     runs.start_all()
     outcome = Outcome("committee", 0, [])
 
     def voided() -> bool:
+        if tower.poll() is not None:
+            raise AssertionError(
+                f"relayer watch exited with code {tower.returncode}: see {runs.net.directory}/watch.log"
+            )
         outcome.fake_counted_wei = max(outcome.fake_counted_wei, counted(runs))
         return bool(runs.settlement.functions.chainVoided(runs.chain_id).call())
 
