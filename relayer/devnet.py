@@ -176,9 +176,9 @@ def provision(
     threshold = _checked_sizes(accounts, dest_block_time, committee, threshold)
     try:
         policy = check_anchor_options(anchor, anchor_policy, anchor_lag_blocks)
+        anchoring = Anchoring(anchor, policy, anchor_lag_blocks, detach)
     except ValueError as exc:
         raise DevnetError(str(exc)) from None
-    anchoring = Anchoring(anchor, policy, anchor_lag_blocks, detach)
 
     def say(message: str) -> None:
         if progress:
@@ -186,11 +186,10 @@ def provision(
 
     directory = directory.resolve()
     _clear(directory, say)
-    same_chain = anchor == "eip2935"
-    if same_chain and not dest_block_time:
-        dest_block_time = source_block_time  # the destination is the source: it mines on an interval
+    if anchor == "eip2935":  # the destination is the source: it mines on an interval
+        dest_block_time = dest_block_time or source_block_time
     nodes = _start_chains(directory, FIRST_SEEDED + accounts, source_block_time, dest_block_time, detach, source_args,
-                          same_chain)  # fmt: skip
+                          anchor == "eip2935")  # fmt: skip
     source, destination = nodes
     try:
         say(f"source chain {source.chain_id} at {source.url}, destination {DESTINATION_CHAIN_ID} at {destination.url}")

@@ -21,19 +21,7 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir)
     if args.stop:
-        foreground = devnet.stop_foreground(directory)
-        if foreground:
-            print(
-                f"devnet: stopped the `relayer devnet` in the foreground (pid {foreground}), "
-                "with its member daemons and chains"
-            )
-        members = devnet.stop_members(directory)
-        if members:
-            print(f"devnet: stopped {len(members)} member daemon(s)")
-        stopped = devnet.stop(directory)
-        if stopped or not foreground:
-            print(f"devnet: stopped {len(stopped)} node(s)" if stopped else "devnet: no chains running")
-        return EXIT_OK
+        return _stop(directory)
     if not 1 <= args.committee <= devnet.MAX_COMMITTEE:
         print(f"devnet: --committee must be 1..{devnet.MAX_COMMITTEE} members, got {args.committee}", file=sys.stderr)
         return EXIT_USAGE
@@ -79,6 +67,26 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     finally:
         devnet.stop(net.directory)
         print("devnet: chains stopped")
+
+
+def _stop(directory: Path) -> int:
+    """`relayer devnet --stop`: the foreground `relayer devnet`, the member daemons, the anchor
+    feeder and the chains of `directory`."""
+    from relayer import devnet
+
+    foreground = devnet.stop_foreground(directory)
+    if foreground:
+        print(
+            f"devnet: stopped the `relayer devnet` in the foreground (pid {foreground}), "
+            "with its member daemons and chains"
+        )
+    members = devnet.stop_members(directory)
+    if members:
+        print(f"devnet: stopped {len(members)} member daemon(s)")
+    stopped = devnet.stop(directory)
+    if stopped or not foreground:
+        print(f"devnet: stopped {len(stopped)} node(s)" if stopped else "devnet: no chains running")
+    return EXIT_OK
 
 
 def signer_names(signers: tuple[str, ...], members: list[dict[str, str]]) -> list[str]:
@@ -218,6 +226,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between destination blocks (default 0: a block per transaction; 2 shows an L2's pace)",
     )
+    _add_anchor_arguments(p)
+    p.add_argument("--no-run", action="store_true", help="provision, leave the chains running, exit")
+    p.add_argument("--stop", action="store_true", help="stop the member daemons and the chains of --dir")
+    p.set_defaults(func=cmd_devnet)
+    return p
+
+
+def _add_anchor_arguments(p: argparse.ArgumentParser) -> None:
+    """--anchor, --anchor-policy, --anchor-lag-blocks (relayer.devnetanchor)."""
     p.add_argument(
         "--anchor",
         choices=("none", "op-l1block", "eip2935"),
@@ -243,7 +260,3 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="op-l1block: the stand-in is fed the source block N below the source head, as a sequencer's L1 "
         "origin trails L1 (default 2, 0..64)",
     )
-    p.add_argument("--no-run", action="store_true", help="provision, leave the chains running, exit")
-    p.add_argument("--stop", action="store_true", help="stop the member daemons and the chains of --dir")
-    p.set_defaults(func=cmd_devnet)
-    return p
