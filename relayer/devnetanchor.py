@@ -167,19 +167,21 @@ def feed(source_url: str, dest_url: str, adapter: str, lag: int, *, interval: fl
     standin = contract(w3_dest, "L1BlockStandIn", "0x4200000000000000000000000000000000000015")
     anchor = contract(w3_dest, "OpL1BlockAnchor", adapter)
     fed = int(standin.functions.number().call()) - 1  # the origin set up front is recorded too
+    sent: Any = {"from": DEPOSITOR_ACCOUNT, "gas": 200_000}
     while True:
         target = w3_source.eth.block_number - lag
+        records = []  # sent without waiting in between (the node orders them by nonce), checked after
         for number in range(fed + 1, target + 1):
             block: Any = w3_source.eth.get_block(number)
-            sent = {"from": DEPOSITOR_ACCOUNT, "gas": 200_000}
             standin.functions.setL1BlockValues(
                 number, int(block["timestamp"]), int(block.get("baseFeePerGas", 0)), bytes(block["hash"])
-            ).transact(sent)  # type: ignore[arg-type]
-            tx = anchor.functions.record().transact(sent)  # type: ignore[arg-type]
+            ).transact(sent)
+            records.append((number, block["hash"], anchor.functions.record().transact(sent)))
+        for number, block_hash, tx in records:
             if w3_dest.eth.wait_for_transaction_receipt(tx, timeout=60)["status"] != 1:
                 raise RuntimeError(f"record() of L1 block {number} failed")
             fed = number
-            print(f"fed L1 block {number} {bytes(block['hash']).hex()[:12]}", flush=True)
+            print(f"fed and recorded L1 block {number} {bytes(block_hash).hex()[:12]}", flush=True)
         time.sleep(interval)
 
 
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--anchor", required=True)
     parser.add_argument("--lag", type=int, default=DEFAULT_LAG_BLOCKS)
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C in a foreground devnet reaches it too
+        signal.signal(stop_signal, lambda *_: sys.exit(0))
     try:
         feed(args.source, args.destination, args.anchor, args.lag)
     except (OSError, ConnectionError) as exc:  # the chains went away
