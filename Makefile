@@ -10,7 +10,7 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: help setup tools demo test unit lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-reorg bench-pullpath bench-users fuzz memcheck clean
+.PHONY: help setup tools demo demo-lie test unit lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-reorg bench-pullpath bench-users fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp ## .venv, node_modules and the compiled contracts, where missing or stale
 
@@ -30,6 +30,9 @@ chains/contracts/build/.stamp: $(SOLIDITY) node_modules/.stamp
 
 demo: setup ## a committee of DEMO_COMMITTEE daemons relaying between two local anvil chains
 	$(BIN)/relayer devnet --dir $(DEMO_DIR) --committee $(DEMO_COMMITTEE) --threshold $(DEMO_THRESHOLD)
+
+demo-lie: setup ## a colluding 2-of-3 majority behind a fake chain: refused (require-anchor), voided by a watchtower (committee)
+	$(BIN)/python -m tests.integration.demo_lie --dir $(DEMO_DIR)-lie
 
 # Debian tools the tests use: promtool (prometheus), systemd-analyze (systemd), clang with
 # libFuzzer (clang-14, libclang-rt-14-dev), valgrind and the PostgreSQL server (postgresql: initdb
@@ -139,7 +142,7 @@ bench-users: setup ## one vault with USERS_ACCOUNTS depositors: delta vs full sn
 	  --dest-block-time $(USERS_DEST_BLOCK_TIME) --rss-accounts $(USERS_RSS_ACCOUNTS) $(USERS_ARGS)
 
 clean: ## remove .venv, node_modules, builds and the demo directory
-	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR)
+	rm -rf $(VENV) node_modules chains/contracts/build build *.egg-info native/_native.* $(DEMO_DIR) $(DEMO_DIR)-lie
 
 help: ## this list
 	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)

@@ -33,6 +33,7 @@ from chains.anvil import DEV_MNEMONIC, AnvilNode, free_port, rpc, start_anvil
 from chains.bindings import contract, deploy_destination, deploy_vault, register_vault
 from relayer.config import KeySource
 from relayer.config.render import ChainTable, CommitteeTable, DestinationTable, PairTable, render_config
+from relayer.devnetanchor import DEFAULT_LAG_BLOCKS, Anchoring, check_anchor_options, stop_feeder
 from relayer.devnetdemo import epoch_signers, simulate_activity, watch_settlements
 from relayer.devnetprocs import (
     FOREGROUND_PID,
@@ -48,6 +49,7 @@ __all__ = [
     "FOREGROUND_PID",
     "Devnet",
     "DevnetError",
+    "check_anchor_options",
     "epoch_signers",
     "member_name",
     "provision",
@@ -154,6 +156,9 @@ def provision(
     threshold: int | None = None,
     takeover_seconds: float | None = None,
     source_args: tuple[str, ...] = (),
+    anchor: str = "none",
+    anchor_policy: str | None = None,
+    anchor_lag_blocks: int = DEFAULT_LAG_BLOCKS,
 ) -> Devnet:
     """Start and seed a devnet in `directory` (an earlier devnet there is stopped and replaced).
 
@@ -164,9 +169,16 @@ def provision(
     gets `member-<i>/relayer.toml` (and `takeover_seconds`, when given, in its `[committee]`
     table). `source_args`: extra arguments of the source's anvil (e.g. `--prune-history N`, which
     this anvil applies only with `source_block_time` 0: a block per transaction or `evm_mine`).
+    `anchor` (relayer.devnetanchor.ANCHOR_MODES), `anchor_policy` (default: require-anchor with
+    an anchor) and `anchor_lag_blocks`: the destination's anchor, see relayer.devnetanchor.
     Raises DevnetError or chains.anvil.AnvilNotFound.
     """
     threshold = _checked_sizes(accounts, dest_block_time, committee, threshold)
+    try:
+        policy = check_anchor_options(anchor, anchor_policy, anchor_lag_blocks)
+        anchoring = Anchoring(anchor, policy, anchor_lag_blocks, detach)
+    except ValueError as exc:
+        raise DevnetError(str(exc)) from None
 
     def say(message: str) -> None:
         if progress:
@@ -174,28 +186,20 @@ def provision(
 
     directory = directory.resolve()
     _clear(directory, say)
-    nodes = _start_chains(directory, FIRST_SEEDED + accounts, source_block_time, dest_block_time, detach, source_args)
+    if anchor == "eip2935":  # the destination is the source: it mines on an interval
+        dest_block_time = dest_block_time or source_block_time
+    nodes = _start_chains(directory, FIRST_SEEDED + accounts, source_block_time, dest_block_time, detach, source_args,
+                          anchor == "eip2935")  # fmt: skip
     source, destination = nodes
     try:
-        say(
-            f"source chain {SOURCE_CHAIN_ID} at {source.url}, "
-            f"destination chain {DESTINATION_CHAIN_ID} at {destination.url}"
-        )
-        info = _seed(
-            directory,
-            source,
-            destination,
-            say,
-            accounts=accounts,
-            committee=committee,
-            threshold=threshold,
-            every_blocks=every_blocks,
-            dest_block_time=dest_block_time,
-            takeover_seconds=takeover_seconds,
-        )
+        say(f"source chain {source.chain_id} at {source.url}, destination {DESTINATION_CHAIN_ID} at {destination.url}")
+        info = _seed(directory, source, destination, say, accounts=accounts, committee=committee, threshold=threshold,
+                     every_blocks=every_blocks, dest_block_time=dest_block_time, takeover_seconds=takeover_seconds,
+                     anchoring=anchoring)  # fmt: skip
         (directory / "devnet.json").write_text(json.dumps(info, indent=2) + "\n")
         return Devnet(directory, info)
     except BaseException:
+        stop_feeder(directory)
         for node in nodes:
             node.stop()
         raise
@@ -213,12 +217,17 @@ def _seed(
     every_blocks: int,
     dest_block_time: float,
     takeover_seconds: float | None,
+    anchoring: Anchoring,
 ) -> dict[str, object]:
-    """Deploy the contracts, fund `accounts` depositors and write each member's config on the
-    running chains; returns the content of devnet.json (see `_info`). Raises DevnetError."""
+    """Deploy the contracts, fund `accounts` depositors, set the anchor up and write each
+    member's config on the running chains (`source` is `destination` under eip2935); returns the
+    content of devnet.json (see `_info`). Raises DevnetError."""
     keys_of = [member_keys(i) for i in range(committee)]
     w3_source = Web3(Web3.HTTPProvider(source.url))
     deployed = _deploy(w3_source, destination.url, keys_of, threshold)
+    anchor = anchoring.setup(directory, source, destination, dev_account(0), deployed.settlement)
+    if anchor:
+        say(f"anchor {anchor['mode']} {anchor['adapter']}, chain {source.chain_id} policy {anchor['policy']}")
     say(
         f"deployed vault {deployed.vault} (source) and settlement {deployed.settlement} (destination; its own "
         "EpochVerifier)"
@@ -235,13 +244,15 @@ def _seed(
         dest_block_time=dest_block_time,
         threshold=threshold,
         takeover_seconds=takeover_seconds,
+        source_confirmations=anchoring.source_confirmations,
     )
     if committee > 1:
         say(
             f"committee of {committee} members, threshold {threshold}: "
             + ", ".join(f"{m['name']} {m['attester']}" for m in members)
         )
-    return _info(source, destination, deployed, depositors, threshold, members)
+    info = _info(source, destination, deployed, depositors, threshold, members)
+    return info | {"anchor": anchor} if anchor else info
 
 
 def _start_chains(
@@ -251,9 +262,17 @@ def _start_chains(
     dest_block_time: float,
     detach: bool,
     source_args: tuple[str, ...],
+    same_chain: bool = False,
 ) -> list[AnvilNode]:
     """The source and the destination anvil nodes, `accounts` dev accounts each (the source
-    stopped again when the destination cannot start)."""
+    stopped again when the destination cannot start). `same_chain` (eip2935): one node, a Prague
+    destination mining every `dest_block_time` (default `source_block_time`), both source and
+    destination."""
+    if same_chain:
+        node = start_anvil(DESTINATION_CHAIN_ID, accounts=accounts, block_time=dest_block_time or source_block_time,
+                           log_path=directory / "anvil-destination.log", detach=detach,
+                           extra_args=("--hardfork", "prague"))  # fmt: skip
+        return [node, node]
     source = start_anvil(
         SOURCE_CHAIN_ID,
         block_time=source_block_time or None,
@@ -288,14 +307,14 @@ def _info(
     listeners, the anvil pids and (in a committee of more than one) the members."""
     info: dict[str, object] = {
         "chains": {
-            "source": {"rpc": source.url, "chain_id": SOURCE_CHAIN_ID},
+            "source": {"rpc": source.url, "chain_id": source.chain_id},
             "destination": {"rpc": destination.url, "chain_id": DESTINATION_CHAIN_ID},
         },
         "contracts": {"vault": deployed.vault, "settlement": deployed.settlement},
         "accounts": depositors,
         "metrics": members[0]["metrics"],
         "keeper": members[0]["keeper"],
-        "pids": [source.pid, destination.pid],
+        "pids": sorted({source.pid, destination.pid}),
     }
     if len(members) > 1:
         info["committee"] = {"threshold": threshold, "members": members}
@@ -357,7 +376,7 @@ def _deploy(
     settlement = deploy_destination(w3_dest, deployer, [a.address for a, _ in keys_of], threshold)
     for _, member_sender in keys_of[1:]:  # member 0's sender is a funded dev account
         rpc(destination_url, "anvil_setBalance", [member_sender.address, hex(SENDER_FUNDS_WEI)])
-    register_vault(w3_dest, deployer, settlement, SOURCE_CHAIN_ID, vault, slot, HAIRCUT_BPS, MAX_AGE_SECONDS)
+    register_vault(w3_dest, deployer, settlement, w3_source.eth.chain_id, vault, slot, HAIRCUT_BPS, MAX_AGE_SECONDS)
     return _Deployed(vault, vault_block, slot, settlement)
 
 
@@ -391,6 +410,7 @@ def _write_members(
     dest_block_time: float,
     threshold: int,
     takeover_seconds: float | None,
+    source_confirmations: int = 0,
 ) -> list[dict[str, str]]:
     """Each member's keys, listeners and `relayer.toml` (in `directory`, or
     `directory/member-<i>/` in a committee); returns the members as devnet.json records them."""
@@ -407,7 +427,8 @@ def _write_members(
         member = "" if committee == 1 else f" (committee member {i} of {committee}, threshold {threshold})"
         text = _config_text(source_url, destination_url, deployed.vault, deployed.vault_block, deployed.slot,
                             deployed.settlement, ports[i], every_blocks, dest_block_time, keeper_ports[i], member,
-                            CommitteeTable(peers, takeover_seconds) if committee > 1 else None)  # fmt: skip
+                            CommitteeTable(peers, takeover_seconds) if committee > 1 else None,
+                            source_confirmations)  # fmt: skip
         (home / "relayer.toml").write_text(text)
         members.append(
             {
@@ -451,23 +472,26 @@ def _config_text(
     keeper_port: int = 0,
     member: str = "",
     committee: CommitteeTable | None = None,
+    source_confirmations: int = 0,
 ) -> str:
-    """The devnet's `relayer.toml` (of committee `member`, e.g. " (committee member 1 of 3, threshold 2)")."""
+    """The devnet's `relayer.toml` (of committee `member`, e.g. " (committee member 1 of 3, threshold 2)");
+    `source_rpc` equal to `destination_rpc` (eip2935): one chain, the pair's source and destination."""
     keys = "derived from anvil's public dev mnemonic" + member if member else "anvil's public dev keys"
+    source = ChainTable("source", SOURCE_CHAIN_ID, [source_rpc], ws=_ws_url(source_rpc), finality="confirmations",
+                        confirmations=source_confirmations or CONFIRMATIONS, poll_interval_seconds=0.5)  # fmt: skip
+    same_chain = source_rpc == destination_rpc
     return render_config(
         comment=f"Generated by `relayer devnet`: a local two-chain devnet. The keys are {keys}.",
         store="relayer.sqlite", metrics_listen=f"127.0.0.1:{metrics_port}", keeper_listen=f"127.0.0.1:{keeper_port}",
         attester=KeySource(key_file=Path("keys/attester.key")),
-        chains=[
-            ChainTable("source", SOURCE_CHAIN_ID, [source_rpc], ws=_ws_url(source_rpc), finality="confirmations",
-                       confirmations=CONFIRMATIONS, poll_interval_seconds=0.5),
+        chains=([] if same_chain else [source]) + [
             ChainTable("destination", DESTINATION_CHAIN_ID, [destination_rpc],
                        finality="confirmations" if dest_block_time else "head",
                        confirmations=1 if dest_block_time else None,
                        poll_interval_seconds=min(1.0, dest_block_time / 4) if dest_block_time else 0.5),
         ],
         destinations=[DestinationTable("destination", settlement, KeySource(key_file=Path("keys/sender.key")))],
-        pairs=[PairTable("source", "destination", vault, vault_deploy_block=vault_block, collateral_slot=slot,
-                         every_blocks=every_blocks)],
+        pairs=[PairTable(source.name if not same_chain else "destination", "destination", vault,
+                         vault_deploy_block=vault_block, collateral_slot=slot, every_blocks=every_blocks)],
         committee=committee,
     )  # fmt: skip

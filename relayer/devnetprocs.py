@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
+from relayer.devnetanchor import stop_feeder
+
 
 class _WithMembers(Protocol):
     """A provisioned devnet as `wait_members_up` reads it (relayer.devnet.Devnet)."""
@@ -141,10 +143,11 @@ def stop_foreground(directory: Path, timeout: float = 15.0) -> int | None:
 
 def stop(directory: Path) -> list[int]:
     """Stop a `relayer devnet` running in the foreground (`stop_foreground`), the member
-    daemons (`stop_members`), then the anvil nodes recorded in `directory/devnet.json`;
-    returns the anvil pids signalled."""
+    daemons (`stop_members`), the anchor feeder (relayer.devnetanchor), then the anvil nodes
+    recorded in `directory/devnet.json`; returns the anvil pids signalled."""
     stop_foreground(directory)
     stop_members(directory)
+    stop_feeder(directory)
     path = directory / "devnet.json"
     if not path.exists():
         return []

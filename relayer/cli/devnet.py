@@ -21,21 +21,14 @@ def cmd_devnet(args: argparse.Namespace) -> int:
 
     directory = Path(args.dir)
     if args.stop:
-        foreground = devnet.stop_foreground(directory)
-        if foreground:
-            print(
-                f"devnet: stopped the `relayer devnet` in the foreground (pid {foreground}), "
-                "with its member daemons and chains"
-            )
-        members = devnet.stop_members(directory)
-        if members:
-            print(f"devnet: stopped {len(members)} member daemon(s)")
-        stopped = devnet.stop(directory)
-        if stopped or not foreground:
-            print(f"devnet: stopped {len(stopped)} node(s)" if stopped else "devnet: no chains running")
-        return EXIT_OK
+        return _stop(directory)
     if not 1 <= args.committee <= devnet.MAX_COMMITTEE:
         print(f"devnet: --committee must be 1..{devnet.MAX_COMMITTEE} members, got {args.committee}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        devnet.check_anchor_options(args.anchor, args.anchor_policy, args.anchor_lag_blocks)
+    except ValueError as exc:
+        print(f"devnet: {exc}", file=sys.stderr)
         return EXIT_USAGE
     threshold = devnet.majority(args.committee) if args.threshold is None else args.threshold
     if not 1 <= threshold <= args.committee:
@@ -53,6 +46,9 @@ def cmd_devnet(args: argparse.Namespace) -> int:
             dest_block_time=args.dest_block_time,
             committee=args.committee,
             threshold=threshold,
+            anchor=args.anchor,
+            anchor_policy=args.anchor_policy,
+            anchor_lag_blocks=args.anchor_lag_blocks,
         )
     except (devnet.DevnetError, RuntimeError) as exc:
         print(f"devnet: {exc}", file=sys.stderr)
@@ -71,6 +67,26 @@ def cmd_devnet(args: argparse.Namespace) -> int:
     finally:
         devnet.stop(net.directory)
         print("devnet: chains stopped")
+
+
+def _stop(directory: Path) -> int:
+    """`relayer devnet --stop`: the foreground `relayer devnet`, the member daemons, the anchor
+    feeder and the chains of `directory`."""
+    from relayer import devnet
+
+    foreground = devnet.stop_foreground(directory)
+    if foreground:
+        print(
+            f"devnet: stopped the `relayer devnet` in the foreground (pid {foreground}), "
+            "with its member daemons and chains"
+        )
+    members = devnet.stop_members(directory)
+    if members:
+        print(f"devnet: stopped {len(members)} member daemon(s)")
+    stopped = devnet.stop(directory)
+    if stopped or not foreground:
+        print(f"devnet: stopped {len(stopped)} node(s)" if stopped else "devnet: no chains running")
+    return EXIT_OK
 
 
 def signer_names(signers: tuple[str, ...], members: list[dict[str, str]]) -> list[str]:
@@ -210,7 +226,37 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between destination blocks (default 0: a block per transaction; 2 shows an L2's pace)",
     )
+    _add_anchor_arguments(p)
     p.add_argument("--no-run", action="store_true", help="provision, leave the chains running, exit")
     p.add_argument("--stop", action="store_true", help="stop the member daemons and the chains of --dir")
     p.set_defaults(func=cmd_devnet)
     return p
+
+
+def _add_anchor_arguments(p: argparse.ArgumentParser) -> None:
+    """--anchor, --anchor-policy, --anchor-lag-blocks (relayer.devnetanchor)."""
+    p.add_argument(
+        "--anchor",
+        choices=("none", "op-l1block", "eip2935"),
+        default="none",
+        help="the destination's anchor of source block hashes (DESIGN section 2; default none: the committee "
+        "alone): op-l1block puts the OP Stack L1Block stand-in at its predeploy address on the destination, "
+        "deploys OpL1BlockAnchor and keeps the stand-in fed from the source chain (a feeder process, log "
+        "DIR/anchor-feeder.log); eip2935 relays a vault on the destination's own chain (anvil --hardfork "
+        "prague), anchored by Eip2935Anchor",
+    )
+    p.add_argument(
+        "--anchor-policy",
+        choices=("committee", "prefer-anchor", "require-anchor"),
+        default=None,
+        help="the source chain's anchor policy (default require-anchor with an anchor, committee without; "
+        "committee with an anchor: only challenges ask it)",
+    )
+    p.add_argument(
+        "--anchor-lag-blocks",
+        type=int,
+        default=2,
+        metavar="N",
+        help="op-l1block: the stand-in is fed the source block N below the source head, as a sequencer's L1 "
+        "origin trails L1 (default 2, 0..64)",
+    )

@@ -196,12 +196,6 @@ class _Reader(ValueReader):
                 f"no destination named {destination!r} (no [destinations.{toml_key(destination)}])",
             )
             destination = None
-        if source is not None and source == destination:
-            self.problem(
-                t.at("destination"),
-                f"same chain as source ({source!r}); a pair relays between two chains",
-            )
-            return None
         if (
             source is None
             or destination is None

@@ -158,14 +158,16 @@ class CommitteeRuns:
         takeover_seconds: float = 3.0,
         fetch_timeout_seconds: float = 1.0,
         dest_block_time: float = 0.0,
+        anchor: str = "none",
+        anchor_policy: str | None = None,
     ) -> CommitteeRuns:
         """Provision a committee devnet in `directory` (short takeover and fetch timeouts, so a
-        test sees a takeover within seconds; `dest_block_time`: see `devnet.provision`); no
-        member is started yet."""
+        test sees a takeover within seconds; `dest_block_time`, `anchor`, `anchor_policy`: see
+        `devnet.provision`); no member is started yet."""
         net = devnet.provision(
             directory, accounts=accounts, detach=False, progress=False, every_blocks=every_blocks,
             committee=members, threshold=threshold, takeover_seconds=takeover_seconds,
-            dest_block_time=dest_block_time,
+            dest_block_time=dest_block_time, anchor=anchor, anchor_policy=anchor_policy,
         )  # fmt: skip
         runs = cls(net)
         for member in runs.members:

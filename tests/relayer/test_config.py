@@ -320,16 +320,16 @@ def test_pairs_must_name_known_chains_and_destinations(tmp_path: Path) -> None:
     )
 
 
-def test_pair_source_equal_to_destination(tmp_path: Path) -> None:
+def test_a_pair_may_relay_a_vault_on_the_destinations_own_chain(tmp_path: Path) -> None:
+    """A vault on the destination chain itself (EIP-2935-anchored, `relayer devnet --anchor eip2935`)."""
     text = _replace(
         MINIMAL,
         "[[pairs]]",
         f'[destinations.source]\nsettlement = "{SETTLEMENT}"\nsender = {{ key_env = "SENDER_KEY" }}\n[[pairs]]',
     )
     text = _replace(text, 'destination = "destination"\nvault', 'destination = "source"\nvault')
-    assert _problems(tmp_path, text) == (
-        "pairs[0].destination: same chain as source ('source'); a pair relays between two chains",
-    )
+    config = load_config(_write(tmp_path, text), environ=ENV)
+    assert [(p.source, p.destination) for p in config.pairs] == [("source", "source")]
 
 
 def test_duplicate_pairs(tmp_path: Path) -> None:
