@@ -56,7 +56,8 @@ class AnchorBench:
         builtin = deploy_anchor(w3, owner, "eip2935-builtin")  # the history contract's address itself
         self.anchors = {"eip2935": eip2935, "builtin": builtin, "builtin 257+": builtin}
         self.anchors |= {"op-l1block recorded": op, "op-l1block live": op}
-        rpc(ctx.node.url, "anvil_mine", [FAR])  # a block FAR back: out of BLOCKHASH's 256
+        # a block FAR back: out of BLOCKHASH's 256 (anvil roots each block over the bench's whole state: slow)
+        rpc(ctx.node.url, "anvil_mine", [FAR], timeout=600)
         self.probe = ctx.deploy_ref("PullProbe")
         self.accounts = random_accounts(ctx.rng, SETTLE_CLAIMS)
         self.values = random_values(ctx.rng, SETTLE_CLAIMS)
