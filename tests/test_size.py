@@ -307,3 +307,14 @@ def test_the_solidity_check_counts_keyword_to_closing_brace() -> None:
     )
     assert solidity_functions(source) == [("f", 7, 65)]
     assert solidity_functions(source.replace("        return x;\n", "")) == [("f", 7, 64)]
+
+
+def test_no_document_over_500_lines() -> None:
+    documents = sorted([REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")])
+    assert len(documents) > 5, "the documents were not found"
+    too_long = [
+        f"{path.relative_to(REPO_ROOT)}: {lines} lines"
+        for path in documents
+        if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
+    assert not too_long, "\n".join(too_long)
