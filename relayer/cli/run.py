@@ -4,35 +4,16 @@ invalid or its data directory is locked by another process (2), or it fails (1).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from typing import Any
 
-from relayer.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from relayer.cli._common import run_service
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from relayer.config import ConfigError, load_config
+    from relayer.config import load_config
     from relayer.daemon import Daemon
-    from relayer.errors import EXPECTED_ERRORS
-    from relayer.observability.log import configure
-    from relayer.storage.lock import DataDirLocked
 
-    configure(json=None if args.log_format == "auto" else args.log_format == "json", level=args.log_level)
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"relayer: invalid config {args.config}:\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        asyncio.run(Daemon(config).run())
-    except DataDirLocked as exc:  # another process runs this member: a usage error, not a failure
-        print(f"relayer: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except EXPECTED_ERRORS as exc:
-        print(f"relayer: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+    return run_service(args, load_config, lambda config: Daemon(config).run())
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

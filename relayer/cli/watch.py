@@ -5,36 +5,16 @@ needs no attester key; `[watch.sender]` (optional) pays for challenges."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 from typing import Any
 
-from relayer.cli._common import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from relayer.cli._common import run_service
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from relayer.config import ConfigError
     from relayer.config.watch import load_watch_config
-    from relayer.errors import EXPECTED_ERRORS
-    from relayer.observability.log import configure
-    from relayer.storage.lock import DataDirLocked
     from relayer.watchtower import Tower
 
-    configure(json=None if args.log_format == "auto" else args.log_format == "json", level=args.log_level)
-    try:
-        config = load_watch_config(args.config)
-    except ConfigError as exc:
-        print(f"relayer: invalid watch config {args.config}:\n{exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        asyncio.run(Tower(config).run())
-    except DataDirLocked as exc:
-        print(f"relayer: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except EXPECTED_ERRORS as exc:
-        print(f"relayer: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    return EXIT_OK
+    return run_service(args, load_watch_config, lambda config: Tower(config).run(), "watch config")
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:

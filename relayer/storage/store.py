@@ -32,7 +32,6 @@ schema is relayer.storage.schema, the rows as read relayer.storage.records.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,7 +43,7 @@ from relayer.storage.attestations import AttestationTables
 from relayer.storage.epochs import EpochTables
 from relayer.storage.records import ON_CHAIN, AttestationConflict, EpochRecord, SettleBatch
 from relayer.storage.settlements import SettlementTables
-from relayer.storage.tables import transaction
+from relayer.storage.tables import connect, transaction
 
 __all__ = [
     "ON_CHAIN",
@@ -62,16 +61,8 @@ class Store(EpochTables, SettlementTables, AttestationTables):
     StoreError when the file cannot be opened or written (checked at open) and on I/O failure."""
 
     def __init__(self, path: Path) -> None:
+        self._db = connect(path)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot open store {path}: {exc}") from exc
-        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise StoreError(f"cannot open store {path}: it is read-only (the store must be writable)")
-        try:
-            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
             schema.migrate_conflicts(self._db)
             self._db.executescript(schema.SCHEMA)
             self._db.executescript(txstore.SCHEMA)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from relayer.errors import StoreError
 from relayer.storage import txstore
-from relayer.storage.tables import transaction
+from relayer.storage.tables import connect, transaction
 
 READ_HASHES_KEPT = 256
 """Destination block hashes kept for reorg detection (a reorg deeper than this is not followed)."""
@@ -62,11 +62,8 @@ class WatchStore:
     cannot be opened or written."""
 
     def __init__(self, path: Path) -> None:
+        self._db = connect(path, "watch store")
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), isolation_level=None, timeout=10)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(SCHEMA)
             self._db.executescript(txstore.SCHEMA)
             txstore.migrate(self._db)
