@@ -206,6 +206,7 @@ def measure_mode(directory: Path, mode: str, settings: dict[str, Any]) -> dict[s
         "changes": len(changes),
         "settled": len(rows),
         "epochs": settled_epochs,
+        "epochs_failed": sum(1 for e in recorder.events if e.get("event") == "epoch.failed"),
         "p50_seconds": round(statistics.median(latencies), 3) if latencies else None,
         "max_seconds": max(latencies) if latencies else None,
         "rows": rows,
@@ -259,11 +260,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "accounts": args.accounts,
     }  # fmt: skip
     entry = run(settings)
-    print(f"  {'mode':<11} {'changes':>7} {'settled':>7} {'p50 (s)':>8} {'max (s)':>8}")
+    print(f"  {'mode':<11} {'changes':>7} {'settled':>7} {'p50 (s)':>8} {'max (s)':>8} {'epochs failed':>13}")
     for mode, result in entry["modes"].items():
         p50, top = result["p50_seconds"], result["max_seconds"]
-        print(f"  {mode:<11} {result['changes']:>7} {result['settled']:>7} "
-              f"{p50 if p50 is not None else '-':>8} {top if top is not None else '-':>8}")  # fmt: skip
+        print(f"  {mode:<11} {result['changes']:>7} {result['settled']:>7} {p50 if p50 is not None else '-':>8} "
+              f"{top if top is not None else '-':>8} {result['epochs_failed']:>13}")  # fmt: skip
     anchored = entry["modes"]["op-l1block"]["source_read_at"].get("confirmations")
     print(f"block-to-settled p50, op-l1block / finalized: {entry['p50_ratio_op_l1block_to_finalized']} "
           f"(finalized tag {2 * args.slots_in_an_epoch} blocks behind the head; op-l1block: anchor lag {args.lag}, "
