@@ -10,7 +10,7 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: help setup tools demo demo-lie test unit lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-dust bench-reorg bench-pullpath bench-users fuzz memcheck clean
+.PHONY: help setup tools demo demo-lie test unit lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-anchor-latency bench-dust bench-reorg bench-pullpath bench-users fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp ## .venv, node_modules and the compiled contracts, where missing or stale
 
@@ -106,6 +106,14 @@ bench-committee: setup ## proven block to settlement with a 2-of-3 committee (be
 LATENCY_ARGS ?=
 bench-latency: setup ## the relayer's share of block-to-settlement time on the demo devnet (bench/latency.py)
 	$(BIN)/python -m bench.latency $(LATENCY_ARGS)
+
+# Block-to-settled latency per collateral change, the OP Stack anchor mode (--anchor op-l1block,
+# require-anchor: no L1 finality wait) against the source's finalized tag, one devnet each, the
+# destination mining every 2 s; appends to bench/results/anchor-latency.json (bench/anchor_latency.py).
+# About 3.5 minutes. ANCHOR_LATENCY_ARGS="--seconds 120" for more changes.
+ANCHOR_LATENCY_ARGS ?=
+bench-anchor-latency: setup ## OP Stack anchor mode vs finality wait: block-to-settled latency (bench/anchor_latency.py)
+	$(BIN)/python -m bench.anchor_latency $(ANCHOR_LATENCY_ARGS)
 
 # 1-wei deposits and withdrawal requests from distinct accounts, spaced over blocks: the relayer's
 # destination gas per attacker source gas, with the default min_change_wei and with 0 side by

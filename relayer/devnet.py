@@ -175,8 +175,7 @@ def provision(
     """
     threshold = _checked_sizes(accounts, dest_block_time, committee, threshold)
     try:
-        policy = check_anchor_options(anchor, anchor_policy, anchor_lag_blocks)
-        anchoring = Anchoring(anchor, policy, anchor_lag_blocks, detach)
+        anchoring = Anchoring.of(anchor, anchor_policy, anchor_lag_blocks, detach, dest_block_time, source_block_time)
     except ValueError as exc:
         raise DevnetError(str(exc)) from None
 

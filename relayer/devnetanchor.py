@@ -13,6 +13,7 @@ prague`, a vault is deployed on it and registered, and Eip2935Anchor answers its
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import subprocess
@@ -51,12 +52,25 @@ class Anchoring:
     policy: str
     lag: int
     detach: bool
+    inclusion_blocks: int = 0
+    """Source blocks the destination may take to mine the feeder's record (one destination block
+    interval, rounded up; 0 for a destination mining a block per transaction)."""
+
+    @classmethod
+    def of(
+        cls, mode: str, policy: str | None, lag: int, detach: bool, dest_block_time: float, source_block_time: float
+    ) -> Anchoring:
+        """The anchoring of a devnet whose chains mine every `dest_block_time` / `source_block_time`
+        seconds; raises ValueError naming a bad option (`check_anchor_options`)."""
+        policy = check_anchor_options(mode, policy, lag)
+        return cls(mode, policy, lag, detach, inclusion_blocks(dest_block_time, source_block_time))
 
     @property
     def source_confirmations(self) -> int:
-        """The relayer's source confirmations: lag + 1 under op-l1block (a snapshot's block is fed
-        and recorded before the relayer proves it), 0 (the devnet's default) otherwise."""
-        return self.lag + 1 if self.mode == "op-l1block" else 0
+        """The relayer's source confirmations: lag + 1 + `inclusion_blocks` under op-l1block (a
+        snapshot's block is fed and its record mined before the relayer proves it), 0 (the devnet's
+        default) otherwise."""
+        return self.lag + 1 + self.inclusion_blocks if self.mode == "op-l1block" else 0
 
     def setup(
         self, directory: Path, source: AnvilNode, destination: AnvilNode, owner: LocalAccount, settlement: str
@@ -69,6 +83,12 @@ class Anchoring:
         if self.mode == "eip2935":
             return setup_eip2935(destination.url, owner, settlement, source.chain_id, self.policy)
         return None
+
+
+def inclusion_blocks(dest_block_time: float, source_block_time: float) -> int:
+    """Source blocks one destination block interval spans, rounded up (`Anchoring.inclusion_blocks`);
+    0 when either chain mines a block per transaction (0 s)."""
+    return math.ceil(dest_block_time / source_block_time) if dest_block_time and source_block_time else 0
 
 
 def default_policy(mode: str) -> str:
