@@ -54,13 +54,11 @@ from bench.gas_report import (
 )
 from bench.gas_stacks import (
     CHAIN_ID,
-    ETH,
     ROOT,
     V2,
     Block,
     Ctx,
     Stack,
-    batch_rpc,
     build_stacks,
     committee_keys,
     compile_bench_contracts,
@@ -69,6 +67,7 @@ from bench.gas_stacks import (
     oz_tree,
     random_accounts,
     random_values,
+    seed_vault,
     standard_calldata_gas,
     v1_signature,
 )
@@ -217,15 +216,7 @@ def measure_committees(ctx: Ctx) -> list[dict[str, Any]]:
 def measure_mpt(ctx: Ctx) -> dict[str, Any]:
     """OpenZeppelin TrieProof on a real eth_getProof of a CollateralVault on this node."""
     url = ctx.node.url
-    vault = deploy(ctx.w3, ctx.sender, "CollateralVault", 7_200)
-    depositors = random_accounts(ctx.rng, MPT_STORAGE_ENTRIES)
-    calls: list[tuple[str, list[Any]]] = [
-        ("anvil_setStorageAt", [vault, "0x" + mapping_storage_key(a, 0).hex(), "0x%064x" % (i + 1)])
-        for i, a in enumerate(depositors)
-    ]
-    calls += [("anvil_setBalance", [a, hex(ETH)]) for a in random_accounts(ctx.rng, MPT_STATE_ACCOUNTS)]
-    batch_rpc(url, calls)
-    rpc(url, "evm_mine")
+    vault, depositors = seed_vault(ctx, MPT_STORAGE_ENTRIES, MPT_STATE_ACCOUNTS)
     block = ctx.w3.eth.get_block("latest")
     chosen = depositors[:MPT_ACCOUNTS]
     proof: Any = rpc(

@@ -22,21 +22,21 @@ from web3 import Web3
 
 from bench.gas_stacks import (
     CHAIN_ID,
+    ETH,
     MAX_AGE,
     Ctx,
-    batch_rpc,
     committee_keys,
     compile_bench_contracts,
     dev_account,
     oz_tree,
     random_accounts,
+    seed_vault,
 )
 from chains.anvil import rpc, start_anvil
 from chains.bindings import (
     BLOCK_LEAF_TYPES,
     CLAIM_TYPES,
     contract,
-    deploy,
     deploy_destination,
     mapping_storage_key,
     register_vault,
@@ -50,21 +50,6 @@ from relayer.attestation.eip712 import order_signatures, sign_epoch
 STORAGE_ENTRIES = 3_000
 STATE_ACCOUNTS = 3_000
 TARGET = 700_000
-ETH = 10**18
-
-
-def _seed_vault(ctx: Ctx) -> tuple[str, list[str]]:
-    """A vault whose `collateral[depositors[i]]` is i + 1 wei, among STATE_ACCOUNTS funded accounts."""
-    vault = deploy(ctx.w3, ctx.sender, "CollateralVault", 7_200)
-    depositors = random_accounts(ctx.rng, STORAGE_ENTRIES)
-    calls: list[tuple[str, list[Any]]] = [
-        ("anvil_setStorageAt", [vault, "0x" + mapping_storage_key(a, 0).hex(), "0x%064x" % (i + 1)])
-        for i, a in enumerate(depositors)
-    ]
-    calls += [("anvil_setBalance", [a, hex(ETH)]) for a in random_accounts(ctx.rng, STATE_ACCOUNTS)]
-    batch_rpc(ctx.node.url, calls)
-    rpc(ctx.node.url, "evm_mine")
-    return vault, depositors
 
 
 def _submit(ctx: Ctx, settlement: str, root: bytes) -> None:
@@ -91,7 +76,7 @@ def _gas_of(ctx: Ctx, call: ChallengeCall) -> int:
 def measure_challenges(ctx: Ctx) -> dict[str, Any]:
     """Gas of challengeHeader, challengeClaim (present slot, absent slot) and challengeAnchor."""
     w3 = ctx.w3
-    vault, depositors = _seed_vault(ctx)
+    vault, depositors = seed_vault(ctx, STORAGE_ENTRIES, STATE_ACCOUNTS)
     settlement = deploy_destination(w3, ctx.sender, [m.address for m in committee_keys(3)], 2)
     register_vault(w3, ctx.sender, settlement, CHAIN_ID, vault, 0, 10_000, MAX_AGE)
     anchor = ctx.deploy_ref("HistoryAnchor")

@@ -206,6 +206,22 @@ def random_values(rng: random.Random, n: int) -> list[int]:
     return [rng.randrange(ETH // 100, 1_000 * ETH) for _ in range(n)]
 
 
+def seed_vault(ctx: Ctx, entries: int, funded: int) -> tuple[str, list[str]]:
+    """A CollateralVault on the bench node whose `collateral[depositors[i]]` is i + 1 wei for
+    `entries` random depositors, among `funded` more accounts holding 1 ETH (tries as deep as a
+    busy vault's), written with anvil cheat calls and mined in one block. Returns (vault, depositors)."""
+    vault = deploy(ctx.w3, ctx.sender, "CollateralVault", 7_200)
+    depositors = random_accounts(ctx.rng, entries)
+    calls: list[tuple[str, list[Any]]] = [
+        ("anvil_setStorageAt", [vault, "0x" + mapping_storage_key(a, 0).hex(), "0x%064x" % (i + 1)])
+        for i, a in enumerate(depositors)
+    ]
+    calls += [("anvil_setBalance", [a, hex(ETH)]) for a in random_accounts(ctx.rng, funded)]
+    batch_rpc(ctx.node.url, calls)
+    rpc(ctx.node.url, "evm_mine")
+    return vault, depositors
+
+
 def committee_keys(n: int) -> list[LocalAccount]:
     return [dev_account(100 + i) for i in range(n)]
 
