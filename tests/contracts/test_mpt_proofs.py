@@ -1,6 +1,7 @@
 """MptProofs (chains/contracts/MptProofs.sol), the calldata Merkle Patricia trie walk of the claim
 challenge, differentially tested on anvil (tests/contracts/solidity/SourceProofsProbe.sol) against
-OpenZeppelin `TrieProof` and py-trie: every trie of the ethereum/tests fixtures in tests/vectors/trie
+OpenZeppelin `TrieProof`, py-trie and the C verifier the watchtower re-proves with (native/mpt.py):
+every trie of the ethereum/tests fixtures in tests/vectors/trie
 (present keys, deleted ones, absent ones; proofs with and without py-trie's repeated inline nodes),
 every real EIP-1186 proof of tests/vectors/proofs (mainnet, exclusion proofs), real anvil proofs
 (exclusions and anvil's empty-value leaf), and mutated proofs: the walk may refuse a proof, but it
@@ -22,6 +23,7 @@ from trie.exceptions import ValidationError
 from web3.contract import Contract
 from web3.exceptions import ContractCustomError, ContractLogicError
 
+import native
 from chains.bindings import contract, decode_revert, deploy_vault, mapping_storage_key, transact
 from tests.conftest import VECTORS
 from tests.contracts.conftest import REPO_ROOT, Chain, compile_test_contract, dev_account
@@ -74,6 +76,15 @@ def oz(probe: Contract, root: bytes, key: bytes, proof: list[bytes]) -> Any:
     return bytes(value) if err in (0, 9) else None
 
 
+def c_verifier(root: bytes, key: bytes, proof: list[bytes]) -> Any:
+    """native.verify_proof as (found, value) (it reads an empty value as absent), or REFUSED."""
+    try:
+        value = native.verify_proof(root, key, proof)
+    except (native.ProofError, native.RLPError, ValueError):
+        return REFUSED
+    return (value is not None, value or b"")
+
+
 def raw(text: str) -> bytes:
     return bytes.fromhex(text[2:]) if text.startswith("0x") else text.encode()
 
@@ -117,12 +128,14 @@ def test_every_fixture_trie_agrees_with_py_trie_and_openzeppelin(probe: Contract
                 truth = trie.get(key)
             except ValidationError:  # py-trie cannot look up a key that ends inside an extension's path
                 continue
-            for proof in proof_forms(trie, key):
-                inline += len(proof) - len(proof_forms(trie, key)[1])
+            py_form, geth_form = proof_forms(trie, key)
+            inline += len(py_form) - len(geth_form)
+            for proof in (py_form, geth_form):
                 assert walk(probe, trie.root_hash, key, proof) == (bool(truth), truth), (name, key)
                 assert oz(probe, trie.root_hash, key, proof) == (truth or None), (name, key)
                 checked += 1
                 absent += not truth
+            assert c_verifier(trie.root_hash, key, geth_form) == (bool(truth), truth), (name, key)
     assert checked > 300 and absent > 100 and inline > 0
 
 
@@ -140,6 +153,7 @@ def test_every_real_proof_agrees_with_py_trie_and_openzeppelin(probe: Contract, 
         truth = HexaryTrie.get_from_proof(root, key, [rlp.decode(n) for n in proof])
         assert walk(probe, root, key, proof) == (bool(truth), truth)
         assert oz(probe, root, key, proof) == (truth or None)
+        assert c_verifier(root, key, proof) == (bool(truth), truth)
 
 
 def test_real_anvil_proofs_with_exclusions_and_the_empty_value_leaf(chain: Chain, probe: Contract) -> None:
@@ -217,6 +231,7 @@ def test_mutated_proofs_never_prove_what_the_trie_does_not_hold(probe: Contract)
                     truth = trie.get(asked)
                     got = walk(probe, trie.root_hash, asked, p)
                     assert got is REFUSED or got == (bool(truth), truth), (asked.hex(), [x.hex() for x in p])
+                    assert c_verifier(trie.root_hash, asked, p) in (REFUSED, (bool(truth), truth))
                     refused += got is REFUSED
                     proven += got is not REFUSED
     for name in ("mainnet_weth_storage_23223655.json", "mainnet_deposit_contract_21925176.json"):
@@ -227,5 +242,6 @@ def test_mutated_proofs_never_prove_what_the_trie_does_not_hold(probe: Contract)
             for p in mutations(rng, proof, foreign):
                 got = walk(probe, root, key, p)
                 assert got is REFUSED or got == (True, truth)
+                assert c_verifier(root, key, p) in (REFUSED, (True, truth))
                 refused += got is REFUSED
     assert refused > 500 and proven > 20
