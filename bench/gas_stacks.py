@@ -64,7 +64,7 @@ const files = fs.readdirSync(dir).filter((f) => f.endsWith(".sol")).sort();
 const sources = {};
 for (const f of files) sources[f] = { content: fs.readFileSync(path.join(dir, f), "utf8") };
 function findImports(p) {
-  for (const base of [dir, path.join(process.cwd(), "node_modules")]) {
+  for (const base of [dir, path.join(process.cwd(), "node_modules"), process.cwd()]) {
     const file = path.join(base, p);
     if (fs.existsSync(file)) return { contents: fs.readFileSync(file, "utf8") };
   }

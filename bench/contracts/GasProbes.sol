@@ -34,3 +34,14 @@ contract PullProbe {
         out = result;
     }
 }
+
+/// @title ExecutionMeter (bench reference only): the execution gas of one call, measured around an
+/// inner CALL (includes the cold access to `target`, 2,600, and copying `data` to memory); meant for
+/// eth_call, nothing it does is kept. For transactions whose gasUsed is the EIP-7623 calldata floor.
+contract ExecutionMeter {
+    function meter(address target, bytes calldata data) external returns (uint256 used, bool ok) {
+        uint256 before = gasleft();
+        (ok,) = target.call(data);
+        used = before - gasleft();
+    }
+}

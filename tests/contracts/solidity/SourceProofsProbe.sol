@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.26;
 
+import {TrieProof} from "@openzeppelin/contracts/utils/cryptography/TrieProof.sol";
+import {MptProofs} from "chains/contracts/MptProofs.sol";
 import {SourceProofs} from "chains/contracts/SourceProofs.sol";
 
-/// @notice Test-only: the SourceProofs library behind external functions.
+/// @notice Test-only: the SourceProofs and MptProofs libraries, and OpenZeppelin TrieProof (the
+/// differential baseline), behind external functions.
 contract SourceProofsProbe {
     function headerFields(bytes calldata header, bytes32 blockHash)
         external
@@ -28,6 +31,17 @@ contract SourceProofsProbe {
         pure
         returns (bool found, bytes memory value)
     {
-        return SourceProofs.provenValue(root, key, proof);
+        return MptProofs.get(root, key, proof);
+    }
+
+    /// @notice OpenZeppelin TrieProof.tryTraverse: (value, ProofError) for presence only.
+    function ozTraverse(bytes32 root, bytes calldata key, bytes[] calldata proof)
+        external
+        pure
+        returns (bytes memory value, uint8 err)
+    {
+        TrieProof.ProofError e;
+        (value, e) = TrieProof.tryTraverse(root, key, proof);
+        return (value, uint8(e));
     }
 }
