@@ -19,6 +19,8 @@ from web3.types import TxReceipt
 from chains.anchors import L1_BLOCK_ADDRESS, POLICIES, deploy_anchor, feed_l1block, record_l1_origin, set_anchor_policy
 from chains.anvil import start_anvil
 from chains.bindings import BindingsError, contract, register_vault, transact
+from chains.rpc import RpcClient
+from relayer.submission.submitter import Submitter
 from tests.contracts.conftest import Chain, reverts
 from tests.contracts.settlement_env import ZERO32, events
 from tests.contracts.test_anchors import DEST_CHAIN, EXPECTED, FAKE_HASH, L1_CHAIN, MAX_AGE, Env, build_env
@@ -226,3 +228,25 @@ def test_the_built_in_op_path_needs_the_predeploy(env: Env) -> None:
     call = env.settlement.functions.setAnchorPolicy(L1_CHAIN, 1, L1_BLOCK_ADDRESS)
     err = reverts("InvalidAnchor", lambda: transact(env.dest.w3, env.owner, call, what="setAnchorPolicy"))
     assert err.error_args == (L1_BLOCK_ADDRESS,)
+
+
+async def test_the_daemon_reads_the_anchor_as_the_block_check_does(env: Env) -> None:
+    """`Submitter.anchor_policy` / `anchored_hash` (the daemon's hold before sending, relayer.relay.
+    epochflow.waits_for_anchor) on the real contract: the policy, the live origin, a recorded one, an
+    unknown block, and an anchor whose call fails (zero: not known, as the check refuses it)."""
+    use_predeploy(env, "require-anchor")
+    real, later = env.blocks[(BUILTIN, "agrees")].leaf, env.blocks[(BUILTIN, "unknown")].leaf
+    async with RpcClient(env.dest.url) as client:
+        submitter = Submitter(
+            client, None, chain_id=DEST_CHAIN, sender=env.relayer.address,  # type: ignore[arg-type]
+            verifier=env.settlement.address, settlement=env.settlement.address,
+        )  # fmt: skip
+        assert (await submitter.anchor_policy(L1_CHAIN), await submitter.anchor_policy(DEST_CHAIN)) == (2, 0)
+        assert await submitter.anchored_hash(L1_CHAIN, real.block_number) == real.block_hash  # live
+        assert await submitter.anchored_hash(L1_CHAIN, later.block_number) == ZERO32
+        record(env)
+        move_origin_past(env, later.block_number)
+        assert await submitter.anchored_hash(L1_CHAIN, real.block_number) == real.block_hash  # recorded
+        env.dest.rpc("anvil_setCode", [L1_BLOCK_ADDRESS, TWO_WORDS])
+        assert await submitter.anchored_hash(L1_CHAIN, later.block_number) == ZERO32  # AnchorUnavailable
+        assert await submitter.anchored_hash(DEST_CHAIN, 1) == ZERO32  # no anchor
