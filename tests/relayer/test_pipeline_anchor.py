@@ -13,10 +13,20 @@ from structlog.testing import capture_logs
 
 import relayer.relay.epochflow as epochflow_module
 from tests.relayer.pipeline_destination import Destination
-from tests.relayer.pipeline_harness import Clock, destination_config, events, member, solo, source
+from tests.relayer.pipeline_harness import (
+    Clock,
+    Crash,
+    Stages,
+    destination_config,
+    events,
+    member,
+    solo,
+    source,
+    stages,
+)
 from tests.relayer.pipeline_source import EPOCH1_BLOCK, SOURCE_ID, SourceChain
 
-__all__ = ["source"]  # the fixture, imported for these tests
+__all__ = ["source", "stages"]  # the fixtures, imported for these tests
 
 REQUIRE_ANCHOR, PREFER_ANCHOR = 2, 1
 
@@ -71,3 +81,29 @@ async def test_under_committee_nothing_waits_for_an_anchor(tmp_path: Path, sourc
     me = member(tmp_path, source, destination)
     assert await me.relay.round() is True
     assert me.status() == ("settled", None)
+
+
+async def test_an_epoch_accepted_by_another_member_is_settled_once_anchored(
+    tmp_path: Path, source: SourceChain, stages: Stages, clock: Clock
+) -> None:
+    """The epoch's root is accepted on the destination (another member's submitEpoch) before this
+    member settles it: its settlement waits for the anchor the same way (before, it was sent, refused
+    `BlockNotAnchored` at the estimate and tried again on every pass)."""
+    destination = Destination(solo())
+    destination.anchor_policies[SOURCE_ID] = REQUIRE_ANCHOR
+    stages.crash_at("epoch.created")
+    with pytest.raises(Crash):
+        await member(tmp_path, source, destination).relay.round()
+    me = member(tmp_path, source, destination)
+    record = me.store.epoch(1)
+    assert record is not None
+    destination.record(1, record.root)  # accepted meanwhile (submitted alone by another member)
+    with capture_logs() as logs:
+        await me.relay.resume()
+    assert me.status() == ("submitted", None) and destination.txm.mined == []
+    assert len(events(logs, "epoch.held")) == 1  # asked first: no settlement tried (and refused) meanwhile
+    assert events(logs, "epoch.accepted_meanwhile") == []
+    destination.anchored.add((SOURCE_ID, EPOCH1_BLOCK))
+    await me.relay.resume()
+    assert me.status() == ("settled", None)
+    assert [kind for _, kind in destination.txm.mined] == ["settle"]
