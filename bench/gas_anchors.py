@@ -18,7 +18,11 @@ Cases: ``eip2935`` (the ``Eip2935Anchor`` adapter, the hash from the history con
 ``builtin`` (the history contract's address as the adapter: MarginSettlement's built-in path, no
 adapter slot or call; a recent block, BLOCKHASH), ``builtin 257+`` (the same, a block FAR back: one
 call to the history contract), ``op-l1block live`` (the leaf is the current L1 origin) and
-``op-l1block recorded`` (recorded with ``record()``, then the origin moved on).
+``op-l1block recorded`` (recorded with ``record()``, then the origin moved on), and the same two
+leaves through MarginSettlement's built-in OP Stack path (the predeploy's address as the L1's
+adapter: no adapter contract): ``op builtin recorded`` (recorded in the settlement with
+``recordL1Origin()``: one cold slot of its own) and ``op builtin live`` (nothing recorded: that slot,
+then the predeploy's ``number()`` and ``hash()``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,13 @@ from eth_utils import keccak, to_checksum_address
 from web3.types import TxReceipt
 
 from bench.gas_stacks import CHAIN_ID, MAX_AGE, Ctx, committee_keys, oz_tree, random_accounts, random_values
-from chains.anchors import deploy_anchor, feed_l1block, install_l1block_standin, set_anchor_policy
+from chains.anchors import (
+    deploy_anchor,
+    feed_l1block,
+    install_l1block_standin,
+    record_l1_origin,
+    set_anchor_policy,
+)
 from chains.anvil import rpc
 from chains.bindings import BLOCK_LEAF_TYPES, CLAIM_TYPES, contract, deploy_destination, register_vault, transact
 from relayer.attestation.eip712 import sign_epoch
@@ -56,6 +66,12 @@ class AnchorBench:
         builtin = deploy_anchor(w3, owner, "eip2935-builtin")  # the history contract's address itself
         self.anchors = {"eip2935": eip2935, "builtin": builtin, "builtin 257+": builtin}
         self.anchors |= {"op-l1block recorded": op, "op-l1block live": op}
+        predeploy = deploy_anchor(w3, owner, "op-l1block-builtin")  # the L1Block predeploy's address itself
+        self.anchors |= {"op builtin recorded": predeploy, "op builtin live": predeploy}
+        # named under committee (no block check: the baseline is unchanged), so recordL1Origin records for L1_CHAIN
+        set_anchor_policy(w3, owner, self.address, L1_CHAIN, "committee", predeploy)
+        self.leaf_of = {name: name for name in self.anchors}
+        self.leaf_of |= {"op builtin recorded": "op-l1block recorded", "op builtin live": "op-l1block live"}
         # a block FAR back: out of BLOCKHASH's 256 (anvil roots each block over the bench's whole state: slow)
         rpc(ctx.node.url, "anvil_mine", [FAR], timeout=600)
         self.probe = ctx.deploy_ref("PullProbe")
@@ -79,6 +95,7 @@ class AnchorBench:
             feed_l1block(w3, leaf[1], now, 10**9, leaf[2])
             if name.endswith("recorded"):
                 transact(w3, owner, contract(w3, "OpL1BlockAnchor", op).functions.record(), what="record")
+                self.record_gas = int(record_l1_origin(w3, owner, self.address)["gasUsed"])
         self.epoch = oz_tree(BLOCK_LEAF_TYPES, list(self.leaves.values()), proofs=True)
         signature = sign_epoch(self.member, CHAIN_ID, self.address, 1, self.epoch.root, bytes(32), generation=1)
         transact(
@@ -89,6 +106,7 @@ class AnchorBench:
         return (chain, number, block_hash, keccak(b"state"), now, self.vault, self.claims.root, SETTLE_CLAIMS)
 
     def settle(self, name: str) -> TxReceipt:
+        name = self.leaf_of[name]
         index = list(self.leaves).index(name)
         order, proof, flags = self.claims.multiproofs[0]
         claims = [(self.accounts[i], self.values[i]) for i in order]
@@ -96,6 +114,7 @@ class AnchorBench:
         return self.ctx.send(call, f"settle {name}")
 
     def pull(self, name: str) -> tuple[int, int]:
+        name = self.leaf_of[name]
         index = list(self.leaves).index(name)
         calls = [
             self.settlement.encode_abi(
@@ -116,7 +135,7 @@ class AnchorBench:
 
     def measure(self, name: str, policy: str) -> dict[str, Any]:
         """(gas under `policy`) - (gas under committee) of the same leaf, each on a reverted snapshot."""
-        chain = self.leaves[name][0]
+        chain = self.leaves[self.leaf_of[name]][0]
         gas = {}
         for setting in ("committee", policy):
             snapshot = rpc(self.ctx.node.url, "evm_snapshot")
@@ -149,12 +168,23 @@ def measure_anchors(ctx: Ctx) -> dict[str, Any]:
         bench.measure("builtin 257+", "require-anchor"),
         bench.measure("op-l1block live", "require-anchor"),
         bench.measure("op-l1block recorded", "require-anchor"),
+        bench.measure("op builtin live", "require-anchor"),
+        bench.measure("op builtin recorded", "require-anchor"),
+        bench.measure("op builtin recorded", "prefer-anchor"),
     ]
-    return {"claims_per_leaf": SETTLE_CLAIMS, "target": TARGET, "rows": rows}
+    return {"claims_per_leaf": SETTLE_CLAIMS, "target": TARGET, "rows": rows, "record_l1_origin_gas": bench.record_gas}
 
 
 def print_anchors(result: dict[str, Any]) -> None:
     print(f"\nanchor check per block leaf (policy minus committee, same leaf; target <= {result['target']:,})")
-    print(f"  {'adapter':<20} {'policy':<15} {'settle (cold)':>13} {'pull cold':>10} {'pull warm':>10}")
+    print(
+        f"  {'adapter':<20} {'policy':<15} {'settle (cold)':>13} {'pull cold':>10} {'pull warm':>10}"
+        f" {'committee settle':>17}"
+    )
     for r in result["rows"]:
-        print(f"  {r['case']:<20} {r['policy']:<15} {r['settle']:>13,} {r['pull_cold']:>10,} {r['pull_warm']:>10,}")
+        print(
+            f"  {r['case']:<20} {r['policy']:<15} {r['settle']:>13,} {r['pull_cold']:>10,} {r['pull_warm']:>10,}"
+            f" {r['settle_committee_gas']:>17,}"
+        )
+    if "record_l1_origin_gas" in result:
+        print(f"  recordL1Origin() of one L1 origin (once per L1 block): {result['record_l1_origin_gas']:,} gas")

@@ -6,7 +6,8 @@ Adapters (chains/contracts/anchors): `Eip2935Anchor` answers block hashes of the
 chain from the EIP-2935 history contract (Prague), and the history contract's own address selects
 MarginSettlement's cheaper built-in path for that chain (kind "eip2935-builtin"); `OpL1BlockAnchor`
 answers L1 block hashes on an OP Stack L2 from the `L1Block` predeploy (the current L1 origin live,
-earlier ones once recorded).
+earlier ones once recorded), and the predeploy's own address selects MarginSettlement's built-in OP
+Stack path (kind "op-l1block-builtin": origins recorded in the settlement with `recordL1Origin`).
 The helpers are synchronous (deploy, devnet, tests) and raise `ContractReverted` on a revert.
 """
 
@@ -81,12 +82,27 @@ def feed_l1block(w3: Web3, number: int, timestamp: int, basefee: int, block_hash
     return receipt
 
 
+def record_l1_origin(w3: Web3, sender: LocalAccount, settlement: str) -> TxReceipt:
+    """`MarginSettlement.recordL1Origin()` (permissionless): the predeploy's current L1 origin recorded
+    for the chain whose adapter is L1_BLOCK_ADDRESS. Reverts L1OriginRefused, L1OriginConflict,
+    AnchorUnavailable (ContractReverted)."""
+    call = contract(w3, "MarginSettlement", settlement).functions.recordL1Origin()
+    return transact(w3, sender, call, what="recordL1Origin")
+
+
 def deploy_anchor(w3: Web3, deployer: LocalAccount, kind: str, l1_chain_id: int = 0) -> ChecksumAddress:
     """Deploy the adapter of `kind`: "eip2935" (Eip2935Anchor) or "op-l1block" (OpL1BlockAnchor over
     L1_BLOCK_ADDRESS for L1 chain `l1_chain_id`; the predeploy or the stand-in must be there).
     "eip2935-builtin" deploys nothing: it returns HISTORY_STORAGE_ADDRESS, which as the adapter of the
     destination's own chain selects MarginSettlement's built-in EIP-2935 path (no adapter call, the
-    cheap one); raises BindingsError when the chain has no history contract (before Prague)."""
+    cheap one); raises BindingsError when the chain has no history contract (before Prague).
+    "op-l1block-builtin" deploys nothing either: it returns L1_BLOCK_ADDRESS, which as the adapter of
+    an L1 chain selects MarginSettlement's built-in OP Stack path (`record_l1_origin`); raises
+    BindingsError when nothing is at the predeploy's address."""
+    if kind == "op-l1block-builtin":
+        if not w3.eth.get_code(L1_BLOCK_ADDRESS):
+            raise BindingsError(f"no L1Block predeploy (or stand-in) at {L1_BLOCK_ADDRESS}")
+        return L1_BLOCK_ADDRESS
     if kind == "eip2935-builtin":
         if not w3.eth.get_code(HISTORY_STORAGE_ADDRESS):
             raise BindingsError(f"no EIP-2935 history contract at {HISTORY_STORAGE_ADDRESS} (a chain before Prague)")
@@ -95,4 +111,4 @@ def deploy_anchor(w3: Web3, deployer: LocalAccount, kind: str, l1_chain_id: int 
         return deploy(w3, deployer, "Eip2935Anchor")
     if kind == "op-l1block":
         return deploy(w3, deployer, "OpL1BlockAnchor", L1_BLOCK_ADDRESS, l1_chain_id)
-    raise BindingsError(f"anchor kind must be eip2935, eip2935-builtin or op-l1block, got {kind!r}")
+    raise BindingsError(f"anchor kind must be eip2935, eip2935-builtin, op-l1block or op-l1block-builtin, got {kind!r}")

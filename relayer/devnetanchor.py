@@ -3,10 +3,11 @@ adapter deployed, the source chain's anchor policy set (chains.anchors), and for
 feeder that keeps the OP Stack `L1Block` stand-in fed from the source chain as a sequencer would.
 
 Modes: `none` (the committee alone, as before); `op-l1block` (L1BlockStandIn at the predeploy
-address on the destination anvil, OpL1BlockAnchor over it for the source chain; a feeder process,
-`python -m relayer.devnetanchor`, sets the stand-in's L1 origin to the source block `lag` blocks
-below the source head and `record()`s it, for every source block, so every epoch height is
-anchored); `eip2935` (the destination's own chain is the source: its anvil runs `--hardfork
+address on the destination anvil, the predeploy's address as the source chain's anchor:
+MarginSettlement's built-in OP Stack path; a feeder process, `python -m relayer.devnetanchor`, sets
+the stand-in's L1 origin to the source block `lag` blocks below the source head and records it with
+the settlement's permissionless `recordL1Origin()`, for every source block, so every epoch height
+is anchored); `eip2935` (the destination's own chain is the source: its anvil runs `--hardfork
 prague`, a vault is deployed on it and registered, and Eip2935Anchor answers its block hashes).
 """
 
@@ -114,17 +115,18 @@ def setup_op_l1block(
     directory: Path, source_url: str, dest_url: str, owner: LocalAccount, settlement: str, chain_id: int,
     policy: str, lag: int, *, detach: bool,
 ) -> dict[str, object]:  # fmt: skip
-    """Install the stand-in on the destination, feed it the source block `lag` below the head,
-    deploy OpL1BlockAnchor for `chain_id`, set the chain's `policy` and start the feeder process
-    (pid in DIR/anchor-feeder.pid, log DIR/anchor-feeder.log). Returns devnet.json's "anchor"."""
+    """Install the stand-in on the destination, feed it the source block `lag` below the head, set
+    `chain_id`'s `policy` with the predeploy's address as its anchor (the built-in OP Stack path) and
+    start the feeder process (pid in DIR/anchor-feeder.pid, log DIR/anchor-feeder.log). Returns
+    devnet.json's "anchor"."""
     w3_dest = Web3(Web3.HTTPProvider(dest_url))
     w3_source = Web3(Web3.HTTPProvider(source_url))
     l1block = install_l1block_standin(w3_dest, owner)
     origin = w3_source.eth.get_block(max(0, w3_source.eth.block_number - lag))
     feed_l1block(w3_dest, int(origin["number"]), int(origin["timestamp"]), 0, bytes(origin["hash"]))
-    adapter = deploy_anchor(w3_dest, owner, "op-l1block", chain_id)
+    adapter = deploy_anchor(w3_dest, owner, "op-l1block-builtin")  # deploys nothing: the predeploy's address
     set_anchor_policy(w3_dest, owner, settlement, chain_id, policy, adapter)
-    pid = start_feeder(directory, source_url, dest_url, adapter, lag, detach=detach)
+    pid = start_feeder(directory, source_url, dest_url, settlement, lag, detach=detach)
     return {"mode": "op-l1block", "policy": policy, "adapter": adapter, "l1block": l1block,
             "chain_id": chain_id, "lag_blocks": lag, "feeder_pid": pid}  # fmt: skip
 
@@ -138,12 +140,12 @@ def setup_eip2935(dest_url: str, owner: LocalAccount, settlement: str, chain_id:
     return {"mode": "eip2935", "policy": policy, "adapter": adapter, "chain_id": chain_id}
 
 
-def start_feeder(directory: Path, source_url: str, dest_url: str, adapter: str, lag: int, *, detach: bool) -> int:
+def start_feeder(directory: Path, source_url: str, dest_url: str, settlement: str, lag: int, *, detach: bool) -> int:
     """Run the feeder (`python -m relayer.devnetanchor`) as a process; returns its pid."""
     with open(directory / FEEDER_LOG, "ab") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "relayer.devnetanchor", "--source", source_url, "--destination", dest_url,
-             "--anchor", adapter, "--lag", str(lag)],
+             "--settlement", settlement, "--lag", str(lag)],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=detach,
         )  # fmt: skip
     (directory / FEEDER_PID).write_text(f"{process.pid}\n")
@@ -176,16 +178,17 @@ def stop_feeder(directory: Path, timeout: float = 5.0) -> int | None:
     return pid
 
 
-def feed(source_url: str, dest_url: str, adapter: str, lag: int, *, interval: float = 0.2) -> None:
+def feed(source_url: str, dest_url: str, settlement: str, lag: int, *, interval: float = 0.2) -> None:
     """Forever: for each source block up to head - `lag` not fed yet, set the stand-in's L1 origin
-    to it and `record()` it on the adapter, both from the impersonated depositor account (the two
-    transactions sent together, so an interval-mining destination takes them in one block)."""
+    to it and record it with the settlement's `recordL1Origin()`, both from the impersonated
+    depositor account (the two transactions sent together, so an interval-mining destination takes
+    them in one block)."""
     w3_source = Web3(Web3.HTTPProvider(source_url))
     w3_dest = Web3(Web3.HTTPProvider(dest_url))
     w3_dest.provider.make_request("anvil_impersonateAccount", [DEPOSITOR_ACCOUNT])  # type: ignore[arg-type]
     w3_dest.provider.make_request("anvil_setBalance", [DEPOSITOR_ACCOUNT, hex(10**21)])  # type: ignore[arg-type]
     standin = contract(w3_dest, "L1BlockStandIn", "0x4200000000000000000000000000000000000015")
-    anchor = contract(w3_dest, "OpL1BlockAnchor", adapter)
+    recorder = contract(w3_dest, "MarginSettlement", settlement)
     fed = int(standin.functions.number().call()) - 1  # the origin set up front is recorded too
     sent: Any = {"from": DEPOSITOR_ACCOUNT, "gas": 200_000}
     while True:
@@ -196,10 +199,10 @@ def feed(source_url: str, dest_url: str, adapter: str, lag: int, *, interval: fl
             standin.functions.setL1BlockValues(
                 number, int(block["timestamp"]), int(block.get("baseFeePerGas", 0)), bytes(block["hash"])
             ).transact(sent)
-            records.append((number, block["hash"], anchor.functions.record().transact(sent)))
+            records.append((number, block["hash"], recorder.functions.recordL1Origin().transact(sent)))
         for number, block_hash, tx in records:
             if w3_dest.eth.wait_for_transaction_receipt(tx, timeout=60)["status"] != 1:
-                raise RuntimeError(f"record() of L1 block {number} failed")
+                raise RuntimeError(f"recordL1Origin() of L1 block {number} failed")
             fed = number
             print(f"fed and recorded L1 block {number} {bytes(block_hash).hex()[:12]}", flush=True)
         time.sleep(interval)
@@ -209,13 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Feed a devnet's L1Block stand-in from the source chain")
     parser.add_argument("--source", required=True)
     parser.add_argument("--destination", required=True)
-    parser.add_argument("--anchor", required=True)
+    parser.add_argument("--settlement", required=True)
     parser.add_argument("--lag", type=int, default=DEFAULT_LAG_BLOCKS)
     args = parser.parse_args(argv)
     for stop_signal in (signal.SIGTERM, signal.SIGINT):  # Ctrl-C in a foreground devnet reaches it too
         signal.signal(stop_signal, lambda *_: sys.exit(0))
     try:
-        feed(args.source, args.destination, args.anchor, args.lag)
+        feed(args.source, args.destination, args.settlement, args.lag)
     except (OSError, ConnectionError) as exc:  # the chains went away
         print(f"feeder stopped: {exc}", flush=True)
     return 0

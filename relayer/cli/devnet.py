@@ -241,9 +241,10 @@ def _add_anchor_arguments(p: argparse.ArgumentParser) -> None:
         default="none",
         help="the destination's anchor of source block hashes (DESIGN section 2; default none: the committee "
         "alone): op-l1block puts the OP Stack L1Block stand-in at its predeploy address on the destination, "
-        "deploys OpL1BlockAnchor and keeps the stand-in fed from the source chain (a feeder process, log "
-        "DIR/anchor-feeder.log); eip2935 relays a vault on the destination's own chain (anvil --hardfork "
-        "prague), anchored by Eip2935Anchor",
+        "names it as the source's anchor (MarginSettlement's built-in OP Stack path) and keeps the stand-in "
+        "fed and its origins recorded from the source chain (a feeder process, log DIR/anchor-feeder.log); "
+        "eip2935 relays a vault on the destination's own chain (anvil --hardfork prague), anchored by "
+        "Eip2935Anchor",
     )
     p.add_argument(
         "--anchor-policy",

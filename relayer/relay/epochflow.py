@@ -10,11 +10,13 @@ state the same way. Each step does one thing and returns the next stage:
     SIGN      not on the destination: can it still take this epoch, threshold signatures at
               hand, this member's turn? -> SUBMIT, or HELD (looked at again next loop)
     SUBMIT    -> SETTLE (submitted with its first settlements), or FINAL (a stale epoch,
-              submitted alone: the sequence goes on, its positions would be refused)
+              submitted alone: the sequence goes on, its positions would be refused), or HELD
+              while the destination's anchor does not know a proven block yet (`waits_for_anchor`)
     ACCEPTED  the destination holds its root: not revoked? this member's turn to settle?
               -> SETTLE, FINAL (settled by another member), HELD, FAILED (revoked)
     SETTLE    the settler sends what is pending -> FINAL, HELD (settled at the destination's
-              head, stored as confirmed until final), FAILED (its rounds ran out)
+              head, stored as confirmed until final; or, for an epoch another member submitted,
+              waiting for the anchor as SUBMIT does), FAILED (its rounds ran out)
     FINAL     stored as settled; what this process kept about the epoch is dropped
     FAILED    stored as failed with its reason (relayer.epoch.FailureReason), counted, logged
 
@@ -24,6 +26,7 @@ Errors of a step (a reverted transaction, chain or submission errors) end the pa
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -144,15 +147,44 @@ async def submit(run: EpochPass) -> Stage:
     """Counted as submitted; the settler sends it with its first settlements (SETTLE), unless
     it is stale: then it is submitted alone and settled without positions."""
     flow, aggregate = run.flow, run.aggregate
+    stale = await flow.settler.stale(aggregate)
+    if not stale and await waits_for_anchor(run):
+        return Stage.HELD
     run.signature = EpochSignature(run.previous, tuple(run.signatures))
     flow.metrics.epochs_submitted.inc()
-    if not await flow.settler.stale(aggregate):
+    if not stale:
         return Stage.SETTLE
     receipt = await flow.submitter.submit_epoch(
         f"epoch:{run.epoch}:{aggregate.root.hex()[:16]}", run.epoch, aggregate.root, run.previous, run.signatures
     )
     log.warning("epoch.submitted_stale", epoch=run.epoch, root=aggregate.root, tx=receipt.tx_hash)
     return run.final(tx_hash=receipt.tx_hash, reason=STALE)
+
+
+async def waits_for_anchor(run: EpochPass) -> bool:
+    """True while a proven block's chain has an anchor policy (prefer- or require-anchor) and the
+    destination's anchor does not know the block yet (`anchoredHash` zero, read by eth_call): sent
+    now, it would be refused (`BlockNotAnchored`) or accepted on the signatures alone, so the epoch
+    is held (logged once, `epoch.held`). At most `epoch_retry_seconds` from the first hold: then it
+    is sent as before (nothing blocks the pipeline for good)."""
+    flow, epoch = run.flow, run.epoch
+    missing = []
+    for block in run.aggregate.blocks:
+        chain_id, number = block.snapshot.chain_id, block.snapshot.header.number
+        if await flow.submitter.anchor_policy(chain_id) and not any(
+            await flow.submitter.anchored_hash(chain_id, number)
+        ):
+            missing.append(f"block {number} of chain {chain_id} is not anchored yet")
+    if not missing:
+        flow._anchor_wait.pop(epoch, None)
+        return False
+    now = time.monotonic()
+    since = flow._anchor_wait.setdefault(epoch, now)
+    if now - since >= flow.config.epoch_retry_seconds:
+        return False  # sent: refused under require-anchor (failed as before), checked by signatures under prefer
+    if since == now:
+        log.warning("epoch.held", epoch=epoch, root=run.record.root, problems=missing)
+    return True
 
 
 async def accepted(run: EpochPass) -> Stage:
@@ -178,6 +210,8 @@ async def settle(run: EpochPass) -> Stage:
     flow, epoch = run.flow, run.epoch
     if await flow.settler.stale(run.aggregate):
         return run.final(reason=STALE)
+    if run.signature is None and await waits_for_anchor(run):  # (SUBMIT asked already)
+        return Stage.HELD
     done = await flow.settler.settle_epoch(epoch, run.aggregate, run.signature, run.pending)
     if done is None:  # settled at the destination's head, not final yet: looked at again next loop
         if run.record.status != EpochState.CONFIRMED:

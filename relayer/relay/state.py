@@ -115,6 +115,7 @@ class RelayState:
         self._committee_read_at = -math.inf
         self._committee_noted: tuple[str, ...] = ()
         self._held: set[int] = set()
+        self._anchor_wait: dict[int, float] = {}  # epoch -> since when it waits for the anchor (epochflow)
         self._confirmation_held: dict[str, tuple[str, str]] = {}  # source chain -> (cause, error)
         self._turn_since: dict[int, float] = {}  # epoch -> when this member was first ready to send it
         self._taken_over: dict[int, bytes] = {}
@@ -160,7 +161,7 @@ class RelayState:
 
     def _forget(self, epoch: int) -> None:
         """Drop what this process kept about an epoch it is done with."""
-        for kept in (self._turn_since, self._taken_over, self._awaiting_noted, self._short):
+        for kept in (self._turn_since, self._taken_over, self._awaiting_noted, self._short, self._anchor_wait):
             kept.pop(epoch, None)
         for signed in [k for k in self._signed_for if k[0] == epoch]:
             del self._signed_for[signed]

@@ -95,6 +95,21 @@ class Submitter:
         root, _generation, _revoked = await self.verifier.call("epochRecord", epoch)
         return bytes(root)
 
+    async def anchor_policy(self, chain_id: int) -> int:
+        """`anchorPolicyOf(chainId)`'s policy: 0 committee, 1 prefer-anchor, 2 require-anchor
+        (AnchorPolicies; 0 for an unregistered chain)."""
+        policy, _anchor = await self.settlement.call("anchorPolicyOf", chain_id)
+        return int(policy)
+
+    async def anchored_hash(self, chain_id: int, number: int) -> bytes:
+        """`anchoredHash(chainId, number)`: the hash of the block that the chain's anchor knows, as a
+        block check asks it (32 zero bytes: unknown, no anchor, or an anchor call that fails,
+        AnchorUnavailable, which refuses a settlement the same). Raises RpcError but for a revert."""
+        try:
+            return bytes(await self.settlement.call("anchoredHash", chain_id, number))
+        except RpcResponseError:
+            return bytes(32)
+
     async def positions(self, chain_id: int, accounts: Sequence[str], chunk: int = 2_000) -> list[Position]:
         """The settled position of each account on `chain_id` (current registration only,
         stale or not; zeros when never settled), `chunk` accounts per eth_call,

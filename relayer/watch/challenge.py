@@ -7,7 +7,8 @@ anything that builds `{"to", "data"}` of `challengeHeader(epoch, leaf, blockProo
 bindings.
 
 `Responder.respond` per lie: a "block_hash" lie is refutable only when the chain's anchor
-(the adapter of `anchorPolicyOf(chainId)`) knows the block and says another hash; otherwise it is an alert only
+(the adapter of `anchorPolicyOf(chainId)`, asked through the settlement's `anchoredHash`) knows
+the block and says another hash; otherwise it is an alert only
 (no on-chain refutation exists without an anchor). Then, without a sender key: an alert. With one:
 `chainVoided(chainId)` is read first (someone else already won: nothing is sent; a challenge of ours
 written before a restart is resumed instead, never sent again), the call is
@@ -22,11 +23,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from eth_abi import decode as abi_decode
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from eth_utils import to_checksum_address
 
-from chains.anchors import HISTORY_STORAGE_ADDRESS
 from chains.bindings import ContractAbi, ContractReverted, decode_revert
 from chains.errors import RpcGarbageError, RpcResponseError
 from chains.hexcodec import hex_to_bytes
@@ -39,8 +37,6 @@ from relayer.watch.verdict import Verdict
 
 log = get_logger("relayer.watch")
 
-BLOCK_HASH_SELECTOR = keccak(text="blockHash(uint256,uint256)")[:4]
-"""`IBlockHashAnchor.blockHash(chainId, number)`: the anchor's hash of a block, zero when unknown."""
 GAS_MARGIN = 1.25
 """The challenge's gas limit over its estimate (a proof's gas barely varies; a margin for the state)."""
 
@@ -128,30 +124,20 @@ class Responder:
         return int.from_bytes(await self._word("chainVoided", chain_id), "big") != 0
 
     async def anchored_hash(self, chain_id: int, number: int) -> bytes | None:
-        """The hash the chain's anchor adapter (`anchorPolicyOf(chainId)`, under any policy) knows
-        for block `number`, None when it has no adapter or the adapter does not know the block. The
-        history address (the built-in EIP-2935 path) is asked as the contract asks it: EIP-2935 `get`.
-        Raises RpcError (RpcGarbageError for an answer of the wrong size)."""
-        policy = await self.client.eth_call(
-            {"to": self.settlement, "data": self._abi.encode_abi("anchorPolicyOf", [chain_id])}
-        )
-        if len(policy) != 64:  # (uint8 policy, address anchor)
-            raise RpcGarbageError(f"anchorPolicyOf answered {len(policy)} bytes", method="eth_call", host="destination")
-        anchor = policy[32:64]
-        if anchor == bytes(32):
-            return None
-        if anchor[12:] == bytes.fromhex(HISTORY_STORAGE_ADDRESS[2:]):
-            # the built-in EIP-2935 path (set only for the destination's own chain): the history
-            # contract's `get` takes the number as 32 bytes and reverts outside its window
-            data = "0x" + number.to_bytes(32, "big").hex()
-        else:
-            data = "0x" + (BLOCK_HASH_SELECTOR + abi_encode(["uint256", "uint256"], [chain_id, number])).hex()
+        """The hash the chain's anchor (the adapter of `anchorPolicyOf(chainId)`, under any policy)
+        knows for block `number`, asked as `challengeAnchor` asks it: the settlement's
+        `anchoredHash(chainId, number)` (the built-in EIP-2935 and OP Stack paths included). None
+        when the chain has no adapter, the anchor does not know the block or its call fails
+        (AnchorUnavailable). Raises RpcError (RpcGarbageError for an answer of the wrong size)."""
         try:
-            answer = await self.client.eth_call({"to": "0x" + anchor[12:].hex(), "data": data})
+            answer = await self.client.eth_call(
+                {"to": self.settlement, "data": self._abi.encode_abi("anchoredHash", [chain_id, number])}
+            )
         except RpcResponseError:
             return None
-        (known,) = abi_decode(["bytes32"], answer.rjust(32, b"\x00")[:32])
-        return bytes(known) if bytes(known) != bytes(32) else None
+        if len(answer) != 32:
+            raise RpcGarbageError(f"anchoredHash answered {len(answer)} bytes", method="eth_call", host="destination")
+        return answer if answer != bytes(32) else None
 
     def _count(self, kind: str, outcome: str) -> str:
         self.metrics.challenges.labels(kind=kind, outcome=outcome).inc()

@@ -10,7 +10,7 @@ colluders sign the fake chain's blocks and have the threshold.
   for each block leaf's hash; the fake block's hash is not the anchored one, so every settlement
   of the colluders reverts (AnchorMismatch, or BlockNotAnchored for a block the anchor has not
   seen): 0 wei of fake collateral counted.
-- `committee` with the same adapter and one watchtower (`relayer watch` against the real source,
+- `committee` with the same anchor and one watchtower (`relayer watch` against the real source,
   with a sender key): the fake epoch is accepted and its positions counted, then the watchtower
   proves the block hash false (`challengeAnchor`) and the chain's positions are void. The number of
   destination blocks between the epoch's acceptance and the void is printed.

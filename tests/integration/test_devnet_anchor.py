@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 from web3.types import Wei
 
-from chains.anchors import POLICIES
-from chains.bindings import contract
+from chains.anchors import L1_BLOCK_ADDRESS, POLICIES
 from relayer import devnet
 from tests.integration.daemon_runs import DaemonRuns
 from tests.integration.demo_lie import run_demo
@@ -32,7 +31,7 @@ def _relayer(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _settles_a_deposit(runs: DaemonRuns, adapter_contract: str) -> None:
+def _settles_a_deposit(runs: DaemonRuns, adapter: str) -> None:
     """Every account settled as the source says, then a new deposit of account 0 settles too."""
     with runs.running():
         account = runs.accounts[0]
@@ -41,10 +40,10 @@ def _settles_a_deposit(runs: DaemonRuns, adapter_contract: str) -> None:
         target = int(runs.vault.functions.collateral(account).call())
         wait_for("the new deposit settled", lambda: runs.settled(account) == target, timeout=60)
         block = runs.last_block(account)
-        policy, adapter = runs.settlement.functions.anchorPolicyOf(runs.chain_id).call()
-        assert policy == POLICIES["require-anchor"]
-        hash_of = contract(runs.dst, adapter_contract, adapter).functions.blockHash(runs.chain_id, block)
-        assert bytes(hash_of.call()) == bytes(runs.src.eth.get_block(block)["hash"]), "settled an unanchored block"
+        f = runs.settlement.functions
+        assert f.anchorPolicyOf(runs.chain_id).call() == [POLICIES["require-anchor"], adapter]
+        hash_of = f.anchoredHash(runs.chain_id, block).call()  # as the block check asked it
+        assert bytes(hash_of) == bytes(runs.src.eth.get_block(block)["hash"]), "settled an unanchored block"
 
 
 def test_the_anchor_options_are_checked_before_anything_starts(tmp_path: Path) -> None:
@@ -58,13 +57,15 @@ def test_the_anchor_options_are_checked_before_anything_starts(tmp_path: Path) -
 
 def test_an_op_l1block_devnet_settles_an_honest_deposit_under_require_anchor(tmp_path: Path) -> None:
     """The L1Block stand-in at the predeploy address on the destination, fed from the source by the
-    feeder process two blocks behind, OpL1BlockAnchor recording what the epochs prove."""
+    feeder process two blocks behind, recording what the epochs prove in the settlement
+    (`recordL1Origin`, the built-in OP Stack path: the predeploy's address is the chain's anchor)."""
     net = devnet.provision(tmp_path / "net", accounts=2, detach=False, progress=False, anchor="op-l1block")
     info = json.loads((net.directory / "devnet.json").read_text())["anchor"]
     assert info["mode"] == "op-l1block" and info["policy"] == "require-anchor" and info["lag_blocks"] == 2
     assert info["l1block"] == "0x4200000000000000000000000000000000000015"
     runs = DaemonRuns(net)
-    _settles_a_deposit(runs, "OpL1BlockAnchor")
+    assert info["adapter"] == L1_BLOCK_ADDRESS
+    _settles_a_deposit(runs, L1_BLOCK_ADDRESS)
     assert (
         not Path(f"/proc/{info['feeder_pid']}/cmdline").exists()
         or b"devnetanchor" not in Path(f"/proc/{info['feeder_pid']}/cmdline").read_bytes()
@@ -79,7 +80,7 @@ def test_an_eip2935_devnet_relays_a_vault_on_the_destinations_own_chain(tmp_path
     assert isinstance(chains, dict) and chains["source"] == chains["destination"]
     runs = DaemonRuns(net)
     assert runs.chain_id == devnet.DESTINATION_CHAIN_ID
-    _settles_a_deposit(runs, "Eip2935Anchor")
+    _settles_a_deposit(runs, json.loads((net.directory / "devnet.json").read_text())["anchor"]["adapter"])
 
 
 def test_a_colluding_majority_behind_a_fake_chain_is_refused_under_require_anchor(tmp_path: Path) -> None:

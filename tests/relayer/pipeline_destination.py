@@ -120,6 +120,8 @@ class Destination(Submitter):
         self.ignore_settlements = False  # settlements are mined but change nothing (never final)
         self.refuse_s: set[bytes] = set()  # signatures (by their s) refused once, as OpenZeppelin's ECDSA would
         self.reorgs: dict[int, int] = {}  # block -> how often a reorg replaced it (its hash changes)
+        self.anchor_policies: dict[int, int] = {}  # chain -> AnchorPolicies' policy (default 0: committee)
+        self.anchored: set[tuple[int, int]] = set()  # (chain, block number) the chain's anchor knows
         super().__init__(
             DestinationClient(self), FakeTxm(self), chain_id=DEST_ID, sender=SENDER, verifier=VERIFIER,  # type: ignore[arg-type]
             settlement=SETTLEMENT,
@@ -161,6 +163,12 @@ class Destination(Submitter):
 
     async def positions(self, chain_id: int, accounts: Sequence[str], chunk: int = 2_000) -> list[Position]:
         return [self.state.get((a, chain_id), Position(0, 0, 0)) for a in accounts]
+
+    async def anchor_policy(self, chain_id: int) -> int:
+        return self.anchor_policies.get(chain_id, 0)
+
+    async def anchored_hash(self, chain_id: int, number: int) -> bytes:
+        return keccak(b"anchored %d" % number) if (chain_id, number) in self.anchored else bytes(32)
 
     async def max_age(self, chain_id: int) -> int:
         return MAX_AGE
@@ -220,6 +228,9 @@ class Destination(Submitter):
                 raise _reverted("BlockNotInEpoch", leaf["chainId"], leaf["blockNumber"], item["epoch"])
             if leaf["timestamp"] + MAX_AGE < self.timestamp(self.block + 1):
                 raise _reverted("StaleBlock", leaf["chainId"], leaf["timestamp"], MAX_AGE)
+            known = (leaf["chainId"], leaf["blockNumber"]) in self.anchored
+            if self.anchor_policies.get(leaf["chainId"]) == 2 and not known:  # require-anchor
+                raise _reverted("BlockNotAnchored", leaf["chainId"], leaf["blockNumber"])
             for claim in item["claims"]:
                 key = (to_checksum_address(claim["account"]), leaf["chainId"])
                 if self.state.get(key, Position(0, 0, 0)).block_number >= leaf["blockNumber"]:
