@@ -78,6 +78,39 @@ def postgres_cluster() -> Iterator[object]:
         yield cluster
 
 
+@pytest.fixture(scope="session")
+def postgres_store_template(postgres_cluster: object) -> str:
+    """A database on the session's cluster holding an empty store's tables (made once by
+    relayer.storage.store.Store, then closed): the template of each test's fresh store."""
+    import psycopg
+
+    from relayer.storage.store import Store
+    from tests.pg import Cluster
+
+    assert isinstance(postgres_cluster, Cluster)
+    with psycopg.connect(postgres_cluster.conninfo(), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE store_template")
+    Store(postgres_cluster.url("store_template")).close()
+    return "store_template"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.tools)])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """Where a test's fresh store is, once per backend: a SQLite file in `tmp_path`, or a
+    `postgresql://` URL of a new database copied from `postgres_store_template` (the `tools`
+    tier: it needs the PostgreSQL server). Open it with `Store(store_location)`, again to reopen."""
+    if request.param == "sqlite":
+        yield tmp_path / "relayer.sqlite"
+        return
+    from tests.pg import Cluster, fresh_database
+
+    cluster = request.getfixturevalue("postgres_cluster")
+    assert isinstance(cluster, Cluster)
+    template = request.getfixturevalue("postgres_store_template")
+    with fresh_database(cluster, template=template, url=True) as url:
+        yield url
+
+
 @pytest.fixture
 def postgres(postgres_cluster: object) -> Iterator[str]:
     """A fresh empty database on the session's cluster for one test: its libpq connection string."""
