@@ -61,8 +61,9 @@ class Daemon:
         self.config = config
         self.on_settled = on_settled
         self.metrics = Metrics()
-        self.lock = DataDirLock.acquire(config.store_path)  # one process per data directory
-        self.store = Store(config.store_path)
+        # one process per SQLite data directory; on PostgreSQL the pair's leader lease decides
+        self.lock = DataDirLock.acquire(config.store_path) if config.store_url is None else None
+        self.store = Store(config.store_location)
         self.clients: dict[str, FallbackClient] = {}
         self.watchers: dict[str, ChainWatcher] = {}
         self.relays: list[DestinationRelay] = []
@@ -235,7 +236,8 @@ class Daemon:
             for client in self.clients.values():
                 await client.close()
             self.store.close()
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 try:
                     loop.remove_signal_handler(sig)
