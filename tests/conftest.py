@@ -38,7 +38,7 @@ NODE_FOLDERS = ("integration", "contracts")
 # Fixtures that start anvil.
 NODE_FIXTURES = frozenset({"anvil"})
 # Fixtures that start the PostgreSQL server (a Debian tool).
-TOOL_FIXTURES = frozenset({"postgres_cluster", "postgres"})
+TOOL_FIXTURES = frozenset({"postgres_cluster", "postgres", "postgres_store"})
 # What `ANVIL_BIN` points to while a test without the `node` marker runs: it exits at once with
 # this code, and writes why into the file named by NO_ANVIL_LOG.
 NO_ANVIL_EXIT = 97
@@ -76,6 +76,43 @@ def postgres_cluster() -> Iterator[object]:
 
     with throwaway_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def postgres_store_template(postgres_cluster: object) -> str:
+    """A database on the session's cluster holding an empty store's tables (made once by
+    relayer.storage.store.Store, then closed): the template of each test's fresh store."""
+    import psycopg
+
+    from relayer.storage.store import Store
+    from tests.pg import Cluster
+
+    assert isinstance(postgres_cluster, Cluster)
+    with psycopg.connect(postgres_cluster.conninfo(), autocommit=True) as admin:
+        admin.execute("CREATE DATABASE store_template")
+    Store(postgres_cluster.url("store_template")).close()
+    return "store_template"
+
+
+@pytest.fixture
+def postgres_store(postgres_cluster: object, postgres_store_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL store for one test (a new database copied from the template): its
+    `postgresql://` URL, for `Store(url)`."""
+    from tests.pg import Cluster, fresh_database
+
+    assert isinstance(postgres_cluster, Cluster)
+    with fresh_database(postgres_cluster, template=postgres_store_template, url=True) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.tools)])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """Where a test's fresh store is, once per backend: a SQLite file in `tmp_path`, or the URL of
+    a `postgres_store` (the `tools` tier: it needs the PostgreSQL server). Open it with
+    `Store(store_location)`, again to reopen."""
+    if request.param == "sqlite":
+        return tmp_path / "relayer.sqlite"
+    return str(request.getfixturevalue("postgres_store"))
 
 
 @pytest.fixture

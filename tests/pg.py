@@ -61,6 +61,10 @@ class Cluster:
         """A libpq connection string for database `dbname` as the superuser `postgres`."""
         return f"host={self.socket_dir} port={SOCKET_PORT} user=postgres dbname={dbname}"
 
+    def url(self, dbname: str = "postgres") -> str:
+        """A libpq connection URI for database `dbname` (what `[store] url` holds)."""
+        return f"postgresql://postgres@/{dbname}?host={self.socket_dir}&port={SOCKET_PORT}"
+
 
 def _as_server_user(folder: Path) -> list[str]:
     """The command prefix that runs a server program: `runuser -u postgres --` under root (the
@@ -115,16 +119,16 @@ def throwaway_cluster() -> Iterator[Cluster]:
 
 
 @contextmanager
-def fresh_database(cluster: Cluster) -> Iterator[str]:
-    """A new empty database on `cluster` for one test: its connection string; dropped after
-    (connections left open are ended)."""
+def fresh_database(cluster: Cluster, template: str | None = None, url: bool = False) -> Iterator[str]:
+    """A new database on `cluster` for one test, empty or a copy of database `template`: its
+    connection string (a URI with `url`); dropped after (connections left open are ended)."""
     import psycopg
 
     name = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(cluster.conninfo(), autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
+        admin.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     try:
-        yield cluster.conninfo(name)
+        yield cluster.url(name) if url else cluster.conninfo(name)
     finally:
         with psycopg.connect(cluster.conninfo(), autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable
 
 from relayer.epoch import Attestation
-from relayer.errors import StoreError
 from relayer.storage.records import AttestationConflict, bytes_or_none, hex_or_none
-from relayer.storage.tables import Tables, transaction
+from relayer.storage.tables import Tables
 
 
 class AttestationTables(Tables):
@@ -22,10 +20,10 @@ class AttestationTables(Tables):
         first one kept of a key stays (only canonical signatures that recover to their signer
         are given, relayer.attestation.committee; one the destination refuses is dropped with
         `drop_attestations`). Returns True when it was new."""
-        with transaction(self._db):
+        with self._db.transaction():
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO attestations (chain_id, verifier, epoch, signer, root, previous, "
-                "signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO attestations (chain_id, verifier, epoch, signer, root, previous, signature, source, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     record.chain_id,
                     record.verifier,
@@ -50,7 +48,7 @@ class AttestationTables(Tables):
             params.append(verifier)
         rows = self._db.execute(
             "SELECT chain_id, verifier, epoch, root, previous, signer, signature, source FROM attestations "
-            f"WHERE {where} ORDER BY created_at, rowid",
+            f"WHERE {where} ORDER BY created_at, verifier, signer, root",
             tuple(params),
         ).fetchall()
         return [
@@ -72,20 +70,18 @@ class AttestationTables(Tables):
         keys (a signature the destination refused, or one that is not canonical); returns how
         many were deleted."""
         rows = [(chain_id, verifier, epoch, signer, hex_or_none(root)) for signer, root in keys]
-        with transaction(self._db):
-            before = self._db.total_changes
-            self._db.executemany(
+        with self._db.transaction():
+            return self._db.executemany(
                 "DELETE FROM attestations WHERE chain_id = ? AND verifier = ? AND epoch = ? AND signer = ? "
                 "AND root = ?",
                 rows,
             )
-            return int(self._db.total_changes - before)
 
     def add_conflict(self, conflict: AttestationConflict, *, per_signer: int | None = None) -> bool:
         """Keep conflict evidence, once per (destination, epoch, signer, their root), and at
         most `per_signer` rows per (destination, epoch, signer) when given. Returns True when
         it was kept (new)."""
-        with transaction(self._db):
+        with self._db.transaction():
             if per_signer is not None:
                 (kept,) = self._db.execute(
                     "SELECT COUNT(*) FROM attestation_conflicts WHERE destination = ? AND epoch = ? AND signer = ?",
@@ -94,8 +90,8 @@ class AttestationTables(Tables):
                 if int(kept) >= per_signer:
                     return False
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO attestation_conflicts (destination, epoch, ours, theirs, our_previous, "
-                "their_previous, signer, signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO attestation_conflicts (destination, epoch, ours, theirs, our_previous, their_previous, "
+                "signer, signature, source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (
                     conflict.destination,
                     conflict.epoch,
@@ -116,7 +112,7 @@ class AttestationTables(Tables):
     ) -> list[AttestationConflict]:
         """The conflict evidence kept (for one destination and epoch when given; only what no
         operator acknowledged yet with `unacknowledged`), oldest first."""
-        where: list[str] = ["1"]
+        where: list[str] = ["true"]
         params: list[object] = []
         if destination is not None:
             where.append("destination = ?")
@@ -152,21 +148,18 @@ class AttestationTables(Tables):
 
     def unacknowledged_conflicts(self, destination: str) -> int:
         """How many conflicts of a destination no operator acknowledged yet. Raises StoreError."""
-        try:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM attestation_conflicts WHERE destination = ? AND acknowledged_at IS NULL",
-                (destination,),
-            ).fetchone()
-        except sqlite3.Error as exc:  # e.g. closed at shutdown while /metrics is scraped
-            raise StoreError(f"store read failed: {exc}") from exc
-        return int(count)
+        row = self._db.execute(  # StoreError e.g. when closed at shutdown while /metrics is scraped
+            "SELECT COUNT(*) FROM attestation_conflicts WHERE destination = ? AND acknowledged_at IS NULL",
+            (destination,),
+        ).fetchone()
+        return int(row[0]) if row else 0
 
     def acknowledge_conflicts(self, ids: Iterable[int] | None = None) -> list[int]:
         """Mark conflicts acknowledged now (those numbered `ids`, every one not yet acknowledged
         when None); returns the ids newly acknowledged, ascending (an unknown or already
         acknowledged id is left out)."""
         now = time.time()
-        with transaction(self._db):
+        with self._db.transaction():
             if ids is None:
                 rows = self._db.execute(
                     "SELECT id FROM attestation_conflicts WHERE acknowledged_at IS NULL ORDER BY id"

@@ -23,11 +23,12 @@ The tables live in the store's SQLite file and are written through its one conne
 from __future__ import annotations
 
 import json
-import sqlite3
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from relayer.storage.database import Database, SqliteDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claim_index (
@@ -98,26 +99,27 @@ def _blocks(content: dict[str, Any]) -> list[tuple[int, int, dict[str, Any]]]:
     ]
 
 
-def index_epoch(db: sqlite3.Connection, epoch: int, hex_root: str, content: dict[str, Any]) -> None:
+def index_epoch(db: Database, epoch: int, hex_root: str, content: dict[str, Any]) -> None:
     """Index the claims of a stored epoch (inside the caller's transaction): its `epoch_claims`
     rows, or the claims inside its content (format 3). An account listed twice in one block keeps
     its first position."""
     for block, chain_id, snapshot in _blocks(content):
         if "claims" in snapshot:
             db.executemany(
-                "INSERT OR IGNORE INTO claim_index (account, chain_id, epoch, block, idx) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO claim_index (account, chain_id, epoch, block, idx) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 [(str(a), chain_id, epoch, block, i) for i, (a, _v) in enumerate(snapshot["claims"])],
             )
         else:
             db.execute(
-                "INSERT OR IGNORE INTO claim_index (account, chain_id, epoch, block, idx) "
+                "INSERT INTO claim_index (account, chain_id, epoch, block, idx) "
                 "SELECT account, ?, epoch, block, idx FROM epoch_claims WHERE epoch = ? AND root = ? AND block = ? "
-                "ORDER BY idx",
+                "ORDER BY idx ON CONFLICT DO NOTHING",
                 (chain_id, epoch, hex_root, block),
             )
 
 
-def drop_failed_epoch(db: sqlite3.Connection, epoch: int) -> None:
+def drop_failed_epoch(db: Database, epoch: int) -> None:
     """Remove the index rows and trees of a `failed` epoch of this number (inside the caller's
     transaction, before its claims are deleted): it is about to be replaced."""
     failed = db.execute("SELECT root, content FROM epochs WHERE epoch = ? AND status = 'failed'", (epoch,)).fetchone()
@@ -138,22 +140,21 @@ def drop_failed_epoch(db: sqlite3.Connection, epoch: int) -> None:
     db.execute("DELETE FROM claim_trees WHERE epoch = ?", (epoch,))
 
 
-def put_trees(db: sqlite3.Connection, epoch: int, hex_root: str, trees: Iterable[ClaimTreeRow]) -> None:
+def put_trees(db: Database, epoch: int, hex_root: str, trees: Iterable[ClaimTreeRow]) -> None:
     """Keep claims trees of an epoch (inside the caller's transaction); one already kept stays."""
     db.executemany(
-        "INSERT OR IGNORE INTO claim_trees (epoch, root, block, claims_root, nodes, positions) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO claim_trees (epoch, root, block, claims_root, nodes, positions) VALUES (?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING",
         [(epoch, hex_root, t.block, t.claims_root, t.nodes, t.positions) for t in trees],
     )
 
 
-def backfill(db: sqlite3.Connection) -> int:
+def backfill(db: Database) -> int:
     """Index every stored epoch (once, when the index is new in a store made before it), in
     one transaction; returns the epochs indexed. Trees are not made here (the store does not
     hash): the pull path builds one when first asked for an epoch stored without it."""
     rows = db.execute("SELECT epoch, root, content FROM epochs ORDER BY epoch").fetchall()
-    with db:
-        db.execute("BEGIN IMMEDIATE")
+    with db.transaction():
         for epoch, hex_root, content in rows:
             index_epoch(db, int(epoch), str(hex_root), json.loads(content))
     return len(rows)
@@ -162,7 +163,7 @@ def backfill(db: sqlite3.Connection) -> int:
 class ClaimIndex:
     """Reads of the index on the store's connection (relayer.storage.store.Store.claim_index)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def chains(self, account: str) -> list[int]:
@@ -216,29 +217,61 @@ class ClaimIndex:
 
     def claim_proof(self, epoch: int, root: bytes, block: int, index: int) -> tuple[bytes, ...] | None:
         """The proof of the block's `index`-th claim in its claimsRoot (32-byte sibling hashes
-        from the leaf up, as `StandardMerkleTree.getProof`), read from the stored tree with
-        incremental blob I/O: the claim's position and its log2(n) siblings, never the whole
-        tree. None when the tree is not stored (or was pruned) or the index is out of range."""
+        from the leaf up, as `StandardMerkleTree.getProof`), read from the stored tree a slice at
+        a time: the claim's position and its log2(n) siblings, never the whole tree (SQLite:
+        incremental blob I/O; PostgreSQL: `substr` of the bytea). None when the tree is not
+        stored (or was pruned) or the index is out of range."""
+        key = (epoch, "0x" + root.hex(), block)
+        if isinstance(self._db, SqliteDatabase):
+            return self._blob_proof(self._db, key, index)
         row = self._db.execute(
+            "SELECT length(nodes), length(positions), substr(positions, ?, ?) FROM claim_trees "
+            "WHERE epoch = ? AND root = ? AND block = ?",
+            (POSITION_BYTES * index + 1, POSITION_BYTES, *key),
+        ).fetchone()
+        if row is None or not 0 <= index < int(row[1]) // POSITION_BYTES:
+            return None
+        siblings = _siblings(int.from_bytes(bytes(row[2]), "little"), int(row[0]) // 32)
+        if siblings is None:
+            return None
+        if not siblings:
+            return ()
+        slices = ", ".join("substr(nodes, ?, 32)" for _ in siblings)
+        hashes = self._db.execute(
+            f"SELECT {slices} FROM claim_trees WHERE epoch = ? AND root = ? AND block = ?",
+            (*(32 * s + 1 for s in siblings), *key),
+        ).fetchone()
+        return None if hashes is None else tuple(bytes(h) for h in hashes)
+
+    @staticmethod
+    def _blob_proof(db: SqliteDatabase, key: tuple[int, str, int], index: int) -> tuple[bytes, ...] | None:
+        row = db.execute(
             "SELECT rowid, length(nodes), length(positions) FROM claim_trees "
             "WHERE epoch = ? AND root = ? AND block = ?",
-            (epoch, "0x" + root.hex(), block),
+            key,
         ).fetchone()
         if row is None or not 0 <= index < int(row[2]) // POSITION_BYTES:
             return None
-        rowid, size = int(row[0]), int(row[1]) // 32
-        with self._db.blobopen("claim_trees", "positions", rowid, readonly=True) as positions:
+        rowid = int(row[0])
+        with db.conn.blobopen("claim_trees", "positions", rowid, readonly=True) as positions:
             positions.seek(POSITION_BYTES * index)
             position = int.from_bytes(positions.read(POSITION_BYTES), "little")
-        siblings = []
-        while position > 0:
-            siblings.append(position + 1 if position % 2 else position - 1)
-            position = (position - 1) // 2
-        if any(s >= size for s in siblings):
+        siblings = _siblings(position, int(row[1]) // 32)
+        if siblings is None:
             return None
         hashes = []
-        with self._db.blobopen("claim_trees", "nodes", rowid, readonly=True) as nodes:
+        with db.conn.blobopen("claim_trees", "nodes", rowid, readonly=True) as nodes:
             for sibling in siblings:
                 nodes.seek(32 * sibling)
                 hashes.append(nodes.read(32))
         return tuple(hashes)
+
+
+def _siblings(position: int, size: int) -> list[int] | None:
+    """The tree indices of a node's siblings from it up to the root (None: one is past the
+    tree's `size` nodes, a corrupt row)."""
+    siblings = []
+    while position > 0:
+        siblings.append(position + 1 if position % 2 else position - 1)
+        position = (position - 1) // 2
+    return None if any(s >= size for s in siblings) else siblings

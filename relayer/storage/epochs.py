@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -13,7 +12,7 @@ from relayer.errors import StoreError
 from relayer.observability.log import get_logger
 from relayer.storage import claimindex, pruning
 from relayer.storage.records import EpochRecord
-from relayer.storage.tables import Tables, transaction
+from relayer.storage.tables import Tables
 
 log = get_logger("relayer.storage")
 
@@ -32,9 +31,9 @@ class EpochTables(Tables):
 
     def add_accounts(self, pair: str, accounts: dict[str, int], scanned_block: int) -> None:
         """Record discovered accounts (checksum address -> first block seen) and the scan height, atomically."""
-        with transaction(self._db):
+        with self._db.transaction():
             self._db.executemany(
-                "INSERT OR IGNORE INTO accounts (pair, account, first_seen_block) VALUES (?, ?, ?)",
+                "INSERT INTO accounts (pair, account, first_seen_block) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                 [(pair, a, b) for a, b in accounts.items()],
             )
             self._db.execute(
@@ -66,8 +65,11 @@ class EpochTables(Tables):
         claims: int = 0,
     ) -> None:
         self._write(
-            "INSERT OR REPLACE INTO snapshots (chain_id, block_number, vault, block_hash, state_root, "
-            "status, reason, claims, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO snapshots (chain_id, block_number, vault, block_hash, state_root, status, reason, "
+            "claims, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (chain_id, block_number, vault) "
+            "DO UPDATE SET block_hash = excluded.block_hash, state_root = excluded.state_root, "
+            "status = excluded.status, reason = excluded.reason, claims = excluded.claims, "
+            "created_at = excluded.created_at",
             (
                 chain_id,
                 block_number,
@@ -117,7 +119,7 @@ class EpochTables(Tables):
         (e.g. the number is held by an epoch that did not fail)."""
         now = time.time()
         hex_root = "0x" + root.hex()
-        with transaction(self._db):
+        with self._db.transaction():
             claimindex.drop_failed_epoch(self._db, epoch)
             self._db.execute(
                 "DELETE FROM epoch_claims WHERE epoch = ? AND root IN "
@@ -131,9 +133,9 @@ class EpochTables(Tables):
             self._db.execute("UPDATE settle_batches SET status = 'skipped' WHERE epoch = ? AND status = 'planned'",
                              (epoch,))  # fmt: skip
             self._db.execute(
-                "INSERT INTO epochs (epoch, root, status, tx_hash, content, reason, created_at, updated_at) "
-                "VALUES (?, ?, 'signed', NULL, ?, NULL, ?, ?)",
-                (epoch, hex_root, json.dumps(content), now, now),
+                "INSERT INTO epochs (epoch, root, status, tx_hash, content, reason, created_at, updated_at, "
+                "fence_token) VALUES (?, ?, 'signed', NULL, ?, NULL, ?, ?, ?)",
+                (epoch, hex_root, json.dumps(content), now, now, self._db.fence_token),
             )
             self._db.executemany(
                 "INSERT INTO epoch_claims (epoch, root, block, idx, account, value) VALUES (?, ?, ?, ?, ?, ?)",
@@ -146,14 +148,15 @@ class EpochTables(Tables):
     def _advance(self, pair_heights: dict[str, int]) -> None:
         self._db.executemany(
             "INSERT INTO pair_state (pair, scanned_block, snapshot_block) VALUES (?, -1, ?) "
-            "ON CONFLICT(pair) DO UPDATE SET snapshot_block = MAX(snapshot_block, excluded.snapshot_block)",
+            "ON CONFLICT (pair) DO UPDATE SET snapshot_block = CASE WHEN excluded.snapshot_block > "
+            "pair_state.snapshot_block THEN excluded.snapshot_block ELSE pair_state.snapshot_block END",
             list(pair_heights.items()),
         )
 
     def set_epoch_status(self, epoch: int, status: str, tx_hash: str | None = None, reason: str | None = None) -> None:
         """Move an epoch to `status`. A `settled` one queues, in the same transaction, the pruning
         of the claims it supersedes (relayer.storage.pruning), done at once (`prune_claims`)."""
-        with transaction(self._db):
+        with self._db.transaction():
             self._db.execute(
                 "UPDATE epochs SET status = ?, tx_hash = COALESCE(?, tx_hash), reason = COALESCE(?, reason), "
                 "updated_at = ? WHERE epoch = ?",
@@ -171,10 +174,7 @@ class EpochTables(Tables):
         """Delete the claims that newer settled epochs supersede (relayer.storage.pruning), a
         page per transaction (at most `max_pages`, the rest stays queued); returns the counts.
         Raises StoreError."""
-        try:
-            return pruning.run(self._db, page, max_pages)
-        except sqlite3.Error as exc:
-            raise StoreError(f"store write failed: {exc}") from exc
+        return pruning.run(self._db, page, max_pages)
 
     def _epoch_rows(self, where: str, params: tuple[object, ...]) -> list[EpochRecord]:
         rows = self._db.execute(
@@ -222,7 +222,8 @@ class EpochTables(Tables):
         """Count one failed attempt at processing an epoch; returns the attempts so far."""
         self._write(
             "INSERT INTO epoch_attempts (epoch, root, attempts, last_error) VALUES (?, ?, 1, ?) "
-            "ON CONFLICT(epoch, root) DO UPDATE SET attempts = attempts + 1, last_error = excluded.last_error",
+            "ON CONFLICT (epoch, root) DO UPDATE SET attempts = epoch_attempts.attempts + 1, "
+            "last_error = excluded.last_error",
             (epoch, "0x" + root.hex(), error[:500]),
         )
         row = self._db.execute(

@@ -22,11 +22,10 @@ epoch, never between two.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from relayer.storage.tables import transaction
+from relayer.storage.database import Database
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS proven_accounts (
@@ -63,6 +62,9 @@ _CHANGED = (
 )
 """The accounts with an event in a block range: whether one reached the threshold, and the phase."""
 
+NO_LIMIT = 2**62
+"""A LIMIT that takes every row (SQLite's -1 is an error on PostgreSQL)."""
+
 
 @dataclass(frozen=True)
 class ChangeRange:
@@ -80,7 +82,7 @@ class ChangeRange:
 class ProvenSet:
     """Reads and writes of the proven-accounts set on the store's connection."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
 
     def through(self, pair: str) -> int:
@@ -113,7 +115,7 @@ class ProvenSet:
             "SELECT account FROM proven_accounts WHERE pair = ? AND proven_time <= ? "
             "AND proven_time + ? - (? * phase) / 65536 <= ? "
             "ORDER BY proven_time - (? * phase) / 65536, lower(account) LIMIT ?",
-            (pair, until - period + spread, period, spread, until, spread, limit),
+            (pair, until - period + spread, period, spread, until, spread, limit if limit >= 0 else NO_LIMIT),
         ).fetchall()
         rows.sort()
         return [str(r[0]) for r in rows]
@@ -138,13 +140,13 @@ class ProvenSet:
         """Add every account discovered for `pair` at or before `up_to` that the set does not
         hold yet, as never proven (`proven_time` 0, due at once; `phase` 0 until it is proven),
         one transaction. Returns how many. Raises StoreError."""
-        with transaction(self._db):
-            cursor = self._db.execute(
-                "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
-                "SELECT pair, account, ?, 0, 0 FROM accounts WHERE pair = ? AND first_seen_block <= ?",
+        with self._db.transaction():
+            return self._db.execute(
+                "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) "
+                "SELECT pair, account, ?, 0, 0 FROM accounts WHERE pair = ? AND first_seen_block <= ? "
+                "ON CONFLICT DO NOTHING",
                 (epoch, pair, up_to),
-            )
-            return int(cursor.rowcount)
+            ).rowcount
 
     def apply(
         self,
@@ -160,7 +162,7 @@ class ProvenSet:
         the deferred and first-seen accounts of `changes` are written as it says, the pair's
         `vault_changes` rows below block `prune_below` are deleted, and the pair is marked
         applied through `epoch`. Raises StoreError."""
-        with transaction(self._db):
+        with self._db.transaction():
             self._db.executemany(
                 "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT(pair, account) DO UPDATE SET epoch = excluded.epoch, "
@@ -168,15 +170,18 @@ class ProvenSet:
                 ((pair, a, epoch, t, p) for a, t, p in proven),
             )
             self._db.executemany(
-                "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
-                "VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 ((pair, a, epoch, t, p) for a, t, p in first_known),
             )
             if changes is not None:
                 self._apply_changes(pair, epoch, changes)
             if prune_below is not None:
                 self._db.execute("DELETE FROM vault_changes WHERE pair = ? AND block < ?", (pair, prune_below))
-                self._db.execute("UPDATE changes_scanned SET low = MAX(low, ?) WHERE pair = ?", (prune_below, pair))
+                self._db.execute(
+                    "UPDATE changes_scanned SET low = CASE WHEN low < ? THEN ? ELSE low END WHERE pair = ?",
+                    (prune_below, prune_below, pair),
+                )
             self._db.execute(
                 "INSERT INTO proven_through (pair, epoch) VALUES (?, ?) "
                 "ON CONFLICT(pair) DO UPDATE SET epoch = excluded.epoch",
@@ -184,16 +189,18 @@ class ProvenSet:
             )
 
     def _apply_changes(self, pair: str, epoch: int, changes: ChangeRange) -> None:
-        deferred = f"SELECT account FROM ({_CHANGED}) WHERE counted = 1 ORDER BY lower(account) LIMIT -1 OFFSET ?"
-        self._db.execute(
-            "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) "
-            f"SELECT ?, account, ?, 0, 0 FROM ({deferred}) WHERE true "
-            "ON CONFLICT(pair, account) DO UPDATE SET epoch = excluded.epoch, proven_time = 0, phase = 0",
-            (pair, epoch, pair, changes.low, changes.high, changes.taken),
+        deferred = (
+            f"SELECT account FROM ({_CHANGED}) changed WHERE counted = 1 ORDER BY lower(account) LIMIT ? OFFSET ?"
         )
         self._db.execute(
-            "INSERT OR IGNORE INTO proven_accounts (pair, account, epoch, proven_time, phase) "
-            f"SELECT ?, account, ?, ?, phase FROM ({_CHANGED}) WHERE counted = 0",
+            "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) "
+            f"SELECT ?, account, ?, 0, 0 FROM ({deferred}) deferred WHERE true "
+            "ON CONFLICT (pair, account) DO UPDATE SET epoch = excluded.epoch, proven_time = 0, phase = 0",
+            (pair, epoch, pair, changes.low, changes.high, NO_LIMIT, changes.taken),
+        )
+        self._db.execute(
+            "INSERT INTO proven_accounts (pair, account, epoch, proven_time, phase) "
+            f"SELECT ?, account, ?, ?, phase FROM ({_CHANGED}) changed WHERE counted = 0 ON CONFLICT DO NOTHING",
             (pair, epoch, changes.first_seen_time, pair, changes.low, changes.high),
         )
 
@@ -208,14 +215,15 @@ class ProvenSet:
         """In one transaction: the changes (account, block, counted, phase) of one eth_getLogs
         answer over blocks `low..high`, and the range covered: extended to `high` when `low`
         follows it, else restarted at `low` (the rows outside it are deleted). Raises StoreError."""
-        with transaction(self._db):
+        with self._db.transaction():
             covered = self.scanned(pair)
             if covered is None or not covered[0] <= low <= covered[1] + 1:
                 self._db.execute("DELETE FROM vault_changes WHERE pair = ?", (pair,))
                 covered = (low, low - 1)
             self._db.executemany(
                 "INSERT INTO vault_changes (pair, block, account, counted, phase) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT(pair, block, account) DO UPDATE SET counted = MAX(counted, excluded.counted)",
+                "ON CONFLICT (pair, block, account) DO UPDATE SET counted = CASE WHEN excluded.counted > "
+                "vault_changes.counted THEN excluded.counted ELSE vault_changes.counted END",
                 ((pair, b, a, int(c), p) for a, b, c, p in rows),
             )
             self._db.execute(
@@ -228,14 +236,18 @@ class ProvenSet:
         """(the first `limit` accounts in lower-case address order, how many in all) whose change
         in blocks `low..high` reached the threshold."""
         rows = self._db.execute(
-            f"SELECT account FROM ({_CHANGED}) WHERE counted = 1 ORDER BY lower(account) LIMIT ?",
+            f"SELECT account FROM ({_CHANGED}) changed WHERE counted = 1 ORDER BY lower(account) LIMIT ?",
             (pair, low, high, limit),
         ).fetchall()
-        row = self._db.execute(f"SELECT COUNT(*) FROM ({_CHANGED}) WHERE counted = 1", (pair, low, high)).fetchone()
+        row = self._db.execute(
+            f"SELECT COUNT(*) FROM ({_CHANGED}) changed WHERE counted = 1", (pair, low, high)
+        ).fetchone()
         return [str(r[0]) for r in rows], int(row[0])
 
     def first_seen(self, pair: str, low: int, high: int) -> list[str]:
         """The accounts whose events in blocks `low..high` all fell below the threshold (for full
         snapshots, which hold every known account in memory anyway)."""
-        rows = self._db.execute(f"SELECT account FROM ({_CHANGED}) WHERE counted = 0", (pair, low, high)).fetchall()
+        rows = self._db.execute(
+            f"SELECT account FROM ({_CHANGED}) changed WHERE counted = 0", (pair, low, high)
+        ).fetchall()
         return [str(r[0]) for r in rows]

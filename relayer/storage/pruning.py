@@ -33,18 +33,18 @@ never the store's size.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 from relayer.faults import checkpoint
 from relayer.observability.log import get_logger
+from relayer.storage.database import Database
 
 log = get_logger("relayer.storage")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims_prune (
-    epoch INTEGER PRIMARY KEY,
+    epoch INTEGER NOT NULL PRIMARY KEY,
     block INTEGER NOT NULL,
     idx INTEGER NOT NULL
 );
@@ -70,25 +70,27 @@ class Pruned:
     moved: int = 0
 
 
-def enqueue(db: sqlite3.Connection, epoch: int) -> None:
+def enqueue(db: Database, epoch: int) -> None:
     """Queue the pass of an epoch just settled (inside the caller's transaction; a pass of an
     earlier epoch of this number starts again)."""
-    db.execute("INSERT OR REPLACE INTO claims_prune (epoch, block, idx) VALUES (?, -1, -1)", (epoch,))
+    db.execute(
+        "INSERT INTO claims_prune (epoch, block, idx) VALUES (?, -1, -1) "
+        "ON CONFLICT (epoch) DO UPDATE SET block = -1, idx = -1",
+        (epoch,),
+    )
 
 
-def enqueue_settled(db: sqlite3.Connection) -> int:
+def enqueue_settled(db: Database) -> int:
     """Queue every settled epoch (once, when the queue is new in a store made before it), in one
     transaction; returns how many."""
-    with db:
-        db.execute("BEGIN IMMEDIATE")
-        cursor = db.execute(
-            "INSERT OR IGNORE INTO claims_prune (epoch, block, idx) SELECT epoch, -1, -1 FROM epochs "
-            "WHERE status = 'settled'"
-        )
-        return int(cursor.rowcount)
+    with db.transaction():
+        return db.execute(
+            "INSERT INTO claims_prune (epoch, block, idx) SELECT epoch, -1, -1 FROM epochs "
+            "WHERE status = 'settled' ON CONFLICT DO NOTHING"
+        ).rowcount
 
 
-def pending(db: sqlite3.Connection) -> int:
+def pending(db: Database) -> int:
     """Settled epochs whose pass is not finished."""
     (count,) = db.execute("SELECT COUNT(*) FROM claims_prune").fetchone()
     return int(count)
@@ -121,7 +123,7 @@ def _holds_claims(content: dict[str, Any]) -> bool:
     return any(isinstance(s, dict) and "claims" in s for s in _snapshots(content))
 
 
-def _move_claims_out(db: sqlite3.Connection, epoch: int, hex_root: str, content: dict[str, Any]) -> bool:
+def _move_claims_out(db: Database, epoch: int, hex_root: str, content: dict[str, Any]) -> bool:
     """Move the claims inside a format-3 content to `epoch_claims` rows (same blocks and
     positions; each snapshot keeps its `claim_count`) and store the content without them.
     Returns False when the content holds no claims, or claims not shaped [account, value]
@@ -136,7 +138,8 @@ def _move_claims_out(db: sqlite3.Connection, epoch: int, hex_root: str, content:
     for block, snapshot in held:
         claims = snapshot.pop("claims")
         db.executemany(
-            "INSERT OR IGNORE INTO epoch_claims (epoch, root, block, idx, account, value) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO epoch_claims (epoch, root, block, idx, account, value) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             [(epoch, hex_root, block, i, str(account), str(value)) for i, (account, value) in enumerate(claims)],
         )
         snapshot["claim_count"] = len(claims)
@@ -148,7 +151,7 @@ def _move_claims_out(db: sqlite3.Connection, epoch: int, hex_root: str, content:
 class _Page:
     """One page of a pass, inside its transaction: older epochs' state read once each."""
 
-    def __init__(self, db: sqlite3.Connection, counts: Pruned) -> None:
+    def __init__(self, db: Database, counts: Pruned) -> None:
         self.db = db
         self.counts = counts
         self._prunable: dict[tuple[int, str], bool] = {}
@@ -189,10 +192,10 @@ class _Page:
         """Delete the superseded rows found so far."""
         self.counts.index_rows += self.db.executemany(
             "DELETE FROM claim_index WHERE account = ? AND chain_id = ? AND epoch = ?", self._index_rows
-        ).rowcount
+        )
         self.counts.claims += self.db.executemany(
             "DELETE FROM epoch_claims WHERE epoch = ? AND root = ? AND block = ? AND idx = ?", self._claim_rows
-        ).rowcount
+        )
         self._index_rows.clear()
         self._claim_rows.clear()
 
@@ -212,9 +215,9 @@ class _Page:
                 "DELETE FROM epoch_claims WHERE epoch = ? AND root = ? AND block = ?", (epoch, hex_root, block)
             ).rowcount
             self.counts.trees += self.db.execute(
-                "UPDATE claim_trees SET nodes = x'', positions = x'' WHERE epoch = ? AND root = ? AND block = ? "
+                "UPDATE claim_trees SET nodes = ?, positions = ? WHERE epoch = ? AND root = ? AND block = ? "
                 "AND length(nodes) > 0",
-                (epoch, hex_root, block),
+                (b"", b"", epoch, hex_root, block),
             ).rowcount
             left = self.db.execute(
                 "SELECT 1 FROM epoch_claims WHERE epoch = ? AND root = ? LIMIT 1", (epoch, hex_root)
@@ -223,7 +226,7 @@ class _Page:
                 self.db.execute("DELETE FROM claim_trees WHERE epoch = ? AND root = ?", (epoch, hex_root))
 
 
-def prune_page(db: sqlite3.Connection, counts: Pruned, page: int = PAGE) -> bool:
+def prune_page(db: Database, counts: Pruned, page: int = PAGE) -> bool:
     """One page of the oldest queued pass (inside the caller's transaction): the next `page`
     claims of the settled epoch, each (account, chain) left with its newest settled claim only.
     Returns False when nothing is queued."""
@@ -261,15 +264,14 @@ def prune_page(db: sqlite3.Connection, counts: Pruned, page: int = PAGE) -> bool
     return True
 
 
-def run(db: sqlite3.Connection, page: int = PAGE, max_pages: int | None = None) -> Pruned:
+def run(db: Database, page: int = PAGE, max_pages: int | None = None) -> Pruned:
     """Work through the queued passes, one transaction per page (at most `max_pages` when
     given; the rest stays queued); logs `store.claims_pruned` with what was deleted. Raises
-    sqlite3.Error (the page under way is rolled back, the queue keeps its place)."""
+    StoreError (the page under way is rolled back, the queue keeps its place)."""
     counts = Pruned()
     pages = 0
     while max_pages is None or pages < max_pages:
-        with db:
-            db.execute("BEGIN IMMEDIATE")
+        with db.transaction():
             more = prune_page(db, counts, page)
             if more:
                 checkpoint("prune.page")  # a kill -9 here, before the commit, loses the page only

@@ -1,9 +1,15 @@
 """The store's own tables (relayer.storage.store; the transaction manager's, the proven set's,
-the claim index's and the pruning queue's are in their modules), and the one migration of them."""
+the claim index's and the pruning queue's are in their modules), in SQLite's types (translated
+for PostgreSQL by relayer.storage.database), and the migrations of SQLite stores made before.
+
+`epochs` is keyed by the epoch number alone: the store cannot hold two roots for one epoch, on
+either backend (two processes of one member racing to sign one epoch: the second insert fails).
+`fence_token` columns hold the leader lease's fencing token a row was written under (NULL on
+SQLite and without a lease; relayer.storage.lease)."""
 
 from __future__ import annotations
 
-import sqlite3
+from relayer.storage.database import SqliteDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS pair_state (
@@ -30,14 +36,15 @@ CREATE TABLE IF NOT EXISTS snapshots (
     PRIMARY KEY (chain_id, block_number, vault)
 );
 CREATE TABLE IF NOT EXISTS epochs (
-    epoch INTEGER PRIMARY KEY,
+    epoch INTEGER NOT NULL PRIMARY KEY,
     root TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('signed', 'submitted', 'confirmed', 'settled', 'failed')),
     tx_hash TEXT,
     content TEXT NOT NULL,
     reason TEXT,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    fence_token INTEGER
 );
 CREATE TABLE IF NOT EXISTS epoch_claims (
     epoch INTEGER NOT NULL,
@@ -76,6 +83,7 @@ CREATE TABLE IF NOT EXISTS settlements (
     status TEXT NOT NULL CHECK (status IN ('submitted', 'confirmed', 'failed')),
     tx_hash TEXT,
     updated_at REAL NOT NULL,
+    fence_token INTEGER,
     PRIMARY KEY (account, chain_id, block_number)
 );
 CREATE INDEX IF NOT EXISTS settlements_by_epoch ON settlements (epoch, status);
@@ -109,9 +117,18 @@ CREATE TABLE IF NOT EXISTS attestation_conflicts (
 """
 
 
-def migrate_conflicts(db: sqlite3.Connection) -> None:
+def migrate(db: SqliteDatabase) -> None:
+    """Bring a SQLite store made before up to `SCHEMA` (call before it): the conflict ids
+    (`migrate_conflicts`) and the `fence_token` columns of `epochs` and `settlements`."""
+    migrate_conflicts(db)
+    db.add_column("epochs", "fence_token", "INTEGER")
+    db.add_column("settlements", "fence_token", "INTEGER")
+
+
+def migrate_conflicts(database: SqliteDatabase) -> None:
     """Move a store's `attestation_conflicts` of before the conflict ids (keyed by signer, root
     and previous) to the current table (one row per epoch, signer and root, the first kept)."""
+    db = database.conn
     columns = [str(r[1]) for r in db.execute("PRAGMA table_info(attestation_conflicts)")]
     if not columns or "id" in columns:
         return

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 
 from relayer.storage.records import SettleBatch
-from relayer.storage.tables import Tables, transaction
+from relayer.storage.tables import Tables
 
 
 class SettlementTables(Tables):
@@ -21,7 +21,7 @@ class SettlementTables(Tables):
         """Write-ahead: append batches (chain id, accounts, with_epoch) to the epoch's plan,
         numbered after every earlier batch of the epoch; returns them as stored."""
         hex_root = "0x" + root.hex()
-        with transaction(self._db):
+        with self._db.transaction():
             row = self._db.execute(
                 "SELECT COALESCE(MAX(idx), -1) FROM settle_batches WHERE epoch = ? AND root = ?", (epoch, hex_root)
             ).fetchone()
@@ -73,41 +73,41 @@ class SettlementTables(Tables):
 
     def record_settlements(self, rows: list[tuple[str, int, int, int, int]], status: str, tx_hash: str | None) -> None:
         """Upsert (account, chain_id, block_number, value, epoch) rows with one status."""
-        now = time.time()
+        now, token = time.time(), self._db.fence_token
         self._write(
-            "INSERT INTO settlements (account, chain_id, block_number, value, epoch, status, tx_hash, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(account, chain_id, block_number) DO UPDATE SET "
-            "status = excluded.status, tx_hash = COALESCE(excluded.tx_hash, settlements.tx_hash), "
-            "updated_at = excluded.updated_at",
-            [(a, c, b, str(v), e, status, tx_hash, now) for a, c, b, v, e in rows],
+            "INSERT INTO settlements (account, chain_id, block_number, value, epoch, status, tx_hash, updated_at, "
+            "fence_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account, chain_id, block_number) DO UPDATE "
+            "SET status = excluded.status, tx_hash = COALESCE(excluded.tx_hash, settlements.tx_hash), "
+            "updated_at = excluded.updated_at, fence_token = excluded.fence_token",
+            [(a, c, b, str(v), e, status, tx_hash, now, token) for a, c, b, v, e in rows],
             many=True,
         )
 
     def submitted_settlements(self, epoch: int, page: int = 2_000) -> Iterator[tuple[str, int, int, int, str | None]]:
         """The epoch's `submitted` settlement rows (account, chain_id, block_number, value, tx_hash),
         read from the store `page` rows at a time (an epoch's rows are never all in memory)."""
-        after = -1
+        after: tuple[str, int, int] = ("", -1, -1)
         while True:
             rows = self._db.execute(
-                "SELECT rowid, account, chain_id, block_number, value, tx_hash FROM settlements "
-                "WHERE epoch = ? AND status = 'submitted' AND rowid > ? ORDER BY rowid LIMIT ?",
-                (epoch, after, page),
+                "SELECT account, chain_id, block_number, value, tx_hash FROM settlements "
+                "WHERE epoch = ? AND status = 'submitted' AND (account, chain_id, block_number) > (?, ?, ?) "
+                "ORDER BY account, chain_id, block_number LIMIT ?",
+                (epoch, *after, page),
             ).fetchall()
-            for _rowid, account, chain_id, block_number, value, tx_hash in rows:
+            for account, chain_id, block_number, value, tx_hash in rows:
                 yield str(account), int(chain_id), int(block_number), int(value), tx_hash
             if len(rows) < page:
                 return
-            after = int(rows[-1][0])
+            after = (str(rows[-1][0]), int(rows[-1][1]), int(rows[-1][2]))
 
     def confirm_settlements(self, epoch: int) -> int:
         """Mark the epoch's `submitted` settlement rows `confirmed` (final on the destination);
         returns how many."""
-        with transaction(self._db):
-            cursor = self._db.execute(
+        with self._db.transaction():
+            return self._db.execute(
                 "UPDATE settlements SET status = 'confirmed', updated_at = ? WHERE epoch = ? AND status = 'submitted'",
                 (time.time(), epoch),
-            )
-            return int(cursor.rowcount)
+            ).rowcount
 
     def settlement_counts(self) -> dict[str, int]:
         rows = self._db.execute("SELECT status, COUNT(*) FROM settlements GROUP BY status").fetchall()

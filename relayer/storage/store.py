@@ -1,4 +1,5 @@
-"""The durable record of what was proven, attested and relayed (SQLite, WAL mode).
+"""The durable record of what was proven, attested and relayed: SQLite (WAL mode) in the data
+directory by default, or PostgreSQL for a member run as a hot-standby pair (DESIGN section 6).
 
 Rows are written before the action they describe is taken (write-ahead):
 
@@ -19,10 +20,13 @@ signatures it checked (`attestations`), and evidence of any other root a member 
 destination accepted for an epoch (`attestation_conflicts`: one row per epoch, signer and root,
 never deleted, acknowledged by an operator with `relayer conflicts ack`), so both survive a restart.
 
-The store is one SQLite file and one connection, opened and closed by the daemon. Beside these
-tables it holds the transaction manager's (`tx_`, relayer.storage.txstore), created at open and handed
-out as `Store.transactions(chain_id=, sender=)`: every table is written through the one
-connection, so one writability check covers them all.
+The store is one database and one connection (relayer.storage.database: a SQLite file, or a
+`postgresql://` URL), opened and closed by the daemon. Beside these tables it holds the
+transaction manager's (`tx_`, relayer.storage.txstore), created at open and handed out as
+`Store.transactions(chain_id=, sender=)`: every table is written through the one connection, so
+one writability check covers them all, and on PostgreSQL one fencing token guards every write
+(`Store.fence_with`: the leader lease of relayer.storage.lease, checked first in each write
+transaction and written into the nonce, epoch and submission rows).
 
 `Store` is its groups of tables, one module each, over that connection: relayer.storage.epochs
 (pairs, accounts, snapshots, epochs and their claims), relayer.storage.settlements (settlement
@@ -32,18 +36,21 @@ schema is relayer.storage.schema, the rows as read relayer.storage.records.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relayer.epoch import OPEN_EPOCH_STATES
 from relayer.errors import StoreError
 from relayer.storage import claimindex, provenset, pruning, schema, txstore
 from relayer.storage.attestations import AttestationTables
+from relayer.storage.database import Database, SqliteDatabase, is_postgres_url
 from relayer.storage.epochs import EpochTables
 from relayer.storage.records import ON_CHAIN, AttestationConflict, EpochRecord, SettleBatch
 from relayer.storage.settlements import SettlementTables
-from relayer.storage.tables import connect, transaction
+
+if TYPE_CHECKING:
+    from relayer.storage.lease import LeaseGrant
 
 __all__ = [
     "ON_CHAIN",
@@ -54,31 +61,45 @@ __all__ = [
     "Store",
 ]
 
+SCHEMAS = (schema.SCHEMA, txstore.SCHEMA, provenset.SCHEMA, claimindex.SCHEMA, pruning.SCHEMA)
+
 
 class Store(EpochTables, SettlementTables, AttestationTables):
-    """A SQLite store: the file at `path` with this module's tables and the transaction
-    manager's, through one connection. Every method commits before it returns. Raises
-    StoreError when the file cannot be opened or written (checked at open) and on I/O failure."""
+    """The store at `location`: a `postgresql://` (or `postgres://`) URL opens PostgreSQL, anything
+    else is the path of a SQLite file. Its tables and the transaction manager's, through one
+    connection; every method commits before it returns. Raises StoreError when the store cannot
+    be opened or written (checked at open) and on I/O failure. `path`: the SQLite file (None on
+    PostgreSQL); `location`: what to show of it (never a password)."""
 
-    def __init__(self, path: Path) -> None:
-        self._db = connect(path)
-        try:
-            schema.migrate_conflicts(self._db)
-            self._db.executescript(schema.SCHEMA)
-            self._db.executescript(txstore.SCHEMA)
-            self._db.executescript(provenset.SCHEMA)
-            txstore.migrate(self._db)
-            indexed = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'claim_index'").fetchone()
-            self._db.executescript(claimindex.SCHEMA)
-            if indexed is None:  # a store made before the pull path's index: index what it holds
-                claimindex.backfill(self._db)
-            queued = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'claims_prune'").fetchone()
-            self._db.executescript(pruning.SCHEMA)
-            if queued is None:  # a store made before pruning: its settled epochs are looked at once
-                pruning.enqueue_settled(self._db)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open store {path}: {exc}") from exc
-        self.path = path
+    def __init__(self, location: Path | str) -> None:
+        self.path: Path | None = None
+        if is_postgres_url(location):
+            self._db = _open_postgres(str(location))
+            self.location = getattr(self._db, "name", "postgresql")
+        else:
+            self.path = Path(location)
+            self._db = _open_sqlite(self.path)
+            self.location = str(self.path)
+
+    @property
+    def dialect(self) -> str:
+        """ "sqlite" or "postgresql"."""
+        return self._db.dialect
+
+    def fence_with(self, grant: LeaseGrant | None) -> None:
+        """Fence every later write of this store (the transaction manager's included) with the
+        member's leader lease `grant` (relayer.storage.lease): each write transaction runs
+        `lease.fence` first, so a write under a stale token raises StaleLease and commits nothing,
+        and the token is written into nonce, epoch and submission rows. None: stop fencing.
+        PostgreSQL only: raises StoreError on SQLite (one process per data directory, no lease)."""
+        from relayer.storage.postgres import PostgresDatabase
+
+        if not isinstance(self._db, PostgresDatabase):
+            raise StoreError(
+                f"store {self.location}: a leader lease fences a PostgreSQL store only "
+                '(set [store] url = "postgresql://..." to run a member as a hot-standby pair)'
+            )
+        self._db.fence_with(grant)
 
     def close(self) -> None:
         """Close the connection (the daemon does, once everything that writes has stopped)."""
@@ -98,14 +119,47 @@ class Store(EpochTables, SettlementTables, AttestationTables):
 
     def put_claim_trees(self, epoch: int, root: bytes, trees: Iterable[claimindex.ClaimTreeRow]) -> None:
         """Keep the claims trees of an epoch stored without them (the pull path builds them)."""
-        with transaction(self._db):
+        with self._db.transaction():
             claimindex.put_trees(self._db, epoch, "0x" + root.hex(), trees)
 
     def writable(self) -> bool:
         """True when a write transaction can be opened (for /readyz)."""
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("ROLLBACK")
-            return True
-        except sqlite3.Error:
-            return False
+        return self._db.writable()
+
+
+def _open_sqlite(path: Path) -> SqliteDatabase:
+    """The SQLite store at `path`, its tables created and a store made by an earlier release
+    migrated (conflict ids, fee groups, fencing columns, the claim index and pruning queue
+    filled once from what it holds)."""
+    db = SqliteDatabase(path)
+    try:
+        schema.migrate(db)
+        txstore.migrate(db)
+        exists = "SELECT 1 FROM sqlite_master WHERE name = ?"
+        indexed = db.execute(exists, ("claim_index",)).fetchone() is not None
+        queued = db.execute(exists, ("claims_prune",)).fetchone() is not None
+        for script in SCHEMAS:
+            db.script(script)
+        if not indexed:  # a store made before the pull path's index: index what it holds
+            claimindex.backfill(db)
+        if not queued:  # a store made before pruning: its settled epochs are looked at once
+            pruning.enqueue_settled(db)
+    except (OSError, StoreError) as exc:
+        db.close()
+        raise StoreError(f"cannot open store {path}: {exc}") from exc
+    return db
+
+
+def _open_postgres(url: str) -> Database:
+    """The PostgreSQL store at `url`, its tables (today's schema, and the leader lease's)
+    created if missing."""
+    from relayer.storage import lease
+    from relayer.storage.postgres import PostgresDatabase
+
+    db = PostgresDatabase(url)
+    try:
+        db.script("\n".join((*SCHEMAS, lease.CREATE_TABLE + ";")))
+    except StoreError:
+        db.close()
+        raise
+    return db

@@ -1,4 +1,4 @@
-"""Durable state of the transaction manager (SQLite, WAL mode), in the relayer's store.
+"""Durable state of the transaction manager, in the relayer's store (SQLite or PostgreSQL).
 
 The tables are the manager's own (prefix `tx_`) and live beside `relayer.storage.store`'s tables in the
 same SQLite file, on the store's one connection: `relayer.storage.store.Store` creates them at open and
@@ -24,12 +24,11 @@ its signed raw transaction before `eth_sendRawTransaction`.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from relayer.storage.tables import transaction
+from relayer.storage.database import Database, SqliteDatabase
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tx_nonces (
@@ -37,6 +36,7 @@ CREATE TABLE IF NOT EXISTS tx_nonces (
     sender TEXT NOT NULL,
     next_nonce INTEGER NOT NULL,
     updated_at REAL NOT NULL,
+    fence_token INTEGER,
     PRIMARY KEY (chain_id, sender)
 );
 CREATE TABLE IF NOT EXISTS tx_intents (
@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS tx_intents (
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
     fee_group TEXT,
+    fence_token INTEGER,
     PRIMARY KEY (chain_id, sender, key)
 );
 CREATE TABLE IF NOT EXISTS tx_attempts (
@@ -74,20 +75,22 @@ CREATE TABLE IF NOT EXISTS tx_attempts (
     max_priority_fee_per_gas TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ('built', 'sent', 'rejected', 'replaced', 'mined')),
     created_at REAL NOT NULL,
+    fence_token INTEGER,
     PRIMARY KEY (chain_id, sender, key, attempt)
 );
 CREATE INDEX IF NOT EXISTS tx_attempts_hash ON tx_attempts (tx_hash);
 CREATE INDEX IF NOT EXISTS tx_intents_by_nonce ON tx_intents (chain_id, sender, nonce);
+CREATE INDEX IF NOT EXISTS tx_intents_by_group ON tx_intents (chain_id, sender, fee_group);
 """
 
 
-def migrate(db: sqlite3.Connection) -> None:
-    """Bring a store made before fee groups up to `SCHEMA` (call after it): adds the
-    `fee_group` column of `tx_intents` (NULL for existing intents: each its own group)."""
-    columns = {str(r[1]) for r in db.execute("PRAGMA table_info(tx_intents)")}
-    if "fee_group" not in columns:
-        db.execute("ALTER TABLE tx_intents ADD COLUMN fee_group TEXT")
-    db.execute("CREATE INDEX IF NOT EXISTS tx_intents_by_group ON tx_intents (chain_id, sender, fee_group)")
+def migrate(db: SqliteDatabase) -> None:
+    """Bring a SQLite store made before fee groups or fencing tokens up to `SCHEMA` (call before
+    it): adds the `fee_group` column of `tx_intents` (NULL for existing intents: each its own
+    group) and the `fence_token` columns (NULL: written without a lease)."""
+    db.add_column("tx_intents", "fee_group", "TEXT")
+    for table in ("tx_nonces", "tx_intents", "tx_attempts"):
+        db.add_column(table, "fence_token", "INTEGER")
 
 
 INTENT_STATES = ("built", "sent", "replaced", "mined", "failed")
@@ -155,18 +158,20 @@ class TxStores(Protocol):
 class TxStore:
     """The `tx_` tables for one (chain_id, sender). Every method commits before it returns.
 
-    `db`: the store's connection (autocommit, `isolation_level=None`), whose file holds the
-    tables (`SCHEMA`); the store opens and closes it. `sender` is the checksum address.
-    Raises StoreError on I/O failure.
+    `db`: the store's database (relayer.storage.database), which holds the tables (`SCHEMA`);
+    the store opens and closes it. Every write transaction is fenced when the store is
+    (`Store.fence_with`), and the nonce allocation and each signed attempt carry the fencing
+    token (`fence_token`). `sender` is the checksum address. Raises StoreError on I/O failure
+    (StaleLease when the fencing token is no longer the member's live lease).
     """
 
-    def __init__(self, db: sqlite3.Connection, *, chain_id: int, sender: str) -> None:
+    def __init__(self, db: Database, *, chain_id: int, sender: str) -> None:
         self._db = db
         self.chain_id = chain_id
         self.sender = sender
 
     def _run(self, statements: list[tuple[str, tuple[object, ...]]]) -> None:
-        with transaction(self._db, "transaction store"):
+        with self._db.transaction():
             for sql, params in statements:
                 self._db.execute(sql, params)
 
@@ -189,10 +194,11 @@ class TxStore:
 
     def _bump_nonce_sql(self, nonce: int) -> tuple[str, tuple[object, ...]]:
         return (
-            "INSERT INTO tx_nonces (chain_id, sender, next_nonce, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(chain_id, sender) DO UPDATE SET next_nonce = MAX(next_nonce, excluded.next_nonce), "
-            "updated_at = excluded.updated_at",
-            (self.chain_id, self.sender, nonce + 1, time.time()),
+            "INSERT INTO tx_nonces (chain_id, sender, next_nonce, updated_at, fence_token) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (chain_id, sender) DO UPDATE SET next_nonce = CASE WHEN excluded.next_nonce > "
+            "tx_nonces.next_nonce THEN excluded.next_nonce ELSE tx_nonces.next_nonce END, "
+            "updated_at = excluded.updated_at, fence_token = excluded.fence_token",
+            (self.chain_id, self.sender, nonce + 1, time.time(), self._db.fence_token),
         )
 
     # --- intents --------------------------------------------------------------------------
@@ -209,8 +215,9 @@ class TxStore:
             [
                 (
                     "INSERT INTO tx_intents (chain_id, sender, key, kind, to_address, data, gas, nonce, state, "
-                    "tx_hash, created_at, updated_at, fee_group) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'built', ?, ?, ?, ?)",
-                    (*row, fee_group or key),
+                    "tx_hash, created_at, updated_at, fee_group, fence_token) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'built', ?, ?, ?, ?, ?)",
+                    (*row, fee_group or key, self._db.fence_token),
                 ),
                 self._insert_attempt_sql(key, first, now),
                 self._bump_nonce_sql(first.nonce),
@@ -220,7 +227,7 @@ class TxStore:
     def _insert_attempt_sql(self, key: str, attempt: Attempt, now: float) -> tuple[str, tuple[object, ...]]:
         return (
             "INSERT INTO tx_attempts (chain_id, sender, key, attempt, nonce, tx_hash, raw, max_fee_per_gas, "
-            "max_priority_fee_per_gas, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "max_priority_fee_per_gas, state, created_at, fence_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 self.chain_id,
                 self.sender,
@@ -233,6 +240,7 @@ class TxStore:
                 str(attempt.max_priority_fee_per_gas),
                 attempt.state,
                 now,
+                self._db.fence_token,
             ),
         )
 

@@ -15,13 +15,12 @@ written before it is sent, so a restart resumes it and never sends it twice.
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
 from relayer.errors import StoreError
 from relayer.storage import txstore
-from relayer.storage.tables import connect, transaction
+from relayer.storage.database import SqliteDatabase
 
 READ_HASHES_KEPT = 256
 """Destination block hashes kept for reorg detection (a reorg deeper than this is not followed)."""
@@ -62,12 +61,13 @@ class WatchStore:
     cannot be opened or written."""
 
     def __init__(self, path: Path) -> None:
-        self._db = connect(path, "watch store")
+        self._db = SqliteDatabase(path, "watch store")
         try:
-            self._db.executescript(SCHEMA)
-            self._db.executescript(txstore.SCHEMA)
+            self._db.script(SCHEMA)
             txstore.migrate(self._db)
-        except (OSError, sqlite3.Error) as exc:
+            self._db.script(txstore.SCHEMA)
+        except StoreError as exc:
+            self._db.close()
             raise StoreError(f"cannot open watch store {path}: {exc}") from exc
         self.path = path
 
@@ -91,7 +91,7 @@ class WatchStore:
 
     def advance(self, next_block: int, hashes: list[tuple[int, str]]) -> None:
         """Blocks below `next_block` are read; `hashes` are the (number, hash) of the new ones."""
-        with transaction(self._db, "watch store"):
+        with self._db.transaction():
             self._db.execute(
                 "INSERT INTO watch_cursor (id, next_block) VALUES (1, ?) "
                 "ON CONFLICT (id) DO UPDATE SET next_block = excluded.next_block",
@@ -102,7 +102,7 @@ class WatchStore:
 
     def rewind(self, next_block: int) -> None:
         """A reorg: read again from `next_block` (its hashes and above are forgotten)."""
-        with transaction(self._db, "watch store"):
+        with self._db.transaction():
             self._db.execute("UPDATE watch_cursor SET next_block = ? WHERE id = 1", (next_block,))
             self._db.execute("DELETE FROM watch_blocks WHERE number >= ?", (next_block,))
 
@@ -115,7 +115,7 @@ class WatchStore:
         self, key: str, epoch: int, chain_id: int, block_number: int, tx_hash: str, verdict: str, outcome: str | None,
         detail: str,
     ) -> None:  # fmt: skip
-        with transaction(self._db, "watch store"):
+        with self._db.transaction():
             self._db.execute(
                 "INSERT OR REPLACE INTO watch_judged VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (key, epoch, chain_id, block_number, tx_hash, verdict, outcome, detail, time.time()),
@@ -129,7 +129,7 @@ class WatchStore:
     # ---------------------------------------------------------------- held work
 
     def hold(self, tx_hash: str, block_number: int, reason: str, detail: str) -> None:
-        with transaction(self._db, "watch store"):
+        with self._db.transaction():
             self._db.execute(
                 "INSERT INTO watch_held VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT (tx_hash) DO UPDATE SET "
                 "reason = excluded.reason, detail = excluded.detail, attempts = attempts + 1",
@@ -137,7 +137,7 @@ class WatchStore:
             )
 
     def release(self, tx_hash: str) -> None:
-        with transaction(self._db, "watch store"):
+        with self._db.transaction():
             self._db.execute("DELETE FROM watch_held WHERE tx_hash = ?", (tx_hash,))
 
     def held(self) -> list[tuple[str, int, str]]:
@@ -146,9 +146,4 @@ class WatchStore:
         return [(str(t), int(b), str(r)) for t, b, r in rows]
 
     def writable(self) -> bool:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("ROLLBACK")
-            return True
-        except sqlite3.Error:
-            return False
+        return self._db.writable()

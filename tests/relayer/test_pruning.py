@@ -305,7 +305,7 @@ def test_a_store_made_before_pruning_has_its_settled_epochs_pruned_by_the_next_s
     plan: Plan = {1: ("settled", [p[0:20], p[20:40]]), 2: ("settled", [p[0:10], p[20:30]])}
     for epoch, (_status, accounts) in plan.items():
         make(store, epoch, accounts, rng, status="confirmed")
-    store._db.executescript("UPDATE epochs SET status = 'settled'; DROP TABLE claims_prune;")  # as before pruning
+    store._db.script("UPDATE epochs SET status = 'settled'; DROP TABLE claims_prune;")  # as before pruning
     store.close()
     reopened = Store(path)
     assert pruning.pending(reopened._db) == 2 and len(rows(reopened)[0]) == 60

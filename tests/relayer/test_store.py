@@ -1,4 +1,5 @@
-"""The SQLite store: write-ahead epoch states and settlement batches, pair progress, and clear errors."""
+"""The store on both backends (SQLite, PostgreSQL: the `store_location` fixture): write-ahead
+epoch states and settlement batches, pair progress, and clear errors."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from relayer.errors import StoreError
 from relayer.storage.store import Store
 
 
-def test_epoch_moves_through_states_and_survives_reopen(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_epoch_moves_through_states_and_survives_reopen(store_location: Path | str) -> None:
+    store = Store(store_location)
     root = b"\x11" * 32
     assert store.last_epoch() == 0
     store.create_epoch(1, root, {"snapshots": [], "format": 2}, {"p": 8})
@@ -26,7 +27,7 @@ def test_epoch_moves_through_states_and_survives_reopen(tmp_path: Path) -> None:
     later = store.plan_settle_batches(1, root, [(31337, ["0xC"], False), (10, ["0xD"], False)])
     assert [b.index for b in later] == [1, 2]  # numbered after every earlier batch of the epoch
     store.close()
-    again = Store(tmp_path / "s.sqlite")
+    again = Store(store_location)
     record = again.epoch(1)
     assert record is not None
     assert (record.status, record.tx_hash, record.root) == ("confirmed", "0xabc", root)
@@ -45,8 +46,8 @@ def test_epoch_moves_through_states_and_survives_reopen(tmp_path: Path) -> None:
     assert again.pair_state("p") == (-1, 8)  # and the failed write advanced nothing
 
 
-def test_a_failed_epoch_gives_its_number_to_the_next(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_a_failed_epoch_gives_its_number_to_the_next(store_location: Path | str) -> None:
+    store = Store(store_location)
     store.create_epoch(3, b"\x01" * 32, {"format": 2}, {"p": 8})
     store.set_epoch_status(3, "failed", reason="stale")
     store.create_epoch(3, b"\x02" * 32, {"format": 2}, {"p": 12})
@@ -55,14 +56,14 @@ def test_a_failed_epoch_gives_its_number_to_the_next(tmp_path: Path) -> None:
     assert store.pair_state("p") == (-1, 12)
 
 
-def test_attempts_are_counted_per_epoch_and_root(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_attempts_are_counted_per_epoch_and_root(store_location: Path | str) -> None:
+    store = Store(store_location)
     assert [store.count_attempt(5, b"\x01" * 32, "timeout") for _ in range(3)] == [1, 2, 3]
     assert store.count_attempt(5, b"\x02" * 32, "timeout") == 1
 
 
-def test_recent_epochs_oldest_first(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_recent_epochs_oldest_first(store_location: Path | str) -> None:
+    store = Store(store_location)
     for n in range(1, 8):
         store.create_epoch(n, bytes([n]) * 32, {"format": 2}, {})
     assert [r.epoch for r in store.recent_epochs(3)] == [5, 6, 7]
@@ -71,8 +72,8 @@ def test_recent_epochs_oldest_first(tmp_path: Path) -> None:
     assert store.settlement_counts() == {"confirmed": 1}
 
 
-def test_pair_progress_and_accounts(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_pair_progress_and_accounts(store_location: Path | str) -> None:
+    store = Store(store_location)
     assert store.pair_state("p") is None
     store.add_accounts("p", {"0xB": 5, "0xA": 3}, 9)
     store.add_accounts("p", {"0xA": 12, "0xC": 11}, 15)
@@ -90,8 +91,8 @@ def test_unwritable_location_is_a_clear_error(tmp_path: Path) -> None:
         Store(blocker / "s.sqlite")
 
 
-def test_settlements_are_confirmed_per_epoch(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_settlements_are_confirmed_per_epoch(store_location: Path | str) -> None:
+    store = Store(store_location)
     store.record_settlements([("0xA", 1, 10, 5, 1), ("0xB", 1, 10, 6, 1)], "submitted", "0x1")
     store.record_settlements([("0xA", 1, 12, 7, 2)], "submitted", "0x2")
     assert store.confirm_settlements(1) == 2
@@ -99,8 +100,8 @@ def test_settlements_are_confirmed_per_epoch(tmp_path: Path) -> None:
     assert store.settlement_counts() == {"confirmed": 2, "submitted": 1}
 
 
-def test_a_rebuilt_epoch_does_not_inherit_the_batches_its_failed_try_planned(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.sqlite")
+def test_a_rebuilt_epoch_does_not_inherit_the_batches_its_failed_try_planned(store_location: Path | str) -> None:
+    store = Store(store_location)
     root = b"\x07" * 32
     store.create_epoch(1, root, {"n": 1}, {"p": 10})
     store.plan_settle_batches(1, root, [(5, ["0xa"], True), (5, ["0xb"], False)])
@@ -114,10 +115,10 @@ def test_a_rebuilt_epoch_does_not_inherit_the_batches_its_failed_try_planned(tmp
     assert store.last_mined_block(1, root) == 100
 
 
-def test_transaction_store_revives_a_key_a_reorg_dropped_and_counts_fee_groups(tmp_path: Path) -> None:
+def test_transaction_store_revives_a_key_a_reorg_dropped_and_counts_fee_groups(store_location: Path | str) -> None:
     from relayer.storage.txstore import Attempt
 
-    store = Store(tmp_path / "s.sqlite")
+    store = Store(store_location)
     txs = store.transactions(chain_id=1, sender="0x" + "ab" * 20)
     for nonce, key in enumerate(["epoch:1:x", "settle:1:x:1", "settle:2:y:0"]):
         group = "epoch:" + key.split(":")[1]
