@@ -34,6 +34,7 @@ from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import Settlement
+from relayer.storage.database import is_postgres_url
 from relayer.storage.lease import LeaseError, LeaseSettings
 from relayer.storage.lock import DataDirLock
 from relayer.storage.store import Store
@@ -62,7 +63,7 @@ class StartupError(RelayerError):
 def store_url(config: Config) -> str | None:
     """The PostgreSQL store's URL (`[store] url`), None for the SQLite store in the data directory."""
     url = getattr(config, "store_url", None)
-    return url if isinstance(url, str) and url.startswith(("postgresql://", "postgres://")) else None
+    return url if is_postgres_url(url) else None
 
 
 class Daemon:
@@ -79,7 +80,7 @@ class Daemon:
         url = store_url(config)
         # one process per data directory; a PostgreSQL store's pair is kept apart by its lease
         self.lock = DataDirLock.acquire(config.store_path) if url is None else None
-        self.store = Store(url if url is not None else config.store_path)  # type: ignore[arg-type]
+        self.store = Store(url if url is not None else config.store_path)
         self.lease_settings = lease
         self.leadership: Leadership | None = None
         """The member's lease with a PostgreSQL store (made once the attester is known), else None."""
@@ -297,7 +298,7 @@ class Daemon:
         grant = await self.leadership.acquire(stop)
         if grant is None:
             return False
-        self.store.fence_with(grant)  # type: ignore[attr-defined]
+        self.store.fence_with(grant)
         others.append(group.create_task(self.leadership.keep(), name="lease"))
         log.info("daemon.leading", member=self.leadership.member, token=grant.token)
         return True
