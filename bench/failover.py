@@ -90,6 +90,7 @@ def run(failovers: int, seed: int) -> dict[str, object]:
         "duplicated_nonces": doubles.nonces,
         "duplicated_signatures": doubles.signatures,
         "duplicated_settlements": doubles.settlements,
+        "destination_transactions_checked": doubles.checked,
         "details": doubles.details,
     }
 

@@ -42,7 +42,8 @@ def store_url(conninfo: str) -> str:
 def pair_config(net: devnet.Devnet, name: str, url: str) -> Path:
     """The devnet's member config for process `name` of the pair: the shared PostgreSQL store and
     listeners of its own (free ports), written beside the devnet's as `relayer-<name>.toml`."""
-    text = net.config_path.read_text()
+    text, dropped = re.subn(r'\[relayer\]\nstore = "[^"]*"\n', "", net.config_path.read_text())
+    assert dropped == 1, f"no [relayer] store in {net.config_path}"  # the store is the database's
     for table in ("metrics", "keeper"):
         pattern = rf'(\[{table}\]\nlisten = )"127\.0\.0\.1:\d+"'
         text, count = re.subn(pattern, rf'\1"127.0.0.1:{free_port()}"', text)
@@ -141,6 +142,8 @@ class Doubles:
     signatures: int
     settlements: int
     details: list[str]
+    checked: int = 0
+    """The sender's destination transactions checked against the store."""
 
     @property
     def total(self) -> int:
@@ -171,12 +174,13 @@ def count_doubles(net: devnet.Devnet, conninfo: str) -> Doubles:
     details += [f"nonce {r[2]} of {r[1]} given to {r[3]} intents" for r in reused]
     details += [f"epoch {r[2]} signed by {r[3]} with {r[4]} roots" for r in two_roots]
     # every transaction the sender mined on the destination is one the store allotted that nonce
-    mined_wrong = 0
+    mined_wrong = checked = 0
     for number in range(dst.eth.block_number + 1):
         block: Any = dst.eth.get_block(number, full_transactions=True)
         for tx in block["transactions"]:
             if tx["from"] not in senders:
                 continue
+            checked += 1
             allotted = attempts.get("0x" + bytes(tx["hash"]).hex())
             if allotted is None or allotted != (tx["nonce"], tx["nonce"]):
                 mined_wrong += 1
@@ -186,4 +190,4 @@ def count_doubles(net: devnet.Devnet, conninfo: str) -> Doubles:
     skipped = len(settlement.events.SettlementSkipped.get_logs(from_block=0))  # nobody else settles here
     if accepted_twice or skipped:
         details.append(f"roots accepted twice {accepted_twice}, settlements skipped (sent twice) {skipped}")
-    return Doubles(len(reused) + mined_wrong, len(two_roots) + accepted_twice, skipped, details)
+    return Doubles(len(reused) + mined_wrong, len(two_roots) + accepted_twice, skipped, details, checked)
