@@ -34,7 +34,6 @@ from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import Settlement
-from relayer.storage.database import is_postgres_url
 from relayer.storage.lease import LeaseError, LeaseSettings
 from relayer.storage.lock import DataDirLock
 from relayer.storage.store import Store
@@ -60,12 +59,6 @@ class StartupError(RelayerError):
     """The daemon cannot start: an endpoint with the wrong chain id, an unreachable chain, a key."""
 
 
-def store_url(config: Config) -> str | None:
-    """The PostgreSQL store's URL (`[store] url`), None for the SQLite store in the data directory."""
-    url = getattr(config, "store_url", None)
-    return url if is_postgres_url(url) else None
-
-
 class Daemon:
     def __init__(
         self,
@@ -77,10 +70,9 @@ class Daemon:
         self.config = config
         self.on_settled = on_settled
         self.metrics = Metrics()
-        url = store_url(config)
-        # one process per data directory; a PostgreSQL store's pair is kept apart by its lease
-        self.lock = DataDirLock.acquire(config.store_path) if url is None else None
-        self.store = Store(url if url is not None else config.store_path)
+        # one process per SQLite data directory; on PostgreSQL the pair's leader lease decides
+        self.lock = DataDirLock.acquire(config.store_path) if config.store_url is None else None
+        self.store = Store(config.store_location)
         self.lease_settings = lease
         self.leadership: Leadership | None = None
         """The member's lease with a PostgreSQL store (made once the attester is known), else None."""
@@ -276,7 +268,7 @@ class Daemon:
     def _lead_as(self, attester: str) -> None:
         """Set up the role of this process: with a PostgreSQL store a standby of member `attester`
         (the lease's member name), else single; `relayer_leader` says which."""
-        url = store_url(self.config)
+        url = self.config.store_url
         if url is None:
             self.metrics.leader.labels(attester).set(1)
             return

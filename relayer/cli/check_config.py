@@ -30,9 +30,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if problems:
         return EXIT_USAGE
     print(f"{args.config}: ok ({len(config.chains)} chains, {len(config.pairs)} pairs)")
+    print(f"store: {_store_name(config)}")
     for note in notes(config):
         print(f"note: {note}")
     return EXIT_OK
+
+
+def _store_name(config: Any) -> str:
+    """Which store the daemon opens: "sqlite PATH" or "postgresql URL" (never a password)."""
+    if config.store_url is None:
+        return f"sqlite {config.store_path}"
+    from relayer.storage.postgres import describe
+
+    return f"postgresql {describe(config.store_url)} (a hot-standby pair may share it)"
 
 
 def _check_watch_config(path: str) -> int:

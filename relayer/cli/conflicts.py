@@ -11,7 +11,7 @@ can be shown to others. It is an alarm, not a lock-out: the daemon goes on settl
 root, and `relayer_attestation_conflicts_unacknowledged{destination}` (alert
 RelayerAttestationConflict) stays above 0 until an operator has looked and acknowledged it here.
 Acknowledging keeps the evidence (`list` still shows it, marked acknowledged); it only clears
-the alarm. Both commands work while the daemon runs (the store is SQLite in WAL mode).
+the alarm. Both commands work while the daemon runs (SQLite in WAL mode, or PostgreSQL).
 
 `list` prints one block per conflict, oldest first (`--open`: only those not acknowledged;
 `--json`: a JSON array of objects with the same fields, bytes as 0x-hex, times as Unix
@@ -49,10 +49,10 @@ def _open_store(args: argparse.Namespace) -> Store | int:
         config = load_config(args.config)
     except ConfigError as exc:
         return _fail(f"invalid config {args.config}:\n{exc}", EXIT_USAGE)
-    if not config.store_path.exists():
+    if config.store_url is None and not config.store_path.exists():
         return _fail(f"no store at {config.store_path} (the daemon has not run with this config yet)")
     try:
-        return Store(config.store_path)
+        return Store(config.store_location)
     except StoreError as exc:
         return _fail(str(exc))
 

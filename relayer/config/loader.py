@@ -275,6 +275,7 @@ class _Reader(ValueReader):
         listed in that order."""
         top = Table(self, document, "")
         store, listen = self._relayer_and_metrics(top)
+        store_ok, store_url = self._store(top)
         attester = top.get("attester", self.key_source)
         committee = top.get("committee", self.committee, CommitteeConfig())
         keeper = top.get("keeper", self.keeper, KeeperConfig())
@@ -294,6 +295,7 @@ class _Reader(ValueReader):
         top.finish()
         if (
             store is None
+            or not store_ok
             or listen is None
             or attester is None
             or committee is None
@@ -308,6 +310,7 @@ class _Reader(ValueReader):
         return Config(
             path=path,
             store_path=store,
+            store_url=store_url,
             metrics_host=listen[0],
             metrics_port=listen[1],
             attester=attester,
@@ -333,6 +336,24 @@ class _Reader(ValueReader):
             listen = t.get("listen", self.listen, listen)
             t.finish()
         return store, listen
+
+    def _store(self, top: Table) -> tuple[bool, str | None]:
+        """(no problem, `[store] url`): the URL of a PostgreSQL store, None when absent (the
+        SQLite store of `[relayer] store`). Naming both stores is a problem."""
+        store = top.get("store", self.table, {})
+        if store is None:
+            return False, None
+        t = Table(self, store, "store")
+        url = t.get("url", self.store_url, None)
+        t.finish()
+        if t.has("url") and url is None:
+            return False, None
+        relayer = top.data.get("relayer")
+        if url is not None and isinstance(relayer, dict) and "store" in relayer:
+            both = "set either [relayer] store (a SQLite file) or [store] url (PostgreSQL), not both"
+            self.problem("store.url", both)
+            return False, None
+        return True, url
 
     def _chains(self, top: Table) -> tuple[dict[str, ChainConfig], set[str], bool] | None:
         """The `[chains.<name>]` tables: (the valid chains, every name given, whether all are

@@ -225,10 +225,12 @@ class KeeperConfig:
 @dataclass(frozen=True)
 class Config:
     """The whole configuration. `path` is the absolute path of the file read; `store_path`
-    the SQLite store; `metrics_host` / `metrics_port` the Prometheus listener (port 0 = any
-    free port; an IPv6 host is given without brackets); `attester` the committee member key
-    that signs epochs (EIP-712). `chains` and `destinations` are read-only mappings keyed by
-    chain name, in file order; `committee` the attestation exchange (defaults: no peers)."""
+    the SQLite store (`[relayer] store`), `store_url` the PostgreSQL one (`[store] url`, None:
+    SQLite; `store_location` is the one the daemon opens); `metrics_host` / `metrics_port` the
+    Prometheus listener (port 0 = any free port; an IPv6 host is given without brackets);
+    `attester` the committee member key that signs epochs (EIP-712). `chains` and
+    `destinations` are read-only mappings keyed by chain name, in file order; `committee` the
+    attestation exchange (defaults: no peers)."""
 
     path: Path
     store_path: Path
@@ -240,3 +242,9 @@ class Config:
     pairs: tuple[PairConfig, ...]
     committee: CommitteeConfig = field(default_factory=CommitteeConfig)
     keeper: KeeperConfig = field(default_factory=KeeperConfig)
+    store_url: str | None = None
+
+    @property
+    def store_location(self) -> Path | str:
+        """What `relayer.storage.store.Store` opens: the `[store] url` when set, else `store_path`."""
+        return self.store_url if self.store_url is not None else self.store_path

@@ -250,6 +250,33 @@ class ValueReader:
     def urls(self, value: Any, path: str) -> tuple[str, ...] | None:
         return self._urls(value, path, "at least one RPC URL is required")
 
+    def store_url(self, value: Any, path: str) -> str | None:
+        """A PostgreSQL connection URI (`postgresql://` or `postgres://`, libpq's syntax: several
+        hosts for failover, `?host=/socket/dir`, ...) without a password: the password comes from
+        libpq's PGPASSFILE or PGPASSWORD. The value is never quoted (it could hold a secret)."""
+        if not isinstance(value, str):
+            self.problem(path, f"expected a postgresql:// URL string, got {kind_of(value)}")
+            return None
+        if not value.startswith(("postgresql://", "postgres://")):
+            self.problem(path, "expected a postgresql:// (or postgres://) URL (without it the store is SQLite)")
+            return None
+        from psycopg import Error as DriverError
+        from psycopg.conninfo import conninfo_to_dict
+
+        try:
+            parts = conninfo_to_dict(value)
+        except DriverError:
+            self.problem(path, "not a valid PostgreSQL connection URI (libpq cannot parse it)")
+            return None
+        if parts.get("password") is not None:
+            self.problem(
+                path,
+                "a password in the URL is refused: secrets never go in the config file; give it to libpq "
+                "with PGPASSFILE (a .pgpass file, mode 0600) or the PGPASSWORD environment variable",
+            )
+            return None
+        return value
+
     def peer_urls(self, value: Any, path: str) -> tuple[str, ...] | None:
         return self._urls(value, path, None)
 

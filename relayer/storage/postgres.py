@@ -24,8 +24,11 @@ def describe(url: str) -> str:
     except psycopg.Error:
         return "postgresql://(unparsable URL)"
     user = f"{parts['user']}@" if parts.get("user") else ""
-    port = f":{parts['port']}" if parts.get("port") else ""
-    return f"postgresql://{user}{parts.get('host') or ''}{port}/{parts.get('dbname') or ''}"
+    hosts = str(parts.get("host") or "").split(",")
+    ports = str(parts.get("port") or "").split(",")
+    ports = ports * len(hosts) if len(ports) == 1 else ports  # one port for every host, or one each
+    named = [h + (f":{p}" if p else "") for h, p in zip(hosts, ports, strict=False)]
+    return f"postgresql://{user}{','.join(named)}/{parts.get('dbname') or ''}"
 
 
 class PostgresDatabase(Database):

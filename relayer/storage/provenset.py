@@ -66,6 +66,11 @@ NO_LIMIT = 2**62
 """A LIMIT that takes every row (SQLite's -1 is an error on PostgreSQL)."""
 
 
+def _limit(limit: int) -> int:
+    """`limit` for SQL: a negative one (every row, as SQLite reads it) becomes NO_LIMIT."""
+    return limit if limit >= 0 else NO_LIMIT
+
+
 @dataclass(frozen=True)
 class ChangeRange:
     """What `ProvenSet.apply` takes from `vault_changes` for one epoch, in SQL: the accounts of
@@ -115,7 +120,7 @@ class ProvenSet:
             "SELECT account FROM proven_accounts WHERE pair = ? AND proven_time <= ? "
             "AND proven_time + ? - (? * phase) / 65536 <= ? "
             "ORDER BY proven_time - (? * phase) / 65536, lower(account) LIMIT ?",
-            (pair, until - period + spread, period, spread, until, spread, limit if limit >= 0 else NO_LIMIT),
+            (pair, until - period + spread, period, spread, until, spread, _limit(limit)),
         ).fetchall()
         rows.sort()
         return [str(r[0]) for r in rows]
@@ -125,7 +130,7 @@ class ProvenSet:
         store's `accounts` table), in lower-case address order."""
         rows = self._db.execute(
             "SELECT account FROM accounts WHERE pair = ? AND first_seen_block <= ? ORDER BY lower(account) LIMIT ?",
-            (pair, up_to, limit),
+            (pair, up_to, _limit(limit)),
         ).fetchall()
         return [str(r[0]) for r in rows]
 
@@ -237,7 +242,7 @@ class ProvenSet:
         in blocks `low..high` reached the threshold."""
         rows = self._db.execute(
             f"SELECT account FROM ({_CHANGED}) changed WHERE counted = 1 ORDER BY lower(account) LIMIT ?",
-            (pair, low, high, limit),
+            (pair, low, high, _limit(limit)),
         ).fetchall()
         row = self._db.execute(
             f"SELECT COUNT(*) FROM ({_CHANGED}) changed WHERE counted = 1", (pair, low, high)

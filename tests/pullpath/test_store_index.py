@@ -34,8 +34,8 @@ def indexed(store: Store) -> list[tuple[str, int, int, int, int]]:
     return [tuple(r) for r in rows.fetchall()]
 
 
-def test_filled_with_the_epoch_and_emptied_with_a_failed_one(tmp_path: Path) -> None:
-    store = Store(tmp_path / "relayer.sqlite")
+def test_filled_with_the_epoch_and_emptied_with_a_failed_one(store_location: Path | str) -> None:
+    store = Store(store_location)
     rng = random.Random(1)
     root1, accounts1 = create(store, 1, rng)
     chains = zip((1001, 1002), accounts1, strict=True)

@@ -5,7 +5,6 @@ and no settled position is ever left to expire. In-process chains as in test_sch
 from __future__ import annotations
 
 import random
-import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from types import SimpleNamespace
@@ -332,8 +331,7 @@ async def test_a_burst_of_changes_is_proven_over_epochs_none_lost(
         chosen.append(await member.select(member.pairs[0], plan))
         assert len(chosen[-1].accounts) <= 7
     assert chosen[1].accounts == (who(300),)  # the 1-wei deposits made them known, not proven
-    with sqlite3.connect(store.path) as db:  # known to the set, unproven
-        held = {str(a) for (a,) in db.execute("SELECT account FROM proven_accounts")}
+    held = {str(a) for (a,) in store._db.execute("SELECT account FROM proven_accounts").fetchall()}  # unproven
     assert held >= set(burst)
     assert list(chosen[2].accounts) == burst[:7] and chosen[2].changed == 7
     assert list(chosen[3].accounts) == burst[7:14] and chosen[3].refresh == frozenset(burst[7:14])
@@ -357,7 +355,9 @@ class _FailingVault(Vault):
         return await super().get_logs(log_filter)
 
 
-async def test_a_change_scan_is_stored_answer_by_answer_and_resumed_after_a_failure(store: Store) -> None:
+async def test_a_change_scan_is_stored_answer_by_answer_and_resumed_after_a_failure(
+    store: Store, tmp_path: Path
+) -> None:
     """An epoch's changes are written to the store as each eth_getLogs answer comes (a burst is
     held by SQLite, not in memory): a scan that fails midway goes on from the last answer stored,
     reading no block twice, and selects what an unbroken scan selects."""
@@ -392,7 +392,7 @@ async def test_a_change_scan_is_stored_answer_by_answer_and_resumed_after_a_fail
         return chosen, scans
 
     clean = _FailingVault(seconds(1000, 60), events)
-    expected, clean_scans = await epoch_two(clean, Store(store.path.parent / "clean.sqlite"))
+    expected, clean_scans = await epoch_two(clean, Store(tmp_path / "clean.sqlite"))
     assert clean.armed is not None and clean.armed >= 3
     failing = _FailingVault(seconds(1000, 60), events, fail_at=clean.armed)  # the last request of the scan
     chosen, scans = await epoch_two(failing, store)
@@ -416,6 +416,5 @@ async def test_the_change_log_is_pruned_as_the_set_advances(store: Store) -> Non
         heights.append(plan.heights[1])
         await member.select(member.pairs[0], plan)
     assert store.proven_set().through(member.pairs[0].key) == 4
-    with sqlite3.connect(store.path) as db:
-        blocks = [int(b) for (b,) in db.execute("SELECT block FROM vault_changes")]
+    blocks = [int(b) for (b,) in store._db.execute("SELECT block FROM vault_changes").fetchall()]
     assert blocks and min(blocks) > heights[2]  # epoch 3's height: epoch 4 is applied

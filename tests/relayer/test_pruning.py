@@ -91,12 +91,12 @@ def assert_consistent(store: Store) -> None:
         assert stored[(epoch, CHAINS.index(chain))] > 0
 
 
-def test_superseded_claims_go_and_the_newest_open_and_failed_stay(tmp_path: Path) -> None:
+def test_superseded_claims_go_and_the_newest_open_and_failed_stay(store_location: Path | str) -> None:
     """Row by row, what each settled epoch prunes, across six epochs: a partly superseded block
     keeps its tree, a fully superseded one keeps only its claims_root, an epoch with nothing left
     loses its trees; an open epoch neither supersedes nor is pruned (and still rebuilds its root);
     an epoch settled after a newer one loses what the newer one holds; a failed one is kept."""
-    store = Store(tmp_path / "relayer.sqlite")
+    store = Store(store_location)
     rng = random.Random(1)
     p = population(80, rng)
     plan: Plan = {}
@@ -150,7 +150,7 @@ def test_superseded_claims_go_and_the_newest_open_and_failed_stay(tmp_path: Path
 
     before = (rows(store), trees(store))
     store.close()
-    again = Store(tmp_path / "relayer.sqlite")
+    again = Store(store_location)
     assert (rows(again), trees(again)) == before
     assert again.prune_claims() == pruning.Pruned() and pruning.pending(again._db) == 0
     again.close()
@@ -158,20 +158,19 @@ def test_superseded_claims_go_and_the_newest_open_and_failed_stay(tmp_path: Path
 
 CHILD = """
 import sys
-from pathlib import Path
 from relayer.storage.store import Store
-store = Store(Path(sys.argv[1]))
+store = Store(sys.argv[1])
 for epoch in range(1, int(sys.argv[2]) + 1):
     store.set_epoch_status(epoch, "settled")
 print("all settled")
 """
 
 
-def test_a_kill_in_the_middle_leaves_a_consistent_store_and_the_next_runs_finish(tmp_path: Path) -> None:
+def test_a_kill_in_the_middle_leaves_a_consistent_store_and_the_next_runs_finish(store_location: Path | str) -> None:
     """A process settling epochs is killed (SIGKILL) inside the transaction of its third pruning
     page: what it committed is whole, the pass under way is still queued, and later runs (a
     bounded one, then one after a reopen) end where an uninterrupted run ends."""
-    path = tmp_path / "relayer.sqlite"
+    path = store_location
     store = Store(path)
     rng = random.Random(2)
     p = population(300, rng)
@@ -209,11 +208,11 @@ def test_a_kill_in_the_middle_leaves_a_consistent_store_and_the_next_runs_finish
     final.close()
 
 
-def test_rows_follow_the_accounts_not_the_epochs(tmp_path: Path) -> None:
+def test_rows_follow_the_accounts_not_the_epochs(store_location: Path | str) -> None:
     """30 settled epochs of 1,000 claims each over 2,000 accounts: the claim and index rows stay
     at one per account (about 2,000, not 30,000) and only the blocks that still hold a newest
     claim keep their trees."""
-    store = Store(tmp_path / "relayer.sqlite")
+    store = Store(store_location)
     rng = random.Random(3)
     people = population(2_000, rng)
     plan: Plan = {}
@@ -231,10 +230,10 @@ def test_rows_follow_the_accounts_not_the_epochs(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_format_3_epoch_keeps_only_its_headers_and_what_is_still_served(tmp_path: Path) -> None:
+def test_a_format_3_epoch_keeps_only_its_headers_and_what_is_still_served(store_location: Path | str) -> None:
     """An epoch stored with its claims inside its content (format 3) has them moved to rows when
     a pass reads it, then pruned as any other: its content keeps its blocks' headers only."""
-    store = Store(tmp_path / "relayer.sqlite")
+    store = Store(store_location)
     rng = random.Random(4)
     p = population(600, rng)
     old = make(store, 1, [p[0:250], p[250:500]], rng, fmt=3, status="confirmed")
@@ -254,10 +253,10 @@ def test_a_format_3_epoch_keeps_only_its_headers_and_what_is_still_served(tmp_pa
     store.close()
 
 
-def test_an_epoch_stored_without_its_trees_is_not_pruned(tmp_path: Path) -> None:
+def test_an_epoch_stored_without_its_trees_is_not_pruned(store_location: Path | str) -> None:
     """The claims of an epoch stored before the pull path's index (no claims trees: they are
     built from its claims when first asked) are kept whole, so its trees can still be built."""
-    store = Store(tmp_path / "relayer.sqlite")
+    store = Store(store_location)
     rng = random.Random(5)
     p = population(40, rng)
     make(store, 1, [p[0:10], p[10:20]], rng, status="confirmed")
@@ -270,10 +269,10 @@ def test_an_epoch_stored_without_its_trees_is_not_pruned(tmp_path: Path) -> None
     store.close()
 
 
-def test_a_malformed_stored_content_is_left_alone_and_the_pass_goes_on(tmp_path: Path) -> None:
+def test_a_malformed_stored_content_is_left_alone_and_the_pass_goes_on(store_location: Path | str) -> None:
     """An epoch whose stored content is not JSON, or holds claims not shaped [account, value],
     is neither pruned nor pruning (no crash, nothing half written); the other epochs are."""
-    store = Store(tmp_path / "relayer.sqlite")
+    store = Store(store_location)
     rng = random.Random(6)
     p = population(40, rng)
     make(store, 1, [p[0:10], p[10:20]], rng, fmt=3, status="confirmed")

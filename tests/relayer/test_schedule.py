@@ -154,8 +154,9 @@ def _scan_into(store: Store, runner: Any) -> Any:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    return Store(tmp_path / "s.sqlite")
+def store(store_location: Path | str) -> Store:
+    """A fresh store, once per backend (SQLite, PostgreSQL: tests/conftest.py `store_location`)."""
+    return Store(store_location)
 
 
 def seconds(start: int, count: int, step: int = 2) -> list[int]:

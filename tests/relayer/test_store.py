@@ -158,3 +158,30 @@ def test_a_store_of_before_fee_groups_is_migrated(tmp_path: Path) -> None:
     txs = store.transactions(chain_id=1, sender="s")
     assert txs.fee_group("epoch:3:a") == "epoch:3:a"  # each old intent its own group
     store.close()
+
+
+def test_attestations_and_conflict_evidence_are_kept_once_and_acknowledged_by_id(store_location: Path | str) -> None:
+    from relayer.epoch import Attestation
+    from relayer.storage.records import AttestationConflict
+
+    store = Store(store_location)
+    verifier, signers = "0x" + "11" * 20, ["0x" + f"{i:02x}" * 20 for i in (0xA1, 0xB2)]
+    kept = [Attestation(5, verifier, 3, b"\x03" * 32, b"\x02" * 32, s, b"\x01" * 65, source="peer") for s in signers]
+    assert [store.add_attestation(a) for a in kept + kept[:1]] == [True, True, False]  # the first kept stays
+    assert store.attestations(5, verifier, 3) == kept and store.attestations(5, None, 4) == []
+    signer = kept[0].signer  # checksummed
+    assert store.drop_attestations(5, kept[0].verifier, 3, [(signer, b"\x03" * 32), (signer, b"\x09" * 32)]) == 1
+    assert store.attestations(5, kept[0].verifier, 3) == kept[1:]
+
+    def conflict(theirs: int, seen: float) -> AttestationConflict:
+        return AttestationConflict("dest", 3, b"\x03" * 32, bytes([theirs]) * 32, None, None, signers[1],
+                                   b"\x07" * 65, "peer", seen)  # fmt: skip
+
+    assert [store.add_conflict(conflict(t, 10.0 + t), per_signer=2) for t in (4, 4, 5, 6)] == [True, False, True, False]
+    found = store.conflicts("dest")
+    assert [(c.theirs[0], c.seen_at, c.acknowledged_at) for c in found] == [(4, 14.0, None), (5, 15.0, None)]
+    assert store.unacknowledged_conflicts("dest") == 2
+    assert store.acknowledge_conflicts([found[1].id, 999]) == [found[1].id]
+    assert store.conflicts(unacknowledged=True) == found[:1] and store.acknowledge_conflicts() == [found[0].id]
+    assert store.unacknowledged_conflicts("dest") == 0
+    store.close()

@@ -157,12 +157,12 @@ async def test_close_stops_the_sends_in_flight(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- store
 
 
-def tx_tables(path: Path, chain_id: int = 31337) -> TxStore:
+def tx_tables(path: Path | str, chain_id: int = 31337) -> TxStore:
     return Store(path).transactions(chain_id=chain_id, sender=SENDER)
 
 
-def test_write_ahead_then_sent_replaced_mined(tmp_path: Path) -> None:
-    store = tx_tables(tmp_path / "r.db")
+def test_write_ahead_then_sent_replaced_mined(store_location: Path | str) -> None:
+    store = tx_tables(store_location)
     assert store.next_nonce() is None
     store.create("epoch:1", kind="epoch", to="0xaa", data="0x", gas=21_000, first=attempt(0, nonce=4))
     intent = store.intent("epoch:1")
@@ -200,8 +200,8 @@ def test_write_ahead_then_sent_replaced_mined(tmp_path: Path) -> None:
     assert store.live_keys() == [] and store.live_nonces() == set() and store.next_nonce() == 5
 
 
-def test_revert_stored_and_delete_frees_the_key(tmp_path: Path) -> None:
-    store = tx_tables(tmp_path / "r.db")
+def test_revert_stored_and_delete_frees_the_key(store_location: Path | str) -> None:
+    store = tx_tables(store_location)
     store.create("settle:1:0", kind="settle", to="0xbb", data="0x01", gas=90_000, first=attempt(0, nonce=0))
     store.mark_accepted("settle:1:0", 0)
     store.mark_mined(
@@ -226,8 +226,8 @@ def test_revert_stored_and_delete_frees_the_key(tmp_path: Path) -> None:
     assert store.next_nonce() == 2  # the high-water mark stays; the gap below it is refilled first
 
 
-def test_senders_and_chains_are_separate(tmp_path: Path) -> None:
-    store = Store(tmp_path / "r.db")
+def test_senders_and_chains_are_separate(store_location: Path | str) -> None:
+    store = Store(store_location)
     a = store.transactions(chain_id=1, sender=SENDER)
     b = store.transactions(chain_id=2, sender=SENDER)
     a.create("epoch:1", kind="epoch", to="0xaa", data="0x", gas=1, first=attempt(0, nonce=0))
