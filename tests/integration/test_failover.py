@@ -19,6 +19,7 @@ import pytest
 from relayer import devnet
 from tests.integration.pair_runs import PairProcess, count_doubles, pair_config, store_url, wait_until
 from tests.integration.test_crash_recovery import ACCOUNTS, Activity, check_final_state
+from tests.integration.test_devnet_relay import scrape
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +114,36 @@ def test_kill_9_of_the_leader_at_every_checkpoint_fails_over_and_doubles_nothing
     finally:
         codes = [p.stop() for p in pair]
     assert codes == [0, 0], "SIGTERM: both processes exit 0"
+
+
+def test_a_leader_whose_lease_is_taken_stops_at_once_and_exits_1(net: devnet.Devnet, postgres: str) -> None:
+    """The lease row is taken over under the leader (as a standby that saw it lapse would): its
+    next refresh finds it lost, it stops acting and exits 1 (systemd restarts it); restarted, it
+    is a standby. `relayer_leader` says 1 on the leader and 0 on the standby."""
+    url = store_url(postgres)
+    pair = [PairProcess(name, pair_config(net, name, url)) for name in ("a", "b")]
+    leader, standby = pair
+    try:
+        leader.start()
+        wait_until("a leads", lambda: leader.role() == "leader", timeout=60)
+        standby.start()
+        wait_until("b is the standby", lambda: standby.role() == "standby", timeout=60)
+        assert [scrape(p.url + "/metrics", "relayer_leader") for p in pair] == [1.0, 0.0]
+        with psycopg.connect(postgres, autocommit=True) as db:
+            db.execute(
+                "UPDATE leader_lease SET holder = 'elsewhere:1:thief', token = token + 1, "
+                "expires_at = now() + interval '1 hour'"
+            )
+        assert leader.process is not None and leader.process.wait(timeout=30) == 1
+        assert leader.events("lease.lost") and "lost by" in leader.logs[-1].read_text()
+        assert standby.role() == "standby"  # the lease is live, in other hands
+        with psycopg.connect(postgres, autocommit=True) as db:
+            db.execute("UPDATE leader_lease SET expires_at = now()")  # the other holder vanished
+        wait_until("b takes over", lambda: standby.role() == "leader", timeout=30)
+        leader.start()
+        wait_until("a answers", lambda: leader.role() is not None, timeout=60)
+        assert leader.role() == "standby"
+        assert [scrape(p.url + "/metrics", "relayer_leader") for p in pair] == [0.0, 1.0]
+    finally:
+        codes = [p.stop() for p in pair]
+    assert codes == [0, 0]
