@@ -189,7 +189,7 @@ async def test_readyz_and_status_show_the_role_of_the_process(
         assert await asyncio.to_thread(cmd_status, argparse.Namespace(url=url, config=None)) == 0
         answer = await asyncio.to_thread(urllib.request.urlopen, url + "/readyz")
         ready = json.loads(answer.read())
-        shown[name] = (capsys.readouterr().out.splitlines()[0], ready)
+        shown[name] = (next(line for line in capsys.readouterr().out.splitlines() if line.startswith("role ")), ready)
         await runner.cleanup()
     assert shown["single"] == (
         "role single (one process, SQLite store)",
