@@ -15,7 +15,8 @@ polls the source node every 10 ms to note when each block is first served. For e
 The block's own wait (to the next multiple of ``every_blocks``, then to finality) is the chain's,
 not the relayer's, and is not counted. Epochs that were due before the daemon had started are left
 out. Prints each epoch and the p50 (target: <= 300 ms); adds an entry to
-``bench/results/latency.json``.
+``bench/results/latency.json``. ``--store postgresql://...`` runs the daemon on that (empty)
+PostgreSQL database instead of the devnet's SQLite file (issue 21: within 1.2x of SQLite).
 """
 
 from __future__ import annotations
@@ -49,7 +50,15 @@ def _rpc(url: str, method: str, params: list[Any]) -> Any:
         return json.loads(response.read())["result"]
 
 
-def measure(directory: Path, seconds: float, interval: float, websocket: bool) -> dict[str, Any]:
+def use_store(config: Path, url: str) -> None:
+    """Point the daemon's config at the PostgreSQL store `url` (`[store] url`, no `[relayer] store`)."""
+    lines = [line for line in config.read_text().splitlines(True) if not line.startswith("store = ")]
+    config.write_text("".join(lines) + f'\n[store]\nurl = "{url}"\n')
+
+
+def measure(
+    directory: Path, seconds: float, interval: float, websocket: bool, store: str | None = None
+) -> dict[str, Any]:
     subprocess.run([*RELAYER, "devnet", "--dir", str(directory), "--no-run"], check=True, capture_output=True)
     try:
         info = json.loads((directory / "devnet.json").read_text())
@@ -57,6 +66,8 @@ def measure(directory: Path, seconds: float, interval: float, websocket: bool) -
         if not websocket:  # the watcher polls only
             lines = config.read_text().splitlines(True)
             config.write_text("".join(line for line in lines if not line.startswith("ws = ")))
+        if store is not None:
+            use_store(config, store)
         source = str(info["chains"]["source"]["rpc"])
         seen: dict[int, float] = {}
         stop = threading.Event()
@@ -99,6 +110,7 @@ def measure(directory: Path, seconds: float, interval: float, websocket: bool) -
     rows = epoch_rows(events, seen, stamps)
     shares = [r["settled_after_due_seconds"] for r in rows]
     return {
+        "store": "postgresql" if store else "sqlite",
         "websocket_heads": websocket,
         "epochs": rows,
         "relayer_share_p50_seconds": round(statistics.median(shares), 3) if shares else None,
@@ -142,9 +154,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=75.0, help="how long the daemon runs")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between collateral changes")
     parser.add_argument("--poll-only", action="store_true", help="without the devnet's WebSocket head subscription")
+    parser.add_argument("--store", help="a postgresql:// URL of an empty database for the daemon (default: SQLite)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as folder:
-        result = measure(Path(folder), args.seconds, args.interval, not args.poll_only)
+        result = measure(Path(folder), args.seconds, args.interval, not args.poll_only, args.store)
     print("  epoch  due block  created after due (s)  settled after due (s)")
     for row in result["epochs"]:
         print(f"  {row['epoch']:>5}  {row['due_block']:>9}  {row['created_after_due_seconds']:>21.3f}  "
@@ -154,7 +167,8 @@ def main() -> None:
     print(f"relayer's share of block-to-settlement, p50 over {len(result['epochs'])} epochs: {p50} s "
           f"(target <= 0.3 s: {met}); heads {'polled' if args.poll_only else 'by WebSocket'}")  # fmt: skip
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["devnet_ws" if not args.poll_only else "devnet_poll"] = result
+    key = "devnet_ws" if not args.poll_only else "devnet_poll"
+    results[key + ("_postgresql" if args.store else "")] = result
     RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 

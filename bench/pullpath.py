@@ -167,10 +167,10 @@ class ScanBaseline:
 # ------------------------------------------------------------------------------ the served daemon
 
 
-async def serve(store_path: Path, rpc: str, settlement: str, rate: float, burst: int) -> None:
+async def serve(store_location: str, rpc: str, settlement: str, rate: float, burst: int) -> None:
     """The child process: the keeper listener and the health listener, one event loop, until
     stdin closes. Prints `{"keeper": port, "health": port}` once listening."""
-    store = Store(store_path)
+    store = Store(store_location)
     client = FallbackClient([rpc], chain_label="destination")
     await client.__aenter__()
     sender = dev_account(2)
@@ -280,7 +280,7 @@ async def _fill(
 
 
 async def _measure_served(
-    args: argparse.Namespace, rng: random.Random, people: list[str], store_path: Path, destination: Destination
+    args: argparse.Namespace, rng: random.Random, people: list[str], store_path: Path | str, destination: Destination
 ) -> dict[str, Any]:
     """Serve the store from a child process (``--serve``) and `measure` its two listeners; the
     child stops when its stdin closes."""
@@ -339,6 +339,13 @@ async def _check_served(answers: dict[str, Any], limit: int, destination: Destin
     return checks
 
 
+def _store_bytes(store: Store) -> int:
+    """The store's size on disk: the SQLite file, or the PostgreSQL database."""
+    if store.path is not None:
+        return store.path.stat().st_size
+    return int(store._db.execute("SELECT pg_database_size(current_database())").rows[0][0])
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Fill a store, serve it and load it, compare with the old scan path and run served checks on
     the destination; returns the content of pullpath.json."""
@@ -346,13 +353,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     chains = [FIRST_SOURCE_CHAIN_ID + i for i in range(args.chains)]
     per_chain = args.claims // args.chains
     workdir = Path(tempfile.mkdtemp(prefix="bench-pullpath-"))
-    store_path = workdir / "relayer.sqlite"
+    store_path: Path | str = args.store or workdir / "relayer.sqlite"
     store = Store(store_path)
     destination = await open_destination(store, chains)
     people = population(args.population, rng)
     try:
         fill_seconds = await _fill(args, rng, store, destination, chains, people)
-        store_bytes = store_path.stat().st_size
+        store_bytes = _store_bytes(store)
         print(f"filled {args.epochs} epochs x {per_chain * len(chains)} claims ({len(chains)} chains) "
               f"in {fill_seconds:.1f} s; store {store_bytes / 1e6:.0f} MB", flush=True)  # fmt: skip
         result = await _measure_served(args, rng, people, store_path, destination)
@@ -372,6 +379,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "chains": len(chains),
             "population": args.population,
             "fill_seconds": round(fill_seconds, 1),
+            "store": store.dialect,
             "store_bytes": store_bytes,
             **compared,
             "checks_on_destination": checks,
@@ -465,7 +473,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=1000.0, help="the keeper API's requests per second per client")
     parser.add_argument("--burst", type=int, default=1000, help="the keeper API's burst per client")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--store", help="a postgresql:// URL of an empty database (default: a SQLite file)")
+    parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--rpc", help=argparse.SUPPRESS)
     parser.add_argument("--settlement", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

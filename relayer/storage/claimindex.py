@@ -16,7 +16,7 @@ A claim that a newer settled epoch supersedes is deleted with its index row, and
 no claim left keeps only its `claims_root` (empty `nodes` and `positions`): the epoch's other
 blocks are still served with it (relayer.storage.pruning).
 
-The tables live in the store's SQLite file and are written through its one connection
+The tables live in the store's database and are written through its one connection
 (relayer.storage.store), as the transaction manager's are.
 """
 

@@ -1,7 +1,11 @@
 """The store on PostgreSQL (relayer.storage.database's second backend), through psycopg 3: one
 autocommit connection (reads are their own transactions), writes in `conn.transaction()`, and,
 once `fence_with` is given the member's lease, `relayer.storage.lease.fence` first in every write
-transaction (a write with a stale fencing token raises StaleLease and commits nothing)."""
+transaction (a write with a stale fencing token raises StaleLease and commits nothing).
+
+A connection the server ended (a restart, a failover to another of the URL's hosts) fails the
+statement under way with StoreError; the next one opens a new connection (libpq tries the URL's
+hosts in order), so the caller's retry goes on where the store is."""
 
 from __future__ import annotations
 
@@ -41,11 +45,24 @@ class PostgresDatabase(Database):
     def __init__(self, url: str, what: str = "store") -> None:
         super().__init__(what)
         self.name = describe(url)
-        try:
-            self.conn = psycopg.connect(url, autocommit=True)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot open {what} {self.name}: {exc}") from exc
+        self._url = url
+        self._closed = False
+        self.conn = self._connect()
         self._grant: lease.LeaseGrant | None = None
+
+    def _connect(self) -> psycopg.Connection:
+        try:
+            return psycopg.connect(self._url, autocommit=True)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open {self.what} {self.name}: {exc}") from exc
+
+    def _live(self) -> psycopg.Connection:
+        """The connection, opened again first when the server ended it (never once `close`d, nor
+        inside a transaction: that transaction is lost and fails)."""
+        if self.conn.broken and not self._closed and self._depth == 0:
+            self.conn.close()
+            self.conn = self._connect()
+        return self.conn
 
     @property
     def fence_token(self) -> int | None:
@@ -57,7 +74,7 @@ class PostgresDatabase(Database):
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
         try:
-            cursor = self.conn.execute(translate_sql(sql), params)
+            cursor = self._live().execute(translate_sql(sql), params)
             rows = cursor.fetchall() if cursor.description is not None else []
             return Rows(rows, cursor.rowcount)
         except psycopg.Error as exc:
@@ -65,7 +82,7 @@ class PostgresDatabase(Database):
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         try:
-            with self.conn.cursor() as cursor:
+            with self._live().cursor() as cursor:
                 cursor.executemany(translate_sql(sql), rows)
                 return max(cursor.rowcount, 0)
         except psycopg.Error as exc:
@@ -74,7 +91,7 @@ class PostgresDatabase(Database):
     @contextmanager
     def transaction(self) -> Iterator[None]:
         try:
-            with self.conn.transaction():
+            with self._live().transaction():
                 self._depth += 1
                 try:
                     if self._grant is not None:
@@ -96,11 +113,12 @@ class PostgresDatabase(Database):
             raise StoreError(f"{self.what} schema failed on {self.name}: {exc}") from exc
 
     def close(self) -> None:
+        self._closed = True
         self.conn.close()
 
     def writable(self) -> bool:
         try:
-            with self.conn.transaction():
+            with self._live().transaction():
                 row = self.conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()
             return bool(row and row[0])
         except psycopg.Error:

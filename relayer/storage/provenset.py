@@ -7,15 +7,15 @@ rows are the input of the deterministic refresh rule, not a record of this membe
 - `proven_accounts`: one row per (pair, account): `epoch`, `proven_time` (Unix seconds, the
   source block's timestamp), `phase` (0..65535, `relayer.scheduling.refresh.phase`); indexed by
   (pair, proven_time), so that the accounts due by a time are an index range (a superset, the
-  phase is applied to it by SQLite) whatever the number of known accounts;
+  phase is applied to it by the database) whatever the number of known accounts;
 - `proven_through`: per pair the newest epoch applied;
 - `vault_changes`: the vault's collateral events per pair, as scanned from final blocks (one row
   per block and account: whether a change there reached `min_change_wei`, and the account's
-  phase), so that an epoch's changes are read, counted and ordered by SQLite whatever the size
+  phase), so that an epoch's changes are read, counted and ordered by the database whatever the size
   of a burst; `changes_scanned`: per pair the block range the rows cover. Rows at or below the
   height of the epoch before the newest applied one are deleted as the set advances.
 
-The tables live in the store's SQLite file and are written through its one connection
+The tables live in the store's database and are written through its one connection
 (relayer.storage.store); every `apply` is one transaction, so a kill -9 leaves the set as of an
 epoch, never between two.
 """
@@ -102,7 +102,7 @@ class ProvenSet:
 
     def first_due(self, pair: str, period: int, spread: int) -> int | None:
         """The smallest `proven_time + period - spread * phase // 65536` of the pair's accounts
-        (relayer.scheduling.refresh.due, computed by SQLite over an index range); None: no account."""
+        (relayer.scheduling.refresh.due, computed by the database over an index range); None: no account."""
         oldest = self.oldest(pair)
         if oldest is None:
             return None

@@ -44,13 +44,14 @@ from relayer.epoch import OPEN_EPOCH_STATES
 from relayer.errors import StoreError
 from relayer.storage import claimindex, provenset, pruning, schema, txstore
 from relayer.storage.attestations import AttestationTables
-from relayer.storage.database import Database, SqliteDatabase, is_postgres_url
+from relayer.storage.database import SqliteDatabase, is_postgres_url
 from relayer.storage.epochs import EpochTables
 from relayer.storage.records import ON_CHAIN, AttestationConflict, EpochRecord, SettleBatch
 from relayer.storage.settlements import SettlementTables
 
 if TYPE_CHECKING:
     from relayer.storage.lease import LeaseGrant
+    from relayer.storage.postgres import PostgresDatabase
 
 __all__ = [
     "ON_CHAIN",
@@ -74,8 +75,8 @@ class Store(EpochTables, SettlementTables, AttestationTables):
     def __init__(self, location: Path | str) -> None:
         self.path: Path | None = None
         if is_postgres_url(location):
-            self._db = _open_postgres(str(location))
-            self.location = getattr(self._db, "name", "postgresql")
+            postgres = _open_postgres(str(location))
+            self._db, self.location = postgres, postgres.name
         else:
             self.path = Path(location)
             self._db = _open_sqlite(self.path)
@@ -150,7 +151,7 @@ def _open_sqlite(path: Path) -> SqliteDatabase:
     return db
 
 
-def _open_postgres(url: str) -> Database:
+def _open_postgres(url: str) -> PostgresDatabase:
     """The PostgreSQL store at `url`, its tables (today's schema, and the leader lease's)
     created if missing."""
     from relayer.storage import lease

@@ -1,7 +1,7 @@
 """Durable state of the transaction manager, in the relayer's store (SQLite or PostgreSQL).
 
 The tables are the manager's own (prefix `tx_`) and live beside `relayer.storage.store`'s tables in the
-same SQLite file, on the store's one connection: `relayer.storage.store.Store` creates them at open and
+same database, on the store's one connection: `relayer.storage.store.Store` creates them at open and
 hands out a `TxStore` per (chain id, sender) with `Store.transactions`.
 
     tx_nonces   (chain_id, sender) -> next_nonce             the nonce manager's high-water mark

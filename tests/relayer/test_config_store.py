@@ -70,3 +70,24 @@ def test_check_config_says_which_store(
     shown = "store: postgresql postgresql://relayer@db1.internal,db2.internal:5433/relayer"
     shown += " (a hot-standby pair may share it)"
     assert shown in capsys.readouterr().out.splitlines()
+
+
+def test_the_daemon_and_relayer_conflicts_open_the_postgresql_store(
+    tmp_path: Path, postgres_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With `[store] url` the daemon opens that database and takes no data-directory lock (the
+    pair's lease decides who acts); `relayer conflicts` opens the same store."""
+    from relayer.cli.conflicts import _open_store
+    from relayer.daemon import Daemon
+    from relayer.storage.store import Store
+
+    for key, value in ENV.items():
+        monkeypatch.setenv(key, value)
+    path = _write(tmp_path, f'[store]\nurl = "{postgres_store}"\n' + MINIMAL)
+    daemon = Daemon(load_config(path))
+    assert daemon.store.dialect == "postgresql" and daemon.lock is None
+    assert not (tmp_path / "relayer.sqlite").exists() and not (tmp_path / "relayer.sqlite.lock").exists()
+    daemon.store.close()
+    store = _open_store(argparse.Namespace(config=str(path)))
+    assert isinstance(store, Store) and store.dialect == "postgresql" and store.conflicts() == []
+    store.close()

@@ -185,3 +185,22 @@ def test_attestations_and_conflict_evidence_are_kept_once_and_acknowledged_by_id
     assert store.conflicts(unacknowledged=True) == found[:1] and store.acknowledge_conflicts() == [found[0].id]
     assert store.unacknowledged_conflicts("dest") == 0
     store.close()
+
+
+def test_a_sqlite_store_of_before_fencing_gains_the_token_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path) as db:  # as the previous release wrote it
+        for table in ("tx_nonces", "tx_intents", "tx_attempts", "epochs", "settlements"):
+            db.execute(f"ALTER TABLE {table} DROP COLUMN fence_token")
+        db.execute("INSERT INTO epochs VALUES (1, '0x11', 'signed', NULL, '{}', NULL, 0, 0)")
+    store = Store(path)
+    store.create_epoch(2, b"\x22" * 32, {"format": 2}, {"p": 8})
+    store.record_settlements([("0xA", 1, 10, 5, 2)], "submitted", None)
+    assert store._db.execute("SELECT epoch, fence_token FROM epochs ORDER BY epoch").fetchall() == [
+        (1, None),
+        (2, None),
+    ]
+    store.close()

@@ -125,22 +125,33 @@ def test_fencing_is_refused_on_sqlite(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_dead_server_is_a_store_error(pg_url: str) -> None:
-    """The store's connection ended by the server (as when it dies or restarts), and a URL with no
-    server behind it: each a StoreError naming the store, never a psycopg error."""
-    store = Store(pg_url)
-    assert store.writable()
-    with psycopg.connect(pg_url, autocommit=True) as admin:
+def end_connections(url: str) -> None:
+    """End every other connection to the database, as a server restart does."""
+    with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid()"
         )
+
+
+def test_a_dead_server_is_a_store_error_and_the_next_call_connects_again(pg_url: str) -> None:
+    """The store's connection ended by the server (as when it restarts or fails over), and a URL
+    with no server behind it: each a StoreError naming the store, never a psycopg error; the call
+    after a failed one opens a new connection and the store goes on where it was."""
+    store = Store(pg_url)
+    store.create_epoch(1, ROOT_A, {"format": 2}, {"p": 8})
+    end_connections(pg_url)
     with pytest.raises(StoreError, match="store query failed"):
         store.last_epoch()
+    assert store.last_epoch() == 1 and store.writable()
+    end_connections(pg_url)
     with pytest.raises(StoreError, match="store write failed"):
-        store.create_epoch(1, ROOT_A, {"format": 2}, {"p": 8})
-    assert not store.writable()
+        store.create_epoch(2, ROOT_A, {"format": 2}, {"p": 9})
+    store.create_epoch(2, ROOT_B, {"format": 2}, {"p": 9})
+    assert [(r.epoch, r.root) for r in store.recent_epochs(5)] == [(1, ROOT_A), (2, ROOT_B)]
     store.close()
+    with pytest.raises(StoreError, match="store query failed"):  # closed: never opened again behind the caller
+        store.last_epoch()
     nowhere = pg_url.split("?")[0] + "?host=/nonexistent-socket-dir&port=5432"
     with pytest.raises(StoreError, match=r"cannot open store postgresql://postgres@/nonexistent-socket-dir"):
         Store(nowhere)
