@@ -34,7 +34,7 @@ from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import Settlement
-from relayer.storage.lease import LeaseError, LeaseSettings
+from relayer.storage.lease import LeaseError
 from relayer.storage.lock import DataDirLock
 from relayer.storage.store import Store
 from relayer.submission.submitter import Submitter
@@ -60,20 +60,13 @@ class StartupError(RelayerError):
 
 
 class Daemon:
-    def __init__(
-        self,
-        config: Config,
-        *,
-        on_settled: Callable[[Settlement], None] | None = None,
-        lease: LeaseSettings | None = None,
-    ) -> None:
+    def __init__(self, config: Config, *, on_settled: Callable[[Settlement], None] | None = None) -> None:
         self.config = config
         self.on_settled = on_settled
         self.metrics = Metrics()
         # one process per SQLite data directory; on PostgreSQL the pair's leader lease decides
         self.lock = DataDirLock.acquire(config.store_path) if config.store_url is None else None
         self.store = Store(config.store_location)
-        self.lease_settings = lease
         self.leadership: Leadership | None = None
         """The member's lease with a PostgreSQL store (made once the attester is known), else None."""
         self.clients: dict[str, FallbackClient] = {}
@@ -277,7 +270,7 @@ class Daemon:
             self.metrics.leader.labels(attester).set(1 if role == Role.LEADER else 0)
             self.metrics.lease_transitions.labels(attester, str(role)).inc()
 
-        self.leadership = Leadership(url, attester, settings=self.lease_settings, on_role=on_role)
+        self.leadership = Leadership(url, attester, on_role=on_role)
         self.metrics.leader.labels(attester).set(0)
         self.health = dataclasses.replace(self.health, leadership=self.leadership)
 
