@@ -10,7 +10,7 @@ DEMO_DIR ?= .devnet
 DEMO_COMMITTEE ?= 3
 DEMO_THRESHOLD ?= 2
 
-.PHONY: help setup tools demo demo-lie test unit lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-anchor-latency bench-dust bench-reorg bench-pullpath bench-users fuzz memcheck clean
+.PHONY: help setup tools demo demo-lie test unit lint pytest bench bench-gas bench-scale bench-relay bench-committee bench-latency bench-anchor-latency bench-failover bench-dust bench-reorg bench-pullpath bench-users fuzz memcheck clean
 
 setup: $(VENV)/.stamp node_modules/.stamp chains/contracts/build/.stamp ## .venv, node_modules and the compiled contracts, where missing or stale
 
@@ -114,6 +114,13 @@ bench-latency: setup ## the relayer's share of block-to-settlement time on the d
 ANCHOR_LATENCY_ARGS ?=
 bench-anchor-latency: setup ## OP Stack anchor mode vs finality wait: block-to-settled latency (bench/anchor_latency.py)
 	$(BIN)/python -m bench.anchor_latency $(ANCHOR_LATENCY_ARGS)
+
+FAILOVERS ?= 20
+# kill -9 failovers of a member run as a standby pair (two processes on one PostgreSQL database,
+# a throwaway cluster): takeover seconds after each leader death (target <= 12 s with the 10 s
+# lease) and nonces, signatures and settlements done twice (target 0); bench/failover.py. ~6 min.
+bench-failover: setup ## FAILOVERS kill -9 failovers of a standby pair: takeover time, doubles (bench/failover.py)
+	$(BIN)/python -m bench.failover --failovers $(FAILOVERS)
 
 # 1-wei deposits and withdrawal requests from distinct accounts, spaced over blocks: the relayer's
 # destination gas per attacker source gas, with the default min_change_wei and with 0 side by

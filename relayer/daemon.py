@@ -11,6 +11,7 @@ relays and the transaction managers) and closes it last, after every writer has 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,7 @@ from chains.fallback import FallbackClient
 from relayer.attestation.committee import AttestationExchange
 from relayer.config import Config, DestinationConfig, node_checks, notes
 from relayer.errors import EXPECTED_ERRORS, RelayerError
+from relayer.leadership import Leadership, Role
 from relayer.observability import sdnotify
 from relayer.observability.api import HealthView, make_app, make_exchange_app, ready_problems
 from relayer.observability.log import get_logger
@@ -32,6 +34,7 @@ from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import Settlement
+from relayer.storage.lease import LeaseError
 from relayer.storage.lock import DataDirLock
 from relayer.storage.store import Store
 from relayer.submission.submitter import Submitter
@@ -64,6 +67,8 @@ class Daemon:
         # one process per SQLite data directory; on PostgreSQL the pair's leader lease decides
         self.lock = DataDirLock.acquire(config.store_path) if config.store_url is None else None
         self.store = Store(config.store_location)
+        self.leadership: Leadership | None = None
+        """The member's lease with a PostgreSQL store (made once the attester is known), else None."""
         self.clients: dict[str, FallbackClient] = {}
         self.watchers: dict[str, ChainWatcher] = {}
         self.relays: list[DestinationRelay] = []
@@ -105,6 +110,7 @@ class Daemon:
 
     async def _build_relays(self) -> None:
         attester = self.config.attester.load()
+        self._lead_as(attester.address)
         for dest_name, dest in self.config.destinations.items():
             chain = self.config.chains[dest.chain]
             submitter = self._submitter(dest)
@@ -228,16 +234,7 @@ class Daemon:
             self.started.set()
             await self._supervise(stop)
         finally:
-            sdnotify.stopping()
-            for runner in reversed(runners):
-                await runner.cleanup()
-            for txm in self.tx_managers:
-                await txm.close()
-            for client in self.clients.values():
-                await client.close()
-            self.store.close()
-            if self.lock is not None:
-                self.lock.release()
+            await self._close(runners)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 try:
                     loop.remove_signal_handler(sig)
@@ -245,26 +242,83 @@ class Daemon:
                     pass
         log.info("daemon.stopped")
 
+    async def _close(self, runners: list[web.AppRunner]) -> None:
+        """Stop listening, close the transaction managers and clients, hand over the lease (a
+        graceful stop lets the standby lead at once), close the store, release the data directory."""
+        sdnotify.stopping()
+        for runner in reversed(runners):
+            await runner.cleanup()
+        for txm in self.tx_managers:
+            await txm.close()
+        for client in self.clients.values():
+            await client.close()
+        if self.leadership is not None:
+            await self.leadership.close()
+        self.store.close()
+        if self.lock is not None:
+            self.lock.release()
+
+    def _lead_as(self, attester: str) -> None:
+        """Set up the role of this process: with a PostgreSQL store a standby of member `attester`
+        (the lease's member name), else single; `relayer_leader` says which."""
+        url = self.config.store_url
+        if url is None:
+            self.metrics.leader.labels(attester).set(1)
+            return
+
+        def on_role(role: Role) -> None:
+            self.metrics.leader.labels(attester).set(1 if role == Role.LEADER else 0)
+            self.metrics.lease_transitions.labels(attester, str(role)).inc()
+
+        self.leadership = Leadership(url, attester, on_role=on_role)
+        self.metrics.leader.labels(attester).set(0)
+        self.health = dataclasses.replace(self.health, leadership=self.leadership)
+
+    async def _take_lead(self, group: asyncio.TaskGroup, stop: asyncio.Event, others: list[asyncio.Task[None]]) -> bool:
+        """Wait as a standby until this process holds the member's lease (True: the store is
+        fenced with it and its refresh runs in `group`) or `stop` is set (False). True at once
+        without a lease (SQLite)."""
+        if self.leadership is None:
+            return True
+        grant = await self.leadership.acquire(stop)
+        if grant is None:
+            return False
+        self.store.fence_with(grant)
+        others.append(group.create_task(self.leadership.keep(), name="lease"))
+        log.info("daemon.leading", member=self.leadership.member, token=grant.token)
+        return True
+
     async def _supervise(self, stop: asyncio.Event) -> None:
         """Run the tasks until `stop`. A task that fails cancels the others (TaskGroup); a
-        relayer or chain error among the failures (e.g. StoreError) is raised as itself."""
+        relayer or chain error among the failures (e.g. StoreError, LeaseLost) is raised as
+        itself. A standby runs its watchers only, until it leads."""
         try:
             async with asyncio.TaskGroup() as group:
                 watchers = [group.create_task(w.run(), name=f"watch:{n}") for n, w in self.watchers.items()]
-                relays = [group.create_task(r.run(stop), name=f"relay:{r.config.chain}") for r in self.relays]
+                relays: list[asyncio.Task[None]] = []
                 others: list[asyncio.Task[None]] = []
+                supervised = [*watchers]  # the watchdog's list: the relays join it once they run
                 interval = sdnotify.watchdog_interval_seconds()
                 if interval:
-                    others.append(group.create_task(self._watchdog(interval / 3, [*watchers, *relays])))
+                    others.append(group.create_task(self._watchdog(interval / 3, supervised)))
                 sdnotify.ready()
+                if await self._take_lead(group, stop, others):
+                    relays += [group.create_task(r.run(stop), name=f"relay:{r.config.chain}") for r in self.relays]
+                    supervised += relays
                 await stop.wait()
                 sdnotify.stopping()
                 log.info("daemon.stopping")
-                _, pending = await asyncio.wait(relays, timeout=SHUTDOWN_GRACE_SECONDS)
+                pending: set[asyncio.Task[None]] = set()
+                if relays:
+                    _, pending = await asyncio.wait(relays, timeout=SHUTDOWN_GRACE_SECONDS)
                 for task in [*pending, *watchers, *others]:
                     task.cancel()
         except BaseExceptionGroup as group:
-            ours = [e for e in group.exceptions if isinstance(e, EXPECTED_ERRORS)]
+            ours: list[Exception] = [e for e in group.exceptions if isinstance(e, EXPECTED_ERRORS)]
+            lost: list[Exception] = [e for e in ours if isinstance(e, LeaseError)]
+            if lost and self.leadership is not None:  # deposed (or cut off): stop acting, exit non-zero
+                self.leadership.deposed(lost[0])
+                ours = lost
             if ours:
                 log.error("daemon.failed", error=str(ours[0]))
                 raise ours[0] from group

@@ -50,7 +50,7 @@ def test_links_and_paths_exist(doc: Path) -> None:
             missing.append(f"link {target}")
         elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest.read_text()):
             missing.append(f"anchor {target}")
-    for path in re.findall(rf"(?<![\w/.\-]){TOP}/[\w.\-/]*[\w/]", text):
+    for path in re.findall(rf"(?<![\w/.\-]){TOP}/[\w.\-/@]*[\w/]", text):  # @: systemd templates
         if not _exists(path):
             missing.append(f"path {path}")
     missing += [f"path outside the repository {p}" for p in re.findall(r"(?<![\w.])\.\./[\w.\-/]+", text)]

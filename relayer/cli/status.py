@@ -55,6 +55,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"backlog {data['backlog']}  last epoch {data['last_epoch']}  epochs {data['epochs']}  "
         f"settlements {data['settlements']}"
     )
+    lead = data.get("leadership") or {"role": "single"}
+    if lead["role"] == "single":
+        print("role single (one process, SQLite store)")
+    else:
+        who = f"this process {lead['holder']}, leader {lead['leader'] or 'unknown'}"
+        print(f"role {lead['role']} of member {lead['member']} ({who})")
     for chain, balance in data.get("signer_balance_wei", {}).items():
         print(f"sender on {chain}: {eth(balance) if balance is not None else 'unknown'}")
     for chain, committee in data.get("committee", {}).items():

@@ -95,6 +95,21 @@ class ExchangeHealth(Protocol):
     def served(self, chain_id: int, epoch: int) -> list[dict[str, Any]]: ...
 
 
+class LeadershipHealth(Protocol):
+    """The member's lease as this process sees it (`relayer.leadership.Leadership`): its `role`
+    ("standby" or "leader"), the `member` and this process's `holder` name, and the holder of the
+    live lease last seen (`leader_now`, None when unknown)."""
+
+    @property
+    def role(self) -> str: ...
+    @property
+    def member(self) -> str: ...
+    @property
+    def holder(self) -> str: ...
+    @property
+    def leader_now(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class HealthView:
     """What the HTTP endpoints read, and nothing else of the daemon: its live watchers and
@@ -108,6 +123,17 @@ class HealthView:
     exchanges: Mapping[int, ExchangeHealth]
     store: Store
     metrics: Metrics
+    leadership: LeadershipHealth | None = None
+    """The standby pair's lease; None with a SQLite store (the process is "single": it acts)."""
+
+
+def role_status(view: HealthView) -> dict[str, object]:
+    """This process's role in its member's standby pair: `role` ("single", "standby" or "leader"),
+    and with a lease the `member`, this process's `holder` and the live lease's holder (`leader`)."""
+    lead = view.leadership
+    if lead is None:
+        return {"role": "single"}
+    return {"role": str(lead.role), "member": lead.member, "holder": lead.holder, "leader": lead.leader_now}
 
 
 STALE_POLLS = 5
@@ -131,6 +157,7 @@ def status(view: HealthView) -> dict[str, object]:
             "endpoint_hosts": len(set(view.clients[name].hosts)) if name in view.clients else 0,
         }
     return {
+        "leadership": role_status(view),
         "chains": chains,
         "backlog": sum(r.backlog for r in view.relays),
         "signer_balance_wei": {r.config.chain: r.balance for r in view.relays},
@@ -209,7 +236,8 @@ def make_app(view: HealthView, *, exchange: bool = True) -> web.Application:
 
     async def readyz(_request: web.Request) -> web.Response:
         problems = ready_problems(view)
-        return web.json_response({"ready": not problems, "problems": problems}, status=200 if not problems else 503)
+        body = {"ready": not problems, "problems": problems, "role": role_status(view)["role"]}
+        return web.json_response(body, status=200 if not problems else 503)
 
     async def status_json(_request: web.Request) -> web.Response:
         return web.json_response(status(view))

@@ -293,6 +293,19 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.leader = Gauge(
+            "relayer_leader",
+            "1 while this process acts for its committee member (the lease holder of a standby pair, "
+            "or a single process with a SQLite store), 0 while it is a standby (relayer.leadership).",
+            ["member"],
+            registry=r,
+        )
+        self.lease_transitions = Counter(
+            "relayer_lease_transitions_total",
+            "Changes of this process's role in its member's standby pair, by the role taken (leader or standby).",
+            ["member", "role"],
+            registry=r,
+        )
 
     def on_rpc(self, chain: str) -> RpcHook:
         """A callback for `chains.rpc.RpcClient(on_request=...)` counting into these metrics."""

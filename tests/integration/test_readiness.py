@@ -35,7 +35,7 @@ def test_readyz_follows_the_destination_rpc(ops: OpsNet) -> None:
     chain = config.chains["destination"]
     limit = STALE_POLLS * chain.poll_interval_seconds + chain.rpc_timeout_seconds
     wait_for("ready", lambda: ops.get("/readyz")[0] == 200, timeout=30, net=ops)
-    assert ops.get_json("/readyz") == (200, {"ready": True, "problems": []})
+    assert ops.get_json("/readyz") == (200, {"ready": True, "problems": [], "role": "single"})
 
     proxy = ops.proxies["destination"]
     stopped = time.monotonic()
@@ -70,7 +70,7 @@ def test_readyz_follows_the_destination_rpc(ops: OpsNet) -> None:
         every=0.2,
         net=ops,
     )
-    assert ops.get_json("/readyz") == (200, {"ready": True, "problems": []})
+    assert ops.get_json("/readyz") == (200, {"ready": True, "problems": [], "role": "single"})
     status, state = ops.get_json("/v1/status")
     assert status == 200 and state["chains"]["destination"]["error"] is None
     print(

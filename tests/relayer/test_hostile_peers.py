@@ -343,11 +343,11 @@ async def test_a_conflict_alerts_readiness_stays_200_and_the_cli_lists_and_ackno
     await _collect(mine, committee)
     mine.note_onchain_conflict(EPOCH + 1, ROOT, OTHER_ROOT)
     view = SimpleNamespace(watchers={}, clients={}, relays=[], exchanges={CHAIN: mine}, store=mine.store,
-                           metrics=mine.metrics)  # fmt: skip
+                           metrics=mine.metrics, leadership=None)  # fmt: skip
     base = await servers.app(make_app(view))  # type: ignore[arg-type]
     async with ClientSession() as session:
         async with session.get(f"{base}/readyz") as answer:
-            assert (answer.status, await answer.json()) == (200, {"ready": True, "problems": []})
+            assert (answer.status, await answer.json()) == (200, {"ready": True, "problems": [], "role": "single"})
         async with session.get(f"{base}/metrics") as answer:
             assert f'relayer_attestation_conflicts_unacknowledged{{destination="{DEST}"}} 2.0' in await answer.text()
 

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 from relayer.attestation.view import Committee
 from relayer.observability.api import FAILURES_UNREADY, ready_problems
 from relayer.relay import DestinationRelay
@@ -151,3 +153,49 @@ def test_an_epoch_short_of_signatures_for_a_turn_makes_the_member_unready(tmp_pa
     (problem,) = ready_problems(daemon)  # type: ignore[arg-type]
     assert problem.startswith("destination l2: epoch 7 waits for 1 more member signature(s) over its root")
     assert relay.signatures_missing() == 1
+
+
+async def test_readyz_and_status_show_the_role_of_the_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A single process (SQLite, no lease) says `single`; a member's pair process says `standby`
+    or `leader`, with the member, its own holder name and the live lease's holder, in /readyz,
+    /v1/status and `relayer status`."""
+    import argparse
+    import asyncio
+    import json
+    import urllib.request
+
+    from aiohttp import web
+
+    from relayer.cli.status import cmd_status
+    from relayer.observability.api import HealthView, make_app
+    from relayer.observability.metrics import Metrics
+
+    lead = SimpleNamespace(role="standby", member=ATTESTER, holder="host-b:42:beef", leader_now="host-a:7:cafe")
+    store = Store(tmp_path / "s.sqlite")
+    views = {
+        "single": HealthView({}, {}, [], {}, store, Metrics()),
+        "pair": HealthView({}, {}, [], {}, store, Metrics(), leadership=lead),  # type: ignore[arg-type]
+    }
+    shown: dict[str, tuple[str, dict[str, object]]] = {}
+    for name, view in views.items():
+        runner = web.AppRunner(make_app(view))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        url = f"http://127.0.0.1:{port}"
+        assert await asyncio.to_thread(cmd_status, argparse.Namespace(url=url, config=None)) == 0
+        answer = await asyncio.to_thread(urllib.request.urlopen, url + "/readyz")
+        ready = json.loads(answer.read())
+        shown[name] = (next(line for line in capsys.readouterr().out.splitlines() if line.startswith("role ")), ready)
+        await runner.cleanup()
+    assert shown["single"] == (
+        "role single (one process, SQLite store)",
+        {"ready": True, "problems": [], "role": "single"},
+    )
+    assert shown["pair"] == (
+        f"role standby of member {ATTESTER} (this process host-b:42:beef, leader host-a:7:cafe)",
+        {"ready": True, "problems": [], "role": "standby"},
+    )
