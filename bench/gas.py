@@ -45,7 +45,7 @@ from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 
-from bench.gas_anchors import measure_anchors, print_anchors
+from bench.gas_anchors import BUILT_IN_ANCHORS, measure_anchors, print_anchors
 from bench.gas_challenges import measure_challenges, print_challenges
 from bench.gas_report import (
     committee_gas,
@@ -342,8 +342,11 @@ def main(argv: list[str] | None = None) -> int:
 def write_results(result: dict[str, Any], anchors: dict[str, Any], challenges: dict[str, Any], started: float) -> int:
     """Add the anchor and challenge rows to `result`, write bench/results/gas.json, print the report."""
     result["anchors"] = anchors
-    result["targets"]["anchor check per block leaf, cold (worst adapter)"] = (
-        max(r["settle"] for r in anchors["rows"]),
+    built_in = [r["settle"] for r in anchors["rows"] if r["case"] in BUILT_IN_ANCHORS]
+    others = [r["settle"] for r in anchors["rows"] if r["case"] not in BUILT_IN_ANCHORS]
+    result["targets"]["anchor check per block leaf, cold, built-in paths (worst)"] = (max(built_in), anchors["target"])
+    result["targets"]["anchor check per block leaf, cold, adapters and live OP origin (worst)"] = (
+        max(others),
         anchors["target"],
     )
     result["challenges"] = challenges

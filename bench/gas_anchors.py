@@ -46,6 +46,9 @@ from relayer.attestation.eip712 import sign_epoch
 
 L1_CHAIN = 1
 SETTLE_CLAIMS = 10
+BUILT_IN_ANCHORS = ("builtin", "builtin 257+", "op builtin recorded")
+"""The rows of MarginSettlement's built-in paths a deployment uses: EIP-2935 history (recent or far
+back) and recorded OP Stack L1 origins (the live origin is the fallback before anyone records it)."""
 FAR = 300  # blocks back of the "builtin 257+" leaf (the history contract, not BLOCKHASH)
 TARGET = 6_000
 
