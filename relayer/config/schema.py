@@ -14,6 +14,7 @@ from eth_typing import ChecksumAddress
 from relayer import keys
 from relayer.errors import RelayerError
 from relayer.keys import KeyLoadError
+from relayer.storage.lease import DEFAULT_LEASE_SECONDS, DEFAULT_REFRESH_SECONDS
 
 FINALITY_MODES: Final = ("finalized", "safe", "confirmations", "head")
 """`finalized` / `safe`: the node's block tags of those names; `confirmations`: head - N;
@@ -230,7 +231,10 @@ class Config:
     Prometheus listener (port 0 = any free port; an IPv6 host is given without brackets);
     `attester` the committee member key that signs epochs (EIP-712). `chains` and
     `destinations` are read-only mappings keyed by chain name, in file order; `committee` the
-    attestation exchange (defaults: no peers)."""
+    attestation exchange (defaults: no peers). With a PostgreSQL store, the leader lease of the
+    pair (relayer.leadership): `lease_seconds` how long it outlives its last refresh,
+    `refresh_seconds` how often the leader refreshes it, `lease_member` the member's name in the
+    lease (None: the attester's address) - `[store] lease_seconds`, `refresh_seconds`, `member`."""
 
     path: Path
     store_path: Path
@@ -243,6 +247,9 @@ class Config:
     committee: CommitteeConfig = field(default_factory=CommitteeConfig)
     keeper: KeeperConfig = field(default_factory=KeeperConfig)
     store_url: str | None = None
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    refresh_seconds: float = DEFAULT_REFRESH_SECONDS
+    lease_member: str | None = None
 
     @property
     def store_location(self) -> Path | str:
