@@ -25,7 +25,7 @@ is a new holder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -138,6 +138,13 @@ class LeaseSettings:
             raise ValueError(
                 f"lease: need 0 < refresh_seconds ({self.refresh_seconds}) < lease_seconds ({self.lease_seconds})"
             )
+
+
+def lease_error_first(errors: Sequence[BaseException]) -> BaseException:
+    """Which of several errors gathered from concurrent work to raise: the first LeaseError
+    (this process must stop leading; another error of the same batch, retried later, must never
+    hide it), else the first. `errors` must not be empty."""
+    return next((e for e in errors if isinstance(e, LeaseError)), errors[0])
 
 
 def create_lease_table(conn: psycopg.Connection) -> None:
