@@ -29,7 +29,6 @@ from web3 import Web3
 from chains.anvil import free_port
 from chains.bindings import contract
 from relayer import devnet
-from tests.integration.test_crash_recovery import ACCOUNTS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,10 +57,11 @@ def pair_config(net: devnet.Devnet, name: str, url: str, store_lines: str = "") 
 
 
 @contextmanager
-def failover_devnet(directory: Path) -> Iterator[devnet.Devnet]:
-    """A devnet in `directory` producing an epoch every 2 source blocks, with several settlement
+def failover_devnet(directory: Path, accounts: int) -> Iterator[devnet.Devnet]:
+    """A devnet in `directory` with `accounts` funded accounts (the crash-recovery test's
+    ACCOUNTS), producing an epoch every 2 source blocks, with several settlement
     transactions per epoch and every change settled (as the crash-recovery test); stopped after."""
-    network = devnet.provision(directory, accounts=ACCOUNTS, detach=False, progress=False, every_blocks=2)
+    network = devnet.provision(directory, accounts=accounts, detach=False, progress=False, every_blocks=2)
     text, table = network.config_path.read_text(), "[destinations.destination]\n"
     network.config_path.write_text(text.replace(table, f"{table}max_gas_per_batch = 250000\nmin_change_wei = 0\n"))
     try:

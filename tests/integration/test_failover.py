@@ -25,7 +25,7 @@ from tests.integration.pair_runs import (
     store_url,
     wait_until,
 )
-from tests.integration.test_crash_recovery import Activity, check_final_state
+from tests.integration.test_crash_recovery import ACCOUNTS, Activity, check_final_state
 from tests.integration.test_devnet_relay import scrape
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,7 @@ STAGES = [
 
 @pytest.fixture
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devnet.Devnet]:
-    with failover_devnet(tmp_path_factory.mktemp("failover")) as network:
+    with failover_devnet(tmp_path_factory.mktemp("failover"), ACCOUNTS) as network:
         yield network
 
 

@@ -18,7 +18,7 @@ from chains.rpc import RpcClient
 from relayer.storage.lease import LeaderLease, StaleLease
 from relayer.storage.store import Store
 from tests.integration.pair_runs import PairProcess, count_doubles, failover_devnet, pair_config, store_url, wait_until
-from tests.integration.test_crash_recovery import Activity
+from tests.integration.test_crash_recovery import ACCOUNTS, Activity
 from tests.integration.test_txmanager import KEY0, TO, call, manager, wait_pending
 from tests.relayer.test_store_fencing import steal_the_lease_when_an_epoch_settles
 
@@ -68,7 +68,7 @@ def test_a_stale_lease_in_the_pruning_pass_ends_the_daemon_s_leadership(
     trigger): the pruning pass right after finds the token stale; the daemon stops at once and
     exits 1, never logging it as a pruning to retry. The refresh is slow (5 s, lease 30 s), so
     it is the stale write that ends it, not the refresh."""
-    with failover_devnet(tmp_path_factory.mktemp("stale")) as net:
+    with failover_devnet(tmp_path_factory.mktemp("stale"), ACCOUNTS) as net:
         leader = PairProcess("a", pair_config(net, "a", store_url(postgres), "lease_seconds = 30\nrefresh_seconds = 5"))
         try:
             leader.start()
