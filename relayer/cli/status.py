@@ -55,8 +55,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"backlog {data['backlog']}  last epoch {data['last_epoch']}  epochs {data['epochs']}  "
         f"settlements {data['settlements']}"
     )
-    if data.get("store_error"):
-        print(f"store: cannot be read: {data['store_error']}")
     lead = data.get("leadership") or {"role": "single"}
     if lead["role"] == "single":
         print("role single (one process, SQLite store)")

@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Any
 
 from relayer.config.schema import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_REFRESH_SECONDS,
     FINALITY_MODES,
     MAX_PROOF_CHUNK_SIZE,
     MIN_TX_GAS,
@@ -27,7 +29,6 @@ from relayer.config.schema import (
     PairConfig,
 )
 from relayer.config.values import BARE_KEY, Table, ValueReader, join_key, kind_of, toml_key
-from relayer.storage.lease import DEFAULT_LEASE_SECONDS, DEFAULT_REFRESH_SECONDS
 
 _TOML_POSITION = re.compile(r"\s*\((at line \d+, column \d+|at end of document)\)$")
 _MEMBER = re.compile(r"[A-Za-z0-9._:@-]{1,128}")

@@ -14,7 +14,12 @@ from eth_typing import ChecksumAddress
 from relayer import keys
 from relayer.errors import RelayerError
 from relayer.keys import KeyLoadError
-from relayer.storage.lease import DEFAULT_LEASE_SECONDS, DEFAULT_REFRESH_SECONDS
+
+DEFAULT_LEASE_SECONDS = 10.0
+"""How long a pair's leader lease lasts past its last acquire or refresh, in seconds (Chainlink's
+default; `[store] lease_seconds`, relayer.storage.lease)."""
+DEFAULT_REFRESH_SECONDS = 1.0
+"""How often the leader refreshes its lease, in seconds (`[store] refresh_seconds`)."""
 
 FINALITY_MODES: Final = ("finalized", "safe", "confirmations", "head")
 """`finalized` / `safe`: the node's block tags of those names; `confirmations`: head - N;

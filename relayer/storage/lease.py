@@ -34,12 +34,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
+from relayer.config.schema import DEFAULT_LEASE_SECONDS, DEFAULT_REFRESH_SECONDS
 from relayer.errors import StoreError
-
-DEFAULT_LEASE_SECONDS = 10.0
-"""How long a lease lasts past its last acquire or refresh, in seconds (Chainlink's default)."""
-DEFAULT_REFRESH_SECONDS = 1.0
-"""How often the leader refreshes its lease, in seconds."""
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS leader_lease (
