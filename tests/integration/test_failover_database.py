@@ -24,7 +24,7 @@ from tests.integration.pair_runs import (
 )
 from tests.integration.test_crash_recovery import ACCOUNTS, Activity, check_final_state
 from tests.integration.test_failover import leader_of
-from tests.pg import fresh_database, throwaway_cluster
+from tests.pg import Cluster, fresh_database, throwaway_cluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.tools]
 
@@ -53,8 +53,10 @@ def test_the_database_going_away_stops_the_leader_and_the_pair_resumes_when_it_i
                 wait_until("b is the standby", lambda: standby.role() == "standby", timeout=60)
                 with Activity(net):
                     wait_until("an epoch settled", lambda: settled_epochs(conninfo) >= 1, timeout=120)
-                    _database_away(cluster, leader, standby)
-                    cluster.start()
+                    try:
+                        _database_away(cluster, leader, standby)
+                    finally:
+                        cluster.start()  # (also after a failure: the database is dropped at the end)
                     leader.start()  # as systemd would, once more
                     wait_until("one leader again", lambda: leader_of(pair) is not None, timeout=60)
                     settled = settled_epochs(conninfo)
@@ -69,12 +71,9 @@ def test_the_database_going_away_stops_the_leader_and_the_pair_resumes_when_it_i
             assert codes == [0, 0], "SIGTERM: both processes exit 0"
 
 
-def _database_away(cluster: object, leader: PairProcess, standby: PairProcess) -> None:
+def _database_away(cluster: Cluster, leader: PairProcess, standby: PairProcess) -> None:
     """Stop the server for longer than the lease: the leader exits 1 (it cannot record, or keep
     its lease); the standby keeps trying; a restarted process cannot open its store (exit 1)."""
-    from tests.pg import Cluster
-
-    assert isinstance(cluster, Cluster)
     cluster.stop("fast")
     stopped = time.monotonic()
     assert leader.process is not None and leader.process.wait(timeout=LEASE_SECONDS + 30) == 1
