@@ -34,7 +34,7 @@ from relayer.relay import DestinationRelay
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.watcher import ChainWatcher
 from relayer.settlement.settler import Settlement
-from relayer.storage.lease import LeaseError
+from relayer.storage.lease import LeaseError, LeaseSettings
 from relayer.storage.lock import DataDirLock
 from relayer.storage.store import Store
 from relayer.submission.submitter import Submitter
@@ -259,19 +259,22 @@ class Daemon:
             self.lock.release()
 
     def _lead_as(self, attester: str) -> None:
-        """Set up the role of this process: with a PostgreSQL store a standby of member `attester`
-        (the lease's member name), else single; `relayer_leader` says which."""
-        url = self.config.store_url
+        """Set up the role of this process: with a PostgreSQL store a standby of its member (the
+        lease's member name: `[store] member`, default `attester`; the lease's times from
+        `[store] lease_seconds` / `refresh_seconds`), else single; `relayer_leader` says which."""
+        url, config = self.config.store_url, self.config
+        member = config.lease_member or attester
         if url is None:
-            self.metrics.leader.labels(attester).set(1)
+            self.metrics.leader.labels(member).set(1)
             return
 
         def on_role(role: Role) -> None:
-            self.metrics.leader.labels(attester).set(1 if role == Role.LEADER else 0)
-            self.metrics.lease_transitions.labels(attester, str(role)).inc()
+            self.metrics.leader.labels(member).set(1 if role == Role.LEADER else 0)
+            self.metrics.lease_transitions.labels(member, str(role)).inc()
 
-        self.leadership = Leadership(url, attester, on_role=on_role)
-        self.metrics.leader.labels(attester).set(0)
+        settings = LeaseSettings(config.lease_seconds, config.refresh_seconds)
+        self.leadership = Leadership(url, member, settings=settings, on_role=on_role)
+        self.metrics.leader.labels(member).set(0)
         self.health = dataclasses.replace(self.health, leadership=self.leadership)
 
     async def _take_lead(self, group: asyncio.TaskGroup, stop: asyncio.Event, others: list[asyncio.Task[None]]) -> bool:

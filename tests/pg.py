@@ -53,9 +53,22 @@ def server_bin() -> Path:
 
 @dataclass(frozen=True)
 class Cluster:
-    """A running throwaway cluster: `socket_dir` is the unix-socket directory (libpq's `host`)."""
+    """A running throwaway cluster: `socket_dir` is the unix-socket directory (libpq's `host`);
+    `pg_ctl` the command that controls it (`stop`, `start`), `options` the server's."""
 
     socket_dir: Path
+    pg_ctl: tuple[str, ...] = ()
+    options: str = ""
+
+    def stop(self, mode: str = "fast") -> None:
+        """`pg_ctl stop -m mode` and wait until it is down (`fast`: clients' connections are ended,
+        open transactions rolled back; a server that goes away)."""
+        _run([*self.pg_ctl, "-m", mode, "-w", "stop"], "pg_ctl stop", self.socket_dir)
+
+    def start(self) -> None:
+        """`pg_ctl start` again (after `stop`) and wait until it accepts connections."""
+        log = str(self.socket_dir / "server.log")
+        _run([*self.pg_ctl, "-l", log, "-w", "-o", self.options, "start"], "pg_ctl start", self.socket_dir)
 
     def conninfo(self, dbname: str = "postgres") -> str:
         """A libpq connection string for database `dbname` as the superuser `postgres`."""
@@ -110,7 +123,7 @@ def throwaway_cluster() -> Iterator[Cluster]:
             server_log = log.read_text() if log.exists() else ""
             pytest.fail(f"pg_ctl start failed (exit {done.returncode}): {done.stderr}\n{server_log}")
         try:
-            yield Cluster(socket_dir=folder)
+            yield Cluster(folder, (*runner, str(programs / "pg_ctl"), "-D", str(data)), options)
         finally:
             stop = [*runner, str(programs / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"]
             subprocess.run(stop, cwd=folder, capture_output=True, timeout=60, check=False)

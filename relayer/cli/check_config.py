@@ -42,7 +42,11 @@ def _store_name(config: Any) -> str:
         return f"sqlite {config.store_path}"
     from relayer.storage.postgres import describe
 
-    return f"postgresql {describe(config.store_url)} (a hot-standby pair may share it)"
+    member = config.lease_member or "the attester's address"
+    return (
+        f"postgresql {describe(config.store_url)} (a hot-standby pair may share it)\n"
+        f"lease: member {member}, {config.lease_seconds:g} s, refreshed every {config.refresh_seconds:g} s"
+    )
 
 
 def _check_watch_config(path: str) -> int:

@@ -13,6 +13,8 @@ from types import MappingProxyType
 from typing import Any
 
 from relayer.config.schema import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_REFRESH_SECONDS,
     FINALITY_MODES,
     MAX_PROOF_CHUNK_SIZE,
     MIN_TX_GAS,
@@ -29,6 +31,11 @@ from relayer.config.schema import (
 from relayer.config.values import BARE_KEY, Table, ValueReader, join_key, kind_of, toml_key
 
 _TOML_POSITION = re.compile(r"\s*\((at line \d+, column \d+|at end of document)\)$")
+_MEMBER = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+MAX_LEASE_SECONDS = 3600.0
+"""The longest `[store] lease_seconds`: a longer lease leaves a dead leader's member idle too long."""
+REFRESHES_PER_LEASE = 3
+"""`[store] refresh_seconds` must fit this many times in `lease_seconds`."""
 
 
 def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -275,7 +282,7 @@ class _Reader(ValueReader):
         listed in that order."""
         top = Table(self, document, "")
         store, listen = self._relayer_and_metrics(top)
-        store_ok, store_url = self._store(top)
+        store_ok, store_url, lease = self._store(top)
         attester = top.get("attester", self.key_source)
         committee = top.get("committee", self.committee, CommitteeConfig())
         keeper = top.get("keeper", self.keeper, KeeperConfig())
@@ -319,6 +326,7 @@ class _Reader(ValueReader):
             pairs=tuple(pairs[0]),
             committee=committee,
             keeper=keeper,
+            **lease,
         )
 
     def _relayer_and_metrics(self, top: Table) -> tuple[Path | None, tuple[str, int] | None]:
@@ -337,23 +345,64 @@ class _Reader(ValueReader):
             t.finish()
         return store, listen
 
-    def _store(self, top: Table) -> tuple[bool, str | None]:
-        """(no problem, `[store] url`): the URL of a PostgreSQL store, None when absent (the
-        SQLite store of `[relayer] store`). Naming both stores is a problem."""
+    def _store(self, top: Table) -> tuple[bool, str | None, dict[str, Any]]:
+        """(no problem, `[store] url`, the lease's `Config` fields): the URL of a PostgreSQL store,
+        None when absent (the SQLite store of `[relayer] store`). Naming both stores is a
+        problem, and so is a lease key (`lease_seconds`, `refresh_seconds`, `member`) without a
+        URL: a SQLite store has one process and no lease."""
         store = top.get("store", self.table, {})
         if store is None:
-            return False, None
+            return False, None, {}
         t = Table(self, store, "store")
         url = t.get("url", self.store_url, None)
+        lease = self._lease(t)
         t.finish()
-        if t.has("url") and url is None:
-            return False, None
+        if (t.has("url") and url is None) or lease is None:
+            return False, None, {}
         relayer = top.data.get("relayer")
         if url is not None and isinstance(relayer, dict) and "store" in relayer:
             both = "set either [relayer] store (a SQLite file) or [store] url (PostgreSQL), not both"
             self.problem("store.url", both)
-            return False, None
-        return True, url
+            return False, None, {}
+        if url is None and lease:
+            for key in ("lease_seconds", "refresh_seconds", "member"):
+                if t.has(key):
+                    self.problem(
+                        t.at(key), "only with [store] url (PostgreSQL): a SQLite store has one process and no lease"
+                    )
+            return False, None, {}
+        return True, url, lease
+
+    def _lease(self, t: Table) -> dict[str, Any] | None:
+        """`[store] lease_seconds` (default 10, at most 3600), `refresh_seconds` (default 1, at most
+        a third of the lease: a missed refresh or two must not lose it) and `member` (default
+        None: the attester's address) as `Config` fields, only those given; None on a problem."""
+        lease = t.get("lease_seconds", self.seconds, None)
+        refresh = t.get("refresh_seconds", self.seconds, None)
+        member = t.get("member", self.string, None)
+        ok = (lease is not None or not t.has("lease_seconds")) and (refresh is not None or not t.has("refresh_seconds"))
+        if lease is not None and lease > MAX_LEASE_SECONDS:
+            self.problem(t.at("lease_seconds"), f"must be <= {MAX_LEASE_SECONDS:g} (seconds)")
+            ok = False
+        if ok and (refresh is not None or lease is not None):
+            lease_s = lease if lease is not None else DEFAULT_LEASE_SECONDS
+            refresh_s = refresh if refresh is not None else DEFAULT_REFRESH_SECONDS
+            if refresh_s * REFRESHES_PER_LEASE > lease_s:
+                self.problem(
+                    t.at("refresh_seconds" if t.has("refresh_seconds") else "lease_seconds"),
+                    f"refresh_seconds ({refresh_s:g}) must be at most a third of lease_seconds ({lease_s:g}): "
+                    "the leader must be able to miss a refresh or two without losing its lease",
+                )
+                ok = False
+        if member is not None and not _MEMBER.fullmatch(member):
+            self.problem(t.at("member"), "1 to 128 characters of letters, digits and . _ : @ - (no spaces)")
+            ok = False
+        elif t.has("member") and member is None:
+            ok = False
+        if not ok:
+            return None
+        given = {"lease_seconds": lease, "refresh_seconds": refresh, "lease_member": member}
+        return {k: v for k, v in given.items() if v is not None}
 
     def _chains(self, top: Table) -> tuple[dict[str, ChainConfig], set[str], bool] | None:
         """The `[chains.<name>]` tables: (the valid chains, every name given, whether all are

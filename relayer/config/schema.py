@@ -15,6 +15,12 @@ from relayer import keys
 from relayer.errors import RelayerError
 from relayer.keys import KeyLoadError
 
+DEFAULT_LEASE_SECONDS = 10.0
+"""How long a pair's leader lease lasts past its last acquire or refresh, in seconds (Chainlink's
+default; `[store] lease_seconds`, relayer.storage.lease)."""
+DEFAULT_REFRESH_SECONDS = 1.0
+"""How often the leader refreshes its lease, in seconds (`[store] refresh_seconds`)."""
+
 FINALITY_MODES: Final = ("finalized", "safe", "confirmations", "head")
 """`finalized` / `safe`: the node's block tags of those names; `confirmations`: head - N;
 `head`: the head itself (only for a chain that cannot reorg, e.g. an instantly mining devnet)."""
@@ -230,7 +236,10 @@ class Config:
     Prometheus listener (port 0 = any free port; an IPv6 host is given without brackets);
     `attester` the committee member key that signs epochs (EIP-712). `chains` and
     `destinations` are read-only mappings keyed by chain name, in file order; `committee` the
-    attestation exchange (defaults: no peers)."""
+    attestation exchange (defaults: no peers). With a PostgreSQL store, the leader lease of the
+    pair (relayer.leadership): `lease_seconds` how long it outlives its last refresh,
+    `refresh_seconds` how often the leader refreshes it, `lease_member` the member's name in the
+    lease (None: the attester's address) - `[store] lease_seconds`, `refresh_seconds`, `member`."""
 
     path: Path
     store_path: Path
@@ -243,6 +252,9 @@ class Config:
     committee: CommitteeConfig = field(default_factory=CommitteeConfig)
     keeper: KeeperConfig = field(default_factory=KeeperConfig)
     store_url: str | None = None
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    refresh_seconds: float = DEFAULT_REFRESH_SECONDS
+    lease_member: str | None = None
 
     @property
     def store_location(self) -> Path | str:

@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from relayer.config import ChainConfig, DestinationConfig
+from relayer.errors import StoreError
 from relayer.observability.metrics import Metrics
 from relayer.storage.store import Store
 
@@ -162,11 +163,24 @@ def status(view: HealthView) -> dict[str, object]:
         "backlog": sum(r.backlog for r in view.relays),
         "signer_balance_wei": {r.config.chain: r.balance for r in view.relays},
         "committee": {r.config.chain: committee_status(r) for r in view.relays},
-        "last_epoch": view.store.last_epoch(),
-        "epochs": view.store.epoch_counts(),
-        "snapshots": view.store.snapshot_counts(),
-        "settlements": view.store.settlement_counts(),
+        **store_status(view.store),
     }
+
+
+def store_status(store: Store) -> dict[str, object]:
+    """What the store holds: `last_epoch` and the counts of epochs, snapshots and settlements by
+    status; each None, and `store_error` says why, while the store cannot be read (e.g. the
+    pair's database is down: the status of the process is still served)."""
+    try:
+        return {
+            "last_epoch": store.last_epoch(),
+            "epochs": store.epoch_counts(),
+            "snapshots": store.snapshot_counts(),
+            "settlements": store.settlement_counts(),
+        }
+    except StoreError as exc:
+        unread = dict.fromkeys(("last_epoch", "epochs", "snapshots", "settlements"))
+        return {**unread, "store_error": str(exc)}
 
 
 def committee_status(relay: RelayHealth) -> dict[str, object]:

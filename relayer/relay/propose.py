@@ -49,6 +49,7 @@ from relayer.relay.state import GIVEN_UP_PAUSE_SECONDS
 from relayer.scheduling.delta import Selection
 from relayer.scheduling.pairs import PairRunner
 from relayer.scheduling.schedule import EpochPlan, plan_to_json
+from relayer.storage.lease import lease_error_first
 from relayer.storage.store import EpochRecord
 
 log = get_logger("relayer.relay")
@@ -213,9 +214,9 @@ class Proposer(CommitteeView):
                 return await self._prove(pair, height, selection)
 
         results = await asyncio.gather(*(prove(*item) for item in due), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:  # a LeaseError first: a chain error of another snapshot must not hide it
+            raise lease_error_first(errors)
         return list(results)
 
     async def _prove(self, pair: PairRunner, height: int, selection: Selection) -> Snapshot | object | None:

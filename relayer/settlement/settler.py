@@ -40,6 +40,7 @@ from relayer.settlement.destination import Destination
 from relayer.settlement.needs import DestinationNeeds
 from relayer.settlement.policy import needs_settlement, wanted
 from relayer.settlement.records import EpochSignature, SentBatch, Settlement
+from relayer.storage.lease import lease_error_first
 from relayer.storage.store import SettleBatch, Store
 from relayer.storage.txstore import Receipt
 
@@ -195,15 +196,13 @@ class Settler(DestinationNeeds):
                 return await self._send_one(aggregate, batch, submission if batch.with_epoch else None, headers)
 
         results = await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)
-        receipts: list[Receipt] = []
-        for result in results:
-            if isinstance(result, asyncio.CancelledError):
-                raise result
-            if isinstance(result, BaseException):
-                raise result
-            if result is not None:
-                receipts.append(result)
-        return receipts
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for error in errors:
+            if isinstance(error, asyncio.CancelledError):
+                raise error
+        if errors:
+            raise lease_error_first(errors)
+        return [r for r in results if isinstance(r, Receipt)]
 
     async def _send_one(
         self,

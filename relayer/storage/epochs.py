@@ -11,6 +11,7 @@ from relayer.epoch import OPEN_EPOCH_STATES, EpochState
 from relayer.errors import StoreError
 from relayer.observability.log import get_logger
 from relayer.storage import claimindex, pruning
+from relayer.storage.lease import LeaseError
 from relayer.storage.records import EpochRecord
 from relayer.storage.tables import Tables
 
@@ -167,6 +168,8 @@ class EpochTables(Tables):
         if status == "settled":
             try:
                 self.prune_claims()
+            except LeaseError:  # not housekeeping: this process no longer leads (the daemon exits)
+                raise
             except StoreError as exc:  # housekeeping: the pass stays queued, the next settled epoch runs it
                 log.warning("store.prune_failed", epoch=epoch, error=str(exc))
 

@@ -25,7 +25,7 @@ is a new holder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,12 +34,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 
+from relayer.config.schema import DEFAULT_LEASE_SECONDS, DEFAULT_REFRESH_SECONDS
 from relayer.errors import StoreError
-
-DEFAULT_LEASE_SECONDS = 10.0
-"""How long a lease lasts past its last acquire or refresh, in seconds (Chainlink's default)."""
-DEFAULT_REFRESH_SECONDS = 1.0
-"""How often the leader refreshes its lease, in seconds."""
 
 CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS leader_lease (
@@ -138,6 +134,13 @@ class LeaseSettings:
             raise ValueError(
                 f"lease: need 0 < refresh_seconds ({self.refresh_seconds}) < lease_seconds ({self.lease_seconds})"
             )
+
+
+def lease_error_first(errors: Sequence[BaseException]) -> BaseException:
+    """Which of several errors gathered from concurrent work to raise: the first LeaseError
+    (this process must stop leading; another error of the same batch, retried later, must never
+    hide it), else the first. `errors` must not be empty."""
+    return next((e for e in errors if isinstance(e, LeaseError)), errors[0])
 
 
 def create_lease_table(conn: psycopg.Connection) -> None:

@@ -61,6 +61,7 @@ import asyncio
 
 from relayer.errors import SubmissionError
 from relayer.observability.log import get_logger
+from relayer.storage.lease import LeaseError
 from relayer.submission.fees import (
     FEE_CEILING_MULTIPLE,
     MIN_FEE_BUMP_PERCENT,
@@ -136,6 +137,9 @@ class TxManager(TxInclusion):
                 raise result
             if isinstance(result, BaseException):
                 log.warning("tx.resume_failed", key=key, error=str(result))
+        lost = [r for r in results if isinstance(r, LeaseError)]
+        if lost:  # not a failure of one key: this process no longer leads (the daemon exits)
+            raise lost[0]
         return keys
 
     async def wait(self, key: str) -> Receipt:

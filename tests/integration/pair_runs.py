@@ -16,6 +16,8 @@ import time
 import urllib.parse
 import urllib.request
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,9 +41,10 @@ def store_url(conninfo: str) -> str:
     return f"postgresql://{parts['user']}@/{parts['dbname']}?{query}"
 
 
-def pair_config(net: devnet.Devnet, name: str, url: str) -> Path:
-    """The devnet's member config for process `name` of the pair: the shared PostgreSQL store and
-    listeners of its own (free ports), written beside the devnet's as `relayer-<name>.toml`."""
+def pair_config(net: devnet.Devnet, name: str, url: str, store_lines: str = "") -> Path:
+    """The devnet's member config for process `name` of the pair: the shared PostgreSQL store
+    (`[store] url`, then `store_lines`, e.g. the lease's times) and listeners of its own (free
+    ports), written beside the devnet's as `relayer-<name>.toml`."""
     text, dropped = re.subn(r'\[relayer\]\nstore = "[^"]*"\n', "", net.config_path.read_text())
     assert dropped == 1, f"no [relayer] store in {net.config_path}"  # the store is the database's
     for table in ("metrics", "keeper"):
@@ -49,8 +52,22 @@ def pair_config(net: devnet.Devnet, name: str, url: str) -> Path:
         text, count = re.subn(pattern, rf'\1"127.0.0.1:{free_port()}"', text)
         assert count == 1, f"no [{table}] listen in {net.config_path}"
     path = net.config_path.with_name(f"relayer-{name}.toml")
-    path.write_text(f'{text.rstrip()}\n\n[store]\nurl = "{url}"\n')
+    path.write_text(f'{text.rstrip()}\n\n[store]\nurl = "{url}"\n{store_lines}\n')
     return path
+
+
+@contextmanager
+def failover_devnet(directory: Path, accounts: int) -> Iterator[devnet.Devnet]:
+    """A devnet in `directory` with `accounts` funded accounts (the crash-recovery test's
+    ACCOUNTS), producing an epoch every 2 source blocks, with several settlement
+    transactions per epoch and every change settled (as the crash-recovery test); stopped after."""
+    network = devnet.provision(directory, accounts=accounts, detach=False, progress=False, every_blocks=2)
+    text, table = network.config_path.read_text(), "[destinations.destination]\n"
+    network.config_path.write_text(text.replace(table, f"{table}max_gas_per_batch = 250000\nmin_change_wei = 0\n"))
+    try:
+        yield network
+    finally:
+        devnet.stop(directory)
 
 
 @dataclass

@@ -17,7 +17,14 @@ import psycopg
 import pytest
 
 from relayer import devnet
-from tests.integration.pair_runs import PairProcess, count_doubles, pair_config, store_url, wait_until
+from tests.integration.pair_runs import (
+    PairProcess,
+    count_doubles,
+    failover_devnet,
+    pair_config,
+    store_url,
+    wait_until,
+)
 from tests.integration.test_crash_recovery import ACCOUNTS, Activity, check_final_state
 from tests.integration.test_devnet_relay import scrape
 
@@ -39,15 +46,8 @@ STAGES = [
 
 @pytest.fixture
 def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[devnet.Devnet]:
-    directory = tmp_path_factory.mktemp("failover")
-    network = devnet.provision(directory, accounts=ACCOUNTS, detach=False, progress=False, every_blocks=2)
-    # several settlement transactions per epoch, every change settled (as the crash-recovery test)
-    text, table = network.config_path.read_text(), "[destinations.destination]\n"
-    network.config_path.write_text(text.replace(table, f"{table}max_gas_per_batch = 250000\nmin_change_wei = 0\n"))
-    try:
+    with failover_devnet(tmp_path_factory.mktemp("failover"), ACCOUNTS) as network:
         yield network
-    finally:
-        devnet.stop(directory)
 
 
 def leader_of(pair: list[PairProcess]) -> PairProcess | None:

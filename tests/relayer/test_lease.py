@@ -23,6 +23,7 @@ from relayer.storage.lease import (
     create_lease_table,
     fence,
     fenced,
+    lease_error_first,
 )
 
 MEMBER = "member-0"
@@ -257,3 +258,14 @@ def test_lease_settings_are_checked() -> None:
     for lease_seconds, refresh_seconds in ((1.0, 1.0), (1.0, 0.0), (1.0, 2.0)):
         with pytest.raises(ValueError, match="refresh_seconds"):
             LeaseSettings(lease_seconds=lease_seconds, refresh_seconds=refresh_seconds)
+
+
+def test_of_errors_gathered_together_a_lease_error_is_raised_first() -> None:
+    """Concurrent sends or proofs fail together: a chain error of one (retried later) must never
+    hide another's StaleLease (this process must stop leading)."""
+    from chains.errors import ChainError
+
+    stale = StaleLease("m", "host-a:1", 1)
+    chain = ChainError("node down")
+    assert lease_error_first([chain, stale, ValueError("x")]) is stale
+    assert lease_error_first([chain, ValueError("x")]) is chain

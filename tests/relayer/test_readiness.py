@@ -199,3 +199,18 @@ async def test_readyz_and_status_show_the_role_of_the_process(
         f"role standby of member {ATTESTER} (this process host-b:42:beef, leader host-a:7:cafe)",
         {"ready": True, "problems": [], "role": "standby"},
     )
+
+
+def test_status_serves_the_role_while_the_store_cannot_be_read(tmp_path: Path) -> None:
+    """A pair's database down: /v1/status still says which role this process has (what a load
+    balancer and `relayer status` read), with the store's counts unknown and why."""
+    from relayer.observability.api import HealthView, status
+    from relayer.observability.metrics import Metrics
+
+    lead = SimpleNamespace(role="standby", member=ATTESTER, holder="host-b:42:beef", leader_now=None)
+    store = Store(tmp_path / "s.sqlite")
+    store.close()  # every read now fails with StoreError, as with a database that went away
+    shown = status(HealthView({}, {}, [], {}, store, Metrics(), leadership=lead))  # type: ignore[arg-type]
+    assert shown["leadership"] == {"role": "standby", "member": ATTESTER, "holder": "host-b:42:beef", "leader": None}
+    assert shown["last_epoch"] is None and shown["epochs"] is None and shown["settlements"] is None
+    assert str(shown["store_error"]).startswith("store query failed")

@@ -155,3 +155,35 @@ def test_a_dead_server_is_a_store_error_and_the_next_call_connects_again(pg_url:
     nowhere = pg_url.split("?")[0] + "?host=/nonexistent-socket-dir&port=5432"
     with pytest.raises(StoreError, match=r"cannot open store postgresql://postgres@/nonexistent-socket-dir"):
         Store(nowhere)
+
+
+def steal_the_lease_when_an_epoch_settles(url: str) -> None:
+    """A takeover that commits with the transaction settling an epoch, so that the next fenced
+    transaction of the old leader - the pruning pass that follows a settlement - finds its token
+    stale: a trigger on the pruning queue hands the lease to another holder (token + 1)."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "CREATE FUNCTION steal_lease() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "UPDATE leader_lease SET holder = 'elsewhere:1:thief', token = token + 1, "
+            "expires_at = now() + interval '1 hour'; RETURN NULL; END $$"
+        )
+        admin.execute(
+            "CREATE TRIGGER steal_lease AFTER INSERT ON claims_prune FOR EACH ROW EXECUTE FUNCTION steal_lease()"
+        )
+
+
+def test_a_stale_lease_in_the_pruning_pass_after_a_settlement_is_raised_not_logged(
+    pg_url: str, leases: list[psycopg.Connection]
+) -> None:
+    """The pruning pass after a settlement is housekeeping (a StoreError there is logged, the pass
+    stays queued), but a StaleLease there means this process no longer leads: it is raised."""
+    store = Store(pg_url)
+    store.fence_with(take(pg_url, leases, "host-a:1"))
+    store.create_epoch(1, ROOT_A, {"format": 2}, {"p": 8})
+    steal_the_lease_when_an_epoch_settles(pg_url)
+    with pytest.raises(StaleLease):
+        store.set_epoch_status(1, "settled", tx_hash="0x01")
+    record = store.epoch(1)
+    assert record is not None and record.status == "settled"  # fenced before the takeover committed
+    assert tokens(pg_url, "SELECT epoch FROM claims_prune") == [(1,)]  # the pass stays queued
+    store.close()
