@@ -62,6 +62,8 @@ def test_each_instance_runs_the_daemon_on_its_own_config_and_comes_back_after_a_
     assert args.config == "/etc/relayer/pair-%i.toml"
     # a deposed leader exits 1 (relayer.cli._common.run_service): restarted soon, as a standby
     assert s["Restart"] == ["on-failure"] and float(s["RestartSec"][0]) <= 5
+    # a database outage of hours makes every start fail: systemd must never stop trying
+    assert s["StartLimitIntervalSec"] == ["0"] and "StartLimitBurst" not in s
     assert s["Type"] == ["notify"] and s["DynamicUser"] == ["yes"]
     credentials = dict(v.split(":", 1) for v in s["LoadCredential"])
     assert credentials["pgpass"] == "/etc/relayer/credentials/pgpass"
