@@ -159,7 +159,7 @@ def provision(
     anchor: str = "none",
     anchor_policy: str | None = None,
     anchor_lag_blocks: int = DEFAULT_LAG_BLOCKS,
-    anchor_feeder_records: bool = False,
+    anchor_feeder_records: bool | None = None,
 ) -> Devnet:
     """Start and seed a devnet in `directory` (an earlier devnet there is stopped and replaced).
 

@@ -5,10 +5,13 @@ feeder that keeps the OP Stack `L1Block` stand-in fed from the source chain as a
 Modes: `none` (the committee alone, as before); `op-l1block` (L1BlockStandIn at the predeploy
 address on the destination anvil, the predeploy's address as the source chain's anchor:
 MarginSettlement's built-in OP Stack path; a feeder process, `python -m relayer.devnetanchor`, sets
-the stand-in's L1 origin to the source block `lag` blocks below the source head and records it with
-the settlement's permissionless `recordL1Origin()`, for every source block, so every epoch height
-is anchored); `eip2935` (the destination's own chain is the source: its anvil runs `--hardfork
-prague`, a vault is deployed on it and registered, and Eip2935Anchor answers its block hashes).
+the stand-in's L1 origin to the source block `lag` blocks below the source head, for every source
+block, as the sequencer does; under `prefer-anchor` and `require-anchor` that is all (`--feed-only`):
+the relayer reads the source `lag` blocks behind the head and records the origins its epochs prove
+itself (relayer.relay.epochflow.record_l1_origin); under `committee` the feeder also records every
+origin with the settlement's permissionless `recordL1Origin()`, so that a watchtower's
+`challengeAnchor` finds the real block); `eip2935` (the destination's own chain is the source: its
+anvil runs `--hardfork prague`, a vault is deployed on it and registered, and Eip2935Anchor answers its block hashes).
 """
 
 from __future__ import annotations
@@ -63,13 +66,16 @@ class Anchoring:
     @classmethod
     def of(
         cls, mode: str, policy: str | None, lag: int, detach: bool, dest_block_time: float, source_block_time: float,
-        *, feeder_records: bool = False,
+        *, feeder_records: bool | None = None,
     ) -> Anchoring:  # fmt: skip
         """The anchoring of a devnet whose chains mine every `dest_block_time` / `source_block_time`
-        seconds; raises ValueError naming a bad option (`check_anchor_options`)."""
+        seconds; `feeder_records` None: only under `committee` (no relay daemon records then, and a
+        watchtower's `challengeAnchor` needs the real block recorded). Raises ValueError naming a bad
+        option (`check_anchor_options`)."""
         policy = check_anchor_options(mode, policy, lag)
         blocks = inclusion_blocks(dest_block_time, source_block_time)
-        return cls(mode, policy, lag, detach, blocks, feeder_records)
+        records = policy == "committee" if feeder_records is None else feeder_records
+        return cls(mode, policy, lag, detach, blocks, records)
 
     @property
     def source_confirmations(self) -> int:

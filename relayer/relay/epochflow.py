@@ -203,7 +203,10 @@ async def record_l1_origin(run: EpochPass, chain_id: int, number: int) -> bool:
     if any(await submitter.recorded_l1_origin(chain_id, number)):
         return True
     key = f"l1origin:{chain_id}:{number}"
-    fresh = submitter.txm.intent(key) is None
+    intent = submitter.txm.intent(key)
+    if intent is not None and intent.state == "mined":
+        return False  # this member's record was mined after the origin moved on: it recorded another block
+    fresh = intent is None
     if fresh and not any(await submitter.anchored_hash(chain_id, number)):
         return False  # not the live origin: a record now would record another block
     try:

@@ -22,7 +22,7 @@ import pytest
 from eth_account import Account
 from web3.types import Wei
 
-from chains.anchors import L1_BLOCK_ADDRESS, POLICIES, record_l1_origin, set_anchor_policy
+from chains.anchors import L1_BLOCK_ADDRESS, POLICIES, feed_l1block, record_l1_origin, set_anchor_policy
 from chains.anvil import rpc
 from chains.bindings import contract
 from relayer import devnet
@@ -103,7 +103,8 @@ def origins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origins]:
     more), then the owner sets `require-anchor` with the predeploy as the source's anchor."""
     directory = tmp_path_factory.mktemp("origins")
     net = devnet.provision(directory, accounts=4, detach=False, progress=False, source_block_time=0,
-                           anchor="op-l1block", anchor_policy="committee", anchor_lag_blocks=LAG)  # fmt: skip
+                           anchor="op-l1block", anchor_policy="committee", anchor_lag_blocks=LAG,
+                           anchor_feeder_records=False)  # fmt: skip
     assert net.info["anchor"]["feeder_records"] is False  # type: ignore[index]
     text = net.config_path.read_text()
     table = "[destinations.destination]\n"
@@ -169,6 +170,31 @@ def test_a_kill_between_the_record_and_the_epoch_neither_loses_nor_doubles_it(or
     wait_for("the deposit settled", lambda: origins.settled_at(account, height), 60)
     assert origins.recorded(height) == origins.source_hash(height)
     assert len(origins.records_sent(since)) == 1
+
+
+def test_a_refused_record_fails_the_epoch_with_the_contracts_reason(origins: Origins) -> None:
+    """The predeploy reports an origin that `recordL1Origin` refuses (a timestamp more than 300 s
+    ahead, `L1OriginRefused`): the epoch fails with that reason, no record is sent, the daemon runs
+    on; with the origin set right (and a restart, which forgets the pause after a failure) the
+    epoch is planned again and settles."""
+    origins.stop()
+    account = origins.accounts[1]
+    height = origins.expose(account)
+    block = origins.src.eth.get_block(height)
+    feed_l1block(origins.dst, height, int(block["timestamp"]) + 3_600, 0, bytes(block["hash"]))
+    since = origins.dst.eth.block_number
+    origins.start()
+    wait_for("the epoch failed", lambda: bool(origins.run_events("epoch.failed")), 60)
+    (failed,) = origins.run_events("epoch.failed")
+    assert failed["reason"] == "L1OriginRefused"
+    (refused,) = origins.run_events("anchor.l1_origin_refused")
+    assert refused["block"] == height and "L1OriginRefused" in refused["error"]
+    assert origins.records_sent(since) == [] and origins.process is not None and origins.process.poll() is None
+    feed_l1block(origins.dst, height, int(block["timestamp"]), 0, bytes(block["hash"]))
+    origins.stop()
+    origins.start()
+    wait_for("the deposit settled", lambda: origins.settled_at(account, height), 60)
+    assert origins.recorded(height) == origins.source_hash(height)
 
 
 def test_a_block_that_left_the_live_origin_unrecorded_holds_then_fails_the_epoch(origins: Origins) -> None:
