@@ -22,7 +22,7 @@ import pytest
 from eth_account import Account
 from web3.types import Wei
 
-from chains.anchors import L1_BLOCK_ADDRESS, POLICIES, feed_l1block, record_l1_origin, set_anchor_policy
+from chains.anchors import DEPOSITOR_ACCOUNT, L1_BLOCK_ADDRESS, POLICIES, record_l1_origin, set_anchor_policy
 from chains.anvil import rpc
 from chains.bindings import contract
 from relayer import devnet
@@ -61,6 +61,13 @@ class Origins(DaemonRuns):
         missing = head - self.src.eth.block_number
         if missing > 0:
             rpc(self.source_rpc, "anvil_mine", [hex(missing)])
+
+    def set_origin(self, number: int, timestamp: int, block_hash: bytes) -> None:
+        """Set the stand-in's origin as the feeder does (it keeps the depositor impersonated; anvil's
+        impersonation is global, so a helper that ends it would stop the feeder)."""
+        call = self.standin.functions.setL1BlockValues(number, timestamp, 0, block_hash)
+        receipt = self.dst.eth.wait_for_transaction_receipt(call.transact({"from": DEPOSITOR_ACCOUNT, "gas": 200_000}))
+        assert receipt["status"] == 1
 
     def origin(self) -> int:
         return int(self.standin.functions.number().call())
@@ -112,8 +119,12 @@ def origins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Origins]:
     runs = Origins(net)
     runs.start()
     try:
-        runs.mine_to(runs.src.eth.block_number + devnet.EVERY_BLOCKS + LAG)  # the seeded deposits' epoch is due
-        wait_for("first settlement of every account", runs.all_settled_as_source_says, timeout=90)
+
+        def mined_and_settled() -> bool:  # an epoch is due once the source's final time passes the last acceptance
+            runs.mine_to(runs.src.eth.block_number + 1)
+            return runs.all_settled_as_source_says()
+
+        wait_for("first settlement of every account", mined_and_settled, timeout=90)
         set_anchor_policy(runs.dst, devnet.dev_account(0), runs.settlement.address, runs.chain_id, "require-anchor",
                           L1_BLOCK_ADDRESS)  # fmt: skip
         assert runs.settlement.functions.anchorPolicyOf(runs.chain_id).call() == [
@@ -181,7 +192,7 @@ def test_a_refused_record_fails_the_epoch_with_the_contracts_reason(origins: Ori
     account = origins.accounts[1]
     height = origins.expose(account)
     block = origins.src.eth.get_block(height)
-    feed_l1block(origins.dst, height, int(block["timestamp"]) + 3_600, 0, bytes(block["hash"]))
+    origins.set_origin(height, int(block["timestamp"]) + 3_600, bytes(block["hash"]))
     since = origins.dst.eth.block_number
     origins.start()
     wait_for("the epoch failed", lambda: bool(origins.run_events("epoch.failed")), 60)
@@ -190,7 +201,7 @@ def test_a_refused_record_fails_the_epoch_with_the_contracts_reason(origins: Ori
     (refused,) = origins.run_events("anchor.l1_origin_refused")
     assert refused["block"] == height and "L1OriginRefused" in refused["error"]
     assert origins.records_sent(since) == [] and origins.process is not None and origins.process.poll() is None
-    feed_l1block(origins.dst, height, int(block["timestamp"]), 0, bytes(block["hash"]))
+    origins.set_origin(height, int(block["timestamp"]), bytes(block["hash"]))
     origins.stop()
     origins.start()
     wait_for("the deposit settled", lambda: origins.settled_at(account, height), 60)
