@@ -10,10 +10,10 @@ block a second and the destination mining every ``--dest-block-time`` seconds (a
   Casper FFG finalizes two epochs of 32 slots behind (checked with eth_getBlockByNumber on a
   running anvil 1.7.1, one batch: with ``--slots-in-an-epoch 4``, head 14, safe 10, finalized 6);
 - ``op-l1block``: ``--anchor op-l1block --anchor-policy require-anchor``: the OP Stack
-  ``L1Block`` stand-in fed ``--lag`` blocks below the source head (relayer.devnetanchor), the
-  relayer reading the source at ``lag + 1`` confirmations plus the source blocks one destination
-  block spans (the feeder's ``record()`` mined first), as the devnet sets it. An L1 reorg reorgs
-  the L2 with it, so a snapshot at the anchor's height needs no L1 finality wait.
+  ``L1Block`` stand-in fed ``--lag`` blocks below the source head (relayer.devnetanchor; the feeder
+  only feeds, as the sequencer does), the relayer reading the source ``lag`` blocks behind and
+  recording each origin it proves (``recordL1Origin()``) before the epoch, as the devnet sets it.
+  An L1 reorg reorgs the L2 with it, so a snapshot at the anchor's height needs no L1 finality wait.
 
 In each, the daemon runs as a process (JSON logs) while one account changes its collateral every
 ``--interval`` seconds for ``--seconds`` seconds (``relayer.devnet.simulate_activity``); then the

@@ -159,6 +159,7 @@ def provision(
     anchor: str = "none",
     anchor_policy: str | None = None,
     anchor_lag_blocks: int = DEFAULT_LAG_BLOCKS,
+    anchor_feeder_records: bool | None = None,
 ) -> Devnet:
     """Start and seed a devnet in `directory` (an earlier devnet there is stopped and replaced).
 
@@ -169,13 +170,13 @@ def provision(
     gets `member-<i>/relayer.toml` (and `takeover_seconds`, when given, in its `[committee]`
     table). `source_args`: extra arguments of the source's anvil (e.g. `--prune-history N`, which
     this anvil applies only with `source_block_time` 0: a block per transaction or `evm_mine`).
-    `anchor` (relayer.devnetanchor.ANCHOR_MODES), `anchor_policy` (default: require-anchor with
-    an anchor) and `anchor_lag_blocks`: the destination's anchor, see relayer.devnetanchor.
-    Raises DevnetError or chains.anvil.AnvilNotFound.
-    """
+    `anchor` (relayer.devnetanchor.ANCHOR_MODES), `anchor_policy` (default: require-anchor with an
+    anchor), `anchor_lag_blocks`, `anchor_feeder_records`: the destination's anchor (devnetanchor).
+    Raises DevnetError or chains.anvil.AnvilNotFound."""
     threshold = _checked_sizes(accounts, dest_block_time, committee, threshold)
     try:
-        anchoring = Anchoring.of(anchor, anchor_policy, anchor_lag_blocks, detach, dest_block_time, source_block_time)
+        anchoring = Anchoring.of(anchor, anchor_policy, anchor_lag_blocks, detach, dest_block_time,
+                                 source_block_time, feeder_records=anchor_feeder_records)  # fmt: skip
     except ValueError as exc:
         raise DevnetError(str(exc)) from None
 

@@ -167,6 +167,13 @@ abstract contract AnchorPolicies is VaultRegistry {
         return anchor == address(0) ? bytes32(0) : _anchoredHash(chainId, number, anchor);
     }
 
+    /// @notice The hash of L1 block `number` of `chainId` that `recordL1Origin` recorded (zero: not
+    /// recorded; the live origin alone is not a record): what a block check still finds after the
+    /// predeploy's origin moved on. A relayer records a block `anchoredHash` knows only live.
+    function recordedL1Origin(uint256 chainId, uint256 number) external view returns (bytes32) {
+        return _l1Origins[chainId][number];
+    }
+
     /// @dev The adapter of `chainId` (zero: none).
     function _anchorAdapter(uint256 chainId) internal view returns (IBlockHashAnchor) {
         return _anchors[chainId];

@@ -89,6 +89,12 @@ class Metrics:
         )
         self.epochs_signed = Counter("relayer_epochs_signed_total", "Epochs signed by the attester.", registry=r)
         self.epochs_submitted = Counter("relayer_epochs_submitted_total", "Epoch transactions sent.", registry=r)
+        self.l1_origins_recorded = Counter(
+            "relayer_l1_origins_recorded_total",
+            "recordL1Origin() sent for an epoch's L1 block the OP Stack anchor knew only live.",
+            ["chain"],
+            registry=r,
+        )
         self.epochs_confirmed = Counter(
             "relayer_epochs_confirmed_total", "Epochs accepted on the destination.", registry=r
         )

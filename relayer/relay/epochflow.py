@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from chains.anchors import L1_BLOCK_ADDRESS
 from chains.bindings import ContractReverted
 from chains.errors import ChainError
 from relayer.aggregation.aggregator import StoredEpochUnusable, rebuild_epoch
@@ -171,9 +172,10 @@ async def waits_for_anchor(run: EpochPass) -> bool:
     missing = []
     for block in run.aggregate.blocks:
         chain_id, number = block.snapshot.chain_id, block.snapshot.header.number
-        if await flow.submitter.anchor_policy(chain_id) and not any(
-            await flow.submitter.anchored_hash(chain_id, number)
-        ):
+        policy, anchor = await flow.submitter.anchor_of(chain_id)
+        if not policy or (anchor == L1_BLOCK_ADDRESS and await record_l1_origin(run, chain_id, number)):
+            continue
+        if not any(await flow.submitter.anchored_hash(chain_id, number)):
             missing.append(f"block {number} of chain {chain_id} is not anchored yet")
     if not missing:
         flow._anchor_wait.pop(epoch, None)
@@ -185,6 +187,40 @@ async def waits_for_anchor(run: EpochPass) -> bool:
     if since == now:
         log.warning("epoch.held", epoch=epoch, root=run.record.root, problems=missing)
     return True
+
+
+async def record_l1_origin(run: EpochPass, chain_id: int, number: int) -> bool:
+    """The built-in OP Stack path (the chain's adapter is the `L1Block` predeploy): True once the
+    settlement holds a record of L1 block `number` (`recordedL1Origin`), so that the block check of
+    every later use of the epoch's claims (a pull check, a later settlement, a challenge) still finds
+    it after the predeploy's origin moved on. A block the settlement knows only as the live origin is
+    recorded first: `recordL1Origin()` sent under the key `l1origin:CHAIN:NUMBER` (write-ahead; a
+    restart resumes the key, never sends it twice) and waited for. False when it is not recorded
+    (not the live origin: nobody recorded it in time, or the origin moved on before the record was
+    mined): the caller holds the epoch as for any block the anchor does not know. Raises
+    ContractReverted (L1OriginRefused, L1OriginConflict: the epoch fails with that reason)."""
+    flow, submitter = run.flow, run.flow.submitter
+    if any(await submitter.recorded_l1_origin(chain_id, number)):
+        return True
+    key = f"l1origin:{chain_id}:{number}"
+    intent = submitter.txm.intent(key)
+    if intent is not None and intent.state == "mined":
+        return False  # this member's record was mined after the origin moved on: it recorded another block
+    fresh = intent is None
+    if fresh and not any(await submitter.anchored_hash(chain_id, number)):
+        return False  # not the live origin: a record now would record another block
+    try:
+        receipt = await submitter.record_l1_origin(key, epoch=run.epoch)
+    except ContractReverted as exc:
+        log.error("anchor.l1_origin_refused", epoch=run.epoch, chain=chain_id, block=number, error=str(exc))
+        raise
+    recorded = any(await submitter.recorded_l1_origin(chain_id, number))
+    if fresh:
+        flow.metrics.l1_origins_recorded.labels(flow._chain_label(chain_id)).inc()
+    log.info("anchor.l1_origin_recorded", epoch=run.epoch, chain=chain_id, block=number, tx=receipt.tx_hash,
+             gas_used=receipt.gas_used, recorded=recorded)  # fmt: skip
+    checkpoint("l1origin.recorded")
+    return recorded
 
 
 async def accepted(run: EpochPass) -> Stage:

@@ -95,12 +95,6 @@ class Submitter:
         root, _generation, _revoked = await self.verifier.call("epochRecord", epoch)
         return bytes(root)
 
-    async def anchor_policy(self, chain_id: int) -> int:
-        """`anchorPolicyOf(chainId)`'s policy: 0 committee, 1 prefer-anchor, 2 require-anchor
-        (AnchorPolicies; 0 for an unregistered chain)."""
-        policy, _anchor = await self.settlement.call("anchorPolicyOf", chain_id)
-        return int(policy)
-
     async def anchored_hash(self, chain_id: int, number: int) -> bytes:
         """`anchoredHash(chainId, number)`: the hash of the block that the chain's anchor knows, as a
         block check asks it (32 zero bytes: unknown, no anchor, or an anchor call that fails,
@@ -109,6 +103,17 @@ class Submitter:
             return bytes(await self.settlement.call("anchoredHash", chain_id, number))
         except RpcResponseError:
             return bytes(32)
+
+    async def anchor_of(self, chain_id: int) -> tuple[int, str]:
+        """`anchorPolicyOf(chainId)`: (policy: 0 committee, 1 prefer-anchor, 2 require-anchor; the
+        adapter's checksummed address, the zero address for none), zeros for an unregistered chain."""
+        policy, anchor = await self.settlement.call("anchorPolicyOf", chain_id)
+        return int(policy), to_checksum_address(anchor)
+
+    async def recorded_l1_origin(self, chain_id: int, number: int) -> bytes:
+        """`recordedL1Origin(chainId, number)`: the hash `recordL1Origin` recorded for L1 block `number`
+        (32 zero bytes: not recorded; the predeploy's live origin alone is not a record)."""
+        return bytes(await self.settlement.call("recordedL1Origin", chain_id, number))
 
     async def positions(self, chain_id: int, accounts: Sequence[str], chunk: int = 2_000) -> list[Position]:
         """The settled position of each account on `chain_id` (current registration only,
@@ -197,6 +202,16 @@ class Submitter:
         ContractReverted, SubmissionError."""
         group = None if epoch is None else fee_group(epoch)
         return await self._send(key, self.settlement.contract.address, data, kind=kind, gas=gas, fee_group=group)
+
+    async def record_l1_origin(self, key: str, *, epoch: int) -> Receipt:
+        """Send `MarginSettlement.recordL1Origin()` (it records the `L1Block` predeploy's current L1
+        origin, AnchorPolicies) under idempotency key `key`, in the fee budget of `epoch`, and wait for
+        its receipt. Raises ContractReverted (L1OriginRefused, L1OriginConflict, AnchorUnavailable),
+        SubmissionError."""
+        data = self.settlement.encode("recordL1Origin")
+        return await self._send(
+            key, self.settlement.contract.address, data, kind="l1origin", fee_group=fee_group(epoch)
+        )
 
     async def _send(
         self, key: str, to: str, data: str, *, kind: str, gas: int | None = None, fee_group: str | None = None

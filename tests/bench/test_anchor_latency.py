@@ -27,11 +27,17 @@ def test_the_finality_waiting_mode_reads_the_source_at_its_finalized_tag() -> No
 
 
 def test_op_l1block_confirmations_cover_the_destinations_block_interval() -> None:
-    # the feeder's record() is mined up to one destination block after it is sent: the relayer
-    # must not prove the block before then, or require-anchor refuses it (BlockNotAnchored)
-    assert Anchoring("op-l1block", "require-anchor", 2, True).source_confirmations == 3
-    assert Anchoring("op-l1block", "require-anchor", 2, True, inclusion_blocks=2).source_confirmations == 5
+    # a feeder that records: its record() is mined up to one destination block after it is sent, so
+    # the relayer must not prove the block before then, or require-anchor refuses it (BlockNotAnchored)
+    records = {"feeder_records": True}
+    assert Anchoring("op-l1block", "require-anchor", 2, True, **records).source_confirmations == 3
+    assert Anchoring("op-l1block", "require-anchor", 2, True, inclusion_blocks=2, **records).source_confirmations == 5
     assert Anchoring("none", "committee", 2, True, inclusion_blocks=2).source_confirmations == 0
+    # a feeder that only feeds: the relayer proves the live origin itself (`lag` behind) and records it
+    assert Anchoring("op-l1block", "require-anchor", 2, True, inclusion_blocks=2).source_confirmations == 2
+    # by default the feeder records only under committee (no relay daemon records then)
+    assert not Anchoring.of("op-l1block", None, 2, True, 2.0, 1.0).feeder_records
+    assert Anchoring.of("op-l1block", "committee", 2, True, 2.0, 1.0).feeder_records
     assert [inclusion_blocks(2.0, 1.0), inclusion_blocks(2.5, 1.0), inclusion_blocks(0.0, 1.0)] == [2, 3, 0]
 
 

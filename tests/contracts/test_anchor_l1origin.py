@@ -231,7 +231,7 @@ def test_the_built_in_op_path_needs_the_predeploy(env: Env) -> None:
 
 
 async def test_the_daemon_reads_the_anchor_as_the_block_check_does(env: Env) -> None:
-    """`Submitter.anchor_policy` / `anchored_hash` (the daemon's hold before sending, relayer.relay.
+    """`Submitter.anchor_of` / `anchored_hash` / `recorded_l1_origin` (the daemon's hold before sending, relayer.relay.
     epochflow.waits_for_anchor) on the real contract: the policy, the live origin, a recorded one, an
     unknown block, and an anchor whose call fails (zero: not known, as the check refuses it)."""
     use_predeploy(env, "require-anchor")
@@ -241,12 +241,15 @@ async def test_the_daemon_reads_the_anchor_as_the_block_check_does(env: Env) -> 
             client, None, chain_id=DEST_CHAIN, sender=env.relayer.address,  # type: ignore[arg-type]
             verifier=env.settlement.address, settlement=env.settlement.address,
         )  # fmt: skip
-        assert (await submitter.anchor_policy(L1_CHAIN), await submitter.anchor_policy(DEST_CHAIN)) == (2, 0)
+        assert await submitter.anchor_of(L1_CHAIN) == (2, L1_BLOCK_ADDRESS)
+        assert await submitter.anchor_of(DEST_CHAIN) == (0, "0x" + "00" * 20)
         assert await submitter.anchored_hash(L1_CHAIN, real.block_number) == real.block_hash  # live
+        assert await submitter.recorded_l1_origin(L1_CHAIN, real.block_number) == ZERO32  # live is no record
         assert await submitter.anchored_hash(L1_CHAIN, later.block_number) == ZERO32
         record(env)
         move_origin_past(env, later.block_number)
         assert await submitter.anchored_hash(L1_CHAIN, real.block_number) == real.block_hash  # recorded
+        assert await submitter.recorded_l1_origin(L1_CHAIN, real.block_number) == real.block_hash
         env.dest.rpc("anvil_setCode", [L1_BLOCK_ADDRESS, TWO_WORDS])
         assert await submitter.anchored_hash(L1_CHAIN, later.block_number) == ZERO32  # AnchorUnavailable
         assert await submitter.anchored_hash(DEST_CHAIN, 1) == ZERO32  # no anchor
