@@ -58,8 +58,12 @@ lint: setup ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy relayer chains native bench
 
-pytest: setup tools ## the whole test suite
-	$(BIN)/python -m pytest -q
+# The whole suite in PYTEST_WORKERS pytest-xdist processes, each test file whole on one worker (its
+# module fixtures: anvil nodes, devnets); mostly waiting on block intervals, so more workers than
+# cores. PYTEST_WORKERS=0: serially, in one process.
+PYTEST_WORKERS ?= 4
+pytest: setup tools ## the whole test suite (PYTEST_WORKERS processes; 0: serially)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 test: lint pytest ## lint, then the whole test suite (what CI runs)
 
