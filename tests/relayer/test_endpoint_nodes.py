@@ -70,7 +70,7 @@ def test_check_config_warns_when_a_third_endpoint_is_the_same_node(
         "warning: chains.source.rpc: rpc[0] (127.0.0.1:8545) and rpc[2] (localhost:8545) are one node"
     )
     assert lines[1].endswith("ok (2 chains, 1 pairs)")
-    assert len(lines) == 2
+    assert lines[2:] == [f"store: sqlite {tmp_path / 'relayer.sqlite'}"]  # and no other warning
 
 
 def test_check_config_two_nodes_and_unresolvable_hosts(
