@@ -58,10 +58,10 @@ lint: setup ## ruff check, ruff format --check and mypy
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy relayer chains native bench
 
-# The whole suite in PYTEST_WORKERS pytest-xdist processes, each test file whole on one worker (its
-# module fixtures: anvil nodes, devnets); mostly waiting on block intervals, so more workers than
-# cores. PYTEST_WORKERS=0: serially, in one process.
-PYTEST_WORKERS ?= 4
+# The whole suite. PYTEST_WORKERS=N: in N pytest-xdist processes, each test file whole on one worker
+# (its module fixtures: anvil nodes, devnets); 0 (the default): serially, in one process. N=4 took
+# ~11 min instead of ~27 here, but one timing-window test still misses its window under that load.
+PYTEST_WORKERS ?= 0
 pytest: setup tools ## the whole test suite (PYTEST_WORKERS processes; 0: serially)
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 

@@ -107,9 +107,9 @@ def test_unit_excludes_every_tier_that_needs_more_than_python() -> None:
 
 def test_test_runs_the_whole_suite_and_ci_runs_test() -> None:
     commands = make("-n", "test").splitlines()
-    assert ".venv/bin/python -m pytest -q -n 4 --dist loadfile" in commands  # in parallel, a file per worker
+    assert ".venv/bin/python -m pytest -q -n 0 --dist loadfile" in commands  # serially by default
     assert not any("pytest" in line and " -m " in line.split("pytest", 1)[1] for line in commands)
-    assert ".venv/bin/python -m pytest -q -n 0 --dist loadfile" in make("-n", "test", "PYTEST_WORKERS=0").splitlines()
+    assert ".venv/bin/python -m pytest -q -n 4 --dist loadfile" in make("-n", "test", "PYTEST_WORKERS=4").splitlines()
     ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
     assert "make test" in ci
 
