@@ -94,7 +94,10 @@ def test_make_unit_deselects_node_tests(tmp_path: Path) -> None:
 
 
 def make(*args: str) -> str:
-    done = subprocess.run(["make", "--no-print-directory", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+    # not the variables of a make that runs this test (`make test PYTEST_WORKERS=4`): the Makefile's own
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "PYTEST_WORKERS")}
+    command = ["make", "--no-print-directory", *args]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
