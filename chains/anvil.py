@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -41,12 +44,62 @@ def find_anvil() -> Path:
     )
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+# Ports are handed out from just below the kernel's ephemeral range (ip_local_port_range), where
+# neither an outgoing connection's source port nor another program's bind(0) lands, and each one
+# is held for PORT_HOLD_SECONDS in a lock-guarded file shared by every process on the machine
+# (pytest-xdist workers, `relayer devnet`), so a port picked here and bound later (an anvil, a
+# daemon's listener, a proxy) is never handed to anyone else in between.
+PORT_SPAN = 12_000
+PORT_HOLD_SECONDS = 900.0
+PORT_BOOK = Path(tempfile.gettempdir()) / "chains-anvil-free-ports.json"
+_RANDOM = random.SystemRandom()  # not the seeded global one (hypothesis seeds it per example)
+
+
+def _port_range() -> range:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(max(1024, low - PORT_SPAN), low)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now and handed out by no other call for
+    PORT_HOLD_SECONDS (see PORT_BOOK). Raises RuntimeError when none is found."""
+    ports = _port_range()
+    try:  # no symlink followed: the book sits in the shared temporary folder
+        book = os.fdopen(os.open(PORT_BOOK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600), "r+")
+    except OSError:  # not ours (another user's book): a port the kernel calls free, held by nobody
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    with book:
+        fcntl.flock(book, fcntl.LOCK_EX)
+        book.seek(0)
+        try:
+            held: dict[str, float] = json.loads(book.read() or "{}")
+        except ValueError:
+            held = {}
+        now = time.time()
+        held = {port: since for port, since in held.items() if now - since < PORT_HOLD_SECONDS}
+        for _ in range(1000):
+            port = _RANDOM.choice(ports)
+            if str(port) not in held and _bindable(port):
+                held[str(port)] = now
+                book.seek(0)
+                book.truncate()
+                book.write(json.dumps(held))
+                return port
+    raise RuntimeError(f"no free TCP port in {ports.start}-{ports.stop - 1} on 127.0.0.1")
 
 
 @dataclass

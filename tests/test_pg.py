@@ -37,8 +37,8 @@ def test_the_cluster_runs_as_the_server_user_and_is_removed_at_the_end() -> None
     with pg.throwaway_cluster() as cluster:
         with psycopg.connect(cluster.conninfo()) as conn:
             row = conn.execute("SELECT pg_backend_pid(), current_setting('listen_addresses')").fetchone()
-        assert row is not None and row[1] == ""  # the unix socket only: no TCP port
-        server_uid = Path(f"/proc/{row[0]}").stat().st_uid
+            assert row is not None and row[1] == ""  # the unix socket only: no TCP port
+            server_uid = Path(f"/proc/{row[0]}").stat().st_uid  # while connected: the backend exits after
         if os.geteuid() == 0:
             assert server_uid != 0  # PostgreSQL refuses root: the `postgres` user runs it
     assert not cluster.socket_dir.exists()

@@ -94,7 +94,10 @@ def test_make_unit_deselects_node_tests(tmp_path: Path) -> None:
 
 
 def make(*args: str) -> str:
-    done = subprocess.run(["make", "--no-print-directory", *args], cwd=REPO_ROOT, capture_output=True, text=True)
+    # not the variables of a make that runs this test (`make test PYTEST_WORKERS=4`): the Makefile's own
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "PYTEST_WORKERS")}
+    command = ["make", "--no-print-directory", *args]
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -107,8 +110,9 @@ def test_unit_excludes_every_tier_that_needs_more_than_python() -> None:
 
 def test_test_runs_the_whole_suite_and_ci_runs_test() -> None:
     commands = make("-n", "test").splitlines()
-    assert ".venv/bin/python -m pytest -q" in commands
+    assert ".venv/bin/python -m pytest -q -n 0 --dist loadfile" in commands  # serially by default
     assert not any("pytest" in line and " -m " in line.split("pytest", 1)[1] for line in commands)
+    assert ".venv/bin/python -m pytest -q -n 4 --dist loadfile" in make("-n", "test", "PYTEST_WORKERS=4").splitlines()
     ci = (REPO_ROOT / ".ci" / "run").read_text().splitlines()
     assert "make test" in ci
 

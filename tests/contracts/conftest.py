@@ -6,6 +6,7 @@ Each test module starts its own anvil node(s) once, deploys once, and every test
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
@@ -46,8 +47,16 @@ def _build_is_current() -> bool:
 def contract_build() -> Path:
     """Compile the contracts once per session when the build is missing or older than a source.
 
-    Fails (never skips) when node or solc cannot compile them.
+    Fails (never skips) when node or solc cannot compile them. pytest-xdist workers take turns
+    (a lock on compile.js): one compiles, the others then find the build current.
     """
+    with open(CONTRACTS_DIR / "compile.js", "rb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        _compile_if_stale()
+    return BUILD_DIR
+
+
+def _compile_if_stale() -> None:
     if not _build_is_current():
         result = subprocess.run(
             ["node", str(CONTRACTS_DIR / "compile.js")],
@@ -59,7 +68,6 @@ def contract_build() -> Path:
         )
         if result.returncode != 0:
             pytest.fail("node chains/contracts/compile.js failed (run `make setup`):\n" + result.stdout + result.stderr)
-    return BUILD_DIR
 
 
 @dataclass
